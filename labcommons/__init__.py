@@ -1,0 +1,34 @@
+"""labcommons: a research data commons for lab teams.
+
+In scripts and notebooks:
+
+    import labcommons
+    lc = labcommons.connect()          # address and token from LABCOMMONS_* settings
+    lc.find("atlas-kidney", "case-0001")
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def connect(host: str | None = None, port: int | None = None, token: str | None = None):
+    """A client of the metadata service; arguments override the LABCOMMONS_* settings."""
+    from labcommons import settings as settings_module
+    from metadata.client import MetadataClient
+
+    settings = settings_module.load()
+    return MetadataClient(host or settings.host, port or settings.port, token or resolve_token(settings))
+
+
+def resolve_token(settings) -> str:
+    """The caller's token: LABCOMMONS_TOKEN, else the local operator's token file if readable."""
+    import os
+
+    if token := os.environ.get("LABCOMMONS_TOKEN", "").strip():
+        return token
+    try:
+        return settings.admin_token_path.read_text().strip()
+    except OSError:
+        raise RuntimeError(
+            "no token: set LABCOMMONS_TOKEN (an administrator mints one with `labcommons token create`), "
+            f"or run on the service's machine where {settings.admin_token_path} is readable") from None

@@ -1,0 +1,256 @@
+"""The `labcommons` command: run the commons, and submit, read and export metadata over Thrift.
+
+Every command except `up` and `metadata serve` is a client of the running metadata service.
+Errors print the service's message (and each located problem) and exit non-zero.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from thriftpy2.transport import TTransportException
+
+from labcommons import resolve_token, settings as settings_module
+from metadata.client import ERRORS, MetadataClient
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Context:
+    """What every client command needs: settings and a lazily opened client."""
+
+    def __init__(self, host: str | None, port: int | None, token: str | None):
+        self.settings = settings_module.load()
+        self.host = host or self.settings.host
+        self.port = port or self.settings.port
+        self._token = token
+        self._client: MetadataClient | None = None
+
+    @property
+    def client(self) -> MetadataClient:
+        if self._client is None:
+            self._client = MetadataClient(self.host, self.port, self._token or resolve_token(self.settings))
+        return self._client
+
+
+def reports_errors(command):
+    """Turn service errors, unreachable services and bad settings into a message and exit 1."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except BrokenPipeError:
+            sys.stderr.close()  # the reader (e.g. `| head`) has gone: stop quietly
+            sys.exit(0)
+        except ERRORS as error:
+            _print_error(error)
+        except (TTransportException, ConnectionError) as error:
+            ctx = click.get_current_context().find_object(Context)
+            err.print(f"[red]error:[/] cannot reach the metadata service at {ctx.host}:{ctx.port} ({error}); "
+                      "is it running? Start it with `make run`.")
+        except (RuntimeError, settings_module.SettingsError) as error:
+            err.print(f"[red]error:[/] {error}")
+        sys.exit(1)
+    return run
+
+
+def _print_error(error) -> None:
+    err.print(f"[red]error ({error.code}):[/] {error.message}", highlight=False)
+    issues = getattr(error, "issues", None) or []
+    if issues:
+        table = Table("where", "field", "problem", show_edge=False)
+        for issue in issues:
+            where = f"row {issue.row}" if issue.row else (f"entity {issue.index}" if issue.index >= 0 else "")
+            table.add_row(where, issue.field, issue.message)
+        err.print(table)
+
+
+@click.group()
+@click.option("--host", help="Metadata service host (default: LABCOMMONS_HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Metadata service port (default: LABCOMMONS_PORT or 9090).")
+@click.option("--token", help="Your token (default: LABCOMMONS_TOKEN, else the local operator's token file).")
+@click.version_option(package_name="labcommons")
+@click.pass_context
+def main(ctx, host, port, token):
+    """labcommons: a research data commons for lab teams."""
+    try:
+        ctx.obj = Context(host, port, token)
+    except settings_module.SettingsError as error:
+        raise click.UsageError(str(error)) from None
+
+
+@main.command()
+@click.option("--demo/--no-demo", default=True, help="Seed the demo commons when the store is empty.")
+@click.pass_obj
+def up(obj: Context, demo: bool):
+    """Start the whole commons on this machine, in the foreground (Ctrl-C stops it)."""
+    from labcommons.up import run_commons
+    sys.exit(run_commons(obj.settings, seed_demo=demo))
+
+
+@main.group()
+def metadata():
+    """The metadata service."""
+
+
+@metadata.command("serve")
+@click.option("--host", "bind_host", help="Address to listen on (default: LABCOMMONS_HOST).")
+@click.option("--port", "bind_port", type=int, help="Port to listen on (default: LABCOMMONS_PORT).")
+@click.pass_obj
+def serve(obj: Context, bind_host: str | None, bind_port: int | None):
+    """Run the metadata service in the foreground until SIGTERM or Ctrl-C."""
+    import dataclasses
+    import logging
+
+    from metadata.server import main as serve_main
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = dataclasses.replace(obj.settings, host=bind_host or obj.settings.host,
+                                   port=bind_port or obj.settings.port)
+    serve_main(settings)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--project", "-p", required=True, help="Project the entities belong to.")
+@click.option("--format", "fmt", type=click.Choice(["json", "tsv"]),
+              help="File format (default: from the file's extension).")
+@click.option("--dry-run", is_flag=True, help="Validate and report what would change; write nothing.")
+@click.pass_obj
+@reports_errors
+def submit(obj: Context, file: Path, project: str, fmt: str | None, dry_run: bool):
+    """Submit a JSON or TSV file of entities to a project: all of it, or none of it."""
+    fmt = fmt or ("tsv" if file.suffix.lower() in (".tsv", ".txt") else "json")
+    try:
+        body = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{file} is not UTF-8 text", param_hint="FILE") from None
+    result = obj.client.submit(project, body=body, fmt=fmt, dry_run=dry_run)
+    verb = "would be" if dry_run else "were"
+    out.print(f"{len(result.entities)} entities: {result.created} {verb} created, {result.updated} {verb} "
+              f"updated, {result.unchanged} unchanged{' (dry run: nothing written)' if dry_run else ''}")
+
+
+@main.command()
+@click.argument("node_id")
+@click.option("--project", "-p", help="With a project, NODE_ID is a submitter_id in it.")
+@click.pass_obj
+@reports_errors
+def get(obj: Context, node_id: str, project: str | None):
+    """Print one node as JSON."""
+    node = obj.client.find(project, node_id) if project else obj.client.get(node_id)
+    click.echo(json.dumps(node, indent=2))
+
+
+@main.command("ls")
+@click.argument("type_name", metavar="TYPE")
+@click.option("--project", "-p", default="", help="Only this project (default: all you can read).")
+@click.option("--limit", default=50, show_default=True, help="At most this many rows.")
+@click.pass_obj
+@reports_errors
+def list_nodes(obj: Context, type_name: str, project: str, limit: int):
+    """List nodes of a type."""
+    page = obj.client.page(type_name, project, limit)
+    table = Table("project", "submitter_id", "id", "version", "updated_at", show_edge=False)
+    for node in page.nodes:
+        table.add_row(node.project_id, node.submitter_id, node.id, str(node.version), node.updated_at)
+    out.print(table)
+    out.print(f"{len(page.nodes)} of {page.total} {type_name} node(s)")
+
+
+@main.command()
+@click.argument("type_name", metavar="TYPE")
+@click.option("--project", "-p", default="", help="Only this project (default: all you can read).")
+@click.option("--format", "fmt", type=click.Choice(["tsv", "json"]), default="tsv", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
+@click.pass_obj
+@reports_errors
+def export(obj: Context, type_name: str, project: str, fmt: str, output: Path | None):
+    """Export every node of a type as TSV (submittable back) or JSON."""
+    from labcommons.exporting import export_nodes
+    export_nodes(obj.client, type_name, project, fmt, output)
+
+
+@main.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--project", "-p", required=True, help="Project the nodes belong to.")
+@click.pass_obj
+@reports_errors
+def delete(obj: Context, ids: tuple[str, ...], project: str):
+    """Delete nodes by id (refused while any has children)."""
+    deleted = obj.client.delete(project, list(ids))
+    out.print(f"deleted {len(deleted)} node(s)")
+
+
+@main.command()
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.01, 10),
+              help="Multiply the demo's size (cases, samples, measurements).")
+@click.pass_obj
+@reports_errors
+def demo(obj: Context, scale: float):
+    """(Re)create the demo commons: programs, projects, cases ... and real imzML files."""
+    from labcommons.demo import create_demo
+    summary = create_demo(obj.client, obj.settings.storage_root, scale=scale)
+    out.print(summary)
+
+
+@main.group()
+def token():
+    """Tokens for scripts and notebooks."""
+
+
+@token.command("create")
+@click.option("--user", "-u", required=True, help="The user the token names.")
+@click.option("--role", "-r", "roles", multiple=True, help="admin, analyst or technician (repeatable).")
+@click.option("--grant", "-g", "grants", multiple=True, metavar="PROJECT[:read|write]",
+              help="Project access (repeatable); default access is read.")
+@click.option("--ttl", default=0, help="Lifetime in seconds (default: the service's).")
+@click.pass_obj
+@reports_errors
+def token_create(obj: Context, user: str, roles: tuple[str, ...], grants: tuple[str, ...], ttl: int):
+    """Mint a token (admin only); prints it alone on stdout, so it can be captured."""
+    issued = obj.client.create_token(user, list(roles), parse_grants(grants), ttl)
+    click.echo(issued.token)
+    err.print(f"token for {user}, roles {', '.join(issued.identity.roles) or 'none'}, "
+              f"grants {issued.identity.grants or 'none'}")
+
+
+def parse_grants(grants: tuple[str, ...]) -> dict[str, str]:
+    """`proj` or `proj:write` options as a grants mapping."""
+    parsed = {}
+    for grant in grants:
+        project, _, access = grant.partition(":")
+        parsed[project] = access or "read"
+    return parsed
+
+
+@main.command()
+@click.pass_obj
+@reports_errors
+def whoami(obj: Context):
+    """Who the token names, with roles and grants."""
+    identity = obj.client.whoami()
+    click.echo(json.dumps({"user": identity.user, "roles": identity.roles, "grants": identity.grants,
+                           "expires_at": identity.expires_at}, indent=2))
+
+
+@main.command()
+@click.pass_obj
+@reports_errors
+def status(obj: Context):
+    """The service's health and node counts."""
+    health = obj.client.health()
+    out.print(f"metadata service at {obj.host}:{obj.port}: {health.status} "
+              f"(version {health.version}, store {health.store})")
+    for type_name, count in sorted(health.counts.items()):
+        out.print(f"  {type_name:<14} {count:>8,}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""One settings object, read from LABCOMMONS_* environment variables and an optional TOML file.
+
+Every default serves the embedded single-machine run (`make run`). The TOML file is named by
+LABCOMMONS_CONFIG; environment variables win over it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+STORES = ("embedded", "elasticsearch")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that is not allowed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = 9090
+    store: str = "embedded"
+    es_url: str = "http://127.0.0.1:9200"
+    es_index_prefix: str = "labcommons"
+    dictionary: Path | None = None
+    secret_key: str = ""
+    token_ttl_seconds: int = 8 * 3600
+    max_batch_entities: int = 10_000
+    max_batch_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def storage_root(self) -> Path:
+        """Where data objects (imzML, ibd, outputs) live in the embedded run."""
+        return self.data_dir / "storage"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "metadata.duckdb"
+
+    @property
+    def admin_token_path(self) -> Path:
+        """The local operator's token, written by the service at start (mode 0600)."""
+        return self.data_dir / "admin.token"
+
+    def signing_key(self) -> str:
+        """The token signing key: the configured one, else one kept (0600) in the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            write_private(path, secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, never leaving it briefly world-readable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+
+
+def load(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from the TOML file (if LABCOMMONS_CONFIG names one), then the environment."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    if config := environ.get("LABCOMMONS_CONFIG"):
+        values.update(_read_toml(Path(config)))
+    for field in dataclasses.fields(Settings):
+        name = f"LABCOMMONS_{field.name.upper()}"
+        if name in environ:
+            values[field.name] = environ[name]
+    return _build(values)
+
+
+def _read_toml(path: Path) -> dict[str, str]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh).get("labcommons", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"LABCOMMONS_CONFIG: cannot read {path}: {exc}") from exc
+
+
+def _build(values: dict) -> Settings:
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    kwargs = {}
+    for key, raw in values.items():
+        if key not in known:
+            raise SettingsError(f"unknown setting {key!r}; known: {', '.join(sorted(known))}")
+        kwargs[key] = _convert(key, known[key].type, raw)
+    settings = Settings(**kwargs)
+    if settings.store not in STORES:
+        raise SettingsError(f"LABCOMMONS_STORE: {settings.store!r} is not a store; use one of {', '.join(STORES)}")
+    return settings
+
+
+def _convert(key: str, annotation: str, raw):
+    if isinstance(raw, str) and "int" in annotation:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"LABCOMMONS_{key.upper()}: {raw!r} is not a whole number") from None
+    if "Path" in annotation:
+        return Path(raw) if raw not in ("", None) else None
+    return raw

@@ -1,0 +1,128 @@
+"""`labcommons up`: run the whole commons on this machine as supervised child processes.
+
+Starts each service, waits until it answers, seeds the demo commons into an empty store,
+prints what runs where, and on Ctrl-C or SIGTERM stops every child gracefully.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from labcommons.settings import Settings
+from metadata.client import MetadataClient
+
+READY_TIMEOUT_SECONDS = 60
+STOP_TIMEOUT_SECONDS = 30
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    address: str
+    log: Path
+
+
+def run_commons(settings: Settings, seed_demo: bool = True) -> int:
+    """Run until interrupted; 0 after a clean stop, 1 if a service failed."""
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children: list[Child] = []
+    stop = _stop_on_signals()
+    try:
+        children.append(_start("metadata", [sys.executable, "-m", "labcommons.cli", "metadata", "serve"],
+                               f"thrift://{settings.host}:{settings.port}", logs))
+        client = _wait_for_metadata(settings, children[0])
+        if seed_demo and not client.health().counts:
+            from labcommons.demo import create_demo
+            print("seeding the demo commons (first start) ...", flush=True)
+            print(create_demo(client, settings.storage_root), flush=True)
+        client.close()
+        _print_banner(settings, children)
+        return _watch(children, stop)
+    except ServiceFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    finally:
+        _stop_all(children)
+
+
+class ServiceFailed(RuntimeError):
+    """A child service exited or never became ready."""
+
+
+def _start(name: str, command: list[str], address: str, logs: Path) -> Child:
+    log = logs / f"{name}.log"
+    with log.open("ab") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    return Child(name, process, address, log)
+
+
+def _wait_for_metadata(settings: Settings, child: Child) -> MetadataClient:
+    """A client once the service answers health; ServiceFailed with its log tail otherwise."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise ServiceFailed(f"the metadata service exited with code {child.process.returncode}:\n{_tail(child.log)}")
+        try:
+            client = MetadataClient(settings.host, settings.port, settings.admin_token_path.read_text().strip())
+            client.health()
+            return client
+        except Exception:  # not listening yet, or token file not yet written
+            time.sleep(0.2)
+    raise ServiceFailed(f"the metadata service did not answer within {READY_TIMEOUT_SECONDS}s:\n{_tail(child.log)}")
+
+
+def _print_banner(settings: Settings, children: list[Child]) -> None:
+    print("\nlabcommons is running:")
+    for child in children:
+        print(f"  {child.name:<10} {child.address:<28} pid {child.process.pid:<7} log {child.log}")
+    print(f"  data dir   {settings.data_dir.resolve()}")
+    print(f"  admin token (for the CLI on this machine): {settings.admin_token_path.resolve()}")
+    print("\ntry:  .venv/bin/labcommons status    .venv/bin/labcommons ls case")
+    print(f"stop: Ctrl-C, or kill -TERM {os.getpid()}\n", flush=True)
+
+
+def _watch(children: list[Child], stop) -> int:
+    """Wait for a stop signal (0) or a child's unexpected exit (1)."""
+    while not stop():
+        for child in children:
+            if child.process.poll() is not None:
+                print(f"error: {child.name} exited with code {child.process.returncode}; see {child.log}",
+                      file=sys.stderr)
+                return 1
+        time.sleep(0.5)
+    print("stopping ...", flush=True)
+    return 0
+
+
+def _stop_all(children: list[Child]) -> None:
+    """SIGTERM every child, wait for a graceful exit, and SIGKILL only what will not stop."""
+    for child in children:
+        if child.process.poll() is None:
+            child.process.terminate()
+    for child in children:
+        try:
+            child.process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+
+
+def _stop_on_signals():
+    """Install SIGINT/SIGTERM handlers; returns a function telling whether one arrived."""
+    received = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: received.append(True))
+    return lambda: bool(received)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,105 @@
+"""Signed, expiring tokens naming a user, roles and project grants; the rules every call checks.
+
+Tokens are HS256 JWTs signed with the service's key. Roles: admin (everything), technician,
+analyst. Grants map a project_id to "read" or "write" ("write" implies "read").
+"""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import jwt
+
+from metadata.errors import BadToken, Denied, Invalid
+
+ROLES = ("admin", "analyst", "technician")
+ACCESS = ("read", "write")
+ISSUER = "labcommons"
+MAX_TTL_SECONDS = 366 * 24 * 3600
+USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str
+    roles: tuple[str, ...] = ()
+    grants: dict[str, str] = field(default_factory=dict)
+    expires_at: int = 0
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    def can_read(self, project_id: str) -> bool:
+        return self.is_admin or project_id in self.grants
+
+    def can_write(self, project_id: str) -> bool:
+        return self.is_admin or self.grants.get(project_id) == "write"
+
+
+class Tokens:
+    """Mints and verifies tokens with one signing key."""
+
+    def __init__(self, key: str, default_ttl: int = 8 * 3600):
+        self._key = key
+        self.default_ttl = default_ttl
+
+    def mint(self, user: str, roles, grants: dict[str, str], ttl: int | None = None) -> tuple[str, Identity]:
+        """A new token for a checked identity; raises Invalid naming the bad field."""
+        ttl = self.default_ttl if not ttl else ttl
+        check_identity(user, roles, grants, ttl)
+        now = int(time.time())
+        identity = Identity(user, tuple(sorted(set(roles))), dict(grants), now + ttl)
+        claims = {"sub": user, "roles": list(identity.roles), "grants": identity.grants,
+                  "iat": now, "exp": identity.expires_at, "iss": ISSUER, "jti": uuid.uuid4().hex}
+        return jwt.encode(claims, self._key, algorithm="HS256"), identity
+
+    def verify(self, token: str) -> Identity:
+        """The identity a token names; BadToken if it is missing, forged or expired."""
+        if not token:
+            raise BadToken("no token given: pass one with --token or LABCOMMONS_TOKEN", "token_missing")
+        try:
+            claims = jwt.decode(token, self._key, algorithms=["HS256"], issuer=ISSUER,
+                                options={"require": ["exp", "sub", "iss"]})
+        except jwt.ExpiredSignatureError:
+            raise BadToken("the token has expired: ask an administrator for a new one "
+                           "(labcommons token create)", "token_expired") from None
+        except jwt.InvalidTokenError:
+            raise BadToken("the token is not valid: it was not issued by this commons "
+                           "or has been altered", "token_invalid") from None
+        return Identity(claims["sub"], tuple(claims.get("roles", ())),
+                        dict(claims.get("grants", {})), int(claims["exp"]))
+
+
+def check_identity(user: str, roles, grants: dict[str, str], ttl: int) -> None:
+    """Refuse a bad user name, role, grant or lifetime with the field named."""
+    if not USER_PATTERN.match(user or ""):
+        raise Invalid(f"user: {user!r} is not a user name (letters, digits, . _ @ -; at most 128)")
+    for role in roles:
+        if role not in ROLES:
+            raise Invalid(f"roles: {role!r} is not a role; choose from {', '.join(ROLES)}")
+    for project, access in grants.items():
+        if access not in ACCESS:
+            raise Invalid(f"grants: access {access!r} on {project!r} is not allowed; use read or write")
+    if not 0 < ttl <= MAX_TTL_SECONDS:
+        raise Invalid(f"ttl_seconds: {ttl} is out of range; give 1 to {MAX_TTL_SECONDS}")
+
+
+def require_admin(identity: Identity, action: str) -> None:
+    if not identity.is_admin:
+        raise Denied(f"{action} needs the admin role; {identity.user} has "
+                     f"{', '.join(identity.roles) or 'no roles'}")
+
+
+def require_read(identity: Identity, project_id: str) -> None:
+    if not identity.can_read(project_id):
+        raise Denied(f"{identity.user} has no read access to project {project_id!r}; "
+                     "ask an administrator for a grant")
+
+
+def require_write(identity: Identity, project_id: str) -> None:
+    if not identity.can_write(project_id):
+        raise Denied(f"{identity.user} has no write access to project {project_id!r}; "
+                     "ask an administrator for a write grant")

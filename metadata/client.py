@@ -1,0 +1,121 @@
+"""The typed client of the metadata service, used by the portal, notebooks, CLI and worker.
+
+Nodes come back as plain dicts with decoded `properties`; errors are the IDL's exceptions
+(ValidationError, NotFound, Conflict, Forbidden, Unauthenticated), each with `code` and `message`.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+from thriftpy2.rpc import make_client
+from thriftpy2.transport import TTransportException
+
+from metadata.idl import metadata_thrift as T
+
+# The server drops connections idle for 600 s; reconnect well before that rather than retry
+# a write whose fate is unknown.
+RECONNECT_AFTER_IDLE_SECONDS = 300
+READS = {"health", "whoami", "get_dictionary", "get_node", "find_node", "list_nodes", "get_edges"}
+ERRORS = (T.ValidationError, T.NotFound, T.Conflict, T.Forbidden, T.Unauthenticated)
+
+
+class MetadataClient:
+    """One connection to the service, safe to share between threads (calls are serialized)."""
+
+    def __init__(self, host: str, port: int, token: str, timeout_seconds: float = 120):
+        self.host, self.port, self.token = host, port, token
+        self._timeout_ms = int(timeout_seconds * 1000)
+        self._client = None
+        self._last_used = 0.0
+        self._lock = threading.Lock()
+
+    def _call(self, name: str, *args):
+        with self._lock:
+            try:
+                return self._invoke(name, args)
+            except (TTransportException, OSError):
+                self.close()
+                if name not in READS:
+                    raise
+                return self._invoke(name, args)  # reads are safe to send again
+
+    def _invoke(self, name: str, args: tuple):
+        if self._client is None or time.monotonic() - self._last_used > RECONNECT_AFTER_IDLE_SECONDS:
+            self.close()
+            self._client = make_client(T.Metadata, self.host, self.port, timeout=self._timeout_ms)
+        try:
+            return getattr(self._client, name)(self.token, *args)
+        finally:
+            self._last_used = time.monotonic()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> "MetadataClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- calls --------------------------------------------------------------------------
+
+    def health(self) -> T.Health:
+        return self._call("health")
+
+    def whoami(self) -> T.Identity:
+        return self._call("whoami")
+
+    def create_token(self, user: str, roles: list[str], grants: dict[str, str] | None = None,
+                     ttl_seconds: int = 0) -> T.IssuedToken:
+        return self._call("create_token", user, list(roles), dict(grants or {}), ttl_seconds)
+
+    def dictionary(self) -> dict:
+        return json.loads(self._call("get_dictionary"))
+
+    def get(self, node_id: str) -> dict:
+        return node_dict(self._call("get_node", node_id))
+
+    def find(self, project_id: str, submitter_id: str) -> dict:
+        return node_dict(self._call("find_node", project_id, submitter_id))
+
+    def page(self, type_name: str, project_id: str = "", limit: int = 100, cursor: str = "") -> T.NodePage:
+        return self._call("list_nodes", T.ListRequest(type=type_name, project_id=project_id or "",
+                                                      limit=limit, cursor=cursor))
+
+    def nodes(self, type_name: str, project_id: str = "", page_size: int = 500) -> Iterator[dict]:
+        """Every node of a type the caller may read, page by page."""
+        cursor = ""
+        while True:
+            page = self.page(type_name, project_id, page_size, cursor)
+            yield from (node_dict(n) for n in page.nodes)
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def edges(self, node_id: str) -> list[T.Edge]:
+        return self._call("get_edges", node_id)
+
+    def submit(self, project_id: str, entities: list[dict] | None = None, body: str = "",
+               fmt: str = "json", dry_run: bool = False) -> T.SubmitResult:
+        """Submit entities (dicts) or a JSON/TSV body; all of the batch or none of it."""
+        if entities is not None:
+            body, fmt = json.dumps(entities), "json"
+        return self._call("submit", T.SubmitRequest(project_id=project_id, format=fmt, body=body, dry_run=dry_run))
+
+    def delete(self, project_id: str, ids: list[str]) -> list[str]:
+        return self._call("delete_nodes", project_id, list(ids)).deleted_ids
+
+
+def node_dict(node: T.Node) -> dict:
+    """A node as a plain dict with its properties decoded."""
+    return {"id": node.id, "type": node.type, "project_id": node.project_id,
+            "submitter_id": node.submitter_id, "version": node.version,
+            "properties": json.loads(node.properties_json or "{}"),
+            "links": [vars(link).copy() for link in node.links or []],
+            "created_at": node.created_at, "updated_at": node.updated_at,
+            "created_by": node.created_by, "updated_by": node.updated_by}

@@ -1,0 +1,158 @@
+"""The metadata service's handler: one method per IDL method, each given the verified caller.
+
+server.py checks the token and maps errors; this class only decides and delegates.
+"""
+from __future__ import annotations
+
+import json
+
+from metadata import auth
+from metadata.auth import Identity, Tokens
+from metadata.dictionary import Dictionary
+from metadata.entities import parse
+from metadata.errors import Clash, Invalid, Missing
+from metadata.idl import metadata_thrift as T
+from metadata.store.base import Store, StoredNode
+from metadata.submission import Planner
+
+VERSION = "0.1.0"
+MAX_PAGE = 1000
+RETRIES_ON_RACE = 3
+
+
+class MetadataService:
+    def __init__(self, store: Store, dictionary: Dictionary, tokens: Tokens,
+                 max_batch_entities: int = 10_000, max_batch_bytes: int = 64 * 1024 * 1024):
+        self.store, self.dictionary, self.tokens = store, dictionary, tokens
+        self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
+        self._dictionary_json = dictionary.as_json()
+
+    def health(self, who: Identity) -> T.Health:
+        return T.Health(status="ok", version=VERSION, store=self.store.name, counts=self.store.counts())
+
+    def whoami(self, who: Identity) -> T.Identity:
+        return _identity(who)
+
+    def create_token(self, who: Identity, user: str, roles: list[str], grants: dict[str, str],
+                     ttl_seconds: int) -> T.IssuedToken:
+        auth.require_admin(who, "creating tokens")
+        token, identity = self.tokens.mint(user, roles or [], grants or {}, ttl_seconds)
+        return T.IssuedToken(token=token, identity=_identity(identity))
+
+    def get_dictionary(self, who: Identity) -> str:
+        return self._dictionary_json
+
+    def get_node(self, who: Identity, node_id: str) -> T.Node:
+        node = self.store.get(node_id)
+        if node is None:
+            raise Missing(f"no node with id {node_id!r}")
+        self._require_read(who, node)
+        return to_thrift(node)
+
+    def find_node(self, who: Identity, project_id: str, submitter_id: str) -> T.Node:
+        node = self.store.find(project_id, [submitter_id]).get(submitter_id)
+        if node is None:
+            raise Missing(f"no node {submitter_id!r} in project {project_id!r}")
+        self._require_read(who, node)
+        return to_thrift(node)
+
+    def list_nodes(self, who: Identity, request: T.ListRequest) -> T.NodePage:
+        node_type = self.dictionary.get(request.type)
+        if node_type is None:
+            raise Invalid(f"type: {request.type!r} is not a node type; choose from {', '.join(self.dictionary.names())}")
+        if not 1 <= request.limit <= MAX_PAGE:
+            raise Invalid(f"limit: {request.limit} is out of range; give 1 to {MAX_PAGE}")
+        projects = self._readable_projects(who, request.project_id, node_type.is_global)
+        try:
+            page = self.store.list(request.type, projects, request.limit, request.cursor)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+        return T.NodePage(nodes=[to_thrift(n) for n in page.nodes], total=page.total, next_cursor=page.next_cursor)
+
+    def get_edges(self, who: Identity, node_id: str) -> list:
+        node = self.store.get(node_id)
+        if node is None:
+            raise Missing(f"no node with id {node_id!r}")
+        self._require_read(who, node)
+        return [T.Edge(**vars(edge)) for edge in self.store.edges(node_id)]
+
+    def submit(self, who: Identity, request: T.SubmitRequest) -> T.SubmitResult:
+        if len(request.body.encode()) > self.max_batch_bytes:
+            raise Invalid(f"the batch is {len(request.body.encode()):,} bytes; the limit is "
+                          f"{self.max_batch_bytes:,}: split it", code="too_large")
+        entities = parse(request.body, request.format, self.dictionary)
+        if len(entities) > self.max_batch_entities:
+            raise Invalid(f"the batch has {len(entities):,} entities; the limit is "
+                          f"{self.max_batch_entities:,}: split it", code="too_large")
+        administrative = any(getattr(self.dictionary.get(str(e.doc.get("type"))), "is_global", False)
+                             for e in entities)
+        self._require_submit(who, request.project_id, administrative)
+        for attempt in range(RETRIES_ON_RACE):
+            plan = Planner(self.dictionary, self.store, request.project_id, who.user).plan(entities)
+            if request.dry_run or not plan.writes:
+                break
+            try:
+                self.store.apply(plan.writes, plan.parent_ids)
+                break
+            except Clash as clash:
+                # another batch wrote the same nodes between our plan and our write: plan again
+                if clash.code != "stale" or attempt == RETRIES_ON_RACE - 1:
+                    raise
+        return _submit_result(plan, request.dry_run)
+
+    def delete_nodes(self, who: Identity, project_id: str, ids: list[str]) -> T.DeleteResult:
+        if not ids:
+            raise Invalid("ids: give at least one node id to delete")
+        nodes = self.store.get_many(ids)
+        missing = [i for i in ids if i not in nodes]
+        if missing:
+            raise Missing(f"no node with id {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        for node in nodes.values():
+            if node.project_id != project_id:
+                raise Invalid(f"ids: {node.id} belongs to project {node.project_id!r}, not {project_id!r}")
+        administrative = any(self.dictionary.get(n.type).is_global for n in nodes.values())
+        self._require_submit(who, project_id, administrative)
+        self.store.delete(list(nodes))
+        return T.DeleteResult(deleted_ids=list(nodes))
+
+    # -- authorization ----------------------------------------------------------------
+
+    def _require_read(self, who: Identity, node: StoredNode) -> None:
+        if not self.dictionary.get(node.type).is_global:
+            auth.require_read(who, node.project_id)
+
+    def _readable_projects(self, who: Identity, project_id: str, is_global: bool) -> list[str] | None:
+        """The project filter for a listing: None means every project."""
+        if project_id:
+            if not is_global:
+                auth.require_read(who, project_id)
+            return [project_id]
+        if is_global or who.is_admin:
+            return None
+        return sorted(who.grants)
+
+    def _require_submit(self, who: Identity, project_id: str, administrative: bool) -> None:
+        if administrative:
+            auth.require_admin(who, "writing programs and projects")
+        else:
+            auth.require_write(who, project_id)
+
+
+def to_thrift(node: StoredNode) -> T.Node:
+    return T.Node(id=node.id, type=node.type, project_id=node.project_id, submitter_id=node.submitter_id,
+                  version=node.version, properties_json=json.dumps(node.props),
+                  links=[T.Link(**vars(link)) for link in node.links],
+                  created_at=node.created_at, updated_at=node.updated_at,
+                  created_by=node.created_by, updated_by=node.updated_by)
+
+
+def _identity(who: Identity) -> T.Identity:
+    return T.Identity(user=who.user, roles=list(who.roles), grants=dict(who.grants), expires_at=who.expires_at)
+
+
+def _submit_result(plan, dry_run: bool) -> T.SubmitResult:
+    entities = [T.EntityResult(index=e.index, row=e.row, id=n.id, type=n.type, submitter_id=n.submitter_id,
+                               action=action, version=n.version) for e, n, action in plan.outcomes]
+    count = lambda action: sum(1 for r in entities if r.action == action)  # noqa: E731
+    return T.SubmitResult(dry_run=dry_run, created=count("create"), updated=count("update"),
+                          unchanged=count("unchanged"), entities=entities)

@@ -1,0 +1,138 @@
+"""The store contract: what every store (embedded DuckDB, Elasticsearch) provides the service.
+
+Stores hold a graph of nodes and labelled edges. They do no validation of their own beyond
+what keeps the graph whole under concurrency, and they make every write atomic:
+- `apply` writes a batch all-or-nothing, with optimistic versioning: a create fails if the
+  (project_id, submitter_id) is taken, an update fails unless the stored version is the one
+  the batch was planned against, and the write fails if a parent it links to outside the
+  batch is gone;
+- `delete` removes nodes all-or-nothing and refuses while any has a child outside the set.
+Both raise metadata.errors.Clash naming what stood in the way.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LinkRef:
+    name: str
+    target_id: str
+    target_type: str
+    target_submitter_id: str
+
+
+@dataclass
+class StoredNode:
+    id: str
+    type: str
+    project_id: str
+    submitter_id: str
+    version: int
+    props: dict
+    links: list[LinkRef] = field(default_factory=list)
+    created_at: str = ""
+    updated_at: str = ""
+    created_by: str = ""
+    updated_by: str = ""
+
+    def links_json(self) -> str:
+        return json.dumps([vars(link) for link in self.links])
+
+    @staticmethod
+    def parse_links(text: str) -> list[LinkRef]:
+        return [LinkRef(**item) for item in json.loads(text or "[]")]
+
+
+@dataclass(frozen=True)
+class EdgeRow:
+    child_id: str
+    child_type: str
+    link_name: str
+    parent_id: str
+    parent_type: str
+
+
+@dataclass
+class Write:
+    """One node's new state; `expected_version` is None for a create."""
+    node: StoredNode
+    expected_version: int | None
+
+
+@dataclass
+class Page:
+    nodes: list[StoredNode]
+    total: int
+    next_cursor: str = ""
+
+
+def edges_of(node: StoredNode) -> list[EdgeRow]:
+    """The edges a node's links make, child -> parent."""
+    return [EdgeRow(node.id, node.type, link.name, link.target_id, link.target_type) for link in node.links]
+
+
+def encode_cursor(node: StoredNode) -> str:
+    """An opaque keyset cursor after this node, in (project_id, submitter_id) order."""
+    raw = json.dumps([node.project_id, node.submitter_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str] | None:
+    """The (project_id, submitter_id) a cursor points after; ValueError if it is not one of ours."""
+    if not cursor:
+        return None
+    try:
+        project_id, submitter_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return str(project_id), str(submitter_id)
+    except (ValueError, TypeError):
+        raise ValueError(f"cursor: {cursor[:40]!r} is not a cursor this service returned") from None
+
+
+class Store(ABC):
+    """A graph store; see the module docstring for the guarantees each method gives."""
+    name = "abstract"
+
+    @abstractmethod
+    def get_many(self, ids: list[str]) -> dict[str, StoredNode]:
+        """Nodes by id; ids that do not exist are absent from the result."""
+
+    @abstractmethod
+    def find(self, project_id: str, submitter_ids: list[str]) -> dict[str, StoredNode]:
+        """Nodes of one project by submitter_id."""
+
+    @abstractmethod
+    def list(self, type_name: str, project_ids: list[str] | None, limit: int, cursor: str = "") -> Page:
+        """One page of a type's nodes in (project_id, submitter_id) order; None = every project."""
+
+    @abstractmethod
+    def edges(self, node_id: str) -> list[EdgeRow]:
+        """Every edge into or out of a node."""
+
+    @abstractmethod
+    def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
+        """Write a batch atomically (see module docstring); `parent_ids` must exist."""
+
+    @abstractmethod
+    def delete(self, ids: list[str]) -> None:
+        """Delete nodes atomically, refusing while any has a child outside `ids`."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Node count per type."""
+
+    def close(self) -> None:
+        """Release the store; called once, at shutdown."""
+
+    def get(self, node_id: str) -> StoredNode | None:
+        return self.get_many([node_id]).get(node_id)
+
+
+def children_clash_message(children: list[EdgeRow], limit: int = 10) -> str:
+    """The sentence a refused delete gives, naming the children that hold it back."""
+    named = ", ".join(f"{c.child_type} {c.child_id}" for c in children[:limit])
+    more = f" and {len(children) - limit} more" if len(children) > limit else ""
+    return f"cannot delete: {len(children)} child node(s) still link to it: {named}{more}; delete them first"

@@ -1,0 +1,255 @@
+"""The embedded store: one DuckDB file, opened only by the metadata service.
+
+Bulk parameters (id lists, rows) travel as registered Arrow tables: binding Python lists as
+query parameters costs DuckDB ~0.1 ms per element, Arrow a few microseconds.
+Reads run concurrently on per-thread cursors; writes are serialized by one lock, so a batch's
+optimistic checks and its writes happen in one transaction that no other write interleaves.
+DuckDB's write-ahead log makes a committed transaction survive a crash; an uncommitted one
+leaves no trace.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from metadata.errors import Clash
+from metadata.store.base import (EdgeRow, Page, Store, StoredNode, Write, children_clash_message,
+                                 decode_cursor, edges_of, encode_cursor)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS nodes (
+    id VARCHAR PRIMARY KEY,
+    type VARCHAR NOT NULL,
+    project_id VARCHAR NOT NULL,
+    submitter_id VARCHAR NOT NULL,
+    version BIGINT NOT NULL,
+    props JSON NOT NULL,
+    links JSON NOT NULL,
+    created_at VARCHAR NOT NULL,
+    updated_at VARCHAR NOT NULL,
+    created_by VARCHAR NOT NULL,
+    updated_by VARCHAR NOT NULL,
+    UNIQUE (project_id, submitter_id)
+);
+CREATE TABLE IF NOT EXISTS edges (
+    child_id VARCHAR NOT NULL,
+    child_type VARCHAR NOT NULL,
+    link_name VARCHAR NOT NULL,
+    parent_id VARCHAR NOT NULL,
+    parent_type VARCHAR NOT NULL
+);
+CREATE INDEX IF NOT EXISTS edges_parent ON edges (parent_id);
+CREATE INDEX IF NOT EXISTS edges_child ON edges (child_id);
+"""
+NODE_COLUMNS = ("id", "type", "project_id", "submitter_id", "version", "props", "links",
+                "created_at", "updated_at", "created_by", "updated_by")
+EDGE_COLUMNS = ("child_id", "child_type", "link_name", "parent_id", "parent_type")
+COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
+           "created_at, updated_at, created_by, updated_by")
+
+
+class EmbeddedStore(Store):
+    name = "embedded"
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = duckdb.connect(str(path))
+        self._db.execute(SCHEMA)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor; DuckDB connections must not be shared across threads."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._db.cursor()
+        return cursor
+
+    def _select(self, where: str, params: list) -> list[StoredNode]:
+        rows = self._cursor().execute(f"SELECT {COLUMNS} FROM nodes WHERE {where}", params).fetchall()
+        return [_node(row) for row in rows]
+
+    def get_many(self, ids: list[str]) -> dict[str, StoredNode]:
+        if not ids:
+            return {}
+        if len(ids) == 1:
+            nodes = self._select("id = ?", list(ids))
+        else:
+            with _values(self._cursor(), ids) as values:
+                nodes = self._select(f"id IN (SELECT v FROM {values})", [])
+        return {n.id: n for n in nodes}
+
+    def find(self, project_id: str, submitter_ids: list[str]) -> dict[str, StoredNode]:
+        if not submitter_ids:
+            return {}
+        with _values(self._cursor(), submitter_ids) as values:
+            nodes = self._select(f"project_id = ? AND submitter_id IN (SELECT v FROM {values})", [project_id])
+        return {n.submitter_id: n for n in nodes}
+
+    def list(self, type_name: str, project_ids: list[str] | None, limit: int, cursor: str = "") -> Page:
+        where, params = ["type = ?"], [type_name]
+        if project_ids is not None:
+            where.append("list_contains(?, project_id)")
+            params.append(list(project_ids))
+        total = self._cursor().execute(f"SELECT count(*) FROM nodes WHERE {' AND '.join(where)}",
+                                       params).fetchone()[0]
+        if after := decode_cursor(cursor):
+            where.append("(project_id, submitter_id) > (?, ?)")
+            params.extend(after)
+        nodes = self._select(f"{' AND '.join(where)} ORDER BY project_id, submitter_id LIMIT ?",
+                             params + [limit + 1])
+        more = len(nodes) > limit
+        nodes = nodes[:limit]
+        return Page(nodes, total, encode_cursor(nodes[-1]) if more else "")
+
+    def edges(self, node_id: str) -> list[EdgeRow]:
+        rows = self._cursor().execute(
+            "SELECT child_id, child_type, link_name, parent_id, parent_type FROM edges "
+            "WHERE child_id = ? OR parent_id = ? ORDER BY child_type, child_id", [node_id, node_id]).fetchall()
+        return [EdgeRow(*row) for row in rows]
+
+    def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
+        with self._write_lock, _transaction(self._cursor()) as cur:
+            _check_parents(cur, parent_ids)
+            creates = [w.node for w in writes if w.expected_version is None]
+            _check_free(cur, creates)
+            _update(cur, [w for w in writes if w.expected_version is not None])
+            _insert_rows(cur, "nodes", NODE_COLUMNS, [_row(n) for n in creates])
+            _replace_edges(cur, [w.node for w in writes])
+
+    def delete(self, ids: list[str]) -> None:
+        with self._write_lock, _transaction(self._cursor()) as cur:
+            with _values(cur, ids) as values:
+                children = [EdgeRow(*row) for row in cur.execute(
+                    f"SELECT {', '.join(EDGE_COLUMNS)} FROM edges WHERE parent_id IN (SELECT v FROM {values}) "
+                    f"AND child_id NOT IN (SELECT v FROM {values}) ORDER BY child_type, child_id").fetchall()]
+                if children:
+                    raise Clash(children_clash_message(children), "has_children")
+                cur.execute(f"DELETE FROM edges WHERE child_id IN (SELECT v FROM {values})")
+                cur.execute(f"DELETE FROM nodes WHERE id IN (SELECT v FROM {values})")
+
+    def counts(self) -> dict[str, int]:
+        rows = self._cursor().execute("SELECT type, count(*) FROM nodes GROUP BY type").fetchall()
+        return dict(rows)
+
+    def close(self) -> None:
+        """Checkpoint so the next start replays no log, then close."""
+        with self._write_lock:
+            self._db.execute("CHECKPOINT")
+            self._db.close()
+
+
+class _transaction:
+    """BEGIN ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, cursor):
+        self.cursor = cursor
+
+    def __enter__(self):
+        self.cursor.execute("BEGIN TRANSACTION")
+        return self.cursor
+
+    def __exit__(self, kind, exc, tb):
+        self.cursor.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
+
+
+def _check_parents(cur, parent_ids: set[str]) -> None:
+    if not parent_ids:
+        return
+    with _values(cur, parent_ids) as values:
+        found = {r[0] for r in cur.execute(f"SELECT id FROM nodes WHERE id IN (SELECT v FROM {values})").fetchall()}
+    gone = sorted(parent_ids - found)
+    if gone:
+        raise Clash(f"the batch links to {len(gone)} node(s) deleted meanwhile: {', '.join(gone[:10])}",
+                    "parent_gone")
+
+
+def _check_free(cur, creates: list[StoredNode]) -> None:
+    if not creates:
+        return
+    with _values(cur, [n.submitter_id for n in creates]) as values:
+        taken = cur.execute(f"SELECT project_id, submitter_id FROM nodes JOIN {values} ON submitter_id = v "
+                            "WHERE project_id = ?", [creates[0].project_id]).fetchall()
+    if taken:
+        names = ", ".join(sid for _, sid in taken[:10])
+        raise Clash(f"created meanwhile by another submission: {names}; submit again to update them",
+                    "stale")
+
+
+def _update(cur, writes: list[Write]) -> None:
+    """Compare-and-set every updated node on its version, in one statement."""
+    if not writes:
+        return
+    names = ("id", "expected", "version", "props", "links", "updated_at", "updated_by")
+    rows = [(w.node.id, w.expected_version, w.node.version, json.dumps(w.node.props), w.node.links_json(),
+             w.node.updated_at, w.node.updated_by) for w in writes]
+    with _registered(cur, _table(names, rows)) as view:
+        changed = {r[0] for r in cur.execute(
+            f"UPDATE nodes SET version = b.version, props = b.props, links = b.links, "
+            f"updated_at = b.updated_at, updated_by = b.updated_by FROM {view} b "
+            f"WHERE nodes.id = b.id AND nodes.version = b.expected RETURNING nodes.id").fetchall()}
+    stale = [w for w in writes if w.node.id not in changed]
+    if stale:
+        node, expected = stale[0].node, stale[0].expected_version
+        raise Clash(f"{node.type} {node.submitter_id!r} was changed by someone else since version "
+                    f"{expected}; fetch it again and resubmit", "stale")
+
+
+def _replace_edges(cur, nodes: list[StoredNode]) -> None:
+    with _values(cur, [n.id for n in nodes]) as values:
+        cur.execute(f"DELETE FROM edges WHERE child_id IN (SELECT v FROM {values})")
+    _insert_rows(cur, "edges", EDGE_COLUMNS, [(e.child_id, e.child_type, e.link_name, e.parent_id, e.parent_type)
+                                   for n in nodes for e in edges_of(n)])
+
+
+def _insert_rows(cur, table: str, names: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert rows in one statement from an Arrow table."""
+    if not rows:
+        return
+    with _registered(cur, _table(names, rows)) as view:
+        cur.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(names)} FROM {view}")
+
+
+def _table(names: tuple[str, ...], rows: list[tuple]) -> pa.Table:
+    return pa.table({name: list(column) for name, column in zip(names, zip(*rows))})
+
+
+def _values(cur, values) -> "_registered":
+    """A one-column (v) view of a list of strings, for IN and JOIN."""
+    return _registered(cur, pa.table({"v": pa.array(list(values), pa.string())}))
+
+
+class _registered:
+    """Register an Arrow table under a fresh name for the duration of a with-block."""
+    _names = itertools.count()  # next() on a count is atomic, so threads never share a name
+
+    def __init__(self, cur, table: pa.Table):
+        self.cur, self.table, self.name = cur, table, f"arrow_{next(self._names)}"
+
+    def __enter__(self) -> str:
+        self.cur.register(self.name, self.table)
+        return self.name
+
+    def __exit__(self, *exc):
+        self.cur.unregister(self.name)
+        return False
+
+
+def _row(node: StoredNode) -> tuple:
+    return (node.id, node.type, node.project_id, node.submitter_id, node.version,
+            json.dumps(node.props), node.links_json(), node.created_at, node.updated_at,
+            node.created_by, node.updated_by)
+
+
+def _node(row) -> StoredNode:
+    (id_, type_, project_id, submitter_id, version, props, links,
+     created_at, updated_at, created_by, updated_by) = row
+    return StoredNode(id_, type_, project_id, submitter_id, version, json.loads(props),
+                      StoredNode.parse_links(links), created_at, updated_at, created_by, updated_by)
