@@ -71,14 +71,14 @@ def _parse_tsv(body: str, dictionary: Dictionary) -> list[Entity]:
             problems.add("", f"has {len(cells)} cells but the header has {len(header)}",
                          index=len(entities), row=line)
             continue
-        entities.append(_tsv_entity(dict(zip(header, cells)), dictionary, len(entities), line, problems))
+        entities.append(_tsv_entity(dict(zip(header, cells)), dictionary, len(entities), line))
     problems.raise_if_any("the TSV could not be read")
     if not entities:
         raise Invalid("the batch is empty: the TSV has no data rows", code="empty_batch")
     return entities
 
 
-def _tsv_entity(cells: dict, dictionary: Dictionary, index: int, row: int, problems: ProblemList) -> Entity:
+def _tsv_entity(cells: dict, dictionary: Dictionary, index: int, row: int) -> Entity:
     doc: dict = {}
     node_type = dictionary.get(cells.get("type", "").strip())
     for column, raw in cells.items():
@@ -89,10 +89,7 @@ def _tsv_entity(cells: dict, dictionary: Dictionary, index: int, row: int, probl
             link, key = column.split(".", 1)
             _add_link(doc, link, key, value, node_type)
         elif node_type and column in node_type.properties:
-            try:
-                doc[column] = coerce(value, node_type.properties[column])
-            except ValueError as exc:
-                problems.add(column, str(exc), index=index, row=row)
+            doc[column] = coerce(value, node_type.properties[column])
         else:
             doc[column] = value
     return Entity(doc, index, row)
@@ -108,24 +105,20 @@ def _add_link(doc: dict, link: str, key: str, value: str, node_type: NodeType | 
 
 
 def coerce(value: str, schema: dict):
-    """A TSV cell as the dictionary's type; ValueError with a sentence when it is not."""
+    """A TSV cell as the dictionary's type. A cell that does not convert stays text, so the
+    dictionary check reports it with every other problem of the batch."""
     kind = schema.get("type")
     if kind == "array":
         return [coerce(v.strip(), schema.get("items", {"type": "string"})) for v in value.split(",")]
-    if kind == "integer":
-        try:
+    try:
+        if kind == "integer":
             return int(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a whole number") from None
-    if kind == "number":
-        try:
+        if kind == "number":
             return float(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number") from None
-    if kind == "boolean":
-        if value.lower() in TRUE_WORDS | FALSE_WORDS:
-            return value.lower() in TRUE_WORDS
-        raise ValueError(f"{value!r} is not true or false")
+    except ValueError:
+        return value
+    if kind == "boolean" and value.lower() in TRUE_WORDS | FALSE_WORDS:
+        return value.lower() in TRUE_WORDS
     return value
 
 

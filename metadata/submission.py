@@ -99,12 +99,11 @@ class Planner:
 
     def _item(self, entity: Entity, node_type: NodeType, existing: StoredNode | None) -> _Item:
         doc, add = entity.doc, self._adder(entity)
-        props = {k: v for k, v in doc.items() if k not in SUBMITTED_SYSTEM_FIELDS and k not in node_type.links}
+        for name in doc.keys() & set(SYSTEM_FIELDS) - SUBMITTED_SYSTEM_FIELDS:
+            add(name, f"{name} is set by the service and cannot be submitted")
+        props = {k: v for k, v in doc.items() if k not in SYSTEM_FIELDS and k not in node_type.links}
         for name, message in node_type.check_properties(props):
             add(name, message)
-        for name in SYSTEM_FIELDS:
-            if name in props:
-                add(name, f"{name} is set by the service and cannot be submitted")
         if existing and existing.type != node_type.id:
             add("submitter_id", f"{existing.submitter_id!r} already names a {existing.type} in this project")
         if existing and "id" in doc and doc["id"] != existing.id:

@@ -1,0 +1,88 @@
+"""The CLI talks to the running service over Thrift and reports errors with a non-zero exit."""
+import json
+
+import pytest
+
+SAMPLES_TSV = ("type\tsubmitter_id\torgan\tpreparation\tcases.submitter_id\n"
+               "sample\ts-1\tliver\tFFPE\tc-1\n")
+
+
+@pytest.fixture
+def files(tmp_path):
+    cases = tmp_path / "cases.json"
+    cases.write_text(json.dumps([{"type": "case", "submitter_id": "c-1", "species": "human"}]))
+    samples = tmp_path / "samples.tsv"
+    samples.write_text(SAMPLES_TSV)
+    return cases, samples
+
+
+def test_submit_then_get_ls_and_export(cli, project, files, tmp_path):
+    cases, samples = files
+    assert "1 were created" in cli("submit", str(cases), "--project", project).output
+    assert "1 were created" in cli("submit", str(samples), "-p", project).output
+    node = json.loads(cli("get", "s-1", "--project", project).output)
+    assert node["properties"]["organ"] == "liver"
+    assert json.loads(cli("get", node["id"]).output)["submitter_id"] == "s-1"
+    assert "1 of 1 sample" in cli("ls", "sample", "-p", project).output
+    exported = cli("export", "sample", "-p", project).output
+    assert exported.splitlines()[1].split("\t")[:3] == ["sample", node["id"], "s-1"]
+    out = tmp_path / "cases-export.json"
+    cli("export", "case", "--format", "json", "-o", str(out))
+    assert json.loads(out.read_text())[0]["submitter_id"] == "c-1"
+
+
+def test_an_exported_tsv_submits_back_unchanged(cli, project, files, tmp_path):
+    cases, samples = files
+    cli("submit", str(cases), "-p", project)
+    cli("submit", str(samples), "-p", project)
+    exported = tmp_path / "again.tsv"
+    cli("export", "sample", "-p", project, "-o", str(exported))
+    assert "1 unchanged" in cli("submit", str(exported), "-p", project).output
+
+
+def test_dry_run_writes_nothing(cli, project, files):
+    result = cli("submit", str(files[0]), "-p", project, "--dry-run")
+    assert "1 would be created" in result.output and "nothing written" in result.output
+    assert cli("get", "c-1", "-p", project).exit_code == 1
+
+
+def test_a_refused_batch_prints_each_problem_and_exits_1(cli, project, tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("type\tsubmitter_id\tspecies\tage_years\ncase\tc-1\tunicorn\tforty\n")
+    result = cli("submit", str(bad), "-p", project)
+    assert result.exit_code == 1
+    assert "nothing was written" in result.output
+    assert "row 2" in result.output and "species" in result.output and "age_years" in result.output
+
+
+def test_token_create_prints_a_working_token(cli, server, project):
+    result = cli("token", "create", "--user", "tina", "--role", "technician", "--grant", f"{project}:write")
+    token = result.stdout.strip().splitlines()[0]
+    who = json.loads(cli("--token", token, "whoami").stdout)
+    assert who["user"] == "tina" and who["grants"] == {project: "write"}
+
+
+def test_a_token_without_rights_is_refused_with_exit_1(cli, server, project):
+    token, _ = server.tokens.mint("olga", ["analyst"], {})
+    result = cli("--token", token, "ls", "case", "-p", project)
+    assert result.exit_code == 1 and "no read access" in result.output
+
+
+def test_an_unreachable_service_is_explained(cli, monkeypatch):
+    monkeypatch.setenv("LABCOMMONS_PORT", "1")
+    result = cli("status")
+    assert result.exit_code == 1 and "cannot reach the metadata service" in result.output
+
+
+def test_status_shows_counts(cli, project):
+    result = cli("status")
+    assert "ok" in result.output and "project" in result.output
+
+
+def test_demo_creates_a_small_commons_with_real_files_and_is_repeatable(cli, server):
+    first = cli("demo", "--scale", "0.05")
+    assert first.exit_code == 0 and "0 unchanged" in first.output
+    storage = server.settings.storage_root
+    assert sorted(p.suffix for p in storage.rglob("*.*")) == [".ibd", ".imzML"] * (len(list(storage.rglob("*.ibd"))))
+    again = cli("demo", "--scale", "0.05")
+    assert "0 nodes created, 0 updated" in again.output

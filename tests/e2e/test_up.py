@@ -1,0 +1,49 @@
+"""`labcommons up` (what `make run` runs): starts the service, seeds the demo, stops on SIGTERM."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from metadata.client import MetadataClient
+from tests.e2e.conftest import free_port
+
+
+def test_up_serves_the_demo_commons_and_stops_cleanly(tmp_path):
+    data_dir, port = tmp_path / "data", free_port()
+    env = dict(os.environ, LABCOMMONS_DATA_DIR=str(data_dir), LABCOMMONS_PORT=str(port))
+    up = subprocess.Popen([sys.executable, "-m", "labcommons.cli", "up"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in up.stdout:
+            lines.append(line)
+            if line.startswith("stop:"):
+                break
+        banner = "".join(lines)
+        assert "labcommons is running" in banner and f"thrift://127.0.0.1:{port}" in banner, banner
+        token = (data_dir / "admin.token").read_text()
+        with MetadataClient("127.0.0.1", port, token) as client:
+            counts = client.health().counts
+        assert counts["case"] == 200 and counts["measurement"] == 600 and counts["data_file"] == 16
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert not (data_dir / "metadata.duckdb.wal").exists()  # the service checkpointed on its way out
+
+
+def test_up_reports_a_port_in_use_and_exits_1(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = dict(os.environ, LABCOMMONS_DATA_DIR=str(tmp_path / "d"),
+                   LABCOMMONS_PORT=str(taken.getsockname()[1]))
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "labcommons.cli", "up"], env=env,
+                                capture_output=True, text=True, timeout=90)
+    assert result.returncode == 1 and "metadata service exited" in result.stderr
+    assert "Address already in use" in result.stderr or "in use" in result.stderr
+    assert time.monotonic() - started < 60
