@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import signal
+import socket
 import threading
 import time
 
@@ -108,6 +109,9 @@ class Server:
                 client = self.thrift.trans.accept()
             except OSError:
                 break  # the listening socket was closed by stop()
+            # thriftpy2 sets TCP_NODELAY only on client sockets; without it here, Nagle holds
+            # the tail of every multi-packet reply until the client's delayed ACK (~40 ms).
+            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # daemon: idle client connections must not keep a stopping process alive
             threading.Thread(target=self.thrift.handle, args=(client,), daemon=True).start()
         self._drain()
