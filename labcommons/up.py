@@ -17,6 +17,7 @@ from labcommons.settings import Settings
 from metadata.client import MetadataClient
 
 READY_TIMEOUT_SECONDS = 60
+PROBE_TIMEOUT_SECONDS = 2
 STOP_TIMEOUT_SECONDS = 30
 
 
@@ -70,9 +71,11 @@ def _wait_for_metadata(settings: Settings, child: Child) -> MetadataClient:
         if child.process.poll() is not None:
             raise ServiceFailed(f"the metadata service exited with code {child.process.returncode}:\n{_tail(child.log)}")
         try:
-            client = MetadataClient(settings.host, settings.port, settings.admin_token_path.read_text().strip())
-            client.health()
-            return client
+            token = settings.admin_token_path.read_text().strip()
+            # a short timeout: whatever answers on the port may not be our service at all
+            with MetadataClient(settings.host, settings.port, token, PROBE_TIMEOUT_SECONDS) as probe:
+                probe.health()
+            return MetadataClient(settings.host, settings.port, token)
         except Exception:  # not listening yet, or token file not yet written
             time.sleep(0.2)
     raise ServiceFailed(f"the metadata service did not answer within {READY_TIMEOUT_SECONDS}s:\n{_tail(child.log)}")

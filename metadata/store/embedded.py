@@ -172,15 +172,17 @@ def _check_parents(cur, parent_ids: set[str]) -> None:
 
 
 def _check_free(cur, creates: list[StoredNode]) -> None:
+    """Refuse creates whose (project_id, submitter_id) is taken, in the store or twice in the batch."""
     if not creates:
         return
-    with _values(cur, [n.submitter_id for n in creates]) as values:
-        taken = cur.execute(f"SELECT project_id, submitter_id FROM nodes JOIN {values} ON submitter_id = v "
-                            "WHERE project_id = ?", [creates[0].project_id]).fetchall()
+    keys = [(n.project_id, n.submitter_id) for n in creates]
+    twice = sorted({k for k in keys if keys.count(k) > 1}) if len(set(keys)) < len(keys) else []
+    with _registered(cur, _table(("project_id", "submitter_id"), keys)) as view:
+        taken = twice + cur.execute(f"SELECT n.project_id, n.submitter_id FROM nodes n JOIN {view} k "
+                                    "USING (project_id, submitter_id)").fetchall()
     if taken:
-        names = ", ".join(sid for _, sid in taken[:10])
-        raise Clash(f"created meanwhile by another submission: {names}; submit again to update them",
-                    "stale")
+        names = ", ".join(f"{sid} ({project})" for project, sid in taken[:10])
+        raise Clash(f"created meanwhile by another submission: {names}; submit again to update them", "stale")
 
 
 def _update(cur, writes: list[Write]) -> None:
