@@ -7,6 +7,7 @@
              again on the same data; parametrized "embedded" / "elasticsearch". Elasticsearch
              tests each get their own index prefix, and their indices are deleted afterwards.
 - store:     stores.open().
+- settings:  overrides tests/conftest.py's so the service tests here run on each store.
 
 Markers:
 - standin_differs(reason): where noida-db departs from Elasticsearch's documented behaviour; the
@@ -15,6 +16,7 @@ Markers:
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -30,6 +32,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
+from labcommons.settings import Settings
 from metadata.store.base import Store
 from metadata.store.elastic import ElasticStore, indices
 from metadata.store.embedded import EmbeddedStore
@@ -175,3 +178,19 @@ def stores(request, tmp_path):
 @pytest.fixture
 def store(stores) -> Store:
     return stores.open()
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def settings(request, tmp_path):
+    """The service tests of this folder run on each store (overrides tests/conftest.py's)."""
+    base = Settings(data_dir=tmp_path / "data", port=0)
+    if request.param == "embedded":
+        yield base
+        return
+    server = request.getfixturevalue("es_server")
+    _xfail_by_marker(request, request.param, server)
+    prefix = f"service-{uuid.uuid4().hex[:12]}"
+    yield dataclasses.replace(base, store="elasticsearch", es_url=server.url, es_index_prefix=prefix)
+    names = indices(prefix)
+    with Elasticsearch(server.url) as es:
+        es.indices.delete(index=",".join([names.nodes, names.keys, names.journal]), ignore_unavailable=True)
