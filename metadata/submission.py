@@ -48,7 +48,6 @@ class Planner:
         """The batch's writes; raises Invalid with every problem located if any entity is bad."""
         typed = [(e, t) for e in entities if (t := self._envelope(e))]
         self._no_duplicates(entities)
-        self.problems.raise_if_any("the batch was refused")
         existing = self.store.find(self.project_id, [e.doc["submitter_id"] for e, _ in typed])
         items = [self._item(e, t, existing.get(e.doc["submitter_id"])) for e, t in typed]
         self._check_project_exists(items)
