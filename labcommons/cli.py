@@ -200,6 +200,16 @@ def demo(obj: Context, scale: float):
     out.print(summary)
 
 
+@main.command()
+@click.pass_obj
+@reports_errors
+def reindex(obj: Context):
+    """Rebuild every flattened document (cases, files) from the graph (admin only)."""
+    with err.status("rebuilding documents ..."):
+        counts = obj.client.reindex()
+    out.print(", ".join(f"{count:,} {kind} documents" for kind, count in counts.items()) or "no document kinds")
+
+
 @main.group()
 def token():
     """Tokens for scripts and notebooks."""

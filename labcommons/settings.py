@@ -28,6 +28,7 @@ class Settings:
     es_url: str = "http://127.0.0.1:9200"
     es_index_prefix: str = "labcommons"
     dictionary: Path | None = None
+    flattening: Path | None = None
     secret_key: str = ""
     token_ttl_seconds: int = 8 * 3600
     max_batch_entities: int = 10_000

@@ -18,7 +18,8 @@ from metadata.idl import metadata_thrift as T
 # The server drops connections idle for 600 s; reconnect well before that rather than retry
 # a write whose fate is unknown.
 RECONNECT_AFTER_IDLE_SECONDS = 300
-READS = {"health", "whoami", "get_dictionary", "get_node", "find_node", "list_nodes", "get_edges"}
+READS = {"health", "whoami", "get_dictionary", "get_node", "find_node", "list_nodes", "get_edges",
+         "get_documents", "facets", "histogram", "hits", "manifest", "list_cohorts", "get_cohort"}
 ERRORS = (T.ValidationError, T.NotFound, T.Conflict, T.Forbidden, T.Unauthenticated)
 
 
@@ -109,6 +110,63 @@ class MetadataClient:
 
     def delete(self, project_id: str, ids: list[str]) -> list[str]:
         return self._call("delete_nodes", project_id, list(ids)).deleted_ids
+
+    # -- exploration --------------------------------------------------------------------
+
+    def documents(self) -> list[T.DocumentKind]:
+        return self._call("get_documents")
+
+    def facets(self, kind: str, fields: list[str], filter: dict | None = None, size: int = 100) -> T.FacetResult:
+        return self._call("facets", T.FacetRequest(kind=kind, filter_json=_filter(filter), fields=list(fields), size=size))
+
+    def histogram(self, kind: str, field: str, filter: dict | None = None, bins: int = 20,
+                  bin_width: float = 0, exclude_own: bool = True) -> T.NumericStats:
+        return self._call("histogram", T.HistogramRequest(kind=kind, filter_json=_filter(filter), field=field,
+                                                          bins=bins, bin_width=bin_width, exclude_own=exclude_own))
+
+    def hits(self, kind: str, filter: dict | None = None, sort: list[tuple[str, bool]] = (),
+             limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
+        """(total, documents) of one page; sort is [(field, descending)]."""
+        page = self._call("hits", T.HitsRequest(kind=kind, filter_json=_filter(filter), limit=limit, offset=offset,
+                                                sort=[T.SortKey(field=f, descending=d) for f, d in sort]))
+        return page.total, [json.loads(doc) for doc in page.documents_json]
+
+    def manifest(self, kind: str, filter: dict | None = None, page_size: int = 1000) -> Iterator[dict]:
+        """Every file behind the view, page by page (no cap)."""
+        cursor = ""
+        while True:
+            page = self._call("manifest", T.ManifestRequest(kind=kind, filter_json=_filter(filter),
+                                                            limit=page_size, cursor=cursor))
+            yield from (json.loads(entry) for entry in page.entries_json)
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def reindex(self) -> dict[str, int]:
+        return self._call("reindex")
+
+    # -- cohorts ------------------------------------------------------------------------
+
+    def save_cohort(self, name: str, kind: str, filter: dict | None, project_id: str = "",
+                    shared: bool = False, description: str = "") -> T.Cohort:
+        return self._call("save_cohort", T.Cohort(name=name, kind=kind, filter_json=_filter(filter),
+                                                  project_id=project_id, shared=shared, description=description))
+
+    def cohorts(self) -> list[T.Cohort]:
+        return self._call("list_cohorts")
+
+    def cohort(self, cohort_id: str) -> T.Cohort:
+        return self._call("get_cohort", cohort_id)
+
+    def delete_cohort(self, cohort_id: str) -> None:
+        self._call("delete_cohort", cohort_id)
+
+
+def _filter(filter: dict | str | None) -> str:
+    """The filter as the JSON text the service takes ("" for everything)."""
+    if not filter:
+        return ""
+    return filter if isinstance(filter, str) else json.dumps(filter)
 
 
 def node_dict(node: T.Node) -> dict:

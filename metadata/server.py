@@ -20,6 +20,7 @@ from thriftpy2.transport import TServerSocket
 from labcommons.settings import Settings, write_private
 from metadata import errors
 from metadata.auth import Tokens
+from metadata import flatten
 from metadata.dictionary import Dictionary
 from metadata.idl import metadata_thrift as T
 from metadata.service import MetadataService
@@ -80,13 +81,23 @@ class Server:
         self.tokens = Tokens(settings.signing_key(), settings.token_ttl_seconds)
         self.store = open_store(settings)
         dictionary = Dictionary.load(settings.dictionary)
-        service = MetadataService(self.store, dictionary, self.tokens,
+        flattening = self._flattening(settings, dictionary)
+        self.store.use_documents(flattening)
+        service = MetadataService(self.store, dictionary, flattening, self.tokens,
                                   settings.max_batch_entities, settings.max_batch_bytes)
         self.guard = Guard(service, self.tokens)
         socket = TServerSocket(host=settings.host, port=settings.port,
                                client_timeout=IDLE_CLIENT_SECONDS * 1000)
         self.thrift = TThreadedServer(TProcessor(T.Metadata, self.guard), socket)
         self._stopping = threading.Event()
+
+    @staticmethod
+    def _flattening(settings: Settings, dictionary: Dictionary) -> flatten.Flattening:
+        """The configured flattening; the shipped one fits only the shipped dictionary."""
+        if settings.flattening or settings.dictionary is None:
+            return flatten.load(dictionary, settings.flattening)
+        log.warning("LABCOMMONS_DICTIONARY is set without LABCOMMONS_FLATTENING: exploration has no documents")
+        return flatten.Flattening.none()
 
     def write_admin_token(self) -> None:
         """The local operator's token, readable only by the user running the service."""

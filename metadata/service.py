@@ -8,7 +8,10 @@ import json
 
 from metadata import auth
 from metadata.auth import Identity, Tokens
+from metadata.cohorts import Cohorts
 from metadata.dictionary import Dictionary
+from metadata.exploration import Explorer
+from metadata.flatten import Flattening
 from metadata.entities import parse
 from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
@@ -21,9 +24,10 @@ RETRIES_ON_RACE = 3
 
 
 class MetadataService:
-    def __init__(self, store: Store, dictionary: Dictionary, tokens: Tokens,
+    def __init__(self, store: Store, dictionary: Dictionary, flattening: Flattening, tokens: Tokens,
                  max_batch_entities: int = 10_000, max_batch_bytes: int = 64 * 1024 * 1024):
         self.store, self.dictionary, self.tokens = store, dictionary, tokens
+        self.explorer, self.cohorts = Explorer(store, flattening), Cohorts(store, flattening)
         self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
         self._dictionary_json = dictionary.as_json()
 
@@ -114,6 +118,39 @@ class MetadataService:
         self._require_submit(who, project_id, administrative)
         self.store.delete(list(nodes))
         return T.DeleteResult(deleted_ids=list(nodes))
+
+    # -- exploration and cohorts --------------------------------------------------------
+
+    def get_documents(self, who: Identity) -> list:
+        return self.explorer.kinds()
+
+    def facets(self, who: Identity, request: T.FacetRequest) -> T.FacetResult:
+        return self.explorer.facets(who, request)
+
+    def histogram(self, who: Identity, request: T.HistogramRequest) -> T.NumericStats:
+        return self.explorer.histogram(who, request)
+
+    def hits(self, who: Identity, request: T.HitsRequest) -> T.HitsPage:
+        return self.explorer.hits(who, request)
+
+    def manifest(self, who: Identity, request: T.ManifestRequest) -> T.ManifestPage:
+        return self.explorer.manifest(who, request)
+
+    def reindex(self, who: Identity) -> dict[str, int]:
+        auth.require_admin(who, "reindexing")
+        return self.store.reindex()
+
+    def save_cohort(self, who: Identity, cohort: T.Cohort) -> T.Cohort:
+        return self.cohorts.save(who, cohort)
+
+    def list_cohorts(self, who: Identity) -> list:
+        return self.cohorts.list(who)
+
+    def get_cohort(self, who: Identity, cohort_id: str) -> T.Cohort:
+        return self.cohorts.get(who, cohort_id)
+
+    def delete_cohort(self, who: Identity, cohort_id: str) -> None:
+        self.cohorts.delete(who, cohort_id)
 
     # -- authorization ----------------------------------------------------------------
 

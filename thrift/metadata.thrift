@@ -129,6 +129,144 @@ struct DeleteResult {
     1: list<string> deleted_ids,
 }
 
+/* ---------- exploration: flattened documents ---------- */
+
+/**
+ * Queries run over flattened documents of one `kind` ("case", "file": see get_documents).
+ * `filter_json` is the filter language (docs/filters.md); empty means everything. Every query
+ * sees only the projects the caller may read.
+ */
+
+struct FieldInfo {
+    1: string name,
+    /** keyword, text, integer, number, boolean, date */
+    2: string kind,
+    3: bool multi,
+    /** Sub-field names when the field is a list of records (filter with `nested`). */
+    4: list<string> nested,
+    5: list<string> enum_values,
+}
+
+struct DocumentKind {
+    1: string kind,
+    2: string title,
+    3: string root_type,
+    4: list<FieldInfo> fields,
+    5: list<string> facets,
+    6: list<string> search,
+    7: list<string> columns,
+}
+
+struct FacetBucket {
+    /** "__missing__" counts documents with no value. */
+    1: string value,
+    2: i64 count,
+}
+
+struct Facet {
+    1: string field,
+    2: list<FacetBucket> buckets,
+    /** Documents whose values fell outside the `size` largest buckets. */
+    3: i64 other_count,
+}
+
+/** Facet counts: each field's counts ignore the filter's own clauses on that field. */
+struct FacetRequest {
+    1: string kind,
+    2: string filter_json = "",
+    3: list<string> fields,
+    4: i32 size = 100,
+}
+
+struct FacetResult {
+    1: i64 total,
+    2: list<Facet> facets,
+}
+
+struct HistogramBin {
+    1: double low,
+    2: double high,
+    3: i64 count,
+}
+
+/** Stats and a histogram of a numeric field: `bins` equal bins, or bins of `bin_width`. */
+struct HistogramRequest {
+    1: string kind,
+    2: string filter_json = "",
+    3: string field,
+    4: i32 bins = 20,
+    5: double bin_width = 0,
+    /** Ignore the filter's own clauses on this field (for a facet's slider). */
+    6: bool exclude_own = true,
+}
+
+struct NumericStats {
+    1: string field,
+    2: i64 count,
+    3: i64 missing,
+    4: double min,
+    5: double max,
+    6: double mean,
+    7: double sum,
+    8: list<HistogramBin> bins,
+}
+
+struct SortKey {
+    1: string field,
+    2: bool descending = false,
+}
+
+struct HitsRequest {
+    1: string kind,
+    2: string filter_json = "",
+    3: list<SortKey> sort = [],
+    4: i32 limit = 50,
+    5: i64 offset = 0,
+}
+
+struct HitsPage {
+    1: i64 total,
+    2: i64 offset,
+    /** One JSON object per document. */
+    3: list<string> documents_json,
+}
+
+/**
+ * The files behind a view, in pages: from kind "file", the matching files; from kind "case",
+ * every file of the matching cases. No cap: follow next_cursor until it is empty.
+ */
+struct ManifestRequest {
+    1: string kind,
+    2: string filter_json = "",
+    3: i32 limit = 1000,
+    4: string cursor = "",
+}
+
+struct ManifestPage {
+    1: i64 total,
+    /** One JSON object per file: id, file_name, data_format, file_size, md5sum, storage_url,
+        project_id, case, sample, measurement. */
+    2: list<string> entries_json,
+    3: string next_cursor,
+}
+
+/**
+ * A saved filter. Private to its owner, or shared with everyone who may read `project_id`.
+ * Names are unique per owner (private) or per project (shared).
+ */
+struct Cohort {
+    1: string id,
+    2: string name,
+    3: string kind,
+    4: string filter_json,
+    5: string project_id = "",
+    6: bool shared = false,
+    7: string owner,
+    8: string description = "",
+    9: string created_at,
+    10: string updated_at,
+}
+
 /* ---------- identity and health ---------- */
 
 struct Identity {
@@ -190,6 +328,40 @@ service Metadata {
     SubmitResult submit(1: string token, 2: SubmitRequest request)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: ValidationError invalid, 4: Conflict conflict),
+
+    /** The document kinds for exploration, with their fields, facets, search fields, columns. */
+    list<DocumentKind> get_documents(1: string token)
+        throws (1: Unauthenticated unauthenticated),
+
+    FacetResult facets(1: string token, 2: FacetRequest request)
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+
+    NumericStats histogram(1: string token, 2: HistogramRequest request)
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+
+    HitsPage hits(1: string token, 2: HitsRequest request)
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+
+    ManifestPage manifest(1: string token, 2: ManifestRequest request)
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+
+    /** Saves (or, by name, updates) one of the caller's cohorts. */
+    Cohort save_cohort(1: string token, 2: Cohort cohort)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+
+    /** The caller's own cohorts and those shared in projects the caller may read. */
+    list<Cohort> list_cohorts(1: string token)
+        throws (1: Unauthenticated unauthenticated),
+
+    Cohort get_cohort(1: string token, 2: string id)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+
+    void delete_cohort(1: string token, 2: string id)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+
+    /** Admin only. Rebuilds every flattened document from the graph; returns counts per kind. */
+    map<string, i64> reindex(1: string token)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden),
 
     /** Deletes nodes by id; refused, with the children named, while any has children. */
     DeleteResult delete_nodes(1: string token, 2: string project_id, 3: list<string> ids)

@@ -70,14 +70,16 @@ class NodeType:
 
     def validator(self) -> Draft202012Validator:
         if self._validator is None:
-            schema = {"type": "object", "properties": self.properties,
-                      "required": list(self.required), "additionalProperties": False}
+            # `required` is checked in check_properties: jsonschema's errors do not say which one is missing
+            schema = {"type": "object", "properties": self.properties, "additionalProperties": False}
             self._validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
         return self._validator
 
     def check_properties(self, props: dict) -> list[tuple[str, str]]:
         """(field, sentence) for every property problem; empty when the properties are valid."""
-        problems = [_explain(self, error) for error in self.validator().iter_errors(props)]
+        problems = [(name, f"{name} is required for a {self.id}{_hint(self.properties.get(name, {}))}")
+                    for name in self.required if props.get(name) is None]
+        problems += [_explain(self, error) for error in self.validator().iter_errors(props)]
         return sorted(problems)
 
     def as_json(self) -> dict:
@@ -189,9 +191,6 @@ def _explain(node_type: NodeType, error) -> tuple[str, str]:
     name = path[0] if path else ""
     schema = error.schema
     kind = error.validator
-    if kind == "required":
-        name = next(n for n in error.validator_value if n not in error.instance)
-        return name, f"{name} is required for a {node_type.id}{_hint(node_type.properties.get(name, {}))}"
     if kind == "additionalProperties":
         extra = sorted(set(error.instance) - set(node_type.properties))
         name = extra[0] if extra else name

@@ -15,6 +15,10 @@ import base64
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from metadata.flatten import Flattening
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,34 @@ class Page:
     next_cursor: str = ""
 
 
+@dataclass
+class FacetCounts:
+    buckets: list[tuple[str, int]]
+    other: int = 0
+
+
+@dataclass
+class NumericSummary:
+    count: int = 0
+    missing: int = 0
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    sum: float | None = None
+    bins: list[tuple[float, float, int]] = field(default_factory=list)
+
+
+def histogram_edges(low: float, high: float, bins: int, bin_width: float) -> list[float]:
+    """Bin edges over [low, high]: `bins` equal bins, or bins of `bin_width` aligned to it."""
+    if bin_width > 0:
+        start = (low // bin_width) * bin_width
+        count = max(1, int((high - start) // bin_width) + 1)
+        return [start + i * bin_width for i in range(count + 1)]
+    if high <= low:
+        return [low, low + 1.0]
+    return [low + (high - low) * i / bins for i in range(bins + 1)]
+
+
 def edges_of(node: StoredNode) -> list[EdgeRow]:
     """The edges a node's links make, child -> parent."""
     return [EdgeRow(node.id, node.type, link.name, link.target_id, link.target_type) for link in node.links]
@@ -123,6 +155,39 @@ class Store(ABC):
     @abstractmethod
     def counts(self) -> dict[str, int]:
         """Node count per type."""
+
+    # -- flattened documents (see metadata/flatten.py and metadata/filters.py) -------------
+    # `where` arguments are parsed filter nodes (None: every document), already restricted by
+    # the service to the projects the caller may read.
+
+    @abstractmethod
+    def use_documents(self, flattening: "Flattening") -> None:
+        """Keep these documents current from now on: apply and delete update them in the same
+        write; creates their tables or indices, rebuilding all documents if their shape changed."""
+
+    @abstractmethod
+    def reindex(self) -> dict[str, int]:
+        """Rebuild every document from the graph; the count per kind."""
+
+    @abstractmethod
+    def facet_counts(self, kind: str, requests: list[tuple[str, object]], size: int) -> dict[str, "FacetCounts"]:
+        """Per (field, where): the `size` largest (value, count) buckets, "__missing__" for no value."""
+
+    @abstractmethod
+    def count(self, kind: str, where) -> int:
+        """How many documents match."""
+
+    @abstractmethod
+    def numeric_stats(self, kind: str, field: str, where, bins: int, bin_width: float) -> "NumericSummary":
+        """count, missing, min, max, mean, sum and a histogram of a numeric field."""
+
+    @abstractmethod
+    def hits(self, kind: str, where, sort: list[tuple[str, bool]], limit: int, offset: int) -> tuple[int, list[dict]]:
+        """(total, one page of documents) in sort order, ties broken by id."""
+
+    @abstractmethod
+    def manifest(self, kind: str, where, limit: int, cursor: str) -> tuple[int, list[dict], str]:
+        """(total, a page of manifest rows, next cursor or "") for the files behind the view."""
 
     def close(self) -> None:
         """Release the store; called once, at shutdown."""

@@ -1,4 +1,5 @@
-"""The Elasticsearch store: the graph in three indices, written through the official client.
+"""The Elasticsearch store: the graph in three indices, and flattened documents in one index per
+kind, written through the official client.
 
 Indices (created with explicit, strict mappings at start if missing):
 - `<prefix>-nodes`: one document per node, _id = node id; `parent_ids` makes children a term query;
@@ -6,6 +7,12 @@ Indices (created with explicit, strict mappings at start if missing):
 - `<prefix>-keys`: one document per (project_id, submitter_id), _id = "project/submitter", written
   with op_type=create, so Elasticsearch itself refuses a second node under a taken key.
 - `<prefix>-journal`: one document per write in flight, holding the documents it replaces.
+- `<prefix>-doc-<kind>` (made by use_documents): one flattened document per root node, _id = root
+  id, with a strict mapping built from the DocumentSpec (keyword -> keyword, text -> text with a
+  .keyword sub-field, integer -> long, number -> double, boolean, date; lists as arrays; lists of
+  records -> nested) and one shard. Its mapping's _meta holds the flattening's signature and
+  whether the index was filled; an index of another signature, or one whose filling was cut short,
+  is deleted, created again and filled from the graph.
 
 A write (apply, delete) runs under one in-process lock (the service is the only writer): read-only
 checks first (parents exist, stored versions match, keys free), then the journal document, then
@@ -35,20 +42,67 @@ What it does not give:
   (100 MB); a delete names at most index.max_terms_count (65,536) ids; counts() is exact up to
   TYPES_MAX node types; a submitter_id must fit a keyword term (32,766 bytes) and a key's _id
   (512 bytes).
+
+Flattened documents are kept current inside each write, as in the DuckDB store. Before writing
+anything, apply and delete work out the documents they change: Flattener.affected on the stored
+versions of the nodes they replace or delete (read from the graph as stored), and on the new nodes
+(read from a view that overlays the batch on the stored graph: mget for nodes, a search for
+children, refreshed by every earlier write), then Flattener.documents from that view. Those
+documents, and what they replace, go into the write's journal; they are written after the nodes,
+each conditional on the _seq_no read, with refresh=wait_for. reindex (and filling a new index)
+pages through the roots with search_after, builds 500 at a time, stamps each document with the
+rebuild's id, then removes the documents left unstamped (their roots are gone).
+What this gives:
+- documents share their write's fate: a batch that fails, is refused, or is cut short by a crash
+  leaves (after its rollback, or the next start) every document as it was; once apply/delete has
+  returned, the documents are searchable and equal to what reindex would build;
+- exact numbers: facet buckets, `other` (sum_other_doc_count) and missing counts are exact on one
+  shard; hits and manifest totals count every match (track_total_hits); facet counts for all fields
+  come from one search, so they agree with each other;
+- the embedded store's answers: buckets ranked by count, then value as text ("__missing__" among
+  them), numbers written as it writes them (30.0 for a number field, 30 for an integer); histogram
+  edges from base.histogram_edges (a range aggregation: a value on an edge counts in the bin it
+  starts, the maximum in the last bin); manifests keyset-paged by id with no cap (search_after),
+  from a joined kind by every matching id of that kind.
+What it does not give:
+- isolation, as for nodes: a reader may see a batch's nodes before its documents, or the documents
+  of a failed batch until its rollback; a rebuild after a change of shape empties the index first,
+  so until it ends queries see part of the documents (reindex rewrites in place: no gap);
+- numeric_stats is two searches (stats, then the bins), which a write in between can set apart;
+- hits reach only the first index.max_result_window (10,000) matches: offset + limit beyond it is
+  a ValueError (the manifest reads every file);
+- sorting on a list field uses its smallest value ascending and its largest descending (Elasticsearch's
+  default; the embedded store compares whole lists); numeric facet values of equal count at the
+  `size` cut are chosen in numeric order, then ranked as text;
+- facets and sorts on the fields of records (samples.organ) are refused with a ValueError;
+- keyword values over STRING_MAX (8,191) characters are stored but not indexed: no filter, facet
+  or sort sees them (Elasticsearch counts them as missing);
+- limits: a manifest from a joined kind sends every matching id (terms clauses of TERMS_IDS) on
+  each page, so they must fit http.max_content_length (some 2 million ids) and each page costs a
+  scan of them; a write's journal holds every document it rewrites whole (an experiment over
+  100,000 files journals 100,000 documents), within the same http.max_content_length; histograms
+  have at most MAX_BINS bins; a field may not be named write_id (the store's own stamp).
 """
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from elasticsearch import BadRequestError, Elasticsearch
 
 from metadata.errors import Clash
-from metadata.store.base import (EdgeRow, LinkRef, Page, Store, StoredNode, Write, children_clash_message,
-                                 decode_cursor, edges_of, encode_cursor)
+from metadata.filters import MISSING, Field, to_es
+from metadata.store.base import (EdgeRow, FacetCounts, LinkRef, NumericSummary, Page, Store, StoredNode, Write,
+                                 children_clash_message, decode_cursor, edges_of, encode_cursor, histogram_edges)
+
+if TYPE_CHECKING:
+    from metadata.flatten import DocumentSpec, Flattening
 
 log = logging.getLogger("labcommons.metadata.store")
 
@@ -57,6 +111,14 @@ BULK_OPS = 500       # operations per bulk request
 TYPES_MAX = 1000     # terms buckets for counts(); the dictionary has far fewer types
 KEEP_ON_UPDATE = ("type", "project_id", "submitter_id", "created_at", "created_by")
 KEYWORD = {"type": "keyword"}
+MGET_IDS = 1000      # ids per mget request
+ID_PAGE = 10_000     # hits per search_after page when collecting ids (the default index.max_result_window)
+TERMS_IDS = 10_000   # values per terms clause, well below index.max_terms_count (65,536)
+ROOTS_PER_BUILD = 500  # roots per Flattener.documents call during a rebuild
+STRING_MAX = 8191    # keyword values longer than this are kept in _source but not indexed (32,766-byte terms)
+MAX_BINS = 10_000    # histogram bins, below search.max_buckets (65,536)
+MAPPING_VERSION = 1  # bump when documents_mappings changes, so existing indices are rebuilt
+ES_TYPES = {"integer": "long", "number": "double", "boolean": "boolean", "date": "date"}
 
 
 class BulkError(RuntimeError):
@@ -68,6 +130,14 @@ class Indices:
     nodes: str
     keys: str
     journal: str
+
+    def documents(self, kind: str) -> str:
+        """The index of one kind of flattened document."""
+        return f"{self.nodes.removesuffix('-nodes')}-doc-{kind}"
+
+    def named(self, key: str) -> str:
+        """An index by the name a journal gives it: nodes, keys, journal or doc:<kind>."""
+        return self.documents(key[4:]) if key.startswith("doc:") else getattr(self, key)
 
 
 def indices(prefix: str) -> Indices:
@@ -170,20 +240,21 @@ def journal_doc(kind: str, docs: list[dict], started_at: int) -> dict:
     return {"kind": kind, "started_at": started_at, "state": {"docs": docs}}
 
 
-def apply_journal(writes: list[Write], prior: dict[str, dict], started_at: int) -> dict:
-    """An apply's journal: the nodes it writes as they were (None if new), and the keys it claims."""
+def apply_journal(writes: list[Write], prior: dict[str, dict], started_at: int, documents: list[dict] = ()) -> dict:
+    """An apply's journal: the nodes it writes as they were (None if new), the keys it claims, and the
+    flattened documents it rewrites (documents_journal)."""
     nodes = [{"index": "nodes", "id": w.node.id, "prior": prior[w.node.id]["_source"] if w.node.id in prior else None}
              for w in writes]
     keys = [{"index": "keys", "id": node_key(w.node), "prior": None} for w in writes if w.expected_version is None]
-    return journal_doc("apply", nodes + keys, started_at)
+    return journal_doc("apply", nodes + keys + list(documents), started_at)
 
 
-def delete_journal(stored: list[dict], started_at: int) -> dict:
-    """A delete's journal: the nodes it removes, and their keys, as they were."""
+def delete_journal(stored: list[dict], started_at: int, documents: list[dict] = ()) -> dict:
+    """A delete's journal: the nodes it removes, their keys, and the documents it rewrites, as they were."""
     nodes = [{"index": "nodes", "id": hit["_id"], "prior": hit["_source"]} for hit in stored]
     keys = [{"index": "keys", "id": key_id(hit["_source"]["project_id"], hit["_source"]["submitter_id"]),
              "prior": key_doc(node_from_doc(hit["_source"]), hit["_source"].get("write_id", ""))} for hit in stored]
-    return journal_doc("delete", nodes + keys, started_at)
+    return journal_doc("delete", nodes + keys + list(documents), started_at)
 
 
 def create_key_ops(index: str, nodes: list[StoredNode], write_id: str) -> list[tuple]:
@@ -220,7 +291,7 @@ def rollback_ops(names: Indices, write_id: str, docs: list[dict], current: dict[
     """
     ops = []
     for item in docs:
-        index, hit, prior = getattr(names, item["index"]), current.get((item["index"], item["id"])), item["prior"]
+        index, hit, prior = names.named(item["index"]), current.get((item["index"], item["id"])), item["prior"]
         ours = hit is not None and hit["_source"].get("write_id") == write_id
         if prior is None and ours:
             ops.append(({"delete": {"_index": index, "_id": item["id"], **_if_unchanged(hit)}},))
@@ -292,6 +363,268 @@ def chunks(ops: list[tuple], size: int = BULK_OPS) -> list[list]:
     return [[part for op in ops[i:i + size] for part in op] for i in range(0, len(ops), size)]
 
 
+# -- builders for flattened documents -------------------------------------------------------
+
+def field_mapping(found: Field) -> dict:
+    """The mapping of one document field; a list needs none of its own (every ES field takes arrays)."""
+    if found.nested is not None:
+        return {"type": "nested", "properties": {name: field_mapping(sub) for name, sub in found.nested.items()}}
+    if found.kind == "text":  # searched as text; sorted and counted on its keyword sub-field
+        return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": STRING_MAX}}}
+    if found.kind == "keyword":
+        return {"type": "keyword", "ignore_above": STRING_MAX}
+    return {"type": ES_TYPES[found.kind]}
+
+
+def documents_meta(signature: str, complete: bool) -> dict:
+    """The mapping's _meta: which flattening (and mapping builder) made the index, and whether it is filled."""
+    return {"signature": signature, "mapping_version": MAPPING_VERSION, "complete": complete}
+
+
+def documents_mappings(spec: "DocumentSpec", signature: str) -> dict:
+    """The strict mapping of one kind's index; write_id stamps each document with the write that made it."""
+    properties = {name: field_mapping(found) for name, found in spec.fields.items()}
+    if "write_id" in properties:
+        raise ValueError(f"{spec.kind} documents: the field name write_id is reserved by the Elasticsearch store")
+    return {"dynamic": "strict", "_meta": documents_meta(signature, complete=False),
+            "properties": {**properties, "write_id": KEYWORD}}
+
+
+def documents_settings() -> dict:
+    """One shard: terms buckets and their sum_other_doc_count are then exact, not per-shard estimates."""
+    return {"number_of_shards": 1}
+
+
+def agg_field(fields: dict[str, Field], name: str) -> str:
+    """The field a terms aggregation or a sort reads for a document field."""
+    found = fields.get(name)
+    if found is None:
+        raise ValueError(f"unknown field {name!r}; fields are {', '.join(sorted(fields))}")
+    if found.nested is not None:
+        raise ValueError(f"{name} is a list of records: it has no values to count or sort by")
+    return f"{name}.keyword" if found.kind == "text" else name
+
+
+def numeric_field(fields: dict[str, Field], name: str) -> str:
+    """name, if it is an integer or number field (stats and histograms read nothing else)."""
+    numeric = sorted(n for n, f in fields.items() if f.nested is None and f.kind in ("integer", "number"))
+    if name not in numeric:
+        raise ValueError(f"{name!r} is not a numeric field; numeric fields are {', '.join(numeric)}")
+    return name
+
+
+def facets_query(fields: dict[str, Field], requests: list[tuple[str, object]], size: int) -> dict:
+    """One search for every facet: per request a filter aggregation (its own where) around the field's
+    terms, and a missing count; aggregations are named by position, as a field may come twice."""
+    if size < 1:
+        raise ValueError(f"facet size must be at least 1, got {size}")
+    aggs = {}
+    for i, (name, where) in enumerate(requests):
+        target = agg_field(fields, name)
+        terms = {"field": target, "size": size}
+        if fields[name].kind == "date":
+            terms["format"] = "yyyy-MM-dd"  # as the embedded store's DATE column reads
+        aggs[f"f{i}"] = {"filter": to_es(where), "aggs": {
+            "values": {"terms": terms}, "missing": {"missing": {"field": target}}}}
+    return {"size": 0, "track_total_hits": False, "query": {"match_all": {}}, "aggs": aggs}
+
+
+def bucket_key(bucket: dict, kind: str) -> str:
+    """A terms bucket's value as text, written as the embedded store writes it: 30.0 for a number,
+    30 for an integer, true/false for a boolean (Elasticsearch's key is 1/0 there)."""
+    key = bucket["key"]
+    if kind == "number":
+        return str(float(key))
+    if kind == "integer":
+        return str(int(key))
+    if kind == "boolean":
+        return bucket.get("key_as_string") or json.dumps(bool(key))
+    return bucket.get("key_as_string", str(key))
+
+
+def with_missing(buckets: list[tuple[str, int]], other: int, missing: int, size: int) -> FacetCounts:
+    """The `size` largest buckets with the "no value" bucket ranked among them, by count, then value as text
+    (Elasticsearch's own order for keywords; the embedded store's for every kind)."""
+    ranked = sorted(buckets + ([(MISSING, missing)] if missing else []), key=lambda b: (-b[1], b[0]))
+    return FacetCounts(ranked[:size], other + sum(count for _, count in ranked[size:]))
+
+
+def facet_counts_from(fields: dict[str, Field], aggs: dict, requests: list[tuple[str, object]],
+                      size: int) -> dict[str, FacetCounts]:
+    """FacetCounts per field from the aggregations facets_query asked for."""
+    counts = {}
+    for i, (name, _) in enumerate(requests):
+        found = aggs[f"f{i}"]
+        buckets = [(bucket_key(b, fields[name].kind), b["doc_count"]) for b in found["values"]["buckets"]]
+        counts[name] = with_missing(buckets, found["values"]["sum_other_doc_count"],
+                                    found["missing"]["doc_count"], size)
+    return counts
+
+
+def count_query(where) -> dict:
+    return {"query": to_es(where)}
+
+
+def stats_query(name: str, where) -> dict:
+    """count/min/max/avg/sum of a numeric field's values, and how many documents have none."""
+    return {"size": 0, "track_total_hits": False, "query": to_es(where),
+            "aggs": {"stats": {"stats": {"field": name}}, "missing": {"missing": {"field": name}}}}
+
+
+def histogram_query(name: str, where, edges: list[float]) -> dict:
+    """A range per bin, [low, high); the last bin is open-ended, so it holds the maximum too."""
+    ranges = [{"from": low, "to": high} for low, high in zip(edges[:-2], edges[1:-1])] + [{"from": edges[-2]}]
+    return {"size": 0, "track_total_hits": False, "query": to_es(where),
+            "aggs": {"bins": {"range": {"field": name, "ranges": ranges}}}}
+
+
+def numeric_summary(aggs: dict) -> NumericSummary:
+    stats, missing = aggs["stats"], aggs["missing"]["doc_count"]
+    if not stats["count"]:
+        return NumericSummary(0, missing)
+    return NumericSummary(stats["count"], missing, stats["min"], stats["max"], stats["avg"], stats["sum"])
+
+
+def check_bins(edges: list[float]) -> list[float]:
+    if len(edges) - 1 > MAX_BINS:
+        raise ValueError(f"the histogram would have {len(edges) - 1} bins; at most {MAX_BINS}: widen the bins")
+    return edges
+
+
+def histogram_bins(aggs: dict, edges: list[float]) -> list[tuple[float, float, int]]:
+    counts = [bucket["doc_count"] for bucket in aggs["bins"]["buckets"]]
+    return [(float(low), float(high), count) for low, high, count in zip(edges[:-1], edges[1:], counts)]
+
+
+def check_window(offset: int, limit: int, window: int) -> None:
+    """Refuse a page Elasticsearch would refuse (from + size > index.max_result_window), saying why."""
+    if offset < 0 or limit < 0:
+        raise ValueError(f"offset and limit must not be negative, got offset {offset}, limit {limit}")
+    if offset + limit > window:
+        raise ValueError(f"hits: offset {offset} + limit {limit} reaches past the first {window} hits, as far as "
+                         "pages go (index.max_result_window); narrow the filter or sort the other way, or "
+                         "export the manifest for every file")
+
+
+def hits_query(fields: dict[str, Field], where, sort: list[tuple[str, bool]], limit: int, offset: int) -> dict:
+    """One page in sort order, documents without a value last, ties broken by id; the total exact."""
+    keys = [{agg_field(fields, name): {"order": "desc" if descending else "asc", "missing": "_last"}}
+            for name, descending in sort]
+    return {"query": to_es(where), "sort": keys + [{"id": "asc"}], "from": offset, "size": limit,
+            "track_total_hits": True, "_source": {"excludes": ["write_id"]}}
+
+
+def ids_query(query: dict, size: int, after: str | None = None) -> dict:
+    """One page of matching document ids, in id order (for search_after)."""
+    body = {"query": query, "sort": [{"id": "asc"}], "size": size, "_source": False, "track_total_hits": False}
+    if after is not None:
+        body["search_after"] = [after]
+    return body
+
+
+def join_query(field_name: str, ids: list[str]) -> dict:
+    """Documents whose field holds one of ids, in terms clauses small enough for index.max_terms_count."""
+    if not ids:
+        return {"match_none": {}}
+    clauses = [{"terms": {field_name: ids[i:i + TERMS_IDS]}} for i in range(0, len(ids), TERMS_IDS)]
+    return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+
+def manifest_query(fields: tuple[str, ...], query: dict, limit: int, after: str | None) -> dict:
+    """One page of manifest rows in id order, one extra hit to tell if more follow; the total exact."""
+    body = {"query": query, "sort": [{"id": "asc"}], "size": limit + 1, "_source": list(fields),
+            "track_total_hits": True}
+    if after is not None:
+        body["search_after"] = [after]
+    return body
+
+
+def manifest_row(source: dict, fields: tuple[str, ...]) -> dict:
+    return {name: source.get(name) for name in fields}
+
+
+def encode_manifest_cursor(doc_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": doc_id}).encode()).decode()
+
+
+def decode_manifest_cursor(cursor: str) -> str | None:
+    """The id a manifest cursor points after; ValueError if it is not one this store made."""
+    if not cursor:
+        return None
+    try:
+        after = json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
+        if isinstance(after, str):
+            return after
+    except (ValueError, TypeError, KeyError):
+        pass
+    raise ValueError(f"cursor: {cursor[:40]!r} is not a cursor this service returned")
+
+
+def typed_children_query(parent_ids: list[str], child_type: str, size: int, after: str | None = None) -> dict:
+    """Nodes of one type linking to any of parent_ids, with their links, in id order."""
+    body = {"query": {"bool": {"filter": [{"terms": {"parent_ids": list(parent_ids)}},
+                                          {"term": {"type": child_type}}]}},
+            "sort": [{"id": "asc"}], "size": size, "_source": ["id", "links"], "track_total_hits": False}
+    if after is not None:
+        body["search_after"] = [after]
+    return body
+
+
+def children_by_parent(children: list[dict], parent_ids: set[str], link_name: str) -> dict[str, list[str]]:
+    """parent id -> ids of the children (documents with id and links) linking to it through link_name."""
+    found: dict[str, list[str]] = {}
+    for child in children:
+        for link in child["links"]:
+            if link["name"] == link_name and link["target_id"] in parent_ids:
+                found.setdefault(link["target_id"], []).append(child["id"])
+    return {parent: sorted(set(ids)) for parent, ids in found.items()}
+
+
+@dataclass
+class DocumentPlan:
+    """The documents one write rebuilds, per kind: the new documents, the roots gone, and what was stored."""
+    docs: dict[str, list[dict]] = field(default_factory=dict)
+    gone: dict[str, set[str]] = field(default_factory=dict)
+    prior: dict[str, dict[str, dict]] = field(default_factory=dict)  # kind -> id -> stored hit
+
+
+def documents_journal(plan: DocumentPlan) -> list[dict]:
+    """Journal entries for every document a plan writes or removes, as it was (None if absent)."""
+    entries = []
+    for kind, docs in plan.docs.items():
+        for doc_id in sorted({d["id"] for d in docs} | plan.gone[kind]):
+            hit = plan.prior[kind].get(doc_id)
+            entries.append({"index": f"doc:{kind}", "id": doc_id, "prior": hit["_source"] if hit else None})
+    return entries
+
+
+def document_ops(names: Indices, plan: DocumentPlan, write_id: str) -> list[tuple]:
+    """Write a plan's documents, each conditional on the stored version it was planned against."""
+    ops = []
+    for kind, docs in plan.docs.items():
+        index, prior = names.documents(kind), plan.prior[kind]
+        for doc in docs:
+            hit = prior.get(doc["id"])
+            meta = {"_index": index, "_id": doc["id"], **(_if_unchanged(hit) if hit else {})}
+            ops.append(({"index" if hit else "create": meta}, {**doc, "write_id": write_id}))
+        ops += [({"delete": {"_index": index, "_id": i, **_if_unchanged(prior[i])}},)
+                for i in sorted(plan.gone[kind]) if i in prior]
+    return ops
+
+
+def rebuild_ops(index: str, docs: list[dict], stamp: str) -> list[tuple]:
+    return [({"index": {"_index": index, "_id": doc["id"]}}, {**doc, "write_id": stamp}) for doc in docs]
+
+
+def unstamped_query(stamp: str) -> dict:
+    """Documents a rebuild did not write: their root is gone."""
+    return {"bool": {"must_not": [{"term": {"write_id": stamp}}]}}
+
+
+def documents_clash(failed: list[dict]) -> Clash:
+    return Clash(f"document {failed[0]['id']} was changed by another writer during this write; try again", "stale")
+
+
 # -- the adapter ----------------------------------------------------------------------------
 
 class ElasticStore(Store):
@@ -302,8 +635,14 @@ class ElasticStore(Store):
         self._names = indices(index_prefix)
         self._write_lock = threading.Lock()
         self._pending: list[tuple[str, dict]] = []  # journals whose rollback failed; retried first
+        self._flattening: Flattening | None = None  # set by use_documents
+        self._windows: dict[str, int] = {}  # kind -> its index's max_result_window
         self._create_indices()
         self._recover()
+
+    @property
+    def indices(self) -> Indices:
+        return self._names
 
     def _create_indices(self) -> None:
         names = self._names
@@ -321,11 +660,11 @@ class ElasticStore(Store):
 
     def _mget(self, index: str, ids) -> dict[str, dict]:
         """Found documents by _id (real-time), each hit with _source, _seq_no and _primary_term."""
-        ids = list(dict.fromkeys(ids))
-        if not ids:
-            return {}
-        docs = self._es.mget(index=index, ids=ids)["docs"]
-        return {d["_id"]: d for d in docs if d.get("found")}
+        ids, found = list(dict.fromkeys(ids)), {}
+        for i in range(0, len(ids), MGET_IDS):
+            docs = self._es.mget(index=index, ids=ids[i:i + MGET_IDS])["docs"]
+            found.update({d["_id"]: d for d in docs if d.get("found")})  # a missing index: errors, not found
+        return found
 
     def get_many(self, ids: list[str]) -> dict[str, StoredNode]:
         return {i: node_from_doc(hit["_source"]) for i, hit in self._mget(self._names.nodes, ids).items()}
@@ -382,11 +721,30 @@ class ElasticStore(Store):
             if taken:
                 raise taken_clash([n.submitter_id for n in creates if node_key(n) in taken])
             if writes:
-                journal = apply_journal(writes, prior, time.time_ns())
-                self._journaled(journal, lambda write_id: self._write(write_id, writes, prior, creates))
+                old = [node_from_doc(hit["_source"]) for hit in prior.values()]
+                new = [node_from_doc(doc) for _, doc in write_node_ops("", writes, prior, "")]
+                plan = self._plan(old, new, _GraphView(self, put=new))
+                journal = apply_journal(writes, prior, time.time_ns(), documents_journal(plan) if plan else [])
+                self._journaled(journal, lambda write_id: self._write(write_id, writes, prior, creates, plan))
 
-    def _write(self, write_id: str, writes: list[Write], prior: dict[str, dict], creates: list[StoredNode]) -> None:
-        """Claim the keys, then write the nodes; a conflict on either is a stale Clash."""
+    def _plan(self, old: list[StoredNode], new: list[StoredNode], after: "_GraphView") -> DocumentPlan | None:
+        """The documents a write changes: roots depending on the old nodes as stored, or on the new
+        ones as the write leaves the graph (`after`), rebuilt from `after`; None if documents are off."""
+        if self._flattening is None:
+            return None
+        flattener = self._flattening.flattener
+        before, later = flattener.affected(_GraphView(self), old), flattener.affected(after, new)
+        plan = DocumentPlan()
+        for kind in self._flattening.specs:
+            roots = before.get(kind, set()) | later.get(kind, set())
+            plan.docs[kind] = flattener.documents(after, kind, roots) if roots else []
+            plan.gone[kind] = roots - {doc["id"] for doc in plan.docs[kind]}
+            plan.prior[kind] = self._mget(self._names.documents(kind), roots)
+        return plan
+
+    def _write(self, write_id: str, writes: list[Write], prior: dict[str, dict], creates: list[StoredNode],
+               plan: DocumentPlan | None) -> None:
+        """Claim the keys, write the nodes, then their documents; a conflict on any is a stale Clash."""
         sids = {node_key(n): n.submitter_id for n in creates}
         failed = self._bulk(create_key_ops(self._names.keys, creates, write_id), refresh=False)
         if failed:
@@ -395,6 +753,11 @@ class ElasticStore(Store):
         failed = self._bulk(write_node_ops(self._names.nodes, writes, prior, write_id))
         if failed:
             raise _conflict(failed, lambda f: write_clash(by_id[f[0]["id"]]))
+        self._write_documents(write_id, plan)
+
+    def _write_documents(self, write_id: str, plan: DocumentPlan | None) -> None:
+        if plan and (failed := self._bulk(document_ops(self._names, plan, write_id))):
+            raise _conflict(failed, documents_clash)
 
     def delete(self, ids: list[str]) -> None:
         with self._write_lock:
@@ -405,13 +768,16 @@ class ElasticStore(Store):
                 raise Clash(children_clash_message(edges_into(children, set(ids))), "has_children")
             stored = list(self._mget(self._names.nodes, ids).values())
             if stored:
-                journal = delete_journal(stored, time.time_ns())
-                self._journaled(journal, lambda _: self._delete(stored))
+                plan = self._plan([node_from_doc(hit["_source"]) for hit in stored], [],
+                                  _GraphView(self, removed=[hit["_id"] for hit in stored]))
+                journal = delete_journal(stored, time.time_ns(), documents_journal(plan) if plan else [])
+                self._journaled(journal, lambda write_id: self._delete(write_id, stored, plan))
 
-    def _delete(self, stored: list[dict]) -> None:
+    def _delete(self, write_id: str, stored: list[dict], plan: DocumentPlan | None) -> None:
         if failed := self._bulk(delete_ops(self._names, stored)):
             raise _conflict(failed, lambda f: Clash(f"node {f[0]['id']} was changed by someone else during "
                                                     "the delete; try again", "stale"))
+        self._write_documents(write_id, plan)
 
     def _bulk(self, ops: list[tuple], refresh: bool = True) -> list[dict]:
         """Send operations in chunks; the failed items. refresh=wait_for makes them searchable first."""
@@ -420,6 +786,160 @@ class ElasticStore(Store):
             response = self._es.bulk(operations=body, refresh="wait_for" if refresh else False)
             failed.extend(bulk_failures(response))
         return failed
+
+    # -- flattened documents ------------------------------------------------------------
+
+    def use_documents(self, flattening: "Flattening") -> None:
+        with self._write_lock:
+            self._roll_back_pending()
+            signature = flattening.signature()
+            stale = [kind for kind, spec in flattening.specs.items() if self._prepare_index(spec, signature)]
+            self._flattening = flattening
+            self._windows = {kind: self._result_window(self._names.documents(kind)) for kind in flattening.specs}
+            if stale:
+                log.info("building %s documents: their index is new or their shape changed", ", ".join(stale))
+                self._rebuild(stale)
+
+    def _prepare_index(self, spec: "DocumentSpec", signature: str) -> bool:
+        """Make the kind's index fit the flattening; True if it was (re)created and must be filled."""
+        index = self._names.documents(spec.kind)
+        if self._es.indices.exists(index=index):
+            meta = self._es.indices.get_mapping(index=index)[index]["mappings"].get("_meta", {})
+            if meta == documents_meta(signature, complete=True):
+                return False
+            self._es.indices.delete(index=index)  # another shape, or a rebuild cut short
+        self._es.indices.create(index=index, mappings=documents_mappings(spec, signature),
+                                settings=documents_settings())
+        return True
+
+    def _result_window(self, index: str) -> int:
+        found = self._es.indices.get_settings(index=index, name="index.max_result_window", flat_settings=True,
+                                              include_defaults=True)[index]
+        value = found.get("settings", {}).get("index.max_result_window")
+        return int(value or found.get("defaults", {}).get("index.max_result_window", 10_000))
+
+    def reindex(self) -> dict[str, int]:
+        with self._write_lock:
+            self._roll_back_pending()
+            return self._rebuild(list(self._documents().specs))
+
+    def _rebuild(self, kinds: list[str]) -> dict[str, int]:
+        """Rebuild each kind from the graph, then mark its index complete (a crash midway: rebuilt at start)."""
+        counts = {kind: self._rebuild_kind(kind, f"rebuild-{uuid.uuid4().hex}") for kind in kinds}
+        meta = documents_meta(self._flattening.signature(), complete=True)
+        for kind in kinds:
+            self._es.indices.put_mapping(index=self._names.documents(kind), meta=meta)
+        return counts
+
+    def _rebuild_kind(self, kind: str, stamp: str) -> int:
+        """Write every root's document stamped `stamp`, then remove the documents left unstamped."""
+        spec, index, view = self._flattening.specs[kind], self._names.documents(kind), _GraphView(self)
+        written = 0
+        for roots in self._scan_ids(self._names.nodes, {"term": {"type": spec.root}}, ROOTS_PER_BUILD):
+            docs = self._flattening.flattener.documents(view, kind, roots)
+            self._bulk_or_fail(rebuild_ops(index, docs, stamp))
+            written += len(docs)
+        self._es.indices.refresh(index=index)
+        for gone in self._scan_ids(index, unstamped_query(stamp)):
+            self._bulk_or_fail([({"delete": {"_index": index, "_id": i}},) for i in gone])
+        self._es.indices.refresh(index=index)
+        return written
+
+    def _bulk_or_fail(self, ops: list[tuple]) -> None:
+        for body in chunks(ops):
+            if failed := bulk_failures(self._es.bulk(operations=body)):
+                raise BulkError(f"rebuilding documents: {failed[0]}")
+
+    def _scan_ids(self, index: str, query: dict, size: int = ID_PAGE) -> Iterator[list[str]]:
+        """Pages of the ids of every matching document, in id order (search_after: no window, no cap)."""
+        after = None
+        while True:
+            hits = self._es.search(index=index, body=ids_query(query, size, after))["hits"]["hits"]
+            if hits:
+                yield [hit["_id"] for hit in hits]
+            if len(hits) < size:
+                return
+            after = hits[-1]["sort"][0]
+
+    def _documents(self) -> "Flattening":
+        if self._flattening is None:
+            raise RuntimeError("flattened documents are off in this store: call use_documents first")
+        return self._flattening
+
+    def _kind(self, kind: str) -> tuple[dict[str, Field], str]:
+        """The fields and the index of a document kind; ValueError for a kind the flattening lacks."""
+        spec = self._documents().specs.get(kind)
+        if spec is None:
+            raise ValueError(f"unknown document kind {kind!r}; kinds are {', '.join(sorted(self._flattening.specs))}")
+        return spec.fields, self._names.documents(kind)
+
+    def facet_counts(self, kind: str, requests: list[tuple[str, object]], size: int) -> dict[str, FacetCounts]:
+        fields, index = self._kind(kind)
+        if not requests:
+            return {}
+        response = self._es.search(index=index, body=facets_query(fields, requests, size))
+        return facet_counts_from(fields, response["aggregations"], requests, size)
+
+    def count(self, kind: str, where) -> int:
+        _, index = self._kind(kind)
+        return self._es.count(index=index, body=count_query(where))["count"]
+
+    def numeric_stats(self, kind: str, field: str, where, bins: int, bin_width: float) -> NumericSummary:
+        fields, index = self._kind(kind)
+        name = numeric_field(fields, field)
+        if bins < 1 and bin_width <= 0:
+            raise ValueError(f"a histogram needs bins >= 1 or bin_width > 0, got bins {bins}, bin_width {bin_width}")
+        summary = numeric_summary(self._es.search(index=index, body=stats_query(name, where))["aggregations"])
+        if summary.count:
+            edges = check_bins(histogram_edges(summary.min, summary.max, bins, bin_width))
+            response = self._es.search(index=index, body=histogram_query(name, where, edges))
+            summary.bins = histogram_bins(response["aggregations"], edges)
+        return summary
+
+    def hits(self, kind: str, where, sort: list[tuple[str, bool]], limit: int, offset: int) -> tuple[int, list[dict]]:
+        fields, index = self._kind(kind)
+        check_window(offset, limit, self._windows[kind])
+        found = self._es.search(index=index, body=hits_query(fields, where, sort, limit, offset))["hits"]
+        return found["total"]["value"], [hit["_source"] for hit in found["hits"]]
+
+    def manifest(self, kind: str, where, limit: int, cursor: str) -> tuple[int, list[dict], str]:
+        manifest = self._documents().manifest
+        self._kind(kind)
+        after = decode_manifest_cursor(cursor)
+        if limit < 1 or limit >= self._windows[manifest.document]:
+            raise ValueError(f"manifest page size must be between 1 and {self._windows[manifest.document] - 1}, "
+                             f"got {limit}")
+        body = manifest_query(manifest.fields, self._manifest_selection(kind, where), limit, after)
+        found = self._es.search(index=self._names.documents(manifest.document), body=body)["hits"]
+        page = found["hits"][:limit]
+        more = len(found["hits"]) > limit
+        rows = [manifest_row(hit["_source"], manifest.fields) for hit in page]
+        return found["total"]["value"], rows, encode_manifest_cursor(page[-1]["sort"][0]) if more else ""
+
+    def _manifest_selection(self, kind: str, where) -> dict:
+        """The manifest documents behind a view: matching ones, or those joined to the matching `kind`."""
+        manifest = self._flattening.manifest
+        if kind == manifest.document:
+            return to_es(where)
+        if kind not in manifest.joins:
+            raise ValueError(f"a manifest comes from {manifest.document} documents or from "
+                             f"{', '.join(sorted(manifest.joins))}, not from {kind}")
+        ids = [i for page in self._scan_ids(self._names.documents(kind), to_es(where)) for i in page]
+        return join_query(manifest.joins[kind], ids)
+
+    def _typed_children(self, parent_ids: set[str], child_type: str) -> list[dict]:
+        """id and links of every node of child_type linking to one of parent_ids."""
+        parents, found = sorted(parent_ids), []
+        for i in range(0, len(parents), TERMS_IDS):
+            after = None
+            while True:
+                body = typed_children_query(parents[i:i + TERMS_IDS], child_type, SCAN_PAGE, after)
+                hits = self._es.search(index=self._names.nodes, body=body)["hits"]["hits"]
+                found.extend(hit["_source"] for hit in hits)
+                if len(hits) < SCAN_PAGE:
+                    break
+                after = hits[-1]["sort"][0]
+        return found
 
     # -- the journal --------------------------------------------------------------------
 
@@ -449,9 +969,9 @@ class ElasticStore(Store):
     def _roll_back(self, write_id: str, journal: dict) -> None:
         docs = journal["state"]["docs"]
         current = {}
-        for kind in ("nodes", "keys"):
-            hits = self._mget(getattr(self._names, kind), [d["id"] for d in docs if d["index"] == kind])
-            current.update({(kind, doc_id): hit for doc_id, hit in hits.items()})
+        for key in dict.fromkeys(d["index"] for d in docs):
+            hits = self._mget(self._names.named(key), [d["id"] for d in docs if d["index"] == key])
+            current.update({(key, doc_id): hit for doc_id, hit in hits.items()})
         # a 409 is someone else's change since ours: it stands
         failed = [f for f in self._bulk(rollback_ops(self._names, write_id, docs, current)) if f["status"] != 409]
         if failed:
@@ -475,3 +995,29 @@ class ElasticStore(Store):
     def close(self) -> None:
         with self._write_lock:
             self._es.close()
+
+
+class _GraphView:
+    """The graph as the store holds it, or as a write will leave it: the stored nodes with `put` in
+    place of their stored versions and `removed` taken out (a flatten.GraphReader)."""
+
+    def __init__(self, store: ElasticStore, put: Iterable[StoredNode] = (), removed: Iterable[str] = ()):
+        self._store = store
+        self._put = {node.id: node for node in put}
+        self._hidden = set(removed) | set(self._put)
+
+    def nodes(self, ids: Iterable[str]) -> dict[str, StoredNode]:
+        ids = set(ids)
+        found = self._store.get_many(sorted(ids - self._hidden))  # mget: real-time
+        found.update({i: self._put[i] for i in ids & set(self._put)})
+        return found
+
+    def children(self, parent_ids: Iterable[str], child_type: str, link_name: str) -> dict[str, list[str]]:
+        parents = set(parent_ids)
+        if not parents:
+            return {}
+        # a search sees every write that has returned: each refreshes before returning
+        stored = [c for c in self._store._typed_children(parents, child_type) if c["id"] not in self._hidden]
+        written = [{"id": n.id, "links": [vars(link) for link in n.links]}
+                   for n in self._put.values() if n.type == child_type]
+        return children_by_parent(stored + written, parents, link_name)

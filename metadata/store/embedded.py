@@ -9,6 +9,7 @@ leaves no trace.
 """
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
@@ -18,8 +19,11 @@ import duckdb
 import pyarrow as pa
 
 from metadata.errors import Clash
-from metadata.store.base import (EdgeRow, Page, Store, StoredNode, Write, children_clash_message,
-                                 decode_cursor, edges_of, encode_cursor)
+from metadata.filters import quote_ident, to_sql
+from metadata.store import documents_sql as D
+from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
+                                 children_clash_message, decode_cursor, edges_of, encode_cursor,
+                                 histogram_edges)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -45,10 +49,12 @@ CREATE TABLE IF NOT EXISTS edges (
 );
 CREATE INDEX IF NOT EXISTS edges_parent ON edges (parent_id);
 CREATE INDEX IF NOT EXISTS edges_child ON edges (child_id);
+CREATE TABLE IF NOT EXISTS documents_meta (kind VARCHAR PRIMARY KEY, signature VARCHAR NOT NULL);
 """
 NODE_COLUMNS = ("id", "type", "project_id", "submitter_id", "version", "props", "links",
                 "created_at", "updated_at", "created_by", "updated_by")
 EDGE_COLUMNS = ("child_id", "child_type", "link_name", "parent_id", "parent_type")
+REINDEX_CHUNK = 2000
 COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
            "created_at, updated_at, created_by, updated_by")
 
@@ -63,6 +69,7 @@ class EmbeddedStore(Store):
         self._db.execute(SCHEMA)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self.flattening = None
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor; DuckDB connections must not be shared across threads."""
@@ -72,18 +79,12 @@ class EmbeddedStore(Store):
         return cursor
 
     def _select(self, where: str, params: list) -> list[StoredNode]:
-        rows = self._cursor().execute(f"SELECT {COLUMNS} FROM nodes WHERE {where}", params).fetchall()
-        return [_node(row) for row in rows]
+        return _select(self._cursor(), where, params)
 
     def get_many(self, ids: list[str]) -> dict[str, StoredNode]:
         if not ids:
             return {}
-        if len(ids) == 1:
-            nodes = self._select("id = ?", list(ids))
-        else:
-            with _values(self._cursor(), ids) as values:
-                nodes = self._select(f"id IN (SELECT v FROM {values})", [])
-        return {n.id: n for n in nodes}
+        return _nodes(self._cursor(), ids)
 
     def find(self, project_id: str, submitter_ids: list[str]) -> dict[str, StoredNode]:
         if not submitter_ids:
@@ -119,9 +120,12 @@ class EmbeddedStore(Store):
             _check_parents(cur, parent_ids)
             creates = [w.node for w in writes if w.expected_version is None]
             _check_free(cur, creates)
+            reader = _Reader(cur)
+            before = self._affected(reader, _nodes(cur, [w.node.id for w in writes if w.expected_version is not None]).values())
             _update(cur, [w for w in writes if w.expected_version is not None])
             _insert_rows(cur, "nodes", NODE_COLUMNS, [_row(n) for n in creates])
             _replace_edges(cur, [w.node for w in writes])
+            self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
 
     def delete(self, ids: list[str]) -> None:
         with self._write_lock, _transaction(self._cursor()) as cur:
@@ -131,8 +135,117 @@ class EmbeddedStore(Store):
                     f"AND child_id NOT IN (SELECT v FROM {values}) ORDER BY child_type, child_id").fetchall()]
                 if children:
                     raise Clash(children_clash_message(children), "has_children")
+                reader = _Reader(cur)
+                before = self._affected(reader, _nodes(cur, ids).values())
                 cur.execute(f"DELETE FROM edges WHERE child_id IN (SELECT v FROM {values})")
                 cur.execute(f"DELETE FROM nodes WHERE id IN (SELECT v FROM {values})")
+            self._refresh(cur, reader, before, {})
+
+    # -- flattened documents ----------------------------------------------------------
+
+    def use_documents(self, flattening) -> None:
+        with self._write_lock, _transaction(self._cursor()) as cur:
+            stored = dict(cur.execute("SELECT kind, signature FROM documents_meta").fetchall())
+            signature = flattening.signature()
+            for spec in flattening.specs.values():
+                if stored.get(spec.kind) != signature:
+                    for statement in D.drop_statements(spec) + D.create_statements(spec):
+                        cur.execute(statement)
+                    cur.execute("INSERT OR REPLACE INTO documents_meta VALUES (?, ?)", [spec.kind, signature])
+            self.flattening = flattening
+            if any(stored.get(kind) != signature for kind in flattening.specs):
+                self._rebuild(cur)
+
+    def reindex(self) -> dict[str, int]:
+        with self._write_lock, _transaction(self._cursor()) as cur:
+            return self._rebuild(cur)
+
+    def _rebuild(self, cur) -> dict[str, int]:
+        counts = {}
+        reader = _Reader(cur)
+        for spec in self.flattening.specs.values():
+            cur.execute(f"DELETE FROM {D.table(spec.kind)}")
+            ids = [r[0] for r in cur.execute("SELECT id FROM nodes WHERE type = ? ORDER BY id", [spec.root]).fetchall()]
+            for start in range(0, len(ids), REINDEX_CHUNK):
+                self._write_documents(cur, spec, self.flattening.flattener.documents(reader, spec.kind, ids[start:start + REINDEX_CHUNK]))
+            counts[spec.kind] = len(ids)
+        return counts
+
+    def load_documents(self, kind: str, documents: pa.Table) -> None:
+        """Bulk-load prepared documents of a kind (benchmarks, migrations); replaces none."""
+        with self._write_lock, _transaction(self._cursor()) as cur, _registered(cur, documents) as view:
+            cur.execute(D.insert_sql(self.flattening.specs[kind], view))
+
+    def _affected(self, reader, nodes) -> dict[str, set[str]]:
+        return self.flattening.flattener.affected(reader, nodes) if self.flattening else {}
+
+    def _refresh(self, cur, reader, before: dict, after: dict) -> None:
+        """Rewrite the documents of every affected root; those whose root is gone are removed."""
+        for kind in set(before) | set(after):
+            roots = before.get(kind, set()) | after.get(kind, set())
+            if not roots:
+                continue
+            spec = self.flattening.specs[kind]
+            with _values(cur, roots) as values:
+                cur.execute(f"DELETE FROM {D.table(kind)} WHERE id IN (SELECT v FROM {values})")
+            self._write_documents(cur, spec, self.flattening.flattener.documents(reader, kind, roots))
+
+    @staticmethod
+    def _write_documents(cur, spec, docs: list[dict]) -> None:
+        if docs:
+            with _registered(cur, pa.Table.from_pylist(docs, D.arrow_schema(spec))) as view:
+                cur.execute(D.insert_sql(spec, view))
+
+    def facet_counts(self, kind: str, requests: list[tuple[str, object]], size: int) -> dict[str, FacetCounts]:
+        spec, result = self.flattening.specs[kind], {}
+        for field, where in requests:
+            where_sql, params = to_sql(where)
+            rows = [(D.MISSING if v is None else D.bucket(v), c)
+                    for v, c in self._cursor().execute(D.facet_sql(spec, field, where_sql), params).fetchall()]
+            rows.sort(key=lambda r: (-r[1], r[0]))
+            result[field] = FacetCounts([(v, c) for v, c in rows[:size]], sum(c for _, c in rows[size:]))
+        return result
+
+    def count(self, kind: str, where) -> int:
+        where_sql, params = to_sql(where)
+        return self._cursor().execute(f"SELECT count(*) FROM {D.table(kind)} WHERE {where_sql}", params).fetchone()[0]
+
+    def numeric_stats(self, kind: str, field: str, where, bins: int, bin_width: float) -> NumericSummary:
+        spec, (where_sql, params) = self.flattening.specs[kind], to_sql(where)
+        count, missing, low, high, mean, total = self._cursor().execute(
+            D.stats_sql(spec, field, where_sql), params).fetchone()
+        summary = NumericSummary(count, missing, low, high, mean, total)
+        if count:
+            edges = histogram_edges(float(low), float(high), bins, bin_width)
+            last, width = len(edges) - 2, edges[1] - edges[0]
+            counts = dict(self._cursor().execute(D.histogram_sql(spec, field, where_sql),
+                                                 [edges, edges, last, edges[0], width] + params).fetchall())
+            summary.bins = [(edges[i], edges[i + 1], counts.get(i, 0)) for i in range(last + 1)]
+        return summary
+
+    def hits(self, kind: str, where, sort: list[tuple[str, bool]], limit: int, offset: int) -> tuple[int, list[dict]]:
+        spec, (where_sql, params) = self.flattening.specs[kind], to_sql(where)
+        cur = self._cursor().execute(D.hits_sql(spec, where_sql, sort), params + [limit, offset])
+        columns = [c[0] for c in cur.description]
+        docs = [D.document(columns, row) for row in cur.fetchall()]  # before count() reuses the cursor
+        return self.count(kind, where), docs
+
+    def manifest(self, kind: str, where, limit: int, cursor: str = "") -> tuple[int, list[dict], str]:
+        manifest = self.flattening.manifest
+        where_sql, params = to_sql(where)
+        if kind != manifest.document:
+            if kind not in manifest.joins:
+                raise ValueError(f"kind: no manifest from {kind!r} documents")
+            join = manifest.joins[kind]
+            where_sql = f"{quote_ident(join)} IN (SELECT id FROM {D.table(kind)} WHERE {where_sql})"
+        spec = self.flattening.specs[manifest.document]
+        total = self._cursor().execute(f"SELECT count(*) FROM {D.table(spec.kind)} WHERE {where_sql}",
+                                       params).fetchone()[0]
+        after = decode_id_cursor(cursor)
+        rows = self._cursor().execute(D.manifest_sql(spec, manifest.fields, where_sql),
+                                      params + [after, limit + 1]).fetchall()
+        entries = [D.document(list(manifest.fields), row) for row in rows[:limit]]
+        return total, entries, encode_id_cursor(entries[-1]["id"]) if len(rows) > limit else ""
 
     def counts(self) -> dict[str, int]:
         rows = self._cursor().execute("SELECT type, count(*) FROM nodes GROUP BY type").fetchall()
@@ -143,6 +256,57 @@ class EmbeddedStore(Store):
         with self._write_lock:
             self._db.execute("CHECKPOINT")
             self._db.close()
+
+
+class _Reader:
+    """The graph as this transaction sees it (its own writes included), for the flattener."""
+
+    def __init__(self, cur):
+        self.cur = cur
+
+    def nodes(self, ids) -> dict[str, StoredNode]:
+        return _nodes(self.cur, ids)
+
+    def children(self, parent_ids, child_type: str, link_name: str) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        if not parent_ids:
+            return found
+        with _values(self.cur, parent_ids) as values:
+            rows = self.cur.execute(f"SELECT parent_id, child_id FROM edges WHERE parent_id IN (SELECT v FROM {values}) "
+                                    "AND child_type = ? AND link_name = ?", [child_type, link_name]).fetchall()
+        for parent, child in rows:
+            found.setdefault(parent, []).append(child)
+        return found
+
+
+def _select(cur, where: str, params: list) -> list[StoredNode]:
+    rows = cur.execute(f"SELECT {COLUMNS} FROM nodes WHERE {where}", params).fetchall()
+    return [_node(row) for row in rows]
+
+
+def _nodes(cur, ids) -> dict[str, StoredNode]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    if len(ids) == 1:
+        return {n.id: n for n in _select(cur, "id = ?", ids)}
+    with _values(cur, ids) as values:
+        return {n.id: n for n in _select(cur, f"id IN (SELECT v FROM {values})", [])}
+
+
+def encode_id_cursor(node_id: str) -> str:
+    return base64.urlsafe_b64encode(node_id.encode()).decode()
+
+
+def decode_id_cursor(cursor: str) -> str:
+    """The id a manifest cursor points after ("" for the start); ValueError if it is not ours."""
+    try:
+        node_id = base64.urlsafe_b64decode(cursor.encode()).decode() if cursor else ""
+    except (ValueError, UnicodeDecodeError):
+        node_id = None
+    if node_id is None or encode_id_cursor(node_id) != cursor and cursor:  # b64decode skips stray characters
+        raise ValueError(f"cursor: {cursor[:40]!r} is not a cursor this service returned")
+    return node_id
 
 
 class _transaction:

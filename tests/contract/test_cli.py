@@ -86,3 +86,9 @@ def test_demo_creates_a_small_commons_with_real_files_and_is_repeatable(cli, ser
     assert sorted(p.suffix for p in storage.rglob("*.*")) == [".ibd", ".imzML"] * (len(list(storage.rglob("*.ibd"))))
     again = cli("demo", "--scale", "0.05")
     assert "0 nodes created, 0 updated" in again.output
+
+
+def test_reindex_rebuilds_the_documents(cli, project, files):
+    cli("submit", str(files[0]), "-p", project)
+    result = cli("reindex")
+    assert result.exit_code == 0 and "1 case documents" in result.output

@@ -51,3 +51,9 @@ def test_the_service_validates_against_the_configured_dictionary(slide_service):
     messages = {(i.index, i.field): i.message for i in caught.value.issues}
     assert "dictionary has: program, project, slide" in messages[(0, "type")]
     assert "choose one of: HE, PAS" in messages[(1, "stain")]
+
+
+def test_without_a_flattening_config_exploration_has_no_documents(slide_service):
+    assert slide_service.documents() == []
+    with pytest.raises(T.ValidationError, match="kind: 'case' is not a document kind"):
+        slide_service.facets("case", ["species"])

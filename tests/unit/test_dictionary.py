@@ -84,3 +84,7 @@ def test_missing_required_property_is_named_with_its_choices(default):
 def test_dates_must_be_real_dates(default):
     found = problems(default, "experiment", {"protocol": "MALDI imaging", "experiment_date": "2024-13-45"})
     assert "YYYY-MM-DD" in found["experiment_date"]
+
+
+def test_each_missing_required_property_is_named(default):
+    assert {"instrument", "ionisation", "polarity"} <= set(problems(default, "measurement", {}))

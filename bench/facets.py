@@ -1,0 +1,170 @@
+"""Facet queries over 1,000,000 file documents, through the metadata service, against pandas.
+
+Loads synthetic file documents (8 facet fields of cardinality 3 to 200, 2 numeric fields) into
+the embedded store through its bulk path, starts the service on that data as its own process,
+and times what the explorer asks on every filter change: all 8 facets (each excluding its own
+clauses) plus a 20-bin histogram under a 2-clause filter; and a sorted page of 50 hits. Then it
+computes the same facet counts with pandas group-bys on string columns.
+
+Prints `name: value` lines, the headline (`speedup_vs_pandas`) last.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import yaml  # noqa: E402
+
+from metadata import flatten  # noqa: E402
+from metadata.client import MetadataClient  # noqa: E402
+from metadata.dictionary import Dictionary  # noqa: E402
+from metadata.store.embedded import EmbeddedStore  # noqa: E402
+
+CARDINALITIES = {"f3": 3, "f5": 5, "f8": 8, "f12": 12, "f20": 20, "f50": 50, "f100": 100, "f200": 200}
+FILTER = {"AND": [{"IN": {"f5": ["v1", "v2"]}}, {">=": {"size_mb": 10}}]}
+
+
+def dictionary_files(directory: Path) -> None:
+    """A one-type dictionary (`item`, in a project) and its flattening into `file` documents."""
+    for name in ("program.yaml", "project.yaml"):
+        (directory / name).write_text((Path(flatten.__file__).parent / "dictionary/default" / name).read_text())
+    properties = {f: {"type": "string", "enum": [f"v{i}" for i in range(n)], "description": f}
+                  for f, n in CARDINALITIES.items()}
+    properties |= {"size_mb": {"type": "number", "description": "size"},
+                   "age": {"type": "integer", "description": "age"}}
+    (directory / "item.yaml").write_text(yaml.safe_dump(
+        {"id": "item", "title": "Item", "description": "x", "category": "data_file", "links": [],
+         "properties": properties}))
+    fields = list(CARDINALITIES) + ["size_mb", "age"]
+    (directory.parent / "flattening.yaml").write_text(yaml.safe_dump(
+        {"documents": {"file": {"root": "item", "properties": fields, "facets": fields}},
+         "manifest": {"document": "file", "fields": ["id"], "from": {}}}))
+
+
+def synthetic(rows: int, seed: int = 3) -> pa.Table:
+    """Documents with skewed categorical values (zipf-like) and two numerics, a few missing."""
+    rng = np.random.default_rng(seed)
+    columns = {"id": [f"{i:08d}" for i in range(rows)], "submitter_id": [f"s{i}" for i in range(rows)],
+               "project_id": np.where(rng.random(rows) < 0.5, "bench-a", "bench-b").tolist()}
+    for field, n in CARDINALITIES.items():
+        weights = 1 / np.arange(1, n + 1)
+        columns[field] = np.char.add("v", rng.choice(n, rows, p=weights / weights.sum()).astype(str)).tolist()
+    columns["size_mb"] = np.round(rng.lognormal(3, 1, rows), 2)
+    age = rng.integers(0, 90, rows).astype(object)
+    age[rng.random(rows) < 0.05] = None
+    columns["age"] = pa.array(age.tolist(), pa.int64())
+    return pa.table(columns)
+
+
+def load(data_dir: Path, directory: Path, table: pa.Table) -> None:
+    dictionary = Dictionary.load(directory)
+    store = EmbeddedStore(data_dir / "metadata.duckdb")
+    store.use_documents(flatten.load(dictionary, directory.parent / "flattening.yaml"))
+    store.load_documents("file", table)
+    store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_service(data_dir: Path, directory: Path) -> tuple[subprocess.Popen, MetadataClient]:
+    port = free_port()
+    env = dict(os.environ, LABCOMMONS_DATA_DIR=str(data_dir), LABCOMMONS_PORT=str(port),
+               LABCOMMONS_DICTIONARY=str(directory), LABCOMMONS_FLATTENING=str(directory.parent / "flattening.yaml"))
+    process = subprocess.Popen([sys.executable, "-m", "labcommons.cli", "metadata", "serve"], env=env,
+                               cwd=data_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            client = MetadataClient("127.0.0.1", port, (data_dir / "admin.token").read_text().strip())
+            client.health()
+            return process, client
+        except Exception:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the metadata service did not start")
+
+
+def timed(call, runs: int) -> list[float]:
+    call()  # warm-up
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def pandas_facets(frame, runs: int) -> list[float]:
+    """The same facet counts: each facet under the filter minus its own clauses."""
+    in_f5, big = frame["f5"].isin(["v1", "v2"]), frame["size_mb"] >= 10
+
+    def facets():
+        for field in CARDINALITIES:
+            mask = big if field == "f5" else in_f5 & big
+            frame.loc[mask, field].value_counts(dropna=False)
+        frame.loc[in_f5, "size_mb"].pipe(np.histogram, bins=20)
+
+    return timed(facets, runs)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory, data_dir = Path(tmp) / "dictionary", Path(tmp) / "data"
+        directory.mkdir()
+        data_dir.mkdir()
+        dictionary_files(directory)
+        table = synthetic(args.rows)
+        started = time.perf_counter()
+        load(data_dir, directory, table)
+        load_s = time.perf_counter() - started
+        process, client = start_service(data_dir, directory)
+        try:
+            facets = timed(lambda: (client.facets("file", list(CARDINALITIES), FILTER),
+                                    client.histogram("file", "size_mb", FILTER, bins=20)), args.runs)
+            pages = timed(lambda: client.hits("file", FILTER, sort=[("size_mb", True)], limit=50), args.runs)
+        finally:
+            client.close()
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+        import pandas
+        frame = table.to_pandas()
+        for field in CARDINALITIES:
+            frame[field] = frame[field].astype("string")
+        pandas_times = pandas_facets(frame, args.runs)
+    facets_p50 = statistics.median(facets)
+    print(f"rows: {args.rows}\nruns: {args.runs}\nfacet_fields: {len(CARDINALITIES)}\n"
+          f"python: {platform.python_version()}\ncpu_count: {os.cpu_count()}\npandas: {pandas.__version__}")
+    print(f"load_seconds: {load_s:.1f}")
+    print(f"facets_p50_ms: {facets_p50:.1f}\nfacets_p95_ms: {percentile(facets, 95):.1f}")
+    print(f"page_p50_ms: {statistics.median(pages):.1f}")
+    print(f"pandas_facets_p50_ms: {statistics.median(pandas_times):.1f}")
+    print(f"speedup_vs_pandas: {statistics.median(pandas_times) / facets_p50:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Cohorts: saved filters, private to their owner or shared with a project's readers.
+
+A cohort is a node of the reserved type `_cohort` (outside the dictionary, so never submitted
+or flattened), scoped by its project_id: "~<user>" for a private cohort, the project for a
+shared one. Its submitter_id is its name, so names are unique per owner or per project.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from metadata import auth, filters
+from metadata.auth import Identity
+from metadata.errors import Denied, Invalid, Missing
+from metadata.flatten import Flattening
+from metadata.idl import metadata_thrift as T
+from metadata.store.base import Store, StoredNode, Write
+
+COHORT_TYPE = "_cohort"
+MAX_NAME = 100
+MAX_COHORTS = 1000
+
+
+class Cohorts:
+    def __init__(self, store: Store, flattening: Flattening):
+        self.store, self.flattening = store, flattening
+
+    def save(self, who: Identity, cohort: T.Cohort) -> T.Cohort:
+        name = (cohort.name or "").strip()
+        if not 0 < len(name) <= MAX_NAME:
+            raise Invalid(f"name: give a cohort name of 1 to {MAX_NAME} characters")
+        spec = self.flattening.specs.get(cohort.kind)
+        if spec is None:
+            raise Invalid(f"kind: {cohort.kind!r} is not a document kind; choose from {', '.join(self.flattening.specs)}")
+        filters.parse(cohort.filter_json or None, spec.fields, spec.search)  # refuse a filter that cannot run
+        scope = self._scope(who, cohort)
+        existing = self.store.find(scope, [name]).get(name)
+        if existing and existing.props.get("owner") != who.user and not who.is_admin:
+            raise Denied(f"the cohort {name!r} in project {scope!r} belongs to {existing.props.get('owner')}; "
+                         "choose another name")
+        node = _node(who, scope, name, cohort, existing)
+        self.store.apply([Write(node, existing.version if existing else None)], set())
+        return to_thrift(node)
+
+    def list(self, who: Identity) -> list[T.Cohort]:
+        scopes = [private_scope(who.user)] + sorted(who.grants)
+        page = self.store.list(COHORT_TYPE, None if who.is_admin else scopes, MAX_COHORTS)
+        visible = [n for n in page.nodes if n.props.get("owner") == who.user or n.props.get("shared")]
+        return [to_thrift(n) for n in visible]
+
+    def get(self, who: Identity, cohort_id: str) -> T.Cohort:
+        return to_thrift(self._readable(who, cohort_id))
+
+    def delete(self, who: Identity, cohort_id: str) -> None:
+        node = self._readable(who, cohort_id)
+        if node.props.get("owner") != who.user and not who.is_admin:
+            raise Denied(f"only {node.props.get('owner')} or an admin may delete the cohort {node.submitter_id!r}")
+        self.store.delete([node.id])
+
+    def _scope(self, who: Identity, cohort: T.Cohort) -> str:
+        if not cohort.shared:
+            return private_scope(who.user)
+        if not cohort.project_id:
+            raise Invalid("project_id: a shared cohort names the project whose readers may open it")
+        auth.require_read(who, cohort.project_id)
+        project = self.store.find(cohort.project_id, [cohort.project_id]).get(cohort.project_id)
+        if project is None or project.type != "project":
+            raise Invalid(f"project_id: there is no project {cohort.project_id!r}")
+        return cohort.project_id
+
+    def _readable(self, who: Identity, cohort_id: str) -> StoredNode:
+        node = self.store.get(cohort_id)
+        if node is None or node.type != COHORT_TYPE:
+            raise Missing(f"no cohort with id {cohort_id!r}")
+        mine = node.props.get("owner") == who.user
+        if not (mine or who.is_admin or (node.props.get("shared") and who.can_read(node.project_id))):
+            raise Denied(f"the cohort {node.submitter_id!r} is not shared with {who.user}")
+        return node
+
+
+def private_scope(user: str) -> str:
+    return f"~{user}"
+
+
+def _node(who: Identity, scope: str, name: str, cohort: T.Cohort, existing: StoredNode | None) -> StoredNode:
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    props = {"kind": cohort.kind, "filter_json": cohort.filter_json or "", "shared": bool(cohort.shared),
+             "owner": existing.props["owner"] if existing else who.user, "description": cohort.description or ""}
+    return StoredNode(id=existing.id if existing else str(uuid.uuid4()), type=COHORT_TYPE, project_id=scope,
+                      submitter_id=name, version=existing.version + 1 if existing else 1, props=props,
+                      created_at=existing.created_at if existing else now, updated_at=now,
+                      created_by=existing.created_by if existing else who.user, updated_by=who.user)
+
+
+def to_thrift(node: StoredNode) -> T.Cohort:
+    p = node.props
+    return T.Cohort(id=node.id, name=node.submitter_id, kind=p["kind"], filter_json=p["filter_json"],
+                    project_id="" if node.project_id.startswith("~") else node.project_id, shared=p["shared"],
+                    owner=p["owner"], description=p["description"], created_at=node.created_at,
+                    updated_at=node.updated_at)

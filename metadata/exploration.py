@@ -1,0 +1,110 @@
+"""Exploration queries over flattened documents: request checking, access restriction, and the
+own-facet exclusion. The service's handler delegates here; stores answer the queries."""
+from __future__ import annotations
+
+import json
+
+from metadata import filters
+from metadata.auth import Identity
+from metadata.errors import Invalid
+from metadata.flatten import DocumentSpec, Flattening
+from metadata.idl import metadata_thrift as T
+from metadata.store.base import Store
+
+MAX_HITS_PAGE = 1000
+MAX_MANIFEST_PAGE = 10_000
+MAX_BINS = 200
+NUMERIC = ("integer", "number")
+
+
+class Explorer:
+    def __init__(self, store: Store, flattening: Flattening):
+        self.store, self.flattening = store, flattening
+
+    def kinds(self) -> list[T.DocumentKind]:
+        return [_kind(spec) for spec in self.flattening.specs.values()]
+
+    def facets(self, who: Identity, request: T.FacetRequest) -> T.FacetResult:
+        spec, user = self._query(request.kind, request.filter_json)
+        for name in request.fields:
+            _field(spec, name, "fields", scalar_or_list=True)
+        if not 1 <= request.size <= 1000:
+            raise Invalid(f"size: {request.size} is out of range; give 1 to 1000")
+        requests = [(name, _readable(who, spec, filters.without_field(user, name))) for name in request.fields]
+        counts = self.store.facet_counts(spec.kind, requests, request.size)
+        facets = [T.Facet(field=name, other_count=counts[name].other,
+                          buckets=[T.FacetBucket(value=str(v), count=c) for v, c in counts[name].buckets])
+                  for name in request.fields]
+        return T.FacetResult(total=self.store.count(spec.kind, _readable(who, spec, user)), facets=facets)
+
+    def histogram(self, who: Identity, request: T.HistogramRequest) -> T.NumericStats:
+        spec, user = self._query(request.kind, request.filter_json)
+        field = _field(spec, request.field, "field")
+        if field.kind not in NUMERIC or field.multi:
+            raise Invalid(f"field: {request.field!r} is not a numeric field; numeric fields: "
+                          f"{', '.join(n for n, f in spec.fields.items() if f.kind in NUMERIC and not f.multi)}")
+        if not 1 <= request.bins <= MAX_BINS or request.bin_width < 0:
+            raise Invalid(f"bins: give 1 to {MAX_BINS} bins, or a positive bin_width")
+        own = filters.without_field(user, request.field) if request.exclude_own else user
+        s = self.store.numeric_stats(spec.kind, request.field, _readable(who, spec, own), request.bins, request.bin_width)
+        bins = [T.HistogramBin(low=lo, high=hi, count=c) for lo, hi, c in s.bins]
+        return T.NumericStats(field=request.field, count=s.count, missing=s.missing, min=s.min or 0.0,
+                              max=s.max or 0.0, mean=s.mean or 0.0, sum=s.sum or 0.0, bins=bins)
+
+    def hits(self, who: Identity, request: T.HitsRequest) -> T.HitsPage:
+        spec, user = self._query(request.kind, request.filter_json)
+        if not 1 <= request.limit <= MAX_HITS_PAGE or request.offset < 0:
+            raise Invalid(f"limit: give 1 to {MAX_HITS_PAGE} rows from an offset of 0 or more")
+        sort = [(_field(spec, key.field, "sort").name, key.descending) for key in request.sort or []]
+        total, docs = self.store.hits(spec.kind, _readable(who, spec, user), sort, request.limit, request.offset)
+        return T.HitsPage(total=total, offset=request.offset, documents_json=[json.dumps(d) for d in docs])
+
+    def manifest(self, who: Identity, request: T.ManifestRequest) -> T.ManifestPage:
+        spec, user = self._query(request.kind, request.filter_json)
+        manifest = self.flattening.manifest
+        if manifest is None or (spec.kind != manifest.document and spec.kind not in manifest.joins):
+            raise Invalid(f"kind: no manifest from {spec.kind!r} documents")
+        if not 1 <= request.limit <= MAX_MANIFEST_PAGE:
+            raise Invalid(f"limit: give 1 to {MAX_MANIFEST_PAGE} rows")
+        try:
+            total, entries, cursor = self.store.manifest(spec.kind, _readable(who, spec, user), request.limit,
+                                                         request.cursor)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+        return T.ManifestPage(total=total, entries_json=[json.dumps(e) for e in entries], next_cursor=cursor)
+
+    # -- shared checks ----------------------------------------------------------------
+
+    def _query(self, kind: str, filter_json: str) -> tuple[DocumentSpec, object]:
+        """The kind's spec and the caller's parsed filter."""
+        spec = self.flattening.specs.get(kind)
+        if spec is None:
+            raise Invalid(f"kind: {kind!r} is not a document kind; choose from {', '.join(self.flattening.specs)}")
+        return spec, filters.parse(filter_json or None, spec.fields, spec.search)
+
+
+def _readable(who: Identity, spec: DocumentSpec, node):
+    """A filter narrowed to the projects the caller may read (added after own-facet exclusion,
+    so that exclusion can never drop it)."""
+    if who.is_admin:
+        return node
+    # "" names no project: a caller without grants matches nothing rather than everything
+    readable = filters.In(spec.fields["project_id"], tuple(sorted(who.grants)) or ("",))
+    return readable if node is None else filters.And((readable, node))
+
+
+def _field(spec: DocumentSpec, name: str, argument: str, scalar_or_list: bool = False) -> filters.Field:
+    field = spec.fields.get(name)
+    if field is None or field.nested:
+        raise Invalid(f"{argument}: {name!r} is not a field of {spec.kind} documents; fields: "
+                      f"{', '.join(n for n, f in spec.fields.items() if not f.nested)}")
+    if not scalar_or_list and field.multi:
+        raise Invalid(f"{argument}: {name!r} holds lists and cannot be used here")
+    return field
+
+
+def _kind(spec: DocumentSpec) -> T.DocumentKind:
+    fields = [T.FieldInfo(name=f.name, kind=f.kind, multi=f.multi, nested=list(f.nested or {}),
+                          enum_values=[str(v) for v in spec.enums.get(f.name, ())]) for f in spec.fields.values()]
+    return T.DocumentKind(kind=spec.kind, title=spec.title, root_type=spec.root, fields=fields,
+                          facets=list(spec.facets), search=list(spec.search), columns=list(spec.columns))
