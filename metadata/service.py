@@ -47,15 +47,13 @@ class MetadataService:
         return self._dictionary_json
 
     def get_node(self, who: Identity, node_id: str) -> T.Node:
-        node = self.store.get(node_id)
-        if node is None:
-            raise Missing(f"no node with id {node_id!r}")
+        node = self._graph_node(node_id)
         self._require_read(who, node)
         return to_thrift(node)
 
     def find_node(self, who: Identity, project_id: str, submitter_id: str) -> T.Node:
         node = self.store.find(project_id, [submitter_id]).get(submitter_id)
-        if node is None:
+        if node is None or self.dictionary.get(node.type) is None:
             raise Missing(f"no node {submitter_id!r} in project {project_id!r}")
         self._require_read(who, node)
         return to_thrift(node)
@@ -74,9 +72,7 @@ class MetadataService:
         return T.NodePage(nodes=[to_thrift(n) for n in page.nodes], total=page.total, next_cursor=page.next_cursor)
 
     def get_edges(self, who: Identity, node_id: str) -> list:
-        node = self.store.get(node_id)
-        if node is None:
-            raise Missing(f"no node with id {node_id!r}")
+        node = self._graph_node(node_id)
         self._require_read(who, node)
         return [T.Edge(**vars(edge)) for edge in self.store.edges(node_id)]
 
@@ -107,7 +103,7 @@ class MetadataService:
     def delete_nodes(self, who: Identity, project_id: str, ids: list[str]) -> T.DeleteResult:
         if not ids:
             raise Invalid("ids: give at least one node id to delete")
-        nodes = self.store.get_many(ids)
+        nodes = {i: n for i, n in self.store.get_many(ids).items() if self.dictionary.get(n.type)}
         missing = [i for i in ids if i not in nodes]
         if missing:
             raise Missing(f"no node with id {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
@@ -151,6 +147,13 @@ class MetadataService:
 
     def delete_cohort(self, who: Identity, cohort_id: str) -> None:
         self.cohorts.delete(who, cohort_id)
+
+    def _graph_node(self, node_id: str) -> StoredNode:
+        """A node of the dictionary's graph; internal nodes (cohorts) are not found through here."""
+        node = self.store.get(node_id)
+        if node is None or self.dictionary.get(node.type) is None:
+            raise Missing(f"no node with id {node_id!r}")
+        return node
 
     # -- authorization ----------------------------------------------------------------
 

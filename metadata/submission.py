@@ -51,6 +51,7 @@ class Planner:
         existing = self.store.find(self.project_id, [e.doc["submitter_id"] for e, _ in typed])
         items = [self._item(e, t, existing.get(e.doc["submitter_id"])) for e, t in typed]
         self._check_project_exists(items)
+        self._check_new_ids(items)
         in_batch = {item.node.submitter_id: item.node for item in items}
         in_batch.update({("id", item.node.id): item.node for item in items})
         plan = Plan()
@@ -128,6 +129,13 @@ class Planner:
         if project is None or project.type != "project":
             self.problems.add("project_id", f"there is no project {self.project_id!r}; "
                                             "an administrator must create it first", index=0)
+
+    def _check_new_ids(self, items: list[_Item]) -> None:
+        """A new entity may bring its own id, but not one that already names a node."""
+        chosen = {item.node.id: item for item in items if not item.existing and "id" in item.entity.doc}
+        for node_id, node in self.store.get_many(list(chosen)).items():
+            self._adder(chosen[node_id].entity)(
+                "id", f"{node_id} already names the {node.type} {node.submitter_id!r} in project {node.project_id!r}")
 
     # -- links ------------------------------------------------------------------------
 

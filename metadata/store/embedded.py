@@ -347,6 +347,11 @@ def _check_free(cur, creates: list[StoredNode]) -> None:
     if taken:
         names = ", ".join(f"{sid} ({project})" for project, sid in taken[:10])
         raise Clash(f"created meanwhile by another submission: {names}; submit again to update them", "stale")
+    ids = [n.id for n in creates]
+    with _values(cur, ids) as view:
+        used = [r[0] for r in cur.execute(f"SELECT id FROM nodes WHERE id IN (SELECT v FROM {view})").fetchall()]
+    if used or len(set(ids)) < len(ids):
+        raise Clash(f"node id(s) already in use: {', '.join(used[:10]) or 'named twice in the batch'}", "stale")
 
 
 def _update(cur, writes: list[Write]) -> None:

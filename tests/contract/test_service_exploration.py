@@ -163,3 +163,13 @@ def test_cohorts_are_private_unless_shared_with_a_project(explored, client_for, 
 def test_bad_cohorts_are_refused(explored, args, words):
     with pytest.raises(T.ValidationError, match=words):
         explored.save_cohort(*args)
+
+
+def test_cohorts_are_not_reachable_through_the_node_api(explored, project):
+    cohort = explored.save_cohort("mine", "case", None)
+    with pytest.raises(T.NotFound):
+        explored.get(cohort.id)
+    with pytest.raises(T.NotFound):
+        explored.edges(cohort.id)
+    with pytest.raises(T.NotFound):
+        explored.delete("~local-admin", [cohort.id])

@@ -182,3 +182,11 @@ def test_the_dictionary_is_served_as_json(admin):
     dictionary = admin.dictionary()
     assert dictionary["sample"]["links"][0]["target_type"] == "case"
     assert json.dumps(dictionary)
+
+
+def test_a_new_entity_cannot_take_an_id_already_in_use(admin, project):
+    admin.submit(project, [CASE])
+    taken = admin.find(project, "c-1")["id"]
+    with pytest.raises(T.ValidationError) as caught:
+        admin.submit(project, [dict(CASE, submitter_id="c-2", id=taken)])
+    assert f"{taken} already names the case 'c-1'" in issues_of(caught)[(0, "id")]

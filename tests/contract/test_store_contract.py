@@ -359,3 +359,10 @@ def test_a_rollback_that_fails_is_retried_before_the_next_write(stores, monkeypa
     assert store.get(fresh.id) is None and store.find("p1", ["case-new"]) == {}
     create(store, fresh)  # would clash on the key claimed above, had the rollback not been retried
     assert store.find("p1", ["case-new"])["case-new"] == fresh
+
+
+def test_a_create_with_an_id_in_use_clashes_and_writes_nothing(store):
+    create(store, node("x"))
+    with pytest.raises(Clash) as clash:
+        store.apply([Write(node("y", "p1"), None), Write(dataclasses.replace(node("z"), id="id-p1-x"), None)], set())
+    assert clash.value.code == "stale" and store.find("p1", ["y", "z"]) == {}
