@@ -56,7 +56,10 @@ class Explorer:
         if not 1 <= request.limit <= MAX_HITS_PAGE or request.offset < 0:
             raise Invalid(f"limit: give 1 to {MAX_HITS_PAGE} rows from an offset of 0 or more")
         sort = [(_field(spec, key.field, "sort").name, key.descending) for key in request.sort or []]
-        total, docs = self.store.hits(spec.kind, _readable(who, spec, user), sort, request.limit, request.offset)
+        try:
+            total, docs = self.store.hits(spec.kind, _readable(who, spec, user), sort, request.limit, request.offset)
+        except ValueError as exc:  # e.g. a page past what the store can page to
+            raise Invalid(str(exc)) from None
         return T.HitsPage(total=total, offset=request.offset, documents_json=[json.dumps(d) for d in docs])
 
     def manifest(self, who: Identity, request: T.ManifestRequest) -> T.ManifestPage:

@@ -61,6 +61,9 @@ class Guard:
                 return method(self._tokens.verify(token), *args)
             except errors.MetadataError as error:
                 raise thrift_error(error) from None
+            except Exception:
+                log.exception("unexpected error in %s", method.__name__)
+                raise  # the client gets Thrift's internal error; the log has the traceback
             finally:
                 with self._idle:
                     self._in_flight -= 1
