@@ -1,6 +1,6 @@
 """The `labcommons` command: run the commons, and submit, read and export metadata over Thrift.
 
-Every command except `up` and `metadata serve` is a client of the running metadata service.
+Every command except `up`, `metadata serve` and `portal serve` is a client of the running metadata service.
 Errors print the service's message (and each located problem) and exit non-zero.
 """
 from __future__ import annotations
@@ -114,6 +114,26 @@ def serve(obj: Context, bind_host: str | None, bind_port: int | None):
     settings = dataclasses.replace(obj.settings, host=bind_host or obj.settings.host,
                                    port=bind_port or obj.settings.port)
     serve_main(settings)
+
+
+@main.group("portal")
+def portal_group():
+    """The web portal: the explorer, sign-in and exports."""
+
+
+@portal_group.command("serve")
+@click.option("--host", "bind_host", help="Address to listen on (default: LABCOMMONS_PORTAL_HOST or 127.0.0.1).")
+@click.option("--port", "bind_port", type=int, help="Port to listen on (default: LABCOMMONS_PORTAL_PORT or 8050).")
+def portal_serve(bind_host: str | None, bind_port: int | None):
+    """Run the portal (waitress) in the foreground until SIGTERM or Ctrl-C."""
+    from portal import create_app
+    from portal.server import AddressError, address, serve
+
+    try:
+        host, port = address()
+    except AddressError as error:
+        raise click.UsageError(str(error)) from None
+    serve(create_app(), bind_host or host, port if bind_port is None else bind_port)
 
 
 @main.command()

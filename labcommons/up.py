@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +47,7 @@ def run_commons(settings: Settings, seed_demo: bool = True) -> int:
             print("seeding the demo commons (first start) ...", flush=True)
             print(create_demo(client, settings.storage_root), flush=True)
         client.close()
+        children.append(_start_portal(logs))
         _print_banner(settings, children)
         return _watch(children, stop)
     except ServiceFailed as failure:
@@ -81,12 +85,59 @@ def _wait_for_metadata(settings: Settings, child: Child) -> MetadataClient:
     raise ServiceFailed(f"the metadata service did not answer within {READY_TIMEOUT_SECONDS}s:\n{_tail(child.log)}")
 
 
+def _start_portal(logs: Path) -> Child:
+    """Start the portal after the metadata service (it asks the service for everything)."""
+    from portal.server import AddressError, address
+
+    try:
+        host, port = address()
+    except AddressError as error:
+        raise ServiceFailed(str(error)) from None
+    if _answers(host, port):  # else our probe could take another server's answer for the portal's
+        raise ServiceFailed(f"the portal's port {host}:{port} is in use; set LABCOMMONS_PORTAL_PORT to another")
+    child = _start("portal", [sys.executable, "-m", "labcommons.cli", "portal", "serve"],
+                   f"http://{host}:{port}/", logs)
+    _wait_for_http(child, child.address + "signin")
+    return child
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether something already accepts connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_for_http(child: Child, url: str) -> None:
+    """Return once url answers 200; ServiceFailed with the child's log tail otherwise."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise ServiceFailed(f"the {child.name} exited with code {child.process.returncode}:\n{_tail(child.log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_SECONDS) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass  # not listening yet
+        time.sleep(0.2)
+    raise ServiceFailed(f"the {child.name} did not answer within {READY_TIMEOUT_SECONDS}s:\n{_tail(child.log)}")
+
+
 def _print_banner(settings: Settings, children: list[Child]) -> None:
+    from portal.users import PASSWORDS_FILE
+
     print("\nlabcommons is running:")
     for child in children:
         print(f"  {child.name:<10} {child.address:<28} pid {child.process.pid:<7} log {child.log}")
     print(f"  data dir   {settings.data_dir.resolve()}")
     print(f"  admin token (for the CLI on this machine): {settings.admin_token_path.resolve()}")
+    passwords = settings.data_dir / PASSWORDS_FILE
+    if passwords.exists():
+        print(f"  portal sign-in: demo users ana (analyst), tom (technician), ada (admin); "
+              f"passwords in {passwords.resolve()}")
     print("\ntry:  .venv/bin/labcommons status    .venv/bin/labcommons ls case")
     print(f"stop: Ctrl-C, or kill -TERM {os.getpid()}\n", flush=True)
 

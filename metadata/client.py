@@ -116,8 +116,10 @@ class MetadataClient:
     def documents(self) -> list[T.DocumentKind]:
         return self._call("get_documents")
 
-    def facets(self, kind: str, fields: list[str], filter: dict | None = None, size: int = 100) -> T.FacetResult:
-        return self._call("facets", T.FacetRequest(kind=kind, filter_json=_filter(filter), fields=list(fields), size=size))
+    def facets(self, kind: str, fields: list[str], filter: dict | None = None, size: int = 100,
+               exclude_own: bool = True) -> T.FacetResult:
+        return self._call("facets", T.FacetRequest(kind=kind, filter_json=_filter(filter), fields=list(fields),
+                                                   size=size, exclude_own=exclude_own))
 
     def histogram(self, kind: str, field: str, filter: dict | None = None, bins: int = 20,
                   bin_width: float = 0, exclude_own: bool = True) -> T.NumericStats:

@@ -30,7 +30,8 @@ class Explorer:
             _field(spec, name, "fields", scalar_or_list=True)
         if not 1 <= request.size <= 1000:
             raise Invalid(f"size: {request.size} is out of range; give 1 to 1000")
-        requests = [(name, _readable(who, spec, filters.without_field(user, name))) for name in request.fields]
+        own = filters.without_field if request.exclude_own else (lambda node, _name: node)
+        requests = [(name, _readable(who, spec, own(user, name))) for name in request.fields]
         counts = self.store.facet_counts(spec.kind, requests, request.size)
         facets = [T.Facet(field=name, other_count=counts[name].other,
                           buckets=[T.FacetBucket(value=str(v), count=c) for v, c in counts[name].buckets])

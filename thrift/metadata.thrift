@@ -170,12 +170,14 @@ struct Facet {
     3: i64 other_count,
 }
 
-/** Facet counts: each field's counts ignore the filter's own clauses on that field. */
+/** Facet counts: each field's counts ignore the filter's own clauses on that field (exclude_own). */
 struct FacetRequest {
     1: string kind,
     2: string filter_json = "",
     3: list<string> fields,
     4: i32 size = 100,
+    /** false: count every field under the whole filter (for a chart rather than a facet panel). */
+    5: bool exclude_own = true,
 }
 
 struct FacetResult {

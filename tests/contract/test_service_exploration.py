@@ -173,3 +173,8 @@ def test_cohorts_are_not_reachable_through_the_node_api(explored, project):
         explored.edges(cohort.id)
     with pytest.raises(T.NotFound):
         explored.delete("~local-admin", [cohort.id])
+
+
+def test_facets_can_count_under_the_whole_filter(explored):
+    result = explored.facets("case", ["species"], {"IN": {"species": ["human"]}}, exclude_own=False)
+    assert buckets(result, "species") == {"human": 2}

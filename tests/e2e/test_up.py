@@ -4,14 +4,16 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 from metadata.client import MetadataClient
 from tests.e2e.conftest import free_port
 
 
 def test_up_serves_the_demo_commons_and_stops_cleanly(tmp_path):
-    data_dir, port = tmp_path / "data", free_port()
-    env = dict(os.environ, LABCOMMONS_DATA_DIR=str(data_dir), LABCOMMONS_PORT=str(port))
+    data_dir, port, portal_port = tmp_path / "data", free_port(), free_port()
+    env = dict(os.environ, LABCOMMONS_DATA_DIR=str(data_dir), LABCOMMONS_PORT=str(port),
+               LABCOMMONS_PORTAL_PORT=str(portal_port))
     up = subprocess.Popen([sys.executable, "-m", "labcommons.cli", "up"], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -22,6 +24,9 @@ def test_up_serves_the_demo_commons_and_stops_cleanly(tmp_path):
                 break
         banner = "".join(lines)
         assert "labcommons is running" in banner and f"thrift://127.0.0.1:{port}" in banner, banner
+        assert f"http://127.0.0.1:{portal_port}/" in banner and "demo-passwords" in banner, banner
+        with urllib.request.urlopen(f"http://127.0.0.1:{portal_port}/signin", timeout=10) as page:
+            assert page.status == 200 and b"Sign in" in page.read()
         token = (data_dir / "admin.token").read_text()
         with MetadataClient("127.0.0.1", port, token) as client:
             counts = client.health().counts
@@ -40,7 +45,7 @@ def test_up_reports_a_port_in_use_and_exits_1(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         env = dict(os.environ, LABCOMMONS_DATA_DIR=str(tmp_path / "d"),
-                   LABCOMMONS_PORT=str(taken.getsockname()[1]))
+                   LABCOMMONS_PORT=str(taken.getsockname()[1]), LABCOMMONS_PORTAL_PORT=str(free_port()))
         started = time.monotonic()
         result = subprocess.run([sys.executable, "-m", "labcommons.cli", "up"], env=env,
                                 capture_output=True, text=True, timeout=90)

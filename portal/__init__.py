@@ -1,0 +1,75 @@
+"""The portal: a Flask app (sign-in, exports) with Dash pages mounted inside it.
+
+It holds no data: every page asks the metadata service, as the signed-in user. Run it with
+`labcommons portal serve` (waitress), or as part of `labcommons up`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+from dash import Dash
+from flask import Flask, redirect
+
+from labcommons import settings as settings_module
+
+HERE = Path(__file__).resolve().parent
+SESSION_KEY_LABEL = b"labcommons portal session key v1"
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the portal. test_config may carry SETTINGS (a labcommons Settings) and Flask keys."""
+    app = Flask(__name__)
+    settings = (test_config or {}).get("SETTINGS") or settings_module.load()
+    app.config.from_mapping(
+        SETTINGS=settings,
+        SECRET_KEY=session_key(settings),
+        SESSION_COOKIE_NAME="labcommons_portal",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=settings.token_ttl_seconds,
+        WTF_CSRF_TIME_LIMIT=None,  # a form's token lives as long as the session it belongs to
+    )
+    app.config.from_mapping(test_config or {})
+
+    from portal import auth, client, csrf, exports
+    app.add_url_rule("/", "home", lambda: redirect(auth.HOME))  # before Dash, so it wins over Dash's "/"
+    csrf.init_app(app)
+    client.init_app(app)
+    mount_dash(app)
+    auth.init_app(app)
+    app.register_blueprint(exports.bp)
+    app.after_request(security_headers)
+    claim_dash_callbacks(app)  # last: Flask takes no more set-up after its first request
+    return app
+
+
+def session_key(settings) -> str:
+    """The session-cookie key, derived from the service's signing key: stable across restarts,
+    and never the token key itself."""
+    return hmac.new(settings.signing_key().encode(), SESSION_KEY_LABEL, hashlib.sha256).hexdigest()
+
+
+def mount_dash(app: Flask) -> Dash:
+    """Dash on the Flask app, its pages and assets anchored to this package."""
+    from portal import shell
+    dash_app = Dash(__name__, server=app, use_pages=True, pages_folder=str(HERE / "pages"),
+                    assets_folder=str(HERE / "assets"), url_base_pathname="/", title="labcommons",
+                    update_title=None, suppress_callback_exceptions=True)
+    dash_app.layout = shell.layout
+    return dash_app
+
+
+def claim_dash_callbacks(app: Flask) -> None:
+    """Dash moves the pages' `@callback`s from a process-wide registry into the app at its first
+    request; make that request now (a public path), so that each app made in this process
+    (tests make several) takes its own callbacks and no other app's."""
+    app.test_client().get("/_favicon.ico")
+
+
+def security_headers(response):
+    """After every response: no framing by other sites, no content-type guessing."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response

@@ -1,0 +1,34 @@
+"""The metadata service as the portal reaches it: one client per request, holding the
+signed-in user's token (opened on first use, closed when the request ends, like flaskr's db),
+and the local operator's client used only to mint users' tokens at sign-in."""
+from __future__ import annotations
+
+from flask import Flask, current_app, g, session
+
+from metadata.client import MetadataClient
+
+
+def get_client() -> MetadataClient:
+    """The signed-in user's client for this request."""
+    if "client" not in g:
+        settings = current_app.config["SETTINGS"]
+        g.client = MetadataClient(settings.host, settings.port, session.get("token", ""))
+    return g.client
+
+
+def close_client(_error=None) -> None:
+    """Called when the request's app context ends (after a streamed response has finished)."""
+    client = g.pop("client", None)
+    if client is not None:
+        client.close()
+
+
+def operator_client() -> MetadataClient:
+    """A client holding the service's local operator (admin) token; the caller closes it."""
+    settings = current_app.config["SETTINGS"]
+    token = settings.admin_token_path.read_text().strip()
+    return MetadataClient(settings.host, settings.port, token)
+
+
+def init_app(app: Flask) -> None:
+    app.teardown_appcontext(close_client)

@@ -1,0 +1,278 @@
+"""Figures and widgets of the explorer: pure functions from service answers and the view state
+to Dash components and Plotly figures, so they are tested without a browser or a service.
+
+Widget ids carry the page prefix "explore-". Facet widgets use pattern-matching ids naming the
+document kind and field ({"type": "explore-term", "kind": "case", "field": "sex"}), so a
+callback can tell which facet moved and ignore widgets of a tab just left.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from dash import dash_table, dcc, html
+
+from portal.explorer import state as st
+
+MISSING_LABEL = "no value"
+OTHER_LABEL = "other values"
+ACCENT, MUTED = "#2a6f97", "#c9d6df"
+OPS_TEXT = {"=": "is", "!=": "is not", ">": ">", ">=": "≥", "<": "<", "<=": "≤"}
+
+
+# -- text ------------------------------------------------------------------------------------
+
+def title(name: str) -> str:
+    """A field name as a heading: `age_years` -> `Age years`, `samples.organ` -> `Samples › organ`."""
+    words = name.replace("_", " ").replace(".", " › ")
+    return words[:1].upper() + words[1:]
+
+
+def value_label(value) -> str:
+    return MISSING_LABEL if value == st.MISSING else st.text(value)
+
+
+def number(name: str, value: float | None) -> str:
+    """A number for people: sizes in bytes as KB/MB/GB, others with thousands separators."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if name.endswith("_size"):
+        return _bytes(value)
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _bytes(value: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1024 or unit == "TB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return str(value)
+
+
+def describe(clause: dict) -> str:
+    """A top-level filter clause as a chip's text; compact JSON for anything else."""
+    if isinstance(clause, dict) and len(clause) == 1:
+        (op, body), = clause.items()
+        if op == "search" and isinstance(body, dict):
+            return f"contains “{body.get('keyword', '')}”"
+        if isinstance(body, dict) and len(body) == 1:
+            (name, value), = body.items()
+            if op == "IN" and isinstance(value, list):
+                return f"{name} is {' or '.join(map(value_label, value))}"
+            if op in OPS_TEXT and not isinstance(value, (list, dict)):
+                return f"{name} {OPS_TEXT[op]} {value_label(value)}"
+    text = st.compact(clause)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- facets ----------------------------------------------------------------------------------
+
+def term_options(buckets: Sequence[tuple[str, int]], selected: Sequence[str]) -> list[dict]:
+    """Checklist options, value and count; the no-value bucket last, and selected values the
+    buckets lack (now counting 0) kept so they can be unticked."""
+    counts = dict(buckets)
+    values = [v for v, _ in buckets if v != st.MISSING] + [v for v in selected if v not in counts]
+    if st.MISSING in counts:
+        values.append(st.MISSING)
+    return [{"label": _option_label(v, counts.get(v, 0)), "value": v} for v in dict.fromkeys(values)]
+
+
+def _option_label(value: str, count: int) -> html.Span:
+    return html.Span([html.Span(value_label(value), className="facet-value"),
+                      html.Span(f"{count:,}", className="facet-count")], className="facet-option")
+
+
+def term_facet(kind: str, name: str, buckets: Sequence[tuple[str, int]], selected: Sequence[str],
+               other: int = 0) -> html.Div:
+    """A term facet: a checklist of values with their counts."""
+    body = [dcc.Checklist(id={"type": "explore-term", "kind": kind, "field": name},
+                          options=term_options(buckets, selected), value=list(selected),
+                          className="facet-checklist")]
+    if other:
+        body.append(html.Div(f"{other:,} more in other values", className="facet-note"))
+    return html.Div([html.H4(title(name))] + body, className="facet", id=f"explore-facet-{name}")
+
+
+def slider_bounds(low: float, high: float, integer: bool) -> tuple[float, float, float]:
+    """(min, max, step) of a slider over [low, high]: a round step of about 1/100 of the span
+    (whole for integer fields), and ends on multiples of it, so handles stop at round values."""
+    span = high - low
+    step = 10.0 ** math.floor(math.log10(span / 100)) if span > 0 else 1.0
+    if integer:
+        step = max(1, int(step))
+    digits = max(0, -math.floor(math.log10(step)))
+    low, high = round(math.floor(low / step) * step, digits), round(math.ceil(high / step) * step, digits)
+    if integer:
+        return int(low), int(high), step
+    return low, high, step
+
+
+def range_facet(kind: str, name: str, stats, filter_: dict | None, integer: bool) -> html.Div:
+    """A numeric facet: a small histogram over a range slider (or a note when no value exists)."""
+    head = html.H4(title(name))
+    if not stats.count:
+        return html.Div([head, html.Div("no values", className="facet-note")], className="facet")
+    low, high, step = slider_bounds(stats.min, stats.max, integer)
+    value = st.slider_value(filter_, name, low, high)
+    slider = dcc.RangeSlider(id={"type": "explore-range", "kind": kind, "field": name}, min=low, max=high,
+                             step=step, value=value, allowCross=False, updatemode="mouseup", allow_direct_input=False,
+                             marks={low: number(name, low), high: number(name, high)},
+                             tooltip={"placement": "bottom", "always_visible": False})
+    caption = f"{number(name, value[0])} – {number(name, value[1])}"
+    if stats.missing:
+        caption += f" · {stats.missing:,} without a value"
+    graph = dcc.Graph(figure=mini_histogram(stats, value), config={"staticPlot": True}, className="facet-histogram")
+    return html.Div([head, graph, slider, html.Div(caption, className="facet-note")],
+                    className="facet", id=f"explore-facet-{name}")
+
+
+def mini_histogram(stats, value: Sequence[float]) -> go.Figure:
+    """Bars of a numeric facet's histogram, those inside the selected range highlighted."""
+    bins = list(stats.bins or [])
+    lo, hi = value
+    colors = [ACCENT if b.high >= lo and b.low <= hi else MUTED for b in bins]
+    figure = go.Figure(go.Bar(x=[(b.low + b.high) / 2 for b in bins], y=[b.count for b in bins],
+                              width=[(b.high - b.low) * 0.9 for b in bins], marker_color=colors))
+    figure.update_layout(height=60, margin=dict(l=4, r=4, t=2, b=2), showlegend=False,
+                         xaxis=dict(visible=False), yaxis=dict(visible=False),
+                         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
+    return figure
+
+
+# -- summary charts --------------------------------------------------------------------------
+
+def counts_figure(name: str, buckets: Sequence[tuple[str, int]], other: int, chart: str) -> go.Figure:
+    """Counts by a field's values, as a bar or a pie chart."""
+    labels = [value_label(v) for v, _ in buckets] + ([OTHER_LABEL] if other else [])
+    counts = [c for _, c in buckets] + ([other] if other else [])
+    if chart == "pie":
+        trace = go.Pie(labels=labels, values=counts, hole=0.35, sort=False, textinfo="label+value")
+    else:
+        trace = go.Bar(x=labels, y=counts, marker_color=ACCENT, text=counts, textposition="auto")
+    figure = go.Figure(trace)
+    figure.update_layout(title=dict(text=f"Count by {title(name).lower()}", x=0.02), height=300,
+                         margin=dict(l=40, r=10, t=40, b=60), showlegend=False)
+    return figure
+
+
+def histogram_figure(name: str, stats) -> go.Figure:
+    """A numeric field's histogram, with its mean named in the title."""
+    bins = list(stats.bins or [])
+    figure = go.Figure(go.Bar(x=[(b.low + b.high) / 2 for b in bins], y=[b.count for b in bins],
+                              width=[b.high - b.low for b in bins], marker_color=ACCENT,
+                              marker_line=dict(color="white", width=1),
+                              customdata=[[number(name, b.low), number(name, b.high)] for b in bins],
+                              hovertemplate="%{customdata[0]} – %{customdata[1]}: %{y}<extra></extra>"))
+    mean = f", mean {number(name, stats.mean)}" if stats.count else ""
+    figure.update_layout(title=dict(text=f"{title(name)} ({stats.count:,} values{mean})", x=0.02), height=300,
+                         margin=dict(l=40, r=10, t=40, b=40), bargap=0, showlegend=False)
+    return figure
+
+
+def empty_figure(note: str) -> go.Figure:
+    figure = go.Figure()
+    figure.update_layout(height=300, xaxis=dict(visible=False), yaxis=dict(visible=False),
+                         annotations=[dict(text=note, showarrow=False, font=dict(color="#777"))])
+    return figure
+
+
+# -- results table ---------------------------------------------------------------------------
+
+def cell(value) -> str | int | float:
+    """A document value as a table cell: lists joined, records counted."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        if value and isinstance(value[0], dict):
+            return f"{len(value)} records"
+        return ", ".join(st.text(v) for v in value if v is not None)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value if isinstance(value, (int, float, str)) else str(value)
+
+
+def table_rows(docs: Sequence[dict], columns: Sequence[str]) -> list[dict]:
+    return [{name: cell(doc.get(name)) for name in columns} for doc in docs]
+
+
+def results_table(columns: Sequence[str], docs: Sequence[dict], total: int, state: st.State) -> dash_table.DataTable:
+    """One page of hits; paging and sorting are served by the service (custom actions)."""
+    return dash_table.DataTable(
+        id="explore-table", columns=[{"id": c, "name": title(c)} for c in columns],
+        data=table_rows(docs, columns), page_action="custom", page_size=st.PAGE_SIZE,
+        page_current=state.page, page_count=max(1, math.ceil(total / st.PAGE_SIZE)),
+        sort_action="custom", sort_mode="single",
+        sort_by=[{"column_id": f, "direction": "desc" if d else "asc"} for f, d in state.sort],
+        style_table={"overflowX": "auto"}, style_as_list_view=True,
+        style_cell={"fontFamily": "inherit", "fontSize": "13px", "padding": "4px 8px", "textAlign": "left",
+                    "maxWidth": "260px", "overflow": "hidden", "textOverflow": "ellipsis"},
+        style_header={"fontWeight": "600", "backgroundColor": "#f3f6f8"})
+
+
+def total_line(total: int, kind_title: str, page: int) -> str:
+    pages = max(1, math.ceil(total / st.PAGE_SIZE))
+    return f"{total:,} {kind_title.lower()} · page {page + 1} of {pages}"
+
+
+# -- chips, messages, links --------------------------------------------------------------------
+
+def chips(state: st.State) -> list:
+    """Active-filter chips, each with a remove button; a search chip; 'clear all' when any."""
+    items = [_chip(describe(clause), i) for i, clause in enumerate(st.clauses(state.filter))]
+    if state.search:
+        items.append(_chip(f"contains “{state.search}”", -1))
+    if not items:
+        return [html.Span("No filters: showing everything you can read.", className="chips-empty")]
+    return items + [html.Button("clear all", id="explore-clear", className="chip-clear", n_clicks=0)]
+
+
+def _chip(text: str, index: int) -> html.Span:
+    remove = html.Button("×", id={"type": "explore-chip", "index": index}, className="chip-remove",
+                         title="remove this filter", n_clicks=0)
+    return html.Span([html.Span(text, className="chip-text"), remove], className="chip")
+
+
+def message(text: str, issues: Sequence[tuple[str, str]] = (), links: Sequence[tuple[str, str]] = ()) -> html.Div:
+    """A problem shown in place of results: the message, located issues, and ways back."""
+    body = [html.Strong(text)]
+    if issues:
+        body.append(html.Ul([html.Li([html.Code(where), f": {problem}"] if where else problem)
+                             for where, problem in issues]))
+    if links:
+        body.append(html.Div([dcc.Link(label, href=href, className="message-link", refresh=True)
+                              for label, href in links]))
+    return html.Div(body, className="message", id="explore-problem")
+
+
+def export_links(state: st.State, kind_title: str) -> list:
+    """Download links for the current view: manifest (TSV, JSON) and the table (TSV)."""
+    query = st.to_query(st.State(kind=state.kind, filter=state.filter, search=state.search, sort=state.sort))
+    links = [("Manifest (TSV)", "/export/manifest.tsv"), ("Manifest (JSON)", "/export/manifest.json"),
+             (f"{kind_title} table (TSV)", "/export/table.tsv")]
+    return [html.A(label, href=path + query, className="button", id=f"explore-export-{i}")
+            for i, (label, path) in enumerate(links)]
+
+
+def chart_panel(terms: Sequence[str], numeric: Sequence[str], state: st.State, by: str, hist: str,
+                counts, histogram) -> html.Div:
+    """The two summary charts, each under its picker: counts by a field (bar or pie), and a
+    numeric field's histogram. `counts`/`histogram` are figures, or a component saying why not."""
+    count_picker = html.Div([
+        dcc.Dropdown(id="explore-by", options=[{"label": title(n), "value": n} for n in terms], value=by or None,
+                     clearable=False, className="picker"),
+        dcc.RadioItems(id="explore-chart", options=[{"label": " bar", "value": "bar"}, {"label": " pie", "value": "pie"}],
+                       value=state.chart, inline=True, className="chart-type")], className="chart-controls")
+    hist_picker = html.Div([
+        dcc.Dropdown(id="explore-hist-field", options=[{"label": title(n), "value": n} for n in numeric],
+                     value=hist or None, clearable=False, className="picker")], className="chart-controls")
+    return html.Div([html.Div([count_picker, _graph("explore-counts", counts)], className="chart"),
+                     html.Div([hist_picker, _graph("explore-histogram", histogram)], className="chart")],
+                    className="chart-row")
+
+
+def _graph(id_: str, figure):
+    if isinstance(figure, go.Figure):
+        return dcc.Graph(id=id_, figure=figure, config={"displayModeBar": False}, className="chart-graph")
+    return html.Div(figure, id=id_, className="chart-problem")

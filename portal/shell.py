@@ -1,0 +1,26 @@
+"""The frame around every Dash page: the header (who is signed in, sign-out) and the page."""
+from __future__ import annotations
+
+import dash
+from dash import dcc, html
+from flask_wtf.csrf import generate_csrf
+
+from portal.auth import current_user
+
+
+def layout() -> html.Div:
+    """Called for every page load (Dash's /_dash-layout), so it shows the current user."""
+    return html.Div([header(current_user()), html.Div(dash.page_container, className="page")])
+
+
+def header(user: tuple[str, str] | None) -> html.Header:
+    nav = [html.A("labcommons", href="/explore", className="brand"),
+           dcc.Link("Explore", href="/explore", className="nav-link")]
+    if user is None:
+        return html.Header(nav, className="site-header")
+    name, role = user
+    signout = html.Form([dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
+                         html.Button("Sign out", type="submit", className="link-button", id="shell-signout")],
+                        method="POST", action="/signout", className="signout")
+    who = html.Span([html.Strong(name), f" · {role}"], className="who", id="shell-user")
+    return html.Header(nav + [html.Div([who, signout], className="user")], className="site-header")

@@ -1,0 +1,89 @@
+"""Fixtures for the portal's in-process tests.
+
+- demo:       the demo commons (scale 0.1) submitted to the `server` fixture's service.
+- app:        the portal (create_app) talking to `server`; demo users written to its data dir.
+- portal:     a Flask test client of `app`, signed in as nobody.
+- sign_in:    sign_in(client, user="ana", password=None) -> the response of a real form POST
+              (CSRF token read from the form; the demo password from demo-passwords.txt).
+- dash_call:  dash_call(client, output, inputs, state=()) -> the JSON a Dash callback answers
+              (None for "no update"), posted to /_dash-update-component as the page's script
+              would (same Origin). A wildcard (ALL) input or state is a list of such dicts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import pytest
+
+from labcommons.demo import create_demo
+from portal import create_app
+
+ORIGIN = "http://localhost"
+
+
+@pytest.fixture
+def demo(server, admin):
+    create_demo(admin, server.settings.storage_root, scale=0.1)
+
+
+@pytest.fixture
+def app(server):
+    settings = dataclasses.replace(server.settings, port=server.bound_port())
+    return create_app({"SETTINGS": settings, "TESTING": True})
+
+
+@pytest.fixture
+def portal(app):
+    return app.test_client()
+
+
+def demo_passwords(data_dir) -> dict[str, str]:
+    lines = (data_dir / "demo-passwords.txt").read_text().splitlines()
+    return {line.split("\t")[0]: line.split("\t")[2] for line in lines if not line.startswith("#")}
+
+
+def csrf_token(client, path: str = "/signin") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+
+@pytest.fixture
+def sign_in(server):
+    def sign_in(client, user: str = "ana", password: str | None = None, next_path: str = ""):
+        password = demo_passwords(server.settings.data_dir)[user] if password is None else password
+        query = f"?next={next_path}" if next_path else ""
+        return client.post("/signin" + query, data={"csrf_token": csrf_token(client), "username": user,
+                                                    "password": password})
+    return sign_in
+
+
+@pytest.fixture
+def dash_call():
+    def call(client, output: str, inputs: list[dict], state: list[dict] = (), origin: str = ORIGIN):
+        """Find the callback whose output names `output`, post to it, return its response JSON."""
+        deps = client.get("/_dash-dependencies").get_json()
+        spec = next(d for d in deps if output in d["output"])
+        outputs = [_prop(o) for o in spec["output"].strip(".").split("...")]
+        body = {"output": spec["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
+                "inputs": inputs, "state": list(state),
+                "changedPropIds": [_changed(inputs[0])] if inputs else []}
+        response = client.post("/_dash-update-component", json=body, headers={"Origin": origin})
+        assert response.status_code in (200, 204), response.get_data(as_text=True)[:2000]
+        answer = response.get_json() if response.status_code == 200 else None
+        return answer if answer and answer.get("response") else None
+    return call
+
+
+def _prop(text: str) -> dict:
+    target, _, prop = text.rpartition(".")
+    prop = prop.split("@")[0]  # allow_duplicate outputs carry a hash suffix
+    return {"id": target, "property": prop}
+
+
+def _changed(first) -> str:
+    """The prop id Dash names as the trigger (for a wildcard input, its first component)."""
+    item = first[0] if isinstance(first, list) else first
+    id_ = item["id"] if isinstance(item["id"], str) else json.dumps(item["id"], sort_keys=True, separators=(",", ":"))
+    return f"{id_}.{item['property']}"

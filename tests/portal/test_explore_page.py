@@ -1,0 +1,107 @@
+"""The explorer page through Dash's own callback endpoint, as the page's script calls it,
+against a real metadata service: hand-edited URLs, facet edits, charts under the whole filter."""
+import json
+
+import pytest
+
+HUMANS = {"IN": {"species": ["human"]}}
+
+
+@pytest.fixture
+def analyst(portal, sign_in, demo):
+    sign_in(portal, "ana")
+    return portal
+
+
+def state_input(**state) -> list[dict]:
+    return [{"id": "explore-state", "property": "data", "value": {"kind": "case", **state}}]
+
+
+def open_page(client, dash_call, search: str) -> str:
+    """The page the pages router renders for a URL's query string, as text."""
+    answer = dash_call(client, "_pages_content.children", [
+        {"id": "_pages_location", "property": "pathname", "value": "/explore"},
+        {"id": "_pages_location", "property": "search", "value": search}])
+    return json.dumps(answer)
+
+
+def test_a_good_link_renders_the_explorer_with_its_state(analyst, dash_call):
+    page = open_page(analyst, dash_call, "?tab=file&filter=" + json.dumps(HUMANS) + "&sort=-file_size")
+    assert '"explore-tabs"' in page and '"file"' in page
+    assert json.dumps({"IN": {"species": ["human"]}}) in page and "file_size" in page
+
+
+@pytest.mark.parametrize("search, message", [
+    ("?tab=case&filter={broken", "not valid JSON"),
+    ("?tab=case&page=zero", "is not a page number"),
+    ("?tab=samples", "not a document kind"),
+])
+def test_a_link_that_cannot_be_read_shows_what_is_wrong_and_a_way_back(analyst, dash_call, search, message):
+    page = open_page(analyst, dash_call, search)
+    assert message in page and "reset view" in page and "Traceback" not in page
+
+
+@pytest.mark.parametrize("filter_, message", [
+    ({"IN": {"orgn": ["liver"]}}, "unknown field 'orgn'; did you mean organ"),
+    ({">=": {"age_years": "thirty"}}, "age_years"),
+    ({"in": {"species": ["human"]}}, "did you mean IN"),
+])
+def test_the_services_message_is_shown_for_a_filter_it_refuses(analyst, dash_call, filter_, message):
+    answer = json.dumps(dash_call(analyst, "explore-results.children", state_input(filter=filter_)))
+    assert message in answer and "reset view" in answer and "Traceback" not in answer
+
+
+def test_a_page_past_the_end_says_so(analyst, dash_call):
+    answer = json.dumps(dash_call(analyst, "explore-results.children", state_input(page=40)))
+    assert "Page 41 is past the end" in answer and "first page" in answer
+
+
+def test_the_table_shows_the_services_page(analyst, dash_call, admin):
+    answer = dash_call(analyst, "explore-results.children", state_input(filter=HUMANS, sort=[["age_years", True]]))
+    table = answer["response"]["explore-results"]["children"][0]["props"]
+    total, docs = admin.hits("case", HUMANS, sort=[("age_years", True)], limit=50)
+    assert [row["submitter_id"] for row in table["data"]] == [d["submitter_id"] for d in docs]
+    assert answer["response"]["explore-total"]["children"].startswith(f"{total} cases")
+
+
+def test_facets_count_under_the_filter_but_not_their_own_selection(analyst, dash_call, admin):
+    answer = json.dumps(dash_call(analyst, "explore-facets.children", state_input(filter=HUMANS)))
+    assert '"value": "mouse"' in answer  # the species facet still offers what is not ticked
+    sexes = admin.facets("case", ["sex"], HUMANS).facets[0].buckets
+    assert all(f'"children": "{b.count}"' in answer for b in sexes)
+
+
+def test_ticking_a_value_changes_the_state_once(analyst, dash_call):
+    ids = {"type": "explore-term", "kind": "case", "field": "species"}
+    ticked, named = [[{"id": ids, "property": "value", "value": ["human"]}]], [{"id": ids, "property": "id", "value": ids}]
+
+    def tick(current: dict):
+        return dash_call(analyst, "explore-state.data", ticked,
+                         state=[named, {"id": "explore-state", "property": "data", "value": current}])
+
+    assert tick({"kind": "case", "page": 3})["response"]["explore-state"]["data"] == {
+        **tick({"kind": "case"})["response"]["explore-state"]["data"], "page": 0}
+    assert tick({"kind": "case"})["response"]["explore-state"]["data"]["filter"] == HUMANS
+    assert tick({"kind": "case", "filter": HUMANS}) is None  # a re-rendered checklist changes nothing
+    assert tick({"kind": "file"}) is None  # a checklist of the tab just left is ignored
+
+
+def graphs(node) -> dict:
+    """Every dcc.Graph figure in a rendered layout, by the graph's id."""
+    if isinstance(node, list):
+        return {k: v for item in node for k, v in graphs(item).items()}
+    if not isinstance(node, dict):
+        return {}
+    props = node.get("props", {})
+    found = {props["id"]: props["figure"]} if node.get("type") == "Graph" and "id" in props else {}
+    return found | graphs(props.get("children")) | graphs([v for k, v in node.items() if k != "props"])
+
+
+def test_the_charts_count_under_the_whole_filter(analyst, dash_call, admin):
+    answer = dash_call(analyst, "explore-charts.children", state_input(filter=HUMANS, by="species"))
+    charts = graphs(answer["response"]["explore-charts"]["children"])
+    counts = charts["explore-counts"]["data"][0]
+    total = admin.hits("case", HUMANS, limit=1)[0]
+    assert counts["x"] == ["human"] and counts["y"] == [total]  # not mouse and rat, which the facet offers
+    ages = admin.histogram("case", "age_years", HUMANS, exclude_own=False)
+    assert sum(charts["explore-histogram"]["data"][0]["y"]) == ages.count
