@@ -251,6 +251,119 @@ def token_create(obj: Context, user: str, roles: tuple[str, ...], grants: tuple[
               f"grants {issued.identity.grants or 'none'}")
 
 
+@token.command("personal")
+@click.argument("name")
+@click.option("--ttl", default=0, help="Lifetime in seconds (default: the service's).")
+@click.pass_obj
+@reports_errors
+def token_personal(obj: Context, name: str, ttl: int):
+    """Create a named personal token for yourself (shown once; list and revoke it later)."""
+    issued = obj.client.create_personal_token(name, ttl)
+    click.echo(issued.token)
+    err.print(f"personal token {name!r} (id {issued.identity.token_id}) for {issued.identity.user}")
+
+
+@token.command("list")
+@click.pass_obj
+@reports_errors
+def token_list(obj: Context):
+    """Your personal tokens (an admin sees everyone's)."""
+    table = Table("id", "name", "user", "created", "expires", "revoked", show_edge=False)
+    for t in obj.client.personal_tokens():
+        table.add_row(t.id, t.name, t.user, t.created_at, str(t.expires_at), "yes" if t.revoked else "")
+    out.print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@click.pass_obj
+@reports_errors
+def token_revoke(obj: Context, token_id: str):
+    """Revoke one of your personal tokens; it stops working at once."""
+    obj.client.revoke_personal_token(token_id)
+    out.print(f"revoked {token_id}")
+
+
+@main.group()
+def user():
+    """Accounts: users, roles and project grants (admin only)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", "-r", "roles", multiple=True, required=True, help="admin, analyst or technician.")
+@click.option("--grant", "-g", "grants", multiple=True, metavar="PROJECT[:read|write]", help="Project access.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (scripts).")
+@click.pass_obj
+@reports_errors
+def user_add(obj: Context, name: str, roles: tuple[str, ...], grants: tuple[str, ...], password_stdin: bool):
+    """Create (or update) an account; asks for its password."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
+        "password", hide_input=True, confirmation_prompt=True)
+    account = obj.client.save_account(name, password, list(roles), parse_grants(grants))
+    out.print(f"account {account.user}: roles {', '.join(account.roles)}; grants {account.grants or 'none'}")
+
+
+@user.command("grant")
+@click.argument("name")
+@click.argument("project")
+@click.option("--access", type=click.Choice(["read", "write"]), default="read", show_default=True)
+@click.pass_obj
+@reports_errors
+def user_grant(obj: Context, name: str, project: str, access: str):
+    """Grant a user access to a project (applies to their tokens at once)."""
+    account = obj.client.set_grant(name, project, access)
+    out.print(f"{account.user} now has {account.grants}")
+
+
+@user.command("revoke")
+@click.argument("name")
+@click.argument("project")
+@click.pass_obj
+@reports_errors
+def user_revoke(obj: Context, name: str, project: str):
+    """Take a project away from a user (applies to their tokens at once)."""
+    account = obj.client.set_grant(name, project, "")
+    out.print(f"{account.user} now has {account.grants or 'no grants'}")
+
+
+@user.command("list")
+@click.pass_obj
+@reports_errors
+def user_list(obj: Context):
+    """Every account with its roles and grants."""
+    table = Table("user", "roles", "grants", "disabled", show_edge=False)
+    for a in obj.client.accounts():
+        table.add_row(a.user, ", ".join(a.roles), ", ".join(f"{p}:{g}" for p, g in sorted(a.grants.items())),
+                      "yes" if a.disabled else "")
+    out.print(table)
+
+
+@user.command("sign-out")
+@click.argument("name")
+@click.pass_obj
+@reports_errors
+def user_sign_out(obj: Context, name: str):
+    """Sign a user out everywhere: every token issued to them so far stops working."""
+    obj.client.sign_out_everywhere(name)
+    out.print(f"{name} is signed out everywhere")
+
+
+@main.command()
+@click.option("--user", "-u", "who", default="", help="Only this user's actions.")
+@click.option("--action", "-a", default="", help="Only this action (e.g. submit, sign_in).")
+@click.option("--since", default="", help="ISO time, inclusive.")
+@click.option("--limit", default=50, show_default=True)
+@click.pass_obj
+@reports_errors
+def audit(obj: Context, who: str, action: str, since: str, limit: int):
+    """The audit log, newest first (admin only)."""
+    table = Table("at", "user", "action", "target", "outcome", "client", show_edge=False)
+    for e in obj.client.audit(who, action, since, limit=limit).entries:
+        table.add_row(e.at, e.user, e.action, e.target, e.outcome, e.client)
+    out.print(table)
+
+
 def parse_grants(grants: tuple[str, ...]) -> dict[str, str]:
     """`proj` or `proj:write` options as a grants mapping."""
     parsed = {}

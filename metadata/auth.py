@@ -21,12 +21,18 @@ MAX_TTL_SECONDS = 366 * 24 * 3600
 USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 
 
+TOKEN_KINDS = ("script", "session", "personal")
+
+
 @dataclass(frozen=True)
 class Identity:
     user: str
     roles: tuple[str, ...] = ()
     grants: dict[str, str] = field(default_factory=dict)
     expires_at: int = 0
+    token_id: str = ""
+    kind: str = "script"   # script (minted by an admin), session (sign-in), personal (named API token)
+    epoch: int = 0         # the account's sign-out epoch when the token was issued
 
     @property
     def is_admin(self) -> bool:
@@ -46,14 +52,16 @@ class Tokens:
         self._key = key
         self.default_ttl = default_ttl
 
-    def mint(self, user: str, roles, grants: dict[str, str], ttl: int | None = None) -> tuple[str, Identity]:
+    def mint(self, user: str, roles, grants: dict[str, str], ttl: int | None = None,
+             kind: str = "script", epoch: int = 0) -> tuple[str, Identity]:
         """A new token for a checked identity; raises Invalid naming the bad field."""
         ttl = self.default_ttl if not ttl else ttl
         check_identity(user, roles, grants, ttl)
         now = int(time.time())
-        identity = Identity(user, tuple(sorted(set(roles))), dict(grants), now + ttl)
-        claims = {"sub": user, "roles": list(identity.roles), "grants": identity.grants,
-                  "iat": now, "exp": identity.expires_at, "iss": ISSUER, "jti": uuid.uuid4().hex}
+        identity = Identity(user, tuple(sorted(set(roles))), dict(grants), now + ttl, uuid.uuid4().hex, kind, epoch)
+        claims = {"sub": user, "roles": list(identity.roles), "grants": identity.grants, "iat": now,
+                  "exp": identity.expires_at, "iss": ISSUER, "jti": identity.token_id, "kind": kind,
+                  "epoch": epoch}
         return jwt.encode(claims, self._key, algorithm="HS256"), identity
 
     def verify(self, token: str) -> Identity:
@@ -69,8 +77,9 @@ class Tokens:
         except jwt.InvalidTokenError:
             raise BadToken("the token is not valid: it was not issued by this commons "
                            "or has been altered", "token_invalid") from None
-        return Identity(claims["sub"], tuple(claims.get("roles", ())),
-                        dict(claims.get("grants", {})), int(claims["exp"]))
+        return Identity(claims["sub"], tuple(claims.get("roles", ())), dict(claims.get("grants", {})),
+                        int(claims["exp"]), claims.get("jti", ""), claims.get("kind", "script"),
+                        int(claims.get("epoch", 0)))
 
 
 def check_identity(user: str, roles, grants: dict[str, str], ttl: int) -> None:

@@ -19,7 +19,8 @@ from metadata.idl import metadata_thrift as T
 # a write whose fate is unknown.
 RECONNECT_AFTER_IDLE_SECONDS = 300
 READS = {"health", "whoami", "get_dictionary", "get_node", "find_node", "list_nodes", "get_edges",
-         "get_documents", "facets", "histogram", "hits", "manifest", "list_cohorts", "get_cohort"}
+         "get_documents", "facets", "histogram", "hits", "manifest", "list_cohorts", "get_cohort",
+         "list_accounts", "list_personal_tokens", "audit"}
 ERRORS = (T.ValidationError, T.NotFound, T.Conflict, T.Forbidden, T.Unauthenticated)
 
 
@@ -162,6 +163,39 @@ class MetadataClient:
 
     def delete_cohort(self, cohort_id: str) -> None:
         self._call("delete_cohort", cohort_id)
+
+    # -- accounts, tokens, audit --------------------------------------------------------
+
+    def save_account(self, user: str, password: str = "", roles: list[str] = (), grants: dict | None = None,
+                     disabled: bool = False) -> T.Account:
+        return self._call("save_account", user, password, list(roles), dict(grants or {}), disabled)
+
+    def set_grant(self, user: str, project_id: str, access: str) -> T.Account:
+        """access "read" or "write"; "" revokes."""
+        return self._call("set_grant", user, project_id, access)
+
+    def accounts(self) -> list[T.Account]:
+        return self._call("list_accounts")
+
+    def sign_in(self, user: str, password: str, client_address: str = "") -> T.IssuedToken:
+        return self._call("sign_in", user, password, client_address)
+
+    def sign_out_everywhere(self, user: str) -> None:
+        self._call("sign_out_everywhere", user)
+
+    def create_personal_token(self, name: str, ttl_seconds: int = 0) -> T.IssuedToken:
+        return self._call("create_personal_token", name, ttl_seconds)
+
+    def personal_tokens(self) -> list[T.PersonalToken]:
+        return self._call("list_personal_tokens")
+
+    def revoke_personal_token(self, token_id: str) -> None:
+        self._call("revoke_personal_token", token_id)
+
+    def audit(self, user: str = "", action: str = "", since: str = "", before: str = "",
+              limit: int = 100, cursor: str = "") -> T.AuditPage:
+        return self._call("audit", T.AuditQuery(user=user, action=action, since=since, before=before,
+                                                limit=limit, cursor=cursor))
 
 
 def _filter(filter: dict | str | None) -> str:

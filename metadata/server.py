@@ -42,8 +42,26 @@ def thrift_error(error: errors.MetadataError):
     return kind(code=error.code, message=error.message)
 
 
+# Calls that change something: each is audited, whatever its outcome. Every other call is
+# audited when it is refused for lack of a valid token or of a right.
+WRITES = {"submit", "delete_nodes", "save_cohort", "delete_cohort", "reindex", "create_token", "save_account",
+          "set_grant", "sign_in", "sign_out_everywhere", "create_personal_token", "revoke_personal_token"}
+SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
+_peer = threading.local()
+
+
+def describe(name: str, args: tuple) -> tuple[str, dict]:
+    """(target, detail) of a call for the audit log, without secrets or bulky bodies."""
+    shown = [a for i, a in enumerate(args) if SECRET_ARGUMENTS.get(name) != i]
+    first = shown[0] if shown else ""
+    if hasattr(first, "project_id") and hasattr(first, "body"):  # a SubmitRequest
+        return first.project_id, {"format": first.format, "dry_run": first.dry_run, "bytes": len(first.body or "")}
+    target = first if isinstance(first, str) else getattr(first, "name", "") or getattr(first, "kind", "")
+    return str(target), {"arguments": [a for a in shown[1:] if isinstance(a, (str, int, list, dict))][:4]}
+
+
 class Guard:
-    """Verifies the token of every call, counts calls in flight, and maps errors."""
+    """Verifies the token of every call, audits, counts calls in flight, and maps errors."""
 
     def __init__(self, service: MetadataService, tokens: Tokens):
         self._service, self._tokens = service, tokens
@@ -53,13 +71,22 @@ class Guard:
             setattr(self, name, self._guarded(getattr(service, name)))
 
     def _guarded(self, method):
+        name = method.__name__
+
         @functools.wraps(method)
         def call(token, *args):
             with self._idle:
                 self._in_flight += 1
+            who = None
             try:
-                return method(self._tokens.verify(token), *args)
+                who = self._service.registry.resolve(self._tokens.verify(token))
+                result = method(who, *args)
+                if name in WRITES and not getattr(args[0] if args else None, "dry_run", False):
+                    self._audit(name, who, args, "ok")
+                return result
             except errors.MetadataError as error:
+                if name in WRITES or isinstance(error, (errors.BadToken, errors.Denied)):
+                    self._audit(name, who, args, error.code)
                 raise thrift_error(error) from None
             except Exception:
                 log.exception("unexpected error in %s", method.__name__)
@@ -69,6 +96,19 @@ class Guard:
                     self._in_flight -= 1
                     self._idle.notify_all()
         return call
+
+    def _audit(self, name: str, who, args: tuple, outcome: str) -> None:
+        """Record one call; a failure here is logged, never turned into the call's error."""
+        try:
+            target, detail = describe(name, args)
+            user = who.user if who else "(no valid token)"
+            client = getattr(_peer, "address", "")
+            if name == "sign_in" and who is not None:  # the person signing in, through the portal
+                user, detail = str(args[0]), {"via": who.user}
+                client = str(args[2]) if len(args) > 2 and args[2] else client
+            self._service.audit_log.record(user, name, target, detail, client, outcome)
+        except Exception:
+            log.exception("could not write the audit entry for %s", name)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no call is in flight; False if the timeout passed first."""
@@ -127,8 +167,14 @@ class Server:
             # the tail of every multi-packet reply until the client's delayed ACK (~40 ms).
             client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # daemon: idle client connections must not keep a stopping process alive
-            threading.Thread(target=self.thrift.handle, args=(client,), daemon=True).start()
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
         self._drain()
+
+    def _handle(self, client) -> None:
+        """Serve one connection, remembering its peer for the audit log."""
+        peer = client.sock.getpeername()
+        _peer.address = f"{peer[0]}:{peer[1]}"
+        self.thrift.handle(client)
 
     def bound_port(self) -> int:
         return self.thrift.trans.sock.getsockname()[1]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from metadata import auth
+from metadata.accounts import AuditLog, Registry, account_thrift, token_thrift
 from metadata.auth import Identity, Tokens
 from metadata.cohorts import Cohorts
 from metadata.dictionary import Dictionary
@@ -28,11 +29,13 @@ class MetadataService:
                  max_batch_entities: int = 10_000, max_batch_bytes: int = 64 * 1024 * 1024):
         self.store, self.dictionary, self.tokens = store, dictionary, tokens
         self.explorer, self.cohorts = Explorer(store, flattening), Cohorts(store, flattening)
+        self.registry, self.audit_log = Registry(store, tokens), AuditLog(store)
         self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
         self._dictionary_json = dictionary.as_json()
 
     def health(self, who: Identity) -> T.Health:
-        return T.Health(status="ok", version=VERSION, store=self.store.name, counts=self.store.counts())
+        counts = {t: n for t, n in self.store.counts().items() if not t.startswith("_")}  # graph types only
+        return T.Health(status="ok", version=VERSION, store=self.store.name, counts=counts)
 
     def whoami(self, who: Identity) -> T.Identity:
         return _identity(who)
@@ -148,6 +151,48 @@ class MetadataService:
     def delete_cohort(self, who: Identity, cohort_id: str) -> None:
         self.cohorts.delete(who, cohort_id)
 
+    # -- accounts, tokens, audit ---------------------------------------------------------
+
+    def save_account(self, who: Identity, user: str, password: str, roles: list[str],
+                     grants: dict[str, str], disabled: bool) -> T.Account:
+        auth.require_admin(who, "managing accounts")
+        return account_thrift(self.registry.save(user, password, roles or [], grants or {}, disabled))
+
+    def set_grant(self, who: Identity, user: str, project_id: str, access: str) -> T.Account:
+        auth.require_admin(who, "granting access")
+        project = self.store.find(project_id, [project_id]).get(project_id)
+        if access and (project is None or project.type != "project"):
+            raise Invalid(f"project_id: there is no project {project_id!r}")
+        return account_thrift(self.registry.set_grant(user, project_id, access))
+
+    def list_accounts(self, who: Identity) -> list:
+        auth.require_admin(who, "listing accounts")
+        return [account_thrift(n) for _, n in sorted(self.registry.accounts.items())]
+
+    def sign_in(self, who: Identity, user: str, password: str, client_address: str) -> T.IssuedToken:
+        auth.require_admin(who, "signing users in")
+        token, identity = self.registry.sign_in(user, password)
+        return T.IssuedToken(token=token, identity=_identity(identity))
+
+    def sign_out_everywhere(self, who: Identity, user: str) -> None:
+        if user != who.user:
+            auth.require_admin(who, "signing another user out")
+        self.registry.sign_out_everywhere(user)
+
+    def create_personal_token(self, who: Identity, name: str, ttl_seconds: int) -> T.IssuedToken:
+        token, identity = self.registry.create_personal(who, name, ttl_seconds)
+        return T.IssuedToken(token=token, identity=_identity(identity))
+
+    def list_personal_tokens(self, who: Identity) -> list:
+        return [token_thrift(n) for n in self.registry.list_personal(who)]
+
+    def revoke_personal_token(self, who: Identity, token_id: str) -> None:
+        self.registry.revoke_personal(who, token_id)
+
+    def audit(self, who: Identity, query: T.AuditQuery) -> T.AuditPage:
+        auth.require_admin(who, "reading the audit log")
+        return self.audit_log.query(query)
+
     def _graph_node(self, node_id: str) -> StoredNode:
         """A node of the dictionary's graph; internal nodes (cohorts) are not found through here."""
         node = self.store.get(node_id)
@@ -187,7 +232,8 @@ def to_thrift(node: StoredNode) -> T.Node:
 
 
 def _identity(who: Identity) -> T.Identity:
-    return T.Identity(user=who.user, roles=list(who.roles), grants=dict(who.grants), expires_at=who.expires_at)
+    return T.Identity(user=who.user, roles=list(who.roles), grants=dict(who.grants), expires_at=who.expires_at,
+                      token_id=who.token_id, kind=who.kind)
 
 
 def _submit_result(plan, dry_run: bool) -> T.SubmitResult:

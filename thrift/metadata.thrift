@@ -277,11 +277,60 @@ struct Identity {
     /** project_id -> "read" or "write". */
     3: map<string, string> grants,
     4: i64 expires_at,
+    /** The token's own id (personal tokens are revoked by it) and kind: script, session, personal. */
+    5: string token_id,
+    6: string kind,
 }
 
 struct IssuedToken {
     1: string token,
     2: Identity identity,
+}
+
+/** A registered user: roles and project grants live here, so a change applies to every token. */
+struct Account {
+    1: string user,
+    2: list<string> roles,
+    /** project_id -> "read" or "write". */
+    3: map<string, string> grants,
+    4: bool disabled,
+    5: string created_at,
+    6: string updated_at,
+}
+
+/** A personal API token's record (the token itself is shown once, when created). */
+struct PersonalToken {
+    1: string id,
+    2: string name,
+    3: string user,
+    4: string created_at,
+    5: i64 expires_at,
+    6: bool revoked,
+}
+
+struct AuditEntry {
+    1: string at,
+    2: string user,
+    3: string action,
+    4: string target,
+    5: string detail_json,
+    6: string client,
+    /** "ok" or the refusal's code. */
+    7: string outcome,
+}
+
+struct AuditQuery {
+    1: string user = "",
+    2: string action = "",
+    3: string since = "",
+    4: string before = "",
+    5: i32 limit = 100,
+    6: string cursor = "",
+}
+
+struct AuditPage {
+    1: list<AuditEntry> entries,
+    2: string next_cursor,
 }
 
 struct Health {
@@ -364,6 +413,42 @@ service Metadata {
     /** Admin only. Rebuilds every flattened document from the graph; returns counts per kind. */
     map<string, i64> reindex(1: string token)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden),
+
+    /** Admin only. Creates or updates an account; an empty password keeps the current one. */
+    Account save_account(1: string token, 2: string user, 3: string password, 4: list<string> roles,
+                         5: map<string, string> grants, 6: bool disabled)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+
+    /** Admin only. Grants ("read"/"write") or, with access "", revokes a project to a user. */
+    Account set_grant(1: string token, 2: string user, 3: string project_id, 4: string access)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid,
+                4: NotFound not_found),
+
+    list<Account> list_accounts(1: string token)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden),
+
+    /** Admin only (the portal calls it with its operator token): a session token for a user whose
+        password matches. Repeated failures slow the account down. */
+    IssuedToken sign_in(1: string token, 2: string user, 3: string password, 4: string client_address)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden),
+
+    /** Every token of the user issued so far stops working (the user themself, or an admin). */
+    void sign_out_everywhere(1: string token, 2: string user)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+
+    /** A named token for scripts and notebooks, for the calling (registered) user. */
+    IssuedToken create_personal_token(1: string token, 2: string name, 3: i64 ttl_seconds)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+
+    list<PersonalToken> list_personal_tokens(1: string token)
+        throws (1: Unauthenticated unauthenticated),
+
+    void revoke_personal_token(1: string token, 2: string id)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+
+    /** Admin only. The audit log, newest first, filtered. */
+    AuditPage audit(1: string token, 2: AuditQuery query)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
 
     /** Deletes nodes by id; refused, with the children named, while any has children. */
     DeleteResult delete_nodes(1: string token, 2: string project_id, 3: list<string> ids)

@@ -92,3 +92,13 @@ def test_reindex_rebuilds_the_documents(cli, project, files):
     cli("submit", str(files[0]), "-p", project)
     result = cli("reindex")
     assert result.exit_code == 0 and "1 case documents" in result.output
+
+
+def test_accounts_and_the_audit_log_from_the_cli(cli, server, project):
+    added = cli("user", "add", "tina", "--role", "technician", "--password-stdin", input="a long password\n")
+    assert added.exit_code == 0 and "account tina: roles technician" in added.output
+    assert "write" in cli("user", "grant", "tina", project, "--access", "write").output
+    assert "tina" in cli("user", "list").output
+    assert "no grants" in cli("user", "revoke", "tina", project).output
+    log = cli("audit", "--action", "set_grant")
+    assert log.exit_code == 0 and log.output.count("set_grant") == 2

@@ -1,0 +1,246 @@
+"""Accounts, personal tokens, sign-in and the audit log, kept by the metadata service.
+
+A registered user's roles and grants live in their account, not in their tokens: every call's
+identity is resolved against the account as it is now, so a revoked grant, a disabled account,
+"sign out everywhere" (the account's epoch moves past every token issued before) or a revoked
+personal token takes effect on the next call. Users without an account (the local operator,
+tokens an admin minted for a script name) keep the roles and grants their token carries.
+
+Accounts, token records and audit entries are graph nodes of reserved types (outside the
+dictionary: never submitted, flattened or listed through the node API), so every store keeps
+them. The service is their only writer, so it serves them from memory.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from metadata import auth
+from metadata.auth import Identity, Tokens
+from metadata.errors import BadToken, Denied, Invalid, Missing
+from metadata.idl import metadata_thrift as T
+from metadata.store.base import Store, StoredNode, Write, encode_cursor
+
+ACCOUNT, TOKEN, AUDIT = "_account", "_token", "_audit"
+ACCOUNTS_SCOPE, AUDIT_SCOPE = "~accounts", "~audit"
+MIN_PASSWORD = 10
+FREE_FAILURES = 3          # failed sign-ins before each further attempt must wait
+MAX_WAIT_SECONDS = 300
+PAGE = 1000
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Throttle:
+    """Failed sign-ins of one user name (known or not, so names cannot be probed)."""
+    failures: int = 0
+    wait_until: float = 0.0
+
+    def fail(self) -> None:
+        self.failures += 1
+        if self.failures >= FREE_FAILURES:
+            self.wait_until = time.monotonic() + min(2 ** (self.failures - FREE_FAILURES), MAX_WAIT_SECONDS)
+
+
+@dataclass
+class Registry:
+    """Accounts and personal token records, loaded at start and kept current by this process."""
+    store: Store
+    tokens: Tokens
+    accounts: dict[str, StoredNode] = field(default_factory=dict)
+    personal: dict[str, StoredNode] = field(default_factory=dict)
+    throttles: dict[str, Throttle] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self):
+        self.accounts = {n.submitter_id: n for n in _all(self.store, ACCOUNT, ACCOUNTS_SCOPE)}
+        self.personal = {n.submitter_id: n for n in _all(self.store, TOKEN, ACCOUNTS_SCOPE)}
+
+    # -- every call ---------------------------------------------------------------------
+
+    def resolve(self, who: Identity) -> Identity:
+        """The caller as their account says now; BadToken if the account no longer honours the token."""
+        account = self.accounts.get(who.user)
+        if account is None:
+            return who
+        props = account.props
+        if props["disabled"]:
+            raise BadToken(f"the account {who.user!r} is disabled; ask an administrator", "account_disabled")
+        if who.epoch < props["epoch"]:
+            raise BadToken("this token was signed out (sign out everywhere); sign in again", "token_signed_out")
+        record = self.personal.get(who.token_id)
+        if who.kind == "personal" and (record is None or record.props["revoked"]):
+            raise BadToken("this personal token has been revoked; create a new one", "token_revoked")
+        return replace(who, roles=tuple(props["roles"]), grants=dict(props["grants"]))
+
+    # -- accounts -----------------------------------------------------------------------
+
+    def save(self, user: str, password: str, roles: list[str], grants: dict[str, str], disabled: bool) -> StoredNode:
+        auth.check_identity(user, roles, grants, 1)
+        old = self.accounts.get(user)
+        if old is None and not password:
+            raise Invalid("password: a new account needs a password")
+        if password and len(password) < MIN_PASSWORD:
+            raise Invalid(f"password: use at least {MIN_PASSWORD} characters")
+        props = {"password_hash": _hasher.hash(password) if password else old.props["password_hash"],
+                 "roles": sorted(set(roles)), "grants": dict(grants), "disabled": bool(disabled),
+                 "epoch": old.props["epoch"] if old else 0}
+        return self._write_account(user, old, props)
+
+    def set_grant(self, user: str, project_id: str, access: str) -> StoredNode:
+        old = self._account(user)
+        grants = dict(old.props["grants"])
+        if access:
+            auth.check_identity(user, [], {project_id: access}, 1)
+            grants[project_id] = access
+        else:
+            grants.pop(project_id, None)
+        return self._write_account(user, old, dict(old.props, grants=grants))
+
+    def sign_out_everywhere(self, user: str) -> None:
+        old = self._account(user)
+        self._write_account(user, old, dict(old.props, epoch=old.props["epoch"] + 1))
+
+    def _account(self, user: str) -> StoredNode:
+        account = self.accounts.get(user)
+        if account is None:
+            raise Missing(f"no account {user!r}")
+        return account
+
+    def _write_account(self, user: str, old: StoredNode | None, props: dict) -> StoredNode:
+        node = _node(ACCOUNT, user, props, old)
+        with self.lock:
+            self.store.apply([Write(node, old.version if old else None)], set())
+            self.accounts[user] = node
+        return node
+
+    # -- sign-in and personal tokens ------------------------------------------------------
+
+    def sign_in(self, user: str, password: str) -> tuple[str, Identity]:
+        """A session token; Denied (one message for any wrong name or password) otherwise."""
+        throttle = self.throttles.setdefault(user, Throttle())
+        wait = throttle.wait_until - time.monotonic()
+        if wait > 0:
+            raise Denied(f"too many failed sign-ins for {user!r}; try again in {int(wait) + 1} s", "throttled")
+        account = self.accounts.get(user)
+        if not _password_matches(account, password) or account.props["disabled"]:
+            throttle.fail()
+            raise Denied("wrong user name or password", "sign_in_failed")
+        self.throttles.pop(user, None)
+        props = account.props
+        return self.tokens.mint(user, props["roles"], props["grants"], kind="session", epoch=props["epoch"])
+
+    def create_personal(self, who: Identity, name: str, ttl: int) -> tuple[str, Identity]:
+        account = self.accounts.get(who.user)
+        if account is None:
+            raise Denied(f"{who.user} has no account; personal tokens are for registered users", "no_account")
+        if not 0 < len(name.strip()) <= 100:
+            raise Invalid("name: give the token a name of 1 to 100 characters (what will use it)")
+        token, identity = self.tokens.mint(who.user, account.props["roles"], account.props["grants"], ttl or None,
+                                           kind="personal", epoch=account.props["epoch"])
+        record = _node(TOKEN, identity.token_id, {"name": name.strip(), "user": who.user,
+                                                   "expires_at": identity.expires_at, "revoked": False}, None)
+        with self.lock:
+            self.store.apply([Write(record, None)], set())
+            self.personal[identity.token_id] = record
+        return token, identity
+
+    def list_personal(self, who: Identity) -> list[StoredNode]:
+        return sorted((r for r in self.personal.values() if r.props["user"] == who.user or who.is_admin),
+                      key=lambda r: r.created_at)
+
+    def revoke_personal(self, who: Identity, token_id: str) -> None:
+        record = self.personal.get(token_id)
+        if record is None or (record.props["user"] != who.user and not who.is_admin):
+            raise Missing(f"no personal token {token_id!r} of {who.user}")
+        node = _node(TOKEN, token_id, dict(record.props, revoked=True), record)
+        with self.lock:
+            self.store.apply([Write(node, record.version)], set())
+            self.personal[token_id] = node
+
+
+class AuditLog:
+    """Who did what, when, from where, and how it ended; newest first."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def record(self, user: str, action: str, target: str, detail: dict, client: str, outcome: str) -> None:
+        # newest first in the store's ascending (project_id, submitter_id) order
+        key = f"{10 ** 13 - int(time.time() * 1000):013d}-{uuid.uuid4().hex[:8]}"
+        props = {"at": now_iso(), "user": user, "action": action, "target": target[:500],
+                 "detail_json": json.dumps(detail, default=str)[:4000], "client": client, "outcome": outcome}
+        self.store.apply([Write(_node(AUDIT, key, props, None, scope=AUDIT_SCOPE), None)], set())
+
+    def query(self, query: T.AuditQuery) -> T.AuditPage:
+        """Matching entries, newest first; next_cursor is empty once the log is exhausted."""
+        if not 1 <= query.limit <= PAGE:
+            raise Invalid(f"limit: give 1 to {PAGE} entries")
+        entries, cursor = [], query.cursor
+        while True:
+            try:
+                page = self.store.list(AUDIT, [AUDIT_SCOPE], PAGE, cursor)
+            except ValueError as exc:
+                raise Invalid(str(exc)) from None
+            for node in page.nodes:
+                if _matches(node.props, query):
+                    entries.append(T.AuditEntry(**node.props))
+                    if len(entries) == query.limit:
+                        return T.AuditPage(entries=entries, next_cursor=encode_cursor(node))
+            if not page.next_cursor:
+                return T.AuditPage(entries=entries, next_cursor="")
+            cursor = page.next_cursor
+
+
+def account_thrift(node: StoredNode) -> T.Account:
+    p = node.props
+    return T.Account(user=node.submitter_id, roles=list(p["roles"]), grants=dict(p["grants"]),
+                     disabled=p["disabled"], created_at=node.created_at, updated_at=node.updated_at)
+
+
+def token_thrift(node: StoredNode) -> T.PersonalToken:
+    p = node.props
+    return T.PersonalToken(id=node.submitter_id, name=p["name"], user=p["user"], created_at=node.created_at,
+                           expires_at=p["expires_at"], revoked=p["revoked"])
+
+
+def _password_matches(account: StoredNode | None, password: str) -> bool:
+    try:
+        # verify against a dummy hash for unknown users, so timing does not tell names apart
+        return _hasher.verify(account.props["password_hash"] if account else _DUMMY_HASH, password) and bool(account)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _matches(props: dict, query: T.AuditQuery) -> bool:
+    return ((not query.user or props["user"] == query.user) and (not query.action or props["action"] == query.action)
+            and (not query.since or props["at"] >= query.since) and (not query.before or props["at"] < query.before))
+
+
+def _all(store: Store, type_name: str, scope: str) -> list[StoredNode]:
+    nodes, cursor = [], ""
+    while True:
+        page = store.list(type_name, [scope], PAGE, cursor)
+        nodes += page.nodes
+        if not page.next_cursor:
+            return nodes
+        cursor = page.next_cursor
+
+
+def _node(type_name: str, key: str, props: dict, old: StoredNode | None, scope: str = ACCOUNTS_SCOPE) -> StoredNode:
+    now = now_iso()
+    return StoredNode(id=old.id if old else str(uuid.uuid4()), type=type_name, project_id=scope, submitter_id=key,
+                      version=old.version + 1 if old else 1, props=props, created_at=old.created_at if old else now,
+                      updated_at=now, created_by="", updated_by="")
