@@ -216,7 +216,9 @@ def delete(obj: Context, ids: tuple[str, ...], project: str):
 def demo(obj: Context, scale: float):
     """(Re)create the demo commons: programs, projects, cases ... and real imzML files."""
     from labcommons.demo import create_demo
-    summary = create_demo(obj.client, obj.settings.storage_root, scale=scale)
+    from labcommons.demo.accounts import PASSWORDS_FILE
+    summary = create_demo(obj.client, obj.settings.storage_root, scale=scale,
+                          passwords_path=obj.settings.data_dir / PASSWORDS_FILE)
     out.print(summary)
 
 

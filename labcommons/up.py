@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from labcommons.demo.accounts import PASSWORDS_FILE
 from labcommons.settings import Settings
 from metadata.client import MetadataClient
 
@@ -45,7 +46,8 @@ def run_commons(settings: Settings, seed_demo: bool = True) -> int:
         if seed_demo and not client.health().counts:
             from labcommons.demo import create_demo
             print("seeding the demo commons (first start) ...", flush=True)
-            print(create_demo(client, settings.storage_root), flush=True)
+            print(create_demo(client, settings.storage_root, passwords_path=settings.data_dir / PASSWORDS_FILE),
+                  flush=True)
         client.close()
         children.append(_start_portal(logs))
         _print_banner(settings, children)
@@ -127,8 +129,6 @@ def _wait_for_http(child: Child, url: str) -> None:
 
 
 def _print_banner(settings: Settings, children: list[Child]) -> None:
-    from portal.users import PASSWORDS_FILE
-
     print("\nlabcommons is running:")
     for child in children:
         print(f"  {child.name:<10} {child.address:<28} pid {child.process.pid:<7} log {child.log}")

@@ -1,10 +1,10 @@
 """Sign-in for the portal: a form, a session, and the user's own metadata-service token.
 
-A minimal stand-in for full accounts (issue 4 replaces it with flask-login): users are checked
-against portal/users.py; on sign-in the portal mints the user's token with the service's local
-operator token (`create_token`) and keeps it in the session, so every request reaches the service
-as that user and the service enforces the user's grants itself. Every page needs a signed-in
-session; JSON callbacks without one get 401, pages redirect to /signin?next=...
+Accounts live in the metadata service (`labcommons user ...`; `labcommons demo` creates one per
+role). The portal passes the form to the service's `sign_in` with its operator token; the service
+checks the password, slows repeated failures, audits the attempt and returns a session token,
+which the portal keeps in the session: every request reaches the service as that user. Every
+page needs a signed-in session; JSON callbacks without one get 401, pages redirect to /signin.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from metadata.client import ERRORS
-from portal import users
 from portal.client import operator_client
 
 bp = Blueprint("auth", __name__)
@@ -37,14 +36,9 @@ def signin():
     """Show the form; on a valid POST start the user's session and go where they were headed."""
     form, error = SignInForm(), None
     if form.validate_on_submit():
-        user = users.authenticate(current_app.config["SETTINGS"].data_dir, form.username.data.strip(),
-                                  form.password.data)
-        if user is None:
-            error = "Wrong user name or password."
-        else:
-            error = start_session(user)
-            if error is None:
-                return redirect(safe_next(request.args.get("next")))
+        error = start_session(form.username.data.strip(), form.password.data)
+        if error is None:
+            return redirect(safe_next(request.args.get("next")))
     elif form.errors:
         error = "Give a user name and a password."
     return render_template("signin.html", form=form, error=error), 401 if error else 200
@@ -56,23 +50,25 @@ def signout():
     return redirect(url_for("auth.signin"))
 
 
-def start_session(user: users.User) -> str | None:
-    """Mint the user's token and keep it in a fresh session; a message if the service refused."""
-    settings = current_app.config["SETTINGS"]
+def start_session(user: str, password: str) -> str | None:
+    """Sign in through the service and keep the token in a fresh session; else the message to show."""
     try:
         with operator_client() as operator:
-            projects = [node["submitter_id"] for node in operator.nodes("project")]
-            roles, grants = users.access(user, projects)
-            issued = operator.create_token(user.name, roles, grants, settings.token_ttl_seconds)
+            issued = operator.sign_in(user, password, request.remote_addr or "")
     except ERRORS as exc:
-        return f"The metadata service refused to sign you in: {exc.message}"
+        return exc.message[:1].upper() + exc.message[1:] + "."
     except (TTransportException, OSError):
         return "The metadata service cannot be reached; try again in a moment."
     session.clear()
     session.permanent = True
-    session.update(user=user.name, role=user.role, token=issued.token,
+    session.update(user=user, role=main_role(issued.identity.roles), token=issued.token,
                    expires_at=issued.identity.expires_at)
     return None
+
+
+def main_role(roles: list[str]) -> str:
+    """The role to show next to the user's name."""
+    return next((r for r in ("admin", "technician", "analyst") if r in roles), "no role")
 
 
 def safe_next(target: str | None) -> str:
@@ -108,7 +104,6 @@ def csrf_failed(error: CSRFError):
 
 
 def init_app(app: Flask) -> None:
-    users.ensure_demo_users(app.config["SETTINGS"].data_dir)
     app.register_blueprint(bp)
     app.before_request(require_signin)
     app.register_error_handler(CSRFError, csrf_failed)

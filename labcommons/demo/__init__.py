@@ -10,13 +10,16 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from labcommons.demo.accounts import ensure_demo_accounts
 from labcommons.demo.entities import DemoCommons, ImagingSpec, demo_commons
 from labcommons.demo.imzml import write_imzml_pair
 from metadata.client import MetadataClient
 
 
-def create_demo(client: MetadataClient, storage_root: Path, scale: float = 1.0, seed: int = 7) -> str:
-    """Write the demo's files under storage_root and submit its nodes; returns a summary line."""
+def create_demo(client: MetadataClient, storage_root: Path, scale: float = 1.0, seed: int = 7,
+                passwords_path: Path | None = None) -> str:
+    """Write the demo's files under storage_root and submit its nodes; with passwords_path, also
+    the demo accounts (ana analyst, tom technician, ada admin) with grants on the demo projects."""
     commons = demo_commons(seed=seed, scale=scale)
     totals = {"created": 0, "updated": 0, "unchanged": 0}
     with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
@@ -28,8 +31,13 @@ def create_demo(client: MetadataClient, storage_root: Path, scale: float = 1.0, 
             for key in totals:
                 totals[key] += getattr(result, key)
             progress.advance(task)
-    return (f"demo commons: {totals['created']} nodes created, {totals['updated']} updated, "
-            f"{totals['unchanged']} unchanged; {sum(map(len, files.values()))} data files in {storage_root}")
+    summary = (f"demo commons: {totals['created']} nodes created, {totals['updated']} updated, "
+               f"{totals['unchanged']} unchanged; {sum(map(len, files.values()))} data files in {storage_root}")
+    if passwords_path is not None:
+        projects = [p["submitter_id"] for p in commons.project_nodes]
+        new = ensure_demo_accounts(client, passwords_path, projects)
+        summary += f"; demo accounts {', '.join(new) or 'kept'} (passwords in {passwords_path})"
+    return summary
 
 
 def _batches(commons: DemoCommons, files: dict[str, list[dict]]) -> list[tuple[str, list[dict]]]:

@@ -75,7 +75,8 @@ def commons(tmp_path_factory):
     _require_chromium()
     service = ServiceProcess(tmp_path_factory.mktemp("explorer") / "data").start()
     admin = service.client()
-    create_demo(admin, service.data_dir / "storage", scale=0.1)
+    create_demo(admin, service.data_dir / "storage", scale=0.1,
+                passwords_path=service.data_dir / "demo-passwords.txt")
     portal = Portal(service)
     yield service, portal, admin
     admin.close()

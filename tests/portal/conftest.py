@@ -1,7 +1,8 @@
 """Fixtures for the portal's in-process tests.
 
 - demo:       the demo commons (scale 0.1) submitted to the `server` fixture's service.
-- app:        the portal (create_app) talking to `server`; demo users written to its data dir.
+- app:        the portal (create_app) talking to `server`, with the demo accounts (ana, tom, ada)
+              created in the service and their passwords in the data dir's demo-passwords.txt.
 - portal:     a Flask test client of `app`, signed in as nobody.
 - sign_in:    sign_in(client, user="ana", password=None) -> the response of a real form POST
               (CSRF token read from the form; the demo password from demo-passwords.txt).
@@ -18,6 +19,7 @@ import re
 import pytest
 
 from labcommons.demo import create_demo
+from labcommons.demo.accounts import PASSWORDS_FILE, ensure_demo_accounts, read_passwords
 from portal import create_app
 
 ORIGIN = "http://localhost"
@@ -25,11 +27,14 @@ ORIGIN = "http://localhost"
 
 @pytest.fixture
 def demo(server, admin):
-    create_demo(admin, server.settings.storage_root, scale=0.1)
+    create_demo(admin, server.settings.storage_root, scale=0.1,
+                passwords_path=server.settings.data_dir / PASSWORDS_FILE)
 
 
 @pytest.fixture
-def app(server):
+def app(server, admin):
+    projects = [node["submitter_id"] for node in admin.nodes("project")]
+    ensure_demo_accounts(admin, server.settings.data_dir / PASSWORDS_FILE, projects)
     settings = dataclasses.replace(server.settings, port=server.bound_port())
     return create_app({"SETTINGS": settings, "TESTING": True})
 
@@ -40,8 +45,7 @@ def portal(app):
 
 
 def demo_passwords(data_dir) -> dict[str, str]:
-    lines = (data_dir / "demo-passwords.txt").read_text().splitlines()
-    return {line.split("\t")[0]: line.split("\t")[2] for line in lines if not line.startswith("#")}
+    return read_passwords(data_dir / PASSWORDS_FILE)
 
 
 def csrf_token(client, path: str = "/signin") -> str:

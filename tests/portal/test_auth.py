@@ -32,7 +32,8 @@ def test_the_sign_in_form_needs_its_csrf_token(portal, server):
     assert portal.get("/explore").status_code == 302
 
 
-def test_signing_in_mints_the_users_own_token(app, portal, sign_in, server, project):
+def test_signing_in_gives_a_token_with_the_accounts_rights(app, portal, sign_in, server, project, admin):
+    admin.set_grant("tom", project, "write")  # grants live in the account, managed by admins
     response = sign_in(portal, "tom", next_path="/explore?tab=file")
     assert response.status_code == 302 and response.headers["Location"] == "/explore?tab=file"
     with portal.session_transaction() as session:
