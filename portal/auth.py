@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from flask import (Blueprint, Flask, current_app, jsonify, redirect, render_template, request, session,
+from flask import (Blueprint, Flask, jsonify, redirect, render_template, request, session,
                    url_for)
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError

@@ -9,70 +9,23 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from labcommons.demo import create_demo
 from metadata.client import MetadataClient
-from tests.e2e.conftest import ServiceProcess, free_port
-
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-WAIT_SECONDS = 30
+from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Portal, require_chromium, sign_in, until
+from tests.e2e.conftest import ServiceProcess
 
 pytestmark = pytest.mark.e2e
-
-
-def _require_chromium() -> None:
-    if CHROMIUM.exists() and CHROMEDRIVER.exists():
-        return
-    reason = f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); apt-get install them"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    print(f"skipping: {reason}")
-    pytest.skip(reason)
-
-
-class Portal:
-    """`labcommons portal serve` as a child process, over the service's data dir."""
-
-    def __init__(self, service: ServiceProcess):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = service.data_dir.parent / "portal.log"
-        env = dict(service.env, LABCOMMONS_PORTAL_PORT=str(self.port))
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen([sys.executable, "-m", "labcommons.cli", "portal", "serve"],
-                                            env=env, stdout=sink, stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"portal exited:\n{self.log.read_text()}"
-            try:
-                with urllib.request.urlopen(self.url + "/signin", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"portal not ready in {WAIT_SECONDS}s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
 
 
 @pytest.fixture(scope="module")
 def commons(tmp_path_factory):
     """(service, portal, admin client) over a demo commons at scale 0.1."""
-    _require_chromium()
+    require_chromium()
     service = ServiceProcess(tmp_path_factory.mktemp("explorer") / "data").start()
     admin = service.client()
     create_demo(admin, service.data_dir / "storage", scale=0.1,
@@ -102,33 +55,13 @@ def browser(commons, tmp_path_factory):
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.downloads = downloads
     try:
-        _sign_in(driver, commons[1], commons[0].data_dir, "ana")
+        sign_in(driver, commons[1], commons[0].data_dir, "ana")
         yield driver
     finally:
         driver.quit()
 
 
-def _sign_in(driver, portal: Portal, data_dir: Path, user: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    passwords = {line.split("\t")[0]: line.split("\t")[2] for line in
-                 (data_dir / "demo-passwords.txt").read_text().splitlines() if not line.startswith("#")}
-    driver.get(portal.url + "/explore?tab=case")
-    assert "/signin" in driver.current_url  # pages need a signed-in session
-    driver.find_element(By.ID, "signin-username").send_keys(user)
-    driver.find_element(By.ID, "signin-password").send_keys(passwords[user])
-    driver.find_element(By.ID, "signin-submit").click()
-    _until(driver, lambda d: "/explore" in d.current_url and d.find_elements(By.CSS_SELECTOR, "#explore-table"))
-
-
 # -- page helpers ----------------------------------------------------------------------------
-
-def _until(driver, condition, timeout: float = WAIT_SECONDS):
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
-
 
 def _facet_counts(driver, field: str) -> dict[str, int]:
     """What a term facet lists: value label -> count."""
@@ -178,12 +111,12 @@ def _open(driver, portal: Portal, query: dict) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(portal.url + "/explore?" + urllib.parse.urlencode(query))
-    _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#explore-table, #explore-problem"))
+    until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#explore-table, #explore-problem"))
 
 
 def _settled(driver, total: int) -> None:
     """Wait until the page shows this total (the table has been redrawn)."""
-    _until(driver, lambda d: _total(d) == total)
+    until(driver, lambda d: _total(d) == total)
 
 
 # -- the tests -------------------------------------------------------------------------------
@@ -196,12 +129,12 @@ def test_a_facet_value_narrows_the_other_facets_and_the_table(commons, browser):
     assert _facet_counts(browser, "species") == {b.value: b.count for b in everything.facets[0].buckets}
 
     _tick(browser, "species", "human")
-    _until(browser, lambda d: _url_filter(d) == {"IN": {"species": ["human"]}})
+    until(browser, lambda d: _url_filter(d) == {"IN": {"species": ["human"]}})
     humans = admin.facets("case", ["species", "sex"], {"IN": {"species": ["human"]}})
     _settled(browser, humans.total)
     assert humans.total < everything.total
     # the other facet narrows; the species facet still offers its unselected values
-    _until(browser, lambda d: _facet_counts(d, "sex") == {b.value: b.count for b in humans.facets[1].buckets})
+    until(browser, lambda d: _facet_counts(d, "sex") == {b.value: b.count for b in humans.facets[1].buckets})
     assert set(_facet_counts(browser, "species")) == {"human", "mouse", "rat"}
     assert _ticked(browser, "species") == {"human"}
     assert set(_column(browser, "species")) == {"human"}
@@ -220,14 +153,14 @@ def test_a_range_slider_bounds_the_rows_and_its_chip_removes_the_bound(commons, 
     upper = browser.find_elements(By.CSS_SELECTOR, "#explore-facet-age_years [role=slider]")[-1]
     upper.click()
     upper.send_keys(Keys.END, *[Keys.ARROW_LEFT] * 200)  # 200 steps of 0.1 years below the oldest
-    _until(browser, lambda d: "<=" in json.dumps(_url_filter(d)))
+    until(browser, lambda d: "<=" in json.dumps(_url_filter(d)))
     bound = _url_filter(browser)["<="]["age_years"]
     younger = admin.hits("case", {"<=": {"age_years": bound}}, limit=1)[0]
     _settled(browser, younger)
     assert younger < admin.hits("case", limit=1)[0]
-    chip = _until(browser, lambda d: [c for c in d.find_elements(By.CLASS_NAME, "chip") if "age_years ≤" in c.text])
+    chip = until(browser, lambda d: [c for c in d.find_elements(By.CLASS_NAME, "chip") if "age_years ≤" in c.text])
     chip[0].find_element(By.CLASS_NAME, "chip-remove").click()
-    _until(browser, lambda d: _url_filter(d) is None)
+    until(browser, lambda d: _url_filter(d) is None)
     _settled(browser, admin.hits("case", limit=1)[0])
 
 
@@ -238,7 +171,7 @@ def test_a_copied_link_reproduces_the_view(commons, browser):
     total, docs = admin.hits("case", {"IN": {"sex": ["female"]}}, sort=[("age_years", True)], limit=50)
     _settled(browser, total)
     _tick(browser, "species", "mouse")
-    _until(browser, lambda d: "species" in json.dumps(_url_filter(d)))
+    until(browser, lambda d: "species" in json.dumps(_url_filter(d)))
     expected = {"AND": [{"IN": {"sex": ["female"]}}, {"IN": {"species": ["mouse"]}}]}
     mice, _ = admin.hits("case", expected, limit=1)
     _settled(browser, mice)
@@ -247,7 +180,7 @@ def test_a_copied_link_reproduces_the_view(commons, browser):
     browser.get("about:blank")
     browser.get(copied)  # a fresh page load of the copied link
     _settled(browser, mice)
-    _until(browser, lambda d: _column(d, "submitter_id") == shown)
+    until(browser, lambda d: _column(d, "submitter_id") == shown)
     assert _ticked(browser, "species") == {"mouse"} and _ticked(browser, "sex") == {"female"}
     ages = [float(a) for a in _column(browser, "age_years") if a]
     assert ages == sorted(ages, reverse=True)
@@ -265,7 +198,7 @@ def test_a_saved_cohort_reopens_its_view(commons, browser):
     _settled(browser, selected)
     browser.find_element(By.ID, "explore-cohort-name").send_keys("e2e cohort")
     browser.find_element(By.ID, "explore-cohort-save").click()
-    _until(browser, lambda d: "Saved cohort" in d.find_element(By.ID, "explore-cohort-message").text)
+    until(browser, lambda d: "Saved cohort" in d.find_element(By.ID, "explore-cohort-message").text)
     with _as_ana(admin) as ana:
         saved = [c for c in ana.cohorts() if c.name == "e2e cohort"]
     assert saved and json.loads(saved[0].filter_json) == {"IN": {"data_format": [chosen]}}
@@ -273,7 +206,7 @@ def test_a_saved_cohort_reopens_its_view(commons, browser):
     _open(browser, portal, {"tab": "case"})
     _choose(browser, "explore-cohort-list", "e2e cohort")
     browser.find_element(By.ID, "explore-cohort-open").click()
-    _until(browser, lambda d: "tab=file" in d.current_url and _url_filter(d) == {"IN": {"data_format": [chosen]}})
+    until(browser, lambda d: "tab=file" in d.current_url and _url_filter(d) == {"IN": {"data_format": [chosen]}})
     _settled(browser, selected)
     assert _ticked(browser, "data_format") == {chosen}
 
@@ -288,9 +221,9 @@ def _choose(driver, dropdown_id: str, label: str) -> None:
     """Pick an option of a Dash dropdown by the start of its label."""
     from selenium.webdriver.common.by import By
 
-    _until(driver, lambda d: d.find_element(By.ID, dropdown_id).is_enabled())
+    until(driver, lambda d: d.find_element(By.ID, dropdown_id).is_enabled())
     driver.find_element(By.ID, dropdown_id).click()
-    option = _until(driver, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")
+    option = until(driver, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")
                                        if o.text.startswith(label)])
     option[0].click()
 
@@ -305,7 +238,7 @@ def test_the_exported_manifest_holds_the_files_the_service_names(commons, browse
     link = browser.find_element(By.LINK_TEXT, "Manifest (TSV)")
     assert "/export/manifest.tsv?" in link.get_attribute("href")
     link.click()
-    path = _until(browser, lambda d: [p for p in d.downloads.glob("*manifest*.tsv")])[0]
+    path = until(browser, lambda d: [p for p in d.downloads.glob("*manifest*.tsv")])[0]
     with path.open(newline="") as stream:
         rows = list(csv.DictReader(stream, delimiter="\t"))
     expected = list(admin.manifest("case", view))
@@ -319,12 +252,12 @@ def test_a_broken_link_shows_the_services_message_and_a_way_back(commons, browse
 
     _, portal, _ = commons
     _open(browser, portal, {"tab": "case", "filter": json.dumps({"IN": {"orgn": ["liver"]}})})
-    problem = _until(browser, lambda d: d.find_elements(By.ID, "explore-problem"))[0]
+    problem = until(browser, lambda d: d.find_elements(By.ID, "explore-problem"))[0]
     assert "unknown field 'orgn'" in problem.text and "did you mean" in problem.text
     assert "Traceback" not in browser.page_source
     problem.find_element(By.LINK_TEXT, "reset view").click()
-    _until(browser, lambda d: _url_filter(d) is None and not d.find_elements(By.ID, "explore-problem"))
+    until(browser, lambda d: _url_filter(d) is None and not d.find_elements(By.ID, "explore-problem"))
 
     _open(browser, portal, {"tab": "case", "page": "99"})
-    problem = _until(browser, lambda d: d.find_elements(By.ID, "explore-problem"))[0]
+    problem = until(browser, lambda d: d.find_elements(By.ID, "explore-problem"))[0]
     assert "past the end" in problem.text

@@ -1,0 +1,126 @@
+"""A measurement (/measurement/<project>/<submitter_id>): its instrument parameters, where it
+belongs, its files, and previews of its imzML image: the total-ion-current image, the mean
+spectrum, and the spectrum of the pixel clicked on the image.
+
+The layout asks the service for the measurement; the previews are filled in by a callback
+(computed on the first visit, then read from the cache, see portal/previews/cache.py), and a
+click on the image asks for that pixel's spectrum. Each callback asks the service for the
+measurement again, as the signed-in user, before it reads a file.
+"""
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import dash
+from dash import Input, Output, Patch, State, callback, dcc, html, no_update
+
+from portal import browse, browse_widgets as w
+from portal.previews import figures
+
+KEY = "measurement-key"
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def title(project: str = "", submitter_id: str = "", **_path) -> str:
+    return f"{unquote(submitter_id)} · {unquote(project)} · labcommons"
+
+
+dash.register_page(__name__, path_template="/measurement/<project>/<submitter_id>", title=title, name="Measurement")
+
+
+def layout(project: str = "", submitter_id: str = "", **_query):
+    """The measurement's page; the service's message (and a way back) when it cannot be shown."""
+    project, submitter_id = unquote(project or ""), unquote(submitter_id or "")
+    try:
+        body = _measurement(project, submitter_id)
+    except browse.FAILURES as error:
+        body = [w.message(browse.explain(error), [("all programs", "/browse")], id_="measurement-problem")]
+    return html.Div(body, className="browse measurement", id="measurement-page")
+
+
+def _measurement(project_id: str, submitter_id: str) -> list:
+    dictionary = browse.dictionary()
+    node = browse.node(project_id, submitter_id, "measurement")
+    program = w.parent_name(browse.project(project_id), "programs")
+    experiment = w.parent_name(node, "experiments")
+    trail = [("Experiments", "/browse"), (program, "/browse"), (project_id, w.project_href(project_id)),
+             (experiment, w.experiment_href(project_id, experiment)), (submitter_id, None)]
+    props = node["properties"]
+    method = " · ".join(str(props[k]) for k in ("instrument", "ionisation", "polarity") if props.get(k))
+    return [w.breadcrumbs(trail, "measurement-breadcrumbs"),
+            w.heading(dictionary["measurement"], submitter_id, method),
+            html.Div([w.section("Instrument parameters",
+                                w.properties_table(node, dictionary["measurement"], "measurement-properties")),
+                      w.section("Belongs to", _belongs_to(project_id, node))], className="browse-columns"),
+            w.section("Files", w.files_table(browse.files_of(node), dictionary["data_file"])),
+            w.section("Previews", dcc.Store(id=KEY, data={"project": project_id, "submitter_id": submitter_id}),
+                      dcc.Loading(html.Div(id="measurement-previews"), delay_show=200))]
+
+
+def _belongs_to(project_id: str, node: dict) -> html.Table:
+    experiment = w.parent_name(node, "experiments")
+    rows = [("Project", dcc.Link(project_id, href=w.project_href(project_id))),
+            ("Experiment", dcc.Link(experiment, href=w.experiment_href(project_id, experiment))),
+            ("Sample", w.parent_name(node, "samples"))]
+    return html.Table(html.Tbody([html.Tr([html.Th(k), html.Td(v)]) for k, v in rows]), className="properties",
+                      id="measurement-parents")
+
+
+def previews(preview, x: int, y: int, mz, intensity) -> html.Div:
+    """The TIC image (pixel (x, y) outlined) beside that pixel's spectrum and the mean spectrum."""
+    return html.Div([
+        html.Div([_graph("measurement-tic", figures.tic_figure(preview, (x, y))),
+                  html.Div("Click a pixel of the image to see its spectrum.", className="hint")],
+                 className="preview-image"),
+        html.Div([_graph("measurement-pixel", figures.pixel_figure(mz, intensity, x, y, preview.binned)),
+                  html.Div(id="measurement-pixel-note", className="hint"),
+                  _graph("measurement-mean", figures.mean_spectrum_figure(preview))], className="preview-spectra"),
+    ], className="previews")
+
+
+def _graph(id_: str, figure) -> dcc.Graph:
+    return dcc.Graph(id=id_, figure=figure, config=GRAPH_CONFIG, className="preview-graph")
+
+
+def _key(data) -> tuple[str, str] | None:
+    """(project, submitter_id) from the page's store; None if it was tampered into something else."""
+    try:
+        return str(data["project"]), str(data["submitter_id"])
+    except (KeyError, TypeError):
+        return None
+
+
+@callback(Output("measurement-previews", "children"), Input(KEY, "data"))
+def render_previews(data):
+    """The previews, starting at the brightest pixel; or why there are none."""
+    key = _key(data)
+    if key is None:
+        return None
+    try:
+        preview, x, y, mz, intensity = browse.pixel_spectrum(*key)
+    except browse.FAILURES as error:
+        return w.message(browse.explain(error), id_="measurement-previews-problem")
+    return previews(preview, x, y, mz, intensity)
+
+
+@callback(Output("measurement-pixel", "figure"), Output("measurement-pixel-note", "children"),
+          Output("measurement-tic", "figure"), Input("measurement-tic", "clickData"), State(KEY, "data"),
+          prevent_initial_call=True)
+def show_pixel(click, data):
+    """A click on the TIC image: that pixel's spectrum, read from the ibd file, and the pixel
+    outlined on the image (a patch: the heatmap itself is not sent again)."""
+    key = _key(data)
+    try:
+        point = click["points"][0]
+        x, y = int(point["x"]), int(point["y"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return no_update, no_update, no_update
+    if key is None:
+        return no_update, no_update, no_update
+    try:
+        preview, x, y, mz, intensity = browse.pixel_spectrum(*key, x, y)
+    except browse.FAILURES as error:
+        return no_update, browse.explain(error), no_update
+    marker = Patch()
+    marker["layout"]["shapes"] = figures.pixel_marker(x, y)
+    return figures.pixel_figure(mz, intensity, x, y, preview.binned), "", marker

@@ -1,0 +1,79 @@
+"""Shared pieces of the browser tests: Debian's Chromium, the portal as a child process, sign-in.
+
+Selenium is always given Debian's chromedriver, so it never tries to download a browser.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from labcommons.demo.accounts import PASSWORDS_FILE, read_passwords
+from tests.e2e.conftest import ServiceProcess, free_port
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+WAIT_SECONDS = 30
+
+
+def require_chromium() -> None:
+    if CHROMIUM.exists() and CHROMEDRIVER.exists():
+        return
+    reason = f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); apt-get install them"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    print(f"skipping: {reason}")
+    pytest.skip(reason)
+
+
+class Portal:
+    """`labcommons portal serve` as a child process, over the service's data dir."""
+
+    def __init__(self, service: ServiceProcess):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = service.data_dir.parent / "portal.log"
+        env = dict(service.env, LABCOMMONS_PORTAL_PORT=str(self.port))
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen([sys.executable, "-m", "labcommons.cli", "portal", "serve"],
+                                            env=env, stdout=sink, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"portal exited:\n{self.log.read_text()}"
+            try:
+                with urllib.request.urlopen(self.url + "/signin", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"portal not ready in {WAIT_SECONDS}s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def sign_in(driver, portal: Portal, data_dir: Path, user: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    passwords = read_passwords(data_dir / PASSWORDS_FILE)
+    driver.get(portal.url + "/explore?tab=case")
+    assert "/signin" in driver.current_url  # pages need a signed-in session
+    driver.find_element(By.ID, "signin-username").send_keys(user)
+    driver.find_element(By.ID, "signin-password").send_keys(passwords[user])
+    driver.find_element(By.ID, "signin-submit").click()
+    until(driver, lambda d: "/explore" in d.current_url and d.find_elements(By.CSS_SELECTOR, "#explore-table"))
+
+
+def until(driver, condition, timeout: float = WAIT_SECONDS):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)

@@ -1,0 +1,141 @@
+"""The experiments browser as a person uses it: real headless Chromium, a real portal and
+metadata service over a demo commons (scale 0.1), driven as tests/e2e/test_explorer_browser.py
+drives the explorer (its portal process and helpers are reused)."""
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from pyimzml.ImzMLParser import ImzMLParser
+
+from labcommons.demo import create_demo
+from tests.e2e.conftest import ServiceProcess
+from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Portal, require_chromium, sign_in, until
+
+SCREENSHOT = "/tmp/measurement.png"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def commons(tmp_path_factory):
+    """(service, portal, admin client) over a demo commons at scale 0.1."""
+    require_chromium()
+    service = ServiceProcess(tmp_path_factory.mktemp("experiments") / "data").start()
+    admin = service.client()
+    create_demo(admin, service.data_dir / "storage", scale=0.1, passwords_path=service.data_dir / "demo-passwords.txt")
+    portal = Portal(service)
+    yield service, portal, admin
+    admin.close()
+    portal.stop()
+    service.terminate()
+
+
+@pytest.fixture(scope="module")
+def browser(commons, tmp_path_factory):
+    """A headless Chromium (Debian's, through its own chromedriver) signed in as ana."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}", "--window-size=1400,1100"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        sign_in(driver, commons[1], commons[0].data_dir, "ana")
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def imaged(commons) -> dict:
+    """The demo measurement with an imzML image: its node, experiment, program and raster."""
+    _, _, admin = commons
+    image = next(f for f in admin.nodes("data_file") if f["properties"]["data_format"] == "imzML")
+    measurement = admin.get(image["links"][0]["target_id"])
+    project = admin.find(measurement["project_id"], measurement["project_id"])
+    link = {each["name"]: each["target_submitter_id"] for each in measurement["links"] + project["links"]}
+    return {"project": measurement["project_id"], "measurement": measurement["submitter_id"],
+            "experiment": link["experiments"], "program": link["programs"],
+            "width": measurement["properties"]["raster_width"], "height": measurement["properties"]["raster_height"]}
+
+
+def _click_link(driver, container_id: str, text: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    link = until(driver, lambda d: d.find_element(By.ID, container_id).find_elements(By.LINK_TEXT, text))[0]
+    link.click()
+
+
+def _figure_title(driver, graph_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    titles = driver.find_elements(By.CSS_SELECTOR, f"#{graph_id} .gtitle")
+    return titles[0].text if titles else ""
+
+
+def _click_pixel(driver, x: int, y: int, width: int, height: int) -> None:
+    """Click the middle of imzML pixel (x, y) on the TIC heatmap (x right, y down from 1)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    area = driver.find_element(By.CSS_SELECTOR, "#measurement-tic .nsewdrag")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", area)
+    box = area.rect
+    dx = ((x - 0.5) / width - 0.5) * box["width"]
+    dy = ((y - 0.5) / height - 0.5) * box["height"]
+    ActionChains(driver).move_to_element_with_offset(area, round(dx), round(dy)).click().perform()
+
+
+def _plotted_y(driver, graph_id: str) -> np.ndarray:
+    """The y values of the graph's first trace as the page holds them: a list, or Plotly's typed
+    array ({dtype, bdata}) as Dash sends numpy arrays."""
+    values = driver.execute_script(
+        "return document.querySelector(arguments[0] + ' .js-plotly-plot').data[0].y;", f"#{graph_id}")
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).astype(float)
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def test_from_program_to_a_pixels_spectrum(commons, browser, imaged):
+    from selenium.webdriver.common.by import By
+
+    service, portal, _ = commons
+    browser.find_element(By.LINK_TEXT, "Experiments").click()  # the header's nav link
+    until(browser, lambda d: d.find_elements(By.ID, f"experiments-program-card-{imaged['program']}"))
+
+    _click_link(browser, f"experiments-program-card-{imaged['program']}", imaged["project"])
+    until(browser, lambda d: d.current_url.endswith(f"/browse/{imaged['project']}"))
+    _click_link(browser, "experiments-experiments", imaged["experiment"])
+    until(browser, lambda d: d.current_url.endswith(f"/experiment/{imaged['experiment']}"))
+    _click_link(browser, "experiments-measurements", imaged["measurement"])
+    until(browser, lambda d: d.current_url.endswith(f"/measurement/{imaged['project']}/{imaged['measurement']}"))
+
+    crumbs = until(browser, lambda d: d.find_elements(By.ID, "measurement-breadcrumbs"))[0].text
+    assert [crumb.strip() for crumb in crumbs.split("›")] == [
+        "Experiments", imaged["program"], imaged["project"], imaged["experiment"], imaged["measurement"]]
+    until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#measurement-tic .heatmaplayer image"))
+    assert _figure_title(browser, "measurement-tic").startswith("Total ion current")
+    assert _figure_title(browser, "measurement-mean").startswith("Mean spectrum")
+    first = until(browser, lambda d: _figure_title(d, "measurement-pixel"))
+
+    x, y = 3, imaged["height"] - 2  # near the bottom-left corner, on bare slide: not the brightest pixel
+    assert first != f"Spectrum at pixel ({x}, {y})"
+    _click_pixel(browser, x, y, imaged["width"], imaged["height"])
+    until(browser, lambda d: _figure_title(d, "measurement-pixel") == f"Spectrum at pixel ({x}, {y})")
+
+    files = service.data_dir / "storage" / imaged["project"] / imaged["measurement"]
+    with ImzMLParser(str(files / f"{imaged['measurement']}.imzML")) as parser:
+        _, expected = parser.getspectrum(parser.coordinates.index((x, y, 1)))
+    assert np.allclose(_plotted_y(browser, "measurement-pixel"), expected)
+    assert browser.find_elements(By.CSS_SELECTOR, "#measurement-tic .shapelayer path")  # the pixel, outlined
+    assert "Traceback" not in browser.page_source
+    browser.set_window_size(1400, 1900)  # the whole page in the picture
+    browser.execute_script("window.scrollTo(0, 0);")
+    until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#measurement-tic .heatmaplayer image"))
+    browser.save_screenshot(SCREENSHOT)

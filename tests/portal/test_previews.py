@@ -1,0 +1,211 @@
+"""Previews of imzML images without a service: the storage-root checks, the arrays computed from
+small images the demo writer makes (both modes), the cache, and the figures."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from labcommons.demo.imzml import mz_axis, write_imzml_pair
+from portal.previews import cache, figures, imzml
+from portal.previews.storage import NotReadable, resolve
+
+WIDTH, HEIGHT = 7, 5
+
+
+@pytest.fixture
+def root(tmp_path):
+    (tmp_path / "storage").mkdir()
+    return tmp_path / "storage"
+
+
+@pytest.fixture(params=["continuous", "processed"])
+def image(request, root):
+    """(mode, imzML path, ibd path, the imzML's sha256) of a WIDTH x HEIGHT image in the root."""
+    written = write_imzml_pair(root / "proj" / "meas-1", "meas-1", WIDTH, HEIGHT, seed=3, mode=request.param)
+    return request.param, written[0]["path"], written[1]["path"], written[0]["sha256"]
+
+
+# -- the storage root ------------------------------------------------------------------------
+
+def test_a_file_url_inside_the_root_resolves_to_its_path(root):
+    target = root / "proj" / "a b.imzML"
+    target.parent.mkdir()
+    target.write_text("x")
+    assert resolve(target.as_uri(), root) == target.resolve()
+    assert resolve("file://localhost" + str(target).replace(" ", "%20"), root) == target.resolve()
+
+
+@pytest.mark.parametrize("url, words", [
+    ("file:///etc/passwd", "outside the storage root"),
+    ("s3://bucket/key.imzML", "not a file:// URL"),
+    ("https://example.org/x.imzML", "not a file:// URL"),
+    ("/etc/passwd", "not a file:// URL"),
+    ("", "not a file:// URL"),
+    ("file://otherhost/data/x.imzML", "does not name a local file"),
+    ("file:relative/x.imzML", "absolute path"),
+    ("file:///tmp/x%00.imzML", "absolute path"),
+])
+def test_anything_but_a_local_file_url_is_refused(root, url, words):
+    with pytest.raises(NotReadable, match=words):
+        resolve(url, root)
+
+
+def test_a_path_climbing_out_of_the_root_is_refused(root, tmp_path):
+    (tmp_path / "x").write_text("secret")
+    for url in (f"file://{root}/../x", f"file://{root}/%2e%2e/x", f"file://{root}/proj/../../x"):
+        with pytest.raises(NotReadable, match="outside the storage root"):
+            resolve(url, root)
+
+
+def test_the_root_itself_and_a_directory_in_it_are_refused(root):
+    (root / "proj").mkdir()
+    with pytest.raises(NotReadable, match="outside the storage root"):
+        resolve(root.as_uri(), root)
+    with pytest.raises(NotReadable, match="not a regular file"):
+        resolve((root / "proj").as_uri(), root)
+
+
+def test_a_symlink_out_of_the_root_is_refused(root, tmp_path):
+    (tmp_path / "secret.txt").write_text("secret")
+    (root / "innocent.imzML").symlink_to(tmp_path / "secret.txt")
+    (root / "linked-dir").symlink_to(tmp_path)
+    for name in ("innocent.imzML", "linked-dir/secret.txt"):
+        with pytest.raises(NotReadable, match="links outside the storage root"):
+            resolve((root / name).as_uri(), root)
+
+
+def test_a_symlink_within_the_root_is_followed(root):
+    (root / "real.imzML").write_text("x")
+    (root / "alias.imzML").symlink_to(root / "real.imzML")
+    assert resolve((root / "alias.imzML").as_uri(), root) == (root / "real.imzML").resolve()
+
+
+def test_a_missing_file_is_refused_without_a_stack_trace(root):
+    with pytest.raises(NotReadable, match="missing"):
+        resolve((root / "nope.imzML").as_uri(), root)
+
+
+# -- the arrays ------------------------------------------------------------------------------
+
+def test_the_tic_image_has_the_rasters_shape_and_sums_each_spectrum(image):
+    mode, imzml_path, ibd_path, _ = image
+    preview = imzml.compute(imzml_path, ibd_path)
+    assert preview.tic.shape == (HEIGHT, WIDTH) and preview.origin == (1, 1)
+    assert not np.isnan(preview.tic).any() and (preview.index >= 0).all()
+    x, y = 4, 2
+    mz, intensity = imzml.spectrum(preview, ibd_path, preview.spectrum_at(x, y))
+    assert preview.tic[y - 1, x - 1] == pytest.approx(intensity.sum())
+    assert preview.spectrum_at(WIDTH + 1, 1) is None and preview.spectrum_at(0, 1) is None
+    assert preview.binned == (mode == "processed")
+
+
+def test_the_mean_spectrum_is_the_mean_over_pixels_on_one_axis(image):
+    mode, imzml_path, ibd_path, _ = image
+    preview = imzml.compute(imzml_path, ibd_path)
+    spectra = [imzml.spectrum(preview, ibd_path, n) for n in range(WIDTH * HEIGHT)]
+    if mode == "continuous":
+        assert np.allclose(preview.mz, mz_axis())
+        assert np.allclose(preview.mean, np.mean([i for _, i in spectra], axis=0))
+    else:
+        assert len(preview.mz) == imzml.MEAN_BINS and np.all(np.diff(preview.mz) > 0)
+        # binning moves intensity along the axis but keeps all of it
+        assert preview.mean.sum() == pytest.approx(np.mean([i.sum() for _, i in spectra]))
+        half = (preview.mz[1] - preview.mz[0]) / 2  # the axis is the bins' centres, spanning every m/z
+        assert preview.mz[0] - half == pytest.approx(min(m.min() for m, _ in spectra))
+        assert preview.mz[-1] + half == pytest.approx(max(m.max() for m, _ in spectra))
+
+
+def test_the_brightest_pixel_is_where_the_tic_peaks(image):
+    _, imzml_path, ibd_path, _ = image
+    preview = imzml.compute(imzml_path, ibd_path)
+    x, y = preview.brightest()
+    assert preview.tic[y - 1, x - 1] == np.nanmax(preview.tic)
+
+
+def test_an_ibd_shorter_than_its_imzml_says_is_refused(image):
+    _, imzml_path, ibd_path, _ = image
+    with open(ibd_path, "r+b") as stream:
+        stream.truncate(os.path.getsize(ibd_path) // 2)
+    with pytest.raises(NotReadable, match="shorter than its imzML"):
+        imzml.compute(imzml_path, ibd_path)
+
+
+def test_a_file_that_is_not_imzml_is_refused(root):
+    (root / "bad.imzML").write_text("<not imzml")
+    (root / "bad.ibd").write_bytes(b"\0" * 16)
+    with pytest.raises(NotReadable, match="cannot be read as imzML"):
+        imzml.compute(root / "bad.imzML", root / "bad.ibd")
+
+
+# -- the cache -------------------------------------------------------------------------------
+
+def test_previews_are_cached_under_the_files_sha256_and_reused(image, tmp_path):
+    _, imzml_path, ibd_path, sha256 = image
+    directory = cache.cache_dir(tmp_path / "data")
+    first = cache.preview(imzml_path, ibd_path, sha256, directory)
+    entry = directory / f"{sha256}.npz"
+    assert entry.exists() and list(directory.iterdir()) == [entry]  # no temporary file left behind
+    written = entry.stat().st_mtime_ns
+    second = cache.preview(imzml_path, ibd_path, sha256, directory)
+    assert entry.stat().st_mtime_ns == written  # read, not computed and written again
+    for name in ("tic", "index", "mz", "mean", "spans"):
+        assert np.array_equal(getattr(first, name), getattr(second, name), equal_nan=True)
+    assert (first.origin, first.binned, first.dtypes) == (second.origin, second.binned, second.dtypes)
+
+
+def test_without_a_recorded_sha256_the_key_is_the_files_own(image, tmp_path):
+    _, imzml_path, ibd_path, sha256 = image
+    directory = cache.cache_dir(tmp_path / "data")
+    cache.preview(imzml_path, ibd_path, "not a checksum/../../x", directory)
+    assert [p.name for p in directory.iterdir()] == [f"{sha256}.npz"]
+
+
+@pytest.mark.parametrize("write", [lambda path: path.write_bytes(b"half an entry"),
+                                   lambda path: np.savez(path.open("wb"), format=cache.FORMAT - 1)])
+def test_a_damaged_or_outdated_entry_is_computed_again(image, tmp_path, write):
+    _, imzml_path, ibd_path, sha256 = image
+    directory = cache.cache_dir(tmp_path / "data")
+    directory.mkdir(parents=True)
+    write(directory / f"{sha256}.npz")
+    assert cache.load(directory / f"{sha256}.npz") is None
+    assert cache.preview(imzml_path, ibd_path, sha256, directory).tic.shape == (HEIGHT, WIDTH)
+    assert cache.load(directory / f"{sha256}.npz") is not None
+
+
+# -- the figures -----------------------------------------------------------------------------
+
+def test_the_tic_figure_is_a_heatmap_in_imzml_pixel_coordinates(image):
+    _, imzml_path, ibd_path, _ = image
+    preview = imzml.compute(imzml_path, ibd_path)
+    heatmap = figures.tic_figure(preview).data[0]
+    assert heatmap.type == "heatmap" and np.asarray(heatmap.z).shape == (HEIGHT, WIDTH)
+    assert list(heatmap.x) == list(range(1, WIDTH + 1)) and list(heatmap.y) == list(range(1, HEIGHT + 1))
+    assert figures.tic_figure(preview).layout.yaxis.autorange == "reversed"  # y = 1 at the top, as scanned
+    outline = figures.tic_figure(preview, (4, 2)).layout.shapes[0]
+    assert (outline.x0, outline.x1, outline.y0, outline.y1) == (3.5, 4.5, 1.5, 2.5)
+
+
+def test_a_long_spectrum_is_thinned_but_keeps_its_peaks():
+    mz = np.linspace(100, 1000, 100_001)
+    intensity = np.ones_like(mz)
+    intensity[[7, 50_000, 99_999]] = [50, 80, 30]
+    thin_mz, thin = figures.thinned(mz, intensity)
+    assert len(thin) <= figures.MAX_POINTS
+    assert set(thin[thin > 1]) == {50, 80, 30} and mz[50_000] in thin_mz
+
+
+def test_a_pixel_spectrum_names_its_pixel_and_processed_spectra_are_sticks():
+    mz, intensity = np.array([400.0, 500.0]), np.array([3.0, 5.0])
+    line = figures.pixel_figure(mz, intensity, 4, 2, sticks=False)
+    assert line.layout.title.text == "Spectrum at pixel (4, 2)" and list(line.data[0].y) == [3.0, 5.0]
+    sticks = figures.pixel_figure(mz, intensity, 4, 2, sticks=True).data[0]
+    assert np.array_equal(sticks.x, [400, 400, np.nan, 500, 500, np.nan], equal_nan=True)
+    assert np.array_equal(sticks.y, [0, 3, np.nan, 0, 5, np.nan], equal_nan=True)
+
+
+def test_the_mean_spectrum_says_how_it_was_made(image):
+    mode, imzml_path, ibd_path, _ = image
+    title = figures.mean_spectrum_figure(imzml.compute(imzml_path, ibd_path)).layout.title.text
+    assert f"{WIDTH * HEIGHT} pixels" in title and ("bins" in title) == (mode == "processed")
