@@ -4,6 +4,7 @@ Selenium is always given Debian's chromedriver, so it never tries to download a 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from labcommons.demo import create_demo
 from labcommons.demo.accounts import PASSWORDS_FILE, read_passwords
 from tests.e2e.conftest import ServiceProcess, free_port
 
@@ -77,3 +79,36 @@ def until(driver, condition, timeout: float = WAIT_SECONDS):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+
+
+@contextlib.contextmanager
+def demo_commons(data_dir: Path):
+    """(service, portal, admin client) as child processes over a demo commons at scale 0.1."""
+    require_chromium()
+    service = ServiceProcess(data_dir).start()
+    admin = service.client()
+    create_demo(admin, data_dir / "storage", scale=0.1, passwords_path=data_dir / PASSWORDS_FILE)
+    portal = Portal(service)
+    try:
+        yield service, portal, admin
+    finally:
+        admin.close()
+        portal.stop()
+        service.terminate()
+
+
+def chromium(profile: Path, downloads: Path | None = None):
+    """Debian's headless Chromium through its own chromedriver (selenium downloads nothing)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     f"--user-data-dir={profile}", "--window-size=1400,1100"):
+        options.add_argument(argument)
+    if downloads is not None:
+        options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                                  "download.prompt_for_download": False})
+    return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)

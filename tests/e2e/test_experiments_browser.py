@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from pyimzml.ImzMLParser import ImzMLParser
 
-from labcommons.demo import create_demo
-from tests.e2e.conftest import ServiceProcess
-from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Portal, require_chromium, sign_in, until
+from tests.e2e.browser import chromium, demo_commons, sign_in, until
 
 SCREENSHOT = "/tmp/measurement.png"
 
@@ -21,30 +19,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def commons(tmp_path_factory):
     """(service, portal, admin client) over a demo commons at scale 0.1."""
-    require_chromium()
-    service = ServiceProcess(tmp_path_factory.mktemp("experiments") / "data").start()
-    admin = service.client()
-    create_demo(admin, service.data_dir / "storage", scale=0.1, passwords_path=service.data_dir / "demo-passwords.txt")
-    portal = Portal(service)
-    yield service, portal, admin
-    admin.close()
-    portal.stop()
-    service.terminate()
+    with demo_commons(tmp_path_factory.mktemp("experiments") / "data") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def browser(commons, tmp_path_factory):
     """A headless Chromium (Debian's, through its own chromedriver) signed in as ana."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}", "--window-size=1400,1100"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver = chromium(tmp_path_factory.mktemp("chrome-profile"))
     try:
         sign_in(driver, commons[1], commons[0].data_dir, "ana")
         yield driver

@@ -14,10 +14,8 @@ import urllib.request
 
 import pytest
 
-from labcommons.demo import create_demo
 from metadata.client import MetadataClient
-from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Portal, require_chromium, sign_in, until
-from tests.e2e.conftest import ServiceProcess
+from tests.e2e.browser import Portal, chromium, demo_commons, sign_in, until
 
 pytestmark = pytest.mark.e2e
 
@@ -25,34 +23,15 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def commons(tmp_path_factory):
     """(service, portal, admin client) over a demo commons at scale 0.1."""
-    require_chromium()
-    service = ServiceProcess(tmp_path_factory.mktemp("explorer") / "data").start()
-    admin = service.client()
-    create_demo(admin, service.data_dir / "storage", scale=0.1,
-                passwords_path=service.data_dir / "demo-passwords.txt")
-    portal = Portal(service)
-    yield service, portal, admin
-    admin.close()
-    portal.stop()
-    service.terminate()
+    with demo_commons(tmp_path_factory.mktemp("explorer") / "data") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def browser(commons, tmp_path_factory):
     """A headless Chromium signed in as ana (analyst); downloads land in browser.downloads."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile, downloads = tmp_path_factory.mktemp("chrome-profile"), tmp_path_factory.mktemp("downloads")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     f"--user-data-dir={profile}", "--window-size=1400,1100"):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    downloads = tmp_path_factory.mktemp("downloads")
+    driver = chromium(tmp_path_factory.mktemp("chrome-profile"), downloads)
     driver.downloads = downloads
     try:
         sign_in(driver, commons[1], commons[0].data_dir, "ana")

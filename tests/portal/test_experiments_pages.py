@@ -14,6 +14,7 @@ from labcommons.demo import create_demo, data_file_entity
 from labcommons.demo.accounts import PASSWORDS_FILE
 from labcommons.demo.imzml import write_imzml_pair
 from portal.browse_widgets import counted, experiment_href, measurement_href, project_href
+from tests.portal.layout import graphs
 
 SECRET = "secret-proj"
 
@@ -83,17 +84,6 @@ def text(node) -> str:
 def table_rows(table) -> list[list[str]]:
     body = table["props"]["children"][1]
     return [[text(cell) for cell in row["props"]["children"]] for row in body["props"]["children"]]
-
-
-def graphs(node) -> dict:
-    """Every dcc.Graph figure in a rendered layout, by the graph's id."""
-    if isinstance(node, list):
-        return {k: v for item in node for k, v in graphs(item).items()}
-    if not isinstance(node, dict):
-        return {}
-    props = node.get("props", {})
-    found = {props["id"]: props["figure"]} if node.get("type") == "Graph" and "id" in props else {}
-    return found | graphs(props.get("children"))
 
 
 # -- the levels ------------------------------------------------------------------------------

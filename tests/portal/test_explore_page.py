@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from tests.portal.layout import graphs
+
 HUMANS = {"IN": {"species": ["human"]}}
 
 
@@ -84,17 +86,6 @@ def test_ticking_a_value_changes_the_state_once(analyst, dash_call):
     assert tick({"kind": "case"})["response"]["explore-state"]["data"]["filter"] == HUMANS
     assert tick({"kind": "case", "filter": HUMANS}) is None  # a re-rendered checklist changes nothing
     assert tick({"kind": "file"}) is None  # a checklist of the tab just left is ignored
-
-
-def graphs(node) -> dict:
-    """Every dcc.Graph figure in a rendered layout, by the graph's id."""
-    if isinstance(node, list):
-        return {k: v for item in node for k, v in graphs(item).items()}
-    if not isinstance(node, dict):
-        return {}
-    props = node.get("props", {})
-    found = {props["id"]: props["figure"]} if node.get("type") == "Graph" and "id" in props else {}
-    return found | graphs(props.get("children")) | graphs([v for k, v in node.items() if k != "props"])
 
 
 def test_the_charts_count_under_the_whole_filter(analyst, dash_call, admin):
