@@ -181,13 +181,19 @@ def measurements_table(project: str, measurements: Sequence[dict], files: dict[s
 
 
 def files_table(files: Sequence[dict], type_def: dict) -> html.Div:
-    """A measurement's data files: name, format, size, category, checksum."""
+    """A measurement's data files: name (a download link), format, size, category, checksum."""
     specs = type_def.get("properties", {})
-    rows = [[f["properties"].get("file_name", f["submitter_id"]), f["properties"].get("data_format", ""),
+    # a plain link, not dcc.Link: a download must leave Dash's page router
+    rows = [[html.A(f["properties"].get("file_name", f["submitter_id"]), href=download_href(f["id"])),
+             f["properties"].get("data_format", ""),
              value_text(f["properties"].get("file_size"), specs.get("file_size", {})),
              f["properties"].get("data_category", ""), html.Code(f["properties"].get("md5sum", ""))] for f in files]
     return table(["File", "Format", "Size", "Category", "MD5"], rows, "measurement-files",
                  "No data files are registered for this measurement.")
+
+
+def download_href(file_id: str) -> str:
+    return f"/files/{quote(file_id, safe='')}/download"
 
 
 def parent_name(node: dict, link: str) -> str:

@@ -145,3 +145,20 @@ def test_a_lone_ibd_pairs_whatever_its_name_and_no_ibd_means_no_pair():
     assert imzml_pair([file("scan.imzML", "imzML"), file("raw.ibd", "ibd")])[1]["submitter_id"] == "raw.ibd"
     assert imzml_pair([file("scan.imzML", "imzML")]) is None
     assert imzml_pair([file("x.ibd", "ibd"), file("y.ibd", "ibd"), file("scan.imzML", "imzML")]) is None
+
+
+def test_each_file_links_to_its_download():
+    from dash import html
+
+    from portal.browse_widgets import files_table
+
+    def links(component):
+        found = [component] if isinstance(component, html.A) else []
+        children = getattr(component, "children", None)
+        for child in children if isinstance(children, list) else [children]:
+            found += links(child) if child is not None and not isinstance(child, str) else []
+        return found
+
+    files = [{"id": "f/1", "submitter_id": "m.imzML", "properties": {"file_name": "m.imzML", "data_format": "imzML"}}]
+    (link,) = links(files_table(files, {"properties": {}}))
+    assert link.href == "/files/f%2F1/download" and link.children == "m.imzML"

@@ -18,13 +18,13 @@ def resolve(storage_url: str, root: Path) -> Path:
     path = _local_path(storage_url)
     root = Path(root).resolve()
     if not _inside(Path(os.path.normpath(path)), root):  # before touching the file system
-        raise NotReadable(f"{storage_url} is outside the storage root; previews read only files stored there")
+        raise NotReadable(f"{storage_url} is outside the storage root; the portal reads only files stored there")
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError, ValueError):
         raise NotReadable(f"{storage_url} is not in the storage root (the file is missing)") from None
     if not _inside(real, root):
-        raise NotReadable(f"{storage_url} links outside the storage root; previews read only files stored there")
+        raise NotReadable(f"{storage_url} links outside the storage root; the portal reads only files stored there")
     if not real.is_file():
         raise NotReadable(f"{storage_url} is not a regular file")
     return real
