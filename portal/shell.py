@@ -23,5 +23,6 @@ def header(user: tuple[str, str] | None) -> html.Header:
     signout = html.Form([dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
                          html.Button("Sign out", type="submit", className="link-button", id="shell-signout")],
                         method="POST", action="/signout", className="signout")
-    who = html.Span([html.Strong(name), f" · {role}"], className="who", id="shell-user")
+    who = html.Span([html.A(html.Strong(name), href="/account", title="Your account and API tokens"),
+                     f" · {role}"], className="who", id="shell-user")
     return html.Header(nav + [html.Div([who, signout], className="user")], className="site-header")
