@@ -26,7 +26,7 @@ from metadata import auth
 from metadata.auth import Identity, Tokens
 from metadata.errors import BadToken, Denied, Invalid, Missing
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import Store, StoredNode, Write, encode_cursor
+from metadata.store.base import Store, StoredNode, Write, encode_cursor, reserved_node
 
 ACCOUNT, TOKEN, AUDIT = "_account", "_token", "_audit"
 ACCOUNTS_SCOPE, AUDIT_SCOPE = "~accounts", "~audit"
@@ -240,7 +240,4 @@ def _all(store: Store, type_name: str, scope: str) -> list[StoredNode]:
 
 
 def _node(type_name: str, key: str, props: dict, old: StoredNode | None, scope: str = ACCOUNTS_SCOPE) -> StoredNode:
-    now = now_iso()
-    return StoredNode(id=old.id if old else str(uuid.uuid4()), type=type_name, project_id=scope, submitter_id=key,
-                      version=old.version + 1 if old else 1, props=props, created_at=old.created_at if old else now,
-                      updated_at=now, created_by="", updated_by="")
+    return reserved_node(type_name, scope, key, props, old)

@@ -6,15 +6,12 @@ shared one. Its submitter_id is its name, so names are unique per owner or per p
 """
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timezone
-
 from metadata import auth, filters
 from metadata.auth import Identity
 from metadata.errors import Denied, Invalid, Missing
 from metadata.flatten import Flattening
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import Store, StoredNode, Write
+from metadata.store.base import Store, StoredNode, Write, reserved_node
 
 COHORT_TYPE = "_cohort"
 MAX_NAME = 100
@@ -83,13 +80,9 @@ def private_scope(user: str) -> str:
 
 
 def _node(who: Identity, scope: str, name: str, cohort: T.Cohort, existing: StoredNode | None) -> StoredNode:
-    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     props = {"kind": cohort.kind, "filter_json": cohort.filter_json or "", "shared": bool(cohort.shared),
              "owner": existing.props["owner"] if existing else who.user, "description": cohort.description or ""}
-    return StoredNode(id=existing.id if existing else str(uuid.uuid4()), type=COHORT_TYPE, project_id=scope,
-                      submitter_id=name, version=existing.version + 1 if existing else 1, props=props,
-                      created_at=existing.created_at if existing else now, updated_at=now,
-                      created_by=existing.created_by if existing else who.user, updated_by=who.user)
+    return reserved_node(COHORT_TYPE, scope, name, props, existing, who.user)
 
 
 def to_thrift(node: StoredNode) -> T.Cohort:

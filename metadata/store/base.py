@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from datetime import datetime, timezone
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -49,6 +51,16 @@ class StoredNode:
     @staticmethod
     def parse_links(text: str) -> list[LinkRef]:
         return [LinkRef(**item) for item in json.loads(text or "[]")]
+
+
+def reserved_node(type_name: str, scope: str, key: str, props: dict, old: StoredNode | None,
+                  user: str = "") -> StoredNode:
+    """The next version of a service-kept node (cohort, account, token, audit entry): a reserved
+    type outside the dictionary, scoped by a pseudo project ("~..."), named by `key`."""
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return StoredNode(id=old.id if old else str(uuid.uuid4()), type=type_name, project_id=scope, submitter_id=key,
+                      version=old.version + 1 if old else 1, props=props, created_at=old.created_at if old else now,
+                      updated_at=now, created_by=old.created_by if old else user, updated_by=user)
 
 
 @dataclass(frozen=True)
