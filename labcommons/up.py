@@ -72,19 +72,33 @@ def _start(name: str, command: list[str], address: str, logs: Path) -> Child:
 
 def _wait_for_metadata(settings: Settings, child: Child) -> MetadataClient:
     """A client once the service answers health; ServiceFailed with its log tail otherwise."""
+    _wait_ready(child, lambda: _metadata_answers(settings))
+    return MetadataClient(settings.host, settings.port, settings.admin_token_path.read_text().strip())
+
+
+def _metadata_answers(settings: Settings) -> bool:
+    try:
+        token = settings.admin_token_path.read_text().strip()
+        # a short timeout: whatever answers on the port may not be our service at all
+        with MetadataClient(settings.host, settings.port, token, PROBE_TIMEOUT_SECONDS) as probe:
+            probe.health()
+        return True
+    except Exception:  # not listening yet, or the token file not written yet
+        return False
+
+
+def _wait_ready(child: Child, probe) -> None:
+    """Poll probe() until it is true; ServiceFailed with the child's log tail if the child exits
+    or the time runs out first."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
-            raise ServiceFailed(f"the metadata service exited with code {child.process.returncode}:\n{_tail(child.log)}")
-        try:
-            token = settings.admin_token_path.read_text().strip()
-            # a short timeout: whatever answers on the port may not be our service at all
-            with MetadataClient(settings.host, settings.port, token, PROBE_TIMEOUT_SECONDS) as probe:
-                probe.health()
-            return MetadataClient(settings.host, settings.port, token)
-        except Exception:  # not listening yet, or token file not yet written
-            time.sleep(0.2)
-    raise ServiceFailed(f"the metadata service did not answer within {READY_TIMEOUT_SECONDS}s:\n{_tail(child.log)}")
+            raise ServiceFailed(f"the {child.name} service exited with code {child.process.returncode}:\n"
+                                f"{_tail(child.log)}")
+        if probe():
+            return
+        time.sleep(0.2)
+    raise ServiceFailed(f"the {child.name} service did not answer within {READY_TIMEOUT_SECONDS}s:\n{_tail(child.log)}")
 
 
 def _start_portal(logs: Path) -> Child:
@@ -99,7 +113,7 @@ def _start_portal(logs: Path) -> Child:
         raise ServiceFailed(f"the portal's port {host}:{port} is in use; set LABCOMMONS_PORTAL_PORT to another")
     child = _start("portal", [sys.executable, "-m", "labcommons.cli", "portal", "serve"],
                    f"http://{host}:{port}/", logs)
-    _wait_for_http(child, child.address + "signin")
+    _wait_ready(child, lambda: _http_ok(child.address + "signin"))
     return child
 
 
@@ -112,20 +126,12 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
-def _wait_for_http(child: Child, url: str) -> None:
-    """Return once url answers 200; ServiceFailed with the child's log tail otherwise."""
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise ServiceFailed(f"the {child.name} exited with code {child.process.returncode}:\n{_tail(child.log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_SECONDS) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass  # not listening yet
-        time.sleep(0.2)
-    raise ServiceFailed(f"the {child.name} did not answer within {READY_TIMEOUT_SECONDS}s:\n{_tail(child.log)}")
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_SECONDS) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False  # not listening yet
 
 
 def _print_banner(settings: Settings, children: list[Child]) -> None:
