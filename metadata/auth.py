@@ -21,9 +21,6 @@ MAX_TTL_SECONDS = 366 * 24 * 3600
 USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 
 
-TOKEN_KINDS = ("script", "session", "personal")
-
-
 @dataclass(frozen=True)
 class Identity:
     user: str

@@ -17,7 +17,6 @@ from metadata.errors import Invalid, ProblemList
 FORMATS = ("json", "tsv")
 TRUE_WORDS = {"true", "yes", "1"}
 FALSE_WORDS = {"false", "no", "0"}
-LINK_KEYS = ("submitter_id", "id")
 
 
 @dataclass

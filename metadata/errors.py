@@ -12,11 +12,6 @@ class Problem:
     index: int = -1
     row: int = 0
 
-    def where(self) -> str:
-        if self.row:
-            return f"row {self.row}"
-        return f"entity {self.index}" if self.index >= 0 else ""
-
 
 class MetadataError(Exception):
     """Base: a machine-readable code and a message a person can act on."""

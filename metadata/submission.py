@@ -6,6 +6,7 @@ located by entity index and TSV row. Nothing here writes: the store applies the 
 """
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from metadata.entities import Entity
 from metadata.errors import ProblemList
 from metadata.store.base import LinkRef, Store, StoredNode, Write
 
-PROJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+PROJECT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SUBMITTED_SYSTEM_FIELDS = {"type", "submitter_id", "id", "project_id", "version"}
 
 
@@ -82,6 +83,10 @@ class Planner:
         if node_type and node_type.is_global and sid != self.project_id:
             add("submitter_id", f"a {node_type.id} is submitted to its own name: its submitter_id "
                                 f"{sid!r} must equal the batch's project {self.project_id!r}")
+        elif node_type and node_type.is_global and not PROJECT_PATTERN.match(sid):
+            # program and project names become project_ids, URLs and index names: keep them plain
+            add("submitter_id", f"{sid!r} cannot name a {node_type.id}: use letters, digits, - and _ "
+                                "(at most 64, starting with a letter or digit)")
         return node_type
 
     def _no_duplicates(self, entities: list[Entity]) -> None:

@@ -190,3 +190,10 @@ def test_a_new_entity_cannot_take_an_id_already_in_use(admin, project):
     with pytest.raises(T.ValidationError) as caught:
         admin.submit(project, [dict(CASE, submitter_id="c-2", id=taken)])
     assert f"{taken} already names the case 'c-1'" in issues_of(caught)[(0, "id")]
+
+
+@pytest.mark.parametrize("name", ["a b", "../up", "-dash", "x" * 65])
+def test_program_and_project_names_are_plain(admin, name):
+    with pytest.raises(T.ValidationError) as caught:
+        admin.submit(name, [{"type": "program", "submitter_id": name}])
+    assert "cannot name a program" in issues_of(caught)[(0, "submitter_id")]
