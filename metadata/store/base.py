@@ -136,6 +136,24 @@ def decode_cursor(cursor: str) -> tuple[str, str] | None:
         raise ValueError(f"cursor: {cursor[:40]!r} is not a cursor this service returned") from None
 
 
+def encode_id_cursor(doc_id: str) -> str:
+    """An opaque keyset cursor after a document id (manifest pages)."""
+    return base64.urlsafe_b64encode(json.dumps({"after": doc_id}).encode()).decode()
+
+
+def decode_id_cursor(cursor: str) -> str | None:
+    """The id an id cursor points after (None for the start); ValueError if it is not one of ours."""
+    if not cursor:
+        return None
+    try:
+        after = json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
+        if isinstance(after, str):
+            return after
+    except (ValueError, TypeError, KeyError):
+        pass
+    raise ValueError(f"cursor: {cursor[:40]!r} is not a cursor this service returned")
+
+
 class Store(ABC):
     """A graph store; see the module docstring for the guarantees each method gives."""
     name = "abstract"

@@ -85,7 +85,6 @@ What it does not give:
 """
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -99,7 +98,8 @@ from elasticsearch import BadRequestError, Elasticsearch
 from metadata.errors import Clash
 from metadata.filters import MISSING, Field, to_es
 from metadata.store.base import (EdgeRow, FacetCounts, LinkRef, NumericSummary, Page, Store, StoredNode, Write,
-                                 children_clash_message, decode_cursor, edges_of, encode_cursor, histogram_edges)
+                                 children_clash_message, decode_cursor, decode_id_cursor, edges_of, encode_cursor,
+                                 encode_id_cursor, histogram_edges)
 
 if TYPE_CHECKING:
     from metadata.flatten import DocumentSpec, Flattening
@@ -543,23 +543,6 @@ def manifest_row(source: dict, fields: tuple[str, ...]) -> dict:
     return {name: source.get(name) for name in fields}
 
 
-def encode_manifest_cursor(doc_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": doc_id}).encode()).decode()
-
-
-def decode_manifest_cursor(cursor: str) -> str | None:
-    """The id a manifest cursor points after; ValueError if it is not one this store made."""
-    if not cursor:
-        return None
-    try:
-        after = json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
-        if isinstance(after, str):
-            return after
-    except (ValueError, TypeError, KeyError):
-        pass
-    raise ValueError(f"cursor: {cursor[:40]!r} is not a cursor this service returned")
-
-
 def typed_children_query(parent_ids: list[str], child_type: str, size: int, after: str | None = None) -> dict:
     """Nodes of one type linking to any of parent_ids, with their links, in id order."""
     body = {"query": {"bool": {"filter": [{"terms": {"parent_ids": list(parent_ids)}},
@@ -905,7 +888,7 @@ class ElasticStore(Store):
     def manifest(self, kind: str, where, limit: int, cursor: str) -> tuple[int, list[dict], str]:
         manifest = self._documents().manifest
         self._kind(kind)
-        after = decode_manifest_cursor(cursor)
+        after = decode_id_cursor(cursor)
         if limit < 1 or limit >= self._windows[manifest.document]:
             raise ValueError(f"manifest page size must be between 1 and {self._windows[manifest.document] - 1}, "
                              f"got {limit}")
@@ -914,7 +897,7 @@ class ElasticStore(Store):
         page = found["hits"][:limit]
         more = len(found["hits"]) > limit
         rows = [manifest_row(hit["_source"], manifest.fields) for hit in page]
-        return found["total"]["value"], rows, encode_manifest_cursor(page[-1]["sort"][0]) if more else ""
+        return found["total"]["value"], rows, encode_id_cursor(page[-1]["sort"][0]) if more else ""
 
     def _manifest_selection(self, kind: str, where) -> dict:
         """The manifest documents behind a view: matching ones, or those joined to the matching `kind`."""

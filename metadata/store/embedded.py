@@ -9,7 +9,6 @@ leaves no trace.
 """
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import threading
@@ -22,8 +21,8 @@ from metadata.errors import Clash
 from metadata.filters import quote_ident, to_sql
 from metadata.store import documents_sql as D
 from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
-                                 children_clash_message, decode_cursor, edges_of, encode_cursor,
-                                 histogram_edges)
+                                 children_clash_message, decode_cursor, decode_id_cursor, edges_of, encode_cursor,
+                                 encode_id_cursor, histogram_edges)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -241,7 +240,7 @@ class EmbeddedStore(Store):
         spec = self.flattening.specs[manifest.document]
         total = self._cursor().execute(f"SELECT count(*) FROM {D.table(spec.kind)} WHERE {where_sql}",
                                        params).fetchone()[0]
-        after = decode_id_cursor(cursor)
+        after = decode_id_cursor(cursor) or ""
         rows = self._cursor().execute(D.manifest_sql(spec, manifest.fields, where_sql),
                                       params + [after, limit + 1]).fetchall()
         entries = [D.document(list(manifest.fields), row) for row in rows[:limit]]
@@ -292,21 +291,6 @@ def _nodes(cur, ids) -> dict[str, StoredNode]:
         return {n.id: n for n in _select(cur, "id = ?", ids)}
     with _values(cur, ids) as values:
         return {n.id: n for n in _select(cur, f"id IN (SELECT v FROM {values})", [])}
-
-
-def encode_id_cursor(node_id: str) -> str:
-    return base64.urlsafe_b64encode(node_id.encode()).decode()
-
-
-def decode_id_cursor(cursor: str) -> str:
-    """The id a manifest cursor points after ("" for the start); ValueError if it is not ours."""
-    try:
-        node_id = base64.urlsafe_b64decode(cursor.encode()).decode() if cursor else ""
-    except (ValueError, UnicodeDecodeError):
-        node_id = None
-    if node_id is None or encode_id_cursor(node_id) != cursor and cursor:  # b64decode skips stray characters
-        raise ValueError(f"cursor: {cursor[:40]!r} is not a cursor this service returned")
-    return node_id
 
 
 class _transaction:
