@@ -29,6 +29,8 @@ class Settings:
     es_index_prefix: str = "labcommons"
     dictionary: Path | None = None
     flattening: Path | None = None
+    templates_dir: Path | None = None      # None: the shipped workflow_templates/
+    triggers_dir: Path | None = None       # None: the shipped workflow_templates/triggers/
     secret_key: str = ""
     token_ttl_seconds: int = 8 * 3600
     max_batch_entities: int = 10_000

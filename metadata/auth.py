@@ -14,7 +14,7 @@ import jwt
 
 from metadata.errors import BadToken, Denied, Invalid
 
-ROLES = ("admin", "analyst", "technician")
+ROLES = ("admin", "analyst", "technician", "worker")
 ACCESS = ("read", "write")
 ISSUER = "labcommons"
 MAX_TTL_SECONDS = 366 * 24 * 3600

@@ -20,7 +20,8 @@ from metadata.idl import metadata_thrift as T
 RECONNECT_AFTER_IDLE_SECONDS = 300
 READS = {"health", "whoami", "get_dictionary", "get_node", "find_node", "list_nodes", "get_edges",
          "get_documents", "facets", "histogram", "hits", "manifest", "list_cohorts", "get_cohort",
-         "list_accounts", "list_personal_tokens", "audit"}
+         "list_accounts", "list_personal_tokens", "audit", "list_templates", "get_run", "list_runs",
+         "list_triggers"}
 ERRORS = (T.ValidationError, T.NotFound, T.Conflict, T.Forbidden, T.Unauthenticated)
 
 
@@ -196,6 +197,45 @@ class MetadataClient:
               limit: int = 100, cursor: str = "") -> T.AuditPage:
         return self._call("audit", T.AuditQuery(user=user, action=action, since=since, before=before,
                                                 limit=limit, cursor=cursor))
+
+    # -- workflows ------------------------------------------------------------------------
+
+    def templates(self) -> list[T.WorkflowTemplate]:
+        return self._call("list_templates")
+
+    def launch(self, template: str, input_ids: list[str], parameters: dict[str, str] | None = None,
+               parameter_set_id: str = "", force: bool = False) -> T.LaunchResult:
+        request = T.LaunchRequest(template=template, input_ids=list(input_ids),
+                                  parameters={k: str(v) for k, v in (parameters or {}).items()},
+                                  parameter_set_id=parameter_set_id, force=force)
+        return self._call("launch", request)
+
+    def run(self, run_id: str) -> T.Run:
+        return self._call("get_run", run_id)
+
+    def runs(self, status: str = "", template: str = "", user: str = "", project_id: str = "",
+             limit: int = 50, offset: int = 0) -> T.RunPage:
+        query = T.RunQuery(status=status, template=template, user=user, project_id=project_id,
+                           limit=limit, offset=offset)
+        return self._call("list_runs", query)
+
+    def cancel_run(self, run_id: str) -> T.Run:
+        return self._call("cancel_run", run_id)
+
+    def retry_run(self, run_id: str) -> T.Run:
+        return self._call("retry_run", run_id)
+
+    def claim_runs(self, worker: str, limit: int) -> list[T.Run]:
+        return self._call("claim_runs", worker, limit)
+
+    def update_run(self, update: T.RunUpdate) -> T.Run:
+        return self._call("update_run", update)
+
+    def triggers(self) -> list[T.Trigger]:
+        return self._call("list_triggers")
+
+    def set_trigger_enabled(self, name: str, enabled: bool) -> T.Trigger:
+        return self._call("set_trigger_enabled", name, enabled)
 
 
 def _filter(filter: dict | str | None) -> str:

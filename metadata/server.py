@@ -20,10 +20,11 @@ from thriftpy2.transport import TServerSocket
 from labcommons.settings import Settings, write_private
 from metadata import errors
 from metadata.auth import Tokens
-from metadata import flatten
+from metadata import flatten, templates as catalog
 from metadata.dictionary import Dictionary
 from metadata.idl import metadata_thrift as T
 from metadata.service import MetadataService
+from metadata.triggers import load_rules
 from metadata.store import open_store
 
 log = logging.getLogger("labcommons.metadata")
@@ -44,7 +45,7 @@ def thrift_error(error: errors.MetadataError):
 
 # Calls that change something: each is audited, whatever its outcome. Every other call is
 # audited when it is refused for lack of a valid token or of a right.
-WRITES = {"submit", "delete_nodes", "save_cohort", "delete_cohort", "reindex", "create_token", "save_account",
+WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", "delete_nodes", "save_cohort", "delete_cohort", "reindex", "create_token", "save_account",
           "set_grant", "sign_in", "sign_out_everywhere", "create_personal_token", "revoke_personal_token"}
 SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
 _peer = threading.local()
@@ -127,6 +128,7 @@ class Server:
         flattening = self._flattening(settings, dictionary)
         self.store.use_documents(flattening)
         service = MetadataService(self.store, dictionary, flattening, self.tokens,
+                                  catalog.load(settings.templates_dir), load_rules(settings.triggers_dir),
                                   settings.max_batch_entities, settings.max_batch_bytes)
         self.guard = Guard(service, self.tokens)
         socket = TServerSocket(host=settings.host, port=settings.port,

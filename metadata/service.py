@@ -17,7 +17,9 @@ from metadata.entities import parse
 from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
 from metadata.store.base import Store, StoredNode
+from metadata.runs import RunRegistry, run_thrift
 from metadata.submission import Planner
+from metadata.triggers import Triggers
 
 VERSION = "0.1.0"
 MAX_PAGE = 1000
@@ -26,8 +28,10 @@ RETRIES_ON_RACE = 3
 
 class MetadataService:
     def __init__(self, store: Store, dictionary: Dictionary, flattening: Flattening, tokens: Tokens,
-                 max_batch_entities: int = 10_000, max_batch_bytes: int = 64 * 1024 * 1024):
-        self.store, self.dictionary, self.tokens = store, dictionary, tokens
+                 catalog, rules=(), max_batch_entities: int = 10_000, max_batch_bytes: int = 64 * 1024 * 1024):
+        self.store, self.dictionary, self.tokens, self.catalog = store, dictionary, tokens, catalog
+        self.runs = RunRegistry(store, dictionary, catalog)
+        self.triggers = Triggers(store, self.runs, list(rules))
         self.explorer, self.cohorts = Explorer(store, flattening), Cohorts(store, flattening)
         self.registry, self.audit_log = Registry(store, tokens), AuditLog(store)
         self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
@@ -101,6 +105,8 @@ class MetadataService:
                 # another batch wrote the same nodes between our plan and our write: plan again
                 if clash.code != "stale" or attempt == RETRIES_ON_RACE - 1:
                     raise
+        if not request.dry_run:
+            self.triggers.fire([w.node for w in plan.writes])
         return _submit_result(plan, request.dry_run)
 
     def delete_nodes(self, who: Identity, project_id: str, ids: list[str]) -> T.DeleteResult:
@@ -192,6 +198,46 @@ class MetadataService:
     def audit(self, who: Identity, query: T.AuditQuery) -> T.AuditPage:
         auth.require_admin(who, "reading the audit log")
         return self.audit_log.query(query)
+
+    # -- workflows ----------------------------------------------------------------------
+
+    def list_templates(self, who: Identity) -> list:
+        return [self.catalog.thrift(t) for t in self.catalog.templates()]
+
+    def launch(self, who: Identity, request: T.LaunchRequest) -> T.LaunchResult:
+        run, existing = self.runs.launch(who, request)
+        return T.LaunchResult(run=self._run(run), existing=existing)
+
+    def get_run(self, who: Identity, run_id: str) -> T.Run:
+        return self._run(self.runs.get(who, run_id))
+
+    def list_runs(self, who: Identity, query: T.RunQuery) -> T.RunPage:
+        runs, total = self.runs.list(who, query)
+        return T.RunPage(runs=[self._run(r) for r in runs], total=total)
+
+    def cancel_run(self, who: Identity, run_id: str) -> T.Run:
+        return self._run(self.runs.cancel(who, run_id))
+
+    def retry_run(self, who: Identity, run_id: str) -> T.Run:
+        return self._run(self.runs.retry(who, run_id))
+
+    def claim_runs(self, who: Identity, worker: str, limit: int) -> list:
+        return [self._run(r) for r in self.runs.claim(who, worker, limit)]
+
+    def update_run(self, who: Identity, update: T.RunUpdate) -> T.Run:
+        run = self.runs.update(who, update)
+        if update.outputs:
+            self.triggers.fire([self.store.get(i) for i in self.runs.outputs(run)])
+        return self._run(run)
+
+    def list_triggers(self, who: Identity) -> list:
+        return self.triggers.list()
+
+    def set_trigger_enabled(self, who: Identity, name: str, enabled: bool) -> T.Trigger:
+        return self.triggers.set_enabled(who, name, enabled)
+
+    def _run(self, node: StoredNode) -> T.Run:
+        return run_thrift(node, self.runs.outputs(node))
 
     def _graph_node(self, node_id: str) -> StoredNode:
         """A node of the dictionary's graph; internal nodes (cohorts) are not found through here."""

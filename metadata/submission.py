@@ -72,6 +72,10 @@ class Planner:
         if node_type is None:
             add("type", f"{doc.get('type')!r} is not a node type; the dictionary has: "
                         f"{', '.join(self.dictionary.names())}")
+        elif node_type.managed:
+            add("type", f"{node_type.id} nodes are written by the service itself, not submitted "
+                        "(launch a workflow to make a run)")
+            node_type = None
         sid = doc.get("submitter_id")
         if not isinstance(sid, str) or not sid.strip():
             add("submitter_id", "every entity needs a submitter_id (text, unique in the project)")

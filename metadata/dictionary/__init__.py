@@ -61,6 +61,7 @@ class NodeType:
     required: tuple[str, ...]
     links: dict[str, LinkDef]
     groups: tuple[LinkGroup, ...] = ()
+    managed: bool = False   # written only by the service itself (runs), never by a submission
     _validator: Draft202012Validator | None = field(default=None, repr=False)
 
     @property
@@ -87,7 +88,7 @@ class NodeType:
         groups = [vars(group) | {"members": list(group.members)} for group in self.groups]
         return {"id": self.id, "title": self.title, "description": self.description,
                 "category": self.category, "properties": self.properties,
-                "required": list(self.required), "links": links, "link_groups": groups}
+                "required": list(self.required), "links": links, "link_groups": groups, "managed": self.managed}
 
 
 class Dictionary:
@@ -146,7 +147,7 @@ def _load_type(path: Path) -> NodeType:
             raise Invalid(f"{where}: required property {name!r} is not defined under properties")
     links, groups = _load_links(where, doc.get("links") or [])
     return NodeType(doc["id"], doc.get("title", doc["id"]), doc.get("description", ""),
-                    doc["category"], properties, required, links, tuple(groups))
+                    doc["category"], properties, required, links, tuple(groups), bool(doc.get("managed")))
 
 
 def _check_properties(where: str, properties: dict) -> None:

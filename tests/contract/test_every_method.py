@@ -4,7 +4,9 @@ import pytest
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
 
-ADMIN_ONLY = {"create_token", "reindex", "save_account", "set_grant", "list_accounts", "sign_in", "audit"}
+ADMIN_ONLY = {"create_token", "reindex", "save_account", "set_grant", "list_accounts", "sign_in", "audit",
+              "set_trigger_enabled"}
+WORKER_ONLY = {"claim_runs", "update_run"}
 
 
 def placeholder(ttype, spec):
@@ -43,4 +45,11 @@ def test_every_method_refuses_a_missing_or_forged_token(server, name):
 def test_administrative_methods_refuse_non_admins(client_for, project, name):
     technician = client_for("tom", roles=["technician", "analyst"], grants={project: "write"})
     with pytest.raises(T.Forbidden, match="admin role"):
+        technician._call(name, *arguments(name))
+
+
+@pytest.mark.parametrize("name", sorted(WORKER_ONLY))
+def test_worker_methods_refuse_everyone_but_workers_and_admins(client_for, project, name):
+    technician = client_for("tom", roles=["technician", "analyst"], grants={project: "write"})
+    with pytest.raises(T.Forbidden, match="worker role"):
         technician._call(name, *arguments(name))

@@ -1,0 +1,364 @@
+"""The run registry: launches keyed so that one launch never makes two runs, and the runs'
+life as workers report it.
+
+A run is a `workflow_run` node in the project of its inputs, linked to the files it used
+(`used`) and to the parameter set that configured it (`configured_by`); its outputs are
+data_file nodes linked back to it (`generated_by`), registered in the same write that records
+its final status.
+
+Idempotence (the Trellis lesson: at-least-once events made ~1 in 100 jobs run twice): a launch
+is keyed by sha256(template digest, canonical parameters, sorted input file ids). The key is
+held by a reserved `_launch` node whose submitter_id is the key, so the store's own uniqueness
+of (project, submitter_id) and its optimistic versions decide races: the key node and the new
+run are written in ONE batch that fails if another launch took the key first, and the loser
+returns the winner's run. A key whose run failed or was cancelled may be taken again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timezone
+
+from metadata import auth
+from metadata.auth import Identity
+from metadata.dictionary import Dictionary
+from metadata.entities import Entity
+from metadata.errors import Clash, Denied, Invalid, Missing
+from metadata.idl import metadata_thrift as T
+from metadata.store.base import LinkRef, Store, StoredNode, Write, reserved_node
+from metadata.submission import Planner
+
+RUN_TYPE = "workflow_run"
+KEY_TYPE, KEY_SCOPE = "_launch", "~launch"
+LIVE = ("queued", "running", "succeeded")   # a launch key held by a run in one of these is taken
+FINAL = ("succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running") + FINAL
+RAW_LINK = "measurements"                   # data_file -> measurement
+MAX_INPUTS = 1000
+MAX_LIST_SCAN = 100_000
+MAX_PAGE = 500
+RACE_RETRIES = 5
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def launch_key(digest: str, parameters: dict[str, str], input_ids: list[str]) -> str:
+    """The identity of a launch: same template content, parameters and inputs, same key."""
+    canonical = json.dumps({"template": digest, "parameters": parameters, "inputs": sorted(input_ids)},
+                           sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class RunRegistry:
+    def __init__(self, store: Store, dictionary: Dictionary, catalog):
+        self.store, self.dictionary, self.catalog = store, dictionary, catalog
+
+    # -- launching ----------------------------------------------------------------------
+
+    def launch(self, who: Identity, request: T.LaunchRequest) -> tuple[StoredNode, bool]:
+        """The run for this launch: (run, True) when an identical live run exists already."""
+        template = self._template(who, request.template)
+        pset, defaults = self._parameter_set(who, request.parameter_set_id, template.name)
+        parameters = template.check({**defaults, **(request.parameters or {})})
+        files = self._input_files(who, request.input_ids or [], template.input_formats)
+        project = files[0].project_id
+        auth.require_write(who, project)
+        key = launch_key(template.digest, parameters, [f.id for f in files])
+        for _ in range(RACE_RETRIES):
+            holder = self.store.find(KEY_SCOPE, [key]).get(key)
+            current = self.store.get(holder.props["run_id"]) if holder else None
+            if current is not None and current.props.get("status") in LIVE and not request.force:
+                return current, True
+            run = self._new_run(who, project, template, parameters, files, pset, key)
+            claim = reserved_node(KEY_TYPE, KEY_SCOPE, key, {"run_id": run.id}, holder, who.user)
+            parents = {f.id for f in files} | ({pset.id} if pset else set())
+            try:
+                self.store.apply([Write(run, None), Write(claim, holder.version if holder else None)], parents)
+                return run, False
+            except Clash:
+                continue  # another launch took the key between our read and our write: read again
+        raise Clash("the launch raced others too often; try again", code="busy")
+
+    def _template(self, who: Identity, name: str):
+        template = self.catalog.get(name)
+        if template is None:
+            raise Invalid(f"template: {name!r} is not a workflow template; choose from "
+                          f"{', '.join(sorted(self.catalog.names())) or 'none installed'}")
+        if not (who.is_admin or "analyst" in who.roles or ("technician" in who.roles and template.standard)):
+            kind = "standard template" if template.standard else "template outside the standard set"
+            raise Denied(f"launching {name!r} (a {kind}) needs the analyst role"
+                         f"{' or the technician role' if template.standard else ''}; {who.user} has "
+                         f"{', '.join(who.roles) or 'no roles'}")
+        return template
+
+    def _parameter_set(self, who: Identity, set_id: str, template: str) -> tuple[StoredNode | None, dict]:
+        """The parameter set node and its parameters (which the launch's own parameters override)."""
+        if not set_id:
+            return None, {}
+        node = self.store.get(set_id)
+        if node is None or node.type != "parameter_set":
+            raise Missing(f"parameter_set_id: no parameter set with id {set_id!r}")
+        auth.require_read(who, node.project_id)
+        if node.props.get("template") != template:
+            raise Invalid(f"parameter_set_id: the set {node.props.get('name')!r} is for template "
+                          f"{node.props.get('template')!r}, not {template!r}")
+        try:
+            params = json.loads(node.props.get("params_json") or "{}")
+        except ValueError:
+            raise Invalid(f"parameter_set_id: the set {node.props.get('name')!r} holds no valid JSON") from None
+        return node, {str(k): _text(v) for k, v in params.items()}
+
+    def _input_files(self, who: Identity, ids: list[str], formats: list[str]) -> list[StoredNode]:
+        """The data files to run on: files as given, measurements as their raw files; all in one
+        readable project, of the formats the template accepts, each accepted format present."""
+        if not ids:
+            raise Invalid("input_ids: give the data files (or the measurement) to run on")
+        if len(ids) > MAX_INPUTS:
+            raise Invalid(f"input_ids: {len(ids)} inputs; give at most {MAX_INPUTS}")
+        nodes = self.store.get_many(list(dict.fromkeys(ids)))
+        files: dict[str, StoredNode] = {}
+        for node_id in ids:
+            node = nodes.get(node_id)
+            if node is None or node.type not in ("data_file", "measurement"):
+                raise Missing(f"input_ids: no data file or measurement with id {node_id!r}")
+            auth.require_read(who, node.project_id)
+            files.update({f.id: f for f in (self.raw_files(node) if node.type == "measurement" else [node])})
+        chosen = sorted(files.values(), key=lambda f: (f.props.get("data_format", ""), f.submitter_id))
+        _check_formats(chosen, formats)
+        projects = sorted({f.project_id for f in chosen})
+        if len(projects) > 1:
+            raise Invalid(f"input_ids: the inputs come from several projects ({', '.join(projects)}); "
+                          "a run's inputs belong to one project")
+        return chosen
+
+    def raw_files(self, measurement: StoredNode) -> list[StoredNode]:
+        child_ids = [e.child_id for e in self.store.edges(measurement.id)
+                     if e.parent_id == measurement.id and e.child_type == "data_file" and e.link_name == RAW_LINK]
+        return list(self.store.get_many(child_ids).values())
+
+    def _new_run(self, who: Identity, project: str, template, parameters: dict, files: list[StoredNode],
+                 pset: StoredNode | None, key: str) -> StoredNode:
+        props = {"template": template.name, "template_digest": template.digest, "status": "queued",
+                 "parameters_json": json.dumps(parameters, sort_keys=True), "launch_key": key,
+                 "message": "waiting for a worker", "attempt": 1}
+        if pset is not None:
+            props["parameter_set_revision"] = int(pset.props.get("revision") or 1)
+        sid = f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        node = reserved_node(RUN_TYPE, project, sid, props, None, who.user)
+        node.links = [_link("input_files", f) for f in files] + ([_link("parameter_sets", pset)] if pset else [])
+        self._check(node)
+        return node
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get(self, who: Identity, run_id: str) -> StoredNode:
+        node = self.store.get(run_id)
+        if node is None or node.type != RUN_TYPE:
+            raise Missing(f"no run with id {run_id!r}")
+        auth.require_read(who, node.project_id)
+        return node
+
+    def list(self, who: Identity, query: T.RunQuery) -> tuple[list[StoredNode], int]:
+        """Runs the caller may read that match the query, newest first, one page of them."""
+        if query.status and query.status not in STATUSES:
+            raise Invalid(f"status: {query.status!r} is not a run status; choose from {', '.join(STATUSES)}")
+        if not 1 <= query.limit <= MAX_PAGE or query.offset < 0:
+            raise Invalid(f"limit: give 1 to {MAX_PAGE} runs from an offset of 0 or more")
+        if query.project_id:
+            auth.require_read(who, query.project_id)
+        projects = [query.project_id] if query.project_id else (None if who.is_admin else sorted(who.grants))
+        runs = [n for n in self._all_runs(projects) if _matches(n, query)]
+        runs.sort(key=lambda n: (n.created_at, n.id), reverse=True)
+        return runs[query.offset:query.offset + query.limit], len(runs)
+
+    def outputs(self, run: StoredNode) -> list[str]:
+        """The ids of the files the run generated."""
+        return [e.child_id for e in self.store.edges(run.id) if e.parent_id == run.id and e.child_type == "data_file"]
+
+    def _all_runs(self, projects: list[str] | None) -> list[StoredNode]:
+        if projects == []:
+            return []
+        runs, cursor = [], ""
+        while len(runs) < MAX_LIST_SCAN:
+            page = self.store.list(RUN_TYPE, projects, 1000, cursor)
+            runs += page.nodes
+            if not page.next_cursor:
+                break
+            cursor = page.next_cursor
+        return runs
+
+    # -- users' requests ----------------------------------------------------------------
+
+    def cancel(self, who: Identity, run_id: str) -> StoredNode:
+        run = self._changeable(who, run_id, "cancel")
+        status = run.props["status"]
+        if status in FINAL:
+            raise Clash(f"the run {run.submitter_id} has already {status}; nothing to cancel", code="finished")
+        if status == "queued":
+            return self._save(run, who.user, status="cancelled", finished_at=now(), message=f"cancelled by {who.user}")
+        return self._save(run, who.user, cancel_requested=True, message=f"{who.user} asked to cancel; stopping")
+
+    def retry(self, who: Identity, run_id: str) -> StoredNode:
+        run = self._changeable(who, run_id, "retry")
+        if run.props["status"] not in ("failed", "cancelled"):
+            raise Clash(f"the run {run.submitter_id} is {run.props['status']}; only a failed or cancelled "
+                        "run can be retried", code="not_failed")
+        holder = self.store.find(KEY_SCOPE, [run.props["launch_key"]]).get(run.props["launch_key"])
+        if holder and holder.props["run_id"] != run.id:
+            other = self.store.get(holder.props["run_id"])
+            if other is not None and other.props.get("status") in LIVE:
+                raise Clash(f"an identical launch is already {other.props['status']} as run "
+                            f"{other.submitter_id}; open that one", code="duplicate")
+        return self._save(run, who.user, status="queued", retry_requested=True, cancel_requested=False,
+                          attempt=int(run.props.get("attempt", 1)) + 1, finished_at=None,
+                          message=f"{who.user} asked to retry the failed steps")
+
+    def _changeable(self, who: Identity, run_id: str, action: str) -> StoredNode:
+        run = self.get(who, run_id)
+        if run.created_by != who.user and not who.can_write(run.project_id):
+            raise Denied(f"only {run.created_by} or a writer of project {run.project_id!r} may {action} "
+                         f"the run {run.submitter_id}")
+        return run
+
+    # -- workers ------------------------------------------------------------------------
+
+    def claim(self, who: Identity, worker: str, limit: int) -> list[StoredNode]:
+        """This worker's running runs (to resume following them), then queued runs, oldest first."""
+        require_worker(who)
+        if not worker or len(worker) > 200:
+            raise Invalid("worker: name the worker (1 to 200 characters)")
+        if not 0 <= limit <= 100:
+            raise Invalid(f"limit: {limit} is out of range; give 0 to 100")
+        runs = self._all_runs(None)
+        mine = [n for n in runs if n.props.get("status") == "running" and n.props.get("worker") == worker]
+        queued = sorted((n for n in runs if n.props.get("status") == "queued"), key=lambda n: n.created_at)
+        claimed = []
+        for run in queued[:limit * 2]:
+            if len(claimed) == limit:
+                break
+            try:
+                claimed.append(self._save(run, who.user, status="running", worker=worker, started_at=now(),
+                                          message="started"))
+            except Clash:
+                continue  # another worker claimed it first
+        return mine + claimed
+
+    def update(self, who: Identity, update: T.RunUpdate) -> StoredNode:
+        require_worker(who)
+        node = self.store.get(update.run_id)
+        if node is None or node.type != RUN_TYPE:
+            raise Missing(f"run_id: no run with id {update.run_id!r}")
+        status = update.status or node.props["status"]
+        _check_transition(node, status)
+        changes = {"status": status, "steps_json": json.dumps([_step_dict(s) for s in update.steps or []])}
+        if update.message:
+            changes["message"] = update.message
+        if update.engine_ref:
+            changes["engine_ref"] = update.engine_ref
+        if status in FINAL:
+            changes.update(finished_at=now(), retry_requested=False)
+        if status == "queued":  # handed back (the engine is unreachable): any worker may take it
+            changes.update(worker=None, started_at=None)
+        outputs = list(update.outputs or [])
+        if outputs and status != "succeeded":
+            raise Invalid("outputs: outputs are registered only with the status succeeded")
+        return self._save(node, who.user, outputs=outputs, **changes)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _save(self, run: StoredNode, user: str, outputs: list | None = None, **changes) -> StoredNode:
+        """The run's next version (None removes a property), with its outputs, in one write."""
+        props = {k: v for k, v in {**run.props, **changes}.items() if v is not None}
+        node = reserved_node(RUN_TYPE, run.project_id, run.submitter_id, props, run, user)
+        node.links = run.links
+        self._check(node)
+        writes, parents = [Write(node, run.version)], {link.target_id for link in run.links}
+        if outputs:
+            plan = Planner(self.dictionary, self.store, run.project_id, user).plan(_output_entities(run, outputs))
+            writes += plan.writes
+            parents |= plan.parent_ids - {run.id}
+        self.store.apply(writes, parents)
+        return node
+
+    def _check(self, node: StoredNode) -> None:
+        problems = self.dictionary.get(RUN_TYPE).check_properties(node.props)
+        if problems:
+            raise Invalid("; ".join(f"{field}: {message}" for field, message in problems))
+
+
+def require_worker(who: Identity) -> None:
+    if not (who.is_admin or "worker" in who.roles):
+        raise Denied(f"claiming and reporting runs needs the worker role; {who.user} has "
+                     f"{', '.join(who.roles) or 'no roles'}")
+
+
+def _check_formats(files: list[StoredNode], formats: list[str]) -> None:
+    if not formats:
+        return
+    wrong = [f for f in files if f.props.get("data_format") not in formats]
+    if wrong:
+        raise Invalid(f"input_ids: {wrong[0].submitter_id} is {wrong[0].props.get('data_format')}; "
+                      f"this template takes {', '.join(formats)} files")
+    absent = [fmt for fmt in formats if not any(f.props.get("data_format") == fmt for f in files)]
+    if absent:
+        raise Invalid(f"input_ids: no {', '.join(absent)} file among the inputs; this template needs "
+                      f"one of each of: {', '.join(formats)}")
+
+
+def _check_transition(run: StoredNode, status: str) -> None:
+    current = run.props["status"]
+    allowed = {"running": ("running", "queued") + FINAL}.get(current, ())
+    if status not in STATUSES:
+        raise Invalid(f"status: {status!r} is not a run status; choose from {', '.join(STATUSES)}")
+    if status not in allowed:
+        raise Clash(f"the run {run.submitter_id} is {current}; a worker cannot make it {status}",
+                    code="bad_transition")
+
+
+def _matches(run: StoredNode, query: T.RunQuery) -> bool:
+    return ((not query.status or run.props.get("status") == query.status)
+            and (not query.template or run.props.get("template") == query.template)
+            and (not query.user or run.created_by == query.user))
+
+
+def _link(name: str, target: StoredNode):
+    return LinkRef(name, target.id, target.type, target.submitter_id)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _step_dict(step: T.RunStep) -> dict:
+    return {spec[1]: getattr(step, spec[1]) for spec in T.RunStep.thrift_spec.values()}
+
+
+def _output_entities(run: StoredNode, outputs: list) -> list[Entity]:
+    entities = []
+    for index, out in enumerate(outputs):
+        doc = {"type": "data_file", "submitter_id": f"{run.submitter_id}-{out.file_name}",
+               "file_name": out.file_name, "data_format": out.data_format, "file_size": out.file_size,
+               "md5sum": out.md5sum, "storage_url": out.storage_url, "workflow_runs": {"id": run.id}}
+        doc.update({k: v for k, v in (("data_category", out.data_category), ("sha256", out.sha256)) if v})
+        entities.append(Entity(doc, index))
+    return entities
+
+
+def run_thrift(node: StoredNode, output_ids: list[str]) -> T.Run:
+    p = node.props
+    steps = [T.RunStep(**s) for s in json.loads(p.get("steps_json") or "[]")]
+    inputs = [link.target_id for link in node.links if link.name == "input_files"]
+    psets = [link.target_id for link in node.links if link.name == "parameter_sets"]
+    return T.Run(id=node.id, project_id=node.project_id, template=p["template"],
+                 template_digest=p.get("template_digest", ""), parameters=json.loads(p.get("parameters_json") or "{}"),
+                 input_ids=inputs, parameter_set_id=psets[0] if psets else "",
+                 parameter_set_revision=int(p.get("parameter_set_revision", 0)), status=p.get("status", ""),
+                 launch_key=p.get("launch_key", ""), created_by=node.created_by, created_at=node.created_at,
+                 started_at=p.get("started_at", ""), finished_at=p.get("finished_at", ""),
+                 message=p.get("message", ""), worker=p.get("worker", ""), engine_ref=p.get("engine_ref", ""),
+                 steps=steps, output_ids=output_ids, cancel_requested=bool(p.get("cancel_requested")),
+                 retry_requested=bool(p.get("retry_requested")), attempt=int(p.get("attempt", 1)),
+                 submitter_id=node.submitter_id)

@@ -1,0 +1,261 @@
+"""The run registry over Thrift, on both stores: launches keyed so that one launch never makes
+two runs, workers claiming and reporting, cancel and retry, outputs registered with provenance,
+and triggers."""
+import dataclasses
+import json
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metadata.idl import metadata_thrift as T
+
+TEMPLATE = {
+    "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+    "metadata": {"name": "tiny-qc", "annotations": {
+        "labcommons.io/title": "Tiny QC", "labcommons.io/description": "Counts things.",
+        "labcommons.io/inputs": "imzML, ibd", "labcommons.io/standard": "true",
+        "labcommons.io/parameters": json.dumps({"window": {"type": "integer", "minimum": 1, "maximum": 51}})}},
+    "spec": {"entrypoint": "main",
+             "arguments": {"parameters": [
+                 {"name": "window", "value": "5", "description": "Smoothing window."},
+                 {"name": "method", "value": "gaussian", "enum": ["gaussian", "savgol"]}]},
+             "templates": [{"name": "main", "container": {"image": "labcommons", "command": ["true"]}}]},
+}
+RULE = {"name": "qc-new-measurement", "description": "QC each measurement with both files.",
+        "on": {"type": "data_file", "properties": {"data_format": ["imzML", "ibd"]}},
+        "context": {"follow": "measurements", "files": ["imzML", "ibd"]},
+        "launch": {"template": "tiny-qc", "parameters": {"method": "savgol"}}}
+
+
+@pytest.fixture
+def settings(settings, tmp_path):
+    """The contract settings (both stores) with a one-template catalog and one trigger rule."""
+    templates, triggers = tmp_path / "templates", tmp_path / "triggers"
+    templates.mkdir()
+    triggers.mkdir()
+    (templates / "tiny-qc.yaml").write_text(yaml.safe_dump(TEMPLATE))
+    analysis = dict(TEMPLATE, metadata={"name": "deep-analysis", "annotations": {
+        "labcommons.io/inputs": "imzML, ibd", "labcommons.io/standard": "false"}})
+    (templates / "deep-analysis.yaml").write_text(yaml.safe_dump(analysis))
+    (triggers / "qc.yaml").write_text(yaml.safe_dump(dict(RULE, enabled=False)))
+    return dataclasses.replace(settings, templates_dir=templates, triggers_dir=triggers)
+
+
+def measurement_batch(name: str, files=("imzML", "ibd")) -> list[dict]:
+    batch = [{"type": "case", "submitter_id": f"{name}-case", "species": "mouse"},
+             {"type": "sample", "submitter_id": f"{name}-sample", "organ": "liver", "preparation": "fresh frozen",
+              "cases": {"submitter_id": f"{name}-case"}},
+             {"type": "experiment", "submitter_id": f"{name}-exp", "protocol": "p1"},
+             {"type": "measurement", "submitter_id": name, "instrument": "timsTOF", "ionisation": "MALDI",
+              "polarity": "positive", "samples": {"submitter_id": f"{name}-sample"},
+              "experiments": {"submitter_id": f"{name}-exp"}}]
+    return batch + [data_file(name, fmt) for fmt in files]
+
+
+def data_file(name: str, fmt: str) -> dict:
+    return {"type": "data_file", "submitter_id": f"{name}.{fmt}", "file_name": f"{name}.{fmt}",
+            "data_format": fmt, "file_size": 10, "md5sum": "0" * 32, "storage_url": f"file:///x/{name}.{fmt}",
+            "measurements": {"submitter_id": name}}
+
+
+@pytest.fixture
+def measurement(admin, project) -> dict:
+    admin.submit(project, measurement_batch("m-1"))
+    return admin.find(project, "m-1")
+
+
+@pytest.fixture
+def tom(client_for, project):
+    return client_for("tom", roles=["technician"], grants={project: "write"})
+
+
+@pytest.fixture
+def worker(client_for):
+    return client_for("worker-1", roles=["worker"])
+
+
+def test_the_catalog_lists_templates_with_their_parameters(admin):
+    templates = {t.name: t for t in admin.templates()}
+    tiny = templates["tiny-qc"]
+    assert (tiny.title, tiny.standard, tiny.input_formats) == ("Tiny QC", True, ["imzML", "ibd"])
+    window, method = tiny.parameters
+    assert (window.type, window.minimum, window.maximum, window.default_value) == ("integer", 1, 51, "5")
+    assert method.enum_values == ["gaussian", "savgol"] and len(tiny.digest) == 64
+
+
+def test_a_launch_records_a_queued_run_linked_to_its_input_files(tom, project, measurement):
+    result = tom.launch("tiny-qc", [measurement["id"]], {"window": "7"})
+    run = result.run
+    assert not result.existing and run.status == "queued" and run.project_id == project
+    assert run.parameters == {"window": "7", "method": "gaussian"} and run.created_by == "tom"
+    files = {tom.get(i)["properties"]["data_format"] for i in run.input_ids}
+    assert files == {"imzML", "ibd"}
+    edges = tom.edges(run.input_ids[0])
+    assert ("workflow_run", "input_files") in {(e.child_type, e.link_name) for e in edges}
+
+
+def test_an_identical_launch_returns_the_existing_run(tom, measurement):
+    first = tom.launch("tiny-qc", [measurement["id"]], {"window": "7"}).run
+    again = tom.launch("tiny-qc", [measurement["id"]], {"window": "7", "method": "gaussian"})
+    assert again.existing and again.run.id == first.id
+    other = tom.launch("tiny-qc", [measurement["id"]], {"window": "9"})
+    assert not other.existing and other.run.id != first.id
+    forced = tom.launch("tiny-qc", [measurement["id"]], {"window": "7"}, force=True)
+    assert not forced.existing and forced.run.id != first.id
+
+
+def test_concurrent_identical_launches_make_one_run(server, client_for, project, measurement):
+    from metadata.client import MetadataClient
+    token, _ = server.tokens.mint("tom", ["technician"], {project: "write"})
+    results, errors = [], []
+
+    def launch():
+        try:
+            with MetadataClient("127.0.0.1", server.bound_port(), token) as client:
+                results.append(client.launch("tiny-qc", [measurement["id"]]).run.id)
+        except Exception as exc:  # noqa: BLE001 - every failure is reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=launch) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(results) == 8 and len(set(results)) == 1
+
+
+@pytest.mark.parametrize("parameters, field", [({"window": "0"}, "parameters.window"),
+                                                ({"window": "x"}, "parameters.window"),
+                                                ({"method": "mean"}, "parameters.method"),
+                                                ({"speed": "1"}, "parameters.speed")])
+def test_bad_parameters_are_refused_with_the_parameter_named(tom, measurement, parameters, field):
+    with pytest.raises(T.ValidationError, match=field.replace(".", r"\.")):
+        tom.launch("tiny-qc", [measurement["id"]], parameters)
+
+
+def test_bad_launches_are_refused_clearly(tom, admin, project, measurement):
+    with pytest.raises(T.ValidationError, match="template: 'nope' is not a workflow template; choose from"):
+        tom.launch("nope", [measurement["id"]])
+    with pytest.raises(T.ValidationError, match="input_ids: give the data files"):
+        tom.launch("tiny-qc", [])
+    with pytest.raises(T.NotFound, match="input_ids: no data file or measurement"):
+        tom.launch("tiny-qc", [str(uuid.uuid4())])
+    case = admin.find(project, "m-1-case")
+    with pytest.raises(T.NotFound, match="input_ids"):
+        tom.launch("tiny-qc", [case["id"]])
+    admin.submit(project, measurement_batch("m-2", files=("imzML",)))
+    with pytest.raises(T.ValidationError, match="no ibd file among the inputs"):
+        tom.launch("tiny-qc", [admin.find(project, "m-2")["id"]])
+
+
+def test_roles_and_grants_decide_who_may_launch(client_for, tom, project, measurement):
+    with pytest.raises(T.Forbidden, match="needs the analyst role"):
+        tom.launch("deep-analysis", [measurement["id"]])
+    reader = client_for("ana", roles=["analyst"], grants={project: "read"})
+    with pytest.raises(T.Forbidden, match="no write access"):
+        reader.launch("tiny-qc", [measurement["id"]])
+    stranger = client_for("eve", roles=["analyst"], grants={})
+    with pytest.raises(T.Forbidden, match="no read access"):
+        stranger.launch("tiny-qc", [measurement["id"]])
+    writer = client_for("al", roles=["analyst"], grants={project: "write"})
+    assert writer.launch("deep-analysis", [measurement["id"]]).run.status == "queued"
+
+
+def test_runs_cannot_be_submitted_as_nodes(admin, project):
+    with pytest.raises(T.ValidationError, match="written by the service itself"):
+        admin.submit(project, [{"type": "workflow_run", "submitter_id": "fake", "template": "tiny-qc"}])
+
+
+def test_a_parameter_set_fills_the_launch_and_is_recorded(tom, admin, project, measurement):
+    admin.submit(project, [{"type": "parameter_set", "submitter_id": "smooth", "template": "tiny-qc",
+                            "name": "smooth", "revision": 3, "params_json": json.dumps({"window": 11})}])
+    pset = admin.find(project, "smooth")
+    run = tom.launch("tiny-qc", [measurement["id"]], {"method": "savgol"}, parameter_set_id=pset["id"]).run
+    assert run.parameters == {"window": "11", "method": "savgol"}
+    assert (run.parameter_set_id, run.parameter_set_revision) == (pset["id"], 3)
+    assert tom.launch("tiny-qc", [measurement["id"]], {"window": "11", "method": "savgol"}).existing
+
+
+def test_a_worker_claims_reports_and_registers_outputs(tom, worker, project, measurement):
+    run = tom.launch("tiny-qc", [measurement["id"]]).run
+    claimed = worker.claim_runs("w-a", 5)
+    assert [r.id for r in claimed] == [run.id] and claimed[0].status == "running"
+    assert worker.claim_runs("w-b", 5) == []                      # nobody else gets it
+    assert [r.id for r in worker.claim_runs("w-a", 0)] == [run.id]  # after a restart, w-a resumes it
+    step = T.RunStep(id="s1", name="main", template="main", phase="Succeeded", exit_code=0)
+    report = T.OutputFile(file_name="qc.json", data_format="json", file_size=12, md5sum="a" * 32,
+                          storage_url="file:///x/qc.json", data_category="qc_report")
+    done = worker.update_run(T.RunUpdate(run_id=run.id, status="succeeded", steps=[step], outputs=[report]))
+    assert done.status == "succeeded" and done.finished_at and done.steps[0].phase == "Succeeded"
+    output = tom.get(done.output_ids[0])
+    assert output["properties"]["data_category"] == "qc_report"
+    assert output["links"][0]["name"] == "workflow_runs" and output["links"][0]["target_id"] == run.id
+    with pytest.raises(T.Conflict, match="is succeeded"):
+        worker.update_run(T.RunUpdate(run_id=run.id, status="running"))
+    assert tom.launch("tiny-qc", [measurement["id"]]).existing  # succeeded: the same launch is that run
+
+
+def test_only_workers_claim_and_report(tom, measurement):
+    run = tom.launch("tiny-qc", [measurement["id"]]).run
+    with pytest.raises(T.Forbidden, match="worker role"):
+        tom.claim_runs("w", 1)
+    with pytest.raises(T.Forbidden, match="worker role"):
+        tom.update_run(T.RunUpdate(run_id=run.id, status="succeeded"))
+
+
+def test_cancel_and_retry(tom, worker, client_for, project, measurement):
+    queued = tom.launch("tiny-qc", [measurement["id"]], {"window": "3"}).run
+    assert tom.cancel_run(queued.id).status == "cancelled"
+    with pytest.raises(T.Conflict, match="already cancelled"):
+        tom.cancel_run(queued.id)
+    run = tom.launch("tiny-qc", [measurement["id"]]).run
+    worker.claim_runs("w", 1)
+    asked = tom.cancel_run(run.id)
+    assert asked.status == "running" and asked.cancel_requested
+    failed = worker.update_run(T.RunUpdate(run_id=run.id, status="failed", message="step main exited 1"))
+    stranger = client_for("eve", roles=["analyst"], grants={project: "read"})
+    with pytest.raises(T.Forbidden, match="may retry"):
+        stranger.retry_run(failed.id)
+    again = tom.retry_run(failed.id)
+    assert (again.status, again.retry_requested, again.attempt) == ("queued", True, 2)
+    assert tom.launch("tiny-qc", [measurement["id"]]).run.id == run.id   # the key is held again
+
+
+def test_a_failed_run_frees_its_key(tom, worker, measurement):
+    run = tom.launch("tiny-qc", [measurement["id"]]).run
+    worker.claim_runs("w", 1)
+    worker.update_run(T.RunUpdate(run_id=run.id, status="failed"))
+    fresh = tom.launch("tiny-qc", [measurement["id"]])
+    assert not fresh.existing and fresh.run.id != run.id
+
+
+def test_runs_are_listed_newest_first_filtered_and_only_where_readable(tom, client_for, admin, project, measurement):
+    first = tom.launch("tiny-qc", [measurement["id"]], {"window": "3"}).run
+    second = tom.launch("tiny-qc", [measurement["id"]], {"window": "4"}).run
+    page = tom.runs()
+    assert [r.id for r in page.runs] == [second.id, first.id] and page.total == 2
+    tom.cancel_run(first.id)
+    assert [r.id for r in tom.runs(status="cancelled").runs] == [first.id]
+    assert tom.runs(user="nobody").total == 0
+    assert client_for("eve", roles=["analyst"], grants={}).runs().total == 0
+    with pytest.raises(T.ValidationError, match="status: 'done' is not a run status"):
+        tom.runs(status="done")
+
+
+def test_a_trigger_launches_once_when_both_files_are_registered(admin, tom, project):
+    assert [(t.name, t.enabled) for t in admin.triggers()] == [("qc-new-measurement", False)]
+    with pytest.raises(T.Forbidden, match="admin role"):
+        tom.set_trigger_enabled("qc-new-measurement", True)
+    assert admin.set_trigger_enabled("qc-new-measurement", True).enabled
+    tom.submit(project, measurement_batch("m-3", files=("imzML",)))
+    assert admin.runs().total == 0                                 # the ibd file is not there yet
+    tom.submit(project, [data_file("m-3", "ibd")])
+    runs = admin.runs().runs
+    assert len(runs) == 1 and runs[0].parameters["method"] == "savgol"
+    assert runs[0].created_by == "trigger:qc-new-measurement"
+    tom.submit(project, [dict(data_file("m-3", "ibd"), file_size=11)])   # a second event: same run
+    assert admin.runs().total == 1
+    with pytest.raises(T.NotFound, match="no trigger 'nope'"):
+        admin.set_trigger_enabled("nope", True)
