@@ -1,0 +1,44 @@
+"""Fixtures for the local engine's tests.
+
+- engine:   a LocalEngine (2 parallel steps) with its storage root and runs dir under tmp_path.
+- shared:   a directory outside /tmp that every step can see (each step has a private /tmp),
+            for counters and timestamps; removed after the test.
+- run:      run(template_yaml, **parameters) -> the finished RunHandle (60 s at most).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from workflow_templates.engines.local import LocalEngine
+
+
+@pytest.fixture
+def engine(tmp_path) -> LocalEngine:
+    return LocalEngine(tmp_path / "storage", tmp_path / "runs", max_parallel=2)
+
+
+@pytest.fixture
+def shared():
+    path = Path(tempfile.mkdtemp(prefix="labcommons-engine-test-", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def run(engine):
+    def run(template: str, **parameters):
+        handle = engine.start(textwrap.dedent(template), parameters=parameters)
+        handle.wait(60)
+        assert handle.phase != "Running", "run did not finish within 60 s"
+        return handle
+    return run
+
+
+def nodes_named(handle) -> dict:
+    """The run's nodes by display name (the last one wins for repeated names)."""
+    return {n["name"]: n for n in handle.status()["nodes"].values()}

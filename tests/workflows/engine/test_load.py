@@ -1,0 +1,120 @@
+"""What the engine refuses at load: each unsupported feature and unknown variable, by name and place."""
+import textwrap
+
+import pytest
+
+from workflow_templates.engines.local import LocalEngine
+from workflow_templates.engines.spec import TemplateRefused, load
+
+HEADER = """
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: t}
+spec:
+  entrypoint: main
+"""
+
+
+def spec_of(body: str) -> str:
+    """HEADER followed by `body`, an indented block of spec fields."""
+    return HEADER + textwrap.indent(textwrap.dedent(body), "  ")
+
+
+def refused(body: str) -> list[str]:
+    with pytest.raises(TemplateRefused) as caught:
+        load(spec_of(body))
+    return caught.value.problems
+
+
+def test_unsupported_features_are_refused_with_their_names_and_places():
+    problems = refused("""
+      onExit: cleanup
+      volumes: [{name: data, emptyDir: {}}]
+      templates:
+      - name: main
+        sidecars: [{name: db, image: postgres}]
+        synchronization: {mutex: {name: m}}
+        container: {image: alpine, command: [echo], volumeMounts: [{name: data, mountPath: /data}]}
+      - name: cleanup
+        resource: {action: create, manifest: "{}"}
+      - name: wait
+        suspend: {}
+        memoize: {key: k, maxAge: 1h}
+    """)
+    text = "\n".join(problems)
+    for expected in ["spec.onExit", "spec.volumes", "spec.templates[0](main).sidecars",
+                     "spec.templates[0](main).synchronization",
+                     "spec.templates[0](main).container.volumeMounts",
+                     "spec.templates[1](cleanup).resource", "spec.templates[2](wait).suspend",
+                     "spec.templates[2](wait).memoize"]:
+        assert expected in text, (expected, problems)
+
+
+def test_unknown_variables_are_refused_at_load_with_their_names():
+    problems = refused("""
+      arguments: {parameters: [{name: known, value: x}]}
+      templates:
+      - name: main
+        steps:
+        - - name: a
+            template: echo
+            arguments: {parameters: [{name: msg, value: "{{workflow.parameters.unknown}}"}]}
+        - - name: b
+            template: echo
+            arguments: {parameters: [{name: msg, value: "{{steps.later.outputs.result}} {{item}}"}]}
+      - name: echo
+        inputs: {parameters: [{name: msg}]}
+        container: {image: alpine, command: [echo, "{{inputs.parameters.mgs}} {{workflow.parameters.known}}"]}
+    """)
+    text = "\n".join(problems)
+    assert "{{workflow.parameters.unknown}}" in text
+    assert "{{steps.later.outputs.result}}" in text
+    assert "{{item}}" in text  # no loop on that step
+    assert "spec.templates[1](echo): unknown variable {{inputs.parameters.mgs}}" in text
+    assert "workflow.parameters.known" not in text
+
+
+def test_bad_calls_paths_and_expressions_are_refused():
+    problems = refused("""
+      templates:
+      - name: main
+        dag:
+          tasks:
+          - {name: a, templateRef: {name: other-template, template: echo}}
+          - {name: b, template: missing, depends: "a.Finished"}
+          - {name: c, template: echo, dependencies: [zz], when: "{{=inputs.parameters.x}}"}
+      - name: echo
+        container: {image: alpine, command: [echo]}
+        outputs: {parameters: [{name: p, valueFrom: {path: /etc/passwd}}]}
+    """)
+    text = "\n".join(problems)
+    assert "'other-template' is another WorkflowTemplate" in text
+    assert "calls unknown template 'missing'" in text
+    assert "unknown task result 'a.Finished'" in text
+    assert "depends on unknown task 'zz'" in text
+    assert "expression tag {{=inputs.parameters.x}} is not supported" in text
+    assert "'/etc/passwd'" in text
+
+
+def test_engine_start_refuses_before_creating_anything(tmp_path):
+    engine = LocalEngine(tmp_path / "s", tmp_path / "r")
+    with pytest.raises(TemplateRefused, match="podSpecPatch"):
+        engine.start(spec_of("""
+          templates:
+          - name: main
+            podSpecPatch: "{}"
+            container: {image: alpine, command: [echo]}
+        """))
+    assert not (tmp_path / "r").exists()
+
+
+def test_placement_only_fields_are_accepted():
+    spec = load(spec_of("""
+      serviceAccountName: argo
+      templates:
+      - name: main
+        nodeSelector: {disk: ssd}
+        container: {image: "python:3.11", command: [python, -c, "pass"],
+                    resources: {limits: {cpu: "1"}}}
+    """))
+    assert spec.entrypoint == "main"

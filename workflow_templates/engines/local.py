@@ -1,0 +1,617 @@
+"""The local engine: runs an Argo WorkflowTemplate's steps as local processes.
+
+    engine = LocalEngine(storage_root, runs_dir, max_parallel=4)
+    run = engine.start(template_yaml, parameters={"shard-size": "500"}, run_id="run-1")
+    run.wait()                    # -> "Succeeded" | "Failed" | "Error"
+    run.status()["nodes"]         # per node: phase, times, exit code, log, outputs
+    run.stop(); run.retry_failed(); engine.resume("run-1"); engine.recover()
+
+Each run lives in runs_dir/<run_id>/: state.json (the journal, replaced atomically on every
+change) and steps/<node>/attempt-<n>/ (the step's log, private /tmp and work directory).
+Output artifacts are copied under storage_root/runs/<run_id>/.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from workflow_templates.engines import journal
+from workflow_templates.engines.runner import Attempt, StepError
+from workflow_templates.engines.scope import (
+    bind_inputs, item_scope, loop_items, node_scope, stringify)
+from workflow_templates.engines.expressions import (
+    ExpressionError, depends_tasks, evaluate_depends, evaluate_when, render)
+from workflow_templates.engines.spec import WorkflowSpec, load
+
+log = logging.getLogger(__name__)
+
+PENDING, RUNNING, SUCCEEDED = "Pending", "Running", "Succeeded"
+FAILED, ERROR, SKIPPED, OMITTED = "Failed", "Error", "Skipped", "Omitted"
+FINISHED = {SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED}
+_POLICIES = {"Always": {FAILED, ERROR}, "OnFailure": {FAILED}, "OnError": {ERROR}}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class LocalEngine:
+    """Runs WorkflowTemplates locally with at most `max_parallel` step processes at once."""
+
+    storage_root: Path
+    runs_dir: Path
+    max_parallel: int | None = None
+    isolate: bool = True
+    on_progress: Callable[[str, dict], None] | None = None
+    _pool: threading.BoundedSemaphore = field(init=False, repr=False)
+    _runs: dict = field(init=False, default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.storage_root, self.runs_dir = Path(self.storage_root), Path(self.runs_dir)
+        self.max_parallel = self.max_parallel or os.cpu_count() or 1
+        self._pool = threading.BoundedSemaphore(self.max_parallel)
+
+    def start(self, template: dict | str, parameters: dict | None = None,
+              run_id: str | None = None, entrypoint: str | None = None) -> "RunHandle":
+        """Check the template (refusing what the engine does not run), then start the run."""
+        spec = load(template, entrypoint)
+        run_id = run_id or uuid.uuid4().hex
+        run_dir = self.runs_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=False)
+        state = {"run_id": run_id, "uid": str(uuid.uuid4()), "name": f"{spec.name}-{run_id}",
+                 "document": spec.document, "entrypoint": spec.entrypoint,
+                 "parameters": {k: stringify(v) for k, v in (parameters or {}).items()},
+                 "phase": PENDING, "message": "", "started_at": _now(), "finished_at": None,
+                 "outputs": {}, "nodes": {}, "root": None}
+        handle = RunHandle(self, spec, run_dir, state)
+        self._runs[run_id] = handle
+        handle._launch(previous={}, mode="start")
+        return handle
+
+    def handle(self, run_id: str) -> "RunHandle":
+        """The handle of a run started or resumed by this engine."""
+        return self._runs[run_id]
+
+    def resume(self, run_id: str) -> "RunHandle":
+        """Continue a journaled run after a crash: finished steps are kept, interrupted ones
+        are retried within their retry limit."""
+        run_dir = self.runs_dir / run_id
+        state = journal.load(run_dir)
+        spec = load(state["document"], state["entrypoint"])
+        handle = RunHandle(self, spec, run_dir, state)
+        self._runs[run_id] = handle
+        if state["phase"] in FINISHED:
+            return handle
+        previous = _interrupt(state["nodes"])
+        handle._launch(previous=previous, mode="resume")
+        return handle
+
+    def recover(self) -> list["RunHandle"]:
+        """Resume every journaled run not finished (called when a worker starts)."""
+        handles = []
+        for state_file in sorted(self.runs_dir.glob(f"*/{journal.STATE}")):
+            run_id = state_file.parent.name
+            if run_id not in self._runs and journal.load(state_file.parent)["phase"] not in FINISHED:
+                handles.append(self.resume(run_id))
+        return handles
+
+
+def _interrupt(nodes: dict) -> dict:
+    """Mark nodes a dead engine left Pending/Running as interrupted; kill their leftovers."""
+    for node in nodes.values():
+        if node["phase"] in FINISHED:
+            continue
+        pid = node.get("pid")
+        if pid and journal.process_start_time(pid) == node.get("pid_start"):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        node.update(phase=ERROR, interrupted=True, finished_at=_now(),
+                    message="interrupted: the engine stopped while this step ran")
+    return nodes
+
+
+class RunHandle:
+    """One run: its status, its journal, and the controls the worker needs."""
+
+    def __init__(self, engine: LocalEngine, spec: WorkflowSpec, run_dir: Path, state: dict):
+        self.engine, self.spec, self.run_dir, self.run_id = engine, spec, run_dir, state["run_id"]
+        self._state = state
+        self._lock = threading.RLock()
+        self._done = threading.Event()
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self._procs: dict[str, Attempt] = {}
+        if state["phase"] in FINISHED:
+            self._done.set()
+
+    # --- what the worker reads --------------------------------------------------------------
+
+    @property
+    def phase(self) -> str:
+        return self._state["phase"]
+
+    @property
+    def outputs(self) -> dict:
+        return dict(self._state["outputs"])
+
+    def status(self) -> dict:
+        """A copy of the run's state: phase, message, times, outputs and every node."""
+        with self._lock:
+            state = copy.deepcopy(self._state)
+        state.pop("document", None)
+        return state
+
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the run finishes (or timeout); returns its phase."""
+        self._done.wait(timeout)
+        return self.phase
+
+    # --- what the worker does ---------------------------------------------------------------
+
+    def stop(self, reason: str = "Stopped") -> None:
+        """Cancel: kill every running step's process group; the run ends Failed."""
+        self._stop_reason = reason
+        self._stop.set()
+        with self._lock:
+            attempts = list(self._procs.values())
+        for attempt in attempts:
+            attempt.kill()
+
+    def retry_failed(self) -> "RunHandle":
+        """Run again the steps that failed, keeping every succeeded step and its outputs."""
+        if not self._done.is_set():
+            raise RuntimeError(f"run {self.run_id} is still {self.phase}")
+        if self.phase == SUCCEEDED:
+            return self
+        previous = {k: v for k, v in self._state["nodes"].items() if v["phase"] == SUCCEEDED}
+        self._done.clear()
+        self._stop.clear()
+        self._launch(previous=previous, mode="retry")
+        return self
+
+    # --- running ----------------------------------------------------------------------------
+
+    def _launch(self, previous: dict, mode: str) -> None:
+        self._previous, self._mode = previous, mode
+        with self._lock:
+            self._state.update(phase=RUNNING, message="", finished_at=None, nodes={})
+            self._save()
+        threading.Thread(target=self._main, name=f"run-{self.run_id}", daemon=True).start()
+
+    def _main(self) -> None:
+        timer = None
+        if self.spec.deadline:
+            timer = threading.Timer(float(self.spec.deadline), self.stop,
+                                    args=("Max duration limit exceeded",))
+            timer.daemon = True
+            timer.start()
+        try:
+            phase, message = self._run_entrypoint()
+        except Exception as error:  # a bug or an unreadable state must still end the run
+            log.exception("run %s failed in the engine", self.run_id)
+            phase, message = ERROR, f"engine error: {error}"
+        finally:
+            if timer:
+                timer.cancel()
+        if self._stop.is_set() and phase != SUCCEEDED:
+            phase, message = FAILED, self._stop_reason
+        with self._lock:
+            for node in self._state["nodes"].values():
+                if node["phase"] not in FINISHED:  # only after an engine error or a stop
+                    node.update(phase=ERROR if phase == ERROR else FAILED, message=message,
+                                finished_at=_now())
+            self._state.update(phase=phase, message=message, finished_at=_now())
+            self._save()
+        self._done.set()
+        self._notify({"id": None, "phase": phase})
+
+    def _run_entrypoint(self) -> tuple[str, str]:
+        state = self._state
+        declared = self.spec.arguments
+        unknown = sorted(set(state["parameters"]) - set(declared))
+        if unknown:
+            return ERROR, f"unknown workflow parameters: {', '.join(unknown)}"
+        values = {n: stringify(p.get("value", p.get("default"))) for n, p in declared.items()}
+        values.update(state["parameters"])
+        missing = sorted(n for n, v in values.items() if v is None)
+        if missing:
+            return ERROR, f"workflow parameters not supplied: {', '.join(missing)}"
+        self._globals = {"workflow.name": state["name"], "workflow.uid": state["uid"],
+                         "workflow.namespace": "local",
+                         "workflow.parameters": json.dumps(values)}
+        self._globals.update({f"workflow.parameters.{k}": v for k, v in values.items()})
+        root = state["name"]
+        with self._lock:
+            state["root"] = root
+        template = self.spec.templates[self.spec.entrypoint]
+        node = self._execute(template, root, root, None, values, {})
+        return node["phase"], node.get("message", "")
+
+    # --- nodes ------------------------------------------------------------------------------
+
+    def _new_node(self, node_id: str, display: str, kind: str, template: str | None,
+                  parent: str | None) -> dict:
+        node = {"id": node_id, "name": display, "type": kind, "template": template,
+                "phase": PENDING, "started_at": None, "finished_at": None, "message": "",
+                "children": [], "outputs": {}}
+        with self._lock:
+            self._state["nodes"][node_id] = node
+            if parent is not None:
+                self._state["nodes"][parent]["children"].append(node_id)
+            self._save()
+        return node
+
+    def _set(self, node: dict, **changes) -> dict:
+        with self._lock:
+            node.update(changes)
+            if changes.get("phase") == RUNNING and not node["started_at"]:
+                node["started_at"] = _now()
+            if changes.get("phase") in FINISHED:
+                node["started_at"] = node["started_at"] or _now()
+                node["finished_at"] = _now()
+            self._save()
+        self._notify(node)
+        return node
+
+    def _save(self) -> None:
+        journal.save(self.run_dir, self._state)
+
+    def _notify(self, node: dict) -> None:
+        if self.engine.on_progress:
+            try:
+                self.engine.on_progress(self.run_id, copy.deepcopy(node))
+            except Exception:  # a broken observer must not break the run
+                log.exception("on_progress callback failed")
+
+    # --- templates --------------------------------------------------------------------------
+
+    def _execute(self, template: dict, node_id: str, display: str, parent: str | None,
+                 arguments: dict, artifacts: dict) -> dict:
+        """Run `template` as node `node_id` with the caller's argument values."""
+        kind = "Steps" if "steps" in template else "DAG" if "dag" in template else "Pod"
+        node = self._new_node(node_id, display, kind, template["name"], parent)
+        try:
+            inputs = bind_inputs(template, arguments)
+        except ExpressionError as error:
+            return self._set(node, phase=ERROR, message=str(error))
+        node["inputs"] = inputs
+        if kind == "Pod":
+            return self._run_leaf(template, node, inputs, artifacts)
+        self._set(node, phase=RUNNING)
+        scope = dict(self._globals)
+        scope.update(_input_scope(inputs))
+        try:
+            if kind == "Steps":
+                phase, message, scope = self._run_steps(template, node, scope)
+            else:
+                phase, message, scope = self._run_dag(template, node, scope)
+            outputs = self._container_outputs(template, scope) if phase == SUCCEEDED else {}
+        except ExpressionError as error:
+            phase, message, outputs = ERROR, str(error), {}
+        return self._set(node, phase=phase, message=message, outputs=outputs)
+
+    def _container_outputs(self, template: dict, scope: dict) -> dict:
+        """Outputs of a steps/dag template: each parameter's valueFrom.parameter, rendered."""
+        parameters = {}
+        for param in (template.get("outputs") or {}).get("parameters") or []:
+            source = (param.get("valueFrom") or {}).get("parameter")
+            if source is None:
+                raise ExpressionError(f"output parameter {param['name']!r} of a steps/dag "
+                                      f"template needs valueFrom.parameter")
+            parameters[param["name"]] = render(source, scope)
+            self._export(param, parameters[param["name"]])
+        return {"parameters": parameters} if parameters else {}
+
+    def _export(self, param: dict, value: str) -> None:
+        if param.get("globalName"):
+            with self._lock:
+                self._state["outputs"][param["globalName"]] = value
+
+    def _run_steps(self, template: dict, node: dict, scope: dict):
+        for index, group in enumerate(template["steps"]):
+            if self._stop.is_set():
+                return FAILED, self._stop_reason, scope
+            group_id = f"{node['id']}[{index}]"
+            group_node = self._new_node(group_id, f"[{index}]", "StepGroup", None, node["id"])
+            self._set(group_node, phase=RUNNING)
+            results = _parallel([(lambda s=s: self._call(s, group_id, scope)) for s in group])
+            failed = None
+            for step, result in zip(group, results):
+                scope.update(node_scope("steps", step["name"], result))
+                if result["phase"] in (FAILED, ERROR) and not _continues(step, result["phase"]):
+                    failed = failed or result
+            if failed:
+                message = f"child '{failed['id']}' {failed['phase'].lower()}"
+                self._set(group_node, phase=FAILED, message=message)
+                return FAILED, message, scope
+            self._set(group_node, phase=SUCCEEDED)
+        return SUCCEEDED, "", scope
+
+    def _run_dag(self, template: dict, node: dict, scope: dict):
+        tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        done: dict[str, dict] = {}
+        running: dict[str, threading.Thread] = {}
+        changed = threading.Condition()
+
+        def run(task):
+            result = self._call(task, node["id"], dict(scope))
+            with changed:
+                done[task["name"]] = result
+                changed.notify()
+
+        with changed:
+            while len(done) < len(tasks):
+                for name, task in tasks.items():
+                    if name in done or name in running or not _ready(task, done):
+                        continue
+                    if self._stop.is_set() or not _dependencies_hold(task, done, tasks):
+                        omitted = self._new_node(f"{node['id']}.{name}", name, "Skipped",
+                                                 _target(task), node["id"])
+                        done[name] = self._set(omitted, phase=OMITTED,
+                                               message="its dependencies did not hold")
+                        continue
+                    for dep, result in done.items():
+                        scope.update(node_scope("tasks", dep, result))
+                    running[name] = threading.Thread(target=run, args=(task,), daemon=True)
+                    running[name].start()
+                if len(done) < len(tasks):
+                    changed.wait(0.5)
+        for dep, result in done.items():
+            scope.update(node_scope("tasks", dep, result))
+        unhandled = [r for n, r in done.items() if r["phase"] in (FAILED, ERROR)
+                     and not _continues(tasks[n], r["phase"]) and not _handled(n, tasks)]
+        if self._stop.is_set():
+            return FAILED, self._stop_reason, scope
+        if unhandled:
+            return FAILED, f"child '{unhandled[0]['id']}' {unhandled[0]['phase'].lower()}", scope
+        return SUCCEEDED, "", scope
+
+    def _call(self, step: dict, parent: str, scope: dict) -> dict:
+        """One step or task: its `when`, its loop, then the template it calls."""
+        base = f"{parent}.{step['name']}"
+        template = self.spec.templates[_target(step)]
+        try:
+            items = loop_items(step, scope)
+        except ExpressionError as error:
+            node = self._new_node(base, step["name"], "Pod", template["name"], parent)
+            return self._set(node, phase=ERROR, message=str(error))
+        if items is None:
+            return self._one(step, template, base, step["name"], parent, scope)
+        loop = self._new_node(base, step["name"], "TaskGroup", None, parent)
+        self._set(loop, phase=RUNNING)
+        calls = []
+        for index, item in enumerate(items):
+            local = dict(scope)
+            local.update(item_scope(item))
+            label = f"{step['name']}({index}:{_label(item)})"
+            calls.append(lambda l=local, lb=label: self._one(
+                step, template, f"{base}({lb[len(step['name']) + 1:-1]})", lb, base, l))
+        children = _parallel(calls)
+        return self._set(loop, **_aggregate(children, step))
+
+    def _one(self, step, template, node_id, display, parent, scope) -> dict:
+        try:
+            if step.get("when") and not evaluate_when(render(step["when"], scope)):
+                node = self._new_node(node_id, display, "Skipped", template["name"], parent)
+                return self._set(node, phase=SKIPPED,
+                                 message=f"when '{render(step['when'], scope)}' evaluated false")
+            arguments = {p["name"]: render(stringify(p.get("value", "")), scope)
+                         for p in (step.get("arguments") or {}).get("parameters") or []}
+            artifacts = {a["name"]: self._artifact_source(a, scope)
+                         for a in (step.get("arguments") or {}).get("artifacts") or []}
+        except ExpressionError as error:
+            node = self._new_node(node_id, display, "Pod", template["name"], parent)
+            return self._set(node, phase=ERROR, message=str(error))
+        return self._execute(template, node_id, display, parent, arguments, artifacts)
+
+    def _artifact_source(self, artifact: dict, scope: dict) -> dict:
+        if "raw" in artifact:
+            return {"raw": render(artifact["raw"].get("data", ""), scope)}
+        return {"key": render(artifact["from"], scope)}
+
+    # --- leaves -----------------------------------------------------------------------------
+
+    def _run_leaf(self, template: dict, node: dict, inputs: dict, artifacts: dict) -> dict:
+        previous = self._previous.get(node["id"])
+        if previous and self._keeps(previous):
+            with self._lock:
+                node.update({k: v for k, v in previous.items() if k != "children"})
+            self._export_all(template, node)
+            return self._set(node)
+        retry = template.get("retryStrategy") or {}
+        limit = int(retry.get("limit", 0)) if retry else 0
+        retried_on = _POLICIES[retry.get("retryPolicy", "OnFailure")]
+        attempts = previous["attempts"] if previous and previous.get("interrupted") else 0
+        if attempts and attempts > limit:
+            return self._set(node, attempts=attempts, phase=ERROR, message=previous["message"])
+        while True:
+            attempts += 1
+            phase = self._attempt(template, node, inputs, artifacts, attempts)
+            if phase == SUCCEEDED or self._stop.is_set() or attempts > limit:
+                break
+            if phase not in retried_on:
+                break
+            if self._stop.wait(_backoff(retry.get("backoff"), attempts)):
+                break
+        self._export_all(template, node)
+        return node
+
+    def _keeps(self, previous: dict) -> bool:
+        if previous.get("type") != "Pod" or previous.get("interrupted"):
+            return False
+        return previous["phase"] == SUCCEEDED or (
+            self._mode == "resume" and previous["phase"] in (FAILED, ERROR))
+
+    def _export_all(self, template: dict, node: dict) -> None:
+        values = node.get("outputs", {}).get("parameters", {})
+        for param in (template.get("outputs") or {}).get("parameters") or []:
+            if param["name"] in values:
+                self._export(param, values[param["name"]])
+
+    def _attempt(self, template, node, inputs, artifacts, number) -> str:
+        step_dir = self.run_dir / "steps" / _safe(node["id"]) / f"attempt-{number}"
+        self._set(node, attempts=number, phase=PENDING, message="", exit_code=None,
+                  log=str(step_dir / "main.log"))
+        with self.engine._pool:
+            if self._stop.is_set():
+                return self._set(node, phase=FAILED, message=self._stop_reason)["phase"]
+            try:
+                attempt = Attempt.prepare(template, step_dir, inputs, artifacts, self._globals,
+                                          number - 1, self.engine.storage_root,
+                                          self.engine.isolate)
+                attempt.start()
+            except (StepError, ExpressionError, OSError) as error:
+                return self._set(node, phase=ERROR, message=str(error))["phase"]
+            with self._lock:
+                self._procs[node["id"]] = attempt
+            if self._stop.is_set():  # stop() may have run before the process was registered
+                attempt.kill()
+            self._set(node, phase=RUNNING, pid=attempt.pid,
+                      pid_start=journal.process_start_time(attempt.pid))
+            try:
+                result = attempt.finish(template.get("activeDeadlineSeconds"))
+            finally:
+                with self._lock:
+                    self._procs.pop(node["id"], None)
+        if result.phase == FAILED and self._stop.is_set():
+            result.message = self._stop_reason
+        if result.phase == SUCCEEDED:
+            result = attempt.collect(result, self.run_id, node["id"])
+        return self._set(node, phase=result.phase, message=result.message,
+                         exit_code=result.exit_code, outputs=result.outputs, pid=None)["phase"]
+
+
+def _input_scope(inputs: dict) -> dict:
+    scope = {f"inputs.parameters.{k}": v for k, v in inputs.items()}
+    scope["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
+    return scope
+
+
+def _parallel(calls: list) -> list:
+    """Run each call in its own thread (step processes are bounded by the engine's pool)."""
+    if len(calls) == 1:
+        return [calls[0]()]
+    results: list = [None] * len(calls)
+
+    def run(i):
+        results[i] = calls[i]()
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _aggregate(children: list[dict], step: dict) -> dict:
+    """The loop node: Failed if any child failed (unless continueOn), outputs as JSON lists."""
+    failed = [c for c in children if c["phase"] in (FAILED, ERROR) and not _continues(step, c["phase"])]
+    outputs = {}
+    names = {n for c in children for n in c.get("outputs", {}).get("parameters", {})}
+    if names:
+        outputs["parameters"] = {n: json.dumps([c["outputs"]["parameters"][n] for c in children
+                                                if n in c.get("outputs", {}).get("parameters", {})])
+                                 for n in names}
+    results = [c["outputs"]["result"] for c in children if "result" in c.get("outputs", {})]
+    if results:
+        outputs["result"] = json.dumps([_json_or_text(r) for r in results])
+    counts = {"any_succeeded": any(c["phase"] == SUCCEEDED for c in children),
+              "all_failed": bool(children) and all(c["phase"] == FAILED for c in children)}
+    if failed:
+        return {"phase": FAILED, "message": f"child '{failed[0]['id']}' failed",
+                "outputs": outputs, **counts}
+    return {"phase": SUCCEEDED, "outputs": outputs, **counts}
+
+
+def _json_or_text(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _continues(step: dict, phase: str) -> bool:
+    on = step.get("continueOn") or {}
+    return bool(on.get("failed") if phase == FAILED else on.get("error"))
+
+
+def _target(step: dict) -> str:
+    return step["templateRef"]["template"] if "templateRef" in step else step["template"]
+
+
+def _deps(task: dict) -> list[str]:
+    return task.get("dependencies") or depends_tasks(task.get("depends") or "")
+
+
+def _ready(task: dict, done: dict) -> bool:
+    return all(d in done for d in _deps(task))
+
+
+def _dependencies_hold(task: dict, done: dict, tasks: dict) -> bool:
+    if task.get("depends"):
+        def outcome(name, result):
+            phase = done[name]["phase"]
+            return {"Succeeded": phase == SUCCEEDED, "Failed": phase == FAILED,
+                    "Errored": phase == ERROR, "Skipped": phase == SKIPPED,
+                    "Omitted": phase == OMITTED, "Daemoned": False,
+                    "AnySucceeded": _any_child(done[name], SUCCEEDED),
+                    "AllFailed": _all_children_failed(done[name])}[result]
+        return evaluate_depends(task["depends"], outcome)
+    # `dependencies`: every dependency succeeded or was skipped, or failed under continueOn.
+    return all(done[d]["phase"] in (SUCCEEDED, SKIPPED) or _continues(tasks[d], done[d]["phase"])
+               for d in task.get("dependencies") or [])
+
+
+def _any_child(node: dict, phase: str) -> bool:
+    return node["phase"] == phase if node["type"] != "TaskGroup" else node.get("any_succeeded", False)
+
+
+def _all_children_failed(node: dict) -> bool:
+    return node["phase"] == FAILED if node["type"] != "TaskGroup" else node.get("all_failed", False)
+
+
+def _handled(name: str, tasks: dict) -> bool:
+    """A failure another task's `depends` reacts to does not fail the DAG."""
+    return any(f"{name}.Failed" in (t.get("depends") or "") or f"{name}.Errored" in
+               (t.get("depends") or "") or f"{name}.AllFailed" in (t.get("depends") or "")
+               for t in tasks.values())
+
+
+def _label(item) -> str:
+    if isinstance(item, dict):
+        return ",".join(f"{k}:{stringify(v)}" for k, v in item.items())
+    return stringify(item)
+
+
+def _safe(node_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.()" else "_" for c in node_id)[:200]
+
+
+def _backoff(backoff: dict | None, attempt: int) -> float:
+    if not backoff:
+        return 0
+    duration = _seconds(backoff.get("duration", "0"))
+    delay = duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
+    cap = _seconds(backoff.get("maxDuration")) if backoff.get("maxDuration") else None
+    return min(delay, cap) if cap is not None else delay
+
+
+def _seconds(value) -> float:
+    text = str(value).strip()
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * units[suffix]
+    return float(text)

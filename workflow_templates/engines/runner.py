@@ -1,0 +1,222 @@
+"""One attempt of a container or script step: prepare its directory, run it, collect outputs."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workflow_templates.engines.expressions import render
+from workflow_templates.engines.sandbox import bwrap_path, host_path, sandboxed
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+
+
+class StepError(Exception):
+    """The step cannot be started (a missing input artifact, an unwritable directory)."""
+
+
+@dataclass
+class Result:
+    """How an attempt ended."""
+
+    phase: str
+    message: str = ""
+    exit_code: int | None = None
+    outputs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Attempt:
+    """A prepared step process: argv, environment and the directories it runs in."""
+
+    template: dict
+    step_dir: Path
+    scope: dict
+    argv: list[str]
+    env: dict
+    isolated: bool
+    storage_root: Path
+    process: subprocess.Popen | None = None
+    _reader: threading.Thread | None = None
+
+    @classmethod
+    def prepare(cls, template, step_dir, inputs, artifacts, globals_, retries, storage_root,
+                isolate) -> "Attempt":
+        """Lay out step_dir (tmp/, work/, the script), place input artifacts, render argv."""
+        tmp, work = step_dir / "tmp", step_dir / "work"
+        tmp.mkdir(parents=True, exist_ok=True)
+        work.mkdir(exist_ok=True)
+        isolated = bool(isolate and bwrap_path())
+        scope = _leaf_scope(template, globals_, inputs, retries)
+        kind = "script" if "script" in template else "container"
+        body = template[kind]
+        argv = [render(str(c), scope) for c in body.get("command") or []]
+        if kind == "script":
+            script = step_dir / "script"
+            script.write_text(render(body.get("source", ""), scope))
+            argv.append(str(script))
+        argv += [render(str(a), scope) for a in body.get("args") or []]
+        if argv[0] in ("python", "python3"):
+            argv[0] = sys.executable  # the project's programs run with the engine's Python
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT),
+                                                          env.get("PYTHONPATH")]))
+        if not isolated:
+            env["TMPDIR"] = str(tmp)
+        env.update({e["name"]: render(str(e.get("value", "")), scope) for e in body.get("env") or []})
+        attempt = cls(template, step_dir, scope, argv, env, isolated, Path(storage_root))
+        attempt._place_inputs(artifacts)
+        return attempt
+
+    def _host(self, path: str) -> Path:
+        return host_path(path, self.step_dir / "tmp", self.step_dir / "work", self.isolated)
+
+    def _place_inputs(self, artifacts: dict) -> None:
+        for artifact in (self.template.get("inputs") or {}).get("artifacts") or []:
+            source = artifacts.get(artifact["name"])
+            if source is None and ("from" in artifact or "raw" in artifact):
+                source = ({"raw": render(artifact["raw"].get("data", ""), self.scope)}
+                          if "raw" in artifact else {"key": render(artifact["from"], self.scope)})
+            if source is None:
+                if artifact.get("optional"):
+                    continue
+                raise StepError(f"input artifact {artifact['name']!r} was not supplied")
+            target = self._host(render(artifact["path"], self.scope))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if "raw" in source:
+                target.write_text(source["raw"])
+                continue
+            origin = (self.storage_root / source["key"]).resolve()
+            if not origin.is_relative_to(self.storage_root.resolve()) or not origin.exists():
+                raise StepError(f"input artifact {artifact['name']!r}: no {source['key']!r} "
+                                f"in the storage root")
+            _copy(origin, target)
+
+    def start(self) -> None:
+        """Start the process in its own process group (and, where possible, its own /tmp)."""
+        argv, _ = sandboxed(self.argv, self.step_dir / "tmp", self.isolated)
+        if self.isolated:
+            # Host paths under /tmp the step needs are hidden by its private /tmp: bind them back.
+            binds = [p for p in {self.step_dir, PROJECT_ROOT, Path(sys.prefix).resolve()}
+                     if str(p).startswith("/tmp/")]
+            extra = [a for p in sorted(binds) for a in ("--bind", str(p), str(p))]
+            argv = argv[:argv.index("--")] + extra + argv[argv.index("--"):]
+        log = open(self.step_dir / "main.log", "ab")
+        try:
+            self.process = subprocess.Popen(
+                argv, cwd=self.step_dir / "work", env=self.env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        finally:
+            log.close()
+        self._reader = threading.Thread(target=self._tee, daemon=True)
+        self._reader.start()
+
+    def _tee(self) -> None:
+        """Copy stdout into the log (stdout and stderr, as a pod's log) and into `stdout`."""
+        with open(self.step_dir / "main.log", "ab") as log, \
+                open(self.step_dir / "stdout", "wb") as out:
+            for chunk in iter(lambda: self.process.stdout.read1(65536), b""):
+                log.write(chunk)
+                out.write(chunk)
+                log.flush()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        """Kill the step's whole process group."""
+        if self.process is not None and self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def finish(self, deadline: float | None) -> Result:
+        """Wait for the process (killing it at the template's deadline); phase by exit code."""
+        try:
+            code = self.process.wait(timeout=float(deadline) if deadline else None)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code, timed_out = self.process.wait(), True
+        self._reader.join()
+        self.process.stdout.close()
+        code = 128 - code if code < 0 else code
+        if timed_out:
+            return Result("Failed", DEADLINE_MESSAGE, code)
+        if code != 0:
+            return Result("Failed", f"Error (exit code {code})", code)
+        return Result("Succeeded", "", 0)
+
+    def collect(self, result: Result, run_id: str, node_dir: str) -> Result:
+        """Outputs of a finished step: result (stdout), parameters, artifacts into storage."""
+        stdout = (self.step_dir / "stdout").read_text(errors="replace")
+        outputs = {"result": stdout[:-1] if stdout.endswith("\n") else stdout}
+        declared = self.template.get("outputs") or {}
+        try:
+            parameters = {p["name"]: self._parameter(p) for p in declared.get("parameters") or []}
+            artifacts = {}
+            for artifact in declared.get("artifacts") or []:
+                key = self._store(artifact, run_id, node_dir)
+                if key is not None:
+                    artifacts[artifact["name"]] = key
+        except StepError as error:
+            return Result("Error", str(error), result.exit_code, outputs)
+        if parameters:
+            outputs["parameters"] = parameters
+        if artifacts:
+            outputs["artifacts"] = artifacts
+        return Result(result.phase, result.message, result.exit_code, outputs)
+
+    def _parameter(self, param: dict) -> str:
+        source = param.get("valueFrom") or {}
+        if "path" in source:
+            path = self._host(render(source["path"], self.scope))
+            if path.is_file():
+                text = path.read_text(errors="replace")
+                return text[:-1] if text.endswith("\n") else text
+        if "default" in source:
+            return render(str(source["default"]), self.scope)
+        raise StepError(f"output parameter {param['name']!r}: "
+                        f"{source.get('path', '(no valueFrom.path)')} not found")
+
+    def _store(self, artifact: dict, run_id: str, node_dir: str) -> str | None:
+        path = self._host(render(artifact["path"], self.scope))
+        if not path.exists():
+            if artifact.get("optional"):
+                return None
+            raise StepError(f"output artifact {artifact['name']!r}: {artifact['path']} not found")
+        key = Path("runs") / run_id / node_dir / artifact["name"] / path.name
+        _copy(path, self.storage_root / key)
+        return key.as_posix()
+
+
+def _copy(origin: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if origin.is_dir():
+        shutil.copytree(origin, target, dirs_exist_ok=True)
+    else:
+        shutil.copyfile(origin, target)
+
+
+def _leaf_scope(template: dict, globals_: dict, inputs: dict, retries: int) -> dict:
+    scope = dict(globals_)
+    scope.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
+    scope["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
+    for artifact in (template.get("inputs") or {}).get("artifacts") or []:
+        scope[f"inputs.artifacts.{artifact['name']}.path"] = artifact["path"]
+    for param in (template.get("outputs") or {}).get("parameters") or []:
+        if "path" in (param.get("valueFrom") or {}):
+            scope[f"outputs.parameters.{param['name']}.path"] = param["valueFrom"]["path"]
+    for artifact in (template.get("outputs") or {}).get("artifacts") or []:
+        scope[f"outputs.artifacts.{artifact['name']}.path"] = artifact["path"]
+    scope["retries"] = str(retries)
+    return scope

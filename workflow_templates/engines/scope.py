@@ -1,0 +1,103 @@
+"""The values `{{...}}` tags resolve to: inputs, loop items, and earlier steps' results."""
+from __future__ import annotations
+
+import json
+
+from workflow_templates.engines.expressions import ExpressionError, render
+
+
+def stringify(value) -> str | None:
+    """A parameter value as Argo passes it: strings as they are, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def bind_inputs(template: dict, arguments: dict) -> dict[str, str]:
+    """The template's input parameters: the caller's argument, else value, else default."""
+    bound = {}
+    for param in (template.get("inputs") or {}).get("parameters") or []:
+        name = param["name"]
+        value = arguments.get(name, stringify(param.get("value", param.get("default"))))
+        if value is None:
+            raise ExpressionError(f"inputs.parameters.{name} was not supplied to "
+                                  f"template {template['name']!r}")
+        enum = [stringify(v) for v in param.get("enum") or []]
+        if enum and value not in enum:
+            raise ExpressionError(f"inputs.parameters.{name}: {value!r} is not one of {enum}")
+        bound[name] = value
+    return bound
+
+
+def loop_items(step: dict, scope: dict) -> list | None:
+    """The items a step fans out over (withItems, withParam, withSequence), or None."""
+    if "withItems" in step:
+        return [_render_item(item, scope) for item in step["withItems"]]
+    if "withParam" in step:
+        text = render(stringify(step["withParam"]), scope)
+        try:
+            items = json.loads(text)
+        except ValueError:
+            raise ExpressionError(f"withParam value is not a JSON list: {text[:200]!r}") from None
+        if not isinstance(items, list):
+            raise ExpressionError(f"withParam value is not a JSON list: {text[:200]!r}")
+        return items
+    if "withSequence" in step:
+        return _sequence(step["withSequence"], scope)
+    return None
+
+
+def _render_item(item, scope):
+    if isinstance(item, str):
+        return render(item, scope)
+    if isinstance(item, dict):
+        return {k: _render_item(v, scope) for k, v in item.items()}
+    if isinstance(item, list):
+        return [_render_item(v, scope) for v in item]
+    return item
+
+
+def _sequence(sequence: dict, scope: dict) -> list[str]:
+    number = lambda key, default: int(render(str(sequence.get(key, default)), scope))  # noqa: E731
+    start = number("start", 0)
+    if "count" in sequence:
+        end = start + number("count", 0) - 1
+    else:
+        end = number("end", start)
+    step = 1 if end >= start else -1
+    return [str(i) for i in range(start, end + step, step)]
+
+
+def item_scope(item) -> dict[str, str]:
+    """`item`, and `item.key` (nested: `item.a.b`) when the item is a mapping."""
+    scope = {"item": stringify(item)}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                scope[f"{prefix}.{key}"] = stringify(inner)
+                walk(f"{prefix}.{key}", inner)
+    walk("item", item)
+    return scope
+
+
+def node_scope(kind: str, name: str, node: dict) -> dict[str, str]:
+    """What `steps.NAME.*` / `tasks.NAME.*` resolve to once the node is done."""
+    prefix = f"{kind}.{name}"
+    scope = {f"{prefix}.status": node["phase"], f"{prefix}.id": node["id"]}
+    for key, field in (("startedAt", "started_at"), ("finishedAt", "finished_at")):
+        if node.get(field):
+            scope[f"{prefix}.{key}"] = node[field]
+    if node.get("exit_code") is not None:
+        scope[f"{prefix}.exitCode"] = str(node["exit_code"])
+    outputs = node.get("outputs") or {}
+    if "result" in outputs:
+        scope[f"{prefix}.outputs.result"] = outputs["result"]
+    parameters = outputs.get("parameters") or {}
+    if parameters:
+        scope[f"{prefix}.outputs.parameters"] = json.dumps(parameters)
+    for key, value in parameters.items():
+        scope[f"{prefix}.outputs.parameters.{key}"] = value
+    for key, value in (outputs.get("artifacts") or {}).items():
+        scope[f"{prefix}.outputs.artifacts.{key}"] = value
+    return scope

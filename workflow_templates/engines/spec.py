@@ -1,0 +1,288 @@
+"""Load a WorkflowTemplate for the local engine: every field is either run, ignored as
+placement-only, or refused here, at load, with its name and where it is."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from workflow_templates.engines.expressions import ExpressionError, depends_tasks, tags
+
+
+class TemplateRefused(ValueError):
+    """The template uses something the local engine does not run; `problems` lists each one."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("template refused by the local engine:\n  " + "\n  ".join(problems))
+
+
+# Fields that only place or dress a pod on Kubernetes; running them locally changes nothing.
+_PLACEMENT = {"metadata", "nodeSelector", "affinity", "tolerations", "serviceAccountName",
+              "securityContext", "priorityClassName", "priority", "schedulerName", "executor",
+              "automountServiceAccountToken", "podGC", "ttlStrategy", "workflowMetadata",
+              "podMetadata", "imagePullSecrets", "archiveLogs", "podPriorityClassName",
+              "dnsPolicy", "dnsConfig", "archiveLocation"}
+_CONTAINER_PLACEMENT = {"image", "imagePullPolicy", "resources", "securityContext", "name",
+                        "livenessProbe", "readinessProbe", "startupProbe",
+                        "terminationMessagePath", "terminationMessagePolicy"}
+
+# shape -> (keys run, keys ignored)
+_SHAPES = {
+    "document": ({"apiVersion", "kind", "metadata", "spec"}, set()),
+    "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds"}, _PLACEMENT),
+    "template": ({"name", "inputs", "outputs", "steps", "dag", "container", "script",
+                  "retryStrategy", "activeDeadlineSeconds"}, _PLACEMENT),
+    "container": ({"command", "args", "env"}, _CONTAINER_PLACEMENT),
+    "script": ({"command", "args", "env", "source"}, _CONTAINER_PLACEMENT),
+    "env": ({"name", "value"}, set()),
+    "step": ({"name", "template", "templateRef", "arguments", "when", "withItems",
+              "withParam", "withSequence", "continueOn"}, set()),
+    "task": ({"name", "template", "templateRef", "arguments", "when", "withItems",
+              "withParam", "withSequence", "continueOn", "dependencies", "depends"}, set()),
+    "dag": ({"tasks"}, set()),
+    "arguments": ({"parameters", "artifacts"}, set()),
+    "inputs": ({"parameters", "artifacts"}, set()),
+    "outputs": ({"parameters", "artifacts"}, set()),
+    "parameter": ({"name", "value", "default", "enum"}, {"description"}),
+    "output_parameter": ({"name", "valueFrom", "globalName"}, {"description"}),
+    "value_from": ({"path", "default", "parameter"}, set()),
+    "input_artifact": ({"name", "path", "from", "raw", "optional"}, {"archive"}),
+    "argument_artifact": ({"name", "from", "raw"}, set()),
+    "output_artifact": ({"name", "path", "optional"}, {"archive"}),
+    "raw": ({"data"}, set()),
+    "retry": ({"limit", "retryPolicy", "backoff"}, {"affinity"}),
+    "backoff": ({"duration", "factor", "maxDuration"}, set()),
+    "continue_on": ({"failed", "error"}, set()),
+    "template_ref": ({"name", "template"}, set()),
+    "sequence": ({"count", "start", "end"}, set()),
+}
+_RETRY_POLICIES = {"Always", "OnFailure", "OnError"}
+_NODE_FIELDS = r"(?:outputs\.result|outputs\.parameters(?:\.[\w\-]+)?|outputs\.artifacts\.[\w\-]+" \
+               r"|exitCode|status|startedAt|finishedAt|id)"
+
+
+@dataclass
+class WorkflowSpec:
+    """A loaded WorkflowTemplate: its templates by name and its declared workflow arguments."""
+
+    name: str
+    entrypoint: str
+    arguments: dict[str, dict]
+    templates: dict[str, dict]
+    deadline: float | None = None
+    document: dict = field(default_factory=dict, repr=False)
+
+
+def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
+    """Check and load a WorkflowTemplate (a dict or YAML text); TemplateRefused lists problems."""
+    doc = yaml.safe_load(document) if isinstance(document, str) else document
+    problems: list[str] = []
+    if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict):
+        raise TemplateRefused(["document: not a WorkflowTemplate (no spec)"])
+    _keys(doc, "document", "", problems)
+    spec = doc["spec"]
+    _keys(spec, "spec", "spec", problems)
+    name = (doc.get("metadata") or {}).get("name") or "workflow"
+    templates = {t.get("name"): t for t in spec.get("templates") or [] if isinstance(t, dict)}
+    arguments = {p["name"]: p for p in (spec.get("arguments") or {}).get("parameters") or []}
+    _check_arguments(spec, problems)
+    for index, template in enumerate(spec.get("templates") or []):
+        where = f"spec.templates[{index}]({template.get('name')})"
+        _check_template(template, where, templates, name, arguments, problems)
+    entry = entrypoint or spec.get("entrypoint")
+    if entry not in templates:
+        problems.append(f"spec.entrypoint: no template named {entry!r}")
+    if problems:
+        raise TemplateRefused(problems)
+    return WorkflowSpec(name, entry, arguments, templates, spec.get("activeDeadlineSeconds"), doc)
+
+
+def _keys(obj, shape: str, where: str, problems: list[str]) -> None:
+    if not isinstance(obj, dict):
+        problems.append(f"{where}: expected a mapping")
+        return
+    run, ignored = _SHAPES[shape]
+    for key in obj:
+        if key not in run and key not in ignored:
+            problems.append(f"{where}.{key}: not supported by the local engine".lstrip("."))
+
+
+def _check_arguments(spec: dict, problems: list[str]) -> None:
+    arguments = spec.get("arguments") or {}
+    _keys(arguments, "arguments", "spec.arguments", problems)
+    for i, param in enumerate(arguments.get("parameters") or []):
+        _keys(param, "parameter", f"spec.arguments.parameters[{i}]", problems)
+    if arguments.get("artifacts"):
+        problems.append("spec.arguments.artifacts: workflow-level artifacts are not supported")
+
+
+def _check_template(template, where, templates, wf_name, arguments, problems):
+    _keys(template, "template", where, problems)
+    kinds = [k for k in ("container", "script", "steps", "dag") if k in template]
+    if len(kinds) != 1:
+        problems.append(f"{where}: needs exactly one of container, script, steps, dag "
+                        f"(has {kinds or 'none'})")
+    inputs, outputs = template.get("inputs") or {}, template.get("outputs") or {}
+    _keys(inputs, "inputs", f"{where}.inputs", problems)
+    _keys(outputs, "outputs", f"{where}.outputs", problems)
+    for i, p in enumerate(inputs.get("parameters") or []):
+        _keys(p, "parameter", f"{where}.inputs.parameters[{i}]", problems)
+    for i, a in enumerate(inputs.get("artifacts") or []):
+        _keys(a, "input_artifact", f"{where}.inputs.artifacts[{i}]", problems)
+        _check_path(a, f"{where}.inputs.artifacts[{i}]", problems)
+    for i, p in enumerate(outputs.get("parameters") or []):
+        _keys(p, "output_parameter", f"{where}.outputs.parameters[{i}]", problems)
+        _keys(p.get("valueFrom") or {}, "value_from",
+              f"{where}.outputs.parameters[{i}].valueFrom", problems)
+        if "path" in (p.get("valueFrom") or {}):
+            _check_path(p["valueFrom"], f"{where}.outputs.parameters[{i}].valueFrom", problems)
+    for i, a in enumerate(outputs.get("artifacts") or []):
+        _keys(a, "output_artifact", f"{where}.outputs.artifacts[{i}]", problems)
+        _check_path(a, f"{where}.outputs.artifacts[{i}]", problems)
+    _check_retry(template.get("retryStrategy"), where, problems)
+    scope = _Scope(arguments, template)
+    if "container" in template or "script" in template:
+        kind = "container" if "container" in template else "script"
+        _keys(template[kind], kind, f"{where}.{kind}", problems)
+        for i, env in enumerate(template[kind].get("env") or []):
+            _keys(env, "env", f"{where}.{kind}.env[{i}]", problems)
+        if not template[kind].get("command") and kind == "script":
+            problems.append(f"{where}.script.command: a script needs its interpreter command")
+        if not (template[kind].get("command") or template[kind].get("args")):
+            problems.append(f"{where}.{kind}: nothing to run (no command or args)")
+        _check_tags([template[kind], outputs], scope.leaf(), where, problems)
+    elif "steps" in template:
+        _check_steps(template, where, templates, wf_name, scope, problems)
+    elif "dag" in template:
+        _check_dag(template, where, templates, wf_name, scope, problems)
+
+
+def _check_path(obj, where, problems):
+    path = obj.get("path")
+    if isinstance(path, str) and path.startswith("/") and not path.startswith("/tmp/"):
+        problems.append(f"{where}.path: {path!r}: the local engine maps paths under /tmp/ "
+                        f"(each step's private /tmp) or relative to its work directory")
+
+
+def _check_retry(retry, where, problems):
+    if retry is None:
+        return
+    _keys(retry, "retry", f"{where}.retryStrategy", problems)
+    _keys(retry.get("backoff") or {}, "backoff", f"{where}.retryStrategy.backoff", problems)
+    policy = retry.get("retryPolicy")
+    if policy is not None and policy not in _RETRY_POLICIES:
+        problems.append(f"{where}.retryStrategy.retryPolicy: {policy!r} is not supported "
+                        f"(supported: {', '.join(sorted(_RETRY_POLICIES))})")
+
+
+def _check_call(step, where, shape, templates, wf_name, problems):
+    _keys(step, shape, where, problems)
+    ref = step.get("templateRef")
+    if ref is not None:
+        _keys(ref, "template_ref", f"{where}.templateRef", problems)
+        if ref.get("name") != wf_name:
+            problems.append(f"{where}.templateRef: {ref.get('name')!r} is another "
+                            f"WorkflowTemplate; only templates of {wf_name!r} can be called")
+    target = ref.get("template") if ref else step.get("template")
+    if target not in templates:
+        problems.append(f"{where}: calls unknown template {target!r}")
+    arguments = step.get("arguments") or {}
+    _keys(arguments, "arguments", f"{where}.arguments", problems)
+    for i, p in enumerate(arguments.get("parameters") or []):
+        _keys(p, "parameter", f"{where}.arguments.parameters[{i}]", problems)
+    for i, a in enumerate(arguments.get("artifacts") or []):
+        _keys(a, "argument_artifact", f"{where}.arguments.artifacts[{i}]", problems)
+    _keys(step.get("continueOn") or {}, "continue_on", f"{where}.continueOn", problems)
+    _keys(step.get("withSequence") or {}, "sequence", f"{where}.withSequence", problems)
+    loops = [k for k in ("withItems", "withParam", "withSequence") if k in step]
+    if len(loops) > 1:
+        problems.append(f"{where}: more than one of {', '.join(loops)}")
+
+
+def _check_steps(template, where, templates, wf_name, scope, problems):
+    earlier: list[str] = []
+    for g, group in enumerate(template["steps"] or []):
+        if not isinstance(group, list):
+            problems.append(f"{where}.steps[{g}]: a step group must be a list of steps")
+            continue
+        for s, step in enumerate(group):
+            here = f"{where}.steps[{g}][{s}]({step.get('name')})"
+            _check_call(step, here, "step", templates, wf_name, problems)
+            fields = [step.get(k) for k in ("arguments", "when", "withItems", "withParam")]
+            _check_tags(fields, scope.caller("steps", earlier, _loops(step)), here, problems)
+        earlier += [step.get("name") for step in group if isinstance(step, dict)]
+    _check_tags(template.get("outputs"), scope.caller("steps", earlier, False), where, problems)
+
+
+def _check_dag(template, where, templates, wf_name, scope, problems):
+    _keys(template["dag"], "dag", f"{where}.dag", problems)
+    tasks = template["dag"].get("tasks") or []
+    names = [t.get("name") for t in tasks]
+    for i, task in enumerate(tasks):
+        here = f"{where}.dag.tasks[{i}]({task.get('name')})"
+        _check_call(task, here, "task", templates, wf_name, problems)
+        try:
+            needed = task.get("dependencies") or depends_tasks(task.get("depends") or "")
+        except ExpressionError as error:
+            problems.append(f"{here}.depends: {error}")
+            needed = []
+        if "dependencies" in task and "depends" in task:
+            problems.append(f"{here}: use either dependencies or depends, not both")
+        for name in needed:
+            if name not in names:
+                problems.append(f"{here}: depends on unknown task {name!r}")
+        fields = [task.get(k) for k in ("arguments", "when", "withItems", "withParam")]
+        _check_tags(fields, scope.caller("tasks", names, _loops(task)), here, problems)
+    _check_tags(template.get("outputs"), scope.caller("tasks", names, False), where, problems)
+
+
+def _loops(step) -> bool:
+    return any(k in step for k in ("withItems", "withParam", "withSequence"))
+
+
+class _Scope:
+    """Which `{{...}}` names a template's fields may use, as regular expressions."""
+
+    def __init__(self, arguments: dict, template: dict):
+        inputs, outputs = template.get("inputs") or {}, template.get("outputs") or {}
+        alt = lambda names: "|".join(re.escape(str(n)) for n in names) or "(?!)"  # noqa: E731
+        self.common = [
+            r"workflow\.(name|uid|namespace|parameters)",
+            rf"workflow\.parameters\.({alt(arguments)})",
+            r"inputs\.parameters",
+            rf"inputs\.parameters\.({alt(p['name'] for p in inputs.get('parameters') or [])})",
+            rf"inputs\.artifacts\.({alt(a['name'] for a in inputs.get('artifacts') or [])})"
+            r"\.path",
+        ]
+        self.outputs = [
+            rf"outputs\.parameters\.({alt(p['name'] for p in outputs.get('parameters') or [])})"
+            r"\.path",
+            rf"outputs\.artifacts\.({alt(a['name'] for a in outputs.get('artifacts') or [])})"
+            r"\.path",
+        ]
+        self.retries = [r"retries"] if template.get("retryStrategy") else []
+
+    def leaf(self) -> re.Pattern:
+        return re.compile("|".join(self.common + self.outputs + self.retries))
+
+    def caller(self, kind: str, names: list[str], loops: bool) -> re.Pattern:
+        alt = "|".join(re.escape(str(n)) for n in names) or "(?!)"
+        extra = [rf"{kind}\.({alt})\.{_NODE_FIELDS}"] + ([r"item", r"item\.[\w\-.]+"] if loops else [])
+        return re.compile("|".join(self.common + extra))
+
+
+def _check_tags(value, allowed: re.Pattern, where: str, problems: list[str]) -> None:
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_tags(item, allowed, where, problems)
+    elif isinstance(value, list):
+        for item in value:
+            _check_tags(item, allowed, where, problems)
+    elif isinstance(value, str):
+        for name in tags(value):
+            if name.startswith("="):
+                problems.append(f"{where}: expression tag {{{{{name}}}}} is not supported")
+            elif not allowed.fullmatch(name):
+                problems.append(f"{where}: unknown variable {{{{{name}}}}}")
