@@ -1,0 +1,221 @@
+"""Retries, deadlines, private /tmp, cancel, crash-and-resume, retry of failed steps."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.workflows.engine.conftest import nodes_named
+from workflow_templates.engines.local import LocalEngine
+from workflow_templates.engines.sandbox import bwrap_path
+
+COUNTER = """
+  - name: counted
+    inputs: {parameters: [{name: file}, {name: fail-until, default: "0"}, {name: hang-on, default: "0"}]}
+    script:
+      image: python:3.11
+      command: [python]
+      source: |
+        import sys, time
+        with open("{{inputs.parameters.file}}", "a") as out:
+            out.write("x")
+        n = len(open("{{inputs.parameters.file}}").read())
+        if n == {{inputs.parameters.hang-on}}:
+            time.sleep(120)
+        sys.exit(1 if n <= {{inputs.parameters.fail-until}} else 0)
+"""
+
+
+def template(body: str, extra: str = COUNTER) -> str:
+    """A WorkflowTemplate: `body` (its spec's fields) plus the counter template."""
+    head = "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: t}\nspec:\n"
+    return head + textwrap.indent(textwrap.dedent(body), "  ") + textwrap.indent(
+        textwrap.dedent(extra), "  ")
+
+
+def count(path: Path) -> int:
+    return len(path.read_text()) if path.exists() else 0
+
+
+def processes_with(token: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and token in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("limit, phase, attempts", [(2, "Succeeded", 3), (1, "Failed", 2)])
+def test_retry_strategy_retries_a_failing_step_up_to_its_limit(run, shared, limit, phase, attempts):
+    text = template(f"""
+        entrypoint: main
+        templates:
+        - name: main
+          steps:
+          - - {{name: flaky, template: counted, arguments: {{parameters: [{{name: file, value: "{shared}/m"}}, {{name: fail-until, value: "2"}}]}}}}
+        """, COUNTER.replace("    script:", f"    retryStrategy: {{limit: \"{limit}\"}}\n    script:"))
+    handle = run(text)
+    assert handle.phase == phase
+    node = nodes_named(handle)["flaky"]
+    assert node["attempts"] == attempts == count(shared / "m")
+
+
+def test_template_deadline_kills_the_step(run):
+    started = time.monotonic()
+    handle = run(template("""
+        entrypoint: main
+        templates:
+        - name: main
+          activeDeadlineSeconds: 1
+          container: {image: alpine, command: [sleep, "30"]}
+        """, ""))
+    assert time.monotonic() - started < 15
+    assert handle.phase == "Failed"
+    assert "deadline" in nodes_named(handle)[handle.status()["root"]]["message"]
+
+
+def test_workflow_deadline_stops_the_run(run):
+    started = time.monotonic()
+    handle = run(template("""
+        entrypoint: main
+        activeDeadlineSeconds: 1
+        templates:
+        - name: main
+          steps:
+          - - {name: slow, template: slow}
+        - name: slow
+          container: {image: alpine, command: [sleep, "30"]}
+        """, ""))
+    assert time.monotonic() - started < 15
+    assert handle.phase == "Failed"
+    assert handle.status()["message"] == "Max duration limit exceeded"
+
+
+@pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap cannot create namespaces here")
+def test_parallel_steps_writing_the_same_tmp_path_do_not_collide(run):
+    handle = run(template("""
+        entrypoint: main
+        templates:
+        - name: main
+          steps:
+          - - name: w
+              template: write
+              withItems: [one, two, three, four]
+              arguments: {parameters: [{name: text, value: "{{item}}"}]}
+        - name: write
+          inputs: {parameters: [{name: text}]}
+          script:
+            image: python:3.11
+            command: [python]
+            source: |
+              import time
+              open("/tmp/same-name", "w").write("{{inputs.parameters.text}}")
+              time.sleep(0.5)
+              print(open("/tmp/same-name").read())
+        """, ""))
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    results = {n["name"]: n["outputs"]["result"] for n in handle.status()["nodes"].values()
+               if n["type"] == "Pod"}
+    assert sorted(results.values()) == ["four", "one", "three", "two"]
+    assert all(name.endswith(f":{text})") for name, text in results.items())
+    assert not Path("/tmp/same-name").exists()
+
+
+def test_stop_kills_running_processes_and_fails_the_run(engine):
+    token = uuid.uuid4().hex
+    handle = engine.start(template(f"""
+        entrypoint: main
+        templates:
+        - name: main
+          steps:
+          - - {{name: a, template: sleeper}}
+            - {{name: b, template: sleeper}}
+        - name: sleeper
+          container: {{image: alpine, command: [python, -c, "import time; time.sleep(60)", "{token}"]}}
+        """, ""))
+    deadline = time.monotonic() + 20
+    while len(processes_with(token)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with(token), "the steps never started"
+    handle.stop()
+    assert handle.wait(20) == "Failed"
+    assert handle.status()["message"] == "Stopped"
+    assert processes_with(token) == []
+    assert {n["phase"] for n in nodes_named(handle).values()} == {"Failed"}
+
+
+def test_retry_failed_reruns_only_the_failed_steps(run, shared):
+    handle = run(template(f"""
+        entrypoint: main
+        templates:
+        - name: main
+          dag:
+            tasks:
+            - {{name: good, template: counted, arguments: {{parameters: [{{name: file, value: "{shared}/good"}}]}}}}
+            - {{name: bad, template: counted, dependencies: [good], arguments: {{parameters: [{{name: file, value: "{shared}/bad"}}, {{name: fail-until, value: "1"}}]}}}}
+        """))
+    assert handle.phase == "Failed"
+    handle.retry_failed()
+    assert handle.wait(60) == "Succeeded", handle.status()["message"]
+    assert (count(shared / "good"), count(shared / "bad")) == (1, 2)
+
+
+CRASHING_RUN = """
+import sys
+from workflow_templates.engines.local import LocalEngine
+engine = LocalEngine(sys.argv[1], sys.argv[2], max_parallel=2)
+engine.start(open(sys.argv[3]).read(), run_id="crash").wait()
+"""
+
+
+@pytest.mark.parametrize("limit, phase", [(1, "Succeeded"), (0, "Failed")])
+def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, limit, phase):
+    """The engine's process is killed (SIGKILL) while step `b` runs; resume finishes the run."""
+    counted = COUNTER.replace("    script:", f"    retryStrategy: {{limit: {limit}}}\n    script:")
+    (tmp_path / "t.yaml").write_text(template(f"""
+        entrypoint: main
+        templates:
+        - name: main
+          steps:
+          - - {{name: a, template: counted, arguments: {{parameters: [{{name: file, value: "{shared}/a"}}]}}}}
+          - - {{name: b, template: counted, arguments: {{parameters: [{{name: file, value: "{shared}/b"}}, {{name: hang-on, value: "1"}}]}}}}
+        """, counted))
+    storage, runs = tmp_path / "storage", tmp_path / "runs"
+    child = subprocess.Popen([sys.executable, "-c", CRASHING_RUN, storage, runs, tmp_path / "t.yaml"],
+                             cwd=Path(__file__).resolve().parents[3])
+    deadline = time.monotonic() + 30
+    while count(shared / "b") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count(shared / "b") == 1, "step b never started"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    handle = LocalEngine(storage, runs, max_parallel=2).resume("crash")
+    assert handle.wait(60) == phase, handle.status()["message"]
+    assert count(shared / "a") == 1  # a finished before the crash: not run again
+    nodes = nodes_named(handle)
+    assert nodes["a"]["phase"] == "Succeeded"
+    if phase == "Succeeded":
+        assert count(shared / "b") == 2 and nodes["b"]["attempts"] == 2
+    else:
+        assert count(shared / "b") == 1 and "interrupted" in nodes["b"]["message"]
+    assert all(n["phase"] != "Running" for n in nodes.values())
+
+
+def test_recover_resumes_every_unfinished_run(tmp_path):
+    engine = LocalEngine(tmp_path / "s", tmp_path / "r")
+    handle = engine.start(template("""
+        entrypoint: main
+        templates:
+        - name: main
+          container: {image: alpine, command: ["true"]}
+        """, ""), run_id="done")
+    assert handle.wait(30) == "Succeeded"
+    assert LocalEngine(tmp_path / "s", tmp_path / "r").recover() == []
