@@ -16,6 +16,11 @@ from metadata.idl import metadata_thrift as T
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "workflow_templates"
 ANNOTATION = "labcommons.io/"
+SYSTEM_PARAMETERS = ("run-id", "output-dir")   # and input-<format>: the worker fills these
+
+
+def is_system_parameter(name: str) -> bool:
+    return name in SYSTEM_PARAMETERS or name.startswith("input-")
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,8 @@ def _template(path: Path) -> Template:
     meta = doc.get("metadata") or {}
     notes = meta.get("annotations") or {}
     hints = json.loads(notes.get(ANNOTATION + "parameters", "{}"))
-    params = tuple(_parameter(p, hints.get(p["name"], {})) for p in (doc["spec"].get("arguments") or {}).get("parameters", []))
+    declared = (doc["spec"].get("arguments") or {}).get("parameters", [])
+    params = tuple(_parameter(p, hints.get(p["name"], {})) for p in declared if not is_system_parameter(p["name"]))
     digest = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     formats = tuple(f.strip() for f in notes.get(ANNOTATION + "inputs", "").split(",") if f.strip())
     return Template(meta["name"], notes.get(ANNOTATION + "title", meta["name"]), notes.get(ANNOTATION + "description", ""),

@@ -1,0 +1,160 @@
+"""The worker against a real metadata service and the local engine: claim, run, report, register
+outputs; failures, cancellation and retries reach the run as a user sees it."""
+import dataclasses
+import hashlib
+import json
+import threading
+import time
+
+import pytest
+import yaml
+
+from metadata import templates
+from workflow_templates.worker import Worker
+
+STEP = """
+import json, os, pathlib, sys
+imzml = pathlib.Path(sys.argv[1])
+out = pathlib.Path(sys.argv[2])
+if sys.argv[3] == "fail":
+    print("the step could not go on", file=sys.stderr); sys.exit(3)
+if sys.argv[3] == "slow":
+    import time; time.sleep(60)
+(out / "report.json").write_text(json.dumps({"bytes": imzml.stat().st_size}))
+(out / "notes.xyz").write_text("not a registrable format")
+"""
+
+
+def template(mode_default: str = "ok") -> dict:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+        "metadata": {"name": "size-report", "annotations": {
+            "labcommons.io/inputs": "imzML, ibd", "labcommons.io/standard": "true",
+            "labcommons.io/output-category": "qc_report"}},
+        "spec": {"entrypoint": "main",
+                 "arguments": {"parameters": [{"name": "input-imzml"}, {"name": "input-ibd"}, {"name": "output-dir"},
+                                              {"name": "mode", "value": mode_default, "enum": ["ok", "fail", "slow"]}]},
+                 "templates": [
+                     {"name": "main", "steps": [[{"name": "measure", "template": "measure"}]]},
+                     {"name": "measure", "container": {
+                         "image": "labcommons", "command": ["python", "-c", STEP],
+                         "args": ["{{workflow.parameters.input-imzml}}", "{{workflow.parameters.output-dir}}",
+                                  "{{workflow.parameters.mode}}"]}}]},
+    }
+
+
+@pytest.fixture
+def settings(settings, tmp_path):
+    directory = tmp_path / "templates"
+    directory.mkdir()
+    (directory / "size-report.yaml").write_text(yaml.safe_dump(template()))
+    return dataclasses.replace(settings, templates_dir=directory, triggers_dir=tmp_path / "no-triggers")
+
+
+@pytest.fixture
+def measurement(admin, project, settings) -> str:
+    root = settings.storage_root / project
+    root.mkdir(parents=True)
+    files = []
+    for fmt, content in (("imzML", b"<imzML/>"), ("ibd", b"\x00" * 100)):
+        path = root / f"m.{fmt}"
+        path.write_bytes(content)
+        files.append({"type": "data_file", "submitter_id": path.name, "file_name": path.name, "data_format": fmt,
+                      "file_size": len(content), "md5sum": hashlib.md5(content).hexdigest(),
+                      "storage_url": path.as_uri(), "measurements": {"submitter_id": "m"}})
+    admin.submit(project, [{"type": "case", "submitter_id": "c", "species": "mouse"},
+                           {"type": "sample", "submitter_id": "s", "organ": "liver", "preparation": "fresh frozen",
+                            "cases": {"submitter_id": "c"}},
+                           {"type": "experiment", "submitter_id": "e", "protocol": "p"},
+                           {"type": "measurement", "submitter_id": "m", "instrument": "x", "ionisation": "MALDI",
+                            "polarity": "positive", "samples": {"submitter_id": "s"},
+                            "experiments": {"submitter_id": "e"}}] + files)
+    return admin.find(project, "m")["id"]
+
+
+@pytest.fixture
+def worker(admin, settings):
+    worker = Worker(admin, templates.load(settings.templates_dir), settings.storage_root, name="w-test", capacity=2)
+    yield worker
+    for followed in worker.followed.values():
+        followed.handle.stop("test over")
+
+
+def run_until(worker, admin, run_id: str, statuses=("succeeded", "failed", "cancelled"), seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        worker.tick()
+        run = admin.run(run_id)
+        if run.status in statuses:
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} is still {admin.run(run_id).status}")
+
+
+def describe(run) -> str:
+    return f"{run.status}: {run.message}; steps: {[(s.name, s.phase, s.message) for s in run.steps]}"
+
+
+def test_a_run_succeeds_and_its_outputs_are_registered_with_provenance(worker, admin, measurement, settings):
+    run = admin.launch("size-report", [measurement]).run
+    assert "input-imzml" not in {p.name for p in admin.templates()[0].parameters}   # filled by the worker
+    done = run_until(worker, admin, run.id)
+    assert done.status == "succeeded", describe(done)
+    assert done.worker == "w-test" and done.finished_at
+    assert {s.name for s in done.steps} >= {"measure"} and all(s.phase == "Succeeded" for s in done.steps)
+    [output] = [admin.get(i) for i in done.output_ids]          # notes.xyz has no format: not registered
+    path = settings.storage_root / "runs" / run.id / "outputs" / "report.json"
+    assert output["properties"]["md5sum"] == hashlib.md5(path.read_bytes()).hexdigest()
+    assert output["properties"]["data_category"] == "qc_report"
+    assert json.loads(path.read_text()) == {"bytes": len(b"<imzML/>")}
+    assert output["links"][0]["target_id"] == run.id            # generated_by the run
+
+
+def test_a_failing_step_fails_the_run_naming_the_step_and_keeping_its_log(worker, admin, measurement):
+    run = admin.launch("size-report", [measurement], {"mode": "fail"}).run
+    done = run_until(worker, admin, run.id)
+    assert done.status == "failed" and "step measure failed (exit code 3)" in done.message
+    [step] = [s for s in done.steps if s.name == "measure"]
+    log = step.log_url.removeprefix("file://")
+    assert "the step could not go on" in open(log).read()
+    assert done.output_ids == []
+
+
+def test_cancelling_a_running_run_stops_its_processes(worker, admin, measurement):
+    run = admin.launch("size-report", [measurement], {"mode": "slow"}).run
+    run_until(worker, admin, run.id, statuses=("running",))
+    deadline = time.monotonic() + 30
+    while not any(s.phase == "Running" and s.name == "measure" for s in admin.run(run.id).steps):
+        assert time.monotonic() < deadline, "the step never started"
+        worker.tick()
+        time.sleep(0.1)
+    admin.cancel_run(run.id)
+    started = time.monotonic()
+    done = run_until(worker, admin, run.id)
+    assert done.status == "cancelled" and time.monotonic() - started < 30
+
+
+def test_a_retry_runs_the_run_again(worker, admin, measurement, settings):
+    run = admin.launch("size-report", [measurement], {"mode": "fail"}).run
+    assert run_until(worker, admin, run.id).status == "failed"
+    admin.retry_run(run.id)
+    again = run_until(worker, admin, run.id)
+    assert again.status == "failed" and again.attempt == 2
+
+
+def test_a_template_changed_since_the_launch_fails_the_run_clearly(worker, admin, measurement, settings):
+    run = admin.launch("size-report", [measurement]).run
+    (settings.templates_dir / "size-report.yaml").write_text(yaml.safe_dump(template(mode_default="fail")))
+    worker.catalog = templates.load(settings.templates_dir)
+    done = run_until(worker, admin, run.id)
+    assert done.status == "failed" and "changed since the launch" in done.message
+
+
+def test_the_worker_keeps_going_when_the_service_is_away(admin, settings, caplog):
+    stop = threading.Event()
+    worker = Worker(admin, templates.load(settings.templates_dir), settings.storage_root, name="w")
+    admin.port = 1   # nothing listens there
+    admin.close()
+    threading.Timer(0.5, stop.set).start()
+    worker.serve(stop, 0.05)   # returns when stopped; raises if a tick's failure escaped
+    assert "cannot reach the metadata service" in caplog.text
