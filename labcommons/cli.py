@@ -397,5 +397,8 @@ def status(obj: Context):
         out.print(f"  {type_name:<14} {count:>8,}")
 
 
+import labcommons.cli_workflows  # noqa: E402,F401 - registers the workflow commands on `main`
+
 if __name__ == "__main__":
-    main()
+    from labcommons.cli import main as registered  # under `python -m`, the module that has them all
+    registered()

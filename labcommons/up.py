@@ -49,6 +49,7 @@ def run_commons(settings: Settings, seed_demo: bool = True) -> int:
             print(create_demo(client, settings.storage_root, passwords_path=settings.data_dir / PASSWORDS_FILE),
                   flush=True)
         client.close()
+        children.append(_start_worker(logs))
         children.append(_start_portal(logs))
         _print_banner(settings, children)
         return _watch(children, stop)
@@ -99,6 +100,11 @@ def _wait_ready(child: Child, probe) -> None:
             return
         time.sleep(0.2)
     raise ServiceFailed(f"the {child.name} service did not answer within {READY_TIMEOUT_SECONDS}s:\n{_tail(child.log)}")
+
+
+def _start_worker(logs: Path) -> Child:
+    """The worker runs the commons' workflows with the local engine; it needs no port."""
+    return _start("worker", [sys.executable, "-m", "labcommons.cli", "worker"], "local engine", logs)
 
 
 def _start_portal(logs: Path) -> Child:

@@ -1,0 +1,68 @@
+"""A one-step template that reads its imzML input and writes a report, and a measurement with
+real files in the storage root to run it on."""
+import dataclasses
+import hashlib
+
+import pytest
+import yaml
+
+STEP = """
+import json, os, pathlib, sys
+imzml = pathlib.Path(sys.argv[1])
+out = pathlib.Path(sys.argv[2])
+if sys.argv[3] == "fail":
+    print("the step could not go on", file=sys.stderr); sys.exit(3)
+if sys.argv[3] == "slow":
+    import time; time.sleep(60)
+(out / "report.json").write_text(json.dumps({"bytes": imzml.stat().st_size}))
+(out / "notes.xyz").write_text("not a registrable format")
+"""
+
+
+def template(mode_default: str = "ok") -> dict:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+        "metadata": {"name": "size-report", "annotations": {
+            "labcommons.io/inputs": "imzML, ibd", "labcommons.io/standard": "true",
+            "labcommons.io/output-category": "qc_report"}},
+        "spec": {"entrypoint": "main",
+                 "arguments": {"parameters": [{"name": "input-imzml"}, {"name": "input-ibd"}, {"name": "output-dir"},
+                                              {"name": "mode", "value": mode_default, "enum": ["ok", "fail", "slow"]}]},
+                 "templates": [
+                     {"name": "main", "steps": [[{"name": "measure", "template": "measure"}]]},
+                     {"name": "measure", "container": {
+                         "image": "labcommons", "command": ["python", "-c", STEP],
+                         "args": ["{{workflow.parameters.input-imzml}}", "{{workflow.parameters.output-dir}}",
+                                  "{{workflow.parameters.mode}}"]}}]},
+    }
+
+
+@pytest.fixture
+def settings(settings, tmp_path):
+    directory = tmp_path / "templates"
+    directory.mkdir()
+    (directory / "size-report.yaml").write_text(yaml.safe_dump(template()))
+    return dataclasses.replace(settings, templates_dir=directory, triggers_dir=tmp_path / "no-triggers")
+
+
+@pytest.fixture
+def measurement(admin, project, settings) -> str:
+    root = settings.storage_root / project
+    root.mkdir(parents=True)
+    files = []
+    for fmt, content in (("imzML", b"<imzML/>"), ("ibd", b"\x00" * 100)):
+        path = root / f"m.{fmt}"
+        path.write_bytes(content)
+        files.append({"type": "data_file", "submitter_id": path.name, "file_name": path.name, "data_format": fmt,
+                      "file_size": len(content), "md5sum": hashlib.md5(content).hexdigest(),
+                      "storage_url": path.as_uri(), "measurements": {"submitter_id": "m"}})
+    admin.submit(project, [{"type": "case", "submitter_id": "c", "species": "mouse"},
+                           {"type": "sample", "submitter_id": "s", "organ": "liver", "preparation": "fresh frozen",
+                            "cases": {"submitter_id": "c"}},
+                           {"type": "experiment", "submitter_id": "e", "protocol": "p"},
+                           {"type": "measurement", "submitter_id": "m", "instrument": "x", "ionisation": "MALDI",
+                            "polarity": "positive", "samples": {"submitter_id": "s"},
+                            "experiments": {"submitter_id": "e"}}] + files)
+    return admin.find(project, "m")["id"]
+
+
