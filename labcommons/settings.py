@@ -31,6 +31,10 @@ class Settings:
     flattening: Path | None = None
     templates_dir: Path | None = None      # None: the shipped workflow_templates/
     triggers_dir: Path | None = None       # None: the shipped workflow_templates/triggers/
+    smtp_host: str = ""                    # "" : notifications go to <data_dir>/outbox/ as .eml files
+    smtp_port: int = 25
+    mail_from: str = "labcommons@localhost"
+    mail_domain: str = "localhost"         # user names that are not addresses get @<mail_domain>
     secret_key: str = ""
     token_ttl_seconds: int = 8 * 3600
     max_batch_entities: int = 10_000

@@ -21,7 +21,7 @@ RECONNECT_AFTER_IDLE_SECONDS = 300
 READS = {"health", "whoami", "get_dictionary", "get_node", "find_node", "list_nodes", "get_edges",
          "get_documents", "facets", "histogram", "hits", "manifest", "list_cohorts", "get_cohort",
          "list_accounts", "list_personal_tokens", "audit", "list_templates", "get_run", "list_runs",
-         "list_triggers"}
+         "list_triggers", "list_notifications"}
 ERRORS = (T.ValidationError, T.NotFound, T.Conflict, T.Forbidden, T.Unauthenticated)
 
 
@@ -236,6 +236,13 @@ class MetadataClient:
 
     def set_trigger_enabled(self, name: str, enabled: bool) -> T.Trigger:
         return self._call("set_trigger_enabled", name, enabled)
+
+
+    def notifications(self, unread_only: bool = False) -> list[T.Notification]:
+        return self._call("list_notifications", unread_only)
+
+    def mark_notifications_read(self, ids: list[str]) -> None:
+        self._call("mark_notifications_read", list(ids))
 
 
 def _filter(filter: dict | str | None) -> str:

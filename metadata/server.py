@@ -24,6 +24,7 @@ from metadata import flatten, templates as catalog
 from metadata.dictionary import Dictionary
 from metadata.idl import metadata_thrift as T
 from metadata.service import MetadataService
+from metadata.notifications import Notifier
 from metadata.triggers import load_rules
 from metadata.store import open_store
 
@@ -129,6 +130,8 @@ class Server:
         self.store.use_documents(flattening)
         service = MetadataService(self.store, dictionary, flattening, self.tokens,
                                   catalog.load(settings.templates_dir), load_rules(settings.triggers_dir),
+                                  Notifier(self.store, settings.data_dir / "outbox", settings.smtp_host,
+                                           settings.smtp_port, settings.mail_from, settings.mail_domain),
                                   settings.max_batch_entities, settings.max_batch_bytes)
         self.guard = Guard(service, self.tokens)
         socket = TServerSocket(host=settings.host, port=settings.port,

@@ -17,7 +17,7 @@ from metadata.entities import parse
 from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
 from metadata.store.base import Store, StoredNode
-from metadata.runs import RunRegistry, run_thrift
+from metadata.runs import FINAL, RunRegistry, run_thrift
 from metadata.submission import Planner
 from metadata.triggers import Triggers
 
@@ -28,10 +28,11 @@ RETRIES_ON_RACE = 3
 
 class MetadataService:
     def __init__(self, store: Store, dictionary: Dictionary, flattening: Flattening, tokens: Tokens,
-                 catalog, rules=(), max_batch_entities: int = 10_000, max_batch_bytes: int = 64 * 1024 * 1024):
+                 catalog, rules=(), notifier=None, max_batch_entities: int = 10_000, max_batch_bytes: int = 64 * 1024 * 1024):
         self.store, self.dictionary, self.tokens, self.catalog = store, dictionary, tokens, catalog
         self.runs = RunRegistry(store, dictionary, catalog)
         self.triggers = Triggers(store, self.runs, list(rules))
+        self.notifier = notifier
         self.explorer, self.cohorts = Explorer(store, flattening), Cohorts(store, flattening)
         self.registry, self.audit_log = Registry(store, tokens), AuditLog(store)
         self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
@@ -228,6 +229,8 @@ class MetadataService:
         run = self.runs.update(who, update)
         if update.outputs:
             self.triggers.fire([self.store.get(i) for i in self.runs.outputs(run)])
+        if update.status in FINAL and self.notifier is not None:
+            self.notifier.run_ended(run, f"/runs/{run.id}")
         return self._run(run)
 
     def list_triggers(self, who: Identity) -> list:
@@ -235,6 +238,12 @@ class MetadataService:
 
     def set_trigger_enabled(self, who: Identity, name: str, enabled: bool) -> T.Trigger:
         return self.triggers.set_enabled(who, name, enabled)
+
+    def list_notifications(self, who: Identity, unread_only: bool) -> list:
+        return self.notifier.list(who, unread_only)
+
+    def mark_notifications_read(self, who: Identity, ids: list[str]) -> None:
+        self.notifier.mark_read(who, ids or [])
 
     def _run(self, node: StoredNode) -> T.Run:
         return run_thrift(node, self.runs.outputs(node))

@@ -471,6 +471,18 @@ struct RunUpdate {
     6: list<OutputFile> outputs,
 }
 
+/** A message for one user, e.g. that a run they launched has ended. */
+struct Notification {
+    1: string id,
+    2: string at,
+    3: string subject,
+    4: string body,
+    /** Where in the portal to look, e.g. /runs/<id>. */
+    5: string link,
+    6: string status,
+    7: bool read,
+}
+
 struct Trigger {
     1: string name,
     2: string description,
@@ -640,4 +652,11 @@ service Metadata {
     Trigger set_trigger_enabled(1: string token, 2: string name, 3: bool enabled)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: NotFound not_found),
+
+    /** Your own notifications, newest first. */
+    list<Notification> list_notifications(1: string token, 2: bool unread_only)
+        throws (1: Unauthenticated unauthenticated),
+
+    void mark_notifications_read(1: string token, 2: list<string> ids)
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
 }

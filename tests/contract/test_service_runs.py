@@ -259,3 +259,24 @@ def test_a_trigger_launches_once_when_both_files_are_registered(admin, tom, proj
     assert admin.runs().total == 1
     with pytest.raises(T.NotFound, match="no trigger 'nope'"):
         admin.set_trigger_enabled("nope", True)
+
+
+def test_the_launcher_is_notified_in_the_portal_and_by_mail_when_a_run_ends(tom, worker, client_for, settings,
+                                                                            measurement):
+    run = tom.launch("tiny-qc", [measurement["id"]]).run
+    worker.claim_runs("w", 1)
+    worker.update_run(T.RunUpdate(run_id=run.id, status="running"))
+    assert tom.notifications() == []                               # not before it ends
+    worker.update_run(T.RunUpdate(run_id=run.id, status="failed", message="step main exited 2"))
+    [note] = tom.notifications(unread_only=True)
+    assert note.subject.startswith("tiny-qc run run-") and note.subject.endswith("failed")
+    assert note.link == f"/runs/{run.id}" and "step main exited 2" in note.body
+    [mail] = (settings.data_dir / "outbox").glob("*.eml")
+    text = mail.read_text()
+    assert "To: tom@localhost" in text and "Subject: tiny-qc run" in text
+    other = client_for("eve", roles=["analyst"], grants={})
+    assert other.notifications() == []
+    with pytest.raises(T.ValidationError, match="not one of your notifications"):
+        other.mark_notifications_read([note.id])
+    tom.mark_notifications_read([note.id])
+    assert tom.notifications(unread_only=True) == [] and tom.notifications()[0].read
