@@ -98,16 +98,17 @@ class FakeArgoServer:
                 status, payload = 200, self._operate(operation, query, body)
         except ArgoError as error:
             status, payload = HTTP_OF_GRPC[error.code], {"code": error.code, "message": str(error)}
-        return status, self._checked_answer(operation, status, payload)
+        return self._checked_answer(operation, status, payload)
 
     def _checked_answer(self, operation, status, payload):
+        """The answer, or a 500 (and a violation) where it breaks the response schema."""
         try:
             for message in payload if isinstance(payload, list) else [payload]:
                 self.contract.check_response(operation, status, message)
         except ContractError as error:
             self.violations.append(f"fake answer: {error}")
-            return {"code": 13, "message": f"fake answer: {error}"}
-        return payload
+            return 500, {"code": 13, "message": f"fake answer: {error}"}
+        return status, payload
 
     def _authorize(self, header: str, method: str, path_params: dict) -> None:
         scheme, _, token = header.partition(" ")
