@@ -44,8 +44,8 @@ UPDATE_ATTEMPTS = 3
 class ArgoEngineError(Exception):
     """The Argo Server refused, failed or could not be reached; the message names the server.
 
-    `reason` is one of unreachable, unauthorized, forbidden, not_found, conflict, invalid,
-    server; `retryable` is true when nothing was done and the same call may succeed later.
+    `reason` is one of unreachable, tls, unauthorized, forbidden, not_found, conflict,
+    invalid, server; `retryable` is true when nothing was done and the same call may succeed later.
     """
 
     def __init__(self, message: str, *, reason: str, status: int | None = None,
@@ -209,6 +209,11 @@ class ArgoEngine:
         except ApiException as error:
             raise self._refused(what, error) from error
         except urllib3.exceptions.HTTPError as error:
+            if isinstance(getattr(error, "reason", None), urllib3.exceptions.SSLError):
+                raise ArgoEngineError(
+                    f"Argo Server at {self.server_url}: TLS verification failed ({what}): "
+                    f"{_cause(error)}; give its CA bundle in LABCOMMONS_ARGO_VERIFY_TLS",
+                    reason="tls", retryable=True) from error
             raise ArgoEngineError(
                 f"Argo Server at {self.server_url} is unreachable ({what}): "
                 f"{_cause(error)}; nothing was changed, try again when it is up",
@@ -217,7 +222,7 @@ class ArgoEngine:
     def _refused(self, what: str, error: ApiException) -> ArgoEngineError:
         if not error.status:  # the SDK's own TLS failure, raised before any HTTP answer
             return ArgoEngineError(f"Argo Server at {self.server_url}: TLS failed ({what}): "
-                                   f"{error.reason}", reason="unreachable", retryable=True)
+                                   f"{error.reason}", reason="tls", retryable=True)
         detail = _server_message(error)
         if error.status == 401:
             text = f"Argo Server at {self.server_url} refused the token (401): {detail}"

@@ -17,6 +17,7 @@ import copy
 import itertools
 import json
 import random
+import ssl
 import string
 import threading
 from datetime import datetime, timezone
@@ -62,10 +63,14 @@ class FakeArgoServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
-    def start(self) -> FakeArgoServer:
+    def start(self, tls: ssl.SSLContext | None = None) -> FakeArgoServer:
+        """Listen on a free loopback port; over HTTPS when given a server TLS context."""
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                          daemon=True).start()
