@@ -113,36 +113,57 @@ class ArgoEngine:
 
     def _update(self, doc: dict) -> str:
         """Update with the current resourceVersion; again if someone else updated in between."""
-        name = doc["metadata"]["name"]
-        for attempt in range(UPDATE_ATTEMPTS):
-            current = self._json(f"get WorkflowTemplate {name!r}",
-                                 self._templates.get_workflow_template, self.namespace, name)
-            if bodies.same_template(current, doc):
-                return "unchanged"
-            body = bodies.template_update_request(
-                self.namespace, doc, current["metadata"]["resourceVersion"])
+        for _ in range(UPDATE_ATTEMPTS - 1):
             try:
-                self._json(f"update WorkflowTemplate {name!r}",
-                           self._templates.update_workflow_template, self.namespace, name,
-                           TemplateUpdateRequest(**_camel(body), _check_type=False))
-                return "updated"
+                return self._update_once(doc)
             except ArgoEngineError as error:
-                if error.reason != "conflict" or attempt == UPDATE_ATTEMPTS - 1:
+                if error.reason != "conflict":
                     raise
-        raise AssertionError("unreachable")
+        return self._update_once(doc)
+
+    def _update_once(self, doc: dict) -> str:
+        name = doc["metadata"]["name"]
+        current = self._json(f"get WorkflowTemplate {name!r}",
+                             self._templates.get_workflow_template, self.namespace, name)
+        if bodies.same_template(current, doc):
+            return "unchanged"
+        body = bodies.template_update_request(
+            self.namespace, doc, current["metadata"]["resourceVersion"])
+        self._json(f"update WorkflowTemplate {name!r}", self._templates.update_workflow_template,
+                   self.namespace, name, TemplateUpdateRequest(**_camel(body), _check_type=False))
+        return "updated"
 
     def submit(self, template_name: str, parameters: dict[str, str],
                labels: dict[str, str]) -> str:
-        """Start a Workflow from the WorkflowTemplate; returns the Workflow's name."""
+        """Start a Workflow from the WorkflowTemplate; returns the Workflow's name.
+
+        With a run-id label the Workflow is named after the run, so submitting the same run
+        again (a lost answer, a worker restarted mid-submit) finds it instead of a second one.
+        """
         try:
             body = bodies.submit_request(self.namespace, template_name, parameters, labels)
         except ValueError as error:
             raise ArgoEngineError(f"not submitted to {self.server_url}: {error}",
                                   reason="invalid") from error
-        workflow = self._json(f"submit WorkflowTemplate {template_name!r}",
-                              self._workflows.submit_workflow, self.namespace,
-                              SubmitRequest(**_camel(body), _check_type=False))
+        try:
+            workflow = self._json(f"submit WorkflowTemplate {template_name!r}",
+                                  self._workflows.submit_workflow, self.namespace,
+                                  SubmitRequest(**_camel(body), _check_type=False))
+        except ArgoEngineError as error:
+            if error.reason == "conflict" and RUN_ID_LABEL in labels:
+                return self._submitted_before(body["submitOptions"]["name"], labels)
+            raise
         return workflow["metadata"]["name"]
+
+    def _submitted_before(self, name: str, labels: dict[str, str]) -> str:
+        """The Workflow a previous submit of this run made (checked by its run-id label)."""
+        existing = self._json(f"get Workflow {name!r}", self._workflows.get_workflow,
+                              self.namespace, name)
+        found = (existing["metadata"].get("labels") or {}).get(RUN_ID_LABEL)
+        if found != labels[RUN_ID_LABEL]:
+            raise ArgoEngineError(f"Argo Server at {self.server_url}: Workflow {name!r} exists "
+                                  f"but belongs to run {found!r}", reason="conflict", status=409)
+        return name
 
     def status(self, name: str) -> dict:
         """The Workflow's phase, times, message and nodes (see argo_bodies.workflow_status)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import copy
 import gzip
+import hashlib
 import json
 import re
 
@@ -43,12 +44,24 @@ def submit_request(namespace: str, template_name: str, parameters: dict[str, str
     for name, value in parameters.items():
         if not isinstance(value, str):
             raise ValueError(f"parameter {name!r} must be a string, got {type(value).__name__}")
-    options = {"generateName": f"{template_name}-",
-               "parameters": [f"{name}={value}" for name, value in parameters.items()]}
+    options = {"parameters": [f"{name}={value}" for name, value in parameters.items()]}
+    if RUN_ID_LABEL in labels:
+        options["name"] = workflow_name(template_name, labels[RUN_ID_LABEL])
+    else:
+        options["generateName"] = f"{template_name}-"
     if labels:
         options["labels"] = label_selector(labels)
     return {"namespace": namespace, "resourceKind": "WorkflowTemplate",
             "resourceName": template_name, "submitOptions": options}
+
+
+def workflow_name(template_name: str, run_id: str) -> str:
+    """The one Workflow name of a run: `<template>-<run id>`, at most 63 characters (Argo puts
+    it in pod labels); a run id that is not a DNS label is replaced by its hash."""
+    suffix = run_id.lower()
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?", suffix):
+        suffix = hashlib.sha256(run_id.encode()).hexdigest()[:16]
+    return f"{template_name[:63 - 1 - len(suffix)].rstrip('-.')}-{suffix}"
 
 
 def template_body(namespace: str, doc: dict, resource_version: str | None = None) -> dict:

@@ -191,8 +191,10 @@ class FakeArgoServer:
         template = self._template(body.get("resourceName", ""))
         options = body.get("submitOptions") or {}
         arguments = submitted_arguments(template, options.get("parameters") or [])
-        name = options.get("generateName", "") + "".join(
+        name = options.get("name") or options.get("generateName", "") + "".join(
             random.choices(string.ascii_lowercase + string.digits, k=5))
+        if name in self.workflows:
+            raise ArgoError(6, f'workflows.argoproj.io "{name}" already exists')
         labels = parse_labels(options.get("labels", ""))
         labels["workflows.argoproj.io/workflow-template"] = template["metadata"]["name"]
         workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 
 import pytest
 
@@ -14,12 +15,23 @@ def test_submit_request_from_a_template():
     assert bodies.submit_request("argo", "ims-qc", {"snr": "3", "expr": "a=b"},
                                  {"labcommons.io/run-id": "r-1", "app": "labcommons"}) == {
         "namespace": "argo", "resourceKind": "WorkflowTemplate", "resourceName": "ims-qc",
-        "submitOptions": {"generateName": "ims-qc-", "parameters": ["snr=3", "expr=a=b"],
+        "submitOptions": {"name": "ims-qc-r-1", "parameters": ["snr=3", "expr=a=b"],
                           "labels": "app=labcommons,labcommons.io/run-id=r-1"}}
 
 
-def test_submit_request_without_labels_sends_none():
-    assert "labels" not in bodies.submit_request("argo", "t", {}, {})["submitOptions"]
+def test_submit_request_without_a_run_generates_a_name_and_sends_no_labels():
+    assert bodies.submit_request("argo", "t", {}, {})["submitOptions"] == {
+        "generateName": "t-", "parameters": []}
+
+
+def test_a_runs_workflow_name_fits_a_label_value():
+    run = "0B7E4C1E-5D7A-4C3E-9A51-3F2D8F0A9C11"
+    assert bodies.workflow_name("ims-qc", run) == f"ims-qc-{run.lower()}"
+    long = bodies.workflow_name("a-very-long-template-name-" * 3, run)
+    assert len(long) <= 63 and long.endswith(f"e-{run.lower()}")
+    hashed = bodies.workflow_name("ims-qc", "Run_42/x")
+    assert re.fullmatch(r"ims-qc-[0-9a-f]{16}", hashed)
+    assert hashed == bodies.workflow_name("ims-qc", "Run_42/x")
 
 
 @pytest.mark.parametrize("labels, says", [

@@ -63,7 +63,7 @@ def test_install_tries_again_when_someone_updated_in_between(installed, engine, 
 def test_submit_sends_parameters_and_labels_from_the_template(installed, engine):
     name = submit(engine, mode="thorough")
 
-    assert name.startswith("tiny-qc-")
+    assert name == f"tiny-qc-{RUN}"
     method, path, body = installed.requests[-1]
     assert (method, path) == ("POST", "/api/v1/workflows/argo/submit")
     assert body["resourceKind"] == "WorkflowTemplate" and body["resourceName"] == "tiny-qc"
@@ -186,12 +186,30 @@ def test_retry_of_a_running_workflow_is_refused(installed, engine):
 def test_a_restarted_worker_finds_its_runs_by_label(installed, engine, fake_argo):
     first = submit(engine)
     other = submit(engine, run_id="other-run")
-    second = submit(engine)
 
     restarted = ArgoEngine(fake_argo.url, fake_argo.token, fake_argo.namespace)
-    assert sorted(restarted.find_by_label(RUN)) == sorted([first, second])
+    assert restarted.find_by_label(RUN) == [first]
     assert restarted.find_by_label("other-run") == [other]
     assert restarted.find_by_label("never-submitted") == []
+
+
+def test_submitting_a_run_again_finds_its_workflow_instead_of_a_second(installed, engine):
+    first = submit(engine)
+    assert submit(engine) == first == f"tiny-qc-{RUN}"
+    assert list(installed.workflows) == [first]
+
+
+def test_a_workflow_of_another_run_under_the_name_is_a_conflict(installed, engine):
+    name = submit(engine)
+    installed.workflows[name]["metadata"]["labels"][RUN_ID_LABEL] = "someone-else"
+    with pytest.raises(ArgoEngineError, match="belongs to run 'someone-else'") as caught:
+        submit(engine)
+    assert caught.value.reason == "conflict"
+
+
+def test_without_a_run_id_each_submit_is_a_new_workflow(installed, engine):
+    names = {engine.submit("tiny-qc", {"dataset": "d"}, {}) for _ in range(2)}
+    assert len(names) == 2 and all(n.startswith("tiny-qc-") for n in names)
 
 
 def test_a_down_server_is_a_retryable_error_naming_it():
