@@ -88,10 +88,9 @@ class ArgoEngine:
 
     def health(self) -> dict:
         """Check the server answers, knows the token and lets it read this namespace."""
-        version = self._json("reach", self._info.get_version)
-        self._json(f"list WorkflowTemplates in namespace {self.namespace!r}",
-                   self._templates.list_workflow_templates, self.namespace,
-                   list_options_limit="1")
+        version = self._json("get the server version", self._info.get_version)
+        self._json("list WorkflowTemplates", self._templates.list_workflow_templates,
+                   self.namespace, list_options_limit="1")
         return {"server": self.server_url, "namespace": self.namespace,
                 "version": version.get("version", "")}
 
@@ -103,8 +102,9 @@ class ArgoEngine:
         name = doc["metadata"]["name"]
         try:
             body = bodies.template_create_request(self.namespace, doc)
-            self._json(f"create WorkflowTemplate {name!r}", self._templates.create_workflow_template,
-                       self.namespace, TemplateCreateRequest(**_camel(body), _check_type=False))
+            self._json(f"create WorkflowTemplate {name!r}",
+                       self._templates.create_workflow_template, self.namespace,
+                       TemplateCreateRequest(**_camel(body), _check_type=False))
             return "created"
         except ArgoEngineError as error:
             if error.reason != "conflict":
