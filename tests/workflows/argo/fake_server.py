@@ -29,6 +29,7 @@ from workflow_templates.engines.argo_bodies import node_id, pod_name
 
 # grpc status -> HTTP status, as grpc-gateway maps them
 HTTP_OF_GRPC = {3: 400, 5: 404, 6: 409, 7: 403, 9: 400, 10: 409, 12: 405, 13: 500, 16: 401}
+GRPC_OF_HTTP = {400: 3, 404: 5, 405: 12}
 COMPLETED = ("Succeeded", "Failed", "Error")
 
 
@@ -94,13 +95,13 @@ class FakeArgoServer:
             body = self.contract.check_body(operation, raw)
         except ContractError as error:
             self.violations.append(str(error))
-            return error.status, {"code": 12 if error.status == 405 else
-                                  (5 if error.status == 404 else 3), "message": str(error)}
+            return error.status, {"code": GRPC_OF_HTTP[error.status], "message": str(error)}
         self.requests.append((method, path, copy.deepcopy(body)))
         try:
             self._authorize(headers.get("Authorization", ""), method, operation.path_params)
             with self._lock:
-                status, payload = 200, self._operate(operation, query, body)
+                # a copy, so the answer is serialized as it was, whatever happens next
+                status, payload = 200, copy.deepcopy(self._operate(operation, query, body))
         except ArgoError as error:
             status, payload = HTTP_OF_GRPC[error.code], {"code": error.code, "message": str(error)}
         return self._checked_answer(operation, status, payload)
