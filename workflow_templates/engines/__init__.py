@@ -1,0 +1,1 @@
+"""Engines that run WorkflowTemplates: local processes or an Argo Server."""
