@@ -188,7 +188,7 @@ def trigger(obj: Context, name: str, state: str):
 @click.command()
 @click.option("--name", default="", help="Worker name (default: worker@<host>; keep it across restarts).")
 @click.option("--capacity", default=0, help="Runs at once (default: the number of cores).")
-@click.option("--poll", default=1.0, show_default=True, help="Seconds between claims.")
+@click.option("--poll", default=0.25, show_default=True, help="Seconds between claims.")
 @click.pass_obj
 def worker(obj: Context, name: str, capacity: int, poll: float):
     """Claim queued runs and run them with the local engine, until SIGTERM or Ctrl-C."""

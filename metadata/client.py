@@ -238,6 +238,9 @@ class MetadataClient:
         return self._call("set_trigger_enabled", name, enabled)
 
 
+    def fire_triggers(self, ids: list[str]) -> list[T.LaunchResult]:
+        return self._call("fire_triggers", list(ids))
+
     def notifications(self, unread_only: bool = False) -> list[T.Notification]:
         return self._call("list_notifications", unread_only)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -39,6 +41,7 @@ MAX_INPUTS = 1000
 MAX_LIST_SCAN = 100_000
 MAX_PAGE = 500
 RACE_RETRIES = 5
+OPEN_RESCAN_SECONDS = 30   # another service replica may have launched runs this one has not seen
 
 
 def now() -> str:
@@ -52,9 +55,30 @@ def launch_key(digest: str, parameters: dict[str, str], input_ids: list[str]) ->
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class OpenRuns:
+    """The ids of runs not yet ended, so that workers' frequent claims read only those: kept
+    current by this process's writes and rebuilt from the store every OPEN_RESCAN_SECONDS."""
+
+    def __init__(self, scan):
+        self._scan, self._ids, self._scanned_at = scan, set(), float("-inf")
+        self._lock = threading.Lock()
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            if time.monotonic() - self._scanned_at > OPEN_RESCAN_SECONDS:
+                self._ids = {n.id for n in self._scan() if n.props.get("status") not in FINAL}
+                self._scanned_at = time.monotonic()
+            return list(self._ids)
+
+    def note(self, run: StoredNode) -> None:
+        with self._lock:
+            (self._ids.discard if run.props.get("status") in FINAL else self._ids.add)(run.id)
+
+
 class RunRegistry:
     def __init__(self, store: Store, dictionary: Dictionary, catalog):
         self.store, self.dictionary, self.catalog = store, dictionary, catalog
+        self.open = OpenRuns(lambda: self._all_runs(None))
 
     # -- launching ----------------------------------------------------------------------
 
@@ -77,6 +101,7 @@ class RunRegistry:
             parents = {f.id for f in files} | ({pset.id} if pset else set())
             try:
                 self.store.apply([Write(run, None), Write(claim, holder.version if holder else None)], parents)
+                self.open.note(run)
                 return run, False
             except Clash:
                 continue  # another launch took the key between our read and our write: read again
@@ -232,7 +257,7 @@ class RunRegistry:
             raise Invalid("worker: name the worker (1 to 200 characters)")
         if not 0 <= limit <= 100:
             raise Invalid(f"limit: {limit} is out of range; give 0 to 100")
-        runs = self._all_runs(None)
+        runs = list(self.store.get_many(self.open.ids()).values())
         mine = [n for n in runs if n.props.get("status") == "running" and n.props.get("worker") == worker]
         queued = sorted((n for n in runs if n.props.get("status") == "queued"), key=lambda n: n.created_at)
         claimed = []
@@ -281,6 +306,7 @@ class RunRegistry:
             writes += plan.writes
             parents |= plan.parent_ids - {run.id}
         self.store.apply(writes, parents)
+        self.open.note(node)
         return node
 
     def _check(self, node: StoredNode) -> None:

@@ -239,6 +239,17 @@ class MetadataService:
     def set_trigger_enabled(self, who: Identity, name: str, enabled: bool) -> T.Trigger:
         return self.triggers.set_enabled(who, name, enabled)
 
+    def fire_triggers(self, who: Identity, ids: list[str]) -> list:
+        auth.require_admin(who, "replaying trigger events")
+        if not ids or len(ids) > 1000:
+            raise Invalid("ids: give 1 to 1000 node ids")
+        nodes = self.store.get_many(list(ids))
+        missing = [i for i in ids if i not in nodes or self.dictionary.get(nodes[i].type) is None]
+        if missing:
+            raise Missing(f"ids: no node with id {missing[0]!r}")
+        return [T.LaunchResult(run=self._run(run), existing=existing)
+                for _, run, existing in self.triggers.fire([nodes[i] for i in ids])]
+
     def list_notifications(self, who: Identity, unread_only: bool) -> list:
         return self.notifier.list(who, unread_only)
 

@@ -653,6 +653,13 @@ service Metadata {
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: NotFound not_found),
 
+    /** Admin only. Evaluates the enabled triggers on these nodes as if they had just been
+        written (a replay, or a backfill after enabling a rule); launches go through the launch
+        key, so replaying an event never makes a second run. */
+    list<LaunchResult> fire_triggers(1: string token, 2: list<string> ids)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: NotFound not_found),
+
     /** Your own notifications, newest first. */
     list<Notification> list_notifications(1: string token, 2: bool unread_only)
         throws (1: Unauthenticated unauthenticated),

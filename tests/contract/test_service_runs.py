@@ -280,3 +280,15 @@ def test_the_launcher_is_notified_in_the_portal_and_by_mail_when_a_run_ends(tom,
         other.mark_notifications_read([note.id])
     tom.mark_notifications_read([note.id])
     assert tom.notifications(unread_only=True) == [] and tom.notifications()[0].read
+
+
+def test_replaying_a_trigger_event_never_makes_a_second_run(admin, tom, project):
+    admin.set_trigger_enabled("qc-new-measurement", True)
+    tom.submit(project, measurement_batch("m-4"))
+    ibd = admin.find(project, "m-4.ibd")["id"]
+    first, = admin.fire_triggers([ibd])
+    assert first.existing and admin.runs().total == 1           # the submission launched it already
+    results = admin.fire_triggers([ibd] * 20)
+    assert {r.run.id for r in results} == {first.run.id} and admin.runs().total == 1
+    with pytest.raises(T.NotFound, match="ids: no node"):
+        admin.fire_triggers([str(uuid.uuid4())])
