@@ -1,0 +1,1 @@
+"""Argo WorkflowTemplates, the programs their steps run, and the engines that run them."""
