@@ -52,14 +52,15 @@ def write_shard(path: Path, spectra: Spectra) -> None:
     ]
     metadata = {f"{META_PREFIX}{key}": str(value) for key, value in spectra.metadata.items()}
     table = pa.Table.from_arrays(columns, schema=SCHEMA.with_metadata(metadata))
-    with _atomic(path) as part:
-        pq.write_table(table, part)
+    with _atomic(path) as part, pa.OSFile(str(part), "wb") as sink:
+        pq.write_table(table, sink)
 
 
 def read_shard(path: Path) -> Spectra:
     """Read a shard written by write_shard; a file that is not one raises StepError."""
     try:
-        table = pq.read_table(path)
+        with pa.OSFile(str(path), "rb") as source:
+            table = pq.read_table(source)
     except (OSError, pa.ArrowException) as error:
         raise StepError(f"{path} is not a readable Parquet shard ({error})") from None
     missing = [name for name in SCHEMA.names if name not in table.column_names]
@@ -108,6 +109,11 @@ def read_manifest(path: Path) -> list[Path]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise StepError(f"the shard manifest {path} must be a JSON list of paths")
     return [Path(item) for item in value]
+
+
+# Parquet goes through pyarrow's own file handles, never a path: once pyopenms (which bundles a
+# second Arrow) is loaded after pyarrow.fs, resolving a path to a filesystem raises
+# "Attempted to register factory for scheme 'file'", and the steps' processes load both.
 
 
 class _atomic:
