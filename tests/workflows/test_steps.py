@@ -239,11 +239,15 @@ def processed(converted, tmp_path):
     return out_dir / "shards.json", tmp_path / "pre"
 
 
-def test_preprocess_merge_lists_the_processed_shards(processed, tmp_path, capsys):
+def _collect_args(processed, out_dir, output_format: str) -> list[str]:
     manifest, shards_dir = processed
-    args = ["--manifest", str(manifest), "--shards-dir", str(shards_dir), "--out-dir", str(tmp_path / "out"),
-            "--format", "parquet"]
-    assert _run(preprocess_merge.main, args, capsys)[0] == 0
+    return ["--manifest", str(manifest), "--shards-dir", str(shards_dir), "--out-dir", str(out_dir),
+            "--format", output_format]
+
+
+def test_preprocess_merge_lists_the_processed_shards(processed, tmp_path, capsys):
+    shards_dir = processed[1]
+    assert _run(preprocess_merge.main, _collect_args(processed, tmp_path / "out", "parquet"), capsys)[0] == 0
     listed = json.loads((tmp_path / "out" / "shards.json").read_text())
     assert listed == [str(shards_dir / f"shard-{n:05d}.parquet") for n in range(3)]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -251,10 +255,8 @@ def test_preprocess_merge_lists_the_processed_shards(processed, tmp_path, capsys
 
 
 def test_preprocess_merge_writes_a_readable_imzml(processed, tmp_path, capsys):
-    manifest, shards_dir = processed
-    args = ["--manifest", str(manifest), "--shards-dir", str(shards_dir), "--out-dir", str(tmp_path / "out"),
-            "--format", "imzml"]
-    assert _run(preprocess_merge.main, args, capsys)[0] == 0
+    shards_dir = processed[1]
+    assert _run(preprocess_merge.main, _collect_args(processed, tmp_path / "out", "imzml"), capsys)[0] == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     shards = [read_shard(shards_dir / f"shard-{n:05d}.parquet") for n in range(3)]
     kept = [(tuple(c), mz, i) for s in shards for c, mz, i in zip(s.coords, s.mz, s.intensity) if len(mz)]
@@ -269,9 +271,6 @@ def test_preprocess_merge_writes_a_readable_imzml(processed, tmp_path, capsys):
 
 
 def test_preprocess_merge_names_a_missing_shard(processed, tmp_path, capsys):
-    manifest, shards_dir = processed
-    (shards_dir / "shard-00002.parquet").unlink()
-    args = ["--manifest", str(manifest), "--shards-dir", str(shards_dir), "--out-dir", str(tmp_path / "out"),
-            "--format", "parquet"]
-    status, error = _run(preprocess_merge.main, args, capsys)
+    (processed[1] / "shard-00002.parquet").unlink()
+    status, error = _run(preprocess_merge.main, _collect_args(processed, tmp_path / "out", "parquet"), capsys)
     assert status == 1 and "no processed shard for 1 shard(s)" in error and "shard-00002.parquet" in error
