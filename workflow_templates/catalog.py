@@ -78,6 +78,8 @@ class Parameter:
     def canonical(self, value) -> str:
         """The value as the string Argo passes; ValueError says what is allowed."""
         text = _typed(value, self.type, self._allowed())
+        if self.required and text == "":
+            raise ValueError("must not be empty")
         if self.enum is not None and text not in self.enum:
             raise ValueError(f"must be one of {', '.join(self.enum)}, not {value!r}")
         number = float(text) if self.type in ("integer", "number") else None

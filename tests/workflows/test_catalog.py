@@ -183,6 +183,11 @@ def test_missing_parameters_are_refused_all_at_once(entries):
     assert "ims-qc" in str(refused.value)
 
 
+def test_a_required_parameter_may_not_be_empty(entries):
+    with pytest.raises(ParameterError, match="imzml: must not be empty"):
+        validate_parameters(entries["ims-convert"], {"imzml": "", "output-dir": "/s/runs/1"})
+
+
 def test_a_form_may_leave_out_what_the_launcher_fills(entries):
     assert "imzml" not in validate_parameters(entries["ims-convert"], {}, require_filled=False)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from workflow_templates.steps import cli, signal
+from workflow_templates.steps import cli, processing
 from workflow_templates.steps.shards import Spectra, read_shard, write_shard
 
 
@@ -21,10 +21,10 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="preprocess", description=__doc__.split("\n")[0])
     parser.add_argument("--shard", type=cli.existing_file, required=True, help="a Parquet shard")
     parser.add_argument("--out-dir", type=Path, required=True, help="directory for the processed shard")
-    parser.add_argument("--smoothing", choices=signal.SMOOTHING, required=True)
+    parser.add_argument("--smoothing", choices=processing.SMOOTHING, required=True)
     parser.add_argument("--smoothing-window", type=cli.positive_float, required=True,
                         help="Gaussian width or Savitzky-Golay frame, in m/z")
-    parser.add_argument("--baseline", choices=signal.BASELINE, required=True)
+    parser.add_argument("--baseline", choices=processing.BASELINE, required=True)
     parser.add_argument("--baseline-window", type=cli.positive_float, required=True,
                         help="structuring element of the top-hat filter, in m/z")
     parser.add_argument("--peak-picking", type=cli.boolean, required=True, help="true or false")
@@ -37,10 +37,10 @@ def preprocess(spectra: Spectra, args: argparse.Namespace) -> Spectra:
     """The processed spectra of one batch, as the arguments say."""
     mzs, intensities = [], []
     for mz, intensity in zip(spectra.mz, spectra.intensity):
-        intensity = signal.smooth(mz, intensity, args.smoothing, args.smoothing_window)
-        intensity = signal.remove_baseline(mz, intensity, args.baseline, args.baseline_window)
+        intensity = processing.smooth(mz, intensity, args.smoothing, args.smoothing_window)
+        intensity = processing.remove_baseline(mz, intensity, args.baseline, args.baseline_window)
         if args.peak_picking:
-            mz, intensity = signal.pick_peaks(mz, intensity, args.snr)
+            mz, intensity = processing.pick_peaks(mz, intensity, args.snr)
         mzs.append(mz)
         intensities.append(intensity)
     centroided = args.peak_picking or spectra.metadata.get("centroided") == "true"

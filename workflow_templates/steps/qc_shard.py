@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_templates.steps import cli, signal
+from workflow_templates.steps import cli, processing
 from workflow_templates.steps.shards import Spectra, read_shard, write_json
 
 
@@ -36,8 +36,8 @@ def shard_metrics(spectra: Spectra, snr: float) -> dict:
         pixels["y"].append(int(spectra.coords[i, 1]))
         pixels["tic"].append(float(intensity.sum(dtype=np.float64)))
         pixels["median_intensity"].append(float(np.median(intensity)) if len(intensity) else 0.0)
-        pixels["noise"].append(signal.noise_level(intensity))
-        pixels["peaks"].append(len(signal.pick_peaks(mz, intensity, snr)[0]))
+        pixels["noise"].append(processing.noise_level(intensity))
+        pixels["peaks"].append(len(processing.pick_peaks(mz, intensity, snr)[0]))
     nonempty = [mz for mz in spectra.mz if len(mz)]
     return {
         "spectra": len(spectra), "tic_sum": float(np.sum(pixels["tic"])),
