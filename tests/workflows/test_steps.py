@@ -100,6 +100,15 @@ def test_qc_shard_metrics_agree_with_the_spectra(mode, snr, converted, imzml, sp
     assert all(noise >= 0 for noise in metrics["pixels"]["noise"])
 
 
+def test_qc_shard_names_a_shard_that_is_not_one(tmp_path, capsys):
+    junk = tmp_path / "shard-00000.parquet"
+    junk.write_text("not parquet")
+    status, error = _run(qc_shard.main, ["--shard", str(junk), "--out-dir", str(tmp_path), "--snr", "3"], capsys)
+    assert status == 1 and error.startswith("qc_shard: error: --shard: ") and "not a readable Parquet shard" in error
+    status, error = _run(qc_shard.main, ["--shard", str(junk), "--out-dir", str(tmp_path), "--snr", "-1"], capsys)
+    assert status == 2 and "argument --snr: must be a finite number >= 0, not '-1'" in error
+
+
 def test_a_higher_snr_counts_fewer_peaks(converted, tmp_path):
     _, shards = converted()
     low = json.loads(qc_shard.qc_shard(shards[1], tmp_path / "low", snr=1.0).read_text())
@@ -162,10 +171,16 @@ def test_qc_passes_or_fails_with_its_thresholds(qc_inputs, tmp_path, capsys):
 
 def test_qc_merge_names_a_shard_without_metrics(qc_inputs, tmp_path, capsys):
     manifest, metrics_dir = qc_inputs
+    (metrics_dir / "shard-00002.json").write_text("{}")
+    status, error = _run(qc_merge.main, _merge_args(manifest, metrics_dir, tmp_path / "qc"), capsys)
+    assert status == 1 and "--metrics-dir: shard-00002.json is not a qc_shard metrics file" in error
     (metrics_dir / "shard-00001.json").unlink()
     status, error = _run(qc_merge.main, _merge_args(manifest, metrics_dir, tmp_path / "qc"), capsys)
     assert status == 1
     assert "--metrics-dir: no metrics for 1 shard(s)" in error and "shard-00001.parquet" in error
+    manifest.write_text('{"not": "a list"}')
+    status, error = _run(qc_merge.main, _merge_args(manifest, metrics_dir, tmp_path / "qc"), capsys)
+    assert status == 1 and "--manifest: the shard manifest" in error
 
 
 def _preprocessed(shard, tmp_path, **changes) -> object:

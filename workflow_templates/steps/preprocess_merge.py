@@ -49,13 +49,13 @@ def write_imzml(paths: list[Path], base: Path) -> tuple[Path, Path, int]:
     imzML cannot hold an empty spectrum, so pixels left with no points are skipped and counted.
     Both files are written under a `-part` name and renamed together when complete.
     """
-    spec_type = "centroid" if read_shard(paths[0]).metadata.get("centroided") == "true" else "profile"
+    spec_type = "centroid" if read_shard(paths[0], "--shards-dir").metadata.get("centroided") == "true" else "profile"
     part = base.with_name(base.name + "-part")  # pyimzML drops any suffix of its base
     skipped = 0
     base.parent.mkdir(parents=True, exist_ok=True)
     with ImzMLWriter(str(part), mode="processed", spec_type=spec_type) as writer:
         for path in paths:
-            spectra = read_shard(path)
+            spectra = read_shard(path, "--shards-dir")
             for mz, intensity, xyz in zip(spectra.mz, spectra.intensity, spectra.coords):
                 if len(mz) == 0:
                     skipped += 1
@@ -70,7 +70,7 @@ def merge(args: argparse.Namespace) -> dict:
     """Write the manifest, the summary and the optional imzML; return the summary."""
     out_dir = args.out_dir.resolve()
     paths = processed_shards(args.manifest, args.shards_dir)
-    shards = [read_shard(path) for path in paths]
+    shards = [read_shard(path, "--shards-dir") for path in paths]
     summary = {"format": args.format, "shards": len(paths), "spectra": sum(len(s) for s in shards),
                "points": int(sum(len(mz) for s in shards for mz in s.mz)),
                "processing": shards[0].metadata.get("processing", ""),

@@ -44,7 +44,17 @@ def load_metrics(manifest: Path, metrics_dir: Path) -> list[dict]:
     if missing:
         raise cli.StepError(f"--metrics-dir: no metrics for {len(missing)} shard(s) of {manifest}: "
                             f"{', '.join(missing[:5])}")
-    return [json.loads((metrics_dir / f"{shard.stem}.json").read_text()) for shard in shards]
+    return [_read_metrics(metrics_dir / f"{shard.stem}.json") for shard in shards]
+
+
+def _read_metrics(path: Path) -> dict:
+    try:
+        metrics = json.loads(path.read_text())
+        if set(metrics["pixels"]) >= set(PER_PIXEL):
+            return metrics
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise cli.StepError(f"--metrics-dir: {path.name} is not a qc_shard metrics file")
 
 
 def merged(shards: list[dict]) -> tuple[dict, dict]:

@@ -56,16 +56,16 @@ def write_shard(path: Path, spectra: Spectra) -> None:
         pq.write_table(table, sink)
 
 
-def read_shard(path: Path) -> Spectra:
+def read_shard(path: Path, argument: str = "--shard") -> Spectra:
     """Read a shard written by write_shard; a file that is not one raises StepError."""
     try:
         with pa.OSFile(str(path), "rb") as source:
             table = pq.read_table(source)
     except (OSError, pa.ArrowException) as error:
-        raise StepError(f"{path} is not a readable Parquet shard ({error})") from None
+        raise StepError(f"{argument}: {path} is not a readable Parquet shard ({error})") from None
     missing = [name for name in SCHEMA.names if name not in table.column_names]
     if missing:
-        raise StepError(f"{path} is not a spectra shard: no column {', '.join(missing)}")
+        raise StepError(f"{argument}: {path} is not a spectra shard: no column {', '.join(missing)}")
     coords = np.column_stack([table[axis].to_numpy() for axis in ("x", "y", "z")]).astype(np.int32)
     raw = table.schema.metadata or {}
     metadata = {key.decode()[len(META_PREFIX):]: value.decode() for key, value in raw.items()
@@ -100,14 +100,14 @@ def write_text(path: Path, text: str) -> None:
         part.write_text(text)
 
 
-def read_manifest(path: Path) -> list[Path]:
+def read_manifest(path: Path, argument: str = "--manifest") -> list[Path]:
     """The shard paths listed in a manifest (a JSON list of paths)."""
     try:
         value = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
-        raise StepError(f"cannot read the shard manifest {path} ({error})") from None
+        raise StepError(f"{argument}: cannot read the shard manifest {path} ({error})") from None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise StepError(f"the shard manifest {path} must be a JSON list of paths")
+        raise StepError(f"{argument}: the shard manifest {path} must be a JSON list of paths")
     return [Path(item) for item in value]
 
 
