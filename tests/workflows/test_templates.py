@@ -145,7 +145,7 @@ def test_ims_qc_runs_end_to_end(imzml, tmp_path):
         _run_step(document, tasks["qc-shard"], {**values, "item": item})
     outputs = _run_step(document, tasks["qc-merge"], values)
 
-    report = json.loads(outputs["report"])
+    report = json.loads((tmp_path / "run" / "qc" / "report.json").read_text())
     assert outputs["passed"] == "true" and report["passed"] is True
     assert report["metrics"]["spectra"] == 120 and report["metrics"]["shards"] == 3
     for output in load_catalog()["ims-qc"].outputs:
