@@ -5,8 +5,9 @@ steps never hold pyOpenMS objects longer than one call.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-import pyopenms as oms
 
 SMOOTHING = ("none", "gaussian", "savitzky-golay")
 BASELINE = ("none", "tophat")
@@ -19,9 +20,9 @@ def smooth(mz: np.ndarray, intensity: np.ndarray, method: str, window: float) ->
     if method == "none" or len(mz) < 3:
         return intensity
     if method == "gaussian":
-        algorithm = _configured(oms.GaussFilter(), gaussian_width=float(window))
+        algorithm = _configured(_openms().GaussFilter(), gaussian_width=float(window))
     elif method == "savitzky-golay":
-        algorithm = _configured(oms.SavitzkyGolayFilter(), frame_length=_frame(mz, window),
+        algorithm = _configured(_openms().SavitzkyGolayFilter(), frame_length=_frame(mz, window),
                                 polynomial_order=SAVITZKY_GOLAY_ORDER)
     else:
         raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING)}, not {method!r}")
@@ -36,7 +37,7 @@ def remove_baseline(mz: np.ndarray, intensity: np.ndarray, method: str, window: 
         return intensity
     if method != "tophat":
         raise ValueError(f"baseline must be one of {', '.join(BASELINE)}, not {method!r}")
-    algorithm = _configured(oms.MorphologicalFilter(), method="tophat",
+    algorithm = _configured(_openms().MorphologicalFilter(), method="tophat",
                             struc_elem_length=float(window), struc_elem_unit="Thomson")
     spectrum = _spectrum(mz, intensity)
     algorithm.filter(spectrum)
@@ -47,8 +48,8 @@ def pick_peaks(mz: np.ndarray, intensity: np.ndarray, snr: float) -> tuple[np.nd
     """Centroids (m/z, intensity) of the profile peaks at least `snr` times the local noise."""
     if len(mz) < 3:
         return np.zeros(0), np.zeros(0, np.float32)
-    picker = _configured(oms.PeakPickerHiRes(), signal_to_noise=float(snr))
-    picked = oms.MSSpectrum()
+    picker = _configured(_openms().PeakPickerHiRes(), signal_to_noise=float(snr))
+    picked = _openms().MSSpectrum()
     picker.pick(_spectrum(mz, intensity), picked)
     peaks_mz, peaks_intensity = picked.get_peaks()
     return np.asarray(peaks_mz, np.float64), np.asarray(peaks_intensity, np.float32)
@@ -61,9 +62,17 @@ def noise_level(intensity: np.ndarray) -> float:
     return float(MAD_TO_SIGMA * np.median(np.abs(intensity - np.median(intensity))))
 
 
-def _spectrum(mz: np.ndarray, intensity: np.ndarray) -> oms.MSSpectrum:
+@functools.cache
+def _openms():
+    """pyopenms, imported on first use only: it bundles a second Arrow, and once loaded,
+    pyarrow's path-based file access in the same process fails (see shards.py)."""
+    import pyopenms
+    return pyopenms
+
+
+def _spectrum(mz: np.ndarray, intensity: np.ndarray):
     # pyOpenMS wants writable contiguous arrays; pyimzML and Arrow hand out read-only views.
-    spectrum = oms.MSSpectrum()
+    spectrum = _openms().MSSpectrum()
     spectrum.set_peaks(np.array(mz, np.float64), np.array(intensity, np.float32))
     return spectrum
 
