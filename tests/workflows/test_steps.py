@@ -41,7 +41,7 @@ def test_convert_writes_every_spectrum_into_shards_of_n(mode, converted, imzml, 
     assert len(shards) == math.ceil(len(spectra) / 50) == 3
     assert json.loads((out_dir / "shards.json").read_text()) == [str(s) for s in shards]
     dataset = json.loads((out_dir / "dataset.json").read_text())
-    assert dataset == {"source": str(imzml(mode)), "mode": mode, "spectra": 120, "shards": 3,
+    assert dataset == {"source": str(imzml(mode)), "mode": mode, "centroided": False, "spectra": 120, "shards": 3,
                        "spectra_per_shard": 50, "x_range": [1, 12], "y_range": [1, 10]}
     rows = [read_shard(s) for s in shards]
     assert [len(r) for r in rows] == [50, 50, 20]
@@ -283,6 +283,20 @@ def test_preprocess_merge_writes_a_readable_imzml(processed, tmp_path, capsys):
             assert tuple(parser.coordinates[number]) == kept[number][0]
             np.testing.assert_allclose(mz, kept[number][1])
     assert not list((tmp_path / "out").glob("*-part*"))
+
+
+def test_centroided_imzml_counts_its_points_as_peaks_and_is_not_processed_again(
+        processed, tmp_path, capsys):
+    assert _run(preprocess_merge.main, _collect_args(processed, tmp_path / "pre", "imzml"), capsys)[0] == 0
+    shards = convert.convert(tmp_path / "pre" / "processed.imzML", tmp_path / "again", 50)
+    again = read_shard(shards[0])
+    assert again.metadata["centroided"] == "true" and again.metadata["mode"] == "processed"
+    metrics = json.loads(qc_shard.qc_shard(shards[0], tmp_path / "qc", snr=3.0).read_text())
+    assert metrics["pixels"]["peaks"] == [len(mz) for mz in again.mz]
+    args = ["--shard", str(shards[0]), "--out-dir", str(tmp_path / "x")] + PREPROCESS_DEFAULTS
+    status, error = _run(preprocess.main, _args(args, smoothing="gaussian"), capsys)
+    assert status == 1 and "--shard: shard-00000.parquet holds centroided spectra" in error
+    assert _run(preprocess.main, args, capsys)[0] == 0  # none/none/false copies them
 
 
 def test_preprocess_merge_names_a_missing_shard(processed, tmp_path, capsys):

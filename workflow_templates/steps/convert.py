@@ -3,7 +3,7 @@
     python -m workflow_templates.steps.convert --imzml IN.imzML --out-dir DIR --spectra-per-shard N
 
 Writes DIR/shard-00000.parquet ..., DIR/shards.json (a JSON list of the shards' absolute paths,
-the template's `shards` output parameter) and DIR/dataset.json (mode, spectra, shards, extent).
+the template's `shards` output parameter) and DIR/dataset.json (mode, centroided, spectra, shards, extent).
 The .ibd file is read from beside the .imzML, as pyimzML does.
 """
 from __future__ import annotations
@@ -37,17 +37,17 @@ def convert(imzml: Path, out_dir: Path, per_shard: int) -> list[Path]:
     for stale in out_dir.glob("shard-*.parquet"):  # left by an attempt with another shard size
         stale.unlink()
     with _open(imzml) as source:
-        mode = "continuous" if len(set(source.mzOffsets)) <= 1 else "processed"
+        kind = spectrum_kind(source)
         coords = np.asarray(source.coordinates, np.int32).reshape(-1, 3)
         paths = []
         for number, start in enumerate(range(0, len(coords), per_shard)):
             path = out_dir / f"shard-{number:05d}.parquet"
-            write_shard(path, _batch(source, coords, start, per_shard, imzml, mode))
+            write_shard(path, _batch(source, coords, start, per_shard, {"source": str(imzml), **kind}))
             paths.append(path)
     if not paths:
         raise cli.StepError(f"--imzml: {imzml} holds no spectra")
     write_json(out_dir / "shards.json", [str(path) for path in paths])
-    write_json(out_dir / "dataset.json", _summary(imzml, mode, coords, paths, per_shard))
+    write_json(out_dir / "dataset.json", _summary(imzml, kind, coords, paths, per_shard))
     return paths
 
 
@@ -58,18 +58,27 @@ def _open(imzml: Path) -> ImzMLParser:
         raise cli.StepError(f"--imzml: {imzml} cannot be read as imzML ({error})") from None
 
 
-def _batch(source: ImzMLParser, coords: np.ndarray, start: int, count: int, imzml: Path,
-           mode: str) -> Spectra:
+def spectrum_kind(source: ImzMLParser) -> dict[str, str]:
+    """{"mode": continuous|processed, "centroided": true|false} from the file's description."""
+    described = source.metadata.file_description.param_by_name
+    if "continuous" in described or "processed" in described:
+        mode = "continuous" if "continuous" in described else "processed"
+    else:  # no storage-mode term: continuous files point every spectrum at one m/z array
+        mode = "continuous" if len(set(source.mzOffsets)) <= 1 else "processed"
+    return {"mode": mode, "centroided": "true" if "centroid spectrum" in described else "false"}
+
+
+def _batch(source: ImzMLParser, coords: np.ndarray, start: int, count: int,
+           metadata: dict[str, str]) -> Spectra:
     index = np.arange(start, min(start + count, len(coords)), dtype=np.int64)
     spectra = [source.getspectrum(int(i)) for i in index]
-    return Spectra(index, coords[index], [mz for mz, _ in spectra], [it for _, it in spectra],
-                   {"source": str(imzml), "mode": mode, "centroided": "false"})
+    return Spectra(index, coords[index], [mz for mz, _ in spectra], [it for _, it in spectra], metadata)
 
 
-def _summary(imzml: Path, mode: str, coords: np.ndarray, paths: list[Path], per_shard: int) -> dict:
+def _summary(imzml: Path, kind: dict, coords: np.ndarray, paths: list[Path], per_shard: int) -> dict:
     return {
-        "source": str(imzml), "mode": mode, "spectra": int(len(coords)), "shards": len(paths),
-        "spectra_per_shard": per_shard,
+        "source": str(imzml), "mode": kind["mode"], "centroided": kind["centroided"] == "true",
+        "spectra": int(len(coords)), "shards": len(paths), "spectra_per_shard": per_shard,
         "x_range": [int(coords[:, 0].min()), int(coords[:, 0].max())],
         "y_range": [int(coords[:, 1].min()), int(coords[:, 1].max())],
     }

@@ -58,8 +58,14 @@ def _processing(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> Path:
     """Process args.shard into args.out_dir under the same file name; return its path."""
+    spectra = read_shard(args.shard)
+    wanted = args.smoothing != "none" or args.baseline != "none" or args.peak_picking
+    if spectra.metadata.get("centroided") == "true" and wanted:
+        raise cli.StepError(f"--shard: {args.shard.name} holds centroided spectra; smoothing, baseline "
+                            "removal and peak picking apply to profile spectra only (set them to "
+                            "none/none/false to copy centroided data)")
     path = args.out_dir.resolve() / args.shard.name
-    write_shard(path, preprocess(read_shard(args.shard), args))
+    write_shard(path, preprocess(spectra, args))
     return path
 
 

@@ -4,7 +4,8 @@
 
 Writes QC/<shard name>.json: the shard's totals and, per spectrum (so the merge computes exact
 medians and the TIC image), index, x, y, tic, median_intensity, noise and peaks. Peaks are
-counted with pyOpenMS' PeakPickerHiRes at the given signal-to-noise ratio; noise is the scaled
+counted with pyOpenMS' PeakPickerHiRes at the given signal-to-noise ratio (in centroided data,
+every point with intensity above 0 is a peak); noise is the scaled
 median absolute deviation of the spectrum's intensities.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
 def shard_metrics(spectra: Spectra, snr: float) -> dict:
     """The metrics of one batch of spectra (see the module docstring)."""
     pixels = {key: [] for key in ("index", "x", "y", "tic", "median_intensity", "noise", "peaks")}
+    centroided = spectra.metadata.get("centroided") == "true"
     for i, (mz, intensity) in enumerate(zip(spectra.mz, spectra.intensity)):
         pixels["index"].append(int(spectra.index[i]))
         pixels["x"].append(int(spectra.coords[i, 0]))
@@ -37,7 +39,7 @@ def shard_metrics(spectra: Spectra, snr: float) -> dict:
         pixels["tic"].append(float(intensity.sum(dtype=np.float64)))
         pixels["median_intensity"].append(float(np.median(intensity)) if len(intensity) else 0.0)
         pixels["noise"].append(processing.noise_level(intensity))
-        pixels["peaks"].append(len(processing.pick_peaks(mz, intensity, snr)[0]))
+        pixels["peaks"].append(_peak_count(mz, intensity, snr, centroided))
     nonempty = [mz for mz in spectra.mz if len(mz)]
     return {
         "spectra": len(spectra), "tic_sum": float(np.sum(pixels["tic"])),
@@ -45,6 +47,13 @@ def shard_metrics(spectra: Spectra, snr: float) -> dict:
         "mz_max": float(max(mz.max() for mz in nonempty)) if nonempty else None,
         "peaks_sum": int(np.sum(pixels["peaks"])), "snr": snr, "pixels": pixels,
     }
+
+
+def _peak_count(mz: np.ndarray, intensity: np.ndarray, snr: float, centroided: bool) -> int:
+    """Peaks picked at snr from a profile spectrum; a centroided spectrum's points are its peaks."""
+    if centroided:
+        return int(np.count_nonzero(intensity > 0))
+    return len(processing.pick_peaks(mz, intensity, snr)[0])
 
 
 def qc_shard(shard: Path, out_dir: Path, snr: float) -> Path:
