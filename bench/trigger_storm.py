@@ -12,6 +12,7 @@ Prints `name: value` lines; the headline, duplicate_runs, last (it must be 0).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import sys
 import tempfile
@@ -28,11 +29,16 @@ from metadata.client import MetadataClient  # noqa: E402
 sys.path.append(str(BENCH_DIR))
 from harness import HOST, Service, create_project, measurement_batch  # noqa: E402
 
+HINTS = {"imzml": {"type": "string", "filled_by": "input"}, "output-dir": {"type": "string", "filled_by": "run"}}
 TEMPLATE = {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
-            "metadata": {"name": "storm-qc", "annotations": {"labcommons.io/inputs": "imzML, ibd",
-                                                             "labcommons.io/standard": "true"}},
-            "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {
-                "image": "labcommons", "command": ["true"]}}]}}
+            "metadata": {"name": "storm-qc", "annotations": {
+                "labcommons.io/title": "Storm QC", "labcommons.io/description": "Does nothing, once.",
+                "labcommons.io/inputs": "imzml", "labcommons.io/standard": "true",
+                "labcommons.io/parameter-hints": json.dumps(HINTS)}},
+            "spec": {"entrypoint": "main",
+                     "arguments": {"parameters": [{"name": "imzml", "description": "The input."},
+                                                  {"name": "output-dir", "description": "Outputs."}]},
+                     "templates": [{"name": "main", "container": {"image": "labcommons", "command": ["true"]}}]}}
 RULE = {"name": "storm", "enabled": False, "on": {"type": "data_file", "properties": {"data_format": "ibd"}},
         "context": {"follow": "measurements", "files": ["imzML", "ibd"]}, "launch": {"template": "storm-qc"}}
 

@@ -12,18 +12,27 @@ import yaml
 
 from metadata.idl import metadata_thrift as T
 
-TEMPLATE = {
-    "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
-    "metadata": {"name": "tiny-qc", "annotations": {
-        "labcommons.io/title": "Tiny QC", "labcommons.io/description": "Counts things.",
-        "labcommons.io/inputs": "imzML, ibd", "labcommons.io/standard": "true",
-        "labcommons.io/parameters": json.dumps({"window": {"type": "integer", "minimum": 1, "maximum": 51}})}},
-    "spec": {"entrypoint": "main",
-             "arguments": {"parameters": [
-                 {"name": "window", "value": "5", "description": "Smoothing window."},
-                 {"name": "method", "value": "gaussian", "enum": ["gaussian", "savgol"]}]},
-             "templates": [{"name": "main", "container": {"image": "labcommons", "command": ["true"]}}]},
-}
+def template(name: str, standard: bool) -> dict:
+    hints = {"imzml": {"type": "string", "filled_by": "input"}, "output-dir": {"type": "string", "filled_by": "run"},
+             "window": {"type": "integer", "minimum": 1, "maximum": 51, "unit": "points"},
+             "method": {"type": "string"}}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+        "metadata": {"name": name, "annotations": {
+            "labcommons.io/title": "Tiny QC", "labcommons.io/description": "Counts things.",
+            "labcommons.io/inputs": "imzml", "labcommons.io/standard": "true" if standard else "false",
+            "labcommons.io/parameter-hints": json.dumps(hints)}},
+        "spec": {"entrypoint": "main",
+                 "arguments": {"parameters": [
+                     {"name": "imzml", "description": "The input."},
+                     {"name": "output-dir", "description": "Where outputs go."},
+                     {"name": "window", "value": "5", "description": "Smoothing window."},
+                     {"name": "method", "value": "gaussian", "enum": ["gaussian", "savgol"],
+                      "description": "Smoothing method."}]},
+                 "templates": [{"name": "main", "container": {"image": "labcommons", "command": ["true"]}}]},
+    }
+
+
 RULE = {"name": "qc-new-measurement", "description": "QC each measurement with both files.",
         "on": {"type": "data_file", "properties": {"data_format": ["imzML", "ibd"]}},
         "context": {"follow": "measurements", "files": ["imzML", "ibd"]},
@@ -36,10 +45,8 @@ def settings(settings, tmp_path):
     templates, triggers = tmp_path / "templates", tmp_path / "triggers"
     templates.mkdir()
     triggers.mkdir()
-    (templates / "tiny-qc.yaml").write_text(yaml.safe_dump(TEMPLATE))
-    analysis = dict(TEMPLATE, metadata={"name": "deep-analysis", "annotations": {
-        "labcommons.io/inputs": "imzML, ibd", "labcommons.io/standard": "false"}})
-    (templates / "deep-analysis.yaml").write_text(yaml.safe_dump(analysis))
+    (templates / "tiny-qc.yaml").write_text(yaml.safe_dump(template("tiny-qc", standard=True)))
+    (templates / "deep-analysis.yaml").write_text(yaml.safe_dump(template("deep-analysis", standard=False)))
     (triggers / "qc.yaml").write_text(yaml.safe_dump(dict(RULE, enabled=False)))
     return dataclasses.replace(settings, templates_dir=templates, triggers_dir=triggers)
 
@@ -129,7 +136,8 @@ def test_concurrent_identical_launches_make_one_run(server, client_for, project,
 @pytest.mark.parametrize("parameters, field", [({"window": "0"}, "parameters.window"),
                                                 ({"window": "x"}, "parameters.window"),
                                                 ({"method": "mean"}, "parameters.method"),
-                                                ({"speed": "1"}, "parameters.speed")])
+                                                ({"speed": "1"}, "parameters.speed"),
+                                                ({"output-dir": "/etc"}, "parameters.output-dir")])
 def test_bad_parameters_are_refused_with_the_parameter_named(tom, measurement, parameters, field):
     with pytest.raises(T.ValidationError, match=field.replace(".", r"\.")):
         tom.launch("tiny-qc", [measurement["id"]], parameters)

@@ -2,6 +2,7 @@
 real files in the storage root to run it on."""
 import dataclasses
 import hashlib
+import json
 
 import pytest
 import yaml
@@ -23,16 +24,23 @@ def template(mode_default: str = "ok") -> dict:
     return {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
         "metadata": {"name": "size-report", "annotations": {
-            "labcommons.io/inputs": "imzML, ibd", "labcommons.io/standard": "true",
-            "labcommons.io/output-category": "qc_report"}},
+            "labcommons.io/title": "Size report", "labcommons.io/description": "Reports the input's size.",
+            "labcommons.io/inputs": "imzml", "labcommons.io/standard": "true",
+            "labcommons.io/parameter-hints": json.dumps({
+                "imzml": {"type": "string", "filled_by": "input"},
+                "output-dir": {"type": "string", "filled_by": "run"}, "mode": {"type": "string"}}),
+            "labcommons.io/outputs": json.dumps([{"path": "*.json", "data_format": "json",
+                                                  "data_category": "qc_report"}])}},
         "spec": {"entrypoint": "main",
-                 "arguments": {"parameters": [{"name": "input-imzml"}, {"name": "input-ibd"}, {"name": "output-dir"},
-                                              {"name": "mode", "value": mode_default, "enum": ["ok", "fail", "slow"]}]},
+                 "arguments": {"parameters": [{"name": "imzml", "description": "The input imzML."},
+                                              {"name": "output-dir", "description": "Where to write."},
+                                              {"name": "mode", "value": mode_default, "enum": ["ok", "fail", "slow"],
+                                               "description": "What the step does."}]},
                  "templates": [
                      {"name": "main", "steps": [[{"name": "measure", "template": "measure"}]]},
                      {"name": "measure", "container": {
                          "image": "labcommons", "command": ["python", "-c", STEP],
-                         "args": ["{{workflow.parameters.input-imzml}}", "{{workflow.parameters.output-dir}}",
+                         "args": ["{{workflow.parameters.imzml}}", "{{workflow.parameters.output-dir}}",
                                   "{{workflow.parameters.mode}}"]}}]},
     }
 

@@ -34,7 +34,7 @@ def test_launch_then_launch_again_shows_the_existing_run(workflow_cli, measureme
 
 def test_bad_launches_exit_non_zero_with_the_message(workflow_cli, measurement):
     result = workflow_cli("launch", "size-report", measurement, "-p", "mode=fast")
-    assert result.exit_code == 1 and "parameters.mode" in result.output and "choose one of" in result.output
+    assert result.exit_code == 1 and "parameters.mode" in result.output and "must be one of ok, fail, slow" in result.output
     result = workflow_cli("launch", "size-report", measurement, "-p", "mode")
     assert result.exit_code == 2 and "is not NAME=VALUE" in result.output
 
