@@ -51,6 +51,8 @@ def test_documents_mapping_is_strict_and_carries_the_signature():
                                   "complete": False},
                         "properties": {"id": KEYWORD, "write_id": {"type": "keyword"}}}
     assert elastic.documents_settings() == {"number_of_shards": 1}
+    assert elastic.documents_settings(3, 2) == {"number_of_shards": 3, "number_of_replicas": 2}
+    assert elastic.graph_settings() == {} and elastic.graph_settings(0) == {"number_of_replicas": 0}
 
 
 def test_a_field_named_write_id_is_refused():
