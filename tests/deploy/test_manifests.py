@@ -7,13 +7,20 @@ import re
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from labcommons import settings as settings_module
-from tests.deploy.conftest import ENVIRONMENTS, ROOT
+from tests.deploy.conftest import DEPLOY, ENVIRONMENTS, ROOT
 
 # A current Kubernetes release; kubernetes-validate ships its schemas inside the package (offline).
 KUBERNETES_VERSION = "1.35.0"
 COMPONENTS = ("metadata", "portal", "worker")
+# What kustomize v2.0 reads (Debian's kubernetes-client: kubectl 1.20), so CI renders the same objects
+# with it as developers do with a current kubectl.
+KUSTOMIZE_V2_FIELDS = {"apiVersion", "kind", "namespace", "namePrefix", "nameSuffix", "commonLabels",
+                       "commonAnnotations", "resources", "bases", "patchesStrategicMerge", "patchesJson6902",
+                       "configMapGenerator", "secretGenerator", "generatorOptions", "images", "vars", "crds"}
+KUSTOMIZE_V2_GENERATOR_FIELDS = {"name", "behavior", "env", "files", "literals"}
 SECRETS_USED = {"labcommons-signing-key", "labcommons-elasticsearch", "labcommons-portal-token",
                 "labcommons-worker-token", "labcommons-argo"}
 
@@ -50,7 +57,18 @@ def test_every_rendered_object_is_valid_kubernetes(rendered, env):
     assert {o["kind"] for o in objects} >= {"Namespace", "Deployment", "Service", "Ingress", "ConfigMap",
                                             "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy"}
     for obj in objects:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        # the version it validated against: the one asked for, not an older fallback
+        assert kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True) == "1.35"
+
+
+def test_the_kustomizations_use_only_what_kustomize_v2_reads():
+    for path in sorted(DEPLOY.glob("**/kustomization.yaml")):
+        kustomization = yaml.safe_load(path.read_text())
+        assert set(kustomization) <= KUSTOMIZE_V2_FIELDS, f"{path}: {set(kustomization) - KUSTOMIZE_V2_FIELDS}"
+        for generator in kustomization.get("configMapGenerator", []):
+            assert set(generator) <= KUSTOMIZE_V2_GENERATOR_FIELDS, path
+        for base in kustomization.get("resources", []):
+            assert (path.parent / base).is_file(), f"{path}: kustomize v2 takes directories under bases:"
 
 
 def test_the_validator_refuses_a_broken_object(rendered):
