@@ -10,17 +10,20 @@ write them), then build the flattened documents in the target (`use_documents`),
   timestamps, authors) as each store returns it;
 - edges: the source's edges table against the links of the nodes read back from the target;
 - per document kind: the target's documents against the source's root nodes of that kind.
+It holds every node's id and parent ids in memory while it copies (a few hundred bytes a node),
+and reads each store twice more to verify.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
-from elasticsearch import Elasticsearch
+from elasticsearch import ConnectionError as EsConnectionError, Elasticsearch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -102,14 +105,25 @@ def target_indices(es: Elasticsearch, prefix: str) -> dict[str, int]:
     return {name: es.count(index=name)["count"] for name in sorted(found)}
 
 
+def shown(url: str) -> str:
+    """A URL fit to print: without the credentials it may carry."""
+    parts = urllib.parse.urlsplit(url)
+    return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl() \
+        if parts.hostname else url
+
+
 def prepare_target(url: str, prefix: str, force: bool) -> None:
     """Refuse a target holding nodes under `prefix` unless forced; forced, delete its indices."""
     with Elasticsearch(url, request_timeout=30) as es:
-        existing = target_indices(es, prefix)
+        try:
+            existing = target_indices(es, prefix)
+        except EsConnectionError as exc:
+            raise MigrateError(f"cannot reach Elasticsearch at {shown(url)} ({exc.message}); "
+                               "check --es-url or LABCOMMONS_ES_URL") from None
         nodes = existing.get(indices(prefix).nodes, 0)
         if nodes and not force:
-            raise MigrateError(f"the target {url} already holds {nodes:,} nodes under the index prefix {prefix!r}; "
-                               "use another prefix (--index-prefix), or --force to delete its indices first")
+            raise MigrateError(f"the target {shown(url)} already holds {nodes:,} nodes under the index prefix "
+                               f"{prefix!r}; use another prefix (--index-prefix), or --force to delete its indices first")
         if existing and force:
             es.indices.delete(index=",".join(existing))
 

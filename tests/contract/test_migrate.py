@@ -4,6 +4,7 @@ counts and checksums, and served from there."""
 from __future__ import annotations
 
 import dataclasses
+import socket
 import subprocess
 import sys
 import threading
@@ -133,6 +134,16 @@ def test_a_copy_that_differs_exits_non_zero(embedded, target, monkeypatch):
 def test_a_missing_source_is_named(tmp_path, target):
     result = migrate(Settings(data_dir=tmp_path / "nothing"), target)
     assert result.exit_code == 1 and "no embedded store at" in said(result)
+
+
+def test_an_unreachable_target_is_named_without_its_credentials(embedded):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    result = migrate(embedded, (f"http://elastic:s3cret@127.0.0.1:{port}", "x"))
+    assert result.exit_code == 1
+    assert f"cannot reach Elasticsearch at http://127.0.0.1:{port}" in said(result) and "s3cret" not in result.output
 
 
 def test_write_order_puts_parents_first_and_refuses_cycles():
