@@ -253,7 +253,7 @@ def migrate(obj: Context, target: str, source: Path | None, es_url: str | None, 
         rows = migration.to_elasticsearch(source or s.database_path, es_url or s.es_url,
                                           index_prefix or s.es_index_prefix, flattening, force=force,
                                           shards=s.es_shards, replicas=None if s.es_replicas < 0 else s.es_replicas,
-                                          progress=True)
+                                          ca_certs=s.es_ca_certs, progress=True)
     except migration.MigrateError as error:
         err.print(f"[red]error:[/] {error}")
         sys.exit(1)

@@ -30,7 +30,7 @@ from rich.table import Table
 
 from metadata.flatten import Flattening
 from metadata.store.base import EdgeRow, Store, StoredNode, Write, edges_of
-from metadata.store.elastic import ElasticStore, indices
+from metadata.store.elastic import ElasticStore, client, indices
 from metadata.store.embedded import EmbeddedStore
 
 BATCH = 500          # nodes per apply: one journal and a few bulk requests each
@@ -112,9 +112,9 @@ def shown(url: str) -> str:
         if parts.hostname else url
 
 
-def prepare_target(url: str, prefix: str, force: bool) -> None:
+def prepare_target(url: str, prefix: str, force: bool, ca_certs: Path | None = None) -> None:
     """Refuse a target holding nodes under `prefix` unless forced; forced, delete its indices."""
-    with Elasticsearch(url, request_timeout=30) as es:
+    with client(url, ca_certs) as es:
         try:
             existing = target_indices(es, prefix)
         except EsConnectionError as exc:
@@ -221,12 +221,13 @@ def table(rows: list[Row], target: str) -> Table:
 # -- the whole run ------------------------------------------------------------------------
 
 def to_elasticsearch(source_path: Path, url: str, prefix: str, flattening: Flattening, force: bool = False,
-                     shards: int = 1, replicas: int | None = None, progress: bool = False) -> list[Row]:
+                     shards: int = 1, replicas: int | None = None, ca_certs: Path | None = None,
+                     progress: bool = False) -> list[Row]:
     """Migrate, then verify; the verification rows (check Row.ok)."""
     source = open_source(source_path)
     try:
-        prepare_target(url, prefix, force)
-        target = ElasticStore(url, prefix, shards, replicas)
+        prepare_target(url, prefix, force, ca_certs)
+        target = ElasticStore(url, prefix, shards, replicas, ca_certs)
         try:
             types = sorted(source.counts())
             with _bar(progress, sum(source.counts().values())) as advance:

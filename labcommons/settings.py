@@ -29,6 +29,7 @@ class Settings:
     es_index_prefix: str = "labcommons"
     es_shards: int = 1       # shards of each flattened-document index (case, file); >1: approximate facets
     es_replicas: int = -1    # replicas of every index the store creates; -1: the cluster's default
+    es_ca_certs: Path | None = None  # CA bundle that signed the cluster's HTTPS certificate (else the system's)
     dictionary: Path | None = None
     flattening: Path | None = None
     secret_key: str = ""

@@ -10,6 +10,6 @@ def open_store(settings: Settings) -> Store:
     if settings.store == "elasticsearch":
         from metadata.store.elastic import ElasticStore
         return ElasticStore(settings.es_url, settings.es_index_prefix, settings.es_shards,
-                            None if settings.es_replicas < 0 else settings.es_replicas)
+                            None if settings.es_replicas < 0 else settings.es_replicas, settings.es_ca_certs)
     from metadata.store.embedded import EmbeddedStore
     return EmbeddedStore(settings.database_path)

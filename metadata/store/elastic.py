@@ -91,6 +91,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from elasticsearch import BadRequestError, Elasticsearch
@@ -142,6 +143,11 @@ class Indices:
 
 def indices(prefix: str) -> Indices:
     return Indices(f"{prefix}-nodes", f"{prefix}-keys", f"{prefix}-journal")
+
+
+def client(url: str, ca_certs: Path | None = None) -> Elasticsearch:
+    """The official client; with ca_certs, HTTPS is verified against that CA bundle (a cluster's own CA)."""
+    return Elasticsearch(url, request_timeout=30, **({"ca_certs": str(ca_certs)} if ca_certs else {}))
 
 
 # -- builders: pure functions making the bodies the adapter sends ---------------------------
@@ -619,10 +625,11 @@ def documents_clash(failed: list[dict]) -> Clash:
 class ElasticStore(Store):
     name = "elasticsearch"
 
-    def __init__(self, url: str, index_prefix: str = "labcommons", shards: int = 1, replicas: int | None = None):
-        """`shards` applies to document indices made from now on, `replicas` to every index made from now on;
-        change replicas of existing indices through the cluster (see docs/deploy.md)."""
-        self._es = Elasticsearch(url, request_timeout=30)
+    def __init__(self, url: str, index_prefix: str = "labcommons", shards: int = 1, replicas: int | None = None,
+                 ca_certs: Path | None = None):
+        """`shards` applies to document indices made from now on, `replicas` to every index made from now on
+        (change replicas of existing indices through the cluster: docs/deploy.md); `ca_certs` verifies HTTPS."""
+        self._es = client(url, ca_certs)
         self._names = indices(index_prefix)
         self._shards, self._replicas = shards, replicas
         self._write_lock = threading.Lock()

@@ -21,7 +21,8 @@ KUSTOMIZE_V2_FIELDS = {"apiVersion", "kind", "namespace", "namePrefix", "nameSuf
                        "commonAnnotations", "resources", "bases", "patchesStrategicMerge", "patchesJson6902",
                        "configMapGenerator", "secretGenerator", "generatorOptions", "images", "vars", "crds"}
 KUSTOMIZE_V2_GENERATOR_FIELDS = {"name", "behavior", "env", "files", "literals"}
-SECRETS_USED = {"labcommons-signing-key", "labcommons-elasticsearch", "labcommons-portal-token",
+SECRETS_USED = {"labcommons-signing-key", "labcommons-elasticsearch", "labcommons-elasticsearch-ca",
+                "labcommons-portal-token",
                 "labcommons-worker-token", "labcommons-argo"}
 
 
@@ -219,3 +220,14 @@ def test_the_settings_configmap_is_settings_the_code_accepts(rendered, env):
         (source,) = container(objects, component)["envFrom"]
         assert source == {"configMapRef": {"name": config["metadata"]["name"]}}
     assert data["LABCOMMONS_ES_REPLICAS"] == ("0" if env == "dev" else "1")
+
+
+def test_the_metadata_service_finds_the_elasticsearch_ca_where_the_settings_say(rendered):
+    objects = rendered("prod")
+    (config,) = of_kind(objects, "ConfigMap")
+    ca = config["data"]["LABCOMMONS_ES_CA_CERTS"]
+    pod = deployment(objects, "metadata")["spec"]["template"]["spec"]
+    (mount,) = [m for m in container(objects, "metadata")["volumeMounts"] if m["name"] == "elasticsearch-ca"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "elasticsearch-ca"]
+    (item,) = volume["secret"]["items"]
+    assert f"{mount['mountPath']}/{item['path']}" == ca and mount["readOnly"] is True

@@ -118,7 +118,9 @@ def test_elasticsearch_holds_as_many_copies_as_the_store_asks_for(values):
     chart, settings = values("elasticsearch"), base_settings()
     assert chart["replicas"] >= int(settings["LABCOMMONS_ES_REPLICAS"]) + 1
     assert chart["minimumMasterNodes"] == chart["replicas"] // 2 + 1
-    assert "xpack.security.enabled: true" in chart["esConfig"]["elasticsearch.yml"]
+    # security and TLS as the chart makes them; the store verifies the chart's CA
+    assert chart["protocol"] == "https" and chart["createCert"] is True and "esConfig" not in chart
+    assert settings["LABCOMMONS_ES_CA_CERTS"].startswith("/etc/labcommons/elasticsearch/")
     assert not re.search(r"password\s*:", yaml.safe_dump(chart), re.IGNORECASE)
     # the metadata pods carry the label the chart's network policy admits
     admitted = f"{chart.get('clusterName', 'elasticsearch')}-{chart.get('nodeGroup', 'master')}-http-client"
