@@ -232,6 +232,39 @@ def reindex(obj: Context):
     out.print(", ".join(f"{count:,} {kind} documents" for kind, count in counts.items()) or "no document kinds")
 
 
+@main.command()
+@click.option("--to", "target", type=click.Choice(["elasticsearch"]), required=True, help="The store to fill.")
+@click.option("--from", "source", type=click.Path(dir_okay=False, path_type=Path),
+              help="The DuckDB file (default: metadata.duckdb in LABCOMMONS_DATA_DIR).")
+@click.option("--es-url", help="Elasticsearch URL (default: LABCOMMONS_ES_URL).")
+@click.option("--index-prefix", help="Index prefix (default: LABCOMMONS_ES_INDEX_PREFIX).")
+@click.option("--force", is_flag=True, help="Delete the target's indices under the prefix first.")
+@click.pass_obj
+def migrate(obj: Context, target: str, source: Path | None, es_url: str | None, index_prefix: str | None,
+            force: bool):
+    """Copy the embedded store (with the service stopped) into Elasticsearch; verify counts and checksums."""
+    from labcommons import migrate as migration
+    from metadata.dictionary import Dictionary
+    from metadata.server import Server
+
+    s = obj.settings
+    try:
+        flattening = Server.flattening_for(s, Dictionary.load(s.dictionary))
+        rows = migration.to_elasticsearch(source or s.database_path, es_url or s.es_url,
+                                          index_prefix or s.es_index_prefix, flattening, force=force,
+                                          shards=s.es_shards, replicas=None if s.es_replicas < 0 else s.es_replicas,
+                                          ca_certs=s.es_ca_certs, progress=True)
+    except migration.MigrateError as error:
+        err.print(f"[red]error:[/] {error}")
+        sys.exit(1)
+    out.print(migration.table(rows, "ES" if target == "elasticsearch" else target))
+    if bad := [row.name for row in rows if not row.ok]:
+        err.print(f"[red]error:[/] the copy differs from the source in: {', '.join(bad)}")
+        sys.exit(1)
+    out.print(f"migrated {sum(r.source.count for r in rows if not r.name.startswith('(')):,} nodes: "
+              "counts and checksums match")
+
+
 @main.group()
 def token():
     """Tokens for scripts and notebooks."""

@@ -27,6 +27,9 @@ class Settings:
     store: str = "embedded"
     es_url: str = "http://127.0.0.1:9200"
     es_index_prefix: str = "labcommons"
+    es_shards: int = 1       # shards of each flattened-document index (case, file); >1: approximate facets
+    es_replicas: int = -1    # replicas of every index the store creates; -1: the cluster's default
+    es_ca_certs: Path | None = None  # CA bundle that signed the cluster's HTTPS certificate (else the system's)
     dictionary: Path | None = None
     flattening: Path | None = None
     templates_dir: Path | None = None      # None: the shipped workflow_templates/
@@ -104,6 +107,8 @@ def _build(values: dict) -> Settings:
     settings = Settings(**kwargs)
     if settings.store not in STORES:
         raise SettingsError(f"LABCOMMONS_STORE: {settings.store!r} is not a store; use one of {', '.join(STORES)}")
+    if settings.es_shards < 1:
+        raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
     return settings
 
 

@@ -126,7 +126,7 @@ class Server:
         self.tokens = Tokens(settings.signing_key(), settings.token_ttl_seconds)
         self.store = open_store(settings)
         dictionary = Dictionary.load(settings.dictionary)
-        flattening = self._flattening(settings, dictionary)
+        flattening = self.flattening_for(settings, dictionary)
         self.store.use_documents(flattening)
         service = MetadataService(self.store, dictionary, flattening, self.tokens,
                                   catalog.load(settings.templates_dir), load_rules(settings.triggers_dir),
@@ -140,7 +140,7 @@ class Server:
         self._stopping = threading.Event()
 
     @staticmethod
-    def _flattening(settings: Settings, dictionary: Dictionary) -> flatten.Flattening:
+    def flattening_for(settings: Settings, dictionary: Dictionary) -> flatten.Flattening:
         """The configured flattening; the shipped one fits only the shipped dictionary."""
         if settings.flattening or settings.dictionary is None:
             return flatten.load(dictionary, settings.flattening)

@@ -9,6 +9,7 @@ def open_store(settings: Settings) -> Store:
     """The store the settings select."""
     if settings.store == "elasticsearch":
         from metadata.store.elastic import ElasticStore
-        return ElasticStore(settings.es_url, settings.es_index_prefix)
+        return ElasticStore(settings.es_url, settings.es_index_prefix, settings.es_shards,
+                            None if settings.es_replicas < 0 else settings.es_replicas, settings.es_ca_certs)
     from metadata.store.embedded import EmbeddedStore
     return EmbeddedStore(settings.database_path)

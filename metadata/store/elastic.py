@@ -91,6 +91,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from elasticsearch import BadRequestError, Elasticsearch
@@ -142,6 +143,11 @@ class Indices:
 
 def indices(prefix: str) -> Indices:
     return Indices(f"{prefix}-nodes", f"{prefix}-keys", f"{prefix}-journal")
+
+
+def client(url: str, ca_certs: Path | None = None) -> Elasticsearch:
+    """The official client; with ca_certs, HTTPS is verified against that CA bundle (a cluster's own CA)."""
+    return Elasticsearch(url, request_timeout=30, **({"ca_certs": str(ca_certs)} if ca_certs else {}))
 
 
 # -- builders: pure functions making the bodies the adapter sends ---------------------------
@@ -390,9 +396,15 @@ def documents_mappings(spec: "DocumentSpec", signature: str) -> dict:
             "properties": {**properties, "write_id": KEYWORD}}
 
 
-def documents_settings() -> dict:
-    """One shard: terms buckets and their sum_other_doc_count are then exact, not per-shard estimates."""
-    return {"number_of_shards": 1}
+def documents_settings(shards: int = 1, replicas: int | None = None) -> dict:
+    """One shard by default: terms buckets and their sum_other_doc_count are then exact, not per-shard
+    estimates (more shards spread a large index, and make facet counts approximate)."""
+    return {"number_of_shards": shards, **graph_settings(replicas)}
+
+
+def graph_settings(replicas: int | None = None) -> dict:
+    """Settings of the graph indices (and the replicas of every index); None: the cluster's default."""
+    return {} if replicas is None else {"number_of_replicas": replicas}
 
 
 def agg_field(fields: dict[str, Field], name: str) -> str:
@@ -613,9 +625,13 @@ def documents_clash(failed: list[dict]) -> Clash:
 class ElasticStore(Store):
     name = "elasticsearch"
 
-    def __init__(self, url: str, index_prefix: str = "labcommons"):
-        self._es = Elasticsearch(url, request_timeout=30)
+    def __init__(self, url: str, index_prefix: str = "labcommons", shards: int = 1, replicas: int | None = None,
+                 ca_certs: Path | None = None):
+        """`shards` applies to document indices made from now on, `replicas` to every index made from now on
+        (change replicas of existing indices through the cluster: docs/deploy.md); `ca_certs` verifies HTTPS."""
+        self._es = client(url, ca_certs)
         self._names = indices(index_prefix)
+        self._shards, self._replicas = shards, replicas
         self._write_lock = threading.Lock()
         self._pending: list[tuple[str, dict]] = []  # journals whose rollback failed; retried first
         self._flattening: Flattening | None = None  # set by use_documents
@@ -634,7 +650,7 @@ class ElasticStore(Store):
             if self._es.indices.exists(index=index):
                 continue
             try:
-                self._es.indices.create(index=index, mappings=mappings)
+                self._es.indices.create(index=index, mappings=mappings, settings=graph_settings(self._replicas))
             except BadRequestError as exc:  # another process created it between exists and create
                 if exc.error != "resource_already_exists_exception":
                     raise
@@ -792,7 +808,7 @@ class ElasticStore(Store):
                 return False
             self._es.indices.delete(index=index)  # another shape, or a rebuild cut short
         self._es.indices.create(index=index, mappings=documents_mappings(spec, signature),
-                                settings=documents_settings())
+                                settings=documents_settings(self._shards, self._replicas))
         return True
 
     def _result_window(self, index: str) -> int:

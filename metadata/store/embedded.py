@@ -61,11 +61,16 @@ COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
 class EmbeddedStore(Store):
     name = "embedded"
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, read_only: bool = False):
+        """read_only: for readers of a store no service has open (migrate); writes and documents then fail."""
         self.path = path
-        self._db = duckdb.connect(str(path))
-        self._db.execute(SCHEMA)
+        self.read_only = read_only
+        if read_only:
+            self._db = duckdb.connect(str(path), read_only=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = duckdb.connect(str(path))
+            self._db.execute(SCHEMA)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self.flattening = None
@@ -246,6 +251,11 @@ class EmbeddedStore(Store):
         entries = [D.document(list(manifest.fields), row) for row in rows[:limit]]
         return total, entries, encode_id_cursor(entries[-1]["id"]) if len(rows) > limit else ""
 
+    def all_edges(self) -> list[EdgeRow]:
+        """Every row of the edges table (migrate checks it against the nodes' links)."""
+        rows = self._cursor().execute(f"SELECT {', '.join(EDGE_COLUMNS)} FROM edges").fetchall()
+        return [EdgeRow(*row) for row in rows]
+
     def counts(self) -> dict[str, int]:
         rows = self._cursor().execute("SELECT type, count(*) FROM nodes GROUP BY type").fetchall()
         return dict(rows)
@@ -253,7 +263,8 @@ class EmbeddedStore(Store):
     def close(self) -> None:
         """Checkpoint so the next start replays no log, then close."""
         with self._write_lock:
-            self._db.execute("CHECKPOINT")
+            if not self.read_only:
+                self._db.execute("CHECKPOINT")
             self._db.close()
 
 

@@ -51,6 +51,8 @@ def test_documents_mapping_is_strict_and_carries_the_signature():
                                   "complete": False},
                         "properties": {"id": KEYWORD, "write_id": {"type": "keyword"}}}
     assert elastic.documents_settings() == {"number_of_shards": 1}
+    assert elastic.documents_settings(3, 2) == {"number_of_shards": 3, "number_of_replicas": 2}
+    assert elastic.graph_settings() == {} and elastic.graph_settings(0) == {"number_of_replicas": 0}
 
 
 def test_a_field_named_write_id_is_refused():
@@ -238,3 +240,11 @@ def test_a_rebuild_stamps_its_documents_and_removes_the_unstamped():
     assert elastic.rebuild_ops("lc-doc-case", [{"id": "c1"}], "r1") == [
         ({"index": {"_index": "lc-doc-case", "_id": "c1"}}, {"id": "c1", "write_id": "r1"})]
     assert elastic.unstamped_query("r1") == {"bool": {"must_not": [{"term": {"write_id": "r1"}}]}}
+
+
+def test_the_client_verifies_https_against_a_given_ca(tmp_path):
+    bundle = tmp_path / "ca.crt"
+    with elastic.client("https://es.example:9200", bundle) as es:
+        assert es.transport.node_pool.all()[0].config.ca_certs == str(bundle)
+    with elastic.client("https://es.example:9200") as es:
+        assert es.transport.node_pool.all()[0].config.ca_certs is None  # the system's (certifi) bundle
