@@ -200,9 +200,18 @@ def worker(obj: Context, name: str, capacity: int, poll: float):
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     runner = Worker(obj.client, catalog.load(obj.settings.templates_dir), obj.settings.storage_root,
-                    name=name or default_name(), capacity=capacity)
+                    name=name or default_name(), capacity=capacity, engine=engine_for(obj.settings, capacity))
     logging.getLogger(__name__).info("worker %s: up to %d run(s) at once", runner.name, runner.capacity)
     runner.serve(stop, poll)
+
+
+def engine_for(settings, capacity: int):
+    """The local engine (default), or Argo when LABCOMMONS_ENGINE=argo (LABCOMMONS_ARGO_* settings)."""
+    if settings.engine == "local":
+        return None   # the worker makes its local engine
+    from workflow_templates.engines.argo import ArgoEngine
+    from workflow_templates.engines.argo_runs import ArgoRuns
+    return ArgoRuns(ArgoEngine.from_env(), settings.storage_root / "runs")
 
 
 for command in (templates, launch, runs, run, triggers, trigger, worker):

@@ -15,6 +15,9 @@ from pathlib import Path
 STORES = ("embedded", "elasticsearch")
 
 
+ENGINES = ("local", "argo")
+
+
 class SettingsError(ValueError):
     """A setting has a value that is not allowed; the message names the variable."""
 
@@ -34,6 +37,7 @@ class Settings:
     flattening: Path | None = None
     templates_dir: Path | None = None      # None: the shipped workflow_templates/
     triggers_dir: Path | None = None       # None: the shipped workflow_templates/triggers/
+    engine: str = "local"                  # the worker's engine: local, or argo (LABCOMMONS_ARGO_*)
     smtp_host: str = ""                    # "" : notifications go to <data_dir>/outbox/ as .eml files
     smtp_port: int = 25
     mail_from: str = "labcommons@localhost"
@@ -107,6 +111,8 @@ def _build(values: dict) -> Settings:
     settings = Settings(**kwargs)
     if settings.store not in STORES:
         raise SettingsError(f"LABCOMMONS_STORE: {settings.store!r} is not a store; use one of {', '.join(STORES)}")
+    if settings.engine not in ENGINES:
+        raise SettingsError(f"LABCOMMONS_ENGINE: {settings.engine!r} is not an engine; use one of {', '.join(ENGINES)}")
     if settings.es_shards < 1:
         raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
     return settings

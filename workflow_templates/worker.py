@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +29,12 @@ from thriftpy2.transport import TTransportException
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
 from portal.storage import NotReadable, resolve
+from workflow_templates.engines.argo import ArgoEngineError
 from workflow_templates.engines.local import FINISHED, SUCCEEDED, LocalEngine
 from workflow_templates.engines.spec import TemplateRefused
 
 log = logging.getLogger(__name__)
+ENGINE_DOWN_PAUSE_SECONDS = 15
 
 
 def default_name() -> str:
@@ -54,8 +57,9 @@ class Worker:
     storage_root: Path
     name: str = field(default_factory=default_name)
     capacity: int = 0
-    engine: LocalEngine | None = None
+    engine: object = None               # LocalEngine (default) or engines.argo_runs.ArgoRuns
     followed: dict[str, Followed] = field(default_factory=dict)
+    paused_until: float = 0.0
 
     def __post_init__(self):
         self.storage_root = Path(self.storage_root)
@@ -75,26 +79,41 @@ class Worker:
             stop.wait(poll_seconds)
 
     def tick(self) -> None:
-        room = max(0, self.capacity - len(self.followed))
+        room = max(0, self.capacity - len(self.followed)) if time.monotonic() >= self.paused_until else 0
         for run in self.client.claim_runs(self.name, room):
             if run.id not in self.followed:
                 self._begin(run)
         for followed in list(self.followed.values()):
-            self._follow(followed)
+            try:
+                self._follow(followed)
+            except ArgoEngineError as error:   # the Argo Server is away: follow again later
+                log.warning("run %s: cannot follow it on the engine now: %s", followed.run.id, error)
 
     # -- starting -------------------------------------------------------------------------
 
     def _begin(self, run: T.Run) -> None:
         try:
             handle = self._handle(run)
+        except ArgoEngineError as error:
+            if not error.retryable:
+                self._finish_early(run, f"the Argo Server refused it: {error}")
+                return
+            self._hand_back(run, f"waiting: the Argo Server cannot be reached ({error}); nothing is lost")
+            return
         except (TemplateRefused, NotReadable, LookupError, ValueError, OSError) as error:
             self._finish_early(run, f"could not start: {error}")
             return
         self.followed[run.id] = Followed(run, handle)
 
+    def _hand_back(self, run: T.Run, message: str) -> None:
+        """Put the run back in the queue and claim nothing new for a while."""
+        log.warning("run %s: %s", run.id, message)
+        self.client.update_run(T.RunUpdate(run_id=run.id, status="queued", message=message))
+        self.paused_until = time.monotonic() + ENGINE_DOWN_PAUSE_SECONDS
+
     def _handle(self, run: T.Run):
         """A started, resumed or retried engine run for this service run."""
-        if (self.engine.runs_dir / run.id).exists():
+        if self.engine.knows(run.id):
             handle = self.engine.resume(run.id)
             return handle.retry_failed() if run.retry_requested else handle
         template = self.catalog.get(run.template)

@@ -78,6 +78,10 @@ class LocalEngine:
         handle._launch(previous={}, mode="start")
         return handle
 
+    def knows(self, run_id: str) -> bool:
+        """Whether this engine has (had) a run by that id: a journal in its runs directory."""
+        return (self.runs_dir / run_id).exists()
+
     def handle(self, run_id: str) -> "RunHandle":
         """The handle of a run started or resumed by this engine."""
         return self._runs[run_id]

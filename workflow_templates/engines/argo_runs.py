@@ -1,0 +1,90 @@
+"""The worker's engine interface over an Argo Server (what LocalEngine offers, for Argo).
+
+    runs = ArgoRuns(ArgoEngine.from_env(), logs_root=storage_root / "runs")
+    handle = runs.start(template_document, parameters, run_id)   # installs the template if changed
+    handle.status(); handle.stop(); handle.retry_failed(); runs.resume(run_id)
+
+One Argo Workflow per run, labelled with the run's id, so a restarted worker finds the runs it
+submitted (`knows`, `resume`). A step's log is fetched once, when the step ends, and kept under
+logs_root/<run id>/logs/, where the portal and `labcommons run logs` read it.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from workflow_templates.catalog import digest
+from workflow_templates.engines.argo import ArgoEngine, ArgoEngineError
+from workflow_templates.engines.argo_bodies import RUN_ID_LABEL
+
+log = logging.getLogger(__name__)
+FINISHED = {"Succeeded", "Failed", "Error", "Skipped", "Omitted"}
+
+
+class ArgoRuns:
+    def __init__(self, engine: ArgoEngine, logs_root: Path):
+        self.argo, self.logs_root = engine, Path(logs_root)
+        self._installed: dict[str, str] = {}
+
+    def knows(self, run_id: str) -> bool:
+        return bool(self.argo.find_by_label(run_id))
+
+    def start(self, document: dict, parameters: dict[str, str], run_id: str) -> "ArgoHandle":
+        name = document["metadata"]["name"]
+        if self._installed.get(name) != digest(document):
+            self.argo.install_templates([document])
+            self._installed[name] = digest(document)
+        workflow = self.argo.submit(name, parameters, {RUN_ID_LABEL: run_id})
+        return ArgoHandle(self.argo, workflow, self.logs_root / run_id / "logs")
+
+    def resume(self, run_id: str) -> "ArgoHandle":
+        names = self.argo.find_by_label(run_id)
+        if not names:
+            raise LookupError(f"no Argo workflow is labelled with run {run_id}")
+        return ArgoHandle(self.argo, names[-1], self.logs_root / run_id / "logs")
+
+
+class ArgoHandle:
+    def __init__(self, argo: ArgoEngine, workflow: str, logs_dir: Path):
+        self.argo, self.workflow, self.logs_dir = argo, workflow, logs_dir
+        self._phase = "Pending"
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    def status(self) -> dict:
+        """The workflow's state in the local engine's shape: phase, message, nodes by id."""
+        state = self.argo.status(self.workflow)
+        self._phase = state["phase"] or "Pending"
+        nodes = {n["id"]: self._node(n) for n in state["nodes"]}
+        return {"phase": self._phase, "message": state.get("message") or "", "nodes": nodes,
+                "started_at": state.get("startedAt"), "finished_at": state.get("finishedAt")}
+
+    def _node(self, node: dict) -> dict:
+        converted = {"id": node["id"], "name": node.get("displayName") or node["name"],
+                     "template": node.get("templateName") or "", "phase": node["phase"],
+                     "started_at": node.get("startedAt"), "finished_at": node.get("finishedAt"),
+                     "exit_code": node.get("exitCode"), "message": node.get("message") or "",
+                     "children": node.get("children") or [], "outputs": node.get("outputs") or {}}
+        if node.get("type") == "Pod" and node["phase"] in FINISHED:
+            converted["log"] = str(self._saved_log(node["id"]))
+        return converted
+
+    def _saved_log(self, node_id: str) -> Path:
+        path = self.logs_dir / f"{node_id}.log"
+        if not path.exists():
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                text = self.argo.logs(self.workflow, node_id)
+            except ArgoEngineError as error:
+                text = f"(the log could not be fetched from the Argo Server: {error})\n"
+            path.write_text(text)
+        return path
+
+    def stop(self, reason: str = "Stopped") -> None:
+        self.argo.stop(self.workflow)
+
+    def retry_failed(self) -> "ArgoHandle":
+        self.argo.retry(self.workflow)
+        return self
