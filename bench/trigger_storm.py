@@ -39,7 +39,7 @@ TEMPLATE = {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
                      "arguments": {"parameters": [{"name": "imzml", "description": "The input."},
                                                   {"name": "output-dir", "description": "Outputs."}]},
                      "templates": [{"name": "main", "container": {"image": "labcommons", "command": ["true"]}}]}}
-RULE = {"name": "storm", "enabled": False, "on": {"type": "data_file", "properties": {"data_format": "ibd"}},
+RULE = {"name": "storm", "enabled": False, "when": {"type": "data_file", "properties": {"data_format": "ibd"}},
         "context": {"follow": "measurements", "files": ["imzML", "ibd"]}, "launch": {"template": "storm-qc"}}
 
 

@@ -60,7 +60,7 @@ def templates_dir(root: Path, items: int) -> Path:
 
 def triggers_dir(root: Path) -> Path:
     root.mkdir()
-    rule = {"name": "bench", "on": {"type": "data_file", "properties": {"data_format": "ibd"}},
+    rule = {"name": "bench", "when": {"type": "data_file", "properties": {"data_format": "ibd"}},
             "context": {"follow": "measurements", "files": ["imzML", "ibd"]}, "launch": {"template": "bench-quick"}}
     (root / "bench.yaml").write_text(yaml.safe_dump(rule))
     return root

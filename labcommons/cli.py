@@ -111,9 +111,15 @@ def serve(obj: Context, bind_host: str | None, bind_port: int | None):
     from metadata.server import main as serve_main
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from metadata.errors import MetadataError
+
     settings = dataclasses.replace(obj.settings, host=bind_host or obj.settings.host,
                                    port=bind_port or obj.settings.port)
-    serve_main(settings)
+    try:
+        serve_main(settings)
+    except MetadataError as error:  # a bad dictionary, flattening, template or trigger rule
+        err.print(f"[red]error:[/] the metadata service cannot start: {error.message}", highlight=False)
+        sys.exit(1)
 
 
 @main.group("portal")

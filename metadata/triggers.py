@@ -1,7 +1,7 @@
 """Triggers: rules that launch a workflow when a node is written (Trellis's database triggers).
 
 A rule (YAML, one file per rule, see docs/triggers.md) names
-- `on`: the type of node written and conditions on its properties (a value, or a list of values);
+- `when`: the type of node written and conditions on its properties (a value, or a list of values);
 - `context`: optionally a link to follow from that node to the node the rule is about, and the
   data formats that node's files must include (e.g. a measurement's imzML AND ibd files);
 - `launch`: the template, which node's files are its inputs, and its parameters (constants or
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 STATE_TYPE, STATE_SCOPE = "_trigger", "~triggers"
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 VARIABLE = re.compile(r"\{\{\s*(node|context)\.([A-Za-z0-9_]+)\s*\}\}")
-RULE_KEYS = {"name", "description", "enabled", "on", "context", "launch"}
+RULE_KEYS = {"name", "description", "enabled", "when", "context", "launch"}
 SHIPPED = Path(__file__).resolve().parents[1] / "workflow_templates" / "triggers"
 
 
@@ -80,23 +80,23 @@ def load_rule(path: Path) -> Rule:
         raise Invalid(f"{where}: cannot read it: {exc}") from None
     if not isinstance(doc, dict):
         raise Invalid(f"{where}: must be a mapping with {', '.join(sorted(RULE_KEYS))}")
-    unknown = sorted(set(doc) - RULE_KEYS)
+    unknown = sorted(set(doc) - RULE_KEYS, key=str)
     if unknown:
-        raise Invalid(f"{where}: unknown key {unknown[0]!r}; a rule has {', '.join(sorted(RULE_KEYS))}")
+        raise Invalid(f"{where}: unknown key {str(unknown[0])!r}; a rule has {', '.join(sorted(RULE_KEYS))}")
     name = str(doc.get("name", ""))
     if not NAME.match(name):
         raise Invalid(f"{where}: name: {name!r} must be lower-case letters, digits and dashes")
-    on, context, launch = (_mapping(where, doc, key) for key in ("on", "context", "launch"))
-    if not on.get("type"):
-        raise Invalid(f"{where}: on.type: name the node type whose writes the rule watches")
+    when, context, launch = (_mapping(where, doc, key) for key in ("when", "context", "launch"))
+    if not when.get("type"):
+        raise Invalid(f"{where}: when.type: name the node type whose writes the rule watches")
     if not launch.get("template"):
         raise Invalid(f"{where}: launch.template: name the workflow template to launch")
     inputs = launch.get("inputs", "context" if context.get("follow") else "node")
     if inputs not in ("node", "context"):
         raise Invalid(f"{where}: launch.inputs: {inputs!r} must be node or context")
-    props = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in (on.get("properties") or {}).items()}
+    props = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in (when.get("properties") or {}).items()}
     params = {str(k): str(v) for k, v in (launch.get("parameters") or {}).items()}
-    return Rule(name, str(doc.get("description", "")), bool(doc.get("enabled", True)), str(on["type"]), props,
+    return Rule(name, str(doc.get("description", "")), bool(doc.get("enabled", True)), str(when["type"]), props,
                 str(context.get("follow", "")), tuple(context.get("files") or ()), str(launch["template"]),
                 inputs, params, path.read_text())
 

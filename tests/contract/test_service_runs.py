@@ -34,7 +34,7 @@ def template(name: str, standard: bool) -> dict:
 
 
 RULE = {"name": "qc-new-measurement", "description": "QC each measurement with both files.",
-        "on": {"type": "data_file", "properties": {"data_format": ["imzML", "ibd"]}},
+        "when": {"type": "data_file", "properties": {"data_format": ["imzML", "ibd"]}},
         "context": {"follow": "measurements", "files": ["imzML", "ibd"]},
         "launch": {"template": "tiny-qc", "parameters": {"method": "savgol"}}}
 
