@@ -133,6 +133,7 @@ class RunHandle:
         self._stop = threading.Event()
         self._stop_reason = ""
         self._procs: dict[str, Attempt] = {}
+        self._journal: journal.Journal | None = None
         if state["phase"] in FINISHED:
             self._done.set()
 
@@ -184,11 +185,24 @@ class RunHandle:
     # --- running ----------------------------------------------------------------------------
 
     def _launch(self, previous: dict, mode: str) -> None:
-        self._previous, self._mode = previous, mode
+        # Nodes stay in the state until re-created, so a second crash loses nothing.
+        self._previous, self._mode = copy.deepcopy(previous), mode
         with self._lock:
-            self._state.update(phase=RUNNING, message="", finished_at=None, nodes={})
-            self._save()
+            if self._journal is None:
+                self._journal = journal.Journal(self.run_dir, self._state.get("seq", 0))
+            self._state.update(phase=RUNNING, message="", finished_at=None,
+                               root=self._state["name"])
+            self._journal.record({"run": {"phase": RUNNING}})
+            self._journal.snapshot(self._state)
         threading.Thread(target=self._main, name=f"run-{self.run_id}", daemon=True).start()
+        threading.Thread(target=self._snapshots, name=f"journal-{self.run_id}",
+                         daemon=True).start()
+
+    def _snapshots(self) -> None:
+        """Rewrite the snapshot every second while the run goes on (the log stays short)."""
+        while not self._done.wait(1.0):
+            with self._lock:
+                self._journal.snapshot(self._state)
 
     def _main(self) -> None:
         timer = None
@@ -213,7 +227,8 @@ class RunHandle:
                     node.update(phase=ERROR if phase == ERROR else FAILED, message=message,
                                 finished_at=_now())
             self._state.update(phase=phase, message=message, finished_at=_now())
-            self._save()
+            self._journal.record({"run": {"phase": phase}})
+            self._journal.snapshot(self._state)
         self._done.set()
         self._notify({"id": None, "phase": phase})
 
@@ -233,8 +248,6 @@ class RunHandle:
                          "workflow.parameters": json.dumps(values)}
         self._globals.update({f"workflow.parameters.{k}": v for k, v in values.items()})
         root = state["name"]
-        with self._lock:
-            state["root"] = root
         template = self.spec.templates[self.spec.entrypoint]
         node = self._execute(template, root, root, None, values, {})
         return node["phase"], node.get("message", "")
@@ -248,9 +261,10 @@ class RunHandle:
                 "children": [], "outputs": {}}
         with self._lock:
             self._state["nodes"][node_id] = node
+            self._journal.record({"node": node})
             if parent is not None:
                 self._state["nodes"][parent]["children"].append(node_id)
-            self._save()
+                self._journal.record({"child": node_id, "parent": parent})
         return node
 
     def _set(self, node: dict, **changes) -> dict:
@@ -261,12 +275,9 @@ class RunHandle:
             if changes.get("phase") in FINISHED:
                 node["started_at"] = node["started_at"] or _now()
                 node["finished_at"] = _now()
-            self._save()
+            self._journal.record({"node": node})
         self._notify(node)
         return node
-
-    def _save(self) -> None:
-        journal.save(self.run_dir, self._state)
 
     def _notify(self, node: dict) -> None:
         if self.engine.on_progress:
@@ -286,7 +297,8 @@ class RunHandle:
             inputs = bind_inputs(template, arguments)
         except ExpressionError as error:
             return self._set(node, phase=ERROR, message=str(error))
-        node["inputs"] = inputs
+        with self._lock:
+            node["inputs"] = inputs
         if kind == "Pod":
             return self._run_leaf(template, node, inputs, artifacts)
         self._set(node, phase=RUNNING)
@@ -318,6 +330,7 @@ class RunHandle:
         if param.get("globalName"):
             with self._lock:
                 self._state["outputs"][param["globalName"]] = value
+                self._journal.record({"run": {"outputs": self._state["outputs"]}})
 
     def _run_steps(self, template: dict, node: dict, scope: dict):
         for index, group in enumerate(template["steps"]):
@@ -345,8 +358,8 @@ class RunHandle:
         running: dict[str, threading.Thread] = {}
         changed = threading.Condition()
 
-        def run(task):
-            result = self._call(task, node["id"], dict(scope))
+        def run(task, task_scope):
+            result = self._call(task, node["id"], task_scope)
             with changed:
                 done[task["name"]] = result
                 changed.notify()
@@ -364,7 +377,8 @@ class RunHandle:
                         continue
                     for dep, result in done.items():
                         scope.update(node_scope("tasks", dep, result))
-                    running[name] = threading.Thread(target=run, args=(task,), daemon=True)
+                    running[name] = threading.Thread(target=run, args=(task, dict(scope)),
+                                                     daemon=True)
                     running[name].start()
                 if len(done) < len(tasks):
                     changed.wait(0.5)

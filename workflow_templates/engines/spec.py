@@ -91,6 +91,8 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     for index, template in enumerate(spec.get("templates") or []):
         where = f"spec.templates[{index}]({template.get('name')})"
         _check_template(template, where, templates, name, arguments, problems)
+    if not isinstance(spec.get("activeDeadlineSeconds", 0), (int, float)):
+        problems.append("spec.activeDeadlineSeconds: not a number of seconds")
     entry = entrypoint or spec.get("entrypoint")
     if entry not in templates:
         problems.append(f"spec.entrypoint: no template named {entry!r}")
@@ -142,6 +144,13 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
         _keys(a, "output_artifact", f"{where}.outputs.artifacts[{i}]", problems)
         _check_path(a, f"{where}.outputs.artifacts[{i}]", problems)
     _check_retry(template.get("retryStrategy"), where, problems)
+    for key in ("retryStrategy", "activeDeadlineSeconds"):
+        if key in template and ("steps" in template or "dag" in template):
+            problems.append(f"{where}.{key}: the local engine applies it to container and "
+                            f"script templates only")
+    deadline = template.get("activeDeadlineSeconds")
+    if deadline is not None and not isinstance(deadline, (int, float)):
+        problems.append(f"{where}.activeDeadlineSeconds: {deadline!r} is not a number of seconds")
     scope = _Scope(arguments, template)
     if "container" in template or "script" in template:
         kind = "container" if "container" in template else "script"
