@@ -101,7 +101,8 @@ class LocalEngine:
         handles = []
         for state_file in sorted(self.runs_dir.glob(f"*/{journal.STATE}")):
             run_id = state_file.parent.name
-            if run_id not in self._runs and journal.load(state_file.parent)["phase"] not in FINISHED:
+            unfinished = journal.load(state_file.parent)["phase"] not in FINISHED
+            if run_id not in self._runs and unfinished:
                 handles.append(self.resume(run_id))
         return handles
 
@@ -153,6 +154,11 @@ class RunHandle:
             state = copy.deepcopy(self._state)
         state.pop("document", None)
         return state
+
+    def log(self, node_id: str) -> str:
+        """The log (stdout and stderr) of a step's latest attempt; empty before it starts."""
+        path = self._state["nodes"].get(node_id, {}).get("log")
+        return Path(path).read_text(errors="replace") if path and Path(path).exists() else ""
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until the run finishes (or timeout); returns its phase."""
@@ -531,7 +537,8 @@ def _parallel(calls: list) -> list:
 
 def _aggregate(children: list[dict], step: dict) -> dict:
     """The loop node: Failed if any child failed (unless continueOn), outputs as JSON lists."""
-    failed = [c for c in children if c["phase"] in (FAILED, ERROR) and not _continues(step, c["phase"])]
+    failed = [c for c in children
+              if c["phase"] in (FAILED, ERROR) and not _continues(step, c["phase"])]
     outputs = {}
     names = {n for c in children for n in c.get("outputs", {}).get("parameters", {})}
     if names:
@@ -589,7 +596,9 @@ def _dependencies_hold(task: dict, done: dict, tasks: dict) -> bool:
 
 
 def _any_child(node: dict, phase: str) -> bool:
-    return node["phase"] == phase if node["type"] != "TaskGroup" else node.get("any_succeeded", False)
+    if node["type"] == "TaskGroup":
+        return node.get("any_succeeded", False)
+    return node["phase"] == phase
 
 
 def _all_children_failed(node: dict) -> bool:

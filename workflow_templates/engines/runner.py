@@ -70,7 +70,8 @@ class Attempt:
                                                           env.get("PYTHONPATH")]))
         if not isolated:
             env["TMPDIR"] = str(tmp)
-        env.update({e["name"]: render(str(e.get("value", "")), scope) for e in body.get("env") or []})
+        env.update({e["name"]: render(str(e.get("value", "")), scope)
+                    for e in body.get("env") or []})
         attempt = cls(template, step_dir, scope, argv, env, isolated, Path(storage_root))
         attempt._place_inputs(artifacts)
         return attempt

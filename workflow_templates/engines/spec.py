@@ -278,7 +278,8 @@ class _Scope:
 
     def caller(self, kind: str, names: list[str], loops: bool) -> re.Pattern:
         alt = "|".join(re.escape(str(n)) for n in names) or "(?!)"
-        extra = [rf"{kind}\.({alt})\.{_NODE_FIELDS}"] + ([r"item", r"item\.[\w\-.]+"] if loops else [])
+        extra = [rf"{kind}\.({alt})\.{_NODE_FIELDS}"]
+        extra += [r"item", r"item\.[\w\-.]+"] if loops else []
         return re.compile("|".join(self.common + extra))
 
 

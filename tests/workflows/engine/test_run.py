@@ -191,7 +191,7 @@ def test_non_zero_exit_fails_the_run_and_keeps_the_log(run):
     nodes = nodes_named(handle)
     assert nodes["boom"]["phase"] == "Failed" and nodes["boom"]["exit_code"] == 3
     assert nodes["boom"]["message"] == "Error (exit code 3)"
-    log = Path(nodes["boom"]["log"]).read_text()
+    log = handle.log(nodes["boom"]["id"])
     assert "to-stdout" in log and "to-stderr" in log
     assert "never" not in nodes
 
