@@ -359,9 +359,12 @@ class RunHandle:
         return SUCCEEDED, "", scope
 
     def _run_dag(self, template: dict, node: dict, scope: dict):
+        """Start each task once its dependencies are done; with failFast (Argo's default), an
+        unhandled failure stops new tasks from starting."""
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        fail_fast = template["dag"].get("failFast", True)
         done: dict[str, dict] = {}
-        running: dict[str, threading.Thread] = {}
+        started: set[str] = set()
         changed = threading.Condition()
 
         def run(task, task_scope):
@@ -371,31 +374,31 @@ class RunHandle:
                 changed.notify()
 
         with changed:
-            while len(done) < len(tasks):
+            while True:
+                halted = self._stop.is_set() or (fail_fast and _unhandled(done, tasks))
                 for name, task in tasks.items():
-                    if name in done or name in running or not _ready(task, done):
+                    if halted or name in started or not all(d in done for d in _deps(task)):
                         continue
-                    if self._stop.is_set() or not _dependencies_hold(task, done, tasks):
+                    started.add(name)
+                    for dep in _deps(task):
+                        scope.update(node_scope("tasks", dep, done[dep]))
+                    if not _dependencies_hold(task, done, tasks):
                         omitted = self._new_node(f"{node['id']}.{name}", name, "Skipped",
                                                  _target(task), node["id"])
                         done[name] = self._set(omitted, phase=OMITTED,
                                                message="its dependencies did not hold")
                         continue
-                    for dep, result in done.items():
-                        scope.update(node_scope("tasks", dep, result))
-                    running[name] = threading.Thread(target=run, args=(task, dict(scope)),
-                                                     daemon=True)
-                    running[name].start()
-                if len(done) < len(tasks):
-                    changed.wait(0.5)
-        for dep, result in done.items():
-            scope.update(node_scope("tasks", dep, result))
-        unhandled = [r for n, r in done.items() if r["phase"] in (FAILED, ERROR)
-                     and not _continues(tasks[n], r["phase"]) and not _handled(n, tasks)]
+                    threading.Thread(target=run, args=(task, dict(scope)), daemon=True).start()
+                if len(done) == len(started) and (halted or len(done) == len(tasks)):
+                    break
+                changed.wait(0.5)
+        for name, result in done.items():
+            scope.update(node_scope("tasks", name, result))
         if self._stop.is_set():
             return FAILED, self._stop_reason, scope
-        if unhandled:
-            return FAILED, f"child '{unhandled[0]['id']}' {unhandled[0]['phase'].lower()}", scope
+        failed = _unhandled(done, tasks)
+        if failed:
+            return FAILED, f"child '{failed['id']}' {failed['phase'].lower()}", scope
         return SUCCEEDED, "", scope
 
     def _call(self, step: dict, parent: str, scope: dict) -> dict:
@@ -576,10 +579,6 @@ def _deps(task: dict) -> list[str]:
     return task.get("dependencies") or depends_tasks(task.get("depends") or "")
 
 
-def _ready(task: dict, done: dict) -> bool:
-    return all(d in done for d in _deps(task))
-
-
 def _dependencies_hold(task: dict, done: dict, tasks: dict) -> bool:
     if task.get("depends"):
         def outcome(name, result):
@@ -603,6 +602,15 @@ def _any_child(node: dict, phase: str) -> bool:
 
 def _all_children_failed(node: dict) -> bool:
     return node["phase"] == FAILED if node["type"] != "TaskGroup" else node.get("all_failed", False)
+
+
+def _unhandled(done: dict, tasks: dict) -> dict | None:
+    """The first finished task whose failure nothing handles (continueOn or a depends)."""
+    for name, result in done.items():
+        if result["phase"] in (FAILED, ERROR) and not _continues(tasks[name], result["phase"]) \
+                and not _handled(name, tasks):
+            return result
+    return None
 
 
 def _handled(name: str, tasks: dict) -> bool:

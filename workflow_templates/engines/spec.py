@@ -41,7 +41,7 @@ _SHAPES = {
               "withParam", "withSequence", "continueOn"}, set()),
     "task": ({"name", "template", "templateRef", "arguments", "when", "withItems",
               "withParam", "withSequence", "continueOn", "dependencies", "depends"}, set()),
-    "dag": ({"tasks"}, set()),
+    "dag": ({"tasks", "failFast"}, set()),
     "arguments": ({"parameters", "artifacts"}, set()),
     "inputs": ({"parameters", "artifacts"}, set()),
     "outputs": ({"parameters", "artifacts"}, set()),
@@ -237,8 +237,11 @@ def _check_dag(template, where, templates, wf_name, scope, problems):
         except ExpressionError as error:
             problems.append(f"{here}.depends: {error}")
             needed = []
-        if "dependencies" in task and "depends" in task:
-            problems.append(f"{here}: use either dependencies or depends, not both")
+        if "depends" in task and any("dependencies" in t for t in tasks):
+            problems.append(f"{here}: depends cannot be mixed with dependencies in one DAG")
+        if "continueOn" in task and any("depends" in t for t in tasks):
+            problems.append(f"{here}.continueOn: not available in a DAG that uses depends "
+                            f"(depend on .Failed instead)")
         for name in needed:
             if name not in names:
                 problems.append(f"{here}: depends on unknown task {name!r}")

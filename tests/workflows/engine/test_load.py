@@ -82,7 +82,8 @@ def test_bad_calls_paths_and_expressions_are_refused():
           tasks:
           - {name: a, templateRef: {name: other-template, template: echo}}
           - {name: b, template: missing, depends: "a.Finished"}
-          - {name: c, template: echo, dependencies: [zz], when: "{{=inputs.parameters.x}}"}
+          - {name: c, template: echo, dependencies: [zz], when: "{{=inputs.parameters.x}}",
+             continueOn: {failed: true}}
       - name: echo
         container: {image: alpine, command: [echo]}
         outputs: {parameters: [{name: p, valueFrom: {path: /etc/passwd}}]}
@@ -94,6 +95,8 @@ def test_bad_calls_paths_and_expressions_are_refused():
     assert "depends on unknown task 'zz'" in text
     assert "expression tag {{=inputs.parameters.x}} is not supported" in text
     assert "'/etc/passwd'" in text
+    assert "tasks[1](b): depends cannot be mixed with dependencies" in text
+    assert "tasks[2](c).continueOn: not available in a DAG that uses depends" in text
 
 
 def test_engine_start_refuses_before_creating_anything(tmp_path):

@@ -3,6 +3,8 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.workflows.engine.conftest import nodes_named
 
 STAMP = """
@@ -59,7 +61,7 @@ def test_dag_runs_tasks_after_their_dependencies_and_passes_outputs(run, shared)
               tasks:
               - {name: A, template: emit, arguments: {parameters: [{name: v, value: "1"}]}}
               - {name: B, template: emit, dependencies: [A], arguments: {parameters: [{name: v, value: "{{tasks.A.outputs.parameters.out}}2"}]}}
-              - {name: C, template: emit, depends: "A.Succeeded", arguments: {parameters: [{name: v, value: "{{tasks.A.outputs.result}}3"}]}}
+              - {name: C, template: emit, dependencies: [A], arguments: {parameters: [{name: v, value: "{{tasks.A.outputs.result}}3"}]}}
               - {name: D, template: emit, dependencies: [B, C], arguments: {parameters: [{name: v, value: "{{tasks.B.outputs.parameters.out}}+{{tasks.C.outputs.parameters.out}}"}]}}
             outputs:
               parameters:
@@ -205,11 +207,18 @@ def test_depends_runs_the_failure_branch_and_continue_on_keeps_going(run):
           entrypoint: main
           templates:
           - name: main
+            steps:
+            - - {name: by-depends, template: by-depends}
+              - {name: by-continue-on, template: by-continue-on}
+          - name: by-depends
             dag:
               tasks:
               - {name: A, template: fail}
               - {name: on-fail, template: ok, depends: "A.Failed"}
               - {name: on-ok, template: ok, depends: "A.Succeeded"}
+          - name: by-continue-on
+            dag:
+              tasks:
               - {name: soft, template: fail, continueOn: {failed: true}}
               - {name: after-soft, template: ok, dependencies: [soft]}
           - name: fail
@@ -222,6 +231,33 @@ def test_depends_runs_the_failure_branch_and_continue_on_keeps_going(run):
     assert nodes["on-ok"]["phase"] == "Omitted"
     assert nodes["after-soft"]["phase"] == "Succeeded"
     assert handle.phase == "Succeeded", handle.status()["message"]
+
+
+@pytest.mark.parametrize("fail_fast", [True, False])
+def test_dag_fail_fast_stops_scheduling_after_a_failure(run, fail_fast):
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: fail-fast}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            dag:
+              failFast: %s
+              tasks:
+              - {name: A, template: fail}
+              - {name: B, template: slow}
+              - {name: C, template: slow, dependencies: [B]}
+          - name: fail
+            container: {image: alpine, command: [sh, -c, "exit 1"]}
+          - name: slow
+            container: {image: alpine, command: [sleep, "1"]}
+        """ % str(fail_fast).lower())
+    nodes = nodes_named(handle)
+    assert handle.phase == "Failed"
+    assert nodes["B"]["phase"] == "Succeeded"
+    assert ("C" in nodes) is not fail_fast
 
 
 def test_artifacts_pass_through_the_storage_root(run, engine):
