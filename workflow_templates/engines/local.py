@@ -17,9 +17,11 @@ import json
 import logging
 import os
 import signal
+import shutil
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 PENDING, RUNNING, SUCCEEDED = "Pending", "Running", "Succeeded"
 FAILED, ERROR, SKIPPED, OMITTED = "Failed", "Error", "Skipped", "Omitted"
 FINISHED = {SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED}
+_THREADS = 64
 _POLICIES = {"Always": {FAILED, ERROR}, "OnFailure": {FAILED}, "OnError": {ERROR}}
 
 
@@ -85,6 +88,8 @@ class LocalEngine:
     def resume(self, run_id: str) -> "RunHandle":
         """Continue a journaled run after a crash: finished steps are kept, interrupted ones
         are retried within their retry limit."""
+        if run_id in self._runs and not self._runs[run_id]._done.is_set():
+            return self._runs[run_id]  # already running here: resuming it twice would race
         run_dir = self.runs_dir / run_id
         state = journal.load(run_dir)
         spec = load(state["document"], state["entrypoint"])
@@ -511,7 +516,10 @@ class RunHandle:
         if result.phase == FAILED and self._stop.is_set():
             result.message = self._stop_reason
         if result.phase == SUCCEEDED:
-            result = attempt.collect(result, self.run_id, node["id"])
+            result = attempt.collect(result, self.run_id, _safe(node["id"]))
+        if result.phase == SUCCEEDED:  # a failed attempt's files stay, to look into
+            for scratch in ("tmp", "work"):
+                shutil.rmtree(step_dir / scratch, ignore_errors=True)
         return self._set(node, phase=result.phase, message=result.message,
                          exit_code=result.exit_code, outputs=result.outputs, pid=None)["phase"]
 
@@ -523,19 +531,15 @@ def _input_scope(inputs: dict) -> dict:
 
 
 def _parallel(calls: list) -> list:
-    """Run each call in its own thread (step processes are bounded by the engine's pool)."""
+    """Run the calls on up to _THREADS threads; step processes are bounded by the engine's pool.
+
+    A call only ever waits for its own subtree, which gets threads of its own, so the bound
+    cannot deadlock; it only keeps a 10,000-item fan-out from starting 10,000 threads at once.
+    """
     if len(calls) == 1:
         return [calls[0]()]
-    results: list = [None] * len(calls)
-
-    def run(i):
-        results[i] = calls[i]()
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    with ThreadPoolExecutor(max_workers=min(len(calls), _THREADS)) as pool:
+        return list(pool.map(lambda call: call(), calls))
 
 
 def _aggregate(children: list[dict], step: dict) -> dict:
