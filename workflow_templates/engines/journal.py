@@ -76,9 +76,10 @@ def load(run_dir: Path) -> dict:
 
 
 def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (field 22 of /proc/pid/stat), to tell reused pids apart."""
+    """The kernel's start time of a live `pid` (field 22 of /proc/pid/stat), to tell reused pids
+    apart; None when there is no such process or it is a zombie (dead, not yet reaped)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    return None if fields[0] in ("Z", "X") else fields[19]

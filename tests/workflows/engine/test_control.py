@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.workflows.engine.conftest import nodes_named
+from workflow_templates.engines import journal
 from workflow_templates.engines.local import LocalEngine
 from workflow_templates.engines.sandbox import bwrap_path
 
@@ -170,15 +171,19 @@ def test_retry_failed_reruns_only_the_failed_steps(run, shared):
 
 CRASHING_RUN = """
 import sys
+from workflow_templates.engines import journal
 from workflow_templates.engines.local import LocalEngine
-engine = LocalEngine(sys.argv[1], sys.argv[2], max_parallel=2)
+engine = LocalEngine(sys.argv[1], sys.argv[2], max_parallel=2, isolate=sys.argv[4] == "1")
 engine.start(open(sys.argv[3]).read(), run_id="crash").wait()
 """
 
 
-@pytest.mark.parametrize("limit, phase", [(1, "Succeeded"), (0, "Failed")])
-def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, limit, phase):
-    """The engine's process is killed (SIGKILL) while step `b` runs; resume finishes the run."""
+@pytest.mark.parametrize("limit, phase, isolate", [
+    (1, "Succeeded", True), (0, "Failed", True), (1, "Succeeded", False)])
+def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, limit, phase, isolate):
+    """The engine's process is killed (SIGKILL) while step `b` runs; resume finishes the run.
+
+    Without bubblewrap the killed engine's step outlives it: resume must kill that process."""
     counted = COUNTER.replace("    script:", f"    retryStrategy: {{limit: {limit}}}\n    script:")
     (tmp_path / "t.yaml").write_text(template(f"""
         entrypoint: main
@@ -189,7 +194,8 @@ def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, lim
           - - {{name: b, template: counted, arguments: {{parameters: [{{name: file, value: "{shared}/b"}}, {{name: hang-on, value: "1"}}]}}}}
         """, counted))
     storage, runs = tmp_path / "storage", tmp_path / "runs"
-    child = subprocess.Popen([sys.executable, "-c", CRASHING_RUN, storage, runs, tmp_path / "t.yaml"],
+    child = subprocess.Popen([sys.executable, "-c", CRASHING_RUN, storage, runs,
+                              tmp_path / "t.yaml", "1" if isolate else "0"],
                              cwd=Path(__file__).resolve().parents[3])
     deadline = time.monotonic() + 30
     while count(shared / "b") == 0 and time.monotonic() < deadline:
@@ -197,7 +203,8 @@ def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, lim
     assert count(shared / "b") == 1, "step b never started"
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    handle = LocalEngine(storage, runs, max_parallel=2).resume("crash")
+    left = [n for n in journal.load(runs / "crash")["nodes"].values() if n["name"] == "b"][0]
+    handle = LocalEngine(storage, runs, max_parallel=2, isolate=isolate).resume("crash")
     assert handle.wait(60) == phase, handle.status()["message"]
     assert count(shared / "a") == 1  # a finished before the crash: not run again
     nodes = nodes_named(handle)
@@ -207,6 +214,8 @@ def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, lim
     else:
         assert count(shared / "b") == 1 and "interrupted" in nodes["b"]["message"]
     assert all(n["phase"] != "Running" for n in nodes.values())
+    gone = journal.process_start_time(left["pid"]) != left["pid_start"]
+    assert gone, "the first attempt of b outlived the resume"
 
 
 def test_recover_resumes_every_unfinished_run(tmp_path):
