@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from workflow_templates.engines import journal
-from workflow_templates.engines.runner import Attempt, StepError
+from workflow_templates.engines.runner import Attempt, StepError, artifact_source
 from workflow_templates.engines.scope import (
     bind_inputs, item_scope, loop_items, node_scope, stringify)
 from workflow_templates.engines.expressions import (
@@ -437,17 +437,12 @@ class RunHandle:
                                  message=f"when '{render(step['when'], scope)}' evaluated false")
             arguments = {p["name"]: render(stringify(p.get("value", "")), scope)
                          for p in (step.get("arguments") or {}).get("parameters") or []}
-            artifacts = {a["name"]: self._artifact_source(a, scope)
+            artifacts = {a["name"]: artifact_source(a, scope)
                          for a in (step.get("arguments") or {}).get("artifacts") or []}
         except ExpressionError as error:
             node = self._new_node(node_id, display, "Pod", template["name"], parent)
             return self._set(node, phase=ERROR, message=str(error))
         return self._execute(template, node_id, display, parent, arguments, artifacts)
-
-    def _artifact_source(self, artifact: dict, scope: dict) -> dict:
-        if "raw" in artifact:
-            return {"raw": render(artifact["raw"].get("data", ""), scope)}
-        return {"key": render(artifact["from"], scope)}
 
     # --- leaves -----------------------------------------------------------------------------
 

@@ -81,10 +81,7 @@ class Attempt:
 
     def _place_inputs(self, artifacts: dict) -> None:
         for artifact in (self.template.get("inputs") or {}).get("artifacts") or []:
-            source = artifacts.get(artifact["name"])
-            if source is None and ("from" in artifact or "raw" in artifact):
-                source = ({"raw": render(artifact["raw"].get("data", ""), self.scope)}
-                          if "raw" in artifact else {"key": render(artifact["from"], self.scope)})
+            source = artifacts.get(artifact["name"]) or artifact_source(artifact, self.scope)
             if source is None:
                 if artifact.get("optional"):
                     continue
@@ -94,11 +91,18 @@ class Attempt:
             if "raw" in source:
                 target.write_text(source["raw"])
                 continue
-            origin = (self.storage_root / source["key"]).resolve()
-            if not origin.is_relative_to(self.storage_root.resolve()) or not origin.exists():
+            origin = self._in_storage(source["key"], artifact["name"])
+            if not origin.exists():
                 raise StepError(f"input artifact {artifact['name']!r}: no {source['key']!r} "
                                 f"in the storage root")
             _copy(origin, target)
+
+    def _in_storage(self, key: str, name: str) -> Path:
+        """The storage root's file for `key`, refusing keys that climb out of it."""
+        path = (self.storage_root / key).resolve()
+        if not path.is_relative_to(self.storage_root.resolve()):
+            raise StepError(f"artifact {name!r}: key {key!r} is outside the storage root")
+        return path
 
     def start(self) -> None:
         """Start the process in its own process group (and, where possible, its own /tmp)."""
@@ -195,9 +199,23 @@ class Attempt:
             if artifact.get("optional"):
                 return None
             raise StepError(f"output artifact {artifact['name']!r}: {artifact['path']} not found")
-        key = Path("runs") / run_id / node_dir / artifact["name"] / path.name
-        _copy(path, self.storage_root / key)
-        return key.as_posix()
+        if "s3" in artifact:
+            key = render(artifact["s3"]["key"], self.scope)
+        else:
+            key = (Path("runs") / run_id / node_dir / artifact["name"] / path.name).as_posix()
+        _copy(path, self._in_storage(key, artifact["name"]))
+        return key
+
+
+def artifact_source(artifact: dict, scope: dict) -> dict | None:
+    """Where an input artifact comes from: {"raw": text} or {"key": key in the storage root}."""
+    if "raw" in artifact:
+        return {"raw": render(artifact["raw"].get("data", ""), scope)}
+    if "from" in artifact:
+        return {"key": render(artifact["from"], scope)}
+    if "s3" in artifact:
+        return {"key": render(artifact["s3"]["key"], scope)}
+    return None
 
 
 def _copy(origin: Path, target: Path) -> None:

@@ -48,9 +48,10 @@ _SHAPES = {
     "parameter": ({"name", "value", "default", "enum"}, {"description"}),
     "output_parameter": ({"name", "valueFrom", "globalName"}, {"description"}),
     "value_from": ({"path", "default", "parameter"}, set()),
-    "input_artifact": ({"name", "path", "from", "raw", "optional"}, {"archive"}),
-    "argument_artifact": ({"name", "from", "raw"}, set()),
-    "output_artifact": ({"name", "path", "optional"}, {"archive"}),
+    "input_artifact": ({"name", "path", "from", "raw", "s3", "optional"}, {"archive"}),
+    "argument_artifact": ({"name", "from", "raw", "s3"}, set()),
+    "output_artifact": ({"name", "path", "s3", "optional"}, {"archive"}),
+    "s3": ({"key"}, set()),
     "raw": ({"data"}, set()),
     "retry": ({"limit", "retryPolicy", "backoff"}, {"affinity"}),
     "backoff": ({"duration", "factor", "maxDuration"}, set()),
@@ -133,6 +134,7 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
         _keys(p, "parameter", f"{where}.inputs.parameters[{i}]", problems)
     for i, a in enumerate(inputs.get("artifacts") or []):
         _keys(a, "input_artifact", f"{where}.inputs.artifacts[{i}]", problems)
+        _keys(a.get("s3") or {}, "s3", f"{where}.inputs.artifacts[{i}].s3", problems)
         _check_path(a, f"{where}.inputs.artifacts[{i}]", problems)
     for i, p in enumerate(outputs.get("parameters") or []):
         _keys(p, "output_parameter", f"{where}.outputs.parameters[{i}]", problems)
@@ -142,6 +144,7 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
             _check_path(p["valueFrom"], f"{where}.outputs.parameters[{i}].valueFrom", problems)
     for i, a in enumerate(outputs.get("artifacts") or []):
         _keys(a, "output_artifact", f"{where}.outputs.artifacts[{i}]", problems)
+        _keys(a.get("s3") or {}, "s3", f"{where}.outputs.artifacts[{i}].s3", problems)
         _check_path(a, f"{where}.outputs.artifacts[{i}]", problems)
     _check_retry(template.get("retryStrategy"), where, problems)
     for key in ("retryStrategy", "activeDeadlineSeconds"):
@@ -161,7 +164,8 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
             problems.append(f"{where}.script.command: a script needs its interpreter command")
         if not (template[kind].get("command") or template[kind].get("args")):
             problems.append(f"{where}.{kind}: nothing to run (no command or args)")
-        _check_tags([template[kind], outputs], scope.leaf(), where, problems)
+        _check_tags([template[kind], outputs, inputs.get("artifacts")], scope.leaf(), where,
+                    problems)
     elif "steps" in template:
         _check_steps(template, where, templates, wf_name, scope, problems)
     elif "dag" in template:
@@ -203,6 +207,7 @@ def _check_call(step, where, shape, templates, wf_name, problems):
         _keys(p, "parameter", f"{where}.arguments.parameters[{i}]", problems)
     for i, a in enumerate(arguments.get("artifacts") or []):
         _keys(a, "argument_artifact", f"{where}.arguments.artifacts[{i}]", problems)
+        _keys(a.get("s3") or {}, "s3", f"{where}.arguments.artifacts[{i}].s3", problems)
     _keys(step.get("continueOn") or {}, "continue_on", f"{where}.continueOn", problems)
     _keys(step.get("withSequence") or {}, "sequence", f"{where}.withSequence", problems)
     loops = [k for k in ("withItems", "withParam", "withSequence") if k in step]

@@ -35,6 +35,10 @@ def test_unsupported_features_are_refused_with_their_names_and_places():
         sidecars: [{name: db, image: postgres}]
         synchronization: {mutex: {name: m}}
         container: {image: alpine, command: [echo], volumeMounts: [{name: data, mountPath: /data}]}
+        outputs:
+          artifacts:
+          - {name: a, path: /tmp/a, s3: {bucket: other, key: k}}
+          - {name: b, path: /tmp/b, gcs: {key: k}}
       - name: cleanup
         resource: {action: create, manifest: "{}"}
       - name: wait
@@ -45,6 +49,8 @@ def test_unsupported_features_are_refused_with_their_names_and_places():
     for expected in ["spec.onExit", "spec.volumes", "spec.templates[0](main).sidecars",
                      "spec.templates[0](main).synchronization",
                      "spec.templates[0](main).container.volumeMounts",
+                     "spec.templates[0](main).outputs.artifacts[0].s3.bucket",
+                     "spec.templates[0](main).outputs.artifacts[1].gcs",
                      "spec.templates[1](cleanup).resource", "spec.templates[2](wait).suspend",
                      "spec.templates[2](wait).memoize"]:
         assert expected in text, (expected, problems)

@@ -267,6 +267,7 @@ def test_artifacts_pass_through_the_storage_root(run, engine):
         metadata: {name: artifacts}
         spec:
           entrypoint: main
+          arguments: {parameters: [{name: id, value: r1}]}
           templates:
           - name: main
             steps:
@@ -274,9 +275,15 @@ def test_artifacts_pass_through_the_storage_root(run, engine):
             - - name: use
                 template: use
                 arguments: {artifacts: [{name: data, from: "{{steps.make.outputs.artifacts.report}}"}]}
+              - name: keyed
+                template: use
+                arguments: {artifacts: [{name: data, s3: {key: "reports/{{workflow.parameters.id}}.txt"}}]}
           - name: make
             container: {image: alpine, command: [sh, -c, "echo payload > /tmp/report.txt"]}
-            outputs: {artifacts: [{name: report, path: /tmp/report.txt}]}
+            outputs:
+              artifacts:
+              - {name: report, path: /tmp/report.txt}
+              - {name: keyed, path: /tmp/report.txt, s3: {key: "reports/{{workflow.parameters.id}}.txt"}}
           - name: use
             inputs: {artifacts: [{name: data, path: /tmp/in/data.txt}]}
             container: {image: alpine, command: [cat, /tmp/in/data.txt]}
@@ -286,6 +293,8 @@ def test_artifacts_pass_through_the_storage_root(run, engine):
     key = nodes["make"]["outputs"]["artifacts"]["report"]
     assert (engine.storage_root / key).read_text() == "payload\n"
     assert nodes["use"]["outputs"]["result"] == "payload"
+    assert (engine.storage_root / "reports/r1.txt").read_text() == "payload\n"
+    assert nodes["keyed"]["outputs"]["result"] == "payload"
 
 
 def test_unknown_workflow_parameter_ends_the_run_in_error(run):
