@@ -249,14 +249,15 @@ class RunHandle:
         unknown = sorted(set(state["parameters"]) - set(declared))
         if unknown:
             return ERROR, f"unknown workflow parameters: {', '.join(unknown)}"
+        identity = {"workflow.name": state["name"], "workflow.uid": state["uid"],
+                    "workflow.namespace": "local"}
         values = {n: stringify(p.get("value", p.get("default"))) for n, p in declared.items()}
+        values = {n: v if v is None else render(v, identity) for n, v in values.items()}
         values.update(state["parameters"])
         missing = sorted(n for n, v in values.items() if v is None)
         if missing:
             return ERROR, f"workflow parameters not supplied: {', '.join(missing)}"
-        self._globals = {"workflow.name": state["name"], "workflow.uid": state["uid"],
-                         "workflow.namespace": "local",
-                         "workflow.parameters": json.dumps(values)}
+        self._globals = dict(identity, **{"workflow.parameters": json.dumps(values)})
         self._globals.update({f"workflow.parameters.{k}": v for k, v in values.items()})
         root = state["name"]
         template = self.spec.templates[self.spec.entrypoint]
@@ -305,7 +306,7 @@ class RunHandle:
         kind = "Steps" if "steps" in template else "DAG" if "dag" in template else "Pod"
         node = self._new_node(node_id, display, kind, template["name"], parent)
         try:
-            inputs = bind_inputs(template, arguments)
+            inputs = bind_inputs(template, arguments, self._globals)
         except ExpressionError as error:
             return self._set(node, phase=ERROR, message=str(error))
         with self._lock:

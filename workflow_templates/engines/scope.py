@@ -13,12 +13,15 @@ def stringify(value) -> str | None:
     return json.dumps(value)
 
 
-def bind_inputs(template: dict, arguments: dict) -> dict[str, str]:
-    """The template's input parameters: the caller's argument, else value, else default."""
+def bind_inputs(template: dict, arguments: dict, globals_: dict) -> dict[str, str]:
+    """The template's input parameters: the caller's argument, else value, else default
+    (in which workflow.* tags are resolved, as Argo does)."""
     bound = {}
     for param in (template.get("inputs") or {}).get("parameters") or []:
         name = param["name"]
-        value = arguments.get(name, stringify(param.get("value", param.get("default"))))
+        value = arguments.get(name)
+        if value is None and param.get("value", param.get("default")) is not None:
+            value = render(stringify(param.get("value", param.get("default"))), globals_)
         if value is None:
             raise ExpressionError(f"inputs.parameters.{name} was not supplied to "
                                   f"template {template['name']!r}")

@@ -60,6 +60,7 @@ _SHAPES = {
     "sequence": ({"count", "start", "end"}, set()),
 }
 _RETRY_POLICIES = {"Always", "OnFailure", "OnError"}
+_WORKFLOW_IDENTITY = re.compile(r"workflow\.(name|uid|namespace)")
 _NODE_FIELDS = r"(?:outputs\.result|outputs\.parameters(?:\.[\w\-]+)?|outputs\.artifacts\.[\w\-]+" \
                r"|exitCode|status|startedAt|finishedAt|id)"
 
@@ -119,6 +120,7 @@ def _check_arguments(spec: dict, problems: list[str]) -> None:
         _keys(param, "parameter", f"spec.arguments.parameters[{i}]", problems)
     if arguments.get("artifacts"):
         problems.append("spec.arguments.artifacts: workflow-level artifacts are not supported")
+    _check_tags(arguments.get("parameters"), _WORKFLOW_IDENTITY, "spec.arguments", problems)
 
 
 def _check_template(template, where, templates, wf_name, arguments, problems):
@@ -132,6 +134,8 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
     _keys(outputs, "outputs", f"{where}.outputs", problems)
     for i, p in enumerate(inputs.get("parameters") or []):
         _keys(p, "parameter", f"{where}.inputs.parameters[{i}]", problems)
+        _check_tags([p.get("value"), p.get("default")], _Scope(arguments, {}).workflow(),
+                    f"{where}.inputs.parameters[{i}]", problems)
     for i, a in enumerate(inputs.get("artifacts") or []):
         _keys(a, "input_artifact", f"{where}.inputs.artifacts[{i}]", problems)
         _keys(a.get("s3") or {}, "s3", f"{where}.inputs.artifacts[{i}].s3", problems)
@@ -280,6 +284,10 @@ class _Scope:
             r"\.path",
         ]
         self.retries = [r"retries"] if template.get("retryStrategy") else []
+
+    def workflow(self) -> re.Pattern:
+        """Only workflow.* names: what an input's own value or default may use."""
+        return re.compile("|".join(self.common[:2]))
 
     def leaf(self) -> re.Pattern:
         return re.compile("|".join(self.common + self.outputs + self.retries))

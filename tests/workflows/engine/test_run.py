@@ -94,11 +94,11 @@ def test_parameters_defaults_value_from_path_default_and_workflow_arguments(run)
             steps:
             - - {name: say, template: say, arguments: {parameters: [{name: text, value: "{{inputs.parameters.greeting}} {{workflow.parameters.who}}"}]}}
           - name: say
-            inputs: {parameters: [{name: text}, {name: suffix, default: "!"}]}
+            inputs: {parameters: [{name: text}, {name: suffix, default: "!"}, {name: again, default: " {{workflow.parameters.who}}"}]}
             container:
               image: alpine
               command: [python, -c]
-              args: ["import sys; open('/tmp/said', 'w').write(sys.argv[1] + chr(10))", "{{inputs.parameters.text}}{{inputs.parameters.suffix}}"]
+              args: ["import sys; open('/tmp/said', 'w').write(sys.argv[1] + chr(10))", "{{inputs.parameters.text}}{{inputs.parameters.suffix}}{{inputs.parameters.again}}"]
             outputs:
               parameters:
               - {name: said, valueFrom: {path: /tmp/said}}
@@ -106,7 +106,7 @@ def test_parameters_defaults_value_from_path_default_and_workflow_arguments(run)
         """, who="lab")
     assert handle.phase == "Succeeded", handle.status()["message"]
     outputs = nodes_named(handle)["say"]["outputs"]["parameters"]
-    assert outputs == {"said": "hello lab!", "missing": "fallback"}
+    assert outputs == {"said": "hello lab! lab", "missing": "fallback"}
 
 
 def test_with_items_and_with_param_fan_out_over_objects_and_aggregate(run):
