@@ -40,6 +40,7 @@ PENDING, RUNNING, SUCCEEDED = "Pending", "Running", "Succeeded"
 FAILED, ERROR, SKIPPED, OMITTED = "Failed", "Error", "Skipped", "Omitted"
 FINISHED = {SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED}
 _THREADS = 64
+_MAX_DEPTH = 100
 _POLICIES = {"Always": {FAILED, ERROR}, "OnFailure": {FAILED}, "OnError": {ERROR}}
 
 
@@ -305,6 +306,9 @@ class RunHandle:
         """Run `template` as node `node_id` with the caller's argument values."""
         kind = "Steps" if "steps" in template else "DAG" if "dag" in template else "Pod"
         node = self._new_node(node_id, display, kind, template["name"], parent)
+        if node_id.count(".") - self._state["root"].count(".") > _MAX_DEPTH:
+            return self._set(node, phase=ERROR, message=f"templates nested deeper than "
+                             f"{_MAX_DEPTH} levels (a recursion that does not end?)")
         try:
             inputs = bind_inputs(template, arguments, self._globals)
         except ExpressionError as error:

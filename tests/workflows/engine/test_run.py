@@ -309,3 +309,20 @@ def test_unknown_workflow_parameter_ends_the_run_in_error(run):
             container: {image: alpine, command: ["true"]}
         """, typo="1")
     assert handle.phase == "Error" and "typo" in handle.status()["message"]
+
+
+def test_recursion_that_never_ends_is_stopped_with_an_error(run):
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: forever}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: again, template: main}
+        """)
+    assert handle.phase == "Failed"
+    errors = [n for n in handle.status()["nodes"].values() if n["phase"] == "Error"]
+    assert errors and "nested deeper than" in errors[0]["message"]
