@@ -114,10 +114,15 @@ class LocalEngine:
 
 
 def _interrupt(nodes: dict) -> dict:
-    """Mark nodes a dead engine left Pending/Running as interrupted; kill their leftovers."""
+    """Mark nodes a dead engine left Pending/Running as interrupted; kill their leftovers.
+
+    Only an attempt whose process was running counts against the retry limit: one still
+    waiting for a place in the pool never ran."""
     for node in nodes.values():
         if node["phase"] in FINISHED:
             continue
+        if node["phase"] == PENDING and node.get("attempts"):
+            node["attempts"] -= 1
         pid = node.get("pid")
         if pid and journal.process_start_time(pid) == node.get("pid_start"):
             try:
@@ -461,7 +466,7 @@ class RunHandle:
         retry = template.get("retryStrategy") or {}
         limit = int(retry.get("limit", 0)) if retry else 0
         retried_on = _POLICIES[retry.get("retryPolicy", "OnFailure")]
-        attempts = previous["attempts"] if previous and previous.get("interrupted") else 0
+        attempts = previous.get("attempts", 0) if previous and previous.get("interrupted") else 0
         if attempts and attempts > limit:
             return self._set(node, attempts=attempts, phase=ERROR, message=previous["message"])
         while True:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.workflows.engine.conftest import nodes_named
 from workflow_templates.engines import journal, sandbox
-from workflow_templates.engines.local import LocalEngine
+from workflow_templates.engines.local import LocalEngine, _interrupt
 
 
 def test_journal_replays_changes_after_the_snapshot_and_ignores_a_torn_line(tmp_path):
@@ -57,3 +57,14 @@ def test_without_isolation_steps_run_on_the_host_tmp(tmp_path):
         assert nodes_named(handle)[handle.status()["root"]]["outputs"]["parameters"] == {"v": "host"}
     finally:
         Path(name).unlink(missing_ok=True)
+
+
+def test_interrupted_steps_count_only_attempts_that_ran():
+    nodes = _interrupt({
+        "ran": {"id": "ran", "type": "Pod", "phase": "Running", "attempts": 1, "pid": None},
+        "queued": {"id": "queued", "type": "Pod", "phase": "Pending", "attempts": 1},
+        "done": {"id": "done", "type": "Pod", "phase": "Succeeded", "attempts": 1},
+    })
+    assert (nodes["ran"]["attempts"], nodes["queued"]["attempts"]) == (1, 0)
+    assert nodes["ran"]["interrupted"] and nodes["queued"]["interrupted"]
+    assert nodes["done"]["phase"] == "Succeeded" and "interrupted" not in nodes["done"]
