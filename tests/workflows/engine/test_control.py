@@ -54,15 +54,23 @@ def processes_with(token: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("limit, phase, attempts", [(2, "Succeeded", 3), (1, "Failed", 2)])
-def test_retry_strategy_retries_a_failing_step_up_to_its_limit(run, shared, limit, phase, attempts):
+@pytest.mark.parametrize("strategy, phase, attempts", [
+    ('limit: "2"', "Succeeded", 3),                                 # OnFailure by default
+    ("limit: 1", "Failed", 2),
+    ("{limit: 2, retryPolicy: OnError}", "Failed", 1),              # an exit code is no error
+    ("{limit: 2, retryPolicy: Always, backoff: {duration: 100ms, factor: 2}}", "Succeeded", 3),
+])
+def test_retry_strategy_retries_a_failing_step_up_to_its_limit(run, shared, strategy, phase,
+                                                               attempts):
+    if not strategy.startswith("{"):
+        strategy = "{" + strategy + "}"
     text = template(f"""
         entrypoint: main
         templates:
         - name: main
           steps:
           - - {{name: flaky, template: counted, arguments: {{parameters: [{{name: file, value: "{shared}/m"}}, {{name: fail-until, value: "2"}}]}}}}
-        """, COUNTER.replace("    script:", f"    retryStrategy: {{limit: \"{limit}\"}}\n    script:"))
+        """, COUNTER.replace("    script:", f"    retryStrategy: {strategy}\n    script:"))
     handle = run(text)
     assert handle.phase == phase
     node = nodes_named(handle)["flaky"]

@@ -129,6 +129,10 @@ def test_with_items_and_with_param_fan_out_over_objects_and_aggregate(run):
                 template: show
                 withItems: [{name: x, size: 1}, plain]
                 arguments: {parameters: [{name: text, value: "{{item}}"}]}
+              - name: numbered
+                template: show
+                withSequence: {count: "3", start: "5"}
+                arguments: {parameters: [{name: text, value: "{{item}}"}]}
           - name: gen
             script:
               image: python:3.11
@@ -145,6 +149,7 @@ def test_with_items_and_with_param_fan_out_over_objects_and_aggregate(run):
     assert json.loads(nodes["each"]["outputs"]["result"]) == ["s1=10", "s2=20"]
     assert nodes["fixed(0:name:x,size:1)"]["outputs"]["result"] == '{"name": "x", "size": 1}'
     assert nodes["fixed(1:plain)"]["outputs"]["result"] == "plain"
+    assert json.loads(nodes["numbered"]["outputs"]["result"]) == [5, 6, 7]
 
 
 def test_when_runs_or_skips_a_step(run):
