@@ -16,8 +16,8 @@ import copy
 import json
 import logging
 import os
-import signal
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Callable
 
 from workflow_templates.engines import journal
-from workflow_templates.engines.runner import Attempt, StepError, artifact_source
-from workflow_templates.engines.scope import (
-    bind_inputs, item_scope, loop_items, node_scope, stringify)
 from workflow_templates.engines.expressions import (
     ExpressionError, depends_tasks, evaluate_depends, evaluate_when, render)
+from workflow_templates.engines.runner import Attempt, StepError, artifact_source
+from workflow_templates.engines.scope import (
+    bind_inputs, compact_json, input_scope, item_scope, loop_items, node_scope, stringify)
 from workflow_templates.engines.spec import WorkflowSpec, load
 
 log = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ class RunHandle:
         missing = sorted(n for n, v in values.items() if v is None)
         if missing:
             return ERROR, f"workflow parameters not supplied: {', '.join(missing)}"
-        self._globals = dict(identity, **{"workflow.parameters": json.dumps(values)})
+        self._globals = dict(identity, **{"workflow.parameters": compact_json(values)})
         self._globals.update({f"workflow.parameters.{k}": v for k, v in values.items()})
         root = state["name"]
         template = self.spec.templates[self.spec.entrypoint]
@@ -324,7 +324,7 @@ class RunHandle:
             return self._run_leaf(template, node, inputs, artifacts)
         self._set(node, phase=RUNNING)
         scope = dict(self._globals)
-        scope.update(_input_scope(inputs))
+        scope.update(input_scope(inputs))
         try:
             if kind == "Steps":
                 phase, message, scope = self._run_steps(template, node, scope)
@@ -529,11 +529,6 @@ class RunHandle:
                          exit_code=result.exit_code, outputs=result.outputs, pid=None)["phase"]
 
 
-def _input_scope(inputs: dict) -> dict:
-    scope = {f"inputs.parameters.{k}": v for k, v in inputs.items()}
-    scope["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
-    return scope
-
 
 def _parallel(calls: list) -> list:
     """Run the calls on up to _THREADS threads; step processes are bounded by the engine's pool.
@@ -554,14 +549,17 @@ def _aggregate(children: list[dict], step: dict) -> dict:
     outputs = {}
     names = {n for c in children for n in c.get("outputs", {}).get("parameters", {})}
     if names:
-        outputs["parameters"] = {n: json.dumps([c["outputs"]["parameters"][n] for c in children
+        outputs["parameters"] = {n: compact_json([c["outputs"]["parameters"][n] for c in children
                                                 if n in c.get("outputs", {}).get("parameters", {})])
                                  for n in names}
     results = [c["outputs"]["result"] for c in children if "result" in c.get("outputs", {})]
     if results:
-        outputs["result"] = json.dumps([_json_or_text(r) for r in results])
+        outputs["result"] = compact_json([_json_or_text(r) for r in results])
     counts = {"any_succeeded": any(c["phase"] == SUCCEEDED for c in children),
-              "all_failed": bool(children) and all(c["phase"] == FAILED for c in children)}
+              "all_failed": bool(children) and all(c["phase"] == FAILED for c in children),
+              # what `steps.X.outputs.parameters` is after a loop: one map per child
+              "parameter_maps": compact_json([c["outputs"]["parameters"] for c in children
+                                            if c.get("outputs", {}).get("parameters")])}
     if failed:
         return {"phase": FAILED, "message": f"child '{failed[0]['id']}' failed",
                 "outputs": outputs, **counts}

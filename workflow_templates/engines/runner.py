@@ -1,7 +1,6 @@
 """One attempt of a container or script step: prepare its directory, run it, collect outputs."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from workflow_templates.engines.expressions import render
 from workflow_templates.engines.sandbox import bwrap_path, host_path, sandboxed
+from workflow_templates.engines.scope import input_scope
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
@@ -228,8 +228,7 @@ def _copy(origin: Path, target: Path) -> None:
 
 def _leaf_scope(template: dict, globals_: dict, inputs: dict, retries: int) -> dict:
     scope = dict(globals_)
-    scope.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
-    scope["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
+    scope.update(input_scope(inputs))
     for artifact in (template.get("inputs") or {}).get("artifacts") or []:
         scope[f"inputs.artifacts.{artifact['name']}.path"] = artifact["path"]
     for param in (template.get("outputs") or {}).get("parameters") or []:

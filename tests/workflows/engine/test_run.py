@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.workflows.engine.conftest import nodes_named
+from workflow_templates.engines.scope import node_scope
 
 STAMP = """
   - name: stamp
@@ -147,9 +148,11 @@ def test_with_items_and_with_param_fan_out_over_objects_and_aggregate(run):
     assert handle.phase == "Succeeded", handle.status()["message"]
     nodes = nodes_named(handle)
     assert json.loads(nodes["each"]["outputs"]["result"]) == ["s1=10", "s2=20"]
-    assert nodes["fixed(0:name:x,size:1)"]["outputs"]["result"] == '{"name": "x", "size": 1}'
+    assert nodes["fixed(0:name:x,size:1)"]["outputs"]["result"] == '{"name":"x","size":1}'
     assert nodes["fixed(1:plain)"]["outputs"]["result"] == "plain"
     assert json.loads(nodes["numbered"]["outputs"]["result"]) == [5, 6, 7]
+    loop = node_scope("steps", "each", nodes["each"])
+    assert json.loads(loop["steps.each.outputs.result"]) == ["s1=10", "s2=20"]
 
 
 def test_when_runs_or_skips_a_step(run):
@@ -331,3 +334,33 @@ def test_recursion_that_never_ends_is_stopped_with_an_error(run):
     assert handle.phase == "Failed"
     errors = [n for n in handle.status()["nodes"].values() if n["phase"] == "Error"]
     assert errors and "nested deeper than" in errors[0]["message"]
+
+
+def test_fan_in_reads_a_loop_s_outputs_as_json_lists(run):
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: fan-in}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: write, template: write, withItems: [20, 21], arguments: {parameters: [{name: n, value: "{{item}}"}]}}
+            - - name: gather
+                template: show
+                arguments:
+                  parameters:
+                  - {name: text, value: "{{steps.write.outputs.parameters.number}} {{steps.write.outputs.parameters}}"}
+          - name: write
+            inputs: {parameters: [{name: n}]}
+            container: {image: alpine, command: [sh, -c, "printf %s {{inputs.parameters.n}} > /tmp/n"]}
+            outputs: {parameters: [{name: number, valueFrom: {path: /tmp/n}}]}
+          - name: show
+            inputs: {parameters: [{name: text}]}
+            container: {image: alpine, command: [echo, "{{inputs.parameters.text}}"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    lists, maps = nodes_named(handle)["gather"]["outputs"]["result"].split(" ", 1)
+    assert json.loads(lists) == ["20", "21"]
+    assert json.loads(maps) == [{"number": "20"}, {"number": "21"}]
