@@ -246,8 +246,8 @@ class RunHandle:
             self._state.update(phase=phase, message=message, finished_at=_now())
             self._journal.record({"run": {"phase": phase}})
             self._journal.snapshot(self._state)
-        self._done.set()
         self._notify({"id": None, "phase": phase})
+        self._done.set()
 
     def _run_entrypoint(self) -> tuple[str, str]:
         state = self._state

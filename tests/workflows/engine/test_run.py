@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.workflows.engine.conftest import nodes_named
+from workflow_templates.engines.local import LocalEngine
 from workflow_templates.engines.scope import node_scope
 
 STAMP = """
@@ -364,3 +365,24 @@ def test_fan_in_reads_a_loop_s_outputs_as_json_lists(run):
     lists, maps = nodes_named(handle)["gather"]["outputs"]["result"].split(" ", 1)
     assert json.loads(lists) == ["20", "21"]
     assert json.loads(maps) == [{"number": "20"}, {"number": "21"}]
+
+
+def test_progress_is_reported_node_by_node_then_for_the_run(tmp_path):
+    seen = []
+    engine = LocalEngine(tmp_path / "s", tmp_path / "r",
+                         on_progress=lambda run_id, node: seen.append((run_id, node["id"],
+                                                                       node["phase"])))
+    handle = engine.start(textwrap.dedent("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: progress}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            container: {image: alpine, command: ["true"]}
+        """), run_id="p1")
+    assert handle.wait(30) == "Succeeded"
+    root = handle.status()["root"]
+    assert ("p1", root, "Running") in seen and ("p1", root, "Succeeded") in seen
+    assert seen[-1] == ("p1", None, "Succeeded")
