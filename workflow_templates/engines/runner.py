@@ -55,23 +55,9 @@ class Attempt:
         work.mkdir(exist_ok=True)
         isolated = bool(isolate and bwrap_path())
         scope = _leaf_scope(template, globals_, inputs, retries)
-        kind = "script" if "script" in template else "container"
-        body = template[kind]
-        argv = [render(str(c), scope) for c in body.get("command") or []]
-        if kind == "script":
-            script = step_dir / "script"
-            script.write_text(render(body.get("source", ""), scope))
-            argv.append(str(script))
-        argv += [render(str(a), scope) for a in body.get("args") or []]
-        if argv[0] in ("python", "python3"):
-            argv[0] = sys.executable  # the project's programs run with the engine's Python
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT),
-                                                          env.get("PYTHONPATH")]))
-        if not isolated:
-            env["TMPDIR"] = str(tmp)
-        env.update({e["name"]: render(str(e.get("value", "")), scope)
-                    for e in body.get("env") or []})
+        body = template.get("script") or template["container"]
+        argv = _argv(body, "script" in template, scope, step_dir)
+        env = _environment(body, scope, tmp, isolated)
         attempt = cls(template, step_dir, scope, argv, env, isolated, Path(storage_root))
         attempt._place_inputs(artifacts)
         return attempt
@@ -205,6 +191,31 @@ class Attempt:
             key = (Path("runs") / run_id / node_dir / artifact["name"] / path.name).as_posix()
         _copy(path, self._in_storage(key, artifact["name"]))
         return key
+
+
+def _argv(body: dict, script: bool, scope: dict, step_dir: Path) -> list[str]:
+    """command (+ the script's file) + args, rendered; a leading python is the engine's."""
+    argv = [render(str(c), scope) for c in body.get("command") or []]
+    if script:
+        path = step_dir / "script"
+        path.write_text(render(body.get("source", ""), scope))
+        argv.append(str(path))
+    argv += [render(str(a), scope) for a in body.get("args") or []]
+    if argv[0] in ("python", "python3"):
+        argv[0] = sys.executable  # the project's programs run with the engine's Python
+    return argv
+
+
+def _environment(body: dict, scope: dict, tmp: Path, isolated: bool) -> dict[str, str]:
+    """The engine's environment, the project importable, then the template's env values."""
+    env = dict(os.environ)
+    # `python` inside `sh -c` too finds the engine's interpreter (its venv) first.
+    env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent),
+                                                env.get("PATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env["TMPDIR"] = "/tmp" if isolated else str(tmp)
+    env.update({e["name"]: render(str(e.get("value", "")), scope) for e in body.get("env") or []})
+    return env
 
 
 def artifact_source(artifact: dict, scope: dict) -> dict | None:
