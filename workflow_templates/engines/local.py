@@ -529,7 +529,6 @@ class RunHandle:
                          exit_code=result.exit_code, outputs=result.outputs, pid=None)["phase"]
 
 
-
 def _parallel(calls: list) -> list:
     """Run the calls on up to _THREADS threads; step processes are bounded by the engine's pool.
 

@@ -129,27 +129,7 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
     if len(kinds) != 1:
         problems.append(f"{where}: needs exactly one of container, script, steps, dag "
                         f"(has {kinds or 'none'})")
-    inputs, outputs = template.get("inputs") or {}, template.get("outputs") or {}
-    _keys(inputs, "inputs", f"{where}.inputs", problems)
-    _keys(outputs, "outputs", f"{where}.outputs", problems)
-    for i, p in enumerate(inputs.get("parameters") or []):
-        _keys(p, "parameter", f"{where}.inputs.parameters[{i}]", problems)
-        _check_tags([p.get("value"), p.get("default")], _Scope(arguments, {}).workflow(),
-                    f"{where}.inputs.parameters[{i}]", problems)
-    for i, a in enumerate(inputs.get("artifacts") or []):
-        _keys(a, "input_artifact", f"{where}.inputs.artifacts[{i}]", problems)
-        _keys(a.get("s3") or {}, "s3", f"{where}.inputs.artifacts[{i}].s3", problems)
-        _check_path(a, f"{where}.inputs.artifacts[{i}]", problems)
-    for i, p in enumerate(outputs.get("parameters") or []):
-        _keys(p, "output_parameter", f"{where}.outputs.parameters[{i}]", problems)
-        _keys(p.get("valueFrom") or {}, "value_from",
-              f"{where}.outputs.parameters[{i}].valueFrom", problems)
-        if "path" in (p.get("valueFrom") or {}):
-            _check_path(p["valueFrom"], f"{where}.outputs.parameters[{i}].valueFrom", problems)
-    for i, a in enumerate(outputs.get("artifacts") or []):
-        _keys(a, "output_artifact", f"{where}.outputs.artifacts[{i}]", problems)
-        _keys(a.get("s3") or {}, "s3", f"{where}.outputs.artifacts[{i}].s3", problems)
-        _check_path(a, f"{where}.outputs.artifacts[{i}]", problems)
+    _check_io(template, where, arguments, problems)
     _check_retry(template.get("retryStrategy"), where, problems)
     for key in ("retryStrategy", "activeDeadlineSeconds"):
         if key in template and ("steps" in template or "dag" in template):
@@ -160,20 +140,50 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
         problems.append(f"{where}.activeDeadlineSeconds: {deadline!r} is not a number of seconds")
     scope = _Scope(arguments, template)
     if "container" in template or "script" in template:
-        kind = "container" if "container" in template else "script"
-        _keys(template[kind], kind, f"{where}.{kind}", problems)
-        for i, env in enumerate(template[kind].get("env") or []):
-            _keys(env, "env", f"{where}.{kind}.env[{i}]", problems)
-        if not template[kind].get("command") and kind == "script":
-            problems.append(f"{where}.script.command: a script needs its interpreter command")
-        if not (template[kind].get("command") or template[kind].get("args")):
-            problems.append(f"{where}.{kind}: nothing to run (no command or args)")
-        _check_tags([template[kind], outputs, inputs.get("artifacts")], scope.leaf(), where,
-                    problems)
+        _check_leaf(template, where, scope, problems)
     elif "steps" in template:
         _check_steps(template, where, templates, wf_name, scope, problems)
     elif "dag" in template:
         _check_dag(template, where, templates, wf_name, scope, problems)
+
+
+def _check_io(template, where, arguments, problems):
+    """A template's inputs and outputs: known fields, paths the engine can map."""
+    inputs, outputs = template.get("inputs") or {}, template.get("outputs") or {}
+    _keys(inputs, "inputs", f"{where}.inputs", problems)
+    _keys(outputs, "outputs", f"{where}.outputs", problems)
+    for i, p in enumerate(inputs.get("parameters") or []):
+        _keys(p, "parameter", f"{where}.inputs.parameters[{i}]", problems)
+        _check_tags([p.get("value"), p.get("default")], _Scope(arguments, {}).workflow(),
+                    f"{where}.inputs.parameters[{i}]", problems)
+    for i, p in enumerate(outputs.get("parameters") or []):
+        _keys(p, "output_parameter", f"{where}.outputs.parameters[{i}]", problems)
+        _keys(p.get("valueFrom") or {}, "value_from",
+              f"{where}.outputs.parameters[{i}].valueFrom", problems)
+        if "path" in (p.get("valueFrom") or {}):
+            _check_path(p["valueFrom"], f"{where}.outputs.parameters[{i}].valueFrom", problems)
+    for side, shape in (("inputs", "input_artifact"), ("outputs", "output_artifact")):
+        for i, a in enumerate((template.get(side) or {}).get("artifacts") or []):
+            here = f"{where}.{side}.artifacts[{i}]"
+            _keys(a, shape, here, problems)
+            _keys(a.get("s3") or {}, "s3", f"{here}.s3", problems)
+            _check_path(a, here, problems)
+
+
+def _check_leaf(template, where, scope, problems):
+    """A container or script: what it runs, and the variables it uses."""
+    kind = "container" if "container" in template else "script"
+    body = template[kind]
+    _keys(body, kind, f"{where}.{kind}", problems)
+    for i, env in enumerate(body.get("env") or []):
+        _keys(env, "env", f"{where}.{kind}.env[{i}]", problems)
+    if not body.get("command"):
+        problems.append(f"{where}.{kind}.command: needed locally (an image's entrypoint "
+                        f"is not known here)" if kind == "container" else
+                        f"{where}.script.command: a script needs its interpreter command")
+    inputs = template.get("inputs") or {}
+    _check_tags([body, template.get("outputs"), inputs.get("artifacts")], scope.leaf(), where,
+                problems)
 
 
 def _check_path(obj, where, problems):

@@ -127,3 +127,13 @@ def test_placement_only_fields_are_accepted():
                     resources: {limits: {cpu: "1"}}}
     """))
     assert spec.entrypoint == "main"
+
+
+def test_a_container_without_command_is_refused_because_its_entrypoint_is_unknown():
+    problems = refused("""
+      templates:
+      - name: main
+        container: {image: "labcommons/steps:1", args: [--shard, "1"]}
+    """)
+    assert problems == ["spec.templates[0](main).container.command: needed locally "
+                        "(an image's entrypoint is not known here)"]
