@@ -248,25 +248,48 @@ def _check_dag(template, where, templates, wf_name, scope, problems):
     _keys(template["dag"], "dag", f"{where}.dag", problems)
     tasks = template["dag"].get("tasks") or []
     names = [t.get("name") for t in tasks]
+    needs = {}
     for i, task in enumerate(tasks):
         here = f"{where}.dag.tasks[{i}]({task.get('name')})"
         _check_call(task, here, "task", templates, wf_name, problems)
         try:
-            needed = task.get("dependencies") or depends_tasks(task.get("depends") or "")
+            needs[task.get("name")] = task.get("dependencies") or depends_tasks(
+                task.get("depends") or "")
         except ExpressionError as error:
             problems.append(f"{here}.depends: {error}")
-            needed = []
+            needs[task.get("name")] = []
         if "depends" in task and any("dependencies" in t for t in tasks):
             problems.append(f"{here}: depends cannot be mixed with dependencies in one DAG")
         if "continueOn" in task and any("depends" in t for t in tasks):
             problems.append(f"{here}.continueOn: not available in a DAG that uses depends "
                             f"(depend on .Failed instead)")
-        for name in needed:
-            if name not in names:
-                problems.append(f"{here}: depends on unknown task {name!r}")
+        problems += [f"{here}: depends on unknown task {name!r}"
+                     for name in needs[task.get("name")] if name not in names]
+    ancestors = _ancestors(needs, f"{where}.dag", problems)
+    for i, task in enumerate(tasks):
+        here = f"{where}.dag.tasks[{i}]({task.get('name')})"
         fields = [task.get(k) for k in ("arguments", "when", "withItems", "withParam")]
-        _check_tags(fields, scope.caller("tasks", names, _loops(task)), here, problems)
+        # Argo resolves tasks.X only for X this task (transitively) depends on.
+        visible = sorted(ancestors.get(task.get("name"), set()))
+        _check_tags(fields, scope.caller("tasks", visible, _loops(task)), here, problems)
     _check_tags(template.get("outputs"), scope.caller("tasks", names, False), where, problems)
+
+
+def _ancestors(needs: dict[str, list[str]], where: str, problems: list[str]) -> dict:
+    """Every task's transitive dependencies; a cycle is a problem (it would never start)."""
+    found: dict[str, set[str]] = {}
+
+    def visit(name, path):
+        if name in path:
+            problems.append(f"{where}: dependency cycle {' -> '.join(path + [name])}")
+            return set()
+        if name not in found:
+            direct = [d for d in needs.get(name, []) if d in needs]
+            found[name] = set(direct).union(*(visit(d, path + [name]) for d in direct))
+        return found[name]
+    for name in needs:
+        visit(name, [])
+    return found
 
 
 def _loops(step) -> bool:

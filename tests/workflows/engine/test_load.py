@@ -137,3 +137,23 @@ def test_a_container_without_command_is_refused_because_its_entrypoint_is_unknow
     """)
     assert problems == ["spec.templates[0](main).container.command: needed locally "
                         "(an image's entrypoint is not known here)"]
+
+
+def test_dag_cycles_and_tasks_read_without_depending_on_them_are_refused():
+    problems = refused("""
+      templates:
+      - name: main
+        dag:
+          tasks:
+          - {name: a, template: echo, dependencies: [c]}
+          - {name: b, template: echo, dependencies: [a]}
+          - {name: c, template: echo, dependencies: [b]}
+          - {name: d, template: echo}
+          - {name: e, template: echo, arguments: {parameters: [{name: m, value: "{{tasks.d.outputs.result}}"}]}}
+      - name: echo
+        inputs: {parameters: [{name: m, default: ""}]}
+        container: {image: alpine, command: [echo, "{{inputs.parameters.m}}"]}
+    """)
+    text = "\n".join(problems)
+    assert "dependency cycle a -> c -> b -> a" in text
+    assert "tasks[4](e): unknown variable {{tasks.d.outputs.result}}" in text
