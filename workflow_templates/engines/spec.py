@@ -162,6 +162,12 @@ def _check_io(template, where, arguments, problems):
               f"{where}.outputs.parameters[{i}].valueFrom", problems)
         if "path" in (p.get("valueFrom") or {}):
             _check_path(p["valueFrom"], f"{where}.outputs.parameters[{i}].valueFrom", problems)
+        needed = "parameter" if "steps" in template or "dag" in template else "path"
+        if needed not in (p.get("valueFrom") or {}) and "default" not in (p.get("valueFrom") or {}):
+            problems.append(f"{where}.outputs.parameters[{i}].valueFrom: needs {needed} here")
+    if ("steps" in template or "dag" in template) and outputs.get("artifacts"):
+        problems.append(f"{where}.outputs.artifacts: output artifacts of steps/dag templates "
+                        f"are not supported")
     for side, shape in (("inputs", "input_artifact"), ("outputs", "output_artifact")):
         for i, a in enumerate((template.get(side) or {}).get("artifacts") or []):
             here = f"{where}.{side}.artifacts[{i}]"

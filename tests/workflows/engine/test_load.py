@@ -157,3 +157,22 @@ def test_dag_cycles_and_tasks_read_without_depending_on_them_are_refused():
     text = "\n".join(problems)
     assert "dependency cycle a -> c -> b -> a" in text
     assert "tasks[4](e): unknown variable {{tasks.d.outputs.result}}" in text
+
+
+def test_outputs_need_a_source_the_template_kind_can_give():
+    problems = refused("""
+      templates:
+      - name: main
+        steps:
+        - - {name: a, template: leaf}
+        outputs:
+          parameters: [{name: p, valueFrom: {path: /tmp/p}}]
+          artifacts: [{name: x, path: /tmp/x}]
+      - name: leaf
+        container: {image: alpine, command: ["true"]}
+        outputs: {parameters: [{name: q, valueFrom: {parameter: "x"}}]}
+    """)
+    text = "\n".join(problems)
+    assert "spec.templates[0](main).outputs.parameters[0].valueFrom: needs parameter here" in text
+    assert "spec.templates[0](main).outputs.artifacts: output artifacts of steps/dag" in text
+    assert "spec.templates[1](leaf).outputs.parameters[0].valueFrom: needs path here" in text
