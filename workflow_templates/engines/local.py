@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -146,6 +147,9 @@ class RunHandle:
         self._stop_reason = ""
         self._procs: dict[str, Attempt] = {}
         self._journal: journal.Journal | None = None
+        self._limits: dict[str | None, threading.BoundedSemaphore] = {}  # parallelism by node
+        if spec.parallelism:
+            self._limits[None] = threading.BoundedSemaphore(spec.parallelism)
         if state["phase"] in FINISHED:
             self._done.set()
 
@@ -275,8 +279,8 @@ class RunHandle:
     def _new_node(self, node_id: str, display: str, kind: str, template: str | None,
                   parent: str | None) -> dict:
         node = {"id": node_id, "name": display, "type": kind, "template": template,
-                "phase": PENDING, "started_at": None, "finished_at": None, "message": "",
-                "children": [], "outputs": {}}
+                "parent": parent, "phase": PENDING, "started_at": None, "finished_at": None,
+                "message": "", "children": [], "outputs": {}}
         with self._lock:
             self._state["nodes"][node_id] = node
             self._journal.record({"node": node})
@@ -322,6 +326,8 @@ class RunHandle:
             node["inputs"] = inputs
         if kind == "Pod":
             return self._run_leaf(template, node, inputs, artifacts)
+        if template.get("parallelism"):
+            self._limits[node_id] = threading.BoundedSemaphore(template["parallelism"])
         self._set(node, phase=RUNNING)
         scope = dict(self._globals)
         scope.update(input_scope(inputs))
@@ -497,7 +503,10 @@ class RunHandle:
         step_dir = self.run_dir / "steps" / _safe(node["id"]) / f"attempt-{number}"
         self._set(node, attempts=number, phase=PENDING, message="", exit_code=None,
                   log=str(step_dir / "main.log"))
-        with self.engine._pool:
+        with ExitStack() as places:
+            for limit in self._limits_above(node):  # outermost first: no two waits cross
+                places.enter_context(limit)
+            places.enter_context(self.engine._pool)
             if self._stop.is_set():
                 return self._set(node, phase=FAILED, message=self._stop_reason)["phase"]
             try:
@@ -527,6 +536,17 @@ class RunHandle:
                 shutil.rmtree(step_dir / scratch, ignore_errors=True)
         return self._set(node, phase=result.phase, message=result.message,
                          exit_code=result.exit_code, outputs=result.outputs, pid=None)["phase"]
+
+
+    def _limits_above(self, node: dict) -> list[threading.BoundedSemaphore]:
+        """The `parallelism` limits a step is under: the workflow's, then each template's."""
+        chain, parent = [], node["parent"]
+        with self._lock:
+            while parent is not None:
+                if parent in self._limits:
+                    chain.append(self._limits[parent])
+                parent = self._state["nodes"][parent].get("parent")
+        return ([self._limits[None]] if None in self._limits else []) + chain[::-1]
 
 
 def _parallel(calls: list) -> list:

@@ -31,9 +31,10 @@ _CONTAINER_PLACEMENT = {"image", "imagePullPolicy", "resources", "securityContex
 # shape -> (keys run, keys ignored)
 _SHAPES = {
     "document": ({"apiVersion", "kind", "metadata", "spec"}, set()),
-    "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds"}, _PLACEMENT),
+    "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds", "parallelism"},
+             _PLACEMENT),
     "template": ({"name", "inputs", "outputs", "steps", "dag", "container", "script",
-                  "retryStrategy", "activeDeadlineSeconds"}, _PLACEMENT),
+                  "retryStrategy", "activeDeadlineSeconds", "parallelism"}, _PLACEMENT),
     "container": ({"command", "args", "env"}, _CONTAINER_PLACEMENT),
     "script": ({"command", "args", "env", "source"}, _CONTAINER_PLACEMENT),
     "env": ({"name", "value"}, set()),
@@ -75,6 +76,7 @@ class WorkflowSpec:
     templates: dict[str, dict]
     deadline: float | None = None
     document: dict = field(default_factory=dict, repr=False)
+    parallelism: int | None = None
 
 
 def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
@@ -95,12 +97,14 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
         _check_template(template, where, templates, name, arguments, problems)
     if not isinstance(spec.get("activeDeadlineSeconds", 0), (int, float)):
         problems.append("spec.activeDeadlineSeconds: not a number of seconds")
+    _check_parallelism(spec, "spec", problems)
     entry = entrypoint or spec.get("entrypoint")
     if entry not in templates:
         problems.append(f"spec.entrypoint: no template named {entry!r}")
     if problems:
         raise TemplateRefused(problems)
-    return WorkflowSpec(name, entry, arguments, templates, spec.get("activeDeadlineSeconds"), doc)
+    return WorkflowSpec(name, entry, arguments, templates, spec.get("activeDeadlineSeconds"), doc,
+                        spec.get("parallelism"))
 
 
 def _keys(obj, shape: str, where: str, problems: list[str]) -> None:
@@ -135,6 +139,9 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
         if key in template and ("steps" in template or "dag" in template):
             problems.append(f"{where}.{key}: the local engine applies it to container and "
                             f"script templates only")
+    _check_parallelism(template, where, problems)
+    if "parallelism" in template and not ("steps" in template or "dag" in template):
+        problems.append(f"{where}.parallelism: only steps and dag templates have children to limit")
     deadline = template.get("activeDeadlineSeconds")
     if deadline is not None and not isinstance(deadline, (int, float)):
         problems.append(f"{where}.activeDeadlineSeconds: {deadline!r} is not a number of seconds")
@@ -190,6 +197,12 @@ def _check_leaf(template, where, scope, problems):
     inputs = template.get("inputs") or {}
     _check_tags([body, template.get("outputs"), inputs.get("artifacts")], scope.leaf(), where,
                 problems)
+
+
+def _check_parallelism(obj, where, problems):
+    value = obj.get("parallelism")
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        problems.append(f"{where}.parallelism: {value!r} is not a positive whole number")
 
 
 def _check_path(obj, where, problems):

@@ -240,3 +240,38 @@ def test_recover_resumes_every_unfinished_run(tmp_path):
         """, ""), run_id="done")
     assert handle.wait(30) == "Succeeded"
     assert LocalEngine(tmp_path / "s", tmp_path / "r").recover() == []
+
+
+@pytest.mark.parametrize("where", ["workflow", "template"])
+def test_parallelism_limits_how_many_steps_run_at_once(tmp_path, shared, where):
+    """4 items of 0.4 s each under parallelism 1 never overlap, though the pool holds 4."""
+    engine = LocalEngine(tmp_path / "s", tmp_path / "r", max_parallel=4)
+    handle = engine.start(template(f"""
+        {"parallelism: 1" if where == "workflow" else ""}
+        entrypoint: main
+        templates:
+        - name: main
+          steps:
+          - - {{name: fan, template: fan}}
+        - name: fan
+          {"parallelism: 1" if where == "template" else ""}
+          steps:
+          - - name: each
+              template: stamp
+              withItems: [a, b, c, d]
+              arguments: {{parameters: [{{name: label, value: "{{{{item}}}}"}}]}}
+        - name: stamp
+          inputs: {{parameters: [{{name: label}}]}}
+          script:
+            image: python:3.11
+            command: [python]
+            source: |
+              import time
+              start = time.time()
+              time.sleep(0.4)
+              open("{shared}/{{{{inputs.parameters.label}}}}", "w").write(f"{{start}} {{time.time()}}")
+        """, ""))
+    assert handle.wait(60) == "Succeeded", handle.status()["message"]
+    spans = sorted(tuple(map(float, p.read_text().split())) for p in shared.iterdir())
+    assert len(spans) == 4
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:]))
