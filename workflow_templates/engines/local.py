@@ -110,8 +110,23 @@ class LocalEngine:
             run_id = state_file.parent.name
             unfinished = journal.load(state_file.parent)["phase"] not in FINISHED
             if run_id not in self._runs and unfinished:
-                handles.append(self.resume(run_id))
+                try:
+                    handles.append(self.resume(run_id))
+                except Exception as error:  # e.g. a template this engine version refuses
+                    log.exception("cannot resume run %s", run_id)
+                    _give_up(state_file.parent, f"cannot resume: {error}")
         return handles
+
+
+def _give_up(run_dir: Path, message: str) -> None:
+    """End a journaled run that cannot be resumed in Error, so it does not stay Running."""
+    state = journal.load(run_dir)
+    state.update(phase=ERROR, message=message, finished_at=_now())
+    for node in state["nodes"].values():
+        if node["phase"] not in FINISHED:
+            node.update(phase=ERROR, message=message, finished_at=_now())
+    journal.save(run_dir, state)
+    (run_dir / journal.EVENTS).write_text("")
 
 
 def _interrupt(nodes: dict) -> dict:

@@ -68,3 +68,15 @@ def test_interrupted_steps_count_only_attempts_that_ran():
     assert (nodes["ran"]["attempts"], nodes["queued"]["attempts"]) == (1, 0)
     assert nodes["ran"]["interrupted"] and nodes["queued"]["interrupted"]
     assert nodes["done"]["phase"] == "Succeeded" and "interrupted" not in nodes["done"]
+
+
+def test_recover_ends_in_error_a_run_it_cannot_resume(tmp_path):
+    run_dir = tmp_path / "r" / "old"
+    run_dir.mkdir(parents=True)
+    journal.save(run_dir, {"run_id": "old", "phase": "Running", "entrypoint": "main",
+                           "document": {"spec": {"templates": [{"name": "main", "suspend": {}}]}},
+                           "nodes": {"n": {"id": "n", "phase": "Running", "children": []}}})
+    assert LocalEngine(tmp_path / "s", tmp_path / "r").recover() == []
+    state = journal.load(run_dir)
+    assert state["phase"] == "Error" and "suspend" in state["message"]
+    assert state["nodes"]["n"]["phase"] == "Error"
