@@ -33,7 +33,7 @@ def render(text: str, scope: dict[str, str]) -> str:
 
 _TOKEN = re.compile(r"""
     \s*(?:
-      (?P<num>\d+(?:\.\d+)?(?![\w.]))
+      (?P<num>-?\d+(?:\.\d+)?(?![\w.]))
     | (?P<str>'[^']*'|"[^"]*")
     | (?P<op>==|!=|<=|>=|&&|\|\||<|>|!|\(|\))
     | (?P<word>[A-Za-z0-9_][\w.\-]*)

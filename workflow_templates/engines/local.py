@@ -16,20 +16,23 @@ import copy
 import json
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from workflow_templates.engines import journal
-from workflow_templates.engines.runner import Attempt, StepError
-from workflow_templates.engines.scope import (
-    bind_inputs, item_scope, loop_items, node_scope, stringify)
 from workflow_templates.engines.expressions import (
     ExpressionError, depends_tasks, evaluate_depends, evaluate_when, render)
+from workflow_templates.engines.runner import Attempt, StepError, artifact_source
+from workflow_templates.engines.scope import (
+    bind_inputs, compact_json, input_scope, item_scope, loop_items, node_scope, stringify)
 from workflow_templates.engines.spec import WorkflowSpec, load
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 PENDING, RUNNING, SUCCEEDED = "Pending", "Running", "Succeeded"
 FAILED, ERROR, SKIPPED, OMITTED = "Failed", "Error", "Skipped", "Omitted"
 FINISHED = {SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED}
+_THREADS = 64
+_MAX_DEPTH = 100
 _POLICIES = {"Always": {FAILED, ERROR}, "OnFailure": {FAILED}, "OnError": {ERROR}}
 
 
@@ -89,6 +94,8 @@ class LocalEngine:
     def resume(self, run_id: str) -> "RunHandle":
         """Continue a journaled run after a crash: finished steps are kept, interrupted ones
         are retried within their retry limit."""
+        if run_id in self._runs and not self._runs[run_id]._done.is_set():
+            return self._runs[run_id]  # already running here: resuming it twice would race
         run_dir = self.runs_dir / run_id
         state = journal.load(run_dir)
         spec = load(state["document"], state["entrypoint"])
@@ -105,16 +112,37 @@ class LocalEngine:
         handles = []
         for state_file in sorted(self.runs_dir.glob(f"*/{journal.STATE}")):
             run_id = state_file.parent.name
-            if run_id not in self._runs and journal.load(state_file.parent)["phase"] not in FINISHED:
-                handles.append(self.resume(run_id))
+            unfinished = journal.load(state_file.parent)["phase"] not in FINISHED
+            if run_id not in self._runs and unfinished:
+                try:
+                    handles.append(self.resume(run_id))
+                except Exception as error:  # e.g. a template this engine version refuses
+                    log.exception("cannot resume run %s", run_id)
+                    _give_up(state_file.parent, f"cannot resume: {error}")
         return handles
 
 
+def _give_up(run_dir: Path, message: str) -> None:
+    """End a journaled run that cannot be resumed in Error, so it does not stay Running."""
+    state = journal.load(run_dir)
+    state.update(phase=ERROR, message=message, finished_at=_now())
+    for node in state["nodes"].values():
+        if node["phase"] not in FINISHED:
+            node.update(phase=ERROR, message=message, finished_at=_now())
+    journal.save(run_dir, state)
+    (run_dir / journal.EVENTS).write_text("")
+
+
 def _interrupt(nodes: dict) -> dict:
-    """Mark nodes a dead engine left Pending/Running as interrupted; kill their leftovers."""
+    """Mark nodes a dead engine left Pending/Running as interrupted; kill their leftovers.
+
+    Only an attempt whose process was running counts against the retry limit: one still
+    waiting for a place in the pool never ran."""
     for node in nodes.values():
         if node["phase"] in FINISHED:
             continue
+        if node["phase"] == PENDING and node.get("attempts"):
+            node["attempts"] -= 1
         pid = node.get("pid")
         if pid and journal.process_start_time(pid) == node.get("pid_start"):
             try:
@@ -137,6 +165,10 @@ class RunHandle:
         self._stop = threading.Event()
         self._stop_reason = ""
         self._procs: dict[str, Attempt] = {}
+        self._journal: journal.Journal | None = None
+        self._limits: dict[str | None, threading.BoundedSemaphore] = {}  # parallelism by node
+        if spec.parallelism:
+            self._limits[None] = threading.BoundedSemaphore(spec.parallelism)
         if state["phase"] in FINISHED:
             self._done.set()
 
@@ -156,6 +188,11 @@ class RunHandle:
             state = copy.deepcopy(self._state)
         state.pop("document", None)
         return state
+
+    def log(self, node_id: str) -> str:
+        """The log (stdout and stderr) of a step's latest attempt; empty before it starts."""
+        path = self._state["nodes"].get(node_id, {}).get("log")
+        return Path(path).read_text(errors="replace") if path and Path(path).exists() else ""
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until the run finishes (or timeout); returns its phase."""
@@ -188,11 +225,24 @@ class RunHandle:
     # --- running ----------------------------------------------------------------------------
 
     def _launch(self, previous: dict, mode: str) -> None:
-        self._previous, self._mode = previous, mode
+        # Nodes stay in the state until re-created, so a second crash loses nothing.
+        self._previous, self._mode = copy.deepcopy(previous), mode
         with self._lock:
-            self._state.update(phase=RUNNING, message="", finished_at=None, nodes={})
-            self._save()
+            if self._journal is None:
+                self._journal = journal.Journal(self.run_dir, self._state.get("seq", 0))
+            self._state.update(phase=RUNNING, message="", finished_at=None,
+                               root=self._state["name"])
+            self._journal.record({"run": {"phase": RUNNING}})
+            self._journal.snapshot(self._state)
         threading.Thread(target=self._main, name=f"run-{self.run_id}", daemon=True).start()
+        threading.Thread(target=self._snapshots, name=f"journal-{self.run_id}",
+                         daemon=True).start()
+
+    def _snapshots(self) -> None:
+        """Rewrite the snapshot every second while the run goes on (the log stays short)."""
+        while not self._done.wait(1.0):
+            with self._lock:
+                self._journal.snapshot(self._state)
 
     def _main(self) -> None:
         timer = None
@@ -217,9 +267,10 @@ class RunHandle:
                     node.update(phase=ERROR if phase == ERROR else FAILED, message=message,
                                 finished_at=_now())
             self._state.update(phase=phase, message=message, finished_at=_now())
-            self._save()
-        self._done.set()
+            self._journal.record({"run": {"phase": phase}})
+            self._journal.snapshot(self._state)
         self._notify({"id": None, "phase": phase})
+        self._done.set()
 
     def _run_entrypoint(self) -> tuple[str, str]:
         state = self._state
@@ -227,18 +278,17 @@ class RunHandle:
         unknown = sorted(set(state["parameters"]) - set(declared))
         if unknown:
             return ERROR, f"unknown workflow parameters: {', '.join(unknown)}"
+        identity = {"workflow.name": state["name"], "workflow.uid": state["uid"],
+                    "workflow.namespace": "local"}
         values = {n: stringify(p.get("value", p.get("default"))) for n, p in declared.items()}
+        values = {n: v if v is None else render(v, identity) for n, v in values.items()}
         values.update(state["parameters"])
         missing = sorted(n for n, v in values.items() if v is None)
         if missing:
             return ERROR, f"workflow parameters not supplied: {', '.join(missing)}"
-        self._globals = {"workflow.name": state["name"], "workflow.uid": state["uid"],
-                         "workflow.namespace": "local",
-                         "workflow.parameters": json.dumps(values)}
+        self._globals = dict(identity, **{"workflow.parameters": compact_json(values)})
         self._globals.update({f"workflow.parameters.{k}": v for k, v in values.items()})
         root = state["name"]
-        with self._lock:
-            state["root"] = root
         template = self.spec.templates[self.spec.entrypoint]
         node = self._execute(template, root, root, None, values, {})
         return node["phase"], node.get("message", "")
@@ -248,13 +298,14 @@ class RunHandle:
     def _new_node(self, node_id: str, display: str, kind: str, template: str | None,
                   parent: str | None) -> dict:
         node = {"id": node_id, "name": display, "type": kind, "template": template,
-                "phase": PENDING, "started_at": None, "finished_at": None, "message": "",
-                "children": [], "outputs": {}}
+                "parent": parent, "phase": PENDING, "started_at": None, "finished_at": None,
+                "message": "", "children": [], "outputs": {}}
         with self._lock:
             self._state["nodes"][node_id] = node
+            self._journal.record({"node": node})
             if parent is not None:
                 self._state["nodes"][parent]["children"].append(node_id)
-            self._save()
+                self._journal.record({"child": node_id, "parent": parent})
         return node
 
     def _set(self, node: dict, **changes) -> dict:
@@ -265,12 +316,9 @@ class RunHandle:
             if changes.get("phase") in FINISHED:
                 node["started_at"] = node["started_at"] or _now()
                 node["finished_at"] = _now()
-            self._save()
+            self._journal.record({"node": node})
         self._notify(node)
         return node
-
-    def _save(self) -> None:
-        journal.save(self.run_dir, self._state)
 
     def _notify(self, node: dict) -> None:
         if self.engine.on_progress:
@@ -286,16 +334,22 @@ class RunHandle:
         """Run `template` as node `node_id` with the caller's argument values."""
         kind = "Steps" if "steps" in template else "DAG" if "dag" in template else "Pod"
         node = self._new_node(node_id, display, kind, template["name"], parent)
+        if node_id.count(".") - self._state["root"].count(".") > _MAX_DEPTH:
+            return self._set(node, phase=ERROR, message=f"templates nested deeper than "
+                             f"{_MAX_DEPTH} levels (a recursion that does not end?)")
         try:
-            inputs = bind_inputs(template, arguments)
+            inputs = bind_inputs(template, arguments, self._globals)
         except ExpressionError as error:
             return self._set(node, phase=ERROR, message=str(error))
-        node["inputs"] = inputs
+        with self._lock:
+            node["inputs"] = inputs
         if kind == "Pod":
             return self._run_leaf(template, node, inputs, artifacts)
+        if template.get("parallelism"):
+            self._limits[node_id] = threading.BoundedSemaphore(template["parallelism"])
         self._set(node, phase=RUNNING)
         scope = dict(self._globals)
-        scope.update(_input_scope(inputs))
+        scope.update(input_scope(inputs))
         try:
             if kind == "Steps":
                 phase, message, scope = self._run_steps(template, node, scope)
@@ -322,6 +376,7 @@ class RunHandle:
         if param.get("globalName"):
             with self._lock:
                 self._state["outputs"][param["globalName"]] = value
+                self._journal.record({"run": {"outputs": self._state["outputs"]}})
 
     def _run_steps(self, template: dict, node: dict, scope: dict):
         for index, group in enumerate(template["steps"]):
@@ -344,42 +399,46 @@ class RunHandle:
         return SUCCEEDED, "", scope
 
     def _run_dag(self, template: dict, node: dict, scope: dict):
+        """Start each task once its dependencies are done; with failFast (Argo's default), an
+        unhandled failure stops new tasks from starting."""
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        fail_fast = template["dag"].get("failFast", True)
         done: dict[str, dict] = {}
-        running: dict[str, threading.Thread] = {}
+        started: set[str] = set()
         changed = threading.Condition()
 
-        def run(task):
-            result = self._call(task, node["id"], dict(scope))
+        def run(task, task_scope):
+            result = self._call(task, node["id"], task_scope)
             with changed:
                 done[task["name"]] = result
                 changed.notify()
 
         with changed:
-            while len(done) < len(tasks):
+            while True:
+                halted = self._stop.is_set() or (fail_fast and _unhandled(done, tasks))
                 for name, task in tasks.items():
-                    if name in done or name in running or not _ready(task, done):
+                    if halted or name in started or not all(d in done for d in _deps(task)):
                         continue
-                    if self._stop.is_set() or not _dependencies_hold(task, done, tasks):
+                    started.add(name)
+                    for dep in _deps(task):
+                        scope.update(node_scope("tasks", dep, done[dep]))
+                    if not _dependencies_hold(task, done, tasks):
                         omitted = self._new_node(f"{node['id']}.{name}", name, "Skipped",
                                                  _target(task), node["id"])
                         done[name] = self._set(omitted, phase=OMITTED,
                                                message="its dependencies did not hold")
                         continue
-                    for dep, result in done.items():
-                        scope.update(node_scope("tasks", dep, result))
-                    running[name] = threading.Thread(target=run, args=(task,), daemon=True)
-                    running[name].start()
-                if len(done) < len(tasks):
-                    changed.wait(0.5)
-        for dep, result in done.items():
-            scope.update(node_scope("tasks", dep, result))
-        unhandled = [r for n, r in done.items() if r["phase"] in (FAILED, ERROR)
-                     and not _continues(tasks[n], r["phase"]) and not _handled(n, tasks)]
+                    threading.Thread(target=run, args=(task, dict(scope)), daemon=True).start()
+                if len(done) == len(started) and (halted or len(done) == len(tasks)):
+                    break
+                changed.wait(0.5)
+        for name, result in done.items():
+            scope.update(node_scope("tasks", name, result))
         if self._stop.is_set():
             return FAILED, self._stop_reason, scope
-        if unhandled:
-            return FAILED, f"child '{unhandled[0]['id']}' {unhandled[0]['phase'].lower()}", scope
+        failed = _unhandled(done, tasks)
+        if failed:
+            return FAILED, f"child '{failed['id']}' {failed['phase'].lower()}", scope
         return SUCCEEDED, "", scope
 
     def _call(self, step: dict, parent: str, scope: dict) -> dict:
@@ -413,17 +472,12 @@ class RunHandle:
                                  message=f"when '{render(step['when'], scope)}' evaluated false")
             arguments = {p["name"]: render(stringify(p.get("value", "")), scope)
                          for p in (step.get("arguments") or {}).get("parameters") or []}
-            artifacts = {a["name"]: self._artifact_source(a, scope)
+            artifacts = {a["name"]: artifact_source(a, scope)
                          for a in (step.get("arguments") or {}).get("artifacts") or []}
         except ExpressionError as error:
             node = self._new_node(node_id, display, "Pod", template["name"], parent)
             return self._set(node, phase=ERROR, message=str(error))
         return self._execute(template, node_id, display, parent, arguments, artifacts)
-
-    def _artifact_source(self, artifact: dict, scope: dict) -> dict:
-        if "raw" in artifact:
-            return {"raw": render(artifact["raw"].get("data", ""), scope)}
-        return {"key": render(artifact["from"], scope)}
 
     # --- leaves -----------------------------------------------------------------------------
 
@@ -437,7 +491,7 @@ class RunHandle:
         retry = template.get("retryStrategy") or {}
         limit = int(retry.get("limit", 0)) if retry else 0
         retried_on = _POLICIES[retry.get("retryPolicy", "OnFailure")]
-        attempts = previous["attempts"] if previous and previous.get("interrupted") else 0
+        attempts = previous.get("attempts", 0) if previous and previous.get("interrupted") else 0
         if attempts and attempts > limit:
             return self._set(node, attempts=attempts, phase=ERROR, message=previous["message"])
         while True:
@@ -468,7 +522,10 @@ class RunHandle:
         step_dir = self.run_dir / "steps" / _safe(node["id"]) / f"attempt-{number}"
         self._set(node, attempts=number, phase=PENDING, message="", exit_code=None,
                   log=str(step_dir / "main.log"))
-        with self.engine._pool:
+        with ExitStack() as places:
+            for limit in self._limits_above(node):  # outermost first: no two waits cross
+                places.enter_context(limit)
+            places.enter_context(self.engine._pool)
             if self._stop.is_set():
                 return self._set(node, phase=FAILED, message=self._stop_reason)["phase"]
             try:
@@ -492,47 +549,55 @@ class RunHandle:
         if result.phase == FAILED and self._stop.is_set():
             result.message = self._stop_reason
         if result.phase == SUCCEEDED:
-            result = attempt.collect(result, self.run_id, node["id"])
+            result = attempt.collect(result, self.run_id, _safe(node["id"]))
+        if result.phase == SUCCEEDED:  # a failed attempt's files stay, to look into
+            for scratch in ("tmp", "work"):
+                shutil.rmtree(step_dir / scratch, ignore_errors=True)
         return self._set(node, phase=result.phase, message=result.message,
                          exit_code=result.exit_code, outputs=result.outputs, pid=None)["phase"]
 
 
-def _input_scope(inputs: dict) -> dict:
-    scope = {f"inputs.parameters.{k}": v for k, v in inputs.items()}
-    scope["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
-    return scope
+    def _limits_above(self, node: dict) -> list[threading.BoundedSemaphore]:
+        """The `parallelism` limits a step is under: the workflow's, then each template's."""
+        chain, parent = [], node["parent"]
+        with self._lock:
+            while parent is not None:
+                if parent in self._limits:
+                    chain.append(self._limits[parent])
+                parent = self._state["nodes"][parent].get("parent")
+        return ([self._limits[None]] if None in self._limits else []) + chain[::-1]
 
 
 def _parallel(calls: list) -> list:
-    """Run each call in its own thread (step processes are bounded by the engine's pool)."""
+    """Run the calls on up to _THREADS threads; step processes are bounded by the engine's pool.
+
+    A call only ever waits for its own subtree, which gets threads of its own, so the bound
+    cannot deadlock; it only keeps a 10,000-item fan-out from starting 10,000 threads at once.
+    """
     if len(calls) == 1:
         return [calls[0]()]
-    results: list = [None] * len(calls)
-
-    def run(i):
-        results[i] = calls[i]()
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    with ThreadPoolExecutor(max_workers=min(len(calls), _THREADS)) as pool:
+        return list(pool.map(lambda call: call(), calls))
 
 
 def _aggregate(children: list[dict], step: dict) -> dict:
     """The loop node: Failed if any child failed (unless continueOn), outputs as JSON lists."""
-    failed = [c for c in children if c["phase"] in (FAILED, ERROR) and not _continues(step, c["phase"])]
+    failed = [c for c in children
+              if c["phase"] in (FAILED, ERROR) and not _continues(step, c["phase"])]
     outputs = {}
     names = {n for c in children for n in c.get("outputs", {}).get("parameters", {})}
     if names:
-        outputs["parameters"] = {n: json.dumps([c["outputs"]["parameters"][n] for c in children
+        outputs["parameters"] = {n: compact_json([c["outputs"]["parameters"][n] for c in children
                                                 if n in c.get("outputs", {}).get("parameters", {})])
                                  for n in names}
     results = [c["outputs"]["result"] for c in children if "result" in c.get("outputs", {})]
     if results:
-        outputs["result"] = json.dumps([_json_or_text(r) for r in results])
+        outputs["result"] = compact_json([_json_or_text(r) for r in results])
     counts = {"any_succeeded": any(c["phase"] == SUCCEEDED for c in children),
-              "all_failed": bool(children) and all(c["phase"] == FAILED for c in children)}
+              "all_failed": bool(children) and all(c["phase"] == FAILED for c in children),
+              # what `steps.X.outputs.parameters` is after a loop: one map per child
+              "parameter_maps": compact_json([c["outputs"]["parameters"] for c in children
+                                            if c.get("outputs", {}).get("parameters")])}
     if failed:
         return {"phase": FAILED, "message": f"child '{failed[0]['id']}' failed",
                 "outputs": outputs, **counts}
@@ -559,10 +624,6 @@ def _deps(task: dict) -> list[str]:
     return task.get("dependencies") or depends_tasks(task.get("depends") or "")
 
 
-def _ready(task: dict, done: dict) -> bool:
-    return all(d in done for d in _deps(task))
-
-
 def _dependencies_hold(task: dict, done: dict, tasks: dict) -> bool:
     if task.get("depends"):
         def outcome(name, result):
@@ -579,11 +640,22 @@ def _dependencies_hold(task: dict, done: dict, tasks: dict) -> bool:
 
 
 def _any_child(node: dict, phase: str) -> bool:
-    return node["phase"] == phase if node["type"] != "TaskGroup" else node.get("any_succeeded", False)
+    if node["type"] == "TaskGroup":
+        return node.get("any_succeeded", False)
+    return node["phase"] == phase
 
 
 def _all_children_failed(node: dict) -> bool:
     return node["phase"] == FAILED if node["type"] != "TaskGroup" else node.get("all_failed", False)
+
+
+def _unhandled(done: dict, tasks: dict) -> dict | None:
+    """The first finished task whose failure nothing handles (continueOn or a depends)."""
+    for name, result in done.items():
+        if result["phase"] in (FAILED, ERROR) and not _continues(tasks[name], result["phase"]) \
+                and not _handled(name, tasks):
+            return result
+    return None
 
 
 def _handled(name: str, tasks: dict) -> bool:

@@ -1,7 +1,6 @@
 """One attempt of a container or script step: prepare its directory, run it, collect outputs."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from workflow_templates.engines.expressions import render
 from workflow_templates.engines.sandbox import bwrap_path, host_path, sandboxed
+from workflow_templates.engines.scope import input_scope
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
@@ -55,22 +55,9 @@ class Attempt:
         work.mkdir(exist_ok=True)
         isolated = bool(isolate and bwrap_path())
         scope = _leaf_scope(template, globals_, inputs, retries)
-        kind = "script" if "script" in template else "container"
-        body = template[kind]
-        argv = [render(str(c), scope) for c in body.get("command") or []]
-        if kind == "script":
-            script = step_dir / "script"
-            script.write_text(render(body.get("source", ""), scope))
-            argv.append(str(script))
-        argv += [render(str(a), scope) for a in body.get("args") or []]
-        if argv[0] in ("python", "python3"):
-            argv[0] = sys.executable  # the project's programs run with the engine's Python
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT),
-                                                          env.get("PYTHONPATH")]))
-        if not isolated:
-            env["TMPDIR"] = str(tmp)
-        env.update({e["name"]: render(str(e.get("value", "")), scope) for e in body.get("env") or []})
+        body = template.get("script") or template["container"]
+        argv = _argv(body, "script" in template, scope, step_dir)
+        env = _environment(body, scope, tmp, isolated)
         attempt = cls(template, step_dir, scope, argv, env, isolated, Path(storage_root))
         attempt._place_inputs(artifacts)
         return attempt
@@ -80,10 +67,7 @@ class Attempt:
 
     def _place_inputs(self, artifacts: dict) -> None:
         for artifact in (self.template.get("inputs") or {}).get("artifacts") or []:
-            source = artifacts.get(artifact["name"])
-            if source is None and ("from" in artifact or "raw" in artifact):
-                source = ({"raw": render(artifact["raw"].get("data", ""), self.scope)}
-                          if "raw" in artifact else {"key": render(artifact["from"], self.scope)})
+            source = artifacts.get(artifact["name"]) or artifact_source(artifact, self.scope)
             if source is None:
                 if artifact.get("optional"):
                     continue
@@ -93,11 +77,18 @@ class Attempt:
             if "raw" in source:
                 target.write_text(source["raw"])
                 continue
-            origin = (self.storage_root / source["key"]).resolve()
-            if not origin.is_relative_to(self.storage_root.resolve()) or not origin.exists():
+            origin = self._in_storage(source["key"], artifact["name"])
+            if not origin.exists():
                 raise StepError(f"input artifact {artifact['name']!r}: no {source['key']!r} "
                                 f"in the storage root")
             _copy(origin, target)
+
+    def _in_storage(self, key: str, name: str) -> Path:
+        """The storage root's file for `key`, refusing keys that climb out of it."""
+        path = (self.storage_root / key).resolve()
+        if not path.is_relative_to(self.storage_root.resolve()):
+            raise StepError(f"artifact {name!r}: key {key!r} is outside the storage root")
+        return path
 
     def start(self) -> None:
         """Start the process in its own process group (and, where possible, its own /tmp)."""
@@ -194,9 +185,48 @@ class Attempt:
             if artifact.get("optional"):
                 return None
             raise StepError(f"output artifact {artifact['name']!r}: {artifact['path']} not found")
-        key = Path("runs") / run_id / node_dir / artifact["name"] / path.name
-        _copy(path, self.storage_root / key)
-        return key.as_posix()
+        if "s3" in artifact:
+            key = render(artifact["s3"]["key"], self.scope)
+        else:
+            key = (Path("runs") / run_id / node_dir / artifact["name"] / path.name).as_posix()
+        _copy(path, self._in_storage(key, artifact["name"]))
+        return key
+
+
+def _argv(body: dict, script: bool, scope: dict, step_dir: Path) -> list[str]:
+    """command (+ the script's file) + args, rendered; a leading python is the engine's."""
+    argv = [render(str(c), scope) for c in body.get("command") or []]
+    if script:
+        path = step_dir / "script"
+        path.write_text(render(body.get("source", ""), scope))
+        argv.append(str(path))
+    argv += [render(str(a), scope) for a in body.get("args") or []]
+    if argv[0] in ("python", "python3"):
+        argv[0] = sys.executable  # the project's programs run with the engine's Python
+    return argv
+
+
+def _environment(body: dict, scope: dict, tmp: Path, isolated: bool) -> dict[str, str]:
+    """The engine's environment, the project importable, then the template's env values."""
+    env = dict(os.environ)
+    # `python` inside `sh -c` too finds the engine's interpreter (its venv) first.
+    env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent),
+                                                env.get("PATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env["TMPDIR"] = "/tmp" if isolated else str(tmp)
+    env.update({e["name"]: render(str(e.get("value", "")), scope) for e in body.get("env") or []})
+    return env
+
+
+def artifact_source(artifact: dict, scope: dict) -> dict | None:
+    """Where an input artifact comes from: {"raw": text} or {"key": key in the storage root}."""
+    if "raw" in artifact:
+        return {"raw": render(artifact["raw"].get("data", ""), scope)}
+    if "from" in artifact:
+        return {"key": render(artifact["from"], scope)}
+    if "s3" in artifact:
+        return {"key": render(artifact["s3"]["key"], scope)}
+    return None
 
 
 def _copy(origin: Path, target: Path) -> None:
@@ -209,8 +239,7 @@ def _copy(origin: Path, target: Path) -> None:
 
 def _leaf_scope(template: dict, globals_: dict, inputs: dict, retries: int) -> dict:
     scope = dict(globals_)
-    scope.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
-    scope["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
+    scope.update(input_scope(inputs))
     for artifact in (template.get("inputs") or {}).get("artifacts") or []:
         scope[f"inputs.artifacts.{artifact['name']}.path"] = artifact["path"]
     for param in (template.get("outputs") or {}).get("parameters") or []:

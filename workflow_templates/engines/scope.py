@@ -10,15 +10,30 @@ def stringify(value) -> str | None:
     """A parameter value as Argo passes it: strings as they are, anything else as JSON."""
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value)
+    return compact_json(value)
 
 
-def bind_inputs(template: dict, arguments: dict) -> dict[str, str]:
-    """The template's input parameters: the caller's argument, else value, else default."""
+def compact_json(value) -> str:
+    """JSON as Argo (Go's encoding/json) writes it: no spaces, map keys sorted."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def input_scope(inputs: dict[str, str]) -> dict[str, str]:
+    """`inputs.parameters.X` for each bound input, and `inputs.parameters` as a JSON list."""
+    scope = {f"inputs.parameters.{k}": v for k, v in inputs.items()}
+    scope["inputs.parameters"] = compact_json([{"name": k, "value": v} for k, v in inputs.items()])
+    return scope
+
+
+def bind_inputs(template: dict, arguments: dict, globals_: dict) -> dict[str, str]:
+    """The template's input parameters: the caller's argument, else value, else default
+    (in which workflow.* tags are resolved, as Argo does)."""
     bound = {}
     for param in (template.get("inputs") or {}).get("parameters") or []:
         name = param["name"]
-        value = arguments.get(name, stringify(param.get("value", param.get("default"))))
+        value = arguments.get(name)
+        if value is None and param.get("value", param.get("default")) is not None:
+            value = render(stringify(param.get("value", param.get("default"))), globals_)
         if value is None:
             raise ExpressionError(f"inputs.parameters.{name} was not supplied to "
                                   f"template {template['name']!r}")
@@ -94,8 +109,10 @@ def node_scope(kind: str, name: str, node: dict) -> dict[str, str]:
     if "result" in outputs:
         scope[f"{prefix}.outputs.result"] = outputs["result"]
     parameters = outputs.get("parameters") or {}
-    if parameters:
-        scope[f"{prefix}.outputs.parameters"] = json.dumps(parameters)
+    if "parameter_maps" in node:
+        scope[f"{prefix}.outputs.parameters"] = node["parameter_maps"]
+    elif parameters:
+        scope[f"{prefix}.outputs.parameters"] = compact_json(parameters)
     for key, value in parameters.items():
         scope[f"{prefix}.outputs.parameters.{key}"] = value
     for key, value in (outputs.get("artifacts") or {}).items():

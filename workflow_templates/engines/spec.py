@@ -31,9 +31,10 @@ _CONTAINER_PLACEMENT = {"image", "imagePullPolicy", "resources", "securityContex
 # shape -> (keys run, keys ignored)
 _SHAPES = {
     "document": ({"apiVersion", "kind", "metadata", "spec"}, set()),
-    "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds"}, _PLACEMENT),
+    "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds", "parallelism"},
+             _PLACEMENT),
     "template": ({"name", "inputs", "outputs", "steps", "dag", "container", "script",
-                  "retryStrategy", "activeDeadlineSeconds"}, _PLACEMENT),
+                  "retryStrategy", "activeDeadlineSeconds", "parallelism"}, _PLACEMENT),
     "container": ({"command", "args", "env"}, _CONTAINER_PLACEMENT),
     "script": ({"command", "args", "env", "source"}, _CONTAINER_PLACEMENT),
     "env": ({"name", "value"}, set()),
@@ -41,16 +42,17 @@ _SHAPES = {
               "withParam", "withSequence", "continueOn"}, set()),
     "task": ({"name", "template", "templateRef", "arguments", "when", "withItems",
               "withParam", "withSequence", "continueOn", "dependencies", "depends"}, set()),
-    "dag": ({"tasks"}, set()),
+    "dag": ({"tasks", "failFast"}, set()),
     "arguments": ({"parameters", "artifacts"}, set()),
     "inputs": ({"parameters", "artifacts"}, set()),
     "outputs": ({"parameters", "artifacts"}, set()),
     "parameter": ({"name", "value", "default", "enum"}, {"description"}),
     "output_parameter": ({"name", "valueFrom", "globalName"}, {"description"}),
     "value_from": ({"path", "default", "parameter"}, set()),
-    "input_artifact": ({"name", "path", "from", "raw", "optional"}, {"archive"}),
-    "argument_artifact": ({"name", "from", "raw"}, set()),
-    "output_artifact": ({"name", "path", "optional"}, {"archive"}),
+    "input_artifact": ({"name", "path", "from", "raw", "s3", "optional"}, {"archive"}),
+    "argument_artifact": ({"name", "from", "raw", "s3"}, set()),
+    "output_artifact": ({"name", "path", "s3", "optional"}, {"archive"}),
+    "s3": ({"key"}, set()),
     "raw": ({"data"}, set()),
     "retry": ({"limit", "retryPolicy", "backoff"}, {"affinity"}),
     "backoff": ({"duration", "factor", "maxDuration"}, set()),
@@ -59,6 +61,7 @@ _SHAPES = {
     "sequence": ({"count", "start", "end"}, set()),
 }
 _RETRY_POLICIES = {"Always", "OnFailure", "OnError"}
+_WORKFLOW_IDENTITY = re.compile(r"workflow\.(name|uid|namespace)")
 _NODE_FIELDS = r"(?:outputs\.result|outputs\.parameters(?:\.[\w\-]+)?|outputs\.artifacts\.[\w\-]+" \
                r"|exitCode|status|startedAt|finishedAt|id)"
 
@@ -73,6 +76,7 @@ class WorkflowSpec:
     templates: dict[str, dict]
     deadline: float | None = None
     document: dict = field(default_factory=dict, repr=False)
+    parallelism: int | None = None
 
 
 def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
@@ -91,12 +95,16 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     for index, template in enumerate(spec.get("templates") or []):
         where = f"spec.templates[{index}]({template.get('name')})"
         _check_template(template, where, templates, name, arguments, problems)
+    if not isinstance(spec.get("activeDeadlineSeconds", 0), (int, float)):
+        problems.append("spec.activeDeadlineSeconds: not a number of seconds")
+    _check_parallelism(spec, "spec", problems)
     entry = entrypoint or spec.get("entrypoint")
     if entry not in templates:
         problems.append(f"spec.entrypoint: no template named {entry!r}")
     if problems:
         raise TemplateRefused(problems)
-    return WorkflowSpec(name, entry, arguments, templates, spec.get("activeDeadlineSeconds"), doc)
+    return WorkflowSpec(name, entry, arguments, templates, spec.get("activeDeadlineSeconds"), doc,
+                        spec.get("parallelism"))
 
 
 def _keys(obj, shape: str, where: str, problems: list[str]) -> None:
@@ -116,6 +124,7 @@ def _check_arguments(spec: dict, problems: list[str]) -> None:
         _keys(param, "parameter", f"spec.arguments.parameters[{i}]", problems)
     if arguments.get("artifacts"):
         problems.append("spec.arguments.artifacts: workflow-level artifacts are not supported")
+    _check_tags(arguments.get("parameters"), _WORKFLOW_IDENTITY, "spec.arguments", problems)
 
 
 def _check_template(template, where, templates, wf_name, arguments, problems):
@@ -124,39 +133,76 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
     if len(kinds) != 1:
         problems.append(f"{where}: needs exactly one of container, script, steps, dag "
                         f"(has {kinds or 'none'})")
+    _check_io(template, where, arguments, problems)
+    _check_retry(template.get("retryStrategy"), where, problems)
+    for key in ("retryStrategy", "activeDeadlineSeconds"):
+        if key in template and ("steps" in template or "dag" in template):
+            problems.append(f"{where}.{key}: the local engine applies it to container and "
+                            f"script templates only")
+    _check_parallelism(template, where, problems)
+    if "parallelism" in template and not ("steps" in template or "dag" in template):
+        problems.append(f"{where}.parallelism: only steps and dag templates have children to limit")
+    deadline = template.get("activeDeadlineSeconds")
+    if deadline is not None and not isinstance(deadline, (int, float)):
+        problems.append(f"{where}.activeDeadlineSeconds: {deadline!r} is not a number of seconds")
+    scope = _Scope(arguments, template)
+    if "container" in template or "script" in template:
+        _check_leaf(template, where, scope, problems)
+    elif "steps" in template:
+        _check_steps(template, where, templates, wf_name, scope, problems)
+    elif "dag" in template:
+        _check_dag(template, where, templates, wf_name, scope, problems)
+
+
+def _check_io(template, where, arguments, problems):
+    """A template's inputs and outputs: known fields, paths the engine can map."""
     inputs, outputs = template.get("inputs") or {}, template.get("outputs") or {}
     _keys(inputs, "inputs", f"{where}.inputs", problems)
     _keys(outputs, "outputs", f"{where}.outputs", problems)
     for i, p in enumerate(inputs.get("parameters") or []):
         _keys(p, "parameter", f"{where}.inputs.parameters[{i}]", problems)
-    for i, a in enumerate(inputs.get("artifacts") or []):
-        _keys(a, "input_artifact", f"{where}.inputs.artifacts[{i}]", problems)
-        _check_path(a, f"{where}.inputs.artifacts[{i}]", problems)
+        _check_tags([p.get("value"), p.get("default")], _Scope(arguments, {}).workflow(),
+                    f"{where}.inputs.parameters[{i}]", problems)
     for i, p in enumerate(outputs.get("parameters") or []):
         _keys(p, "output_parameter", f"{where}.outputs.parameters[{i}]", problems)
         _keys(p.get("valueFrom") or {}, "value_from",
               f"{where}.outputs.parameters[{i}].valueFrom", problems)
         if "path" in (p.get("valueFrom") or {}):
             _check_path(p["valueFrom"], f"{where}.outputs.parameters[{i}].valueFrom", problems)
-    for i, a in enumerate(outputs.get("artifacts") or []):
-        _keys(a, "output_artifact", f"{where}.outputs.artifacts[{i}]", problems)
-        _check_path(a, f"{where}.outputs.artifacts[{i}]", problems)
-    _check_retry(template.get("retryStrategy"), where, problems)
-    scope = _Scope(arguments, template)
-    if "container" in template or "script" in template:
-        kind = "container" if "container" in template else "script"
-        _keys(template[kind], kind, f"{where}.{kind}", problems)
-        for i, env in enumerate(template[kind].get("env") or []):
-            _keys(env, "env", f"{where}.{kind}.env[{i}]", problems)
-        if not template[kind].get("command") and kind == "script":
-            problems.append(f"{where}.script.command: a script needs its interpreter command")
-        if not (template[kind].get("command") or template[kind].get("args")):
-            problems.append(f"{where}.{kind}: nothing to run (no command or args)")
-        _check_tags([template[kind], outputs], scope.leaf(), where, problems)
-    elif "steps" in template:
-        _check_steps(template, where, templates, wf_name, scope, problems)
-    elif "dag" in template:
-        _check_dag(template, where, templates, wf_name, scope, problems)
+        needed = "parameter" if "steps" in template or "dag" in template else "path"
+        if needed not in (p.get("valueFrom") or {}) and "default" not in (p.get("valueFrom") or {}):
+            problems.append(f"{where}.outputs.parameters[{i}].valueFrom: needs {needed} here")
+    if ("steps" in template or "dag" in template) and outputs.get("artifacts"):
+        problems.append(f"{where}.outputs.artifacts: output artifacts of steps/dag templates "
+                        f"are not supported")
+    for side, shape in (("inputs", "input_artifact"), ("outputs", "output_artifact")):
+        for i, a in enumerate((template.get(side) or {}).get("artifacts") or []):
+            here = f"{where}.{side}.artifacts[{i}]"
+            _keys(a, shape, here, problems)
+            _keys(a.get("s3") or {}, "s3", f"{here}.s3", problems)
+            _check_path(a, here, problems)
+
+
+def _check_leaf(template, where, scope, problems):
+    """A container or script: what it runs, and the variables it uses."""
+    kind = "container" if "container" in template else "script"
+    body = template[kind]
+    _keys(body, kind, f"{where}.{kind}", problems)
+    for i, env in enumerate(body.get("env") or []):
+        _keys(env, "env", f"{where}.{kind}.env[{i}]", problems)
+    if not body.get("command"):
+        problems.append(f"{where}.{kind}.command: needed locally (an image's entrypoint "
+                        f"is not known here)" if kind == "container" else
+                        f"{where}.script.command: a script needs its interpreter command")
+    inputs = template.get("inputs") or {}
+    _check_tags([body, template.get("outputs"), inputs.get("artifacts")], scope.leaf(), where,
+                problems)
+
+
+def _check_parallelism(obj, where, problems):
+    value = obj.get("parallelism")
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        problems.append(f"{where}.parallelism: {value!r} is not a positive whole number")
 
 
 def _check_path(obj, where, problems):
@@ -194,6 +240,7 @@ def _check_call(step, where, shape, templates, wf_name, problems):
         _keys(p, "parameter", f"{where}.arguments.parameters[{i}]", problems)
     for i, a in enumerate(arguments.get("artifacts") or []):
         _keys(a, "argument_artifact", f"{where}.arguments.artifacts[{i}]", problems)
+        _keys(a.get("s3") or {}, "s3", f"{where}.arguments.artifacts[{i}].s3", problems)
     _keys(step.get("continueOn") or {}, "continue_on", f"{where}.continueOn", problems)
     _keys(step.get("withSequence") or {}, "sequence", f"{where}.withSequence", problems)
     loops = [k for k in ("withItems", "withParam", "withSequence") if k in step]
@@ -220,22 +267,48 @@ def _check_dag(template, where, templates, wf_name, scope, problems):
     _keys(template["dag"], "dag", f"{where}.dag", problems)
     tasks = template["dag"].get("tasks") or []
     names = [t.get("name") for t in tasks]
+    needs = {}
     for i, task in enumerate(tasks):
         here = f"{where}.dag.tasks[{i}]({task.get('name')})"
         _check_call(task, here, "task", templates, wf_name, problems)
         try:
-            needed = task.get("dependencies") or depends_tasks(task.get("depends") or "")
+            needs[task.get("name")] = task.get("dependencies") or depends_tasks(
+                task.get("depends") or "")
         except ExpressionError as error:
             problems.append(f"{here}.depends: {error}")
-            needed = []
-        if "dependencies" in task and "depends" in task:
-            problems.append(f"{here}: use either dependencies or depends, not both")
-        for name in needed:
-            if name not in names:
-                problems.append(f"{here}: depends on unknown task {name!r}")
+            needs[task.get("name")] = []
+        if "depends" in task and any("dependencies" in t for t in tasks):
+            problems.append(f"{here}: depends cannot be mixed with dependencies in one DAG")
+        if "continueOn" in task and any("depends" in t for t in tasks):
+            problems.append(f"{here}.continueOn: not available in a DAG that uses depends "
+                            f"(depend on .Failed instead)")
+        problems += [f"{here}: depends on unknown task {name!r}"
+                     for name in needs[task.get("name")] if name not in names]
+    ancestors = _ancestors(needs, f"{where}.dag", problems)
+    for i, task in enumerate(tasks):
+        here = f"{where}.dag.tasks[{i}]({task.get('name')})"
         fields = [task.get(k) for k in ("arguments", "when", "withItems", "withParam")]
-        _check_tags(fields, scope.caller("tasks", names, _loops(task)), here, problems)
+        # Argo resolves tasks.X only for X this task (transitively) depends on.
+        visible = sorted(ancestors.get(task.get("name"), set()))
+        _check_tags(fields, scope.caller("tasks", visible, _loops(task)), here, problems)
     _check_tags(template.get("outputs"), scope.caller("tasks", names, False), where, problems)
+
+
+def _ancestors(needs: dict[str, list[str]], where: str, problems: list[str]) -> dict:
+    """Every task's transitive dependencies; a cycle is a problem (it would never start)."""
+    found: dict[str, set[str]] = {}
+
+    def visit(name, path):
+        if name in path:
+            problems.append(f"{where}: dependency cycle {' -> '.join(path + [name])}")
+            return set()
+        if name not in found:
+            direct = [d for d in needs.get(name, []) if d in needs]
+            found[name] = set(direct).union(*(visit(d, path + [name]) for d in direct))
+        return found[name]
+    for name in needs:
+        visit(name, [])
+    return found
 
 
 def _loops(step) -> bool:
@@ -264,12 +337,17 @@ class _Scope:
         ]
         self.retries = [r"retries"] if template.get("retryStrategy") else []
 
+    def workflow(self) -> re.Pattern:
+        """Only workflow.* names: what an input's own value or default may use."""
+        return re.compile("|".join(self.common[:2]))
+
     def leaf(self) -> re.Pattern:
         return re.compile("|".join(self.common + self.outputs + self.retries))
 
     def caller(self, kind: str, names: list[str], loops: bool) -> re.Pattern:
         alt = "|".join(re.escape(str(n)) for n in names) or "(?!)"
-        extra = [rf"{kind}\.({alt})\.{_NODE_FIELDS}"] + ([r"item", r"item\.[\w\-.]+"] if loops else [])
+        extra = [rf"{kind}\.({alt})\.{_NODE_FIELDS}"]
+        extra += [r"item", r"item\.[\w\-.]+"] if loops else []
         return re.compile("|".join(self.common + extra))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.workflows.engine.conftest import nodes_named
+from workflow_templates.engines import journal
 from workflow_templates.engines.local import LocalEngine
 from workflow_templates.engines.sandbox import bwrap_path
 
@@ -53,15 +54,23 @@ def processes_with(token: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("limit, phase, attempts", [(2, "Succeeded", 3), (1, "Failed", 2)])
-def test_retry_strategy_retries_a_failing_step_up_to_its_limit(run, shared, limit, phase, attempts):
+@pytest.mark.parametrize("strategy, phase, attempts", [
+    ('limit: "2"', "Succeeded", 3),                                 # OnFailure by default
+    ("limit: 1", "Failed", 2),
+    ("{limit: 2, retryPolicy: OnError}", "Failed", 1),              # an exit code is no error
+    ("{limit: 2, retryPolicy: Always, backoff: {duration: 100ms, factor: 2}}", "Succeeded", 3),
+])
+def test_retry_strategy_retries_a_failing_step_up_to_its_limit(run, shared, strategy, phase,
+                                                               attempts):
+    if not strategy.startswith("{"):
+        strategy = "{" + strategy + "}"
     text = template(f"""
         entrypoint: main
         templates:
         - name: main
           steps:
           - - {{name: flaky, template: counted, arguments: {{parameters: [{{name: file, value: "{shared}/m"}}, {{name: fail-until, value: "2"}}]}}}}
-        """, COUNTER.replace("    script:", f"    retryStrategy: {{limit: \"{limit}\"}}\n    script:"))
+        """, COUNTER.replace("    script:", f"    retryStrategy: {strategy}\n    script:"))
     handle = run(text)
     assert handle.phase == phase
     node = nodes_named(handle)["flaky"]
@@ -170,15 +179,19 @@ def test_retry_failed_reruns_only_the_failed_steps(run, shared):
 
 CRASHING_RUN = """
 import sys
+from workflow_templates.engines import journal
 from workflow_templates.engines.local import LocalEngine
-engine = LocalEngine(sys.argv[1], sys.argv[2], max_parallel=2)
+engine = LocalEngine(sys.argv[1], sys.argv[2], max_parallel=2, isolate=sys.argv[4] == "1")
 engine.start(open(sys.argv[3]).read(), run_id="crash").wait()
 """
 
 
-@pytest.mark.parametrize("limit, phase", [(1, "Succeeded"), (0, "Failed")])
-def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, limit, phase):
-    """The engine's process is killed (SIGKILL) while step `b` runs; resume finishes the run."""
+@pytest.mark.parametrize("limit, phase, isolate", [
+    (1, "Succeeded", True), (0, "Failed", True), (1, "Succeeded", False)])
+def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, limit, phase, isolate):
+    """The engine's process is killed (SIGKILL) while step `b` runs; resume finishes the run.
+
+    Without bubblewrap the killed engine's step outlives it: resume must kill that process."""
     counted = COUNTER.replace("    script:", f"    retryStrategy: {{limit: {limit}}}\n    script:")
     (tmp_path / "t.yaml").write_text(template(f"""
         entrypoint: main
@@ -189,7 +202,8 @@ def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, lim
           - - {{name: b, template: counted, arguments: {{parameters: [{{name: file, value: "{shared}/b"}}, {{name: hang-on, value: "1"}}]}}}}
         """, counted))
     storage, runs = tmp_path / "storage", tmp_path / "runs"
-    child = subprocess.Popen([sys.executable, "-c", CRASHING_RUN, storage, runs, tmp_path / "t.yaml"],
+    child = subprocess.Popen([sys.executable, "-c", CRASHING_RUN, storage, runs,
+                              tmp_path / "t.yaml", "1" if isolate else "0"],
                              cwd=Path(__file__).resolve().parents[3])
     deadline = time.monotonic() + 30
     while count(shared / "b") == 0 and time.monotonic() < deadline:
@@ -197,7 +211,12 @@ def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, lim
     assert count(shared / "b") == 1, "step b never started"
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    handle = LocalEngine(storage, runs, max_parallel=2).resume("crash")
+    left = [n for n in journal.load(runs / "crash")["nodes"].values() if n["name"] == "b"][0]
+    restarted = LocalEngine(storage, runs, max_parallel=2, isolate=isolate)
+    if isolate:
+        handle = restarted.resume("crash")
+    else:  # as a worker does when it starts: resume whatever is unfinished
+        [handle] = restarted.recover()
     assert handle.wait(60) == phase, handle.status()["message"]
     assert count(shared / "a") == 1  # a finished before the crash: not run again
     nodes = nodes_named(handle)
@@ -207,6 +226,8 @@ def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, lim
     else:
         assert count(shared / "b") == 1 and "interrupted" in nodes["b"]["message"]
     assert all(n["phase"] != "Running" for n in nodes.values())
+    gone = journal.process_start_time(left["pid"]) != left["pid_start"]
+    assert gone, "the first attempt of b outlived the resume"
 
 
 def test_recover_resumes_every_unfinished_run(tmp_path):
@@ -219,3 +240,38 @@ def test_recover_resumes_every_unfinished_run(tmp_path):
         """, ""), run_id="done")
     assert handle.wait(30) == "Succeeded"
     assert LocalEngine(tmp_path / "s", tmp_path / "r").recover() == []
+
+
+@pytest.mark.parametrize("where", ["workflow", "template"])
+def test_parallelism_limits_how_many_steps_run_at_once(tmp_path, shared, where):
+    """4 items of 0.4 s each under parallelism 1 never overlap, though the pool holds 4."""
+    engine = LocalEngine(tmp_path / "s", tmp_path / "r", max_parallel=4)
+    handle = engine.start(template(f"""
+        {"parallelism: 1" if where == "workflow" else ""}
+        entrypoint: main
+        templates:
+        - name: main
+          steps:
+          - - {{name: fan, template: fan}}
+        - name: fan
+          {"parallelism: 1" if where == "template" else ""}
+          steps:
+          - - name: each
+              template: stamp
+              withItems: [a, b, c, d]
+              arguments: {{parameters: [{{name: label, value: "{{{{item}}}}"}}]}}
+        - name: stamp
+          inputs: {{parameters: [{{name: label}}]}}
+          script:
+            image: python:3.11
+            command: [python]
+            source: |
+              import time
+              start = time.time()
+              time.sleep(0.4)
+              open("{shared}/{{{{inputs.parameters.label}}}}", "w").write(f"{{start}} {{time.time()}}")
+        """, ""))
+    assert handle.wait(60) == "Succeeded", handle.status()["message"]
+    spans = sorted(tuple(map(float, p.read_text().split())) for p in shared.iterdir())
+    assert len(spans) == 4
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:]))

@@ -19,6 +19,8 @@ def test_render_substitutes_and_refuses_unknown_names_by_name():
     ("(1 < 2) && (tails == heads || 3 >= 4)", False),
     ("true", True),
     ("1.5 < 2", True),
+    ("-1 < 0 && 3 == 3.0", True),
+    ("v1.2 == 'v1.2'", True),
 ])
 def test_when_evaluates_the_govaluate_subset(expression, expected):
     assert evaluate_when(expression) is expected

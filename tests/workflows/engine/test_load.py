@@ -35,6 +35,10 @@ def test_unsupported_features_are_refused_with_their_names_and_places():
         sidecars: [{name: db, image: postgres}]
         synchronization: {mutex: {name: m}}
         container: {image: alpine, command: [echo], volumeMounts: [{name: data, mountPath: /data}]}
+        outputs:
+          artifacts:
+          - {name: a, path: /tmp/a, s3: {bucket: other, key: k}}
+          - {name: b, path: /tmp/b, gcs: {key: k}}
       - name: cleanup
         resource: {action: create, manifest: "{}"}
       - name: wait
@@ -45,6 +49,8 @@ def test_unsupported_features_are_refused_with_their_names_and_places():
     for expected in ["spec.onExit", "spec.volumes", "spec.templates[0](main).sidecars",
                      "spec.templates[0](main).synchronization",
                      "spec.templates[0](main).container.volumeMounts",
+                     "spec.templates[0](main).outputs.artifacts[0].s3.bucket",
+                     "spec.templates[0](main).outputs.artifacts[1].gcs",
                      "spec.templates[1](cleanup).resource", "spec.templates[2](wait).suspend",
                      "spec.templates[2](wait).memoize"]:
         assert expected in text, (expected, problems)
@@ -82,7 +88,8 @@ def test_bad_calls_paths_and_expressions_are_refused():
           tasks:
           - {name: a, templateRef: {name: other-template, template: echo}}
           - {name: b, template: missing, depends: "a.Finished"}
-          - {name: c, template: echo, dependencies: [zz], when: "{{=inputs.parameters.x}}"}
+          - {name: c, template: echo, dependencies: [zz], when: "{{=inputs.parameters.x}}",
+             continueOn: {failed: true}}
       - name: echo
         container: {image: alpine, command: [echo]}
         outputs: {parameters: [{name: p, valueFrom: {path: /etc/passwd}}]}
@@ -94,6 +101,8 @@ def test_bad_calls_paths_and_expressions_are_refused():
     assert "depends on unknown task 'zz'" in text
     assert "expression tag {{=inputs.parameters.x}} is not supported" in text
     assert "'/etc/passwd'" in text
+    assert "tasks[1](b): depends cannot be mixed with dependencies" in text
+    assert "tasks[2](c).continueOn: not available in a DAG that uses depends" in text
 
 
 def test_engine_start_refuses_before_creating_anything(tmp_path):
@@ -118,3 +127,52 @@ def test_placement_only_fields_are_accepted():
                     resources: {limits: {cpu: "1"}}}
     """))
     assert spec.entrypoint == "main"
+
+
+def test_a_container_without_command_is_refused_because_its_entrypoint_is_unknown():
+    problems = refused("""
+      templates:
+      - name: main
+        container: {image: "labcommons/steps:1", args: [--shard, "1"]}
+    """)
+    assert problems == ["spec.templates[0](main).container.command: needed locally "
+                        "(an image's entrypoint is not known here)"]
+
+
+def test_dag_cycles_and_tasks_read_without_depending_on_them_are_refused():
+    problems = refused("""
+      templates:
+      - name: main
+        dag:
+          tasks:
+          - {name: a, template: echo, dependencies: [c]}
+          - {name: b, template: echo, dependencies: [a]}
+          - {name: c, template: echo, dependencies: [b]}
+          - {name: d, template: echo}
+          - {name: e, template: echo, arguments: {parameters: [{name: m, value: "{{tasks.d.outputs.result}}"}]}}
+      - name: echo
+        inputs: {parameters: [{name: m, default: ""}]}
+        container: {image: alpine, command: [echo, "{{inputs.parameters.m}}"]}
+    """)
+    text = "\n".join(problems)
+    assert "dependency cycle a -> c -> b -> a" in text
+    assert "tasks[4](e): unknown variable {{tasks.d.outputs.result}}" in text
+
+
+def test_outputs_need_a_source_the_template_kind_can_give():
+    problems = refused("""
+      templates:
+      - name: main
+        steps:
+        - - {name: a, template: leaf}
+        outputs:
+          parameters: [{name: p, valueFrom: {path: /tmp/p}}]
+          artifacts: [{name: x, path: /tmp/x}]
+      - name: leaf
+        container: {image: alpine, command: ["true"]}
+        outputs: {parameters: [{name: q, valueFrom: {parameter: "x"}}]}
+    """)
+    text = "\n".join(problems)
+    assert "spec.templates[0](main).outputs.parameters[0].valueFrom: needs parameter here" in text
+    assert "spec.templates[0](main).outputs.artifacts: output artifacts of steps/dag" in text
+    assert "spec.templates[1](leaf).outputs.parameters[0].valueFrom: needs path here" in text

@@ -3,7 +3,11 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.workflows.engine.conftest import nodes_named
+from workflow_templates.engines.local import LocalEngine
+from workflow_templates.engines.scope import node_scope
 
 STAMP = """
   - name: stamp
@@ -59,7 +63,7 @@ def test_dag_runs_tasks_after_their_dependencies_and_passes_outputs(run, shared)
               tasks:
               - {name: A, template: emit, arguments: {parameters: [{name: v, value: "1"}]}}
               - {name: B, template: emit, dependencies: [A], arguments: {parameters: [{name: v, value: "{{tasks.A.outputs.parameters.out}}2"}]}}
-              - {name: C, template: emit, depends: "A.Succeeded", arguments: {parameters: [{name: v, value: "{{tasks.A.outputs.result}}3"}]}}
+              - {name: C, template: emit, dependencies: [A], arguments: {parameters: [{name: v, value: "{{tasks.A.outputs.result}}3"}]}}
               - {name: D, template: emit, dependencies: [B, C], arguments: {parameters: [{name: v, value: "{{tasks.B.outputs.parameters.out}}+{{tasks.C.outputs.parameters.out}}"}]}}
             outputs:
               parameters:
@@ -92,11 +96,11 @@ def test_parameters_defaults_value_from_path_default_and_workflow_arguments(run)
             steps:
             - - {name: say, template: say, arguments: {parameters: [{name: text, value: "{{inputs.parameters.greeting}} {{workflow.parameters.who}}"}]}}
           - name: say
-            inputs: {parameters: [{name: text}, {name: suffix, default: "!"}]}
+            inputs: {parameters: [{name: text}, {name: suffix, default: "!"}, {name: again, default: " {{workflow.parameters.who}}"}]}
             container:
               image: alpine
               command: [python, -c]
-              args: ["import sys; open('/tmp/said', 'w').write(sys.argv[1] + chr(10))", "{{inputs.parameters.text}}{{inputs.parameters.suffix}}"]
+              args: ["import sys; open('/tmp/said', 'w').write(sys.argv[1] + chr(10))", "{{inputs.parameters.text}}{{inputs.parameters.suffix}}{{inputs.parameters.again}}"]
             outputs:
               parameters:
               - {name: said, valueFrom: {path: /tmp/said}}
@@ -104,7 +108,7 @@ def test_parameters_defaults_value_from_path_default_and_workflow_arguments(run)
         """, who="lab")
     assert handle.phase == "Succeeded", handle.status()["message"]
     outputs = nodes_named(handle)["say"]["outputs"]["parameters"]
-    assert outputs == {"said": "hello lab!", "missing": "fallback"}
+    assert outputs == {"said": "hello lab! lab", "missing": "fallback"}
 
 
 def test_with_items_and_with_param_fan_out_over_objects_and_aggregate(run):
@@ -127,6 +131,10 @@ def test_with_items_and_with_param_fan_out_over_objects_and_aggregate(run):
                 template: show
                 withItems: [{name: x, size: 1}, plain]
                 arguments: {parameters: [{name: text, value: "{{item}}"}]}
+              - name: numbered
+                template: show
+                withSequence: {count: "3", start: "5"}
+                arguments: {parameters: [{name: text, value: "{{item}}"}]}
           - name: gen
             script:
               image: python:3.11
@@ -141,8 +149,11 @@ def test_with_items_and_with_param_fan_out_over_objects_and_aggregate(run):
     assert handle.phase == "Succeeded", handle.status()["message"]
     nodes = nodes_named(handle)
     assert json.loads(nodes["each"]["outputs"]["result"]) == ["s1=10", "s2=20"]
-    assert nodes["fixed(0:name:x,size:1)"]["outputs"]["result"] == '{"name": "x", "size": 1}'
+    assert nodes["fixed(0:name:x,size:1)"]["outputs"]["result"] == '{"name":"x","size":1}'
     assert nodes["fixed(1:plain)"]["outputs"]["result"] == "plain"
+    assert json.loads(nodes["numbered"]["outputs"]["result"]) == [5, 6, 7]
+    loop = node_scope("steps", "each", nodes["each"])
+    assert json.loads(loop["steps.each.outputs.result"]) == ["s1=10", "s2=20"]
 
 
 def test_when_runs_or_skips_a_step(run):
@@ -191,7 +202,7 @@ def test_non_zero_exit_fails_the_run_and_keeps_the_log(run):
     nodes = nodes_named(handle)
     assert nodes["boom"]["phase"] == "Failed" and nodes["boom"]["exit_code"] == 3
     assert nodes["boom"]["message"] == "Error (exit code 3)"
-    log = Path(nodes["boom"]["log"]).read_text()
+    log = handle.log(nodes["boom"]["id"])
     assert "to-stdout" in log and "to-stderr" in log
     assert "never" not in nodes
 
@@ -205,11 +216,18 @@ def test_depends_runs_the_failure_branch_and_continue_on_keeps_going(run):
           entrypoint: main
           templates:
           - name: main
+            steps:
+            - - {name: by-depends, template: by-depends}
+              - {name: by-continue-on, template: by-continue-on}
+          - name: by-depends
             dag:
               tasks:
               - {name: A, template: fail}
               - {name: on-fail, template: ok, depends: "A.Failed"}
               - {name: on-ok, template: ok, depends: "A.Succeeded"}
+          - name: by-continue-on
+            dag:
+              tasks:
               - {name: soft, template: fail, continueOn: {failed: true}}
               - {name: after-soft, template: ok, dependencies: [soft]}
           - name: fail
@@ -224,6 +242,33 @@ def test_depends_runs_the_failure_branch_and_continue_on_keeps_going(run):
     assert handle.phase == "Succeeded", handle.status()["message"]
 
 
+@pytest.mark.parametrize("fail_fast", [True, False])
+def test_dag_fail_fast_stops_scheduling_after_a_failure(run, fail_fast):
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: fail-fast}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            dag:
+              failFast: %s
+              tasks:
+              - {name: A, template: fail}
+              - {name: B, template: slow}
+              - {name: C, template: slow, dependencies: [B]}
+          - name: fail
+            container: {image: alpine, command: [sh, -c, "exit 1"]}
+          - name: slow
+            container: {image: alpine, command: [sleep, "1"]}
+        """ % str(fail_fast).lower())
+    nodes = nodes_named(handle)
+    assert handle.phase == "Failed"
+    assert nodes["B"]["phase"] == "Succeeded"
+    assert ("C" in nodes) is not fail_fast
+
+
 def test_artifacts_pass_through_the_storage_root(run, engine):
     handle = run("""
         apiVersion: argoproj.io/v1alpha1
@@ -231,6 +276,7 @@ def test_artifacts_pass_through_the_storage_root(run, engine):
         metadata: {name: artifacts}
         spec:
           entrypoint: main
+          arguments: {parameters: [{name: id, value: r1}]}
           templates:
           - name: main
             steps:
@@ -238,9 +284,15 @@ def test_artifacts_pass_through_the_storage_root(run, engine):
             - - name: use
                 template: use
                 arguments: {artifacts: [{name: data, from: "{{steps.make.outputs.artifacts.report}}"}]}
+              - name: keyed
+                template: use
+                arguments: {artifacts: [{name: data, s3: {key: "reports/{{workflow.parameters.id}}.txt"}}]}
           - name: make
             container: {image: alpine, command: [sh, -c, "echo payload > /tmp/report.txt"]}
-            outputs: {artifacts: [{name: report, path: /tmp/report.txt}]}
+            outputs:
+              artifacts:
+              - {name: report, path: /tmp/report.txt}
+              - {name: keyed, path: /tmp/report.txt, s3: {key: "reports/{{workflow.parameters.id}}.txt"}}
           - name: use
             inputs: {artifacts: [{name: data, path: /tmp/in/data.txt}]}
             container: {image: alpine, command: [cat, /tmp/in/data.txt]}
@@ -250,6 +302,8 @@ def test_artifacts_pass_through_the_storage_root(run, engine):
     key = nodes["make"]["outputs"]["artifacts"]["report"]
     assert (engine.storage_root / key).read_text() == "payload\n"
     assert nodes["use"]["outputs"]["result"] == "payload"
+    assert (engine.storage_root / "reports/r1.txt").read_text() == "payload\n"
+    assert nodes["keyed"]["outputs"]["result"] == "payload"
 
 
 def test_unknown_workflow_parameter_ends_the_run_in_error(run):
@@ -264,3 +318,71 @@ def test_unknown_workflow_parameter_ends_the_run_in_error(run):
             container: {image: alpine, command: ["true"]}
         """, typo="1")
     assert handle.phase == "Error" and "typo" in handle.status()["message"]
+
+
+def test_recursion_that_never_ends_is_stopped_with_an_error(run):
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: forever}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: again, template: main}
+        """)
+    assert handle.phase == "Failed"
+    errors = [n for n in handle.status()["nodes"].values() if n["phase"] == "Error"]
+    assert errors and "nested deeper than" in errors[0]["message"]
+
+
+def test_fan_in_reads_a_loop_s_outputs_as_json_lists(run):
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: fan-in}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: write, template: write, withItems: [20, 21], arguments: {parameters: [{name: n, value: "{{item}}"}]}}
+            - - name: gather
+                template: show
+                arguments:
+                  parameters:
+                  - {name: text, value: "{{steps.write.outputs.parameters.number}} {{steps.write.outputs.parameters}}"}
+          - name: write
+            inputs: {parameters: [{name: n}]}
+            container: {image: alpine, command: [sh, -c, "printf %s {{inputs.parameters.n}} > /tmp/n"]}
+            outputs: {parameters: [{name: number, valueFrom: {path: /tmp/n}}]}
+          - name: show
+            inputs: {parameters: [{name: text}]}
+            container: {image: alpine, command: [echo, "{{inputs.parameters.text}}"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    lists, maps = nodes_named(handle)["gather"]["outputs"]["result"].split(" ", 1)
+    assert json.loads(lists) == ["20", "21"]
+    assert json.loads(maps) == [{"number": "20"}, {"number": "21"}]
+
+
+def test_progress_is_reported_node_by_node_then_for_the_run(tmp_path):
+    seen = []
+    engine = LocalEngine(tmp_path / "s", tmp_path / "r",
+                         on_progress=lambda run_id, node: seen.append((run_id, node["id"],
+                                                                       node["phase"])))
+    handle = engine.start(textwrap.dedent("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: progress}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            container: {image: alpine, command: ["true"]}
+        """), run_id="p1")
+    assert handle.wait(30) == "Succeeded"
+    root = handle.status()["root"]
+    assert ("p1", root, "Running") in seen and ("p1", root, "Succeeded") in seen
+    assert seen[-1] == ("p1", None, "Succeeded")
