@@ -95,8 +95,8 @@ class Attempt:
         argv, _ = sandboxed(self.argv, self.step_dir / "tmp", self.isolated)
         if self.isolated:
             # Host paths under /tmp the step needs are hidden by its private /tmp: bind them back.
-            binds = [p for p in {self.step_dir, self.storage_root.resolve(), PROJECT_ROOT, Path(sys.prefix).resolve()}
-                     if str(p).startswith("/tmp/")]
+            needed = {self.step_dir, self.storage_root.resolve(), PROJECT_ROOT, Path(sys.prefix).resolve()}
+            binds = [p for p in needed if str(p).startswith("/tmp/") and p.exists()]
             extra = [a for p in sorted(binds) for a in ("--bind", str(p), str(p))]
             argv = argv[:argv.index("--")] + extra + argv[argv.index("--"):]
         log = open(self.step_dir / "main.log", "ab")
