@@ -62,7 +62,7 @@ class Worker:
     paused_until: float = 0.0
 
     def __post_init__(self):
-        self.storage_root = Path(self.storage_root)
+        self.storage_root = Path(self.storage_root).resolve()  # steps run in other directories
         self.capacity = self.capacity or os.cpu_count() or 1
         self.engine = self.engine or LocalEngine(self.storage_root, self.storage_root / "work",
                                                  max_parallel=self.capacity)

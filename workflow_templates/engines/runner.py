@@ -63,6 +63,8 @@ class Attempt:
         return attempt
 
     def _host(self, path: str) -> Path:
+        if Path(path).is_absolute() and Path(path).is_relative_to(self.storage_root.resolve()):
+            return Path(path)  # the storage root is the same path inside the sandbox (bound back in)
         return host_path(path, self.step_dir / "tmp", self.step_dir / "work", self.isolated)
 
     def _place_inputs(self, artifacts: dict) -> None:

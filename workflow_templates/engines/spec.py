@@ -95,7 +95,7 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     for index, template in enumerate(spec.get("templates") or []):
         where = f"spec.templates[{index}]({template.get('name')})"
         _check_template(template, where, templates, name, arguments, problems)
-    if not isinstance(spec.get("activeDeadlineSeconds", 0), (int, float)):
+    if not _seconds_value(spec.get("activeDeadlineSeconds", 0)):
         problems.append("spec.activeDeadlineSeconds: not a number of seconds")
     _check_parallelism(spec, "spec", problems)
     entry = entrypoint or spec.get("entrypoint")
@@ -143,7 +143,7 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
     if "parallelism" in template and not ("steps" in template or "dag" in template):
         problems.append(f"{where}.parallelism: only steps and dag templates have children to limit")
     deadline = template.get("activeDeadlineSeconds")
-    if deadline is not None and not isinstance(deadline, (int, float)):
+    if deadline is not None and not _seconds_value(deadline):
         problems.append(f"{where}.activeDeadlineSeconds: {deadline!r} is not a number of seconds")
     scope = _Scope(arguments, template)
     if "container" in template or "script" in template:
@@ -197,6 +197,14 @@ def _check_leaf(template, where, scope, problems):
     inputs = template.get("inputs") or {}
     _check_tags([body, template.get("outputs"), inputs.get("artifacts")], scope.leaf(), where,
                 problems)
+
+
+def _seconds_value(value) -> bool:
+    """Argo's activeDeadlineSeconds is an IntOrString: 3600 or "3600" (its published schema
+    types it as a string, so templates validated against that schema quote it)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit())
 
 
 def _check_parallelism(obj, where, problems):
