@@ -33,6 +33,11 @@ class Settings:
     token_ttl_seconds: int = 8 * 3600
     max_batch_entities: int = 10_000
     max_batch_bytes: int = 64 * 1024 * 1024
+    # Data objects: empty means the directory <data_dir>/storage; s3://bucket/prefix means an
+    # S3-compatible store (credentials from the usual AWS_* variables, never from here).
+    storage_url: str = ""
+    s3_endpoint_url: str = ""
+    max_upload_bytes: int = 64 * 1024 ** 3
 
     @property
     def storage_root(self) -> Path:
@@ -98,6 +103,9 @@ def _build(values: dict) -> Settings:
     settings = Settings(**kwargs)
     if settings.store not in STORES:
         raise SettingsError(f"LABCOMMONS_STORE: {settings.store!r} is not a store; use one of {', '.join(STORES)}")
+    if settings.storage_url and not settings.storage_url.startswith("s3://"):
+        raise SettingsError(f"LABCOMMONS_STORAGE_URL: {settings.storage_url!r} is not allowed; give s3://bucket/prefix, "
+                            "or leave it empty for the directory <data dir>/storage")
     return settings
 
 
