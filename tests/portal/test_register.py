@@ -16,21 +16,6 @@ from portal.objects import ObjectStore
 IMZML, IBD = b"<?xml version='1.0'?><mzML>not parsed at registration</mzML>\n", bytes(range(256)) * 4096
 
 
-@pytest.fixture
-def tom(portal, sign_in, demo):
-    assert sign_in(portal, "tom").status_code == 302
-    return portal
-
-
-@pytest.fixture
-def place(admin, demo) -> dict:
-    """A project, experiment and sample of the demo commons to register into."""
-    sample = next(admin.nodes("sample"))
-    experiment = next(admin.nodes("experiment", sample["project_id"]))
-    return {"project": sample["project_id"], "experiment": experiment["submitter_id"],
-            "sample": sample["submitter_id"]}
-
-
 def values(place: dict, **changes) -> dict:
     good = {"submitter_id": "new-run-1", "experiment": place["experiment"], "sample": place["sample"],
             "instrument": "timsTOF fleX", "ionisation": "MALDI", "polarity": "positive", "pixel_size_um": "20"}
