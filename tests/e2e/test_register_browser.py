@@ -10,7 +10,7 @@ import pytest
 
 from labcommons.demo.imzml import write_imzml_pair
 from metadata.idl import metadata_thrift as T
-from tests.e2e.browser import chromium, demo_commons, sign_in, until
+from tests.e2e.browser import demo_commons, signed_in_chromium, until
 
 pytestmark = pytest.mark.e2e
 MEASUREMENT = "tom-run-001"
@@ -25,12 +25,8 @@ def commons(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(commons, tmp_path_factory):
     """Headless Chromium signed in as tom, the demo technician."""
-    driver = chromium(tmp_path_factory.mktemp("chrome-profile"))
-    try:
-        sign_in(driver, commons[1], commons[0].data_dir, "tom")
+    with signed_in_chromium(commons, tmp_path_factory.mktemp("chrome-profile"), "tom") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
