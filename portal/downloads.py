@@ -45,12 +45,13 @@ def _send_object(props: dict):
     store = ObjectStore.from_settings(current_app.config["SETTINGS"])
     key = store.key_of(props["storage_url"]) if store.scheme == "s3" else None
     if key is None:
-        return _refused(f"{props['storage_url']} is not in the portal's storage ({current_app.config['SETTINGS'].storage_url or 'a directory'}); "
+        root = current_app.config["SETTINGS"].storage_url or "a directory"
+        return _refused(f"{props['storage_url']} is outside the storage root ({root}); "
                         "the portal reads only files stored there", 404)
     try:
         size, handle = store.size(key), store.open_read(key)
     except (OSError, ValueError):
-        return _refused(f"{props['storage_url']} is not in the storage (the object is missing)", 404)
+        return _refused(f"{props['storage_url']} is not in the storage root (the object is missing)", 404)
     # werkzeug's own FileWrapper is seekable, so a range request reads only its bytes
     response = current_app.response_class(FileWrapper(handle, CHUNK_BYTES), mimetype="application/octet-stream",
                                           direct_passthrough=True)
