@@ -53,6 +53,8 @@ def check():
 def upload():
     """One file as the raw request body; refused before any byte is read unless the user may write."""
     project, name = request.args.get("project", ""), request.args.get("file_name", "")
+    if problem := registration.project_problem(project):
+        return _refusal("project", problem, 400)
     identity = get_client().whoami()
     if not can_write(identity, project):
         return _refusal("project", f"project: {identity.user} has no write access to project {project!r}; "
@@ -114,10 +116,15 @@ def csrf_refused(_error):
 
 
 def service_refused(error):
-    """The service's own refusal (ValidationError, Forbidden, ...) or its absence, as JSON."""
-    if isinstance(error, (TTransportException, OSError)):
-        return jsonify(fields={}, general=[UNREACHABLE]), 503
-    return jsonify(fields={}, general=[error.message]), 403 if type(error).__name__ == "Forbidden" else 400
+    """The service's own refusal (ValidationError, Forbidden, ...) or its absence: a page for
+    the form's GET, JSON for the script's POSTs."""
+    unreachable = isinstance(error, (TTransportException, OSError))
+    message = UNREACHABLE if unreachable else error.message
+    status = 503 if unreachable else 403 if type(error).__name__ == "Forbidden" else 400
+    if request.method == "GET":
+        return render_template("problem.html", heading="Registration is not available", message=message,
+                               issues=[]), status
+    return jsonify(fields={}, general=[message]), status
 
 
 for _error in (*ERRORS, TTransportException, OSError):

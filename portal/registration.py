@@ -11,6 +11,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS, MetadataClient
 from metadata.idl import metadata_thrift as T
+from metadata.submission import PROJECT_PATTERN
 from portal import register_form, uploads
 from portal.objects import ObjectStore
 from portal.uploads import Staged, UploadRefused
@@ -29,6 +30,13 @@ class Refused(Exception):
 def can_write(identity: T.Identity, project: str) -> bool:
     """What the service's own rule says (metadata/auth.py): admin, or a write grant."""
     return "admin" in identity.roles or identity.grants.get(project) == "write"
+
+
+def project_problem(project: str) -> str | None:
+    """Why a project name cannot name a storage directory (the service's own pattern), or None."""
+    if PROJECT_PATTERN.match(project):
+        return None
+    return f"project: {project!r} is not a project name; choose one of the projects you may write"
 
 
 def writable_projects(client: MetadataClient) -> list[str]:
@@ -65,6 +73,8 @@ def _merge(first: dict, second: dict) -> dict:
 def register(client: MetadataClient, store: ObjectStore, user: str, project: str, values: dict,
              upload_ids: list[str], type_def: dict) -> T.SubmitResult:
     """Register the measurement and its staged files in one batch, or nothing at all."""
+    if problem := project_problem(project):
+        raise Refused({"project": [problem]}, [])
     staged = _claim_all(store, upload_ids, user, project)
     try:
         _require_pair(staged)

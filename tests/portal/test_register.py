@@ -179,3 +179,29 @@ def _assert_nothing_of(admin, server, place) -> None:
         admin.find(place["project"], "new-run-1")
     assert not (server.settings.storage_root / place["project"] / "new-run-1").exists()
     assert staging(server) == []
+
+
+def test_an_upload_the_page_gives_up_on_is_discarded_by_its_owner_only(tom, app, sign_in, server, place):
+    upload_id = send(tom, place["project"], "run.ibd", IBD).get_json()["upload_id"]
+    other = app.test_client()
+    sign_in(other, "ada")
+    path = f"/register/uploads/{upload_id}/discard?project={place['project']}"
+    assert other.post(path, headers={"X-CSRFToken": token(other)}).status_code == 404
+    assert len(staging(server)) == 3
+    assert tom.post(path, headers={"X-CSRFToken": token(tom)}).get_json() == {"discarded": upload_id}
+    assert staging(server) == []
+
+
+def test_an_upload_larger_than_allowed_is_refused_before_reading_it(tom, server, place):
+    response = send(tom, place["project"], "run.ibd", None, input_stream=Untouchable(IBD[:10]),
+                    environ_overrides={"CONTENT_LENGTH": str(server.settings.max_upload_bytes + 1)})
+    assert response.status_code == 413 and "more than the allowed" in response.get_json()["fields"]["file"][0]
+    assert staging(server) == []
+
+
+@pytest.mark.parametrize("project", ["../escape", "a/b", ""])
+def test_a_project_that_cannot_name_a_directory_is_refused(portal, sign_in, server, demo, project):
+    sign_in(portal, "ada")  # an admin may write anywhere, but not outside the storage root
+    response = send(portal, project, "run.ibd", IBD)
+    assert response.status_code == 400 and "is not a project name" in response.get_json()["fields"]["project"][0]
+    assert staging(server) == [] and not (server.settings.storage_root.parent / "escape").exists()

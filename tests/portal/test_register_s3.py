@@ -10,7 +10,7 @@ import pytest
 
 from metadata.idl import metadata_thrift as T
 from portal import create_app
-from tests.portal.registering import IBD, IMZML, register_pair, values
+from tests.portal.registering import IBD, register_pair, values
 
 BUCKET, PREFIX = "lab-objects", "commons"
 
