@@ -6,7 +6,7 @@ browser as base64. Every POST carries the CSRF token (a form field, or the X-CSR
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request, session
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from thriftpy2.transport import TTransportException
 
@@ -76,7 +76,7 @@ def upload():
 def discard(upload_id: str):
     """Remove a staged upload the user no longer wants (the page calls it when a step fails)."""
     try:
-        staged = uploads.claim(store(), upload_id, session.get("user", ""), request.args.get("project", ""))
+        staged = uploads.claim(store(), upload_id, get_client().whoami().user, request.args.get("project", ""))
     except UploadRefused as refused:
         return _refusal(refused.field, refused.message, 404)
     uploads.discard(store(), staged)
@@ -88,7 +88,7 @@ def commit():
     """Register the measurement and its staged files in one step, all or nothing."""
     body = request.get_json(silent=True) or {}
     project = str(body.get("project", ""))
-    result = registration.register(get_client(), store(), session.get("user", ""), project,
+    result = registration.register(get_client(), store(), get_client().whoami().user, project,
                                    dict(body.get("values") or {}), list(body.get("uploads") or []),
                                    measurement_type())
     created = {e.type: e.submitter_id for e in result.entities}
