@@ -46,6 +46,11 @@ class Settings:
     token_ttl_seconds: int = 8 * 3600
     max_batch_entities: int = 10_000
     max_batch_bytes: int = 64 * 1024 * 1024
+    # Data objects: empty means the directory <data_dir>/storage; s3://bucket/prefix means an
+    # S3-compatible store (credentials from the usual AWS_* variables, never from here).
+    storage_url: str = ""
+    s3_endpoint_url: str = ""
+    max_upload_bytes: int = 64 * 1024 ** 3
 
     @property
     def storage_root(self) -> Path:
@@ -115,6 +120,9 @@ def _build(values: dict) -> Settings:
         raise SettingsError(f"LABCOMMONS_ENGINE: {settings.engine!r} is not an engine; use one of {', '.join(ENGINES)}")
     if settings.es_shards < 1:
         raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
+    if settings.storage_url and not settings.storage_url.startswith("s3://"):
+        raise SettingsError(f"LABCOMMONS_STORAGE_URL: {settings.storage_url!r} is not allowed; give s3://bucket/prefix, "
+                            "or leave it empty for the directory <data dir>/storage")
     return settings
 
 

@@ -26,7 +26,9 @@ def serve(app, host: str, port: int, threads: int = 8) -> None:
     """Serve until SIGTERM or Ctrl-C; prints the URL once listening."""
     from waitress import create_server
 
-    server = create_server(app, host=host, port=port, threads=threads)
+    # Uploads of data files may be far larger than waitress's 1 GB default request body.
+    limit = app.config["SETTINGS"].max_upload_bytes + 1024 * 1024
+    server = create_server(app, host=host, port=port, threads=threads, max_request_body_size=limit)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # waitress closes its sockets on SystemExit
     print(f"portal listening on http://{host}:{server.effective_port}/", flush=True)
     server.run()

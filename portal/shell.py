@@ -7,6 +7,8 @@ from flask_wtf.csrf import generate_csrf
 
 from portal.auth import current_user
 
+WRITERS = ("technician", "admin")
+
 
 def layout() -> html.Div:
     """Called for every page load (Dash's /_dash-layout), so it shows the current user."""
@@ -20,6 +22,8 @@ def header(user: tuple[str, str] | None) -> html.Header:
     if user is None:
         return html.Header(nav, className="site-header")
     name, role = user
+    if role in WRITERS:  # a plain link: Register is a Flask page, not a Dash one
+        nav.append(html.A("Register", href="/register", className="nav-link", id="shell-register"))
     signout = html.Form([dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
                          html.Button("Sign out", type="submit", className="link-button", id="shell-signout")],
                         method="POST", action="/signout", className="signout")

@@ -74,6 +74,18 @@ def sign_in(driver, portal: Portal, data_dir: Path, user: str) -> None:
     until(driver, lambda d: "/explore" in d.current_url and d.find_elements(By.CSS_SELECTOR, "#explore-table"))
 
 
+@contextlib.contextmanager
+def signed_in_chromium(commons, profile: Path, user: str):
+    """A headless Chromium signed in as user on demo_commons' portal; quit afterwards."""
+    service, portal, _ = commons
+    driver = chromium(profile)
+    try:
+        sign_in(driver, portal, service.data_dir, user)
+        yield driver
+    finally:
+        driver.quit()
+
+
 def until(driver, condition, timeout: float = WAIT_SECONDS):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait

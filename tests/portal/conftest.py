@@ -6,6 +6,8 @@
 - portal:     a Flask test client of `app`, signed in as nobody.
 - sign_in:    sign_in(client, user="ana", password=None) -> the response of a real form POST
               (CSRF token read from the form; the demo password from demo-passwords.txt).
+- tom:        a Flask test client signed in as the demo technician (write access), over `demo`.
+- place:      {project, experiment, sample}: where in the demo commons a new measurement can go.
 - dash_call:  dash_call(client, output, inputs, state=()) -> the JSON a Dash callback answers
               (None for "no update"), posted to /_dash-update-component as the page's script
               would (same Origin). A wildcard (ALL) input or state is a list of such dicts.
@@ -61,6 +63,20 @@ def sign_in(server):
         return client.post("/signin" + query, data={"csrf_token": csrf_token(client), "username": user,
                                                     "password": password})
     return sign_in
+
+
+@pytest.fixture
+def tom(portal, sign_in, demo):
+    assert sign_in(portal, "tom").status_code == 302
+    return portal
+
+
+@pytest.fixture
+def place(admin, demo) -> dict:
+    sample = next(admin.nodes("sample"))
+    experiment = next(admin.nodes("experiment", sample["project_id"]))
+    return {"project": sample["project_id"], "experiment": experiment["submitter_id"],
+            "sample": sample["submitter_id"]}
 
 
 @pytest.fixture

@@ -1,0 +1,106 @@
+"""The object store that holds data files: a directory (file://, the default) or an
+S3-compatible bucket (s3://, through fsspec's s3fs), addressed by keys relative to its root.
+
+Keys are built by the portal from checked names only (see portal/uploads.py); `_path` refuses
+any other shape, so no key can leave the root.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import fsspec
+
+
+class ObjectStore:
+    """One storage root: local directory or S3 bucket/prefix, with the few operations uploads need."""
+
+    def __init__(self, fs, root: str, scheme: str):
+        self.fs, self.root, self.scheme = fs, root.rstrip("/"), scheme
+
+    @classmethod
+    def from_settings(cls, settings) -> "ObjectStore":
+        """The store named by settings.storage_url (s3://bucket/prefix), else the local storage root."""
+        if settings.storage_url.startswith("s3://"):
+            fs = fsspec.filesystem("s3", endpoint_url=settings.s3_endpoint_url or None,
+                                   use_listings_cache=False)
+            return cls(fs, settings.storage_url[len("s3://"):], "s3")
+        root = Path(settings.storage_root).resolve()
+        return cls(fsspec.filesystem("file"), str(root), "file")
+
+    def _path(self, key: str) -> str:
+        parts = key.split("/")
+        if not key or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"not a storage key: {key!r}")
+        return f"{self.root}/{key}"
+
+    def url(self, key: str) -> str:
+        """The storage_url a data_file node records for this key."""
+        if self.scheme == "file":
+            return Path(self._path(key)).as_uri()
+        return f"s3://{self._path(key)}"
+
+    def key_of(self, storage_url: str) -> str | None:
+        """The key of a storage_url inside this store, or None when it names anything else."""
+        parts = urlsplit(storage_url or "")
+        if parts.scheme != self.scheme or parts.query or parts.fragment:
+            return None
+        path = parts.netloc + parts.path if self.scheme == "s3" else parts.path
+        prefix = self.root + "/"
+        if not path.startswith(prefix):
+            return None
+        try:
+            key = path[len(prefix):]
+            self._path(key)
+            return key
+        except ValueError:
+            return None
+
+    def open_write(self, key: str):
+        path = self._path(key)
+        if self.scheme == "file":
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        return self.fs.open(path, "wb")
+
+    def open_read(self, key: str):
+        return self.fs.open(self._path(key), "rb")
+
+    def write_text(self, key: str, text: str) -> None:
+        with self.open_write(key) as sink:
+            sink.write(text.encode())
+
+    def read_text(self, key: str) -> str:
+        with self.open_read(key) as source:
+            return source.read().decode()
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self._path(key))
+
+    def size(self, key: str) -> int:
+        return int(self.fs.size(self._path(key)))
+
+    def move(self, source: str, target: str) -> None:
+        """Move one object (a rename on a directory; copy then delete on S3)."""
+        target_path = self._path(target)
+        if self.scheme == "file":
+            os.makedirs(os.path.dirname(target_path), exist_ok=True)
+        self.fs.mv(self._path(source), target_path)
+
+    def remove(self, key: str) -> None:
+        """Remove one object or a whole prefix; nothing to remove is fine."""
+        path = self._path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+        if self.scheme == "file":
+            _remove_empty_parents(Path(path).parent, Path(self.root))
+
+
+def _remove_empty_parents(directory: Path, root: Path) -> None:
+    """Local directories left empty by a removal, up to (not including) the root."""
+    while directory != root and directory.is_relative_to(root):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent

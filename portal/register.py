@@ -1,0 +1,135 @@
+"""The Register pages: one dataset through a form (with streamed uploads), and many in bulk.
+
+Plain Flask pages and a small script (static/register.js) rather than Dash, because an upload
+must reach the portal as a streamed request body: Dash's Upload reads the whole file into the
+browser as base64. Every POST carries the CSRF token (a form field, or the X-CSRFToken header).
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from thriftpy2.transport import TTransportException
+
+from metadata.client import ERRORS
+from portal import register_form, registration, uploads
+from portal.client import get_client
+from portal.objects import ObjectStore
+from portal.registration import UNREACHABLE, Refused, can_write
+from portal.uploads import UploadRefused
+
+bp = Blueprint("register", __name__)
+
+
+def store() -> ObjectStore:
+    return ObjectStore.from_settings(current_app.config["SETTINGS"])
+
+
+def measurement_type() -> dict:
+    return get_client().dictionary()[register_form.MEASUREMENT]
+
+
+@bp.route("/register")
+def page():
+    """The form: the dictionary's fields, and the experiments and samples the user may write."""
+    client = get_client()
+    projects = registration.writable_projects(client)
+    experiments = [(p, e["submitter_id"]) for p in projects for e in client.nodes("experiment", p)]
+    samples = [(p, s["submitter_id"]) for p in projects for s in client.nodes("sample", p)]
+    return render_template("register.html", fields=register_form.fields(measurement_type()),
+                           projects=projects, experiments=experiments, samples=samples,
+                           formats=list(uploads.FORMATS.values()))
+
+
+@bp.route("/register/check", methods=("POST",))
+def check():
+    """Inline validation: the service's dry run of the measurement, messages by field."""
+    body = request.get_json(silent=True) or {}
+    fields, general = registration.check(get_client(), str(body.get("project", "")),
+                                         dict(body.get("values") or {}), measurement_type())
+    return jsonify(fields=fields, general=general)
+
+
+@bp.route("/register/uploads", methods=("POST",))
+def upload():
+    """One file as the raw request body; refused before any byte is read unless the user may write."""
+    project, name = request.args.get("project", ""), request.args.get("file_name", "")
+    if problem := registration.project_problem(project):
+        return _refusal("project", problem, 400)
+    identity = get_client().whoami()
+    if not can_write(identity, project):
+        return _refusal("project", f"project: {identity.user} has no write access to project {project!r}; "
+                                   "ask an administrator for a write grant", 403)
+    length = request.content_length
+    if length is None:
+        return _refusal("file", "Content-Length: send the file with its length (no chunked encoding)", 411)
+    limit = current_app.config["SETTINGS"].max_upload_bytes
+    if length > limit:
+        return _refusal("file", f"file: {length} bytes is more than the allowed {limit} bytes", 413)
+    uploads.data_format(name)  # the name, before any byte is written
+    staged = uploads.stage(store(), request.stream, length, uploads.expected_md5(request.headers),
+                           {"user": identity.user, "project": project, "file_name": name})
+    return jsonify(upload_id=staged.upload_id, file_name=staged.file_name, data_format=staged.data_format,
+                   md5sum=staged.md5sum, file_size=staged.file_size), 201
+
+
+@bp.route("/register/uploads/<upload_id>/discard", methods=("POST",))
+def discard(upload_id: str):
+    """Remove a staged upload the user no longer wants (the page calls it when a step fails)."""
+    try:
+        staged = uploads.claim(store(), upload_id, get_client().whoami().user, request.args.get("project", ""))
+    except UploadRefused as refused:
+        return _refusal(refused.field, refused.message, 404)
+    uploads.discard(store(), staged)
+    return jsonify(discarded=upload_id)
+
+
+@bp.route("/register/commit", methods=("POST",))
+def commit():
+    """Register the measurement and its staged files in one step, all or nothing."""
+    body = request.get_json(silent=True) or {}
+    project = str(body.get("project", ""))
+    result = registration.register(get_client(), store(), get_client().whoami().user, project,
+                                   dict(body.get("values") or {}), list(body.get("uploads") or []),
+                                   measurement_type())
+    created = {e.type: e.submitter_id for e in result.entities}
+    return jsonify(registered=created.get("measurement"), project=project,
+                   href=f"/measurement/{project}/{created.get('measurement')}", created=result.created)
+
+
+def _refusal(field: str, message: str, status: int):
+    return jsonify(fields={field: [message]}, general=[]), status
+
+
+@bp.errorhandler(UploadRefused)
+def upload_refused(refused: UploadRefused):
+    return _refusal(refused.field, refused.message, refused.status)
+
+
+@bp.errorhandler(Refused)
+def registration_refused(refused: Refused):
+    return jsonify(fields=refused.fields, general=refused.general), refused.status
+
+
+@bp.errorhandler(CSRFError)
+def csrf_refused(_error):
+    return jsonify(fields={}, general=["The page had expired or did not come from this site; reload it."]), 400
+
+
+def service_refused(error):
+    """The service's own refusal (ValidationError, Forbidden, ...) or its absence: a page for
+    the form's GET, JSON for the script's POSTs."""
+    unreachable = isinstance(error, (TTransportException, OSError))
+    message = UNREACHABLE if unreachable else error.message
+    status = 503 if unreachable else 403 if type(error).__name__ == "Forbidden" else 400
+    if request.method == "GET":
+        return render_template("problem.html", heading="Registration is not available", message=message,
+                               issues=[]), status
+    return jsonify(fields={}, general=[message]), status
+
+
+for _error in (*ERRORS, TTransportException, OSError):
+    bp.register_error_handler(_error, service_refused)
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

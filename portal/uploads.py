@@ -1,0 +1,146 @@
+"""Uploaded data files: checked names, bodies streamed into a staging area with their MD5 and
+size computed on the way, and the staged record that registration later claims.
+
+A staged upload lives under `.staging/<upload id>/` in the object store: the bytes, and
+`upload.json` naming who uploaded it, for which project, with its checksum and size. Nothing
+that fails here leaves bytes behind.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import asdict, dataclass
+
+from werkzeug.exceptions import ClientDisconnected
+
+from portal.objects import ObjectStore
+
+CHUNK_BYTES = 1024 * 1024
+STAGING = ".staging"
+# extension (lower case) -> the dictionary's data_format
+FORMATS = {".imzml": "imzML", ".ibd": "ibd"}
+MAX_NAME_BYTES = 255
+HEX_MD5 = re.compile(r"^[0-9a-f]{32}$")
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class UploadRefused(Exception):
+    """An upload the portal will not keep; the message names the field and what is allowed."""
+
+    def __init__(self, field: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.field, self.message, self.status = field, message, status
+
+
+@dataclass(frozen=True)
+class Staged:
+    """One staged upload, as recorded next to its bytes."""
+    upload_id: str
+    user: str
+    project: str
+    file_name: str
+    data_format: str
+    md5sum: str
+    file_size: int
+
+
+def data_format(file_name: str) -> str:
+    """The data_format of an acceptable file name; UploadRefused naming what is wrong otherwise."""
+    shown = repr(file_name)
+    if not file_name:
+        raise UploadRefused("file_name", "file_name: give the file's name, e.g. slide1.imzML")
+    if "/" in file_name or "\\" in file_name:
+        raise UploadRefused("file_name", f"file_name: {shown} contains a path separator; give the name only")
+    if ".." in file_name or file_name.startswith("."):
+        raise UploadRefused("file_name", f"file_name: {shown} may not contain '..' or start with '.'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in file_name):
+        raise UploadRefused("file_name", f"file_name: {shown} contains control characters")
+    if len(file_name.encode()) > MAX_NAME_BYTES:
+        raise UploadRefused("file_name", f"file_name: longer than {MAX_NAME_BYTES} bytes")
+    extension = "." + file_name.rpartition(".")[2].lower() if "." in file_name else ""
+    if extension not in FORMATS:
+        allowed = ", ".join(f".{f}" for f in FORMATS.values())
+        raise UploadRefused("file_name", f"file_name: {shown} is not an allowed kind of file; allowed: {allowed}")
+    return FORMATS[extension]
+
+
+def expected_md5(headers) -> str | None:
+    """The checksum the client expects, from Content-MD5 (base64, RFC 1864) or X-Expected-MD5 (hex)."""
+    if raw := headers.get("Content-MD5", "").strip():
+        try:
+            digest = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            digest = b""
+        if len(digest) != 16:
+            raise UploadRefused("md5sum", "Content-MD5: give the base64 of the 16-byte MD5 digest")
+        return digest.hex()
+    if raw := headers.get("X-Expected-MD5", "").strip().lower():
+        if not HEX_MD5.match(raw):
+            raise UploadRefused("md5sum", "md5sum: the expected MD5 must be 32 lower-case hex digits")
+        return raw
+    return None
+
+
+def receive(stream, sink, length: int, expected: str | None) -> tuple[str, int]:
+    """Copy exactly `length` bytes from stream to sink in chunks; (md5 hex, size).
+    Refused when the body ends early or its MD5 is not the expected one."""
+    md5, size = hashlib.md5(), 0
+    try:
+        while size < length:
+            chunk = stream.read(min(CHUNK_BYTES, length - size))
+            if not chunk:
+                break
+            sink.write(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    except ClientDisconnected:
+        pass  # counted as cut off below
+    if size < length:
+        raise UploadRefused("file", f"the upload was cut off: {size} of {length} bytes arrived (Content-Length); "
+                                    "nothing was kept, send the file again")
+    if expected and md5.hexdigest() != expected:
+        raise UploadRefused("md5sum", f"md5sum: the file's MD5 is {md5.hexdigest()}, not the expected {expected}; "
+                                      "nothing was kept, check the file and send it again")
+    return md5.hexdigest(), size
+
+
+def stage(store: ObjectStore, stream, length: int, expected: str | None, who: dict) -> Staged:
+    """Stream one body into a new staging entry; on any failure remove the entry and re-raise."""
+    upload_id = uuid.uuid4().hex
+    fmt = data_format(who["file_name"])
+    try:
+        with store.open_write(f"{STAGING}/{upload_id}/{who['file_name']}") as sink:
+            md5, size = receive(stream, sink, length, expected)
+        staged = Staged(upload_id, who["user"], who["project"], who["file_name"], fmt, md5, size)
+        store.write_text(f"{STAGING}/{upload_id}/upload.json", json.dumps(asdict(staged)))
+        return staged
+    except BaseException:
+        store.remove(f"{STAGING}/{upload_id}")
+        raise
+
+
+def claim(store: ObjectStore, upload_id: str, user: str, project: str) -> Staged:
+    """A staged upload of this user for this project; UploadRefused for any other id."""
+    missing = UploadRefused("uploads", f"uploads: {upload_id!r} is not a file you uploaded to project "
+                                       f"{project!r}; upload the file again")
+    if not UPLOAD_ID.match(upload_id or ""):
+        raise missing
+    try:
+        staged = Staged(**json.loads(store.read_text(f"{STAGING}/{upload_id}/upload.json")))
+    except (OSError, ValueError, TypeError):
+        raise missing from None
+    if staged.user != user or staged.project != project:
+        raise missing
+    return staged
+
+
+def staged_key(staged: Staged) -> str:
+    return f"{STAGING}/{staged.upload_id}/{staged.file_name}"
+
+
+def discard(store: ObjectStore, staged: Staged) -> None:
+    store.remove(f"{STAGING}/{staged.upload_id}")
