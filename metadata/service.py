@@ -18,6 +18,7 @@ from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
 from metadata.store.base import Store, StoredNode
 from metadata.submission import Planner
+from metadata.tiering import TierSetting
 
 VERSION = "0.1.0"
 MAX_PAGE = 1000
@@ -28,7 +29,8 @@ class MetadataService:
     def __init__(self, store: Store, dictionary: Dictionary, flattening: Flattening, tokens: Tokens,
                  max_batch_entities: int = 10_000, max_batch_bytes: int = 64 * 1024 * 1024):
         self.store, self.dictionary, self.tokens = store, dictionary, tokens
-        self.explorer, self.cohorts = Explorer(store, flattening), Cohorts(store, flattening)
+        self.tier = TierSetting(store)
+        self.explorer, self.cohorts = Explorer(store, flattening, self.tier), Cohorts(store, flattening)
         self.registry, self.audit_log = Registry(store, tokens), AuditLog(store)
         self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
         self._dictionary_json = dictionary.as_json()
@@ -134,6 +136,13 @@ class MetadataService:
 
     def manifest(self, who: Identity, request: T.ManifestRequest) -> T.ManifestPage:
         return self.explorer.manifest(who, request)
+
+    def get_tier_access_limit(self, who: Identity) -> int:
+        return self.tier.limit
+
+    def set_tier_access_limit(self, who: Identity, limit: int) -> int:
+        auth.require_admin(who, "setting the tier-access limit")
+        return self.tier.set(limit, who.user)
 
     def reindex(self, who: Identity) -> dict[str, int]:
         auth.require_admin(who, "reindexing")

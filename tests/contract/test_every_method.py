@@ -4,7 +4,8 @@ import pytest
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
 
-ADMIN_ONLY = {"create_token", "reindex", "save_account", "set_grant", "list_accounts", "sign_in", "audit"}
+ADMIN_ONLY = {"create_token", "reindex", "save_account", "set_grant", "list_accounts", "sign_in", "audit",
+              "set_tier_access_limit"}
 
 
 def placeholder(ttype, spec):
