@@ -13,6 +13,7 @@ from dash import Dash
 from flask import Flask, redirect
 
 from labcommons import settings as settings_module
+from portal.server import secure_cookies
 
 HERE = Path(__file__).resolve().parent
 SESSION_KEY_LABEL = b"labcommons portal session key v1"
@@ -28,12 +29,15 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_NAME="labcommons_portal",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure_cookies(),  # HTTPS only, when the portal is served over https
+        REMEMBER_COOKIE_SECURE=secure_cookies(),  # flask-login's "remember me" is not offered; were it,
+        REMEMBER_COOKIE_SAMESITE="Lax",           # its cookie would be as guarded as the session's
         PERMANENT_SESSION_LIFETIME=settings.token_ttl_seconds,
         WTF_CSRF_TIME_LIMIT=None,  # a form's token lives as long as the session it belongs to
     )
     app.config.from_mapping(test_config or {})
 
-    from portal import account, auth, client, csrf, downloads, exports
+    from portal import account, admin, auth, client, csrf, downloads, exports
     app.add_url_rule("/", "home", lambda: redirect(auth.HOME))  # before Dash, so it wins over Dash's "/"
     csrf.init_app(app)
     client.init_app(app)
@@ -42,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(exports.bp)
     downloads.init_app(app)
     account.init_app(app)
+    admin.init_app(app)
     app.after_request(security_headers)
     claim_dash_callbacks(app)  # last: Flask takes no more set-up after its first request
     return app
