@@ -33,6 +33,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         REMEMBER_COOKIE_SECURE=secure_cookies(),  # flask-login's "remember me" is not offered; were it,
         REMEMBER_COOKIE_SAMESITE="Lax",           # its cookie would be as guarded as the session's
         PERMANENT_SESSION_LIFETIME=settings.token_ttl_seconds,
+        # the cookie is set when the session changes (sign-in, sign-out), not on every response:
+        # a callback still in flight at sign-out must not write the old session back
+        SESSION_REFRESH_EACH_REQUEST=False,
         WTF_CSRF_TIME_LIMIT=None,  # a form's token lives as long as the session it belongs to
     )
     app.config.from_mapping(test_config or {})

@@ -176,7 +176,8 @@ def act(call, done: str):
 def save_changed(name: str, done: str, **changes):
     """Save an account with some of password, roles, disabled changed and the rest as it is."""
     account = find_account(name)
-    values = dict(password="", roles=account.roles, grants=account.grants, disabled=account.disabled, **changes)
+    values = {"password": "", "roles": account.roles, "grants": account.grants, "disabled": account.disabled,
+              **changes}
     return act(lambda c: c.save_account(name, **values), done)
 
 

@@ -18,7 +18,7 @@ from flask import (Blueprint, Flask, flash, g, get_flashed_messages, jsonify, re
                    request, session, url_for)
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
 from thriftpy2.transport import TTransportException
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
@@ -97,6 +97,10 @@ def start_session(name: str, password: str) -> str | None:
     session.permanent = True
     session.update(user=name, role=user.role, roles=list(user.roles), token=user.token, expires_at=user.expires_at)
     login_user(user)
+    # a fresh CSRF token now (the form's was cleared with the session), so that no later page's
+    # form changes the session (see SESSION_REFRESH_EACH_REQUEST in create_app)
+    g.pop("csrf_token", None)
+    generate_csrf()
     return None
 
 

@@ -141,3 +141,10 @@ def test_session_cookies_are_secure_behind_https(server, monkeypatch):
     monkeypatch.setenv("LABCOMMONS_PORTAL_URL", "https://commons.example.org")
     settings = dataclasses.replace(server.settings, port=server.bound_port())
     assert create_app({"SETTINGS": settings}).config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_only_sign_in_and_sign_out_write_the_session_cookie(portal, sign_in):
+    """A request still in flight when the user signs out must not write the old session back."""
+    assert "Set-Cookie" in sign_in(portal).headers
+    assert "Set-Cookie" not in portal.get("/explore").headers
+    assert "Set-Cookie" not in portal.get("/account").headers
