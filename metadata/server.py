@@ -57,8 +57,8 @@ def describe(name: str, args: tuple) -> tuple[str, dict]:
     first = shown[0] if shown else ""
     if hasattr(first, "project_id") and hasattr(first, "body"):  # a SubmitRequest
         return first.project_id, {"format": first.format, "dry_run": first.dry_run, "bytes": len(first.body or "")}
-    target = first if isinstance(first, str) else (getattr(first, "name", "") or getattr(first, "kind", "")
-                                                   or getattr(first, "project_id", ""))
+    target = first if isinstance(first, (str, int)) else (
+        getattr(first, "name", "") or getattr(first, "kind", "") or getattr(first, "project_id", ""))
     return str(target), {"arguments": [a for a in shown[1:] if isinstance(a, (str, int, list, dict))][:4]}
 
 

@@ -56,7 +56,7 @@ class TierForm(FlaskForm):
 @bp.before_request
 def admins_only():
     """Non-admins get a clear 403 page before any admin page is built."""
-    if not current_user.is_admin:
+    if not getattr(current_user, "is_admin", False):  # anonymous users were sent to sign in already
         abort(403)
 
 

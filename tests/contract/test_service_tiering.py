@@ -86,7 +86,8 @@ def test_only_admins_set_the_limit_and_bad_limits_are_refused(commons, rita, ser
     commons.set_tier_access_limit(7)
     assert TierSetting(server.store).limit == 7  # kept by the store, so it survives a restart
     assert commons.set_tier_access_limit(0) == 0 and rita.tier_access_limit() == 0
-    assert [e.outcome for e in commons.audit(action="set_tier_access_limit").entries] == ["ok", "ok", "invalid", "forbidden"]
+    entries = commons.audit(action="set_tier_access_limit").entries
+    assert [(e.target, e.outcome) for e in entries] == [("0", "ok"), ("7", "ok"), ("-1", "invalid"), ("3", "forbidden")]
 
 
 def test_merge_never_reveals_a_share_under_the_limit():
