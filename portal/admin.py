@@ -7,7 +7,7 @@ bad input is refused with a message naming the field, by the form or in the serv
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, get_flashed_messages, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from thriftpy2.transport import TTransportException
@@ -66,14 +66,14 @@ def home():
 
 
 @bp.route("/users")
-def users(message: str = "", error: str = "", status: int = 200):
+def users(error: str = "", status: int = 200):
     """Every account with its roles and grants, and the forms to change them."""
     accounts, projects = get_client().accounts(), project_ids()
     grant_form = GrantForm()
     grant_form.project.choices = projects
     return render_template("admin_users.html", accounts=accounts, projects=projects, add_form=AddUserForm(),
-                           grant_form=grant_form, roles=ROLES, access=ACCESS, message=message,
-                           error=error), status
+                           grant_form=grant_form, roles=ROLES, access=ACCESS,
+                           message=" ".join(get_flashed_messages()), error=error), status
 
 
 @bp.route("/users", methods=("POST",))
@@ -163,14 +163,15 @@ def audit_export(fmt: str):
 
 
 def act(call, done: str):
-    """Make one service call; show the users page with what happened, in the service's words if refused."""
+    """Make one service call; back to the users page saying what happened, in the service's words if refused."""
     try:
         call(get_client())
     except ERRORS as exc:
         return users(error=exc.message[:1].upper() + exc.message[1:] + ".", status=400)
     except (TTransportException, OSError):
         return users(error="The metadata service cannot be reached; try again in a moment.", status=503)
-    return users(message=done)
+    flash(done)
+    return redirect(url_for("admin.users"))  # so that reloading the page does not send the form again
 
 
 def save_changed(name: str, done: str, **changes):

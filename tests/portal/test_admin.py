@@ -21,7 +21,7 @@ def ada(portal, sign_in):
 
 
 def post(client, path: str, **data):
-    return client.post(path, data={"csrf_token": csrf_token(client, "/admin/users"), **data})
+    return client.post(path, data={"csrf_token": csrf_token(client, "/admin/users"), **data}, follow_redirects=True)
 
 
 def text(response) -> str:
