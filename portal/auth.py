@@ -146,7 +146,8 @@ def wants_json() -> bool:
 def refuse():
     """Without a session: JSON requests get 401, pages go to sign in and then back."""
     if wants_json():
-        message = g.get("session_ended", "").rstrip(".").lower() or NOT_SIGNED_IN
+        ended = g.get("session_ended", "").rstrip(".")
+        message = ended[:1].lower() + ended[1:] if ended else NOT_SIGNED_IN
         return jsonify(error=message), 401
     return redirect(url_for("auth.signin", next=request.full_path.rstrip("?")))
 
