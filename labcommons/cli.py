@@ -393,16 +393,34 @@ def user_sign_out(obj: Context, name: str):
 @main.command()
 @click.option("--user", "-u", "who", default="", help="Only this user's actions.")
 @click.option("--action", "-a", default="", help="Only this action (e.g. submit, sign_in).")
+@click.option("--project", "-p", default="", help="Only calls about this project.")
+@click.option("--outcome", "-o", default="", help="Only this outcome: ok, or a refusal's code.")
 @click.option("--since", default="", help="ISO time, inclusive.")
+@click.option("--before", default="", help="ISO time, exclusive.")
 @click.option("--limit", default=50, show_default=True)
 @click.pass_obj
 @reports_errors
-def audit(obj: Context, who: str, action: str, since: str, limit: int):
+def audit(obj: Context, who: str, action: str, project: str, outcome: str, since: str, before: str, limit: int):
     """The audit log, newest first (admin only)."""
     table = Table("at", "user", "action", "target", "outcome", "client", show_edge=False)
-    for e in obj.client.audit(who, action, since, limit=limit).entries:
+    page = obj.client.audit(who, action, since, before, limit=limit, project=project, outcome=outcome)
+    for e in page.entries:
         table.add_row(e.at, e.user, e.action, e.target, e.outcome, e.client)
     out.print(table)
+
+
+@main.command("tier-access")
+@click.argument("limit", type=int, required=False)
+@click.pass_obj
+@reports_errors
+def tier_access(obj: Context, limit: int | None):
+    """Show, or (admin) set, the tier-access limit: facet counts from projects a user cannot read
+    are shown only where they reach LIMIT documents. 0 turns it off (such data is hidden)."""
+    if limit is not None:
+        obj.client.set_tier_access_limit(limit)
+    current = obj.client.tier_access_limit()
+    out.print(f"tier-access limit: {current}" if current else
+              "tier-access limit: off (data of projects a user cannot read is hidden)")
 
 
 def parse_grants(grants: tuple[str, ...]) -> dict[str, str]:

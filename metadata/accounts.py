@@ -226,7 +226,15 @@ def _password_matches(account: StoredNode | None, password: str) -> bool:
 
 def _matches(props: dict, query: T.AuditQuery) -> bool:
     return ((not query.user or props["user"] == query.user) and (not query.action or props["action"] == query.action)
-            and (not query.since or props["at"] >= query.since) and (not query.before or props["at"] < query.before))
+            and (not query.since or props["at"] >= query.since) and (not query.before or props["at"] < query.before)
+            and (not query.outcome or props["outcome"] == query.outcome)
+            and (not query.project or query.project in _projects_named(props)))
+
+
+def _projects_named(props: dict) -> set[str]:
+    """The projects an audit entry may be about: its target, and a grant's project argument."""
+    arguments = json.loads(props["detail_json"] or "{}").get("arguments", [])
+    return {props["target"], *(a for a in arguments[:1] if isinstance(a, str))}
 
 
 def _all(store: Store, type_name: str, scope: str) -> list[StoredNode]:

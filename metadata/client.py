@@ -194,9 +194,15 @@ class MetadataClient:
         self._call("revoke_personal_token", token_id)
 
     def audit(self, user: str = "", action: str = "", since: str = "", before: str = "",
-              limit: int = 100, cursor: str = "") -> T.AuditPage:
+              limit: int = 100, cursor: str = "", project: str = "", outcome: str = "") -> T.AuditPage:
         return self._call("audit", T.AuditQuery(user=user, action=action, since=since, before=before,
-                                                limit=limit, cursor=cursor))
+                                                limit=limit, cursor=cursor, project=project, outcome=outcome))
+
+    def tier_access_limit(self) -> int:
+        return self._call("get_tier_access_limit")
+
+    def set_tier_access_limit(self, limit: int) -> int:
+        return self._call("set_tier_access_limit", limit)
 
     # -- workflows ------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from metadata.errors import Invalid
 from metadata.flatten import DocumentSpec, Flattening
 from metadata.idl import metadata_thrift as T
 from metadata.store.base import Store
+from metadata.tiering import TierSetting, merge_buckets, tiered
 
 MAX_HITS_PAGE = 1000
 MAX_MANIFEST_PAGE = 10_000
@@ -18,8 +19,9 @@ NUMERIC = ("integer", "number")
 
 
 class Explorer:
-    def __init__(self, store: Store, flattening: Flattening):
+    def __init__(self, store: Store, flattening: Flattening, tier: TierSetting | None = None):
         self.store, self.flattening = store, flattening
+        self.tier = tier or TierSetting(store)
 
     def kinds(self) -> list[T.DocumentKind]:
         return [_kind(spec) for spec in self.flattening.specs.values()]
@@ -31,12 +33,50 @@ class Explorer:
         if not 1 <= request.size <= 1000:
             raise Invalid(f"size: {request.size} is out of range; give 1 to 1000")
         own = filters.without_field if request.exclude_own else (lambda node, _name: node)
+        unreadable = self._unreadable_projects(who)
+        if unreadable is None:
+            return self._plain_facets(who, spec, user, own, request)
+        return self._tiered_facets(who, spec, user, own, request, unreadable)
+
+    def _plain_facets(self, who: Identity, spec: DocumentSpec, user, own, request: T.FacetRequest) -> T.FacetResult:
+        """Counts over the projects the caller may read (tiered access off, or an admin)."""
         requests = [(name, _readable(who, spec, own(user, name))) for name in request.fields]
         counts = self.store.facet_counts(spec.kind, requests, request.size)
         facets = [T.Facet(field=name, other_count=counts[name].other,
                           buckets=[T.FacetBucket(value=str(v), count=c) for v, c in counts[name].buckets])
                   for name in request.fields]
-        return T.FacetResult(total=self.store.count(spec.kind, _readable(who, spec, user)), facets=facets)
+        total = self.store.count(spec.kind, _readable(who, spec, user))
+        return T.FacetResult(total=total, facets=facets, readable_total=total)
+
+    def _tiered_facets(self, who: Identity, spec: DocumentSpec, user, own, request: T.FacetRequest,
+                       unreadable: tuple[str, ...]) -> T.FacetResult:
+        """Counts that include the unreadable projects' documents wherever they reach the limit."""
+        limit, hidden = self.tier.limit, filters.In(spec.fields["project_id"], unreadable)
+        mine = self.store.facet_counts(spec.kind, [(n, _readable(who, spec, own(user, n))) for n in request.fields],
+                                       request.size)
+        theirs = self.store.facet_counts(spec.kind, [(n, _within(hidden, own(user, n))) for n in request.fields],
+                                         request.size)
+        facets = []
+        for name in request.fields:
+            buckets, other = merge_buckets(mine[name], theirs[name], limit, request.size)
+            facets.append(T.Facet(field=name, other_count=other, buckets=[
+                T.FacetBucket(value=str(v), count=c, withheld_below=w) for v, c, w in buckets]))
+        readable_total = self.store.count(spec.kind, _readable(who, spec, user))
+        total, withheld = tiered(readable_total, self.store.count(spec.kind, _within(hidden, user)), limit)
+        return T.FacetResult(total=total, facets=facets, tier_access_limit=limit, readable_total=readable_total,
+                             total_withheld_below=withheld)
+
+    def _unreadable_projects(self, who: Identity) -> tuple[str, ...] | None:
+        """The projects whose counts tiered access may add for this caller; None when it adds none."""
+        if self.tier.limit == 0 or who.is_admin:
+            return None
+        projects, cursor = [], ""
+        while True:
+            page = self.store.list("project", None, 1000, cursor)
+            projects += [n.submitter_id for n in page.nodes if n.submitter_id not in who.grants]
+            if not page.next_cursor:
+                return tuple(sorted(projects)) or None
+            cursor = page.next_cursor
 
     def histogram(self, who: Identity, request: T.HistogramRequest) -> T.NumericStats:
         spec, user = self._query(request.kind, request.filter_json)
@@ -93,8 +133,12 @@ def _readable(who: Identity, spec: DocumentSpec, node):
     if who.is_admin:
         return node
     # "" names no project: a caller without grants matches nothing rather than everything
-    readable = filters.In(spec.fields["project_id"], tuple(sorted(who.grants)) or ("",))
-    return readable if node is None else filters.And((readable, node))
+    return _within(filters.In(spec.fields["project_id"], tuple(sorted(who.grants)) or ("",)), node)
+
+
+def _within(projects: filters.In, node):
+    """A filter narrowed to these projects."""
+    return projects if node is None else filters.And((projects, node))
 
 
 def _field(spec: DocumentSpec, name: str, argument: str, scalar_or_list: bool = False) -> filters.Field:

@@ -46,8 +46,9 @@ def thrift_error(error: errors.MetadataError):
 
 # Calls that change something: each is audited, whatever its outcome. Every other call is
 # audited when it is refused for lack of a valid token or of a right.
-WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", "delete_nodes", "save_cohort", "delete_cohort", "reindex", "create_token", "save_account",
-          "set_grant", "sign_in", "sign_out_everywhere", "create_personal_token", "revoke_personal_token"}
+WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", "delete_nodes", "save_cohort",
+          "delete_cohort", "reindex", "create_token", "save_account", "set_grant", "sign_in", "sign_out_everywhere",
+          "create_personal_token", "revoke_personal_token", "set_tier_access_limit"}
 SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
 _peer = threading.local()
 
@@ -58,7 +59,8 @@ def describe(name: str, args: tuple) -> tuple[str, dict]:
     first = shown[0] if shown else ""
     if hasattr(first, "project_id") and hasattr(first, "body"):  # a SubmitRequest
         return first.project_id, {"format": first.format, "dry_run": first.dry_run, "bytes": len(first.body or "")}
-    target = first if isinstance(first, str) else getattr(first, "name", "") or getattr(first, "kind", "")
+    target = first if isinstance(first, (str, int)) else (
+        getattr(first, "name", "") or getattr(first, "kind", "") or getattr(first, "project_id", ""))
     return str(target), {"arguments": [a for a in shown[1:] if isinstance(a, (str, int, list, dict))][:4]}
 
 

@@ -20,6 +20,7 @@ from metadata.store.base import Store, StoredNode
 from metadata.runs import FINAL, RunRegistry, run_thrift
 from metadata.submission import Planner
 from metadata.triggers import Triggers
+from metadata.tiering import TierSetting
 
 VERSION = "0.1.0"
 MAX_PAGE = 1000
@@ -28,12 +29,14 @@ RETRIES_ON_RACE = 3
 
 class MetadataService:
     def __init__(self, store: Store, dictionary: Dictionary, flattening: Flattening, tokens: Tokens,
-                 catalog, rules=(), notifier=None, max_batch_entities: int = 10_000, max_batch_bytes: int = 64 * 1024 * 1024):
+                 catalog, rules=(), notifier=None, max_batch_entities: int = 10_000,
+                 max_batch_bytes: int = 64 * 1024 * 1024):
         self.store, self.dictionary, self.tokens, self.catalog = store, dictionary, tokens, catalog
         self.runs = RunRegistry(store, dictionary, catalog)
         self.triggers = Triggers(store, self.runs, list(rules))
         self.notifier = notifier
-        self.explorer, self.cohorts = Explorer(store, flattening), Cohorts(store, flattening)
+        self.tier = TierSetting(store)
+        self.explorer, self.cohorts = Explorer(store, flattening, self.tier), Cohorts(store, flattening)
         self.registry, self.audit_log = Registry(store, tokens), AuditLog(store)
         self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
         self._dictionary_json = dictionary.as_json()
@@ -141,6 +144,13 @@ class MetadataService:
 
     def manifest(self, who: Identity, request: T.ManifestRequest) -> T.ManifestPage:
         return self.explorer.manifest(who, request)
+
+    def get_tier_access_limit(self, who: Identity) -> int:
+        return self.tier.limit
+
+    def set_tier_access_limit(self, who: Identity, limit: int) -> int:
+        auth.require_admin(who, "setting the tier-access limit")
+        return self.tier.set(limit, who.user)
 
     def reindex(self, who: Identity) -> dict[str, int]:
         auth.require_admin(who, "reindexing")

@@ -13,6 +13,7 @@ from dash import Dash
 from flask import Flask, redirect
 
 from labcommons import settings as settings_module
+from portal.server import secure_cookies
 
 HERE = Path(__file__).resolve().parent
 SESSION_KEY_LABEL = b"labcommons portal session key v1"
@@ -28,12 +29,18 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_NAME="labcommons_portal",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure_cookies(),  # HTTPS only, when the portal is served over https
+        REMEMBER_COOKIE_SECURE=secure_cookies(),  # flask-login's "remember me" is not offered; were it,
+        REMEMBER_COOKIE_SAMESITE="Lax",           # its cookie would be as guarded as the session's
         PERMANENT_SESSION_LIFETIME=settings.token_ttl_seconds,
+        # the cookie is set when the session changes (sign-in, sign-out), not on every response:
+        # a callback still in flight at sign-out must not write the old session back
+        SESSION_REFRESH_EACH_REQUEST=False,
         WTF_CSRF_TIME_LIMIT=None,  # a form's token lives as long as the session it belongs to
     )
     app.config.from_mapping(test_config or {})
 
-    from portal import account, auth, bulk, client, csrf, downloads, exports, register
+    from portal import account, admin, auth, bulk, client, csrf, downloads, exports, register
     app.add_url_rule("/", "home", lambda: redirect(auth.HOME))  # before Dash, so it wins over Dash's "/"
     csrf.init_app(app)
     client.init_app(app)
@@ -44,6 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     account.init_app(app)
     register.init_app(app)
     bulk.init_app(app)
+    admin.init_app(app)
     app.after_request(security_headers)
     claim_dash_callbacks(app)  # last: Flask takes no more set-up after its first request
     return app

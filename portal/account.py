@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_login import current_user, logout_user
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
@@ -22,7 +23,7 @@ def page(new_token: str = "", error: str = "", status: int = 200):
     except ERRORS as exc:
         tokens, error = [], error or exc.message
     return render_template("account.html", tokens=tokens, new_token=new_token, error=error,
-                           ttl_choices=list(TTL_CHOICES), user=session.get("user")), status
+                           ttl_choices=list(TTL_CHOICES), user=current_user.name), status
 
 
 @bp.route("/account/tokens", methods=("POST",))
@@ -49,9 +50,10 @@ def revoke_token(token_id: str):
 def sign_out_everywhere():
     """Every session and token issued to the user so far stops working, this one included."""
     try:
-        get_client().sign_out_everywhere(session.get("user", ""))
+        get_client().sign_out_everywhere(current_user.name)
     except (*ERRORS, TTransportException, OSError) as exc:
         return page(error=getattr(exc, "message", "The metadata service cannot be reached."), status=400)
+    logout_user()
     session.clear()
     return redirect(url_for("auth.signin"))
 

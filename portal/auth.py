@@ -1,29 +1,59 @@
-"""Sign-in for the portal: a form, a session, and the user's own metadata-service token.
+"""Sign-in for the portal: a form, a flask-login session, and the user's own metadata-service token.
 
 Accounts live in the metadata service (`labcommons user ...`; `labcommons demo` creates one per
 role). The portal passes the form to the service's `sign_in` with its operator token; the service
-checks the password, slows repeated failures, audits the attempt and returns a session token,
-which the portal keeps in the session: every request reaches the service as that user. Every
-page needs a signed-in session; JSON callbacks without one get 401, pages redirect to /signin.
+checks the password, slows repeated failures, audits the attempt and returns a session token.
+The portal keeps that token in the (signed, HttpOnly) session, and flask-login loads a `User`
+from it on every request, so every call reaches the service as that user. Every page needs a
+signed-in session: JSON requests and Dash callbacks without one get 401, pages redirect to
+/signin?next=... . A session ends when its service token expires, or when the service refuses
+the token (signed out everywhere, account disabled), with a message saying why.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from flask import (Blueprint, Flask, jsonify, redirect, render_template, request, session,
-                   url_for)
+from flask import (Blueprint, Flask, flash, g, get_flashed_messages, jsonify, redirect, render_template,
+                   request, session, url_for)
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
 from thriftpy2.transport import TTransportException
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from metadata.client import ERRORS
+from metadata.idl import metadata_thrift as T
 from portal.client import operator_client
 
 bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
 PUBLIC = ("/signin", "/assets/", "/_dash-component-suites/", "/_favicon.ico", "/static/")
 HOME = "/explore"
+EXPIRED = "Your session has expired; please sign in again."
+NOT_SIGNED_IN = "not signed in (or the session expired): sign in again"
+
+
+@dataclass(frozen=True, eq=False)
+class User(UserMixin):
+    """The signed-in user as the session holds them: name, roles, service token and its expiry."""
+    name: str
+    roles: tuple[str, ...]
+    token: str
+    expires_at: int
+
+    def get_id(self) -> str:
+        return self.name
+
+    @property
+    def role(self) -> str:
+        """The role to show next to the user's name."""
+        return next((r for r in ("admin", "technician", "analyst") if r in self.roles), "no role")
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
 
 
 class SignInForm(FlaskForm):
@@ -41,34 +71,55 @@ def signin():
             return redirect(safe_next(request.args.get("next")))
     elif form.errors:
         error = "Give a user name and a password."
-    return render_template("signin.html", form=form, error=error), 401 if error else 200
+    notices = get_flashed_messages()
+    return render_template("signin.html", form=form, error=error, notices=notices), 401 if error else 200
 
 
 @bp.route("/signout", methods=("POST",))
 def signout():
+    logout_user()
     session.clear()
     return redirect(url_for("auth.signin"))
 
 
-def start_session(user: str, password: str) -> str | None:
-    """Sign in through the service and keep the token in a fresh session; else the message to show."""
+def start_session(name: str, password: str) -> str | None:
+    """Sign in through the service and start a fresh session; else the message to show."""
     try:
         with operator_client() as operator:
-            issued = operator.sign_in(user, password, request.remote_addr or "")
+            issued = operator.sign_in(name, password, request.remote_addr or "")
     except ERRORS as exc:
         return exc.message[:1].upper() + exc.message[1:] + "."
     except (TTransportException, OSError):
         return "The metadata service cannot be reached; try again in a moment."
-    session.clear()
+    identity = issued.identity
+    user = User(name, tuple(identity.roles), issued.token, identity.expires_at)
+    session.clear()  # a fresh session: nothing from before sign-in carries over
     session.permanent = True
-    session.update(user=user, role=main_role(issued.identity.roles), token=issued.token,
-                   expires_at=issued.identity.expires_at)
+    session.update(user=name, role=user.role, roles=list(user.roles), token=user.token, expires_at=user.expires_at)
+    login_user(user)
+    # a fresh CSRF token now (the form's was cleared with the session), so that no later page's
+    # form changes the session (see SESSION_REFRESH_EACH_REQUEST in create_app)
+    g.pop("csrf_token", None)
+    generate_csrf()
     return None
 
 
-def main_role(roles: list[str]) -> str:
-    """The role to show next to the user's name."""
-    return next((r for r in ("admin", "technician", "analyst") if r in roles), "no role")
+def load_user(user_id: str) -> User | None:
+    """flask-login's loader: the User the session holds, or None (ending it) once its token expired."""
+    if session.get("user") != user_id or not session.get("token"):
+        return None
+    user = User(user_id, tuple(session.get("roles", ())), session["token"], int(session.get("expires_at", 0)))
+    if user.expires_at <= time.time():
+        end_session(EXPIRED)
+        return None
+    return user
+
+
+def end_session(message: str) -> None:
+    """Forget the session, keeping only a message for the sign-in page."""
+    session.clear()
+    g.session_ended = message
+    flash(message)
 
 
 def safe_next(target: str | None) -> str:
@@ -79,32 +130,68 @@ def safe_next(target: str | None) -> str:
 
 
 def signed_in() -> bool:
-    return bool(session.get("token")) and session.get("expires_at", 0) > time.time()
+    return current_user.is_authenticated
 
 
-def current_user() -> tuple[str, str] | None:
-    """(name, role) of the signed-in user, or None."""
-    return (session["user"], session["role"]) if signed_in() else None
+def shown_user() -> tuple[str, str] | None:
+    """(name, role) of the signed-in user for the header, or None."""
+    return (current_user.name, current_user.role) if current_user.is_authenticated else None
+
+
+def wants_json() -> bool:
+    """Whether the request is a script's (Dash callback, JSON POST) rather than a page load."""
+    return request.method != "GET" or request.path.startswith("/_dash") or request.is_json
+
+
+def refuse():
+    """Without a session: JSON requests get 401, pages go to sign in and then back."""
+    if wants_json():
+        ended = g.get("session_ended", "").rstrip(".")
+        message = ended[:1].lower() + ended[1:] if ended else NOT_SIGNED_IN
+        return jsonify(error=message), 401
+    return redirect(url_for("auth.signin", next=request.full_path.rstrip("?")))
 
 
 def require_signin():
     """Before every request: let public paths through, send everyone else to sign in."""
-    if request.path.startswith(PUBLIC) or signed_in():
+    if request.path.startswith(PUBLIC) or current_user.is_authenticated:
         return None
-    session.pop("token", None)
-    if request.method != "GET" or request.path.startswith("/_dash"):
-        return jsonify(error="not signed in (or the session expired): sign in again"), 401
-    return redirect(url_for("auth.signin", next=request.full_path.rstrip("?")))
+    return login_manager.unauthorized()
+
+
+def token_refused(error: T.Unauthenticated):
+    """A view let the service's refusal of the session's token escape: end the session."""
+    g.token_refused = error.message
+    return end_refused_session(None) or refuse()
+
+
+def end_refused_session(response):
+    """After every request: once the service has refused the session's token (signed out
+    everywhere, account disabled), the session ends with the service's reason, whatever the
+    view made of the refusal."""
+    message = g.pop("token_refused", None)
+    if message is None or not current_user.is_authenticated:
+        return response
+    logout_user()
+    end_session(message[:1].upper() + message[1:] + ".")
+    return refuse()
 
 
 def csrf_failed(error: CSRFError):
-    """A sign-in or sign-out form without a valid CSRF token: show the form again."""
+    """A form without a valid CSRF token: show the sign-in form again, or say so in the page's words."""
     message = "The form had expired or did not come from this site; please try again."
-    return render_template("signin.html", form=SignInForm(), error=message), 400
+    if current_user.is_authenticated:
+        return render_template("problem.html", heading="This form cannot be sent", message=message,
+                               back=request.referrer or HOME), 400
+    return render_template("signin.html", form=SignInForm(), error=message, notices=[]), 400
 
 
 def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.user_loader(load_user)
+    login_manager.unauthorized_handler(refuse)
     app.register_blueprint(bp)
     app.before_request(require_signin)
     app.register_error_handler(CSRFError, csrf_failed)
-    app.context_processor(lambda: {"current_user": current_user()})
+    app.register_error_handler(T.Unauthenticated, token_refused)
+    app.after_request(end_refused_session)

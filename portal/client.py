@@ -3,16 +3,31 @@ signed-in user's token (opened on first use, closed when the request ends, like 
 and the local operator's client used only to mint users' tokens at sign-in."""
 from __future__ import annotations
 
-from flask import Flask, current_app, g, session
+from flask import Flask, current_app, g
+from flask_login import current_user
 
 from metadata.client import MetadataClient
+from metadata.idl import metadata_thrift as T
+
+
+class UserClient(MetadataClient):
+    """The signed-in user's client: remembers, for the request, that the service refused the
+    session's token (signed out everywhere, account disabled), so the session can end."""
+
+    def _call(self, name: str, *args):
+        try:
+            return super()._call(name, *args)
+        except T.Unauthenticated as refused:
+            g.token_refused = refused.message
+            raise
 
 
 def get_client() -> MetadataClient:
     """The signed-in user's client for this request."""
     if "client" not in g:
         settings = current_app.config["SETTINGS"]
-        g.client = MetadataClient(settings.host, settings.port, session.get("token", ""))
+        token = current_user.token if current_user.is_authenticated else ""
+        g.client = UserClient(settings.host, settings.port, token)
     return g.client
 
 

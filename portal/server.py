@@ -9,7 +9,7 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
 
 
 class AddressError(ValueError):
-    """LABCOMMONS_PORTAL_PORT is not a port number."""
+    """A LABCOMMONS_PORTAL_* variable has a value that is not allowed; the message names it."""
 
 
 def address(environ: dict[str, str] | None = None) -> tuple[str, int]:
@@ -20,6 +20,20 @@ def address(environ: dict[str, str] | None = None) -> tuple[str, int]:
     if not raw.isdigit() or not 0 <= int(raw) <= 65535:
         raise AddressError(f"LABCOMMONS_PORTAL_PORT: {raw!r} is not a port number")
     return host, int(raw)
+
+
+def secure_cookies(environ: dict[str, str] | None = None) -> bool:
+    """Whether session cookies travel over HTTPS only: LABCOMMONS_PORTAL_SECURE_COOKIES (true or
+    false) if set, else whether the public address LABCOMMONS_PORTAL_URL is https."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get("LABCOMMONS_PORTAL_SECURE_COOKIES", "").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    if raw:
+        raise AddressError(f"LABCOMMONS_PORTAL_SECURE_COOKIES: {raw!r} is not true or false")
+    return environ.get("LABCOMMONS_PORTAL_URL", "").lower().startswith("https://")
 
 
 def serve(app, host: str, port: int, threads: int = 8) -> None:

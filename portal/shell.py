@@ -5,14 +5,14 @@ import dash
 from dash import dcc, html
 from flask_wtf.csrf import generate_csrf
 
-from portal.auth import current_user
+from portal.auth import shown_user
 
 WRITERS = ("technician", "admin")
 
 
 def layout() -> html.Div:
     """Called for every page load (Dash's /_dash-layout), so it shows the current user."""
-    return html.Div([header(current_user()), html.Div(dash.page_container, className="page")])
+    return html.Div([header(shown_user()), html.Div(dash.page_container, className="page")])
 
 
 def header(user: tuple[str, str] | None) -> html.Header:
@@ -24,6 +24,8 @@ def header(user: tuple[str, str] | None) -> html.Header:
     name, role = user
     if role in WRITERS:  # a plain link: Register is a Flask page, not a Dash one
         nav.append(html.A("Register", href="/register", className="nav-link", id="shell-register"))
+    if role == "admin":
+        nav.append(html.A("Admin", href="/admin/users", className="nav-link", id="shell-admin"))
     signout = html.Form([dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
                          html.Button("Sign out", type="submit", className="link-button", id="shell-signout")],
                         method="POST", action="/signout", className="signout")

@@ -161,6 +161,9 @@ struct FacetBucket {
     /** "__missing__" counts documents with no value. */
     1: string value,
     2: i64 count,
+    /** Tiered access: nonzero when the value also occurs in projects the caller cannot read,
+        fewer times than this limit; those documents are not in `count`. */
+    3: i64 withheld_below = 0,
 }
 
 struct Facet {
@@ -183,6 +186,14 @@ struct FacetRequest {
 struct FacetResult {
     1: i64 total,
     2: list<Facet> facets,
+    /** Tiered access in force for this caller (0: off, counts cover readable projects only).
+        When nonzero, counts and total include projects the caller cannot read wherever those
+        projects' share reaches this limit. */
+    3: i64 tier_access_limit = 0,
+    /** The documents the caller may read (the rows hits would page through). */
+    4: i64 readable_total = 0,
+    /** As FacetBucket.withheld_below, for the total. */
+    5: i64 total_withheld_below = 0,
 }
 
 struct HistogramBin {
@@ -326,6 +337,10 @@ struct AuditQuery {
     4: string before = "",
     5: i32 limit = 100,
     6: string cursor = "",
+    /** The project the call was about (a submission's or a grant's project). */
+    7: string project = "",
+    /** "ok" or a refusal's code. */
+    8: string outcome = "",
 }
 
 struct AuditPage {
@@ -599,6 +614,14 @@ service Metadata {
 
     /** Admin only. The audit log, newest first, filtered. */
     AuditPage audit(1: string token, 2: AuditQuery query)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+
+    /** The tier-access limit in force (0: off; data of unreadable projects is hidden entirely). */
+    i64 get_tier_access_limit(1: string token)
+        throws (1: Unauthenticated unauthenticated),
+
+    /** Admin only. Sets the tier-access limit (0 turns it off); returns the limit now in force. */
+    i64 set_tier_access_limit(1: string token, 2: i64 limit)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
 
     /** Deletes nodes by id; refused, with the children named, while any has children. */

@@ -69,30 +69,51 @@ def describe(clause: dict) -> str:
 
 # -- facets ----------------------------------------------------------------------------------
 
-def term_options(buckets: Sequence[tuple[str, int]], selected: Sequence[str]) -> list[dict]:
+def term_options(buckets: Sequence[tuple[str, int]], selected: Sequence[str],
+                 withheld: dict[str, int] | None = None) -> list[dict]:
     """Checklist options, value and count; the no-value bucket last, and selected values the
-    buckets lack (now counting 0) kept so they can be unticked."""
-    counts = dict(buckets)
+    buckets lack (now counting 0) kept so they can be unticked. `withheld`: value -> N for
+    values that also occur, fewer than N times, in projects the user cannot read."""
+    counts, withheld = dict(buckets), withheld or {}
     values = [v for v, _ in buckets if v != st.MISSING] + [v for v in selected if v not in counts]
     if st.MISSING in counts:
         values.append(st.MISSING)
-    return [{"label": _option_label(v, counts.get(v, 0)), "value": v} for v in dict.fromkeys(values)]
+    return [{"label": _option_label(v, counts.get(v, 0), withheld.get(v, 0)), "value": v}
+            for v in dict.fromkeys(values)]
 
 
-def _option_label(value: str, count: int) -> html.Span:
+def _option_label(value: str, count: int, withheld: int = 0) -> html.Span:
     return html.Span([html.Span(value_label(value), className="facet-value"),
-                      html.Span(f"{count:,}", className="facet-count")], className="facet-option")
+                      html.Span(count_label(count, withheld), className="facet-count",
+                                title=f"plus fewer than {withheld} in projects you cannot read" if withheld else None)],
+                     className="facet-option")
+
+
+def count_label(count: int, withheld: int = 0) -> str:
+    """A count for people: "12", or with tiered access "12 + <50", or "<50" alone."""
+    if not withheld:
+        return f"{count:,}"
+    return f"<{withheld:,}" if count == 0 else f"{count:,} + <{withheld:,}"
 
 
 def term_facet(kind: str, name: str, buckets: Sequence[tuple[str, int]], selected: Sequence[str],
-               other: int = 0) -> html.Div:
+               other: int = 0, withheld: dict[str, int] | None = None) -> html.Div:
     """A term facet: a checklist of values with their counts."""
     body = [dcc.Checklist(id={"type": "explore-term", "kind": kind, "field": name},
-                          options=term_options(buckets, selected), value=list(selected),
+                          options=term_options(buckets, selected, withheld), value=list(selected),
                           className="facet-checklist")]
     if other:
         body.append(html.Div(f"{other:,} more in other values", className="facet-note"))
     return html.Div([html.H4(title(name))] + body, className="facet", id=f"explore-facet-{name}")
+
+
+def tier_note(limit: int, total: int, readable_total: int) -> html.Div:
+    """Under tiered access: which counts come from projects the user cannot read."""
+    return html.Div([
+        html.Strong("Some counts come from projects you cannot read. "),
+        f"They are included where they reach {limit:,} documents ({total:,} in all, {readable_total:,} "
+        f"you can read); \"<{limit:,}\" marks fewer. Rows, histograms and downloads show only "
+        "projects you can read."], className="facet-note tier-note", id="explore-tier-note")
 
 
 def slider_bounds(low: float, high: float, integer: bool) -> tuple[float, float, float]:

@@ -52,12 +52,15 @@ def facet_panel(kind: T.DocumentKind, state: st.State) -> list:
     result = client.facets(kind.kind, terms, query) if terms else T.FacetResult(total=0, facets=[])
     panels = {facet.field: figures.term_facet(
         kind.kind, facet.field, [(b.value, b.count) for b in facet.buckets],
-        [st.text(v) for v in st.selected_terms(state.filter, facet.field)], facet.other_count)
+        [st.text(v) for v in st.selected_terms(state.filter, facet.field)], facet.other_count,
+        {b.value: b.withheld_below for b in facet.buckets if b.withheld_below})
         for facet in result.facets}
     for name in numeric:
         stats = client.histogram(kind.kind, name, query, bins=HISTOGRAM_BINS)
         panels[name] = figures.range_facet(kind.kind, name, stats, state.filter, info[name].kind == "integer")
-    return [panels[name] for name in kind.facets if name in panels]
+    note = [figures.tier_note(result.tier_access_limit, result.total, result.readable_total)] \
+        if result.tier_access_limit else []
+    return note + [panels[name] for name in kind.facets if name in panels]
 
 
 def counts_chart(kind: T.DocumentKind, state: st.State, name: str):

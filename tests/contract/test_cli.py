@@ -102,3 +102,10 @@ def test_accounts_and_the_audit_log_from_the_cli(cli, server, project):
     assert "no grants" in cli("user", "revoke", "tina", project).output
     log = cli("audit", "--action", "set_grant")
     assert log.exit_code == 0 and log.output.count("set_grant") == 2
+
+
+def test_the_tier_access_limit_from_the_cli(cli):
+    assert "off" in cli("tier-access").output
+    assert "tier-access limit: 25" in cli("tier-access", "25").output
+    refused = cli("tier-access", "--", "-3")
+    assert refused.exit_code == 1 and "limit: -3 is out of range" in refused.output

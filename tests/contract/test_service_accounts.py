@@ -115,3 +115,15 @@ def test_the_audit_log_records_writes_and_refusals_without_secrets(ana, server, 
     assert only and all(e.action == "save_account" for e in only)
     with pytest.raises(T.Forbidden):
         client_for("olga").audit()
+
+
+def test_the_audit_log_filters_by_project_and_outcome(ana, admin, project, client_for):
+    admin.set_grant("ana", project, "write")
+    with pytest.raises(T.Forbidden):
+        client_for("olga").page("case", project)
+    about_project = admin.audit(project=project, limit=50).entries
+    assert {e.action for e in about_project} >= {"set_grant", "list_nodes"}
+    assert all(project in (e.target, *json.loads(e.detail_json).get("arguments", [])[:1]) for e in about_project)
+    refused = admin.audit(outcome="forbidden", limit=50).entries
+    assert refused and all(e.outcome == "forbidden" for e in refused)
+    assert admin.audit(project="no-such-project").entries == []

@@ -90,3 +90,61 @@ def test_the_session_key_survives_a_restart_and_is_not_the_token_key(server):
     first, second = create_app({"SETTINGS": settings}), create_app({"SETTINGS": settings})
     assert first.secret_key == second.secret_key == session_key(settings)
     assert first.secret_key != settings.signing_key()
+
+
+def test_an_expired_service_token_ends_the_session_with_a_message(portal, sign_in):
+    sign_in(portal)
+    with portal.session_transaction() as session:
+        session["expires_at"] = 1  # the service token's expiry has passed
+    assert portal.post("/_dash-update-component", json={}, headers={"Origin": ORIGIN}).get_json() == {
+        "error": "your session has expired; please sign in again"}
+    sign_in(portal)
+    with portal.session_transaction() as session:
+        session["expires_at"] = 1
+    response = portal.get("/explore", follow_redirects=True)
+    assert "/signin" in response.request.path and "Your session has expired" in response.get_data(as_text=True)
+    assert portal.get("/explore").status_code == 302  # the session is gone, not just refused once
+
+
+def test_a_token_the_service_refuses_ends_the_session_with_its_reason(portal, sign_in, admin):
+    sign_in(portal)
+    admin.sign_out_everywhere("ana")
+    response = portal.get("/account", follow_redirects=True)
+    assert "/signin" in response.request.path and "sign in again" in response.get_data(as_text=True)
+    assert portal.get("/account").status_code == 302
+
+
+def test_the_session_holds_a_flask_login_user(app, portal, sign_in):
+    from flask_login import current_user
+
+    sign_in(portal, "ada")
+    with app.test_request_context():
+        with portal.session_transaction() as session:
+            assert session["_user_id"] == "ada" and session["roles"] == ["admin"]
+    with portal:
+        portal.get("/account")
+        assert current_user.name == "ada" and current_user.is_admin and current_user.role == "admin"
+
+
+def test_session_cookies_are_secure_behind_https(server, monkeypatch):
+    from portal.server import AddressError, secure_cookies
+
+    assert secure_cookies({}) is False
+    assert secure_cookies({"LABCOMMONS_PORTAL_URL": "https://commons.example.org/"}) is True
+    assert secure_cookies({"LABCOMMONS_PORTAL_URL": "https://x", "LABCOMMONS_PORTAL_SECURE_COOKIES": "false"}) is False
+    try:
+        secure_cookies({"LABCOMMONS_PORTAL_SECURE_COOKIES": "maybe"})
+    except AddressError as error:
+        assert "LABCOMMONS_PORTAL_SECURE_COOKIES: 'maybe' is not true or false" in str(error)
+    else:
+        raise AssertionError("a bad value was accepted")
+    monkeypatch.setenv("LABCOMMONS_PORTAL_URL", "https://commons.example.org")
+    settings = dataclasses.replace(server.settings, port=server.bound_port())
+    assert create_app({"SETTINGS": settings}).config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_only_sign_in_and_sign_out_write_the_session_cookie(portal, sign_in):
+    """A request still in flight when the user signs out must not write the old session back."""
+    assert "Set-Cookie" in sign_in(portal).headers
+    assert "Set-Cookie" not in portal.get("/explore").headers
+    assert "Set-Cookie" not in portal.get("/account").headers

@@ -96,3 +96,20 @@ def test_the_charts_count_under_the_whole_filter(analyst, dash_call, admin):
     assert counts["x"] == ["human"] and counts["y"] == [total]  # not mouse and rat, which the facet offers
     ages = admin.histogram("case", "age_years", HUMANS, exclude_own=False)
     assert sum(charts["explore-histogram"]["data"][0]["y"]) == ages.count
+
+
+def test_tiered_counts_are_marked_and_explained(portal, sign_in, demo, dash_call, admin):
+    """ana without a grant on one project: with a limit set, its documents count in the facets
+    (or show as "<N") with a note, and never in the table."""
+    project = sorted(node["submitter_id"] for node in admin.nodes("project"))[0]
+    admin.set_grant("ana", project, "")
+    sign_in(portal, "ana")
+    hidden = json.dumps(dash_call(portal, "explore-facets.children", state_input()))
+    assert "explore-tier-note" not in hidden and f'"{project}"' not in hidden
+    admin.set_tier_access_limit(10 ** 6)  # more than any value's count: every hidden share is "<N"
+    tiered = json.dumps(dash_call(portal, "explore-facets.children", state_input()))
+    assert "explore-tier-note" in tiered and "Some counts come from projects you cannot read" in tiered
+    assert f'"{project}"' in tiered and '"<1,000,000"' in tiered
+    readable = admin.hits("case", limit=1)[0] - admin.hits("case", {"IN": {"project_id": [project]}}, limit=1)[0]
+    rows = json.dumps(dash_call(portal, "explore-results.children", state_input()))
+    assert f"{readable:,} cases" in rows and f'"{project}"' not in rows

@@ -1,4 +1,6 @@
 """Figures and widgets of the explorer, built from service answers without a browser."""
+import json
+
 import plotly.graph_objects as go
 from dash import dash_table, dcc, html
 
@@ -125,3 +127,14 @@ def test_numbers_for_people():
     assert figures.number("file_size", 3_708_016) == "3.5 MB"
     assert figures.number("age_years", 1234) == "1,234" and figures.number("age_years", 0.25) == "0.25"
     assert figures.title("samples.organ") == "Samples › organ"
+
+
+def test_tiered_counts_read_as_fewer_than_the_limit():
+    from portal.explorer.figures import count_label, term_options, tier_note
+
+    assert [count_label(12), count_label(1234, 50), count_label(0, 50)] == ["12", "1,234 + <50", "<50"]
+    options = term_options([("a", 3), ("b", 0)], [], {"b": 50})
+    labels = [json.dumps(o["label"].to_plotly_json(), default=lambda c: c.to_plotly_json()) for o in options]
+    assert '"3"' in labels[0] and '"<50"' in labels[1] and "fewer than 50" in labels[1]
+    note = json.dumps(tier_note(50, 120, 20).to_plotly_json(), default=lambda c: c.to_plotly_json())
+    assert "where they reach 50 documents (120 in all, 20 you can read)" in note

@@ -1,0 +1,217 @@
+"""The administrators' pages: users, roles and project grants, the tier-access limit, and the
+audit log (filtered, paged, exported as TSV or JSON).
+
+Admins only: everyone else gets a 403 page. That check is for the message; the service refuses
+every one of these calls to a non-admin anyway. Every form carries a CSRF token (CSRFProtect);
+bad input is refused with a message naming the field, by the form or in the service's words.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, get_flashed_messages, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from thriftpy2.transport import TTransportException
+from wtforms import IntegerField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange, Regexp
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from metadata.auth import ACCESS, ROLES
+from metadata.client import ERRORS
+from portal import audit_view
+from portal.client import get_client
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+MIN_PASSWORD = 10
+NAME_RULE = r"^[A-Za-z0-9._@-]{1,128}$"
+
+
+class AddUserForm(FlaskForm):
+    username = StringField("User name", validators=[
+        DataRequired("give a user name"), Regexp(NAME_RULE, message="use 1 to 128 letters, digits, . _ @ -")])
+    password = PasswordField("Password", validators=[
+        DataRequired("give a password"), Length(MIN_PASSWORD, 1024, f"use {MIN_PASSWORD} to 1024 characters")])
+    role = SelectField("Role", choices=list(ROLES), validate_choice=True)
+
+
+class PasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[
+        DataRequired("give a password"), Length(MIN_PASSWORD, 1024, f"use {MIN_PASSWORD} to 1024 characters")])
+
+
+class RolesForm(FlaskForm):
+    roles = SelectMultipleField("Roles", choices=list(ROLES), option_widget=CheckboxInput(),
+                                widget=ListWidget(prefix_label=False))
+
+
+class GrantForm(FlaskForm):
+    project = SelectField("Project", validate_choice=True)
+    access = SelectField("Access", choices=list(ACCESS), validate_choice=True)
+
+
+class TierForm(FlaskForm):
+    limit = IntegerField("Tier-access limit", validators=[
+        NumberRange(0, 1_000_000, "give a whole number from 0 (off) to 1,000,000")])
+
+
+@bp.before_request
+def admins_only():
+    """Non-admins get a clear 403 page before any admin page is built."""
+    if not getattr(current_user, "is_admin", False):  # anonymous users were sent to sign in already
+        abort(403)
+
+
+@bp.route("/")
+def home():
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users")
+def users(error: str = "", status: int = 200):
+    """Every account with its roles and grants, and the forms to change them."""
+    accounts, projects = get_client().accounts(), project_ids()
+    grant_form = GrantForm()
+    grant_form.project.choices = projects
+    return render_template("admin_users.html", accounts=accounts, projects=projects, add_form=AddUserForm(),
+                           grant_form=grant_form, roles=ROLES, access=ACCESS,
+                           message=" ".join(get_flashed_messages()), error=error), status
+
+
+@bp.route("/users", methods=("POST",))
+def add_user():
+    form = AddUserForm()
+    if not form.validate_on_submit():
+        return users(error=form_error(form), status=400)
+    name = form.username.data.strip()
+    if any(a.user == name for a in get_client().accounts()):
+        return users(error=f"User name: {name!r} is taken; pick another, or change that account below", status=400)
+    return act(lambda c: c.save_account(name, form.password.data, [form.role.data]),
+               f"Added {name} ({form.role.data}).")
+
+
+@bp.route("/users/<name>/password", methods=("POST",))
+def reset_password(name: str):
+    form = PasswordForm()
+    if not form.validate_on_submit():
+        return users(error=f"{name}: " + form_error(form), status=400)
+    return save_changed(name, f"New password set for {name}; their earlier sessions stay valid until signed out.",
+                        password=form.password.data)
+
+
+@bp.route("/users/<name>/roles", methods=("POST",))
+def set_roles(name: str):
+    form = RolesForm()
+    if not form.validate_on_submit():
+        return users(error=f"{name}: " + form_error(form), status=400)
+    return save_changed(name, f"{name} now has the roles: {', '.join(form.roles.data) or 'none'}.",
+                        roles=form.roles.data)
+
+
+@bp.route("/users/<name>/disabled", methods=("POST",))
+def set_disabled(name: str):
+    """Disable (every session and token stops at once) or enable an account."""
+    disable = request.form.get("disabled") == "yes"
+    return save_changed(name, f"{name} is {'disabled' if disable else 'enabled'}.", disabled=disable)
+
+
+@bp.route("/users/<name>/sign-out", methods=("POST",))
+def sign_out(name: str):
+    return act(lambda c: c.sign_out_everywhere(name), f"{name} is signed out everywhere.")
+
+
+@bp.route("/users/<name>/grants", methods=("POST",))
+def grant(name: str):
+    form = GrantForm()
+    form.project.choices = project_ids()
+    if not form.validate_on_submit():
+        return users(error=f"{name}: " + form_error(form), status=400)
+    return act(lambda c: c.set_grant(name, form.project.data, form.access.data),
+               f"{name} may now {form.access.data} {form.project.data}.")
+
+
+@bp.route("/users/<name>/grants/<project>/revoke", methods=("POST",))
+def revoke(name: str, project: str):
+    return act(lambda c: c.set_grant(name, project, ""), f"{name} no longer has access to {project}.")
+
+
+@bp.route("/tier-access", methods=("GET", "POST"))
+def tier_access():
+    """Show and set the tier-access limit (0: off)."""
+    form, message, error, status = TierForm(), "", "", 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                get_client().set_tier_access_limit(form.limit.data)
+                message = f"Tier-access limit set to {form.limit.data}." if form.limit.data else "Tiered access is off."
+            except ERRORS as exc:
+                error, status = exc.message, 400
+        else:
+            error, status = form_error(form), 400
+    current = get_client().tier_access_limit()
+    if request.method == "GET":
+        form.limit.data = current
+    return render_template("admin_tier.html", form=form, current=current, message=message, error=error), status
+
+
+@bp.route("/audit")
+def audit():
+    return audit_view.page()
+
+
+@bp.route("/audit.<fmt>")
+def audit_export(fmt: str):
+    return audit_view.export(fmt)
+
+
+def act(call, done: str):
+    """Make one service call; back to the users page saying what happened, in the service's words if refused."""
+    try:
+        call(get_client())
+    except ERRORS as exc:
+        return users(error=exc.message[:1].upper() + exc.message[1:] + ".", status=400)
+    except (TTransportException, OSError):
+        return users(error="The metadata service cannot be reached; try again in a moment.", status=503)
+    flash(done)
+    return redirect(url_for("admin.users"))  # so that reloading the page does not send the form again
+
+
+def save_changed(name: str, done: str, **changes):
+    """Save an account with some of password, roles, disabled changed and the rest as it is."""
+    account = find_account(name)
+    values = {"password": "", "roles": account.roles, "grants": account.grants, "disabled": account.disabled,
+              **changes}
+    return act(lambda c: c.save_account(name, **values), done)
+
+
+def find_account(name: str):
+    account = next((a for a in get_client().accounts() if a.user == name), None)
+    if account is None:
+        abort(404, f"There is no account {name!r}.")
+    return account
+
+
+def project_ids() -> list[str]:
+    return sorted(node["submitter_id"] for node in get_client().nodes("project"))
+
+
+def form_error(form: FlaskForm) -> str:
+    """The form's problems as one sentence naming each field."""
+    return "; ".join(f"{form[name].label.text}: {', '.join(problems)}" for name, problems in form.errors.items()
+                     if name != "csrf_token") or "The form had expired; please try again."
+
+
+@bp.errorhandler(403)
+def forbidden(error):
+    """403 for any portal page a user may not open."""
+    return render_template("problem.html", heading="Administrators only",
+                           message="This page is for administrators. Ask one if you need something changed.",
+                           back="/explore"), 403
+
+
+@bp.errorhandler(404)
+def not_found(error):
+    return render_template("problem.html", heading="Not found", message=getattr(error, "description", ""),
+                           back=request.referrer or "/admin/users"), 404
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)
