@@ -15,11 +15,13 @@ import threading
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from metadata.errors import Clash
 from metadata.filters import quote_ident, to_sql
 from metadata.store import documents_sql as D
+from metadata.store.columnar import ColumnCache, Unsupported
 from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
                                  children_clash_message, decode_cursor, decode_id_cursor, edges_of, encode_cursor,
                                  encode_id_cursor, histogram_edges)
@@ -61,7 +63,9 @@ COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
 class EmbeddedStore(Store):
     name = "embedded"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, columnar: bool = True):
+        """columnar: answer facets, counts and stats from an in-process columnar copy of the
+        documents (metadata/store/columnar.py) where it can; False asks DuckDB every time."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = duckdb.connect(str(path))
@@ -69,6 +73,7 @@ class EmbeddedStore(Store):
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self.flattening = None
+        self._columns = ColumnCache(self._cursor) if columnar else None
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor; DuckDB connections must not be shared across threads."""
@@ -124,7 +129,8 @@ class EmbeddedStore(Store):
             _update(cur, [w for w in writes if w.expected_version is not None])
             _insert_rows(cur, "nodes", NODE_COLUMNS, [_row(n) for n in creates])
             _replace_edges(cur, [w.node for w in writes])
-            self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
+            rewritten = self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
+        self._committed(rewritten)
 
     def delete(self, ids: list[str]) -> None:
         with self._write_lock, _transaction(self._cursor()) as cur:
@@ -138,7 +144,14 @@ class EmbeddedStore(Store):
                 before = self._affected(reader, _nodes(cur, ids).values())
                 cur.execute(f"DELETE FROM edges WHERE child_id IN (SELECT v FROM {values})")
                 cur.execute(f"DELETE FROM nodes WHERE id IN (SELECT v FROM {values})")
-            self._refresh(cur, reader, before, {})
+            rewritten = self._refresh(cur, reader, before, {})
+        self._committed(rewritten)
+
+    def _committed(self, rewritten: dict[str, set[str]]) -> None:
+        """After a commit: the columnar copy picks the rewritten documents up at its next read."""
+        if self._columns is not None:
+            for kind, roots in rewritten.items():
+                self._columns.changed(kind, roots)
 
     # -- flattened documents ----------------------------------------------------------
 
@@ -154,10 +167,18 @@ class EmbeddedStore(Store):
             self.flattening = flattening
             if any(stored.get(kind) != signature for kind in flattening.specs):
                 self._rebuild(cur)
+        self._reset_columns()
+
+    def _reset_columns(self) -> None:
+        if self._columns is not None:
+            self._columns.reset(self.flattening.specs if self.flattening else {})
 
     def reindex(self) -> dict[str, int]:
-        with self._write_lock, _transaction(self._cursor()) as cur:
-            return self._rebuild(cur)
+        try:
+            with self._write_lock, _transaction(self._cursor()) as cur:
+                return self._rebuild(cur)
+        finally:
+            self._reset_columns()
 
     def _rebuild(self, cur) -> dict[str, int]:
         counts = {}
@@ -174,20 +195,26 @@ class EmbeddedStore(Store):
         """Bulk-load prepared documents of a kind (benchmarks, migrations); replaces none."""
         with self._write_lock, _transaction(self._cursor()) as cur, _registered(cur, documents) as view:
             cur.execute(D.insert_sql(self.flattening.specs[kind], view))
+        if self._columns is not None:
+            self._columns.invalidate(kind)
 
     def _affected(self, reader, nodes) -> dict[str, set[str]]:
         return self.flattening.flattener.affected(reader, nodes) if self.flattening else {}
 
-    def _refresh(self, cur, reader, before: dict, after: dict) -> None:
-        """Rewrite the documents of every affected root; those whose root is gone are removed."""
+    def _refresh(self, cur, reader, before: dict, after: dict) -> dict[str, set[str]]:
+        """Rewrite the documents of every affected root; those whose root is gone are removed.
+        Returns the roots rewritten, per kind."""
+        rewritten = {}
         for kind in set(before) | set(after):
             roots = before.get(kind, set()) | after.get(kind, set())
             if not roots:
                 continue
+            rewritten[kind] = roots
             spec = self.flattening.specs[kind]
             with _values(cur, roots) as values:
                 cur.execute(f"DELETE FROM {D.table(kind)} WHERE id IN (SELECT v FROM {values})")
             self._write_documents(cur, spec, self.flattening.flattener.documents(reader, kind, roots))
+        return rewritten
 
     @staticmethod
     def _write_documents(cur, spec, docs: list[dict]) -> None:
@@ -197,19 +224,41 @@ class EmbeddedStore(Store):
 
     def facet_counts(self, kind: str, requests: list[tuple[str, object]], size: int) -> dict[str, FacetCounts]:
         spec, result = self.flattening.specs[kind], {}
+        counted = self._columns.facets(kind, requests) if self._columns is not None else {}
         for field, where in requests:
-            where_sql, params = to_sql(where)
-            rows = [(D.MISSING if v is None else D.bucket(v), c)
-                    for v, c in self._cursor().execute(D.facet_sql(spec, field, where_sql), params).fetchall()]
+            rows = counted.get(field)
+            if rows is None:
+                rows = self._sql_facet(spec, field, where)
             rows.sort(key=lambda r: (-r[1], r[0]))
             result[field] = FacetCounts([(v, c) for v, c in rows[:size]], sum(c for _, c in rows[size:]))
         return result
 
+    def _sql_facet(self, spec, field: str, where) -> list[tuple[str, int]]:
+        where_sql, params = to_sql(where)
+        return [(D.MISSING if v is None else D.bucket(v), c)
+                for v, c in self._cursor().execute(D.facet_sql(spec, field, where_sql), params).fetchall()]
+
     def count(self, kind: str, where) -> int:
+        if self._columns is not None:
+            try:
+                return self._columns.count(kind, where)
+            except Unsupported:
+                pass
         where_sql, params = to_sql(where)
         return self._cursor().execute(f"SELECT count(*) FROM {D.table(kind)} WHERE {where_sql}", params).fetchone()[0]
 
     def numeric_stats(self, kind: str, field: str, where, bins: int, bin_width: float) -> NumericSummary:
+        if self._columns is not None:
+            try:
+                count, missing, low, high, mean, total, values = self._columns.stats(kind, field, where)
+            except Unsupported:
+                pass
+            else:
+                summary = NumericSummary(count, missing, low, high, mean, total)
+                if count:
+                    edges = histogram_edges(float(low), float(high), bins, bin_width)
+                    summary.bins = _histogram(values, edges)
+                return summary
         spec, (where_sql, params) = self.flattening.specs[kind], to_sql(where)
         count, missing, low, high, mean, total = self._cursor().execute(
             D.stats_sql(spec, field, where_sql), params).fetchone()
@@ -255,6 +304,20 @@ class EmbeddedStore(Store):
         with self._write_lock:
             self._db.execute("CHECKPOINT")
             self._db.close()
+
+
+def _histogram(values, edges: list[float]) -> list[tuple[float, float, int]]:
+    """Bin i holds edges[i] <= v < edges[i+1], the last bin also its upper edge, found as
+    D.histogram_sql does: the arithmetic guess, corrected against the edges themselves."""
+    at_edges, last = np.asarray(edges, np.float64), len(edges) - 2
+    guess = (values - at_edges[0]) / (at_edges[1] - at_edges[0])  # >= 0: the first edge is at or below the minimum
+    at = guess.astype(np.intp)  # truncation is floor here
+    np.clip(at, 0, last, out=at)
+    at -= values < at_edges.take(at)
+    np.clip(at, 0, last, out=at)
+    at += (values >= at_edges.take(at + 1)) & (at < last)
+    counts = np.bincount(at, minlength=last + 1)
+    return [(edges[i], edges[i + 1], int(counts[i])) for i in range(last + 1)]
 
 
 class _Reader:
