@@ -33,6 +33,7 @@ class Settings:
     token_ttl_seconds: int = 8 * 3600
     max_batch_entities: int = 10_000
     max_batch_bytes: int = 64 * 1024 * 1024
+    columnar_facets: int = 1  # 0: the embedded store asks DuckDB for every facet count (metadata/store/columnar.py)
 
     @property
     def storage_root(self) -> Path:

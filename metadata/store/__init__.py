@@ -11,4 +11,4 @@ def open_store(settings: Settings) -> Store:
         from metadata.store.elastic import ElasticStore
         return ElasticStore(settings.es_url, settings.es_index_prefix)
     from metadata.store.embedded import EmbeddedStore
-    return EmbeddedStore(settings.database_path)
+    return EmbeddedStore(settings.database_path, columnar=bool(settings.columnar_facets))

@@ -31,6 +31,7 @@ published, so readers never lock.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass, field as dataclass_field
 
@@ -41,6 +42,7 @@ import pyarrow.compute as pc
 from metadata.filters import MISSING, And, Compare, In, Nested, Or, Search, quote_ident
 from metadata.store import documents_sql as D
 
+_names = itertools.count()  # registered Arrow views get fresh names, as in embedded.py
 COMPACT_FRACTION = 0.1  # rebuild when dead or appended rows exceed this share of the base rows
 
 
@@ -160,20 +162,20 @@ class ColumnCache:
         """A new snapshot with the documents of roots replaced; None if a full rebuild is due."""
         cur = self._cursor()
         names = sorted(snap.columns)
-        values = pa.table({"v": pa.array(sorted(roots), pa.string())})
-        cur.register("_columnar_roots", values)
+        view = f"_columnar_{next(_names)}"
+        cur.register(view, pa.table({"v": pa.array(sorted(roots), pa.string())}))
         try:
-            cur.execute("BEGIN TRANSACTION")
+            cur.execute("BEGIN TRANSACTION")  # the rows and the count from one snapshot
             try:
-                gone = cur.execute("SELECT hash(v) FROM _columnar_roots").to_arrow_table()
+                gone = cur.execute(f"SELECT hash(v) FROM {view}").to_arrow_table()
                 select = ", ".join(["hash(id) AS _h"] + [quote_ident(n) for n in names])
                 table = cur.execute(f"SELECT {select} FROM {D.table(spec.kind)} "
-                                    "WHERE id IN (SELECT v FROM _columnar_roots)").to_arrow_table()
+                                    f"WHERE id IN (SELECT v FROM {view})").to_arrow_table()
                 total = cur.execute(f"SELECT count(*) FROM {D.table(spec.kind)}").fetchone()[0]
             finally:
                 cur.execute("COMMIT")
         finally:
-            cur.unregister("_columnar_roots")
+            cur.unregister(view)
         hashes = _numpy(gone.column(0), np.uint64)
         rows = _rows_of(snap, hashes)
         alive = np.ones(snap.n, bool) if snap.alive is None else snap.alive.copy()
@@ -244,13 +246,13 @@ class ColumnCache:
         if column.values:
             texts = pa.table({"i": pa.array(range(1, len(column.values) + 1), pa.int64()),
                               "v": pa.array([str(v) for v in column.values], pa.string())})
-            cur = self._cursor()
-            cur.register("_columnar_dict", texts)
+            cur, view = self._cursor(), f"_columnar_{next(_names)}"
+            cur.register(view, texts)
             try:
-                hits = cur.execute("SELECT i FROM _columnar_dict WHERE v ILIKE ? ESCAPE '\\'",
+                hits = cur.execute(f"SELECT i FROM {view} WHERE v ILIKE ? ESCAPE '\\'",
                                    [f"%{escaped}%"]).fetchnumpy()["i"]
             finally:
-                cur.unregister("_columnar_dict")
+                cur.unregister(view)
             lut[np.asarray(hits, np.int64)] = True
         return lut
 
