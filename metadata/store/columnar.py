@@ -152,7 +152,7 @@ class ColumnCache:
         select = ", ".join(["hash(id) AS _h"] + [quote_ident(n) for n in names])
         table = self._cursor().execute(f"SELECT {select} FROM {D.table(spec.kind)}").to_arrow_table()
         idhash = _numpy(table.column("_h"), np.uint64)
-        order = np.argsort(idhash, kind="stable")
+        order = np.argsort(idhash, kind="stable").astype(np.int32)
         snap = Snapshot(len(idhash), idhash, idhash[order], order, len(idhash), None, 0)
         for name in names:
             snap.columns[name] = _encode(spec.fields[name], table.column(name), None)
@@ -184,8 +184,9 @@ class ColumnCache:
         added = table.num_rows
         new = Snapshot(snap.n + added, np.concatenate([snap.idhash, _numpy(table.column("_h"), np.uint64)]),
                        snap.sorted_hash, snap.order, snap.base, np.concatenate([alive, np.ones(added, bool)]), dead)
-        if new.live() != total or dead > COMPACT_FRACTION * snap.base or new.n - new.base > COMPACT_FRACTION * snap.base + 1000:
-            return None
+        limit = COMPACT_FRACTION * snap.base + 1000
+        if new.live() != total or dead > limit or new.n - new.base > limit:
+            return None  # a row matched by hash collision, a write meanwhile, or time to compact
         for name in names:
             new.columns[name] = _append(snap.columns[name], _encode(spec.fields[name], table.column(name),
                                                                     snap.columns[name]), snap.n)
