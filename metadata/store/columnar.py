@@ -43,7 +43,8 @@ from metadata.filters import MISSING, And, Compare, In, Nested, Or, Search, quot
 from metadata.store import documents_sql as D
 
 _names = itertools.count()  # registered Arrow views get fresh names, as in embedded.py
-COMPACT_FRACTION = 0.1  # rebuild when dead or appended rows exceed this share of the base rows
+COMPACT_FRACTION = 0.1
+SMALL_DICTIONARY = 16  # up to this many codes, count each with a compare rather than np.bincount  # rebuild when dead or appended rows exceed this share of the base rows
 
 
 class Unsupported(Exception):
@@ -341,12 +342,25 @@ class _Masks:
     def _by_lut(self, column, lut: np.ndarray) -> np.ndarray:
         """Rows whose value (or, for a list, some element; code 0: no element) the table marks."""
         if isinstance(column, _Dict):
-            return lut.take(column.codes)
+            return _lookup(column.codes, lut)
         out = np.zeros(self.snap.n, bool)
         out[column.rows[lut[1:].take(column.codes - 1)]] = True
         if lut[0]:
             out |= column.count == 0
         return out
+
+
+def _lookup(codes: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """lut[codes]; a few equality tests on the narrow codes are ~10x faster than the gather."""
+    marked = np.flatnonzero(lut)
+    if len(marked) > 4 and len(lut) - len(marked) <= 4:
+        return ~_lookup(codes, ~lut)
+    if len(marked) > 4:
+        return lut.take(codes)
+    out = np.zeros(len(codes), bool)
+    for code in marked:
+        out |= codes == code
+    return out
 
 
 def _code(column, value) -> int | None:
@@ -371,7 +385,11 @@ def _numeric(column: _Num, node) -> np.ndarray:
 
 def _count(column, rows: np.ndarray, snap: Snapshot) -> list[tuple[str, int]]:
     if isinstance(column, _Dict):
-        counts = np.bincount(column.codes[rows], minlength=len(column.values) + 1)
+        codes, size = column.codes[rows], len(column.values) + 1
+        if size <= SMALL_DICTIONARY:  # one vectorized compare per value beats bincount's widening copy
+            counts = np.array([np.count_nonzero(codes == code) for code in range(size)])
+        else:
+            counts = np.bincount(codes, minlength=size)
     elif isinstance(column, _List):
         selected = np.zeros(snap.n, bool)
         selected[rows] = True
