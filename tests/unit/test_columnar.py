@@ -7,11 +7,12 @@ import random
 from datetime import date
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from metadata.filters import parse, to_sql, without_field
 from metadata.store import documents_sql as D
-from metadata.store.columnar import ColumnCache, Unsupported
+from metadata.store.columnar import ColumnCache, Unsupported, _lookup
 from tests.unit.test_filters import FIELDS, POOLS, random_clause
 from tests.unit.test_filters import db as filters_db  # noqa: F401 (a fixture)
 
@@ -121,3 +122,10 @@ def test_a_new_value_of_a_varchar_column_after_a_write_is_counted(db):
     node = parse({"=": {"tags": "brand-new"}}, FIELDS)
     assert dict(cache.facets("t", [("code", node)])["code"]) == {"brand-new": 2}
     assert check(db, cache, node) > 0
+
+
+def test_lookup_agrees_with_a_gather_for_every_table():
+    codes = np.random.default_rng(3).integers(0, 9, 5000).astype(np.uint8)
+    for bits in range(2 ** 9):
+        lut = np.array([bool(bits >> i & 1) for i in range(9)])
+        assert np.array_equal(_lookup(codes, lut), lut.take(codes)), lut
