@@ -47,6 +47,15 @@ COMPACT_FRACTION = 0.1
 SMALL_DICTIONARY = 16  # up to this many codes, count each with a compare rather than np.bincount  # rebuild when dead or appended rows exceed this share of the base rows
 
 
+@dataclass
+class Delta:
+    """One committed write's change to a kind's documents, made inside its transaction."""
+    gone: np.ndarray  # uint64 id hashes of every root rewritten or removed
+    table: pa.Table | None  # the documents written (as inserted), or None
+    hashes: np.ndarray  # uint64 id hash of each row of table
+    total: int  # the kind's document count after the write
+
+
 class Unsupported(Exception):
     """The columnar path cannot answer this exactly; ask DuckDB."""
 
@@ -120,11 +129,20 @@ class ColumnCache:
             self._pending.clear()
             self._stale.clear()
 
-    def changed(self, kind: str, roots) -> None:
-        """Documents of these roots were rewritten or removed in a committed transaction."""
+    def tracking(self, kind: str) -> bool:
+        """Whether a write should hand this kind's delta over (else the next read rebuilds)."""
         with self._lock:
-            if kind in self._snapshots:
-                self._pending.setdefault(kind, set()).update(roots)
+            return kind in self._snapshots and kind not in self._stale
+
+    def changed(self, kind: str, delta: Delta | None) -> None:
+        """A committed write rewrote documents of kind; called in commit order."""
+        with self._lock:
+            if kind not in self._snapshots:
+                return
+            if delta is None:  # the snapshot appeared during the write: it may or may not hold it
+                self._stale.add(kind)
+            else:
+                self._pending.setdefault(kind, []).append(delta)
 
     def invalidate(self, kind: str) -> None:
         with self._lock:
@@ -137,7 +155,7 @@ class ColumnCache:
             raise Unsupported(kind)
         with self._lock:
             snap = self._snapshots.get(kind)
-            pending = self._pending.pop(kind, set())
+            pending = self._pending.pop(kind, [])
             if snap is not None and kind not in self._stale and needed <= set(snap.columns):
                 fresh = self._apply(spec, snap, pending) if pending else snap
                 if fresh is not None:
@@ -159,38 +177,29 @@ class ColumnCache:
             snap.columns[name] = _encode(spec.fields[name], table.column(name), None)
         return snap
 
-    def _apply(self, spec, snap: Snapshot, roots: set) -> Snapshot | None:
-        """A new snapshot with the documents of roots replaced; None if a full rebuild is due."""
-        cur = self._cursor()
+    def _apply(self, spec, snap: Snapshot, deltas: list[Delta]) -> Snapshot | None:
+        """A new snapshot with the deltas applied in commit order; None if a full rebuild is due."""
         names = sorted(snap.columns)
-        view = f"_columnar_{next(_names)}"
-        cur.register(view, pa.table({"v": pa.array(sorted(roots), pa.string())}))
-        try:
-            cur.execute("BEGIN TRANSACTION")  # the rows and the count from one snapshot
-            try:
-                gone = cur.execute(f"SELECT hash(v) FROM {view}").to_arrow_table()
-                select = ", ".join(["hash(id) AS _h"] + [quote_ident(n) for n in names])
-                table = cur.execute(f"SELECT {select} FROM {D.table(spec.kind)} "
-                                    f"WHERE id IN (SELECT v FROM {view})").to_arrow_table()
-                total = cur.execute(f"SELECT count(*) FROM {D.table(spec.kind)}").fetchone()[0]
-            finally:
-                cur.execute("COMMIT")
-        finally:
-            cur.unregister(view)
-        hashes = _numpy(gone.column(0), np.uint64)
-        rows = _rows_of(snap, hashes)
         alive = np.ones(snap.n, bool) if snap.alive is None else snap.alive.copy()
-        dead = snap.dead + int(np.count_nonzero(alive[rows]))
-        alive[rows] = False
-        added = table.num_rows
-        new = Snapshot(snap.n + added, np.concatenate([snap.idhash, _numpy(table.column("_h"), np.uint64)]),
-                       snap.sorted_hash, snap.order, snap.base, np.concatenate([alive, np.ones(added, bool)]), dead)
+        dead, n, hashes, columns = snap.dead, snap.n, [snap.idhash], dict(snap.columns)
+        for delta in deltas:
+            view = Snapshot(n, np.concatenate(hashes) if len(hashes) > 1 else hashes[0], snap.sorted_hash,
+                            snap.order, snap.base, None, 0)
+            rows = _rows_of(view, delta.gone)
+            dead += int(np.count_nonzero(alive[rows]))
+            alive[rows] = False
+            if delta.table is not None and delta.table.num_rows:
+                added = delta.table.num_rows
+                for name in names:
+                    column = delta.table.column(name)
+                    columns[name] = _append(columns[name], _encode(spec.fields[name], column, columns[name]), n)
+                hashes, n = [view.idhash, delta.hashes], n + added
+                alive = np.concatenate([alive, np.ones(added, bool)])
         limit = COMPACT_FRACTION * snap.base + 1000
-        if new.live() != total or dead > limit or new.n - new.base > limit:
-            return None  # a row matched by hash collision, a write meanwhile, or time to compact
-        for name in names:
-            new.columns[name] = _append(snap.columns[name], _encode(spec.fields[name], table.column(name),
-                                                                    snap.columns[name]), snap.n)
+        new = Snapshot(n, np.concatenate(hashes) if len(hashes) > 1 else hashes[0], snap.sorted_hash, snap.order,
+                       snap.base, alive, dead, columns)
+        if new.live() != deltas[-1].total or dead > limit or new.n - new.base > limit:
+            return None  # a row matched by hash collision, or time to compact
         return new
 
     # -- queries -------------------------------------------------------------------------
@@ -417,6 +426,8 @@ def _dictionary(values: pa.ChunkedArray, old) -> tuple[np.ndarray, list, dict]:
     index = dict(old.index) if old is not None else {}
     if values.num_chunks == 0 or len(values) == 0:
         return np.zeros(0, np.int32), values_list, index
+    if pa.types.is_dictionary(values.type) and values.num_chunks > 1:
+        values = values.unify_dictionaries()
     array = values.combine_chunks()
     if not pa.types.is_dictionary(array.type):
         array = pc.dictionary_encode(array)

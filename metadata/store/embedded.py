@@ -21,7 +21,7 @@ import pyarrow as pa
 from metadata.errors import Clash
 from metadata.filters import quote_ident, to_sql
 from metadata.store import documents_sql as D
-from metadata.store.columnar import ColumnCache, Unsupported
+from metadata.store.columnar import ColumnCache, Delta, Unsupported
 from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
                                  children_clash_message, decode_cursor, decode_id_cursor, edges_of, encode_cursor,
                                  encode_id_cursor, histogram_edges)
@@ -120,7 +120,11 @@ class EmbeddedStore(Store):
         return [EdgeRow(*row) for row in rows]
 
     def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
-        with self._write_lock, _transaction(self._cursor()) as cur:
+        with self._write_lock:
+            self._committed(self._apply(writes, parent_ids))
+
+    def _apply(self, writes: list[Write], parent_ids: set[str]) -> dict:
+        with _transaction(self._cursor()) as cur:
             _check_parents(cur, parent_ids)
             creates = [w.node for w in writes if w.expected_version is None]
             _check_free(cur, creates)
@@ -129,11 +133,14 @@ class EmbeddedStore(Store):
             _update(cur, [w for w in writes if w.expected_version is not None])
             _insert_rows(cur, "nodes", NODE_COLUMNS, [_row(n) for n in creates])
             _replace_edges(cur, [w.node for w in writes])
-            rewritten = self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
-        self._committed(rewritten)
+            return self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
 
     def delete(self, ids: list[str]) -> None:
-        with self._write_lock, _transaction(self._cursor()) as cur:
+        with self._write_lock:
+            self._committed(self._delete(ids))
+
+    def _delete(self, ids: list[str]) -> dict:
+        with _transaction(self._cursor()) as cur:
             with _values(cur, ids) as values:
                 children = [EdgeRow(*row) for row in cur.execute(
                     f"SELECT {', '.join(EDGE_COLUMNS)} FROM edges WHERE parent_id IN (SELECT v FROM {values}) "
@@ -144,14 +151,14 @@ class EmbeddedStore(Store):
                 before = self._affected(reader, _nodes(cur, ids).values())
                 cur.execute(f"DELETE FROM edges WHERE child_id IN (SELECT v FROM {values})")
                 cur.execute(f"DELETE FROM nodes WHERE id IN (SELECT v FROM {values})")
-            rewritten = self._refresh(cur, reader, before, {})
-        self._committed(rewritten)
+            return self._refresh(cur, reader, before, {})
 
-    def _committed(self, rewritten: dict[str, set[str]]) -> None:
-        """After a commit: the columnar copy picks the rewritten documents up at its next read."""
+    def _committed(self, rewritten: dict) -> None:
+        """After a commit, still under the write lock so deltas queue in commit order: the columnar
+        copy applies each kind's delta (or, for None, rebuilds) at its next read."""
         if self._columns is not None:
-            for kind, roots in rewritten.items():
-                self._columns.changed(kind, roots)
+            for kind, delta in rewritten.items():
+                self._columns.changed(kind, delta)
 
     # -- flattened documents ----------------------------------------------------------
 
@@ -201,26 +208,40 @@ class EmbeddedStore(Store):
     def _affected(self, reader, nodes) -> dict[str, set[str]]:
         return self.flattening.flattener.affected(reader, nodes) if self.flattening else {}
 
-    def _refresh(self, cur, reader, before: dict, after: dict) -> dict[str, set[str]]:
+    def _refresh(self, cur, reader, before: dict, after: dict) -> dict:
         """Rewrite the documents of every affected root; those whose root is gone are removed.
-        Returns the roots rewritten, per kind."""
+        Returns, per kind, the columnar copy's delta (None when the copy does not hold the kind)."""
         rewritten = {}
         for kind in set(before) | set(after):
             roots = before.get(kind, set()) | after.get(kind, set())
             if not roots:
                 continue
-            rewritten[kind] = roots
             spec = self.flattening.specs[kind]
             with _values(cur, roots) as values:
                 cur.execute(f"DELETE FROM {D.table(kind)} WHERE id IN (SELECT v FROM {values})")
-            self._write_documents(cur, spec, self.flattening.flattener.documents(reader, kind, roots))
+                written = self._write_documents(cur, spec, self.flattening.flattener.documents(reader, kind, roots))
+                rewritten[kind] = self._delta(cur, kind, values, written)
         return rewritten
 
+    def _delta(self, cur, kind: str, values: str, written: pa.Table | None) -> Delta | None:
+        """What the columnar copy needs to follow this write without reading the table again."""
+        if self._columns is None or not self._columns.tracking(kind):
+            return None
+        hashes = dict(cur.execute(f"SELECT v, hash(v) FROM {values}").fetchall())
+        total = cur.execute(f"SELECT count(*) FROM {D.table(kind)}").fetchone()[0]
+        return Delta(np.array(list(hashes.values()), np.uint64), written,
+                     np.array([hashes[i] for i in written.column("id").to_pylist()] if written else [], np.uint64),
+                     total)
+
     @staticmethod
-    def _write_documents(cur, spec, docs: list[dict]) -> None:
-        if docs:
-            with _registered(cur, pa.Table.from_pylist(docs, D.arrow_schema(spec))) as view:
-                cur.execute(D.insert_sql(spec, view))
+    def _write_documents(cur, spec, docs: list[dict]) -> pa.Table | None:
+        """Insert documents; the Arrow table they travelled as (None for none)."""
+        if not docs:
+            return None
+        table = pa.Table.from_pylist(docs, D.arrow_schema(spec))
+        with _registered(cur, table) as view:
+            cur.execute(D.insert_sql(spec, view))
+        return table
 
     def facet_counts(self, kind: str, requests: list[tuple[str, object]], size: int) -> dict[str, FacetCounts]:
         spec, result = self.flattening.specs[kind], {}

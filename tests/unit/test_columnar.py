@@ -12,7 +12,7 @@ import pytest
 
 from metadata.filters import parse, to_sql, without_field
 from metadata.store import documents_sql as D
-from metadata.store.columnar import ColumnCache, Unsupported, _lookup
+from metadata.store.columnar import ColumnCache, Delta, Unsupported, _lookup
 from tests.unit.test_filters import FIELDS, POOLS, random_clause
 from tests.unit.test_filters import db as filters_db  # noqa: F401 (a fixture)
 
@@ -82,6 +82,18 @@ def check(db, cache, node) -> int:
     return answered + 1
 
 
+def notify(db, cache, roots: set[str]) -> None:
+    """What the store's write path hands the cache after a commit (metadata/store/embedded.py, _delta);
+    the written rows as the store sends them: plain strings, no ENUM dictionary."""
+    roots = sorted(roots)
+    table = db.execute("SELECT * REPLACE (CAST(organ AS VARCHAR) AS organ) FROM doc_t WHERE id IN "
+                       "(SELECT unnest(?::VARCHAR[])) ORDER BY id", [roots]).to_arrow_table()
+    hashes = dict(db.execute("SELECT v, hash(v) FROM (SELECT unnest(?::VARCHAR[]) AS v)", [roots]).fetchall())
+    total = db.execute("SELECT count(*) FROM doc_t").fetchone()[0]
+    cache.changed("t", Delta(np.array([hashes[r] for r in roots], np.uint64), table,
+                             np.array([hashes[i] for i in table.column("id").to_pylist()], np.uint64), total))
+
+
 def random_nodes(seed: int, n: int):
     rng = random.Random(seed)
     return [parse(random_clause(rng, FIELDS), FIELDS) for _ in range(n)]
@@ -107,9 +119,15 @@ def test_the_columnar_path_follows_rewritten_deleted_and_added_rows(db):
         rows = [(i,) + random_row(rng, 0)[1:] for i in ids[:5]] + [random_row(rng, 1000 + step * 10 + k)
                                                                     for k in range(3)]
         db.executemany(f"INSERT INTO doc_t VALUES ({', '.join('?' * 12)})", rows)
-        cache.changed("t", set(ids) | {r[0] for r in rows})
+        notify(db, cache, set(ids) | {r[0] for r in rows})
         for node in nodes[step * 6:(step + 1) * 6] + [None]:
             check(db, cache, node)
+    for round_ in range(3):  # several writes before the next read, touching one row each time
+        ids = [str(i) for i in rng.sample(range(100, 400), 5)] + ["1"]
+        db.execute("UPDATE doc_t SET code = ? WHERE id IN (SELECT unnest(?::VARCHAR[]))", [f"r{round_}", ids])
+        notify(db, cache, set(ids))
+    for node in nodes[36:] + [None]:
+        check(db, cache, node)
     assert cache._snapshots["t"].dead > 0  # kept current by deltas, not rebuilt
 
 
@@ -118,7 +136,7 @@ def test_a_new_value_of_a_varchar_column_after_a_write_is_counted(db):
     cache.reset({"t": SPEC})
     assert dict(cache.facets("t", [("code", None)])["code"]).get("brand-new") is None
     db.execute("UPDATE doc_t SET code = 'brand-new', tags = ['brand-new', 'brand-new'] WHERE id IN ('1', '2')")
-    cache.changed("t", {"1", "2"})
+    notify(db, cache, {"1", "2"})
     node = parse({"=": {"tags": "brand-new"}}, FIELDS)
     assert dict(cache.facets("t", [("code", node)])["code"]) == {"brand-new": 2}
     assert check(db, cache, node) > 0
