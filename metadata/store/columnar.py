@@ -9,7 +9,8 @@ Why: own-facet exclusion makes 8 facets need up to 8 different filters, and Duck
 filter again for every query (~5-10 ms over 1M rows each). Here a filter tree is compiled to
 boolean masks with every distinct sub-tree evaluated once per call (a memo keyed by the frozen
 filter nodes), so the facets of one request share their clauses, and counting is np.bincount
-over dictionary codes of the selected rows (docs/performance.md has the figures).
+(or, for up to 16 codes, one vectorized compare per code) over the dictionary codes of the
+selected rows (docs/performance.md has the figures).
 
 Columns:
 - keyword (scalar, ENUM or VARCHAR) and boolean: dictionary codes (code 0 = no value, values
@@ -22,12 +23,16 @@ Columns:
   (once per distinct element) need.
 Dates, text fields, lists of records (nested), lists of numbers: Unsupported (DuckDB answers).
 
-Keeping current: the store's write path calls `changed(kind, roots)` after each committed
-transaction; the next reader applies those roots (tombstones their old rows, found through a
-sorted 64-bit hash of the id, and appends their rows read back from DuckDB), checking the live
-row count against DuckDB's; any doubt (a count mismatch, many dead or appended rows, a new column
-needed, reindex) rebuilds the kind's snapshot from DuckDB in full. Snapshots are immutable once
-published, so readers never lock.
+Keeping current: inside each write's transaction the store makes a `Delta` for every kind it
+holds here (the id hashes of the rewritten roots, the documents as inserted, the new document
+count) and, after the commit and still under its write lock (so deltas queue in commit order),
+hands it to `changed`. The next reader applies the queued deltas: it tombstones the old rows
+(found through a sorted 64-bit hash of the id, DuckDB's hash()) and appends the new ones, then
+checks the live row count against the write's. Any doubt (a count mismatch, a tenth of the rows
+dead or appended, a new column needed, reindex, a snapshot built while a write was under way)
+rebuilds the kind's snapshot from DuckDB in full. Snapshots are never changed once published:
+a reader holds the lock only to pick the current one up (bringing it up to date), not while it
+counts.
 """
 from __future__ import annotations
 

@@ -56,6 +56,7 @@ NODE_COLUMNS = ("id", "type", "project_id", "submitter_id", "version", "props", 
                 "created_at", "updated_at", "created_by", "updated_by")
 EDGE_COLUMNS = ("child_id", "child_type", "link_name", "parent_id", "parent_type")
 REINDEX_CHUNK = 2000
+CUMULATIVE_BINS = 32  # histograms of up to this many bins count by compares, more by binning each value
 COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
            "created_at, updated_at, created_by, updated_by")
 
@@ -328,16 +329,20 @@ class EmbeddedStore(Store):
 
 
 def _histogram(values, edges: list[float]) -> list[tuple[float, float, int]]:
-    """Bin i holds edges[i] <= v < edges[i+1], the last bin also its upper edge, found as
-    D.histogram_sql does: the arithmetic guess, corrected against the edges themselves."""
-    at_edges, last = np.asarray(edges, np.float64), len(edges) - 2
-    guess = (values - at_edges[0]) / (at_edges[1] - at_edges[0])  # >= 0: the first edge is at or below the minimum
-    at = guess.astype(np.intp)  # truncation is floor here
-    np.clip(at, 0, last, out=at)
-    at -= values < at_edges.take(at)
-    np.clip(at, 0, last, out=at)
-    at += (values >= at_edges.take(at + 1)) & (at < last)
-    counts = np.bincount(at, minlength=last + 1)
+    """Bin i holds edges[i] <= v < edges[i+1]; values below the first edge count in the first bin and
+    values from the last inner edge up in the last, as D.histogram_sql clamps them."""
+    last = len(edges) - 2
+    if last < CUMULATIVE_BINS:  # how many lie below each inner edge: one compare-and-count pass each
+        below = [np.count_nonzero(values < edge) for edge in edges[1:-1]]
+        counts = np.diff(np.array([0] + below + [len(values)]))
+    else:  # the arithmetic guess, corrected against the edges themselves
+        at_edges = np.asarray(edges, np.float64)
+        at = ((values - at_edges[0]) / (at_edges[1] - at_edges[0])).astype(np.intp)  # >= 0: truncation is floor
+        np.clip(at, 0, last, out=at)
+        at -= values < at_edges.take(at)
+        np.clip(at, 0, last, out=at)
+        at += (values >= at_edges.take(at + 1)) & (at < last)
+        counts = np.bincount(at, minlength=last + 1)
     return [(edges[i], edges[i + 1], int(counts[i])) for i in range(last + 1)]
 
 

@@ -12,7 +12,9 @@ import pytest
 
 from metadata.filters import parse, to_sql, without_field
 from metadata.store import documents_sql as D
+from metadata.store.base import histogram_edges
 from metadata.store.columnar import ColumnCache, Delta, Unsupported, _lookup
+from metadata.store.embedded import _histogram
 from tests.unit.test_filters import FIELDS, POOLS, random_clause
 from tests.unit.test_filters import db as filters_db  # noqa: F401 (a fixture)
 
@@ -147,3 +149,16 @@ def test_lookup_agrees_with_a_gather_for_every_table():
     for bits in range(2 ** 9):
         lut = np.array([bool(bits >> i & 1) for i in range(9)])
         assert np.array_equal(_lookup(codes, lut), lut.take(codes)), lut
+
+
+@pytest.mark.parametrize("bins", [1, 3, 20, 40, 150])
+def test_both_ways_of_binning_agree_with_duckdb(db, bins):
+    values = np.concatenate([np.random.default_rng(bins).lognormal(3, 1, 3000), [0.3, 0.6, 0.9, 3.0]])
+    low, high = float(values.min()), float(values.max())
+    for edges in (histogram_edges(low, high, bins, 0), histogram_edges(low, high, 0, 0.3)):
+        db.execute("CREATE OR REPLACE TABLE doc_h (v DOUBLE)")
+        db.execute("INSERT INTO doc_h SELECT unnest(?::DOUBLE[])", [values.tolist()])
+        last = len(edges) - 2
+        sql = D.histogram_sql(SimpleNamespace(kind="h"), "v", "TRUE")
+        expected = dict(db.execute(sql, [edges, edges, last, edges[0], edges[1] - edges[0]]).fetchall())
+        assert [c for _, _, c in _histogram(values, edges)] == [expected.get(i, 0) for i in range(last + 1)]
