@@ -308,7 +308,9 @@ class _Masks:
             if not parts:
                 found = np.arange(self.snap.n)
             else:
-                mask = parts[0] if len(parts) == 1 else np.logical_and.reduce(parts)
+                mask = parts[0]
+                for extra in parts[1:]:
+                    mask = mask & extra
                 found = np.flatnonzero(mask)
             self.rows_memo[key] = found
         return found
