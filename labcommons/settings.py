@@ -51,6 +51,7 @@ class Settings:
     storage_url: str = ""
     s3_endpoint_url: str = ""
     max_upload_bytes: int = 64 * 1024 ** 3
+    columnar_facets: int = 1  # 0: the embedded store asks DuckDB for every facet count (metadata/store/columnar.py)
 
     @property
     def storage_root(self) -> Path:

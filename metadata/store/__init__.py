@@ -12,4 +12,4 @@ def open_store(settings: Settings) -> Store:
         return ElasticStore(settings.es_url, settings.es_index_prefix, settings.es_shards,
                             None if settings.es_replicas < 0 else settings.es_replicas, settings.es_ca_certs)
     from metadata.store.embedded import EmbeddedStore
-    return EmbeddedStore(settings.database_path)
+    return EmbeddedStore(settings.database_path, columnar=bool(settings.columnar_facets))

@@ -15,11 +15,13 @@ import threading
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from metadata.errors import Clash
 from metadata.filters import quote_ident, to_sql
 from metadata.store import documents_sql as D
+from metadata.store.columnar import ColumnCache, Delta, Unsupported
 from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
                                  children_clash_message, decode_cursor, decode_id_cursor, edges_of, encode_cursor,
                                  encode_id_cursor, histogram_edges)
@@ -54,6 +56,7 @@ NODE_COLUMNS = ("id", "type", "project_id", "submitter_id", "version", "props", 
                 "created_at", "updated_at", "created_by", "updated_by")
 EDGE_COLUMNS = ("child_id", "child_type", "link_name", "parent_id", "parent_type")
 REINDEX_CHUNK = 2000
+CUMULATIVE_BINS = 32  # histograms of up to this many bins count by compares, more by binning each value
 COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
            "created_at, updated_at, created_by, updated_by")
 
@@ -61,8 +64,10 @@ COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
 class EmbeddedStore(Store):
     name = "embedded"
 
-    def __init__(self, path: Path, read_only: bool = False):
-        """read_only: for readers of a store no service has open (migrate); writes and documents then fail."""
+    def __init__(self, path: Path, read_only: bool = False, columnar: bool = True):
+        """read_only: for readers of a store no service has open (migrate); writes and documents
+        then fail. columnar: answer facets, counts and stats from an in-process columnar copy of
+        the documents (metadata/store/columnar.py) where it can; False asks DuckDB every time."""
         self.path = path
         self.read_only = read_only
         if read_only:
@@ -74,6 +79,7 @@ class EmbeddedStore(Store):
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self.flattening = None
+        self._columns = ColumnCache(self._cursor) if columnar else None
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor; DuckDB connections must not be shared across threads."""
@@ -120,7 +126,11 @@ class EmbeddedStore(Store):
         return [EdgeRow(*row) for row in rows]
 
     def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
-        with self._write_lock, _transaction(self._cursor()) as cur:
+        with self._write_lock:
+            self._committed(self._apply(writes, parent_ids))
+
+    def _apply(self, writes: list[Write], parent_ids: set[str]) -> dict:
+        with _transaction(self._cursor()) as cur:
             _check_parents(cur, parent_ids)
             creates = [w.node for w in writes if w.expected_version is None]
             _check_free(cur, creates)
@@ -129,10 +139,14 @@ class EmbeddedStore(Store):
             _update(cur, [w for w in writes if w.expected_version is not None])
             _insert_rows(cur, "nodes", NODE_COLUMNS, [_row(n) for n in creates])
             _replace_edges(cur, [w.node for w in writes])
-            self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
+            return self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
 
     def delete(self, ids: list[str]) -> None:
-        with self._write_lock, _transaction(self._cursor()) as cur:
+        with self._write_lock:
+            self._committed(self._delete(ids))
+
+    def _delete(self, ids: list[str]) -> dict:
+        with _transaction(self._cursor()) as cur:
             with _values(cur, ids) as values:
                 children = [EdgeRow(*row) for row in cur.execute(
                     f"SELECT {', '.join(EDGE_COLUMNS)} FROM edges WHERE parent_id IN (SELECT v FROM {values}) "
@@ -143,7 +157,14 @@ class EmbeddedStore(Store):
                 before = self._affected(reader, _nodes(cur, ids).values())
                 cur.execute(f"DELETE FROM edges WHERE child_id IN (SELECT v FROM {values})")
                 cur.execute(f"DELETE FROM nodes WHERE id IN (SELECT v FROM {values})")
-            self._refresh(cur, reader, before, {})
+            return self._refresh(cur, reader, before, {})
+
+    def _committed(self, rewritten: dict) -> None:
+        """After a commit, still under the write lock so deltas queue in commit order: the columnar
+        copy applies each kind's delta (or, for None, rebuilds) at its next read."""
+        if self._columns is not None:
+            for kind, delta in rewritten.items():
+                self._columns.changed(kind, delta)
 
     # -- flattened documents ----------------------------------------------------------
 
@@ -159,10 +180,18 @@ class EmbeddedStore(Store):
             self.flattening = flattening
             if any(stored.get(kind) != signature for kind in flattening.specs):
                 self._rebuild(cur)
+        self._reset_columns()
+
+    def _reset_columns(self) -> None:
+        if self._columns is not None:
+            self._columns.reset(self.flattening.specs if self.flattening else {})
 
     def reindex(self) -> dict[str, int]:
-        with self._write_lock, _transaction(self._cursor()) as cur:
-            return self._rebuild(cur)
+        try:
+            with self._write_lock, _transaction(self._cursor()) as cur:
+                return self._rebuild(cur)
+        finally:
+            self._reset_columns()
 
     def _rebuild(self, cur) -> dict[str, int]:
         counts = {}
@@ -179,12 +208,16 @@ class EmbeddedStore(Store):
         """Bulk-load prepared documents of a kind (benchmarks, migrations); replaces none."""
         with self._write_lock, _transaction(self._cursor()) as cur, _registered(cur, documents) as view:
             cur.execute(D.insert_sql(self.flattening.specs[kind], view))
+        if self._columns is not None:
+            self._columns.invalidate(kind)
 
     def _affected(self, reader, nodes) -> dict[str, set[str]]:
         return self.flattening.flattener.affected(reader, nodes) if self.flattening else {}
 
-    def _refresh(self, cur, reader, before: dict, after: dict) -> None:
-        """Rewrite the documents of every affected root; those whose root is gone are removed."""
+    def _refresh(self, cur, reader, before: dict, after: dict) -> dict:
+        """Rewrite the documents of every affected root; those whose root is gone are removed.
+        Returns, per kind, the columnar copy's delta (None when the copy does not hold the kind)."""
+        rewritten = {}
         for kind in set(before) | set(after):
             roots = before.get(kind, set()) | after.get(kind, set())
             if not roots:
@@ -192,29 +225,67 @@ class EmbeddedStore(Store):
             spec = self.flattening.specs[kind]
             with _values(cur, roots) as values:
                 cur.execute(f"DELETE FROM {D.table(kind)} WHERE id IN (SELECT v FROM {values})")
-            self._write_documents(cur, spec, self.flattening.flattener.documents(reader, kind, roots))
+                written = self._write_documents(cur, spec, self.flattening.flattener.documents(reader, kind, roots))
+                rewritten[kind] = self._delta(cur, kind, values, written)
+        return rewritten
+
+    def _delta(self, cur, kind: str, values: str, written: pa.Table | None) -> Delta | None:
+        """What the columnar copy needs to follow this write without reading the table again."""
+        if self._columns is None or not self._columns.tracking(kind):
+            return None
+        hashes = dict(cur.execute(f"SELECT v, hash(v) FROM {values}").fetchall())
+        total = cur.execute(f"SELECT count(*) FROM {D.table(kind)}").fetchone()[0]
+        return Delta(np.array(list(hashes.values()), np.uint64), written,
+                     np.array([hashes[i] for i in written.column("id").to_pylist()] if written else [], np.uint64),
+                     total)
 
     @staticmethod
-    def _write_documents(cur, spec, docs: list[dict]) -> None:
-        if docs:
-            with _registered(cur, pa.Table.from_pylist(docs, D.arrow_schema(spec))) as view:
-                cur.execute(D.insert_sql(spec, view))
+    def _write_documents(cur, spec, docs: list[dict]) -> pa.Table | None:
+        """Insert documents; the Arrow table they travelled as (None for none)."""
+        if not docs:
+            return None
+        table = pa.Table.from_pylist(docs, D.arrow_schema(spec))
+        with _registered(cur, table) as view:
+            cur.execute(D.insert_sql(spec, view))
+        return table
 
     def facet_counts(self, kind: str, requests: list[tuple[str, object]], size: int) -> dict[str, FacetCounts]:
         spec, result = self.flattening.specs[kind], {}
+        counted = self._columns.facets(kind, requests) if self._columns is not None else {}
         for field, where in requests:
-            where_sql, params = to_sql(where)
-            rows = [(D.MISSING if v is None else D.bucket(v), c)
-                    for v, c in self._cursor().execute(D.facet_sql(spec, field, where_sql), params).fetchall()]
+            rows = counted.get(field)
+            if rows is None:
+                rows = self._sql_facet(spec, field, where)
             rows.sort(key=lambda r: (-r[1], r[0]))
             result[field] = FacetCounts([(v, c) for v, c in rows[:size]], sum(c for _, c in rows[size:]))
         return result
 
+    def _sql_facet(self, spec, field: str, where) -> list[tuple[str, int]]:
+        where_sql, params = to_sql(where)
+        return [(D.MISSING if v is None else D.bucket(v), c)
+                for v, c in self._cursor().execute(D.facet_sql(spec, field, where_sql), params).fetchall()]
+
     def count(self, kind: str, where) -> int:
+        if self._columns is not None:
+            try:
+                return self._columns.count(kind, where)
+            except Unsupported:
+                pass
         where_sql, params = to_sql(where)
         return self._cursor().execute(f"SELECT count(*) FROM {D.table(kind)} WHERE {where_sql}", params).fetchone()[0]
 
     def numeric_stats(self, kind: str, field: str, where, bins: int, bin_width: float) -> NumericSummary:
+        if self._columns is not None:
+            try:
+                count, missing, low, high, mean, total, values = self._columns.stats(kind, field, where)
+            except Unsupported:
+                pass
+            else:
+                summary = NumericSummary(count, missing, low, high, mean, total)
+                if count:
+                    edges = histogram_edges(float(low), float(high), bins, bin_width)
+                    summary.bins = _histogram(values, edges)
+                return summary
         spec, (where_sql, params) = self.flattening.specs[kind], to_sql(where)
         count, missing, low, high, mean, total = self._cursor().execute(
             D.stats_sql(spec, field, where_sql), params).fetchone()
@@ -266,6 +337,24 @@ class EmbeddedStore(Store):
             if not self.read_only:
                 self._db.execute("CHECKPOINT")
             self._db.close()
+
+
+def _histogram(values, edges: list[float]) -> list[tuple[float, float, int]]:
+    """Bin i holds edges[i] <= v < edges[i+1]; values below the first edge count in the first bin and
+    values from the last inner edge up in the last, as D.histogram_sql clamps them."""
+    last = len(edges) - 2
+    if last < CUMULATIVE_BINS:  # how many lie below each inner edge: one compare-and-count pass each
+        below = [np.count_nonzero(values < edge) for edge in edges[1:-1]]
+        counts = np.diff(np.array([0] + below + [len(values)]))
+    else:  # the arithmetic guess, corrected against the edges themselves
+        at_edges = np.asarray(edges, np.float64)
+        at = ((values - at_edges[0]) / (at_edges[1] - at_edges[0])).astype(np.intp)  # >= 0: truncation is floor
+        np.clip(at, 0, last, out=at)
+        at -= values < at_edges.take(at)
+        np.clip(at, 0, last, out=at)
+        at += (values >= at_edges.take(at + 1)) & (at < last)
+        counts = np.bincount(at, minlength=last + 1)
+    return [(edges[i], edges[i + 1], int(counts[i])) for i in range(last + 1)]
 
 
 class _Reader:

@@ -1,0 +1,164 @@
+"""The columnar facet path (metadata/store/columnar.py) against DuckDB on the same table: 400 random
+filters from test_filters' generator, each facet with its own-facet exclusion, counts and numeric
+stats; then again after rows are rewritten, deleted and added (the write path's notifications)."""
+from __future__ import annotations
+
+import random
+from datetime import date
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from metadata.filters import parse, to_sql, without_field
+from metadata.store import documents_sql as D
+from metadata.store.base import histogram_edges
+from metadata.store.columnar import ColumnCache, Delta, Unsupported, _lookup
+from metadata.store.embedded import _histogram
+from tests.unit.test_filters import FIELDS, POOLS, random_clause
+from tests.unit.test_filters import db as filters_db  # noqa: F401 (a fixture)
+
+SPEC = SimpleNamespace(kind="t", fields=FIELDS, enums={})
+FACETS = ["organ", "alive", "code", "tags", "sites", "age_years"]
+ORGANS = ["liver", "kidney", "brain", "heart"]
+
+
+def random_row(rng: random.Random, i: int) -> tuple:
+    def maybe(value):
+        return None if rng.random() < 0.15 else value
+
+    def some(pool):
+        return maybe([rng.choice(pool + [None]) for _ in range(rng.randint(0, 3))])
+
+    return (str(i), maybe(rng.choice(ORGANS)), maybe(rng.choice(POOLS["age_years"])),
+            maybe(rng.choice(POOLS["weight"])), maybe(rng.choice([True, False])),
+            maybe(date.fromisoformat(rng.choice(POOLS["visit"]))), maybe(rng.choice(["hippo x", "cortex"])),
+            maybe(rng.choice(POOLS["code"] + ["A_B", "a\\b"])), some(POOLS["tags"]), some(POOLS["scores"]),
+            some(POOLS["sites"]), None)
+
+
+@pytest.fixture
+def db(filters_db):
+    """test_filters' rows in the column types the embedded store makes, and 300 random rows more."""
+    con = filters_db.cursor()
+    con.execute("""CREATE OR REPLACE TABLE doc_t AS SELECT CAST(id AS VARCHAR) AS id, organ,
+        CAST(age_years AS BIGINT) AS age_years, weight, alive, visit, tissue, code, tags,
+        CAST(scores AS BIGINT[]) AS scores, CAST(sites AS VARCHAR[]) AS sites, samples FROM docs""")
+    rng = random.Random(7)
+    con.executemany(f"INSERT INTO doc_t VALUES ({', '.join('?' * 12)})", [random_row(rng, i) for i in range(100, 400)])
+    yield con
+    con.close()
+
+
+def sql_facet(db, field, where) -> list:
+    where_sql, params = to_sql(where)
+    return sorted((D.MISSING if v is None else D.bucket(v), c)
+                  for v, c in db.execute(D.facet_sql(SPEC, field, where_sql), params).fetchall())
+
+
+def sql_stats(db, field, where) -> tuple:
+    where_sql, params = to_sql(where)
+    return db.execute(D.stats_sql(SPEC, field, where_sql), params).fetchone()
+
+
+def check(db, cache, node) -> int:
+    """Compare every answer the columnar path gives with DuckDB's; how many it gave."""
+    answered = 0
+    requests = [(f, without_field(node, f)) for f in FACETS]
+    counted = cache.facets("t", requests)
+    for field, where in requests:
+        if field in counted:
+            answered += 1
+            assert sorted(counted[field]) == sql_facet(db, field, where), (node, field)
+    try:
+        total = cache.count("t", node)
+    except Unsupported:
+        return answered
+    where_sql, params = to_sql(node)
+    assert total == db.execute(f"SELECT count(*) FROM doc_t WHERE {where_sql}", params).fetchone()[0], node
+    for field in ("age_years", "weight"):
+        count, missing, low, high, mean, total, _ = cache.stats("t", field, node)
+        expected = sql_stats(db, field, node)
+        assert (count, missing, low, high) == expected[:4], (node, field)
+        assert (mean, total) == (pytest.approx(expected[4]), pytest.approx(expected[5])), (node, field)
+    return answered + 1
+
+
+def notify(db, cache, roots: set[str]) -> None:
+    """What the store's write path hands the cache after a commit (metadata/store/embedded.py, _delta);
+    the written rows as the store sends them: plain strings, no ENUM dictionary."""
+    roots = sorted(roots)
+    table = db.execute("SELECT * REPLACE (CAST(organ AS VARCHAR) AS organ) FROM doc_t WHERE id IN "
+                       "(SELECT unnest(?::VARCHAR[])) ORDER BY id", [roots]).to_arrow_table()
+    hashes = dict(db.execute("SELECT v, hash(v) FROM (SELECT unnest(?::VARCHAR[]) AS v)", [roots]).fetchall())
+    total = db.execute("SELECT count(*) FROM doc_t").fetchone()[0]
+    cache.changed("t", Delta(np.array([hashes[r] for r in roots], np.uint64), table,
+                             np.array([hashes[i] for i in table.column("id").to_pylist()], np.uint64), total))
+
+
+def random_nodes(seed: int, n: int):
+    rng = random.Random(seed)
+    return [parse(random_clause(rng, FIELDS), FIELDS) for _ in range(n)]
+
+
+def test_the_columnar_path_agrees_with_duckdb_on_random_filters(db):
+    cache = ColumnCache(lambda: db)
+    cache.reset({"t": SPEC})
+    answered = sum(check(db, cache, node) for node in [None] + random_nodes(20240131, 400))
+    assert answered > 1000  # most filters and facets take the columnar path, not the fallback
+
+
+def test_the_columnar_path_follows_rewritten_deleted_and_added_rows(db):
+    cache = ColumnCache(lambda: db)
+    cache.reset({"t": SPEC})
+    nodes = random_nodes(99, 60)
+    for node in nodes[:20]:
+        check(db, cache, node)
+    rng = random.Random(5)
+    for step in range(6):
+        ids = [str(i) for i in rng.sample(range(100, 400), 8)] + [str(step + 1)]
+        db.execute("DELETE FROM doc_t WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+        rows = [(i,) + random_row(rng, 0)[1:] for i in ids[:5]] + [random_row(rng, 1000 + step * 10 + k)
+                                                                    for k in range(3)]
+        db.executemany(f"INSERT INTO doc_t VALUES ({', '.join('?' * 12)})", rows)
+        notify(db, cache, set(ids) | {r[0] for r in rows})
+        for node in nodes[step * 6:(step + 1) * 6] + [None]:
+            check(db, cache, node)
+    for round_ in range(3):  # several writes before the next read, touching one row each time
+        ids = [str(i) for i in rng.sample(range(100, 400), 5)] + ["1"]
+        db.execute("UPDATE doc_t SET code = ? WHERE id IN (SELECT unnest(?::VARCHAR[]))", [f"r{round_}", ids])
+        notify(db, cache, set(ids))
+    for node in nodes[36:] + [None]:
+        check(db, cache, node)
+    assert cache._snapshots["t"].dead > 0  # kept current by deltas, not rebuilt
+
+
+def test_a_new_value_of_a_varchar_column_after_a_write_is_counted(db):
+    cache = ColumnCache(lambda: db)
+    cache.reset({"t": SPEC})
+    assert dict(cache.facets("t", [("code", None)])["code"]).get("brand-new") is None
+    db.execute("UPDATE doc_t SET code = 'brand-new', tags = ['brand-new', 'brand-new'] WHERE id IN ('1', '2')")
+    notify(db, cache, {"1", "2"})
+    node = parse({"=": {"tags": "brand-new"}}, FIELDS)
+    assert dict(cache.facets("t", [("code", node)])["code"]) == {"brand-new": 2}
+    assert check(db, cache, node) > 0
+
+
+def test_lookup_agrees_with_a_gather_for_every_table():
+    codes = np.random.default_rng(3).integers(0, 9, 5000).astype(np.uint8)
+    for bits in range(2 ** 9):
+        lut = np.array([bool(bits >> i & 1) for i in range(9)])
+        assert np.array_equal(_lookup(codes, lut), lut.take(codes)), lut
+
+
+@pytest.mark.parametrize("bins", [1, 3, 20, 40, 150])
+def test_both_ways_of_binning_agree_with_duckdb(db, bins):
+    values = np.concatenate([np.random.default_rng(bins).lognormal(3, 1, 3000), [0.3, 0.6, 0.9, 3.0]])
+    low, high = float(values.min()), float(values.max())
+    for edges in (histogram_edges(low, high, bins, 0), histogram_edges(low, high, 0, 0.3)):
+        db.execute("CREATE OR REPLACE TABLE doc_h (v DOUBLE)")
+        db.execute("INSERT INTO doc_h SELECT unnest(?::DOUBLE[])", [values.tolist()])
+        last = len(edges) - 2
+        sql = D.histogram_sql(SimpleNamespace(kind="h"), "v", "TRUE")
+        expected = dict(db.execute(sql, [edges, edges, last, edges[0], edges[1] - edges[0]]).fetchall())
+        assert [c for _, _, c in _histogram(values, edges)] == [expected.get(i, 0) for i in range(last + 1)]
