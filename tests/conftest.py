@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -23,9 +24,14 @@ PROJECT = "test-proj"
 PROGRAM = "TEST"
 
 
+# The service tests run without trigger rules (the shipped one launches ims-qc whenever a
+# measurement's files are registered); tests of triggers and workflows give their own.
+NO_TRIGGERS = Path(__file__).resolve().parent / "no-triggers"
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", port=0)
+    return Settings(data_dir=tmp_path / "data", port=0, triggers_dir=NO_TRIGGERS)
 
 
 @pytest.fixture

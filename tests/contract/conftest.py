@@ -33,6 +33,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from labcommons.settings import Settings
+from tests.conftest import NO_TRIGGERS
 from metadata.store.base import Store
 from metadata.store.elastic import ElasticStore, indices
 from metadata.store.embedded import EmbeddedStore
@@ -183,7 +184,7 @@ def store(stores) -> Store:
 @pytest.fixture(params=["embedded", "elasticsearch"])
 def settings(request, tmp_path):
     """The service tests of this folder run on each store (overrides tests/conftest.py's)."""
-    base = Settings(data_dir=tmp_path / "data", port=0)
+    base = Settings(data_dir=tmp_path / "data", port=0, triggers_dir=NO_TRIGGERS)
     if request.param == "embedded":
         yield base
         return
