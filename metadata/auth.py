@@ -1,7 +1,8 @@
 """Signed, expiring tokens naming a user, roles and project grants; the rules every call checks.
 
 Tokens are HS256 JWTs signed with the service's key. Roles: admin (everything), technician,
-analyst. Grants map a project_id to "read" or "write" ("write" implies "read").
+analyst, worker (claims and reports runs, reads every project, writes nothing else). Grants map
+a project_id to "read" or "write" ("write" implies "read").
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ class Identity:
         return "admin" in self.roles
 
     def can_read(self, project_id: str) -> bool:
-        return self.is_admin or project_id in self.grants
+        # a worker runs every project's workflows, so it reads every project's inputs
+        return self.is_admin or "worker" in self.roles or project_id in self.grants
 
     def can_write(self, project_id: str) -> bool:
         return self.is_admin or self.grants.get(project_id) == "write"

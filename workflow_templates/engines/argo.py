@@ -66,9 +66,11 @@ class ArgoEngine:
     name = "argo"
 
     def __init__(self, server_url: str, token: str, namespace: str,
-                 verify_tls: bool | str = True, timeout: tuple[float, float] = DEFAULT_TIMEOUT):
+                 verify_tls: bool | str = True, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+                 service_account: str = ""):
         self.server_url = server_url.rstrip("/")
         self.namespace = namespace
+        self.service_account = service_account  # the step pods' identity; "" = the namespace default
         self.timeout = timeout
         client = ApiClient(make_configuration(self.server_url, token, verify_tls))
         self._workflows = WorkflowServiceApi(client)
@@ -77,14 +79,15 @@ class ArgoEngine:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ArgoEngine:
-        """An engine from LABCOMMONS_ARGO_SERVER, _TOKEN, _NAMESPACE and _VERIFY_TLS."""
+        """An engine from LABCOMMONS_ARGO_SERVER, _TOKEN, _NAMESPACE, _VERIFY_TLS and _SERVICE_ACCOUNT."""
         server = environ.get("LABCOMMONS_ARGO_SERVER", "")
         if not server:
             raise ArgoEngineError("LABCOMMONS_ARGO_SERVER is not set: no Argo Server to use",
                                   reason="invalid")
         return cls(server, environ.get("LABCOMMONS_ARGO_TOKEN", ""),
                    environ.get("LABCOMMONS_ARGO_NAMESPACE", "argo"),
-                   verify_tls=parse_verify_tls(environ.get("LABCOMMONS_ARGO_VERIFY_TLS", "")))
+                   verify_tls=parse_verify_tls(environ.get("LABCOMMONS_ARGO_VERIFY_TLS", "")),
+                   service_account=environ.get("LABCOMMONS_ARGO_SERVICE_ACCOUNT", ""))
 
     def health(self) -> dict:
         """Check the server answers, knows the token and lets it read this namespace."""
@@ -141,7 +144,8 @@ class ArgoEngine:
         again (a lost answer, a worker restarted mid-submit) finds it instead of a second one.
         """
         try:
-            body = bodies.submit_request(self.namespace, template_name, parameters, labels)
+            body = bodies.submit_request(self.namespace, template_name, parameters, labels,
+                                         self.service_account)
         except ValueError as error:
             raise ArgoEngineError(f"not submitted to {self.server_url}: {error}",
                                   reason="invalid") from error

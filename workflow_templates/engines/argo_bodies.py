@@ -39,8 +39,9 @@ def label_selector(labels: dict[str, str]) -> str:
 
 
 def submit_request(namespace: str, template_name: str, parameters: dict[str, str],
-                   labels: dict[str, str]) -> dict:
-    """The WorkflowSubmitRequest that starts a Workflow from a WorkflowTemplate."""
+                   labels: dict[str, str], service_account: str = "") -> dict:
+    """The WorkflowSubmitRequest that starts a Workflow from a WorkflowTemplate (its step pods
+    running as service_account, when one is given)."""
     for name, value in parameters.items():
         if not isinstance(value, str):
             raise ValueError(f"parameter {name!r} must be a string, got {type(value).__name__}")
@@ -51,6 +52,8 @@ def submit_request(namespace: str, template_name: str, parameters: dict[str, str
         options["generateName"] = f"{template_name}-"
     if labels:
         options["labels"] = label_selector(labels)
+    if service_account:
+        options["serviceAccount"] = service_account
     return {"namespace": namespace, "resourceKind": "WorkflowTemplate",
             "resourceName": template_name, "submitOptions": options}
 

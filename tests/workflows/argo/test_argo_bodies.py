@@ -24,6 +24,11 @@ def test_submit_request_without_a_run_generates_a_name_and_sends_no_labels():
         "generateName": "t-", "parameters": []}
 
 
+def test_submit_request_names_the_step_pods_service_account_when_given():
+    options = bodies.submit_request("argo", "t", {}, {}, service_account="labcommons-workflow")["submitOptions"]
+    assert options["serviceAccount"] == "labcommons-workflow"
+
+
 def test_a_runs_workflow_name_fits_a_label_value():
     run = "0B7E4C1E-5D7A-4C3E-9A51-3F2D8F0A9C11"
     assert bodies.workflow_name("ims-qc", run) == f"ims-qc-{run.lower()}"

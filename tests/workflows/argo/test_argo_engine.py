@@ -75,6 +75,12 @@ def test_submit_sends_parameters_and_labels_from_the_template(installed, engine)
         {"name": "dataset", "value": "ds-1"}, {"name": "mode", "value": "thorough"}]
 
 
+def test_submit_asks_for_the_step_pods_service_account(installed, fake_argo):
+    engine = ArgoEngine(fake_argo.url, fake_argo.token, fake_argo.namespace, service_account="labcommons-workflow")
+    submit(engine)
+    assert installed.requests[-1][2]["submitOptions"]["serviceAccount"] == "labcommons-workflow"  # the contract allows it
+
+
 def test_submit_refuses_a_label_kubernetes_would_refuse_without_sending(installed, engine):
     sent = len(installed.requests)
     with pytest.raises(ArgoEngineError, match="not a valid Kubernetes label value") as caught:

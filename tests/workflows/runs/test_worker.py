@@ -13,8 +13,10 @@ from workflow_templates.worker import Worker
 from tests.workflows.runs.conftest import template
 
 @pytest.fixture
-def worker(admin, settings):
-    worker = Worker(admin, templates.load(settings.templates_dir), settings.storage_root, name="w-test", capacity=2)
+def worker(client_for, settings):
+    """A worker with a worker-role token: the least it needs (claim, report, read the inputs)."""
+    client = client_for("worker", roles=["worker"])
+    worker = Worker(client, templates.load(settings.templates_dir), settings.storage_root, name="w-test", capacity=2)
     yield worker
     for followed in worker.followed.values():
         followed.handle.stop("test over")
