@@ -3,8 +3,6 @@ newest first, filtered and paged by the service. The filters live in the address
 shared by its link; the list refreshes itself while any run shown is queued or running."""
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash
 from dash import Input, Output, callback, dcc, html
 
@@ -15,7 +13,6 @@ STORE = "runs-query"
 PAGE_SIZE = 25
 REFRESH_MS = 2000
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FILTERS = ("status", "template", "user", "project")
 
 dash.register_page(__name__, path="/runs", title="Runs · labcommons", name="Runs")
 
@@ -55,14 +52,6 @@ def _picker(name: str, choices, value: str) -> html.Div:
                     className="wf-filter")
 
 
-def query_string(query: dict) -> str:
-    """The address of a view: the filters that are set, and the offset when not 0."""
-    params = {k: query.get(k) for k in FILTERS if query.get(k)}
-    if query.get("offset"):
-        params["offset"] = str(query["offset"])
-    return "?" + urlencode(params) if params else ""
-
-
 @callback(Output(STORE, "data"), Input("runs-status", "value"), Input("runs-template", "value"),
           Input("runs-user", "value"), Input("runs-project", "value"), prevent_initial_call=True)
 def on_filters(status, template, user, project):
@@ -73,7 +62,7 @@ def on_filters(status, template, user, project):
 
 @callback(Output("runs-url", "search"), Input(STORE, "data"), prevent_initial_call=True)
 def sync_url(query):
-    return query_string(query or {})
+    return w.runs_query(query or {})
 
 
 @callback(Output("runs-list", "children"), Output("runs-tick", "disabled"), Input(STORE, "data"),
@@ -88,5 +77,5 @@ def render(query, _tick):
                                  limit=PAGE_SIZE, offset=offset)
     except service.FAILURES as error:
         return w.message(service.explain(error), "runs-problem"), True
-    href_for = lambda at: "/runs" + query_string({**query, "offset": at})  # noqa: E731
+    href_for = lambda at: "/runs" + w.runs_query({**query, "offset": at})  # noqa: E731
     return [w.pager(page.total, offset, PAGE_SIZE, href_for), w.runs_table(page.runs)], not service.is_live(page.runs)

@@ -4,7 +4,6 @@ user may see and do; the pages show its refusals in its own words."""
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from thriftpy2.transport import TTransportException
@@ -135,13 +134,6 @@ def _walk(client, found: Lineage, start: str, up: bool) -> None:
                 found.levels[other] = found.levels[current] + (-1 if up else 1)
                 following.append(other)
         frontier = following
-
-
-def runs_by_status(runs: list[T.Run]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for run in runs:
-        counts[run.status] += 1
-    return dict(counts)
 
 
 def is_live(runs) -> bool:

@@ -17,6 +17,7 @@ PARAM = "launch-param"              # the pattern-matching id type of a paramete
 PARAM_CHECK = "launch-param-check"  # ...of its inline check's message
 PARAM_SERVICE = "launch-param-service"  # ...of the service's message about it
 SERVICE_FIELD = re.compile(r"^parameters\.([A-Za-z0-9_.-]+):\s*")
+RUN_FILTERS = ("status", "template", "user", "project")
 STATUS_TEXT = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
                "cancelled": "Cancelled"}
 
@@ -36,6 +37,14 @@ def launch_href(template: str = "", inputs: Sequence[str] = (), **view) -> str:
     params = {k: v for k, v in (("template", template), ("inputs", ",".join(inputs))) if v}
     params.update({k: v for k, v in view.items() if v})
     return "/launch" + ("?" + urlencode(params) if params else "")
+
+
+def runs_query(query: dict) -> str:
+    """The runs list's query string: the filters that are set, and the offset when not 0."""
+    params = {k: query.get(k) for k in RUN_FILTERS if query.get(k)}
+    if query.get("offset"):
+        params["offset"] = str(query["offset"])
+    return "?" + urlencode(params) if params else ""
 
 
 def log_href(run_id: str, step_id: str) -> str:

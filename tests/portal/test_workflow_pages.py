@@ -308,3 +308,13 @@ def test_provenance_goes_from_an_output_back_to_the_raw_measurement_and_forward_
 def test_the_measurement_page_links_to_launch_and_to_each_files_provenance(tom, measurement, files):  # noqa: F811
     page = open_page(tom, "/measurement/test-proj/m")
     assert f"/launch?inputs={measurement}" in page and all(f"/lineage/{f}" in page for f in files)
+
+
+def test_the_explorer_offers_its_views_files_to_the_launch_form(tom, measurement):  # noqa: F811
+    from portal.explorer import state as st
+
+    data = st.to_data(st.State(kind="file", filter={"IN": {"project_id": ["test-proj"]}}, search="m"))
+    answer = post(tom, "explore-chips.children", None, [{"id": "explore-state", "property": "data", "value": data}])
+    link = json.dumps(answer["explore-exports"]["children"][-1])
+    assert "Run a workflow on these files" in link
+    assert "/launch?tab=file&filter=%7B%22IN%22%3A%7B%22project_id%22%3A%5B%22test-proj%22%5D%7D%7D&search=m" in link
