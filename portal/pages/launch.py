@@ -62,7 +62,9 @@ def _page(name: str, ids: list[str], view: dict) -> list:
 
 def _cohort_summary(groups: list[service.Group], chosen) -> html.Div:
     files = sum(len(g.input_ids) for g in groups)
-    kinds = f" of the formats {chosen.name} takes ({', '.join(chosen.input_formats)})" if chosen and chosen.input_formats else ""
+    kinds = ""
+    if chosen and chosen.input_formats:
+        kinds = f" of the formats {chosen.name} takes ({', '.join(chosen.input_formats)})"
     text = (f"This view has {files:,} files{kinds} in {len(groups):,} measurements: "
             f"one run per measurement.")
     items = [html.Li(f"{g.label}: {len(g.input_ids)} files") for g in groups[:50]]
@@ -140,7 +142,8 @@ def launch(_submit, _force, values, ids, set_id, request):
     try:
         template, groups = str(request["template"]), [service.Group(**g) for g in request["groups"]]
     except (KeyError, TypeError):
-        return w.message("The form was tampered with; open it again.", "launch-problem"), list(slots.values()), no_update, HIDDEN
+        problem = w.message("The form was tampered with; open it again.", "launch-problem")
+        return problem, list(slots.values()), no_update, HIDDEN
     params = {i["name"]: str(v).strip() for v, i in zip(values, ids) if v is not None and str(v).strip() != ""}
     results = [_launch_one(template, g, params, set_id or "", force) for g in groups]
     if len(results) == 1:
@@ -167,7 +170,8 @@ def _single(result: dict, slots: dict):
         return w.message(result["error"], "launch-problem"), list(slots.values()), no_update, HIDDEN
     if result["existing"]:
         return w.existing_notice(result["run"], result["name"], "launch-existing"), list(slots.values()), no_update, SHOWN
-    return html.Div(f"Launched {result['name']}.", id="launch-started"), list(slots.values()), w.run_href(result["run"]), HIDDEN
+    started = html.Div(f"Launched {result['name']}.", id="launch-started")
+    return started, list(slots.values()), w.run_href(result["run"]), HIDDEN
 
 
 def _many(groups: list[service.Group], results: list[dict]) -> html.Div:

@@ -79,13 +79,13 @@ def _node(node_id: str) -> dict | None:
 def live(run) -> list:
     """What changes while the run runs: status, steps (graph and table, with logs), outputs."""
     outputs = [n for n in (_node(i) for i in run.output_ids) if n]
+    none = "This run registered no outputs." if run.status in service.FINAL else "No outputs yet."
     return [
         html.Div([w.status_badge(run.status, "run-status"), html.Span(run.message or "", className="hint",
                                                                       id="run-message")], className="wf-status"),
         dcc.Graph(id="run-graph", figure=figures.step_graph(run.steps), config=GRAPH_CONFIG),
         section("Steps", w.steps_table(run)),
-        section("Outputs", w.files_list(outputs, "run-outputs",
-                                        "No outputs yet." if run.status not in service.FINAL else "This run registered no outputs.")),
+        section("Outputs", w.files_list(outputs, "run-outputs", none)),
     ]
 
 

@@ -44,7 +44,9 @@ def set_parameters(node: dict) -> dict[str, str]:
         params = json.loads(node["properties"].get("params_json") or "{}")
     except ValueError:
         return {}
-    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in params.items()} if isinstance(params, dict) else {}
+    if not isinstance(params, dict):
+        return {}
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
 
 
 def inputs(ids: list[str]) -> list[dict]:

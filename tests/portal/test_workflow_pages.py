@@ -11,10 +11,13 @@ import pytest
 import yaml
 
 from tests.portal.conftest import ORIGIN, _prop
-from tests.workflows.runs.conftest import measurement, template  # noqa: F401  (measurement is a fixture)
-from tests.workflows.runs.test_worker import run_until, worker  # noqa: F401  (worker is a fixture)
+from tests.workflows.runs import conftest as runs_fixtures, test_worker
+from tests.workflows.runs.conftest import template
+from tests.workflows.runs.test_worker import run_until
 
 TEMPLATE = "size-report"
+measurement = runs_fixtures.measurement   # fixtures: a measurement with real files; an in-process Worker
+worker = test_worker.worker
 PARAM_IDS = ({"type": "launch-param", "name": "mode"}, {"type": "launch-param", "name": "window"})
 
 
@@ -38,7 +41,7 @@ def settings(settings, tmp_path):
 
 
 @pytest.fixture
-def files(admin, measurement):  # noqa: F811
+def files(admin, measurement):
     return sorted(e.child_id for e in admin.edges(measurement) if e.child_type == "data_file")
 
 
@@ -54,14 +57,14 @@ def sets(admin, project):
 
 
 @pytest.fixture
-def tom(measurement, app, sign_in):  # noqa: F811  (the measurement's project exists before the grants)
+def tom(measurement, app, sign_in):  # the measurement's project exists before the grants
     client = app.test_client()
     sign_in(client, "tom")
     return client
 
 
 @pytest.fixture
-def ana(measurement, app, sign_in):  # noqa: F811
+def ana(measurement, app, sign_in):
     client = app.test_client()
     sign_in(client, "ana")
     return client
@@ -126,7 +129,7 @@ def request_for(inputs) -> dict:
 
 # -- the launch form ---------------------------------------------------------------------------
 
-def test_the_launch_form_offers_the_catalog_the_parameters_and_the_sets_newest_first(tom, measurement, sets):  # noqa: F811
+def test_the_launch_form_offers_the_catalog_the_parameters_and_the_sets_newest_first(tom, measurement, sets):
     page = open_page(tom, "/launch", f"?inputs={measurement}")
     assert "Size report" in page and "Takes: imzML, ibd" in page and "launch-form" not in page  # choose first
     page = open_page(tom, "/launch", f"?template={TEMPLATE}&inputs={measurement}")
@@ -135,14 +138,14 @@ def test_the_launch_form_offers_the_catalog_the_parameters_and_the_sets_newest_f
     assert page.index("fast · revision 2") < page.index("fast · revision 1") and "other · revision" not in page
 
 
-def test_an_unknown_template_and_an_unreadable_input_are_explained(tom, measurement, admin):  # noqa: F811
+def test_an_unknown_template_and_an_unreadable_input_are_explained(tom, measurement, admin):
     assert "'nope' is not a workflow template" in open_page(tom, "/launch", f"?template=nope&inputs={measurement}")
     admin.set_grant("tom", "test-proj", "")
     page = open_page(tom, "/launch", f"?template={TEMPLATE}&inputs={measurement}")
     assert "launch-problem" in page and "no read access to project 'test-proj'" in page
 
 
-def test_values_are_checked_inline_naming_the_parameter(tom, measurement):  # noqa: F811
+def test_values_are_checked_inline_naming_the_parameter(tom, measurement):
     answer = post(tom, "launch-param-check", wildcard("launch-param-check", "children"),
                   [wildcard("launch-param", "value", ["maybe", "12"])],
                   [[{**s, "value": s["id"]} for s in wildcard("launch-param", "id")],
@@ -164,7 +167,7 @@ def test_a_parameter_set_fills_the_form(tom, sets):
     assert by_name(answer, "launch-param", "value") == {"mode": "fail", "window": "6"}
 
 
-def test_a_launch_goes_to_its_run_and_the_same_launch_shows_the_existing_run(tom, admin, measurement, sets):  # noqa: F811
+def test_a_launch_goes_to_its_run_and_the_same_launch_shows_the_existing_run(tom, admin, measurement, sets):
     first = launch(tom, set_id=sets["fast-r1"], request=request_for([measurement]))
     run_id = first["launch-go"]["href"].removeprefix("/runs/")
     run = admin.run(run_id)
@@ -178,19 +181,19 @@ def test_a_launch_goes_to_its_run_and_the_same_launch_shows_the_existing_run(tom
     assert forced["launch-go"]["href"] != first["launch-go"]["href"] and admin.runs().total == 2
 
 
-def test_the_services_refusal_appears_next_to_the_parameter_it_names(tom, measurement, admin):  # noqa: F811
+def test_the_services_refusal_appears_next_to_the_parameter_it_names(tom, measurement, admin):
     answer = launch(tom, values=("ok", "99"), request=request_for([measurement]))
     assert by_name(answer, "launch-param-service", "children")["window"]["props"]["children"].startswith(
         "parameters.window: 99 is out of range")
     assert admin.runs().total == 0
 
 
-def test_a_reader_may_not_launch_and_is_told_why(ana, measurement, admin):  # noqa: F811
+def test_a_reader_may_not_launch_and_is_told_why(ana, measurement, admin):
     answer = launch(ana, request=request_for([measurement]))
     assert "write" in json.dumps(answer["launch-result"]) and admin.runs().total == 0
 
 
-def test_an_explorer_view_launches_once_per_measurement_after_showing_the_count(tom, measurement, files, admin):  # noqa: F811
+def test_an_explorer_view_launches_once_per_measurement_after_showing_the_count(tom, measurement, files, admin):
     admin.reindex()
     view = '?template=size-report&tab=file&filter={"IN":{"project_id":["test-proj"]}}'
     page = open_page(tom, "/launch", view)
@@ -212,7 +215,7 @@ def render_runs(client, query: dict):
                  {"id": "runs-tick", "property": "n_intervals", "value": None}])
 
 
-def test_the_runs_list_filters_pages_and_refreshes_only_while_a_run_is_live(tom, ana, admin, measurement, worker):  # noqa: F811
+def test_the_runs_list_filters_pages_and_refreshes_only_while_a_run_is_live(tom, ana, admin, measurement, worker):
     done = admin.launch(TEMPLATE, [measurement], {"window": "4"}).run
     run_until(worker, admin, done.id)
     queued = admin.launch(TEMPLATE, [measurement], {"window": "5"}).run
@@ -231,7 +234,7 @@ def test_the_runs_list_filters_pages_and_refreshes_only_while_a_run_is_live(tom,
     assert filters["runs-query"]["data"] == {"status": "failed", "template": "", "user": "tom", "project": "", "offset": 0}
 
 
-def test_the_run_page_shows_what_ran_its_steps_logs_outputs_and_provenance(tom, admin, measurement, sets, worker, files):  # noqa: F811
+def test_the_run_page_shows_what_ran_its_steps_logs_outputs_and_provenance(tom, admin, measurement, sets, worker, files):
     run = admin.launch(TEMPLATE, [measurement], parameter_set_id=sets["fast-r2"]).run
     page = open_page(tom, f"/runs/{run.id}")
     assert "Queued" in page and "fast · revision 2" in page and run.template_digest in page
@@ -262,7 +265,7 @@ def act(client, run_id: str, button: str):
                 [{"id": "run-id", "property": "data", "value": run_id}], changed=f"run-{button}.n_clicks")
 
 
-def test_rerun_shows_the_existing_run_unless_forced_and_refusals_are_the_services(tom, ana, admin, measurement, worker):  # noqa: F811
+def test_rerun_shows_the_existing_run_unless_forced_and_refusals_are_the_services(tom, ana, admin, measurement, worker):
     run = admin.launch(TEMPLATE, [measurement]).run
     run_until(worker, admin, run.id)
     again = act(tom, run.id, "rerun")
@@ -277,7 +280,7 @@ def test_rerun_shows_the_existing_run_unless_forced_and_refusals_are_the_service
     assert "cancelled by tom" in json.dumps(mine["run-action"])
 
 
-def test_a_user_without_read_sees_the_services_message_not_the_run_nor_its_log(ana, admin, measurement, worker):  # noqa: F811
+def test_a_user_without_read_sees_the_services_message_not_the_run_nor_its_log(ana, admin, measurement, worker):
     run = admin.launch(TEMPLATE, [measurement]).run
     done = run_until(worker, admin, run.id)
     admin.set_grant("ana", "test-proj", "")
@@ -289,7 +292,7 @@ def test_a_user_without_read_sees_the_services_message_not_the_run_nor_its_log(a
 
 
 def test_provenance_goes_from_an_output_back_to_the_raw_measurement_and_forward_from_a_raw_file(
-        ana, admin, measurement, worker, files, sets):  # noqa: F811
+        ana, admin, measurement, worker, files, sets):
     run = admin.launch(TEMPLATE, [measurement], parameter_set_id=sets["fast-r1"]).run
     [output] = run_until(worker, admin, run.id).output_ids
     page = open_page(ana, f"/lineage/{output}")
@@ -305,12 +308,12 @@ def test_provenance_goes_from_an_output_back_to_the_raw_measurement_and_forward_
     assert click["lineage-go"]["href"] == f"/runs/{run.id}"
 
 
-def test_the_measurement_page_links_to_launch_and_to_each_files_provenance(tom, measurement, files):  # noqa: F811
+def test_the_measurement_page_links_to_launch_and_to_each_files_provenance(tom, measurement, files):
     page = open_page(tom, "/measurement/test-proj/m")
     assert f"/launch?inputs={measurement}" in page and all(f"/lineage/{f}" in page for f in files)
 
 
-def test_the_explorer_offers_its_views_files_to_the_launch_form(tom, measurement):  # noqa: F811
+def test_the_explorer_offers_its_views_files_to_the_launch_form(tom, measurement):
     from portal.explorer import state as st
 
     data = st.to_data(st.State(kind="file", filter={"IN": {"project_id": ["test-proj"]}}, search="m"))
