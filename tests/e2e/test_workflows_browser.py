@@ -106,6 +106,20 @@ def _pick(driver, dropdown_id: str, text: str) -> None:
     _click(driver, By.XPATH, f"//*[@role='option'][contains(normalize-space(.), '{text}')]")
 
 
+def _click_graph_node(driver, graph_id: str, trace_name: str) -> None:
+    """Click the first point of a named trace of a Plotly graph, with the mouse, where it is drawn."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    point = until(driver, lambda d: d.execute_script(
+        "const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');"
+        "if (!gd || !gd.data) return null;"
+        "const index = gd.data.findIndex(t => t.name === arguments[1]);"
+        "const traces = gd.querySelectorAll('.scatterlayer .trace');"
+        "return index < 0 || !traces[index] ? null : traces[index].querySelector('.points path');",
+        graph_id, trace_name))
+    ActionChains(driver).move_to_element(point).pause(0.2).click().perform()
+
+
 def _fetch(driver, href: str) -> str:
     """The body of a link as the signed-in browser fetches it (a download is not shown as a page)."""
     return driver.execute_async_script(
@@ -148,6 +162,11 @@ def test_a_technician_launches_watches_follows_provenance_and_reruns(commons, me
     until(driver, lambda d: "/lineage/" in d.current_url and d.find_elements(By.ID, "lineage-download"))
     ancestors = driver.find_element(By.ID, "lineage-ancestors")
     assert ancestors.find_elements(By.CSS_SELECTOR, f"a[href='/runs/{run_id}']")
+    output_page = driver.current_url
+    _click_graph_node(driver, "lineage-graph", "workflow_run")   # the graph's run node opens the run
+    until(driver, lambda d: d.current_url.endswith(f"/runs/{run_id}") and d.find_elements(By.ID, "run-status"))
+    driver.get(output_page)
+    ancestors = until(driver, lambda d: d.find_elements(By.ID, "lineage-ancestors"))[0]
     raw_name = measurement["image"]["properties"]["file_name"]
     ancestors.find_element(By.LINK_TEXT, raw_name).click()
     until(driver, lambda d: d.current_url.endswith(f"/lineage/{measurement['image']['id']}")
