@@ -16,6 +16,9 @@ from portal.browse_widgets import download_href, section
 from portal.workflows import figures, service, widgets as w
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+# the dictionary's labels of the links provenance follows, as a person reads them
+LINK_LABELS = {"input_files": "used", "parameter_sets": "configured_by", "workflow_runs": "generated_by",
+               "measurements": "data_from"}
 TYPE_TITLES = {"data_file": "data file", "workflow_run": "run", "measurement": "measurement",
                "parameter_set": "parameter set"}
 
@@ -67,7 +70,7 @@ def _listing(found: service.Lineage, ids: list[str], id_: str, empty: str) -> ht
     items = []
     for node_id in ordered:
         node = found.nodes[node_id]
-        labels = sorted({label for p, c, label in found.edges if node_id in (p, c)})
+        labels = sorted({LINK_LABELS.get(link, link) for p, c, link in found.edges if node_id in (p, c)})
         items.append(html.Li([html.Span(TYPE_TITLES.get(node["type"], node["type"]), className="wf-kind"), " ",
                               dcc.Link(_name(node), href=w.node_href(node), className="lineage-node"),
                               html.Span(f" ({', '.join(labels)})" if labels else "", className="hint")]))

@@ -299,6 +299,7 @@ def test_provenance_goes_from_an_output_back_to_the_raw_measurement_and_forward_
     ancestors = page[page.index("Made from"):page.index("Used by")]
     assert f"/runs/{run.id}" in ancestors and "/measurement/test-proj/m" in ancestors
     assert all(f"/lineage/{f}" in ancestors for f in files) and f"/lineage/{sets['fast-r1']}" in ancestors
+    assert all(label in ancestors for label in ("generated_by", "used", "configured_by", "data_from"))
     assert "Nothing has used it yet." in page and "/files/" in page
     raw = open_page(ana, f"/lineage/{files[0]}")
     assert f"/runs/{run.id}" in raw[raw.index("Used by"):] and f"/lineage/{output}" in raw
