@@ -106,7 +106,8 @@ def catalog(templates: Sequence, chosen: str, href_for) -> html.Div:
         cards.append(html.Div([
             html.Div([html.Strong(t.title or t.name), html.Code(t.name, className="wf-name")]),
             html.Div(t.description or "", className="hint"),
-            html.Div(f"Takes: {accepts}", className="wf-accepts"),
+            html.Div(f"Takes: {accepts}" + ("" if t.standard else " · outside the standard set: analysts only"),
+                     className="wf-accepts"),
             html.Span("chosen", className="wf-chosen") if t.name == chosen
             else dcc.Link("Choose", href=href_for(t.name), className="button", id=f"launch-choose-{t.name}"),
         ], className="wf-card" + (" wf-card-chosen" if t.name == chosen else "")))

@@ -81,3 +81,17 @@ def test_the_provenance_figure_carries_each_nodes_address_and_rings_the_focus():
 def test_the_runs_list_address_keeps_only_what_is_set():
     assert w.runs_query({"status": "failed", "template": "", "user": "tom", "offset": 0}) == "?status=failed&user=tom"
     assert w.runs_query({"offset": 25}) == "?offset=25" and w.runs_query({}) == ""
+
+
+def test_the_catalog_marks_the_chosen_template_and_those_only_analysts_may_launch():
+    import json
+
+    from dash import dcc
+
+    catalog = w.catalog([T.WorkflowTemplate(name="qc", title="QC", input_formats=["imzML"], standard=True),
+                         T.WorkflowTemplate(name="dev", title="Dev", input_formats=[], standard=False)],
+                        "qc", lambda name: f"/launch?template={name}")
+    text = json.dumps(catalog.to_plotly_json(), default=lambda c: c.to_plotly_json(), ensure_ascii=False)
+    assert "Takes: imzML" in text and "Takes: any data files · outside the standard set: analysts only" in text
+    [choose] = [c for card in catalog.children for c in card.children if isinstance(c, dcc.Link)]
+    assert choose.href == "/launch?template=dev"
