@@ -162,9 +162,9 @@ def _launch_one(template: str, group: service.Group, params: dict, set_id: str, 
 
 def _single(result: dict, slots: dict):
     if "error" in result:
-        named = w.service_field(result["error"])
-        if named and named[0] in slots:
-            slots[named[0]] = html.Span(named[1], className="wf-service-message")
+        named = w.service_fields(result["error"])
+        if named and set(named) <= set(slots):
+            slots.update({name: html.Span(text, className="wf-service-message") for name, text in named.items()})
             return w.message("The service refused the launch; see the parameter marked.", "launch-problem"), \
                 list(slots.values()), no_update, HIDDEN
         return w.message(result["error"], "launch-problem"), list(slots.values()), no_update, HIDDEN

@@ -16,7 +16,7 @@ from portal.browse_widgets import download_href, measurement_href
 PARAM = "launch-param"              # the pattern-matching id type of a parameter's input
 PARAM_CHECK = "launch-param-check"  # ...of its inline check's message
 PARAM_SERVICE = "launch-param-service"  # ...of the service's message about it
-SERVICE_FIELD = re.compile(r"^parameters\.([A-Za-z0-9_.-]+):\s*")
+SERVICE_FIELD = re.compile(r"(?:^|;\s*)parameters\.([A-Za-z0-9_-]+):\s*")
 RUN_FILTERS = ("status", "template", "user", "project")
 STATUS_TEXT = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
                "cancelled": "Cancelled"}
@@ -88,10 +88,13 @@ def _bound(value) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def service_field(message: str) -> tuple[str, str] | None:
-    """(parameter, message) when the service's message names a parameter (`parameters.<name>: ...`)."""
-    found = SERVICE_FIELD.match(message or "")
-    return (found.group(1), message) if found else None
+def service_fields(message: str) -> dict[str, str]:
+    """The service's message by the parameter each part names (`parameters.<name>: ...`, parts
+    joined by "; "); {} when it names none at its start."""
+    parts = SERVICE_FIELD.split(message or "")
+    if len(parts) < 3 or parts[0].strip():
+        return {}
+    return {name: f"parameters.{name}: {text.strip()}" for name, text in zip(parts[1::2], parts[2::2])}
 
 
 # -- the launch form -------------------------------------------------------------------------

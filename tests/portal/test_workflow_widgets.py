@@ -25,9 +25,11 @@ def test_inline_checks_name_the_parameter_as_the_service_does():
 
 
 def test_a_service_message_is_placed_by_the_parameter_it_names():
-    assert w.service_field("parameters.snr-min: 0 is out of range; give 1 to 9") == \
-        ("snr-min", "parameters.snr-min: 0 is out of range; give 1 to 9")
-    assert w.service_field("input_ids: no imzML file among the inputs") is None
+    assert w.service_fields("parameters.snr-min: 0 is out of range; give 1 to 9") == \
+        {"snr-min": "parameters.snr-min: 0 is out of range; give 1 to 9"}
+    assert w.service_fields("parameters.a: 0 is too small; parameters.b_2: 'x' is not a number") == \
+        {"a": "parameters.a: 0 is too small", "b_2": "parameters.b_2: 'x' is not a number"}
+    assert w.service_fields("input_ids: no imzML file among the inputs") == {}
 
 
 def test_addresses():
