@@ -1,7 +1,7 @@
 """Workflows as a technician uses them: real headless Chromium, a real portal and metadata service
 over a demo commons (scale 0.1), and a real worker (in this process, local engine) running the
 runs. Tom opens a demo measurement, launches a template on it with a saved parameter set,
-watches the run succeed, opens its output, follows the provenance from the output back to the
+watches the run succeed, opens its outputs (the JSON report, and any PNG image), follows the provenance from the output back to the
 raw file and its measurement, and re-running the same launch shows the existing run.
 
 TEMPLATE is the small test template of tests/portal/test_workflow_pages.py, written to a
@@ -152,13 +152,19 @@ def test_a_technician_launches_watches_follows_provenance_and_reruns(commons, me
     assert run.parameters[name] == value and run.parameter_set_revision == 1
 
     outputs = driver.find_element(By.ID, "run-outputs")
-    download = outputs.find_elements(By.CSS_SELECTOR, "a[href^='/files/']")[0]
-    assert _fetch(driver, download.get_attribute("href")).startswith("{")      # the report itself
+    files = {a.text: a.get_attribute("href") for a in outputs.find_elements(By.CSS_SELECTOR, "a[href^='/files/']")}
+    reports = [name for name in files if name.endswith(".json")]
+    assert reports, f"no JSON report among the outputs {sorted(files)}"
+    for name, href in files.items():                                          # open every output
+        body = _fetch(driver, href)
+        assert json.loads(body) if name.endswith(".json") else not body.startswith("failed:"), name
+        assert body[1:4] == "PNG" or not name.endswith(".png"), name
     log = driver.find_element(By.ID, "run-steps").find_elements(By.LINK_TEXT, "log")[0]
     assert "failed:" not in _fetch(driver, log.get_attribute("href"))
 
     # provenance: the output, made by the run, from the raw files, of the measurement
-    outputs.find_elements(By.CLASS_NAME, "wf-lineage-link")[0].click()
+    report_row = f"//*[@id='run-outputs']//tr[.//a[normalize-space(text())='{reports[0]}']]"
+    outputs.find_element(By.XPATH, report_row + "//a[contains(@class, 'wf-lineage-link')]").click()
     until(driver, lambda d: "/lineage/" in d.current_url and d.find_elements(By.ID, "lineage-download"))
     ancestors = driver.find_element(By.ID, "lineage-ancestors")
     assert ancestors.find_elements(By.CSS_SELECTOR, f"a[href='/runs/{run_id}']")
