@@ -1,8 +1,9 @@
 """Workflows as a technician uses them: real headless Chromium, a real portal and metadata service
 over a demo commons (scale 0.1), and a real worker (in this process, local engine) running the
 runs. Tom opens a demo measurement, launches a template on it with a saved parameter set,
-watches the run succeed, opens its outputs (the JSON report, and any PNG image), follows the provenance from the output back to the
-raw file and its measurement, and re-running the same launch shows the existing run.
+watches the run succeed, opens its outputs (the JSON report, and any PNG image), follows the
+provenance from the report back to the raw file and its measurement, and re-running the same
+launch shows the existing run.
 
 TEMPLATE is the small test template of tests/portal/test_workflow_pages.py, written to a
 templates dir the service and the worker share. To run the shipped `ims-qc` instead, set
