@@ -7,7 +7,8 @@ launch shows the existing run.
 
 TEMPLATE is the small test template of tests/portal/test_workflow_pages.py, written to a
 templates dir the service and the worker share. To run the shipped `ims-qc` instead, set
-TEMPLATE = "ims-qc", TEST_TEMPLATES = False and PARAMETERS to one of its parameters."""
+TEMPLATE = "ims-qc", TEST_TEMPLATES = False and PARAMETERS = {"snr": "4"} (passes once the runs
+branch's ims-qc is merged)."""
 from __future__ import annotations
 
 import json
