@@ -181,14 +181,16 @@ def measurements_table(project: str, measurements: Sequence[dict], files: dict[s
 
 
 def files_table(files: Sequence[dict], type_def: dict) -> html.Div:
-    """A measurement's data files: name (a download link), format, size, category, checksum."""
+    """A measurement's data files: name (a download link), format, size, category, checksum, and a
+    link to the file's provenance (portal/pages/lineage.py)."""
     specs = type_def.get("properties", {})
     # a plain link, not dcc.Link: a download must leave Dash's page router
     rows = [[html.A(f["properties"].get("file_name", f["submitter_id"]), href=download_href(f["id"])),
              f["properties"].get("data_format", ""),
              value_text(f["properties"].get("file_size"), specs.get("file_size", {})),
-             f["properties"].get("data_category", ""), html.Code(f["properties"].get("md5sum", ""))] for f in files]
-    return table(["File", "Format", "Size", "Category", "MD5"], rows, "measurement-files",
+             f["properties"].get("data_category", ""), html.Code(f["properties"].get("md5sum", "")),
+             dcc.Link("provenance", href=f"/lineage/{quote(f['id'], safe='')}", className="lineage-link")] for f in files]
+    return table(["File", "Format", "Size", "Category", "MD5", ""], rows, "measurement-files",
                  "No data files are registered for this measurement.")
 
 

@@ -18,7 +18,8 @@ def layout() -> html.Div:
 def header(user: tuple[str, str] | None) -> html.Header:
     nav = [html.A("labcommons", href="/explore", className="brand"),
            dcc.Link("Explore", href="/explore", className="nav-link"),
-           dcc.Link("Experiments", href="/browse", className="nav-link")]
+           dcc.Link("Experiments", href="/browse", className="nav-link"),
+           dcc.Link("Runs", href="/runs", className="nav-link")]
     if user is None:
         return html.Header(nav, className="site-header")
     name, role = user

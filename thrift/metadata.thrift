@@ -646,7 +646,7 @@ service Metadata {
 
     /** Runs the caller may read, newest first. */
     RunPage list_runs(1: string token, 2: RunQuery query)
-        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid, 3: Forbidden forbidden),
 
     /** A queued run is cancelled at once; a running one when its worker stops it. */
     Run cancel_run(1: string token, 2: string id)

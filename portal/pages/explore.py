@@ -19,6 +19,7 @@ from thriftpy2.transport import TTransportException
 from metadata.client import ERRORS
 from portal.client import get_client
 from portal.explorer import figures, queries, state as st
+from portal.workflows.widgets import launch_href
 
 dash.register_page(__name__, path="/explore", title="Explore · labcommons", name="Explore")
 
@@ -267,7 +268,14 @@ def render_chips(data):
         title = _kind(state).title
     except FAILURES:
         return figures.chips(state), None
-    return figures.chips(state), figures.export_links(state, title)
+    return figures.chips(state), figures.export_links(state, title) + [_launch_link(state)]
+
+
+def _launch_link(state: st.State) -> html.A:
+    """"Run a workflow on these files": the launch form for this view's files, one run per measurement."""
+    view = {"tab": state.kind, "filter": st.compact(state.filter) if state.filter else "", "search": state.search}
+    return html.A("Run a workflow on these files", href=launch_href(**view), className="button",
+                  id="explore-launch")
 
 
 # -- cohorts ---------------------------------------------------------------------------------

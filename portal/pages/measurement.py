@@ -9,13 +9,14 @@ measurement again, as the signed-in user, before it reads a file.
 """
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import dash
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from portal import browse, browse_widgets as w
 from portal.previews import figures
+from portal.workflows import widgets as wf
 
 KEY = "measurement-key"
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
@@ -53,6 +54,7 @@ def _measurement(project_id: str, submitter_id: str) -> list:
                                 w.properties_table(node, dictionary["measurement"], "measurement-properties")),
                       w.section("Belongs to", _belongs_to(project_id, node))], className="browse-columns"),
             w.section("Files", w.files_table(browse.files_of(node), dictionary["data_file"])),
+            w.section("Workflows", workflow_panel(node)),
             w.section("Previews", dcc.Store(id=KEY, data={"project": project_id, "submitter_id": submitter_id}),
                       dcc.Loading(html.Div(id="measurement-previews"), delay_show=200))]
 
@@ -64,6 +66,15 @@ def _belongs_to(project_id: str, node: dict) -> html.Table:
             ("Sample", w.parent_name(node, "samples"))]
     return html.Table(html.Tbody([html.Tr([html.Th(k), html.Td(v)]) for k, v in rows]), className="properties",
                       id="measurement-parents")
+
+
+def workflow_panel(node: dict) -> html.Div:
+    """A way to launch a workflow on this measurement's raw files, and to the project's runs."""
+    return html.Div([dcc.Link("Run a workflow", href=wf.launch_href(inputs=[node["id"]]), className="button",
+                              id="measurement-launch"),
+                     html.Span(" on this measurement's files; ", className="hint"),
+                     dcc.Link("runs in this project", href=f"/runs?project={quote(node['project_id'], safe='')}",
+                              id="measurement-runs")], id="measurement-workflows")
 
 
 def previews(preview, x: int, y: int, mz, intensity) -> html.Div:

@@ -1,0 +1,117 @@
+"""Figures of the workflow pages, pure functions to Plotly figures: a run's step graph and a
+node's provenance graph, both laid out in columns (a node's column is its depth)."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import plotly.graph_objects as go
+
+PHASE_COLOURS = {"Succeeded": "#2d8a4e", "Running": "#2a6f97", "Pending": "#9aa5ad", "Failed": "#b23a3a",
+                 "Error": "#b23a3a", "Skipped": "#c9d1d6", "Omitted": "#c9d1d6"}
+TYPE_COLOURS = {"measurement": "#7b5ea7", "data_file": "#2a6f97", "workflow_run": "#d08c27",
+                "parameter_set": "#5b8c5a"}
+TYPE_SYMBOLS = {"measurement": "diamond", "data_file": "circle", "workflow_run": "square",
+                "parameter_set": "triangle-up"}
+
+
+def step_levels(steps) -> dict[str, int]:
+    """Each step's depth below the roots (steps no other step names as a child)."""
+    ids = {s.id for s in steps}
+    children = {s.id: [c for c in (s.children or []) if c in ids] for s in steps}
+    named = {c for cs in children.values() for c in cs}
+    levels = {s.id: 0 for s in steps if s.id not in named}
+    frontier = list(levels)
+    while frontier:
+        following = []
+        for parent in frontier:
+            for child in children[parent]:
+                if levels.get(child, -1) < levels[parent] + 1 and levels[parent] + 1 <= len(ids):
+                    levels[child] = levels[parent] + 1
+                    following.append(child)
+        frontier = following
+    return {s.id: levels.get(s.id, 0) for s in steps}
+
+
+def positions(levels: dict[str, int], order: list[str]) -> dict[str, tuple[float, float]]:
+    """(x, y) for each node: its level across, its rank within the level down (centred)."""
+    columns: dict[int, list[str]] = defaultdict(list)
+    for node in order:
+        columns[levels[node]].append(node)
+    placed = {}
+    for level, members in columns.items():
+        for rank, node in enumerate(members):
+            placed[node] = (float(level), (len(members) - 1) / 2 - rank)
+    return placed
+
+
+def step_graph(steps) -> go.Figure:
+    """The run's steps as a graph, each coloured by its phase; arrows from a step to its children."""
+    if not steps:
+        return _empty("no steps yet")
+    levels = step_levels(steps)
+    at = positions(levels, [s.id for s in steps])
+    edges = [(s.id, c) for s in steps for c in (s.children or []) if c in at]
+    figure = go.Figure([_lines(edges, at)])
+    for phase in dict.fromkeys(s.phase for s in steps):
+        chosen = [s for s in steps if s.phase == phase]
+        figure.add_trace(go.Scatter(
+            x=[at[s.id][0] for s in chosen], y=[at[s.id][1] for s in chosen], mode="markers+text",
+            name=phase or "unknown", text=[s.name for s in chosen], textposition="bottom center",
+            marker={"size": 22, "color": PHASE_COLOURS.get(phase, "#9aa5ad"), "symbol": "square"},
+            hovertext=[f"{s.name}: {s.phase}" + (f" (exit {s.exit_code})" if s.exit_code >= 0 else "") for s in chosen],
+            hoverinfo="text"))
+    return _layout(figure, "Steps", 0, max(levels.values()))
+
+
+def lineage_graph(nodes: dict[str, dict], levels: dict[str, int], edges, focus: str, href) -> go.Figure:
+    """Provenance: ancestors to the left, the node itself in the middle (ringed), descendants to
+    the right; each point carries the address of its page (customdata) for clicks."""
+    order = sorted(nodes, key=lambda n: (levels[n], nodes[n]["type"], nodes[n]["submitter_id"]))
+    at = positions(levels, order)
+    figure = go.Figure([_lines([(p, c) for p, c, _ in edges if p in at and c in at], at)])
+    for kind in dict.fromkeys(nodes[n]["type"] for n in order):
+        chosen = [n for n in order if nodes[n]["type"] == kind]
+        figure.add_trace(go.Scatter(
+            x=[at[n][0] for n in chosen], y=[at[n][1] for n in chosen], mode="markers+text", name=kind,
+            text=[_short(nodes[n]) for n in chosen], textposition="bottom center",
+            customdata=[href(nodes[n]) for n in chosen], hovertext=[_hover(nodes[n]) for n in chosen],
+            hoverinfo="text",
+            marker={"size": [28 if n == focus else 18 for n in chosen], "color": TYPE_COLOURS.get(kind, "#888"),
+                    "symbol": TYPE_SYMBOLS.get(kind, "circle"),
+                    "line": {"width": [3 if n == focus else 0 for n in chosen], "color": "#153243"}}))
+    return _layout(figure, "Provenance (click a node to open it)", min(levels.values()), max(levels.values()))
+
+
+def _short(node: dict) -> str:
+    name = node["properties"].get("file_name") or node["properties"].get("name") or node["submitter_id"]
+    return name if len(name) <= 28 else name[:12] + "…" + name[-14:]
+
+
+def _hover(node: dict) -> str:
+    props = node["properties"]
+    extra = props.get("status") or props.get("data_format") or props.get("template") or ""
+    return f"{node['type']}: {node['submitter_id']}" + (f" ({extra})" if extra else "")
+
+
+def _lines(edges, at) -> go.Scatter:
+    xs, ys = [], []
+    for parent, child in edges:
+        xs += [at[parent][0], at[child][0], None]
+        ys += [at[parent][1], at[child][1], None]
+    return go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#b9c6cf", "width": 2}, hoverinfo="skip",
+                      showlegend=False)
+
+
+def _layout(figure: go.Figure, title: str, first: int, last: int) -> go.Figure:
+    hidden = {"showgrid": False, "zeroline": False, "showticklabels": False}
+    figure.update_layout(title=title, xaxis={**hidden, "range": [first - 0.6, last + 0.6]}, yaxis=hidden,
+                         height=360, margin={"l": 20, "r": 20, "t": 40, "b": 20}, plot_bgcolor="white",
+                         legend={"orientation": "h"})
+    return figure
+
+
+def _empty(text: str) -> go.Figure:
+    figure = go.Figure()
+    figure.update_layout(annotations=[{"text": text, "showarrow": False}], height=160,
+                         xaxis={"visible": False}, yaxis={"visible": False}, plot_bgcolor="white")
+    return figure

@@ -1,0 +1,41 @@
+"""A run step's log as plain text (/runs/<run>/steps/<step>/log): only after the service has
+returned the run to the signed-in user, and only from the storage root."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, send_file
+from thriftpy2.transport import TTransportException
+
+from metadata.client import ERRORS
+from metadata.idl import metadata_thrift as T
+from portal.client import get_client
+from portal.storage import NotReadable, resolve
+
+bp = Blueprint("run_logs", __name__)
+STATUS = {T.NotFound: 404, T.Forbidden: 403, T.Unauthenticated: 401}
+
+
+@bp.route("/runs/<run_id>/steps/<step_id>/log")
+def step_log(run_id: str, step_id: str):
+    """The step's log, read fresh each time (a running step's log grows)."""
+    try:
+        run = get_client().run(run_id)
+    except ERRORS as error:
+        return _refused(error.message, STATUS.get(type(error), 400))
+    except (TTransportException, OSError):
+        return _refused("The metadata service cannot be reached; try again in a moment.", 503)
+    step = next((s for s in run.steps if s.id == step_id), None)
+    if step is None or not step.log_url:
+        return _refused(f"the run {run.submitter_id} has no log for a step {step_id!r}", 404)
+    try:
+        path = resolve(step.log_url, current_app.config["SETTINGS"].storage_root)
+    except NotReadable as reason:
+        return _refused(str(reason), 404)
+    return send_file(path, mimetype="text/plain; charset=utf-8", max_age=0, conditional=False)
+
+
+def _refused(message: str, status: int):
+    return render_template("problem.html", heading="This log cannot be shown", message=message, issues=[]), status
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,272 @@
+"""Widgets of the workflow pages: pure functions from templates, runs and nodes to Dash
+components, so they are tested without a browser or a service.
+
+Ids carry their page's prefix: "launch-", "runs-", "run-", "lineage-".
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from urllib.parse import quote, urlencode
+
+from dash import dcc, html
+
+from portal.browse_widgets import download_href, measurement_href
+
+PARAM = "launch-param"              # the pattern-matching id type of a parameter's input
+PARAM_CHECK = "launch-param-check"  # ...of its inline check's message
+PARAM_SERVICE = "launch-param-service"  # ...of the service's message about it
+SERVICE_FIELD = re.compile(r"(?:^|;\s*)parameters\.([A-Za-z0-9_-]+):\s*")
+RUN_FILTERS = ("status", "template", "user", "project")
+STATUS_TEXT = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
+               "cancelled": "Cancelled"}
+
+
+# -- addresses -------------------------------------------------------------------------------
+
+def run_href(run_id: str) -> str:
+    return f"/runs/{quote(run_id, safe='')}"
+
+
+def lineage_href(node_id: str) -> str:
+    return f"/lineage/{quote(node_id, safe='')}"
+
+
+def launch_href(template: str = "", inputs: Sequence[str] = (), **view) -> str:
+    """The launch form for a template and inputs (or an explorer view: tab, filter, search)."""
+    params = {k: v for k, v in (("template", template), ("inputs", ",".join(inputs))) if v}
+    params.update({k: v for k, v in view.items() if v})
+    return "/launch" + ("?" + urlencode(params) if params else "")
+
+
+def runs_query(query: dict) -> str:
+    """The runs list's query string: the filters that are set, and the offset when not 0."""
+    params = {k: query.get(k) for k in RUN_FILTERS if query.get(k)}
+    if query.get("offset"):
+        params["offset"] = str(query["offset"])
+    return "?" + urlencode(params) if params else ""
+
+
+def log_href(run_id: str, step_id: str) -> str:
+    return f"/runs/{quote(run_id, safe='')}/steps/{quote(step_id, safe='')}/log"
+
+
+def node_href(node: dict) -> str:
+    """Where a provenance node leads: a run's page, a measurement's page, else its own lineage."""
+    if node["type"] == "workflow_run":
+        return run_href(node["id"])
+    if node["type"] == "measurement":
+        return measurement_href(node["project_id"], node["submitter_id"])
+    return lineage_href(node["id"])
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+def check_value(param, raw) -> str | None:
+    """What is wrong with a parameter's value, naming it (as the service would); None if fine.
+    An empty value leaves the default (or, for a required one, is wrong)."""
+    text = "" if raw is None else str(raw).strip()
+    if text == "":
+        return f"{param.name}: required" if param.is_required and not param.default_value else None
+    if param.enum_values and text not in param.enum_values:
+        return f"{param.name}: {text!r} is not allowed; choose one of {', '.join(param.enum_values)}"
+    if param.type in ("integer", "number"):
+        try:
+            value = int(text) if param.type == "integer" else float(text)
+        except ValueError:
+            return f"{param.name}: {text!r} is not {'an integer' if param.type == 'integer' else 'a number'}"
+        if (param.minimum is not None and value < param.minimum) or (param.maximum is not None and value > param.maximum):
+            return f"{param.name}: {text} is out of range; give {_bound(param.minimum)} to {_bound(param.maximum)}"
+    if param.type == "boolean" and text not in ("true", "false"):
+        return f"{param.name}: {text!r} is not true or false"
+    return None
+
+
+def _bound(value) -> str:
+    if value is None:
+        return "any"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def service_fields(message: str) -> dict[str, str]:
+    """The service's message by the parameter each part names (`parameters.<name>: ...`, parts
+    joined by "; "); {} when it names none at its start."""
+    parts = SERVICE_FIELD.split(message or "")
+    if len(parts) < 3 or parts[0].strip():
+        return {}
+    return {name: f"parameters.{name}: {text.strip()}" for name, text in zip(parts[1::2], parts[2::2])}
+
+
+# -- the launch form -------------------------------------------------------------------------
+
+def catalog(templates: Sequence, chosen: str, href_for) -> html.Div:
+    """The templates as cards: title, description, accepted inputs; the chosen one marked."""
+    if not templates:
+        return html.Div("No workflow templates are installed.", className="empty", id="launch-catalog")
+    cards = []
+    for t in templates:
+        accepts = ", ".join(t.input_formats) or "any data files"
+        cards.append(html.Div([
+            html.Div([html.Strong(t.title or t.name), html.Code(t.name, className="wf-name")]),
+            html.Div(t.description or "", className="hint"),
+            html.Div(f"Takes: {accepts}" + ("" if t.standard else " · outside the standard set: analysts only"),
+                     className="wf-accepts"),
+            html.Span("chosen", className="wf-chosen") if t.name == chosen
+            else dcc.Link("Choose", href=href_for(t.name), className="button", id=f"launch-choose-{t.name}"),
+        ], className="wf-card" + (" wf-card-chosen" if t.name == chosen else "")))
+    return html.Div(cards, className="wf-catalog", id="launch-catalog")
+
+
+def parameter_field(param, value: str = "") -> html.Div:
+    """One parameter's input: a dropdown for an enum or boolean, a number box with min/max for
+    numbers, a text box otherwise; its description, unit and default beside it."""
+    id_ = {"type": PARAM, "name": param.name}
+    value = value or param.default_value or ""
+    if param.enum_values or param.type == "boolean":
+        choices = list(param.enum_values) or ["true", "false"]
+        control = dcc.Dropdown(id=id_, options=[{"label": c, "value": c} for c in choices], value=value or None,
+                               clearable=not param.is_required, className="wf-input")
+    elif param.type in ("integer", "number"):
+        # text, not type=number: the browser would drop a wrong value before the inline check saw it
+        control = dcc.Input(id=id_, type="text", inputMode="decimal", value=value, className="wf-input")
+    else:
+        control = dcc.Input(id=id_, type="text", value=value, className="wf-input")
+    hint = [param.description or ""]
+    if param.type in ("integer", "number"):
+        hint.append(_range_text(param))
+    if param.default_value:
+        hint.append(f"default {param.default_value}")
+    label = param.name + (f" ({param.unit})" if param.unit else "") + (" *" if param.is_required else "")
+    return html.Div([
+        html.Label(label, className="wf-label"), control,
+        html.Div(" · ".join(h for h in hint if h), className="hint"),
+        html.Div(id={"type": PARAM_CHECK, "name": param.name}, className="wf-check"),
+        html.Div(id={"type": PARAM_SERVICE, "name": param.name}, className="wf-check"),
+    ], className="wf-field", id=f"launch-field-{param.name}")
+
+
+def _range_text(param) -> str:
+    kind = "whole number" if param.type == "integer" else "number"
+    if param.minimum is None and param.maximum is None:
+        return kind
+    return f"{kind} from {_bound(param.minimum)} to {_bound(param.maximum)}"
+
+
+def set_options(sets: Sequence[dict]) -> list[dict]:
+    """The parameter-set picker's options: name, revision, notes; newest revision first as given."""
+    options = []
+    for node in sets:
+        p = node["properties"]
+        text = f"{p.get('name')} · revision {p.get('revision') or 1}" + (f" — {p['notes']}" if p.get("notes") else "")
+        options.append({"label": text, "value": node["id"]})
+    return options
+
+
+def inputs_list(nodes: Sequence[dict]) -> html.Ul:
+    """The inputs a launch names (a measurement or data files), each linked to its page."""
+    items = [html.Li([dcc.Link(n["submitter_id"], href=node_href(n)), f" · {n['type']}",
+                      f" · {n['properties'].get('data_format')}" if n["properties"].get("data_format") else ""])
+             for n in nodes]
+    return html.Ul(items, className="wf-inputs", id="launch-inputs")
+
+
+def existing_notice(run_id: str, submitter_id: str, id_: str) -> html.Div:
+    """What a launch that matched a run says: no new run was started; open that one."""
+    return html.Div([html.Strong("An identical run already exists; nothing new was started. "),
+                     dcc.Link(f"Open run {submitter_id}", href=run_href(run_id), id=f"{id_}-link"),
+                     html.Span(" — or choose “Run again anyway” to start another.", className="hint")],
+                    className="wf-notice", id=id_)
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+def status_badge(status: str, id_: str | None = None) -> html.Span:
+    extra = {"id": id_} if id_ else {}
+    return html.Span(STATUS_TEXT.get(status, status or "unknown"), className=f"wf-badge wf-{status}", **extra)
+
+
+def runs_table(runs: Sequence, id_: str = "runs-table") -> html.Div:
+    """Runs, newest first as the service gives them: name, template, status, who, when."""
+    if not runs:
+        return html.Div("No runs match.", className="empty", id=id_)
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Run", "Template", "Status", "Project", "By", "Created",
+                                                      "Finished", "Message")]))
+    rows = [html.Tr([html.Td(dcc.Link(r.submitter_id or r.id, href=run_href(r.id))), html.Td(r.template),
+                     html.Td(status_badge(r.status)), html.Td(r.project_id), html.Td(r.created_by),
+                     html.Td(_when(r.created_at)), html.Td(_when(r.finished_at)),
+                     html.Td(r.message or "", className="hint")], className="wf-run-row") for r in runs]
+    return html.Table([head, html.Tbody(rows)], className="children", id=id_)
+
+
+def _when(stamp: str) -> str:
+    return (stamp or "").replace("T", " ")[:19]
+
+
+def pager(total: int, offset: int, size: int, href_for) -> html.Div:
+    """`runs 51–100 of 230` with previous/next links."""
+    if total == 0:
+        return html.Div(id="runs-pager")
+    parts = [html.Span(f"runs {offset + 1:,}–{min(offset + size, total):,} of {total:,}")]
+    if offset > 0:
+        parts.append(dcc.Link("‹ newer", href=href_for(max(offset - size, 0)), id="runs-newer"))
+    if offset + size < total:
+        parts.append(dcc.Link("older ›", href=href_for(offset + size), id="runs-older"))
+    return html.Div(parts, className="wf-pager", id="runs-pager")
+
+
+def run_facts(run, pset: dict | None, template_title: str) -> html.Table:
+    """What exactly ran: template and digest, parameters, the parameter set and its revision."""
+    if run.parameter_set_id:
+        name = pset["properties"].get("name") if pset else run.parameter_set_id
+        set_cell = [f"{name} · revision {run.parameter_set_revision or 1}"]
+    else:
+        set_cell = ["none"]
+    rows = [("Template", [template_title or run.template, " ", html.Code(run.template)]),
+            ("Template digest", html.Code(run.template_digest, id="run-digest")),
+            ("Parameter set", html.Span(set_cell, id="run-parameter-set")),
+            ("Launched", f"{_when(run.created_at)} by {run.created_by}"),
+            ("Started", _when(run.started_at) or "–"), ("Finished", _when(run.finished_at) or "–"),
+            ("Attempt", str(run.attempt or 1))]
+    return html.Table(html.Tbody([html.Tr([html.Th(k), html.Td(v)]) for k, v in rows]), className="properties",
+                      id="run-facts")
+
+
+def parameters_table(parameters: dict[str, str]) -> html.Div:
+    rows = [[name, html.Code(value)] for name, value in sorted(parameters.items())]
+    return _simple_table(["Parameter", "Value"], rows, "run-parameters", "This run takes no parameters.")
+
+
+def files_list(nodes: Sequence[dict], id_: str, empty: str) -> html.Div:
+    """Files (inputs or outputs) with their download and their provenance."""
+    rows = [[html.A(n["properties"].get("file_name") or n["submitter_id"], href=download_href(n["id"])),
+             n["properties"].get("data_format", ""), n["properties"].get("data_category", ""),
+             dcc.Link("provenance", href=lineage_href(n["id"]), className="wf-lineage-link")] for n in nodes]
+    return _simple_table(["File", "Format", "Category", ""], rows, id_, empty)
+
+
+def steps_table(run) -> html.Div:
+    """Each step: phase, exit code, attempts, message, its log."""
+    rows = [[s.name, status_badge(_phase_status(s.phase)) if s.phase else "", "" if s.exit_code < 0 else str(s.exit_code),
+             str(s.attempts or ""), s.message or "",
+             html.A("log", href=log_href(run.id, s.id), target="_blank") if s.log_url else ""]
+            for s in run.steps]
+    return _simple_table(["Step", "Phase", "Exit code", "Attempts", "Message", "Log"], rows, "run-steps",
+                         "No steps have started yet.")
+
+
+def _phase_status(phase: str) -> str:
+    return {"Succeeded": "succeeded", "Failed": "failed", "Error": "failed", "Running": "running",
+            "Pending": "queued"}.get(phase, phase.lower())
+
+
+def _simple_table(headers, rows, id_: str, empty: str) -> html.Div:
+    if not rows:
+        return html.Div(empty, className="empty", id=id_)
+    return html.Table([html.Thead(html.Tr([html.Th(h) for h in headers])),
+                       html.Tbody([html.Tr([html.Td(c) for c in row]) for row in rows])],
+                      className="children", id=id_)
+
+
+def message(text: str, id_: str, links: Sequence[tuple[str, str]] = ()) -> html.Div:
+    body = [html.Strong(text)] + [dcc.Link(t, href=h, className="message-link") for t, h in links]
+    return html.Div(body, className="message", id=id_)

@@ -1,0 +1,329 @@
+"""The workflow pages in-process: the launch form, the runs list, the run page, the step logs and
+the provenance graph, their callbacks posted as the pages' script posts them, against a real
+metadata service with a one-step template (tests/workflows/runs/conftest.py's, plus an integer
+parameter with a range) and a measurement with real files; a Worker runs the runs in-process."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import yaml
+
+from tests.portal.conftest import ORIGIN, _prop
+from tests.workflows.runs import conftest as runs_fixtures, test_worker
+from tests.workflows.runs.conftest import template
+from tests.workflows.runs.test_worker import run_until
+
+TEMPLATE = "size-report"
+measurement = runs_fixtures.measurement   # fixtures: a measurement with real files; an in-process Worker
+worker = test_worker.worker
+PARAM_IDS = ({"type": "launch-param", "name": "mode"}, {"type": "launch-param", "name": "window"})
+
+
+def wf_template() -> dict:
+    """The test template with an integer parameter (1 to 9 px) besides its `mode` enum. The hint
+    goes under both catalog annotations: `parameters` (this branch's placeholder catalog) and
+    `parameter-hints` (workflow_templates/catalog.py, where the base template already has it)."""
+    doc = template()
+    doc["spec"]["arguments"]["parameters"].append({"name": "window", "value": "3",
+                                                   "description": "Smoothing window."})
+    notes, hint = doc["metadata"]["annotations"], {"type": "integer", "minimum": 1, "maximum": 9, "unit": "px"}
+    notes["labcommons.io/parameters"] = json.dumps({"window": hint})
+    if "labcommons.io/parameter-hints" in notes:
+        notes["labcommons.io/parameter-hints"] = json.dumps({**json.loads(notes["labcommons.io/parameter-hints"]),
+                                                             "window": hint})
+    notes["labcommons.io/title"] = "Size report"
+    return doc
+
+
+@pytest.fixture
+def settings(settings, tmp_path):
+    directory = tmp_path / "templates"
+    directory.mkdir()
+    (directory / f"{TEMPLATE}.yaml").write_text(yaml.safe_dump(wf_template()))
+    return dataclasses.replace(settings, templates_dir=directory, triggers_dir=tmp_path / "no-triggers")
+
+
+@pytest.fixture
+def files(admin, measurement):
+    return sorted(e.child_id for e in admin.edges(measurement) if e.child_type == "data_file")
+
+
+@pytest.fixture
+def sets(admin, project):
+    """Two revisions of one parameter set for the template, and one for another template."""
+    entities = [{"type": "parameter_set", "submitter_id": f"fast-r{r}", "template": TEMPLATE, "name": "fast",
+                 "revision": r, "params_json": json.dumps({"window": r + 4})} for r in (1, 2)]
+    entities.append({"type": "parameter_set", "submitter_id": "other", "template": "ims-qc", "name": "other",
+                     "revision": 1, "params_json": "{}"})
+    admin.submit(project, entities)
+    return {e["submitter_id"]: admin.find(project, e["submitter_id"])["id"] for e in entities}
+
+
+@pytest.fixture
+def tom(measurement, app, sign_in):  # the measurement's project exists before the grants
+    client = app.test_client()
+    sign_in(client, "tom")
+    return client
+
+
+@pytest.fixture
+def ana(measurement, app, sign_in):
+    client = app.test_client()
+    sign_in(client, "ana")
+    return client
+
+
+# -- posting callbacks -------------------------------------------------------------------------
+
+def post(client, output: str, outputs, inputs: list, state: list = (), changed: str = ""):
+    """Post to the callback whose output spec contains `output`; the response's `response`."""
+    deps = client.get("/_dash-dependencies").get_json()
+    spec = next(d for d in deps if output in d["output"])
+    if outputs is None:  # plain ids only, as the spec names them
+        outputs = [_prop(o) for o in spec["output"].strip(".").split("...")]
+        outputs = outputs if len(outputs) > 1 else outputs[0]
+    body = {"output": spec["output"], "outputs": outputs, "inputs": inputs, "state": list(state),
+            "changedPropIds": [changed] if changed else []}
+    answer = client.post("/_dash-update-component", json=body, headers={"Origin": ORIGIN})
+    assert answer.status_code in (200, 204), answer.get_data(as_text=True)[:2000]
+    return answer.get_json()["response"] if answer.status_code == 200 else None
+
+
+def open_page(client, path: str, search: str = "") -> str:
+    answer = post(client, "_pages_content.children", None,
+                  [{"id": "_pages_location", "property": "pathname", "value": path},
+                   {"id": "_pages_location", "property": "search", "value": search}])
+    return json.dumps(answer["_pages_content"]["children"], ensure_ascii=False)
+
+
+def wildcard(kind: str, prop: str, values=None) -> list[dict]:
+    return [{"id": {**i, "type": kind}, "property": prop, **({} if values is None else {"value": values[n]})}
+            for n, i in enumerate(PARAM_IDS)]
+
+
+def by_name(response: dict, kind: str, prop: str) -> dict:
+    """A wildcard output's values by parameter name."""
+    found = {}
+    for key, props in response.items():
+        if key.startswith("{"):
+            id_ = json.loads(key)
+            if id_["type"] == kind:
+                found[id_["name"]] = props[prop]
+    return found
+
+
+def launch(client, values=("ok", "3"), set_id=None, force=False, request=None, changed="launch-submit.n_clicks"):
+    state = wildcard("launch-param", "value", list(values)) + wildcard("launch-param", "id", list(PARAM_IDS))
+    state = [s if s["property"] == "value" else {**s, "value": s["id"]} for s in state]
+    outputs = [{"id": "launch-result", "property": "children"}, wildcard("launch-param-service", "children"),
+               {"id": "launch-go", "property": "href"}, {"id": "launch-force", "property": "style"}]
+    return post(client, "launch-result.children", outputs,
+                [{"id": "launch-submit", "property": "n_clicks", "value": 1},
+                 {"id": "launch-force", "property": "n_clicks", "value": 1 if force else None}],
+                [state[:2], state[2:], {"id": "launch-set", "property": "value", "value": set_id},
+                 {"id": "launch-request", "property": "data", "value": request}],
+                changed="launch-force.n_clicks" if force else changed)
+
+
+def request_for(inputs) -> dict:
+    return {"template": TEMPLATE, "groups": [{"project_id": "test-proj", "measurement": "", "input_ids": list(inputs)}],
+            "specs": []}
+
+
+# -- the launch form ---------------------------------------------------------------------------
+
+def test_the_launch_form_offers_the_catalog_the_parameters_and_the_sets_newest_first(tom, measurement, sets):
+    page = open_page(tom, "/launch", f"?inputs={measurement}")
+    assert "Size report" in page and "Takes: imzML, ibd" in page and "launch-form" not in page  # choose first
+    page = open_page(tom, "/launch", f"?template={TEMPLATE}&inputs={measurement}")
+    assert '"m"' in page and "window (px)" in page and "whole number from 1 to 9" in page and "Smoothing window." in page
+    assert '"ok"' in page and '"fail"' in page                                   # the enum as a dropdown
+    assert page.index("fast · revision 2") < page.index("fast · revision 1") and "other · revision" not in page
+
+
+def test_an_unknown_template_and_an_unreadable_input_are_explained(tom, measurement, admin):
+    assert "'nope' is not a workflow template" in open_page(tom, "/launch", f"?template=nope&inputs={measurement}")
+    admin.set_grant("tom", "test-proj", "")
+    page = open_page(tom, "/launch", f"?template={TEMPLATE}&inputs={measurement}")
+    assert "launch-problem" in page and "no read access to project 'test-proj'" in page
+
+
+def test_values_are_checked_inline_naming_the_parameter(tom, measurement):
+    answer = post(tom, "launch-param-check", wildcard("launch-param-check", "children"),
+                  [wildcard("launch-param", "value", ["maybe", "12"])],
+                  [[{**s, "value": s["id"]} for s in wildcard("launch-param", "id")],
+                   {"id": "launch-request", "property": "data",
+                    "value": {"specs": [{"name": "mode", "type": "string", "enum_values": ["ok", "fail"],
+                                         "default_value": "ok", "is_required": False, "minimum": None, "maximum": None},
+                                        {"name": "window", "type": "integer", "enum_values": [], "default_value": "3",
+                                         "is_required": False, "minimum": 1, "maximum": 9}]}}])
+    checks = by_name(answer, "launch-param-check", "children")
+    assert checks["mode"].startswith("mode: 'maybe' is not allowed")
+    assert checks["window"] == "window: 12 is out of range; give 1 to 9"
+
+
+def test_a_parameter_set_fills_the_form(tom, sets):
+    answer = post(tom, '"type":"launch-param"}.value', wildcard("launch-param", "value"),
+                  [{"id": "launch-set", "property": "value", "value": sets["fast-r2"]}],
+                  [wildcard("launch-param", "value", ["fail", "3"]),
+                   [{**s, "value": s["id"]} for s in wildcard("launch-param", "id")]], changed="launch-set.value")
+    assert by_name(answer, "launch-param", "value") == {"mode": "fail", "window": "6"}
+
+
+def test_a_launch_goes_to_its_run_and_the_same_launch_shows_the_existing_run(tom, admin, measurement, sets):
+    first = launch(tom, set_id=sets["fast-r1"], request=request_for([measurement]))
+    run_id = first["launch-go"]["href"].removeprefix("/runs/")
+    run = admin.run(run_id)
+    assert run.parameter_set_revision == 1 and run.parameters == {"mode": "ok", "window": "3"}
+    again = launch(tom, set_id=sets["fast-r1"], request=request_for([measurement]))
+    notice = json.dumps(again["launch-result"])
+    assert "An identical run already exists" in notice and f"/runs/{run_id}" in notice
+    assert "launch-go" not in again and again["launch-force"]["style"] == {}
+    assert admin.runs().total == 1
+    forced = launch(tom, set_id=sets["fast-r1"], request=request_for([measurement]), force=True)
+    assert forced["launch-go"]["href"] != first["launch-go"]["href"] and admin.runs().total == 2
+
+
+def test_the_services_refusal_appears_next_to_the_parameter_it_names(tom, measurement, admin):
+    answer = launch(tom, values=("ok", "99"), request=request_for([measurement]))
+    assert by_name(answer, "launch-param-service", "children")["window"]["props"]["children"].startswith(
+        "parameters.window: ")
+    assert admin.runs().total == 0
+
+
+def test_a_reader_may_not_launch_and_is_told_why(ana, measurement, admin):
+    answer = launch(ana, request=request_for([measurement]))
+    assert "write" in json.dumps(answer["launch-result"]) and admin.runs().total == 0
+
+
+def test_an_explorer_view_launches_once_per_measurement_after_showing_the_count(tom, measurement, files, admin):
+    admin.reindex()
+    view = '?template=size-report&tab=file&filter={"IN":{"project_id":["test-proj"]}}'
+    page = open_page(tom, "/launch", view)
+    assert "This view has 2 files of the formats size-report takes (imzML, ibd) in 1 measurements" in page
+    assert "test-proj / m: 2 files" in page
+    groups = [{"project_id": "test-proj", "measurement": "m", "input_ids": files},
+              {"project_id": "test-proj", "measurement": "gone", "input_ids": ["no-such-file"]}]
+    answer = launch(tom, request={"template": TEMPLATE, "groups": groups, "specs": []})
+    text = json.dumps(answer["launch-result"])
+    assert "1 runs launched of 2" in text and "no data file or measurement with id 'no-such-file'" in text
+
+
+# -- runs list, run page, logs, provenance -------------------------------------------------------
+
+def render_runs(client, query: dict):
+    return post(client, "runs-list.children", [{"id": "runs-list", "property": "children"},
+                                               {"id": "runs-tick", "property": "disabled"}],
+                [{"id": "runs-query", "property": "data", "value": query},
+                 {"id": "runs-tick", "property": "n_intervals", "value": None}])
+
+
+def test_the_runs_list_filters_pages_and_refreshes_only_while_a_run_is_live(tom, ana, admin, measurement, worker):
+    done = admin.launch(TEMPLATE, [measurement], {"window": "4"}).run
+    run_until(worker, admin, done.id)
+    queued = admin.launch(TEMPLATE, [measurement], {"window": "5"}).run
+    answer = render_runs(ana, {"status": "", "offset": 0})
+    text = json.dumps(answer["runs-list"], ensure_ascii=False)
+    assert text.index(queued.submitter_id) < text.index(done.submitter_id) and answer["runs-tick"]["disabled"] is False
+    answer = render_runs(ana, {"status": "succeeded", "template": TEMPLATE, "user": done.created_by, "offset": 0})
+    text = json.dumps(answer["runs-list"], ensure_ascii=False)
+    assert done.submitter_id in text and queued.submitter_id not in text and answer["runs-tick"]["disabled"] is True
+    assert "runs 1–1 of 1" in text
+    refused = json.dumps(render_runs(ana, {"project": "secret", "offset": 0})["runs-list"])
+    assert "runs-problem" in refused and "secret" in refused
+    filters = post(tom, "runs-query.data", {"id": "runs-query", "property": "data"},
+                   [{"id": f"runs-{k}", "property": "value", "value": v}
+                    for k, v in (("status", "failed"), ("template", None), ("user", " tom "), ("project", None))])
+    assert filters["runs-query"]["data"] == {"status": "failed", "template": "", "user": "tom", "project": "", "offset": 0}
+
+
+def test_the_run_page_shows_what_ran_its_steps_logs_outputs_and_provenance(tom, admin, measurement, sets, worker, files):
+    run = admin.launch(TEMPLATE, [measurement], parameter_set_id=sets["fast-r2"]).run
+    page = open_page(tom, f"/runs/{run.id}")
+    assert "Queued" in page and "fast · revision 2" in page and run.template_digest in page
+    done = run_until(worker, admin, run.id)
+    live = post(tom, "run-live.children", [{"id": "run-live", "property": "children"},
+                                           {"id": "run-tick", "property": "disabled"}],
+                [{"id": "run-tick", "property": "n_intervals", "value": 1},
+                 {"id": "run-refresh", "property": "data", "value": 0}],
+                [{"id": "run-id", "property": "data", "value": run.id}], changed="run-tick.n_intervals")
+    text = json.dumps(live["run-live"])
+    assert "Succeeded" in text and live["run-tick"]["disabled"] is True and "report.json" in text
+    [output] = done.output_ids
+    assert f"/files/{output}/download" in text and f"/lineage/{output}" in text
+    [step] = [s for s in done.steps if s.name == "measure"]
+    log = tom.get(f"/runs/{run.id}/steps/{step.id}/log")
+    assert log.status_code == 200 and log.mimetype == "text/plain"
+    page = open_page(tom, f"/runs/{run.id}")
+    assert all(f"/lineage/{f}" in page for f in files) and '"window"' in page
+
+
+def act(client, run_id: str, button: str):
+    return post(client, "run-action.children", [{"id": "run-action", "property": "children"},
+                                                {"id": "run-force", "property": "style"},
+                                                {"id": "run-refresh", "property": "data"},
+                                                {"id": "run-go", "property": "href"}],
+                [{"id": f"run-{b}", "property": "n_clicks", "value": 1 if b == button else None}
+                 for b in ("rerun", "cancel", "retry", "force")],
+                [{"id": "run-id", "property": "data", "value": run_id}], changed=f"run-{button}.n_clicks")
+
+
+def test_rerun_shows_the_existing_run_unless_forced_and_refusals_are_the_services(tom, ana, admin, measurement, worker):
+    run = admin.launch(TEMPLATE, [measurement]).run
+    run_until(worker, admin, run.id)
+    again = act(tom, run.id, "rerun")
+    assert "An identical run already exists" in json.dumps(again["run-action"]) and again["run-force"]["style"] == {}
+    forced = act(tom, run.id, "force")
+    assert forced["run-go"]["href"].startswith("/runs/") and admin.runs().total == 2
+    retry = act(tom, run.id, "retry")
+    assert "only a failed or cancelled run can be retried" in json.dumps(retry["run-action"])
+    cancel = act(ana, forced["run-go"]["href"].removeprefix("/runs/"), "cancel")
+    assert "run-refused" in json.dumps(cancel["run-action"]) and "may cancel" in json.dumps(cancel["run-action"])
+    mine = act(tom, forced["run-go"]["href"].removeprefix("/runs/"), "cancel")
+    assert "cancelled by tom" in json.dumps(mine["run-action"])
+
+
+def test_a_user_without_read_sees_the_services_message_not_the_run_nor_its_log(ana, admin, measurement, worker):
+    run = admin.launch(TEMPLATE, [measurement]).run
+    done = run_until(worker, admin, run.id)
+    admin.set_grant("ana", "test-proj", "")
+    page = open_page(ana, f"/runs/{run.id}")
+    assert "run-problem" in page and "no read access to project 'test-proj'" in page and run.template_digest not in page
+    step = done.steps[0]
+    assert ana.get(f"/runs/{run.id}/steps/{step.id}/log").status_code == 403
+    assert "no read access" in open_page(ana, f"/lineage/{done.output_ids[0]}")
+
+
+def test_provenance_goes_from_an_output_back_to_the_raw_measurement_and_forward_from_a_raw_file(
+        ana, admin, measurement, worker, files, sets):
+    run = admin.launch(TEMPLATE, [measurement], parameter_set_id=sets["fast-r1"]).run
+    [output] = run_until(worker, admin, run.id).output_ids
+    page = open_page(ana, f"/lineage/{output}")
+    ancestors = page[page.index("Made from"):page.index("Used by")]
+    assert f"/runs/{run.id}" in ancestors and "/measurement/test-proj/m" in ancestors
+    assert all(f"/lineage/{f}" in ancestors for f in files) and f"/lineage/{sets['fast-r1']}" in ancestors
+    assert all(label in ancestors for label in ("generated_by", "used", "configured_by", "data_from"))
+    assert "Nothing has used it yet." in page and "/files/" in page
+    raw = open_page(ana, f"/lineage/{files[0]}")
+    assert f"/runs/{run.id}" in raw[raw.index("Used by"):] and f"/lineage/{output}" in raw
+    click = post(ana, "lineage-go.href", {"id": "lineage-go", "property": "href"},
+                 [{"id": "lineage-graph", "property": "clickData",
+                   "value": {"points": [{"customdata": f"/runs/{run.id}"}]}}], changed="lineage-graph.clickData")
+    assert click["lineage-go"]["href"] == f"/runs/{run.id}"
+
+
+def test_the_measurement_page_links_to_launch_and_to_each_files_provenance(tom, measurement, files):
+    page = open_page(tom, "/measurement/test-proj/m")
+    assert f"/launch?inputs={measurement}" in page and all(f"/lineage/{f}" in page for f in files)
+
+
+def test_the_explorer_offers_its_views_files_to_the_launch_form(tom, measurement):
+    from portal.explorer import state as st
+
+    data = st.to_data(st.State(kind="file", filter={"IN": {"project_id": ["test-proj"]}}, search="m"))
+    answer = post(tom, "explore-chips.children", None, [{"id": "explore-state", "property": "data", "value": data}])
+    link = json.dumps(answer["explore-exports"]["children"][-1])
+    assert "Run a workflow on these files" in link
+    assert "/launch?tab=file&filter=%7B%22IN%22%3A%7B%22project_id%22%3A%5B%22test-proj%22%5D%7D%7D&search=m" in link

@@ -1,0 +1,99 @@
+"""The workflow pages' pure pieces: inline checks, the service's parameter messages, addresses,
+the runs list's URL, and the step and provenance figures."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from metadata.idl import metadata_thrift as T
+from portal.workflows import figures, widgets as w
+
+
+def param(**kw):
+    base = {"name": "window", "type": "integer", "enum_values": [], "default_value": "3", "is_required": False,
+            "minimum": 1.0, "maximum": 9.0, "unit": "px", "description": ""}
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_inline_checks_name_the_parameter_as_the_service_does():
+    assert w.check_value(param(), "5") is None and w.check_value(param(), "") is None
+    assert w.check_value(param(), "0") == "window: 0 is out of range; give 1 to 9"
+    assert w.check_value(param(), "2.5") == "window: '2.5' is not an integer"
+    assert w.check_value(param(type="number", maximum=None), "1e3") is None
+    assert w.check_value(param(type="string", enum_values=["a", "b"]), "c") == "window: 'c' is not allowed; choose one of a, b"
+    assert w.check_value(param(type="boolean"), "yes") == "window: 'yes' is not true or false"
+    assert w.check_value(param(type="string", default_value="", is_required=True), " ") == "window: required"
+
+
+def test_a_service_message_is_placed_by_the_parameter_it_names():
+    assert w.service_fields("parameters.snr-min: 0 is out of range; give 1 to 9") == \
+        {"snr-min": "parameters.snr-min: 0 is out of range; give 1 to 9"}
+    assert w.service_fields("parameters.a: 0 is too small; parameters.b_2: 'x' is not a number") == \
+        {"a": "parameters.a: 0 is too small", "b_2": "parameters.b_2: 'x' is not a number"}
+    assert w.service_fields("input_ids: no imzML file among the inputs") == {}
+
+
+def test_addresses():
+    assert w.launch_href("ims-qc", ["a", "b"]) == "/launch?template=ims-qc&inputs=a%2Cb"
+    assert w.launch_href(tab="file", filter='{"IN":{"x":["y"]}}', search="") == \
+        "/launch?tab=file&filter=%7B%22IN%22%3A%7B%22x%22%3A%5B%22y%22%5D%7D%7D"
+    assert w.node_href({"type": "measurement", "id": "1", "project_id": "p q", "submitter_id": "m/1"}) == \
+        "/measurement/p%20q/m%2F1"
+    assert w.node_href({"type": "workflow_run", "id": "r"}) == "/runs/r"
+    assert w.node_href({"type": "data_file", "id": "f"}) == "/lineage/f"
+
+
+def test_parameter_sets_are_offered_with_their_revision_and_notes():
+    sets = [{"id": "s2", "properties": {"name": "fast", "revision": 2, "notes": "tuned"}},
+            {"id": "s1", "properties": {"name": "fast", "revision": 1}}]
+    assert w.set_options(sets) == [{"label": "fast · revision 2 — tuned", "value": "s2"},
+                                   {"label": "fast · revision 1", "value": "s1"}]
+
+
+def step(id_, phase, children=(), name=None):
+    return T.RunStep(id=id_, name=name or id_, template="t", phase=phase, children=list(children), exit_code=-1)
+
+
+def test_steps_are_laid_out_by_depth_and_coloured_by_phase():
+    steps = [step("main", "Running", ["a", "b"]), step("a", "Succeeded", ["c"]), step("b", "Failed"),
+             step("c", "Pending")]
+    assert figures.step_levels(steps) == {"main": 0, "a": 1, "b": 1, "c": 2}
+    figure = figures.step_graph(steps)
+    colours = {trace.name: trace.marker.color for trace in figure.data[1:]}
+    assert colours == {"Running": "#2a6f97", "Succeeded": "#2d8a4e", "Failed": "#b23a3a", "Pending": "#9aa5ad"}
+    assert figures.step_graph([]).layout.annotations[0].text == "no steps yet"
+
+
+def test_a_cycle_in_reported_steps_does_not_hang_the_layout():
+    assert set(figures.step_levels([step("a", "Running", ["b"]), step("b", "Running", ["a"])])) == {"a", "b"}
+
+
+def test_the_provenance_figure_carries_each_nodes_address_and_rings_the_focus():
+    nodes = {i: {"id": i, "type": t, "project_id": "p", "submitter_id": i, "properties": {}}
+             for i, t in (("m", "measurement"), ("f", "data_file"), ("r", "workflow_run"), ("o", "data_file"))}
+    levels = {"m": -3, "f": -2, "r": -1, "o": 0}
+    edges = {("m", "f", "measurements"), ("f", "r", "input_files"), ("r", "o", "workflow_runs")}
+    figure = figures.lineage_graph(nodes, levels, edges, "o", w.node_href)
+    hrefs = {h for trace in figure.data[1:] for h in trace.customdata}
+    assert hrefs == {"/measurement/p/m", "/lineage/f", "/runs/r", "/lineage/o"}
+    files = next(trace for trace in figure.data if trace.name == "data_file")
+    assert list(files.marker.line.width) == [3 if h == "/lineage/o" else 0 for h in files.customdata]
+    assert list(figure.layout.xaxis.range) == [-3.6, 0.6]
+
+
+def test_the_runs_list_address_keeps_only_what_is_set():
+    assert w.runs_query({"status": "failed", "template": "", "user": "tom", "offset": 0}) == "?status=failed&user=tom"
+    assert w.runs_query({"offset": 25}) == "?offset=25" and w.runs_query({}) == ""
+
+
+def test_the_catalog_marks_the_chosen_template_and_those_only_analysts_may_launch():
+    import json
+
+    from dash import dcc
+
+    catalog = w.catalog([T.WorkflowTemplate(name="qc", title="QC", input_formats=["imzML"], standard=True),
+                         T.WorkflowTemplate(name="dev", title="Dev", input_formats=[], standard=False)],
+                        "qc", lambda name: f"/launch?template={name}")
+    text = json.dumps(catalog.to_plotly_json(), default=lambda c: c.to_plotly_json(), ensure_ascii=False)
+    assert "Takes: imzML" in text and "Takes: any data files · outside the standard set: analysts only" in text
+    [choose] = [c for card in catalog.children for c in card.children if isinstance(c, dcc.Link)]
+    assert choose.href == "/launch?template=dev"
