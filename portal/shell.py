@@ -5,6 +5,7 @@ import dash
 from dash import dcc, html
 from flask_wtf.csrf import generate_csrf
 
+from portal import notifications
 from portal.auth import shown_user
 
 WRITERS = ("technician", "admin")
@@ -30,6 +31,9 @@ def header(user: tuple[str, str] | None) -> html.Header:
     signout = html.Form([dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
                          html.Button("Sign out", type="submit", className="link-button", id="shell-signout")],
                         method="POST", action="/signout", className="signout")
+    unread = notifications.unread_count()
+    bell = html.A(f"Notifications ({unread})" if unread else "Notifications", href="/notifications",
+                  className="nav-link unread" if unread else "nav-link", id="shell-notifications")
     who = html.Span([html.A(html.Strong(name), href="/account", title="Your account and API tokens"),
                      f" · {role}"], className="who", id="shell-user")
-    return html.Header(nav + [html.Div([who, signout], className="user")], className="site-header")
+    return html.Header(nav + [html.Div([bell, who, signout], className="user")], className="site-header")

@@ -5,10 +5,9 @@ watches the run succeed, opens its outputs (the JSON report, and any PNG image),
 provenance from the report back to the raw file and its measurement, and re-running the same
 launch shows the existing run.
 
-TEMPLATE is the small test template of tests/portal/test_workflow_pages.py, written to a
-templates dir the service and the worker share. To run the shipped `ims-qc` instead, set
-TEMPLATE = "ims-qc", TEST_TEMPLATES = False and PARAMETERS = {"snr": "4"} (passes once the runs
-branch's ims-qc is merged)."""
+TEMPLATE is the shipped `ims-qc`; with TEST_TEMPLATES = True, TEMPLATE = "size-report" and
+PARAMETERS = {"window": "5"} it runs the small test template of tests/portal/test_workflow_pages.py
+instead (a templates dir the service and the worker share)."""
 from __future__ import annotations
 
 import json
@@ -25,9 +24,9 @@ from tests.e2e.conftest import ServiceProcess
 from tests.portal.test_workflow_pages import wf_template
 from workflow_templates.worker import Worker
 
-TEMPLATE = "size-report"
-TEST_TEMPLATES = True           # False: the shipped workflow_templates/ (for ims-qc)
-PARAMETERS = {"window": "5"}    # what the saved parameter set holds
+TEMPLATE = "ims-qc"
+TEST_TEMPLATES = False          # the shipped workflow_templates/ (True: the small test template)
+PARAMETERS = {"snr": "4"}       # what the saved parameter set holds
 SET_NAME = "e2e-fast"
 RUN_SECONDS = 120
 
