@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STORES = ("embedded", "elasticsearch")
+HUB_SPAWNERS = ("local", "kubernetes")
 
 
 ENGINES = ("local", "argo")
@@ -52,6 +53,17 @@ class Settings:
     s3_endpoint_url: str = ""
     max_upload_bytes: int = 64 * 1024 ** 3
     columnar_facets: int = 1  # 0: the embedded store asks DuckDB for every facet count (metadata/store/columnar.py)
+    # JupyterHub (hub/jupyterhub_config.py; docs/jupyterhub.md). The proxy serves hub_port; the
+    # hub itself and the proxy's API listen on the two ports after it, on loopback.
+    hub_host: str = "127.0.0.1"
+    hub_port: int = 8000
+    hub_api_port: int = 8081
+    hub_proxy_api_port: int = 8001
+    hub_url: str = ""                     # the hub's public address; "" : http://<hub_host>:<hub_port>
+    hub_spawner: str = "local"            # local processes, or kubernetes (KubeSpawner)
+    hub_idle_timeout_seconds: int = 3600  # the idle culler stops servers unused this long
+    portal_url: str = ""                  # the portal's public address; "" : http://127.0.0.1:8050
+    portal_internal_url: str = ""         # how the hub reaches the portal; "" : portal_url
 
     @property
     def storage_root(self) -> Path:
@@ -75,6 +87,39 @@ class Settings:
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             write_private(path, secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+    @property
+    def hub_dir(self) -> Path:
+        """The hub's database, cookie secret and keys (never in the repository)."""
+        return self.data_dir / "hub"
+
+    @property
+    def hub_public_url(self) -> str:
+        return (self.hub_url or f"http://{self.hub_host}:{self.hub_port}").rstrip("/")
+
+    @property
+    def portal_public_url(self) -> str:
+        host = os.environ.get("LABCOMMONS_PORTAL_HOST") or "127.0.0.1"
+        port = os.environ.get("LABCOMMONS_PORTAL_PORT") or "8050"
+        return (self.portal_url or f"http://{host}:{port}").rstrip("/")
+
+    def hub_secret(self, name: str, nbytes: int = 32) -> str:
+        """A secret the hub and the portal share (OAuth client secret, the portal's hub service
+        token, the auth-state key): LABCOMMONS_HUB_<NAME> if set, else made once into
+        <data_dir>/hub/<name> (0600). Whichever process comes first writes it; the other reads."""
+        if value := os.environ.get(f"LABCOMMONS_HUB_{name.upper().replace('-', '_')}"):
+            return value
+        path = self.hub_dir / name
+        if not path.exists():
+            self.hub_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # the other process won the race; read its value
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_hex(nbytes))
         return path.read_text().strip()
 
 
@@ -119,6 +164,9 @@ def _build(values: dict) -> Settings:
         raise SettingsError(f"LABCOMMONS_STORE: {settings.store!r} is not a store; use one of {', '.join(STORES)}")
     if settings.engine not in ENGINES:
         raise SettingsError(f"LABCOMMONS_ENGINE: {settings.engine!r} is not an engine; use one of {', '.join(ENGINES)}")
+    if settings.hub_spawner not in HUB_SPAWNERS:
+        raise SettingsError(f"LABCOMMONS_HUB_SPAWNER: {settings.hub_spawner!r} is not a spawner; "
+                            f"use one of {', '.join(HUB_SPAWNERS)}")
     if settings.es_shards < 1:
         raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
     if settings.storage_url and not settings.storage_url.startswith("s3://"):

@@ -51,6 +51,7 @@ def run_commons(settings: Settings, seed_demo: bool = True) -> int:
         client.close()
         children.append(_start_worker(logs))
         children.append(_start_portal(logs))
+        children.append(_start_hub(settings, logs))
         _print_banner(settings, children)
         return _watch(children, stop)
     except ServiceFailed as failure:
@@ -120,6 +121,20 @@ def _start_portal(logs: Path) -> Child:
     child = _start("portal", [sys.executable, "-m", "labcommons.cli", "portal", "serve"],
                    f"http://{host}:{port}/", logs)
     _wait_ready(child, lambda: _http_ok(child.address + "signin"))
+    return child
+
+
+HUB_CONFIG = Path(__file__).resolve().parent.parent / "hub" / "jupyterhub_config.py"
+
+
+def _start_hub(settings: Settings, logs: Path) -> Child:
+    """Start JupyterHub (it starts its proxy and idle culler) after the portal, its sign-in."""
+    if _answers(settings.hub_host, settings.hub_port):
+        raise ServiceFailed(f"the hub's port {settings.hub_host}:{settings.hub_port} is in use; "
+                            "set LABCOMMONS_HUB_PORT to another")
+    child = _start("hub", [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+                   f"{settings.hub_public_url}/", logs)
+    _wait_ready(child, lambda: _http_ok(f"{settings.hub_public_url}/hub/api/"))
     return child
 
 

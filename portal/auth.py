@@ -29,7 +29,9 @@ from portal.client import operator_client
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
-PUBLIC = ("/signin", "/assets/", "/_dash-component-suites/", "/_favicon.ico", "/static/")
+# the hub's server-to-server OAuth calls (portal/oauth.py) authenticate themselves
+PUBLIC = ("/signin", "/assets/", "/_dash-component-suites/", "/_favicon.ico", "/static/", "/oauth/token",
+          "/oauth/userinfo")
 HOME = "/explore"
 EXPIRED = "Your session has expired; please sign in again."
 NOT_SIGNED_IN = "not signed in (or the session expired): sign in again"

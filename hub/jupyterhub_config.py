@@ -1,0 +1,96 @@
+"""The labcommons JupyterHub: `jupyterhub -f hub/jupyterhub_config.py` (run by `labcommons up`).
+
+One configuration, two spawner modes (LABCOMMONS_HUB_SPAWNER): `local` processes (the default)
+or `kubernetes` (KubeSpawner; its settings are hub/kubespawner.py, which the zero-to-jupyterhub
+chart also loads). Users sign in through the portal (OAuth2, hub/../portal/oauth.py), which hands
+each user's metadata-service token to the hub in its auth state. See docs/jupyterhub.md.
+"""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # the labcommons packages, when run from a checkout
+
+from labcommons.settings import load  # noqa: E402
+from spawner import token_environment  # noqa: E402
+
+c = get_config()  # noqa: F821 -- provided by traitlets when the hub loads this file
+settings = load()
+data_dir = settings.data_dir.resolve()
+settings.hub_dir.mkdir(parents=True, exist_ok=True)
+
+# -- where it listens: all loopback; the proxy's port is the one browsers use ------------------
+c.JupyterHub.bind_url = f"http://{settings.hub_host}:{settings.hub_port}"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = settings.hub_api_port
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.hub_proxy_api_port}"
+# the proxy `make` installed into the venv (npm --prefix .venv/node), else one on PATH
+_proxy = Path(sys.prefix) / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
+c.ConfigurableHTTPProxy.command = [str(_proxy) if _proxy.exists() else shutil.which("configurable-http-proxy")
+                                   or "configurable-http-proxy"]
+c.ConfigurableHTTPProxy.auth_token = settings.hub_secret("proxy-auth-token")
+
+# -- state under the data dir, never in the repository ------------------------------------------
+c.JupyterHub.db_url = f"sqlite:///{settings.hub_dir.resolve() / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(settings.hub_dir.resolve() / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(settings.hub_dir.resolve() / "jupyterhub.pid")
+# auth state holds the user's service token: encrypted with this key (made once, 0600)
+os.environ.setdefault("JUPYTERHUB_CRYPT_KEY", settings.hub_secret("crypt-key"))
+
+# -- sign-in through the portal (OAuth2 authorization code + PKCE) ------------------------------
+portal_inside = (settings.portal_internal_url or settings.portal_public_url).rstrip("/")
+c.JupyterHub.authenticator_class = "generic-oauth"
+c.GenericOAuthenticator.client_id = "jupyterhub"
+c.GenericOAuthenticator.client_secret = settings.hub_secret("oauth-client-secret")
+c.GenericOAuthenticator.oauth_callback_url = f"{settings.hub_public_url}/hub/oauth_callback"
+c.GenericOAuthenticator.authorize_url = f"{settings.portal_public_url}/oauth/authorize"  # the browser goes here
+c.GenericOAuthenticator.token_url = f"{portal_inside}/oauth/token"            # the hub calls these itself
+c.GenericOAuthenticator.userdata_url = f"{portal_inside}/oauth/userinfo"
+c.GenericOAuthenticator.scope = ["profile"]
+c.GenericOAuthenticator.username_claim = "name"
+c.GenericOAuthenticator.enable_pkce = True
+c.GenericOAuthenticator.auto_login = True  # straight to the portal: one sign-in, no "sign in with" button
+c.GenericOAuthenticator.allow_all = True  # every portal user may have a server; data access stays the service's
+c.GenericOAuthenticator.admin_users = set()
+# the userdata carries a fresh service token; keep it (encrypted) to hand to the server
+c.GenericOAuthenticator.enable_auth_state = True
+c.GenericOAuthenticator.refresh_pre_spawn = True  # every spawn gets a token minted just then
+# renew well before the token expires, so a long session keeps a working token
+c.GenericOAuthenticator.auth_refresh_age = max(60, settings.token_ttl_seconds // 4)
+c.JupyterHub.shutdown_on_logout = False
+
+# -- the single-user servers ---------------------------------------------------------------------
+c.Spawner.auth_state_hook = token_environment
+c.Spawner.environment = {"LABCOMMONS_HOST": settings.host, "LABCOMMONS_PORT": str(settings.port)}
+c.Spawner.default_url = "/lab"
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 60
+if settings.hub_spawner == "kubernetes":
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    load_subconfig(str(HERE / "kubespawner.py"))  # noqa: F821 -- provided by traitlets
+else:
+    c.JupyterHub.spawner_class = "spawner.LabcommonsLocalSpawner"
+    c.LabcommonsLocalSpawner.notebooks_root = str(data_dir / "notebooks")
+    c.LabcommonsLocalSpawner.home_dir_template = str(data_dir / "notebooks" / "{username}")
+    if os.geteuid() == 0:  # containers and CI run as root; jupyter-server refuses root without this
+        c.Spawner.args = ["--allow-root"]
+    # the venv's own jupyterhub-singleuser, whatever PATH the hub was started with
+    c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+    c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "LABCOMMONS_DATA_DIR"]
+
+# -- services: the portal's hand-off, and the idle culler ----------------------------------------
+c.JupyterHub.services = [
+    {"name": "labcommons-portal", "api_token": settings.hub_secret("portal-service-token")},
+    {"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                                        f"--timeout={settings.hub_idle_timeout_seconds}"]},
+]
+c.JupyterHub.load_roles = [
+    # the portal creates a user on first hand-off, gives it a token, starts and reaches its server
+    {"name": "labcommons-portal", "services": ["labcommons-portal"],
+     "scopes": ["admin:users", "admin:auth_state", "servers", "access:servers", "read:users"]},
+    {"name": "idle-culler", "services": ["idle-culler"],
+     "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
+]

@@ -1,0 +1,79 @@
+""""Open in Jupyter" through the portal: the service decides who may, the hub starts the
+server, the starter notebook lands in the user's notebook directory, and the notebook's address
+opens through single sign-on."""
+from __future__ import annotations
+
+import time
+
+import nbformat
+import pytest
+
+from tests.hub.conftest import csrf_token
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def measurement(hub_commons) -> dict:
+    _, _, _, admin = hub_commons
+    node = next(iter(admin.nodes("measurement")))
+    return {"kind": "measurement", "project": node["project_id"], "submitter_id": node["submitter_id"],
+            "id": node["id"]}
+
+
+def open_in_jupyter(portal, session, context: dict, seconds: float = 120) -> dict:
+    """What the progress page's script does: start, then poll until the notebook is ready."""
+    page = session.get(f"{portal.url}/jupyter/open/{context['kind']}/{context['project']}/{context['submitter_id']}",
+                       timeout=30)
+    assert page.status_code == 200, page.text[:800]
+    token = csrf_token_from_script(page.text)
+    body = {k: context[k] for k in ("kind", "project", "submitter_id")}
+    started = session.post(f"{portal.url}/jupyter/start", json=body, timeout=60,
+                           headers={"X-CSRFToken": token, "Origin": portal.url})
+    assert started.status_code == 200, started.text[:800]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answer = session.get(f"{portal.url}/jupyter/status", params=body, timeout=60).json()
+        assert "error" not in answer, answer
+        if answer["ready"]:
+            return answer
+        time.sleep(0.5)
+    raise AssertionError("the notebook server did not become ready")
+
+
+def csrf_token_from_script(html: str) -> str:
+    import re
+    return re.search(r'const csrf = "([^"]+)"', html).group(1)
+
+
+def test_open_in_jupyter_writes_the_starter_notebook_and_opens_it(hub_commons, signed_in, measurement):
+    service, portal, hub, _ = hub_commons
+    session = signed_in("tom")
+    answer = open_in_jupyter(portal, session, measurement)
+    path = service.data_dir / "notebooks" / "tom" / answer["path"]
+    notebook = nbformat.read(path, as_version=4)
+    assert notebook.metadata["labcommons"]["id"] == measurement["id"]
+    assert any("lc.dataset(DATASET).spectra(limit=5)" in c.source for c in notebook.cells)
+    assert answer["url"] == f"{hub.url}/user/tom/lab/tree/{answer['path']}"
+    # the browser goes there next: the hub signs it in through the portal, no second sign-in
+    opened = session.get(answer["url"], timeout=60)
+    assert opened.status_code == 200 and opened.url.startswith(f"{hub.url}/user/tom/lab"), opened.url
+    # a second hand-off keeps the user's edits
+    notebook.cells.append(nbformat.v4.new_markdown_cell("my notes"))
+    nbformat.write(notebook, path)
+    open_in_jupyter(portal, session, measurement)
+    assert nbformat.read(path, as_version=4).cells[-1].source == "my notes"
+
+
+def test_a_user_without_a_grant_is_refused_with_the_services_reason(hub_commons, signed_in, measurement):
+    service, portal, hub, admin = hub_commons
+    admin.save_account("zoe", "zoe-password-123", ["analyst"], {})
+    session = signed_in("zoe", "zoe-password-123")
+    url = f"{portal.url}/jupyter/open/measurement/{measurement['project']}/{measurement['submitter_id']}"
+    page = session.get(url, timeout=30)
+    assert page.status_code == 403 and "cannot be opened in Jupyter" in page.text
+    start = session.post(f"{portal.url}/jupyter/start", timeout=30, json={k: measurement[k] for k in (
+        "kind", "project", "submitter_id")}, headers={"X-CSRFToken": csrf_token(session.get(
+            f"{portal.url}/account", timeout=30).text), "Origin": portal.url})
+    assert start.status_code == 403 and measurement["project"] in start.json()["error"]
+    assert hub.api("GET", "/users/zoe").status_code == 404  # the hub was never asked
