@@ -70,7 +70,32 @@ c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 if settings.hub_spawner == "kubernetes":
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
-    load_subconfig(str(HERE / "kubespawner.py"))  # noqa: F821 -- provided by traitlets
+    load_subconfig(str(HERE / "kubespawner.py"))  # noqa: F821 -- what the z2jh hub loads too
+    image = c.KubeSpawner.image
+    # what deploy/values/jupyterhub.yaml gives the z2jh hub, for a hub run outside the chart:
+    # each user's pods in a namespace of their own (quotas and policies per user) ...
+    c.KubeSpawner.enable_user_namespaces = True
+    c.KubeSpawner.user_namespace_template = "labcommons-nb-{username}"
+    c.KubeSpawner.profile_list = [
+        {"display_name": "Imaging MS (2 CPU, 8 GiB)", "slug": "imaging-ms", "default": True,
+         "description": "Load a slice of an imaging dataset and tune processing parameters.",
+         "kubespawner_override": {"image": image, "cpu_guarantee": 1, "cpu_limit": 2,
+                                  "mem_guarantee": "6G", "mem_limit": "8G"}},
+        {"display_name": "Large (8 CPU, 32 GiB)", "slug": "large",
+         "description": "Whole datasets and cohorts; ask an administrator before long runs.",
+         "kubespawner_override": {"image": image, "cpu_guarantee": 4, "cpu_limit": 8,
+                                  "mem_guarantee": "24G", "mem_limit": "32G"}},
+    ]
+    # ... and a volume per user for the home directory: files outlive servers and the culler
+    c.KubeSpawner.storage_pvc_ensure = True
+    c.KubeSpawner.pvc_name_template = "claim-{username}"
+    c.KubeSpawner.storage_capacity = os.environ.get("LABCOMMONS_HUB_STORAGE", "10Gi")
+    c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
+    c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-{username}"}}]
+    c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
+    # pods reach the hub at its cluster address, not loopback
+    if connect := os.environ.get("LABCOMMONS_HUB_CONNECT_URL"):
+        c.JupyterHub.hub_connect_url = connect
 else:
     c.JupyterHub.spawner_class = "spawner.LabcommonsLocalSpawner"
     c.LabcommonsLocalSpawner.notebooks_root = str(data_dir / "notebooks")

@@ -131,6 +131,13 @@ def starter_notebook(kind: str, node: dict) -> nbformat.NotebookNode:
     return notebook
 
 
+def open_button(kind: str, project: str, submitter_id: str, id_: str):
+    """The "Open in Jupyter" link for a page (a full page load: /jupyter/open is a Flask view)."""
+    from dash import html
+    href = f"/jupyter/open/{kind}/{quote(project, safe='')}/{quote(submitter_id, safe='')}"
+    return html.Div(html.A("Open in Jupyter", href=href, className="button", id=id_), className="jupyter-open")
+
+
 def notebook_path(kind: str, submitter_id: str) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in submitter_id)
     return f"{FOLDER}/{kind}-{safe}.ipynb"

@@ -13,6 +13,7 @@ import dash
 from dash import html
 
 from portal import browse, browse_widgets as w
+from portal.jupyter import open_button
 
 
 def title(rest: str = "", **_path) -> str:
@@ -93,5 +94,6 @@ def _experiment(project_id: str, experiment_id: str) -> list:
              (experiment_id, None)]
     return [w.breadcrumbs(trail, "experiments-breadcrumbs"),
             w.heading(dictionary["experiment"], experiment_id, experiment["properties"].get("protocol", "")),
+            open_button("experiment", project_id, experiment_id, "experiments-jupyter"),
             w.section("Properties", w.properties_table(experiment, dictionary["experiment"], "experiments-properties")),
             w.section(f"Measurements ({len(measurements)})", w.measurements_table(project_id, measurements, files))]

@@ -15,6 +15,7 @@ import dash
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from portal import browse, browse_widgets as w
+from portal.jupyter import open_button
 from portal.previews import figures
 from portal.workflows import widgets as wf
 
@@ -50,6 +51,7 @@ def _measurement(project_id: str, submitter_id: str) -> list:
     method = " · ".join(str(props[k]) for k in ("instrument", "ionisation", "polarity") if props.get(k))
     return [w.breadcrumbs(trail, "measurement-breadcrumbs"),
             w.heading(dictionary["measurement"], submitter_id, method),
+            open_button("measurement", project_id, submitter_id, "measurement-jupyter"),
             html.Div([w.section("Instrument parameters",
                                 w.properties_table(node, dictionary["measurement"], "measurement-properties")),
                       w.section("Belongs to", _belongs_to(project_id, node))], className="browse-columns"),

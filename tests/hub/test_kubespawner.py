@@ -1,0 +1,121 @@
+"""The Kubernetes mode without a cluster: KubeSpawner builds the pod and PVC manifests from
+hub/jupyterhub_config.py with LABCOMMONS_HUB_SPAWNER=kubernetes (which loads hub/kubespawner.py,
+as the z2jh hub does), and the manifests validate against the Kubernetes schemas
+(kubernetes-validate, offline)."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.config import kube_config
+from kubespawner import KubeSpawner
+from traitlets.config import Config, PyFileConfigLoader
+
+from tests.deploy.test_manifests import KUBERNETES_VERSION
+
+HUB = Path(__file__).resolve().parents[2] / "hub"
+
+
+class User:
+    name, id, url = "ana", 7, "/user/ana/"
+
+    async def get_auth_state(self):
+        return {"oauth_user": {"name": "ana", "labcommons_token": "tok-ana"}}
+
+
+class Hub:
+    public_host, url, base_url, api_url = "hub.example", "http://hub:8081/hub/", "/", "http://hub:8081/hub/api"
+
+
+@pytest.fixture(autouse=True)
+def kubernetes_mode(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABCOMMONS_HUB_SPAWNER", "kubernetes")
+    monkeypatch.setenv("LABCOMMONS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "0" * 64)  # the config sets it only when unset
+
+
+def settings() -> Config:
+    return PyFileConfigLoader("jupyterhub_config.py", str(HUB)).load_config()
+
+
+# KubeSpawner loads a client configuration when made; one naming an unreachable API server
+# shows that nothing here talks to a cluster.
+KUBECONFIG = """apiVersion: v1
+kind: Config
+current-context: none
+clusters: [{name: none, cluster: {server: "https://kubernetes.invalid"}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+users: [{name: none, user: {}}]
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_cluster(tmp_path, monkeypatch):
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+    # read once at import as KUBECONFIG's value, so set where it is kept
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "kubeconfig"))
+
+
+def manifests(profile: str) -> tuple[dict, dict, KubeSpawner]:
+    async def build():
+        spawner = KubeSpawner(config=settings(), user=User(), hub=Hub(), _mock=True)
+        spawner.user_options = {"profile": profile}
+        spawner.api_token = "hub-token"
+        await spawner.load_user_options()
+        spawner.auth_state_hook(spawner, await spawner.user.get_auth_state())
+        pod = await spawner.get_pod_manifest()
+        async with ApiClient() as client:  # serialization only; it sends nothing
+            return (client.sanitize_for_serialization(pod),
+                    client.sanitize_for_serialization(spawner.get_pvc_manifest()), spawner)
+
+    return asyncio.run(build())
+
+
+@pytest.mark.parametrize("profile, cpu, gib", [("imaging-ms", 2, 8), ("large", 8, 32)])
+def test_pod_and_claim_manifests_validate_and_carry_the_profile(profile, cpu, gib):
+    pod, pvc, spawner = manifests(profile)
+    for manifest, kind in ((pod, "Pod"), (pvc, "PersistentVolumeClaim")):
+        manifest = {"apiVersion": "v1", "kind": kind, **manifest}
+        assert kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == "labcommons:latest"
+    assert container["resources"]["limits"] == {"cpu": cpu, "memory": gib * 1024 ** 3}  # "8G": KubeSpawner's GiB
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["LABCOMMONS_TOKEN"] == "tok-ana"
+    assert env["LABCOMMONS_HOST"] == "labcommons-metadata.labcommons.svc.cluster.local"
+    assert env["LABCOMMONS_PORT"] == "9090"
+    # the user's own namespace, and a claim of their own mounted as the home directory
+    # (KubeSpawner names the namespace in its API calls, not in the manifests)
+    assert spawner.namespace == "labcommons-nb-ana"
+    assert {pod["metadata"].get("namespace"), pvc["metadata"].get("namespace")} <= {None, "labcommons-nb-ana"}
+    assert pvc["metadata"]["name"] == "claim-ana"
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["home"]["persistentVolumeClaim"]["claimName"] == "claim-ana"
+    assert {"name": "home", "mountPath": "/home/jovyan"} in container["volumeMounts"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_a_broken_manifest_is_caught():
+    pod, _, _ = manifests("imaging-ms")
+    pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] = {"cores": 2}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", **pod}, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_z2jh_hub_gets_the_shared_settings_and_keeps_its_own_profiles():
+    shared = PyFileConfigLoader("kubespawner.py", str(HUB)).load_config()
+    assert shared.KubeSpawner.auth_state_hook is not None and "LABCOMMONS_HOST" in shared.KubeSpawner.environment
+    assert "profile_list" not in shared.KubeSpawner  # the chart's profileList, not this file's
+
+
+def test_the_standalone_profiles_match_the_charts():
+    import yaml
+    chart = yaml.safe_load((HUB.parent / "deploy" / "values" / "jupyterhub.yaml").read_text())
+    ours = settings().KubeSpawner.profile_list
+    keys = ("cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit")
+    assert [(p["display_name"], {k: p["kubespawner_override"][k] for k in keys}) for p in ours] == [
+        (p["display_name"], {k: p["kubespawner_override"][k] for k in keys}) for p in chart["singleuser"]["profileList"]]
