@@ -32,6 +32,7 @@ _proxy = Path(sys.prefix) / "node" / "node_modules" / ".bin" / "configurable-htt
 c.ConfigurableHTTPProxy.command = [str(_proxy) if _proxy.exists() else shutil.which("configurable-http-proxy")
                                    or "configurable-http-proxy"]
 c.ConfigurableHTTPProxy.auth_token = settings.hub_secret("proxy-auth-token")
+c.ConfigurableHTTPProxy.pid_file = str(settings.hub_dir.resolve() / "proxy.pid")  # not the working directory
 
 # -- state under the data dir, never in the repository ------------------------------------------
 c.JupyterHub.db_url = f"sqlite:///{settings.hub_dir.resolve() / 'jupyterhub.sqlite'}"

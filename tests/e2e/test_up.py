@@ -11,9 +11,10 @@ from tests.e2e.conftest import free_port
 
 
 def test_up_serves_the_demo_commons_and_stops_cleanly(tmp_path):
-    data_dir, port, portal_port = tmp_path / "data", free_port(), free_port()
+    data_dir, port, portal_port, hub_port = tmp_path / "data", free_port(), free_port(), free_port()
     env = dict(os.environ, LABCOMMONS_DATA_DIR=str(data_dir), LABCOMMONS_PORT=str(port),
-               LABCOMMONS_PORTAL_PORT=str(portal_port))
+               LABCOMMONS_PORTAL_PORT=str(portal_port), LABCOMMONS_HUB_PORT=str(hub_port),
+               LABCOMMONS_HUB_API_PORT=str(free_port()), LABCOMMONS_HUB_PROXY_API_PORT=str(free_port()))
     up = subprocess.Popen([sys.executable, "-m", "labcommons.cli", "up"], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -27,19 +28,29 @@ def test_up_serves_the_demo_commons_and_stops_cleanly(tmp_path):
         assert f"http://127.0.0.1:{portal_port}/" in banner and "demo-passwords" in banner, banner
         with urllib.request.urlopen(f"http://127.0.0.1:{portal_port}/signin", timeout=10) as page:
             assert page.status == 200 and b"Sign in" in page.read()
+        # JupyterHub behind its proxy, signing users in through the portal
+        assert f"hub        http://127.0.0.1:{hub_port}/" in banner, banner
+        with urllib.request.urlopen(f"http://127.0.0.1:{hub_port}/hub/api/", timeout=10) as api:
+            assert api.status == 200
         token = (data_dir / "admin.token").read_text()
         with MetadataClient("127.0.0.1", port, token) as client:
             counts = client.health().counts
-        assert counts["case"] == 200 and counts["measurement"] == 600 and counts["data_file"] == 16
+        # 16 seeded files, plus the outputs of any QC run the shipped trigger launched meanwhile
+        assert counts["case"] == 200 and counts["measurement"] == 600 and counts["data_file"] >= 16
         up.send_signal(signal.SIGTERM)
         assert up.wait(60) == 0
     finally:
         if up.poll() is None:
-            up.kill()
+            up.terminate()  # up stops its children (the hub stops the proxy): no orphans
+            try:
+                up.wait(60)
+            except subprocess.TimeoutExpired:
+                up.kill()
     assert not (data_dir / "metadata.duckdb.wal").exists()  # the service checkpointed on its way out
 
 
 def test_up_reports_a_port_in_use_and_exits_1(tmp_path):
+    # the metadata service's port is taken: up stops before it reaches the portal or the hub
     import socket
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
