@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
-from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Blueprint, Flask, current_app, jsonify
@@ -190,6 +190,20 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         refresh_token.revoked = True
 
 
+class RequiredCodeChallenge(CodeChallenge):
+    """PKCE for every client, confidential ones too (Authlib requires it of public clients only)."""
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        if not grant.request.payload.data.get("code_challenge"):
+            raise InvalidRequestError("missing 'code_challenge': this provider requires PKCE (S256)")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant, result):
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("missing 'code_verifier': this provider requires PKCE")
+        super().validate_code_verifier(grant, result)
+
+
 class Validator(BearerTokenValidator):
     def authenticate_token(self, token_string):
         return GRANTS.access.get(token_string)
@@ -254,7 +268,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("OAUTH2_REFRESH_TOKEN_GENERATOR", True)
     server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
     app.extensions["labcommons_oauth_server"] = server
-    server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True)])
+    server.register_grant(AuthorizationCodeGrant, [RequiredCodeChallenge(required=True)])
     server.register_grant(RefreshTokenGrant)
     require_oauth.register_token_validator(Validator())
     app.register_blueprint(bp)

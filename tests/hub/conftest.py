@@ -1,6 +1,7 @@
-"""Fixtures for the hub tests: one real commons with a real JupyterHub per module.
+"""Fixtures for the hub tests: one real commons with a real JupyterHub.
 
-- hub_commons: (service, portal, hub, admin client) as child processes on loopback over a demo
+- hub_commons: (service, portal, hub, admin client), one for the session (a hub start costs
+               seconds), as child processes on loopback over a demo
                commons (scale 0.1): the metadata service, the portal (the OAuth2 provider) and
                JupyterHub with its configurable-http-proxy and the local spawner.
 - signed_in:   signed_in(user) -> a requests.Session signed in to the portal as a demo user.
@@ -74,7 +75,7 @@ def start_hub(service: ServiceProcess, portal: Portal) -> Hub:
     raise AssertionError(f"hub not ready in {READY_SECONDS}s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hub_commons(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("hub") / "data"
     service = ServiceProcess(data_dir)
@@ -102,7 +103,7 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def signed_in(hub_commons):
     service, portal, _, _ = hub_commons
     passwords = read_passwords(service.data_dir / PASSWORDS_FILE)
