@@ -113,7 +113,14 @@ c.JupyterHub.services = [
     {"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler",
                                         f"--timeout={settings.hub_idle_timeout_seconds}"]},
 ]
+# A running server outlives the token it started with (LABCOMMONS_TOKEN): its own hub token may
+# read the user's auth state, which the hub renews (refresh_user) when it is older than
+# auth_refresh_age, so the notebook helper can ask $JUPYTERHUB_API_URL/users/<name> for a fresh token.
+c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", "read:users:name!user",
+                                 "admin:auth_state!user"]
 c.JupyterHub.load_roles = [
+    # users hold their own auth state (their own service token), so their servers' tokens may too
+    {"name": "user", "scopes": ["self", "admin:auth_state!user"]},
     # the portal creates a user on first hand-off, gives it a token, starts and reaches its server
     {"name": "labcommons-portal", "services": ["labcommons-portal"],
      "scopes": ["admin:users", "admin:auth_state", "servers", "access:servers", "read:users"]},

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from metadata.client import MetadataClient
 
@@ -55,6 +56,16 @@ def test_a_portal_session_signs_in_to_the_hub_and_the_server_gets_the_users_toke
     env = server_environment("ana")
     assert env["LABCOMMONS_PORT"] == str(service.port)
     with MetadataClient(env["LABCOMMONS_HOST"], int(env["LABCOMMONS_PORT"]), env["LABCOMMONS_TOKEN"]) as client:
+        assert client.whoami().user == "ana"
+    # a running server asks the hub for the user's current token (the hub renews it past auth_refresh_age)
+    user = requests.get(f"{env['JUPYTERHUB_API_URL']}/users/ana", timeout=30,
+                        headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}).json()
+    assert user.get("auth_state"), user
+    other = requests.get(f"{env['JUPYTERHUB_API_URL']}/users/tom", timeout=30,
+                         headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"})
+    assert other.status_code in (403, 404)  # only the user's own
+    with MetadataClient(env["LABCOMMONS_HOST"], int(env["LABCOMMONS_PORT"]),
+                        user["auth_state"]["oauth_user"]["labcommons_token"]) as client:
         assert client.whoami().user == "ana"
     notebooks = service.data_dir / "notebooks" / "ana"
     assert env["HOME"] == str(notebooks.resolve()) and notebooks.is_dir()
