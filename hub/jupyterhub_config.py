@@ -105,7 +105,8 @@ else:
         c.Spawner.args = ["--allow-root"]
     # the venv's own jupyterhub-singleuser, whatever PATH the hub was started with
     c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
-    c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "LABCOMMONS_DATA_DIR"]
+    # not LABCOMMONS_DATA_DIR: connect() would fall back to the operator's token file
+    c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV"]
 
 # -- services: the portal's hand-off, and the idle culler ----------------------------------------
 c.JupyterHub.services = [

@@ -111,8 +111,8 @@ def starter_notebook(kind: str, node: dict) -> nbformat.NotebookNode:
            "The helper reads the metadata service's address and your token from this server's environment."),
         code(f"import labcommons\n\nlc = labcommons.connect()\nDATASET = {node['id']!r}  # {dataset}\n"
              "spectra = lc.dataset(DATASET).spectra(limit=5)\nlen(spectra)"),
-        code("import matplotlib.pyplot as plt\n\nmz, intensity = spectra[0]\nplt.plot(mz, intensity)\n"
-             "plt.xlabel('m/z'); plt.ylabel('intensity');"),
+        code("import plotly.graph_objects as go\n\nmz, intensity = spectra[0]\n"
+             "go.Figure(go.Scatter(x=mz, y=intensity), layout={'xaxis_title': 'm/z', 'yaxis_title': 'intensity'})"),
         md("## Processing parameters\nChange them, re-run the cells below, and save them when they look right."),
         code('params = {"smoothing_window": 5, "peak_snr": 3.0}'),
         code("import numpy as np\n\n"

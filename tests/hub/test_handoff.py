@@ -77,3 +77,12 @@ def test_a_user_without_a_grant_is_refused_with_the_services_reason(hub_commons,
             f"{portal.url}/account", timeout=30).text), "Origin": portal.url})
     assert start.status_code == 403 and measurement["project"] in start.json()["error"]
     assert hub.api("GET", "/users/zoe").status_code == 404  # the hub was never asked
+
+
+def test_an_experiment_opens_in_jupyter_too(hub_commons, signed_in):
+    service, portal, _, admin = hub_commons
+    node = next(iter(admin.nodes("experiment")))
+    context = {"kind": "experiment", "project": node["project_id"], "submitter_id": node["submitter_id"]}
+    answer = open_in_jupyter(portal, signed_in("tom"), context)
+    notebook = nbformat.read(service.data_dir / "notebooks" / "tom" / answer["path"], as_version=4)
+    assert answer["path"].startswith("labcommons/experiment-") and notebook.metadata["labcommons"]["id"] == node["id"]
