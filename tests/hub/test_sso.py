@@ -2,6 +2,7 @@
 sign-in, and the spawned single-user server holds the user's own metadata-service token."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -69,3 +70,22 @@ def test_a_portal_session_signs_in_to_the_hub_and_the_server_gets_the_users_toke
         assert client.whoami().user == "ana"
     notebooks = service.data_dir / "notebooks" / "ana"
     assert env["HOME"] == str(notebooks.resolve()) and notebooks.is_dir()
+
+
+def test_the_idle_culler_runs_as_a_hub_service_with_the_configured_timeout(hub_commons):
+    _, _, hub, _ = hub_commons
+    culler = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).startswith(
+        b"%s\0-m\0jupyterhub_idle_culler" % sys.executable.encode())]
+    assert any(f"/proc/{hub.process.pid}" == f"/proc/{_parent(p)}" and b"--timeout=600" in _cmdline(p)
+               for p in culler)
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parent(proc: Path) -> int:
+    return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
