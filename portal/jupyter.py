@@ -30,6 +30,8 @@ KINDS = ("measurement", "experiment")
 FOLDER = "labcommons"
 HUB_TIMEOUT_SECONDS = 30  # the hub answers a start after at most its slow_spawn_timeout (10 s)
 HUB_DOWN = "JupyterHub cannot be reached at {url}; it may be stopped or starting. Try again in a moment."
+SPAWN_FAILED = ("Your notebook server stopped while it was starting. Retry; if it fails again, an administrator "
+                "can find why in the hub's log.")
 HUB_SLOW = "JupyterHub at {url} did not answer within {seconds} s; it may be overloaded. Try again in a moment."
 
 
@@ -193,8 +195,9 @@ def status():
     node = readable_node(kind, project, submitter_id)
     server = hub().server(current_user.name)
     if not server.get("ready"):
-        message = "starting your notebook server" if server.get("pending") else "waiting for the hub"
-        return jsonify(ready=False, message=message)
+        if not server.get("pending"):  # the start was accepted, so the spawn has failed since
+            raise HubError(SPAWN_FAILED)
+        return jsonify(ready=False, message="starting your notebook server")
     path = notebook_path(kind, submitter_id)
     hub().put_contents(current_user.name, FOLDER, {"type": "directory"})
     hub().put_contents(current_user.name, path, {"type": "notebook", "format": "json",

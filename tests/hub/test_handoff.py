@@ -86,3 +86,17 @@ def test_an_experiment_opens_in_jupyter_too(hub_commons, signed_in):
     answer = open_in_jupyter(portal, signed_in("tom"), context)
     notebook = nbformat.read(service.data_dir / "notebooks" / "tom" / answer["path"], as_version=4)
     assert answer["path"].startswith("labcommons/experiment-") and notebook.metadata["labcommons"]["id"] == node["id"]
+
+
+def test_a_server_that_is_gone_is_reported_and_retry_starts_it_again(hub_commons, signed_in, measurement):
+    service, portal, hub, _ = hub_commons
+    session = signed_in("tom")
+    open_in_jupyter(portal, session, measurement)
+    hub.api("DELETE", "/users/tom/server")
+    deadline = time.monotonic() + 60
+    while hub.api("GET", "/users/tom").json()["servers"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+    body = {k: measurement[k] for k in ("kind", "project", "submitter_id")}
+    gone = session.get(f"{portal.url}/jupyter/status", params=body, timeout=30)
+    assert gone.status_code == 503 and "Retry" in gone.json()["error"]
+    assert open_in_jupyter(portal, session, measurement)["ready"]  # what the Retry button does
