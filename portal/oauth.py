@@ -33,6 +33,9 @@ SCOPE = "profile"
 CODE_SECONDS = 300
 ACCESS_SECONDS = 3600
 TOKEN_NAME = "JupyterHub"
+# A grant unused this long is forgotten: by then the service token it holds has expired too
+# (LABCOMMONS_TOKEN_TTL_SECONDS, 8 h by default), so it could mint nothing.
+GRANT_SECONDS = 24 * 3600
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 require_oauth = ResourceProtector()
@@ -146,7 +149,7 @@ class Grants:
         now = time.time()
         for code in [k for k, v in self.codes.items() if v.expires_at < now]:
             del self.codes[code]
-        for key in [k for k, v in self.access.items() if v.revoked and v.is_expired()]:
+        for key in [k for k, v in self.access.items() if v.issued_at + GRANT_SECONDS < now]:
             token = self.access.pop(key)
             self.refresh.pop(token.refresh_token, None)
 
