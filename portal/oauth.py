@@ -255,7 +255,14 @@ def userinfo():
 
 
 def query_client(client_id: str):
-    return current_app.extensions["labcommons_hub_client"] if client_id == CLIENT_ID else None
+    """The hub, registered from settings; its secret is read (or made) on first use."""
+    if client_id != CLIENT_ID:
+        return None
+    if "labcommons_hub_client" not in current_app.extensions:
+        settings = current_app.config["SETTINGS"]
+        current_app.extensions["labcommons_hub_client"] = HubClient(
+            settings.hub_secret("oauth-client-secret"), f"{settings.hub_public_url}/hub/oauth_callback")
+    return current_app.extensions["labcommons_hub_client"]
 
 
 def _server() -> AuthorizationServer:
@@ -263,9 +270,6 @@ def _server() -> AuthorizationServer:
 
 
 def init_app(app: Flask) -> None:
-    settings = app.config["SETTINGS"]
-    app.extensions["labcommons_hub_client"] = HubClient(settings.hub_secret("oauth-client-secret"),
-                                                        f"{settings.hub_public_url}/hub/oauth_callback")
     app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {"authorization_code": ACCESS_SECONDS,
                                                       "refresh_token": ACCESS_SECONDS})
     app.config.setdefault("OAUTH2_REFRESH_TOKEN_GENERATOR", True)
