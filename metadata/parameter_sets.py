@@ -22,7 +22,7 @@ from metadata.auth import Identity
 from metadata.dictionary import Dictionary
 from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import Store, StoredNode, Write, reserved_node
+from metadata.store.base import Store, StoredNode, Write, reserved_node, scan
 
 SET_TYPE = "parameter_set"
 DATASET_TYPES = ("measurement", "data_file")
@@ -129,16 +129,7 @@ class ParameterSets:
                               if n.props.get("template") == template and n.props.get("name") == name])
 
     def _all(self, projects: list[str] | None) -> list[StoredNode]:
-        if projects == []:
-            return []
-        nodes, cursor = [], ""
-        while len(nodes) < MAX_SCAN:
-            page = self.store.list(SET_TYPE, projects, 1000, cursor)
-            nodes += page.nodes
-            if not page.next_cursor:
-                break
-            cursor = page.next_cursor
-        return nodes
+        return scan(self.store, SET_TYPE, projects, MAX_SCAN)
 
 
 def submitter_id(template: str, name: str, revision: int) -> str:
