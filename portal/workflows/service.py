@@ -38,6 +38,13 @@ def parameter_sets(template: str, project_id: str) -> list[dict]:
     return sorted(found, key=lambda n: (-int(n["properties"].get("revision") or 1), n["properties"].get("name", "")))
 
 
+def runs_by_revision(sets) -> dict[str, list[str]]:
+    """The ids of the runs each revision configured (its edges from workflow_run children)."""
+    client = get_client()
+    return {r.id: [e.child_id for e in client.edges(r.id) if e.parent_id == r.id and e.child_type == "workflow_run"]
+            for s in sets for r in s.revisions}
+
+
 def set_parameters(node: dict) -> dict[str, str]:
     """A parameter set's parameters as the form's text values."""
     try:
