@@ -37,6 +37,8 @@ class Commons:
         self.client, self.storage_root, self.source = client, Path(storage_root), source
 
     def __getattr__(self, name: str):
+        if name.startswith("__") or name == "client":  # not yet set (copy, pickle): no recursion
+            raise AttributeError(name)
         return getattr(self.client, name)
 
     def __enter__(self) -> "Commons":
