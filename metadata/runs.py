@@ -28,7 +28,7 @@ from metadata.dictionary import Dictionary
 from metadata.entities import Entity
 from metadata.errors import Clash, Denied, Invalid, Missing
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import LinkRef, Store, StoredNode, Write, reserved_node
+from metadata.store.base import LinkRef, Store, StoredNode, Write, reserved_node, scan
 from metadata.submission import Planner
 
 RUN_TYPE = "workflow_run"
@@ -208,16 +208,7 @@ class RunRegistry:
         return [e.child_id for e in self.store.edges(run.id) if e.parent_id == run.id and e.child_type == "data_file"]
 
     def _all_runs(self, projects: list[str] | None) -> list[StoredNode]:
-        if projects == []:
-            return []
-        runs, cursor = [], ""
-        while len(runs) < MAX_LIST_SCAN:
-            page = self.store.list(RUN_TYPE, projects, 1000, cursor)
-            runs += page.nodes
-            if not page.next_cursor:
-                break
-            cursor = page.next_cursor
-        return runs
+        return scan(self.store, RUN_TYPE, projects, MAX_LIST_SCAN)
 
     # -- users' requests ----------------------------------------------------------------
 
