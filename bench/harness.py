@@ -1,10 +1,12 @@
 """What the benchmarks share: a metadata service in its own process on a fresh data dir.
 
-Import it after dropping bench/ from sys.path (bench/metadata.py would shadow the package):
+bench/metadata.py would shadow the `metadata` package, so a benchmark drops bench/ from
+sys.path, imports the package, and only then appends bench/ to import this module:
 
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
-    ...
-    from harness import Service      # bench/ re-appended last, see below
+    import metadata.client
+    sys.path.append(str(BENCH_DIR))
+    from harness import Service
 """
 from __future__ import annotations
 

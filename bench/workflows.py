@@ -28,6 +28,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # bench/metadata.py shadows
 import yaml  # noqa: E402
 
+import metadata.client  # noqa: E402,F401 - the package, before bench/ (with its metadata.py) is on the path
 sys.path.append(str(BENCH_DIR))
 from harness import Service, create_project, data_file, measurement_batch  # noqa: E402
 

@@ -4,20 +4,27 @@ In scripts and notebooks:
 
     import labcommons
     lc = labcommons.connect()          # address and token from LABCOMMONS_* settings
-    lc.find("atlas-kidney", "case-0001")
+    lc.find("atlas-kidney", "case-0001")               # any MetadataClient call
+    lc.dataset(measurement_id).spectra(limit=5)        # the notebook helper (labcommons/notebook.py)
+    lc.cohort("my cohort").manifest()                  # a pandas DataFrame
+    lc.save_parameter_set(template="ims-preprocess", name="liver-smooth", params={"snr": 2})
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
 
-def connect(host: str | None = None, port: int | None = None, token: str | None = None):
-    """A client of the metadata service; arguments override the LABCOMMONS_* settings."""
+def connect(host: str | None = None, port: int | None = None, token: str | None = None,
+            storage_root=None):
+    """The notebook helper over a client of the metadata service (labcommons.notebook.Commons);
+    arguments override the LABCOMMONS_* settings."""
     from labcommons import settings as settings_module
+    from labcommons.notebook import Commons, notebook_source
     from metadata.client import MetadataClient
 
     settings = settings_module.load()
-    return MetadataClient(host or settings.host, port or settings.port, token or resolve_token(settings))
+    client = MetadataClient(host or settings.host, port or settings.port, token or resolve_token(settings))
+    return Commons(client, storage_root or settings.storage_root, notebook_source())
 
 
 def resolve_token(settings) -> str:

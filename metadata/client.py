@@ -21,7 +21,7 @@ RECONNECT_AFTER_IDLE_SECONDS = 300
 READS = {"health", "whoami", "get_dictionary", "get_node", "find_node", "list_nodes", "get_edges",
          "get_documents", "facets", "histogram", "hits", "manifest", "list_cohorts", "get_cohort",
          "list_accounts", "list_personal_tokens", "audit", "list_templates", "get_run", "list_runs",
-         "list_triggers", "list_notifications"}
+         "list_triggers", "list_notifications", "list_parameter_sets", "get_parameter_set"}
 ERRORS = (T.ValidationError, T.NotFound, T.Conflict, T.Forbidden, T.Unauthenticated)
 
 
@@ -243,7 +243,6 @@ class MetadataClient:
     def set_trigger_enabled(self, name: str, enabled: bool) -> T.Trigger:
         return self._call("set_trigger_enabled", name, enabled)
 
-
     def fire_triggers(self, ids: list[str]) -> list[T.LaunchResult]:
         return self._call("fire_triggers", list(ids))
 
@@ -252,6 +251,29 @@ class MetadataClient:
 
     def mark_notifications_read(self, ids: list[str]) -> None:
         self._call("mark_notifications_read", list(ids))
+
+
+    # -- parameter sets ---------------------------------------------------------------------
+
+    def save_parameter_set(self, template: str, name: str, params: dict, project_id: str = "", notes: str = "",
+                           source: str = "", dataset_id: str = "") -> T.SavedParameterSet:
+        """A new revision when the parameters differ from the newest one's (values as text or numbers)."""
+        request = T.ParameterSetRequest(project_id=project_id, template=template, name=name,
+                                        params={k: _param_text(v) for k, v in params.items()}, notes=notes,
+                                        source=source, dataset_id=dataset_id)
+        return self._call("save_parameter_set", request)
+
+    def parameter_sets(self, project_id: str = "", template: str = "") -> list[T.ParameterSet]:
+        """Sets by template and name, each with its revisions newest first."""
+        return self._call("list_parameter_sets", project_id, template)
+
+    def parameter_set(self, set_id: str) -> T.ParameterSetRevision:
+        return self._call("get_parameter_set", set_id)
+
+
+def _param_text(value) -> str:
+    """A parameter as the text the service takes: booleans as true/false, the rest as str()."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _filter(filter: dict | str | None) -> str:

@@ -28,7 +28,7 @@ from metadata.dictionary import Dictionary
 from metadata.entities import Entity
 from metadata.errors import Clash, Denied, Invalid, Missing
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import LinkRef, Store, StoredNode, Write, reserved_node
+from metadata.store.base import LinkRef, Store, StoredNode, Write, reserved_node, scan
 from metadata.submission import Planner
 
 RUN_TYPE = "workflow_run"
@@ -42,6 +42,7 @@ MAX_LIST_SCAN = 100_000
 MAX_PAGE = 500
 RACE_RETRIES = 5
 OPEN_RESCAN_SECONDS = 30   # another service replica may have launched runs this one has not seen
+WORKER_GONE_SECONDS = 300  # a worker silent this long has died: its running runs go back to the queue
 
 
 def now() -> str:
@@ -79,6 +80,9 @@ class RunRegistry:
     def __init__(self, store: Store, dictionary: Dictionary, catalog):
         self.store, self.dictionary, self.catalog = store, dictionary, catalog
         self.open = OpenRuns(lambda: self._all_runs(None))
+        self.worker_gone_seconds = WORKER_GONE_SECONDS
+        self._started = time.monotonic()   # workers get the same grace after a service restart
+        self._seen: dict[str, float] = {}  # worker -> when it last claimed
 
     # -- launching ----------------------------------------------------------------------
 
@@ -204,16 +208,7 @@ class RunRegistry:
         return [e.child_id for e in self.store.edges(run.id) if e.parent_id == run.id and e.child_type == "data_file"]
 
     def _all_runs(self, projects: list[str] | None) -> list[StoredNode]:
-        if projects == []:
-            return []
-        runs, cursor = [], ""
-        while len(runs) < MAX_LIST_SCAN:
-            page = self.store.list(RUN_TYPE, projects, 1000, cursor)
-            runs += page.nodes
-            if not page.next_cursor:
-                break
-            cursor = page.next_cursor
-        return runs
+        return scan(self.store, RUN_TYPE, projects, MAX_LIST_SCAN)
 
     # -- users' requests ----------------------------------------------------------------
 
@@ -257,7 +252,8 @@ class RunRegistry:
             raise Invalid("worker: name the worker (1 to 200 characters)")
         if not 0 <= limit <= 100:
             raise Invalid(f"limit: {limit} is out of range; give 0 to 100")
-        runs = list(self.store.get_many(self.open.ids()).values())
+        self._seen[worker] = time.monotonic()
+        runs = [self._requeue_if_orphaned(n, who) for n in self.store.get_many(self.open.ids()).values()]
         mine = [n for n in runs if n.props.get("status") == "running" and n.props.get("worker") == worker]
         queued = sorted((n for n in runs if n.props.get("status") == "queued"), key=lambda n: n.created_at)
         claimed = []
@@ -270,6 +266,20 @@ class RunRegistry:
             except Clash:
                 continue  # another worker claimed it first
         return mine + claimed
+
+    def _requeue_if_orphaned(self, run: StoredNode, who: Identity) -> StoredNode:
+        """A running run whose worker has not claimed for worker_gone_seconds goes back to the
+        queue (a retry of its failed or unfinished steps), so no run stays running forever."""
+        holder = run.props.get("worker")
+        if run.props.get("status") != "running" or not holder:
+            return run
+        if time.monotonic() - self._seen.get(holder, self._started) < self.worker_gone_seconds:
+            return run
+        try:
+            return self._save(run, who.user, status="queued", worker=None, started_at=None, retry_requested=True,
+                              message=f"worker {holder} stopped reporting; queued again")
+        except Clash:
+            return self.store.get(run.id) or run
 
     def update(self, who: Identity, update: T.RunUpdate) -> StoredNode:
         require_worker(who)

@@ -16,6 +16,7 @@ from metadata.flatten import Flattening
 from metadata.entities import parse
 from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
+from metadata.parameter_sets import ParameterSets, revision_thrift, set_thrift
 from metadata.store.base import Store, StoredNode
 from metadata.runs import FINAL, RunRegistry, run_thrift
 from metadata.submission import Planner
@@ -34,6 +35,7 @@ class MetadataService:
         self.store, self.dictionary, self.tokens, self.catalog = store, dictionary, tokens, catalog
         self.runs = RunRegistry(store, dictionary, catalog)
         self.triggers = Triggers(store, self.runs, list(rules))
+        self.parameter_sets = ParameterSets(store, dictionary, catalog)
         self.notifier = notifier
         self.tier = TierSetting(store)
         self.explorer, self.cohorts = Explorer(store, flattening, self.tier), Cohorts(store, flattening)
@@ -265,6 +267,18 @@ class MetadataService:
 
     def mark_notifications_read(self, who: Identity, ids: list[str]) -> None:
         self.notifier.mark_read(who, ids or [])
+
+    # -- parameter sets -------------------------------------------------------------------
+
+    def save_parameter_set(self, who: Identity, request: T.ParameterSetRequest) -> T.SavedParameterSet:
+        node, existing = self.parameter_sets.save(who, request)
+        return T.SavedParameterSet(revision=revision_thrift(node), existing=existing)
+
+    def list_parameter_sets(self, who: Identity, project_id: str, template: str) -> list:
+        return [set_thrift(key, revisions) for key, revisions in self.parameter_sets.list(who, project_id, template)]
+
+    def get_parameter_set(self, who: Identity, set_id: str) -> T.ParameterSetRevision:
+        return revision_thrift(self.parameter_sets.get(who, set_id))
 
     def _run(self, node: StoredNode) -> T.Run:
         return run_thrift(node, self.runs.outputs(node))

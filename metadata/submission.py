@@ -74,7 +74,7 @@ class Planner:
                         f"{', '.join(self.dictionary.names())}")
         elif node_type.managed:
             add("type", f"{node_type.id} nodes are written by the service itself, not submitted "
-                        "(launch a workflow to make a run)")
+                        "(launch a workflow to make a run; save_parameter_set saves a parameter set)")
             node_type = None
         sid = doc.get("submitter_id")
         if not isinstance(sid, str) or not sid.strip():

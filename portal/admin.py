@@ -1,5 +1,5 @@
-"""The administrators' pages: users, roles and project grants, the tier-access limit, and the
-audit log (filtered, paged, exported as TSV or JSON).
+"""The administrators' pages: users, roles and project grants, the tier-access limit, trigger
+rules (enable, disable), and the audit log (filtered, paged, exported as TSV or JSON).
 
 Admins only: everyone else gets a 403 page. That check is for the message; the service refuses
 every one of these calls to a non-admin anyway. Every form carries a CSRF token (CSRFProtect);
@@ -150,6 +150,25 @@ def tier_access():
     if request.method == "GET":
         form.limit.data = current
     return render_template("admin_tier.html", form=form, current=current, message=message, error=error), status
+
+
+@bp.route("/triggers")
+def triggers(error: str = "", status: int = 200):
+    """The trigger rules: what each watches and launches, and whether it is on."""
+    return render_template("admin_triggers.html", triggers=get_client().triggers(),
+                           message=" ".join(get_flashed_messages()), error=error), status
+
+
+@bp.route("/triggers/<name>/<state>", methods=("POST",))
+def switch_trigger(name: str, state: str):
+    if state not in ("on", "off"):
+        abort(404)
+    try:
+        get_client().set_trigger_enabled(name, state == "on")
+    except ERRORS as exc:
+        return triggers(error=exc.message[:1].upper() + exc.message[1:] + ".", status=400)
+    flash(f"The trigger {name} is {'enabled' if state == 'on' else 'disabled'}.")
+    return redirect(url_for("admin.triggers"))
 
 
 @bp.route("/audit")

@@ -20,7 +20,8 @@ def header(user: tuple[str, str] | None) -> html.Header:
     nav = [html.A("labcommons", href="/explore", className="brand"),
            dcc.Link("Explore", href="/explore", className="nav-link"),
            dcc.Link("Experiments", href="/browse", className="nav-link"),
-           dcc.Link("Runs", href="/runs", className="nav-link")]
+           dcc.Link("Runs", href="/runs", className="nav-link"),
+           dcc.Link("Parameter sets", href="/parameter-sets", className="nav-link", id="shell-parameter-sets")]
     if user is None:
         return html.Header(nav, className="site-header")
     name, role = user

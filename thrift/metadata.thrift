@@ -507,6 +507,54 @@ struct Trigger {
     5: string rule_yaml,
 }
 
+/* ---------- parameter sets ---------- */
+
+/** Save parameters for a template under a name: a new revision when they differ from the
+    newest one, else that newest revision. */
+struct ParameterSetRequest {
+    /** The project to save into; "" means the dataset's project. */
+    1: string project_id = "",
+    2: string template,
+    3: string name,
+    4: map<string, string> params,
+    5: string notes = "",
+    /** Where the parameters were tuned, e.g. a notebook's path. */
+    6: string source = "",
+    /** The measurement or data file they were tuned on; "" for none. */
+    7: string dataset_id = "",
+}
+
+/** One immutable revision of a parameter set: a node of its own, which runs link to. */
+struct ParameterSetRevision {
+    1: string id,
+    2: string project_id,
+    3: string template,
+    4: string name,
+    5: i64 revision,
+    /** Only the parameters the set gives, as canonical strings. */
+    6: map<string, string> params,
+    7: string notes,
+    8: string source,
+    9: string dataset_id,
+    10: string created_by,
+    11: string created_at,
+    12: string submitter_id,
+}
+
+struct SavedParameterSet {
+    1: ParameterSetRevision revision,
+    /** True when the parameters equalled the newest revision's: nothing new was written. */
+    2: bool existing,
+}
+
+/** A set: its revisions, newest first. */
+struct ParameterSet {
+    1: string project_id,
+    2: string template,
+    3: string name,
+    4: list<ParameterSetRevision> revisions,
+}
+
 service Metadata {
     Health health(1: string token)
         throws (1: Unauthenticated unauthenticated),
@@ -689,4 +737,19 @@ service Metadata {
 
     void mark_notifications_read(1: string token, 2: list<string> ids)
         throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+
+    /* ---------- parameter sets ---------- */
+
+    /** Checks the parameters against the template; needs write access to the project. */
+    SavedParameterSet save_parameter_set(1: string token, 2: ParameterSetRequest request)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: NotFound not_found, 5: Conflict conflict),
+
+    /** The sets the caller may read ("" for any project or template), by template and name. */
+    list<ParameterSet> list_parameter_sets(1: string token, 2: string project_id, 3: string template)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+
+    /** One revision, by its node id. */
+    ParameterSetRevision get_parameter_set(1: string token, 2: string id)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
 }

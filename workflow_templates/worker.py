@@ -114,8 +114,8 @@ class Worker:
     def _handle(self, run: T.Run):
         """A started, resumed or retried engine run for this service run."""
         if self.engine.knows(run.id):
-            handle = self.engine.resume(run.id)
-            return handle.retry_failed() if run.retry_requested else handle
+            handle = self.engine.resume(run.id)  # after a crash: unfinished steps run again
+            return handle.retry_failed() if run.retry_requested and handle.phase in FINISHED else handle
         template = self.catalog.get(run.template)
         if template is None:
             raise LookupError(f"the template {run.template!r} is not installed on worker {self.name}")

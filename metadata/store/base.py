@@ -231,3 +231,17 @@ def children_clash_message(children: list[EdgeRow], limit: int = 10) -> str:
     named = ", ".join(f"{c.child_type} {c.child_id}" for c in children[:limit])
     more = f" and {len(children) - limit} more" if len(children) > limit else ""
     return f"cannot delete: {len(children)} child node(s) still link to it: {named}{more}; delete them first"
+
+
+def scan(store: "Store", type_name: str, project_ids: list[str] | None, cap: int) -> list[StoredNode]:
+    """Every node of a type in the projects (None: all), page by page, up to about `cap`."""
+    if project_ids == []:
+        return []
+    nodes, cursor = [], ""
+    while len(nodes) < cap:
+        page = store.list(type_name, project_ids, 1000, cursor)
+        nodes += page.nodes
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    return nodes

@@ -31,11 +31,19 @@ def templates() -> dict[str, T.WorkflowTemplate]:
 
 
 def parameter_sets(template: str, project_id: str) -> list[dict]:
-    """The project's parameter sets for a template, newest revision first (by name, then revision)."""
+    """The project's parameter sets for a template as the picker shows them: sets by name, each
+    set's revisions newest first (shaped like nodes: id and the properties the picker reads)."""
     if not project_id:
         return []
-    found = [n for n in get_client().nodes("parameter_set", project_id) if n["properties"].get("template") == template]
-    return sorted(found, key=lambda n: (-int(n["properties"].get("revision") or 1), n["properties"].get("name", "")))
+    return [{"id": r.id, "properties": {"name": r.name, "revision": r.revision, "notes": r.notes}}
+            for s in get_client().parameter_sets(project_id, template) for r in s.revisions]
+
+
+def runs_by_revision(sets) -> dict[str, list[str]]:
+    """The ids of the runs each revision configured (its edges from workflow_run children)."""
+    client = get_client()
+    return {r.id: [e.child_id for e in client.edges(r.id) if e.parent_id == r.id and e.child_type == "workflow_run"]
+            for s in sets for r in s.revisions}
 
 
 def set_parameters(node: dict) -> dict[str, str]:

@@ -177,12 +177,11 @@ def test_runs_cannot_be_submitted_as_nodes(admin, project):
 
 
 def test_a_parameter_set_fills_the_launch_and_is_recorded(tom, admin, project, measurement):
-    admin.submit(project, [{"type": "parameter_set", "submitter_id": "smooth", "template": "tiny-qc",
-                            "name": "smooth", "revision": 3, "params_json": json.dumps({"window": 11})}])
-    pset = admin.find(project, "smooth")
-    run = tom.launch("tiny-qc", [measurement["id"]], {"method": "savgol"}, parameter_set_id=pset["id"]).run
+    for window in (7, 9, 11):
+        pset = admin.save_parameter_set("tiny-qc", "smooth", {"window": window}, project).revision
+    run = tom.launch("tiny-qc", [measurement["id"]], {"method": "savgol"}, parameter_set_id=pset.id).run
     assert run.parameters == {"window": "11", "method": "savgol"}
-    assert (run.parameter_set_id, run.parameter_set_revision) == (pset["id"], 3)
+    assert (run.parameter_set_id, run.parameter_set_revision) == (pset.id, 3)
     assert tom.launch("tiny-qc", [measurement["id"]], {"window": "11", "method": "savgol"}).existing
 
 

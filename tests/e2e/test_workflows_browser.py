@@ -77,8 +77,7 @@ def measurement(commons) -> dict:
     _, _, admin = commons
     image = next(f for f in admin.nodes("data_file") if f["properties"]["data_format"] == "imzML")
     node = admin.get(image["links"][0]["target_id"])
-    admin.submit(node["project_id"], [{"type": "parameter_set", "submitter_id": f"{SET_NAME}-r1", "template": TEMPLATE,
-                                       "name": SET_NAME, "revision": 1, "params_json": json.dumps(PARAMETERS)}])
+    admin.save_parameter_set(TEMPLATE, SET_NAME, PARAMETERS, node["project_id"], notes="saved by the e2e test")
     return {**node, "image": image}
 
 

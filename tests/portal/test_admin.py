@@ -8,10 +8,10 @@ import pytest
 from tests.portal.conftest import csrf_token
 
 ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/audit", "/admin/audit.tsv", "/admin/audit.json",
-               "/admin/tier-access"]
+               "/admin/tier-access", "/admin/triggers"]
 ADMIN_FORMS = ["/admin/users", "/admin/users/ana/password", "/admin/users/ana/roles", "/admin/users/ana/disabled",
                "/admin/users/ana/sign-out", "/admin/users/ana/grants", "/admin/users/ana/grants/x/revoke",
-               "/admin/tier-access"]
+               "/admin/tier-access", "/admin/triggers/ims-qc-on-new-measurement/off"]
 
 
 @pytest.fixture
@@ -153,3 +153,22 @@ def test_bad_audit_filters_are_refused_naming_the_field(ada, query, words):
     export = ada.get("/admin/audit.tsv?" + query)
     assert export.status_code == 400 and "attachment" not in export.headers.get("Content-Disposition", "")
     assert ada.get("/admin/audit.xml").status_code == 404
+
+
+def test_the_triggers_page_lists_rules_and_switches_them(ada, settings):
+    page = text(ada.get("/admin/triggers"))
+    assert "No trigger rules are installed." in page          # the tests' service runs without rules
+
+
+def test_an_admin_switches_a_trigger_off_and_on(app, sign_in, server):
+    from metadata.triggers import load_rules
+    service = server.guard._service
+    service.triggers.rules = {r.name: r for r in load_rules(None)}   # the shipped rule
+    client = app.test_client()
+    sign_in(client, "ada")
+    page = text(post(client, "/admin/triggers/ims-qc-on-new-measurement/off"))
+    assert "The trigger ims-qc-on-new-measurement is disabled." in page and ">disabled<" in page
+    page = text(post(client, "/admin/triggers/ims-qc-on-new-measurement/on"))
+    assert ">enabled<" in page and "Disable" in page
+    page = text(post(client, "/admin/triggers/nope/on"))
+    assert "no trigger &#39;nope&#39;" in page

@@ -16,6 +16,7 @@ from tests.workflows.runs.conftest import template
 from tests.workflows.runs.test_worker import run_until
 
 TEMPLATE = "size-report"
+OTHER = "other-report"   # a second template, whose sets the first one's form must not offer
 measurement = runs_fixtures.measurement   # fixtures: a measurement with real files; an in-process Worker
 worker = test_worker.worker
 PARAM_IDS = ({"type": "launch-param", "name": "mode"}, {"type": "launch-param", "name": "window"})
@@ -42,6 +43,9 @@ def settings(settings, tmp_path):
     directory = tmp_path / "templates"
     directory.mkdir()
     (directory / f"{TEMPLATE}.yaml").write_text(yaml.safe_dump(wf_template()))
+    other = wf_template()
+    other["metadata"]["name"] = OTHER
+    (directory / f"{OTHER}.yaml").write_text(yaml.safe_dump(other))
     return dataclasses.replace(settings, templates_dir=directory, triggers_dir=tmp_path / "no-triggers")
 
 
@@ -53,12 +57,11 @@ def files(admin, measurement):
 @pytest.fixture
 def sets(admin, project):
     """Two revisions of one parameter set for the template, and one for another template."""
-    entities = [{"type": "parameter_set", "submitter_id": f"fast-r{r}", "template": TEMPLATE, "name": "fast",
-                 "revision": r, "params_json": json.dumps({"window": r + 4})} for r in (1, 2)]
-    entities.append({"type": "parameter_set", "submitter_id": "other", "template": "ims-qc", "name": "other",
-                     "revision": 1, "params_json": "{}"})
-    admin.submit(project, entities)
-    return {e["submitter_id"]: admin.find(project, e["submitter_id"])["id"] for e in entities}
+    saved = {f"fast-r{r}": admin.save_parameter_set(TEMPLATE, "fast", {"window": r + 4}, project).revision
+             for r in (1, 2)}
+    saved["other"] = admin.save_parameter_set(OTHER, "other", {"window": 2}, project).revision
+    assert [saved["fast-r1"].revision, saved["fast-r2"].revision] == [1, 2]
+    return {key: revision.id for key, revision in saved.items()}
 
 
 @pytest.fixture

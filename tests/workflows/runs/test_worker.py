@@ -100,3 +100,19 @@ def test_the_worker_keeps_going_when_the_service_is_away(admin, settings, caplog
     threading.Timer(0.5, stop.set).start()
     worker.serve(stop, 0.05)   # returns when stopped; raises if a tick's failure escaped
     assert "cannot reach the metadata service" in caplog.text
+
+
+def test_a_dead_workers_run_goes_back_to_the_queue_and_another_worker_finishes_it(server, admin, measurement,
+                                                                                   client_for, settings):
+    server.guard._service.runs.worker_gone_seconds = 0.5   # instead of five minutes
+    dead = client_for("worker", roles=["worker"])
+    run = admin.launch("size-report", [measurement]).run
+    assert [r.id for r in dead.claim_runs("w-dead", 1)] == [run.id]   # claimed, then it dies silently
+    time.sleep(0.6)
+    alive = Worker(client_for("worker", roles=["worker"]), templates.load(settings.templates_dir),
+                   settings.storage_root, name="w-alive")
+    alive.tick()
+    taken = admin.run(run.id)
+    assert taken.worker == "w-alive" and taken.status == "running"
+    done = run_until(alive, admin, run.id)
+    assert done.status == "succeeded" and done.attempt == 1

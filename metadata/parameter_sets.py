@@ -1,0 +1,173 @@
+"""Parameter sets: a template's parameters saved under a name, one immutable node per revision.
+
+A revision is a `parameter_set` node (a managed type: only this module writes it) named
+`<template>.<name>.r<N>` in its project, with `revision` N, the parameters the set gives (as
+the template's canonical strings), notes, the source (a notebook's path) and the dataset they
+were tuned on. Saving parameters equal to the newest revision's returns that revision; other
+parameters make revision N+1. Revisions are never changed, so a run that links to one (its
+`configured_by` link) names exactly the parameters it started from.
+
+Races: the next revision is the newest one read plus one, and the store's uniqueness of
+(project, submitter_id) decides between two savers that read the same newest revision: the
+loser's create fails with Clash, it reads again and takes the next number.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+
+from metadata import auth
+from metadata.auth import Identity
+from metadata.dictionary import Dictionary
+from metadata.errors import Clash, Invalid, Missing
+from metadata.idl import metadata_thrift as T
+from metadata.store.base import Store, StoredNode, Write, reserved_node, scan
+
+SET_TYPE = "parameter_set"
+DATASET_TYPES = ("measurement", "data_file")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")  # no dots: `<template>.<name>.r<N>` stays unambiguous
+MAX_NOTES, MAX_SOURCE = 10_000, 1_000
+MAX_SCAN = 100_000
+RACE_RETRIES = 50   # each retry means another saver took a revision: N savers need at most N
+
+
+class ParameterSets:
+    def __init__(self, store: Store, dictionary: Dictionary, catalog):
+        self.store, self.dictionary, self.catalog = store, dictionary, catalog
+
+    def save(self, who: Identity, request: T.ParameterSetRequest) -> tuple[StoredNode, bool]:
+        """The revision holding these parameters: (newest, True) when they are the newest's."""
+        template = self._template(request.template)
+        _check_text(request)
+        params = self._params(template, request.params or {})
+        project = self._project(who, request)
+        auth.require_write(who, project)
+        for _ in range(RACE_RETRIES):
+            revisions = self._revisions([project], template.name, request.name)
+            newest = revisions[0] if revisions else None
+            if newest is not None and _params(newest) == params:
+                return newest, True
+            node = self._new_revision(who, project, template.name, request, params,
+                                      int(newest.props["revision"]) + 1 if newest else 1)
+            try:
+                self.store.apply([Write(node, None)], set())
+                return node, False
+            except Clash:
+                continue  # another saver took this revision number: read again
+        raise Clash("saving the parameter set raced others too often; try again", code="busy")
+
+    def list(self, who: Identity, project_id: str, template: str) -> list[tuple[tuple[str, str, str], list]]:
+        """((project, template, name), revisions newest first), by template and name."""
+        if project_id:
+            auth.require_read(who, project_id)
+        projects = [project_id] if project_id else (None if who.is_admin else sorted(who.grants))
+        groups: dict[tuple[str, str, str], list[StoredNode]] = defaultdict(list)
+        for node in self._all(projects):
+            if not template or node.props.get("template") == template:
+                groups[(node.project_id, node.props.get("template", ""), node.props.get("name", ""))].append(node)
+        return [(key, _newest_first(groups[key])) for key in sorted(groups, key=lambda k: (k[1], k[2], k[0]))]
+
+    def get(self, who: Identity, set_id: str) -> StoredNode:
+        node = self.store.get(set_id)
+        if node is None or node.type != SET_TYPE:
+            raise Missing(f"no parameter set with id {set_id!r}")
+        auth.require_read(who, node.project_id)
+        return node
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _template(self, name: str):
+        template = self.catalog.get(name or "")
+        if template is None:
+            raise Invalid(f"template: {name!r} is not a workflow template; choose from "
+                          f"{', '.join(self.catalog.names()) or 'none installed'}")
+        return template
+
+    @staticmethod
+    def _params(template, given: dict[str, str]) -> dict[str, str]:
+        """The given parameters, canonical (the template's check names each bad one); defaults
+        are left out, so the set keeps saying only what it chose."""
+        if not given:
+            raise Invalid(f"params: give at least one parameter; {template.name} takes "
+                          f"{', '.join(p.name for p in template.parameters)}")
+        checked = template.check({str(k): str(v) for k, v in given.items()})
+        return {k: checked[k] for k in sorted(given)}
+
+    def _project(self, who: Identity, request: T.ParameterSetRequest) -> str:
+        """The project to save into: the request's, else the dataset's (which must be readable)."""
+        if request.dataset_id:
+            dataset = self.store.get(request.dataset_id)
+            if dataset is None or dataset.type not in DATASET_TYPES:
+                raise Missing(f"dataset_id: no measurement or data file with id {request.dataset_id!r}")
+            auth.require_read(who, dataset.project_id)
+            if not request.project_id:
+                return dataset.project_id
+        if not request.project_id:
+            raise Invalid("project_id: give the project to save into (or the dataset the parameters were tuned on)")
+        project = self.store.find(request.project_id, [request.project_id]).get(request.project_id)
+        if project is None or project.type != "project":
+            raise Missing(f"project_id: there is no project {request.project_id!r}")
+        return request.project_id
+
+    # -- storage --------------------------------------------------------------------------
+
+    def _new_revision(self, who: Identity, project: str, template: str, request: T.ParameterSetRequest,
+                      params: dict[str, str], revision: int) -> StoredNode:
+        props = {"template": template, "name": request.name, "revision": revision,
+                 "params_json": json.dumps(params, sort_keys=True), "notes": request.notes or "",
+                 "source": request.source or "", "dataset_id": request.dataset_id or ""}
+        node = reserved_node(SET_TYPE, project, submitter_id(template, request.name, revision),
+                             {k: v for k, v in props.items() if v != ""}, None, who.user)
+        problems = self.dictionary.get(SET_TYPE).check_properties(node.props)
+        if problems:
+            raise Invalid("; ".join(f"{field}: {message}" for field, message in problems))
+        return node
+
+    def _revisions(self, projects: list[str], template: str, name: str) -> list[StoredNode]:
+        return _newest_first([n for n in self._all(projects)
+                              if n.props.get("template") == template and n.props.get("name") == name])
+
+    def _all(self, projects: list[str] | None) -> list[StoredNode]:
+        return scan(self.store, SET_TYPE, projects, MAX_SCAN)
+
+
+def submitter_id(template: str, name: str, revision: int) -> str:
+    return f"{template}.{name}.r{revision}"
+
+
+def _check_text(request: T.ParameterSetRequest) -> None:
+    if not NAME.match(request.name or ""):
+        raise Invalid(f"name: {request.name!r} is not a parameter set name; use 1 to 100 letters, digits, "
+                      "'-' or '_', starting with a letter or digit")
+    if len(request.notes or "") > MAX_NOTES:
+        raise Invalid(f"notes: {len(request.notes):,} characters; give at most {MAX_NOTES:,}")
+    if len(request.source or "") > MAX_SOURCE:
+        raise Invalid(f"source: give at most {MAX_SOURCE:,} characters")
+
+
+def _params(node: StoredNode) -> dict[str, str]:
+    try:
+        params = json.loads(node.props.get("params_json") or "{}")
+    except ValueError:
+        return {}
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in params.items()} if isinstance(params, dict) else {}
+
+
+def _newest_first(nodes: list[StoredNode]) -> list[StoredNode]:
+    return sorted(nodes, key=lambda n: (-int(n.props.get("revision") or 1), n.created_at))
+
+
+def revision_thrift(node: StoredNode) -> T.ParameterSetRevision:
+    p = node.props
+    return T.ParameterSetRevision(id=node.id, project_id=node.project_id, template=p.get("template", ""),
+                                  name=p.get("name", ""), revision=int(p.get("revision") or 1), params=_params(node),
+                                  notes=p.get("notes", ""), source=p.get("source", ""),
+                                  dataset_id=p.get("dataset_id", ""), created_by=node.created_by,
+                                  created_at=node.created_at, submitter_id=node.submitter_id)
+
+
+def set_thrift(key: tuple[str, str, str], revisions: list[StoredNode]) -> T.ParameterSet:
+    project, template, name = key
+    return T.ParameterSet(project_id=project, template=template, name=name,
+                          revisions=[revision_thrift(n) for n in revisions])

@@ -1,0 +1,116 @@
+"""The notebook helper (labcommons.notebook) against a real service: a measurement with real
+imzML files (labcommons/demo/imzml.py) in the storage root, a cohort, and parameter sets."""
+import dataclasses
+
+import numpy as np
+import pytest
+import yaml
+
+import labcommons
+from labcommons.demo.imzml import write_imzml_pair
+from labcommons.notebook import Commons, DatasetError, ParameterError
+from tests.contract.test_service_runs import template
+
+TEMPLATE = "tiny-qc"
+
+
+@pytest.fixture
+def settings(settings, tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / f"{TEMPLATE}.yaml").write_text(yaml.safe_dump(template(TEMPLATE, standard=True)))
+    return dataclasses.replace(settings, templates_dir=templates)
+
+
+@pytest.fixture
+def measurement(admin, project, settings) -> str:
+    """A 4x3-pixel measurement whose imzML and ibd sit in the storage root."""
+    records = write_imzml_pair(settings.storage_root / project, "m1", 4, 3, seed=7)
+    files = [{"type": "data_file", "submitter_id": r["file_name"], "file_name": r["file_name"],
+              "data_format": r["data_format"], "file_size": r["file_size"], "md5sum": r["md5sum"],
+              "sha256": r["sha256"], "storage_url": r["path"].as_uri(), "measurements": {"submitter_id": "m1"}}
+             for r in records]
+    admin.submit(project, [{"type": "case", "submitter_id": "c1", "species": "mouse"},
+                           {"type": "sample", "submitter_id": "s1", "organ": "liver", "preparation": "fresh frozen",
+                            "cases": {"submitter_id": "c1"}},
+                           {"type": "experiment", "submitter_id": "e1", "protocol": "p"},
+                           {"type": "measurement", "submitter_id": "m1", "instrument": "timsTOF",
+                            "ionisation": "MALDI", "polarity": "positive", "samples": {"submitter_id": "s1"},
+                            "experiments": {"submitter_id": "e1"}}] + files)
+    return admin.find(project, "m1")["id"]
+
+
+@pytest.fixture
+def lc(server, settings, project, monkeypatch):
+    """What a notebook of analyst ana gets from labcommons.connect() (token and address from the env)."""
+    token, _ = server.tokens.mint("ana", ["analyst"], {project: "write"})
+    monkeypatch.setenv("LABCOMMONS_TOKEN", token)
+    monkeypatch.setenv("LABCOMMONS_PORT", str(server.bound_port()))
+    monkeypatch.setenv("LABCOMMONS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/ana/liver.ipynb")
+    with labcommons.connect() as commons:
+        yield commons
+
+
+def test_connect_gives_the_helper_over_the_client(lc):
+    assert isinstance(lc, Commons)
+    assert lc.whoami().user == "ana"   # any client call passes through
+
+
+def test_a_measurements_spectra_files_and_properties(lc, measurement):
+    dataset = lc.dataset(measurement)
+    assert dataset.properties["instrument"] == "timsTOF"
+    assert [f["properties"]["data_format"] for f in dataset.files] == ["ibd", "imzML"]
+    spectra = dataset.spectra(limit=5, start=2)
+    assert len(spectra) == 5 and spectra.coordinates[0] == (3, 1, 1)
+    assert all(len(mz) == len(i) > 0 for mz, i in zip(spectra.mz, spectra.intensity))
+    assert np.all(np.diff(spectra.mz[0]) > 0)
+    frame = spectra.to_dataframe()
+    assert list(frame.columns) == ["x", "y", "z", "mz", "intensity"] and len(frame) == 5
+    assert len(dataset.spectra(limit=100)) == 12   # the image has 12 pixels
+
+
+def test_a_data_files_spectra(lc, admin, project, measurement):
+    image = admin.find(project, "m1.imzML")["id"]
+    first = lc.dataset(image).spectra(limit=1)
+    assert np.array_equal(first.intensity[0], lc.dataset(measurement).spectra(limit=1).intensity[0])
+
+
+def test_files_outside_the_storage_root_are_not_read(lc, admin, project, measurement, tmp_path):
+    outside = write_imzml_pair(tmp_path / "elsewhere", "m2", 2, 2, seed=1)
+    admin.submit(project, [{"type": "data_file", "submitter_id": "x.imzML", "file_name": "x.imzML",
+                            "data_format": "imzML", "file_size": 1, "md5sum": "0" * 32,
+                            "storage_url": outside[0]["path"].as_uri(), "measurements": {"submitter_id": "m1"}}])
+    with pytest.raises(DatasetError, match="outside the storage root"):
+        lc.dataset(admin.find(project, "x.imzML")["id"]).spectra()
+    with pytest.raises(DatasetError, match="not a measurement or a data file"):
+        lc.dataset(admin.find(project, "c1")["id"])
+
+
+def test_a_cohorts_manifest_is_a_dataframe(lc, measurement):
+    lc.save_cohort("liver files", "file", {"IN": {"organ": ["liver"]}})
+    frame = lc.cohort("liver files").manifest()
+    assert sorted(frame["file_name"]) == ["m1.ibd", "m1.imzML"] and "storage_url" in frame.columns
+    with pytest.raises(LookupError, match="no cohort named 'nope'.*liver files"):
+        lc.cohort("nope")
+
+
+def test_saving_parameters_records_the_notebook_and_the_dataset(lc, project, measurement):
+    first = lc.save_parameter_set(template=TEMPLATE, name="liver-smooth", params={"window": 7, "method": "savgol"},
+                                  dataset=measurement, notes="sharper peaks")
+    assert (first.revision, first.project_id, first.created_by) == (1, project, "ana")
+    assert (first.source, first.dataset_id, first.params) == ("/home/ana/liver.ipynb", measurement,
+                                                             {"method": "savgol", "window": "7"})
+    second = lc.save_parameter_set(TEMPLATE, "liver-smooth", {"window": 9}, dataset=measurement, source="other.ipynb")
+    assert (second.revision, second.source) == (2, "other.ipynb")
+    assert lc.save_parameter_set(TEMPLATE, "liver-smooth", {"window": "9"}, dataset=measurement).id == second.id
+    assert [r.revision for r in lc.parameter_sets(TEMPLATE)[0].revisions] == [2, 1]
+
+
+def test_parameters_the_template_refuses_raise_naming_them(lc, measurement):
+    with pytest.raises(ParameterError) as refused:
+        lc.save_parameter_set(TEMPLATE, "liver-smooth", {"window": 0, "method": "median"}, dataset=measurement)
+    assert set(refused.value.problems) == {"window", "method"}
+    assert "gaussian, savgol" in refused.value.problems["method"] and "between 1 and 51" in str(refused.value)
+    with pytest.raises(ValueError, match="project_id"):
+        lc.save_parameter_set(TEMPLATE, "liver-smooth", {"window": 3})
