@@ -105,8 +105,10 @@ else:
         c.Spawner.args = ["--allow-root"]
     # the venv's own jupyterhub-singleuser, whatever PATH the hub was started with
     c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
-    # not LABCOMMONS_DATA_DIR: connect() would fall back to the operator's token file
     c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV"]
+    # the helper reads spectra from the storage root under the data dir (absolute: the server's
+    # working directory is the user's notebook directory)
+    c.Spawner.environment["LABCOMMONS_DATA_DIR"] = str(data_dir)
 
 # -- services: the portal's hand-off, and the idle culler ----------------------------------------
 c.JupyterHub.services = [

@@ -110,21 +110,30 @@ def starter_notebook(kind: str, node: dict) -> nbformat.NotebookNode:
     dataset = f"{kind} {node['submitter_id']}"
     cells = [
         md(f"# {dataset} (project `{node['project_id']}`)\n\nMade by the labcommons portal's *Open in Jupyter*. "
-           "The helper reads the metadata service's address and your token from this server's environment."),
+           "The helper reads the metadata service's address and your token from this server's environment "
+           "(docs/notebooks.md)."),
         code(f"import labcommons\n\nlc = labcommons.connect()\nDATASET = {node['id']!r}  # {dataset}\n"
              "spectra = lc.dataset(DATASET).spectra(limit=5)\nlen(spectra)"),
-        code("import plotly.graph_objects as go\n\nmz, intensity = spectra[0]\n"
+        code("import plotly.graph_objects as go\n\nmz, intensity = spectra.mz[0], spectra.intensity[0]\n"
              "go.Figure(go.Scatter(x=mz, y=intensity), layout={'xaxis_title': 'm/z', 'yaxis_title': 'intensity'})"),
-        md("## Processing parameters\nChange them, re-run the cells below, and save them when they look right."),
-        code('params = {"smoothing_window": 5, "peak_snr": 3.0}'),
+        md("## Processing parameters\nThe `ims-preprocess` workflow's own parameters: change them, re-run the "
+           "cells below, and save them when the peaks look right."),
+        code('params = {"smoothing": "gaussian", "smoothing-window": 1.0, "snr": 3}'),
         code("import numpy as np\n\n"
-             "w = params['smoothing_window']\nsmoothed = np.convolve(intensity, np.ones(w) / w, mode='same')\n"
-             "noise = np.median(np.abs(smoothed - np.median(smoothed))) or 1.0\n"
+             "# a preview of the workflow's smoothing and peak picking on this spectrum\n"
+             "step = float(np.median(np.diff(mz))) or 1.0\n"
+             "width = max(1, int(round(params['smoothing-window'] / step)))\n"
+             "smoothed = np.convolve(intensity, np.ones(width) / width, mode='same') "
+             "if params['smoothing'] != 'none' else intensity\n"
+             "noise = float(np.median(np.abs(smoothed - np.median(smoothed)))) or 1.0\n"
              "peaks = [i for i in range(1, len(smoothed) - 1) if smoothed[i] > smoothed[i - 1]\n"
-             "         and smoothed[i] >= smoothed[i + 1] and smoothed[i] / noise >= params['peak_snr']]\n"
+             "         and smoothed[i] >= smoothed[i + 1] and smoothed[i] / noise >= params['snr']]\n"
              "len(peaks)"),
-        code('# lc.save_parameter_set(template="ims-preprocess", name="my-smoothing", params=params,\n'
-             '#                       dataset=DATASET, notes="tuned on a few spectra")'),
+        md("Save the parameters as a named set (a new revision when the name exists); technicians pick it "
+           "in the workflow form. Saving needs write access to the project."),
+        code(f'saved = lc.save_parameter_set(template="ims-preprocess", name={node["submitter_id"] + "-tuned"!r},\n'
+             '                              params=params, dataset=DATASET, notes="tuned in the starter notebook")\n'
+             "saved.revision"),
     ]
     notebook = v4.new_notebook(cells=cells)
     notebook.metadata["labcommons"] = {"kind": kind, "id": node["id"], "project_id": node["project_id"],

@@ -100,3 +100,33 @@ def test_a_server_that_is_gone_is_reported_and_retry_starts_it_again(hub_commons
     gone = session.get(f"{portal.url}/jupyter/status", params=body, timeout=30)
     assert gone.status_code == 503 and "Retry" in gone.json()["error"]
     assert open_in_jupyter(portal, session, measurement)["ready"]  # what the Retry button does
+
+
+@pytest.fixture(scope="session")
+def imaged(hub_commons) -> dict:
+    """A demo measurement with an imzML image (and its ibd) in the storage root."""
+    _, _, _, admin = hub_commons
+    image = next(f for f in admin.nodes("data_file") if f["properties"]["data_format"] == "imzML")
+    node = admin.get(image["links"][0]["target_id"])
+    return {"kind": "measurement", "project": node["project_id"], "submitter_id": node["submitter_id"],
+            "id": node["id"]}
+
+
+def test_the_starter_notebook_runs_with_the_servers_token_and_saves_a_parameter_set(hub_commons, signed_in,
+                                                                                   imaged):
+    from nbclient import NotebookClient
+
+    from tests.hub.test_sso import server_environment
+    service, portal, _, admin = hub_commons
+    answer = open_in_jupyter(portal, signed_in("tom"), imaged)
+    path = service.data_dir / "notebooks" / "tom" / answer["path"]
+    notebook = nbformat.read(path, as_version=4)
+    env = server_environment("tom")  # run it as the server would: its token, address and data dir
+    kernel_env = {k: v for k, v in env.items() if k.startswith(("LABCOMMONS_", "PATH", "HOME"))}
+    NotebookClient(notebook, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute(env=kernel_env)
+    assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "5"
+    assert notebook.cells[-1].outputs[0]["data"]["text/plain"] == "1"  # revision 1 of the new set
+    name = f"{imaged['submitter_id']}-tuned"
+    (saved,) = [s for s in admin.parameter_sets(template="ims-preprocess") if s.name == name]
+    assert saved.revisions[0].created_by == "tom"

@@ -1,6 +1,6 @@
 """The starter notebook, built without a hub: valid nbformat, names its context, and runs top
-to bottom in a real kernel (nbclient) against a stand-in for the notebook helper, whose real
-implementation (labcommons.connect().dataset(...)) the notebooks suite tests."""
+to bottom in a real kernel (nbclient) against a stand-in for the notebook helper (the real helper
+runs it in tests/hub/test_handoff.py)."""
 from __future__ import annotations
 
 import nbformat
@@ -12,13 +12,20 @@ NODE = {"id": "0b7c-uuid", "project_id": "atlas-kidney", "submitter_id": "ak-mea
 
 # the helper's API as the notebook uses it: a few spectra as (m/z, intensity) arrays
 STAND_IN = """import labcommons, numpy as np
-class _Dataset:
-    def __init__(self, id): assert id == "0b7c-uuid"
-    def spectra(self, limit):
+from types import SimpleNamespace
+class _Spectra:
+    def __init__(self, limit):
         mz = np.linspace(100, 1000, 400)
-        return [(mz, 100 * np.abs(np.sin(mz / 7))) for _ in range(limit)]
+        self.mz, self.intensity = [mz] * limit, [100 * np.abs(np.sin(mz / 7))] * limit
+    def __len__(self): return len(self.mz)
 class _Commons:
-    dataset = staticmethod(_Dataset)
+    saved = []
+    def dataset(self, id):
+        assert id == "0b7c-uuid"
+        return SimpleNamespace(spectra=lambda limit: _Spectra(limit))
+    def save_parameter_set(self, **kwargs):
+        self.saved.append(kwargs)
+        return SimpleNamespace(revision=1)
 labcommons.connect = lambda: _Commons()"""
 
 
@@ -38,3 +45,4 @@ def test_the_starter_notebook_runs_top_to_bottom():
     outputs = {i: cell.outputs for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
     assert outputs[2][0]["data"]["text/plain"] == "5"  # five spectra loaded
     assert int(notebook.cells[6].outputs[0]["data"]["text/plain"]) > 0  # peaks picked
+    assert notebook.cells[-1].outputs[0]["data"]["text/plain"] == "1"  # saved as revision 1
