@@ -103,16 +103,17 @@ def hub() -> Hub:
     return Hub(settings.hub_public_url, settings.hub_secret("portal-service-token"))
 
 
-def starter_notebook(kind: str, node: dict) -> nbformat.NotebookNode:
-    """A notebook for one measurement or experiment: load a few spectra with the notebook helper,
-    plot one, smooth and pick peaks with parameters in a cell, and save them as a parameter set."""
+def starter_notebook(kind: str, node: dict, measurements: list[dict] = ()) -> nbformat.NotebookNode:
+    """A notebook for one measurement or experiment (given its measurements, imaged first): load
+    a few spectra with the notebook helper, plot one, smooth and pick peaks with parameters in a
+    cell, and save them as a parameter set."""
     md, code = v4.new_markdown_cell, v4.new_code_cell
     dataset = f"{kind} {node['submitter_id']}"
     cells = [
         md(f"# {dataset} (project `{node['project_id']}`)\n\nMade by the labcommons portal's *Open in Jupyter*. "
            "The helper reads the metadata service's address and your token from this server's environment "
            "(docs/notebooks.md)."),
-        code(f"import labcommons\n\nlc = labcommons.connect()\nDATASET = {node['id']!r}  # {dataset}\n"
+        code(f"import labcommons\n\nlc = labcommons.connect()\n{_dataset_lines(kind, node, measurements)}"
              "spectra = lc.dataset(DATASET).spectra(limit=5)\nlen(spectra)"),
         code("import plotly.graph_objects as go\n\nmz, intensity = spectra.mz[0], spectra.intensity[0]\n"
              "go.Figure(go.Scatter(x=mz, y=intensity), layout={'xaxis_title': 'm/z', 'yaxis_title': 'intensity'})"),
@@ -140,6 +141,26 @@ def starter_notebook(kind: str, node: dict) -> nbformat.NotebookNode:
                                        "submitter_id": node["submitter_id"]}
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook
+
+
+def _dataset_lines(kind: str, node: dict, measurements) -> str:
+    """DATASET: the measurement itself, or an experiment's first measurement (the helper reads
+    spectra of a measurement), with the others listed to try."""
+    if kind == "measurement":
+        return f"DATASET = {node['id']!r}  # measurement {node['submitter_id']}\n"
+    listed = "".join(f"    {m['id']!r},  # {m['submitter_id']}\n" for m in measurements)
+    return (f"# the measurements of experiment {node['submitter_id']}\nMEASUREMENTS = [\n{listed}]\n"
+            "DATASET = MEASUREMENTS[0]\n")
+
+
+def experiment_measurements(node: dict) -> list[dict]:
+    """An experiment's measurements the user may read, those with an imzML file first."""
+    client = get_client()
+    own = [m for m in client.nodes("measurement", node["project_id"])
+           if any(link["target_id"] == node["id"] for link in m["links"])]
+    imaged = {link["target_id"] for f in client.nodes("data_file", node["project_id"])
+              if f["properties"].get("data_format") == "imzML" for link in f["links"]}
+    return sorted(own, key=lambda m: (m["id"] not in imaged, m["submitter_id"]))
 
 
 def open_button(kind: str, project: str, submitter_id: str, id_: str):
@@ -208,9 +229,10 @@ def status():
             raise HubError(SPAWN_FAILED)
         return jsonify(ready=False, message="starting your notebook server")
     path = notebook_path(kind, submitter_id)
+    measurements = experiment_measurements(node) if kind == "experiment" else []
     hub().put_contents(current_user.name, FOLDER, {"type": "directory"})
     hub().put_contents(current_user.name, path, {"type": "notebook", "format": "json",
-                                                 "content": starter_notebook(kind, node)})
+                                                 "content": starter_notebook(kind, node, measurements)})
     url = f"{hub().url}/user/{quote(current_user.name)}/lab/tree/{quote(path)}"
     return jsonify(ready=True, url=url, path=path)
 
