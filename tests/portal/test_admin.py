@@ -155,7 +155,7 @@ def test_bad_audit_filters_are_refused_naming_the_field(ada, query, words):
     assert ada.get("/admin/audit.xml").status_code == 404
 
 
-def test_the_triggers_page_lists_rules_and_switches_them(ada, settings):
+def test_the_triggers_page_says_when_no_rules_are_installed(ada):
     page = text(ada.get("/admin/triggers"))
     assert "No trigger rules are installed." in page          # the tests' service runs without rules
 
