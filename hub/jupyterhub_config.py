@@ -60,7 +60,7 @@ c.GenericOAuthenticator.admin_users = set()
 c.GenericOAuthenticator.enable_auth_state = True
 c.GenericOAuthenticator.refresh_pre_spawn = True  # every spawn gets a token minted just then
 # renew well before the token expires, so a long session keeps a working token
-c.GenericOAuthenticator.auth_refresh_age = max(60, settings.token_ttl_seconds // 4)
+c.GenericOAuthenticator.auth_refresh_age = max(10, settings.token_ttl_seconds // 4)
 c.JupyterHub.shutdown_on_logout = False
 
 # -- the single-user servers ---------------------------------------------------------------------

@@ -19,11 +19,13 @@ def connect(host: str | None = None, port: int | None = None, token: str | None 
     """The notebook helper over a client of the metadata service (labcommons.notebook.Commons);
     arguments override the LABCOMMONS_* settings."""
     from labcommons import settings as settings_module
-    from labcommons.notebook import Commons, notebook_source
+    from labcommons.notebook import Commons, hub_token_renewer, notebook_source
     from metadata.client import MetadataClient
 
     settings = settings_module.load()
-    client = MetadataClient(host or settings.host, port or settings.port, token or resolve_token(settings))
+    # in a JupyterHub server, an expired token is swapped for the one the hub has renewed
+    client = MetadataClient(host or settings.host, port or settings.port, token or resolve_token(settings),
+                            renew_token=None if token else hub_token_renewer())
     return Commons(client, storage_root or settings.storage_root, notebook_source())
 
 

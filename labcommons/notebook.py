@@ -8,13 +8,16 @@ checked to lie inside the root (portal.storage.resolve, the portal's own check).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
 
 RAW_LINK = "measurements"   # data_file -> measurement
+TOKEN_KEY = "labcommons_token"  # the token's key in the hub's auth state (what /oauth/userinfo answers)
 
 
 class ParameterError(ValueError):
@@ -176,6 +179,50 @@ class Cohort:
         return pd.DataFrame(list(self._commons.client.manifest(self.cohort.kind, self.cohort.filter_json)))
 
 
+RENEW_TIMEOUT_SECONDS = 30
+RENEW_FAILED = ("your labcommons token has expired and JupyterHub could not renew it ({why}). Sign in to the "
+                "portal again, then restart your server (File > Hub Control Panel > Stop My Server, then Start) "
+                "so it gets a new token")
+
+
+def hub_token_renewer() -> Callable[[], str] | None:
+    """In a JupyterHub single-user server: a function giving the user's current token from the
+    hub. The hub keeps it in the user's auth state and renews it through the portal when older
+    than a quarter of its lifetime (hub/jupyterhub_config.py), so it outlives the token this
+    server started with. The server's own hub token may read that auth state, no other user's.
+    None outside a hub server."""
+    api, token, user = (os.environ.get(k, "") for k in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN",
+                                                          "JUPYTERHUB_USER"))
+    if not (api and token and user):
+        return None
+
+    def renew() -> str:
+        import requests
+
+        try:
+            answer = requests.get(f"{api}/users/{quote(user)}", headers={"Authorization": f"token {token}"},
+                                  timeout=RENEW_TIMEOUT_SECONDS)
+        except requests.RequestException as error:
+            raise _expired(f"the hub did not answer: {type(error).__name__}") from None
+        if not answer.ok:  # the hub's refresh through the portal failed: signed out, disabled, chain over
+            raise _expired(f"the hub answered {answer.status_code}")
+        fresh = ((answer.json().get("auth_state") or {}).get("oauth_user") or {}).get(TOKEN_KEY, "")
+        if not fresh:
+            raise _expired("the hub holds no token for you")
+        return fresh
+    return renew
+
+
+def _expired(why: str) -> T.Unauthenticated:
+    return T.Unauthenticated(code="token_expired", message=RENEW_FAILED.format(why=why))
+
+
 def notebook_source() -> str:
-    """The running notebook's path, which Jupyter Server gives its kernels as JPY_SESSION_NAME."""
-    return os.environ.get("JPY_SESSION_NAME", "")
+    """The running notebook's path, which Jupyter Server gives its kernels as JPY_SESSION_NAME
+    (an absolute path when JupyterLab opened it): relative to the user's home when inside it, as
+    the user sees it in JupyterLab's file browser."""
+    path = os.environ.get("JPY_SESSION_NAME", "")
+    home = os.environ.get("HOME", "")
+    if path and home and os.path.isabs(path) and Path(path).is_relative_to(home):
+        return Path(path).relative_to(home).as_posix()
+    return path

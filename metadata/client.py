@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from thriftpy2.rpc import make_client
 from thriftpy2.transport import TTransportException
@@ -26,10 +26,17 @@ ERRORS = (T.ValidationError, T.NotFound, T.Conflict, T.Forbidden, T.Unauthentica
 
 
 class MetadataClient:
-    """One connection to the service, safe to share between threads (calls are serialized)."""
+    """One connection to the service, safe to share between threads (calls are serialized).
 
-    def __init__(self, host: str, port: int, token: str, timeout_seconds: float = 120):
+    `renew_token`, when given, is asked for a new token when the service says the current one
+    has expired (a notebook server's token outlives its lifetime): the refused call did nothing,
+    so it is sent again, once, with the new token. It raises T.Unauthenticated saying what to
+    do when it has none."""
+
+    def __init__(self, host: str, port: int, token: str, timeout_seconds: float = 120,
+                 renew_token: Callable[[], str] | None = None):
         self.host, self.port, self.token = host, port, token
+        self.renew_token = renew_token
         self._timeout_ms = int(timeout_seconds * 1000)
         self._client = None
         self._last_used = 0.0
@@ -38,12 +45,21 @@ class MetadataClient:
     def _call(self, name: str, *args):
         with self._lock:
             try:
-                return self._invoke(name, args)
-            except (TTransportException, OSError):
-                self.close()
-                if name not in READS:
+                return self._send(name, args)
+            except T.Unauthenticated as refused:
+                if self.renew_token is None or refused.code != "token_expired":
                     raise
-                return self._invoke(name, args)  # reads are safe to send again
+                self.token = self.renew_token()
+                return self._send(name, args)
+
+    def _send(self, name: str, args: tuple):
+        try:
+            return self._invoke(name, args)
+        except (TTransportException, OSError):
+            self.close()
+            if name not in READS:
+                raise
+            return self._invoke(name, args)  # reads are safe to send again
 
     def _invoke(self, name: str, args: tuple):
         if self._client is None or time.monotonic() - self._last_used > RECONNECT_AFTER_IDLE_SECONDS:

@@ -6,11 +6,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from labcommons.demo import create_demo
-from labcommons.demo.accounts import PASSWORDS_FILE
-from tests.e2e.browser import Portal, chromium, require_chromium, sign_in, until
-from tests.e2e.conftest import ServiceProcess
-from tests.hub.conftest import hub_environment, start_hub
+from tests.e2e.browser import chromium, require_chromium, sign_in, until
+from tests.hub.conftest import commons_with_hub, demo
 
 pytestmark = pytest.mark.e2e
 SPAWN_SECONDS = 120
@@ -20,22 +17,8 @@ SPAWN_SECONDS = 120
 def commons(tmp_path_factory):
     """(service, portal, hub, admin client) over a demo commons at scale 0.1."""
     require_chromium()
-    data_dir = tmp_path_factory.mktemp("jupyter") / "data"
-    service = ServiceProcess(data_dir)
-    hub_environment(service)
-    service.start()
-    admin = service.client()
-    create_demo(admin, data_dir / "storage", scale=0.1, passwords_path=data_dir / PASSWORDS_FILE)
-    portal, hub = Portal(service), None
-    try:
-        hub = start_hub(service, portal)
-        yield service, portal, hub, admin
-    finally:
-        if hub is not None:
-            hub.stop()
-        admin.close()
-        portal.stop()
-        service.terminate()
+    with commons_with_hub(tmp_path_factory.mktemp("jupyter") / "data", demo) as running:
+        yield running
 
 
 def test_open_in_jupyter_lands_on_the_starter_notebook(commons, tmp_path):
@@ -56,3 +39,56 @@ def test_open_in_jupyter_lands_on_the_starter_notebook(commons, tmp_path):
         driver.quit()
     path = service.data_dir / "notebooks" / "ana" / "labcommons" / f"measurement-{measurement['submitter_id']}.ipynb"
     assert nbformat.read(path, as_version=4).metadata["labcommons"]["id"] == measurement["id"]
+
+
+def test_a_set_tuned_in_a_notebook_is_picked_for_a_launch_that_records_its_revision(commons, tmp_path):
+    """The loop of the product in one go, as people do it: a technician opens an imaged measurement
+    in Jupyter from the portal, the starter notebook runs in their server's environment and saves
+    its parameters as a set, the set shows on the Parameter sets page with its author and source
+    notebook, and a launch that picks it records that revision on the run."""
+    from selenium.webdriver.common.by import By
+
+    from tests.e2e.test_workflows_browser import _click, _pick
+    from tests.hub.test_handoff import run_as_server
+
+    service, portal, hub, admin = commons
+    image = next(f for f in admin.nodes("data_file") if f["properties"]["data_format"] == "imzML")
+    measurement = admin.get(image["links"][0]["target_id"])
+    project, submitter_id = measurement["project_id"], measurement["submitter_id"]
+    set_name = f"{submitter_id}-tuned"
+    driver = chromium(tmp_path / "profile")
+    try:
+        sign_in(driver, portal, service.data_dir, "tom")
+        driver.get(f"{portal.url}/measurement/{project}/{submitter_id}")
+        _click(driver, By.ID, "measurement-jupyter")
+        notebook = f"labcommons/measurement-{submitter_id}.ipynb"
+        until(driver, lambda d: d.current_url.startswith(f"{hub.url}/user/tom/lab/tree/{notebook}"), SPAWN_SECONDS)
+
+        path = service.data_dir / "notebooks" / "tom" / notebook
+        executed = nbformat.read(path, as_version=4)
+        run_as_server(executed, path, "tom", service.data_dir)   # the kernel gets the server's token and address
+        assert executed.cells[-1].outputs[0]["data"]["text/plain"] == "1"   # revision 1 of the new set
+
+        driver.get(f"{portal.url}/parameter-sets?template=ims-preprocess")
+        key = f"{project}/ims-preprocess/{set_name}"
+        revisions = until(driver, lambda d: d.find_elements(By.ID, f"psets-revisions-{key}"))[0]
+        row = revisions.find_element(By.XPATH, ".//tr[.//a[normalize-space(text())='r1']]").text
+        assert "tom" in row and "snr = 3" in row and "none yet" in row
+
+        driver.get(f"{portal.url}/measurement/{project}/{submitter_id}")
+        _click(driver, By.ID, "measurement-launch")
+        _click(driver, By.ID, "launch-choose-ims-preprocess")
+        until(driver, lambda d: d.find_elements(By.ID, "launch-form"))
+        _pick(driver, "launch-set", f"{set_name} · revision 1")
+        until(driver, lambda d: d.find_element(By.XPATH, "//*[@id='launch-field-snr']//input")
+              .get_attribute("value") == "3")
+        _click(driver, By.ID, "launch-submit")
+        until(driver, lambda d: "/runs/" in d.current_url and d.find_elements(By.ID, "run-parameter-set"))
+        assert f"{set_name} · revision 1" in driver.find_element(By.ID, "run-parameter-set").text
+        run = admin.run(driver.current_url.rsplit("/", 1)[1])
+    finally:
+        driver.quit()
+    (saved,) = [s for s in admin.parameter_sets(template="ims-preprocess") if s.name == set_name]
+    revision = saved.revisions[0]
+    assert (revision.created_by, revision.source, revision.dataset_id) == ("tom", notebook, measurement["id"])
+    assert run.parameter_set_revision == 1 and run.parameters["snr"] == "3" and run.created_by == "tom"

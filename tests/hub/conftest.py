@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,25 +76,41 @@ def start_hub(service: ServiceProcess, portal: Portal) -> Hub:
     raise AssertionError(f"hub not ready in {READY_SECONDS}s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def hub_commons(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("hub") / "data"
+@contextmanager
+def commons_with_hub(data_dir: Path, prepare=None, **env: str):
+    """(service, portal, hub, admin client) as child processes on loopback over data_dir: the
+    metadata service (with env added to every child's environment), prepare(admin, data_dir)
+    run on it, the portal, and JupyterHub."""
     service = ServiceProcess(data_dir)
     hub_environment(service)
+    service.env.update(env)
     service.start()
     admin = service.client()
-    create_demo(admin, data_dir / "storage", scale=0.1, passwords_path=data_dir / PASSWORDS_FILE)
-    portal = Portal(service)
-    hub = None
+    portal = hub = None
     try:
+        if prepare:
+            prepare(admin, data_dir)
+        portal = Portal(service)
         hub = start_hub(service, portal)
         yield service, portal, hub, admin
     finally:
         if hub is not None:
             hub.stop()
         admin.close()
-        portal.stop()
+        if portal is not None:
+            portal.stop()
         service.terminate()
+
+
+def demo(admin, data_dir: Path) -> None:
+    """A demo commons at scale 0.1, its accounts' passwords in the data dir."""
+    create_demo(admin, data_dir / "storage", scale=0.1, passwords_path=data_dir / PASSWORDS_FILE)
+
+
+@pytest.fixture(scope="session")
+def hub_commons(tmp_path_factory):
+    with commons_with_hub(tmp_path_factory.mktemp("hub") / "data", demo) as commons:
+        yield commons
 
 
 def csrf_token(html: str) -> str:

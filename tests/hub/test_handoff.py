@@ -90,7 +90,7 @@ def test_an_experiment_opens_on_its_imaged_measurement_and_runs(hub_commons, sig
     notebook = nbformat.read(path, as_version=4)
     assert answer["path"].startswith("labcommons/experiment-") and notebook.metadata["labcommons"]["id"] == node["id"]
     assert f"MEASUREMENTS = [\n    {imaged['id']!r}," in notebook.cells[1].source  # the imaged one first
-    run_as_server(notebook, path, "tom")
+    run_as_server(notebook, path, "tom", service.data_dir)
     assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "5"
 
 
@@ -124,7 +124,7 @@ def test_the_starter_notebook_runs_with_the_servers_token_and_saves_a_parameter_
     answer = open_in_jupyter(portal, signed_in("tom"), imaged)
     path = service.data_dir / "notebooks" / "tom" / answer["path"]
     notebook = nbformat.read(path, as_version=4)
-    run_as_server(notebook, path, "tom")
+    run_as_server(notebook, path, "tom", service.data_dir)
     assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "5"
     assert notebook.cells[-1].outputs[0]["data"]["text/plain"] == "1"  # revision 1 of the new set
     name = f"{imaged['submitter_id']}-tuned"
@@ -132,11 +132,13 @@ def test_the_starter_notebook_runs_with_the_servers_token_and_saves_a_parameter_
     assert saved.revisions[0].created_by == "tom"
 
 
-def run_as_server(notebook, path, user: str) -> None:
-    """Execute the notebook as the user's server would: its token, address and data dir."""
+def run_as_server(notebook, path, user: str, data_dir) -> None:
+    """Execute the notebook as the user's server over data_dir would: its token, address and data dir."""
     from nbclient import NotebookClient
 
     from tests.hub.test_sso import server_environment
-    env = {k: v for k, v in server_environment(user).items() if k.startswith(("LABCOMMONS_", "PATH", "HOME"))}
+    env = {k: v for k, v in server_environment(user, data_dir).items()
+           if k.startswith(("LABCOMMONS_", "PATH", "HOME"))}
+    env["JPY_SESSION_NAME"] = str(path)  # what Jupyter Server gives a kernel it starts for a notebook
     NotebookClient(notebook, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute(env=env)

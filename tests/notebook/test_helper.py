@@ -1,6 +1,7 @@
 """The notebook helper (labcommons.notebook) against a real service: a measurement with real
 imzML files (labcommons/demo/imzml.py) in the storage root, a cohort, and parameter sets."""
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -8,7 +9,9 @@ import yaml
 
 import labcommons
 from labcommons.demo.imzml import write_imzml_pair
-from labcommons.notebook import Commons, DatasetError, ParameterError
+from labcommons.notebook import Commons, DatasetError, ParameterError, hub_token_renewer, notebook_source
+from metadata.client import MetadataClient
+from metadata.idl import metadata_thrift as T
 from tests.contract.test_service_runs import template
 
 TEMPLATE = "tiny-qc"
@@ -114,3 +117,35 @@ def test_parameters_the_template_refuses_raise_naming_them(lc, measurement):
     assert "gaussian, savgol" in refused.value.problems["method"] and "between 1 and 51" in str(refused.value)
     with pytest.raises(ValueError, match="project_id"):
         lc.save_parameter_set(TEMPLATE, "liver-smooth", {"window": 3})
+
+
+def test_the_source_is_the_notebooks_path_in_the_users_home(lc, project, measurement, monkeypatch):
+    monkeypatch.setenv("HOME", "/home/ana")
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/ana/work/liver.ipynb")   # as JupyterLab's kernels get it
+    assert notebook_source() == "work/liver.ipynb"
+    monkeypatch.setenv("JPY_SESSION_NAME", "/elsewhere/liver.ipynb")
+    assert notebook_source() == "/elsewhere/liver.ipynb"
+
+
+def test_an_expired_token_is_renewed_once_and_the_call_sent_again(server, project):
+    """The client asks renew_token for a new token when, and only when, the service says expired."""
+    expired, _ = server.tokens.mint("ana", ["analyst"], {project: "read"}, ttl=1)
+    fresh, _ = server.tokens.mint("ana", ["analyst"], {project: "read"})
+    asked = []
+    time.sleep(1.1)
+    with MetadataClient("127.0.0.1", server.bound_port(), expired,
+                        renew_token=lambda: asked.append(1) or fresh) as client:
+        assert client.whoami().user == "ana" and client.token == fresh and asked == [1]
+        client.token = "forged"
+        with pytest.raises(T.Unauthenticated, match="not valid"):   # not expired: no renewal
+            client.whoami()
+        assert asked == [1]
+    with MetadataClient("127.0.0.1", server.bound_port(), expired, renew_token=lambda: expired) as client:
+        with pytest.raises(T.Unauthenticated, match="expired"):       # renewed to no avail: one retry only
+            client.whoami()
+
+
+def test_outside_a_hub_server_there_is_no_renewal(monkeypatch):
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER"):
+        monkeypatch.delenv(name, raising=False)
+    assert hub_token_renewer() is None
