@@ -80,7 +80,7 @@ def test_a_user_without_a_grant_is_refused_with_the_services_reason(hub_commons,
 
 
 def test_an_experiment_opens_on_its_imaged_measurement_and_runs(hub_commons, signed_in, imaged):
-    service, portal, _, admin = hub_commons
+    service, portal, hub, admin = hub_commons
     measurement = admin.get(imaged["id"])
     (experiment_id,) = [link["target_id"] for link in measurement["links"] if link["name"] == "experiments"]
     node = admin.get(experiment_id)
@@ -90,7 +90,7 @@ def test_an_experiment_opens_on_its_imaged_measurement_and_runs(hub_commons, sig
     notebook = nbformat.read(path, as_version=4)
     assert answer["path"].startswith("labcommons/experiment-") and notebook.metadata["labcommons"]["id"] == node["id"]
     assert f"MEASUREMENTS = [\n    {imaged['id']!r}," in notebook.cells[1].source  # the imaged one first
-    run_as_server(notebook, path, "tom")
+    run_as_server(notebook, path, hub, "tom")
     assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "5"
 
 
@@ -120,11 +120,11 @@ def imaged(hub_commons) -> dict:
 
 def test_the_starter_notebook_runs_with_the_servers_token_and_saves_a_parameter_set(hub_commons, signed_in,
                                                                                    imaged):
-    service, portal, _, admin = hub_commons
+    service, portal, hub, admin = hub_commons
     answer = open_in_jupyter(portal, signed_in("tom"), imaged)
     path = service.data_dir / "notebooks" / "tom" / answer["path"]
     notebook = nbformat.read(path, as_version=4)
-    run_as_server(notebook, path, "tom")
+    run_as_server(notebook, path, hub, "tom")
     assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "5"
     assert notebook.cells[-1].outputs[0]["data"]["text/plain"] == "1"  # revision 1 of the new set
     name = f"{imaged['submitter_id']}-tuned"
@@ -132,11 +132,11 @@ def test_the_starter_notebook_runs_with_the_servers_token_and_saves_a_parameter_
     assert saved.revisions[0].created_by == "tom"
 
 
-def run_as_server(notebook, path, user: str) -> None:
+def run_as_server(notebook, path, hub, user: str) -> None:
     """Execute the notebook as the user's server would: its token, address and data dir."""
     from nbclient import NotebookClient
 
     from tests.hub.test_sso import server_environment
-    env = {k: v for k, v in server_environment(user).items() if k.startswith(("LABCOMMONS_", "PATH", "HOME"))}
+    env = {k: v for k, v in server_environment(hub, user).items() if k.startswith(("LABCOMMONS_", "PATH", "HOME"))}
     NotebookClient(notebook, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute(env=env)

@@ -24,13 +24,16 @@ def wait_ready(hub, user: str, seconds: float = 90) -> dict:
     raise AssertionError(f"{user}'s server not ready in {seconds}s:\n{hub.log.read_text()[-3000:]}")
 
 
-def server_environment(user: str) -> dict[str, str]:
-    """The environment of the user's single-user server process (same OS user here)."""
+def server_environment(hub, user: str) -> dict[str, str]:
+    """The environment of the user's single-user server process (same OS user here), a child of
+    this hub: other test runs on the machine may have servers for the same user name."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             if b"jupyterhub.singleuser" not in (proc / "cmdline").read_bytes():
+                continue
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) != hub.process.pid:
                 continue
             pairs = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
@@ -54,7 +57,7 @@ def test_a_portal_session_signs_in_to_the_hub_and_the_server_gets_the_users_toke
 
     assert hub.api("POST", "/users/ana/server").status_code in (201, 202)
     wait_ready(hub, "ana")
-    env = server_environment("ana")
+    env = server_environment(hub, "ana")
     assert env["LABCOMMONS_PORT"] == str(service.port)
     with MetadataClient(env["LABCOMMONS_HOST"], int(env["LABCOMMONS_PORT"]), env["LABCOMMONS_TOKEN"]) as client:
         assert client.whoami().user == "ana"
