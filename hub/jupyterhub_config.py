@@ -3,7 +3,8 @@
 One configuration, two spawner modes (LABCOMMONS_HUB_SPAWNER): `local` processes (the default)
 or `kubernetes` (KubeSpawner; its settings are hub/kubespawner.py, which the zero-to-jupyterhub
 chart also loads). Users sign in through the portal (OAuth2, hub/../portal/oauth.py), which hands
-each user's metadata-service token to the hub in its auth state. See docs/jupyterhub.md.
+each user's metadata-service token to the hub in its auth state: hub/sso.py, shared with the
+chart's hub too. See docs/jupyterhub.md.
 """
 import os
 import shutil
@@ -11,11 +12,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+# after the installed packages: hub/kubespawner.py must not shadow the kubespawner package
+sys.path.append(str(HERE))
 sys.path.insert(0, str(HERE.parent))  # the labcommons packages, when run from a checkout
 
 from labcommons.settings import load  # noqa: E402
-from spawner import token_environment  # noqa: E402
+import sso  # noqa: E402
 
 c = get_config()  # noqa: F821 -- provided by traitlets when the hub loads this file
 settings = load()
@@ -41,30 +43,15 @@ c.JupyterHub.pid_file = str(settings.hub_dir.resolve() / "jupyterhub.pid")
 # auth state holds the user's service token: encrypted with this key (made once, 0600)
 os.environ.setdefault("JUPYTERHUB_CRYPT_KEY", settings.hub_secret("crypt-key"))
 
-# -- sign-in through the portal (OAuth2 authorization code + PKCE) ------------------------------
-portal_inside = (settings.portal_internal_url or settings.portal_public_url).rstrip("/")
-c.JupyterHub.authenticator_class = "generic-oauth"
-c.GenericOAuthenticator.client_id = "jupyterhub"
-c.GenericOAuthenticator.client_secret = settings.hub_secret("oauth-client-secret")
-c.GenericOAuthenticator.oauth_callback_url = f"{settings.hub_public_url}/hub/oauth_callback"
-c.GenericOAuthenticator.authorize_url = f"{settings.portal_public_url}/oauth/authorize"  # the browser goes here
-c.GenericOAuthenticator.token_url = f"{portal_inside}/oauth/token"            # the hub calls these itself
-c.GenericOAuthenticator.userdata_url = f"{portal_inside}/oauth/userinfo"
-c.GenericOAuthenticator.scope = ["profile"]
-c.GenericOAuthenticator.username_claim = "name"
-c.GenericOAuthenticator.enable_pkce = True
-c.GenericOAuthenticator.auto_login = True  # straight to the portal: one sign-in, no "sign in with" button
-c.GenericOAuthenticator.allow_all = True  # every portal user may have a server; data access stays the service's
-c.GenericOAuthenticator.admin_users = set()
-# the userdata carries a fresh service token; keep it (encrypted) to hand to the server
-c.GenericOAuthenticator.enable_auth_state = True
-c.GenericOAuthenticator.refresh_pre_spawn = True  # every spawn gets a token minted just then
-# renew well before the token expires, so a long session keeps a working token
-c.GenericOAuthenticator.auth_refresh_age = max(10, settings.token_ttl_seconds // 4)
-c.JupyterHub.shutdown_on_logout = False
+# -- sign-in through the portal (OAuth2 authorization code + PKCE): hub/sso.py, which the
+# zero-to-jupyterhub hub uses too; here its inputs are this hub's settings --------------------
+sso.configure(c, hub_url=settings.hub_public_url, portal_url=settings.portal_public_url,
+              portal_internal_url=settings.portal_internal_url or settings.portal_public_url,
+              client_secret=settings.hub_secret("oauth-client-secret"),
+              service_token=settings.hub_secret("portal-service-token"),
+              token_ttl_seconds=settings.token_ttl_seconds)
 
 # -- the single-user servers ---------------------------------------------------------------------
-c.Spawner.auth_state_hook = token_environment
 c.Spawner.environment = {"LABCOMMONS_HOST": settings.host, "LABCOMMONS_PORT": str(settings.port)}
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
@@ -110,23 +97,8 @@ else:
     # working directory is the user's notebook directory)
     c.Spawner.environment["LABCOMMONS_DATA_DIR"] = str(data_dir)
 
-# -- services: the portal's hand-off, and the idle culler ----------------------------------------
-c.JupyterHub.services = [
-    {"name": "labcommons-portal", "api_token": settings.hub_secret("portal-service-token")},
-    {"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler",
-                                        f"--timeout={settings.hub_idle_timeout_seconds}"]},
-]
-# A running server outlives the token it started with (LABCOMMONS_TOKEN): its own hub token may
-# read the user's auth state, which the hub renews (refresh_user) when it is older than
-# auth_refresh_age, so the notebook helper can ask $JUPYTERHUB_API_URL/users/<name> for a fresh token.
-c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", "read:users:name!user",
-                                 "admin:auth_state!user"]
-c.JupyterHub.load_roles = [
-    # users hold their own auth state (their own service token), so their servers' tokens may too
-    {"name": "user", "scopes": ["self", "admin:auth_state!user"]},
-    # the portal creates a user on first hand-off, gives it a token, starts and reaches its server
-    {"name": "labcommons-portal", "services": ["labcommons-portal"],
-     "scopes": ["admin:users", "admin:auth_state", "servers", "access:servers", "read:users"]},
-    {"name": "idle-culler", "services": ["idle-culler"],
-     "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
-]
+# -- the idle culler, next to the portal's service (hub/sso.py) ---------------------------------
+c.JupyterHub.services.append({"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                                                                  f"--timeout={settings.hub_idle_timeout_seconds}"]})
+c.JupyterHub.load_roles.append({"name": "idle-culler", "services": ["idle-culler"],
+                                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]})

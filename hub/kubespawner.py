@@ -3,8 +3,9 @@ and by the zero-to-jupyterhub hub (deploy/values/jupyterhub.yaml: hub.extraFiles
 file, hub.extraConfig loads it). Self-contained (no labcommons import): the chart's hub image
 has only JupyterHub and KubeSpawner.
 
-It holds what both hubs share. Profiles, per-user volumes and namespaces are the chart's values
-under zero-to-jupyterhub, and hub/jupyterhub_config.py's for a hub run by `labcommons up`.
+It holds what both hubs share; sign-in and the token hook are hub/sso.py's. Profiles, per-user
+volumes and namespaces are the chart's values under zero-to-jupyterhub, and
+hub/jupyterhub_config.py's for a hub run by `labcommons up`.
 """
 import os
 
@@ -19,16 +20,6 @@ c.KubeSpawner.environment = {
     "LABCOMMONS_PORT": env("LABCOMMONS_HUB_METADATA_PORT", "9090"),
 }
 
-
-def labcommons_token(spawner, auth_state):
-    """auth_state_hook: the user's metadata-service token (from the portal's userinfo, renewed at
-    every refresh) into the pod's environment. Same as hub/spawner.py's token_environment."""
-    token = ((auth_state or {}).get("oauth_user") or {}).get("labcommons_token")
-    if token:
-        spawner.environment["LABCOMMONS_TOKEN"] = token
-
-
-c.KubeSpawner.auth_state_hook = labcommons_token
 
 # Servers run as the image's unprivileged user and gain no privileges, as labcommons' own pods do.
 c.KubeSpawner.allow_privilege_escalation = False

@@ -1,4 +1,4 @@
-"""The local spawner and the auth-state hook of the labcommons hub (loaded by jupyterhub_config.py).
+"""The local spawner of the labcommons hub (loaded by jupyterhub_config.py; the auth-state hook is hub/sso.py's).
 
 Everything runs as one OS user on a single machine, so each hub user gets a notebook directory
 of their own under <data dir>/notebooks/<user> rather than a home directory.
@@ -11,8 +11,6 @@ from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import TraitError, Unicode, validate
-
-TOKEN_KEY = "labcommons_token"  # the key of the user's metadata-service token in the userdata
 
 
 class LabcommonsLocalSpawner(SimpleLocalProcessSpawner):
@@ -41,11 +39,3 @@ class LabcommonsLocalSpawner(SimpleLocalProcessSpawner):
         # the venv's scripts first, so the notebook finds the venv's python and kernels
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
         return env
-
-
-def token_environment(spawner, auth_state: dict | None) -> None:
-    """auth_state_hook: before every spawn, put the user's metadata-service token (minted by the
-    portal at sign-in and renewed at each refresh) into the server's environment."""
-    userdata = (auth_state or {}).get("oauth_user") or {}
-    if token := userdata.get(TOKEN_KEY):
-        spawner.environment["LABCOMMONS_TOKEN"] = token

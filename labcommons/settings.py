@@ -17,6 +17,8 @@ HUB_SPAWNERS = ("local", "kubernetes")
 
 
 ENGINES = ("local", "argo")
+# what the portal and the hub both read (hub_secret); the hub's own (crypt-key, proxy-auth-token) stay apart
+HUB_SHARED_SECRETS = ("oauth-client-secret", "portal-service-token")
 
 
 class SettingsError(ValueError):
@@ -64,6 +66,10 @@ class Settings:
     hub_idle_timeout_seconds: int = 3600  # the idle culler stops servers unused this long
     portal_url: str = ""                  # the portal's public address; "" : http://127.0.0.1:8050
     portal_internal_url: str = ""         # how the hub reaches the portal; "" : portal_url
+    hub_internal_url: str = ""            # how the portal reaches the hub's API and servers; "" : hub_url
+    # the secrets the hub and the portal share: None, made on first use under <data dir>/hub;
+    # a directory (a mounted Kubernetes Secret), read only: a missing file is an error
+    hub_secrets_dir: Path | None = None
 
     @property
     def storage_root(self) -> Path:
@@ -104,12 +110,21 @@ class Settings:
         port = os.environ.get("LABCOMMONS_PORTAL_PORT") or "8050"
         return (self.portal_url or f"http://{host}:{port}").rstrip("/")
 
+    @property
+    def hub_api_base_url(self) -> str:
+        """Where the portal calls the hub's REST API and the users' servers (in a cluster, the
+        proxy's Service rather than the public address)."""
+        return (self.hub_internal_url or self.hub_public_url).rstrip("/")
+
     def hub_secret(self, name: str, nbytes: int = 32) -> str:
         """A secret the hub and the portal share (OAuth client secret, the portal's hub service
-        token, the auth-state key): LABCOMMONS_HUB_<NAME> if set, else made once into
-        <data_dir>/hub/<name> (0600). Whichever process comes first writes it; the other reads."""
+        token, the auth-state key): LABCOMMONS_HUB_<NAME> if set; else the file <name> in
+        LABCOMMONS_HUB_SECRETS_DIR, which the operator provides (never made here); else made once
+        into <data_dir>/hub/<name> (0600), where whichever process comes first writes it."""
         if value := os.environ.get(f"LABCOMMONS_HUB_{name.upper().replace('-', '_')}"):
             return value
+        if self.hub_secrets_dir is not None:
+            return _provided_secret(self.hub_secrets_dir / name)
         path = self.hub_dir / name
         if not path.exists():
             self.hub_dir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +136,22 @@ class Settings:
                 with os.fdopen(fd, "w") as out:
                     out.write(secrets.token_hex(nbytes))
         return path.read_text().strip()
+
+
+def _provided_secret(path: Path) -> str:
+    """A shared secret from the operator's directory: never generated, since a value made here
+    would differ from the one the other side (hub or portal) reads from its own copy."""
+    try:
+        value = path.read_text().strip()
+    except FileNotFoundError:
+        raise SettingsError(f"LABCOMMONS_HUB_SECRETS_DIR: {path} is missing; add the key {path.name!r} to the "
+                            "Secret mounted there (docs/deploy.md), or unset LABCOMMONS_HUB_SECRETS_DIR to have "
+                            "it made under <data dir>/hub") from None
+    except OSError as exc:
+        raise SettingsError(f"LABCOMMONS_HUB_SECRETS_DIR: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise SettingsError(f"LABCOMMONS_HUB_SECRETS_DIR: {path} is empty; give the secret a value")
+    return value
 
 
 def write_private(path: Path, text: str) -> None:
@@ -172,6 +203,9 @@ def _build(values: dict) -> Settings:
     if settings.storage_url and not settings.storage_url.startswith("s3://"):
         raise SettingsError(f"LABCOMMONS_STORAGE_URL: {settings.storage_url!r} is not allowed; give s3://bucket/prefix, "
                             "or leave it empty for the directory <data dir>/storage")
+    if settings.hub_secrets_dir is not None and not settings.hub_secrets_dir.is_absolute():
+        raise SettingsError(f"LABCOMMONS_HUB_SECRETS_DIR: {str(settings.hub_secrets_dir)!r} is not allowed; give an "
+                            "absolute path (where the Secret is mounted), or leave it empty for <data dir>/hub")
     return settings
 
 

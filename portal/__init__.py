@@ -23,6 +23,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the portal. test_config may carry SETTINGS (a labcommons Settings) and Flask keys."""
     app = Flask(__name__)
     settings = (test_config or {}).get("SETTINGS") or settings_module.load()
+    if settings.hub_secrets_dir is not None:
+        # the operator's mounted Secret: a missing key stops the start, rather than a user's sign-in
+        for name in settings_module.HUB_SHARED_SECRETS:
+            settings.hub_secret(name)
     app.config.from_mapping(
         SETTINGS=settings,
         SECRET_KEY=session_key(settings),

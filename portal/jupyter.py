@@ -100,7 +100,7 @@ def _reason(response: requests.Response) -> str:
 
 def hub() -> Hub:
     settings = current_app.config["SETTINGS"]
-    return Hub(settings.hub_public_url, settings.hub_secret("portal-service-token"))
+    return Hub(settings.hub_api_base_url, settings.hub_secret("portal-service-token"))
 
 
 def starter_notebook(kind: str, node: dict, measurements: list[dict] = ()) -> nbformat.NotebookNode:
@@ -233,7 +233,8 @@ def status():
     hub().put_contents(current_user.name, FOLDER, {"type": "directory"})
     hub().put_contents(current_user.name, path, {"type": "notebook", "format": "json",
                                                  "content": starter_notebook(kind, node, measurements)})
-    url = f"{hub().url}/user/{quote(current_user.name)}/lab/tree/{quote(path)}"
+    public = current_app.config["SETTINGS"].hub_public_url  # the browser's address, not the portal's way in
+    url = f"{public}/user/{quote(current_user.name)}/lab/tree/{quote(path)}"
     return jsonify(ready=True, url=url, path=path)
 
 

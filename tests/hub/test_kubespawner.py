@@ -5,6 +5,7 @@ as the z2jh hub does), and the manifests validate against the Kubernetes schemas
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import kubernetes_validate
@@ -108,7 +109,9 @@ def test_a_broken_manifest_is_caught():
 
 def test_the_z2jh_hub_gets_the_shared_settings_and_keeps_its_own_profiles():
     shared = PyFileConfigLoader("kubespawner.py", str(HUB)).load_config()
-    assert shared.KubeSpawner.auth_state_hook is not None and "LABCOMMONS_HOST" in shared.KubeSpawner.environment
+    assert "LABCOMMONS_HOST" in shared.KubeSpawner.environment
+    # the token hook is hub/sso.py's, for every spawner: one set here would shadow it
+    assert "auth_state_hook" not in shared.KubeSpawner
     assert "profile_list" not in shared.KubeSpawner  # the chart's profileList, not this file's
 
 
@@ -119,3 +122,17 @@ def test_the_standalone_profiles_match_the_charts():
     keys = ("cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit")
     assert [(p["display_name"], {k: p["kubespawner_override"][k] for k in keys}) for p in ours] == [
         (p["display_name"], {k: p["kubespawner_override"][k] for k in keys}) for p in chart["singleuser"]["profileList"]]
+
+
+def test_the_spawner_class_is_the_kubespawner_package_not_hub_kubespawner_py(tmp_path):
+    """hub/ is on the hub's import path; its kubespawner.py must not shadow the package."""
+    import subprocess
+    import sys
+    program = ("from traitlets.config import PyFileConfigLoader\n"
+               "from traitlets.utils.importstring import import_item\n"
+               f"c = PyFileConfigLoader('jupyterhub_config.py', {str(HUB)!r}).load_config()\n"
+               "print(import_item(c.JupyterHub.spawner_class).__module__)\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, env={**os.environ, "LABCOMMONS_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "kubespawner.spawner"
