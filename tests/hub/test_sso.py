@@ -2,6 +2,7 @@
 sign-in, and the spawned single-user server holds the user's own metadata-service token."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,9 +26,10 @@ def wait_ready(hub, user: str, seconds: float = 90) -> dict:
 
 
 def server_environment(user: str) -> dict[str, str]:
-    """The environment of the user's single-user server process (same OS user here)."""
+    """The environment of the user's single-user server process (same OS user here), started by
+    a hub of this test run: other runs on the machine may have a server for the same user."""
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or not _started_by_our_hub(proc):
             continue
         try:
             if b"jupyterhub.singleuser" not in (proc / "cmdline").read_bytes():
@@ -89,3 +91,11 @@ def _cmdline(proc: Path) -> bytes:
 
 def _parent(proc: Path) -> int:
     return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _started_by_our_hub(proc: Path) -> bool:
+    """Whether proc's parent (a hub, for the local spawner) is a child of this test process."""
+    try:
+        return _parent(Path(f"/proc/{_parent(proc)}")) == os.getpid()
+    except (OSError, ValueError, IndexError):
+        return False
