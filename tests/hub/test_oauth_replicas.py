@@ -11,6 +11,7 @@ import requests
 
 from metadata.client import MetadataClient
 from tests.e2e.browser import Portal
+from tests.e2e.conftest import free_port
 from tests.hub.test_oauth import pkce_code, redeem, secret
 
 pytestmark = pytest.mark.e2e
@@ -97,3 +98,17 @@ def test_a_tampered_or_foreign_blob_is_refused_with_the_standard_error(hub_commo
     refused(userinfo(foreign, access), 401, "invalid_token", "not issued by this commons")
     refused(refresh(foreign, service, refresh_token), 400, "invalid_grant", "not issued by this commons")
     assert refresh(first, service, refresh_token).status_code == 200  # none of that used the grant up
+
+
+def test_a_replica_that_cannot_reach_the_service_says_so_rather_than_failing(hub_commons, signed_in, replicas):
+    service, _, hub, _ = hub_commons
+    first = replicas[0]
+    grant = redeem(first, hub, service, *pkce_code(first, hub, signed_in("lee", PASSWORD))).json()
+    dead_port = str(free_port())
+    cut_off = Portal(SimpleNamespace(data_dir=service.data_dir, env=dict(service.env, LABCOMMONS_PORT=dead_port)))
+    try:
+        refused(userinfo(cut_off, grant["access_token"]), 503, "temporarily_unavailable", "cannot be reached")
+        refused(refresh(cut_off, service, grant["refresh_token"]), 503, "temporarily_unavailable", "cannot be reached")
+    finally:
+        cut_off.stop()
+    assert refresh(first, service, grant["refresh_token"]).status_code == 200  # the outage used nothing up
