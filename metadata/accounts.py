@@ -143,6 +143,31 @@ class Registry:
         return self.tokens.mint(user, props["roles"], props["grants"], kind="session", epoch=props["epoch"])
 
     def create_personal(self, who: Identity, name: str, ttl: int) -> tuple[str, Identity]:
+        token, identity, record = self._mint_personal(who, name, ttl)
+        with self.lock:
+            self.store.apply([Write(record, None)], set())
+            self.personal[identity.token_id] = record
+        return token, identity
+
+    def renew_personal(self, who: Identity, name: str, ttl: int, revoke: bool) -> tuple[str, Identity]:
+        """The calling personal token's successor. The check and both writes happen under the
+        lock in one batch, so of two renewals of one token (a replayed code) exactly one wins."""
+        if who.kind != "personal":
+            raise Denied(f"only a personal token can be renewed, not a {who.kind} token", "not_personal")
+        token, identity, successor = self._mint_personal(who, name, ttl)
+        with self.lock:
+            record = self.personal.get(who.token_id)
+            if record is None or record.props["revoked"] or record.props.get("renewed"):
+                raise BadToken("this personal token has been renewed or revoked already; "
+                               "each token is renewed once", "token_renewed")
+            old = _node(TOKEN, who.token_id, dict(record.props, renewed=True, revoked=revoke), record)
+            self.store.apply([Write(old, record.version), Write(successor, None)], set())
+            self.personal[who.token_id] = old
+            self.personal[identity.token_id] = successor
+        return token, identity
+
+    def _mint_personal(self, who: Identity, name: str, ttl: int) -> tuple[str, Identity, StoredNode]:
+        """A personal token for the caller's account and its (unsaved) record."""
         account = self.accounts.get(who.user)
         if account is None:
             raise Denied(f"{who.user} has no account; personal tokens are for registered users", "no_account")
@@ -152,10 +177,7 @@ class Registry:
                                            kind="personal", epoch=account.props["epoch"])
         record = _node(TOKEN, identity.token_id, {"name": name.strip(), "user": who.user,
                                                    "expires_at": identity.expires_at, "revoked": False}, None)
-        with self.lock:
-            self.store.apply([Write(record, None)], set())
-            self.personal[identity.token_id] = record
-        return token, identity
+        return token, identity, record
 
     def list_personal(self, who: Identity) -> list[StoredNode]:
         return sorted((r for r in self.personal.values() if r.props["user"] == who.user or who.is_admin),
@@ -213,7 +235,7 @@ def account_thrift(node: StoredNode) -> T.Account:
 def token_thrift(node: StoredNode) -> T.PersonalToken:
     p = node.props
     return T.PersonalToken(id=node.submitter_id, name=p["name"], user=p["user"], created_at=node.created_at,
-                           expires_at=p["expires_at"], revoked=p["revoked"])
+                           expires_at=p["expires_at"], revoked=p["revoked"], renewed=p.get("renewed", False))
 
 
 def _password_matches(account: StoredNode | None, password: str) -> bool:

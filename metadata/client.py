@@ -206,6 +206,9 @@ class MetadataClient:
     def personal_tokens(self) -> list[T.PersonalToken]:
         return self._call("list_personal_tokens")
 
+    def renew_personal_token(self, name: str, ttl_seconds: int = 0, revoke: bool = False) -> T.IssuedToken:
+        return self._call("renew_personal_token", name, ttl_seconds, revoke)
+
     def revoke_personal_token(self, token_id: str) -> None:
         self._call("revoke_personal_token", token_id)
 

@@ -202,6 +202,10 @@ class MetadataService:
         token, identity = self.registry.create_personal(who, name, ttl_seconds)
         return T.IssuedToken(token=token, identity=_identity(identity))
 
+    def renew_personal_token(self, who: Identity, name: str, ttl_seconds: int, revoke: bool) -> T.IssuedToken:
+        token, identity = self.registry.renew_personal(who, name, ttl_seconds, revoke)
+        return T.IssuedToken(token=token, identity=_identity(identity))
+
     def list_personal_tokens(self, who: Identity) -> list:
         return [token_thrift(n) for n in self.registry.list_personal(who)]
 

@@ -69,8 +69,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def session_key(settings) -> str:
     """The session-cookie key, derived from the service's signing key: stable across restarts,
-    and never the token key itself."""
-    return hmac.new(settings.signing_key().encode(), SESSION_KEY_LABEL, hashlib.sha256).hexdigest()
+    the same in every replica, and never the token key itself."""
+    return derived_key(settings, SESSION_KEY_LABEL).hex()
+
+
+def derived_key(settings, label: bytes) -> bytes:
+    """A 32-byte key for one use (named by label), derived one-way from the signing key."""
+    return hmac.new(settings.signing_key().encode(), label, hashlib.sha256).digest()
 
 
 def mount_dash(app: Flask) -> Dash:

@@ -4,38 +4,55 @@ The hub (oauthenticator's GenericOAuthenticator) sends the browser to /oauth/aut
 signed in to the portal is sent straight back with a code (the hub is first-party: no consent
 page), one who is not signs in first. The hub trades the code for tokens at /oauth/token
 (authorization code with PKCE, client secret from <data dir>/hub/oauth-client-secret) and asks
-/oauth/userinfo for the user: their name and a fresh metadata-service token, minted as a
-personal token ("JupyterHub") from the token the grant holds. Each userinfo call mints the next
-one from the last, so the hub's refreshes keep a chain of short-lived tokens that ends when the
-user is signed out everywhere, disabled, or revokes a token.
+/oauth/userinfo for the user: their name and their metadata-service token.
 
-Grants live in this process's memory: after a portal restart the hub's refresh fails and the
-hub sends the user through /oauth/authorize again, which a signed-in user passes unseen.
+Any portal replica serves any step, and none keeps a grant. A code, access token or refresh
+token is a sealed blob (portal/seal.py; the key is derived from the signing key all replicas
+share) holding the user's name, an expiry and a personal token of the metadata service, the one
+shared store. What may happen only once the service enforces: each personal token is renewed
+at most once (renew_personal_token), so of two replicas given the same code or refresh token one
+wins and the other refuses.
+
+- /authorize mints a personal token for the code alone ("JupyterHub sign-in", CODE_SECONDS).
+- Redeeming the code (after the redirect and PKCE checks) renews it into the grant's token
+  ("JupyterHub", LABCOMMONS_TOKEN_TTL_SECONDS) and revokes it: a replayed code fails everywhere.
+- A refresh renews the grant's token into the next one, so an old refresh token fails
+  everywhere (rotation). The renewed token keeps working until it expires: a running notebook
+  server may hold it in its environment.
+- /userinfo answers with the grant's token once the service confirms it still stands: signing
+  out everywhere, disabling the account or revoking the token on the account page ends the grant.
+
+So the user's token list gains one "JupyterHub" token per refresh (the hub refreshes once its
+access token, ACCESS_SECONDS, has lapsed) and one revoked sign-in token per sign-in; userinfo
+adds none.
 """
 from __future__ import annotations
 
 import secrets
-import threading
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
-from authlib.oauth2.rfc6749 import InvalidRequestError, grants
-from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidGrantError, InvalidRequestError, grants
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Blueprint, Flask, current_app, jsonify
 from flask_login import current_user
+from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS, MetadataClient
+from portal.seal import Seal, SealError
 
 CLIENT_ID = "jupyterhub"
 SCOPE = "profile"
-CODE_SECONDS = 300
+CODE_SECONDS = 120  # RFC 6749 4.1.2: codes expire shortly (10 minutes at most)
 ACCESS_SECONDS = 3600
 TOKEN_NAME = "JupyterHub"
-# A grant unused this long is forgotten: by then the service token it holds has expired too
-# (LABCOMMONS_TOKEN_TTL_SECONDS, 8 h by default), so it could mint nothing.
-GRANT_SECONDS = 24 * 3600
+CODE_TOKEN_NAME = "JupyterHub sign-in"
+GRANT_KEY_LABEL = b"labcommons portal oauth grant key v1"
+CODE, ACCESS, REFRESH = "code", "access token", "refresh token"
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 require_oauth = ResourceProtector()
@@ -43,9 +60,10 @@ require_oauth = ResourceProtector()
 
 @dataclass
 class GrantUser:
-    """Whom a grant is for: their name and the service token new tokens are minted from."""
+    """Whom a grant is for: their name and the service token the grant's next one is minted from."""
     name: str
     service_token: str
+    token_expires_at: int = 0  # of service_token; issue() mints its own and knows it
 
 
 @dataclass
@@ -80,15 +98,15 @@ class HubClient:
         return grant_type in ("authorization_code", "refresh_token")
 
 
-@dataclass
-class Code:
-    code: str
+@dataclass(frozen=True)
+class Grant:
+    """A code, access token or refresh token, opened: the methods are what Authlib asks of each."""
     user: GrantUser
-    redirect_uri: str
     scope: str
-    code_challenge: str | None
-    code_challenge_method: str | None
-    expires_at: float = field(default_factory=lambda: time.time() + CODE_SECONDS)
+    expires_at: float
+    redirect_uri: str = ""
+    code_challenge: str = ""
+    code_challenge_method: str = ""
 
     def get_redirect_uri(self):
         return self.redirect_uri
@@ -96,31 +114,17 @@ class Code:
     def get_scope(self):
         return self.scope
 
-
-@dataclass
-class Token:
-    access_token: str
-    refresh_token: str | None
-    scope: str
-    user: GrantUser
-    issued_at: float
-    expires_in: int
-    revoked: bool = False
-
     def check_client(self, client):
         return client.get_client_id() == CLIENT_ID
 
-    def get_scope(self):
-        return self.scope
-
     def get_expires_in(self):
-        return self.expires_in
+        return max(0, int(self.expires_at - time.time()))
 
     def is_expired(self):
-        return time.time() >= self.issued_at + self.expires_in
+        return time.time() >= self.expires_at
 
     def is_revoked(self):
-        return self.revoked
+        return False  # revocation is the service's, asked at every use
 
     def get_user(self):
         return self.user
@@ -129,53 +133,74 @@ class Token:
         return query_client(CLIENT_ID)
 
 
-class Grants:
-    """Codes and tokens in memory (the portal is one process)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.codes: dict[str, Code] = {}
-        self.access: dict[str, Token] = {}
-        self.refresh: dict[str, Token] = {}
-
-    def add_token(self, token: Token) -> None:
-        with self.lock:
-            self._forget_expired()
-            self.access[token.access_token] = token
-            if token.refresh_token:
-                self.refresh[token.refresh_token] = token
-
-    def _forget_expired(self) -> None:
-        now = time.time()
-        for code in [k for k, v in self.codes.items() if v.expires_at < now]:
-            del self.codes[code]
-        for key in [k for k, v in self.access.items() if v.issued_at + GRANT_SECONDS < now]:
-            token = self.access.pop(key)
-            self.refresh.pop(token.refresh_token, None)
+class ServiceUnavailable(OAuth2Error):
+    error = "temporarily_unavailable"
+    status_code = 503
+    description = "the metadata service cannot be reached; try again shortly"
 
 
-GRANTS = Grants()
+def seal(kind: str, grant: Grant) -> str:
+    return current_app.extensions["labcommons_oauth_seal"].seal(kind, asdict(grant), grant.expires_at)
+
+
+def unseal(kind: str, blob: str, error: type[OAuth2Error]) -> Grant:
+    """The grant a blob holds; `error` (naming what is wrong with it) if it is not one of ours."""
+    try:
+        fields = current_app.extensions["labcommons_oauth_seal"].open(kind, blob)
+    except SealError as bad:
+        raise error(description=str(bad)) from None
+    return Grant(**dict(fields, user=GrantUser(**fields["user"])))
+
+
+@contextmanager
+def refusals(error: type[OAuth2Error], what: str):
+    """A refusal of the service as `error`, saying what failed and the service's reason."""
+    try:
+        yield
+    except ERRORS as refused:
+        raise error(description=f"{what}: {refused.message}") from None
+    except (TTransportException, OSError):
+        raise ServiceUnavailable() from None
+
+
+def service(token: str) -> MetadataClient:
+    settings = current_app.config["SETTINGS"]
+    return MetadataClient(settings.host, settings.port, token)
+
+
+def renew(user: GrantUser, revoke: bool) -> GrantUser:
+    """The grant's next service token, renewed from its current one (which may be renewed once)."""
+    with service(user.service_token) as client:
+        issued = client.renew_personal_token(TOKEN_NAME, current_app.config["SETTINGS"].token_ttl_seconds, revoke)
+    return GrantUser(user.name, issued.token, issued.identity.expires_at)
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
+    def generate_authorization_code(self):
+        """The code is the request sealed with a personal token minted for this code alone."""
+        request, data = self.request, self.request.payload.data
+        with refusals(AccessDeniedError, "no code could be issued"), service(request.user.service_token) as client:
+            issued = client.create_personal_token(CODE_TOKEN_NAME, CODE_SECONDS)
+        user = GrantUser(request.user.name, issued.token, issued.identity.expires_at)
+        return seal(CODE, Grant(user, request.payload.scope or SCOPE, time.time() + CODE_SECONDS,
+                                data.get("redirect_uri") or "", data.get("code_challenge") or "",
+                                data.get("code_challenge_method") or ""))
+
     def save_authorization_code(self, code, request):
-        data = request.payload.data
-        with GRANTS.lock:
-            GRANTS.codes[code] = Code(code, request.user, data.get("redirect_uri"), request.payload.scope or SCOPE,
-                                      data.get("code_challenge"), data.get("code_challenge_method"))
+        pass  # the code carries itself
 
     def query_authorization_code(self, code, client):
-        found = GRANTS.codes.get(code)
-        return found if found and found.expires_at > time.time() else None
+        return unseal(CODE, code, InvalidGrantError)
 
     def delete_authorization_code(self, authorization_code):
-        with GRANTS.lock:
-            GRANTS.codes.pop(authorization_code.code, None)
+        pass  # redeeming revoked the code's service token: no replica accepts it again
 
     def authenticate_user(self, authorization_code):
-        return authorization_code.user
+        """Called once the redirect and PKCE checks have passed: the one redemption."""
+        with refusals(InvalidGrantError, "this code cannot be redeemed (it has been used already?)"):
+            return renew(authorization_code.user, revoke=True)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -183,14 +208,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
-        token = GRANTS.refresh.get(refresh_token)
-        return token if token and not token.revoked else None
+        return unseal(REFRESH, refresh_token, InvalidGrantError)
 
     def authenticate_user(self, refresh_token):
-        return refresh_token.user
+        with refusals(InvalidGrantError, "this refresh token cannot be used (used already, or the grant ended)"):
+            return renew(refresh_token.user, revoke=False)
 
     def revoke_old_credential(self, refresh_token):
-        refresh_token.revoked = True
+        pass  # renewing its service token retired it on every replica
 
 
 class RequiredCodeChallenge(CodeChallenge):
@@ -209,21 +234,29 @@ class RequiredCodeChallenge(CodeChallenge):
 
 class Validator(BearerTokenValidator):
     def authenticate_token(self, token_string):
-        return GRANTS.access.get(token_string)
+        return unseal(ACCESS, token_string, InvalidTokenError)
 
 
-def save_token(token: dict, request) -> None:
-    GRANTS.add_token(Token(token["access_token"], token.get("refresh_token"), token.get("scope", SCOPE),
-                           request.user, time.time(), int(token.get("expires_in", ACCESS_SECONDS))))
+def bearer_tokens(grant_type=None, client=None, user: GrantUser | None = None, scope=None, expires_in=None,
+                  include_refresh_token=True) -> dict:
+    """The token endpoint's answer for a grant whose service token is user's (Authlib's token
+    generator, and issue()'s): the access token lapses within ACCESS_SECONDS, the refresh token
+    with the service token."""
+    scope, now = scope or SCOPE, time.time()
+    access_expires = min(now + ACCESS_SECONDS, user.token_expires_at)
+    token = {"access_token": seal(ACCESS, Grant(user, scope, access_expires)), "token_type": "Bearer",
+             "expires_in": int(access_expires - now), "scope": scope}
+    if include_refresh_token:
+        token["refresh_token"] = seal(REFRESH, Grant(user, scope, user.token_expires_at))
+    return token
 
 
 def issue(user: GrantUser) -> dict:
     """Tokens for the hub without a browser round trip (the hand-off gives them to the hub
-    itself), shaped as the token endpoint's answer."""
-    token = Token(secrets.token_urlsafe(32), secrets.token_urlsafe(32), SCOPE, user, time.time(), ACCESS_SECONDS)
-    GRANTS.add_token(token)
-    return {"access_token": token.access_token, "refresh_token": token.refresh_token, "token_type": "Bearer",
-            "expires_in": ACCESS_SECONDS, "scope": SCOPE}
+    itself), shaped as the token endpoint's answer; the grant's token is minted from user's."""
+    with service(user.service_token) as client:
+        issued = client.create_personal_token(TOKEN_NAME, current_app.config["SETTINGS"].token_ttl_seconds)
+    return bearer_tokens(user=GrantUser(user.name, issued.token, issued.identity.expires_at))
 
 
 @bp.route("/authorize")
@@ -241,17 +274,18 @@ def issue_token():
 @bp.route("/userinfo")
 @require_oauth(SCOPE)
 def userinfo():
-    """The user's name and a fresh service token minted from the grant's latest one."""
-    grant = current_token.user
-    settings = current_app.config["SETTINGS"]
-    try:
-        with MetadataClient(settings.host, settings.port, grant.service_token) as client:
-            issued = client.create_personal_token(TOKEN_NAME, settings.token_ttl_seconds)
-    except ERRORS as refused:  # signed out everywhere, disabled, or the chain expired
-        return jsonify(error="invalid_token", error_description=refused.message), 401
-    grant.service_token = issued.token
-    return jsonify(name=grant.name, labcommons_token=issued.token,
-                   labcommons_token_expires_at=issued.identity.expires_at)
+    """The user's name and the grant's service token, once the service confirms it still stands."""
+    user = current_token.user
+    with refusals(InvalidTokenError, "the grant has ended"), service(user.service_token) as client:
+        identity = client.whoami()
+    return jsonify(name=user.name, labcommons_token=user.service_token,
+                   labcommons_token_expires_at=identity.expires_at)
+
+
+@bp.errorhandler(OAuth2Error)
+def oauth_error(error: OAuth2Error):
+    """A refusal inside a view (userinfo's) as the standard error body."""
+    return jsonify(error=error.error, error_description=error.description), error.status_code or 400
 
 
 def query_client(client_id: str):
@@ -270,10 +304,10 @@ def _server() -> AuthorizationServer:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {"authorization_code": ACCESS_SECONDS,
-                                                      "refresh_token": ACCESS_SECONDS})
-    app.config.setdefault("OAUTH2_REFRESH_TOKEN_GENERATOR", True)
-    server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
+    from portal import derived_key
+    app.extensions["labcommons_oauth_seal"] = Seal(derived_key(app.config["SETTINGS"], GRANT_KEY_LABEL))
+    server = AuthorizationServer(app, query_client=query_client, save_token=lambda token, request: None)
+    server.register_token_generator("default", bearer_tokens)
     app.extensions["labcommons_oauth_server"] = server
     server.register_grant(AuthorizationCodeGrant, [RequiredCodeChallenge(required=True)])
     server.register_grant(RefreshTokenGrant)

@@ -317,6 +317,8 @@ struct PersonalToken {
     4: string created_at,
     5: i64 expires_at,
     6: bool revoked,
+    /** Renewed (renew_personal_token): it has had its one successor; it works until it expires. */
+    7: bool renewed,
 }
 
 struct AuditEntry {
@@ -659,6 +661,14 @@ service Metadata {
 
     void revoke_personal_token(1: string token, 2: string id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+
+    /** The calling personal token's successor, named and lasting as given. Each personal token
+        is renewed at most once: a second renewal is refused (Unauthenticated, code token_renewed),
+        so a chain of grants (the portal's OAuth codes and refresh tokens) cannot be forked or
+        replayed. revoke: the calling token also stops working now; otherwise it works until it
+        expires (a running notebook may hold it). */
+    IssuedToken renew_personal_token(1: string token, 2: string name, 3: i64 ttl_seconds, 4: bool revoke)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
 
     /** Admin only. The audit log, newest first, filtered. */
     AuditPage audit(1: string token, 2: AuditQuery query)

@@ -84,6 +84,47 @@ def test_personal_tokens_are_listed_and_revoked(ana, server, client_for):
     personal.close()
 
 
+def test_a_personal_token_is_renewed_once_and_revoke_stops_it_at_once(ana, server):
+    session = client(server, ana.sign_in("ana", PASSWORD).token)
+    with pytest.raises(T.Forbidden, match="only a personal token can be renewed"):
+        session.renew_personal_token("x")
+    code = client(server, session.create_personal_token("code", 60).token)
+    grant = code.renew_personal_token("grant", 0, revoke=True)
+    assert (grant.identity.user, grant.identity.kind) == ("ana", "personal")
+    with pytest.raises(T.Unauthenticated) as caught:
+        code.whoami()  # revoke=True: the renewed token stops working at once
+    assert caught.value.code == "token_revoked"
+    first = client(server, grant.token)
+    second = first.renew_personal_token("grant")
+    assert first.whoami().user == "ana"  # without revoke, the renewed token works until it expires
+    with pytest.raises(T.Unauthenticated, match="renewed or revoked already") as caught:
+        first.renew_personal_token("grant")  # a replay: refused, however often it is tried
+    assert caught.value.code == "token_renewed"
+    listed = {t.id: t for t in session.personal_tokens()}
+    assert (listed[grant.identity.token_id].renewed, listed[grant.identity.token_id].revoked) == (True, False)
+    assert not listed[second.identity.token_id].renewed
+    for c in (session, code, first):
+        c.close()
+
+
+def test_of_two_racing_renewals_exactly_one_wins(ana, server):
+    from concurrent.futures import ThreadPoolExecutor
+    session = client(server, ana.sign_in("ana", PASSWORD).token)
+    token = session.create_personal_token("code", 60).token
+    session.close()
+
+    def renew(_):
+        with client(server, token) as racer:
+            try:
+                return racer.renew_personal_token("grant", 0, revoke=True).token
+            except T.Unauthenticated:
+                return None
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(renew, range(8)))
+    assert sum(o is not None for o in outcomes) == 1, outcomes
+
+
 @pytest.mark.parametrize("user, password, roles, words", [
     ("ana", "short", ["analyst"], "at least 10 characters"),
     ("new", "", ["analyst"], "needs a password"),

@@ -9,6 +9,7 @@ import secrets
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
 from metadata.client import MetadataClient
 from portal.jupyter import Hub as HubAPI, HubError
@@ -31,14 +32,23 @@ def secret(service) -> str:
     return (service.data_dir / "hub" / "oauth-client-secret").read_text().strip()
 
 
-def tokens(portal, hub, service, session, user_session) -> dict:
+def pkce_code(portal, hub, user_session) -> tuple[str, str]:
+    """(code, verifier): a code for the signed-in user_session, with an S256 challenge."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     (code,) = code_from(authorize(portal, hub, user_session, code_challenge=challenge,
                                   code_challenge_method="S256"))["code"]
-    answer = session.post(f"{portal.url}/oauth/token", timeout=30, data={
+    return code, verifier
+
+
+def redeem(portal, hub, service, code: str, verifier: str, session=requests):
+    return session.post(f"{portal.url}/oauth/token", timeout=30, data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": f"{hub.url}/hub/oauth_callback",
         "code_verifier": verifier, "client_id": "jupyterhub", "client_secret": secret(service)})
+
+
+def tokens(portal, hub, service, session, user_session) -> dict:
+    answer = redeem(portal, hub, service, *pkce_code(portal, hub, user_session), session=session)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -50,14 +60,12 @@ def test_authorization_needs_pkce_and_the_hubs_redirect(hub_commons, signed_in):
     wrong = authorize(portal, hub, session, code_challenge="x" * 43, code_challenge_method="S256",
                       redirect_uri="http://evil.example/cb")
     assert wrong.status_code == 400 and "evil.example" not in wrong.headers.get("Location", "")
-    import requests
     signed_out = authorize(portal, hub, requests.Session(), code_challenge="x" * 43, code_challenge_method="S256")
     assert signed_out.status_code == 302 and "/signin" in signed_out.headers["Location"]
 
 
 def test_a_code_needs_the_verifier_and_the_secret(hub_commons, signed_in):
     service, portal, hub, _ = hub_commons
-    import requests
     session = signed_in("ana")
     challenge = base64.urlsafe_b64encode(hashlib.sha256(b"v" * 50).digest()).rstrip(b"=").decode()
     (code,) = code_from(authorize(portal, hub, session, code_challenge=challenge,
@@ -70,7 +78,6 @@ def test_a_code_needs_the_verifier_and_the_secret(hub_commons, signed_in):
 
 
 def test_userinfo_and_refresh_renew_the_service_token_until_signed_out_everywhere(hub_commons, signed_in):
-    import requests
     service, portal, hub, admin = hub_commons
     admin.save_account("kim", "kim-password-123", ["analyst"], {})
     grant = tokens(portal, hub, service, requests.Session(), signed_in("kim", "kim-password-123"))
