@@ -240,10 +240,13 @@ class Validator(BearerTokenValidator):
 def bearer_tokens(grant_type=None, client=None, user: GrantUser | None = None, scope=None, expires_in=None,
                   include_refresh_token=True) -> dict:
     """The token endpoint's answer for a grant whose service token is user's (Authlib's token
-    generator, and issue()'s): the access token lapses within ACCESS_SECONDS, the refresh token
-    with the service token."""
+    generator, and issue()'s): the access token lapses within ACCESS_SECONDS and a quarter of the
+    token lifetime, the refresh token with the service token. The hub refreshes auth state older
+    than a quarter of the lifetime (hub/sso.py), so by then the access token has lapsed and the
+    hub's refresh renews the service token while it is still valid: the chain never runs out."""
     scope, now = scope or SCOPE, time.time()
-    access_expires = min(now + ACCESS_SECONDS, user.token_expires_at)
+    lifetime = min(ACCESS_SECONDS, max(1, current_app.config["SETTINGS"].token_ttl_seconds // 4))
+    access_expires = min(now + lifetime, user.token_expires_at)
     token = {"access_token": seal(ACCESS, Grant(user, scope, access_expires)), "token_type": "Bearer",
              "expires_in": int(access_expires - now), "scope": scope}
     if include_refresh_token:
