@@ -2,6 +2,7 @@
 sign-in, and the spawned single-user server holds the user's own metadata-service token."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,12 +26,15 @@ def wait_ready(hub, user: str, seconds: float = 90) -> dict:
 
 
 def server_environment(user: str) -> dict[str, str]:
-    """The environment of the user's single-user server process (same OS user here)."""
+    """The environment of the user's single-user server process (same OS user here), one that a
+    hub of this test run started: other runs on the machine have servers for the same users."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             if b"jupyterhub.singleuser" not in (proc / "cmdline").read_bytes():
+                continue
+            if parent_pid(Path("/proc") / str(parent_pid(proc))) != os.getpid():
                 continue
             pairs = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
@@ -39,6 +43,10 @@ def server_environment(user: str) -> dict[str, str]:
         if env.get("JUPYTERHUB_USER") == user:
             return env
     raise AssertionError(f"no single-user server process for {user}")
+
+
+def parent_pid(proc: Path) -> int:
+    return int(next(line for line in (proc / "status").read_text().splitlines() if line.startswith("PPid:")).split()[1])
 
 
 def test_a_portal_session_signs_in_to_the_hub_and_the_server_gets_the_users_token(hub_commons, signed_in):
