@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from portal.hub_progress import server_sent_events
+from portal.hub_progress import HUB_SLOW, hub_events, server_sent_events
+from portal.jupyter import Hub
 from tests.hub.conftest import csrf_token
 
 pytestmark = pytest.mark.e2e
@@ -96,3 +97,15 @@ def test_a_node_the_user_cannot_read_is_refused_with_the_services_reason(hub_com
     assert missing.status_code == 404 and "nothing to open" in missing.json()["error"]
     assert hub.api("GET", "/users/wes").status_code == 404  # the hub was never asked
 
+
+
+def test_the_relay_ends_at_its_time_limit_while_the_spawn_goes_on(hub_commons, signed_in, measurement):
+    """A stream holds a portal thread, so it ends at its limit (here 0 s: after the hub's first
+    write, an event or a keepalive)."""
+    service, portal, hub, admin = hub_commons
+    session = signed_in("xan", account(admin, "xan", {measurement["project"]: "read"}))
+    start(portal, session, measurement)
+    events = list(hub_events(Hub(hub.url, hub.token), "xan", seconds=0))
+    assert len(events) == 2 and events[0] in (None, {"progress": 0, "message": "Server requested"})
+    assert events[1] == {"progress": 100, "failed": True, "message": HUB_SLOW}
+    assert progress(portal, session, measurement)[-1]["ready"]  # the spawn itself went on
