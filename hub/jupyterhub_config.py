@@ -56,6 +56,9 @@ c.Spawner.environment = {"LABCOMMONS_HOST": settings.host, "LABCOMMONS_PORT": st
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
+# a start answers at once (202) rather than after up to 10 s: the portal's page follows the spawn
+# through the hub's progress stream (portal/hub_progress.py), as z2jh's hub does
+c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 if settings.hub_spawner == "kubernetes":
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     load_subconfig(str(HERE / "kubespawner.py"))  # noqa: F821 -- what the z2jh hub loads too

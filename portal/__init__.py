@@ -44,8 +44,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.from_mapping(test_config or {})
 
-    from portal import (account, admin, auth, bulk, client, csrf, downloads, exports, jupyter, notifications, oauth,
-                        register)
+    from portal import (account, admin, auth, bulk, client, csrf, downloads, exports, hub_progress, jupyter,
+                        notifications, oauth, register)
     from portal.workflows import logs
     app.add_url_rule("/", "home", lambda: redirect(auth.HOME))  # before Dash, so it wins over Dash's "/"
     csrf.init_app(app)
@@ -62,6 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     notifications.init_app(app)
     oauth.init_app(app)
     jupyter.init_app(app)
+    hub_progress.init_app(app)
     app.after_request(security_headers)
     claim_dash_callbacks(app)  # last: Flask takes no more set-up after its first request
     return app

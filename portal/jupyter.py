@@ -28,7 +28,7 @@ from portal.client import get_client
 bp = Blueprint("jupyter", __name__, url_prefix="/jupyter")
 KINDS = ("measurement", "experiment")
 FOLDER = "labcommons"
-HUB_TIMEOUT_SECONDS = 30  # the hub answers a start after at most its slow_spawn_timeout (10 s)
+HUB_TIMEOUT_SECONDS = 30  # the hub answers a start at once (slow_spawn_timeout 0), after its pre-spawn refresh
 HUB_DOWN = "JupyterHub cannot be reached at {url}; it may be stopped or starting. Try again in a moment."
 SPAWN_FAILED = ("Your notebook server stopped while it was starting. Retry; if it fails again, an administrator "
                 "can find why in the hub's log.")

@@ -3,6 +3,8 @@ button on a measurement page, watches the progress page, and lands in JupyterLab
 notebook: a real JupyterHub with its real proxy and a local single-user server, no second sign-in."""
 from __future__ import annotations
 
+import time
+
 import nbformat
 import pytest
 
@@ -92,3 +94,40 @@ def test_a_set_tuned_in_a_notebook_is_picked_for_a_launch_that_records_its_revis
     revision = saved.revisions[0]
     assert (revision.created_by, revision.source, revision.dataset_id) == ("tom", notebook, measurement["id"])
     assert run.parameter_set_revision == 1 and run.parameters["snr"] == "3" and run.created_by == "tom"
+
+
+HUB_MESSAGES = ("Server requested", "Spawning server...", "Server ready at /user/ada/")
+
+
+def test_the_progress_page_shows_the_hubs_progress_before_jupyterlab(commons, tmp_path):
+    """While the server spawns, the page shows the hub's own messages and a percentage (relayed
+    by the portal's /jupyter/progress stream), then goes on to JupyterLab."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.by import By
+
+    service, portal, hub, admin = commons
+    measurement = next(iter(admin.nodes("measurement")))
+    driver = chromium(tmp_path / "profile")
+    seen = []  # (progress bar value, percent text, message) as the page showed them
+    try:
+        sign_in(driver, portal, service.data_dir, "ada")
+        driver.get(f"{portal.url}/jupyter/open/measurement/{measurement['project_id']}/{measurement['submitter_id']}")
+        assert driver.find_element(By.ID, "jupyter-progress-bar").get_attribute("max") == "100"
+        lab = f"{hub.url}/user/ada/lab"
+        deadline = time.monotonic() + SPAWN_SECONDS
+        while not driver.current_url.startswith(lab) and time.monotonic() < deadline:
+            try:
+                seen.append(tuple(driver.execute_script(
+                    "const $ = id => document.getElementById(id);"
+                    "return $('jupyter-progress-bar') && [$('jupyter-progress-bar').value,"
+                    " $('jupyter-percent').textContent, $('jupyter-progress').textContent];") or ()))
+            except WebDriverException:
+                pass  # the page is being left for the hub
+            time.sleep(0.05)
+        assert driver.current_url.startswith(lab), (driver.current_url, seen[-5:])
+    finally:
+        driver.quit()
+    shown = [s for s in seen if s]
+    assert any(message in HUB_MESSAGES for _, _, message in shown), sorted(set(shown))
+    assert any(value > 0 and percent == f"{value} %" for value, percent, _ in shown), sorted(set(shown))
+    assert not any(s[2].startswith("starting your notebook server (") for s in shown)  # no fallback to polling
