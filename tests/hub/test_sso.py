@@ -24,8 +24,9 @@ def wait_ready(hub, user: str, seconds: float = 90) -> dict:
     raise AssertionError(f"{user}'s server not ready in {seconds}s:\n{hub.log.read_text()[-3000:]}")
 
 
-def server_environment(user: str) -> dict[str, str]:
-    """The environment of the user's single-user server process (same OS user here)."""
+def server_environment(user: str, data_dir: Path) -> dict[str, str]:
+    """The environment of the user's single-user server process (same OS user here) of the hub
+    over the commons in data_dir (other hubs may run on the machine meanwhile)."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -36,7 +37,8 @@ def server_environment(user: str) -> dict[str, str]:
         except OSError:
             continue
         env = dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
-        if env.get("JUPYTERHUB_USER") == user:
+        if env.get("JUPYTERHUB_USER") == user and \
+                Path(env.get("LABCOMMONS_DATA_DIR", "")).resolve() == data_dir.resolve():
             return env
     raise AssertionError(f"no single-user server process for {user}")
 
@@ -54,7 +56,7 @@ def test_a_portal_session_signs_in_to_the_hub_and_the_server_gets_the_users_toke
 
     assert hub.api("POST", "/users/ana/server").status_code in (201, 202)
     wait_ready(hub, "ana")
-    env = server_environment("ana")
+    env = server_environment("ana", service.data_dir)
     assert env["LABCOMMONS_PORT"] == str(service.port)
     with MetadataClient(env["LABCOMMONS_HOST"], int(env["LABCOMMONS_PORT"]), env["LABCOMMONS_TOKEN"]) as client:
         assert client.whoami().user == "ana"
