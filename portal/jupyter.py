@@ -217,6 +217,8 @@ def notebook_model(notebook) -> dict:
 
 @bp.route("/open/<kind>/<project>/<path:submitter_id>")
 def open_page(kind: str, project: str, submitter_id: str):
+    if kind not in KINDS:  # this route opens nodes only (a cohort or a view has its own)
+        return refusal_page(T.NotFound(message=f"nothing to open for {kind!r}", code="not_found"))
     return progress_page({"kind": kind, "project": project, "submitter_id": submitter_id})
 
 
@@ -238,11 +240,15 @@ def progress_page(context: dict):
     except T.Unauthenticated:
         raise
     except ERRORS as refused:
-        return render_template("problem.html", heading="This cannot be opened in Jupyter",
-                               message=refused.message[:1].upper() + refused.message[1:] + ".",
-                               back=request.referrer or "/browse"), refusal_status(refused)
+        return refusal_page(refused)
     return render_template("jupyter.html", title=opened.title, context=opened.context,
                            hub_url=current_app.config["SETTINGS"].hub_public_url)
+
+
+def refusal_page(refused):
+    return render_template("problem.html", heading="This cannot be opened in Jupyter",
+                           message=refused.message[:1].upper() + refused.message[1:] + ".",
+                           back=request.referrer or "/browse"), refusal_status(refused)
 
 
 def refusal_status(refused) -> int:

@@ -84,6 +84,7 @@ def test_a_cohort_not_shared_with_the_user_or_unknown_is_refused_with_the_servic
     page = session.get(f"{portal.url}/jupyter/open/cohort/{private.id}", timeout=30)
     assert page.status_code == 403 and "is not shared with tom" in page.text
     assert session.get(f"{portal.url}/jupyter/open/cohort/no-such-id", timeout=30).status_code == 404
+    assert session.get(f"{portal.url}/jupyter/open/view/some/thing", timeout=30).status_code == 404  # nodes only
     headers = {"X-CSRFToken": csrf_token(session.get(f"{portal.url}/account", timeout=30).text),
                "Origin": portal.url}
     start = session.post(f"{portal.url}/jupyter/start", json={"kind": "cohort", "id": private.id}, headers=headers,
