@@ -1,5 +1,7 @@
 """The starter notebooks "Open in Jupyter" writes, and where they go: pure builders (a context
-in, an nbformat notebook out), so they are tested without a hub.
+in, an nbformat notebook out), so they are tested without a hub. Names others chose (submitter
+ids, cohort names) enter code cells only as Python literals (repr), so a name holding a line
+break cannot add a line of code to a notebook someone else runs.
 
 Every notebook loads a few spectra of one dataset into `spectra` (with `DATASET` its id) and
 then ends with the same cells, built once in `spectrum_cells`: a plot of one spectrum, the
@@ -44,9 +46,9 @@ def _dataset_lines(kind: str, node: dict, measurements) -> str:
     """DATASET: the measurement itself, or an experiment's first measurement (the helper reads
     spectra of a measurement), with the others listed to try."""
     if kind == "measurement":
-        return f"DATASET = {node['id']!r}  # measurement {node['submitter_id']}\n"
-    listed = "".join(f"    {m['id']!r},  # {m['submitter_id']}\n" for m in measurements)
-    return (f"# the measurements of experiment {node['submitter_id']}\nMEASUREMENTS = [\n{listed}]\n"
+        return f"DATASET = {node['id']!r}  # measurement {node['submitter_id']!r}\n"
+    listed = "".join(f"    {m['id']!r},  # {m['submitter_id']!r}\n" for m in measurements)
+    return (f"# the measurements of experiment {node['submitter_id']!r}\nMEASUREMENTS = [\n{listed}]\n"
             "DATASET = MEASUREMENTS[0]\n")
 
 
@@ -87,7 +89,7 @@ def _cohort_heading(cohort: T.Cohort, manifest_file: str) -> str:
 
 def _cohort_line(cohort: T.Cohort) -> str:
     if cohort.id:
-        return f"cohort = lc.cohort_by_id({cohort.id!r})  # “{cohort.name}”"
+        return f"cohort = lc.cohort_by_id({cohort.id!r})  # {cohort.name!r}"
     return f"cohort = lc.cohort_from_filter({cohort.kind!r}, {json.loads(cohort.filter_json or 'null')!r})"
 
 

@@ -118,3 +118,15 @@ def run_as(notebook, directory: Path, env: dict[str, str]) -> None:
            "PYTHONPATH": str(ROOT)}
     NotebookClient(notebook, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(directory)}}).execute(env=env)
+
+
+def test_names_enter_code_cells_only_as_literals():
+    """A name with a line break (cohort names and submitter ids may hold one) adds no code."""
+    evil = "x\nimport os; os.remove('data')"
+    cohort = cohort_notebook(T.Cohort(id="1d2e", name=evil, kind="file", filter_json="", owner="eve"), "x.tsv")
+    node = {**NODE, "submitter_id": evil}
+    experiment = dataset_notebook("experiment", node, [{"id": "m-1", "submitter_id": evil}])
+    for notebook in (cohort, dataset_notebook("measurement", node), experiment):
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert "\nimport os" not in cell.source, cell.source
