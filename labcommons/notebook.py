@@ -65,6 +65,16 @@ class Commons:
             raise LookupError(f"no cohort named {name!r}; yours and those shared with you: {', '.join(names) or 'none'}")
         return Cohort(self, sorted(found, key=lambda c: c.shared)[0])
 
+    def cohort_by_id(self, cohort_id: str) -> "Cohort":
+        """A saved cohort by its id, which (unlike a name) names one cohort; the service's
+        NotFound or Forbidden when there is none or it is not shared with you."""
+        return Cohort(self, self.client.cohort(cohort_id))
+
+    def cohort_from_filter(self, kind: str, filter: dict | None) -> "Cohort":
+        """An unsaved cohort: the files behind a filter over `kind` documents (an explorer view)."""
+        import json
+        return Cohort(self, T.Cohort(id="", name="", kind=kind, filter_json=json.dumps(filter) if filter else ""))
+
     def save_parameter_set(self, template: str, name: str, params: dict, dataset: str = "", notes: str = "",
                            project: str = "", source: str | None = None) -> T.ParameterSetRevision:
         """Save params as the newest revision of `name` (a new revision only when they changed);
@@ -176,7 +186,10 @@ class Cohort:
     def manifest(self):
         """The cohort's files as a pandas DataFrame, one row per file (the service's manifest)."""
         import pandas as pd
-        return pd.DataFrame(list(self._commons.client.manifest(self.cohort.kind, self.cohort.filter_json)))
+
+        from portal.exports import MANIFEST_FIELDS
+        rows = list(self._commons.client.manifest(self.cohort.kind, self.cohort.filter_json))
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=MANIFEST_FIELDS)  # columns even when empty
 
 
 RENEW_TIMEOUT_SECONDS = 30

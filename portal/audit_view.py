@@ -16,7 +16,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from portal.client import get_client
-from portal.exports import _json_array, _tsv, started
+from portal.exports import _json_array, started, tsv_chunks
 
 FILTERS = ("user", "action", "project", "outcome", "since", "before")
 TIMES = ("since", "before")
@@ -84,7 +84,7 @@ def export(fmt: str):
     except (TTransportException, OSError):
         return render_template("problem.html", message="The metadata service cannot be reached.",
                                back=url_for("admin.audit")), 503
-    body = _tsv(FIELDS, rows) if fmt == "tsv" else _json_array(rows)
+    body = tsv_chunks(FIELDS, rows) if fmt == "tsv" else _json_array(rows)
     name = f"labcommons-audit-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
     return Response(stream_with_context(body), mimetype=f"{FORMATS[fmt]}; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -36,8 +36,8 @@ ROWS_PER_CHUNK = 500
 
 
 @bp.route("/manifest.tsv")
-def manifest_tsv():
-    return _export(_manifest_rows, lambda kind, rows: _tsv(MANIFEST_FIELDS, rows), "manifest", "tsv")
+def manifesttsv_chunks():
+    return _export(_manifest_rows, lambda kind, rows: tsv_chunks(MANIFEST_FIELDS, rows), "manifest", "tsv")
 
 
 @bp.route("/manifest.json")
@@ -46,9 +46,9 @@ def manifest_json():
 
 
 @bp.route("/table.tsv")
-def table_tsv():
+def tabletsv_chunks():
     return _export(lambda kind, flt: all_hits(get_client(), kind.kind, flt),
-                   lambda kind, rows: _tsv(table_fields(kind), rows), "table", "tsv")
+                   lambda kind, rows: tsv_chunks(table_fields(kind), rows), "table", "tsv")
 
 
 def _manifest_rows(kind, filter_: dict | None) -> Iterator[dict]:
@@ -59,18 +59,15 @@ def _export(rows_for, render, name: str, extension: str):
     """Read the view from the query string, fetch the first rows (so a service error is shown
     as a message now), then stream the rest as an attachment."""
     try:
-        view = st.from_query(request.args.to_dict(flat=False))
-        kind = queries.kinds().get(view.kind)
-        if kind is None:
-            raise st.BadQuery(f"tab: {view.kind!r} is not a document kind")
-        rows = started(rows_for(kind, st.query_filter(view, kind.search)))
+        kind, filter_ = queries.view_filter(request.args.to_dict(flat=False))
+        rows = started(rows_for(kind, filter_))
     except st.BadQuery as exc:
         return _problem(str(exc))
     except ERRORS as exc:
         return _problem(exc.message, getattr(exc, "issues", None) or [])
     except (TTransportException, OSError):
         return _problem("The metadata service cannot be reached; try again in a moment.", status=503)
-    filename = f"labcommons-{view.kind}-{name}-{time.strftime('%Y%m%d-%H%M%S')}.{extension}"
+    filename = f"labcommons-{kind.kind}-{name}-{time.strftime('%Y%m%d-%H%M%S')}.{extension}"
     mimetype = "application/json" if extension == "json" else "text/tab-separated-values"
     return Response(stream_with_context(render(kind, rows)), mimetype=f"{mimetype}; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -103,7 +100,7 @@ def table_fields(kind) -> list[str]:
     return list(dict.fromkeys(["id", *kind.columns, *names]))
 
 
-def _tsv(fields: Iterable[str], rows: Iterator[dict]) -> Iterator[str]:
+def tsv_chunks(fields: Iterable[str], rows: Iterator[dict]) -> Iterator[str]:
     """A header line, then the rows as TSV in chunks; lists are joined with commas."""
     fields = list(fields)
     yield "\t".join(fields) + "\n"

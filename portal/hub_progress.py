@@ -103,8 +103,9 @@ def event_stream(events: Generator[dict | None, None, None]) -> Iterator[str]:
 
 @bp.route("/progress")
 def progress():
-    """The hub's progress events for the user's server, for a node the user may read."""
-    jupyter.readable_node(*(request.args.get(k, "") for k in ("kind", "project", "submitter_id")))
+    """The hub's progress events for the user's server, for what the user may open (the same
+    context as /jupyter/status: a node, a cohort or a view)."""
+    jupyter.opening(request.args.to_dict())
     events = hub_events(jupyter.hub(), current_user.name)  # hub and user read now, in the request
     return Response(event_stream(events), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

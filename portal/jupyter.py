@@ -1,33 +1,37 @@
-""""Open in Jupyter": hand a measurement or an experiment to the user's notebook server.
+""""Open in Jupyter": hand a measurement, an experiment, a saved cohort or the explorer's view
+(unsaved: "export to workspace") to the user's notebook server.
 
-GET /jupyter/open/<kind>/<project>/<submitter_id> checks, as the user, that the service lets
-them read the node (else shows the service's reason), then shows a page whose script asks
+GET /jupyter/open/<kind>/<project>/<submitter_id>, /jupyter/open/cohort/<id> or
+/jupyter/open/view?tab=&filter=&search= checks, as the user, that the service lets them read
+what is opened (else shows the service's reason), then shows a page whose script asks
 POST /jupyter/start to start the user's server through the hub's REST API (as the hub service
 `labcommons-portal`, scoped to users, auth state and servers) and polls GET /jupyter/status
-until it is ready. Status then writes a starter notebook for the context (nbformat, through the
-server's contents API, so it works for local and Kubernetes servers alike) and answers with the
+until it is ready, sending back the context the page was given (an `Opening`'s). Status then writes
+the starter notebook (portal/starter.py) and, for a cohort, its manifest through the server's
+contents API (so it works for local and Kubernetes servers alike) and answers with the
 notebook's address, where the browser goes; the hub signs it in through the portal (SSO).
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import nbformat
 import requests
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from flask_login import current_user
-from nbformat import v4
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal import oauth
+from portal import exports, oauth, starter
 from portal.client import get_client
+from portal.explorer import queries, state as st
+from portal.starter import FOLDER
 
 bp = Blueprint("jupyter", __name__, url_prefix="/jupyter")
 KINDS = ("measurement", "experiment")
-FOLDER = "labcommons"
+VIEW_KEYS = ("tab", "filter", "search")  # an explorer view, as in its URL
 HUB_TIMEOUT_SECONDS = 30  # the hub answers a start at once (slow_spawn_timeout 0), after its pre-spawn refresh
 HUB_DOWN = "JupyterHub cannot be reached at {url}; it may be stopped or starting. Try again in a moment."
 SPAWN_FAILED = ("Your notebook server stopped while it was starting. Retry; if it fails again, an administrator "
@@ -72,13 +76,14 @@ class Hub:
         response = self._expect(self.call("GET", f"/users/{quote(name)}"), "ask about your server", 200)
         return response.json().get("servers", {}).get("", {})
 
-    def put_contents(self, name: str, path: str, model: dict) -> None:
-        """Write into the user's server (the hub service may access servers)."""
+    def put_contents(self, name: str, path: str, model: dict, keep: bool = True) -> None:
+        """Write into the user's server (the hub service may access servers); with `keep`, not
+        over a file the user already has (and may have edited)."""
         url = f"{self.url}/user/{quote(name)}/api/contents/{quote(path)}"
         headers = {"Authorization": f"token {self.token}"}
         try:
-            if requests.get(url, headers=headers, params={"content": 0}, timeout=HUB_TIMEOUT_SECONDS).ok:
-                return  # keep what the user already has (and may have edited)
+            if keep and requests.get(url, headers=headers, params={"content": 0}, timeout=HUB_TIMEOUT_SECONDS).ok:
+                return
             response = requests.put(url, json=model, headers=headers, timeout=HUB_TIMEOUT_SECONDS)
         except requests.RequestException:
             raise HubError(HUB_DOWN.format(url=self.url)) from None
@@ -103,56 +108,6 @@ def hub() -> Hub:
     return Hub(settings.hub_api_base_url, settings.hub_secret("portal-service-token"))
 
 
-def starter_notebook(kind: str, node: dict, measurements: list[dict] = ()) -> nbformat.NotebookNode:
-    """A notebook for one measurement or experiment (given its measurements, imaged first): load
-    a few spectra with the notebook helper, plot one, smooth and pick peaks with parameters in a
-    cell, and save them as a parameter set."""
-    md, code = v4.new_markdown_cell, v4.new_code_cell
-    dataset = f"{kind} {node['submitter_id']}"
-    cells = [
-        md(f"# {dataset} (project `{node['project_id']}`)\n\nMade by the labcommons portal's *Open in Jupyter*. "
-           "The helper reads the metadata service's address and your token from this server's environment "
-           "(docs/notebooks.md)."),
-        code(f"import labcommons\n\nlc = labcommons.connect()\n{_dataset_lines(kind, node, measurements)}"
-             "spectra = lc.dataset(DATASET).spectra(limit=5)\nlen(spectra)"),
-        code("import plotly.graph_objects as go\n\nmz, intensity = spectra.mz[0], spectra.intensity[0]\n"
-             "go.Figure(go.Scatter(x=mz, y=intensity), layout={'xaxis_title': 'm/z', 'yaxis_title': 'intensity'})"),
-        md("## Processing parameters\nThe `ims-preprocess` workflow's own parameters: change them, re-run the "
-           "cells below, and save them when the peaks look right."),
-        code('params = {"smoothing": "gaussian", "smoothing-window": 1.0, "snr": 3}'),
-        code("import numpy as np\n\n"
-             "# a preview of the workflow's smoothing and peak picking on this spectrum\n"
-             "step = float(np.median(np.diff(mz))) or 1.0\n"
-             "width = max(1, int(round(params['smoothing-window'] / step)))\n"
-             "smoothed = np.convolve(intensity, np.ones(width) / width, mode='same') "
-             "if params['smoothing'] != 'none' else intensity\n"
-             "noise = float(np.median(np.abs(smoothed - np.median(smoothed)))) or 1.0\n"
-             "peaks = [i for i in range(1, len(smoothed) - 1) if smoothed[i] > smoothed[i - 1]\n"
-             "         and smoothed[i] >= smoothed[i + 1] and smoothed[i] / noise >= params['snr']]\n"
-             "len(peaks)"),
-        md("Save the parameters as a named set (a new revision when the name exists); technicians pick it "
-           "in the workflow form. Saving needs write access to the project."),
-        code(f'saved = lc.save_parameter_set(template="ims-preprocess", name={node["submitter_id"] + "-tuned"!r},\n'
-             '                              params=params, dataset=DATASET, notes="tuned in the starter notebook")\n'
-             "saved.revision"),
-    ]
-    notebook = v4.new_notebook(cells=cells)
-    notebook.metadata["labcommons"] = {"kind": kind, "id": node["id"], "project_id": node["project_id"],
-                                       "submitter_id": node["submitter_id"]}
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return notebook
-
-
-def _dataset_lines(kind: str, node: dict, measurements) -> str:
-    """DATASET: the measurement itself, or an experiment's first measurement (the helper reads
-    spectra of a measurement), with the others listed to try."""
-    if kind == "measurement":
-        return f"DATASET = {node['id']!r}  # measurement {node['submitter_id']}\n"
-    listed = "".join(f"    {m['id']!r},  # {m['submitter_id']}\n" for m in measurements)
-    return (f"# the measurements of experiment {node['submitter_id']}\nMEASUREMENTS = [\n{listed}]\n"
-            "DATASET = MEASUREMENTS[0]\n")
-
-
 def experiment_measurements(node: dict) -> list[dict]:
     """An experiment's measurements the user may read, those with an imzML file first."""
     client = get_client()
@@ -170,72 +125,169 @@ def open_button(kind: str, project: str, submitter_id: str, id_: str):
     return html.Div(html.A("Open in Jupyter", href=href, className="button", id=id_), className="jupyter-open")
 
 
-def notebook_path(kind: str, submitter_id: str) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in submitter_id)
-    return f"{FOLDER}/{kind}-{safe}.ipynb"
-
-
 def readable_node(kind: str, project: str, submitter_id: str) -> dict:
     """The node as the user may read it; the service's exception otherwise."""
-    if kind not in KINDS:
-        raise T.NotFound(message=f"nothing to open for {kind!r}", code="not_found")
     node = get_client().find(project, submitter_id)
     if node["type"] != kind:
         raise T.NotFound(message=f"{submitter_id!r} is a {node['type']}, not a {kind}", code="not_found")
     return node
 
 
+# -- what is opened ------------------------------------------------------------------------------
+
+@dataclass
+class Content:
+    """One file written into the user's server; `keep` leaves a copy the user already has."""
+    path: str
+    model: dict
+    keep: bool = True
+
+
+@dataclass
+class Opening:
+    """What one hand-off opens, read as the user: the progress page's title, the context its
+    script sends back to /start and /status, the starter notebook's path, and the files to write
+    (built only once the server is up, the notebook first)."""
+    title: str
+    context: dict[str, str]
+    path: str
+    contents: Callable[[], list[Content]]
+
+
+def opening(context: Mapping) -> Opening:
+    """The opening a context names: a measurement or experiment (kind, project, submitter_id),
+    a saved cohort (kind "cohort", id) or an explorer view (kind "view", tab, filter, search).
+    The service's exception when it refuses the user."""
+    kind = str(context.get("kind", ""))
+    if kind in KINDS:
+        return node_opening(kind, str(context.get("project", "")), str(context.get("submitter_id", "")))
+    if kind == "cohort":
+        cohort = get_client().cohort(str(context.get("id", "")))
+        return cohort_opening(cohort, {"kind": "cohort", "id": cohort.id}, f"cohort “{cohort.name}”")
+    if kind == "view":
+        view = {key: str(context.get(key, "")) for key in VIEW_KEYS}
+        cohort = view_cohort(view)
+        return cohort_opening(cohort, {"kind": "view", **view}, f"the explorer's {cohort.kind} view")
+    raise T.NotFound(message=f"nothing to open for {kind!r}; open a {', a '.join(KINDS)}, a cohort or a view",
+                     code="not_found")
+
+
+def node_opening(kind: str, project: str, submitter_id: str) -> Opening:
+    node = readable_node(kind, project, submitter_id)
+    path = starter.notebook_path(kind, node["submitter_id"])
+
+    def contents() -> list[Content]:
+        measurements = experiment_measurements(node) if kind == "experiment" else []
+        return [Content(path, notebook_model(starter.dataset_notebook(kind, node, measurements)))]
+    context = {"kind": kind, "project": node["project_id"], "submitter_id": node["submitter_id"]}
+    return Opening(f"{kind} {node['submitter_id']}", context, path, contents)
+
+
+def view_cohort(view: dict[str, str]) -> T.Cohort:
+    """An explorer view (its URL's tab, filter and search) as an unsaved cohort, once the
+    service has accepted its filter."""
+    try:
+        kind, filter_ = queries.view_filter(view)
+    except st.BadQuery as error:
+        raise T.ValidationError(code="invalid", message=f"this view cannot be opened: {error}", issues=[]) from None
+    get_client().hits(kind.kind, filter_, limit=1)  # a filter the service refuses is refused now, with its reason
+    return T.Cohort(id="", name="", kind=kind.kind, filter_json=st.compact(filter_) if filter_ else "")
+
+
+def cohort_opening(cohort: T.Cohort, context: dict[str, str], title: str) -> Opening:
+    """The cohort's notebook and, rewritten at each hand-off, its manifest as the service gives
+    it to this user (only files in projects they may read)."""
+    path = starter.cohort_path(cohort)
+    manifest = starter.manifest_path(path)
+
+    def contents() -> list[Content]:
+        rows = get_client().manifest(cohort.kind, cohort.filter_json)
+        text = "".join(exports.tsv_chunks(exports.MANIFEST_FIELDS, rows))
+        notebook = starter.cohort_notebook(cohort, manifest.rpartition("/")[2])
+        return [Content(path, notebook_model(notebook)),
+                Content(manifest, {"type": "file", "format": "text", "content": text}, keep=False)]
+    return Opening(title, context, path, contents)
+
+
+def notebook_model(notebook) -> dict:
+    return {"type": "notebook", "format": "json", "content": notebook}
+
+
+# -- views -------------------------------------------------------------------------------------
+
 @bp.route("/open/<kind>/<project>/<path:submitter_id>")
 def open_page(kind: str, project: str, submitter_id: str):
-    """The progress page, once the service has said the user may read the node."""
+    if kind not in KINDS:  # this route opens nodes only (a cohort or a view has its own)
+        return refusal_page(T.NotFound(message=f"nothing to open for {kind!r}", code="not_found"))
+    return progress_page({"kind": kind, "project": project, "submitter_id": submitter_id})
+
+
+@bp.route("/open/cohort/<cohort_id>")
+def open_cohort(cohort_id: str):
+    return progress_page({"kind": "cohort", "id": cohort_id})
+
+
+@bp.route("/open/view")
+def open_view():
+    """The explorer's current view (its own query string: tab, filter, search), unsaved."""
+    return progress_page({"kind": "view", **{key: request.args.get(key, "") for key in VIEW_KEYS}})
+
+
+def progress_page(context: dict):
+    """The progress page, once the service has said the user may read what is opened."""
     try:
-        node = readable_node(kind, project, submitter_id)
+        opened = opening(context)
     except T.Unauthenticated:
         raise
     except ERRORS as refused:
-        status = 403 if isinstance(refused, T.Forbidden) else 404
-        return render_template("problem.html", heading="This cannot be opened in Jupyter",
-                               message=refused.message[:1].upper() + refused.message[1:] + ".",
-                               back=request.referrer or "/browse"), status
-    return render_template("jupyter.html", kind=kind, node=node, hub_url=current_app.config["SETTINGS"].hub_public_url)
+        return refusal_page(refused)
+    return render_template("jupyter.html", title=opened.title, context=opened.context,
+                           hub_url=current_app.config["SETTINGS"].hub_public_url)
+
+
+def refusal_page(refused):
+    return render_template("problem.html", heading="This cannot be opened in Jupyter",
+                           message=refused.message[:1].upper() + refused.message[1:] + ".",
+                           back=request.referrer or "/browse"), refusal_status(refused)
+
+
+def refusal_status(refused) -> int:
+    return 403 if isinstance(refused, T.Forbidden) else 400 if isinstance(refused, T.ValidationError) else 404
 
 
 @bp.route("/start", methods=["POST"])
 def start():
     """Start (or find running) the user's server; the page polls /status next."""
-    body = request.get_json(silent=True) or {}
-    readable_node(body.get("kind", ""), body.get("project", ""), body.get("submitter_id", ""))
-    grant = oauth.issue(oauth.GrantUser(current_user.name, current_user.token))
-    hub().prepare_user(current_user.name, auth_state(current_user.name, grant))
+    opening(request.get_json(silent=True) or {})
+    tokens, userdata = oauth.issue(oauth.GrantUser(current_user.name, current_user.token))
+    hub().prepare_user(current_user.name, auth_state(tokens, userdata))
     hub().start(current_user.name)
     return jsonify(started=True, at=time.time())
 
 
-def auth_state(name: str, grant: dict) -> dict:
-    """Auth state as oauthenticator keeps it; the hub's pre-spawn refresh fills in oauth_user
-    (with a token minted just then) through /oauth/userinfo."""
-    return {"access_token": grant["access_token"], "refresh_token": grant["refresh_token"], "id_token": None,
-            "scope": [oauth.SCOPE], "token_response": grant, "oauth_user": {"name": name}}
+def auth_state(tokens: dict, userdata: dict) -> dict:
+    """Auth state as oauthenticator keeps it, complete: a server already running keeps finding
+    the user's current token in it (the notebook helper renews from there), and a spawn's
+    pre-spawn refresh asks /oauth/userinfo again."""
+    return {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"], "id_token": None,
+            "scope": [oauth.SCOPE], "token_response": tokens, "oauth_user": userdata}
 
 
 @bp.route("/status")
 def status():
     """Whether the server is up; once it is, the starter notebook is written and its URL given."""
-    kind, project, submitter_id = (request.args.get(k, "") for k in ("kind", "project", "submitter_id"))
-    node = readable_node(kind, project, submitter_id)
+    opened = opening(request.args.to_dict())
     server = hub().server(current_user.name)
     if not server.get("ready"):
         if not server.get("pending"):  # the start was accepted, so the spawn has failed since
             raise HubError(SPAWN_FAILED)
         return jsonify(ready=False, message="starting your notebook server")
-    path = notebook_path(kind, submitter_id)
-    measurements = experiment_measurements(node) if kind == "experiment" else []
     hub().put_contents(current_user.name, FOLDER, {"type": "directory"})
-    hub().put_contents(current_user.name, path, {"type": "notebook", "format": "json",
-                                                 "content": starter_notebook(kind, node, measurements)})
+    for content in opened.contents():
+        hub().put_contents(current_user.name, content.path, content.model, content.keep)
     public = current_app.config["SETTINGS"].hub_public_url  # the browser's address, not the portal's way in
-    url = f"{public}/user/{quote(current_user.name)}/lab/tree/{quote(path)}"
-    return jsonify(ready=True, url=url, path=path)
+    url = f"{public}/user/{quote(current_user.name)}/lab/tree/{quote(opened.path)}"
+    return jsonify(ready=True, url=url, path=opened.path)
 
 
 @bp.errorhandler(HubError)
@@ -248,7 +300,7 @@ def hub_failed(error: HubError):
 @bp.errorhandler(T.ValidationError)
 def refused(error):
     """The service refused the user (no grant, no such node): its reason, for the page to show."""
-    return jsonify(error=error.message), 403 if isinstance(error, T.Forbidden) else 404
+    return jsonify(error=error.message), refusal_status(error)
 
 
 def init_app(app: Flask) -> None:

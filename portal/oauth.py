@@ -254,12 +254,19 @@ def bearer_tokens(grant_type=None, client=None, user: GrantUser | None = None, s
     return token
 
 
-def issue(user: GrantUser) -> dict:
-    """Tokens for the hub without a browser round trip (the hand-off gives them to the hub
-    itself), shaped as the token endpoint's answer; the grant's token is minted from user's."""
+def issue(user: GrantUser) -> tuple[dict, dict]:
+    """A grant for the hub without a browser round trip (the hand-off gives it to the hub
+    itself): tokens shaped as the token endpoint's answer, and the userdata /oauth/userinfo
+    answers for them. The grant's token is minted from user's."""
     with service(user.service_token) as client:
         issued = client.create_personal_token(TOKEN_NAME, current_app.config["SETTINGS"].token_ttl_seconds)
-    return bearer_tokens(user=GrantUser(user.name, issued.token, issued.identity.expires_at))
+    grant = GrantUser(user.name, issued.token, issued.identity.expires_at)
+    return bearer_tokens(user=grant), userdata(grant, issued.identity.expires_at)
+
+
+def userdata(user: GrantUser, expires_at: int) -> dict:
+    """Who the grant is for, with its service token: what the hub keeps as oauth_user."""
+    return {"name": user.name, "labcommons_token": user.service_token, "labcommons_token_expires_at": expires_at}
 
 
 @bp.route("/authorize")
@@ -281,8 +288,7 @@ def userinfo():
     user = current_token.user
     with refusals(InvalidTokenError, "the grant has ended"), service(user.service_token) as client:
         identity = client.whoami()
-    return jsonify(name=user.name, labcommons_token=user.service_token,
-                   labcommons_token_expires_at=identity.expires_at)
+    return jsonify(userdata(user, identity.expires_at))
 
 
 @bp.errorhandler(OAuth2Error)

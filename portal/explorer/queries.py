@@ -82,6 +82,16 @@ def results(kind: T.DocumentKind, state: st.State) -> tuple[int, list[dict]]:
                              limit=st.PAGE_SIZE, offset=state.page * st.PAGE_SIZE)
 
 
+def view_filter(query) -> tuple[T.DocumentKind, dict | None]:
+    """The document kind and the service's filter of an explorer URL's query (tab, filter,
+    search), for the views that act on the explorer's view; BadQuery when it names no kind."""
+    view = st.from_query(query)
+    kind = kinds().get(view.kind)
+    if kind is None:
+        raise st.BadQuery(f"tab: {view.kind!r} is not a document kind")
+    return kind, st.query_filter(view, kind.search)
+
+
 def projects() -> list[str]:
     """Projects the user may see, for the cohort form."""
     return sorted(node["submitter_id"] for node in get_client().nodes("project"))

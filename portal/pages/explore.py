@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from urllib.parse import quote
 
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
@@ -78,7 +79,9 @@ def _cohort_panel() -> html.Div:
                           value=[], inline=True),
             html.Button("Save as cohort", id="explore-cohort-save", n_clicks=0, className="button")]
     reopen = [dcc.Dropdown(id="explore-cohort-list", placeholder="saved cohorts", className="picker wide"),
-              html.Button("Open", id="explore-cohort-open", n_clicks=0, className="button")]
+              html.Button("Open", id="explore-cohort-open", n_clicks=0, className="button"),
+              html.A("Open cohort in Jupyter", id="explore-cohort-jupyter", className="button disabled",
+                     title="Pick a saved cohort first")]
     return html.Div([html.Div(save, className="cohort-row"), html.Div(reopen, className="cohort-row"),
                      html.Div(id="explore-cohort-message", className="cohort-message")], className="cohorts")
 
@@ -268,7 +271,7 @@ def render_chips(data):
         title = _kind(state).title
     except FAILURES:
         return figures.chips(state), None
-    return figures.chips(state), figures.export_links(state, title) + [_launch_link(state)]
+    return figures.chips(state), figures.export_links(state, title) + [_launch_link(state), _jupyter_link(state)]
 
 
 def _launch_link(state: st.State) -> html.A:
@@ -278,18 +281,35 @@ def _launch_link(state: st.State) -> html.A:
                   id="explore-launch")
 
 
+def _jupyter_link(state: st.State) -> html.A:
+    """"Open in Jupyter" for the view as it is, unsaved (export to workspace): a full page load."""
+    href = "/jupyter/open/view" + st.to_query(st.State(kind=state.kind, filter=state.filter, search=state.search))
+    return html.A("Open in Jupyter", href=href, className="button", id="explore-jupyter",
+                  title="A starter notebook on the files behind this view, with their manifest")
+
+
 # -- cohorts ---------------------------------------------------------------------------------
 
 @callback(Output("explore-cohort-list", "options"), Output("explore-cohort-project", "options"),
-          Input("explore-cohort-saved", "data"))
-def list_cohorts(_saved):
-    """The user's cohorts and those shared with them, and the projects to share one in."""
+          Output("explore-cohort-list", "value"), Input("explore-cohort-saved", "data"))
+def list_cohorts(saved):
+    """The user's cohorts and those shared with them (a cohort just saved picked), and the
+    projects to share one in."""
     try:
         cohorts, projects = get_client().cohorts(), queries.projects()
     except FAILURES:
-        return [], []
+        return [], [], no_update
     options = [{"label": _cohort_label(c), "value": c.id} for c in sorted(cohorts, key=lambda c: c.name.lower())]
-    return options, [{"label": p, "value": p} for p in projects]
+    return options, [{"label": p, "value": p} for p in projects], saved or no_update
+
+
+@callback(Output("explore-cohort-jupyter", "href"), Output("explore-cohort-jupyter", "className"),
+          Output("explore-cohort-jupyter", "title"), Input("explore-cohort-list", "value"))
+def cohort_jupyter_link(cohort_id):
+    """"Open cohort in Jupyter" opens the picked cohort (by id); without one it does nothing."""
+    if not cohort_id:
+        return None, "button disabled", "Pick a saved cohort first"
+    return f"/jupyter/open/cohort/{quote(cohort_id, safe='')}", "button", "A starter notebook on this cohort"
 
 
 def _cohort_label(cohort) -> str:

@@ -1,9 +1,12 @@
 """"Open in Jupyter" as a person uses it: headless Chromium signed in to the portal clicks the
-button on a measurement page, watches the progress page, and lands in JupyterLab on the starter
-notebook: a real JupyterHub with its real proxy and a local single-user server, no second sign-in."""
+button on a measurement page (or on a cohort or the view in the explorer), watches the progress
+page, and lands in JupyterLab on the starter notebook: a real JupyterHub with its real proxy and a
+local single-user server, no second sign-in."""
 from __future__ import annotations
 
+import json
 import time
+from urllib.parse import urlencode
 
 import nbformat
 import pytest
@@ -68,7 +71,7 @@ def test_a_set_tuned_in_a_notebook_is_picked_for_a_launch_that_records_its_revis
 
         path = service.data_dir / "notebooks" / "tom" / notebook
         executed = nbformat.read(path, as_version=4)
-        run_as_server(executed, path, "tom", service.data_dir)   # the kernel gets the server's token and address
+        run_as_server(executed, path, "tom")   # the kernel gets the server's token and address
         assert executed.cells[-1].outputs[0]["data"]["text/plain"] == "1"   # revision 1 of the new set
 
         driver.get(f"{portal.url}/parameter-sets?template=ims-preprocess")
@@ -131,3 +134,36 @@ def test_the_progress_page_shows_the_hubs_progress_before_jupyterlab(commons, tm
     assert any(message in HUB_MESSAGES for _, _, message in shown), sorted(set(shown))
     assert any(value > 0 and percent == f"{value} %" for value, percent, _ in shown), sorted(set(shown))
     assert not any(s[2].startswith("starting your notebook server (") for s in shown)  # no fallback to polling
+
+
+def test_export_to_workspace_saves_a_cohort_and_lands_on_its_notebook(commons, tmp_path):
+    """In the explorer: filter, save as a cohort (which the list then picks), click "Open cohort
+    in Jupyter"; then "Open in Jupyter" on the unsaved view."""
+    from selenium.webdriver.common.by import By
+
+    service, portal, hub, admin = commons
+    imaged = {"IN": {"data_format": ["imzML"]}}
+    driver = chromium(tmp_path / "profile")
+    try:
+        sign_in(driver, portal, service.data_dir, "ana")
+        driver.get(f"{portal.url}/explore?" + urlencode({"tab": "file", "filter": json.dumps(imaged)}))
+        until(driver, lambda d: d.find_elements(By.ID, "explore-cohort-name"))[0].send_keys("e2e imaged")
+        driver.find_element(By.ID, "explore-cohort-save").click()
+        link = until(driver, lambda d: [a for a in d.find_elements(By.ID, "explore-cohort-jupyter")
+                                        if "disabled" not in a.get_attribute("class")])[0]
+        cohort_id = link.get_attribute("href").rpartition("/")[2]
+        link.click()
+        until(driver, lambda d: "/jupyter/open/cohort/" in d.current_url)
+        notebook = f"labcommons/cohort-e2e_imaged-{cohort_id[:8]}.ipynb"
+        until(driver, lambda d: d.current_url.startswith(f"{hub.url}/user/ana/lab/tree/{notebook}"), SPAWN_SECONDS)
+        assert not driver.find_elements(By.ID, "signin-username")
+
+        driver.get(f"{portal.url}/explore?" + urlencode({"tab": "file", "filter": json.dumps(imaged)}))
+        until(driver, lambda d: d.find_elements(By.ID, "explore-jupyter"))[0].click()
+        until(driver, lambda d: d.current_url.startswith(f"{hub.url}/user/ana/lab/tree/labcommons/view-file-"),
+              SPAWN_SECONDS)
+    finally:
+        driver.quit()
+    folder = service.data_dir / "notebooks" / "ana" / "labcommons"
+    assert nbformat.read(folder / notebook.rpartition("/")[2], as_version=4).metadata["labcommons"]["id"] == cohort_id
+    assert (folder / f"cohort-e2e_imaged-{cohort_id[:8]}.manifest.tsv").read_text().startswith("id\tfile_name")

@@ -3,12 +3,14 @@ server, the starter notebook lands in the user's notebook directory, and the not
 opens through single sign-on."""
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import nbformat
 import pytest
 
-from tests.hub.conftest import csrf_token
+from tests.hub.conftest import ROOT, csrf_token
 
 pytestmark = pytest.mark.e2e
 
@@ -22,12 +24,18 @@ def measurement(hub_commons) -> dict:
 
 
 def open_in_jupyter(portal, session, context: dict, seconds: float = 120) -> dict:
-    """What the progress page's script does: start, then poll until the notebook is ready."""
-    page = session.get(f"{portal.url}/jupyter/open/{context['kind']}/{context['project']}/{context['submitter_id']}",
-                       timeout=30)
+    """Open a measurement's or an experiment's progress page and do what its script does."""
+    return follow_progress_page(portal, session, f"/jupyter/open/{context['kind']}/{context['project']}/"
+                                f"{context['submitter_id']}", seconds)
+
+
+def follow_progress_page(portal, session, page_path: str, seconds: float = 120) -> dict:
+    """What the progress page's script does with the context it was given: start, then poll
+    until the notebook is ready."""
+    page = session.get(f"{portal.url}{page_path}", timeout=30)
     assert page.status_code == 200, page.text[:800]
     token = csrf_token_from_script(page.text)
-    body = {k: context[k] for k in ("kind", "project", "submitter_id")}
+    body = json.loads(re.search(r"const context = (\{.*?\});", page.text).group(1))
     started = session.post(f"{portal.url}/jupyter/start", json=body, timeout=60,
                            headers={"X-CSRFToken": token, "Origin": portal.url})
     assert started.status_code == 200, started.text[:800]
@@ -42,7 +50,6 @@ def open_in_jupyter(portal, session, context: dict, seconds: float = 120) -> dic
 
 
 def csrf_token_from_script(html: str) -> str:
-    import re
     return re.search(r'const csrf = "([^"]+)"', html).group(1)
 
 
@@ -90,7 +97,7 @@ def test_an_experiment_opens_on_its_imaged_measurement_and_runs(hub_commons, sig
     notebook = nbformat.read(path, as_version=4)
     assert answer["path"].startswith("labcommons/experiment-") and notebook.metadata["labcommons"]["id"] == node["id"]
     assert f"MEASUREMENTS = [\n    {imaged['id']!r}," in notebook.cells[1].source  # the imaged one first
-    run_as_server(notebook, path, "tom", service.data_dir)
+    run_as_server(notebook, path, "tom")
     assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "5"
 
 
@@ -124,7 +131,7 @@ def test_the_starter_notebook_runs_with_the_servers_token_and_saves_a_parameter_
     answer = open_in_jupyter(portal, signed_in("tom"), imaged)
     path = service.data_dir / "notebooks" / "tom" / answer["path"]
     notebook = nbformat.read(path, as_version=4)
-    run_as_server(notebook, path, "tom", service.data_dir)
+    run_as_server(notebook, path, "tom")
     assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "5"
     assert notebook.cells[-1].outputs[0]["data"]["text/plain"] == "1"  # revision 1 of the new set
     name = f"{imaged['submitter_id']}-tuned"
@@ -132,13 +139,16 @@ def test_the_starter_notebook_runs_with_the_servers_token_and_saves_a_parameter_
     assert saved.revisions[0].created_by == "tom"
 
 
-def run_as_server(notebook, path, user: str, data_dir) -> None:
-    """Execute the notebook as the user's server over data_dir would: its token, address and data dir."""
+def run_as_server(notebook, path, user: str) -> None:
+    """Execute the notebook at path (in a user's notebook directory) as that user's server would:
+    its token, address and data dir."""
     from nbclient import NotebookClient
 
     from tests.hub.test_sso import server_environment
+    data_dir = next(p.parent for p in path.parents if p.name == "notebooks")  # <data dir>/notebooks/<user>/...
     env = {k: v for k, v in server_environment(user, data_dir).items()
            if k.startswith(("LABCOMMONS_", "PATH", "HOME"))}
+    env["PYTHONPATH"] = str(ROOT)  # the helper under test, not the one the shared editable install points at
     env["JPY_SESSION_NAME"] = str(path)  # what Jupyter Server gives a kernel it starts for a notebook
     NotebookClient(notebook, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute(env=env)

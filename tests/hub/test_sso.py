@@ -25,8 +25,8 @@ def wait_ready(hub, user: str, seconds: float = 90) -> dict:
 
 
 def server_environment(user: str, data_dir: Path) -> dict[str, str]:
-    """The environment of the user's single-user server process (same OS user here) of the
-    commons over data_dir (other commons on this machine may have a server for the same name)."""
+    """The environment of the user's single-user server process (same OS user here) of the hub
+    over the commons in data_dir (other hubs may run on the machine meanwhile)."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -37,7 +37,8 @@ def server_environment(user: str, data_dir: Path) -> dict[str, str]:
         except OSError:
             continue
         env = dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
-        if env.get("JUPYTERHUB_USER") == user and env.get("LABCOMMONS_DATA_DIR") == str(data_dir.resolve()):
+        if env.get("JUPYTERHUB_USER") == user and \
+                Path(env.get("LABCOMMONS_DATA_DIR", "")).resolve() == data_dir.resolve():
             return env
     raise AssertionError(f"no single-user server process for {user}")
 

@@ -28,7 +28,13 @@ def settings(settings, tmp_path):
 @pytest.fixture
 def measurement(admin, project, settings) -> str:
     """A 4x3-pixel measurement whose imzML and ibd sit in the storage root."""
-    records = write_imzml_pair(settings.storage_root / project, "m1", 4, 3, seed=7)
+    return imaged_measurement(admin, project, settings.storage_root)
+
+
+def imaged_measurement(admin, project: str, storage_root) -> str:
+    """Submit measurement m1 (with its case, sample and experiment) and its 4x3-pixel imzML and
+    ibd, written under the storage root; its id."""
+    records = write_imzml_pair(storage_root / project, "m1", 4, 3, seed=7)
     files = [{"type": "data_file", "submitter_id": r["file_name"], "file_name": r["file_name"],
               "data_format": r["data_format"], "file_size": r["file_size"], "md5sum": r["md5sum"],
               "sha256": r["sha256"], "storage_url": r["path"].as_uri(), "measurements": {"submitter_id": "m1"}}
@@ -96,6 +102,21 @@ def test_a_cohorts_manifest_is_a_dataframe(lc, measurement):
     assert sorted(frame["file_name"]) == ["m1.ibd", "m1.imzML"] and "storage_url" in frame.columns
     with pytest.raises(LookupError, match="no cohort named 'nope'.*liver files"):
         lc.cohort("nope")
+
+
+def test_a_cohort_by_id_and_an_unsaved_cohort_from_a_filter(lc, measurement, server, settings, project):
+    saved = lc.save_cohort("liver files", "file", {"IN": {"organ": ["liver"]}})
+    assert sorted(lc.cohort_by_id(saved.id).manifest()["file_name"]) == ["m1.ibd", "m1.imzML"]
+    assert list(lc.cohort_from_filter("file", {"IN": {"data_format": ["imzML"]}}).manifest()["file_name"]) == [
+        "m1.imzML"]
+    empty = lc.cohort_from_filter("file", {"IN": {"organ": ["brain"]}}).manifest()
+    assert empty.empty and "storage_url" in empty.columns  # the columns, so a notebook's next cell still runs
+    with pytest.raises(T.NotFound, match="no cohort with id 'nope'"):
+        lc.cohort_by_id("nope")
+    token, _ = server.tokens.mint("bob", ["analyst"], {project: "read"})
+    with labcommons.connect(token=token, port=server.bound_port(), storage_root=settings.storage_root) as bob:
+        with pytest.raises(T.Forbidden, match="not shared with bob"):
+            bob.cohort_by_id(saved.id)
 
 
 def test_saving_parameters_records_the_notebook_and_the_dataset(lc, project, measurement):

@@ -1,6 +1,7 @@
 """The explorer page through Dash's own callback endpoint, as the page's script calls it,
 against a real metadata service: hand-edited URLs, facet edits, charts under the whole filter."""
 import json
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -113,3 +114,27 @@ def test_tiered_counts_are_marked_and_explained(portal, sign_in, demo, dash_call
     readable = admin.hits("case", limit=1)[0] - admin.hits("case", {"IN": {"project_id": [project]}}, limit=1)[0]
     rows = json.dumps(dash_call(portal, "explore-results.children", state_input()))
     assert f"{readable:,} cases" in rows and f'"{project}"' not in rows
+
+
+def test_open_in_jupyter_links_the_view_as_it_is(analyst, dash_call):
+    answer = dash_call(analyst, "explore-exports.children", state_input(kind="file", filter=HUMANS, search="liver"))
+    (link,) = [c["props"] for c in answer["response"]["explore-exports"]["children"]
+               if c["props"].get("id") == "explore-jupyter"]
+    path, _, query = link["href"].partition("?")
+    assert path == "/jupyter/open/view"
+    assert parse_qs(query) == {"tab": ["file"], "filter": [json.dumps(HUMANS, separators=(",", ":"))],
+                               "search": ["liver"]}
+
+
+def test_open_cohort_in_jupyter_opens_the_picked_cohort_and_a_saved_one_is_picked(analyst, dash_call):
+    def link(picked):
+        answer = dash_call(analyst, "explore-cohort-jupyter.href",
+                           [{"id": "explore-cohort-list", "property": "value", "value": picked}])
+        return answer["response"]["explore-cohort-jupyter"]
+
+    assert link("3f2a-id") == {"href": "/jupyter/open/cohort/3f2a-id", "className": "button",
+                               "title": "A starter notebook on this cohort"}
+    assert link(None)["href"] is None and "disabled" in link(None)["className"]
+    saved = dash_call(analyst, "explore-cohort-list.options",
+                      [{"id": "explore-cohort-saved", "property": "data", "value": "3f2a-id"}])
+    assert saved["response"]["explore-cohort-list"]["value"] == "3f2a-id"  # ready for "Open cohort in Jupyter"
