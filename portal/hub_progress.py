@@ -1,7 +1,8 @@
 """Spawn progress: the hub's event stream for a starting server, relayed to the progress page.
 
-GET /jupyter/progress?kind=&project=&submitter_id= (text/event-stream, read with EventSource)
-checks, as the user, that they may read the node (as /jupyter/status does), then relays
+GET /jupyter/progress?<the page's context> (text/event-stream, read with EventSource) checks,
+as the user, that they may open what the page opens (a node, a cohort or a view, exactly as
+/jupyter/status does), then relays
 `GET /hub/api/users/<name>/server/progress` as the portal's hub service: the hub's token stays in
 the portal. Each event is cleaned to {progress, message, ready, failed} (the hub's html_message
 and url are dropped; message is text) and the stream always ends with ready or failed.

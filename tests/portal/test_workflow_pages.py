@@ -327,6 +327,7 @@ def test_the_explorer_offers_its_views_files_to_the_launch_form(tom, measurement
 
     data = st.to_data(st.State(kind="file", filter={"IN": {"project_id": ["test-proj"]}}, search="m"))
     answer = post(tom, "explore-chips.children", None, [{"id": "explore-state", "property": "data", "value": data}])
-    link = json.dumps(answer["explore-exports"]["children"][-1])
+    (link,) = [json.dumps(child) for child in answer["explore-exports"]["children"]
+               if child["props"].get("id") == "explore-launch"]
     assert "Run a workflow on these files" in link
     assert "/launch?tab=file&filter=%7B%22IN%22%3A%7B%22project_id%22%3A%5B%22test-proj%22%5D%7D%7D&search=m" in link
