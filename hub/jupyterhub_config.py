@@ -91,6 +91,11 @@ else:
     c.JupyterHub.spawner_class = "spawner.LabcommonsLocalSpawner"
     c.LabcommonsLocalSpawner.notebooks_root = str(data_dir / "notebooks")
     c.LabcommonsLocalSpawner.home_dir_template = str(data_dir / "notebooks" / "{username}")
+    # each server in a bubblewrap sandbox that hides the data dir but for its own notebook
+    # directory and the storage root (docs/jupyterhub.md)
+    c.LabcommonsLocalSpawner.sandbox = settings.hub_sandbox
+    c.LabcommonsLocalSpawner.hidden_dir = str(data_dir)
+    c.LabcommonsLocalSpawner.readable_dirs = [str(settings.storage_root.resolve())]
     if os.geteuid() == 0:  # containers and CI run as root; jupyter-server refuses root without this
         c.Spawner.args = ["--allow-root"]
     # the venv's own jupyterhub-singleuser, whatever PATH the hub was started with

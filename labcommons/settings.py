@@ -14,6 +14,7 @@ from pathlib import Path
 
 STORES = ("embedded", "elasticsearch")
 HUB_SPAWNERS = ("local", "kubernetes")
+HUB_SANDBOXES = ("auto", "on", "off")
 
 
 ENGINES = ("local", "argo")
@@ -64,6 +65,7 @@ class Settings:
     hub_url: str = ""                     # the hub's public address; "" : http://<hub_host>:<hub_port>
     hub_spawner: str = "local"            # local processes, or kubernetes (KubeSpawner)
     hub_idle_timeout_seconds: int = 3600  # the idle culler stops servers unused this long
+    hub_sandbox: str = "auto"             # local servers in bubblewrap: auto (where it runs), on, off
     portal_url: str = ""                  # the portal's public address; "" : http://127.0.0.1:8050
     portal_internal_url: str = ""         # how the hub reaches the portal; "" : portal_url
     hub_internal_url: str = ""            # how the portal reaches the hub's API and servers; "" : hub_url
@@ -195,6 +197,9 @@ def _build(values: dict) -> Settings:
         raise SettingsError(f"LABCOMMONS_STORE: {settings.store!r} is not a store; use one of {', '.join(STORES)}")
     if settings.engine not in ENGINES:
         raise SettingsError(f"LABCOMMONS_ENGINE: {settings.engine!r} is not an engine; use one of {', '.join(ENGINES)}")
+    if settings.hub_sandbox not in HUB_SANDBOXES:
+        raise SettingsError(f"LABCOMMONS_HUB_SANDBOX: {settings.hub_sandbox!r} is not allowed; "
+                            f"use one of {', '.join(HUB_SANDBOXES)}")
     if settings.hub_spawner not in HUB_SPAWNERS:
         raise SettingsError(f"LABCOMMONS_HUB_SPAWNER: {settings.hub_spawner!r} is not a spawner; "
                             f"use one of {', '.join(HUB_SPAWNERS)}")

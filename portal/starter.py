@@ -21,7 +21,10 @@ from nbformat import v4
 
 from metadata.idl import metadata_thrift as T
 
-FOLDER = "labcommons"
+# the folder starter notebooks go in, in the user's home; not a Python name, so it cannot pass for
+# the labcommons package when a kernel runs in the home directory (an editable install is found
+# after the current directory's namespace packages)
+FOLDER = "labcommons-notebooks"
 md, code = v4.new_markdown_cell, v4.new_code_cell
 CONNECT = "import labcommons\n\nlc = labcommons.connect()\n"
 LOAD_SPECTRA = "spectra = lc.dataset(DATASET).spectra(limit=5)\nlen(spectra)"

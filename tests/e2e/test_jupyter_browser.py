@@ -37,12 +37,13 @@ def test_open_in_jupyter_lands_on_the_starter_notebook(commons, tmp_path):
         driver.get(f"{portal.url}/measurement/{measurement['project_id']}/{measurement['submitter_id']}")
         until(driver, lambda d: d.find_elements(By.ID, "measurement-jupyter"))[0].click()
         until(driver, lambda d: "/jupyter/open/" in d.current_url)
-        notebook_url = f"{hub.url}/user/ana/lab/tree/labcommons/measurement-{measurement['submitter_id']}.ipynb"
+        notebook = f"labcommons-notebooks/measurement-{measurement['submitter_id']}.ipynb"
+        notebook_url = f"{hub.url}/user/ana/lab/tree/{notebook}"
         until(driver, lambda d: d.current_url.startswith(notebook_url), SPAWN_SECONDS)
         assert not driver.find_elements(By.ID, "signin-username")  # the hub never asked to sign in again
     finally:
         driver.quit()
-    path = service.data_dir / "notebooks" / "ana" / "labcommons" / f"measurement-{measurement['submitter_id']}.ipynb"
+    path = service.data_dir / "notebooks" / "ana" / notebook
     assert nbformat.read(path, as_version=4).metadata["labcommons"]["id"] == measurement["id"]
 
 
@@ -66,7 +67,7 @@ def test_a_set_tuned_in_a_notebook_is_picked_for_a_launch_that_records_its_revis
         sign_in(driver, portal, service.data_dir, "tom")
         driver.get(f"{portal.url}/measurement/{project}/{submitter_id}")
         _click(driver, By.ID, "measurement-jupyter")
-        notebook = f"labcommons/measurement-{submitter_id}.ipynb"
+        notebook = f"labcommons-notebooks/measurement-{submitter_id}.ipynb"
         until(driver, lambda d: d.current_url.startswith(f"{hub.url}/user/tom/lab/tree/{notebook}"), SPAWN_SECONDS)
 
         path = service.data_dir / "notebooks" / "tom" / notebook
@@ -154,16 +155,16 @@ def test_export_to_workspace_saves_a_cohort_and_lands_on_its_notebook(commons, t
         cohort_id = link.get_attribute("href").rpartition("/")[2]
         link.click()
         until(driver, lambda d: "/jupyter/open/cohort/" in d.current_url)
-        notebook = f"labcommons/cohort-e2e_imaged-{cohort_id[:8]}.ipynb"
+        notebook = f"labcommons-notebooks/cohort-e2e_imaged-{cohort_id[:8]}.ipynb"
         until(driver, lambda d: d.current_url.startswith(f"{hub.url}/user/ana/lab/tree/{notebook}"), SPAWN_SECONDS)
         assert not driver.find_elements(By.ID, "signin-username")
 
         driver.get(f"{portal.url}/explore?" + urlencode({"tab": "file", "filter": json.dumps(imaged)}))
         until(driver, lambda d: d.find_elements(By.ID, "explore-jupyter"))[0].click()
-        until(driver, lambda d: d.current_url.startswith(f"{hub.url}/user/ana/lab/tree/labcommons/view-file-"),
-              SPAWN_SECONDS)
+        views = f"{hub.url}/user/ana/lab/tree/labcommons-notebooks/view-file-"
+        until(driver, lambda d: d.current_url.startswith(views), SPAWN_SECONDS)
     finally:
         driver.quit()
-    folder = service.data_dir / "notebooks" / "ana" / "labcommons"
+    folder = service.data_dir / "notebooks" / "ana" / "labcommons-notebooks"
     assert nbformat.read(folder / notebook.rpartition("/")[2], as_version=4).metadata["labcommons"]["id"] == cohort_id
     assert (folder / f"cohort-e2e_imaged-{cohort_id[:8]}.manifest.tsv").read_text().startswith("id\tfile_name")

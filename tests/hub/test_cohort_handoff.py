@@ -49,7 +49,7 @@ def test_a_saved_cohort_opens_on_its_notebook_which_runs_on_the_services_manifes
         cohort = tom.save_cohort("imaged files", "file", IMAGED)
         expected = list(tom.manifest("file", IMAGED))
     answer = follow_progress_page(portal, signed_in("tom"), f"/jupyter/open/cohort/{cohort.id}")
-    assert answer["path"] == f"labcommons/cohort-imaged_files-{cohort.id[:8]}.ipynb"
+    assert answer["path"] == f"labcommons-notebooks/cohort-imaged_files-{cohort.id[:8]}.ipynb"
     assert answer["url"] == f"{hub.url}/user/tom/lab/tree/{answer['path']}"
     path = service.data_dir / "notebooks" / "tom" / answer["path"]
     notebook = nbformat.read(path, as_version=4)
@@ -98,7 +98,7 @@ def test_the_explorers_view_opens_unsaved_with_its_filter_in_the_notebook(hub_co
     service, portal, _, admin = hub_commons
     view = {"tab": "file", "filter": json.dumps({"IN": {"data_format": ["imzML"]}})}
     answer = follow_progress_page(portal, signed_in("tom"), "/jupyter/open/view?" + urlencode(view))
-    assert answer["path"].startswith("labcommons/view-file-")
+    assert answer["path"].startswith("labcommons-notebooks/view-file-")
     notebook = nbformat.read(service.data_dir / "notebooks" / "tom" / answer["path"], as_version=4)
     assert "lc.cohort_from_filter('file', {'IN': {'data_format': ['imzML']}})" in notebook.cells[1].source
     rows = manifest_rows(service, "tom", answer)

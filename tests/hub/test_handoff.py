@@ -95,7 +95,8 @@ def test_an_experiment_opens_on_its_imaged_measurement_and_runs(hub_commons, sig
     answer = open_in_jupyter(portal, signed_in("tom"), context)
     path = service.data_dir / "notebooks" / "tom" / answer["path"]
     notebook = nbformat.read(path, as_version=4)
-    assert answer["path"].startswith("labcommons/experiment-") and notebook.metadata["labcommons"]["id"] == node["id"]
+    assert answer["path"].startswith("labcommons-notebooks/experiment-")
+    assert notebook.metadata["labcommons"]["id"] == node["id"]
     assert f"MEASUREMENTS = [\n    {imaged['id']!r}," in notebook.cells[1].source  # the imaged one first
     run_as_server(notebook, path, "tom")
     assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "5"

@@ -14,6 +14,12 @@ def test_the_spawner_mode_is_checked():
         load({"LABCOMMONS_HUB_SPAWNER": "docker"})
 
 
+def test_the_sandbox_choice_is_checked():
+    assert load({}).hub_sandbox == "auto" and load({"LABCOMMONS_HUB_SANDBOX": "on"}).hub_sandbox == "on"
+    with pytest.raises(SettingsError, match="LABCOMMONS_HUB_SANDBOX: 'yes' is not allowed; use one of auto, on, off"):
+        load({"LABCOMMONS_HUB_SANDBOX": "yes"})
+
+
 def test_public_addresses_default_to_loopback_ports(monkeypatch):
     monkeypatch.setenv("LABCOMMONS_PORTAL_PORT", "8123")
     settings = load({"LABCOMMONS_HUB_PORT": "8999"})

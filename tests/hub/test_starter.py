@@ -47,7 +47,7 @@ def test_the_starter_notebook_is_valid_and_names_its_context():
     assert notebook.metadata["labcommons"] == {"kind": "measurement", "id": "0b7c-uuid",
                                                "project_id": "atlas-kidney", "submitter_id": "ak-meas-0001"}
     assert "DATASET = '0b7c-uuid'" in notebook.cells[1].source
-    assert notebook_path("measurement", "ak/meas 1") == "labcommons/measurement-ak_meas_1.ipynb"
+    assert notebook_path("measurement", "ak/meas 1") == "labcommons-notebooks/measurement-ak_meas_1.ipynb"
 
 
 def test_the_starter_notebook_runs_top_to_bottom():
@@ -74,8 +74,8 @@ def test_a_cohorts_notebook_loads_it_by_id_and_ends_with_the_measurement_noteboo
     shared = [c.source for c in dataset_notebook("measurement", NODE).cells[2:-1]]
     assert [c.source for c in notebook.cells[-len(shared) - 1:-1]] == shared
     assert "name='old-kidneys-tuned'" in notebook.cells[-1].source  # a valid parameter set name
-    assert cohort_path(COHORT) == "labcommons/cohort-old_kidneys-5f0e8a2c.ipynb"
-    assert manifest_path(cohort_path(COHORT)) == "labcommons/cohort-old_kidneys-5f0e8a2c.manifest.tsv"
+    assert cohort_path(COHORT) == "labcommons-notebooks/cohort-old_kidneys-5f0e8a2c.ipynb"
+    assert manifest_path(cohort_path(COHORT)) == "labcommons-notebooks/cohort-old_kidneys-5f0e8a2c.manifest.tsv"
 
 
 def test_a_views_notebook_holds_its_filter_and_each_filter_has_its_own_notebook():
@@ -85,7 +85,7 @@ def test_a_views_notebook_holds_its_filter_and_each_filter_has_its_own_notebook(
     assert "cohort = lc.cohort_from_filter('file', {'IN': {'data_format': ['imzML']}})" in notebook.cells[1].source
     assert notebook.metadata["labcommons"]["filter"] == {"IN": {"data_format": ["imzML"]}}
     other = T.Cohort(id="", name="", kind="file", filter_json='{"IN":{"data_format":["ibd"]}}')
-    assert cohort_path(view).startswith("labcommons/view-file-") and cohort_path(view) != cohort_path(other)
+    assert cohort_path(view).startswith("labcommons-notebooks/view-file-") and cohort_path(view) != cohort_path(other)
 
 
 @pytest.mark.parametrize("saved", [True, False], ids=["saved-cohort", "explorer-view"])

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
-import subprocess
 from pathlib import Path
+
+from labcommons import bwrap
 
 log = logging.getLogger(__name__)
 
@@ -13,19 +13,9 @@ log = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=1)
 def bwrap_path() -> str | None:
     """The bwrap binary if it can create namespaces here; checked once per process."""
-    path = shutil.which("bwrap")
+    path, why_not = bwrap.find()
     if path is None:
-        log.warning("bubblewrap (bwrap) is not installed: steps share the host's /tmp; "
-                    "install the Debian package bubblewrap to give each step a private /tmp")
-        return None
-    try:
-        probe = subprocess.run(_wrap(path, Path("/"), ["true"]), capture_output=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        probe = subprocess.CompletedProcess([], 1, b"", str(error).encode())
-    if probe.returncode != 0:
-        log.warning("bubblewrap cannot create namespaces here (%s): steps share the host's "
-                    "/tmp", probe.stderr.decode(errors="replace").strip())
-        return None
+        log.warning("%s: steps share the host's /tmp (install bubblewrap to give each step a private /tmp)", why_not)
     return path
 
 

@@ -4,6 +4,7 @@ import textwrap
 import uuid
 from pathlib import Path
 
+from labcommons import bwrap
 from tests.workflows.engine.conftest import nodes_named
 from workflow_templates.engines import journal, sandbox
 from workflow_templates.engines.local import LocalEngine, _interrupt
@@ -26,7 +27,7 @@ def test_journal_replays_changes_after_the_snapshot_and_ignores_a_torn_line(tmp_
 
 
 def test_missing_bwrap_is_detected_once_with_a_warning(monkeypatch, caplog):
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    monkeypatch.setattr(bwrap.shutil, "which", lambda name: None)
     sandbox.bwrap_path.cache_clear()
     try:
         with caplog.at_level(logging.WARNING):
