@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 
 import click
 from rich.live import Live
@@ -189,8 +191,10 @@ def trigger(obj: Context, name: str, state: str):
 @click.option("--name", default="", help="Worker name (default: worker@<host>; keep it across restarts).")
 @click.option("--capacity", default=0, help="Runs at once (default: the number of cores).")
 @click.option("--poll", default=0.25, show_default=True, help="Seconds between claims.")
+@click.option("--heartbeat", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A file touched each time round the loop, for `labcommons worker-alive`.")
 @click.pass_obj
-def worker(obj: Context, name: str, capacity: int, poll: float):
+def worker(obj: Context, name: str, capacity: int, poll: float, heartbeat: Path | None):
     """Claim queued runs and run them with the local engine, until SIGTERM or Ctrl-C."""
     from metadata import templates as catalog
     from workflow_templates.worker import Worker, default_name
@@ -200,9 +204,23 @@ def worker(obj: Context, name: str, capacity: int, poll: float):
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     runner = Worker(obj.client, catalog.load(obj.settings.templates_dir), obj.settings.storage_root,
-                    name=name or default_name(), capacity=capacity, engine=engine_for(obj.settings, capacity))
+                    name=name or default_name(), capacity=capacity, engine=engine_for(obj.settings, capacity),
+                    heartbeat=heartbeat)
     logging.getLogger(__name__).info("worker %s: up to %d run(s) at once", runner.name, runner.capacity)
     runner.serve(stop, poll)
+
+
+@click.command("worker-alive")
+@click.argument("heartbeat", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--within", default=120.0, show_default=True, help="Seconds the last heartbeat may be old.")
+def worker_alive(heartbeat: Path, within: float):
+    """Exit 0 if the worker writing HEARTBEAT (worker --heartbeat) went round its loop lately, else 1:
+    a liveness probe that catches a hung worker, which reaching the service does not."""
+    from workflow_templates.worker import is_alive
+
+    alive, message = is_alive(heartbeat, within)
+    click.echo(message, err=not alive)
+    sys.exit(0 if alive else 1)
 
 
 def engine_for(settings, capacity: int):
@@ -214,5 +232,5 @@ def engine_for(settings, capacity: int):
     return ArgoRuns(ArgoEngine.from_env(), settings.storage_root / "runs")
 
 
-for command in (templates, launch, runs, run, triggers, trigger, worker):
+for command in (templates, launch, runs, run, triggers, trigger, worker, worker_alive):
     main.add_command(command)

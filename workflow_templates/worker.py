@@ -60,6 +60,7 @@ class Worker:
     engine: object = None               # LocalEngine (default) or engines.argo_runs.ArgoRuns
     followed: dict[str, Followed] = field(default_factory=dict)
     paused_until: float = 0.0
+    heartbeat: Path | None = None       # touched after every tick, for a liveness probe (is_alive)
 
     def __post_init__(self):
         self.storage_root = Path(self.storage_root).resolve()  # steps run in other directories
@@ -76,7 +77,13 @@ class Worker:
                 log.warning("the metadata service refused a worker call: %s", error.message)
             except (TTransportException, OSError) as error:
                 log.warning("cannot reach the metadata service (%s); trying again", error)
+            self._beat()
             stop.wait(poll_seconds)
+
+    def _beat(self) -> None:
+        """The loop went round: a worker whose heartbeat stops is hung, whatever the service does."""
+        if self.heartbeat is not None:
+            self.heartbeat.touch()
 
     def tick(self) -> None:
         room = max(0, self.capacity - len(self.followed)) if time.monotonic() >= self.paused_until else 0
@@ -221,3 +228,14 @@ def checksums(path: Path) -> tuple[str, str, int]:
             sha256.update(chunk)
             size += len(chunk)
     return md5.hexdigest(), sha256.hexdigest(), size
+
+
+def is_alive(heartbeat: Path, within_seconds: float) -> tuple[bool, str]:
+    """Whether a worker's loop went round in the last within_seconds, and what to say."""
+    try:
+        age = time.time() - heartbeat.stat().st_mtime
+    except FileNotFoundError:
+        return False, f"no heartbeat at {heartbeat}: the worker has not gone round its loop yet"
+    if age > within_seconds:
+        return False, f"the worker's last heartbeat was {age:.0f} s ago (allowed: {within_seconds:.0f} s): it is hung"
+    return True, f"the worker went round its loop {age:.0f} s ago"

@@ -104,8 +104,11 @@ def test_probes_ask_what_each_component_answers(rendered):
     assert {"name": "thrift", "containerPort": 9090} in metadata["ports"]
     for probe in ("readinessProbe", "livenessProbe"):
         assert portal[probe]["httpGet"] == {"path": "/signin", "port": "http"}
-    assert worker["args"] == ["labcommons", "worker"]
+    assert worker["args"] == ["labcommons", "worker", "--heartbeat", "/tmp/worker.heartbeat"]
     assert worker["readinessProbe"]["exec"]["command"] == ["labcommons", "status"]
+    # alive while its loop goes round, into the heartbeat file it is given, on its writable /tmp
+    assert worker["livenessProbe"]["exec"]["command"][:3] == ["labcommons", "worker-alive", "/tmp/worker.heartbeat"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in worker["volumeMounts"]
 
 
 def test_the_metadata_service_is_one_writer_even_in_a_rollout(rendered):

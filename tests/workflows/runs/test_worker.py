@@ -2,6 +2,7 @@
 outputs; failures, cancellation and retries reach the run as a user sees it."""
 import hashlib
 import json
+import os
 import threading
 import time
 
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from metadata import templates
-from workflow_templates.worker import Worker
+from workflow_templates.worker import Worker, is_alive
 from tests.workflows.runs.conftest import template
 
 @pytest.fixture
@@ -92,14 +93,39 @@ def test_a_template_changed_since_the_launch_fails_the_run_clearly(worker, admin
     assert done.status == "failed" and "changed since the launch" in done.message
 
 
-def test_the_worker_keeps_going_when_the_service_is_away(admin, settings, caplog):
+def test_the_worker_keeps_going_when_the_service_is_away_and_its_heartbeat_says_so(admin, settings, caplog,
+                                                                                     tmp_path):
     stop = threading.Event()
-    worker = Worker(admin, templates.load(settings.templates_dir), settings.storage_root, name="w")
+    heartbeat = tmp_path / "worker.heartbeat"
+    worker = Worker(admin, templates.load(settings.templates_dir), settings.storage_root, name="w",
+                    heartbeat=heartbeat)
+    assert is_alive(heartbeat, 120) == (False, f"no heartbeat at {heartbeat}: the worker has not gone round its "
+                                               "loop yet")
     admin.port = 1   # nothing listens there
     admin.close()
     threading.Timer(0.5, stop.set).start()
     worker.serve(stop, 0.05)   # returns when stopped; raises if a tick's failure escaped
     assert "cannot reach the metadata service" in caplog.text
+    assert is_alive(heartbeat, 120)[0]   # away from the service, but not hung: not restarted
+    os.utime(heartbeat, (time.time() - 300, time.time() - 300))
+    alive, message = is_alive(heartbeat, 120)
+    assert not alive and "300 s ago (allowed: 120 s): it is hung" in message
+
+
+def test_worker_alive_exits_by_the_heartbeat(tmp_path):
+    from click.testing import CliRunner
+
+    from labcommons.cli import main
+
+    heartbeat = tmp_path / "worker.heartbeat"
+    heartbeat.touch()
+    assert CliRunner().invoke(main, ["worker-alive", str(heartbeat)]).exit_code == 0
+    os.utime(heartbeat, (time.time() - 90, time.time() - 90))
+    assert CliRunner().invoke(main, ["worker-alive", str(heartbeat)]).exit_code == 0   # 120 s by default
+    stale = CliRunner().invoke(main, ["worker-alive", str(heartbeat), "--within", "60"])
+    assert stale.exit_code == 1 and "it is hung" in stale.output
+    missing = CliRunner().invoke(main, ["worker-alive", str(tmp_path / "nothing")])
+    assert missing.exit_code == 1 and "no heartbeat at" in missing.output
 
 
 def test_a_dead_workers_run_goes_back_to_the_queue_and_another_worker_finishes_it(server, admin, measurement,
