@@ -22,7 +22,10 @@ def page(new_token: str = "", error: str = "", status: int = 200):
         tokens = get_client().personal_tokens()
     except ERRORS as exc:
         tokens, error = [], error or exc.message
-    return render_template("account.html", tokens=tokens, new_token=new_token, error=error,
+    now = datetime.now(timezone.utc).timestamp()
+    ended = [t for t in tokens if t.revoked or t.expires_at <= now]
+    current = [t for t in tokens if t not in ended]
+    return render_template("account.html", tokens=current, ended=ended, new_token=new_token, error=error,
                            ttl_choices=list(TTL_CHOICES), user=current_user.name), status
 
 

@@ -48,7 +48,10 @@ def test_a_revoked_token_stops_working(ana, server):
     with MetadataClient("127.0.0.1", server.bound_port(), token) as client:
         token_id = client.whoami().token_id
     response = ana.post(f"/account/tokens/{token_id}/revoke", data={"csrf_token": csrf_token(ana, "/account")})
-    assert response.status_code == 302 and "revoked" in ana.get("/account").get_data(as_text=True)
+    page = ana.get("/account").get_data(as_text=True)
+    assert response.status_code == 302
+    working, ended = page.split('id="account-ended"')   # listed with the ended tokens, not the working ones
+    assert "old script" not in working and "old script" in ended and "revoked" in ended
     with MetadataClient("127.0.0.1", server.bound_port(), token) as client:
         with pytest.raises(T.Unauthenticated, match="revoked"):
             client.whoami()
