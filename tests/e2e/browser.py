@@ -124,3 +124,19 @@ def chromium(profile: Path, downloads: Path | None = None):
         options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                                   "download.prompt_for_download": False})
     return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+
+
+def click(driver, by, value):
+    """Click an element once it is there, scrolled into view first (as a person would see it)."""
+    element = until(driver, lambda d: d.find_elements(by, value))[0]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    element.click()
+    return element
+
+
+def pick(driver, dropdown_id: str, text: str) -> None:
+    """Choose an option of a dcc.Dropdown by its label, as a person does: open it, click the option."""
+    from selenium.webdriver.common.by import By
+
+    click(driver, By.CSS_SELECTOR, f"#{dropdown_id}")
+    click(driver, By.XPATH, f"//*[@role='option'][contains(normalize-space(.), '{text}')]")

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import nbformat
 import pytest
 
-from tests.e2e.browser import chromium, require_chromium, sign_in, until
+from tests.e2e.browser import chromium, click, pick, require_chromium, sign_in, until
 from tests.hub.conftest import commons_with_hub, demo
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +54,6 @@ def test_a_set_tuned_in_a_notebook_is_picked_for_a_launch_that_records_its_revis
     notebook, and a launch that picks it records that revision on the run."""
     from selenium.webdriver.common.by import By
 
-    from tests.e2e.test_workflows_browser import _click, _pick
     from tests.hub.test_handoff import run_as_server
 
     service, portal, hub, admin = commons
@@ -66,7 +65,7 @@ def test_a_set_tuned_in_a_notebook_is_picked_for_a_launch_that_records_its_revis
     try:
         sign_in(driver, portal, service.data_dir, "tom")
         driver.get(f"{portal.url}/measurement/{project}/{submitter_id}")
-        _click(driver, By.ID, "measurement-jupyter")
+        click(driver, By.ID, "measurement-jupyter")
         notebook = f"labcommons-notebooks/measurement-{submitter_id}.ipynb"
         until(driver, lambda d: d.current_url.startswith(f"{hub.url}/user/tom/lab/tree/{notebook}"), SPAWN_SECONDS)
 
@@ -82,13 +81,13 @@ def test_a_set_tuned_in_a_notebook_is_picked_for_a_launch_that_records_its_revis
         assert "tom" in row and "snr = 3" in row and "none yet" in row
 
         driver.get(f"{portal.url}/measurement/{project}/{submitter_id}")
-        _click(driver, By.ID, "measurement-launch")
-        _click(driver, By.ID, "launch-choose-ims-preprocess")
+        click(driver, By.ID, "measurement-launch")
+        click(driver, By.ID, "launch-choose-ims-preprocess")
         until(driver, lambda d: d.find_elements(By.ID, "launch-form"))
-        _pick(driver, "launch-set", f"{set_name} · revision 1")
+        pick(driver, "launch-set", f"{set_name} · revision 1")
         until(driver, lambda d: d.find_element(By.XPATH, "//*[@id='launch-field-snr']//input")
               .get_attribute("value") == "3")
-        _click(driver, By.ID, "launch-submit")
+        click(driver, By.ID, "launch-submit")
         until(driver, lambda d: "/runs/" in d.current_url and d.find_elements(By.ID, "run-parameter-set"))
         assert f"{set_name} · revision 1" in driver.find_element(By.ID, "run-parameter-set").text
         run = admin.run(driver.current_url.rsplit("/", 1)[1])

@@ -19,7 +19,7 @@ import yaml
 from labcommons.demo import create_demo
 from labcommons.demo.accounts import PASSWORDS_FILE
 from metadata import templates
-from tests.e2e.browser import Portal, chromium, require_chromium, sign_in, until
+from tests.e2e.browser import Portal, chromium, click, pick, require_chromium, sign_in, until
 from tests.e2e.conftest import ServiceProcess
 from tests.portal.test_workflow_pages import wf_template
 from workflow_templates.worker import Worker
@@ -91,21 +91,6 @@ def browser(commons, tmp_path_factory):
         driver.quit()
 
 
-def _click(driver, by, value):
-    element = until(driver, lambda d: d.find_elements(by, value))[0]
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
-    element.click()
-    return element
-
-
-def _pick(driver, dropdown_id: str, text: str) -> None:
-    """Choose an option of a dcc.Dropdown by its label, as a person does: open it, click the option."""
-    from selenium.webdriver.common.by import By
-
-    _click(driver, By.CSS_SELECTOR, f"#{dropdown_id}")
-    _click(driver, By.XPATH, f"//*[@role='option'][contains(normalize-space(.), '{text}')]")
-
-
 def _click_graph_node(driver, graph_id: str, trace_name: str) -> None:
     """Click the first point of a named trace of a Plotly graph, with the mouse, where it is drawn."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -133,14 +118,14 @@ def test_a_technician_launches_watches_follows_provenance_and_reruns(commons, me
     service, portal, admin = commons
     driver = browser
     driver.get(f"{portal.url}/measurement/{measurement['project_id']}/{measurement['submitter_id']}")
-    _click(driver, By.ID, "measurement-launch")
-    _click(driver, By.ID, f"launch-choose-{TEMPLATE}")
+    click(driver, By.ID, "measurement-launch")
+    click(driver, By.ID, f"launch-choose-{TEMPLATE}")
     until(driver, lambda d: d.find_elements(By.ID, "launch-form"))
-    _pick(driver, "launch-set", f"{SET_NAME} · revision 1")
+    pick(driver, "launch-set", f"{SET_NAME} · revision 1")
     name, value = next(iter(PARAMETERS.items()))
     field = f"//*[@id='launch-field-{name}']//input"
     until(driver, lambda d: d.find_element(By.XPATH, field).get_attribute("value") == value)
-    _click(driver, By.ID, "launch-submit")
+    click(driver, By.ID, "launch-submit")
 
     until(driver, lambda d: "/runs/" in d.current_url and d.find_elements(By.ID, "run-status"))
     run_url = driver.current_url
@@ -183,7 +168,7 @@ def test_a_technician_launches_watches_follows_provenance_and_reruns(commons, me
 
     # the same launch again: the existing run, not a second one
     driver.get(run_url)
-    _click(driver, By.ID, "run-rerun")
+    click(driver, By.ID, "run-rerun")
     notice = until(driver, lambda d: d.find_elements(By.ID, "run-existing"))[0]
     assert "An identical run already exists" in notice.text
     assert notice.find_element(By.ID, "run-existing-link").get_attribute("href").endswith(f"/runs/{run_id}")
