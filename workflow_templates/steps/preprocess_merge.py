@@ -16,7 +16,7 @@ from pathlib import Path
 from pyimzml.ImzMLWriter import ImzMLWriter
 
 from workflow_templates.steps import cli
-from workflow_templates.steps.shards import read_manifest, read_shard, write_json
+from workflow_templates.steps.shards import per_shard, read_shard, write_json
 
 FORMATS = ("parquet", "imzml")
 IMZML_NAME = "processed"
@@ -35,12 +35,7 @@ def parser() -> argparse.ArgumentParser:
 
 def processed_shards(manifest: Path, shards_dir: Path) -> list[Path]:
     """The processed shard for every input shard, in manifest order; one missing raises StepError."""
-    paths = [shards_dir / shard.name for shard in read_manifest(manifest)]
-    missing = [path.name for path in paths if not path.is_file()]
-    if missing:
-        raise cli.StepError(f"--shards-dir: no processed shard for {len(missing)} shard(s) of "
-                            f"{manifest}: {', '.join(missing[:5])}")
-    return paths
+    return per_shard(manifest, shards_dir, lambda shard: shard.name, "--shards-dir", "processed shard")
 
 
 def write_imzml(paths: list[Path], base: Path) -> tuple[Path, Path, int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from workflow_templates.steps import cli, png
-from workflow_templates.steps.shards import read_manifest, write_json, write_text
+from workflow_templates.steps.shards import per_shard, write_json, write_text
 
 PER_PIXEL = ("index", "x", "y", "tic", "median_intensity", "noise", "peaks")
 IMAGE_MIN_SIDE = 256  # pixels; small images are scaled up by an integer factor to about this
@@ -39,12 +39,8 @@ def parser() -> argparse.ArgumentParser:
 
 def load_metrics(manifest: Path, metrics_dir: Path) -> list[dict]:
     """Each shard's metrics, in manifest order; a shard without metrics raises StepError."""
-    shards = read_manifest(manifest)
-    missing = [shard.name for shard in shards if not (metrics_dir / f"{shard.stem}.json").is_file()]
-    if missing:
-        raise cli.StepError(f"--metrics-dir: no metrics for {len(missing)} shard(s) of {manifest}: "
-                            f"{', '.join(missing[:5])}")
-    return [_read_metrics(metrics_dir / f"{shard.stem}.json") for shard in shards]
+    paths = per_shard(manifest, metrics_dir, lambda shard: f"{shard.stem}.json", "--metrics-dir", "metrics")
+    return [_read_metrics(path) for path in paths]
 
 
 def _read_metrics(path: Path) -> dict:

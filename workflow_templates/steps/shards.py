@@ -111,6 +111,17 @@ def read_manifest(path: Path, argument: str = "--manifest") -> list[Path]:
     return [Path(item) for item in value]
 
 
+def per_shard(manifest: Path, directory: Path, name, argument: str, what: str) -> list[Path]:
+    """directory / name(shard) for every shard of the manifest, in its order; any missing raises StepError."""
+    shards = read_manifest(manifest)
+    paths = [directory / name(shard) for shard in shards]
+    missing = [shard.name for shard, path in zip(shards, paths) if not path.is_file()]
+    if missing:
+        raise StepError(f"{argument}: no {what} for {len(missing)} shard(s) of {manifest}: "
+                        f"{', '.join(missing[:5])}")
+    return paths
+
+
 # Parquet goes through pyarrow's own file handles, never a path: once pyopenms (which bundles a
 # second Arrow) is loaded after pyarrow.fs, resolving a path to a filesystem raises
 # "Attempted to register factory for scheme 'file'", and the steps' processes load both.
