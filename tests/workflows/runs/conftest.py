@@ -64,13 +64,18 @@ def measurement(admin, project, settings) -> str:
         files.append({"type": "data_file", "submitter_id": path.name, "file_name": path.name, "data_format": fmt,
                       "file_size": len(content), "md5sum": hashlib.md5(content).hexdigest(),
                       "storage_url": path.as_uri(), "measurements": {"submitter_id": "m"}})
+    submit_measurement(admin, project, "m", files)
+    return admin.find(project, "m")["id"]
+
+
+def submit_measurement(admin, project: str, submitter_id: str, files: list[dict]) -> None:
+    """A measurement (with its case, sample and experiment) and its data files, in one submission."""
     admin.submit(project, [{"type": "case", "submitter_id": "c", "species": "mouse"},
                            {"type": "sample", "submitter_id": "s", "organ": "liver", "preparation": "fresh frozen",
                             "cases": {"submitter_id": "c"}},
                            {"type": "experiment", "submitter_id": "e", "protocol": "p"},
-                           {"type": "measurement", "submitter_id": "m", "instrument": "x", "ionisation": "MALDI",
-                            "polarity": "positive", "samples": {"submitter_id": "s"},
+                           {"type": "measurement", "submitter_id": submitter_id, "instrument": "x",
+                            "ionisation": "MALDI", "polarity": "positive", "samples": {"submitter_id": "s"},
                             "experiments": {"submitter_id": "e"}}] + files)
-    return admin.find(project, "m")["id"]
 
 

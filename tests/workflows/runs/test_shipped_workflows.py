@@ -11,6 +11,7 @@ from labcommons.demo.imzml import write_imzml_pair
 from metadata import templates
 from workflow_templates.engines.spec import load
 from workflow_templates.worker import Worker
+from tests.workflows.runs.conftest import submit_measurement
 from tests.workflows.runs.test_worker import run_until, describe
 
 
@@ -27,13 +28,7 @@ def settings(settings):
 def test_the_shipped_trigger_runs_ims_qc_to_a_registered_report(admin, project, settings):
     files = [data_file_entity(meta, "m-qc") for meta in
              write_imzml_pair(settings.storage_root / project, "m-qc", 12, 10, seed=3)]
-    admin.submit(project, [{"type": "case", "submitter_id": "c", "species": "mouse"},
-                           {"type": "sample", "submitter_id": "s", "organ": "liver", "preparation": "fresh frozen",
-                            "cases": {"submitter_id": "c"}},
-                           {"type": "experiment", "submitter_id": "e", "protocol": "p"},
-                           {"type": "measurement", "submitter_id": "m-qc", "instrument": "x", "ionisation": "MALDI",
-                            "polarity": "positive", "samples": {"submitter_id": "s"},
-                            "experiments": {"submitter_id": "e"}}] + files)
+    submit_measurement(admin, project, "m-qc", files)
     [run] = admin.runs().runs
     assert run.template == "ims-qc" and run.created_by == "trigger:ims-qc-on-new-measurement"
     worker = Worker(admin, templates.load(), settings.storage_root, name="w-qc", capacity=2)
