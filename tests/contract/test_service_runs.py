@@ -5,7 +5,6 @@ import dataclasses
 import json
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
