@@ -195,7 +195,8 @@ def trigger(obj: Context, name: str, state: str):
               help="A file touched each time round the loop, for `labcommons worker-alive`.")
 @click.pass_obj
 def worker(obj: Context, name: str, capacity: int, poll: float, heartbeat: Path | None):
-    """Claim queued runs and run them with the local engine, until SIGTERM or Ctrl-C."""
+    """Claim queued runs and run them on the local engine (or on Argo with LABCOMMONS_ENGINE=argo),
+    until SIGTERM or Ctrl-C."""
     from metadata import templates as catalog
     from workflow_templates.worker import Worker, default_name
 
@@ -204,7 +205,7 @@ def worker(obj: Context, name: str, capacity: int, poll: float, heartbeat: Path 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     runner = Worker(obj.client, catalog.load(obj.settings.templates_dir), obj.settings.storage_root,
-                    name=name or default_name(), capacity=capacity, engine=engine_for(obj.settings, capacity),
+                    name=name or default_name(), capacity=capacity, engine=engine_for(obj.settings),
                     heartbeat=heartbeat)
     logging.getLogger(__name__).info("worker %s: up to %d run(s) at once", runner.name, runner.capacity)
     runner.serve(stop, poll)
@@ -223,7 +224,7 @@ def worker_alive(heartbeat: Path, within: float):
     sys.exit(0 if alive else 1)
 
 
-def engine_for(settings, capacity: int):
+def engine_for(settings):
     """The local engine (default), or Argo when LABCOMMONS_ENGINE=argo (LABCOMMONS_ARGO_* settings)."""
     if settings.engine == "local":
         return None   # the worker makes its local engine
