@@ -50,9 +50,9 @@ class Template:
 
     def check(self, values: dict[str, str]) -> dict[str, str]:
         """The user's parameters as canonical strings with defaults; Invalid locating each problem."""
-        filled = [name for name in values if (p := self.entry.parameter(name)) is not None and p.filled_by]
+        filled = {p.name for p in self.entry.parameters if p.filled_by}
         problems = [(name, "is filled in by the worker (the input file or the output directory); leave it out")
-                    for name in filled]
+                    for name in values if name in filled]
         try:
             checked = argo_catalog.validate_parameters(self.entry, {k: v for k, v in values.items() if k not in filled},
                                                        require_filled=False)
@@ -61,7 +61,7 @@ class Template:
         if problems:
             located = [Problem(f"parameters.{name}", message) for name, message in problems]
             raise Invalid("; ".join(f"parameters.{name}: {message}" for name, message in problems), located)
-        return {k: v for k, v in checked.items() if k not in {p.name for p in self.entry.parameters if p.filled_by}}
+        return {k: v for k, v in checked.items() if k not in filled}
 
 
 class Catalog:
