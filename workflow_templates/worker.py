@@ -87,12 +87,13 @@ class Worker:
 
     def tick(self) -> None:
         room = max(0, self.capacity - len(self.followed)) if time.monotonic() >= self.paused_until else 0
-        for run in self.client.claim_runs(self.name, room):
+        claimed = {run.id: run for run in self.client.claim_runs(self.name, room)}
+        for run in claimed.values():
             if run.id not in self.followed:
                 self._begin(run)
         for followed in list(self.followed.values()):
             try:
-                self._follow(followed)
+                self._follow(followed, claimed.get(followed.run.id))
             except ArgoEngineError as error:   # the Argo Server is away: follow again later
                 log.warning("run %s: cannot follow it on the engine now: %s", followed.run.id, error)
 
@@ -160,8 +161,10 @@ class Worker:
 
     # -- following ------------------------------------------------------------------------
 
-    def _follow(self, followed: Followed) -> None:
-        if not followed.stopping and self.client.run(followed.run.id).cancel_requested:
+    def _follow(self, followed: Followed, current: T.Run | None = None) -> None:
+        """`current`: the run as this tick's claim returned it (a claim returns the runs the worker
+        holds), so a cancel is seen without asking the service once per run per tick."""
+        if not followed.stopping and (current or self.client.run(followed.run.id)).cancel_requested:
             followed.stopping = True
             followed.handle.stop("cancelled by the user")
         status = followed.handle.status()
