@@ -15,9 +15,12 @@ from tests.workflows.runs.conftest import submit_measurement
 from tests.workflows.runs.test_worker import run_until, describe
 
 
-@pytest.mark.parametrize("name", templates.load().names())
+SHIPPED = templates.load()   # validated against Argo's schema once, not once per test
+
+
+@pytest.mark.parametrize("name", SHIPPED.names())
 def test_every_shipped_template_loads_in_the_local_engine(name):
-    load(templates.load().get(name).document)   # raises TemplateRefused listing what it cannot run
+    load(SHIPPED.get(name).document)   # raises TemplateRefused listing what it cannot run
 
 
 @pytest.fixture
@@ -31,7 +34,7 @@ def test_the_shipped_trigger_runs_ims_qc_to_a_registered_report(admin, project, 
     submit_measurement(admin, project, "m-qc", files)
     [run] = admin.runs().runs
     assert run.template == "ims-qc" and run.created_by == "trigger:ims-qc-on-new-measurement"
-    worker = Worker(admin, templates.load(), settings.storage_root, name="w-qc", capacity=2)
+    worker = Worker(admin, SHIPPED, settings.storage_root, name="w-qc", capacity=2)
     done = run_until(worker, admin, run.id, seconds=240)
     assert done.status == "succeeded", describe(done)
     outputs = {admin.get(i)["properties"]["file_name"]: admin.get(i) for i in done.output_ids}
