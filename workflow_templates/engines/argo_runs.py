@@ -41,7 +41,9 @@ class ArgoRuns:
         names = self.argo.find_by_label(run_id)
         if not names:
             raise LookupError(f"no Argo workflow is labelled with run {run_id}")
-        return ArgoHandle(self.argo, names[-1], self.logs_root / run_id / "logs")
+        handle = ArgoHandle(self.argo, names[-1], self.logs_root / run_id / "logs")
+        handle.status()   # its phase as the server has it (the worker retries a finished one)
+        return handle
 
 
 class ArgoHandle:

@@ -1,6 +1,7 @@
 """The worker with the Argo engine, against the fake Argo Server (which checks every request
 against the server's published contract): submit, follow, end; an unreachable server leaves the
-run queued and loses nothing; a restarted worker finds the workflow it submitted."""
+run queued and loses nothing; a restarted worker finds the workflow it submitted; a retried run
+retries its failed workflow."""
 import socket
 
 import pytest
@@ -61,3 +62,16 @@ def test_an_unreachable_argo_server_leaves_the_run_queued(admin, settings, measu
     assert waiting.status == "queued" and "cannot be reached" in waiting.message and not worker.followed
     worker.tick()                                   # paused: it claims nothing while the server is away
     assert admin.run(run.id).status == "queued"
+
+
+def test_a_retried_run_retries_its_failed_workflow(admin, settings, measurement, fake_argo):
+    worker = argo_worker(admin, settings, fake_argo.url, fake_argo.token, fake_argo.namespace)
+    run = admin.launch("size-report", [measurement]).run
+    worker.tick()
+    [workflow] = worker.engine.argo.find_by_label(run.id)
+    fake_argo.advance(workflow, "Failed")
+    worker.tick()
+    assert admin.run(run.id).status == "failed"
+    admin.retry_run(run.id)
+    worker.tick()                                   # resumed, seen Failed on the server, retried there
+    assert admin.run(run.id).status == "running" and worker.engine.argo.find_by_label(run.id) == [workflow]
