@@ -36,7 +36,7 @@ ROWS_PER_CHUNK = 500
 
 
 @bp.route("/manifest.tsv")
-def manifesttsv_chunks():
+def manifest_tsv():
     return _export(_manifest_rows, lambda kind, rows: tsv_chunks(MANIFEST_FIELDS, rows), "manifest", "tsv")
 
 
@@ -46,7 +46,7 @@ def manifest_json():
 
 
 @bp.route("/table.tsv")
-def tabletsv_chunks():
+def table_tsv():
     return _export(lambda kind, flt: all_hits(get_client(), kind.kind, flt),
                    lambda kind, rows: tsv_chunks(table_fields(kind), rows), "table", "tsv")
 
