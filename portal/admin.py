@@ -18,7 +18,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from metadata.auth import ACCESS, ROLES
 from metadata.client import ERRORS
 from portal import audit_view
-from portal.client import get_client
+from portal.client import UNREACHABLE, get_client
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MIN_PASSWORD = 10
@@ -188,7 +188,7 @@ def act(call, done: str):
     except ERRORS as exc:
         return users(error=exc.message[:1].upper() + exc.message[1:] + ".", status=400)
     except (TTransportException, OSError):
-        return users(error="The metadata service cannot be reached; try again in a moment.", status=503)
+        return users(error=UNREACHABLE, status=503)
     flash(done)
     return redirect(url_for("admin.users"))  # so that reloading the page does not send the form again
 

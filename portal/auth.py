@@ -25,7 +25,7 @@ from wtforms.validators import DataRequired, Length
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal.client import operator_client
+from portal.client import UNREACHABLE, operator_client
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -92,7 +92,7 @@ def start_session(name: str, password: str) -> str | None:
     except ERRORS as exc:
         return exc.message[:1].upper() + exc.message[1:] + "."
     except (TTransportException, OSError):
-        return "The metadata service cannot be reached; try again in a moment."
+        return UNREACHABLE
     identity = issued.identity
     user = User(name, tuple(identity.roles), issued.token, identity.expires_at)
     session.clear()  # a fresh session: nothing from before sign-in carries over

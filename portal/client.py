@@ -9,6 +9,8 @@ from flask_login import current_user
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
 
+UNREACHABLE = "The metadata service cannot be reached; try again in a moment."
+
 
 class UserClient(MetadataClient):
     """The signed-in user's client: remembers, for the request, that the service refused the
