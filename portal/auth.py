@@ -25,7 +25,7 @@ from wtforms.validators import DataRequired, Length
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal.client import UNREACHABLE, operator_client
+from portal.client import UNREACHABLE, operator_client, sentence
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -90,7 +90,7 @@ def start_session(name: str, password: str) -> str | None:
         with operator_client() as operator:
             issued = operator.sign_in(name, password, request.remote_addr or "")
     except ERRORS as exc:
-        return exc.message[:1].upper() + exc.message[1:] + "."
+        return sentence(exc.message)
     except (TTransportException, OSError):
         return UNREACHABLE
     identity = issued.identity
@@ -175,7 +175,7 @@ def end_refused_session(response):
     if message is None or not current_user.is_authenticated:
         return response
     logout_user()
-    end_session(message[:1].upper() + message[1:] + ".")
+    end_session(sentence(message))
     return refuse()
 
 

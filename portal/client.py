@@ -12,6 +12,11 @@ from metadata.idl import metadata_thrift as T
 UNREACHABLE = "The metadata service cannot be reached; try again in a moment."
 
 
+def sentence(message: str) -> str:
+    """A service message as a sentence for a page: `name: taken` -> `Name: taken.`"""
+    return message[:1].upper() + message[1:] + "."
+
+
 class UserClient(MetadataClient):
     """The signed-in user's client: remembers, for the request, that the service refused the
     session's token (signed out everywhere, account disabled), so the session can end."""
