@@ -18,7 +18,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from metadata.auth import ACCESS, ROLES
 from metadata.client import ERRORS
 from portal import audit_view
-from portal.client import get_client
+from portal.client import UNREACHABLE, get_client, sentence
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MIN_PASSWORD = 10
@@ -166,7 +166,7 @@ def switch_trigger(name: str, state: str):
     try:
         get_client().set_trigger_enabled(name, state == "on")
     except ERRORS as exc:
-        return triggers(error=exc.message[:1].upper() + exc.message[1:] + ".", status=400)
+        return triggers(error=sentence(exc.message), status=400)
     flash(f"The trigger {name} is {'enabled' if state == 'on' else 'disabled'}.")
     return redirect(url_for("admin.triggers"))
 
@@ -186,9 +186,9 @@ def act(call, done: str):
     try:
         call(get_client())
     except ERRORS as exc:
-        return users(error=exc.message[:1].upper() + exc.message[1:] + ".", status=400)
+        return users(error=sentence(exc.message), status=400)
     except (TTransportException, OSError):
-        return users(error="The metadata service cannot be reached; try again in a moment.", status=503)
+        return users(error=UNREACHABLE, status=503)
     flash(done)
     return redirect(url_for("admin.users"))  # so that reloading the page does not send the form again
 

@@ -25,7 +25,7 @@ from wtforms.validators import DataRequired, Length
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal.client import operator_client
+from portal.client import UNREACHABLE, operator_client, sentence
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -90,9 +90,9 @@ def start_session(name: str, password: str) -> str | None:
         with operator_client() as operator:
             issued = operator.sign_in(name, password, request.remote_addr or "")
     except ERRORS as exc:
-        return exc.message[:1].upper() + exc.message[1:] + "."
+        return sentence(exc.message)
     except (TTransportException, OSError):
-        return "The metadata service cannot be reached; try again in a moment."
+        return UNREACHABLE
     identity = issued.identity
     user = User(name, tuple(identity.roles), issued.token, identity.expires_at)
     session.clear()  # a fresh session: nothing from before sign-in carries over
@@ -175,7 +175,7 @@ def end_refused_session(response):
     if message is None or not current_user.is_authenticated:
         return response
     logout_user()
-    end_session(message[:1].upper() + message[1:] + ".")
+    end_session(sentence(message))
     return refuse()
 
 

@@ -16,8 +16,8 @@ from thriftpy2.transport import TTransportException
 from metadata.client import ERRORS
 from metadata.entities import tsv_header
 from metadata.idl import metadata_thrift as T
-from portal.client import get_client
-from portal.registration import UNREACHABLE, writable_projects
+from portal.client import UNREACHABLE, get_client
+from portal.registration import writable_projects
 
 bp = Blueprint("bulk", __name__)
 

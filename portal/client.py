@@ -9,6 +9,13 @@ from flask_login import current_user
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
 
+UNREACHABLE = "The metadata service cannot be reached; try again in a moment."
+
+
+def sentence(message: str) -> str:
+    """A service message as a sentence for a page: `name: taken` -> `Name: taken.`"""
+    return message[:1].upper() + message[1:] + "."
+
 
 class UserClient(MetadataClient):
     """The signed-in user's client: remembers, for the request, that the service refused the

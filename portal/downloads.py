@@ -8,7 +8,7 @@ from werkzeug.wsgi import FileWrapper
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal.client import get_client
+from portal.client import UNREACHABLE, get_client
 from portal.objects import ObjectStore
 from portal.storage import NotReadable, resolve
 
@@ -25,7 +25,7 @@ def download(file_id: str):
     except ERRORS as error:
         return _refused(error.message, STATUS.get(type(error), 400))
     except (TTransportException, OSError):
-        return _refused("The metadata service cannot be reached; try again in a moment.", 503)
+        return _refused(UNREACHABLE, 503)
     if node["type"] != "data_file":
         abort(404)
     props = node["properties"]

@@ -24,7 +24,7 @@ from flask import Blueprint, Response, render_template, request, stream_with_con
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS, MetadataClient
-from portal.client import get_client
+from portal.client import UNREACHABLE, get_client
 from portal.explorer import queries, state as st
 
 bp = Blueprint("exports", __name__, url_prefix="/export")
@@ -36,7 +36,7 @@ ROWS_PER_CHUNK = 500
 
 
 @bp.route("/manifest.tsv")
-def manifesttsv_chunks():
+def manifest_tsv():
     return _export(_manifest_rows, lambda kind, rows: tsv_chunks(MANIFEST_FIELDS, rows), "manifest", "tsv")
 
 
@@ -46,7 +46,7 @@ def manifest_json():
 
 
 @bp.route("/table.tsv")
-def tabletsv_chunks():
+def table_tsv():
     return _export(lambda kind, flt: all_hits(get_client(), kind.kind, flt),
                    lambda kind, rows: tsv_chunks(table_fields(kind), rows), "table", "tsv")
 
@@ -66,7 +66,7 @@ def _export(rows_for, render, name: str, extension: str):
     except ERRORS as exc:
         return _problem(exc.message, getattr(exc, "issues", None) or [])
     except (TTransportException, OSError):
-        return _problem("The metadata service cannot be reached; try again in a moment.", status=503)
+        return _problem(UNREACHABLE, status=503)
     filename = f"labcommons-{kind.kind}-{name}-{time.strftime('%Y%m%d-%H%M%S')}.{extension}"
     mimetype = "application/json" if extension == "json" else "text/tab-separated-values"
     return Response(stream_with_context(render(kind, rows)), mimetype=f"{mimetype}; charset=utf-8",

@@ -12,9 +12,9 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from portal import register_form, registration, uploads
-from portal.client import get_client
+from portal.client import UNREACHABLE, get_client
 from portal.objects import ObjectStore
-from portal.registration import UNREACHABLE, Refused, can_write
+from portal.registration import Refused, can_write
 from portal.uploads import UploadRefused
 
 bp = Blueprint("register", __name__)

@@ -16,8 +16,6 @@ from portal import register_form, uploads
 from portal.objects import ObjectStore
 from portal.uploads import Staged, UploadRefused
 
-UNREACHABLE = "The metadata service cannot be reached; try again in a moment."
-
 
 class Refused(Exception):
     """A registration refused: messages by form field, and those that belong to no field."""

@@ -7,7 +7,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal.client import get_client
+from portal.client import UNREACHABLE, get_client
 from portal.explorer import figures, state as st
 
 NUMERIC = ("integer", "number")
@@ -107,7 +107,7 @@ def explain(error: Exception) -> tuple[str, list[tuple[str, str]]]:
         issues = [(issue.field, issue.message) for issue in getattr(error, "issues", None) or []]
         return error.message, issues
     if isinstance(error, (TTransportException, OSError)):
-        return "The metadata service cannot be reached; try again in a moment.", []
+        return UNREACHABLE, []
     raise error
 
 

@@ -7,7 +7,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal.client import get_client
+from portal.client import UNREACHABLE, get_client
 from portal.storage import NotReadable, resolve
 
 bp = Blueprint("run_logs", __name__)
@@ -22,7 +22,7 @@ def step_log(run_id: str, step_id: str):
     except ERRORS as error:
         return _refused(error.message, STATUS.get(type(error), 400))
     except (TTransportException, OSError):
-        return _refused("The metadata service cannot be reached; try again in a moment.", 503)
+        return _refused(UNREACHABLE, 503)
     step = next((s for s in run.steps if s.id == step_id), None)
     if step is None or not step.log_url:
         return _refused(f"the run {run.submitter_id} has no log for a step {step_id!r}", 404)

@@ -75,10 +75,12 @@ def sign_in(driver, portal: Portal, data_dir: Path, user: str) -> None:
 
 
 @contextlib.contextmanager
-def signed_in_chromium(commons, profile: Path, user: str):
-    """A headless Chromium signed in as user on demo_commons' portal; quit afterwards."""
-    service, portal, _ = commons
-    driver = chromium(profile)
+def signed_in_chromium(commons, profile: Path, user: str, downloads: Path | None = None):
+    """A headless Chromium signed in as user on demo_commons' portal; quit afterwards.
+    With downloads, files land there and driver.downloads names it."""
+    service, portal = commons[:2]
+    driver = chromium(profile, downloads)
+    driver.downloads = downloads
     try:
         sign_in(driver, portal, service.data_dir, user)
         yield driver

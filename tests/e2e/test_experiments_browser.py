@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pyimzml.ImzMLParser import ImzMLParser
 
-from tests.e2e.browser import chromium, demo_commons, sign_in, until
+from tests.e2e.browser import demo_commons, signed_in_chromium, until
 
 SCREENSHOT = "/tmp/measurement.png"
 
@@ -26,12 +26,8 @@ def commons(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(commons, tmp_path_factory):
     """A headless Chromium (Debian's, through its own chromedriver) signed in as ana."""
-    driver = chromium(tmp_path_factory.mktemp("chrome-profile"))
-    try:
-        sign_in(driver, commons[1], commons[0].data_dir, "ana")
+    with signed_in_chromium(commons, tmp_path_factory.mktemp("chrome-profile"), "ana") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")

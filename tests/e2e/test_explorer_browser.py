@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from metadata.client import MetadataClient
-from tests.e2e.browser import Portal, chromium, demo_commons, sign_in, until
+from tests.e2e.browser import Portal, demo_commons, signed_in_chromium, until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,14 +30,9 @@ def commons(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(commons, tmp_path_factory):
     """A headless Chromium signed in as ana (analyst); downloads land in browser.downloads."""
-    downloads = tmp_path_factory.mktemp("downloads")
-    driver = chromium(tmp_path_factory.mktemp("chrome-profile"), downloads)
-    driver.downloads = downloads
-    try:
-        sign_in(driver, commons[1], commons[0].data_dir, "ana")
+    with signed_in_chromium(commons, tmp_path_factory.mktemp("chrome-profile"), "ana",
+                            tmp_path_factory.mktemp("downloads")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 # -- page helpers ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import yaml
 from labcommons.demo import create_demo
 from labcommons.demo.accounts import PASSWORDS_FILE
 from metadata import templates
-from tests.e2e.browser import Portal, chromium, click, pick, require_chromium, sign_in, until
+from tests.e2e.browser import Portal, click, pick, require_chromium, signed_in_chromium, until
 from tests.e2e.conftest import ServiceProcess
 from tests.portal.test_workflow_pages import wf_template
 from workflow_templates.worker import Worker
@@ -83,12 +83,8 @@ def measurement(commons) -> dict:
 
 @pytest.fixture(scope="module")
 def browser(commons, tmp_path_factory):
-    driver = chromium(tmp_path_factory.mktemp("chrome-profile"))
-    try:
-        sign_in(driver, commons[1], commons[0].data_dir, "tom")
+    with signed_in_chromium(commons, tmp_path_factory.mktemp("chrome-profile"), "tom") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _click_graph_node(driver, graph_id: str, trace_name: str) -> None:
