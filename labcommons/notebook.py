@@ -59,9 +59,10 @@ class Commons:
 
     def cohort(self, name: str) -> "Cohort":
         """A saved cohort by name (your own before one shared with a project)."""
-        found = [c for c in self.client.cohorts() if c.name == name]
+        cohorts = self.client.cohorts()
+        found = [c for c in cohorts if c.name == name]
         if not found:
-            names = sorted({c.name for c in self.client.cohorts()})
+            names = sorted({c.name for c in cohorts})
             raise LookupError(f"no cohort named {name!r}; yours and those shared with you: {', '.join(names) or 'none'}")
         return Cohort(self, sorted(found, key=lambda c: c.shared)[0])
 

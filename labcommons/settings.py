@@ -15,9 +15,10 @@ from pathlib import Path
 STORES = ("embedded", "elasticsearch")
 HUB_SPAWNERS = ("local", "kubernetes")
 HUB_SANDBOXES = ("auto", "on", "off")
-
-
 ENGINES = ("local", "argo")
+# the settings with a fixed set of values: (field, the values, what a wrong one is not)
+CHOICES = (("store", STORES, "a store"), ("engine", ENGINES, "an engine"),
+           ("hub_sandbox", HUB_SANDBOXES, "allowed"), ("hub_spawner", HUB_SPAWNERS, "a spawner"))
 # what the portal and the hub both read (hub_secret); the hub's own (crypt-key, proxy-auth-token) stay apart
 HUB_SHARED_SECRETS = ("oauth-client-secret", "portal-service-token")
 
@@ -193,16 +194,9 @@ def _build(values: dict) -> Settings:
             raise SettingsError(f"unknown setting {key!r}; known: {', '.join(sorted(known))}")
         kwargs[key] = _convert(key, known[key].type, raw)
     settings = Settings(**kwargs)
-    if settings.store not in STORES:
-        raise SettingsError(f"LABCOMMONS_STORE: {settings.store!r} is not a store; use one of {', '.join(STORES)}")
-    if settings.engine not in ENGINES:
-        raise SettingsError(f"LABCOMMONS_ENGINE: {settings.engine!r} is not an engine; use one of {', '.join(ENGINES)}")
-    if settings.hub_sandbox not in HUB_SANDBOXES:
-        raise SettingsError(f"LABCOMMONS_HUB_SANDBOX: {settings.hub_sandbox!r} is not allowed; "
-                            f"use one of {', '.join(HUB_SANDBOXES)}")
-    if settings.hub_spawner not in HUB_SPAWNERS:
-        raise SettingsError(f"LABCOMMONS_HUB_SPAWNER: {settings.hub_spawner!r} is not a spawner; "
-                            f"use one of {', '.join(HUB_SPAWNERS)}")
+    for key, allowed, what in CHOICES:
+        if (value := getattr(settings, key)) not in allowed:
+            raise SettingsError(f"LABCOMMONS_{key.upper()}: {value!r} is not {what}; use one of {', '.join(allowed)}")
     if settings.es_shards < 1:
         raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
     if settings.storage_url and not settings.storage_url.startswith("s3://"):

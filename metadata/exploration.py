@@ -3,13 +3,14 @@ own-facet exclusion. The service's handler delegates here; stores answer the que
 from __future__ import annotations
 
 import json
+import sys
 
 from metadata import filters
 from metadata.auth import Identity
 from metadata.errors import Invalid
 from metadata.flatten import DocumentSpec, Flattening
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import Store
+from metadata.store.base import Store, scan
 from metadata.tiering import TierSetting, merge_buckets, tiered
 
 MAX_HITS_PAGE = 1000
@@ -70,13 +71,8 @@ class Explorer:
         """The projects whose counts tiered access may add for this caller; None when it adds none."""
         if self.tier.limit == 0 or who.is_admin:
             return None
-        projects, cursor = [], ""
-        while True:
-            page = self.store.list("project", None, 1000, cursor)
-            projects += [n.submitter_id for n in page.nodes if n.submitter_id not in who.grants]
-            if not page.next_cursor:
-                return tuple(sorted(projects)) or None
-            cursor = page.next_cursor
+        projects = scan(self.store, "project", None, cap=sys.maxsize)  # every project
+        return tuple(sorted(n.submitter_id for n in projects if n.submitter_id not in who.grants)) or None
 
     def histogram(self, who: Identity, request: T.HistogramRequest) -> T.NumericStats:
         spec, user = self._query(request.kind, request.filter_json)

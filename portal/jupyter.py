@@ -50,8 +50,13 @@ class Hub:
     token: str
 
     def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        """A call of the hub's REST API (path under /hub/api)."""
+        return self.request(method, f"{self.url}/hub/api{path}", **kwargs)
+
+    def request(self, method: str, url: str, **kwargs) -> requests.Response:
+        """A request as the hub service, to the hub's API or a user's server behind its proxy."""
         try:
-            return requests.request(method, f"{self.url}/hub/api{path}", timeout=HUB_TIMEOUT_SECONDS,
+            return requests.request(method, url, timeout=HUB_TIMEOUT_SECONDS,
                                     headers={"Authorization": f"token {self.token}"}, **kwargs)
         except requests.Timeout:
             raise HubError(HUB_SLOW.format(url=self.url, seconds=HUB_TIMEOUT_SECONDS)) from None
@@ -80,14 +85,9 @@ class Hub:
         """Write into the user's server (the hub service may access servers); with `keep`, not
         over a file the user already has (and may have edited)."""
         url = f"{self.url}/user/{quote(name)}/api/contents/{quote(path)}"
-        headers = {"Authorization": f"token {self.token}"}
-        try:
-            if keep and requests.get(url, headers=headers, params={"content": 0}, timeout=HUB_TIMEOUT_SECONDS).ok:
-                return
-            response = requests.put(url, json=model, headers=headers, timeout=HUB_TIMEOUT_SECONDS)
-        except requests.RequestException:
-            raise HubError(HUB_DOWN.format(url=self.url)) from None
-        self._expect(response, f"write {path}", 200, 201)
+        if keep and self.request("GET", url, params={"content": 0}).ok:
+            return
+        self._expect(self.request("PUT", url, json=model), f"write {path}", 200, 201)
 
     @staticmethod
     def _expect(response: requests.Response, doing: str, *ok: int) -> requests.Response:
@@ -260,8 +260,9 @@ def start():
     """Start (or find running) the user's server; the page polls /status next."""
     opening(request.get_json(silent=True) or {})
     tokens, userdata = oauth.issue(oauth.GrantUser(current_user.name, current_user.token))
-    hub().prepare_user(current_user.name, auth_state(tokens, userdata))
-    hub().start(current_user.name)
+    the_hub = hub()  # reads the service token once per request
+    the_hub.prepare_user(current_user.name, auth_state(tokens, userdata))
+    the_hub.start(current_user.name)
     return jsonify(started=True, at=time.time())
 
 
@@ -277,14 +278,15 @@ def auth_state(tokens: dict, userdata: dict) -> dict:
 def status():
     """Whether the server is up; once it is, the starter notebook is written and its URL given."""
     opened = opening(request.args.to_dict())
-    server = hub().server(current_user.name)
+    the_hub = hub()  # reads the service token once per request, not once per file
+    server = the_hub.server(current_user.name)
     if not server.get("ready"):
         if not server.get("pending"):  # the start was accepted, so the spawn has failed since
             raise HubError(SPAWN_FAILED)
         return jsonify(ready=False, message="starting your notebook server")
-    hub().put_contents(current_user.name, FOLDER, {"type": "directory"})
+    the_hub.put_contents(current_user.name, FOLDER, {"type": "directory"})
     for content in opened.contents():
-        hub().put_contents(current_user.name, content.path, content.model, content.keep)
+        the_hub.put_contents(current_user.name, content.path, content.model, content.keep)
     public = current_app.config["SETTINGS"].hub_public_url  # the browser's address, not the portal's way in
     url = f"{public}/user/{quote(current_user.name)}/lab/tree/{quote(opened.path)}"
     return jsonify(ready=True, url=url, path=opened.path)
