@@ -34,6 +34,7 @@ from elasticsearch import Elasticsearch
 
 from labcommons.settings import Settings
 from tests.conftest import NO_TRIGGERS
+from tests.need import need
 from metadata.store.base import Store
 from metadata.store.elastic import ElasticStore, indices
 from metadata.store.embedded import EmbeddedStore
@@ -120,11 +121,7 @@ def es_server(tmp_path_factory):
     try:
         process, url = _start_standin(tmp_path_factory.mktemp("noida-db"))
     except (StandInUnavailable, OSError) as exc:
-        reason = f"Elasticsearch stand-in noida-db could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        print(reason)
-        pytest.skip(reason)
+        need("the Elasticsearch stand-in noida-db", f"it could not start: {exc}")
     yield EsServer(url, standin=True)
     _stop(process)
 

@@ -9,26 +9,17 @@
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from tests.need import need
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 ENVIRONMENTS = ("dev", "prod")
-
-
-def need(what: str, reason: str) -> None:
-    """A component the test cannot run without: fail in CI, skip (saying why) elsewhere."""
-    message = f"{what} is not available: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    print(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -5,18 +5,17 @@ Selenium is always given Debian's chromedriver, so it never tries to download a 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 
 from labcommons.demo import create_demo
 from labcommons.demo.accounts import PASSWORDS_FILE, read_passwords
 from tests.e2e.conftest import ServiceProcess, free_port
+from tests.need import need
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WAIT_SECONDS = 30
@@ -25,11 +24,7 @@ WAIT_SECONDS = 30
 def require_chromium() -> None:
     if CHROMIUM.exists() and CHROMEDRIVER.exists():
         return
-    reason = f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); apt-get install them"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    print(f"skipping: {reason}")
-    pytest.skip(reason)
+    need("Debian's chromium and chromium-driver", f"{CHROMIUM} or {CHROMEDRIVER} is missing; apt-get install them")
 
 
 class Portal:
