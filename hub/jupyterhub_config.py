@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE))
 sys.path.insert(0, str(HERE.parent))  # the labcommons packages, when run from a checkout
 
-from labcommons.settings import load  # noqa: E402
+from ground.settings import load  # noqa: E402
 import sso  # noqa: E402
 
 c = get_config()  # noqa: F821 -- provided by traitlets when the hub loads this file

@@ -15,7 +15,7 @@ from pathlib import Path
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Enum, List, TraitError, Unicode, validate
 
-from labcommons import bwrap
+from ground import bwrap
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the labcommons packages the server imports
 

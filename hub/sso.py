@@ -16,7 +16,7 @@ from collections.abc import Mapping
 CLIENT_ID = "jupyterhub"            # the hub's client id at the portal (portal/oauth.py)
 SERVICE = "labcommons-portal"       # the portal's hub service, for "Open in Jupyter"
 TOKEN_KEY = "labcommons_token"      # the key of the user's metadata-service token in the userdata
-DEFAULT_TOKEN_TTL_SECONDS = 8 * 3600  # labcommons.settings' token_ttl_seconds default
+DEFAULT_TOKEN_TTL_SECONDS = 8 * 3600  # ground.settings' token_ttl_seconds default
 # what inputs_from() reads; the chart's hub.extraEnv gives each (the secrets from labcommons-hub)
 ENVIRONMENT = {
     "LABCOMMONS_HUB_URL": "the hub's public address, where the portal sends browsers back",
@@ -37,7 +37,7 @@ def token_environment(spawner, auth_state: dict | None) -> None:
 
 def inputs_from(env: Mapping[str, str]) -> dict:
     """configure()'s arguments from environment variables; a clear error names a missing or
-    malformed one. LABCOMMONS_TOKEN_TTL_SECONDS is optional, as in labcommons.settings."""
+    malformed one. LABCOMMONS_TOKEN_TTL_SECONDS is optional, as in ground.settings."""
     values = {name: env.get(name, "").strip() for name in ENVIRONMENT}
     for name, value in values.items():
         if not value:

@@ -18,7 +18,7 @@ def connect(host: str | None = None, port: int | None = None, token: str | None 
             storage_root=None):
     """The notebook helper over a client of the metadata service (labcommons.notebook.Commons);
     arguments override the LABCOMMONS_* settings."""
-    from labcommons import settings as settings_module
+    from ground import settings as settings_module
     from labcommons.notebook import Commons, hub_token_renewer, notebook_source
     from metadata.client import MetadataClient
 

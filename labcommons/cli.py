@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from thriftpy2.transport import TTransportException
 
-from labcommons import resolve_token, settings as settings_module
+from labcommons import resolve_token
+from ground import settings as settings_module
 from metadata.client import ERRORS, MetadataClient
 
 out = Console()

@@ -153,7 +153,7 @@ def run_retry(obj: Context, run_id: str):
 @reports_errors
 def run_logs(obj: Context, run_id: str, step: str):
     """The steps' logs (read from the storage root, so on the worker's machine)."""
-    from portal.storage import NotReadable, resolve
+    from ground.storage import NotReadable, resolve
     chosen = [s for s in obj.client.run(run_id).steps if s.log_url and (not step or s.name == step)]
     if not chosen:
         raise RuntimeError(f"run {run_id} has no log{' for step ' + repr(step) if step else ''} yet")

@@ -3,7 +3,7 @@
 A thin layer over metadata.client.MetadataClient (every call goes to the service as the
 notebook's user); the client's own methods stay reachable on `lc` (`lc.get(id)`, `lc.runs()`)
 and as `lc.client`. Spectra are read with pyimzML from the storage root, file:// URLs only, each
-checked to lie inside the root (portal.storage.resolve, the portal's own check).
+checked to lie inside the root (ground.storage.resolve, the portal's own check).
 """
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ class Dataset:
             raise ValueError(f"give a limit of 1 or more and a start of 0 or more, not limit={limit}, start={start}")
         from pyimzml.ImzMLParser import ImzMLParser
 
-        from portal.storage import open_checked
+        from ground.storage import open_checked
         imzml, ibd = self._paths()
         with open_checked(imzml) as xml, open_checked(ibd) as binary:
             parser = ImzMLParser(xml, ibd_file=binary)
@@ -160,7 +160,7 @@ class Dataset:
     def _paths(self) -> tuple[Path, Path]:
         """The checked paths of the imzML file and its ibd, inside the storage root."""
         from portal.browse import imzml_pair
-        from portal.storage import NotReadable, resolve
+        from ground.storage import NotReadable, resolve
 
         files = self.files
         if self.node["type"] == "data_file" and self.properties.get("data_format") == "imzML":

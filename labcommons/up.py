@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labcommons.demo.accounts import PASSWORDS_FILE
-from labcommons.settings import Settings
+from ground.settings import Settings
 from metadata.client import MetadataClient
 
 READY_TIMEOUT_SECONDS = 60

@@ -17,7 +17,7 @@ from thriftpy2.server import TThreadedServer
 from thriftpy2.thrift import TProcessor
 from thriftpy2.transport import TServerSocket
 
-from labcommons.settings import Settings, write_private
+from ground.settings import Settings, write_private
 from metadata import errors
 from metadata.auth import Tokens
 from metadata import flatten, templates as catalog

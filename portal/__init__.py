@@ -12,7 +12,7 @@ from pathlib import Path
 from dash import Dash
 from flask import Flask, redirect
 
-from labcommons import settings as settings_module
+from ground import settings as settings_module
 from portal.server import secure_cookies
 
 HERE = Path(__file__).resolve().parent

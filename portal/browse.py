@@ -17,7 +17,7 @@ from metadata.idl import metadata_thrift as T
 from portal.client import get_client
 from portal.explorer import queries
 from portal.previews import cache, imzml
-from portal.storage import NotReadable, resolve
+from ground.storage import NotReadable, resolve
 
 PROJECT_COUNTS = ("case", "sample", "experiment", "measurement", "data_file")
 

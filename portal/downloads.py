@@ -10,7 +10,7 @@ from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
 from portal.client import UNREACHABLE, get_client
 from portal.objects import ObjectStore
-from portal.storage import NotReadable, resolve
+from ground.storage import NotReadable, resolve
 
 bp = Blueprint("downloads", __name__)
 STATUS = {T.NotFound: 404, T.Forbidden: 403, T.Unauthenticated: 401}

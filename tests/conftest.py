@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from labcommons.settings import Settings
+from ground.settings import Settings
 from metadata.client import MetadataClient
 from metadata.server import Server
 

@@ -28,7 +28,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal.storage import NotReadable, resolve
+from ground.storage import NotReadable, resolve
 from workflow_templates.engines.argo import ArgoEngineError
 from workflow_templates.engines.local import FINISHED, SUCCEEDED, LocalEngine
 from workflow_templates.engines.spec import TemplateRefused

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from labcommons.settings import write_private
+from ground.settings import write_private
 from metadata.client import MetadataClient
 
 PASSWORDS_FILE = "demo-passwords.txt"

@@ -1,7 +1,7 @@
 """Graph stores behind one contract (base.Store): embedded DuckDB and Elasticsearch."""
 from __future__ import annotations
 
-from labcommons.settings import Settings
+from ground.settings import Settings
 from metadata.store.base import Store
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from portal.previews import imzml
 from portal.previews.imzml import Preview
-from portal.storage import open_checked
+from ground.storage import open_checked
 
 FORMAT = 1  # bump when Preview's arrays change meaning
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from pyimzml.ImzMLParser import ImzMLParser
 
-from portal.storage import NotReadable, open_checked
+from ground.storage import NotReadable, open_checked
 
 # Processed-mode spectra have an m/z axis each; their mean is summed into this many bins.
 MEAN_BINS = 2000

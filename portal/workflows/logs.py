@@ -8,7 +8,7 @@ from thriftpy2.transport import TTransportException
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
 from portal.client import UNREACHABLE, get_client
-from portal.storage import NotReadable, resolve
+from ground.storage import NotReadable, resolve
 
 bp = Blueprint("run_logs", __name__)
 STATUS = {T.NotFound: 404, T.Forbidden: 403, T.Unauthenticated: 401}

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from labcommons.settings import Settings
+from ground.settings import Settings
 from tests.conftest import NO_TRIGGERS
 from tests.need import need
 from metadata.store.base import Store

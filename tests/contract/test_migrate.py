@@ -16,7 +16,7 @@ from elasticsearch import Elasticsearch
 
 from labcommons import migrate as migration
 from labcommons.cli import main
-from labcommons.settings import Settings
+from ground.settings import Settings
 from metadata.client import MetadataClient
 from metadata.server import Server
 from tests.contract.test_service_exploration import graph

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from labcommons import settings as settings_module
+from ground import settings as settings_module
 from tests.deploy.conftest import DEPLOY, ENVIRONMENTS, ROOT
 
 # A current Kubernetes release; kubernetes-validate ships its schemas inside the package (offline).

@@ -12,7 +12,7 @@ from jupyterhub.app import JupyterHub
 from oauthenticator.generic import GenericOAuthenticator
 from traitlets.config import Config, PyFileConfigLoader
 
-from labcommons import settings as settings_module
+from ground import settings as settings_module
 from tests.deploy.conftest import DEPLOY, ENVIRONMENTS, ROOT
 from tests.deploy.test_manifests import container, deployment, of_kind, one
 from tests.deploy.test_values import z2jh_values
@@ -73,7 +73,7 @@ def test_the_hub_and_the_portal_share_one_secret_by_key(values):
     env = values("jupyterhub")["hub"]["extraEnv"]
     refs = {name: item["valueFrom"]["secretKeyRef"] for name, item in env.items() if not isinstance(item, str)}
     assert {ref["name"] for ref in refs.values()} == {HUB_SECRET}
-    # the variable names are the ones labcommons.settings.hub_secret() and hub/sso.py read
+    # the variable names are the ones ground.settings.hub_secret() and hub/sso.py read
     assert {name: ref["key"] for name, ref in refs.items()} == {
         f"LABCOMMONS_HUB_{key.upper().replace('-', '_')}": key for key in SHARED_KEYS}
     guide = (ROOT / "docs" / "deploy.md").read_text()

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from labcommons.settings import Settings, SettingsError, load
+from ground.settings import Settings, SettingsError, load
 
 
 def test_the_spawner_mode_is_checked():

@@ -12,7 +12,7 @@ import pytest
 import requests
 import websocket
 
-from labcommons import bwrap
+from ground import bwrap
 from tests.hub.test_handoff import open_in_jupyter
 from tests.need import need
 

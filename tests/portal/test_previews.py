@@ -9,7 +9,7 @@ import pytest
 
 from labcommons.demo.imzml import mz_axis, write_imzml_pair
 from portal.previews import cache, figures, imzml
-from portal.storage import NotReadable, resolve
+from ground.storage import NotReadable, resolve
 
 WIDTH, HEIGHT = 7, 5
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from labcommons.settings import SettingsError, load
+from ground.settings import SettingsError, load
 from portal.objects import ObjectStore
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from labcommons.settings import Settings, SettingsError, load
+from ground.settings import Settings, SettingsError, load
 
 
 def test_defaults_serve_the_embedded_run():

@@ -5,7 +5,7 @@ import functools
 import logging
 from pathlib import Path
 
-from labcommons import bwrap
+from ground import bwrap
 
 log = logging.getLogger(__name__)
 

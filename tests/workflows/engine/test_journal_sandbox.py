@@ -4,7 +4,7 @@ import textwrap
 import uuid
 from pathlib import Path
 
-from labcommons import bwrap
+from ground import bwrap
 from tests.workflows.engine.conftest import nodes_named
 from workflow_templates.engines import journal, sandbox
 from workflow_templates.engines.local import LocalEngine, _interrupt
