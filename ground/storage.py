@@ -51,3 +51,15 @@ def _inside(path: Path, root: Path) -> bool:
 def open_checked(path: Path):
     """Open a resolved path for reading without following a symlink put there since it was checked."""
     return os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
+
+
+def project_dir(root: Path, project_id: str) -> Path:
+    """The folder holding every file of a project (run outputs included): <root>/<project_id>."""
+    if not project_id or project_id in (".", "..") or "/" in project_id or "\x00" in project_id:
+        raise NotReadable(f"{project_id!r} is not a project id that names a folder")
+    return Path(root) / project_id
+
+
+def run_dir(root: Path, project_id: str, run_id: str) -> Path:
+    """The folder of one run's outputs and logs, under its project: <root>/<project_id>/runs/<run_id>."""
+    return project_dir(root, project_id) / "runs" / run_id
