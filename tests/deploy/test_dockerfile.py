@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 
 from tests.deploy.conftest import DEPLOY, ROOT
 
@@ -92,6 +93,19 @@ def test_the_build_context_is_an_allow_list():
     allowed = {line[1:].rstrip("/") for line in rules if line.startswith("!")}
     assert {"pyproject.toml", "labcommons", "metadata", "portal", "thrift"} <= allowed
     assert not allowed & {"data", ".env", ".venv", ".git", "tests"}
+
+
+def test_the_build_stage_copies_every_package_the_distribution_installs():
+    """A package left out of the image is silently missing from the wheel (setuptools finds only
+    what is there): the worker and the catalog would fail in the cluster, never here."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    build = stages()[0]
+    copied = {rest.split()[0] for word, rest in build if word == "COPY" and "--from" not in rest}
+    allowed = {line.strip()[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip().startswith("!")}
+    assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
+    assert packages <= allowed, f"not in the build context: {sorted(packages - allowed)}"
 
 
 def test_the_image_exposes_both_services_and_runs_one_by_default():
