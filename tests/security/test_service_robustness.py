@@ -23,7 +23,10 @@ from metadata.client import ERRORS, MetadataClient
 from metadata.idl import metadata_thrift as T
 from metadata.server import Server
 from metadata.service import MetadataService
+from metadata.store.base import Write
+from metadata.store.embedded import EmbeddedStore
 from tests.e2e.conftest import free_port
+from tests.need import need
 
 CAP = 64
 DEEP = 100_000
@@ -242,3 +245,97 @@ def test_an_unexpected_exception_is_a_typed_internal_error_with_a_logged_referen
     logged = [r for r in caplog.records if reference in r.getMessage()]
     assert logged and logged[0].exc_info and "planted" in caplog.text
     assert "planted" not in failed.value.message  # internals stay in the log
+
+
+# -- a full disk ----------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs mounted for the test (needs root, as in CI)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        need("a small filesystem (mount -t tmpfs, as root)", result.stderr.strip())
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk: Path) -> Path:
+    """Fill the filesystem to its last byte; the filler's path."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+        except OSError:
+            pass
+        try:
+            while True:
+                out.write(b"\0")
+        except OSError:
+            pass
+    return filler
+
+
+def _case(submitter_id: str) -> dict:
+    return {"type": "case", "submitter_id": submitter_id, "species": "human", "genotype": "g" * 2000}
+
+
+def test_a_full_disk_refuses_writes_as_storage_full_and_recovers_losing_nothing(small_disk, settings):
+    settings = dataclasses.replace(settings, data_dir=small_disk / "data")
+    server = Server(settings)
+    server.write_admin_token()
+    with _serving(server):
+        with MetadataClient("127.0.0.1", server.bound_port(), settings.admin_token_path.read_text()) as admin:
+            admin.submit("P", [{"type": "program", "submitter_id": "P"}])
+            admin.submit("p1", [{"type": "project", "submitter_id": "p1", "programs": {"submitter_id": "P"}}])
+            admin.submit("p1", [_case("before")])
+            filler = _fill(small_disk)
+            with pytest.raises(T.InternalError) as full:
+                admin.submit("p1", [_case(f"full-{i}") for i in range(200)])
+            assert full.value.code == "storage_full" and "free space" in full.value.message
+            assert admin.health().status == "storage_full"
+            assert admin.find("p1", "before")["properties"]["species"] == "human"  # reads work
+            filler.unlink()
+            admin.submit("p1", [_case("after")])
+            assert admin.health().status == "ok"
+    again = Server(settings)
+    again.write_admin_token()
+    with _serving(again):
+        with MetadataClient("127.0.0.1", again.bound_port(), settings.admin_token_path.read_text()) as admin:
+            assert {c["submitter_id"] for c in admin.nodes("case")} == {"before", "after"}
+
+
+def test_a_checkpoint_on_a_full_disk_does_not_leave_the_store_invalidated(small_disk):
+    # checkpoint after every write: on a full disk DuckDB invalidates the database when one fails
+    path = small_disk / "store.duckdb"
+    store = EmbeddedStore(path, checkpoint_wal_bytes=0)
+    store.apply([Write(_node("first"), None)], set())
+    filler = _fill(small_disk)
+    os.truncate(filler, filler.stat().st_size - 64 * 1024)  # room for the log, not for a checkpoint
+    written = {"first"}
+    for i in range(50):
+        try:
+            store.apply([Write(_node(f"n-{i}"), None)], set())
+            written.add(f"n-{i}")
+        except Exception as error:
+            assert type(error).__name__ == "StorageFull", error
+        if store.storage_full:
+            break
+    assert store.storage_full and "n-0" in written  # committed to the log; its checkpoint failed
+    assert store.counts()["case"] == len(written)  # reads work: the database was not left invalid
+    filler.unlink()
+    store.apply([Write(_node("after"), None)], set())
+    assert not store.storage_full
+    store.close()
+    reopened = EmbeddedStore(path)
+    assert {n.submitter_id for n in reopened.list("case", None, 100).nodes} == written | {"after"}
+    reopened.close()
+
+
+def _node(submitter_id: str):
+    from metadata.store.base import StoredNode
+    return StoredNode(f"id-{submitter_id}", "case", "p1", submitter_id, 1, {"genotype": "g" * 3000}, [],
+                      "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "test", "test")
