@@ -29,13 +29,14 @@ from tests.e2e.conftest import free_port
 from tests.need import need
 
 CAP = 64
+FIRST_CALL_SECONDS = 2
 DEEP = 100_000
 
 
 @pytest.fixture
 def settings(settings):
     """A small connection cap, so the attacks below reach it with a few hundred sockets."""
-    return dataclasses.replace(settings, max_connections=CAP, first_call_timeout_seconds=5)
+    return dataclasses.replace(settings, max_connections=CAP, first_call_timeout_seconds=FIRST_CALL_SECONDS)
 
 
 def _sockets(port: int, count: int) -> list[socket.socket]:
@@ -69,6 +70,17 @@ def test_400_idle_sockets_do_not_lock_out_a_signed_in_client(server, admin):
         for sock in idle:
             sock.close()
     assert admin.whoami().user == "local-admin"
+
+
+def test_a_socket_without_a_call_is_closed_soon_and_a_signed_in_one_stays(server, admin):
+    connection = _connected(admin)
+    silent = socket.create_connection(("127.0.0.1", server.bound_port()))
+    silent.settimeout(FIRST_CALL_SECONDS * 5)
+    started = time.monotonic()
+    assert silent.recv(1) == b""  # closed by the server
+    assert time.monotonic() - started < FIRST_CALL_SECONDS * 3
+    silent.close()
+    assert admin.health().status == "ok" and admin._client is connection  # idle as long, still open
 
 
 def test_over_the_cap_a_newcomer_is_refused_clearly_then_served(server, client_for):
