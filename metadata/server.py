@@ -238,7 +238,11 @@ class Server:
             if backoff:
                 log.info("accepting connections again")
             backoff = 0.0
-            self._admit(sock)
+            try:
+                self._admit(sock)
+            except Exception:  # a bug or a peer gone meanwhile: that connection ends, the loop does not
+                log.exception("could not take a connection")
+                sock.close()
         self._drain()
 
     def _accept_failed(self, error: OSError, backoff: float) -> float:
@@ -271,6 +275,8 @@ class Server:
             threading.Thread(target=target, args=args, daemon=True).start()
         except RuntimeError as error:  # no thread to be had: the connection is closed unserved
             log.warning("cannot start a thread for a connection: %s", error)
+            if connection is None:
+                self.connections.done_refusal()
             self._closed(sock, connection)
 
     def _handle(self, connection) -> None:
