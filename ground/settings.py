@@ -51,6 +51,10 @@ class Settings:
     token_ttl_seconds: int = 8 * 3600
     max_batch_entities: int = 10_000
     max_batch_bytes: int = 64 * 1024 * 1024
+    # Client connections the metadata service keeps open at once (each a thread and a file
+    # descriptor); beyond, idle ones that never sent a token are closed, then newcomers refused.
+    max_connections: int = 512
+    first_call_timeout_seconds: int = 10  # a new connection's first call must arrive within this
     # Data objects: empty means the directory <data_dir>/storage; s3://bucket/prefix means an
     # S3-compatible store (credentials from the usual AWS_* variables, never from here).
     storage_url: str = ""
@@ -197,6 +201,9 @@ def _build(values: dict) -> Settings:
     for key, allowed, what in CHOICES:
         if (value := getattr(settings, key)) not in allowed:
             raise SettingsError(f"LABCOMMONS_{key.upper()}: {value!r} is not {what}; use one of {', '.join(allowed)}")
+    for key in ("max_connections", "first_call_timeout_seconds"):
+        if getattr(settings, key) < 1:
+            raise SettingsError(f"LABCOMMONS_{key.upper()}: {getattr(settings, key)} is too small; use 1 or more")
     if settings.es_shards < 1:
         raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
     if settings.storage_url and not settings.storage_url.startswith("s3://"):

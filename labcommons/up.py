@@ -1,7 +1,10 @@
 """`labcommons up`: run the whole commons on this machine as supervised child processes.
 
 Starts each service, waits until it answers, seeds the demo commons into an empty store,
-prints what runs where, and on Ctrl-C or SIGTERM stops every child gracefully.
+prints what runs where, and on Ctrl-C or SIGTERM stops every child gracefully. A child that dies
+is started again after a pause that doubles with each quick death (up to RESTART_MAX_WAIT); after
+RESTART_GIVE_UP quick deaths in a row, up stops everything and exits 1. Each restart is said on
+the console and in the child's log.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from labcommons.demo.accounts import PASSWORDS_FILE
@@ -23,6 +26,10 @@ from metadata.client import MetadataClient
 READY_TIMEOUT_SECONDS = 60
 PROBE_TIMEOUT_SECONDS = 2
 STOP_TIMEOUT_SECONDS = 30
+RESTART_FIRST_WAIT = 1.0   # seconds before the first restart; doubled after each quick death
+RESTART_MAX_WAIT = 30.0
+QUICK_DEATH_SECONDS = 60   # a child that dies sooner than this after starting died quickly
+RESTART_GIVE_UP = 5        # quick deaths in a row after which up gives up
 
 
 @dataclass
@@ -31,6 +38,10 @@ class Child:
     process: subprocess.Popen
     address: str
     log: Path
+    command: list[str]
+    started: float = field(default_factory=time.monotonic)
+    quick_deaths: int = 0
+    restart_at: float | None = None  # when a dead child is to be started again
 
 
 def run_commons(settings: Settings, seed_demo: bool = True) -> int:
@@ -67,9 +78,12 @@ class ServiceFailed(RuntimeError):
 
 def _start(name: str, command: list[str], address: str, logs: Path) -> Child:
     log = logs / f"{name}.log"
+    return Child(name, _spawn(command, log), address, log, command)
+
+
+def _spawn(command: list[str], log: Path) -> subprocess.Popen:
     with log.open("ab") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    return Child(name, process, address, log)
+        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _wait_for_metadata(settings: Settings, child: Child) -> MetadataClient:
@@ -170,16 +184,42 @@ def _print_banner(settings: Settings, children: list[Child]) -> None:
 
 
 def _watch(children: list[Child], stop) -> int:
-    """Wait for a stop signal (0) or a child's unexpected exit (1)."""
+    """Restart children that die until a stop signal (0); ServiceFailed when one keeps dying."""
     while not stop():
         for child in children:
-            if child.process.poll() is not None:
-                print(f"error: {child.name} exited with code {child.process.returncode}; see {child.log}",
-                      file=sys.stderr)
-                return 1
+            _supervise(child, time.monotonic())
         time.sleep(0.5)
     print("stopping ...", flush=True)
     return 0
+
+
+def _supervise(child: Child, now: float) -> None:
+    """Start a dead child again when its wait is over; schedule that when it has just died."""
+    if child.restart_at is not None:
+        if now >= child.restart_at:
+            child.process, child.started, child.restart_at = _spawn(child.command, child.log), now, None
+            _say(child, f"{child.name} started again (pid {child.process.pid})")
+        return
+    code = child.process.poll()
+    if code is None:
+        return
+    child.quick_deaths = child.quick_deaths + 1 if now - child.started < QUICK_DEATH_SECONDS else 1
+    if child.quick_deaths >= RESTART_GIVE_UP:
+        raise ServiceFailed(f"{child.name} died {child.quick_deaths} times in a row within {QUICK_DEATH_SECONDS}s "
+                            f"of starting (last exit code {code}); giving up. Its log, {child.log}:\n{_tail(child.log)}")
+    wait = min(RESTART_FIRST_WAIT * 2 ** (child.quick_deaths - 1), RESTART_MAX_WAIT)
+    child.restart_at = now + wait
+    _say(child, f"{child.name} exited with code {code}; restarting it in {wait:g}s (see {child.log})")
+
+
+def _say(child: Child, message: str) -> None:
+    """A supervision event: on the console, and in the child's own log where its story is."""
+    print(f"up: {message}", file=sys.stderr, flush=True)
+    try:
+        with child.log.open("a") as log:
+            log.write(f"[labcommons up {time.strftime('%Y-%m-%d %H:%M:%S')}] {message}\n")
+    except OSError:
+        pass  # a full disk must not stop the supervisor
 
 
 def _stop_all(children: list[Child]) -> None:

@@ -1,7 +1,8 @@
 """The typed client of the metadata service, used by the portal, notebooks, CLI and worker.
 
 Nodes come back as plain dicts with decoded `properties`; errors are the IDL's exceptions
-(ValidationError, NotFound, Conflict, Forbidden, Unauthenticated), each with `code` and `message`.
+(ValidationError, NotFound, Conflict, Forbidden, Unauthenticated, InternalError), each with `code`
+and `message`; ERRORS names them all, for the CLI and the portal to show.
 """
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from thriftpy2.transport import TTransportException
 
 from metadata.idl import metadata_thrift as T
 
-# The server drops connections idle for 600 s; reconnect well before that rather than retry
-# a write whose fate is unknown.
+# The server drops connections idle for 600 s (10 s before their first call; a call is sent
+# right after connecting); reconnect well before that rather than retry a write whose fate is unknown.
 RECONNECT_AFTER_IDLE_SECONDS = 300
 READS = {"health", "whoami", "get_dictionary", "get_node", "find_node", "list_nodes", "get_edges",
          "get_documents", "facets", "histogram", "hits", "manifest", "list_cohorts", "get_cohort",
          "list_accounts", "list_personal_tokens", "audit", "list_templates", "get_run", "list_runs",
          "list_triggers", "list_notifications", "list_parameter_sets", "get_parameter_set"}
-ERRORS = (T.ValidationError, T.NotFound, T.Conflict, T.Forbidden, T.Unauthenticated)
+ERRORS = (T.ValidationError, T.NotFound, T.Conflict, T.Forbidden, T.Unauthenticated, T.InternalError)
+CLOSED_BY_SERVER = {"too_many_connections"}  # InternalError codes after which the server closed the connection
 
 
 class MetadataClient:
@@ -55,6 +57,10 @@ class MetadataClient:
     def _send(self, name: str, args: tuple):
         try:
             return self._invoke(name, args)
+        except T.InternalError as error:
+            if error.code in CLOSED_BY_SERVER:
+                self.close()  # the next call connects again
+            raise
         except (TTransportException, OSError):
             self.close()
             if name not in READS:

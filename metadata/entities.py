@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from metadata.dictionary import Dictionary, NodeType
 from metadata.errors import Invalid, ProblemList
+from metadata.nesting import check_depth
 
 FORMATS = ("json", "tsv")
 TRUE_WORDS = {"true", "yes", "1"}
@@ -40,6 +41,7 @@ def parse(body: str, fmt: str, dictionary: Dictionary) -> list[Entity]:
 
 
 def _parse_json(body: str) -> list[Entity]:
+    check_depth(body, "body")
     try:
         data = json.loads(body)
     except json.JSONDecodeError as exc:

@@ -48,6 +48,11 @@ class BadToken(MetadataError):
     code = "unauthenticated"
 
 
+class StorageFull(MetadataError):
+    """A write failed for lack of disk space; nothing of it was written."""
+    code = "storage_full"
+
+
 @dataclass
 class ProblemList:
     """Collects problems across a batch, so one submission reports all of them at once."""

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any, Callable, Union
 
 from metadata.errors import Invalid, Problem
+from metadata.nesting import check_depth
 
 KINDS = ("keyword", "text", "integer", "number", "boolean", "date")
 OPERATORS = ("=", "!=", "IN", ">", ">=", "<", "<=", "search", "AND", "OR", "nested")
@@ -110,6 +111,7 @@ def parse(filter_json: Any, fields: dict[str, Field], default_search_fields: tup
 def _decode(text: str | bytes) -> Any:
     if not text.strip():
         return None
+    check_depth(text if isinstance(text, str) else text.decode(errors="replace"), "filter")
     try:
         return json.loads(text)
     except ValueError as exc:

@@ -1,24 +1,31 @@
 """The metadata service process: a threaded thriftpy2 server, the token check and error mapping.
 
 Every IDL method's first argument is the caller's token; `Guard` verifies it before the handler
-runs and turns domain errors into the IDL's typed exceptions. On SIGTERM or SIGINT the server
-stops accepting, lets calls in flight finish, checkpoints the store and exits.
+runs, refuses arguments left unset (by name), and turns every error into one of the IDL's
+typed exceptions (an unexpected one into InternalError with a reference to the logged
+traceback), so no call ends in a dropped connection. The accept loop survives running out of
+file descriptors (it backs off) and caps connections (metadata/connections.py). On SIGTERM or
+SIGINT the server stops accepting, lets calls in flight finish, checkpoints the store and exits.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import secrets
 import signal
 import socket
 import threading
 import time
 
 from thriftpy2.server import TThreadedServer
-from thriftpy2.thrift import TProcessor
-from thriftpy2.transport import TServerSocket
+from thriftpy2.thrift import TProcessor, TType
+from thriftpy2.transport import TServerSocket, TSocket, TTransportException
 
 from ground.settings import Settings, write_private
 from metadata import errors
+from metadata.connections import (REFUSAL_SECONDS, ConnectionProcessor, Connections, NotThrift, address,
+                                  raise_fd_limit, refuse)
 from metadata.auth import Tokens
 from metadata import flatten, templates as catalog
 from metadata.dictionary import Dictionary
@@ -29,8 +36,8 @@ from metadata.triggers import load_rules
 from metadata.store import open_store
 
 log = logging.getLogger("labcommons.metadata")
-IDLE_CLIENT_SECONDS = 600
 DRAIN_SECONDS = 30
+ACCEPT_BACKOFF_SECONDS = (0.05, 1.0)  # first and longest wait after accept() ran out of a resource
 LOCAL_ADMIN = "local-admin"
 
 
@@ -39,9 +46,59 @@ def thrift_error(error: errors.MetadataError):
     if isinstance(error, errors.Invalid):
         issues = [T.Issue(index=p.index, row=p.row, field=p.field, message=p.message) for p in error.problems]
         return T.ValidationError(code=error.code, message=error.message, issues=issues)
-    kind = {errors.Missing: T.NotFound, errors.Clash: T.Conflict,
-            errors.Denied: T.Forbidden, errors.BadToken: T.Unauthenticated}[type(error)]
+    kind = {errors.Missing: T.NotFound, errors.Clash: T.Conflict, errors.Denied: T.Forbidden,
+            errors.BadToken: T.Unauthenticated, errors.StorageFull: T.InternalError}[type(error)]
     return kind(code=error.code, message=error.message)
+
+
+def declared(name: str, error):
+    """`error` if IDL method `name` declares its type; else its code and message as InternalError,
+    which every method declares (an undeclared exception would drop the connection)."""
+    result = getattr(T.Metadata, f"{name}_result")
+    if any(isinstance(error, spec[2]) for spec in result.thrift_spec.values() if spec[1] != "success"):
+        return error
+    return T.InternalError(code=error.code, message=error.message)
+
+
+def internal_error(name: str, error: Exception) -> T.InternalError:
+    """The InternalError for an unexpected exception in `name`; called in its except block, so
+    the log keeps the traceback under the reference the caller is given."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        log.error("%s: the disk is full: %s", name, error)
+        return thrift_error(errors.StorageFull("the service's disk is full; free space, then try again"))
+    reference = secrets.token_hex(4)
+    log.exception("unexpected error in %s (reference %s)", name, reference)
+    return T.InternalError(code="internal", message=f"the service failed unexpectedly in {name} (reference "
+                                                    f"{reference}, in its log); tell an operator if it recurs")
+
+
+# What to ask for, by Thrift type, instead of an unset (None) value
+KINDS = {TType.STRUCT: "a {}", TType.LIST: "a list", TType.SET: "a set", TType.MAP: "a map",
+         TType.STRING: "a string", TType.BOOL: "true or false", TType.DOUBLE: "a number"}
+
+
+def unset_arguments(name: str, args: tuple) -> list[errors.Problem]:
+    """Arguments of IDL method `name` left unset (a Thrift client may send any as None), and
+    fields its struct arguments mark `required` in the IDL that are unset: one problem each."""
+    problems = []
+    for spec, value in zip(list(getattr(T.Metadata, f"{name}_args").thrift_spec.values())[1:], args):
+        if value is None:
+            problems.append(errors.Problem(spec[1], f"give {_kind(spec)}; it was unset"))
+        elif spec[0] == TType.STRUCT:
+            problems += [errors.Problem(f"{spec[1]}.{field[1]}", f"required: give {_kind(field)}; it was unset")
+                         for field in value.thrift_spec.values() if field[-1] and getattr(value, field[1]) is None]
+    return problems
+
+
+def _kind(spec: tuple) -> str:
+    return KINDS.get(spec[0], "a whole number").format(getattr(spec[2], "__name__", "") if len(spec) > 3 else "")
+
+
+def refuse_unset(name: str, args: tuple) -> None:
+    """Invalid naming every unset argument (see unset_arguments), before the handler sees None."""
+    if problems := unset_arguments(name, args):
+        first = problems[0]
+        raise errors.Invalid(f"{first.field}: {first.message}", problems, code="unset")
 
 
 # Calls that change something: each is audited, whatever its outcome. Every other call is
@@ -85,6 +142,7 @@ class Guard:
             who = None
             try:
                 who = self._service.registry.resolve(self._tokens.verify(token))
+                refuse_unset(name, args)
                 result = method(who, *args)
                 if name in WRITES and not getattr(args[0] if args else None, "dry_run", False):
                     self._audit(name, who, args, "ok")
@@ -92,10 +150,9 @@ class Guard:
             except errors.MetadataError as error:
                 if name in WRITES or isinstance(error, (errors.BadToken, errors.Denied)):
                     self._audit(name, who, args, error.code)
-                raise thrift_error(error) from None
-            except Exception:
-                log.exception("unexpected error in %s", method.__name__)
-                raise  # the client gets Thrift's internal error; the log has the traceback
+                raise declared(name, thrift_error(error)) from None
+            except Exception as error:
+                raise internal_error(name, error) from None
             finally:
                 with self._idle:
                     self._in_flight -= 1
@@ -124,22 +181,24 @@ class Guard:
 class Server:
     """The service wired to its store, ready to serve on host:port."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, handler_class: type[MetadataService] = MetadataService):
+        """handler_class: the IDL handler (a test passes a subclass to plant a failure)."""
         self.settings = settings
         self.tokens = Tokens(settings.signing_key(), settings.token_ttl_seconds)
         self.store = open_store(settings)
         dictionary = Dictionary.load(settings.dictionary)
         flattening = self.flattening_for(settings, dictionary)
         self.store.use_documents(flattening)
-        service = MetadataService(self.store, dictionary, flattening, self.tokens,
+        service = handler_class(self.store, dictionary, flattening, self.tokens,
                                   catalog.load(settings.templates_dir), load_rules(settings.triggers_dir),
                                   Notifier(self.store, settings.data_dir / "outbox", settings.smtp_host,
                                            settings.smtp_port, settings.mail_from, settings.mail_domain),
                                   settings.max_batch_entities, settings.max_batch_bytes)
         self.guard = Guard(service, self.tokens)
-        socket = TServerSocket(host=settings.host, port=settings.port,
-                               client_timeout=IDLE_CLIENT_SECONDS * 1000)
-        self.thrift = TThreadedServer(TProcessor(T.Metadata, self.guard), socket)
+        # the server socket and the protocol factories; the accept loop below is our own
+        self.thrift = TThreadedServer(TProcessor(T.Metadata, self.guard),
+                                      TServerSocket(host=settings.host, port=settings.port))
+        self.connections = Connections(settings.max_connections)
         self._stopping = threading.Event()
 
     @staticmethod
@@ -158,34 +217,117 @@ class Server:
     def listen(self) -> int:
         """Bind and listen (before serve, so callers can learn the port); returns the port."""
         self.thrift.trans.listen()
-        return self.bound_port()
+        self._port = self.thrift.trans.sock.getsockname()[1]
+        return self._port
 
     def serve(self) -> None:
-        """Serve until stop() (or SIGTERM/SIGINT when installed), then drain and close."""
+        """Serve until stop() (or SIGTERM/SIGINT when installed), then drain and close. Only
+        stop() ends the loop: a failing accept() backs off and tries again."""
         if self.thrift.trans.sock is None:
             self.listen()
-        log.info("metadata service listening on %s:%s (store: %s)",
-                 self.settings.host, self.bound_port(), self.store.name)
+        raise_fd_limit(self.settings.max_connections)
+        log.info("metadata service listening on %s:%s (store: %s, at most %s connections)",
+                 self.settings.host, self.bound_port(), self.store.name, self.connections.cap)
+        listener, backoff = self.thrift.trans.sock, 0.0
         while not self._stopping.is_set():
             try:
-                client = self.thrift.trans.accept()
-            except OSError:
-                break  # the listening socket was closed by stop()
-            # thriftpy2 sets TCP_NODELAY only on client sockets; without it here, Nagle holds
-            # the tail of every multi-packet reply until the client's delayed ACK (~40 ms).
-            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # daemon: idle client connections must not keep a stopping process alive
-            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+                sock, _ = listener.accept()
+            except OSError as error:
+                backoff = self._accept_failed(error, backoff)
+                continue
+            if backoff:
+                log.info("accepting connections again")
+            backoff = 0.0
+            try:
+                self._admit(sock)
+            except Exception:  # a bug or a peer gone meanwhile: that connection ends, the loop does not
+                log.exception("could not take a connection")
+                sock.close()
         self._drain()
 
-    def _handle(self, client) -> None:
-        """Serve one connection, remembering its peer for the audit log."""
-        peer = client.sock.getpeername()
-        _peer.address = f"{peer[0]}:{peer[1]}"
-        self.thrift.handle(client)
+    def _accept_failed(self, error: OSError, backoff: float) -> float:
+        """Log (once per episode) and wait after a failed accept() (EMFILE, ENFILE, ENOBUFS,
+        ENOMEM, ...); the next wait. After stop() closed the socket, nothing: the loop ends."""
+        if self._stopping.is_set() or error.errno == errno.ECONNABORTED:  # the peer left before we accepted
+            return backoff
+        if not backoff:
+            log.warning("accept failed: %s (%s connections open); backing off until it succeeds",
+                        error.strerror or error, len(self.connections))
+        if error.errno in (errno.EMFILE, errno.ENFILE):
+            self.connections.evict_one()  # an idle connection without a token gives its descriptor back
+        first, longest = ACCEPT_BACKOFF_SECONDS
+        self._stopping.wait(backoff or first)
+        return min((backoff or first) * 2, longest)
+
+    def _admit(self, sock: socket.socket) -> None:
+        """Serve a new connection in its own thread, or refuse it when every slot is taken."""
+        # TCP_NODELAY: without it, Nagle holds the tail of every multi-packet reply until the
+        # client's delayed ACK (~40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.settings.first_call_timeout_seconds)
+        connection = self.connections.admit(sock)
+        if connection is None and not self.connections.try_refusal():
+            sock.close()  # refusals are being answered already: close without one
+            return
+        target, args = (self._handle, (connection,)) if connection else (self._refuse, (sock,))
+        try:
+            # daemon: idle client connections must not keep a stopping process alive
+            threading.Thread(target=target, args=args, daemon=True).start()
+        except RuntimeError as error:  # no thread to be had: the connection is closed unserved
+            log.warning("cannot start a thread for a connection: %s", error)
+            if connection is None:
+                self.connections.done_refusal()
+            self._closed(sock, connection)
+
+    def _handle(self, connection) -> None:
+        """Serve one connection until the peer closes it, goes idle or resets; the peer's address
+        is remembered for the audit log. A peer's network trouble is not the service's error:
+        logged in one line at debug level, never with a traceback."""
+        address = _peer.address = connection.address
+        iprot, oprot = self._protocols(connection.sock)
+        processor = ConnectionProcessor(self.guard, self.connections, connection)
+        try:
+            while True:
+                processor.process(iprot, oprot)
+        except (TTransportException, OSError) as error:  # closed, reset, timed out
+            log.debug("connection from %s ended: %s", address, error)
+        except NotThrift as error:
+            log.warning("connection from %s closed: not a Thrift call (%s)", address, error)
+        except Exception:
+            log.exception("connection from %s closed by an unexpected error", address)
+        finally:
+            self._closed(connection.sock, connection)
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """Answer the first call of a connection over the cap, then close it."""
+        try:
+            sock.settimeout(REFUSAL_SECONDS)
+            refuse(*self._protocols(sock), self.connections.cap)
+            log.warning("refused a connection from %s: at the connection limit (%s)",
+                        address(sock), self.connections.cap)
+        except Exception as error:  # the peer sent no call in time, or not a Thrift one
+            log.debug("refused connection ended: %s", error)
+        finally:
+            self.connections.done_refusal()
+            self._closed(sock, None)
+
+    def _protocols(self, sock: socket.socket):
+        """(input, output) protocols over a client socket, as thriftpy2's server makes them."""
+        transport = TSocket(sock=sock)
+        itrans = self.thrift.itrans_factory.get_transport(transport)
+        otrans = self.thrift.otrans_factory.get_transport(transport)
+        return self.thrift.iprot_factory.get_protocol(itrans), self.thrift.oprot_factory.get_protocol(otrans)
+
+    def _closed(self, sock: socket.socket, connection) -> None:
+        if connection is not None:
+            self.connections.release(connection)
+        try:
+            sock.close()
+        except OSError:
+            pass
 
     def bound_port(self) -> int:
-        return self.thrift.trans.sock.getsockname()[1]
+        return self._port
 
     def stop(self, *_signal_args) -> None:
         """Stop accepting connections; serve() then drains calls in flight and closes the store."""

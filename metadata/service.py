@@ -45,7 +45,8 @@ class MetadataService:
 
     def health(self, who: Identity) -> T.Health:
         counts = {t: n for t, n in self.store.counts().items() if not t.startswith("_")}  # graph types only
-        return T.Health(status="ok", version=VERSION, store=self.store.name, counts=counts)
+        status = "storage_full" if self.store.storage_full else "ok"
+        return T.Health(status=status, version=VERSION, store=self.store.name, counts=counts)
 
     def whoami(self, who: Identity) -> T.Identity:
         return _identity(who)

@@ -48,6 +48,18 @@ exception Unauthenticated {
     2: string message,
 }
 
+/**
+ * The service could not answer, through no fault of the request. `code`: "internal" (an
+ * unexpected error: the message gives a reference to the service log's traceback),
+ * "storage_full" (the store's disk is full: nothing was written; reads still work; retry once
+ * an operator has freed space) or "too_many_connections" (the service is at its connection
+ * limit and closed this connection; connect again later). Every method may throw it.
+ */
+exception InternalError {
+    1: string code,
+    2: string message,
+}
+
 /* ---------- the graph ---------- */
 
 /** An outgoing link of a node to one parent. */
@@ -177,7 +189,8 @@ struct Facet {
 struct FacetRequest {
     1: string kind,
     2: string filter_json = "",
-    3: list<string> fields,
+    /** The fields to count; the service refuses a request without them (required). */
+    3: required list<string> fields,
     4: i32 size = 100,
     /** false: count every field under the whole filter (for a chart rather than a facet panel). */
     5: bool exclude_own = true,
@@ -351,6 +364,7 @@ struct AuditPage {
 }
 
 struct Health {
+    /** "ok", or "storage_full" from a write refused for lack of disk space until a write succeeds. */
     1: string status,
     2: string version,
     3: string store,
@@ -391,7 +405,7 @@ struct WorkflowTemplate {
 struct LaunchRequest {
     1: string template,
     /** Data files, or measurements (meaning their raw files). */
-    2: list<string> input_ids,
+    2: required list<string> input_ids,
     3: map<string, string> parameters,
     /** A parameter set node whose parameters fill those not given; "" for none. */
     4: string parameter_set_id = "",
@@ -518,7 +532,7 @@ struct ParameterSetRequest {
     1: string project_id = "",
     2: string template,
     3: string name,
-    4: map<string, string> params,
+    4: required map<string, string> params,
     5: string notes = "",
     /** Where the parameters were tuned, e.g. a notebook's path. */
     6: string source = "",
@@ -559,108 +573,120 @@ struct ParameterSet {
 
 service Metadata {
     Health health(1: string token)
-        throws (1: Unauthenticated unauthenticated),
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
 
     Identity whoami(1: string token)
-        throws (1: Unauthenticated unauthenticated),
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
 
     /** Admin only. Mints a signed, expiring token for scripts and notebooks. */
     IssuedToken create_token(1: string token, 2: string user, 3: list<string> roles,
                              4: map<string, string> grants, 5: i64 ttl_seconds)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: ValidationError invalid),
+                3: ValidationError invalid, 4: InternalError internal),
 
     /** The data dictionary in force, as JSON: {type: schema}. */
     string get_dictionary(1: string token)
-        throws (1: Unauthenticated unauthenticated),
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
 
     Node get_node(1: string token, 2: string id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: NotFound not_found),
+                3: NotFound not_found, 4: InternalError internal, 5: ValidationError invalid),
 
     Node find_node(1: string token, 2: string project_id, 3: string submitter_id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: NotFound not_found),
+                3: NotFound not_found, 4: InternalError internal, 5: ValidationError invalid),
 
     NodePage list_nodes(1: string token, 2: ListRequest request)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: ValidationError invalid),
+                3: ValidationError invalid, 4: InternalError internal),
 
     /** Edges into (children) and out of (parents) one node. */
     list<Edge> get_edges(1: string token, 2: string id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: NotFound not_found),
+                3: NotFound not_found, 4: InternalError internal, 5: ValidationError invalid),
 
     /** Validates and upserts a batch by submitter_id; all of it or none of it. */
     SubmitResult submit(1: string token, 2: SubmitRequest request)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: ValidationError invalid, 4: Conflict conflict),
+                3: ValidationError invalid, 4: Conflict conflict, 5: InternalError internal),
 
     /** The document kinds for exploration, with their fields, facets, search fields, columns. */
     list<DocumentKind> get_documents(1: string token)
-        throws (1: Unauthenticated unauthenticated),
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
 
     FacetResult facets(1: string token, 2: FacetRequest request)
-        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid,
+                3: InternalError internal),
 
     NumericStats histogram(1: string token, 2: HistogramRequest request)
-        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid,
+                3: InternalError internal),
 
     HitsPage hits(1: string token, 2: HitsRequest request)
-        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid,
+                3: InternalError internal),
 
     ManifestPage manifest(1: string token, 2: ManifestRequest request)
-        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid,
+                3: InternalError internal),
 
     /** Saves (or, by name, updates) one of the caller's cohorts. */
     Cohort save_cohort(1: string token, 2: Cohort cohort)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
 
     /** The caller's own cohorts and those shared in projects the caller may read. */
     list<Cohort> list_cohorts(1: string token)
-        throws (1: Unauthenticated unauthenticated),
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
 
     Cohort get_cohort(1: string token, 2: string id)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found,
+                4: InternalError internal, 5: ValidationError invalid),
 
     void delete_cohort(1: string token, 2: string id)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found,
+                4: InternalError internal, 5: ValidationError invalid),
 
     /** Admin only. Rebuilds every flattened document from the graph; returns counts per kind. */
     map<string, i64> reindex(1: string token)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: InternalError internal),
 
     /** Admin only. Creates or updates an account; an empty password keeps the current one. */
     Account save_account(1: string token, 2: string user, 3: string password, 4: list<string> roles,
                          5: map<string, string> grants, 6: bool disabled)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
 
     /** Admin only. Grants ("read"/"write") or, with access "", revokes a project to a user. */
     Account set_grant(1: string token, 2: string user, 3: string project_id, 4: string access)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid,
-                4: NotFound not_found),
+                4: NotFound not_found, 5: InternalError internal),
 
     list<Account> list_accounts(1: string token)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: InternalError internal),
 
     /** Admin only (the portal calls it with its operator token): a session token for a user whose
         password matches. Repeated failures slow the account down. */
     IssuedToken sign_in(1: string token, 2: string user, 3: string password, 4: string client_address)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: InternalError internal, 4: ValidationError invalid),
 
     /** Every token of the user issued so far stops working (the user themself, or an admin). */
     void sign_out_everywhere(1: string token, 2: string user)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found,
+                4: InternalError internal, 5: ValidationError invalid),
 
     /** A named token for scripts and notebooks, for the calling (registered) user. */
     IssuedToken create_personal_token(1: string token, 2: string name, 3: i64 ttl_seconds)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
 
     list<PersonalToken> list_personal_tokens(1: string token)
-        throws (1: Unauthenticated unauthenticated),
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
 
     void revoke_personal_token(1: string token, 2: string id)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found,
+                4: InternalError internal, 5: ValidationError invalid),
 
     /** The calling personal token's successor, named and lasting as given. Each personal token
         is renewed at most once: a second renewal is refused (Unauthenticated, code token_renewed),
@@ -668,98 +694,110 @@ service Metadata {
         replayed. revoke: the calling token also stops working now; otherwise it works until it
         expires (a running notebook may hold it). */
     IssuedToken renew_personal_token(1: string token, 2: string name, 3: i64 ttl_seconds, 4: bool revoke)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
 
     /** Admin only. The audit log, newest first, filtered. */
     AuditPage audit(1: string token, 2: AuditQuery query)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
 
     /** The tier-access limit in force (0: off; data of unreadable projects is hidden entirely). */
     i64 get_tier_access_limit(1: string token)
-        throws (1: Unauthenticated unauthenticated),
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
 
     /** Admin only. Sets the tier-access limit (0 turns it off); returns the limit now in force. */
     i64 set_tier_access_limit(1: string token, 2: i64 limit)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
 
     /** Deletes nodes by id; refused, with the children named, while any has children. */
     DeleteResult delete_nodes(1: string token, 2: string project_id, 3: list<string> ids)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: NotFound not_found, 4: Conflict conflict,
-                5: ValidationError invalid),
+                5: ValidationError invalid, 6: InternalError internal),
 
     /* ---------- workflows ---------- */
 
     list<WorkflowTemplate> list_templates(1: string token)
-        throws (1: Unauthenticated unauthenticated),
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
 
     /** Records a run, or returns the identical one that is queued, running or succeeded. */
     LaunchResult launch(1: string token, 2: LaunchRequest request)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: ValidationError invalid, 4: NotFound not_found),
+                3: ValidationError invalid, 4: NotFound not_found, 5: InternalError internal),
 
     Run get_run(1: string token, 2: string id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: NotFound not_found),
+                3: NotFound not_found, 4: InternalError internal, 5: ValidationError invalid),
 
     /** Runs the caller may read, newest first. */
     RunPage list_runs(1: string token, 2: RunQuery query)
-        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid, 3: Forbidden forbidden),
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid,
+                3: Forbidden forbidden, 4: InternalError internal),
 
     /** A queued run is cancelled at once; a running one when its worker stops it. */
     Run cancel_run(1: string token, 2: string id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: NotFound not_found, 4: Conflict conflict),
+                3: NotFound not_found, 4: Conflict conflict, 5: InternalError internal,
+                6: ValidationError invalid),
 
     /** Queues a failed run again; its worker re-runs only the failed steps. */
     Run retry_run(1: string token, 2: string id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: NotFound not_found, 4: Conflict conflict),
+                3: NotFound not_found, 4: Conflict conflict, 5: InternalError internal,
+                6: ValidationError invalid),
 
     /** Worker only. The runs this worker already follows, then up to `limit` queued ones, now its own. */
     list<Run> claim_runs(1: string token, 2: string worker, 3: i32 limit)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: ValidationError invalid),
+                3: ValidationError invalid, 4: InternalError internal),
 
     /** Worker only: status, steps and, with the final status, the outputs. */
     Run update_run(1: string token, 2: RunUpdate update)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: ValidationError invalid, 4: NotFound not_found, 5: Conflict conflict),
+                3: ValidationError invalid, 4: NotFound not_found, 5: Conflict conflict,
+                6: InternalError internal),
 
     list<Trigger> list_triggers(1: string token)
-        throws (1: Unauthenticated unauthenticated),
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
 
     /** Admin only. */
     Trigger set_trigger_enabled(1: string token, 2: string name, 3: bool enabled)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: NotFound not_found),
+                3: NotFound not_found, 4: InternalError internal, 5: ValidationError invalid),
 
     /** Admin only. Evaluates the enabled triggers on these nodes as if they had just been
         written (a replay, or a backfill after enabling a rule); launches go through the launch
         key, so replaying an event never makes a second run. */
     list<LaunchResult> fire_triggers(1: string token, 2: list<string> ids)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: ValidationError invalid, 4: NotFound not_found),
+                3: ValidationError invalid, 4: NotFound not_found, 5: InternalError internal),
 
     /** Your own notifications, newest first. */
     list<Notification> list_notifications(1: string token, 2: bool unread_only)
-        throws (1: Unauthenticated unauthenticated),
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal,
+                3: ValidationError invalid),
 
     void mark_notifications_read(1: string token, 2: list<string> ids)
-        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid,
+                3: InternalError internal),
 
     /* ---------- parameter sets ---------- */
 
     /** Checks the parameters against the template; needs write access to the project. */
     SavedParameterSet save_parameter_set(1: string token, 2: ParameterSetRequest request)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
-                3: ValidationError invalid, 4: NotFound not_found, 5: Conflict conflict),
+                3: ValidationError invalid, 4: NotFound not_found, 5: Conflict conflict,
+                6: InternalError internal),
 
     /** The sets the caller may read ("" for any project or template), by template and name. */
     list<ParameterSet> list_parameter_sets(1: string token, 2: string project_id, 3: string template)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
 
     /** One revision, by its node id. */
     ParameterSetRevision get_parameter_set(1: string token, 2: string id)
-        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found,
+                4: InternalError internal, 5: ValidationError invalid),
 }

@@ -7,7 +7,9 @@ what keeps the graph whole under concurrency, and they make every write atomic:
   the batch was planned against, and the write fails if a parent it links to outside the
   batch is gone;
 - `delete` removes nodes all-or-nothing and refuses while any has a child outside the set.
-Both raise metadata.errors.Clash naming what stood in the way.
+Both raise metadata.errors.Clash naming what stood in the way. A write that fails for lack
+of disk space raises metadata.errors.StorageFull, wrote nothing, and leaves the store readable;
+`storage_full` then stays True until a write succeeds.
 """
 from __future__ import annotations
 
@@ -157,6 +159,9 @@ def decode_id_cursor(cursor: str) -> str | None:
 class Store(ABC):
     """A graph store; see the module docstring for the guarantees each method gives."""
     name = "abstract"
+    # True from a write refused for lack of disk space (errors.StorageFull) until a write succeeds
+    # with room to spare
+    storage_full = False
 
     @abstractmethod
     def get_many(self, ids: list[str]) -> dict[str, StoredNode]:

@@ -6,19 +6,28 @@ Reads run concurrently on per-thread cursors; writes are serialized by one lock,
 optimistic checks and its writes happen in one transaction that no other write interleaves.
 DuckDB's write-ahead log makes a committed transaction survive a crash; an uncommitted one
 leaves no trace.
+
+A full disk: a commit that cannot write the log raises StorageFull and wrote nothing. A
+checkpoint that cannot write the file makes DuckDB invalidate the database (every later call
+fails); so checkpoints run here, after the commit, where such a failure loses nothing, and the
+database is opened again (the file and its log hold every commit). `storage_full` stays True
+until a write succeeds with at least ROOM_AFTER_FULL_BYTES free; reads work throughout.
 """
 from __future__ import annotations
 
 import itertools
 import json
+import logging
+import shutil
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from metadata.errors import Clash
+from metadata.errors import Clash, StorageFull
 from metadata.filters import quote_ident, to_sql
 from metadata.store import documents_sql as D
 from metadata.store.columnar import ColumnCache, Delta, Unsupported
@@ -59,27 +68,86 @@ REINDEX_CHUNK = 2000
 CUMULATIVE_BINS = 32  # histograms of up to this many bins count by compares, more by binning each value
 COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
            "created_at, updated_at, created_by, updated_by")
+CHECKPOINT_WAL_BYTES = 16 * 1024 * 1024  # DuckDB's own default, applied in _checkpoint_if_due
+ROOM_AFTER_FULL_BYTES = 1024 * 1024  # free space that ends `storage_full` with the next write
+NEVER = "1000 TB"  # DuckDB's automatic checkpoint threshold: never, since we do it ourselves
+log = logging.getLogger("labcommons.metadata")
 
 
 class EmbeddedStore(Store):
     name = "embedded"
 
-    def __init__(self, path: Path, read_only: bool = False, columnar: bool = True):
+    def __init__(self, path: Path, read_only: bool = False, columnar: bool = True,
+                 checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES):
         """read_only: for readers of a store no service has open (migrate); writes and documents
         then fail. columnar: answer facets, counts and stats from an in-process columnar copy of
-        the documents (metadata/store/columnar.py) where it can; False asks DuckDB every time."""
-        self.path = path
-        self.read_only = read_only
+        the documents (metadata/store/columnar.py) where it can; False asks DuckDB every time.
+        checkpoint_wal_bytes: checkpoint after a write once the log has grown this large."""
+        self.path, self.read_only, self.checkpoint_wal_bytes = path, read_only, checkpoint_wal_bytes
         if read_only:
             self._db = duckdb.connect(str(path), read_only=True)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = duckdb.connect(str(path))
-            self._db.execute(SCHEMA)
+            self._db = self._connect()
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self.flattening = None
         self._columns = ColumnCache(self._cursor) if columnar else None
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        db = duckdb.connect(str(self.path))
+        db.execute(f"SET checkpoint_threshold = '{NEVER}'")
+        db.execute(SCHEMA)
+        return db
+
+    @contextmanager
+    def _writing(self):
+        """Hold the write lock for one write; a full disk becomes StorageFull."""
+        with self._write_lock:
+            try:
+                yield
+            except duckdb.Error as error:
+                self._failed(error)
+                raise
+            if self.storage_full:  # small writes may fit in a page's slack: trust only real room
+                self.storage_full = shutil.disk_usage(self.path.parent).free < ROOM_AFTER_FULL_BYTES
+            self._checkpoint_if_due()
+
+    def _failed(self, error: duckdb.Error) -> None:
+        """After a failed write: reopen an invalidated database; StorageFull if the disk is full."""
+        if isinstance(error, duckdb.FatalException) or "invalidated" in str(error):
+            self._reopen(error)
+        if "No space left on device" in str(error):
+            self.storage_full = True
+            log.error("a write failed, the disk is full: %s", error)
+            raise StorageFull("the metadata store's disk is full: nothing was written; reads still work; "
+                              "an operator must free space, then try again") from None
+
+    def _checkpoint_if_due(self) -> None:
+        """Checkpoint once the log is large; the commit is already in the log, so a failure here
+        (a full disk) costs no data: the store is marked full and the database reopened."""
+        try:
+            if Path(f"{self.path}.wal").stat().st_size < self.checkpoint_wal_bytes:
+                return
+            self._cursor().execute("CHECKPOINT")
+        except FileNotFoundError:
+            return
+        except duckdb.Error as error:
+            log.warning("checkpoint failed (the write-ahead log keeps the data): %s", error)
+            self.storage_full = "No space left on device" in str(error)
+            if isinstance(error, duckdb.FatalException) or "invalidated" in str(error):
+                self._reopen(error)
+
+    def _reopen(self, error: duckdb.Error) -> None:
+        """Open the database again after DuckDB invalidated it: every commit is in its file and log."""
+        log.warning("DuckDB invalidated the database (%s); opening it again", str(error).splitlines()[0])
+        try:
+            self._db.close()
+        except duckdb.Error:
+            pass
+        self._db = self._connect()
+        self._local = threading.local()  # every thread's next cursor comes from the new connection
+        self._reset_columns()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor; DuckDB connections must not be shared across threads."""
@@ -126,7 +194,7 @@ class EmbeddedStore(Store):
         return [EdgeRow(*row) for row in rows]
 
     def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
-        with self._write_lock:
+        with self._writing():
             self._committed(self._apply(writes, parent_ids))
 
     def _apply(self, writes: list[Write], parent_ids: set[str]) -> dict:
@@ -142,7 +210,7 @@ class EmbeddedStore(Store):
             return self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
 
     def delete(self, ids: list[str]) -> None:
-        with self._write_lock:
+        with self._writing():
             self._committed(self._delete(ids))
 
     def _delete(self, ids: list[str]) -> dict:
@@ -169,7 +237,7 @@ class EmbeddedStore(Store):
     # -- flattened documents ----------------------------------------------------------
 
     def use_documents(self, flattening) -> None:
-        with self._write_lock, _transaction(self._cursor()) as cur:
+        with self._writing(), _transaction(self._cursor()) as cur:
             stored = dict(cur.execute("SELECT kind, signature FROM documents_meta").fetchall())
             signature = flattening.signature()
             for spec in flattening.specs.values():
@@ -188,7 +256,7 @@ class EmbeddedStore(Store):
 
     def reindex(self) -> dict[str, int]:
         try:
-            with self._write_lock, _transaction(self._cursor()) as cur:
+            with self._writing(), _transaction(self._cursor()) as cur:
                 return self._rebuild(cur)
         finally:
             self._reset_columns()
@@ -206,7 +274,7 @@ class EmbeddedStore(Store):
 
     def load_documents(self, kind: str, documents: pa.Table) -> None:
         """Bulk-load prepared documents of a kind (benchmarks, migrations); replaces none."""
-        with self._write_lock, _transaction(self._cursor()) as cur, _registered(cur, documents) as view:
+        with self._writing(), _transaction(self._cursor()) as cur, _registered(cur, documents) as view:
             cur.execute(D.insert_sql(self.flattening.specs[kind], view))
         if self._columns is not None:
             self._columns.invalidate(kind)
@@ -334,8 +402,11 @@ class EmbeddedStore(Store):
     def close(self) -> None:
         """Checkpoint so the next start replays no log, then close."""
         with self._write_lock:
-            if not self.read_only:
-                self._db.execute("CHECKPOINT")
+            try:
+                if not self.read_only:
+                    self._db.execute("CHECKPOINT")
+            except duckdb.Error as error:  # a full disk: the next start replays the log instead
+                log.warning("no checkpoint at close: %s", error)
             self._db.close()
 
 

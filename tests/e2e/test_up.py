@@ -1,10 +1,15 @@
 """`labcommons up` (what `make run` runs): starts the service, seeds the demo, stops on SIGTERM."""
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+
+from thriftpy2.transport import TTransportException
 
 from metadata.client import MetadataClient
 from tests.e2e.conftest import free_port
@@ -63,3 +68,51 @@ def test_up_reports_a_port_in_use_and_exits_1(tmp_path):
     assert result.returncode == 1 and "metadata service exited" in result.stderr
     assert "Address already in use" in result.stderr or "in use" in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_up_restarts_a_killed_service_and_says_so(tmp_path):
+    data_dir, port = tmp_path / "data", free_port()
+    env = dict(os.environ, LABCOMMONS_DATA_DIR=str(data_dir), LABCOMMONS_PORT=str(port),
+               LABCOMMONS_PORTAL_PORT=str(free_port()), LABCOMMONS_HUB_PORT=str(free_port()),
+               LABCOMMONS_HUB_API_PORT=str(free_port()), LABCOMMONS_HUB_PROXY_API_PORT=str(free_port()))
+    up = subprocess.Popen([sys.executable, "-m", "labcommons.cli", "up", "--no-demo"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in up.stdout], daemon=True).start()
+    try:
+        banner = _read_until(lines, "stop:")
+        pid = int(re.search(r"metadata .* pid (\d+)", banner).group(1))
+        os.kill(pid, signal.SIGKILL)
+        said = _read_until(lines, "metadata started again")
+        assert "metadata exited with code -9; restarting it in 1s" in said, said
+        token = (data_dir / "admin.token").read_text()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with MetadataClient("127.0.0.1", port, token, 5) as client:
+                    assert client.health().status == "ok"
+                break
+            except (OSError, TTransportException):
+                assert time.monotonic() < deadline, "the restarted service never answered"
+                time.sleep(0.2)
+        assert "restarting it in 1s" in (data_dir / "logs" / "metadata.log").read_text()
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
+    finally:
+        if up.poll() is None:
+            up.terminate()
+            try:
+                up.wait(60)
+            except subprocess.TimeoutExpired:
+                up.kill()
+
+
+def _read_until(lines: "queue.Queue[str]", marker: str, seconds: float = 120) -> str:
+    """What up printed up to and including the first line containing marker."""
+    seen, deadline = [], time.monotonic() + seconds
+    while not seen or marker not in seen[-1]:
+        try:
+            seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+        except queue.Empty:
+            raise AssertionError(f"up never printed {marker!r}:\n{''.join(seen)}") from None
+    return "".join(seen)
