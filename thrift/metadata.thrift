@@ -762,4 +762,11 @@ service Metadata {
     /** One revision, by its node id. */
     ParameterSetRevision get_parameter_set(1: string token, 2: string id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+
+    /* ---------- sessions ---------- */
+
+    /** The calling token stops working now, whatever its kind (the portal's sign-out ends the
+        session's token this way, so a copied session cookie is useless afterwards). */
+    void sign_out(1: string token)
+        throws (1: Unauthenticated unauthenticated),
 }
