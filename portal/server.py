@@ -26,9 +26,11 @@ import sys
 import time
 from dataclasses import dataclass
 
+from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import Error
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
@@ -123,9 +125,6 @@ def serve(app, host: str, port: int, serve_limits: Limits | None = None) -> None
 
 def make_server(app, host: str, port: int, serve_limits: Limits, admit) -> "GuardedServer":
     """A waitress server with the guards above; `admit` is portal.intake.for_app(app)."""
-    from waitress.adjustments import Adjustments
-    from waitress.task import ThreadedTaskDispatcher
-
     # the largest body any route takes (an upload); each route's own limit is the precheck's
     body_limit = app.config["SETTINGS"].max_upload_bytes + 1024 * 1024
     adj = Adjustments(host=host, port=port, threads=serve_limits.threads, max_request_body_size=body_limit,
