@@ -81,3 +81,26 @@ def test_limits_come_from_the_environment_and_bad_values_are_named():
     with pytest.raises(AddressError, match="LABCOMMONS_PORTAL_HEADER_SECONDS: '0' is not a whole number"):
         limits({"LABCOMMONS_PORTAL_HEADER_SECONDS": "0"})
     assert connection_limit(10000, 1024) == (1024 - 256) // 3 and connection_limit(50, 1 << 20) == 50
+
+
+def test_progress_streams_take_at_most_their_share_of_the_threads(app, portal, sign_in, admin, demo):
+    sign_in(portal, "ana")
+    node = next(admin.nodes("measurement"))
+    context = {"kind": "measurement", "project": node["project_id"], "submitter_id": node["submitter_id"]}
+    slots = app.extensions["labcommons_progress_streams"]
+    taken = 0
+    while slots.acquire(blocking=False):  # every slot held by streams still running
+        taken += 1
+    try:
+        assert taken == 2  # a quarter of the default 8 threads
+        refused = portal.get("/jupyter/progress", query_string=context)
+        assert refused.status_code == 503 and "too many progress streams" in refused.get_json()["error"]
+    finally:
+        for _ in range(taken):
+            slots.release()
+    finished = portal.get("/jupyter/progress", query_string=context)  # no hub here: it says so, and ends
+    assert finished.status_code == 200 and b'"failed": true' in finished.get_data()
+    finished.close()  # as the server closes a finished response
+    assert slots.acquire(blocking=False) and slots.acquire(blocking=False)  # the finished stream gave its slot back
+    slots.release()
+    slots.release()
