@@ -134,13 +134,13 @@ def portal_group():
 def portal_serve(bind_host: str | None, bind_port: int | None):
     """Run the portal (waitress) in the foreground until SIGTERM or Ctrl-C."""
     from portal import create_app
-    from portal.server import AddressError, address, serve
+    from portal.server import AddressError, address, limits, serve
 
     try:
-        host, port = address()
+        (host, port), serve_limits = address(), limits()
     except AddressError as error:
         raise click.UsageError(str(error)) from None
-    serve(create_app(), bind_host or host, port if bind_port is None else bind_port)
+    serve(create_app(), bind_host or host, port if bind_port is None else bind_port, serve_limits)
 
 
 @main.command()

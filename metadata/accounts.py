@@ -34,6 +34,8 @@ MIN_PASSWORD = 10
 FREE_FAILURES = 3          # failed sign-ins before each further attempt must wait
 MAX_WAIT_SECONDS = 300
 PAGE = 1000
+REVOKED = {"personal": "this personal token has been revoked; create a new one",
+           "session": "this session has been signed out; sign in again"}
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password anyone has")
 
@@ -72,6 +74,9 @@ class Registry:
 
     def resolve(self, who: Identity) -> Identity:
         """The caller as their account says now; BadToken if the account no longer honours the token."""
+        record = self.personal.get(who.token_id)
+        if record is not None and record.props["revoked"]:
+            raise BadToken(REVOKED.get(who.kind, REVOKED["session"]), "token_revoked")
         account = self.accounts.get(who.user)
         if account is None:
             return who
@@ -80,9 +85,8 @@ class Registry:
             raise BadToken(f"the account {who.user!r} is disabled; ask an administrator", "account_disabled")
         if who.epoch < props["epoch"]:
             raise BadToken("this token was signed out (sign out everywhere); sign in again", "token_signed_out")
-        record = self.personal.get(who.token_id)
-        if who.kind == "personal" and (record is None or record.props["revoked"]):
-            raise BadToken("this personal token has been revoked; create a new one", "token_revoked")
+        if who.kind == "personal" and record is None:
+            raise BadToken(REVOKED["personal"], "token_revoked")
         return replace(who, roles=tuple(props["roles"]), grants=dict(props["grants"]))
 
     # -- accounts -----------------------------------------------------------------------
@@ -180,8 +184,8 @@ class Registry:
         return token, identity, record
 
     def list_personal(self, who: Identity) -> list[StoredNode]:
-        return sorted((r for r in self.personal.values() if r.props["user"] == who.user or who.is_admin),
-                      key=lambda r: r.created_at)
+        mine = (r for r in self.personal.values() if r.props["user"] == who.user or who.is_admin)
+        return sorted((r for r in mine if r.props.get("kind", "personal") == "personal"), key=lambda r: r.created_at)
 
     def revoke_personal(self, who: Identity, token_id: str) -> None:
         record = self.personal.get(token_id)
@@ -191,6 +195,19 @@ class Registry:
         with self.lock:
             self.store.apply([Write(node, record.version)], set())
             self.personal[token_id] = node
+
+    def sign_out(self, who: Identity) -> None:
+        """The calling token stops working: its record (a session or script token gets one now,
+        kept by the same path as personal tokens' revocations) says revoked."""
+        if not who.token_id:
+            raise BadToken("this token has no id, so it cannot be signed out; it ends when it expires", "token_without_id")
+        record = self.personal.get(who.token_id)
+        props = dict(record.props) if record else {"name": f"{who.kind} token", "user": who.user,
+                                                   "expires_at": who.expires_at, "kind": who.kind}
+        node = _node(TOKEN, who.token_id, dict(props, revoked=True), record)
+        with self.lock:
+            self.store.apply([Write(node, record.version if record else None)], set())
+            self.personal[who.token_id] = node
 
 
 class AuditLog:

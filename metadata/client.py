@@ -218,6 +218,10 @@ class MetadataClient:
     def revoke_personal_token(self, token_id: str) -> None:
         self._call("revoke_personal_token", token_id)
 
+    def sign_out(self) -> None:
+        """This client's token stops working now."""
+        self._call("sign_out")
+
     def audit(self, user: str = "", action: str = "", since: str = "", before: str = "",
               limit: int = 100, cursor: str = "", project: str = "", outcome: str = "") -> T.AuditPage:
         return self._call("audit", T.AuditQuery(user=user, action=action, since=since, before=before,

@@ -105,7 +105,7 @@ def refuse_unset(name: str, args: tuple) -> None:
 # audited when it is refused for lack of a valid token or of a right.
 WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", "delete_nodes", "save_cohort",
           "delete_cohort", "reindex", "create_token", "save_account", "set_grant", "sign_in", "sign_out_everywhere",
-          "create_personal_token", "renew_personal_token", "revoke_personal_token", "set_tier_access_limit",
+          "create_personal_token", "renew_personal_token", "revoke_personal_token", "sign_out", "set_tier_access_limit",
           "save_parameter_set"}
 SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
 _peer = threading.local()

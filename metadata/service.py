@@ -213,6 +213,9 @@ class MetadataService:
     def revoke_personal_token(self, who: Identity, token_id: str) -> None:
         self.registry.revoke_personal(who, token_id)
 
+    def sign_out(self, who: Identity) -> None:
+        self.registry.sign_out(who)
+
     def audit(self, who: Identity, query: T.AuditQuery) -> T.AuditPage:
         auth.require_admin(who, "reading the audit log")
         return self.audit_log.query(query)

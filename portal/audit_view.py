@@ -11,12 +11,12 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from flask import Response, abort, render_template, request, stream_with_context, url_for
+from flask import abort, render_template, request, url_for
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from portal.client import get_client
-from portal.exports import _json_array, started, tsv_chunks
+from portal.exports import _json_array, attachment, spooled, started, tsv_chunks
 
 FILTERS = ("user", "action", "project", "outcome", "since", "before")
 TIMES = ("since", "before")
@@ -84,10 +84,9 @@ def export(fmt: str):
     except (TTransportException, OSError):
         return render_template("problem.html", message="The metadata service cannot be reached.",
                                back=url_for("admin.audit")), 503
-    body = tsv_chunks(FIELDS, rows) if fmt == "tsv" else _json_array(rows)
+    body = spooled(tsv_chunks(FIELDS, rows) if fmt == "tsv" else _json_array(rows))  # then sent by the loop
     name = f"labcommons-audit-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
-    return Response(stream_with_context(body), mimetype=f"{FORMATS[fmt]}; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return attachment(body, f"{FORMATS[fmt]}; charset=utf-8", name)
 
 
 def entries(found: dict[str, str]) -> Iterator[dict]:

@@ -11,8 +11,10 @@ the token (signed out everywhere, account disabled), with a message saying why.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import (Blueprint, Flask, flash, g, get_flashed_messages, jsonify, redirect, render_template,
                    request, session, url_for)
@@ -25,7 +27,7 @@ from wtforms.validators import DataRequired, Length
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal.client import UNREACHABLE, operator_client, sentence
+from portal.client import UNREACHABLE, get_client, operator_client, sentence
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -33,6 +35,7 @@ login_manager = LoginManager()
 PUBLIC = ("/signin", "/assets/", "/_dash-component-suites/", "/_favicon.ico", "/static/", "/oauth/token",
           "/oauth/userinfo")
 HOME = "/explore"
+UNSAFE_IN_NEXT = re.compile(r"[\x00-\x20\x7f\\]")  # control characters, space, backslash
 EXPIRED = "Your session has expired; please sign in again."
 NOT_SIGNED_IN = "not signed in (or the session expired): sign in again"
 
@@ -79,9 +82,27 @@ def signin():
 
 @bp.route("/signout", methods=("POST",))
 def signout():
+    """End the session in the service too: its token stops working, so a copy of the cookie is useless."""
+    problem = end_service_session()
     logout_user()
     session.clear()
+    if problem:
+        flash(problem)
     return redirect(url_for("auth.signin"))
+
+
+def end_service_session() -> str | None:
+    """Revoke the session's token in the service; the message to show if that could not be done."""
+    try:
+        get_client().sign_out()
+    except T.Unauthenticated:
+        return None  # expired, or signed out already: it works nowhere
+    except ERRORS as exc:
+        return sentence(exc.message)
+    except (TTransportException, OSError):
+        return ("Signed out of this browser, but the metadata service could not be reached to end the session "
+                "everywhere; once it is back, use \"Sign out everywhere\" on your account page.")
+    return None
 
 
 def start_session(name: str, password: str) -> str | None:
@@ -97,7 +118,8 @@ def start_session(name: str, password: str) -> str | None:
     user = User(name, tuple(identity.roles), issued.token, identity.expires_at)
     session.clear()  # a fresh session: nothing from before sign-in carries over
     session.permanent = True
-    session.update(user=name, role=user.role, roles=list(user.roles), token=user.token, expires_at=user.expires_at)
+    session.update(user=name, role=user.role, roles=list(user.roles), token=user.token, expires_at=user.expires_at,
+                   grants=dict(identity.grants))  # for portal/intake.py's precheck of uploads
     login_user(user)
     # a fresh CSRF token now (the form's was cleared with the session), so that no later page's
     # form changes the session (see SESSION_REFRESH_EACH_REQUEST in create_app)
@@ -125,10 +147,15 @@ def end_session(message: str) -> None:
 
 
 def safe_next(target: str | None) -> str:
-    """A local path to return to after sign-in; never another site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return HOME
+    """A path on this site to return to after sign-in, else HOME. Browsers drop tabs and newlines
+    from a URL and read a backslash as a slash, so `/<tab>/evil.example` or `/\\evil.example`
+    would leave the site: a target with either, or any other control character or space, is refused."""
+    if not target or not target.isascii() or UNSAFE_IN_NEXT.search(target):
+        return HOME
+    parts = urlsplit(target)
+    if not target.startswith("/") or target.startswith("//") or parts.scheme or parts.netloc:
+        return HOME
+    return target
 
 
 def signed_in() -> bool:

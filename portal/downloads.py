@@ -1,9 +1,18 @@
 """File downloads: only for users the service lets read the file, only from the storage root,
-with HTTP range requests (resumable downloads, and readers that seek into large files)."""
+with HTTP range requests (resumable downloads, and readers that seek into large files).
+
+A file from the storage root, or the range asked for, is handed to the server's event loop
+(wsgi.file_wrapper, positioned at the range's start; waitress sends Content-Length bytes from
+there), so a slow reader costs a socket and no worker thread. An object in an S3 store is
+streamed by the worker thread: reading it may wait on the network, which the loop must not.
+"""
 from __future__ import annotations
+
+import os
 
 from flask import Blueprint, abort, current_app, render_template, request, send_file
 from thriftpy2.transport import TTransportException
+from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import FileWrapper
 
 from metadata.client import ERRORS
@@ -35,9 +44,10 @@ def download(file_id: str):
         path = resolve(props.get("storage_url", ""), current_app.config["SETTINGS"].storage_root)
     except NotReadable as reason:
         return _refused(str(reason), 404)
-    # conditional=True answers Range and If-None-Match / If-Modified-Since requests
-    return send_file(path, as_attachment=True, download_name=props.get("file_name") or path.name,
-                     conditional=True, etag=props.get("md5sum") or True, max_age=0)
+    handle = path.open("rb")
+    stat = os.fstat(handle.fileno())
+    return file_response(handle, stat.st_size, props.get("file_name") or path.name,
+                         props.get("md5sum") or f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_mtime, on_loop=True)
 
 
 def _send_object(props: dict):
@@ -52,14 +62,34 @@ def _send_object(props: dict):
         size, handle = store.size(key), store.open_read(key)
     except (OSError, ValueError):
         return _refused(f"{props['storage_url']} is not in the storage root (the object is missing)", 404)
-    # werkzeug's own FileWrapper is seekable, so a range request reads only its bytes
-    response = current_app.response_class(FileWrapper(handle, CHUNK_BYTES), mimetype="application/octet-stream",
-                                          direct_passthrough=True)
+    return file_response(handle, size, props.get("file_name") or key.rpartition("/")[2],
+                         props.get("md5sum") or f"{size}-{key}", None, on_loop=False)
+
+
+def file_response(handle, size: int, name: str, etag: str, modified: float | None, on_loop: bool):
+    """The file, or the range asked for, as an attachment; answers Range, If-None-Match and
+    If-Modified-Since. on_loop: the server's event loop sends it (a local file, never waiting)."""
+    response = send_file(handle, as_attachment=True, download_name=name, conditional=False,
+                         last_modified=modified, max_age=0)
+    response.response = FileWrapper(handle, CHUNK_BYTES)  # werkzeug's, seekable: a range reads only its bytes
     response.content_length = size
-    response.headers.set("Content-Disposition", "attachment", filename=props.get("file_name") or key.rpartition("/")[2])
-    response.set_etag(props.get("md5sum") or f"{size}-{key}")
-    response.cache_control.max_age = 0
-    return response.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+    response.set_etag(etag)
+    try:
+        response = response.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+    except HTTPException:
+        handle.close()
+        raise
+    return handed_over(response, handle) if on_loop else response
+
+
+def handed_over(response, handle):
+    """The response with its body given to the server's file wrapper, from the range's start."""
+    wrapper = request.environ.get("wsgi.file_wrapper")
+    if wrapper is None or response.status_code not in (200, 206):
+        return response  # no such server (tests), or no body to send (304, 412)
+    handle.seek(response.content_range.start if response.status_code == 206 else 0)
+    response.response = wrapper(handle, CHUNK_BYTES)
+    return response
 
 
 def _refused(message: str, status: int):

@@ -8,8 +8,11 @@ export link is the page's link with another path:
 - /export/table.tsv: every matching document of the tab (the case table from the Cases tab),
   through pages of hits.
 
-The first page is fetched before the response starts, so a bad filter gets a message page with
-a way back rather than a broken download.
+The worker thread writes the whole export to a spooled temporary file (in memory up to
+SPOOL_MEMORY_BYTES) as fast as the service pages it, then hands the file to the server's event
+loop (wsgi.file_wrapper), which sends it at the reader's pace: a slow reader costs no worker
+thread. A bad filter, or a service error on any page, gets a message page with a way back rather
+than a broken download.
 """
 from __future__ import annotations
 
@@ -17,10 +20,11 @@ import csv
 import io
 import itertools
 import json
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 
-from flask import Blueprint, Response, render_template, request, stream_with_context
+from flask import Blueprint, render_template, request, send_file
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS, MetadataClient
@@ -33,6 +37,7 @@ MANIFEST_FIELDS = ("id", "file_name", "data_format", "file_size", "md5sum", "sto
 HITS_PAGE = 1000
 MANIFEST_PAGE = 1000
 ROWS_PER_CHUNK = 500
+SPOOL_MEMORY_BYTES = 1024 * 1024
 
 
 @bp.route("/manifest.tsv")
@@ -56,11 +61,10 @@ def _manifest_rows(kind, filter_: dict | None) -> Iterator[dict]:
 
 
 def _export(rows_for, render, name: str, extension: str):
-    """Read the view from the query string, fetch the first rows (so a service error is shown
-    as a message now), then stream the rest as an attachment."""
+    """Read the view from the query string, write every row out, then send them as an attachment."""
     try:
         kind, filter_ = queries.view_filter(request.args.to_dict(flat=False))
-        rows = started(rows_for(kind, filter_))
+        body = spooled(render(kind, rows_for(kind, filter_)))
     except st.BadQuery as exc:
         return _problem(str(exc))
     except ERRORS as exc:
@@ -69,8 +73,30 @@ def _export(rows_for, render, name: str, extension: str):
         return _problem(UNREACHABLE, status=503)
     filename = f"labcommons-{kind.kind}-{name}-{time.strftime('%Y%m%d-%H%M%S')}.{extension}"
     mimetype = "application/json" if extension == "json" else "text/tab-separated-values"
-    return Response(stream_with_context(render(kind, rows)), mimetype=f"{mimetype}; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return attachment(body, f"{mimetype}; charset=utf-8", filename)
+
+
+def spooled(chunks: Iterable[str]):
+    """The text written to a temporary file (in memory while small), rewound."""
+    out = tempfile.SpooledTemporaryFile(SPOOL_MEMORY_BYTES)
+    try:
+        for chunk in chunks:
+            out.write(chunk.encode())
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
+
+
+def attachment(body, mimetype: str, filename: str):
+    """A spooled body as a download the server's event loop sends (the file closes with it)."""
+    size = body.seek(0, 2)
+    body.seek(0)
+    response = send_file(body, mimetype=mimetype, as_attachment=True, download_name=filename,
+                         conditional=False, max_age=0)
+    response.content_length = size
+    return response
 
 
 def _problem(message: str, issues=(), status: int = 400):

@@ -10,16 +10,20 @@ and url are dropped; message is text) and the stream always ends with ready or f
 A stream holds one waitress worker thread, so it is bounded: it ends after STREAM_SECONDS (the
 hub gives up on a spawn by then), and when the browser goes, the next write (at the latest the
 hub's keepalive, every 8 s) fails and waitress closes this generator, which closes the hub stream.
+And at most a quarter of the threads relay streams at once: a further one gets 503, and the
+page polls /jupyter/status instead, so a class starting its notebooks together cannot take
+every thread from the portal's pages.
 """
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Generator, Iterable, Iterator
 from urllib.parse import quote
 
 import requests
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask_login import current_user
 
 from metadata.idl import metadata_thrift as T
@@ -107,9 +111,18 @@ def progress():
     """The hub's progress events for the user's server, for what the user may open (the same
     context as /jupyter/status: a node, a cohort or a view)."""
     jupyter.opening(request.args.to_dict())
-    events = hub_events(jupyter.hub(), current_user.name)  # hub and user read now, in the request
-    return Response(event_stream(events), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    slots = current_app.extensions["labcommons_progress_streams"]
+    if not slots.acquire(blocking=False):
+        return jsonify(error="too many progress streams at once; the page asks for the status instead"), 503
+    try:
+        events = hub_events(jupyter.hub(), current_user.name)  # hub and user read now, in the request
+    except BaseException:
+        slots.release()
+        raise
+    response = Response(event_stream(events), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(slots.release)  # when the server closes the stream, however it ended
+    return response
 
 
 # the service's refusals as /jupyter/status gives them (JSON with its reason), before any stream
@@ -118,4 +131,7 @@ for _refusal in (T.Forbidden, T.NotFound, T.ValidationError):
 
 
 def init_app(app: Flask) -> None:
+    from portal.server import limits
+
+    app.extensions["labcommons_progress_streams"] = threading.BoundedSemaphore(max(1, limits().threads // 4))
     app.register_blueprint(bp)

@@ -219,11 +219,19 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
 
 class RequiredCodeChallenge(CodeChallenge):
-    """PKCE for every client, confidential ones too (Authlib requires it of public clients only)."""
+    """PKCE with S256 for every client, confidential ones too (Authlib requires it of public
+    clients only, and takes `plain`, its default when no method is named, which shows the
+    verifier to anyone who sees the authorization request)."""
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
 
     def validate_code_challenge(self, grant, redirect_uri):
-        if not grant.request.payload.data.get("code_challenge"):
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
             raise InvalidRequestError("missing 'code_challenge': this provider requires PKCE (S256)")
+        if data.get("code_challenge_method") != "S256":
+            shown = data.get("code_challenge_method") or "none given, which means plain"
+            raise InvalidRequestError(f"code_challenge_method: only S256 is accepted ({shown})")
         super().validate_code_challenge(grant, redirect_uri)
 
     def validate_code_verifier(self, grant, result):

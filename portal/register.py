@@ -6,13 +6,16 @@ browser as base64. Every POST carries the CSRF token (a form field, or the X-CSR
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from urllib.parse import parse_qs
+
+from flask import Blueprint, current_app, jsonify, render_template, request, session
 from flask_wtf.csrf import CSRFError
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from portal import register_form, registration, uploads
 from portal.client import UNREACHABLE, get_client
+from portal.intake import Refusal, Request
 from portal.objects import ObjectStore
 from portal.registration import Refused, can_write
 from portal.uploads import UploadRefused
@@ -33,11 +36,35 @@ def page():
     """The form: the dictionary's fields, and the experiments and samples the user may write."""
     client = get_client()
     projects = registration.writable_projects(client)
+    remember_grants(client.whoami())
     experiments = [(p, e["submitter_id"]) for p in projects for e in client.nodes("experiment", p)]
     samples = [(p, s["submitter_id"]) for p in projects for s in client.nodes("sample", p)]
     return render_template("register.html", fields=register_form.fields(measurement_type()),
                            projects=projects, experiments=experiments, samples=samples,
                            formats=list(uploads.FORMATS.values()))
+
+
+def remember_grants(identity) -> None:
+    """Keep the session's copy of the user's grants current (upload_precheck reads it), writing
+    the cookie only when they changed: a grant given after sign-in counts from this page on."""
+    grants = dict(identity.grants)
+    if session.get("grants") != grants:
+        session["grants"] = grants
+
+
+def upload_precheck(upload: Request, limit: int) -> Refusal | None:
+    """The upload route's refusals that need no body and no service (portal/intake.py): sign-in,
+    a write grant as the session last saw it, the declared size. The view checks again."""
+    if upload.session is None:
+        return Refusal(401, "session", "session: not signed in (or the session expired): sign in again")
+    project = (parse_qs(upload.query).get("project") or [""])[0]
+    roles, grants = upload.session.get("roles") or (), upload.session.get("grants") or {}
+    if "admin" not in roles and grants.get(project) != "write":
+        return Refusal(403, "project", f"project: {upload.session.get('user')} has no write access to project "
+                                       f"{project!r}; ask an administrator for a write grant (then reload the page)")
+    if upload.length > limit:
+        return Refusal(413, "file", f"file: {upload.length} bytes is more than the allowed {limit} bytes")
+    return None
 
 
 @bp.route("/register/check", methods=("POST",))

@@ -800,4 +800,11 @@ service Metadata {
     ParameterSetRevision get_parameter_set(1: string token, 2: string id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found,
                 4: InternalError internal, 5: ValidationError invalid),
+
+    /* ---------- sessions ---------- */
+
+    /** The calling token stops working now, whatever its kind (the portal's sign-out ends the
+        session's token this way, so a copied session cookie is useless afterwards). */
+    void sign_out(1: string token)
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
 }

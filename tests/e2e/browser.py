@@ -28,13 +28,14 @@ def require_chromium() -> None:
 
 
 class Portal:
-    """`labcommons portal serve` as a child process, over the service's data dir."""
+    """`labcommons portal serve` as a child process, over the service's data dir (extra_env: more
+    variables for the portal, e.g. its LABCOMMONS_PORTAL_* limits)."""
 
-    def __init__(self, service: ServiceProcess):
+    def __init__(self, service: ServiceProcess, extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = service.data_dir.parent / "portal.log"
-        env = dict(service.env, LABCOMMONS_PORTAL_PORT=str(self.port))
+        env = dict(service.env, LABCOMMONS_PORTAL_PORT=str(self.port), **(extra_env or {}))
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen([sys.executable, "-m", "labcommons.cli", "portal", "serve"],
                                             env=env, stdout=sink, stderr=subprocess.STDOUT)
