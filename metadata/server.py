@@ -18,7 +18,8 @@ from thriftpy2.thrift import TProcessor
 from thriftpy2.transport import TServerSocket
 
 from ground.settings import Settings, write_private
-from metadata import errors
+from metadata import errors, policy
+from metadata.audit_limit import RECORD, SUMMARIZE, AnonymousLimit
 from metadata.auth import Tokens
 from metadata import flatten, templates as catalog
 from metadata.dictionary import Dictionary
@@ -51,6 +52,8 @@ WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", 
           "create_personal_token", "renew_personal_token", "revoke_personal_token", "set_tier_access_limit",
           "save_parameter_set"}
 SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
+REFUSALS = (errors.BadToken, errors.Denied)
+ANONYMOUS = "(no valid token)"
 _peer = threading.local()
 
 
@@ -66,12 +69,14 @@ def describe(name: str, args: tuple) -> tuple[str, dict]:
 
 
 class Guard:
-    """Verifies the token of every call, audits, counts calls in flight, and maps errors."""
+    """Verifies the token of every call, applies the policy table (metadata/policy.py) before the
+    handler runs, audits, counts calls in flight, and maps errors."""
 
     def __init__(self, service: MetadataService, tokens: Tokens):
         self._service, self._tokens = service, tokens
         self._in_flight = 0
         self._idle = threading.Condition()
+        self._anonymous = AnonymousLimit()
         for name in T.Metadata.thrift_services:
             setattr(self, name, self._guarded(getattr(service, name)))
 
@@ -85,13 +90,15 @@ class Guard:
             who = None
             try:
                 who = self._service.registry.resolve(self._tokens.verify(token))
+                policy.authorize(self._service.store, self._service.dictionary, name, who, args)
                 result = method(who, *args)
                 if name in WRITES and not getattr(args[0] if args else None, "dry_run", False):
                     self._audit(name, who, args, "ok")
                 return result
             except errors.MetadataError as error:
-                if name in WRITES or isinstance(error, (errors.BadToken, errors.Denied)):
-                    self._audit(name, who, args, error.code)
+                refused = error.refusal or (error.message if isinstance(error, REFUSALS) else "")
+                if name in WRITES or refused:
+                    self._audit(name, who, args, "forbidden" if error.refusal else error.code, refused)
                 raise thrift_error(error) from None
             except Exception:
                 log.exception("unexpected error in %s", method.__name__)
@@ -102,18 +109,30 @@ class Guard:
                     self._idle.notify_all()
         return call
 
-    def _audit(self, name: str, who, args: tuple, outcome: str) -> None:
+    def _audit(self, name: str, who, args: tuple, outcome: str, reason: str = "") -> None:
         """Record one call; a failure here is logged, never turned into the call's error."""
         try:
             target, detail = describe(name, args)
-            user = who.user if who else "(no valid token)"
-            client = getattr(_peer, "address", "")
-            if name == "sign_in" and who is not None:  # the person signing in, through the portal
+            user, client = (who.user if who else ANONYMOUS), getattr(_peer, "address", "")
+            if who is None and not self._admit_anonymous(name, client):
+                return
+            if name == "sign_in" and who is not None and who.is_admin:
+                # the portal (an admin token) signs a person in: record the person and their address
                 user, detail = str(args[0]), {"via": who.user}
                 client = str(args[2]) if len(args) > 2 and args[2] else client
+            detail.update({"reason": reason} if reason else {})
             self._service.audit_log.record(user, name, target, detail, client, outcome)
         except Exception:
             log.exception("could not write the audit entry for %s", name)
+
+    def _admit_anonymous(self, name: str, client: str) -> bool:
+        """Whether to record a refusal of a caller without a valid token; past the limit, one
+        summary row per host and minute stands for the rest."""
+        verdict, host = self._anonymous.admit(client)
+        if verdict == SUMMARIZE:
+            self._service.audit_log.record(ANONYMOUS, name, "", {"summary": self._anonymous.summary(host)},
+                                           client, "rate_limited")
+        return verdict == RECORD
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no call is in flight; False if the timeout passed first."""
