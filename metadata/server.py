@@ -68,6 +68,21 @@ def describe(name: str, args: tuple) -> tuple[str, dict]:
     return str(target), {"arguments": [a for a in shown[1:] if isinstance(a, (str, int, list, dict))][:4]}
 
 
+class QuietResets(logging.Filter):
+    """Turns thriftpy2's traceback for a peer that reset or dropped its connection into one debug
+    line: clients going away is normal, and anyone could fill the log with such tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return True
+        log.debug("client %s dropped its connection: %s", getattr(_peer, "address", "?"), error)
+        return False
+
+
+logging.getLogger("thriftpy2.server").addFilter(QuietResets())
+
+
 class Guard:
     """Verifies the token of every call, applies the policy table (metadata/policy.py) before the
     handler runs, audits, counts calls in flight, and maps errors."""
