@@ -5,7 +5,6 @@ mallory is an analyst and technician who writes her own project ("mine") and rea
 "test-proj", where vera (reader of test-proj) keeps a private cohort and the admin a case, a
 measurement, a run and a parameter set.
 """
-import dataclasses
 import json
 import socket
 import struct
@@ -13,24 +12,15 @@ import time
 import uuid
 
 import pytest
-import yaml
 
 from metadata.audit_limit import ROWS_PER_MINUTE
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
-from tests.contract.test_service_runs import measurement_batch, template
+from tests.contract.test_service_parameter_sets import TEMPLATE
+from tests.contract.test_service_parameter_sets import settings  # noqa: F401 (the fixture: a catalog with tiny-qc)
+from tests.contract.test_service_runs import measurement_batch
 
-TEMPLATE = "tiny-qc"
 REFUSALS = (T.NotFound, T.Forbidden, T.ValidationError, T.Conflict)
-
-
-@pytest.fixture
-def settings(settings, tmp_path):
-    """The service with one standard template, so runs and parameter sets can exist."""
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    (templates / f"{TEMPLATE}.yaml").write_text(yaml.safe_dump(template(TEMPLATE, standard=True)))
-    return dataclasses.replace(settings, templates_dir=templates)
 
 
 @pytest.fixture
