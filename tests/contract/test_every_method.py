@@ -1,5 +1,7 @@
 """Every IDL method has an entry in the policy table, authenticates, and the administrative ones
 refuse everyone but admins."""
+from pathlib import Path
+
 import pytest
 
 from metadata import policy
@@ -80,3 +82,9 @@ def test_whatever_the_table_may_refuse_the_method_declares(name):
     if any(not isinstance(check.where, policy.Named) for check in entry.checks):
         needed.add(T.NotFound)  # an object the caller may not read is not found
     assert needed <= declared(name)
+
+
+def test_the_architecture_doc_shows_the_table_as_it_is():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    for name, role, rights, handler in policy.rows():
+        assert f"| `{name}` | {role} | {rights} | {handler} |" in doc, name
