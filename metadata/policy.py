@@ -66,17 +66,19 @@ def _argument(args: tuple, index: int, field: str):
 
 @dataclass(frozen=True)
 class Named:
-    """The project the caller names in an argument (or a field of it); empty: nothing to check.
-    `when`: a boolean field that must be true for the check to apply; `unless_global`: a field
-    naming a node type, and the check is skipped for programs and projects (readable by all)."""
+    """The project the caller names in an argument (or a field of it). `optional`: empty names
+    no project and is not checked (a listing of every readable project); otherwise "" is checked
+    like any name (so only admins pass). `when`: a boolean field that must be true for the check
+    to apply; `unless_global`: a field naming a node type whose programs and projects all read."""
     index: int
     field: str = ""
     when: str = ""
     unless_global: str = ""
+    optional: bool = True
 
     def targets(self, store, dictionary, args: tuple) -> list[Target]:
-        project = _argument(args, self.index, self.field)
-        if not project or (self.when and not _argument(args, self.index, self.when)):
+        project = _argument(args, self.index, self.field) or ""
+        if (not project and self.optional) or (self.when and not _argument(args, self.index, self.when)):
             return []
         if self.unless_global and _is_global(dictionary, _argument(args, self.index, self.unless_global)):
             return []
@@ -97,9 +99,12 @@ class Stored:
 
     def targets(self, store, dictionary, args: tuple) -> list[Target]:
         value = _argument(args, self.index, self.field)
-        ids = value if isinstance(value, list) else [value] if value else []
-        nodes = [lookup(store, dictionary, self.kind, str(i), self.field) for i in dict.fromkeys(ids)]
-        return [Target(n.project_id, missing(self.kind, n.id, self.field)) for n in nodes
+        ids = [str(i) for i in dict.fromkeys(value if isinstance(value, list) else [value] if value else [])]
+        found = store.get_many(ids) if ids else {}  # one read, however many ids
+        for object_id in ids:
+            if object_id not in found or not self.kind.accepts(dictionary, found[object_id].type):
+                raise missing(self.kind, object_id, self.field)
+        return [Target(n.project_id, missing(self.kind, n.id, self.field)) for n in found.values()
                 if not _is_global(dictionary, n.type)]
 
     def __str__(self) -> str:
@@ -173,8 +178,8 @@ TABLE: dict[str, Policy] = {
     "find_node": Policy(checks=_read(Found())),
     "list_nodes": Policy(checks=_read(Named(0, "project_id", unless_global="type")),
                          handler="no project named: every readable project"),
-    "submit": Policy(checks=_write(Named(0, "project_id")), handler="programs and projects: admin"),
-    "delete_nodes": Policy(checks=_write(Named(0)),
+    "submit": Policy(checks=_write(Named(0, "project_id", optional=False)), handler="programs and projects: admin"),
+    "delete_nodes": Policy(checks=_write(Named(0, optional=False)),
                            handler="ids outside the project are not found; programs and projects: admin"),
     # exploration: every query is narrowed to the readable projects
     "facets": SIGNED_IN, "histogram": SIGNED_IN, "hits": SIGNED_IN, "manifest": SIGNED_IN,

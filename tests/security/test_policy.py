@@ -185,3 +185,10 @@ def test_a_non_admins_sign_in_is_audited_under_the_caller_and_the_real_address(a
         admin.sign_in("vera", "wrong-password-1", "5.6.7.8")
     entry = admin.audit(action="sign_in").entries[0]
     assert (entry.user, entry.client, entry.outcome) == ("vera", "5.6.7.8", "sign_in_failed")
+
+
+def test_an_empty_project_id_is_checked_like_any_other_name(mallory, secrets):
+    for name, args in (("submit", (T.SubmitRequest(project_id="", format="json", body="[]"),)),
+                       ("delete_nodes", ("", [secrets["case"]]))):
+        with pytest.raises(T.Forbidden, match="no write access to project ''"):
+            mallory._call(name, *args)
