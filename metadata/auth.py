@@ -23,6 +23,9 @@ ACCESS = ("read", "write")
 ISSUER = "labcommons"
 MAX_TTL_SECONDS = 366 * 24 * 3600
 PRIVATE = "~"  # reserved scopes (private ones, the service's own records) start with it
+# the service's own scopes (~accounts, ~audit, ...): no user may be named so, or their private
+# scope would be one of them
+SERVICE_SCOPES = ("accounts", "audit", "launch", "settings", "triggers")
 USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 
 
@@ -115,6 +118,8 @@ def check_identity(user: str, roles, grants: dict[str, str], ttl: int) -> None:
     """Refuse a bad user name, role, grant or lifetime with the field named."""
     if not USER_PATTERN.match(user or ""):
         raise Invalid(f"user: {user!r} is not a user name (letters, digits, . _ @ -; at most 128)")
+    if user in SERVICE_SCOPES:
+        raise Invalid(f"user: {user!r} is reserved for the service's own records; choose another name")
     for role in roles:
         if role not in ROLES:
             raise Invalid(f"roles: {role!r} is not a role; choose from {', '.join(ROLES)}")
