@@ -68,7 +68,7 @@ class Commons:
 
     def cohort_by_id(self, cohort_id: str) -> "Cohort":
         """A saved cohort by its id, which (unlike a name) names one cohort; the service's
-        NotFound or Forbidden when there is none or it is not shared with you."""
+        NotFound when there is none you may read."""
         return Cohort(self, self.client.cohort(cohort_id))
 
     def cohort_from_filter(self, kind: str, filter: dict | None) -> "Cohort":

@@ -3,6 +3,9 @@
 Tokens are HS256 JWTs signed with the service's key. Roles: admin (everything), technician,
 analyst, worker (claims and reports runs, reads every project, writes nothing else). Grants map
 a project_id to "read" or "write" ("write" implies "read").
+
+Which projects a caller may read is decided here, once (`readable_projects`, `Identity.can_read`);
+which role and right each IDL method needs is the policy table's (metadata/policy.py).
 """
 from __future__ import annotations
 
@@ -19,6 +22,10 @@ ROLES = ("admin", "analyst", "technician", "worker")
 ACCESS = ("read", "write")
 ISSUER = "labcommons"
 MAX_TTL_SECONDS = 366 * 24 * 3600
+PRIVATE = "~"  # reserved scopes (private ones, the service's own records) start with it
+# the service's own scopes (~accounts, ~audit, ...): no user may be named so, or their private
+# scope would be one of them
+SERVICE_SCOPES = ("accounts", "audit", "launch", "settings", "triggers")
 USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 
 
@@ -36,12 +43,38 @@ class Identity:
     def is_admin(self) -> bool:
         return "admin" in self.roles
 
-    def can_read(self, project_id: str) -> bool:
-        # a worker runs every project's workflows, so it reads every project's inputs
-        return self.is_admin or "worker" in self.roles or project_id in self.grants
+    @property
+    def readable_projects(self) -> list[str] | None:
+        """The projects this caller may read, sorted; None means every project."""
+        return readable_projects(self)
+
+    def can_read(self, scope: str) -> bool:
+        """Whether the caller may read this project, or this private scope (`~<user>`: its owner's)."""
+        if scope.startswith(PRIVATE):
+            return self.is_admin or scope == private_scope(self.user)
+        projects = self.readable_projects
+        return projects is None or scope in projects
 
     def can_write(self, project_id: str) -> bool:
         return self.is_admin or self.grants.get(project_id) == "write"
+
+
+def readable_projects(who: Identity) -> list[str] | None:
+    """THE projects a caller may read: every one (None) for admins and for workers, which run
+    every project's workflows and so read every project's inputs; else the granted ones."""
+    if who.is_admin or "worker" in who.roles:
+        return None
+    return sorted(who.grants)
+
+
+def listing_projects(who: Identity, project_id: str) -> list[str] | None:
+    """The projects a listing covers: the one asked for (the policy checked it) or every readable one."""
+    return [project_id] if project_id else who.readable_projects
+
+
+def private_scope(user: str) -> str:
+    """The scope of a user's private records (cohorts, notifications), outside every project."""
+    return f"{PRIVATE}{user}"
 
 
 class Tokens:
@@ -85,6 +118,8 @@ def check_identity(user: str, roles, grants: dict[str, str], ttl: int) -> None:
     """Refuse a bad user name, role, grant or lifetime with the field named."""
     if not USER_PATTERN.match(user or ""):
         raise Invalid(f"user: {user!r} is not a user name (letters, digits, . _ @ -; at most 128)")
+    if user in SERVICE_SCOPES:
+        raise Invalid(f"user: {user!r} is reserved for the service's own records; choose another name")
     for role in roles:
         if role not in ROLES:
             raise Invalid(f"roles: {role!r} is not a role; choose from {', '.join(ROLES)}")

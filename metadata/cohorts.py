@@ -6,9 +6,9 @@ shared one. Its submitter_id is its name, so names are unique per owner or per p
 """
 from __future__ import annotations
 
-from metadata import auth, filters
-from metadata.auth import Identity
-from metadata.errors import Denied, Invalid, Missing
+from metadata import filters, policy
+from metadata.auth import Identity, private_scope
+from metadata.errors import Denied, Invalid
 from metadata.flatten import Flattening
 from metadata.idl import metadata_thrift as T
 from metadata.store.base import Store, StoredNode, Write, reserved_node
@@ -33,25 +33,25 @@ class Cohorts:
         scope = self._scope(who, cohort)
         existing = self.store.find(scope, [name]).get(name)
         if existing and existing.props.get("owner") != who.user and not who.is_admin:
-            raise Denied(f"the cohort {name!r} in project {scope!r} belongs to {existing.props.get('owner')}; "
-                         "choose another name")
+            raise Denied(f"another user's cohort in project {scope!r} is named {name!r}; choose another name")
         node = _node(who, scope, name, cohort, existing)
         self.store.apply([Write(node, existing.version if existing else None)], set())
         return to_thrift(node)
 
     def list(self, who: Identity) -> list[T.Cohort]:
-        scopes = [private_scope(who.user)] + sorted(who.grants)
-        page = self.store.list(COHORT_TYPE, None if who.is_admin else scopes, MAX_COHORTS)
+        projects = who.readable_projects
+        scopes = None if projects is None else [private_scope(who.user)] + projects
+        page = self.store.list(COHORT_TYPE, scopes, MAX_COHORTS)
         visible = [n for n in page.nodes if n.props.get("owner") == who.user or n.props.get("shared")]
         return [to_thrift(n) for n in visible]
 
     def get(self, who: Identity, cohort_id: str) -> T.Cohort:
-        return to_thrift(self._readable(who, cohort_id))
+        return to_thrift(self._cohort(cohort_id))
 
     def delete(self, who: Identity, cohort_id: str) -> None:
-        node = self._readable(who, cohort_id)
+        node = self._cohort(cohort_id)
         if node.props.get("owner") != who.user and not who.is_admin:
-            raise Denied(f"only {node.props.get('owner')} or an admin may delete the cohort {node.submitter_id!r}")
+            raise Denied(f"only its owner or an admin may delete the cohort {node.submitter_id!r}")
         self.store.delete([node.id])
 
     def _scope(self, who: Identity, cohort: T.Cohort) -> str:
@@ -59,24 +59,14 @@ class Cohorts:
             return private_scope(who.user)
         if not cohort.project_id:
             raise Invalid("project_id: a shared cohort names the project whose readers may open it")
-        auth.require_read(who, cohort.project_id)
         project = self.store.find(cohort.project_id, [cohort.project_id]).get(cohort.project_id)
         if project is None or project.type != "project":
             raise Invalid(f"project_id: there is no project {cohort.project_id!r}")
         return cohort.project_id
 
-    def _readable(self, who: Identity, cohort_id: str) -> StoredNode:
-        node = self.store.get(cohort_id)
-        if node is None or node.type != COHORT_TYPE:
-            raise Missing(f"no cohort with id {cohort_id!r}")
-        mine = node.props.get("owner") == who.user
-        if not (mine or who.is_admin or (node.props.get("shared") and who.can_read(node.project_id))):
-            raise Denied(f"the cohort {node.submitter_id!r} is not shared with {who.user}")
-        return node
-
-
-def private_scope(user: str) -> str:
-    return f"~{user}"
+    def _cohort(self, cohort_id: str) -> StoredNode:
+        """The cohort an id names (the policy has checked that the caller may read its scope)."""
+        return policy.lookup(self.store, None, policy.COHORT, cohort_id)
 
 
 def _node(who: Identity, scope: str, name: str, cohort: T.Cohort, existing: StoredNode | None) -> StoredNode:

@@ -16,6 +16,7 @@ class Problem:
 class MetadataError(Exception):
     """Base: a machine-readable code and a message a person can act on."""
     code = "error"
+    refusal = ""  # set when an answer hides a refusal (NotFound for the unreadable): the audit log's reason
 
     def __init__(self, message: str, code: str | None = None):
         super().__init__(message)

@@ -72,7 +72,7 @@ class Explorer:
         if self.tier.limit == 0 or who.is_admin:
             return None
         projects = scan(self.store, "project", None, cap=sys.maxsize)  # every project
-        return tuple(sorted(n.submitter_id for n in projects if n.submitter_id not in who.grants)) or None
+        return tuple(sorted(n.submitter_id for n in projects if not who.can_read(n.submitter_id))) or None
 
     def histogram(self, who: Identity, request: T.HistogramRequest) -> T.NumericStats:
         spec, user = self._query(request.kind, request.filter_json)
@@ -126,10 +126,11 @@ class Explorer:
 def _readable(who: Identity, spec: DocumentSpec, node):
     """A filter narrowed to the projects the caller may read (added after own-facet exclusion,
     so that exclusion can never drop it)."""
-    if who.is_admin:
+    projects = who.readable_projects
+    if projects is None:
         return node
     # "" names no project: a caller without grants matches nothing rather than everything
-    return _within(filters.In(spec.fields["project_id"], tuple(sorted(who.grants)) or ("",)), node)
+    return _within(filters.In(spec.fields["project_id"], tuple(projects) or ("",)), node)
 
 
 def _within(projects: filters.In, node):

@@ -17,7 +17,7 @@ import json
 import re
 from collections import defaultdict
 
-from metadata import auth
+from metadata import auth, policy
 from metadata.auth import Identity
 from metadata.dictionary import Dictionary
 from metadata.errors import Clash, Invalid, Missing
@@ -25,7 +25,6 @@ from metadata.idl import metadata_thrift as T
 from metadata.store.base import Store, StoredNode, Write, reserved_node, scan
 
 SET_TYPE = "parameter_set"
-DATASET_TYPES = ("measurement", "data_file")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")  # no dots: `<template>.<name>.r<N>` stays unambiguous
 MAX_NOTES, MAX_SOURCE = 10_000, 1_000
 MAX_SCAN = 100_000
@@ -41,8 +40,7 @@ class ParameterSets:
         template = self._template(request.template)
         _check_text(request)
         params = self._params(template, request.params or {})
-        project = self._project(who, request)
-        auth.require_write(who, project)
+        project = self._project(request)  # the policy checked write access on it
         for _ in range(RACE_RETRIES):
             revisions = self._revisions([project], template.name, request.name)
             newest = revisions[0] if revisions else None
@@ -59,9 +57,7 @@ class ParameterSets:
 
     def list(self, who: Identity, project_id: str, template: str) -> list[tuple[tuple[str, str, str], list]]:
         """((project, template, name), revisions newest first), by template and name."""
-        if project_id:
-            auth.require_read(who, project_id)
-        projects = [project_id] if project_id else (None if who.is_admin else sorted(who.grants))
+        projects = auth.listing_projects(who, project_id)
         groups: dict[tuple[str, str, str], list[StoredNode]] = defaultdict(list)
         for node in self._all(projects):
             if not template or node.props.get("template") == template:
@@ -69,11 +65,7 @@ class ParameterSets:
         return [(key, _newest_first(groups[key])) for key in sorted(groups, key=lambda k: (k[1], k[2], k[0]))]
 
     def get(self, who: Identity, set_id: str) -> StoredNode:
-        node = self.store.get(set_id)
-        if node is None or node.type != SET_TYPE:
-            raise Missing(f"no parameter set with id {set_id!r}")
-        auth.require_read(who, node.project_id)
-        return node
+        return policy.lookup(self.store, self.dictionary, policy.PARAMETER_SET, set_id)
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -94,13 +86,10 @@ class ParameterSets:
         checked = template.check({str(k): str(v) for k, v in given.items()})
         return {k: checked[k] for k in sorted(given)}
 
-    def _project(self, who: Identity, request: T.ParameterSetRequest) -> str:
-        """The project to save into: the request's, else the dataset's (which must be readable)."""
+    def _project(self, request: T.ParameterSetRequest) -> str:
+        """The project to save into: the request's, else the dataset's."""
         if request.dataset_id:
-            dataset = self.store.get(request.dataset_id)
-            if dataset is None or dataset.type not in DATASET_TYPES:
-                raise Missing(f"dataset_id: no measurement or data file with id {request.dataset_id!r}")
-            auth.require_read(who, dataset.project_id)
+            dataset = policy.lookup(self.store, self.dictionary, policy.DATASET, request.dataset_id, "dataset_id")
             if not request.project_id:
                 return dataset.project_id
         if not request.project_id:

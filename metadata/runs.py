@@ -22,11 +22,11 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from metadata import auth
+from metadata import auth, policy
 from metadata.auth import Identity
 from metadata.dictionary import Dictionary
 from metadata.entities import Entity
-from metadata.errors import Clash, Denied, Invalid, Missing
+from metadata.errors import Clash, Denied, Invalid
 from metadata.idl import metadata_thrift as T
 from metadata.store.base import LinkRef, Store, StoredNode, Write, reserved_node, scan
 from metadata.submission import Planner
@@ -89,11 +89,10 @@ class RunRegistry:
     def launch(self, who: Identity, request: T.LaunchRequest) -> tuple[StoredNode, bool]:
         """The run for this launch: (run, True) when an identical live run exists already."""
         template = self._template(who, request.template)
-        pset, defaults = self._parameter_set(who, request.parameter_set_id, template.name)
+        pset, defaults = self._parameter_set(request.parameter_set_id, template.name)
         parameters = template.check({**defaults, **(request.parameters or {})})
-        files = self._input_files(who, request.input_ids or [], template.input_formats)
-        project = files[0].project_id
-        auth.require_write(who, project)
+        files = self._input_files(request.input_ids or [], template.input_formats)
+        project = files[0].project_id  # the policy checked write access on the inputs' project
         key = launch_key(template.digest, parameters, [f.id for f in files])
         for _ in range(RACE_RETRIES):
             holder = self.store.find(KEY_SCOPE, [key]).get(key)
@@ -123,14 +122,11 @@ class RunRegistry:
                          f"{', '.join(who.roles) or 'no roles'}")
         return template
 
-    def _parameter_set(self, who: Identity, set_id: str, template: str) -> tuple[StoredNode | None, dict]:
+    def _parameter_set(self, set_id: str, template: str) -> tuple[StoredNode | None, dict]:
         """The parameter set node and its parameters (which the launch's own parameters override)."""
         if not set_id:
             return None, {}
-        node = self.store.get(set_id)
-        if node is None or node.type != "parameter_set":
-            raise Missing(f"parameter_set_id: no parameter set with id {set_id!r}")
-        auth.require_read(who, node.project_id)
+        node = policy.lookup(self.store, self.dictionary, policy.PARAMETER_SET, set_id, "parameter_set_id")
         if node.props.get("template") != template:
             raise Invalid(f"parameter_set_id: the set {node.props.get('name')!r} is for template "
                           f"{node.props.get('template')!r}, not {template!r}")
@@ -140,7 +136,7 @@ class RunRegistry:
             raise Invalid(f"parameter_set_id: the set {node.props.get('name')!r} holds no valid JSON") from None
         return node, {str(k): _text(v) for k, v in params.items()}
 
-    def _input_files(self, who: Identity, ids: list[str], formats: list[str]) -> list[StoredNode]:
+    def _input_files(self, ids: list[str], formats: list[str]) -> list[StoredNode]:
         """The data files to run on: files as given, measurements as their raw files; all in one
         readable project, of the formats the template accepts, each accepted format present."""
         if not ids:
@@ -152,8 +148,7 @@ class RunRegistry:
         for node_id in ids:
             node = nodes.get(node_id)
             if node is None or node.type not in ("data_file", "measurement"):
-                raise Missing(f"input_ids: no data file or measurement with id {node_id!r}")
-            auth.require_read(who, node.project_id)
+                raise policy.missing(policy.INPUT, node_id, "input_ids")
             files.update({f.id: f for f in (self.raw_files(node) if node.type == "measurement" else [node])})
         chosen = sorted(files.values(), key=lambda f: (f.props.get("data_format", ""), f.submitter_id))
         _check_formats(chosen, formats)
@@ -184,11 +179,7 @@ class RunRegistry:
     # -- reading ------------------------------------------------------------------------
 
     def get(self, who: Identity, run_id: str) -> StoredNode:
-        node = self.store.get(run_id)
-        if node is None or node.type != RUN_TYPE:
-            raise Missing(f"no run with id {run_id!r}")
-        auth.require_read(who, node.project_id)
-        return node
+        return policy.lookup(self.store, self.dictionary, policy.RUN, run_id)
 
     def list(self, who: Identity, query: T.RunQuery) -> tuple[list[StoredNode], int]:
         """Runs the caller may read that match the query, newest first, one page of them."""
@@ -196,10 +187,7 @@ class RunRegistry:
             raise Invalid(f"status: {query.status!r} is not a run status; choose from {', '.join(STATUSES)}")
         if not 1 <= query.limit <= MAX_PAGE or query.offset < 0:
             raise Invalid(f"limit: give 1 to {MAX_PAGE} runs from an offset of 0 or more")
-        if query.project_id:
-            auth.require_read(who, query.project_id)
-        projects = [query.project_id] if query.project_id else (None if who.is_admin else sorted(who.grants))
-        runs = [n for n in self._all_runs(projects) if _matches(n, query)]
+        runs = [n for n in self._all_runs(auth.listing_projects(who, query.project_id)) if _matches(n, query)]
         runs.sort(key=lambda n: (n.created_at, n.id), reverse=True)
         return runs[query.offset:query.offset + query.limit], len(runs)
 
@@ -239,7 +227,7 @@ class RunRegistry:
     def _changeable(self, who: Identity, run_id: str, action: str) -> StoredNode:
         run = self.get(who, run_id)
         if run.created_by != who.user and not who.can_write(run.project_id):
-            raise Denied(f"only {run.created_by} or a writer of project {run.project_id!r} may {action} "
+            raise Denied(f"only the run's launcher or a writer of project {run.project_id!r} may {action} "
                          f"the run {run.submitter_id}")
         return run
 
@@ -247,7 +235,6 @@ class RunRegistry:
 
     def claim(self, who: Identity, worker: str, limit: int) -> list[StoredNode]:
         """This worker's running runs (to resume following them), then queued runs, oldest first."""
-        require_worker(who)
         if not worker or len(worker) > 200:
             raise Invalid("worker: name the worker (1 to 200 characters)")
         if not 0 <= limit <= 100:
@@ -282,10 +269,7 @@ class RunRegistry:
             return self.store.get(run.id) or run
 
     def update(self, who: Identity, update: T.RunUpdate) -> StoredNode:
-        require_worker(who)
-        node = self.store.get(update.run_id)
-        if node is None or node.type != RUN_TYPE:
-            raise Missing(f"run_id: no run with id {update.run_id!r}")
+        node = policy.lookup(self.store, self.dictionary, policy.RUN, update.run_id, "run_id")
         status = update.status or node.props["status"]
         _check_transition(node, status)
         changes = {"status": status, "steps_json": json.dumps([_step_dict(s) for s in update.steps or []])}
@@ -323,12 +307,6 @@ class RunRegistry:
         problems = self.dictionary.get(RUN_TYPE).check_properties(node.props)
         if problems:
             raise Invalid("; ".join(f"{field}: {message}" for field, message in problems))
-
-
-def require_worker(who: Identity) -> None:
-    if not (who.is_admin or "worker" in who.roles):
-        raise Denied(f"claiming and reporting runs needs the worker role; {who.user} has "
-                     f"{', '.join(who.roles) or 'no roles'}")
 
 
 def _check_formats(files: list[StoredNode], formats: list[str]) -> None:

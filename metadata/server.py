@@ -23,7 +23,8 @@ from thriftpy2.thrift import TProcessor, TType
 from thriftpy2.transport import TServerSocket, TSocket, TTransportException
 
 from ground.settings import Settings, write_private
-from metadata import errors
+from metadata import errors, policy
+from metadata.audit_limit import RECORD, SUMMARIZE, AnonymousLimit
 from metadata.connections import (REFUSAL_SECONDS, ConnectionProcessor, Connections, NotThrift, address,
                                   raise_fd_limit, refuse)
 from metadata.auth import Tokens
@@ -108,6 +109,8 @@ WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", 
           "create_personal_token", "renew_personal_token", "revoke_personal_token", "sign_out", "set_tier_access_limit",
           "save_parameter_set"}
 SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
+REFUSALS = (errors.BadToken, errors.Denied)
+ANONYMOUS = "(no valid token)"
 _peer = threading.local()
 
 
@@ -123,12 +126,14 @@ def describe(name: str, args: tuple) -> tuple[str, dict]:
 
 
 class Guard:
-    """Verifies the token of every call, audits, counts calls in flight, and maps errors."""
+    """Verifies the token of every call, applies the policy table (metadata/policy.py) before the
+    handler runs, audits, counts calls in flight, and maps errors."""
 
     def __init__(self, service: MetadataService, tokens: Tokens):
         self._service, self._tokens = service, tokens
         self._in_flight = 0
         self._idle = threading.Condition()
+        self._anonymous = AnonymousLimit()
         for name in T.Metadata.thrift_services:
             setattr(self, name, self._guarded(getattr(service, name)))
 
@@ -143,13 +148,15 @@ class Guard:
             try:
                 who = self._service.registry.resolve(self._tokens.verify(token))
                 refuse_unset(name, args)
+                policy.authorize(self._service.store, self._service.dictionary, name, who, args)
                 result = method(who, *args)
                 if name in WRITES and not getattr(args[0] if args else None, "dry_run", False):
                     self._audit(name, who, args, "ok")
                 return result
             except errors.MetadataError as error:
-                if name in WRITES or isinstance(error, (errors.BadToken, errors.Denied)):
-                    self._audit(name, who, args, error.code)
+                refused = error.refusal or (error.message if isinstance(error, REFUSALS) else "")
+                if name in WRITES or refused:
+                    self._audit(name, who, args, "forbidden" if error.refusal else error.code, refused)
                 raise declared(name, thrift_error(error)) from None
             except Exception as error:
                 raise internal_error(name, error) from None
@@ -159,18 +166,30 @@ class Guard:
                     self._idle.notify_all()
         return call
 
-    def _audit(self, name: str, who, args: tuple, outcome: str) -> None:
+    def _audit(self, name: str, who, args: tuple, outcome: str, reason: str = "") -> None:
         """Record one call; a failure here is logged, never turned into the call's error."""
         try:
             target, detail = describe(name, args)
-            user = who.user if who else "(no valid token)"
-            client = getattr(_peer, "address", "")
-            if name == "sign_in" and who is not None:  # the person signing in, through the portal
+            user, client = (who.user if who else ANONYMOUS), getattr(_peer, "address", "")
+            if who is None and not self._admit_anonymous(name, client):
+                return
+            if name == "sign_in" and who is not None and who.is_admin:
+                # the portal (an admin token) signs a person in: record the person and their address
                 user, detail = str(args[0]), {"via": who.user}
                 client = str(args[2]) if len(args) > 2 and args[2] else client
+            detail.update({"reason": reason} if reason else {})
             self._service.audit_log.record(user, name, target, detail, client, outcome)
         except Exception:
             log.exception("could not write the audit entry for %s", name)
+
+    def _admit_anonymous(self, name: str, client: str) -> bool:
+        """Whether to record a refusal of a caller without a valid token; past the limit, one
+        summary row per host and minute stands for the rest."""
+        verdict, host = self._anonymous.admit(client)
+        if verdict == SUMMARIZE:
+            self._service.audit_log.record(ANONYMOUS, name, "", {"summary": self._anonymous.summary(host)},
+                                           client, "rate_limited")
+        return verdict == RECORD
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no call is in flight; False if the timeout passed first."""

@@ -1,12 +1,13 @@
 """The metadata service's handler: one method per IDL method, each given the verified caller.
 
-server.py checks the token and maps errors; this class only decides and delegates.
+server.py checks the token, applies the policy table (policy.py) and maps errors; this class
+decides only what the table cannot say, and delegates.
 """
 from __future__ import annotations
 
 import json
 
-from metadata import auth
+from metadata import auth, policy
 from metadata.accounts import AuditLog, Registry, account_thrift, token_thrift
 from metadata.auth import Identity, Tokens
 from metadata.cohorts import Cohorts
@@ -44,7 +45,10 @@ class MetadataService:
         self._dictionary_json = dictionary.as_json()
 
     def health(self, who: Identity) -> T.Health:
-        counts = {t: n for t, n in self.store.counts().items() if not t.startswith("_")}  # graph types only
+        """Status for everyone; node counts only for callers who read every project, since
+        commons-wide counts tell others about projects they may not read."""
+        counts = {} if who.readable_projects is not None else {
+            t: n for t, n in self.store.counts().items() if not t.startswith("_")}  # graph types only
         status = "storage_full" if self.store.storage_full else "ok"
         return T.Health(status=status, version=VERSION, store=self.store.name, counts=counts)
 
@@ -53,7 +57,6 @@ class MetadataService:
 
     def create_token(self, who: Identity, user: str, roles: list[str], grants: dict[str, str],
                      ttl_seconds: int) -> T.IssuedToken:
-        auth.require_admin(who, "creating tokens")
         token, identity = self.tokens.mint(user, roles or [], grants or {}, ttl_seconds)
         return T.IssuedToken(token=token, identity=_identity(identity))
 
@@ -61,15 +64,12 @@ class MetadataService:
         return self._dictionary_json
 
     def get_node(self, who: Identity, node_id: str) -> T.Node:
-        node = self._graph_node(node_id)
-        self._require_read(who, node)
-        return to_thrift(node)
+        return to_thrift(self._graph_node(node_id))
 
     def find_node(self, who: Identity, project_id: str, submitter_id: str) -> T.Node:
         node = self.store.find(project_id, [submitter_id]).get(submitter_id)
         if node is None or self.dictionary.get(node.type) is None:
             raise Missing(f"no node {submitter_id!r} in project {project_id!r}")
-        self._require_read(who, node)
         return to_thrift(node)
 
     def list_nodes(self, who: Identity, request: T.ListRequest) -> T.NodePage:
@@ -78,7 +78,8 @@ class MetadataService:
             raise Invalid(f"type: {request.type!r} is not a node type; choose from {', '.join(self.dictionary.names())}")
         if not 1 <= request.limit <= MAX_PAGE:
             raise Invalid(f"limit: {request.limit} is out of range; give 1 to {MAX_PAGE}")
-        projects = self._readable_projects(who, request.project_id, node_type.is_global)
+        projects = None if node_type.is_global and not request.project_id else \
+            auth.listing_projects(who, request.project_id)
         try:
             page = self.store.list(request.type, projects, request.limit, request.cursor)
         except ValueError as exc:
@@ -86,8 +87,7 @@ class MetadataService:
         return T.NodePage(nodes=[to_thrift(n) for n in page.nodes], total=page.total, next_cursor=page.next_cursor)
 
     def get_edges(self, who: Identity, node_id: str) -> list:
-        node = self._graph_node(node_id)
-        self._require_read(who, node)
+        self._graph_node(node_id)
         return [T.Edge(**vars(edge)) for edge in self.store.edges(node_id)]
 
     def submit(self, who: Identity, request: T.SubmitRequest) -> T.SubmitResult:
@@ -100,9 +100,10 @@ class MetadataService:
                           f"{self.max_batch_entities:,}: split it", code="too_large")
         administrative = any(getattr(self.dictionary.get(str(e.doc.get("type"))), "is_global", False)
                              for e in entities)
-        self._require_submit(who, request.project_id, administrative)
+        if administrative:
+            auth.require_admin(who, "writing programs and projects")
         for attempt in range(RETRIES_ON_RACE):
-            plan = Planner(self.dictionary, self.store, request.project_id, who.user).plan(entities)
+            plan = Planner(self.dictionary, self.store, request.project_id, who.user, who.can_read).plan(entities)
             if request.dry_run or not plan.writes:
                 break
             try:
@@ -119,15 +120,14 @@ class MetadataService:
     def delete_nodes(self, who: Identity, project_id: str, ids: list[str]) -> T.DeleteResult:
         if not ids:
             raise Invalid("ids: give at least one node id to delete")
-        nodes = {i: n for i, n in self.store.get_many(ids).items() if self.dictionary.get(n.type)}
-        missing = [i for i in ids if i not in nodes]
+        nodes = {i: n for i, n in self.store.get_many(ids).items()
+                 if self.dictionary.get(n.type) and n.project_id == project_id}
+        missing = [i for i in ids if i not in nodes]  # a node of another project is not found in this one
         if missing:
-            raise Missing(f"no node with id {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        for node in nodes.values():
-            if node.project_id != project_id:
-                raise Invalid(f"ids: {node.id} belongs to project {node.project_id!r}, not {project_id!r}")
-        administrative = any(self.dictionary.get(n.type).is_global for n in nodes.values())
-        self._require_submit(who, project_id, administrative)
+            raise Missing(f"ids: no node with id {missing[0]!r} in project {project_id!r}"
+                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        if any(self.dictionary.get(n.type).is_global for n in nodes.values()):
+            auth.require_admin(who, "deleting programs and projects")
         self.store.delete(list(nodes))
         return T.DeleteResult(deleted_ids=list(nodes))
 
@@ -152,11 +152,9 @@ class MetadataService:
         return self.tier.limit
 
     def set_tier_access_limit(self, who: Identity, limit: int) -> int:
-        auth.require_admin(who, "setting the tier-access limit")
         return self.tier.set(limit, who.user)
 
     def reindex(self, who: Identity) -> dict[str, int]:
-        auth.require_admin(who, "reindexing")
         return self.store.reindex()
 
     def save_cohort(self, who: Identity, cohort: T.Cohort) -> T.Cohort:
@@ -175,22 +173,18 @@ class MetadataService:
 
     def save_account(self, who: Identity, user: str, password: str, roles: list[str],
                      grants: dict[str, str], disabled: bool) -> T.Account:
-        auth.require_admin(who, "managing accounts")
         return account_thrift(self.registry.save(user, password, roles or [], grants or {}, disabled))
 
     def set_grant(self, who: Identity, user: str, project_id: str, access: str) -> T.Account:
-        auth.require_admin(who, "granting access")
         project = self.store.find(project_id, [project_id]).get(project_id)
         if access and (project is None or project.type != "project"):
             raise Invalid(f"project_id: there is no project {project_id!r}")
         return account_thrift(self.registry.set_grant(user, project_id, access))
 
     def list_accounts(self, who: Identity) -> list:
-        auth.require_admin(who, "listing accounts")
         return [account_thrift(n) for _, n in sorted(self.registry.accounts.items())]
 
     def sign_in(self, who: Identity, user: str, password: str, client_address: str) -> T.IssuedToken:
-        auth.require_admin(who, "signing users in")
         token, identity = self.registry.sign_in(user, password)
         return T.IssuedToken(token=token, identity=_identity(identity))
 
@@ -217,7 +211,6 @@ class MetadataService:
         self.registry.sign_out(who)
 
     def audit(self, who: Identity, query: T.AuditQuery) -> T.AuditPage:
-        auth.require_admin(who, "reading the audit log")
         return self.audit_log.query(query)
 
     # -- workflows ----------------------------------------------------------------------
@@ -260,7 +253,6 @@ class MetadataService:
         return self.triggers.set_enabled(who, name, enabled)
 
     def fire_triggers(self, who: Identity, ids: list[str]) -> list:
-        auth.require_admin(who, "replaying trigger events")
         if not ids or len(ids) > 1000:
             raise Invalid("ids: give 1 to 1000 node ids")
         nodes = self.store.get_many(list(ids))
@@ -293,32 +285,7 @@ class MetadataService:
 
     def _graph_node(self, node_id: str) -> StoredNode:
         """A node of the dictionary's graph; internal nodes (cohorts) are not found through here."""
-        node = self.store.get(node_id)
-        if node is None or self.dictionary.get(node.type) is None:
-            raise Missing(f"no node with id {node_id!r}")
-        return node
-
-    # -- authorization ----------------------------------------------------------------
-
-    def _require_read(self, who: Identity, node: StoredNode) -> None:
-        if not self.dictionary.get(node.type).is_global:
-            auth.require_read(who, node.project_id)
-
-    def _readable_projects(self, who: Identity, project_id: str, is_global: bool) -> list[str] | None:
-        """The project filter for a listing: None means every project."""
-        if project_id:
-            if not is_global:
-                auth.require_read(who, project_id)
-            return [project_id]
-        if is_global or who.is_admin:
-            return None
-        return sorted(who.grants)
-
-    def _require_submit(self, who: Identity, project_id: str, administrative: bool) -> None:
-        if administrative:
-            auth.require_admin(who, "writing programs and projects")
-        else:
-            auth.require_write(who, project_id)
+        return policy.lookup(self.store, self.dictionary, policy.NODE, node_id)
 
 
 def to_thrift(node: StoredNode) -> T.Node:

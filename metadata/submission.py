@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -39,9 +40,11 @@ class _Item:
 class Planner:
     """Plans one batch for one project on behalf of one user."""
 
-    def __init__(self, dictionary: Dictionary, store: Store, project_id: str, user: str):
+    def __init__(self, dictionary: Dictionary, store: Store, project_id: str, user: str,
+                 may_read: Callable[[str], bool] = lambda _project: False):
         self.dictionary, self.store = dictionary, store
         self.project_id, self.user = project_id, user
+        self.may_read = may_read  # which other projects a problem may name (by default none)
         self.problems = ProblemList()
         self.now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -143,8 +146,9 @@ class Planner:
         """A new entity may bring its own id, but not one that already names a node."""
         chosen = {item.node.id: item for item in items if not item.existing and "id" in item.entity.doc}
         for node_id, node in self.store.get_many(list(chosen)).items():
-            self._adder(chosen[node_id].entity)(
-                "id", f"{node_id} already names the {node.type} {node.submitter_id!r} in project {node.project_id!r}")
+            self._adder(chosen[node_id].entity)("id", (
+                f"{node_id} already names the {node.type} {node.submitter_id!r} in project {node.project_id!r}"
+                if self._visible(node) else f"{node_id} is taken; leave id out (the service makes one) or give another"))
 
     # -- links ------------------------------------------------------------------------
 
@@ -173,7 +177,7 @@ class Planner:
         for link in item.node_type.links.values():
             for ref in self._refs(item, link) or ():
                 target, stored = self._target(ref, link, in_batch, known)
-                if target is None:
+                if target is None or not self._visible(target):  # what the submitter may not read is not there
                     add(link.name, f"no {link.target_type} {_describe(ref)} in this batch or project {self.project_id!r}")
                 elif target.type != link.target_type:
                     add(link.name, f"{_describe(ref)} is a {target.type}, but {link.name} must name a {link.target_type}")
@@ -184,6 +188,13 @@ class Planner:
                     if stored:
                         parent_ids.add(target.id)
         self._check_groups(item, add)
+
+    def _visible(self, node: StoredNode) -> bool:
+        """Whether problems may speak of this stored node: it is in this project, a program or
+        project, or in another project the submitter may read."""
+        node_type = self.dictionary.get(node.type)  # None: the service's own records, never visible
+        return node_type is not None and (node.project_id == self.project_id or node_type.is_global
+                                          or self.may_read(node.project_id))
 
     def _target(self, ref: dict, link: LinkDef, in_batch: dict, known: dict):
         """(the node a ref names, whether it comes from the store rather than the batch)."""

@@ -1,6 +1,10 @@
-"""Every IDL method authenticates, and the administrative ones refuse everyone but admins."""
+"""Every IDL method has an entry in the policy table, authenticates, and the administrative ones
+refuse everyone but admins."""
+from pathlib import Path
+
 import pytest
 
+from metadata import policy
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
 
@@ -53,3 +57,34 @@ def test_worker_methods_refuse_everyone_but_workers_and_admins(client_for, proje
     technician = client_for("tom", roles=["technician", "analyst"], grants={project: "write"})
     with pytest.raises(T.Forbidden, match="worker role"):
         technician._call(name, *arguments(name))
+
+
+def test_every_method_has_exactly_one_entry_in_the_policy_table():
+    assert sorted(policy.TABLE) == sorted(T.Metadata.thrift_services)
+
+
+def test_the_table_names_the_administrative_and_worker_methods_this_suite_expects():
+    roles = {name: entry.roles for name, entry in policy.TABLE.items()}
+    assert {name for name, r in roles.items() if r == (policy.ADMIN,)} == ADMIN_ONLY
+    assert {name for name, r in roles.items() if r == (policy.WORKER,)} == WORKER_ONLY
+
+
+def declared(name: str) -> set:
+    """The exception types a method declares (its `throws`)."""
+    spec = getattr(T.Metadata, f"{name}_result").thrift_spec
+    return {field[2] for field in spec.values() if field[1] != "success"}
+
+
+@pytest.mark.parametrize("name", sorted(policy.TABLE))
+def test_whatever_the_table_may_refuse_the_method_declares(name):
+    entry = policy.TABLE[name]
+    needed = {T.Forbidden} if entry.roles or entry.checks else set()
+    if any(not isinstance(check.where, policy.Named) for check in entry.checks):
+        needed.add(T.NotFound)  # an object the caller may not read is not found
+    assert needed <= declared(name)
+
+
+def test_the_architecture_doc_shows_the_table_as_it_is():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    for name, role, rights, handler in policy.rows():
+        assert f"| `{name}` | {role} | {rights} | {handler} |" in doc, name

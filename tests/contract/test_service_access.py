@@ -41,13 +41,15 @@ def test_an_expired_token_is_refused(server):
 
 def test_reading_needs_a_grant_on_the_project(client_for, stored_case, project):
     outsider = client_for("olga", grants={"another": "read"})
-    with pytest.raises(T.Forbidden, match="no read access to project 'test-proj'"):
+    with pytest.raises(T.NotFound) as caught:  # as if it did not exist
         outsider.get(stored_case)
-    with pytest.raises(T.Forbidden):
+    assert caught.value.message == f"no node with id '{stored_case}'"
+    with pytest.raises(T.NotFound) as caught:
         outsider.find(project, "c-1")
-    with pytest.raises(T.Forbidden):
+    assert caught.value.message == "no node 'c-1' in project 'test-proj'"
+    with pytest.raises(T.Forbidden, match="no read access to project 'test-proj'"):  # the project it named
         outsider.page("case", project)
-    with pytest.raises(T.Forbidden):
+    with pytest.raises(T.NotFound):
         outsider.edges(stored_case)
     assert outsider.page("case").total == 0  # "all I can read" holds nothing of test-proj
     reader = client_for("rita", grants={project: "read"})
@@ -76,8 +78,10 @@ def test_a_refused_writer_learns_nothing_about_the_project(client_for, project):
 
 def test_programs_projects_and_tokens_are_for_admins(client_for, project):
     writer = client_for("tom", roles=["technician"], grants={project: "write"})
-    with pytest.raises(T.Forbidden, match="admin role"):
+    with pytest.raises(T.Forbidden, match="no write access to project 'NEWPROG'"):
         writer.submit("NEWPROG", [{"type": "program", "submitter_id": "NEWPROG"}])
+    with pytest.raises(T.Forbidden, match="writing programs and projects needs the admin role"):
+        writer.submit(project, [{"type": "project", "submitter_id": project, "programs": {"submitter_id": "TEST"}}])
     with pytest.raises(T.Forbidden, match="admin role"):
         writer.create_token("tom", ["admin"])
     assert writer.page("project").total == 1  # the project catalogue is readable by everyone

@@ -67,7 +67,7 @@ def test_unreadable_documents_never_become_rows_files_or_histograms(commons, rit
     assert list(rita.manifest("case")) == [] and list(rita.manifest("file")) == []
     stats = rita.histogram("case", "age_years")
     assert (stats.count, stats.min, stats.max) == (1, 70.0, 70.0)
-    with pytest.raises(T.Forbidden):
+    with pytest.raises(T.NotFound):
         rita.find(commons.find("test-proj", "c-1")["project_id"], "c-1")
 
 

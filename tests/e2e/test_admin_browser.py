@@ -105,7 +105,7 @@ def test_an_analyst_sees_a_project_only_once_an_admin_grants_it(commons, driver)
     assert project not in project_facet(driver)
     refused = page_text(driver, portal, f"/browse/{project}", "experiments-page")
     assert f"ana has no read access to project '{project}'" in refused
-    assert fetch_status(driver, download) == 403
+    assert fetch_status(driver, download) == 404  # a file she may not read is not there for her
 
     as_user(driver, commons, "ada")
     assert grant_on_admin_page(driver, portal, "ana", project, "read") == f"ana may now read {project}."

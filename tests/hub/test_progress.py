@@ -92,7 +92,7 @@ def test_a_node_the_user_cannot_read_is_refused_with_the_services_reason(hub_com
     _, portal, hub, admin = hub_commons
     session = signed_in("wes", account(admin, "wes", {}))
     answer = session.get(f"{portal.url}/jupyter/progress", params=measurement, timeout=30)
-    assert answer.status_code == 403 and measurement["project"] in answer.json()["error"]
+    assert answer.status_code == 404 and measurement["project"] in answer.json()["error"]  # unreadable: not there
     missing = session.get(f"{portal.url}/jupyter/progress", params=dict(measurement, kind="case"), timeout=30)
     assert missing.status_code == 404 and "nothing to open" in missing.json()["error"]
     assert hub.api("GET", "/users/wes").status_code == 404  # the hub was never asked

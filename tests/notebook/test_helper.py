@@ -115,7 +115,7 @@ def test_a_cohort_by_id_and_an_unsaved_cohort_from_a_filter(lc, measurement, ser
         lc.cohort_by_id("nope")
     token, _ = server.tokens.mint("bob", ["analyst"], {project: "read"})
     with labcommons.connect(token=token, port=server.bound_port(), storage_root=settings.storage_root) as bob:
-        with pytest.raises(T.Forbidden, match="not shared with bob"):
+        with pytest.raises(T.NotFound, match="no cohort with id"):  # another's private cohort is not there
             bob.cohort_by_id(saved.id)
 
 

@@ -217,20 +217,22 @@ def secret(analyst, admin, server) -> dict:
     return {"sha256": written[0]["sha256"]}
 
 
-@pytest.mark.parametrize("path", [f"/browse/{SECRET}", f"/browse/{SECRET}/experiment/e-1",
-                                  f"/measurement/{SECRET}/m-1"])
-def test_a_user_without_a_grant_sees_the_services_refusal(analyst, dash_call, secret, path):
+@pytest.mark.parametrize("path, refusal", [
+    (f"/browse/{SECRET}", f"ana has no read access to project '{SECRET}'; ask an administrator"),
+    (f"/browse/{SECRET}/experiment/e-1", f"no node 'e-1' in project '{SECRET}'"),  # as if it did not exist
+    (f"/measurement/{SECRET}/m-1", f"no node 'm-1' in project '{SECRET}'")])
+def test_a_user_without_a_grant_sees_the_services_refusal(analyst, dash_call, secret, path, refusal):
     page = open_page(analyst, dash_call, path)
-    assert f"ana has no read access to project '{SECRET}'" in page and "ask an administrator" in page
+    assert refusal in page
     assert "Traceback" not in page and '"e-1"' not in page
 
 
 def test_a_user_without_a_grant_gets_no_previews(analyst, dash_call, secret, server):
     answer = json.dumps(dash_call(analyst, "measurement-previews.children", key_input(SECRET, "m-1")))
-    assert "has no read access" in answer
+    assert f"no node 'm-1' in project '{SECRET}'" in answer
     click = [{"id": "measurement-tic", "property": "clickData", "value": {"points": [{"x": 1, "y": 1}]}}]
     answer = json.dumps(dash_call(analyst, "measurement-pixel.figure", click, state=key_input(SECRET, "m-1")))
-    assert "has no read access" in answer and '"figure"' not in answer
+    assert f"no node 'm-1' in project '{SECRET}'" in answer and '"figure"' not in answer
     assert not (server.settings.data_dir / "cache" / "previews" / f"{secret['sha256']}.npz").exists()
 
 

@@ -44,6 +44,7 @@ def test_an_expired_token_is_refused_and_says_what_to_do():
 
 @pytest.mark.parametrize("user, roles, grants, ttl, field", [
     ("bad user!", [], {}, 60, "user"),
+    ("audit", [], {}, 60, "user"),  # its private scope would be the audit log's
     ("ana", ["wizard"], {}, 60, "roles"),
     ("ana", [], {"p": "own"}, 60, "grants"),
     ("ana", [], {}, -1, "ttl_seconds"),
@@ -64,3 +65,11 @@ def test_rules_allow_admins_everything_and_others_what_they_were_granted():
         require_read(reader, "q")
     with pytest.raises(Denied, match="needs the admin role"):
         require_admin(reader, "creating tokens")
+
+
+def test_no_user_name_makes_a_private_scope_of_the_services_own():
+    from metadata import accounts, runs, tiering, triggers
+    from metadata.auth import SERVICE_SCOPES, private_scope
+    scopes = {accounts.ACCOUNTS_SCOPE, accounts.AUDIT_SCOPE, runs.KEY_SCOPE, tiering.SETTINGS_SCOPE,
+              triggers.STATE_SCOPE}
+    assert scopes == {private_scope(name) for name in SERVICE_SCOPES}
