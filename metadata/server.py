@@ -49,7 +49,7 @@ def thrift_error(error: errors.MetadataError):
 WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", "delete_nodes", "save_cohort",
           "delete_cohort", "reindex", "create_token", "save_account", "set_grant", "sign_in", "sign_out_everywhere",
           "create_personal_token", "renew_personal_token", "revoke_personal_token", "set_tier_access_limit",
-          "save_parameter_set"}
+          "set_tier_access", "save_parameter_set"}
 SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
 _peer = threading.local()
 

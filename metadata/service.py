@@ -154,6 +154,13 @@ class MetadataService:
         auth.require_admin(who, "setting the tier-access limit")
         return self.tier.set(limit, who.user)
 
+    def get_tier_access(self, who: Identity) -> T.TierAccess:
+        return self.explorer.tier_access()
+
+    def set_tier_access(self, who: Identity, access: T.TierAccess) -> T.TierAccess:
+        auth.require_admin(who, "setting tiered access")
+        return self.explorer.set_tier_access(access, who.user)
+
     def reindex(self, who: Identity) -> dict[str, int]:
         auth.require_admin(who, "reindexing")
         return self.store.reindex()

@@ -171,6 +171,9 @@ struct Facet {
     2: list<FacetBucket> buckets,
     /** Documents whose values fell outside the `size` largest buckets. */
     3: i64 other_count,
+    /** Tiered access: non-empty when this field is not tier-visible, so its buckets count the
+        readable projects only; says why. */
+    4: string tier_withheld = "",
 }
 
 /** Facet counts: each field's counts ignore the filter's own clauses on that field (exclude_own). */
@@ -194,6 +197,11 @@ struct FacetResult {
     4: i64 readable_total = 0,
     /** As FacetBucket.withheld_below, for the total. */
     5: i64 total_withheld_below = 0,
+    /** Tiered access: non-empty when the filter uses a field that is not tier-visible (or text
+        search), so no count includes projects the caller cannot read; says why. */
+    6: string tier_withheld = "",
+    /** Tiered access: shares of unreadable projects are rounded down to a multiple of this. */
+    7: i64 tier_granularity = 0,
 }
 
 struct HistogramBin {
@@ -557,6 +565,19 @@ struct ParameterSet {
     4: list<ParameterSetRevision> revisions,
 }
 
+/** Tiered access as an admin sets it (docs/admin.md, "Tiered access"). */
+struct TierAccess {
+    /** 0: off (data of unreadable projects is hidden entirely); else the least unreadable share counted. */
+    1: i64 limit = 0,
+    /** Unreadable shares are rounded down to a multiple of this (1: no rounding). */
+    2: i64 granularity = 10,
+    /** The fields an unreadable share may be filtered and faceted by (never ids, submitter ids or
+        text). Reading: the fields in force. Setting: ignored when default_fields is true. */
+    3: list<string> visible_fields,
+    /** The default tier-visible fields: every document kind's enum facets. */
+    4: bool default_fields = true,
+}
+
 service Metadata {
     Health health(1: string token)
         throws (1: Unauthenticated unauthenticated),
@@ -762,4 +783,15 @@ service Metadata {
     /** One revision, by its node id. */
     ParameterSetRevision get_parameter_set(1: string token, 2: string id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: NotFound not_found),
+
+    /* ---------- tiered access ---------- */
+
+    /** The tiered-access settings in force: limit, granularity, tier-visible fields. */
+    TierAccess get_tier_access(1: string token)
+        throws (1: Unauthenticated unauthenticated),
+
+    /** Admin only. Sets the limit, the granularity and the tier-visible fields at once;
+        returns the settings now in force. */
+    TierAccess set_tier_access(1: string token, 2: TierAccess access)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid),
 }
