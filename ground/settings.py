@@ -51,6 +51,8 @@ class Settings:
     token_ttl_seconds: int = 8 * 3600
     max_batch_entities: int = 10_000
     max_batch_bytes: int = 64 * 1024 * 1024
+    max_property_bytes: int = 64 * 1024    # one submitted property's value, as JSON (UTF-8 bytes)
+    max_submitter_id: int = 256            # characters of a submitter_id
     # Data objects: empty means the directory <data_dir>/storage; s3://bucket/prefix means an
     # S3-compatible store (credentials from the usual AWS_* variables, never from here).
     storage_url: str = ""
@@ -197,6 +199,9 @@ def _build(values: dict) -> Settings:
     for key, allowed, what in CHOICES:
         if (value := getattr(settings, key)) not in allowed:
             raise SettingsError(f"LABCOMMONS_{key.upper()}: {value!r} is not {what}; use one of {', '.join(allowed)}")
+    for key in ("max_property_bytes", "max_submitter_id"):
+        if getattr(settings, key) < 1:
+            raise SettingsError(f"LABCOMMONS_{key.upper()}: {getattr(settings, key)} is not a size; use 1 or more")
     if settings.es_shards < 1:
         raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
     if settings.storage_url and not settings.storage_url.startswith("s3://"):

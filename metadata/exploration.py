@@ -3,6 +3,7 @@ own-facet exclusion. The service's handler delegates here; stores answer the que
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 from metadata import filters
@@ -101,13 +102,20 @@ class Explorer:
         if field.kind not in NUMERIC or field.multi:
             raise Invalid(f"field: {request.field!r} is not a numeric field; numeric fields: "
                           f"{', '.join(n for n, f in spec.fields.items() if f.kind in NUMERIC and not f.multi)}")
-        if not 1 <= request.bins <= MAX_BINS or request.bin_width < 0:
+        if not math.isfinite(request.bin_width) or request.bin_width < 0:
+            raise Invalid(f"bin_width: {request.bin_width} is not allowed; give a positive finite width, or 0 for "
+                          f"{request.bins} equal bins")
+        if not 1 <= request.bins <= MAX_BINS:
             raise Invalid(f"bins: give 1 to {MAX_BINS} bins, or a positive bin_width")
         own = filters.without_field(user, request.field) if request.exclude_own else user
-        s = self.store.numeric_stats(spec.kind, request.field, _readable(who, spec, own), request.bins, request.bin_width)
-        bins = [T.HistogramBin(low=lo, high=hi, count=c) for lo, hi, c in s.bins]
-        return T.NumericStats(field=request.field, count=s.count, missing=s.missing, min=s.min or 0.0,
-                              max=s.max or 0.0, mean=s.mean or 0.0, sum=s.sum or 0.0, bins=bins)
+        try:
+            s = self.store.numeric_stats(spec.kind, request.field, _readable(who, spec, own), request.bins,
+                                         request.bin_width)
+        except ValueError as exc:  # bin_width gives too many bins for this range
+            raise Invalid(f"bin_width: {exc}") from None
+        bins = [T.HistogramBin(low=_finite(lo), high=_finite(hi), count=c) for lo, hi, c in s.bins]
+        return T.NumericStats(field=request.field, count=s.count, missing=s.missing, min=_finite(s.min),
+                              max=_finite(s.max), mean=_finite(s.mean), sum=_finite(s.sum), bins=bins)
 
     def hits(self, who: Identity, request: T.HitsRequest) -> T.HitsPage:
         spec, user = self._query(request.kind, request.filter_json)
@@ -152,6 +160,11 @@ def _tiered_facet(name: str, mine: FacetCounts, theirs: FacetCounts | None, tier
     buckets, other = merge_buckets(mine, theirs, tier, size)
     return T.Facet(field=name, other_count=other,
                    buckets=[T.FacetBucket(value=str(v), count=c, withheld_below=w) for v, c, w in buckets])
+
+
+def _finite(value) -> float:
+    """A statistic as sent: 0.0 for none; never NaN or ±Infinity, whatever an older store may hold."""
+    return float(value) if value is not None and math.isfinite(value) else 0.0
 
 
 def _readable(who: Identity, spec: DocumentSpec, node):

@@ -22,6 +22,7 @@ from metadata import errors
 from metadata.auth import Tokens
 from metadata import flatten, templates as catalog
 from metadata.dictionary import Dictionary
+from metadata.entities import ValueLimits
 from metadata.idl import metadata_thrift as T
 from metadata.service import MetadataService
 from metadata.notifications import Notifier
@@ -135,7 +136,8 @@ class Server:
                                   catalog.load(settings.templates_dir), load_rules(settings.triggers_dir),
                                   Notifier(self.store, settings.data_dir / "outbox", settings.smtp_host,
                                            settings.smtp_port, settings.mail_from, settings.mail_domain),
-                                  settings.max_batch_entities, settings.max_batch_bytes)
+                                  settings.max_batch_entities, settings.max_batch_bytes,
+                                  ValueLimits(settings.max_property_bytes, settings.max_submitter_id))
         self.guard = Guard(service, self.tokens)
         socket = TServerSocket(host=settings.host, port=settings.port,
                                client_timeout=IDLE_CLIENT_SECONDS * 1000)

@@ -13,7 +13,7 @@ from metadata.cohorts import Cohorts
 from metadata.dictionary import Dictionary
 from metadata.exploration import Explorer
 from metadata.flatten import Flattening
-from metadata.entities import parse
+from metadata.entities import ValueLimits, parse
 from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
 from metadata.parameter_sets import ParameterSets, revision_thrift, set_thrift
@@ -31,7 +31,7 @@ RETRIES_ON_RACE = 3
 class MetadataService:
     def __init__(self, store: Store, dictionary: Dictionary, flattening: Flattening, tokens: Tokens,
                  catalog, rules=(), notifier=None, max_batch_entities: int = 10_000,
-                 max_batch_bytes: int = 64 * 1024 * 1024):
+                 max_batch_bytes: int = 64 * 1024 * 1024, value_limits: ValueLimits = ValueLimits()):
         self.store, self.dictionary, self.tokens, self.catalog = store, dictionary, tokens, catalog
         self.runs = RunRegistry(store, dictionary, catalog)
         self.triggers = Triggers(store, self.runs, list(rules))
@@ -41,6 +41,7 @@ class MetadataService:
         self.explorer, self.cohorts = Explorer(store, flattening, self.tier), Cohorts(store, flattening)
         self.registry, self.audit_log = Registry(store, tokens), AuditLog(store)
         self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
+        self.value_limits = value_limits
         self._dictionary_json = dictionary.as_json()
 
     def health(self, who: Identity) -> T.Health:
@@ -93,7 +94,7 @@ class MetadataService:
         if len(request.body.encode()) > self.max_batch_bytes:
             raise Invalid(f"the batch is {len(request.body.encode()):,} bytes; the limit is "
                           f"{self.max_batch_bytes:,}: split it", code="too_large")
-        entities = parse(request.body, request.format, self.dictionary)
+        entities = parse(request.body, request.format, self.dictionary, self.value_limits)
         if len(entities) > self.max_batch_entities:
             raise Invalid(f"the batch has {len(entities):,} entities; the limit is "
                           f"{self.max_batch_entities:,}: split it", code="too_large")
