@@ -220,8 +220,7 @@ class _Parser:
         if missing_ok and value == MISSING:
             return True
         if isinstance(value, float) and not math.isfinite(value):  # JSON's NaN, Infinity, 1e999
-            self.add(path, f"{found.name}: {json.dumps(value)} is not a number; give a finite number "
-                           "(NaN and ±Infinity are refused)")
+            self.add(path, f"{json.dumps(value)} is not a number; give a finite number (NaN and ±Infinity are refused)")
             return False
         if _value_fits(found.kind, value):
             return True
