@@ -10,7 +10,8 @@ plus the unreadable projects' share, *shown* as: nothing under max(limit, granul
 rounded down to a multiple of the granularity. Three rules keep that share from being
 differenced down to one record:
 - it may be filtered only by tier-visible fields (default: every document kind's enum facets;
-  never ids, submitter ids, text fields or text search, whatever the admin says). A filter using
+  an admin may choose other facets, but never ids, submitter ids, text fields or text search,
+  whatever the admin says). A filter using
   any other field gets no unreadable share at all (readable counts only; `tier_withheld` says
   why), so `total(diagnosis != v)` against `total(diagnosis != v AND submitter_id != X)` compares
   readable counts only; a facet on such a field likewise shows readable buckets only;
@@ -103,7 +104,8 @@ def identifying_fields(spec) -> set[str]:
 
 
 def refusal(spec, name: str) -> str | None:
-    """Why `name` can never be tier-visible in this kind of document; None when it may be (or is not its field)."""
+    """Why `name` can never be tier-visible in this kind of document, whatever an admin says;
+    None when it may be (or is not its field)."""
     head, _, tail = name.partition(".")
     found = spec.fields.get(head)
     if found is not None and tail:
@@ -118,7 +120,8 @@ def refusal(spec, name: str) -> str | None:
 
 
 def check_fields(specs: dict, chosen: list[str]) -> tuple[str, ...]:
-    """The admin's tier-visible fields, checked: each a field of some document kind, none identifying."""
+    """The admin's tier-visible fields, checked: each a facet of some document kind, none identifying
+    anywhere. Facets only: a field made to tell documents apart (a checksum, a file name) is not one."""
     problems = []
     for name in dict.fromkeys(chosen):
         kinds = [spec for spec in specs.values() if _has(spec, name)]
@@ -127,6 +130,9 @@ def check_fields(specs: dict, chosen: list[str]) -> tuple[str, ...]:
             problems.append(f"{name!r} is not a field of any document kind")
         elif reasons:
             problems.append(reasons[0])
+        elif not any(name in spec.facets for spec in kinds):
+            problems.append(f"{name} is not a facet of any document kind (tier-visible fields are chosen among "
+                            f"the facets: {', '.join(sorted({f for spec in specs.values() for f in spec.facets}))})")
     if problems:
         raise Invalid(f"visible_fields: {'; '.join(problems)}")
     return tuple(dict.fromkeys(chosen))
@@ -139,8 +145,8 @@ def _has(spec, name: str) -> bool:
 
 
 def visible_fields(spec, chosen: tuple[str, ...] | None) -> frozenset[str]:
-    """The fields of this kind that a shown share may be filtered by."""
-    names = [f for f in spec.facets if f in spec.enums] if chosen is None else [f for f in chosen if _has(spec, f)]
+    """The fields of this kind that a shown share may be filtered by: chosen facets (default: the enum facets)."""
+    names = [f for f in spec.facets if f in spec.enums] if chosen is None else [f for f in chosen if f in spec.facets]
     return frozenset(name for name in names if refusal(spec, name) is None)
 
 
