@@ -12,7 +12,8 @@ from metadata.errors import Invalid
 from metadata.flatten import DocumentSpec, Flattening
 from metadata.idl import metadata_thrift as T
 from metadata.store.base import FacetCounts, Store, scan
-from metadata.tiering import Tier, TierSetting, blocker, check_fields, default_fields, merge_buckets, visible_fields
+from metadata.tiering import (UNREADABLE_BUCKETS, Tier, TierSetting, blocker, check_fields, default_fields,
+                              merge_buckets, visible_fields)
 
 MAX_HITS_PAGE = 1000
 MAX_MANIFEST_PAGE = 10_000
@@ -64,7 +65,8 @@ class Explorer:
         mine = self.store.facet_counts(spec.kind, [(n, _readable(who, spec, own(user, n))) for n in request.fields],
                                        request.size)
         shown = [n for n in request.fields if n in visible]
-        theirs = self.store.facet_counts(spec.kind, [(n, _within(hidden, own(user, n))) for n in shown], request.size)
+        theirs = self.store.facet_counts(spec.kind, [(n, _within(hidden, own(user, n))) for n in shown],
+                                         UNREADABLE_BUCKETS)
         facets = [_tiered_facet(name, mine[name], theirs.get(name), tier, request.size) for name in request.fields]
         readable_total = self.store.count(spec.kind, _readable(who, spec, user))
         total, withheld = tier.count(readable_total, self.store.count(spec.kind, _within(hidden, user)))

@@ -11,15 +11,19 @@ rounded down to a multiple of the granularity. Three rules keep that share from 
 differenced down to one record:
 - it may be filtered only by tier-visible fields (default: every document kind's enum facets;
   an admin may choose other facets, but never ids, submitter ids, text fields or text search,
-  whatever the admin says). A filter using
-  any other field gets no unreadable share at all (readable counts only; `tier_withheld` says
-  why), so `total(diagnosis != v)` against `total(diagnosis != v AND submitter_id != X)` compares
-  readable counts only; a facet on such a field likewise shows readable buckets only;
+  whatever the admin says). A filter using any other field gets no unreadable share at all
+  (readable counts only; `tier_withheld` says why), so `total(diagnosis != v)` against
+  `total(diagnosis != v AND submitter_id != X)` compares readable counts only; a facet on such
+  a field likewise shows readable buckets only;
 - the markers depend on the shown share alone: `withheld_below` is max(limit, granularity) when
   nothing is shown and the granularity when a rounded share is, whether or not anything lies
-  behind it; a value appears as a bucket only when it has readable documents or a shown share;
-- rounding down means one record changes a shown share only where it crosses a multiple of the
-  granularity, never by exactly one, so removing one record from a view cannot be read off.
+  behind it; a value appears as a bucket only when it has readable documents or a shown share,
+  and buckets are ranked by what is shown (the unreadable side is asked for all its values, so
+  which of them made its top `size` cannot tell counts apart either);
+- rounded down, one record moves a shown share by a whole step of the granularity or not at
+  all: a difference of one never shows. Where a share sits just on a multiple, a step still
+  can; what that tells is about a group that shares every tier-visible value the view uses,
+  which is why the fields should be few and coarse (docs/admin.md, "Tiered access").
 Rows, manifests and histograms never include unreadable projects' documents, whatever the limit.
 """
 from __future__ import annotations
@@ -36,6 +40,7 @@ KEY, GRANULARITY_KEY, FIELDS_KEY = "tier_access_limit", "tier_granularity", "tie
 MAX_LIMIT = 1_000_000
 DEFAULT_GRANULARITY = 10
 IDENTIFYING = ("id", "submitter_id")  # system fields that name one record
+UNREADABLE_BUCKETS = 1000  # the unreadable side of a facet: all its values, up to this many
 
 
 @dataclass
