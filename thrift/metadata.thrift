@@ -161,8 +161,9 @@ struct FacetBucket {
     /** "__missing__" counts documents with no value. */
     1: string value,
     2: i64 count,
-    /** Tiered access: nonzero when the value also occurs in projects the caller cannot read,
-        fewer times than this limit; those documents are not in `count`. */
+    /** Tiered access: nonzero when projects the caller cannot read may add fewer than this many
+        documents (possibly none) that are not in `count`: their share is shown only from
+        max(limit, granularity) on, rounded down to the granularity. */
     3: i64 withheld_below = 0,
 }
 
@@ -191,7 +192,8 @@ struct FacetResult {
     2: list<Facet> facets,
     /** Tiered access in force for this caller (0: off, counts cover readable projects only).
         When nonzero, counts and total include projects the caller cannot read wherever those
-        projects' share reaches this limit. */
+        projects' share reaches this limit (rounded down to tier_granularity), unless
+        tier_withheld says why this view leaves them out. */
     3: i64 tier_access_limit = 0,
     /** The documents the caller may read (the rows hits would page through). */
     4: i64 readable_total = 0,
