@@ -12,7 +12,7 @@ from metadata.errors import Invalid
 from metadata.flatten import DocumentSpec, Flattening
 from metadata.idl import metadata_thrift as T
 from metadata.store.base import FacetCounts, Store, scan
-from metadata.tiering import (UNREADABLE_BUCKETS, Tier, TierSetting, blocker, check_fields, default_fields,
+from metadata.tiering import (Tier, TierSetting, blocker, cell_facet, cell_total, check_fields, default_fields,
                               merge_buckets, visible_fields)
 
 MAX_HITS_PAGE = 1000
@@ -53,23 +53,23 @@ class Explorer:
 
     def _tiered_facets(self, who: Identity, spec: DocumentSpec, user, own, request: T.FacetRequest,
                        unreadable: tuple[str, ...]) -> T.FacetResult:
-        """Counts that add the unreadable projects' shown shares, unless the filter uses a field
-        that is not tier-visible (metadata/tiering.py says why that rule and the rounding)."""
-        tier, visible = Tier(self.tier.limit, self.tier.granularity), self._visible(spec)
-        why = blocker(user, visible)
+        """Counts that add the unreadable projects' shown shares, counted by cells of the
+        tier-visible fields, unless the filter uses another field (metadata/tiering.py says why)."""
+        tier, visible = Tier(self.tier.limit, self.tier.granularity), sorted(self._visible(spec))
+        why = blocker(user, frozenset(visible))
         if why:
             result = self._plain_facets(who, spec, user, own, request)
             result.tier_access_limit, result.tier_granularity, result.tier_withheld = tier.limit, tier.granularity, why
             return result
         hidden = filters.In(spec.fields["project_id"], unreadable)
+        cells = lambda where: self.store.cell_counts(spec.kind, visible, _within(hidden, where))  # noqa: E731
         mine = self.store.facet_counts(spec.kind, [(n, _readable(who, spec, own(user, n))) for n in request.fields],
                                        request.size)
-        shown = [n for n in request.fields if n in visible]
-        theirs = self.store.facet_counts(spec.kind, [(n, _within(hidden, own(user, n))) for n in shown],
-                                         UNREADABLE_BUCKETS)
+        theirs = {n: cell_facet(cells(own(user, n)), visible.index(n), tier.floor) for n in request.fields
+                  if n in visible}
         facets = [_tiered_facet(name, mine[name], theirs.get(name), tier, request.size) for name in request.fields]
         readable_total = self.store.count(spec.kind, _readable(who, spec, user))
-        total, withheld = tier.count(readable_total, self.store.count(spec.kind, _within(hidden, user)))
+        total, withheld = tier.count(readable_total, cell_total(cells(user), tier.floor))
         return T.FacetResult(total=total, facets=facets, tier_access_limit=tier.limit, readable_total=readable_total,
                              total_withheld_below=withheld, tier_granularity=tier.granularity)
 

@@ -7,23 +7,26 @@ projects are hidden entirely), the granularity and the tier-visible fields (`set
 
 A count (a facet bucket, the other count, the total) is the caller's readable share, exact,
 plus the unreadable projects' share, *shown* as: nothing under max(limit, granularity), else
-rounded down to a multiple of the granularity. Three rules keep that share from being
+rounded down to a multiple of the granularity. Four rules keep that share from being
 differenced down to one record:
-- it may be filtered only by tier-visible fields (default: every document kind's enum facets;
-  an admin may choose other facets, but never ids, submitter ids, text fields or text search,
-  whatever the admin says). A filter using any other field gets no unreadable share at all
-  (readable counts only; `tier_withheld` says why), so `total(diagnosis != v)` against
-  `total(diagnosis != v AND submitter_id != X)` compares readable counts only; a facet on such
-  a field likewise shows readable buckets only;
+- it may be filtered only by tier-visible fields (default: every document kind's single-valued
+  enum facets; an admin may choose other facets, but never ids, submitter ids, text fields,
+  lists or text search, whatever the admin says). A filter using any other field gets no
+  unreadable share at all (readable counts only; `tier_withheld` says why), so
+  `total(diagnosis != v)` against `total(diagnosis != v AND submitter_id != X)` compares
+  readable counts only; a facet on such a field likewise shows readable buckets only;
+- it is counted by *cells*: the unreadable documents that share every tier-visible value of
+  their kind. A view filtered by tier-visible fields takes a cell whole or not at all, and only
+  cells of at least max(limit, granularity) documents count, anywhere. So a document whose
+  tier-visible values are rare (the one woman among the cases) counts in no view, and any other
+  sits in a group of at least that many that no view can split: comparing views can only ever
+  tell about whole groups;
+- rounded down, one record more or less in a cell moves a shown share by a whole step of the
+  granularity or not at all: a difference of one never shows;
 - the markers depend on the shown share alone: `withheld_below` is max(limit, granularity) when
   nothing is shown and the granularity when a rounded share is, whether or not anything lies
   behind it; a value appears as a bucket only when it has readable documents or a shown share,
-  and buckets are ranked by what is shown (the unreadable side is asked for all its values, so
-  which of them made its top `size` cannot tell counts apart either);
-- rounded down, one record moves a shown share by a whole step of the granularity or not at
-  all: a difference of one never shows. Where a share sits just on a multiple, a step still
-  can; what that tells is about a group that shares every tier-visible value the view uses,
-  which is why the fields should be few and coarse (docs/admin.md, "Tiered access").
+  and buckets rank by what is shown.
 Rows, manifests and histograms never include unreadable projects' documents, whatever the limit.
 """
 from __future__ import annotations
@@ -40,7 +43,6 @@ KEY, GRANULARITY_KEY, FIELDS_KEY = "tier_access_limit", "tier_granularity", "tie
 MAX_LIMIT = 1_000_000
 DEFAULT_GRANULARITY = 10
 IDENTIFYING = ("id", "submitter_id")  # system fields that name one record
-UNREADABLE_BUCKETS = 1000  # the unreadable side of a facet: all its values, up to this many
 
 
 @dataclass
@@ -121,6 +123,8 @@ def refusal(spec, name: str) -> str | None:
         return f"{name} names single records in {spec.kind} documents (ids and submitter ids never are tier-visible)"
     if found.kind in ("text", "nested"):
         return f"{name} is a {found.kind} field of {spec.kind} documents (only keyword, number, boolean and date fields may be)"
+    if found.multi:
+        return f"{name} holds lists in {spec.kind} documents (cells group documents by single values)"
     return None
 
 
@@ -150,7 +154,8 @@ def _has(spec, name: str) -> bool:
 
 
 def visible_fields(spec, chosen: tuple[str, ...] | None) -> frozenset[str]:
-    """The fields of this kind that a shown share may be filtered by: chosen facets (default: the enum facets)."""
+    """The fields of this kind that a shown share may be filtered by, and whose values make its cells:
+    chosen facets (default: the single-valued enum facets)."""
     names = [f for f in spec.facets if f in spec.enums] if chosen is None else [f for f in chosen if f in spec.facets]
     return frozenset(name for name in names if refusal(spec, name) is None)
 
@@ -173,6 +178,22 @@ def blocker(node, visible: frozenset[str], prefix: str = "") -> str | None:
         return blocker(node.node, visible, f"{prefix}{node.path.name}.")
     name = prefix + node.field.name
     return None if name in visible else f"the filter uses {name}, which is not tier-visible"
+
+
+# -- cells ---------------------------------------------------------------------------------
+
+def cell_total(cells: dict[tuple, int], floor: int) -> int:
+    """The documents in cells of at least `floor`: the others count nowhere."""
+    return sum(n for n in cells.values() if n >= floor)
+
+
+def cell_facet(cells: dict[tuple, int], position: int, floor: int) -> FacetCounts:
+    """Per value of the field at `position` of the cells' fields, the documents in its cells of at least `floor`."""
+    counts: dict[str, int] = {}
+    for cell, n in cells.items():
+        if n >= floor:
+            counts[cell[position]] = counts.get(cell[position], 0) + n
+    return FacetCounts(sorted(counts.items(), key=lambda b: (-b[1], b[0])))
 
 
 # -- shown shares --------------------------------------------------------------------------

@@ -573,10 +573,11 @@ struct TierAccess {
     1: i64 limit = 0,
     /** Unreadable shares are rounded down to a multiple of this (1: no rounding). */
     2: i64 granularity = 10,
-    /** The fields an unreadable share may be filtered and faceted by (never ids, submitter ids or
-        text). Reading: the fields in force. Setting: ignored when default_fields is true. */
+    /** The fields an unreadable share may be filtered and faceted by, whose values make its cells
+        (facets only; never ids, submitter ids, text or lists). Reading: the fields in force.
+        Setting: ignored when default_fields is true. */
     3: list<string> visible_fields,
-    /** The default tier-visible fields: every document kind's enum facets. */
+    /** The default tier-visible fields: every document kind's single-valued enum facets. */
     4: bool default_fields = true,
 }
 

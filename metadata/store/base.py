@@ -214,6 +214,12 @@ class Store(ABC):
         """How many documents match."""
 
     @abstractmethod
+    def cell_counts(self, kind: str, fields: list[str], where) -> dict[tuple, int]:
+        """How many matching documents hold each combination of values of these single-valued
+        fields (values as facet buckets write them, "__missing__" for none); no empty cells.
+        With no fields, the one cell () holds every match. Tiered access counts by these."""
+
+    @abstractmethod
     def numeric_stats(self, kind: str, field: str, where, bins: int, bin_width: float) -> "NumericSummary":
         """count, missing, min, max, mean, sum and a histogram of a numeric field."""
 

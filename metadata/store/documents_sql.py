@@ -79,6 +79,12 @@ def facet_sql(spec: DocumentSpec, field: str, where_sql: str) -> str:
     return f"SELECT {col} AS v, count(*) AS c FROM {table(spec.kind)} WHERE {where_sql} GROUP BY 1"
 
 
+def cells_sql(spec: DocumentSpec, fields: list[str], where_sql: str) -> str:
+    """(value, ..., count) per combination of the fields' values (NULL for no value)."""
+    return (f"SELECT {', '.join(quote_ident(f) for f in fields)}, count(*) FROM {table(spec.kind)} "
+            f"WHERE {where_sql} GROUP BY ALL")
+
+
 def stats_sql(spec: DocumentSpec, field: str, where_sql: str) -> str:
     col = _finite(spec, field)
     return (f"SELECT count({col}), count(*) - count({col}), min({col}), max({col}), avg({col}), sum({col}) "

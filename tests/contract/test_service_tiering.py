@@ -48,8 +48,9 @@ def exact(admin, limit):
 def test_counts_reaching_the_limit_include_unreadable_projects(commons, rita):
     exact(commons, 2)
     result = rita.facets("case", ["species"])
-    assert (result.total, result.readable_total, result.tier_access_limit) == (4, 1, 2)
-    # 2 human cases in test-proj reach the limit; its 1 mouse case does not, so it is withheld
+    assert (result.total, result.readable_total, result.tier_access_limit) == (1 + 2, 1, 2)
+    # 2 human cases in test-proj reach the limit; its 1 mouse case does not, so it is withheld,
+    # from the total too: it is alone in its cell (species, sex, diagnosis: mouse, none, none)
     assert species(result) == {"human": (2, 0), "mouse": (1, 2)}
 
 
@@ -102,7 +103,7 @@ def test_admins_choose_the_tier_visible_fields_but_never_identifying_ones(common
     assert (chosen.visible_fields, chosen.default_fields) == (["species", "age_years"], False)
     assert rita.facets("case", ["species"], {">=": {"age_years": 0}}).total == 1 + 2  # c-3 has no age
     assert rita.facets("case", ["species"], {"=": {"sex": "female"}}).tier_withheld  # no longer visible
-    for name in ("submitter_id", "id", "case", "case_id", "sample", "md5sum", "samples.organ", "no_such"):
+    for name in ("submitter_id", "id", "case", "case_id", "sample", "md5sum", "samples.organ", "organs", "no_such"):
         with pytest.raises(T.ValidationError, match=f"visible_fields: .*{name}"):
             commons.set_tier_access(1, visible_fields=[name])
     assert commons.tier_access().visible_fields == ["species", "age_years"]
@@ -111,6 +112,21 @@ def test_admins_choose_the_tier_visible_fields_but_never_identifying_ones(common
     with pytest.raises(T.Forbidden, match="admin role"):
         rita.set_tier_access(1, granularity=1, visible_fields=["submitter_id"])
     assert commons.set_tier_access(0).default_fields and rita.tier_access().limit == 0
+
+
+def test_unreadable_documents_count_only_in_cells_of_at_least_the_limit(commons, rita, admin):
+    """A cell: the documents sharing every tier-visible value. No view over tier-visible fields can
+    split one, so a document in a small cell counts nowhere, and one in a large cell never alone."""
+    admin.submit("test-proj", [{"type": "case", "submitter_id": f"h-{i}", "species": "human", "sex": "female",
+                                "diagnosis": "healthy"} for i in range(3)]
+                 + [{"type": "case", "submitter_id": "lone", "species": "human", "sex": "male", "diagnosis": "healthy"}])
+    exact(commons, 3)
+    result = rita.facets("case", ["species", "sex", "diagnosis"])
+    assert result.total == 1 + 3  # the 3 healthy women; c-1, c-2 (2), c-3 and lone (1 each) are in small cells
+    facets = {f.field: {b.value: b.count for b in f.buckets} for f in result.facets}
+    assert facets["sex"] == {"female": 3, "__missing__": 1} and facets["diagnosis"] == {"healthy": 3, "__missing__": 1}
+    assert rita.facets("case", ["species"], {"=": {"sex": "male"}}).total == 0  # lone does not show
+    assert rita.facets("case", ["species"], {"!=": {"sex": "male"}}).total == 1 + 3
 
 
 def test_own_facet_exclusion_applies_to_both_sides(commons, rita):

@@ -30,13 +30,14 @@ def case(sid, diagnosis, age, sex="male"):
 
 @pytest.fixture
 def commons(admin):
-    """vault (unreadable to the attacker): 120 cases, the victim (hepatocellular carcinoma, the only
-    female, age 61) and its twin (healthy); open-proj: 5 cases the attacker may read."""
+    """vault (unreadable to the attacker): 180 men in three diagnoses, the victim (a woman,
+    hepatocellular carcinoma, age 61) and its twin (a woman, healthy, 62); open-proj: 5 cases the
+    attacker may read."""
     admin.submit(PROGRAM, [{"type": "program", "submitter_id": PROGRAM}])
     project(admin, VAULT)
     project(admin, OPEN)
-    crowd = [case(f"v-{i:03}", DIAGNOSES[i % len(DIAGNOSES)], 30 + i % 20) for i in range(118)]
-    admin.submit(VAULT, crowd + [case(TARGET, DIAGNOSES[3], 61, "female"), case(TWIN, DIAGNOSES[0], 62)])
+    crowd = [case(f"v-{i:03}", DIAGNOSES[i % 3], 30 + i % 20) for i in range(180)]  # 3 cells of 60 men
+    admin.submit(VAULT, crowd + [case(TARGET, DIAGNOSES[3], 61, "female"), case(TWIN, DIAGNOSES[0], 62, "female")])
     admin.submit(OPEN, [case(f"o-{i}", DIAGNOSES[i], 40) for i in range(5)])
     admin.set_tier_access_limit(50)  # as in the issue; granularity: the default, 10
     return admin
@@ -49,7 +50,7 @@ def attacker(client_for):
 
 def swap(admin):
     """The other world: the victim and its twin exchange diagnoses; every aggregate stays the same."""
-    admin.submit(VAULT, [case(TARGET, DIAGNOSES[0], 61, "female"), case(TWIN, DIAGNOSES[3], 62)])
+    admin.submit(VAULT, [case(TARGET, DIAGNOSES[0], 61, "female"), case(TWIN, DIAGNOSES[3], 62, "female")])
 
 
 def seen(result: T.FacetResult) -> tuple:
@@ -116,14 +117,18 @@ def test_admins_cannot_make_identifying_fields_tier_visible(commons, attacker):
     assert first == second
 
 
-def test_a_quasi_identifier_in_an_unrounded_cell_is_blunted_by_rounding(commons, attacker):
-    """The victim is the only female: sex != female is a tier-visible way to take it out of a view.
-    Rounded down to 10, the one-record difference shows only where a share crosses a multiple of
-    10; here it never does, so both worlds read the same. (Rounding hides one record except on a
-    boundary; docs/admin.md says how to choose fields and granularity.)"""
+@pytest.mark.parametrize("granularity", [10, 1])
+def test_differencing_by_a_tier_visible_quasi_identifier_recovers_nothing(commons, attacker, granularity):
+    """sex is tier-visible, and the victim is one of two women: sex != female takes it out of a view
+    the attacker may narrow by tier-visible fields alone. Counted by cells (the documents sharing
+    every tier-visible value), the two women sit in cells of one and count nowhere, so the views
+    with and without them read the same, in both worlds, even without rounding."""
+    commons.set_tier_access(50, granularity=granularity)
     first, second = in_both_worlds(commons, lambda: differencing(attacker, {"!=": {"sex": "female"}}))
     assert first == second
-    assert all(not answer[3] and answer[0] % 10 == answer[1] % 10 for answer in first)
+    assert not any(answer[3] for answer in first)  # tier-visible: the unreadable share is counted
+    assert first[0::2] == first[1::2]  # the women never counted, so taking them out changes nothing
+    assert any(answer[0] > answer[1] for answer in first)  # and the crowd's share does show
 
 
 def test_one_record_never_shows_as_a_difference_of_one(commons, attacker):
