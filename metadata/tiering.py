@@ -43,6 +43,9 @@ KEY, GRANULARITY_KEY, FIELDS_KEY = "tier_access_limit", "tier_granularity", "tie
 MAX_LIMIT = 1_000_000
 DEFAULT_GRANULARITY = 10
 IDENTIFYING = ("id", "submitter_id")  # system fields that name one record
+# tier-visible fields per document kind: each one more splits the cells (so less is counted),
+# and Elasticsearch counts cells with one level of aggregations per field
+MAX_VISIBLE_FIELDS = 8
 
 
 @dataclass
@@ -142,6 +145,9 @@ def check_fields(specs: dict, chosen: list[str]) -> tuple[str, ...]:
         elif not any(name in spec.facets for spec in kinds):
             problems.append(f"{name} is not a facet of any document kind (tier-visible fields are chosen among "
                             f"the facets: {', '.join(sorted({f for spec in specs.values() for f in spec.facets}))})")
+    problems += [f"{len(names)} are fields of {kind} documents ({', '.join(sorted(names))}); choose at most "
+                 f"{MAX_VISIBLE_FIELDS} per kind" for kind, spec in specs.items()
+                 if len(names := visible_fields(spec, tuple(chosen))) > MAX_VISIBLE_FIELDS]
     if problems:
         raise Invalid(f"visible_fields: {'; '.join(problems)}")
     return tuple(dict.fromkeys(chosen))

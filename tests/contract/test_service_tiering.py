@@ -107,6 +107,9 @@ def test_admins_choose_the_tier_visible_fields_but_never_identifying_ones(common
         with pytest.raises(T.ValidationError, match=f"visible_fields: .*{name}"):
             commons.set_tier_access(1, visible_fields=[name])
     assert commons.tier_access().visible_fields == ["species", "age_years"]
+    with pytest.raises(T.ValidationError, match="9 are fields of file documents .*; choose at most 8 per kind"):
+        commons.set_tier_access(1, visible_fields=["project_id", "data_format", "data_category", "organ", "species",
+                                                   "ionisation", "instrument", "diagnosis", "file_size"])
     with pytest.raises(T.ValidationError, match="granularity: 0 is out of range"):
         commons.set_tier_access(1, granularity=0)
     with pytest.raises(T.Forbidden, match="admin role"):
