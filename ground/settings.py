@@ -55,6 +55,8 @@ class Settings:
     # descriptor); beyond, idle ones that never sent a token are closed, then newcomers refused.
     max_connections: int = 512
     first_call_timeout_seconds: int = 10  # a new connection's first call must arrive within this
+    max_property_bytes: int = 64 * 1024    # one submitted property's value, as JSON (UTF-8 bytes)
+    max_submitter_id: int = 256            # characters of a submitter_id
     # Data objects: empty means the directory <data_dir>/storage; s3://bucket/prefix means an
     # S3-compatible store (credentials from the usual AWS_* variables, never from here).
     storage_url: str = ""
@@ -201,7 +203,7 @@ def _build(values: dict) -> Settings:
     for key, allowed, what in CHOICES:
         if (value := getattr(settings, key)) not in allowed:
             raise SettingsError(f"LABCOMMONS_{key.upper()}: {value!r} is not {what}; use one of {', '.join(allowed)}")
-    for key in ("max_connections", "first_call_timeout_seconds"):
+    for key in ("max_connections", "first_call_timeout_seconds", "max_property_bytes", "max_submitter_id"):
         if getattr(settings, key) < 1:
             raise SettingsError(f"LABCOMMONS_{key.upper()}: {getattr(settings, key)} is too small; use 1 or more")
     if settings.es_shards < 1:

@@ -412,16 +412,34 @@ def audit(obj: Context, who: str, action: str, project: str, outcome: str, since
 
 @main.command("tier-access")
 @click.argument("limit", type=int, required=False)
+@click.option("--granularity", type=int, help="round unreadable shares down to multiples of this (default 10)")
+@click.option("--fields", help='tier-visible fields, comma-separated facets, or "default" (the enum facets)')
 @click.pass_obj
 @reports_errors
-def tier_access(obj: Context, limit: int | None):
-    """Show, or (admin) set, the tier-access limit: facet counts from projects a user cannot read
-    are shown only where they reach LIMIT documents. 0 turns it off (such data is hidden)."""
-    if limit is not None:
-        obj.client.set_tier_access_limit(limit)
-    current = obj.client.tier_access_limit()
-    out.print(f"tier-access limit: {current}" if current else
-              "tier-access limit: off (data of projects a user cannot read is hidden)")
+def tier_access(obj: Context, limit: int | None, granularity: int | None, fields: str | None):
+    """Show, or (admin) set, tiered access: facet counts from projects a user cannot read are shown
+    only where they reach LIMIT documents, rounded down to the granularity, and only under filters
+    on tier-visible fields. 0 turns it off (such data is hidden). docs/admin.md, "Tiered access"."""
+    if granularity is None and fields is None:
+        if limit is not None:
+            obj.client.set_tier_access_limit(limit)
+    else:
+        now = obj.client.tier_access()
+        obj.client.set_tier_access(now.limit if limit is None else limit,
+                                   now.granularity if granularity is None else granularity, _chosen(fields, now))
+    current = obj.client.tier_access()
+    if not current.limit:
+        out.print("tier-access limit: off (data of projects a user cannot read is hidden)")
+        return
+    out.print(f"tier-access limit: {current.limit}\ngranularity: {current.granularity}")
+    out.print(f"tier-visible: {', '.join(current.visible_fields) or 'none'}", soft_wrap=True)
+
+
+def _chosen(fields: str | None, now) -> list[str] | None:
+    """The tier-visible fields to set: the option's, or those in force; None means the default."""
+    if fields is None:
+        return None if now.default_fields else list(now.visible_fields)
+    return None if fields == "default" else [f.strip() for f in fields.split(",") if f.strip()]
 
 
 def parse_grants(grants: tuple[str, ...]) -> dict[str, str]:

@@ -233,6 +233,15 @@ class MetadataClient:
     def set_tier_access_limit(self, limit: int) -> int:
         return self._call("set_tier_access_limit", limit)
 
+    def tier_access(self) -> T.TierAccess:
+        return self._call("get_tier_access")
+
+    def set_tier_access(self, limit: int, granularity: int = 10, visible_fields: list[str] | None = None) -> T.TierAccess:
+        """Sets tiered access at once; visible_fields None means the default (the enum facets)."""
+        return self._call("set_tier_access", T.TierAccess(limit=limit, granularity=granularity,
+                                                          visible_fields=list(visible_fields or []),
+                                                          default_fields=visible_fields is None))
+
     # -- workflows ------------------------------------------------------------------------
 
     def templates(self) -> list[T.WorkflowTemplate]:

@@ -11,7 +11,7 @@ import io
 import json
 from dataclasses import dataclass
 
-from metadata.dictionary import Dictionary, NodeType
+from metadata.dictionary import Dictionary, NodeType, non_finite, non_finite_message
 from metadata.errors import Invalid, ProblemList
 from metadata.nesting import check_depth
 
@@ -31,13 +31,61 @@ class Entity:
         return f"row {self.row}" if self.row else f"entity {self.index}"
 
 
-def parse(body: str, fmt: str, dictionary: Dictionary) -> list[Entity]:
-    """Entities from a submission body; Invalid with located problems if it cannot be read."""
+@dataclass(frozen=True)
+class ValueLimits:
+    """How large one submitted value may be (ground/settings.py: max_property_bytes, max_submitter_id)."""
+    property_bytes: int = 64 * 1024
+    submitter_id: int = 256
+
+
+def parse(body: str, fmt: str, dictionary: Dictionary, limits: ValueLimits = ValueLimits()) -> list[Entity]:
+    """Entities from a submission body; Invalid with located problems if it cannot be read, or if
+    a value is too large or not a finite number."""
     if fmt not in FORMATS:
         raise Invalid(f"format: {fmt!r} is not a submission format; use json or tsv")
     if not body.strip():
         raise Invalid("the batch is empty: give at least one entity", code="empty_batch")
-    return _parse_json(body) if fmt == "json" else _parse_tsv(body, dictionary)
+    entities = _parse_json(body) if fmt == "json" else _parse_tsv(body, dictionary)
+    check_values(entities, dictionary, limits)
+    return entities
+
+
+def check_values(entities: list[Entity], dictionary: Dictionary, limits: ValueLimits) -> None:
+    """Refuse, located by entity (or row) and field, values over the size caps and NaN or ±Infinity
+    anywhere (JSON's NaN / Infinity / 1e999, TSV's nan / inf), before anything else looks at them."""
+    problems, first = ProblemList(), ""
+    for entity in entities:
+        node_type = dictionary.get(str(entity.doc.get("type", "")))
+        links = node_type.links if node_type else {}
+        for name, value in entity.doc.items():
+            if (why := value_problem(name, value, limits, name in links)) is not None:
+                problems.add(name, why, index=entity.index, row=entity.row)
+                first = first or f"{entity.location()}: {why}"
+    if problems.items:
+        raise Invalid(f"the batch was refused: {first} ({len(problems.items)} problem(s)); nothing was written",
+                      problems.items)
+
+
+def value_problem(name: str, value, limits: ValueLimits, link: bool = False) -> str | None:
+    """Why one submitted value is refused; None when it may go on to the dictionary's checks.
+    A link's references are not a property: a batch's size bounds them, not the per-value cap."""
+    if (bad := non_finite(value)) is not None:
+        return non_finite_message(name, bad)
+    if name == "submitter_id" and isinstance(value, str) and len(value) > limits.submitter_id:
+        return f"submitter_id is {len(value):,} characters long; the limit is {limits.submitter_id:,}"
+    if link or not _may_exceed(value, limits.property_bytes):
+        return None
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > limits.property_bytes:
+        return f"{name} is {size:,} bytes as JSON; the limit for one value is {limits.property_bytes:,} bytes"
+    return None
+
+
+def _may_exceed(value, cap: int) -> bool:
+    """Whether a value could be over cap bytes as JSON; saves encoding the many small ones."""
+    if isinstance(value, str):
+        return len(value) * 6 + 2 > cap  # at most 6 bytes a character (\u001f), and the quotes
+    return isinstance(value, (list, dict))
 
 
 def _parse_json(body: str) -> list[Entity]:
@@ -59,7 +107,15 @@ def _parse_json(body: str) -> list[Entity]:
 
 
 def _parse_tsv(body: str, dictionary: Dictionary) -> list[Entity]:
-    rows = list(csv.reader(io.StringIO(body), delimiter="\t"))
+    # csv refuses a cell over 128 KiB by raising mid-read; the batch size already bounds cells, and
+    # an oversized cell is reported with its row and column by check_values
+    if csv.field_size_limit() < len(body):
+        csv.field_size_limit(len(body))
+    reader = csv.reader(io.StringIO(body), delimiter="\t")
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise Invalid(f"the TSV could not be read at row {reader.line_num}: {exc}", code="malformed") from None
     header = [h.strip() for h in rows[0]] if rows else []
     if "type" not in header or "submitter_id" not in header:
         raise Invalid("the TSV header must have the columns type and submitter_id", code="malformed")

@@ -3,6 +3,7 @@ own-facet exclusion. The service's handler delegates here; stores answer the que
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 from metadata import filters
@@ -10,8 +11,9 @@ from metadata.auth import Identity
 from metadata.errors import Invalid
 from metadata.flatten import DocumentSpec, Flattening
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import Store, scan
-from metadata.tiering import TierSetting, merge_buckets, tiered
+from metadata.store.base import FacetCounts, Store, scan
+from metadata.tiering import (Tier, TierSetting, blocker, cell_facet, cell_total, check_fields, default_fields,
+                              merge_buckets, visible_fields)
 
 MAX_HITS_PAGE = 1000
 MAX_MANIFEST_PAGE = 10_000
@@ -51,21 +53,28 @@ class Explorer:
 
     def _tiered_facets(self, who: Identity, spec: DocumentSpec, user, own, request: T.FacetRequest,
                        unreadable: tuple[str, ...]) -> T.FacetResult:
-        """Counts that include the unreadable projects' documents wherever they reach the limit."""
-        limit, hidden = self.tier.limit, filters.In(spec.fields["project_id"], unreadable)
+        """Counts that add the unreadable projects' shown shares, counted by cells of the
+        tier-visible fields, unless the filter uses another field (metadata/tiering.py says why)."""
+        tier, visible = Tier(self.tier.limit, self.tier.granularity), sorted(self._visible(spec))
+        why = blocker(user, frozenset(visible))
+        if why:
+            result = self._plain_facets(who, spec, user, own, request)
+            result.tier_access_limit, result.tier_granularity, result.tier_withheld = tier.limit, tier.granularity, why
+            return result
+        hidden = filters.In(spec.fields["project_id"], unreadable)
+        cells = lambda where: self.store.cell_counts(spec.kind, visible, _within(hidden, where))  # noqa: E731
         mine = self.store.facet_counts(spec.kind, [(n, _readable(who, spec, own(user, n))) for n in request.fields],
                                        request.size)
-        theirs = self.store.facet_counts(spec.kind, [(n, _within(hidden, own(user, n))) for n in request.fields],
-                                         request.size)
-        facets = []
-        for name in request.fields:
-            buckets, other = merge_buckets(mine[name], theirs[name], limit, request.size)
-            facets.append(T.Facet(field=name, other_count=other, buckets=[
-                T.FacetBucket(value=str(v), count=c, withheld_below=w) for v, c, w in buckets]))
+        theirs = {n: cell_facet(cells(own(user, n)), visible.index(n), tier.floor) for n in request.fields
+                  if n in visible}
+        facets = [_tiered_facet(name, mine[name], theirs.get(name), tier, request.size) for name in request.fields]
         readable_total = self.store.count(spec.kind, _readable(who, spec, user))
-        total, withheld = tiered(readable_total, self.store.count(spec.kind, _within(hidden, user)), limit)
-        return T.FacetResult(total=total, facets=facets, tier_access_limit=limit, readable_total=readable_total,
-                             total_withheld_below=withheld)
+        total, withheld = tier.count(readable_total, cell_total(cells(user), tier.floor))
+        return T.FacetResult(total=total, facets=facets, tier_access_limit=tier.limit, readable_total=readable_total,
+                             total_withheld_below=withheld, tier_granularity=tier.granularity)
+
+    def _visible(self, spec: DocumentSpec) -> frozenset[str]:
+        return visible_fields(spec, self.tier.chosen_fields)
 
     def _unreadable_projects(self, who: Identity) -> tuple[str, ...] | None:
         """The projects whose counts tiered access may add for this caller; None when it adds none."""
@@ -74,19 +83,41 @@ class Explorer:
         projects = scan(self.store, "project", None, cap=sys.maxsize)  # every project
         return tuple(sorted(n.submitter_id for n in projects if not who.can_read(n.submitter_id))) or None
 
+    def tier_access(self) -> T.TierAccess:
+        """The tiered-access settings in force, the default tier-visible fields spelled out."""
+        chosen = self.tier.chosen_fields
+        names = default_fields(self.flattening.specs) if chosen is None else list(chosen)
+        return T.TierAccess(limit=self.tier.limit, granularity=self.tier.granularity, visible_fields=names,
+                            default_fields=chosen is None)
+
+    def set_tier_access(self, access: T.TierAccess | None, user: str) -> T.TierAccess:
+        if access is None:
+            raise Invalid("access: give a TierAccess (limit, granularity, visible_fields or default_fields)")
+        names = [str(name).strip() for name in access.visible_fields or []]
+        chosen = None if access.default_fields else check_fields(self.flattening.specs, names)
+        self.tier.configure(access.limit, access.granularity, chosen, user)
+        return self.tier_access()
+
     def histogram(self, who: Identity, request: T.HistogramRequest) -> T.NumericStats:
         spec, user = self._query(request.kind, request.filter_json)
         field = _field(spec, request.field, "field")
         if field.kind not in NUMERIC or field.multi:
             raise Invalid(f"field: {request.field!r} is not a numeric field; numeric fields: "
                           f"{', '.join(n for n, f in spec.fields.items() if f.kind in NUMERIC and not f.multi)}")
-        if not 1 <= request.bins <= MAX_BINS or request.bin_width < 0:
+        if not math.isfinite(request.bin_width) or request.bin_width < 0:
+            raise Invalid(f"bin_width: {request.bin_width} is not allowed; give a positive finite width, or 0 for "
+                          f"{request.bins} equal bins")
+        if not 1 <= request.bins <= MAX_BINS:
             raise Invalid(f"bins: give 1 to {MAX_BINS} bins, or a positive bin_width")
         own = filters.without_field(user, request.field) if request.exclude_own else user
-        s = self.store.numeric_stats(spec.kind, request.field, _readable(who, spec, own), request.bins, request.bin_width)
-        bins = [T.HistogramBin(low=lo, high=hi, count=c) for lo, hi, c in s.bins]
-        return T.NumericStats(field=request.field, count=s.count, missing=s.missing, min=s.min or 0.0,
-                              max=s.max or 0.0, mean=s.mean or 0.0, sum=s.sum or 0.0, bins=bins)
+        try:
+            s = self.store.numeric_stats(spec.kind, request.field, _readable(who, spec, own), request.bins,
+                                         request.bin_width)
+        except ValueError as exc:  # bin_width gives too many bins for this range
+            raise Invalid(f"bin_width: {exc}") from None
+        bins = [T.HistogramBin(low=_finite(lo), high=_finite(hi), count=c) for lo, hi, c in s.bins]
+        return T.NumericStats(field=request.field, count=s.count, missing=s.missing, min=_finite(s.min),
+                              max=_finite(s.max), mean=_finite(s.mean), sum=_finite(s.sum), bins=bins)
 
     def hits(self, who: Identity, request: T.HitsRequest) -> T.HitsPage:
         spec, user = self._query(request.kind, request.filter_json)
@@ -121,6 +152,21 @@ class Explorer:
         if spec is None:
             raise Invalid(f"kind: {kind!r} is not a document kind; choose from {', '.join(self.flattening.specs)}")
         return spec, filters.parse(filter_json or None, spec.fields, spec.search)
+
+
+def _tiered_facet(name: str, mine: FacetCounts, theirs: FacetCounts | None, tier: Tier, size: int) -> T.Facet:
+    """One facet: readable buckets plus shown shares; readable ones only for a field that is not tier-visible."""
+    if theirs is None:
+        return T.Facet(field=name, other_count=mine.other, tier_withheld=f"{name} is not tier-visible",
+                       buckets=[T.FacetBucket(value=str(v), count=c) for v, c in mine.buckets])
+    buckets, other = merge_buckets(mine, theirs, tier, size)
+    return T.Facet(field=name, other_count=other,
+                   buckets=[T.FacetBucket(value=str(v), count=c, withheld_below=w) for v, c, w in buckets])
+
+
+def _finite(value) -> float:
+    """A statistic as sent: 0.0 for none; never NaN or ±Infinity, whatever an older store may hold."""
+    return float(value) if value is not None and math.isfinite(value) else 0.0
 
 
 def _readable(who: Identity, spec: DocumentSpec, node):

@@ -221,6 +221,9 @@ class _Parser:
     def value(self, found: Field, value: Any, path: str, missing_ok: bool) -> bool:
         if missing_ok and value == MISSING:
             return True
+        if isinstance(value, float) and not math.isfinite(value):  # JSON's NaN, Infinity, 1e999
+            self.add(path, f"{json.dumps(value)} is not a number; give a finite number (NaN and ±Infinity are refused)")
+            return False
         if _value_fits(found.kind, value):
             return True
         alternative = f' or "{MISSING}"' if missing_ok else ""

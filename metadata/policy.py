@@ -172,6 +172,7 @@ TABLE: dict[str, Policy] = {
     "health": Policy(handler="node counts only for callers who read every project"),
     "whoami": SIGNED_IN, "get_dictionary": SIGNED_IN, "get_documents": SIGNED_IN,
     "list_templates": SIGNED_IN, "list_triggers": SIGNED_IN, "get_tier_access_limit": SIGNED_IN,
+    "get_tier_access": SIGNED_IN,
     # the graph
     "get_node": Policy(checks=_read(Stored(0, NODE))),
     "get_edges": Policy(checks=_read(Stored(0, NODE))),
@@ -191,7 +192,7 @@ TABLE: dict[str, Policy] = {
     "delete_cohort": Policy(checks=_read(Stored(0, COHORT)), handler="its owner or an admin"),
     # administration
     "create_token": ADMIN_ONLY, "reindex": ADMIN_ONLY, "save_account": ADMIN_ONLY, "set_grant": ADMIN_ONLY,
-    "list_accounts": ADMIN_ONLY, "audit": ADMIN_ONLY, "set_tier_access_limit": ADMIN_ONLY,
+    "list_accounts": ADMIN_ONLY, "audit": ADMIN_ONLY, "set_tier_access_limit": ADMIN_ONLY, "set_tier_access": ADMIN_ONLY,
     "set_trigger_enabled": ADMIN_ONLY, "fire_triggers": ADMIN_ONLY,
     "sign_in": Policy((ADMIN,), handler="the portal, with the operator token, signs people in"),
     # one's own account and tokens

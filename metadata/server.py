@@ -30,6 +30,7 @@ from metadata.connections import (REFUSAL_SECONDS, ConnectionProcessor, Connecti
 from metadata.auth import Tokens
 from metadata import flatten, templates as catalog
 from metadata.dictionary import Dictionary
+from metadata.entities import ValueLimits
 from metadata.idl import metadata_thrift as T
 from metadata.service import MetadataService
 from metadata.notifications import Notifier
@@ -106,8 +107,8 @@ def refuse_unset(name: str, args: tuple) -> None:
 # audited when it is refused for lack of a valid token or of a right.
 WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", "delete_nodes", "save_cohort",
           "delete_cohort", "reindex", "create_token", "save_account", "set_grant", "sign_in", "sign_out_everywhere",
-          "create_personal_token", "renew_personal_token", "revoke_personal_token", "sign_out", "set_tier_access_limit",
-          "save_parameter_set"}
+          "create_personal_token", "renew_personal_token", "revoke_personal_token", "sign_out",
+          "set_tier_access_limit", "set_tier_access", "save_parameter_set"}
 SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
 REFUSALS = (errors.BadToken, errors.Denied)
 ANONYMOUS = "(no valid token)"
@@ -212,7 +213,8 @@ class Server:
                                   catalog.load(settings.templates_dir), load_rules(settings.triggers_dir),
                                   Notifier(self.store, settings.data_dir / "outbox", settings.smtp_host,
                                            settings.smtp_port, settings.mail_from, settings.mail_domain),
-                                  settings.max_batch_entities, settings.max_batch_bytes)
+                                  settings.max_batch_entities, settings.max_batch_bytes,
+                                  ValueLimits(settings.max_property_bytes, settings.max_submitter_id))
         self.guard = Guard(service, self.tokens)
         # the server socket and the protocol factories; the accept loop below is our own
         self.thrift = TThreadedServer(TProcessor(T.Metadata, self.guard),

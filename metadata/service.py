@@ -14,7 +14,7 @@ from metadata.cohorts import Cohorts
 from metadata.dictionary import Dictionary
 from metadata.exploration import Explorer
 from metadata.flatten import Flattening
-from metadata.entities import parse
+from metadata.entities import ValueLimits, parse
 from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
 from metadata.parameter_sets import ParameterSets, revision_thrift, set_thrift
@@ -32,7 +32,7 @@ RETRIES_ON_RACE = 3
 class MetadataService:
     def __init__(self, store: Store, dictionary: Dictionary, flattening: Flattening, tokens: Tokens,
                  catalog, rules=(), notifier=None, max_batch_entities: int = 10_000,
-                 max_batch_bytes: int = 64 * 1024 * 1024):
+                 max_batch_bytes: int = 64 * 1024 * 1024, value_limits: ValueLimits = ValueLimits()):
         self.store, self.dictionary, self.tokens, self.catalog = store, dictionary, tokens, catalog
         self.runs = RunRegistry(store, dictionary, catalog)
         self.triggers = Triggers(store, self.runs, list(rules))
@@ -42,6 +42,7 @@ class MetadataService:
         self.explorer, self.cohorts = Explorer(store, flattening, self.tier), Cohorts(store, flattening)
         self.registry, self.audit_log = Registry(store, tokens), AuditLog(store)
         self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
+        self.value_limits = value_limits
         self._dictionary_json = dictionary.as_json()
 
     def health(self, who: Identity) -> T.Health:
@@ -94,7 +95,7 @@ class MetadataService:
         if len(request.body.encode()) > self.max_batch_bytes:
             raise Invalid(f"the batch is {len(request.body.encode()):,} bytes; the limit is "
                           f"{self.max_batch_bytes:,}: split it", code="too_large")
-        entities = parse(request.body, request.format, self.dictionary)
+        entities = parse(request.body, request.format, self.dictionary, self.value_limits)
         if len(entities) > self.max_batch_entities:
             raise Invalid(f"the batch has {len(entities):,} entities; the limit is "
                           f"{self.max_batch_entities:,}: split it", code="too_large")
@@ -153,6 +154,13 @@ class MetadataService:
 
     def set_tier_access_limit(self, who: Identity, limit: int) -> int:
         return self.tier.set(limit, who.user)
+
+    def get_tier_access(self, who: Identity) -> T.TierAccess:
+        return self.explorer.tier_access()
+
+    def set_tier_access(self, who: Identity, access: T.TierAccess) -> T.TierAccess:
+        auth.require_admin(who, "setting tiered access")
+        return self.explorer.set_tier_access(access, who.user)
 
     def reindex(self, who: Identity) -> dict[str, int]:
         return self.store.reindex()

@@ -1,4 +1,4 @@
-"""The administrators' pages: users, roles and project grants, the tier-access limit, trigger
+"""The administrators' pages: users, roles and project grants, tiered access, trigger
 rules (enable, disable), and the audit log (filtered, paged, exported as TSV or JSON).
 
 Admins only: everyone else gets a 403 page. That check is for the message; the service refuses
@@ -51,6 +51,12 @@ class GrantForm(FlaskForm):
 class TierForm(FlaskForm):
     limit = IntegerField("Tier-access limit", validators=[
         NumberRange(0, 1_000_000, "give a whole number from 0 (off) to 1,000,000")])
+    granularity = IntegerField("Granularity", default=10, validators=[
+        NumberRange(1, 1_000_000, "give a whole number from 1 (no rounding) to 1,000,000")])
+    fields = SelectField("Tier-visible fields (default: every enum facet; chosen: those ticked below)",
+                         choices=["default", "chosen"], default="default", validate_choice=True)
+    visible = SelectMultipleField("Fields", choices=[], option_widget=CheckboxInput(),
+                                  widget=ListWidget(prefix_label=False), validate_choice=True)
 
 
 @bp.before_request
@@ -135,21 +141,38 @@ def revoke(name: str, project: str):
 
 @bp.route("/tier-access", methods=("GET", "POST"))
 def tier_access():
-    """Show and set the tier-access limit (0: off)."""
+    """Show and set tiered access: the limit (0: off), the granularity and the tier-visible fields."""
     form, message, error, status = TierForm(), "", "", 200
+    form.visible.choices = field_names()
     if request.method == "POST":
         if form.validate_on_submit():
             try:
-                get_client().set_tier_access_limit(form.limit.data)
-                message = f"Tier-access limit set to {form.limit.data}." if form.limit.data else "Tiered access is off."
+                chosen = form.visible.data if form.fields.data == "chosen" else None
+                get_client().set_tier_access(form.limit.data, form.granularity.data, chosen)
+                message = tier_message(form.limit.data, form.granularity.data)
             except ERRORS as exc:
-                error, status = exc.message, 400
+                error, status = sentence(exc.message), 400
         else:
             error, status = form_error(form), 400
-    current = get_client().tier_access_limit()
+    current = get_client().tier_access()
     if request.method == "GET":
-        form.limit.data = current
+        form.limit.data, form.granularity.data = current.limit, current.granularity
+        form.fields.data = "default" if current.default_fields else "chosen"
+        form.visible.data = list(current.visible_fields)
     return render_template("admin_tier.html", form=form, current=current, message=message, error=error), status
+
+
+def field_names() -> list[str]:
+    """Every field of every document kind (records' fields as "path.field"), as checkbox choices."""
+    fields = [f for kind in get_client().documents() for f in kind.fields]
+    names = {f.name for f in fields if not f.nested} | {f"{f.name}.{sub}" for f in fields for sub in f.nested or []}
+    return sorted(names)
+
+
+def tier_message(limit: int, granularity: int) -> str:
+    if not limit:
+        return "Tiered access is off."
+    return f"Tier-access limit set to {limit}, counts rounded down to multiples of {granularity}."
 
 
 @bp.route("/triggers")

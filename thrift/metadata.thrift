@@ -173,8 +173,9 @@ struct FacetBucket {
     /** "__missing__" counts documents with no value. */
     1: string value,
     2: i64 count,
-    /** Tiered access: nonzero when the value also occurs in projects the caller cannot read,
-        fewer times than this limit; those documents are not in `count`. */
+    /** Tiered access: nonzero when projects the caller cannot read may add fewer than this many
+        documents (possibly none) that are not in `count`: their share is shown only from
+        max(limit, granularity) on, rounded down to the granularity. */
     3: i64 withheld_below = 0,
 }
 
@@ -183,6 +184,9 @@ struct Facet {
     2: list<FacetBucket> buckets,
     /** Documents whose values fell outside the `size` largest buckets. */
     3: i64 other_count,
+    /** Tiered access: non-empty when this field is not tier-visible, so its buckets count the
+        readable projects only; says why. */
+    4: string tier_withheld = "",
 }
 
 /** Facet counts: each field's counts ignore the filter's own clauses on that field (exclude_own). */
@@ -201,12 +205,18 @@ struct FacetResult {
     2: list<Facet> facets,
     /** Tiered access in force for this caller (0: off, counts cover readable projects only).
         When nonzero, counts and total include projects the caller cannot read wherever those
-        projects' share reaches this limit. */
+        projects' share reaches this limit (rounded down to tier_granularity), unless
+        tier_withheld says why this view leaves them out. */
     3: i64 tier_access_limit = 0,
     /** The documents the caller may read (the rows hits would page through). */
     4: i64 readable_total = 0,
     /** As FacetBucket.withheld_below, for the total. */
     5: i64 total_withheld_below = 0,
+    /** Tiered access: non-empty when the filter uses a field that is not tier-visible (or text
+        search), so no count includes projects the caller cannot read; says why. */
+    6: string tier_withheld = "",
+    /** Tiered access: shares of unreadable projects are rounded down to a multiple of this. */
+    7: i64 tier_granularity = 0,
 }
 
 struct HistogramBin {
@@ -571,6 +581,20 @@ struct ParameterSet {
     4: list<ParameterSetRevision> revisions,
 }
 
+/** Tiered access as an admin sets it (docs/admin.md, "Tiered access"). */
+struct TierAccess {
+    /** 0: off (data of unreadable projects is hidden entirely); else the least unreadable share counted. */
+    1: i64 limit = 0,
+    /** Unreadable shares are rounded down to a multiple of this (1: no rounding). */
+    2: i64 granularity = 10,
+    /** The fields an unreadable share may be filtered and faceted by, whose values make its cells
+        (facets only; never ids, submitter ids, text or lists). Reading: the fields in force.
+        Setting: ignored when default_fields is true. */
+    3: list<string> visible_fields,
+    /** The default tier-visible fields: every document kind's single-valued enum facets. */
+    4: bool default_fields = true,
+}
+
 service Metadata {
     Health health(1: string token)
         throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
@@ -807,4 +831,16 @@ service Metadata {
         session's token this way, so a copied session cookie is useless afterwards). */
     void sign_out(1: string token)
         throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
+
+    /* ---------- tiered access ---------- */
+
+    /** The tiered-access settings in force: limit, granularity, tier-visible fields. */
+    TierAccess get_tier_access(1: string token)
+        throws (1: Unauthenticated unauthenticated, 2: InternalError internal),
+
+    /** Admin only. Sets the limit, the granularity and the tier-visible fields at once;
+        returns the settings now in force. */
+    TierAccess set_tier_access(1: string token, 2: TierAccess access)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: ValidationError invalid,
+                4: InternalError internal),
 }

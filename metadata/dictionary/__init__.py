@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,7 +81,11 @@ class NodeType:
         """(field, sentence) for every property problem; empty when the properties are valid."""
         problems = [(name, f"{name} is required for a {self.id}{_hint(self.properties.get(name, {}))}")
                     for name in self.required if props.get(name) is None]
-        problems += [_explain(self, error) for error in self.validator().iter_errors(props)]
+        # JSON Schema takes NaN for a number and Infinity where no maximum is set: refuse both first
+        bad = {name: why for name, value in props.items() if (why := non_finite(value)) is not None}
+        problems += [(name, non_finite_message(name, why)) for name, why in bad.items()]
+        problems += [_explain(self, error) for error in self.validator().iter_errors(props)
+                     if not error.absolute_path or error.absolute_path[0] not in bad]
         return sorted(problems)
 
     def as_json(self) -> dict:
@@ -127,6 +132,18 @@ class Dictionary:
                 if link.target_type not in self.types:
                     raise Invalid(f"dictionary {node_type.id}.yaml: link {link.name!r} targets "
                                   f"unknown type {link.target_type!r}")
+
+
+def non_finite(value) -> str | None:
+    """"NaN", "Infinity" or "-Infinity" when value is or holds (in lists and objects) such a float; else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next((bad for item in items if (bad := non_finite(item)) is not None), None)
+
+
+def non_finite_message(name: str, bad: str) -> str:
+    return f"{name} is {bad}, which is not a number: give a finite number (NaN and ±Infinity are refused)"
 
 
 def _load_type(path: Path) -> NodeType:

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from metadata.flatten import Flattening
 
+MAX_WIDTH_BINS = 10_000  # bins a bin_width may make; more would only be built to be refused
+
 
 @dataclass(frozen=True)
 class LinkRef:
@@ -106,11 +108,15 @@ class NumericSummary:
 
 
 def histogram_edges(low: float, high: float, bins: int, bin_width: float) -> list[float]:
-    """Bin edges over [low, high]: `bins` equal bins, or bins of `bin_width` aligned to it."""
+    """Bin edges over [low, high]: `bins` equal bins, or bins of `bin_width` aligned to it.
+    ValueError when bin_width would make more than MAX_WIDTH_BINS bins (counted before any is made)."""
     if bin_width > 0:
         start = (low // bin_width) * bin_width
-        count = max(1, int((high - start) // bin_width) + 1)
-        return [start + i * bin_width for i in range(count + 1)]
+        count = (high - start) // bin_width + 1
+        if not count <= MAX_WIDTH_BINS:  # also NaN, from a width too small to divide by
+            raise ValueError(f"{bin_width:g} makes more than {MAX_WIDTH_BINS:,} bins over {low:g} to {high:g}; "
+                             "give a wider bin_width")
+        return [start + i * bin_width for i in range(max(1, int(count)) + 1)]
     if high <= low:
         return [low, low + 1.0]
     return [low + (high - low) * i / bins for i in range(bins + 1)]
@@ -211,6 +217,12 @@ class Store(ABC):
     @abstractmethod
     def count(self, kind: str, where) -> int:
         """How many documents match."""
+
+    @abstractmethod
+    def cell_counts(self, kind: str, fields: list[str], where) -> dict[tuple, int]:
+        """How many matching documents hold each combination of values of these single-valued
+        fields (values as facet buckets write them, "__missing__" for none); no empty cells.
+        With no fields, the one cell () holds every match. Tiered access counts by these."""
 
     @abstractmethod
     def numeric_stats(self, kind: str, field: str, where, bins: int, bin_width: float) -> "NumericSummary":

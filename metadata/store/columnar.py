@@ -245,6 +245,7 @@ class ColumnCache:
         masks = _Masks(self, snap, kind)
         column = snap.columns[name]
         values = column.values[masks.rows(where, column.valid)]
+        values = values[np.isfinite(values)] if values.dtype.kind == "f" else values  # as D.stats_sql: NaN is no value
         count = len(values)
         missing = masks.total(where) - count
         if not count:

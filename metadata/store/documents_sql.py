@@ -79,10 +79,23 @@ def facet_sql(spec: DocumentSpec, field: str, where_sql: str) -> str:
     return f"SELECT {col} AS v, count(*) AS c FROM {table(spec.kind)} WHERE {where_sql} GROUP BY 1"
 
 
+def cells_sql(spec: DocumentSpec, fields: list[str], where_sql: str) -> str:
+    """(value, ..., count) per combination of the fields' values (NULL for no value)."""
+    return (f"SELECT {', '.join(quote_ident(f) for f in fields)}, count(*) FROM {table(spec.kind)} "
+            f"WHERE {where_sql} GROUP BY ALL")
+
+
 def stats_sql(spec: DocumentSpec, field: str, where_sql: str) -> str:
-    col = quote_ident(field)
+    col = _finite(spec, field)
     return (f"SELECT count({col}), count(*) - count({col}), min({col}), max({col}), avg({col}), sum({col}) "
             f"FROM {table(spec.kind)} WHERE {where_sql}")
+
+
+def _finite(spec: DocumentSpec, field: str) -> str:
+    """A numeric column with NaN and ±Infinity read as no value: the service refuses them, but a
+    store written before it did may hold one, and one would make every statistic NaN."""
+    col = quote_ident(field)
+    return f"(CASE WHEN isfinite({col}) THEN {col} END)" if spec.fields[field].kind == "number" else col
 
 
 def histogram_sql(spec: DocumentSpec, field: str, where_sql: str) -> str:
@@ -91,7 +104,7 @@ def histogram_sql(spec: DocumentSpec, field: str, where_sql: str) -> str:
     The arithmetic guess floor((v - low) / width) can land one bin off at an edge (0.3 / 0.1 is
     2.999...), so it is corrected against the edges themselves: bin i holds edges[i] <= v < edges[i+1],
     the last bin also its upper edge."""
-    col = quote_ident(field)
+    col = _finite(spec, field)
     guess = f"CAST(floor(({col} - ?) / ?) AS BIGINT)"
     return (f"SELECT least(greatest(g - CASE WHEN v < list_extract(?::DOUBLE[], g + 1) THEN 1 ELSE 0 END "
             f"+ CASE WHEN v >= list_extract(?::DOUBLE[], g + 2) THEN 1 ELSE 0 END, 0), ?) AS b, count(*) "

@@ -118,6 +118,7 @@ TERMS_IDS = 10_000   # values per terms clause, well below index.max_terms_count
 ROOTS_PER_BUILD = 500  # roots per Flattener.documents call during a rebuild
 STRING_MAX = 8191    # keyword values longer than this are kept in _source but not indexed (32,766-byte terms)
 MAX_BINS = 10_000    # histogram bins, below search.max_buckets (65,536)
+CELL_VALUES = 1000   # values per field of a tiered-access cell count
 MAPPING_VERSION = 1  # bump when documents_mappings changes, so existing indices are rebuilt
 ES_TYPES = {"integer": "long", "number": "double", "boolean": "boolean", "date": "date"}
 
@@ -471,6 +472,34 @@ def facet_counts_from(fields: dict[str, Field], aggs: dict, requests: list[tuple
         counts[name] = with_missing(buckets, found["values"]["sum_other_doc_count"],
                                     found["missing"]["doc_count"], size)
     return counts
+
+
+def cells_query(fields: dict[str, Field], names: list[str], where) -> dict:
+    """One level of terms (and a missing bucket) per field, each under the one before."""
+    return {"size": 0, "track_total_hits": False, "query": to_es(where), "aggs": _cell_level(fields, names)}
+
+
+def _cell_level(fields: dict[str, Field], names: list[str]) -> dict:
+    target, inner = agg_field(fields, names[0]), _cell_level(fields, names[1:]) if names[1:] else None
+    terms = {"field": target, "size": CELL_VALUES}
+    if fields[names[0]].kind == "date":
+        terms["format"] = "yyyy-MM-dd"  # as the embedded store's DATE column reads
+    values, missing = {"terms": terms}, {"missing": {"field": target}}
+    if inner:
+        values["aggs"], missing["aggs"] = inner, inner
+    return {"values": values, "missing": missing}
+
+
+def cells_from(fields: dict[str, Field], names: list[str], aggs: dict, prefix: tuple = ()) -> dict[tuple, int]:
+    """{(value, ...): count} from the aggregations cells_query asked for."""
+    kind, cells = fields[names[0]].kind, {}
+    branches = [(bucket_key(b, kind), b) for b in aggs["values"]["buckets"]] + [(MISSING, aggs["missing"])]
+    for value, branch in branches:
+        if branch["doc_count"] and names[1:]:
+            cells.update(cells_from(fields, names[1:], branch, prefix + (value,)))
+        elif branch["doc_count"]:
+            cells[prefix + (value,)] = branch["doc_count"]
+    return cells
 
 
 def count_query(where) -> dict:
@@ -882,6 +911,13 @@ class ElasticStore(Store):
     def count(self, kind: str, where) -> int:
         _, index = self._kind(kind)
         return self._es.count(index=index, body=count_query(where))["count"]
+
+    def cell_counts(self, kind: str, fields: list[str], where) -> dict[tuple, int]:
+        if not fields:
+            return {(): n} if (n := self.count(kind, where)) else {}
+        found, index = self._kind(kind)
+        response = self._es.search(index=index, body=cells_query(found, fields, where))
+        return cells_from(found, fields, response["aggregations"])
 
     def numeric_stats(self, kind: str, field: str, where, bins: int, bin_width: float) -> NumericSummary:
         fields, index = self._kind(kind)

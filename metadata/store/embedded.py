@@ -342,6 +342,13 @@ class EmbeddedStore(Store):
         where_sql, params = to_sql(where)
         return self._cursor().execute(f"SELECT count(*) FROM {D.table(kind)} WHERE {where_sql}", params).fetchone()[0]
 
+    def cell_counts(self, kind: str, fields: list[str], where) -> dict[tuple, int]:
+        if not fields:
+            return {(): n} if (n := self.count(kind, where)) else {}
+        spec, (where_sql, params) = self.flattening.specs[kind], to_sql(where)
+        rows = self._cursor().execute(D.cells_sql(spec, fields, where_sql), params).fetchall()
+        return {tuple(D.MISSING if v is None else D.bucket(v) for v in row[:-1]): row[-1] for row in rows}
+
     def numeric_stats(self, kind: str, field: str, where, bins: int, bin_width: float) -> NumericSummary:
         if self._columns is not None:
             try:

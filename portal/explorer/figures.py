@@ -107,12 +107,18 @@ def term_facet(kind: str, name: str, buckets: Sequence[tuple[str, int]], selecte
     return html.Div([html.H4(title(name))] + body, className="facet", id=f"explore-facet-{name}")
 
 
-def tier_note(limit: int, total: int, readable_total: int) -> html.Div:
-    """Under tiered access: which counts come from projects the user cannot read."""
+def tier_note(limit: int, total: int, readable_total: int, granularity: int = 1, withheld: str = "") -> html.Div:
+    """Under tiered access: which counts come from projects the user cannot read, or why none do."""
+    if withheld:
+        return html.Div([html.Strong("Counts cover only the projects you can read. "),
+                         f"Projects you cannot read are left out of this view because {withheld}; "
+                         "filter by tier-visible fields to include them."],
+                        className="facet-note tier-note", id="explore-tier-note")
+    rounding = f", rounded down to multiples of {granularity:,}" if granularity > 1 else ""
     return html.Div([
         html.Strong("Some counts come from projects you cannot read. "),
-        f"They are included where they reach {limit:,} documents ({total:,} in all, {readable_total:,} "
-        f"you can read); \"<{limit:,}\" marks fewer. Rows, histograms and downloads show only "
+        f"They are included where they reach {limit:,} documents{rounding} ({total:,} in all, {readable_total:,} "
+        f"you can read); \"<N\" marks what is left out. Rows, histograms and downloads show only "
         "projects you can read."], className="facet-note tier-note", id="explore-tier-note")
 
 

@@ -58,8 +58,8 @@ def facet_panel(kind: T.DocumentKind, state: st.State) -> list:
     for name in numeric:
         stats = client.histogram(kind.kind, name, query, bins=HISTOGRAM_BINS)
         panels[name] = figures.range_facet(kind.kind, name, stats, state.filter, info[name].kind == "integer")
-    note = [figures.tier_note(result.tier_access_limit, result.total, result.readable_total)] \
-        if result.tier_access_limit else []
+    note = [figures.tier_note(result.tier_access_limit, result.total, result.readable_total,
+                              result.tier_granularity, result.tier_withheld)] if result.tier_access_limit else []
     return note + [panels[name] for name in kind.facets if name in panels]
 
 

@@ -109,3 +109,9 @@ def test_the_tier_access_limit_from_the_cli(cli):
     assert "tier-access limit: 25" in cli("tier-access", "25").output
     refused = cli("tier-access", "--", "-3")
     assert refused.exit_code == 1 and "limit: -3 is out of range" in refused.output
+    shown = cli("tier-access", "--granularity", "5", "--fields", "species,sex").output
+    assert "tier-access limit: 25\ngranularity: 5\ntier-visible: species, sex\n" in shown
+    refused = cli("tier-access", "--fields", "submitter_id")
+    assert refused.exit_code == 1 and "submitter_id names single records" in refused.output
+    assert "tier-visible: species, sex\n" in cli("tier-access", "30").output
+    assert "diagnosis" in cli("tier-access", "--fields", "default").output

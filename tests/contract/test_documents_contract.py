@@ -235,6 +235,17 @@ def test_facets_count_documents_without_a_value_and_the_rest_as_other(store, nod
     assert files == {"data_format": FacetCounts([("ibd", 1), ("imzML", 1)])}
 
 
+def test_cells_count_each_combination_of_values_once(store, nodes):
+    """Tiered access's cells: documents per combination of single-valued fields, none for no value."""
+    cells = store.cell_counts("case", ["sex", "species", "age_years"], None)
+    assert cells == {("female", "human", "30.0"): 1, ("male", "human", "50.0"): 1,
+                     ("__missing__", "mouse", "2.0"): 1, ("__missing__", "rat", "__missing__"): 1}
+    assert store.cell_counts("case", ["species"], where("case", {"IN": {"organs": ["liver"]}})) == {
+        ("human",): 2, ("mouse",): 1}
+    assert store.cell_counts("case", [], None) == {(): 4}
+    assert store.cell_counts("case", [], where("case", {"=": {"species": "dog"}})) == {}
+
+
 def test_facets_counts_and_stats_follow_every_write(store, nodes):
     def view():
         counts = store.facet_counts("case", [("species", None), ("organs", None)], 10)

@@ -9,7 +9,8 @@ from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
 
 ADMIN_ONLY = {"create_token", "reindex", "save_account", "set_grant", "list_accounts", "sign_in", "audit",
-              "set_trigger_enabled", "fire_triggers", "set_tier_access_limit"}
+              "set_trigger_enabled", "fire_triggers", "set_tier_access_limit",
+              "set_tier_access"}
 WORKER_ONLY = {"claim_runs", "update_run"}
 
 

@@ -113,14 +113,32 @@ def test_roles_passwords_disabling_and_signing_out(app, ada, admin, sign_in):
 
 
 def test_the_tier_access_limit_is_set_on_its_page(ada, admin):
-    assert 'id="admin-tier-current">off' in text(ada.get("/admin/tier-access"))
-    assert "Tier-access limit set to 20." in text(post(ada, "/admin/tier-access", limit="20"))
+    page = text(ada.get("/admin/tier-access"))
+    assert 'id="admin-tier-current">off' in page and 'value="species"' in page
+    assert "Tier-access limit set to 20, counts rounded down to multiples of 10." in text(
+        post(ada, "/admin/tier-access", limit="20", granularity="10", fields="default"))
     assert admin.tier_access_limit() == 20
     for bad in ("-1", "lots"):
-        response = post(ada, "/admin/tier-access", limit=bad)
+        response = post(ada, "/admin/tier-access", limit=bad, granularity="10", fields="default")
         assert response.status_code == 400 and "Tier-access limit:" in text(response)
     assert admin.tier_access_limit() == 20
-    assert "Tiered access is off." in text(post(ada, "/admin/tier-access", limit="0"))
+    assert "Tiered access is off." in text(post(ada, "/admin/tier-access", limit="0", granularity="10",
+                                                fields="default"))
+
+
+def test_tier_visible_fields_and_granularity_are_set_on_the_same_page(ada, admin):
+    done = post(ada, "/admin/tier-access", limit="50", granularity="25", fields="chosen", visible=["species", "sex"])
+    assert done.status_code == 200 and 'id="admin-tier-granularity">25' in text(done)
+    access = admin.tier_access()
+    assert (access.limit, access.granularity, access.visible_fields, access.default_fields) == (
+        50, 25, ["species", "sex"], False)
+    refused = post(ada, "/admin/tier-access", limit="50", granularity="25", fields="chosen", visible=["submitter_id"])
+    assert refused.status_code == 400 and "submitter_id names single records" in text(refused)
+    bad = post(ada, "/admin/tier-access", limit="50", granularity="0", fields="default")
+    assert bad.status_code == 400 and "Granularity: give a whole number from 1" in text(bad)
+    assert admin.tier_access().visible_fields == ["species", "sex"]
+    post(ada, "/admin/tier-access", limit="50", granularity="10", fields="default")
+    assert admin.tier_access().default_fields
 
 
 def test_the_audit_log_filters_pages_and_exports(ada, admin, demo):

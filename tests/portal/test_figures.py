@@ -138,3 +138,8 @@ def test_tiered_counts_read_as_fewer_than_the_limit():
     assert '"3"' in labels[0] and '"<50"' in labels[1] and "fewer than 50" in labels[1]
     note = json.dumps(tier_note(50, 120, 20).to_plotly_json(), default=lambda c: c.to_plotly_json())
     assert "where they reach 50 documents (120 in all, 20 you can read)" in note
+    note = json.dumps(tier_note(50, 120, 20, 10).to_plotly_json(), default=lambda c: c.to_plotly_json())
+    assert "where they reach 50 documents, rounded down to multiples of 10 (120 in all" in note
+    note = json.dumps(tier_note(50, 20, 20, 10, "the filter uses submitter_id, which is not tier-visible")
+                      .to_plotly_json(), default=lambda c: c.to_plotly_json())
+    assert "Counts cover only the projects you can read" in note and "submitter_id" in note

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from metadata.filters import parse, to_sql, without_field
+from metadata.filters import Field, parse, to_sql, without_field
 from metadata.store import documents_sql as D
 from metadata.store.base import histogram_edges
 from metadata.store.columnar import ColumnCache, Delta, Unsupported, _lookup
@@ -159,6 +159,6 @@ def test_both_ways_of_binning_agree_with_duckdb(db, bins):
         db.execute("CREATE OR REPLACE TABLE doc_h (v DOUBLE)")
         db.execute("INSERT INTO doc_h SELECT unnest(?::DOUBLE[])", [values.tolist()])
         last = len(edges) - 2
-        sql = D.histogram_sql(SimpleNamespace(kind="h"), "v", "TRUE")
+        sql = D.histogram_sql(SimpleNamespace(kind="h", fields={"v": Field("v", "number")}), "v", "TRUE")
         expected = dict(db.execute(sql, [edges, edges, last, edges[0], edges[1] - edges[0]]).fetchall())
         assert [c for _, _, c in _histogram(values, edges)] == [expected.get(i, 0) for i in range(last + 1)]

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from metadata.dictionary import Dictionary
-from metadata.entities import parse, submission_doc, tsv_header, tsv_row
+from metadata.entities import ValueLimits, parse, submission_doc, tsv_header, tsv_row, value_problem
 from metadata.errors import Invalid
 
 
@@ -95,3 +95,27 @@ def test_json_export_doc_reads_back_as_the_same_entity(dictionary):
 def test_json_export_doc_lists_several_targets_of_one_link():
     node = dict(NODE, links=[dict(NODE["links"][0], target_submitter_id=s) for s in ("c-1", "c-2")])
     assert submission_doc(node)["cases"] == [{"submitter_id": "c-1"}, {"submitter_id": "c-2"}]
+
+
+def test_value_caps_count_json_bytes_and_submitter_id_characters(dictionary):
+    limits = ValueLimits(property_bytes=12, submitter_id=3)
+    assert value_problem("genotype", "é" * 5, limits) is None  # "ééééé": 12 bytes of JSON
+    assert "13 bytes as JSON; the limit for one value is 12 bytes" in value_problem("genotype", "é" * 5 + "a", limits)
+    assert "is 14 bytes" in value_problem("tags", ["abcd", "efg"], limits)  # ["abcd","efg"]
+    assert value_problem("cases", [{"submitter_id": "a-long-parent"}] * 3, limits, link=True) is None
+    assert "4 characters long; the limit is 3" in value_problem("submitter_id", "abcd", limits)
+
+
+@pytest.mark.parametrize("value, word", [(float("nan"), "NaN"), (float("inf"), "Infinity"),
+                                         ([1.0, float("-inf")], "-Infinity"), ({"x": [float("nan")]}, "NaN")])
+def test_non_finite_values_are_refused_wherever_they_sit(value, word):
+    assert f"x is {word}, which is not a number" in value_problem("x", value, ValueLimits())
+
+
+def test_every_refused_value_of_a_batch_is_located(dictionary):
+    body = tsv(["type", "submitter_id", "age_years", "weight_mg"], ["case", "c1", "nan", ""],
+               ["sample", "s1", "", "-inf"])
+    with pytest.raises(Invalid) as caught:
+        parse(body, "tsv", dictionary)
+    assert [(p.row, p.field) for p in caught.value.problems] == [(2, "age_years"), (3, "weight_mg")]
+    assert caught.value.message.startswith("the batch was refused: row 2: age_years is NaN")
