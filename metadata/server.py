@@ -18,6 +18,7 @@ from thriftpy2.thrift import TProcessor
 from thriftpy2.transport import TServerSocket
 
 from ground.settings import Settings, write_private
+from ground.storage import Layout
 from metadata import errors
 from metadata.auth import Tokens
 from metadata import flatten, templates as catalog
@@ -135,7 +136,8 @@ class Server:
                                   catalog.load(settings.templates_dir), load_rules(settings.triggers_dir),
                                   Notifier(self.store, settings.data_dir / "outbox", settings.smtp_host,
                                            settings.smtp_port, settings.mail_from, settings.mail_domain),
-                                  settings.max_batch_entities, settings.max_batch_bytes)
+                                  settings.max_batch_entities, settings.max_batch_bytes,
+                                  layout=Layout.from_settings(settings))
         self.guard = Guard(service, self.tokens)
         socket = TServerSocket(host=settings.host, port=settings.port,
                                client_timeout=IDLE_CLIENT_SECONDS * 1000)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from ground.storage import Layout
 from metadata import auth
 from metadata.accounts import AuditLog, Registry, account_thrift, token_thrift
 from metadata.auth import Identity, Tokens
@@ -31,9 +32,10 @@ RETRIES_ON_RACE = 3
 class MetadataService:
     def __init__(self, store: Store, dictionary: Dictionary, flattening: Flattening, tokens: Tokens,
                  catalog, rules=(), notifier=None, max_batch_entities: int = 10_000,
-                 max_batch_bytes: int = 64 * 1024 * 1024):
+                 max_batch_bytes: int = 64 * 1024 * 1024, *, layout: Layout):
         self.store, self.dictionary, self.tokens, self.catalog = store, dictionary, tokens, catalog
-        self.runs = RunRegistry(store, dictionary, catalog)
+        self.layout = layout  # where each project's files may lie (storage_url checks)
+        self.runs = RunRegistry(store, dictionary, catalog, layout)
         self.triggers = Triggers(store, self.runs, list(rules))
         self.parameter_sets = ParameterSets(store, dictionary, catalog)
         self.notifier = notifier
@@ -101,7 +103,7 @@ class MetadataService:
                              for e in entities)
         self._require_submit(who, request.project_id, administrative)
         for attempt in range(RETRIES_ON_RACE):
-            plan = Planner(self.dictionary, self.store, request.project_id, who.user).plan(entities)
+            plan = Planner(self.dictionary, self.store, request.project_id, who.user, self.layout).plan(entities)
             if request.dry_run or not plan.writes:
                 break
             try:

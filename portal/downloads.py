@@ -1,8 +1,11 @@
-"""File downloads: only for users the service lets read the file, only from the storage root,
-with HTTP range requests (resumable downloads, and readers that seek into large files)."""
+"""File downloads: only for users the service lets read the file, only from the file's project's
+folder (or prefix) of the storage root, with HTTP range requests (resumable downloads, and readers
+that seek into large files)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file
+import os
+
+from flask import Blueprint, abort, current_app, render_template, request
 from thriftpy2.transport import TTransportException
 from werkzeug.wsgi import FileWrapper
 
@@ -10,7 +13,7 @@ from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
 from portal.client import UNREACHABLE, get_client
 from portal.objects import ObjectStore
-from ground.storage import NotReadable, resolve
+from ground.storage import NotReadable, object_key, open_checked, resolve
 
 bp = Blueprint("downloads", __name__)
 STATUS = {T.NotFound: 404, T.Forbidden: 403, T.Unauthenticated: 401}
@@ -29,37 +32,45 @@ def download(file_id: str):
     if node["type"] != "data_file":
         abort(404)
     props = node["properties"]
-    if props.get("storage_url", "").startswith("s3://"):
-        return _send_object(props)
     try:
-        path = resolve(props.get("storage_url", ""), current_app.config["SETTINGS"].storage_root)
+        if props.get("storage_url", "").startswith("s3://"):
+            return _send_object(props, node["project_id"])
+        handle = open_checked(resolve(props.get("storage_url", ""), _settings().storage_root, node["project_id"]))
     except NotReadable as reason:
         return _refused(str(reason), 404)
-    # conditional=True answers Range and If-None-Match / If-Modified-Since requests
-    return send_file(path, as_attachment=True, download_name=props.get("file_name") or path.name,
-                     conditional=True, etag=props.get("md5sum") or True, max_age=0)
+    except OSError as error:  # replaced by a link, or gone, since it was resolved
+        return _refused(f"{props.get('file_name') or 'the file'} cannot be read: {error.strerror}", 404)
+    return _stream(handle, os.fstat(handle.fileno()).st_size, props, props.get("md5sum") or "")
 
 
-def _send_object(props: dict):
+def _send_object(props: dict, project_id: str):
     """A file in the S3-compatible store, streamed through the portal, with ranges and ETag."""
-    store = ObjectStore.from_settings(current_app.config["SETTINGS"])
-    key = store.key_of(props["storage_url"]) if store.scheme == "s3" else None
-    if key is None:
-        root = current_app.config["SETTINGS"].storage_url or "a directory"
-        return _refused(f"{props['storage_url']} is outside the storage root ({root}); "
-                        "the portal reads only files stored there", 404)
+    store = ObjectStore.from_settings(_settings())
+    if store.scheme != "s3":
+        raise NotReadable(f"{props['storage_url']} is outside the storage root (a directory); "
+                          "the portal reads only files stored there")
+    key = object_key(props["storage_url"], store.root, project_id)
     try:
         size, handle = store.size(key), store.open_read(key)
     except (OSError, ValueError):
-        return _refused(f"{props['storage_url']} is not in the storage root (the object is missing)", 404)
+        raise NotReadable(f"{props['storage_url']} is not in the storage root (the object is missing)") from None
+    return _stream(handle, size, props, props.get("md5sum") or f"{size}-{key}")
+
+
+def _stream(handle, size: int, props: dict, etag: str):
+    """An open file as an attachment, answering Range and If-None-Match requests."""
     # werkzeug's own FileWrapper is seekable, so a range request reads only its bytes
     response = current_app.response_class(FileWrapper(handle, CHUNK_BYTES), mimetype="application/octet-stream",
                                           direct_passthrough=True)
     response.content_length = size
-    response.headers.set("Content-Disposition", "attachment", filename=props.get("file_name") or key.rpartition("/")[2])
-    response.set_etag(props.get("md5sum") or f"{size}-{key}")
+    response.headers.set("Content-Disposition", "attachment", filename=props.get("file_name") or "download")
+    response.set_etag(etag or str(size))
     response.cache_control.max_age = 0
     return response.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+
+
+def _settings():
+    return current_app.config["SETTINGS"]
 
 
 def _refused(message: str, status: int):
