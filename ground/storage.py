@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 LOCAL_HOSTS = ("", "localhost")
 RUNS = "runs"  # a project's folder of workflow runs (so no measurement may take that name)
+OLD_RUN_FOLDERS = ("runs", "work")  # where runs kept outputs and logs before: <root>/runs, <root>/work
 
 
 class NotReadable(Exception):
@@ -52,7 +53,7 @@ def resolve(storage_url: str, root: Path, project_id: str) -> Path:
     except (OSError, RuntimeError, ValueError):
         raise NotReadable(f"{storage_url} is not in the storage root (the file is missing)") from None
     if not _inside(real, folder):
-        raise NotReadable(f"{storage_url} links outside project {project_id}'s folder of the storage root; "
+        raise NotReadable(f"{storage_url} links outside the folder of project {project_id} in the storage root; "
                           "a project's files are read only from its own folder")
     if not real.is_file():
         raise NotReadable(f"{storage_url} is not a regular file")
@@ -64,9 +65,18 @@ def in_project(storage_url: str, root: Path, project_id: str) -> tuple[Path, Pat
     lie in the folder (before the file system is touched, and where the service cannot see it)."""
     path, folder = _local_path(storage_url), project_dir(root, project_id)
     if not _inside(Path(os.path.normpath(path)), folder):
-        raise NotReadable(f"{storage_url} is outside project {project_id}'s folder of the storage root "
-                          f"({folder}/); a project's files are read only from its own folder")
+        raise NotReadable(f"{storage_url} is outside the folder of project {project_id} in the storage root "
+                          f"({folder}/); a project's files are read only from its own folder"
+                          + _older_run_hint(Path(os.path.normpath(path)), root))
     return path, folder
+
+
+def _older_run_hint(path: Path, root: Path) -> str:
+    """What to know when a URL names a run's file in the layout before files followed projects."""
+    if not any(_inside(path, root / old) for old in OLD_RUN_FOLDERS):
+        return ""
+    return (". It belongs to a run made before runs were kept in their project's folder: such files are "
+            "no longer served (docs/workflows.md, 'Runs made before files followed projects')")
 
 
 def object_key(storage_url: str, bucket_root: str, project_id: str) -> str:
@@ -77,7 +87,7 @@ def object_key(storage_url: str, bucket_root: str, project_id: str) -> str:
     key = path[len(prefix):]
     if (parts.scheme != "s3" or parts.query or parts.fragment or not bucket_root or not path.startswith(prefix)
             or any(part in ("", ".", "..") for part in key.split("/"))):
-        raise NotReadable(f"{storage_url} is outside project {project_id}'s prefix of the storage root "
+        raise NotReadable(f"{storage_url} is outside the prefix of project {project_id} in the storage root "
                           f"(s3://{prefix}); a project's files are read only from its own prefix")
     return f"{project_id}/{key}"
 
@@ -116,7 +126,7 @@ class Layout:
                 in_project(storage_url, self.root, project_id)
             return None
         except (NotReadable, ValueError):
-            return f"{storage_url!r} is not in project {project_id}'s storage; give {self.allowed(project_id)}"
+            return f"{storage_url!r} is not in the storage of project {project_id}; give {self.allowed(project_id)}"
 
     def allowed(self, project_id: str) -> str:
         """The storage_urls a project's files may have, for messages."""

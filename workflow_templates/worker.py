@@ -200,14 +200,9 @@ class Worker:
         """The files the template declares as outputs, as the run left them, with checksums: only
         regular files in the output folder (a step's link to any other file is not an output)."""
         root = self.output_dir(run).resolve()
-        files = []
-        for declared in self.catalog.get(run.template).entry.outputs:
-            for path in sorted(p for p in root.glob(declared.path) if _regular_in(p, root)):
-                md5, sha256, size = checksums(path)
-                files.append(T.OutputFile(file_name=path.name, data_format=declared.data_format, file_size=size,
-                                          md5sum=md5, sha256=sha256, storage_url=path.resolve().as_uri(),
-                                          data_category=declared.data_category))
-        return files
+        found = [(path, declared) for declared in self.catalog.get(run.template).entry.outputs
+                 for path in sorted(root.glob(declared.path))]
+        return [out for path, declared in found if (out := _output(path, root, declared)) is not None]
 
 
 def _same_project(node: dict, run: T.Run) -> str:
@@ -217,8 +212,18 @@ def _same_project(node: dict, run: T.Run) -> str:
     return node["project_id"]
 
 
-def _regular_in(path: Path, folder: Path) -> bool:
-    return not path.is_symlink() and path.is_file() and path.resolve().is_relative_to(folder)
+def _output(path: Path, folder: Path, declared) -> T.OutputFile | None:
+    """The output at path, when it is a regular file in the run's output folder; else None."""
+    real = path.resolve()
+    if path.is_symlink() or not real.is_relative_to(folder) or not real.is_file():
+        return None
+    try:
+        md5, sha256, size = checksums(real)
+    except (OSError, NotReadable) as error:  # replaced by a link since it was looked at
+        log.warning("output %s is not registered: %s", path, error)
+        return None
+    return T.OutputFile(file_name=real.name, data_format=declared.data_format, file_size=size, md5sum=md5,
+                        sha256=sha256, storage_url=real.as_uri(), data_category=declared.data_category)
 
 
 def steps_of(status: dict) -> list[T.RunStep]:
@@ -243,7 +248,7 @@ def failure(status: dict, steps: list[T.RunStep]) -> str:
 
 def checksums(path: Path) -> tuple[str, str, int]:
     md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
-    with open_checked(path.resolve()) as handle:
+    with open_checked(path) as handle:
         while chunk := handle.read(1 << 20):
             md5.update(chunk)
             sha256.update(chunk)

@@ -92,7 +92,7 @@ def test_files_outside_the_storage_root_are_not_read(lc, admin, server, project,
     plant(server, project, [{"type": "data_file", "submitter_id": "x.imzML", "file_name": "x.imzML",
                              "data_format": "imzML", "file_size": 1, "md5sum": "0" * 32,
                              "storage_url": outside[0]["path"].as_uri(), "measurements": {"submitter_id": "m1"}}])
-    with pytest.raises(DatasetError, match="outside project test-proj's folder of the storage root"):
+    with pytest.raises(DatasetError, match="outside the folder of project test-proj in the storage root"):
         lc.dataset(admin.find(project, "x.imzML")["id"]).spectra()
     with pytest.raises(DatasetError, match="not a measurement or a data file"):
         lc.dataset(admin.find(project, "c1")["id"])

@@ -38,7 +38,7 @@ def test_a_file_url_in_its_projects_folder_resolves_to_its_path(root):
 
 
 @pytest.mark.parametrize("url, words", [
-    ("file:///etc/passwd", "outside project proj's folder of the storage root"),
+    ("file:///etc/passwd", "outside the folder of project proj in the storage root"),
     ("s3://bucket/key.imzML", "not a file:// URL"),
     ("https://example.org/x.imzML", "not a file:// URL"),
     ("/etc/passwd", "not a file:// URL"),
@@ -58,7 +58,7 @@ def test_a_path_climbing_out_of_the_project_is_refused(root, tmp_path):
     (root / "other" / "x").write_text("secret")
     for url in (f"file://{root}/../x", f"file://{root}/%2e%2e/x", f"file://{root}/proj/../../x",
                 f"file://{root}/proj/../other/x", f"file://{root}/other/x"):
-        with pytest.raises(NotReadable, match="outside project proj's folder"):
+        with pytest.raises(NotReadable, match="outside the folder of project proj"):
             resolve(url, root, "proj")
 
 
@@ -70,7 +70,7 @@ def test_a_project_id_that_names_no_single_folder_is_refused(root, project):
 
 def test_the_project_folder_itself_and_a_directory_in_it_are_refused(root):
     (root / "proj" / "m").mkdir(parents=True)
-    with pytest.raises(NotReadable, match="outside project proj's folder"):
+    with pytest.raises(NotReadable, match="outside the folder of project proj"):
         resolve((root / "proj").as_uri(), root, "proj")
     with pytest.raises(NotReadable, match="not a regular file"):
         resolve((root / "proj" / "m").as_uri(), root, "proj")
@@ -85,7 +85,7 @@ def test_a_symlink_out_of_the_project_is_refused(root, tmp_path):
     (root / "proj" / "linked-dir").symlink_to(tmp_path)
     (root / "proj" / "sibling.ibd").symlink_to(root / "other" / "theirs.ibd")
     for name in ("innocent.imzML", "linked-dir/secret.txt", "sibling.ibd"):
-        with pytest.raises(NotReadable, match="links outside project proj's folder"):
+        with pytest.raises(NotReadable, match="links outside the folder of project proj"):
             resolve((root / "proj" / name).as_uri(), root, "proj")
 
 
@@ -93,7 +93,7 @@ def test_a_project_folder_that_is_itself_a_link_is_refused(root):
     (root / "other").mkdir()
     (root / "other" / "theirs.ibd").write_text("theirs")
     (root / "proj").symlink_to(root / "other")
-    with pytest.raises(NotReadable, match="links outside project proj's folder"):
+    with pytest.raises(NotReadable, match="links outside the folder of project proj"):
         resolve((root / "proj" / "theirs.ibd").as_uri(), root, "proj")
 
 
@@ -243,3 +243,10 @@ def test_the_mean_spectrum_says_how_it_was_made(image):
     mode, imzml_path, ibd_path, _ = image
     title = figures.mean_spectrum_figure(imzml.compute(imzml_path, ibd_path)).layout.title.text
     assert f"{WIDTH * HEIGHT} pixels" in title and ("bins" in title) == (mode == "processed")
+
+
+def test_a_file_of_a_run_made_before_files_followed_projects_is_refused_saying_why(root):
+    (root / "runs" / "r-1" / "outputs").mkdir(parents=True)
+    (root / "runs" / "r-1" / "outputs" / "qc.json").write_text("{}")
+    with pytest.raises(NotReadable, match="a run made before runs were kept in their project's folder"):
+        resolve((root / "runs" / "r-1" / "outputs" / "qc.json").as_uri(), root, "proj")

@@ -21,7 +21,7 @@ def test_a_local_key_is_a_file_url_inside_the_root_that_the_service_accepts(loca
     assert url == (tmp_path / "storage" / "proj/m1/run.ibd").resolve().as_uri()
     layout = Layout.from_settings(load({"LABCOMMONS_DATA_DIR": str(tmp_path)}))
     assert layout.problem(url, "proj") is None
-    assert "not in project other's storage" in layout.problem(url, "other")
+    assert "not in the storage of project other" in layout.problem(url, "other")
 
 
 @pytest.mark.parametrize("key", ["", "../x", "a/../../x", "a//b", "./a", "a/."])
@@ -36,7 +36,7 @@ def test_only_urls_under_the_projects_s3_prefix_name_keys():
                 "file:///bucket/commons/p/x.ibd", "s3://bucket/commons/p/x.ibd?versionId=1", "s3://bucket/commons/p/",
                 "s3://bucket/commons/q/x.ibd", "s3://bucket/commons/p/../q/x.ibd", "s3://bucket/commons/p//x.ibd",
                 "s3://bucket/commons/px/x.ibd", "s3://bucket/commons/p.ibd"):
-        with pytest.raises(NotReadable, match="outside project p's prefix"):
+        with pytest.raises(NotReadable, match="outside the prefix of project p"):
             object_key(url, "bucket/commons", "p")
 
 
@@ -47,7 +47,7 @@ def test_the_service_names_what_a_projects_storage_url_may_be(tmp_path):
     assert layout.problem("s3://b/c/p/m/x.ibd", "p") is None
     for url in (f"file://{root}/q/x.ibd", f"file://{root}/p/../q/x.ibd", "file:///etc/passwd", "s3://b/c/q/x",
                 "https://example.org/p/x.ibd", "", f"file://{root}/p"):
-        assert layout.problem(url, "p") == (f"{url!r} is not in project p's storage; give "
+        assert layout.problem(url, "p") == (f"{url!r} is not in the storage of project p; give "
                                             f"file://{root}/p/... or s3://b/c/p/..."), url
 
 
