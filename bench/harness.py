@@ -86,19 +86,20 @@ class Service:
             self.process.wait()
 
 
-def measurement_batch(name: str) -> list[dict]:
-    """A case, sample, experiment and measurement with its imzML and ibd files (not on disk)."""
+def measurement_batch(name: str, storage: Path) -> list[dict]:
+    """A case, sample, experiment and measurement with its imzML and ibd files (not on disk), in
+    `storage`: the project's folder of the storage root (the service refuses files elsewhere)."""
     return [{"type": "case", "submitter_id": f"{name}-case", "species": "mouse"},
             {"type": "sample", "submitter_id": f"{name}-sample", "organ": "liver", "preparation": "fresh frozen",
              "cases": {"submitter_id": f"{name}-case"}},
             {"type": "experiment", "submitter_id": f"{name}-exp", "protocol": "p1"},
             {"type": "measurement", "submitter_id": name, "instrument": "timsTOF", "ionisation": "MALDI",
              "polarity": "positive", "samples": {"submitter_id": f"{name}-sample"},
-             "experiments": {"submitter_id": f"{name}-exp"}}] + [data_file(name, fmt) for fmt in ("imzML", "ibd")]
+             "experiments": {"submitter_id": f"{name}-exp"}}] + [data_file(name, fmt, storage) for fmt in ("imzML", "ibd")]
 
 
-def data_file(name: str, fmt: str, storage_root: Path | None = None) -> dict:
-    url = (storage_root / f"{name}.{fmt}").as_uri() if storage_root else f"file:///bench/{name}.{fmt}"
+def data_file(name: str, fmt: str, storage: Path) -> dict:
+    url = (storage.resolve() / f"{name}.{fmt}").as_uri()
     return {"type": "data_file", "submitter_id": f"{name}.{fmt}", "file_name": f"{name}.{fmt}", "data_format": fmt,
             "file_size": 10, "md5sum": "0" * 32, "storage_url": url, "measurements": {"submitter_id": name}}
 

@@ -84,7 +84,7 @@ def main(argv=None) -> None:
         with Service(tmp / "data", templates_dir=str(tmp / "templates"), triggers_dir=str(tmp / "triggers")) as svc, \
                 svc.client() as admin:
             project = create_project(admin)
-            admin.submit(project, measurement_batch("m-storm"))
+            admin.submit(project, measurement_batch("m-storm", svc.data_dir / "storage" / project))
             admin.set_trigger_enabled("storm", True)
             ibd = admin.find(project, "m-storm.ibd")["id"]
             context = multiprocessing.get_context("spawn")

@@ -97,7 +97,7 @@ def trigger_latencies(client, project: str, storage: Path, count: int) -> tuple[
     for i in range(count):
         name = f"m-{i:04d}"
         imzml, ibd = stored_files(storage, name)
-        client.submit(project, measurement_batch(name)[:4] + [imzml])
+        client.submit(project, measurement_batch(name, storage)[:4] + [imzml])
         t0 = time.perf_counter()
         client.submit(project, [ibd])
         t1 = time.perf_counter()
@@ -113,7 +113,7 @@ def trigger_latencies(client, project: str, storage: Path, count: int) -> tuple[
 def fan_out(client, project: str, storage: Path, items: int) -> float:
     imzml, ibd = stored_files(storage, "m-fan")
     client.set_trigger_enabled("bench", False)
-    client.submit(project, measurement_batch("m-fan")[:4] + [imzml, ibd])
+    client.submit(project, measurement_batch("m-fan", storage)[:4] + [imzml, ibd])
     run = client.launch("bench-fan-out", [client.find(project, "m-fan")["id"]]).run
     t_start, _ = wait_for(client, run.id, ("running", "succeeded", "failed"))
     t_end, done = wait_for(client, run.id, ("succeeded", "failed"), timeout=600)

@@ -153,15 +153,17 @@ def run_retry(obj: Context, run_id: str):
 @reports_errors
 def run_logs(obj: Context, run_id: str, step: str):
     """The steps' logs (read from the storage root, so on the worker's machine)."""
-    from ground.storage import NotReadable, resolve
-    chosen = [s for s in obj.client.run(run_id).steps if s.log_url and (not step or s.name == step)]
+    from ground.storage import NotReadable, open_checked, resolve
+    found = obj.client.run(run_id)
+    chosen = [s for s in found.steps if s.log_url and (not step or s.name == step)]
     if not chosen:
         raise RuntimeError(f"run {run_id} has no log{' for step ' + repr(step) if step else ''} yet")
     for s in chosen:
         out.rule(f"{s.name} ({s.phase})")
         try:
-            click.echo(resolve(s.log_url, obj.settings.storage_root).read_text(errors="replace"), nl=False)
-        except NotReadable as error:
+            with open_checked(resolve(s.log_url, obj.settings.storage_root, found.project_id)) as log:
+                click.echo(log.read().decode(errors="replace"), nl=False)
+        except (NotReadable, OSError) as error:
             err.print(f"[yellow]{error}[/]")
 
 
@@ -230,7 +232,7 @@ def engine_for(settings):
         return None   # the worker makes its local engine
     from workflow_templates.engines.argo import ArgoEngine
     from workflow_templates.engines.argo_runs import ArgoRuns
-    return ArgoRuns(ArgoEngine.from_env(), settings.storage_root / "runs")
+    return ArgoRuns(ArgoEngine.from_env(), settings.storage_root)
 
 
 for command in (templates, launch, runs, run, triggers, trigger, worker, worker_alive):

@@ -3,7 +3,8 @@
 A thin layer over metadata.client.MetadataClient (every call goes to the service as the
 notebook's user); the client's own methods stay reachable on `lc` (`lc.get(id)`, `lc.runs()`)
 and as `lc.client`. Spectra are read with pyimzML from the storage root, file:// URLs only, each
-checked to lie inside the root (ground.storage.resolve, the portal's own check).
+checked to lie in its project's folder, links resolved first (ground.storage.resolve, the
+portal's own check), and opened without following a link (ground.storage.open_checked).
 """
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ class Dataset:
         return links[0] if links else None
 
     def _paths(self) -> tuple[Path, Path]:
-        """The checked paths of the imzML file and its ibd, inside the storage root."""
+        """The checked paths of the imzML file and its ibd, in their project's folder of the storage root."""
         from portal.browse import imzml_pair
         from ground.storage import NotReadable, resolve
 
@@ -169,7 +170,8 @@ class Dataset:
         if pair is None:
             raise DatasetError(f"{self.node['submitter_id']} has no imzML file with its ibd beside it")
         try:
-            return tuple(resolve(f["properties"].get("storage_url", ""), self._commons.storage_root) for f in pair)
+            return tuple(resolve(f["properties"].get("storage_url", ""), self._commons.storage_root, f["project_id"])
+                         for f in pair)
         except NotReadable as error:
             raise DatasetError(str(error)) from None
 

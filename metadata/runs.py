@@ -22,6 +22,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 
+from ground.storage import Layout
 from metadata import auth, policy
 from metadata.auth import Identity
 from metadata.dictionary import Dictionary
@@ -77,8 +78,8 @@ class OpenRuns:
 
 
 class RunRegistry:
-    def __init__(self, store: Store, dictionary: Dictionary, catalog):
-        self.store, self.dictionary, self.catalog = store, dictionary, catalog
+    def __init__(self, store: Store, dictionary: Dictionary, catalog, layout: Layout):
+        self.store, self.dictionary, self.catalog, self.layout = store, dictionary, catalog, layout
         self.open = OpenRuns(lambda: self._all_runs(None))
         self.worker_gone_seconds = WORKER_GONE_SECONDS
         self._started = time.monotonic()   # workers get the same grace after a service restart
@@ -272,6 +273,7 @@ class RunRegistry:
         node = policy.lookup(self.store, self.dictionary, policy.RUN, update.run_id, "run_id")
         status = update.status or node.props["status"]
         _check_transition(node, status)
+        self._check_logs(node, update.steps or [])
         changes = {"status": status, "steps_json": json.dumps([_step_dict(s) for s in update.steps or []])}
         if update.message:
             changes["message"] = update.message
@@ -286,6 +288,12 @@ class RunRegistry:
             raise Invalid("outputs: outputs are registered only with the status succeeded")
         return self._save(node, who.user, outputs=outputs, **changes)
 
+    def _check_logs(self, run: StoredNode, steps: list[T.RunStep]) -> None:
+        """A run's logs lie under its project's prefix, as its outputs do (readers check again)."""
+        for index, step in enumerate(steps):
+            if step.log_url and (problem := self.layout.problem(step.log_url, run.project_id)):
+                raise Invalid(f"steps[{index}].log_url: {problem}")
+
     # -- writing ------------------------------------------------------------------------
 
     def _save(self, run: StoredNode, user: str, outputs: list | None = None, **changes) -> StoredNode:
@@ -296,7 +304,7 @@ class RunRegistry:
         self._check(node)
         writes, parents = [Write(node, run.version)], {link.target_id for link in run.links}
         if outputs:
-            plan = Planner(self.dictionary, self.store, run.project_id, user).plan(_output_entities(run, outputs))
+            plan = Planner(self.dictionary, self.store, run.project_id, user, self.layout).plan(_output_entities(run, outputs))
             writes += plan.writes
             parents |= plan.parent_ids - {run.id}
         self.store.apply(writes, parents)

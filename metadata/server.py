@@ -23,6 +23,7 @@ from thriftpy2.thrift import TProcessor, TType
 from thriftpy2.transport import TServerSocket, TSocket, TTransportException
 
 from ground.settings import Settings, write_private
+from ground.storage import Layout
 from metadata import errors, policy
 from metadata.audit_limit import RECORD, SUMMARIZE, AnonymousLimit
 from metadata.connections import (REFUSAL_SECONDS, ConnectionProcessor, Connections, NotThrift, address,
@@ -214,7 +215,8 @@ class Server:
                                   Notifier(self.store, settings.data_dir / "outbox", settings.smtp_host,
                                            settings.smtp_port, settings.mail_from, settings.mail_domain),
                                   settings.max_batch_entities, settings.max_batch_bytes,
-                                  ValueLimits(settings.max_property_bytes, settings.max_submitter_id))
+                                  ValueLimits(settings.max_property_bytes, settings.max_submitter_id),
+                                  layout=Layout.from_settings(settings))
         self.guard = Guard(service, self.tokens)
         # the server socket and the protocol factories; the accept loop below is our own
         self.thrift = TThreadedServer(TProcessor(T.Metadata, self.guard),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from ground.storage import Layout
 from metadata import auth, policy
 from metadata.accounts import AuditLog, Registry, account_thrift, token_thrift
 from metadata.auth import Identity, Tokens
@@ -32,9 +33,11 @@ RETRIES_ON_RACE = 3
 class MetadataService:
     def __init__(self, store: Store, dictionary: Dictionary, flattening: Flattening, tokens: Tokens,
                  catalog, rules=(), notifier=None, max_batch_entities: int = 10_000,
-                 max_batch_bytes: int = 64 * 1024 * 1024, value_limits: ValueLimits = ValueLimits()):
+                 max_batch_bytes: int = 64 * 1024 * 1024, value_limits: ValueLimits = ValueLimits(), *,
+                 layout: Layout):
         self.store, self.dictionary, self.tokens, self.catalog = store, dictionary, tokens, catalog
-        self.runs = RunRegistry(store, dictionary, catalog)
+        self.layout = layout  # where each project's files may lie (storage_url checks)
+        self.runs = RunRegistry(store, dictionary, catalog, layout)
         self.triggers = Triggers(store, self.runs, list(rules))
         self.parameter_sets = ParameterSets(store, dictionary, catalog)
         self.notifier = notifier
@@ -104,7 +107,8 @@ class MetadataService:
         if administrative:
             auth.require_admin(who, "writing programs and projects")
         for attempt in range(RETRIES_ON_RACE):
-            plan = Planner(self.dictionary, self.store, request.project_id, who.user, who.can_read).plan(entities)
+            plan = Planner(self.dictionary, self.store, request.project_id, who.user, self.layout,
+                           who.can_read).plan(entities)
             if request.dry_run or not plan.writes:
                 break
             try:

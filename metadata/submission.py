@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ground.storage import Layout
 from metadata.dictionary import SYSTEM_FIELDS, Dictionary, LinkDef, NodeType
 from metadata.entities import Entity
 from metadata.errors import ProblemList
@@ -38,11 +39,11 @@ class _Item:
 
 
 class Planner:
-    """Plans one batch for one project on behalf of one user."""
+    """Plans one batch for one project on behalf of one user; `layout` says where its files may lie."""
 
-    def __init__(self, dictionary: Dictionary, store: Store, project_id: str, user: str,
+    def __init__(self, dictionary: Dictionary, store: Store, project_id: str, user: str, layout: Layout,
                  may_read: Callable[[str], bool] = lambda _project: False):
-        self.dictionary, self.store = dictionary, store
+        self.dictionary, self.store, self.layout = dictionary, store, layout
         self.project_id, self.user = project_id, user
         self.may_read = may_read  # which other projects a problem may name (by default none)
         self.problems = ProblemList()
@@ -116,6 +117,7 @@ class Planner:
         props = {k: v for k, v in doc.items() if k not in SYSTEM_FIELDS and k not in node_type.links}
         for name, message in node_type.check_properties(props):
             add(name, message)
+        self._check_storage(props, add)
         if existing and existing.type != node_type.id:
             add("submitter_id", f"{existing.submitter_id!r} already names a {existing.type} in this project")
         if existing and "id" in doc and doc["id"] != existing.id:
@@ -130,6 +132,13 @@ class Planner:
             created_at=existing.created_at if existing else self.now, updated_at=self.now,
             created_by=existing.created_by if existing else self.user, updated_by=self.user)
         return _Item(entity, node_type, node, existing)
+
+    def _check_storage(self, props: dict, add) -> None:
+        """A file lies under its project's own prefix of the storage root (raw data follows grants:
+        a storage_url elsewhere would let a writer of this project have another project's bytes read)."""
+        url = props.get("storage_url")
+        if isinstance(url, str) and (problem := self.layout.problem(url, self.project_id)):
+            add("storage_url", problem)
 
     def _check_project_exists(self, items: list[_Item]) -> None:
         """Non-administrative nodes need their project node to exist (in the store or the batch)."""

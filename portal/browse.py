@@ -125,7 +125,8 @@ def preview(project_id: str, submitter_id: str) -> tuple[imzml.Preview, Path]:
     if pair is None:
         raise NotReadable("This measurement has no imzML file with its ibd, so there is nothing to preview.")
     settings = current_app.config["SETTINGS"]
-    image, paths = pair[0], [resolve(f["properties"].get("storage_url", ""), settings.storage_root) for f in pair]
+    image, paths = pair[0], [resolve(f["properties"].get("storage_url", ""), settings.storage_root, f["project_id"])
+                             for f in pair]
     try:
         found = cache.preview(*paths, image["properties"].get("sha256", ""), cache.cache_dir(settings.data_dir))
     except OSError as error:  # the storage root's files, not the service: say so

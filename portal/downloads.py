@@ -1,10 +1,11 @@
-"""File downloads: only for users the service lets read the file, only from the storage root,
-with HTTP range requests (resumable downloads, and readers that seek into large files).
+"""File downloads: only for users the service lets read the file, only from the file's project's
+folder (or prefix) of the storage root, with HTTP range requests (resumable downloads, and readers
+that seek into large files).
 
-A file from the storage root, or the range asked for, is handed to the server's event loop
-(wsgi.file_wrapper, positioned at the range's start; waitress sends Content-Length bytes from
-there), so a slow reader costs a socket and no worker thread. An object in an S3 store is
-streamed by the worker thread: reading it may wait on the network, which the loop must not.
+A local file, or the range asked for, is handed to the server's event loop (wsgi.file_wrapper,
+positioned at the range's start; waitress sends Content-Length bytes from there), so a slow
+reader costs a socket and no worker thread. An object in an S3 store is streamed by the worker
+thread: reading it may wait on the network, which the loop must not.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
 from portal.client import UNREACHABLE, get_client
 from portal.objects import ObjectStore
-from ground.storage import NotReadable, resolve
+from ground.storage import NotReadable, object_key, open_checked, resolve
 
 bp = Blueprint("downloads", __name__)
 STATUS = {T.NotFound: 404, T.Forbidden: 403, T.Unauthenticated: 401}
@@ -38,30 +39,31 @@ def download(file_id: str):
     if node["type"] != "data_file":
         abort(404)
     props = node["properties"]
-    if props.get("storage_url", "").startswith("s3://"):
-        return _send_object(props)
     try:
-        path = resolve(props.get("storage_url", ""), current_app.config["SETTINGS"].storage_root)
+        if props.get("storage_url", "").startswith("s3://"):
+            return _send_object(props, node["project_id"])
+        path = resolve(props.get("storage_url", ""), _settings().storage_root, node["project_id"])
+        handle = open_checked(path)
     except NotReadable as reason:
         return _refused(str(reason), 404)
-    handle = path.open("rb")
+    except OSError as error:  # replaced by a link, or gone, since it was resolved
+        return _refused(f"{props.get('file_name') or 'the file'} cannot be read: {error.strerror}", 404)
     stat = os.fstat(handle.fileno())
     return file_response(handle, stat.st_size, props.get("file_name") or path.name,
                          props.get("md5sum") or f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_mtime, on_loop=True)
 
 
-def _send_object(props: dict):
+def _send_object(props: dict, project_id: str):
     """A file in the S3-compatible store, streamed through the portal, with ranges and ETag."""
-    store = ObjectStore.from_settings(current_app.config["SETTINGS"])
-    key = store.key_of(props["storage_url"]) if store.scheme == "s3" else None
-    if key is None:
-        root = current_app.config["SETTINGS"].storage_url or "a directory"
-        return _refused(f"{props['storage_url']} is outside the storage root ({root}); "
-                        "the portal reads only files stored there", 404)
+    store = ObjectStore.from_settings(_settings())
+    if store.scheme != "s3":
+        raise NotReadable(f"{props['storage_url']} is outside the storage root (a directory); "
+                          "the portal reads only files stored there")
+    key = object_key(props["storage_url"], store.root, project_id)
     try:
         size, handle = store.size(key), store.open_read(key)
     except (OSError, ValueError):
-        return _refused(f"{props['storage_url']} is not in the storage root (the object is missing)", 404)
+        raise NotReadable(f"{props['storage_url']} is not in the storage root (the object is missing)") from None
     return file_response(handle, size, props.get("file_name") or key.rpartition("/")[2],
                          props.get("md5sum") or f"{size}-{key}", None, on_loop=False)
 
@@ -90,6 +92,10 @@ def handed_over(response, handle):
     handle.seek(response.content_range.start if response.status_code == 206 else 0)
     response.response = wrapper(handle, CHUNK_BYTES)
     return response
+
+
+def _settings():
+    return current_app.config["SETTINGS"]
 
 
 def _refused(message: str, status: int):

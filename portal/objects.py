@@ -2,13 +2,13 @@
 S3-compatible bucket (s3://, through fsspec's s3fs), addressed by keys relative to its root.
 
 Keys are built by the portal from checked names only (see portal/uploads.py); `_path` refuses
-any other shape, so no key can leave the root.
+any other shape, so no key can leave the root. A stored file's key starts with its project's id
+(<project>/<measurement>/<file>); readers find it with ground.storage.object_key, which checks that.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import fsspec
 
@@ -40,22 +40,6 @@ class ObjectStore:
         if self.scheme == "file":
             return Path(self._path(key)).as_uri()
         return f"s3://{self._path(key)}"
-
-    def key_of(self, storage_url: str) -> str | None:
-        """The key of a storage_url inside this store, or None when it names anything else."""
-        parts = urlsplit(storage_url or "")
-        if parts.scheme != self.scheme or parts.query or parts.fragment:
-            return None
-        path = parts.netloc + parts.path if self.scheme == "s3" else parts.path
-        prefix = self.root + "/"
-        if not path.startswith(prefix):
-            return None
-        try:
-            key = path[len(prefix):]
-            self._path(key)
-            return key
-        except ValueError:
-            return None
 
     def open_write(self, key: str):
         path = self._path(key)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ground.storage import RUNS
 from metadata.entities import coerce
 from portal.browse_widgets import label
 
 MEASUREMENT = "measurement"
-# A measurement's submitter_id becomes a directory in the storage root.
+# A measurement's submitter_id becomes a directory in its project's folder of the storage root.
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 MAX_IDENTIFIER = 128
 LINK_FIELDS = {"experiments": "experiment", "samples": "sample"}
@@ -57,6 +58,8 @@ def identifier_problem(value: str) -> str | None:
     if len(value) > MAX_IDENTIFIER or not IDENTIFIER.match(value):
         return (f"submitter_id: {value!r} is not allowed; use letters, digits, '-', '_' and single dots "
                 f"(at most {MAX_IDENTIFIER} characters), starting with a letter or digit")
+    if value == RUNS:
+        return f"submitter_id: {RUNS!r} is the folder of the project's workflow runs; give the measurement another identifier"
     return None
 
 

@@ -28,7 +28,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from ground.storage import NotReadable, resolve
+from ground.storage import NotReadable, open_checked, resolve, run_dir
 from workflow_templates.engines.argo import ArgoEngineError
 from workflow_templates.engines.local import FINISHED, SUCCEEDED, LocalEngine
 from workflow_templates.engines.spec import TemplateRefused
@@ -65,7 +65,9 @@ class Worker:
     def __post_init__(self):
         self.storage_root = Path(self.storage_root).resolve()  # steps run in other directories
         self.capacity = self.capacity or os.cpu_count() or 1
-        self.engine = self.engine or LocalEngine(self.storage_root, self.storage_root / "work",
+        # every run the worker starts lives in its project's folder; runs_dir (a name no project
+        # id can have) is only where a run of no project would go
+        self.engine = self.engine or LocalEngine(self.storage_root, self.storage_root / ".engine",
                                                  max_parallel=self.capacity)
 
     def serve(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
@@ -121,8 +123,8 @@ class Worker:
 
     def _handle(self, run: T.Run):
         """A started, resumed or retried engine run for this service run."""
-        if self.engine.knows(run.id):
-            handle = self.engine.resume(run.id)  # after a crash: unfinished steps run again
+        if self.engine.knows(run.id, run.project_id):
+            handle = self.engine.resume(run.id, run.project_id)  # after a crash: unfinished steps run again
             return handle.retry_failed() if run.retry_requested and handle.phase in FINISHED else handle
         template = self.catalog.get(run.template)
         if template is None:
@@ -131,29 +133,33 @@ class Worker:
             raise ValueError(f"the template {run.template!r} changed since the launch (digest "
                              f"{run.template_digest[:12]}, installed {template.digest[:12]}); launch it again")
         filled = self._filled_parameters(run, template)
-        return self.engine.start(template.document, {**run.parameters, **filled}, run_id=run.id)
+        return self.engine.start(template.document, {**run.parameters, **filled}, run_id=run.id,
+                                 project=run.project_id)
 
     def _filled_parameters(self, run: T.Run, template) -> dict[str, str]:
         """The parameters the worker fills: the input (an imzML, its ibd staged beside it under
         the same name, as imzML readers expect) and the run's output directory."""
-        values = {"run": str(self.output_dir(run.id)), "input": str(self._stage_inputs(run))}
-        self.output_dir(run.id).mkdir(parents=True, exist_ok=True)
+        values = {"run": str(self.output_dir(run)), "input": str(self._stage_inputs(run))}
+        self.output_dir(run).mkdir(parents=True, exist_ok=True)
         return {p.name: values[p.filled_by] for p in template.entry.parameters if p.filled_by}
 
     def _stage_inputs(self, run: T.Run) -> Path:
-        staged = self.storage_root / "runs" / run.id / "inputs"
+        """Links to the inputs in the run's folder, each resolved and checked in the run's project."""
+        staged = run_dir(self.storage_root, run.project_id, run.id) / "inputs"
         staged.mkdir(parents=True, exist_ok=True)
         imzml = None
         for node in (self.client.get(i) for i in run.input_ids):
             fmt = node["properties"]["data_format"]
             link = staged / f"input.{fmt}"
-            if not link.is_symlink():
-                link.symlink_to(resolve(node["properties"]["storage_url"], self.storage_root))
+            target = resolve(node["properties"]["storage_url"], self.storage_root, _same_project(node, run))
+            link.unlink(missing_ok=True)  # never trust a link left in the run's folder: make it again
+            link.symlink_to(target)
             imzml = link if fmt == "imzML" else imzml
         return imzml or staged
 
-    def output_dir(self, run_id: str) -> Path:
-        return self.storage_root / "runs" / run_id / "outputs"
+    def output_dir(self, run: T.Run) -> Path:
+        """Where the run's template writes its outputs: in the run's folder, under its project."""
+        return run_dir(self.storage_root, run.project_id, run.id) / "outputs"
 
     def _finish_early(self, run: T.Run, message: str) -> None:
         log.warning("run %s: %s", run.id, message)
@@ -191,16 +197,33 @@ class Worker:
         del self.followed[run.id]
 
     def outputs(self, run: T.Run) -> list[T.OutputFile]:
-        """The files the template declares as outputs, as the run left them, with checksums."""
-        root = self.output_dir(run.id)
-        files = []
-        for declared in self.catalog.get(run.template).entry.outputs:
-            for path in sorted(p for p in root.glob(declared.path) if p.is_file()):
-                md5, sha256, size = checksums(path)
-                files.append(T.OutputFile(file_name=path.name, data_format=declared.data_format, file_size=size,
-                                          md5sum=md5, sha256=sha256, storage_url=path.resolve().as_uri(),
-                                          data_category=declared.data_category))
-        return files
+        """The files the template declares as outputs, as the run left them, with checksums: only
+        regular files in the output folder (a step's link to any other file is not an output)."""
+        root = self.output_dir(run).resolve()
+        found = [(path, declared) for declared in self.catalog.get(run.template).entry.outputs
+                 for path in sorted(root.glob(declared.path))]
+        return [out for path, declared in found if (out := _output(path, root, declared)) is not None]
+
+
+def _same_project(node: dict, run: T.Run) -> str:
+    """The input's project, which must be the run's (the service launches runs so; checked again)."""
+    if node["project_id"] != run.project_id:
+        raise NotReadable(f"input {node['submitter_id']} is not in the run's project {run.project_id}")
+    return node["project_id"]
+
+
+def _output(path: Path, folder: Path, declared) -> T.OutputFile | None:
+    """The output at path, when it is a regular file in the run's output folder; else None."""
+    real = path.resolve()
+    if path.is_symlink() or not real.is_relative_to(folder) or not real.is_file():
+        return None
+    try:
+        md5, sha256, size = checksums(real)
+    except (OSError, NotReadable) as error:  # replaced by a link since it was looked at
+        log.warning("output %s is not registered: %s", path, error)
+        return None
+    return T.OutputFile(file_name=real.name, data_format=declared.data_format, file_size=size, md5sum=md5,
+                        sha256=sha256, storage_url=real.as_uri(), data_category=declared.data_category)
 
 
 def steps_of(status: dict) -> list[T.RunStep]:
@@ -225,7 +248,7 @@ def failure(status: dict, steps: list[T.RunStep]) -> str:
 
 def checksums(path: Path) -> tuple[str, str, int]:
     md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
-    with open(path, "rb") as handle:
+    with open_checked(path) as handle:
         while chunk := handle.read(1 << 20):
             md5.update(chunk)
             sha256.update(chunk)

@@ -1,7 +1,9 @@
-"""Previews computed once per imzML file and kept as `<data dir>/cache/previews/<sha256>.npz`.
+"""Previews computed once per imzML file and kept as `<data dir>/cache/previews/<key>.npz`.
 
-The key is the imzML file's SHA-256 (the data_file node's `sha256`, else computed from the file),
-so equal files share one entry and a re-uploaded file gets a new one. Entries are written to a
+The key is the SHA-256 of the file's checked path and of its content's SHA-256 (the data_file
+node's `sha256`, else computed from the file), so a re-uploaded file gets a new entry. The path is
+part of it because `sha256` is metadata, which technicians write: a node in one project claiming
+the checksum of another project's file must not be shown that file's preview. Entries are written to a
 temporary file and renamed into place, so a reader never sees half an entry; an entry from an
 older layout (FORMAT) or an unreadable one is computed again.
 """
@@ -31,14 +33,19 @@ def cache_dir(data_dir: Path) -> Path:
 
 def preview(imzml_path: Path, ibd_path: Path, sha256: str, directory: Path) -> Preview:
     """The cached Preview of a checked imzML/ibd pair, computed and stored on first use."""
-    key = sha256 if SHA256.match(sha256 or "") else file_sha256(imzml_path)
-    path = Path(directory) / f"{key}.npz"
+    path = entry(directory, imzml_path, sha256 if SHA256.match(sha256 or "") else file_sha256(imzml_path))
     cached = load(path)
     if cached is not None:
         return cached
     result = imzml.compute(imzml_path, ibd_path)
     save(result, path)
     return result
+
+
+def entry(directory: Path, imzml_path: Path, content_sha256: str) -> Path:
+    """Where the Preview of this checked file, with this content, is kept."""
+    key = hashlib.sha256(f"{imzml_path}\0{content_sha256}".encode()).hexdigest()
+    return Path(directory) / f"{key}.npz"
 
 
 def file_sha256(path: Path) -> str:

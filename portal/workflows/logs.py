@@ -1,5 +1,5 @@
 """A run step's log as plain text (/runs/<run>/steps/<step>/log): only after the service has
-returned the run to the signed-in user, and only from the storage root."""
+returned the run to the signed-in user, and only from the run's project's folder of the storage root."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, send_file
@@ -8,7 +8,7 @@ from thriftpy2.transport import TTransportException
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
 from portal.client import UNREACHABLE, get_client
-from ground.storage import NotReadable, resolve
+from ground.storage import NotReadable, open_checked, resolve
 
 bp = Blueprint("run_logs", __name__)
 STATUS = {T.NotFound: 404, T.Forbidden: 403, T.Unauthenticated: 401}
@@ -27,10 +27,12 @@ def step_log(run_id: str, step_id: str):
     if step is None or not step.log_url:
         return _refused(f"the run {run.submitter_id} has no log for a step {step_id!r}", 404)
     try:
-        path = resolve(step.log_url, current_app.config["SETTINGS"].storage_root)
+        log = open_checked(resolve(step.log_url, current_app.config["SETTINGS"].storage_root, run.project_id))
     except NotReadable as reason:
         return _refused(str(reason), 404)
-    return send_file(path, mimetype="text/plain; charset=utf-8", max_age=0, conditional=False)
+    except OSError as error:  # replaced by a link, or gone, since it was resolved
+        return _refused(f"the log cannot be read: {error.strerror}", 404)
+    return send_file(log, mimetype="text/plain; charset=utf-8", max_age=0, conditional=False)
 
 
 def _refused(message: str, status: int):

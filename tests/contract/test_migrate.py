@@ -20,6 +20,7 @@ from ground.settings import Settings
 from metadata.client import MetadataClient
 from metadata.server import Server
 from tests.contract.test_service_exploration import graph
+from tests.stored import folder_url
 
 PROGRAM, PROJECT = "MIG", "mig-proj"
 PASSWORD = "correct horse battery"
@@ -47,7 +48,7 @@ def embedded(tmp_path) -> Settings:
     with MetadataClient("127.0.0.1", server.bound_port(), settings.admin_token_path.read_text()) as admin:
         admin.submit(PROGRAM, [{"type": "program", "submitter_id": PROGRAM}])
         admin.submit(PROJECT, [{"type": "project", "submitter_id": PROJECT, "programs": {"submitter_id": PROGRAM}}])
-        admin.submit(PROJECT, graph())
+        admin.submit(PROJECT, graph(folder_url(settings, PROJECT)))
         admin.save_account("ana", PASSWORD, ["analyst"], {PROJECT: "read"})
         admin.save_cohort("livers", "case", {"IN": {"organs": ["liver"]}}, PROJECT)
     stop(server, thread)

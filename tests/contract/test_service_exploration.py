@@ -3,12 +3,14 @@ access restriction and cohorts. Runs on each store (see tests/contract/conftest.
 import pytest
 
 from metadata.idl import metadata_thrift as T
+from tests.stored import folder_url
 
 MD5 = "0" * 32
 
 
-def graph():
-    """3 cases, 3 samples, 2 measurements, 3 files, 1 experiment."""
+def graph(folder: str):
+    """3 cases, 3 samples, 2 measurements, 3 files, 1 experiment; the files in `folder` (a project's
+    folder URL: tests.stored.folder_url)."""
     cases = [{"type": "case", "submitter_id": "c-1", "species": "human", "age_years": 30},
              {"type": "case", "submitter_id": "c-2", "species": "human", "age_years": 50},
              {"type": "case", "submitter_id": "c-3", "species": "mouse"}]
@@ -19,15 +21,15 @@ def graph():
                      "instrument": "timsTOF fleX", "ionisation": "MALDI", "polarity": "positive",
                      "experiments": {"submitter_id": "e-1"}} for m, s in (("m-1", "s-1"), ("m-2", "s-3"))]
     files = [{"type": "data_file", "submitter_id": f, "file_name": f, "data_format": fmt, "file_size": size,
-              "md5sum": MD5, "storage_url": f"file:///x/{f}", "measurements": {"submitter_id": m}}
+              "md5sum": MD5, "storage_url": f"{folder}/{f}", "measurements": {"submitter_id": m}}
              for f, fmt, size, m in (("f-1.imzML", "imzML", 100, "m-1"), ("f-1.ibd", "ibd", 900, "m-1"),
                                      ("f-2.imzML", "imzML", 300, "m-2"))]
     return cases + samples + [experiment] + measurements + files
 
 
 @pytest.fixture
-def explored(admin, project):
-    admin.submit(project, graph())
+def explored(admin, server, project):
+    admin.submit(project, graph(folder_url(server.settings, project)))
     return admin
 
 

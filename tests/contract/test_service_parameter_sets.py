@@ -9,6 +9,7 @@ import yaml
 
 from metadata.idl import metadata_thrift as T
 from tests.contract.test_service_runs import measurement_batch, template
+from tests.stored import folder_url
 
 TEMPLATE = "tiny-qc"
 
@@ -29,8 +30,8 @@ def ana(client_for, project):
 
 
 @pytest.fixture
-def measurement(admin, project) -> dict:
-    admin.submit(project, measurement_batch("m-1"))
+def measurement(admin, server, project) -> dict:
+    admin.submit(project, measurement_batch("m-1", folder_url(server.settings, project)))
     return admin.find(project, "m-1")
 
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from metadata.idl import metadata_thrift as T
+from tests.stored import folder_url
 
 def template(name: str, standard: bool) -> dict:
     hints = {"imzml": {"type": "string", "filled_by": "input"}, "output-dir": {"type": "string", "filled_by": "run"},
@@ -50,7 +51,8 @@ def settings(settings, tmp_path):
     return dataclasses.replace(settings, templates_dir=templates, triggers_dir=triggers)
 
 
-def measurement_batch(name: str, files=("imzML", "ibd")) -> list[dict]:
+def measurement_batch(name: str, folder: str, files=("imzML", "ibd")) -> list[dict]:
+    """A measurement, its case, sample and experiment, and its files in `folder` (tests.stored.folder_url)."""
     batch = [{"type": "case", "submitter_id": f"{name}-case", "species": "mouse"},
              {"type": "sample", "submitter_id": f"{name}-sample", "organ": "liver", "preparation": "fresh frozen",
               "cases": {"submitter_id": f"{name}-case"}},
@@ -58,18 +60,24 @@ def measurement_batch(name: str, files=("imzML", "ibd")) -> list[dict]:
              {"type": "measurement", "submitter_id": name, "instrument": "timsTOF", "ionisation": "MALDI",
               "polarity": "positive", "samples": {"submitter_id": f"{name}-sample"},
               "experiments": {"submitter_id": f"{name}-exp"}}]
-    return batch + [data_file(name, fmt) for fmt in files]
+    return batch + [data_file(name, fmt, folder) for fmt in files]
 
 
-def data_file(name: str, fmt: str) -> dict:
+def data_file(name: str, fmt: str, folder: str) -> dict:
     return {"type": "data_file", "submitter_id": f"{name}.{fmt}", "file_name": f"{name}.{fmt}",
-            "data_format": fmt, "file_size": 10, "md5sum": "0" * 32, "storage_url": f"file:///x/{name}.{fmt}",
+            "data_format": fmt, "file_size": 10, "md5sum": "0" * 32, "storage_url": f"{folder}/{name}.{fmt}",
             "measurements": {"submitter_id": name}}
 
 
 @pytest.fixture
-def measurement(admin, project) -> dict:
-    admin.submit(project, measurement_batch("m-1"))
+def folder(server, project) -> str:
+    """The project's folder URL, where its data files' storage_urls point."""
+    return folder_url(server.settings, project)
+
+
+@pytest.fixture
+def measurement(admin, project, folder) -> dict:
+    admin.submit(project, measurement_batch("m-1", folder))
     return admin.find(project, "m-1")
 
 
@@ -142,7 +150,7 @@ def test_bad_parameters_are_refused_with_the_parameter_named(tom, measurement, p
         tom.launch("tiny-qc", [measurement["id"]], parameters)
 
 
-def test_bad_launches_are_refused_clearly(tom, admin, project, measurement):
+def test_bad_launches_are_refused_clearly(tom, admin, project, folder, measurement):
     with pytest.raises(T.ValidationError, match="template: 'nope' is not a workflow template; choose from"):
         tom.launch("nope", [measurement["id"]])
     with pytest.raises(T.ValidationError, match="input_ids: give the data files"):
@@ -152,7 +160,7 @@ def test_bad_launches_are_refused_clearly(tom, admin, project, measurement):
     case = admin.find(project, "m-1-case")
     with pytest.raises(T.NotFound, match="input_ids"):
         tom.launch("tiny-qc", [case["id"]])
-    admin.submit(project, measurement_batch("m-2", files=("imzML",)))
+    admin.submit(project, measurement_batch("m-2", folder, files=("imzML",)))
     with pytest.raises(T.ValidationError, match="no ibd file among the inputs"):
         tom.launch("tiny-qc", [admin.find(project, "m-2")["id"]])
 
@@ -184,7 +192,7 @@ def test_a_parameter_set_fills_the_launch_and_is_recorded(tom, admin, project, m
     assert tom.launch("tiny-qc", [measurement["id"]], {"window": "11", "method": "savgol"}).existing
 
 
-def test_a_worker_claims_reports_and_registers_outputs(tom, worker, project, measurement):
+def test_a_worker_claims_reports_and_registers_outputs(tom, worker, project, folder, measurement):
     run = tom.launch("tiny-qc", [measurement["id"]]).run
     claimed = worker.claim_runs("w-a", 5)
     assert [r.id for r in claimed] == [run.id] and claimed[0].status == "running"
@@ -192,7 +200,7 @@ def test_a_worker_claims_reports_and_registers_outputs(tom, worker, project, mea
     assert [r.id for r in worker.claim_runs("w-a", 0)] == [run.id]  # after a restart, w-a resumes it
     step = T.RunStep(id="s1", name="main", template="main", phase="Succeeded", exit_code=0)
     report = T.OutputFile(file_name="qc.json", data_format="json", file_size=12, md5sum="a" * 32,
-                          storage_url="file:///x/qc.json", data_category="qc_report")
+                          storage_url=f"{folder}/runs/{run.id}/outputs/qc.json", data_category="qc_report")
     done = worker.update_run(T.RunUpdate(run_id=run.id, status="succeeded", steps=[step], outputs=[report]))
     assert done.status == "succeeded" and done.finished_at and done.steps[0].phase == "Succeeded"
     output = tom.get(done.output_ids[0])
@@ -250,18 +258,18 @@ def test_runs_are_listed_newest_first_filtered_and_only_where_readable(tom, clie
         tom.runs(status="done")
 
 
-def test_a_trigger_launches_once_when_both_files_are_registered(admin, tom, project):
+def test_a_trigger_launches_once_when_both_files_are_registered(admin, tom, project, folder):
     assert [(t.name, t.enabled) for t in admin.triggers()] == [("qc-new-measurement", False)]
     with pytest.raises(T.Forbidden, match="admin role"):
         tom.set_trigger_enabled("qc-new-measurement", True)
     assert admin.set_trigger_enabled("qc-new-measurement", True).enabled
-    tom.submit(project, measurement_batch("m-3", files=("imzML",)))
+    tom.submit(project, measurement_batch("m-3", folder, files=("imzML",)))
     assert admin.runs().total == 0                                 # the ibd file is not there yet
-    tom.submit(project, [data_file("m-3", "ibd")])
+    tom.submit(project, [data_file("m-3", "ibd", folder)])
     runs = admin.runs().runs
     assert len(runs) == 1 and runs[0].parameters["method"] == "savgol"
     assert runs[0].created_by == "trigger:qc-new-measurement"
-    tom.submit(project, [dict(data_file("m-3", "ibd"), file_size=11)])   # a second event: same run
+    tom.submit(project, [dict(data_file("m-3", "ibd", folder), file_size=11)])   # a second event: same run
     assert admin.runs().total == 1
     with pytest.raises(T.NotFound, match="no trigger 'nope'"):
         admin.set_trigger_enabled("nope", True)
@@ -288,9 +296,9 @@ def test_the_launcher_is_notified_in_the_portal_and_by_mail_when_a_run_ends(tom,
     assert tom.notifications(unread_only=True) == [] and tom.notifications()[0].read
 
 
-def test_replaying_a_trigger_event_never_makes_a_second_run(admin, tom, project):
+def test_replaying_a_trigger_event_never_makes_a_second_run(admin, tom, project, folder):
     admin.set_trigger_enabled("qc-new-measurement", True)
-    tom.submit(project, measurement_batch("m-4"))
+    tom.submit(project, measurement_batch("m-4", folder))
     ibd = admin.find(project, "m-4.ibd")["id"]
     first, = admin.fire_triggers([ibd])
     assert first.existing and admin.runs().total == 1           # the submission launched it already

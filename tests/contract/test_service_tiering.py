@@ -10,14 +10,15 @@ from metadata.tiering import Tier, TierSetting, merge_buckets
 from metadata.store.base import FacetCounts
 from tests.conftest import PROGRAM
 from tests.contract.test_service_exploration import graph
+from tests.stored import folder_url
 
 OPEN = "open-proj"
 
 
 @pytest.fixture
-def commons(admin, project):
+def commons(admin, server, project):
     """test-proj (hidden from rita): 2 human cases, 1 mouse case, files; open-proj: 1 mouse case."""
-    admin.submit(project, graph())
+    admin.submit(project, graph(folder_url(server.settings, project)))
     admin.submit(OPEN, [{"type": "project", "submitter_id": OPEN, "programs": {"submitter_id": PROGRAM}}])
     admin.submit(OPEN, [{"type": "case", "submitter_id": "o-1", "species": "mouse", "age_years": 70}])
     return admin

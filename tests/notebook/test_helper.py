@@ -13,6 +13,7 @@ from labcommons.notebook import Commons, DatasetError, ParameterError, hub_token
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
 from tests.contract.test_service_runs import template
+from tests.stored import plant
 
 TEMPLATE = "tiny-qc"
 
@@ -85,12 +86,13 @@ def test_a_data_files_spectra(lc, admin, project, measurement):
     assert np.array_equal(first.intensity[0], lc.dataset(measurement).spectra(limit=1).intensity[0])
 
 
-def test_files_outside_the_storage_root_are_not_read(lc, admin, project, measurement, tmp_path):
+def test_files_outside_the_storage_root_are_not_read(lc, admin, server, project, measurement, tmp_path):
+    """Refused by the service; and a node holding such a storage_url all the same is not read."""
     outside = write_imzml_pair(tmp_path / "elsewhere", "m2", 2, 2, seed=1)
-    admin.submit(project, [{"type": "data_file", "submitter_id": "x.imzML", "file_name": "x.imzML",
-                            "data_format": "imzML", "file_size": 1, "md5sum": "0" * 32,
-                            "storage_url": outside[0]["path"].as_uri(), "measurements": {"submitter_id": "m1"}}])
-    with pytest.raises(DatasetError, match="outside the storage root"):
+    plant(server, project, [{"type": "data_file", "submitter_id": "x.imzML", "file_name": "x.imzML",
+                             "data_format": "imzML", "file_size": 1, "md5sum": "0" * 32,
+                             "storage_url": outside[0]["path"].as_uri(), "measurements": {"submitter_id": "m1"}}])
+    with pytest.raises(DatasetError, match="outside the folder of project test-proj in the storage root"):
         lc.dataset(admin.find(project, "x.imzML")["id"]).spectra()
     with pytest.raises(DatasetError, match="not a measurement or a data file"):
         lc.dataset(admin.find(project, "c1")["id"])

@@ -3,7 +3,10 @@ import hashlib
 
 import pytest
 
+from metadata.idl import metadata_thrift as T
+
 from labcommons.demo import data_file_entity
+from tests.stored import plant
 
 
 @pytest.fixture
@@ -54,11 +57,15 @@ def test_signed_out_users_are_sent_to_sign_in(portal, imzml):
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "file://{root}/../secret.key", "s3://bucket/x"])
 def test_a_storage_url_outside_the_storage_root_is_never_read(analyst, admin, server, imzml, url):
+    """Refused when submitted; and a node that holds one all the same (an older commons) is not read."""
     meta = {"file_name": "x.imzML", "data_format": "imzML", "file_size": 1, "md5sum": "0" * 32,
             "sha256": "0" * 64, "path": "/x"}
     entity = dict(data_file_entity(meta, imzml["links"][0]["target_submitter_id"]), submitter_id="evil",
                   storage_url=url.format(root=server.settings.storage_root))
-    admin.submit(imzml["project_id"], [entity])
+    with pytest.raises(T.ValidationError) as refused:
+        admin.submit(imzml["project_id"], [entity])
+    assert [issue.field for issue in refused.value.issues] == ["storage_url"]
+    plant(server, imzml["project_id"], [entity])
     evil = admin.find(imzml["project_id"], "evil")
     response = analyst.get(f"/files/{evil['id']}/download")
     assert response.status_code == 404 and "storage root" in response.get_data(as_text=True)

@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 from pyimzml.ImzMLParser import ImzMLParser
 
+from ground.storage import resolve
 from labcommons.demo import create_demo, data_file_entity
 from labcommons.demo.accounts import PASSWORDS_FILE
 from labcommons.demo.imzml import write_imzml_pair
 from portal.browse_widgets import counted, experiment_href, measurement_href, project_href
+from portal.previews import cache
 from tests.portal.layout import graphs
+from tests.stored import plant
 
 SECRET = "secret-proj"
 
@@ -146,7 +149,9 @@ def test_the_previews_show_the_tic_image_and_are_cached(analyst, dash_call, imag
     tic = figure_array(figures["measurement-tic"]["data"][0]["z"])
     props = imaged["properties"]
     assert tic.shape == (props["raster_height"], props["raster_width"])
-    entry = server.settings.data_dir / "cache" / "previews" / f"{imaged['imzml']['properties']['sha256']}.npz"
+    image = imaged["imzml"]
+    checked = resolve(image["properties"]["storage_url"], server.settings.storage_root, image["project_id"])
+    entry = cache.entry(cache.cache_dir(server.settings.data_dir), checked, image["properties"]["sha256"])
     assert entry.exists()
     written = entry.stat().st_mtime_ns
     again = dash_call(analyst, "measurement-previews.children", key)
@@ -186,11 +191,12 @@ def test_a_measurement_without_an_image_says_there_is_nothing_to_preview(analyst
 
 @pytest.mark.parametrize("storage_url", ["file:///etc/passwd", "s3://bucket/x.ibd", "file://{root}/../secret.key"])
 def test_a_file_outside_the_storage_root_is_not_read(analyst, dash_call, admin, imaged, server, storage_url):
-    """A technician can write any storage_url; the portal refuses to read outside the root."""
+    """The service refuses such a storage_url; a node holding one all the same (an older commons)
+    is not read by the portal either."""
     root = server.settings.storage_root
     ibd = {**imaged["ibd"]["properties"], "storage_url": storage_url.format(root=root)}
-    admin.submit(imaged["project_id"], [{"type": "data_file", "submitter_id": imaged["ibd"]["submitter_id"],
-                                         "measurements": {"id": imaged["id"]}, **ibd}])
+    plant(server, imaged["project_id"], [{"type": "data_file", "submitter_id": imaged["ibd"]["submitter_id"],
+                                          "measurements": {"id": imaged["id"]}, **ibd}])
     answer = json.dumps(dash_call(analyst, "measurement-previews.children",
                                   key_input(imaged["project_id"], imaged["submitter_id"])), ensure_ascii=False)
     assert "storage root" in answer and "measurement-previews-problem" in answer

@@ -9,7 +9,7 @@ import pytest
 
 from labcommons.demo.imzml import mz_axis, write_imzml_pair
 from portal.previews import cache, figures, imzml
-from ground.storage import NotReadable, resolve
+from ground.storage import NotReadable, open_checked, resolve
 
 WIDTH, HEIGHT = 7, 5
 
@@ -29,16 +29,16 @@ def image(request, root):
 
 # -- the storage root ------------------------------------------------------------------------
 
-def test_a_file_url_inside_the_root_resolves_to_its_path(root):
+def test_a_file_url_in_its_projects_folder_resolves_to_its_path(root):
     target = root / "proj" / "a b.imzML"
     target.parent.mkdir()
     target.write_text("x")
-    assert resolve(target.as_uri(), root) == target.resolve()
-    assert resolve("file://localhost" + str(target).replace(" ", "%20"), root) == target.resolve()
+    assert resolve(target.as_uri(), root, "proj") == target.resolve()
+    assert resolve("file://localhost" + str(target).replace(" ", "%20"), root, "proj") == target.resolve()
 
 
 @pytest.mark.parametrize("url, words", [
-    ("file:///etc/passwd", "outside the storage root"),
+    ("file:///etc/passwd", "outside the folder of project proj in the storage root"),
     ("s3://bucket/key.imzML", "not a file:// URL"),
     ("https://example.org/x.imzML", "not a file:// URL"),
     ("/etc/passwd", "not a file:// URL"),
@@ -49,42 +49,76 @@ def test_a_file_url_inside_the_root_resolves_to_its_path(root):
 ])
 def test_anything_but_a_local_file_url_is_refused(root, url, words):
     with pytest.raises(NotReadable, match=words):
-        resolve(url, root)
+        resolve(url, root, "proj")
 
 
-def test_a_path_climbing_out_of_the_root_is_refused(root, tmp_path):
+def test_a_path_climbing_out_of_the_project_is_refused(root, tmp_path):
     (tmp_path / "x").write_text("secret")
-    for url in (f"file://{root}/../x", f"file://{root}/%2e%2e/x", f"file://{root}/proj/../../x"):
-        with pytest.raises(NotReadable, match="outside the storage root"):
-            resolve(url, root)
+    (root / "other").mkdir()
+    (root / "other" / "x").write_text("secret")
+    for url in (f"file://{root}/../x", f"file://{root}/%2e%2e/x", f"file://{root}/proj/../../x",
+                f"file://{root}/proj/../other/x", f"file://{root}/other/x"):
+        with pytest.raises(NotReadable, match="outside the folder of project proj"):
+            resolve(url, root, "proj")
 
 
-def test_the_root_itself_and_a_directory_in_it_are_refused(root):
-    (root / "proj").mkdir()
-    with pytest.raises(NotReadable, match="outside the storage root"):
-        resolve(root.as_uri(), root)
+@pytest.mark.parametrize("project", ["", ".", "..", "a/b", "a\x00"])
+def test_a_project_id_that_names_no_single_folder_is_refused(root, project):
+    with pytest.raises(NotReadable, match="not a project id"):
+        resolve(f"file://{root}/x/y", root, project)
+
+
+def test_the_project_folder_itself_and_a_directory_in_it_are_refused(root):
+    (root / "proj" / "m").mkdir(parents=True)
+    with pytest.raises(NotReadable, match="outside the folder of project proj"):
+        resolve((root / "proj").as_uri(), root, "proj")
     with pytest.raises(NotReadable, match="not a regular file"):
-        resolve((root / "proj").as_uri(), root)
+        resolve((root / "proj" / "m").as_uri(), root, "proj")
 
 
-def test_a_symlink_out_of_the_root_is_refused(root, tmp_path):
+def test_a_symlink_out_of_the_project_is_refused(root, tmp_path):
     (tmp_path / "secret.txt").write_text("secret")
-    (root / "innocent.imzML").symlink_to(tmp_path / "secret.txt")
-    (root / "linked-dir").symlink_to(tmp_path)
-    for name in ("innocent.imzML", "linked-dir/secret.txt"):
-        with pytest.raises(NotReadable, match="links outside the storage root"):
-            resolve((root / name).as_uri(), root)
+    (root / "other").mkdir()
+    (root / "other" / "theirs.ibd").write_text("theirs")
+    (root / "proj").mkdir()
+    (root / "proj" / "innocent.imzML").symlink_to(tmp_path / "secret.txt")
+    (root / "proj" / "linked-dir").symlink_to(tmp_path)
+    (root / "proj" / "sibling.ibd").symlink_to(root / "other" / "theirs.ibd")
+    for name in ("innocent.imzML", "linked-dir/secret.txt", "sibling.ibd"):
+        with pytest.raises(NotReadable, match="links outside the folder of project proj"):
+            resolve((root / "proj" / name).as_uri(), root, "proj")
 
 
-def test_a_symlink_within_the_root_is_followed(root):
-    (root / "real.imzML").write_text("x")
-    (root / "alias.imzML").symlink_to(root / "real.imzML")
-    assert resolve((root / "alias.imzML").as_uri(), root) == (root / "real.imzML").resolve()
+def test_a_project_folder_that_is_itself_a_link_is_refused(root):
+    (root / "other").mkdir()
+    (root / "other" / "theirs.ibd").write_text("theirs")
+    (root / "proj").symlink_to(root / "other")
+    with pytest.raises(NotReadable, match="links outside the folder of project proj"):
+        resolve((root / "proj" / "theirs.ibd").as_uri(), root, "proj")
+
+
+def test_a_symlink_within_the_project_is_followed(root):
+    (root / "proj").mkdir()
+    (root / "proj" / "real.imzML").write_text("x")
+    (root / "proj" / "alias.imzML").symlink_to(root / "proj" / "real.imzML")
+    assert resolve((root / "proj" / "alias.imzML").as_uri(), root, "proj") == (root / "proj" / "real.imzML").resolve()
 
 
 def test_a_missing_file_is_refused_without_a_stack_trace(root):
     with pytest.raises(NotReadable, match="missing"):
-        resolve((root / "nope.imzML").as_uri(), root)
+        resolve((root / "proj" / "nope.imzML").as_uri(), root, "proj")
+
+
+def test_a_link_put_in_place_after_the_check_is_not_opened(root):
+    (root / "proj").mkdir()
+    (root / "proj" / "a.ibd").write_text("mine")
+    checked = resolve((root / "proj" / "a.ibd").as_uri(), root, "proj")
+    (root / "other").mkdir()
+    (root / "other" / "b.ibd").write_text("theirs")
+    checked.unlink()
+    checked.symlink_to(root / "other" / "b.ibd")
+    with pytest.raises(OSError):
+        open_checked(checked)
 
 
 # -- the arrays ------------------------------------------------------------------------------
@@ -141,11 +175,11 @@ def test_a_file_that_is_not_imzml_is_refused(root):
 
 # -- the cache -------------------------------------------------------------------------------
 
-def test_previews_are_cached_under_the_files_sha256_and_reused(image, tmp_path):
+def test_previews_are_cached_under_the_files_path_and_sha256_and_reused(image, tmp_path):
     _, imzml_path, ibd_path, sha256 = image
     directory = cache.cache_dir(tmp_path / "data")
     first = cache.preview(imzml_path, ibd_path, sha256, directory)
-    entry = directory / f"{sha256}.npz"
+    entry = cache.entry(directory, imzml_path, sha256)
     assert entry.exists() and list(directory.iterdir()) == [entry]  # no temporary file left behind
     written = entry.stat().st_mtime_ns
     second = cache.preview(imzml_path, ibd_path, sha256, directory)
@@ -155,11 +189,11 @@ def test_previews_are_cached_under_the_files_sha256_and_reused(image, tmp_path):
     assert (first.origin, first.binned, first.dtypes) == (second.origin, second.binned, second.dtypes)
 
 
-def test_without_a_recorded_sha256_the_key_is_the_files_own(image, tmp_path):
+def test_without_a_recorded_sha256_the_key_has_the_files_own(image, tmp_path):
     _, imzml_path, ibd_path, sha256 = image
     directory = cache.cache_dir(tmp_path / "data")
     cache.preview(imzml_path, ibd_path, "not a checksum/../../x", directory)
-    assert [p.name for p in directory.iterdir()] == [f"{sha256}.npz"]
+    assert list(directory.iterdir()) == [cache.entry(directory, imzml_path, sha256)]
 
 
 @pytest.mark.parametrize("write", [lambda path: path.write_bytes(b"half an entry"),
@@ -168,10 +202,10 @@ def test_a_damaged_or_outdated_entry_is_computed_again(image, tmp_path, write):
     _, imzml_path, ibd_path, sha256 = image
     directory = cache.cache_dir(tmp_path / "data")
     directory.mkdir(parents=True)
-    write(directory / f"{sha256}.npz")
-    assert cache.load(directory / f"{sha256}.npz") is None
+    write(cache.entry(directory, imzml_path, sha256))
+    assert cache.load(cache.entry(directory, imzml_path, sha256)) is None
     assert cache.preview(imzml_path, ibd_path, sha256, directory).tic.shape == (HEIGHT, WIDTH)
-    assert cache.load(directory / f"{sha256}.npz") is not None
+    assert cache.load(cache.entry(directory, imzml_path, sha256)) is not None
 
 
 # -- the figures -----------------------------------------------------------------------------
@@ -209,3 +243,10 @@ def test_the_mean_spectrum_says_how_it_was_made(image):
     mode, imzml_path, ibd_path, _ = image
     title = figures.mean_spectrum_figure(imzml.compute(imzml_path, ibd_path)).layout.title.text
     assert f"{WIDTH * HEIGHT} pixels" in title and ("bins" in title) == (mode == "processed")
+
+
+def test_a_file_of_a_run_made_before_files_followed_projects_is_refused_saying_why(root):
+    (root / "runs" / "r-1" / "outputs").mkdir(parents=True)
+    (root / "runs" / "r-1" / "outputs" / "qc.json").write_text("{}")
+    with pytest.raises(NotReadable, match="a run made before runs were kept in their project's folder"):
+        resolve((root / "runs" / "r-1" / "outputs" / "qc.json").as_uri(), root, "proj")

@@ -11,6 +11,7 @@ import pytest
 from metadata.idl import metadata_thrift as T
 from portal import create_app
 from tests.portal.registering import IBD, register_pair, values
+from tests.stored import plant
 
 BUCKET, PREFIX = "lab-objects", "commons"
 
@@ -41,10 +42,15 @@ def bucket_fs(endpoint: str):
 
 
 @pytest.fixture
+def settings(settings):
+    """The service's settings name the bucket too: it checks each storage_url against the project's prefix."""
+    return dataclasses.replace(settings, storage_url=f"s3://{BUCKET}/{PREFIX}")
+
+
+@pytest.fixture
 def s3_portal(server, admin, demo, s3_endpoint, sign_in):
     """The portal over the demo commons, its storage root an S3 prefix, signed in as tom."""
-    settings = dataclasses.replace(server.settings, port=server.bound_port(),
-                                   storage_url=f"s3://{BUCKET}/{PREFIX}", s3_endpoint_url=s3_endpoint)
+    settings = dataclasses.replace(server.settings, port=server.bound_port(), s3_endpoint_url=s3_endpoint)
     client = create_app({"SETTINGS": settings, "TESTING": True}).test_client()
     assert sign_in(client, "tom").status_code == 302
     return client
@@ -85,16 +91,22 @@ def test_a_refused_registration_leaves_nothing_in_the_bucket(s3_portal, admin, p
         admin.find(place["project"], "new-run-1")
 
 
-def test_an_object_outside_the_configured_prefix_is_never_read(s3_portal, admin, place, s3_endpoint):
-    bucket_fs(s3_endpoint).pipe(f"{BUCKET}/elsewhere/secret.ibd", b"not yours")
-    admin.submit(place["project"], [{"type": "measurement", "submitter_id": "m-outside", "instrument": "x",
-                                     "ionisation": "MALDI", "polarity": "positive",
-                                     "experiments": {"submitter_id": place["experiment"]},
-                                     "samples": {"submitter_id": place["sample"]}},
-                                    {"type": "data_file", "submitter_id": "outside.ibd", "file_name": "secret.ibd",
-                                     "data_format": "ibd", "file_size": 9, "md5sum": "0" * 32,
-                                     "storage_url": f"s3://{BUCKET}/elsewhere/secret.ibd",
-                                     "measurements": {"submitter_id": "m-outside"}}])
+@pytest.mark.parametrize("key", ["elsewhere/secret.ibd", f"{PREFIX}/other-project/secret.ibd"])
+def test_an_object_outside_the_projects_prefix_is_never_read(s3_portal, admin, server, place, s3_endpoint, key):
+    """Refused by the service, naming storage_url; a node holding it all the same is not read."""
+    bucket_fs(s3_endpoint).pipe(f"{BUCKET}/{key}", b"not yours")
+    batch = [{"type": "measurement", "submitter_id": "m-outside", "instrument": "x", "ionisation": "MALDI",
+              "polarity": "positive", "experiments": {"submitter_id": place["experiment"]},
+              "samples": {"submitter_id": place["sample"]}},
+             {"type": "data_file", "submitter_id": "outside.ibd", "file_name": "secret.ibd", "data_format": "ibd",
+              "file_size": 9, "md5sum": "0" * 32, "storage_url": f"s3://{BUCKET}/{key}",
+              "measurements": {"submitter_id": "m-outside"}}]
+    with pytest.raises(T.ValidationError) as refused:
+        admin.submit(place["project"], batch)
+    [issue] = refused.value.issues
+    assert (issue.field, issue.index) == ("storage_url", 1)
+    assert f"s3://{BUCKET}/{PREFIX}/{place['project']}/..." in issue.message
+    plant(server, place["project"], batch)
     node = admin.find(place["project"], "outside.ibd")
     response = s3_portal.get(f"/files/{node['id']}/download")
     assert response.status_code == 404 and b"not yours" not in response.data

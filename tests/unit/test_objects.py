@@ -1,9 +1,13 @@
-"""The object store's keys and URLs (pure: no bytes are written), and its setting."""
+"""The object store's keys and URLs, and where a project's files may lie (pure: no bytes are
+written), and the store's setting."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from ground.settings import SettingsError, load
+from ground.storage import Layout, NotReadable, object_key
 from portal.objects import ObjectStore
 
 
@@ -12,10 +16,12 @@ def local(tmp_path):
     return ObjectStore.from_settings(load({"LABCOMMONS_DATA_DIR": str(tmp_path)}))
 
 
-def test_a_local_key_is_a_file_url_inside_the_root_and_back(local, tmp_path):
+def test_a_local_key_is_a_file_url_inside_the_root_that_the_service_accepts(local, tmp_path):
     url = local.url("proj/m1/run.ibd")
     assert url == (tmp_path / "storage" / "proj/m1/run.ibd").resolve().as_uri()
-    assert local.key_of(url) == "proj/m1/run.ibd"
+    layout = Layout.from_settings(load({"LABCOMMONS_DATA_DIR": str(tmp_path)}))
+    assert layout.problem(url, "proj") is None
+    assert "not in the storage of project other" in layout.problem(url, "other")
 
 
 @pytest.mark.parametrize("key", ["", "../x", "a/../../x", "a//b", "./a", "a/."])
@@ -24,12 +30,30 @@ def test_a_key_that_could_leave_the_root_is_refused(local, key):
         local.url(key)
 
 
-def test_only_urls_under_the_s3_prefix_name_keys():
-    store = ObjectStore(fs=None, root="bucket/commons", scheme="s3")
-    assert store.key_of("s3://bucket/commons/p/m/run.ibd") == "p/m/run.ibd"
-    for url in ("s3://bucket/commonsX/p.ibd", "s3://bucket/commons/../secret", "s3://other/commons/p.ibd",
-                "file:///bucket/commons/p.ibd", "s3://bucket/commons/p.ibd?versionId=1", "s3://bucket/commons/"):
-        assert store.key_of(url) is None, url
+def test_only_urls_under_the_projects_s3_prefix_name_keys():
+    assert object_key("s3://bucket/commons/p/m/run.ibd", "bucket/commons", "p") == "p/m/run.ibd"
+    for url in ("s3://bucket/commonsX/p/x.ibd", "s3://bucket/commons/../secret", "s3://other/commons/p/x.ibd",
+                "file:///bucket/commons/p/x.ibd", "s3://bucket/commons/p/x.ibd?versionId=1", "s3://bucket/commons/p/",
+                "s3://bucket/commons/q/x.ibd", "s3://bucket/commons/p/../q/x.ibd", "s3://bucket/commons/p//x.ibd",
+                "s3://bucket/commons/px/x.ibd", "s3://bucket/commons/p.ibd"):
+        with pytest.raises(NotReadable, match="outside the prefix of project p"):
+            object_key(url, "bucket/commons", "p")
+
+
+def test_the_service_names_what_a_projects_storage_url_may_be(tmp_path):
+    layout = Layout.from_settings(load({"LABCOMMONS_DATA_DIR": str(tmp_path), "LABCOMMONS_STORAGE_URL": "s3://b/c"}))
+    root = (tmp_path / "storage").resolve()
+    assert layout.problem(f"file://{root}/p/m/x.ibd", "p") is None
+    assert layout.problem("s3://b/c/p/m/x.ibd", "p") is None
+    for url in (f"file://{root}/q/x.ibd", f"file://{root}/p/../q/x.ibd", "file:///etc/passwd", "s3://b/c/q/x",
+                "https://example.org/p/x.ibd", "", f"file://{root}/p"):
+        assert layout.problem(url, "p") == (f"{url!r} is not in the storage of project p; give "
+                                            f"file://{root}/p/... or s3://b/c/p/..."), url
+
+
+def test_without_an_object_store_no_s3_url_is_a_projects():
+    layout = Layout(root=Path("/srv/storage"))
+    assert "give file:///srv/storage/p/..." in layout.problem("s3://b/c/p/x.ibd", "p")
 
 
 def test_a_storage_url_other_than_s3_is_refused_by_name():

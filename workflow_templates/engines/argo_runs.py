@@ -1,18 +1,20 @@
 """The worker's engine interface over an Argo Server (what LocalEngine offers, for Argo).
 
-    runs = ArgoRuns(ArgoEngine.from_env(), logs_root=storage_root / "runs")
-    handle = runs.start(template_document, parameters, run_id)   # installs the template if changed
-    handle.status(); handle.stop(); handle.retry_failed(); runs.resume(run_id)
+    runs = ArgoRuns(ArgoEngine.from_env(), storage_root)
+    handle = runs.start(template_document, parameters, run_id, project)   # installs the template if changed
+    handle.status(); handle.stop(); handle.retry_failed(); runs.resume(run_id, project)
 
 One Argo Workflow per run, labelled with the run's id, so a restarted worker finds the runs it
-submitted (`knows`, `resume`). A step's log is fetched once, when the step ends, and kept under
-logs_root/<run id>/logs/, where the portal and `labcommons run logs` read it.
+submitted (`knows`, `resume`). A step's log is fetched once, when the step ends, and kept in the
+run's folder under its project, <storage_root>/<project>/runs/<run id>/logs/ (ground.storage.run_dir),
+where the portal and `labcommons run logs` read it after checking the run's project.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from ground.storage import run_dir
 from workflow_templates.catalog import digest
 from workflow_templates.engines.argo import ArgoEngine, ArgoEngineError
 from workflow_templates.engines.argo_bodies import RUN_ID_LABEL
@@ -22,28 +24,31 @@ FINISHED = {"Succeeded", "Failed", "Error", "Skipped", "Omitted"}
 
 
 class ArgoRuns:
-    def __init__(self, engine: ArgoEngine, logs_root: Path):
-        self.argo, self.logs_root = engine, Path(logs_root)
+    def __init__(self, engine: ArgoEngine, storage_root: Path):
+        self.argo, self.storage_root = engine, Path(storage_root)
         self._installed: dict[str, str] = {}
 
-    def knows(self, run_id: str) -> bool:
+    def knows(self, run_id: str, project: str = "") -> bool:
         return bool(self.argo.find_by_label(run_id))
 
-    def start(self, document: dict, parameters: dict[str, str], run_id: str) -> "ArgoHandle":
+    def start(self, document: dict, parameters: dict[str, str], run_id: str, project: str) -> "ArgoHandle":
         name = document["metadata"]["name"]
         if self._installed.get(name) != digest(document):
             self.argo.install_templates([document])
             self._installed[name] = digest(document)
         workflow = self.argo.submit(name, parameters, {RUN_ID_LABEL: run_id})
-        return ArgoHandle(self.argo, workflow, self.logs_root / run_id / "logs")
+        return ArgoHandle(self.argo, workflow, self._logs(run_id, project))
 
-    def resume(self, run_id: str) -> "ArgoHandle":
+    def resume(self, run_id: str, project: str) -> "ArgoHandle":
         names = self.argo.find_by_label(run_id)
         if not names:
             raise LookupError(f"no Argo workflow is labelled with run {run_id}")
-        handle = ArgoHandle(self.argo, names[-1], self.logs_root / run_id / "logs")
+        handle = ArgoHandle(self.argo, names[-1], self._logs(run_id, project))
         handle.status()   # its phase as the server has it (the worker retries a finished one)
         return handle
+
+    def _logs(self, run_id: str, project: str) -> Path:
+        return run_dir(self.storage_root, project, run_id) / "logs"
 
 
 class ArgoHandle:

@@ -1,14 +1,18 @@
 """The local engine: runs an Argo WorkflowTemplate's steps as local processes.
 
     engine = LocalEngine(storage_root, runs_dir, max_parallel=4)
-    run = engine.start(template_yaml, parameters={"shard-size": "500"}, run_id="run-1")
+    run = engine.start(template_yaml, parameters={"shard-size": "500"}, run_id="run-1", project="p")
     run.wait()                    # -> "Succeeded" | "Failed" | "Error"
     run.status()["nodes"]         # per node: phase, times, exit code, log, outputs
-    run.stop(); run.retry_failed(); engine.resume("run-1"); engine.recover()
+    run.stop(); run.retry_failed(); engine.resume("run-1", "p"); engine.recover()
 
-Each run lives in runs_dir/<run_id>/: state.json (the journal, replaced atomically on every
-change) and steps/<node>/attempt-<n>/ (the step's log, private /tmp and work directory).
-Output artifacts are copied under storage_root/runs/<run_id>/.
+A run of a project lives in its project's folder of the storage root, so that its logs and
+artifacts follow the project's grants like every other file (ground.storage.run_dir):
+<storage_root>/<project>/runs/<run_id>/engine/ holds state.json (the journal, replaced atomically
+on every change) and steps/<node>/attempt-<n>/ (the step's log, private /tmp and work directory);
+artifact keys are taken in the project's folder, output artifacts copied under
+<project>/runs/<run_id>/. A run started without a project (the engine on its own) lives in
+runs_dir/<run_id>/ and takes artifact keys in the whole storage root.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ground import storage
 from workflow_templates.engines import journal
 from workflow_templates.engines.expressions import (
     ExpressionError, depends_tasks, evaluate_depends, evaluate_when, render)
@@ -67,13 +72,13 @@ class LocalEngine:
         self._pool = threading.BoundedSemaphore(self.max_parallel)
 
     def start(self, template: dict | str, parameters: dict | None = None,
-              run_id: str | None = None, entrypoint: str | None = None) -> "RunHandle":
+              run_id: str | None = None, entrypoint: str | None = None, project: str = "") -> "RunHandle":
         """Check the template (refusing what the engine does not run), then start the run."""
         spec = load(template, entrypoint)
         run_id = run_id or uuid.uuid4().hex
-        run_dir = self.runs_dir / run_id
+        run_dir = self.run_folder(run_id, project)
         run_dir.mkdir(parents=True, exist_ok=False)
-        state = {"run_id": run_id, "uid": str(uuid.uuid4()), "name": f"{spec.name}-{run_id}",
+        state = {"run_id": run_id, "project": project, "uid": str(uuid.uuid4()), "name": f"{spec.name}-{run_id}",
                  "document": spec.document, "entrypoint": spec.entrypoint,
                  "parameters": {k: stringify(v) for k, v in (parameters or {}).items()},
                  "phase": PENDING, "message": "", "started_at": _now(), "finished_at": None,
@@ -83,20 +88,24 @@ class LocalEngine:
         handle._launch(previous={}, mode="start")
         return handle
 
-    def knows(self, run_id: str) -> bool:
-        """Whether this engine has (had) a run by that id: a journal in its runs directory."""
-        return (self.runs_dir / run_id).exists()
+    def run_folder(self, run_id: str, project: str = "") -> Path:
+        """Where the engine keeps a run's journal and steps: in its project's run folder, else runs_dir."""
+        return storage.run_dir(self.storage_root, project, run_id) / "engine" if project else self.runs_dir / run_id
+
+    def knows(self, run_id: str, project: str = "") -> bool:
+        """Whether this engine has (had) a run by that id: its journal's folder."""
+        return self.run_folder(run_id, project).exists()
 
     def handle(self, run_id: str) -> "RunHandle":
         """The handle of a run started or resumed by this engine."""
         return self._runs[run_id]
 
-    def resume(self, run_id: str) -> "RunHandle":
+    def resume(self, run_id: str, project: str = "") -> "RunHandle":
         """Continue a journaled run after a crash: finished steps are kept, interrupted ones
         are retried within their retry limit."""
         if run_id in self._runs and not self._runs[run_id]._done.is_set():
             return self._runs[run_id]  # already running here: resuming it twice would race
-        run_dir = self.runs_dir / run_id
+        run_dir = self.run_folder(run_id, project)
         state = journal.load(run_dir)
         spec = load(state["document"], state["entrypoint"])
         handle = RunHandle(self, spec, run_dir, state)
@@ -110,12 +119,13 @@ class LocalEngine:
     def recover(self) -> list["RunHandle"]:
         """Resume every journaled run not finished (called when a worker starts)."""
         handles = []
-        for state_file in sorted(self.runs_dir.glob(f"*/{journal.STATE}")):
-            run_id = state_file.parent.name
-            unfinished = journal.load(state_file.parent)["phase"] not in FINISHED
+        journals = [*self.runs_dir.glob(f"*/{journal.STATE}"), *self.storage_root.glob(f"*/runs/*/engine/{journal.STATE}")]
+        for state_file in sorted(journals):
+            state = journal.load(state_file.parent)
+            run_id, unfinished = state["run_id"], state["phase"] not in FINISHED
             if run_id not in self._runs and unfinished:
                 try:
-                    handles.append(self.resume(run_id))
+                    handles.append(self.resume(run_id, state.get("project", "")))
                 except Exception as error:  # e.g. a template this engine version refuses
                     log.exception("cannot resume run %s", run_id)
                     _give_up(state_file.parent, f"cannot resume: {error}")
@@ -530,8 +540,7 @@ class RunHandle:
                 return self._set(node, phase=FAILED, message=self._stop_reason)["phase"]
             try:
                 attempt = Attempt.prepare(template, step_dir, inputs, artifacts, self._globals,
-                                          number - 1, self.engine.storage_root,
-                                          self.engine.isolate)
+                                          number - 1, self._storage(), self.engine.isolate)
                 attempt.start()
             except (StepError, ExpressionError, OSError) as error:
                 return self._set(node, phase=ERROR, message=str(error))["phase"]
@@ -556,6 +565,12 @@ class RunHandle:
         return self._set(node, phase=result.phase, message=result.message,
                          exit_code=result.exit_code, outputs=result.outputs, pid=None)["phase"]
 
+
+    def _storage(self) -> Path:
+        """Where the run's artifact keys are taken: its project's folder (a key never reaches
+        another project's files), or the whole storage root for a run of no project."""
+        project = self._state.get("project")
+        return storage.project_dir(self.engine.storage_root, project) if project else self.engine.storage_root
 
     def _limits_above(self, node: dict) -> list[threading.BoundedSemaphore]:
         """The `parallelism` limits a step is under: the workflow's, then each template's."""

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ground.storage import run_dir
 from labcommons.demo import data_file_entity
 from labcommons.demo.imzml import write_imzml_pair
 from metadata import templates
@@ -39,9 +40,9 @@ def test_the_shipped_trigger_runs_ims_qc_to_a_registered_report(admin, project, 
     assert done.status == "succeeded", describe(done)
     outputs = {admin.get(i)["properties"]["file_name"]: admin.get(i) for i in done.output_ids}
     assert set(outputs) == {"report.json", "tic.png"}
-    report_path = settings.storage_root / "runs" / run.id / "outputs" / "qc" / "report.json"
+    report_path = run_dir(settings.storage_root, project, run.id) / "outputs" / "qc" / "report.json"
     report = json.loads(report_path.read_text())
     assert report["metrics"]["spectra"] == 12 * 10 and report["passed"] is True
-    png = settings.storage_root / "runs" / run.id / "outputs" / "qc" / "tic.png"
+    png = run_dir(settings.storage_root, project, run.id) / "outputs" / "qc" / "tic.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert all(o["properties"]["data_category"] == "qc_report" for o in outputs.values())

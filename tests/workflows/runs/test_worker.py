@@ -9,6 +9,7 @@ import time
 import pytest
 import yaml
 
+from ground.storage import run_dir
 from metadata import templates
 from workflow_templates.worker import Worker, is_alive
 from tests.workflows.runs.conftest import template
@@ -46,7 +47,7 @@ def test_a_run_succeeds_and_its_outputs_are_registered_with_provenance(worker, a
     assert done.worker == "w-test" and done.finished_at
     assert {s.name for s in done.steps} >= {"measure"} and all(s.phase == "Succeeded" for s in done.steps)
     [output] = [admin.get(i) for i in done.output_ids]          # notes.xyz has no format: not registered
-    path = settings.storage_root / "runs" / run.id / "outputs" / "report.json"
+    path = run_dir(settings.storage_root, run.project_id, run.id) / "outputs" / "report.json"  # under its project
     assert output["properties"]["md5sum"] == hashlib.md5(path.read_bytes()).hexdigest()
     assert output["properties"]["data_category"] == "qc_report"
     assert json.loads(path.read_text()) == {"bytes": len(b"<imzML/>")}

@@ -23,7 +23,7 @@ def fake_argo():
 
 
 def argo_worker(admin, settings, url: str, token: str, namespace: str, name: str = "w-argo") -> Worker:
-    runs = ArgoRuns(ArgoEngine(url, token, namespace), settings.storage_root / "runs")
+    runs = ArgoRuns(ArgoEngine(url, token, namespace), settings.storage_root)
     return Worker(admin, templates.load(settings.templates_dir), settings.storage_root, name=name, engine=runs)
 
 
