@@ -16,15 +16,16 @@ from metadata.idl import metadata_thrift as T
 from tests.contract.test_service_parameter_sets import TEMPLATE
 from tests.contract.test_service_parameter_sets import settings  # noqa: F401 (the fixture: a catalog with tiny-qc)
 from tests.contract.test_service_runs import measurement_batch
+from tests.stored import folder_url
 
 REFUSALS = (T.NotFound, T.Forbidden, T.ValidationError, T.Conflict)
 
 
 @pytest.fixture
-def secrets(admin, project, client_for) -> dict:
+def secrets(admin, project, client_for, server) -> dict:
     """The ids of test-proj's objects, and vera's private and shared cohorts."""
     admin.submit("mine", [{"type": "project", "submitter_id": "mine", "programs": {"submitter_id": "TEST"}}])
-    admin.submit(project, measurement_batch("m-1"))
+    admin.submit(project, measurement_batch("m-1", folder_url(server.settings, project)))
     measurement = admin.find(project, "m-1")
     admin.save_account("vera", "vera-password-1", ["analyst"], {project: "read"})
     vera = client_for("vera")
