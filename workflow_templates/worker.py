@@ -28,7 +28,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from ground.storage import NotReadable, resolve
+from ground.storage import NotReadable, project_dir, resolve
 from workflow_templates.engines.argo import ArgoEngineError
 from workflow_templates.engines.local import FINISHED, SUCCEEDED, LocalEngine
 from workflow_templates.engines.spec import TemplateRefused
@@ -131,7 +131,10 @@ class Worker:
             raise ValueError(f"the template {run.template!r} changed since the launch (digest "
                              f"{run.template_digest[:12]}, installed {template.digest[:12]}); launch it again")
         filled = self._filled_parameters(run, template)
-        return self.engine.start(template.document, {**run.parameters, **filled}, run_id=run.id)
+        # its steps see the run's project and its own folder (inputs), and write its outputs
+        sees = {"read": [project_dir(self.storage_root, run.project_id), self.output_dir(run.id).parent],
+                "write": [self.output_dir(run.id)]}
+        return self.engine.start(template.document, {**run.parameters, **filled}, run_id=run.id, sees=sees)
 
     def _filled_parameters(self, run: T.Run, template) -> dict[str, str]:
         """The parameters the worker fills: the input (an imzML, its ibd staged beside it under
