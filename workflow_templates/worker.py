@@ -65,8 +65,9 @@ class Worker:
     def __post_init__(self):
         self.storage_root = Path(self.storage_root).resolve()  # steps run in other directories
         self.capacity = self.capacity or os.cpu_count() or 1
+        # steps never see the data dir (settings keep the storage root in it): keys, notebooks, database
         self.engine = self.engine or LocalEngine(self.storage_root, self.storage_root / "work",
-                                                 max_parallel=self.capacity)
+                                                 max_parallel=self.capacity, hidden=(self.storage_root.parent,))
 
     def serve(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
         """Tick until `stop` is set; a tick that fails (service away) is logged and tried again."""

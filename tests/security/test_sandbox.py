@@ -5,12 +5,16 @@ writable, regain capabilities through a user namespace, trace or signal host pro
 a project they have no grant on (tests/security/attacks.py). Each must fail, and nothing leak."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import textwrap
 import time
 import uuid
 from pathlib import Path
+
+import pytest
+import yaml
 
 from ground import bwrap
 from ground.settings import Settings
@@ -193,3 +197,68 @@ def test_a_step_cannot_make_the_engine_read_for_it(tmp_path):
     assert not any(p.is_file() and p.read_text() == "the-signing-key"
                    for p in (tmp_path / "storage").rglob("*"))
 
+
+
+WORKER_STEP = """
+import json, os, pathlib, sys
+storage, imzml, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+def read(path):
+    try:
+        return open(path).read()
+    except OSError as error:
+        return type(error).__name__
+(out / "seen.json").write_text(json.dumps({
+    "storage": sorted(os.listdir(storage)), "input": imzml.read_bytes().decode(), "uid": os.getuid(),
+    "foreign": read(storage / "other-project" / "m.imzML"), "key": read(storage.parent / "secret.key"),
+    "notebooks": read(storage.parent / "notebooks" / "ana" / "private.ipynb")}))
+"""
+
+
+@pytest.fixture
+def settings(settings, tmp_path):
+    """The service's settings with one template whose step reports what it sees of the storage."""
+    from tests.workflows.runs.conftest import template
+    document = template()
+    document["metadata"]["name"] = "what-it-sees"
+    step = document["spec"]["templates"][1]["container"]
+    step["command"] = ["python", "-c", WORKER_STEP]
+    step["args"] = [str(settings.storage_root.resolve()), "{{workflow.parameters.imzml}}",
+                    "{{workflow.parameters.output-dir}}"]
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "what-it-sees.yaml").write_text(yaml.safe_dump(document))
+    return dataclasses.replace(settings, templates_dir=tmp_path / "templates")
+
+
+def test_a_workers_step_sees_its_runs_project_only(settings, admin, project):
+    """A run launched by the worker in one project: its step reads its input, and neither another
+    project's file, nor the data dir's key, nor a user's notebook."""
+    need_sandbox()
+    from metadata import templates
+    from tests.workflows.runs.conftest import submit_measurement
+    from workflow_templates.worker import Worker
+
+    storage = settings.storage_root
+    (storage / project).mkdir(parents=True)
+    (storage / project / "m.imzML").write_text("<imzML/> of the run's project")
+    (storage / "other-project").mkdir()
+    (storage / "other-project" / "m.imzML").write_text("raw data of another project")
+    (settings.data_dir / "notebooks" / "ana").mkdir(parents=True)
+    (settings.data_dir / "notebooks" / "ana" / "private.ipynb").write_text("ana's private notebook")
+    bwrap.give(settings.data_dir / "notebooks" / "ana", bwrap.user(*settings.sandbox_user), recursive=True)
+    (storage / project / "m.ibd").write_bytes(b"\0" * 10)
+    submit_measurement(admin, project, "m", [{
+        "type": "data_file", "submitter_id": f"m.{fmt}", "file_name": f"m.{fmt}", "data_format": fmt,
+        "file_size": 10, "md5sum": "0" * 32, "storage_url": (storage / project / f"m.{fmt}").resolve().as_uri(),
+        "measurements": {"submitter_id": "m"}} for fmt in ("imzML", "ibd")])
+    run = admin.launch("what-it-sees", [admin.find(project, "m")["id"]]).run
+    worker = Worker(admin, templates.load(settings.templates_dir), storage, name="w-sandbox", capacity=1)
+    deadline = time.monotonic() + 60
+    while admin.run(run.id).status not in ("succeeded", "failed") and time.monotonic() < deadline:
+        worker.tick()
+        time.sleep(0.1)
+    done = admin.run(run.id)
+    assert done.status == "succeeded", f"{done.status}: {done.message}"
+    seen = json.loads(next(worker.output_dir(run.id).glob("seen.json")).read_text())
+    assert seen["input"] == "<imzML/> of the run's project" and seen["uid"] != 0
+    assert project in seen["storage"] and "other-project" not in seen["storage"]
+    assert {seen["foreign"], seen["key"], seen["notebooks"]} <= {"FileNotFoundError", "PermissionError"}
