@@ -49,6 +49,11 @@ def closed(paths, as_user: tuple[int, int] | None) -> list[str]:
     return sorted(set(found))
 
 
+def present(paths) -> tuple[str, ...]:
+    """The paths that exist here: one missing has nothing to hide, and bwrap cannot bind it."""
+    return tuple(str(p) for p in paths if os.path.exists(p))
+
+
 def _passable(directory: Path, uid: int, gid: int) -> bool:
     try:
         st = directory.stat()

@@ -114,7 +114,7 @@ class LabcommonsLocalSpawner(SimpleLocalProcessSpawner):
     def view(self, own: str, readable: list[str]) -> sandbox.View:
         """What the server sees: its own directory, the readable folders, its python and checkout."""
         host = tuple(dict.fromkeys((sys.prefix, sys.base_prefix, str(CHECKOUT))))
-        hidden = (self.hidden_dir,) if self.hidden_dir else ()
+        hidden = bwrap.present([self.hidden_dir] if self.hidden_dir else [])
         return sandbox.View(read_only=tuple(readable), read_write=(own,), hidden=hidden, host=host, cwd=own)
 
     def project_dirs(self, projects: list[str] | None) -> list[str]:

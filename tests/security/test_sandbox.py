@@ -17,22 +17,13 @@ import pytest
 import yaml
 
 from ground import bwrap
-from ground.settings import Settings
 from tests.hub.conftest import csrf_token, hub_commons, signed_in  # noqa: F401 -- the real commons and hub
 from tests.hub.test_handoff import open_in_jupyter
-from tests.hub.test_sandbox import run_in_kernel
-from tests.need import need
+from tests.hub.test_sandbox import need_sandbox, run_in_kernel
 from workflow_templates.engines.local import LocalEngine
 
 ATTACKS = Path(__file__).resolve().with_name("attacks.py")
 NO_CAPS = "0000000000000000"
-
-
-def need_sandbox() -> None:
-    """Fail (CI) or skip unless the sandbox runs here as it would for the hub and the worker."""
-    found, why_not = bwrap.find(bwrap.user(*Settings().sandbox_user))
-    if found is None:
-        need("bubblewrap", why_not)
 
 
 def attack_code(given: dict) -> str:

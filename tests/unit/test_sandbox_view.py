@@ -49,3 +49,11 @@ def args_after(args: list[str], value: str) -> str:
 def test_a_relative_path_is_refused_naming_the_field():
     with pytest.raises(ValueError, match="View.read_only: 'storage/p1' is not allowed; give absolute paths"):
         View(read_only=("storage/p1",))
+
+
+def test_the_sandbox_user_is_a_setting_and_never_root():
+    from ground.settings import SettingsError, load
+    assert load({}).sandbox_user == (65534, 65534)
+    assert load({"LABCOMMONS_SANDBOX_UID": "1500", "LABCOMMONS_SANDBOX_GID": "1501"}).sandbox_user == (1500, 1501)
+    with pytest.raises(SettingsError, match="LABCOMMONS_SANDBOX_UID: 0 is not allowed; give an unprivileged id"):
+        load({"LABCOMMONS_SANDBOX_UID": "0"})

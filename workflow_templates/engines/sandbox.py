@@ -33,10 +33,10 @@ class Sight:
     def view(self, step_dir: Path, cwd: Path) -> sandbox.View:
         """The step's view: its directory read-only (the script), its tmp/ as /tmp, its work dir."""
         host = tuple(dict.fromkeys(map(str, (PROJECT_ROOT, sys.prefix, sys.base_prefix))))
-        read_only, read_write = (*self.read, str(step_dir)), (*self.write, str(cwd))
+        read_only, read_write = (*bwrap.present(self.read), str(step_dir)), (*self.write, str(cwd))
         closed = bwrap.closed((*host, *read_only, *read_write), self.user)
-        return sandbox.View(read_only=read_only, read_write=read_write, hidden=self.hidden, host=host,
-                            closed=tuple(closed), tmp=str(step_dir / "tmp"), cwd=str(cwd))
+        return sandbox.View(read_only=read_only, read_write=read_write, hidden=bwrap.present(self.hidden),
+                            host=host, closed=tuple(closed), tmp=str(step_dir / "tmp"), cwd=str(cwd))
 
 
 @functools.lru_cache(maxsize=4)
