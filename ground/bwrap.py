@@ -67,10 +67,13 @@ def _passable(directory: Path, uid: int, gid: int) -> bool:
 
 
 def give(path: Path, as_user: tuple[int, int] | None, recursive: bool = False) -> None:
-    """Make path the sandbox user's (when the caller is root), so a sandboxed program can write it."""
+    """Make path (and, recursive, what is under it) the sandbox user's when the caller is root, so a
+    sandboxed program can write it. Links are never followed, and a file with other hard links is
+    left as it is (it may be someone else's, linked in)."""
     if as_user is None:
         return
-    paths = [path, *(Path(top) / name for top, dirs, files in os.walk(path) for name in dirs + files)] \
-        if recursive else [path]
-    for each in paths:
-        os.chown(each, *as_user, follow_symlinks=False)
+    paths = [Path(top) / name for top, dirs, files in os.walk(path) for name in dirs + files] if recursive else []
+    for each in [Path(path), *paths]:
+        st = each.lstat()
+        if (st.st_uid, st.st_gid) != as_user and (not each.is_file() or each.is_symlink() or st.st_nlink == 1):
+            os.chown(each, *as_user, follow_symlinks=False)

@@ -106,7 +106,7 @@ class LabcommonsLocalSpawner(SimpleLocalProcessSpawner):
                              "(set LABCOMMONS_HUB_SANDBOX=on to refuse instead)", why_not, self.user.name)
             return []
         own = self.user_dir()
-        bwrap.give(own, user, recursive=user is not None and own.stat().st_uid != user[0])  # files of before
+        bwrap.give(own, user, recursive=True)  # files made by root (an earlier version's servers) included
         view = self.view(str(own), self.project_dirs(projects))
         view = dataclasses.replace(view, closed=tuple(bwrap.closed(view.host + view.read_only + view.read_write, user)))
         return sandbox.command(path, view, ["/bin/sh", "-c"], user)
