@@ -23,6 +23,7 @@ c = get_config()  # noqa: F821 -- provided by traitlets when the hub loads this 
 settings = load()
 data_dir = settings.data_dir.resolve()
 settings.hub_dir.mkdir(parents=True, exist_ok=True)
+settings.hub_dir.chmod(0o700)  # its database too is the hub's alone: no sandboxed uid passes here
 
 # -- where it listens: all loopback; the proxy's port is the one browsers use ------------------
 c.JupyterHub.bind_url = f"http://{settings.hub_host}:{settings.hub_port}"
