@@ -206,10 +206,6 @@ def _build(values: dict) -> Settings:
     for key, allowed, what in CHOICES:
         if (value := getattr(settings, key)) not in allowed:
             raise SettingsError(f"LABCOMMONS_{key.upper()}: {value!r} is not {what}; use one of {', '.join(allowed)}")
-    for key in ("sandbox_uid", "sandbox_gid"):
-        if not 0 < getattr(settings, key) < 2 ** 32 - 1:
-            raise SettingsError(f"LABCOMMONS_{key.upper()}: {getattr(settings, key)} is not allowed; give an "
-                                "unprivileged id of this host (not 0), such as 65534 (nobody)")
     if settings.es_shards < 1:
         raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
     if settings.storage_url and not settings.storage_url.startswith("s3://"):
@@ -218,6 +214,10 @@ def _build(values: dict) -> Settings:
     if settings.hub_secrets_dir is not None and not settings.hub_secrets_dir.is_absolute():
         raise SettingsError(f"LABCOMMONS_HUB_SECRETS_DIR: {str(settings.hub_secrets_dir)!r} is not allowed; give an "
                             "absolute path (where the Secret is mounted), or leave it empty for <data dir>/hub")
+    for key in ("sandbox_uid", "sandbox_gid"):
+        if not 0 < getattr(settings, key) < 2 ** 32 - 1:
+            raise SettingsError(f"LABCOMMONS_{key.upper()}: {getattr(settings, key)} is not allowed; give an "
+                                "unprivileged id of this host (not 0), such as 65534 (nobody)")
     return settings
 
 
