@@ -62,7 +62,7 @@ def main(given: dict) -> dict:
         "caps": {k: status[k].strip() for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")},
         "no_new_privs": status.get("NoNewPrivs", "").strip(),
         "data_dir": sorted(os.listdir(data)), "storage": sorted(os.listdir(given["storage"])),
-        "processes": processes(),
+        "processes": processes(), "environment": dict(os.environ),
         "ptrace": {pid: ptrace(pid) for pid in [1, *given["host_pids"]]},
         "kill": {pid: signal0(pid) for pid in given["host_pids"]},
     }

@@ -135,8 +135,9 @@ spec:
 """
 
 
-def test_a_workflow_step_holds_against_its_program(tmp_path):
+def test_a_workflow_step_holds_against_its_program(tmp_path, monkeypatch):
     need_sandbox()
+    monkeypatch.setenv("LABCOMMONS_SECRET_KEY", "the-signing-key-in-the-workers-environment")
     data = tmp_path / "data"
     storage = data / "storage"
     for project in ("granted", "foreign"):
@@ -157,7 +158,8 @@ def test_a_workflow_step_holds_against_its_program(tmp_path):
     node = handle.status()["nodes"][handle.status()["root"]]
     result = json.loads(node["outputs"]["result"])
 
-    assert_held(result, data, marker, [(data / "secret.key").read_text()])
+    assert_held(result, data, marker, [(data / "secret.key").read_text(), "the-signing-key-in-the-workers-environment"])
+    assert not any(name.startswith(("LABCOMMONS_", "JUPYTERHUB_")) for name in result["seen"]["environment"])
     assert result["seen"]["storage"] == ["granted", "work"]  # its project; the runs dir holds only its own
     assert result["seen"]["data_dir"] == ["storage"] and "spectra of foreign" not in json.dumps(result)
 

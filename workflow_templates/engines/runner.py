@@ -17,6 +17,8 @@ from workflow_templates.engines.scope import input_scope
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+# what a step gets of the engine's environment (besides LC_*); a template's env adds to it
+STEP_ENVIRONMENT = {"PATH", "HOME", "LANG", "TZ", "TERM", "USER", "LOGNAME", "PYTHONPATH", "VIRTUAL_ENV"}
 
 
 class StepError(Exception):
@@ -218,8 +220,12 @@ def _argv(body: dict, script: bool, scope: dict, step_dir: Path) -> list[str]:
 
 
 def _environment(body: dict, scope: dict, tmp: Path, isolated: bool) -> dict[str, str]:
-    """The engine's environment, the project importable, then the template's env values."""
-    env = dict(os.environ)
+    """Of the engine's environment only what a program needs (never its keys or tokens: the worker
+    may hold LABCOMMONS_SECRET_KEY or a token there), the project importable, then the template's
+    env values. A sandboxed step's home is its work directory."""
+    env = {k: v for k, v in os.environ.items() if k in STEP_ENVIRONMENT or k.startswith("LC_")}
+    if isolated:
+        env["HOME"] = str(tmp.parent / "work")
     # `python` inside `sh -c` too finds the engine's interpreter (its venv) first.
     env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent),
                                                 env.get("PATH")]))
