@@ -64,6 +64,8 @@ def main(given: dict) -> dict:
         "data_dir": sorted(os.listdir(data)), "storage": sorted(os.listdir(given["storage"])),
         "processes": processes(), "environment": dict(os.environ),
         "ptrace": {pid: ptrace(pid) for pid in [1, *given["host_pids"]]},
+        # the sandbox's own bubblewraps (its init, and the inner one outside its user namespace)
+        "ptrace_bwrap": {pid: ptrace(int(pid)) for pid, cmd in processes().items() if "bwrap" in cmd.split(" ")[0]},
         "kill": {pid: signal0(pid) for pid in given["host_pids"]},
     }
     return {"tries": tries, "seen": seen}

@@ -46,6 +46,7 @@ def assert_held(result: dict, data_dir: Path, marker: Path, secrets: list[str]) 
     assert seen["no_new_privs"] == "1"
     assert seen["data_dir"] and not {"secret.key", "admin.token", "hub", "metadata.duckdb"} & set(seen["data_dir"])
     assert seen["ptrace"] == {"1": 1, **{str(p): 3 for p in seen["kill"]}}  # EPERM on its init, ESRCH beyond
+    assert len(seen["ptrace_bwrap"]) == 2 and set(seen["ptrace_bwrap"].values()) == {1}, seen["ptrace_bwrap"]
     assert set(seen["kill"].values()) == {"ProcessLookupError"}, seen["kill"]
     assert not any("jupyterhub" in c and "-f" in c or "metadata serve" in c for c in seen["processes"].values())
     assert len(seen["processes"]) < 12, seen["processes"]              # the sandbox's own processes only
