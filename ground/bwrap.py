@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from ground import sandbox
@@ -18,21 +19,41 @@ def user(uid: int, gid: int) -> tuple[int, int] | None:
     return (uid, gid) if os.geteuid() == 0 else None
 
 
-def find(as_user: tuple[int, int] | None = None) -> tuple[str | None, str]:
-    """(the bwrap binary, "") when the sandbox runs here as as_user, else (None, why not)."""
+@dataclass(frozen=True)
+class Found:
+    """bwrap, and whether the inner, unprivileged one runs here: where the host allows no user
+    namespace to an unprivileged user, the sandboxed program cannot make one either, and the
+    sandbox is the outer bwrap and setpriv alone."""
+
+    path: str
+    nested: bool = True
+
+
+def find(as_user: tuple[int, int] | None = None) -> tuple[Found | None, str]:
+    """(bwrap, "") when the sandbox runs here as as_user, else (None, why not)."""
     path = shutil.which("bwrap")
     if path is None:
         return None, "bubblewrap (bwrap) is not installed; install the Debian package bubblewrap"
     if as_user is not None and shutil.which(sandbox.SETPRIV) is None:
         return None, "setpriv is not installed (the Debian package util-linux); the sandbox drops root with it"
-    probe_argv = sandbox.command(path, sandbox.View(), ["true"], as_user)
+    why_not = _probe(path, as_user, nested=True)
+    if not why_not:
+        return Found(path), ""
+    if as_user is not None and not _probe(path, as_user, nested=False):
+        return Found(path, nested=False), ""
+    return None, why_not
+
+
+def _probe(path: str, as_user: tuple[int, int] | None, nested: bool) -> str:
+    """"" when a sandbox starts here, else why not."""
+    argv = sandbox.command(path, sandbox.View(), ["true"], as_user, nested=nested)
     try:
-        probe = subprocess.run(probe_argv, capture_output=True, timeout=20, cwd="/")
+        probe = subprocess.run(argv, capture_output=True, timeout=20, cwd="/")
     except (OSError, subprocess.TimeoutExpired) as error:
-        return None, f"bubblewrap cannot run here ({error})"
+        return f"bubblewrap cannot run here ({error})"
     if probe.returncode != 0:
-        return None, f"bubblewrap cannot create namespaces here ({probe.stderr.decode(errors='replace').strip()})"
-    return path, ""
+        return f"bubblewrap cannot create namespaces here ({probe.stderr.decode(errors='replace').strip()})"
+    return ""
 
 
 def closed(paths, as_user: tuple[int, int] | None) -> list[str]:

@@ -49,12 +49,15 @@ class View:
 
 
 def command(bwrap: str, view: View, argv: list[str], user: tuple[int, int] | None = None,
-            setpriv: str = SETPRIV) -> list[str]:
-    """The argv that runs argv in the view; as user (uid, gid) when given (the caller is root)."""
+            setpriv: str = SETPRIV, nested: bool = True) -> list[str]:
+    """The argv that runs argv in the view; as user (uid, gid) when given (the caller is root).
+    nested=False leaves out the inner bwrap, for a host that gives no user namespace to an
+    unprivileged user (so neither can the program make one): then setpriv execs argv itself."""
     drop = [] if user is None else [setpriv, f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups",
                                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-    inner = [bwrap, *INNER, "--dev-bind", "/", "/", *(["--chdir", view.cwd] if view.cwd else [])]
-    return [bwrap, *OUTER, *mounts(view), "--", *drop, *inner, "--", *argv]
+    chdir = ["--chdir", view.cwd] if view.cwd else []
+    inner = [bwrap, *INNER, "--dev-bind", "/", "/", *chdir, "--"] if nested else []
+    return [bwrap, *OUTER, *mounts(view), *chdir, "--", *drop, *inner, *argv]
 
 
 def mounts(view: View) -> list[str]:

@@ -98,8 +98,8 @@ class LabcommonsLocalSpawner(SimpleLocalProcessSpawner):
         if self.sandbox == "off":
             return []
         user = bwrap.user(self.sandbox_uid, self.sandbox_gid)
-        path, why_not = bwrap.find(user)
-        if path is None:
+        found, why_not = bwrap.find(user)
+        if found is None:
             if self.sandbox == "on":
                 raise RuntimeError(f"LABCOMMONS_HUB_SANDBOX is on, but {why_not}")
             self.log.warning("%s: %s's server runs without a sandbox and can read the data directory "
@@ -109,7 +109,7 @@ class LabcommonsLocalSpawner(SimpleLocalProcessSpawner):
         bwrap.give(own, user, recursive=True)  # files made by root (an earlier version's servers) included
         view = self.view(str(own), self.project_dirs(projects))
         view = dataclasses.replace(view, closed=tuple(bwrap.closed(view.host + view.read_only + view.read_write, user)))
-        return sandbox.command(path, view, ["/bin/sh", "-c"], user)
+        return sandbox.command(found.path, view, ["/bin/sh", "-c"], user, nested=found.nested)
 
     def view(self, own: str, readable: list[str]) -> sandbox.View:
         """What the server sees: its own directory, the readable folders, its python and checkout."""

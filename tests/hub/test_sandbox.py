@@ -118,7 +118,7 @@ def test_where_bubblewrap_cannot_run_on_refuses_and_auto_warns(tmp_path, monkeyp
 
 
 def test_the_sandbox_hides_the_data_dir_but_for_the_readable_projects_and_the_users_own(tmp_path, monkeypatch):
-    monkeypatch.setattr(bwrap, "find", lambda user=None: ("/usr/bin/bwrap", ""))
+    monkeypatch.setattr(bwrap, "find", lambda user=None: (bwrap.Found("/usr/bin/bwrap"), ""))
     for project in ("p1", "p2"):
         (tmp_path / "storage" / project).mkdir(parents=True)
     argv = spawner(tmp_path, "on").sandbox_command(["p1", "absent"])

@@ -57,3 +57,14 @@ def test_the_sandbox_user_is_a_setting_and_never_root():
     assert load({"LABCOMMONS_SANDBOX_UID": "1500", "LABCOMMONS_SANDBOX_GID": "1501"}).sandbox_user == (1500, 1501)
     with pytest.raises(SettingsError, match="LABCOMMONS_SANDBOX_UID: 0 is not allowed; give an unprivileged id"):
         load({"LABCOMMONS_SANDBOX_UID": "0"})
+
+
+def test_without_user_namespaces_for_the_unprivileged_setpriv_execs_the_program_itself(monkeypatch):
+    argv = command("/usr/bin/bwrap", View(cwd="/w"), ["python"], (65534, 65534), nested=False)
+    assert argv.count("/usr/bin/bwrap") == 1 and argv[-3:] == ["--no-new-privs", "--", "python"]
+    assert argv[argv.index("--chdir") + 1] == "/w"
+    from ground import bwrap
+    monkeypatch.setattr(bwrap, "_probe", lambda path, user, nested: "no user namespaces" if nested else "")
+    found, _ = bwrap.find((65534, 65534))
+    assert found is not None and not found.nested
+    assert bwrap.find(None) == (None, "no user namespaces")   # not root: nothing to fall back on

@@ -40,23 +40,24 @@ class Sight:
 
 
 @functools.lru_cache(maxsize=4)
-def bwrap_path(user: tuple[int, int] | None = None) -> str | None:
-    """The bwrap binary if the sandbox runs here as user; checked once per process."""
-    path, why_not = bwrap.find(user)
-    if path is None:
+def bwrap_path(user: tuple[int, int] | None = None) -> bwrap.Found | None:
+    """bwrap if the sandbox runs here as user; checked once per process."""
+    found, why_not = bwrap.find(user)
+    if found is None:
         log.warning("%s: steps run without a sandbox, as the engine's user, seeing what it sees "
                     "(install bubblewrap to sandbox them)", why_not)
-    return path
+    return found
 
 
 def sandboxed(argv: list[str], step_dir: Path, enabled: bool = True,
               sight: Sight | None = None) -> tuple[list[str], bool]:
     """argv in the step's sandbox; (argv, True) when sandboxed, else (argv, False)."""
     sight = sight or Sight()
-    path = bwrap_path(sight.user) if enabled else None
-    if path is None:
+    found = bwrap_path(sight.user) if enabled else None
+    if found is None:
         return argv, False
-    return sandbox.command(path, sight.view(step_dir, step_dir / "work"), argv, sight.user), True
+    view = sight.view(step_dir, step_dir / "work")
+    return sandbox.command(found.path, view, argv, sight.user, nested=found.nested), True
 
 
 def host_path(path: str, tmp_dir: Path, work_dir: Path, isolated: bool) -> Path:
