@@ -73,6 +73,10 @@ class Settings:
     hub_spawner: str = "local"            # local processes, or kubernetes (KubeSpawner)
     hub_idle_timeout_seconds: int = 3600  # the idle culler stops servers unused this long
     hub_sandbox: str = "auto"             # local servers in bubblewrap: auto (where it runs), on, off
+    # who notebook servers and workflow steps run as in their sandbox when the hub or worker runs
+    # as root (ground/sandbox.py): an unprivileged uid and gid of the host, never 0
+    sandbox_uid: int = 65534
+    sandbox_gid: int = 65534
     portal_url: str = ""                  # the portal's public address; "" : http://127.0.0.1:8050
     portal_internal_url: str = ""         # how the hub reaches the portal; "" : portal_url
     hub_internal_url: str = ""            # how the portal reaches the hub's API and servers; "" : hub_url
@@ -84,6 +88,11 @@ class Settings:
     def storage_root(self) -> Path:
         """Where data objects (imzML, ibd, outputs) live in the embedded run."""
         return self.data_dir / "storage"
+
+    @property
+    def sandbox_user(self) -> tuple[int, int]:
+        """(uid, gid) of sandboxed notebook servers and workflow steps when started by root."""
+        return self.sandbox_uid, self.sandbox_gid
 
     @property
     def database_path(self) -> Path:
@@ -214,6 +223,10 @@ def _build(values: dict) -> Settings:
     if settings.hub_secrets_dir is not None and not settings.hub_secrets_dir.is_absolute():
         raise SettingsError(f"LABCOMMONS_HUB_SECRETS_DIR: {str(settings.hub_secrets_dir)!r} is not allowed; give an "
                             "absolute path (where the Secret is mounted), or leave it empty for <data dir>/hub")
+    for key in ("sandbox_uid", "sandbox_gid"):
+        if not 0 < getattr(settings, key) < 2 ** 32 - 1:
+            raise SettingsError(f"LABCOMMONS_{key.upper()}: {getattr(settings, key)} is not allowed; give an "
+                                "unprivileged id of this host (not 0), such as 65534 (nobody)")
     return settings
 
 

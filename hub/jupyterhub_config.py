@@ -23,6 +23,7 @@ c = get_config()  # noqa: F821 -- provided by traitlets when the hub loads this 
 settings = load()
 data_dir = settings.data_dir.resolve()
 settings.hub_dir.mkdir(parents=True, exist_ok=True)
+settings.hub_dir.chmod(0o700)  # its database too is the hub's alone: no sandboxed uid passes here
 
 # -- where it listens: all loopback; the proxy's port is the one browsers use ------------------
 c.JupyterHub.bind_url = f"http://{settings.hub_host}:{settings.hub_port}"
@@ -91,11 +92,15 @@ else:
     c.JupyterHub.spawner_class = "spawner.LabcommonsLocalSpawner"
     c.LabcommonsLocalSpawner.notebooks_root = str(data_dir / "notebooks")
     c.LabcommonsLocalSpawner.home_dir_template = str(data_dir / "notebooks" / "{username}")
-    # each server in a bubblewrap sandbox that hides the data dir but for its own notebook
-    # directory and the storage root (docs/jupyterhub.md)
+    # each server in a bubblewrap sandbox, as an unprivileged user, that hides the data dir but for
+    # its own notebook directory and the folders of the projects its user may read (docs/jupyterhub.md)
     c.LabcommonsLocalSpawner.sandbox = settings.hub_sandbox
     c.LabcommonsLocalSpawner.hidden_dir = str(data_dir)
-    c.LabcommonsLocalSpawner.readable_dirs = [str(settings.storage_root.resolve())]
+    c.LabcommonsLocalSpawner.storage_root = str(settings.storage_root.resolve())
+    c.LabcommonsLocalSpawner.sandbox_uid, c.LabcommonsLocalSpawner.sandbox_gid = settings.sandbox_user
+    # asked at every start which projects the user may read, with the user's own token
+    c.LabcommonsLocalSpawner.service_host = settings.host
+    c.LabcommonsLocalSpawner.service_port = settings.port
     if os.geteuid() == 0:  # containers and CI run as root; jupyter-server refuses root without this
         c.Spawner.args = ["--allow-root"]
     # the venv's own jupyterhub-singleuser, whatever PATH the hub was started with

@@ -2,20 +2,26 @@
 
 Everything runs as one OS user on a single machine, so each hub user gets a notebook directory
 of their own under <data dir>/notebooks/<user> rather than a home directory, and each server runs
-in a bubblewrap sandbox: without one, a notebook could read what the same OS user can, among it
-the service's signing key and admin token, the hub's secrets and other users' notebooks under the
-data dir, and other servers' tokens in /proc.
+in a bubblewrap sandbox (ground/sandbox.py) as an unprivileged user without capabilities: without
+one, a notebook could read what the hub's OS user can, among it the service's signing key and admin
+token, the hub's secrets, other users' notebooks and every project's raw files, and other servers'
+tokens in /proc. Of the storage root it sees the folders of the projects its user may read when it
+starts (a revoked grant takes effect at the next start; the admin page offers to stop the server).
 """
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from traitlets import Enum, List, TraitError, Unicode, validate
+from thriftpy2.transport import TTransportException
+from traitlets import Enum, Int, TraitError, Unicode, validate
 
-from ground import bwrap
+from ground import bwrap, sandbox, storage
+from metadata.client import ERRORS, MetadataClient
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the labcommons packages the server imports
 
@@ -45,38 +51,80 @@ class LabcommonsLocalSpawner(SimpleLocalProcessSpawner):
         "auto: sandboxed where bubblewrap runs, else a warning in the hub's log; off: none."))
     hidden_dir = Unicode("", config=True, help=(
         "A directory servers must not see (the data dir), but for the user's own notebook directory "
-        "and readable_dirs."))
-    readable_dirs = List(Unicode(), config=True,
-                         help="Directories under hidden_dir servers may read (the storage root).")
+        "and the folders of the projects the user may read."))
+    storage_root = Unicode("", config=True, help=(
+        "The storage root (under hidden_dir): a server sees the folders <storage_root>/<project> of the "
+        "projects its user may read when it starts, learnt from the metadata service."))
+    service_host = Unicode("127.0.0.1", config=True, help="The metadata service, asked which projects a user may read.")
+    service_port = Int(9090, config=True, help="The metadata service's port.")
+    sandbox_uid = Int(65534, config=True, help="Who servers run as when the hub is root (LABCOMMONS_SANDBOX_UID).")
+    sandbox_gid = Int(65534, config=True, help="Their group when the hub is root (LABCOMMONS_SANDBOX_GID).")
+
+    @validate("sandbox_uid", "sandbox_gid")
+    def _unprivileged(self, proposal):
+        if proposal.value <= 0:
+            raise TraitError(f"LabcommonsLocalSpawner.{proposal.trait.name} must be an unprivileged id, "
+                             f"not {proposal.value}")
+        return proposal.value
 
     async def start(self):
-        # the server's command line is handed to shell_cmd: the sandbox, made for this user
-        self.shell_cmd = self.sandbox_command()
+        # the server's command line is handed to shell_cmd: the sandbox, made for this user now
+        projects = await asyncio.to_thread(self.readable_projects) if self.sandbox != "off" else []
+        self.shell_cmd = self.sandbox_command(projects)
         return await super().start()
 
-    def sandbox_command(self) -> list[str]:
-        """bwrap with the host read-only; a private /tmp, /proc and process ids; hidden_dir an
-        empty tmpfs but for the storage root (read-only) and the user's notebook directory
-        (read-write), with the python environment and the checkout visible wherever they are;
-        then `sh -c`. [] when there is no sandbox."""
+    def readable_projects(self) -> list[str] | None:
+        """The projects the user may read, from the service with the user's own token (fresh at
+        every spawn: the authenticator refreshes it first); None: all (admins and workers)."""
+        token = self.environment.get("LABCOMMONS_TOKEN", "")
+        if not token:
+            return []
+        try:
+            with MetadataClient(self.service_host, self.service_port, token, timeout_seconds=30) as client:
+                identity = client.whoami()
+        except (*ERRORS, TTransportException, OSError) as error:
+            raise RuntimeError(f"cannot learn which projects {self.user.name} may read from the metadata "
+                               f"service at {self.service_host}:{self.service_port}: {error}") from None
+        if {"admin", "worker"} & set(identity.roles):
+            return None
+        return sorted(identity.grants)
+
+    def sandbox_command(self, projects: list[str] | None = ()) -> list[str]:
+        """bwrap (ground/sandbox.py) as the sandbox user: the host read-only; a private /tmp, /proc
+        and process ids; hidden_dir empty but for the folders of `projects` (None: the whole
+        storage root) read-only and the user's notebook directory read-write; the python
+        environment and the checkout visible wherever they are; then `sh -c`. [] when there is
+        no sandbox."""
         if self.sandbox == "off":
             return []
-        path, why_not = bwrap.find()
-        if path is None:
+        user = bwrap.user(self.sandbox_uid, self.sandbox_gid)
+        found, why_not = bwrap.find(user)
+        if found is None:
             if self.sandbox == "on":
                 raise RuntimeError(f"LABCOMMONS_HUB_SANDBOX is on, but {why_not}")
             self.log.warning("%s: %s's server runs without a sandbox and can read the data directory "
                              "(set LABCOMMONS_HUB_SANDBOX=on to refuse instead)", why_not, self.user.name)
             return []
-        argv = [path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                "--unshare-pid", "--die-with-parent"]
-        for needed in dict.fromkeys((sys.prefix, sys.base_prefix, str(CHECKOUT))):  # may lie under /tmp
-            argv += ["--ro-bind", needed, needed]
-        if self.hidden_dir:
-            argv += ["--tmpfs", self.hidden_dir]
-            argv += [arg for d in self.readable_dirs if os.path.isdir(d) for arg in ("--ro-bind", d, d)]
-        own = str(self.user_dir())
-        return argv + ["--bind", own, own, "--chdir", own, "--", "/bin/sh", "-c"]
+        own = self.user_dir()
+        bwrap.give(own, user, recursive=True)  # files made by root (an earlier version's servers) included
+        view = self.view(str(own), self.project_dirs(projects))
+        view = dataclasses.replace(view, closed=tuple(bwrap.closed(view.host + view.read_only + view.read_write, user)))
+        return sandbox.command(found.path, view, ["/bin/sh", "-c"], user, nested=found.nested)
+
+    def view(self, own: str, readable: list[str]) -> sandbox.View:
+        """What the server sees: its own directory, the readable folders, its python and checkout."""
+        host = tuple(dict.fromkeys((sys.prefix, sys.base_prefix, str(CHECKOUT))))
+        hidden = bwrap.present([self.hidden_dir] if self.hidden_dir else [])
+        return sandbox.View(read_only=tuple(readable), read_write=(own,), hidden=hidden, host=host, cwd=own)
+
+    def project_dirs(self, projects: list[str] | None) -> list[str]:
+        """The storage folders of projects that exist (all of the storage root for None)."""
+        if not self.storage_root or not os.path.isdir(self.storage_root):
+            return []
+        if projects is None:
+            return [self.storage_root]
+        folders = (storage.project_dir(Path(self.storage_root), p) for p in projects)
+        return [str(folder) for folder in folders if folder.is_dir()]
 
     def get_env(self):
         env = super().get_env()

@@ -19,6 +19,7 @@ from metadata.auth import ACCESS, ROLES
 from metadata.client import ERRORS
 from portal import audit_view
 from portal.client import UNREACHABLE, get_client, sentence
+from portal.jupyter import HubError, hub
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MIN_PASSWORD = 10
@@ -78,8 +79,14 @@ def users(error: str = "", status: int = 200):
     grant_form = GrantForm()
     grant_form.project.choices = projects
     return render_template("admin_users.html", accounts=accounts, projects=projects, add_form=AddUserForm(),
-                           grant_form=grant_form, roles=ROLES, access=ACCESS,
+                           grant_form=grant_form, roles=ROLES, access=ACCESS, stop_offer=stop_offer(accounts),
                            message=" ".join(get_flashed_messages()), error=error), status
+
+
+def stop_offer(accounts) -> str:
+    """The user whose notebook server the page offers to stop (after a revoke; "" for none)."""
+    name = request.args.get("stop", "")
+    return name if any(a.user == name for a in accounts) else ""
 
 
 @bp.route("/users", methods=("POST",))
@@ -136,7 +143,22 @@ def grant(name: str):
 
 @bp.route("/users/<name>/grants/<project>/revoke", methods=("POST",))
 def revoke(name: str, project: str):
-    return act(lambda c: c.set_grant(name, project, ""), f"{name} no longer has access to {project}.")
+    """Revoke, then offer to stop the user's notebook server: a running one keeps the project's
+    folder it was started with until it stops (the next start shows only what the user may read)."""
+    return act(lambda c: c.set_grant(name, project, ""), f"{name} no longer has access to {project}.", stop=name)
+
+
+@bp.route("/users/<name>/server/stop", methods=("POST",))
+def stop_server(name: str):
+    """Stop the user's notebook server through the hub's REST API."""
+    find_account(name)
+    try:
+        stopped = hub().stop(name)
+    except HubError as error:
+        return users(error=str(error), status=502)
+    flash(f"{name}'s notebook server is stopping; it will show only what {name} may read when it starts again."
+          if stopped else f"{name} has no notebook server running.")
+    return redirect(url_for("admin.users"))
 
 
 @bp.route("/tier-access", methods=("GET", "POST"))
@@ -204,8 +226,9 @@ def audit_export(fmt: str):
     return audit_view.export(fmt)
 
 
-def act(call, done: str):
-    """Make one service call; back to the users page saying what happened, in the service's words if refused."""
+def act(call, done: str, **query):
+    """Make one service call; back to the users page (with query) saying what happened, in the
+    service's words if refused."""
     try:
         call(get_client())
     except ERRORS as exc:
@@ -213,7 +236,7 @@ def act(call, done: str):
     except (TTransportException, OSError):
         return users(error=UNREACHABLE, status=503)
     flash(done)
-    return redirect(url_for("admin.users"))  # so that reloading the page does not send the form again
+    return redirect(url_for("admin.users", **query))  # so that reloading the page does not send the form again
 
 
 def save_changed(name: str, done: str, **changes):

@@ -76,6 +76,14 @@ class Hub:
             return
         self._expect(response, "start your notebook server", 201, 202)
 
+    def stop(self, name: str) -> bool:
+        """Stop the user's default server: True when one was running (the hub stops it in the background)."""
+        response = self.call("DELETE", f"/users/{quote(name)}/server")
+        if response.status_code == 404 or (response.status_code == 400 and "not running" in response.text):
+            return False  # no hub account yet, or no server
+        self._expect(response, f"stop {name}'s notebook server", 202, 204)
+        return True
+
     def server(self, name: str) -> dict:
         """The user's default server as the hub reports it ({} when none)."""
         response = self._expect(self.call("GET", f"/users/{quote(name)}"), "ask about your server", 200)

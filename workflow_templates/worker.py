@@ -28,7 +28,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from ground.storage import NotReadable, open_checked, resolve, run_dir
+from ground.storage import NotReadable, open_checked, project_dir, resolve, run_dir
 from workflow_templates.engines.argo import ArgoEngineError
 from workflow_templates.engines.local import FINISHED, SUCCEEDED, LocalEngine
 from workflow_templates.engines.spec import TemplateRefused
@@ -66,9 +66,10 @@ class Worker:
         self.storage_root = Path(self.storage_root).resolve()  # steps run in other directories
         self.capacity = self.capacity or os.cpu_count() or 1
         # every run the worker starts lives in its project's folder; runs_dir (a name no project
-        # id can have) is only where a run of no project would go
+        # id can have) is only where a run of no project would go. Steps never see the data dir
+        # (settings keep the storage root in it): keys, notebooks, database.
         self.engine = self.engine or LocalEngine(self.storage_root, self.storage_root / ".engine",
-                                                 max_parallel=self.capacity)
+                                                 max_parallel=self.capacity, hidden=(self.storage_root.parent,))
 
     def serve(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
         """Tick until `stop` is set; a tick that fails (service away) is logged and tried again."""
@@ -133,8 +134,10 @@ class Worker:
             raise ValueError(f"the template {run.template!r} changed since the launch (digest "
                              f"{run.template_digest[:12]}, installed {template.digest[:12]}); launch it again")
         filled = self._filled_parameters(run, template)
+        # its steps see the run's project (its inputs, its own run folder), and write its outputs
+        sees = {"read": [project_dir(self.storage_root, run.project_id)], "write": [self.output_dir(run)]}
         return self.engine.start(template.document, {**run.parameters, **filled}, run_id=run.id,
-                                 project=run.project_id)
+                                 project=run.project_id, sees=sees)
 
     def _filled_parameters(self, run: T.Run, template) -> dict[str, str]:
         """The parameters the worker fills: the input (an imzML, its ibd staged beside it under

@@ -1,7 +1,8 @@
 """A local notebook server runs in a bubblewrap sandbox: code in its kernel sees its own notebook
-directory and the storage root, and neither the commons' keys and tokens, nor the hub's secrets,
-nor other users' notebooks, nor other processes. Checked by running code in a real kernel of a
-real server, over the server's REST and websocket API as the portal's hub service."""
+directory and the storage folders its user may read (ada, an admin: all of them), and neither the
+commons' keys and tokens, nor the hub's secrets, nor other users' notebooks, nor other processes.
+Checked by running code in a real kernel of a real server, over the server's REST and websocket
+API as the portal's hub service; the attacks are tests/security/test_sandbox.py's."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ import requests
 import websocket
 
 from ground import bwrap
+from ground.settings import Settings
 from tests.hub.test_handoff import open_in_jupyter
 from tests.need import need
 
@@ -69,10 +71,16 @@ def run_in_kernel(hub, user: str, code: str) -> str:
         requests.delete(f"{base}/kernels/{kernel_id}", headers=headers, timeout=60)
 
 
-def test_a_notebook_sees_its_own_directory_and_the_storage_root_only(hub_commons, signed_in):
-    found, why_not = bwrap.find()   # one probe: each call starts a sandbox
+def need_sandbox() -> None:
+    """Fail (CI) or skip unless the sandbox runs here as the hub and the worker would run it (one
+    probe: each starts a sandbox)."""
+    found, why_not = bwrap.find(bwrap.user(*Settings().sandbox_user))
     if found is None:
         need("bubblewrap", why_not)
+
+
+def test_a_notebook_sees_its_own_directory_and_the_storage_root_only(hub_commons, signed_in):
+    need_sandbox()
     service, portal, hub, admin = hub_commons
     measurement = next(iter(admin.nodes("measurement")))
     context = {"kind": "measurement", "project": measurement["project_id"], "submitter_id": measurement["submitter_id"]}
@@ -97,11 +105,11 @@ def spawner(tmp_path, sandbox: str):
     from hub.spawner import LabcommonsLocalSpawner
     return LabcommonsLocalSpawner(user=SimpleNamespace(name="ada", url="/user/ada/"), sandbox=sandbox,
                                   notebooks_root=str(tmp_path / "notebooks"), hidden_dir=str(tmp_path),
-                                  readable_dirs=[str(tmp_path / "storage"), str(tmp_path / "absent")])
+                                  storage_root=str(tmp_path / "storage"))
 
 
 def test_where_bubblewrap_cannot_run_on_refuses_and_auto_warns(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(bwrap, "find", lambda: (None, "bubblewrap (bwrap) is not installed"))
+    monkeypatch.setattr(bwrap, "find", lambda user=None: (None, "bubblewrap (bwrap) is not installed"))
     with pytest.raises(RuntimeError, match="LABCOMMONS_HUB_SANDBOX is on, but bubblewrap .* not installed"):
         spawner(tmp_path, "on").sandbox_command()
     assert spawner(tmp_path, "auto").sandbox_command() == []
@@ -109,14 +117,20 @@ def test_where_bubblewrap_cannot_run_on_refuses_and_auto_warns(tmp_path, monkeyp
     assert spawner(tmp_path, "off").sandbox_command() == []
 
 
-def test_the_sandbox_hides_the_data_dir_but_for_the_storage_root_and_the_users_own(tmp_path, monkeypatch):
-    monkeypatch.setattr(bwrap, "find", lambda: ("/usr/bin/bwrap", ""))
-    (tmp_path / "storage").mkdir()
-    argv = spawner(tmp_path, "on").sandbox_command()
-    own = str(tmp_path / "notebooks" / "ada")
-    assert argv[:3] == ["/usr/bin/bwrap", "--ro-bind", "/"] and argv[-3:] == ["--", "/bin/sh", "-c"]
-    hidden = argv.index(str(tmp_path))
-    assert argv[hidden - 1] == "--tmpfs" and argv.index("--tmpfs") < hidden   # /tmp first, then the data dir
-    assert argv[hidden + 1:hidden + 4] == ["--ro-bind", str(tmp_path / "storage"), str(tmp_path / "storage")]
-    assert ["--bind", own, own] == argv[hidden + 4:hidden + 7] and str(tmp_path / "absent") not in argv
-    assert "--unshare-pid" in argv and "--die-with-parent" in argv
+def test_the_sandbox_hides_the_data_dir_but_for_the_readable_projects_and_the_users_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(bwrap, "find", lambda user=None: (bwrap.Found("/usr/bin/bwrap"), ""))
+    for project in ("p1", "p2"):
+        (tmp_path / "storage" / project).mkdir(parents=True)
+    argv = spawner(tmp_path, "on").sandbox_command(["p1", "absent"])
+    own, storage = str(tmp_path / "notebooks" / "ada"), tmp_path / "storage"
+    assert argv[0] == "/usr/bin/bwrap" and argv[-3:] == ["--", "/bin/sh", "-c"]
+    outer = argv[:argv.index("--")]
+    hidden = outer.index(str(tmp_path))
+    assert outer[hidden - 1] == "--tmpfs" and outer.index("/tmp") < hidden   # /tmp first, then the data dir
+    binds = [outer[i:i + 3] for i in range(hidden, len(outer)) if outer[i] in ("--ro-bind", "--bind")]
+    assert binds == [["--ro-bind", str(storage / "p1"), str(storage / "p1")], ["--bind", own, own]]
+    inner = argv[argv.index("/usr/bin/bwrap", 1):]
+    assert {"--unshare-user", "--disable-userns", "--new-session"} <= set(inner) and "ALL" in inner
+    assert ("setpriv" in argv) == (os.geteuid() == 0) and "--unshare-pid" in outer
+    everything = spawner(tmp_path, "on").sandbox_command(None)   # admins: the whole storage root
+    assert ["--ro-bind", str(storage), str(storage)] == everything[everything.index(str(storage)) - 1:][:3]

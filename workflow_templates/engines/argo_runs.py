@@ -31,7 +31,9 @@ class ArgoRuns:
     def knows(self, run_id: str, project: str = "") -> bool:
         return bool(self.argo.find_by_label(run_id))
 
-    def start(self, document: dict, parameters: dict[str, str], run_id: str, project: str) -> "ArgoHandle":
+    def start(self, document: dict, parameters: dict[str, str], run_id: str, project: str,
+              sees: dict | None = None) -> "ArgoHandle":
+        """Submit the run; `sees` (the local engine's sandbox) is the cluster's volumes' business here."""
         name = document["metadata"]["name"]
         if self._installed.get(name) != digest(document):
             self.argo.install_templates([document])

@@ -13,6 +13,10 @@ on every change) and steps/<node>/attempt-<n>/ (the step's log, private /tmp and
 artifact keys are taken in the project's folder, output artifacts copied under
 <project>/runs/<run_id>/. A run started without a project (the engine on its own) lives in
 runs_dir/<run_id>/ and takes artifact keys in the whole storage root.
+
+Steps run in a sandbox (engines/sandbox.py): an unprivileged user, a private /tmp, the storage root
+and the runs directory hidden; a run started with `sees` shows its steps those folders of the
+storage (its project's, read-only; its output directory, writable), kept in its journal.
 """
 from __future__ import annotations
 
@@ -35,7 +39,9 @@ from ground import storage
 from workflow_templates.engines import journal
 from workflow_templates.engines.expressions import (
     ExpressionError, depends_tasks, evaluate_depends, evaluate_when, render)
+from ground import bwrap
 from workflow_templates.engines.runner import Attempt, StepError, artifact_source
+from workflow_templates.engines.sandbox import Sight, default_user
 from workflow_templates.engines.scope import (
     bind_inputs, compact_json, input_scope, item_scope, loop_items, node_scope, stringify)
 from workflow_templates.engines.spec import WorkflowSpec, load
@@ -62,6 +68,8 @@ class LocalEngine:
     runs_dir: Path
     max_parallel: int | None = None
     isolate: bool = True
+    hidden: tuple = ()  # host directories steps must not see, besides storage_root and runs_dir (the data dir)
+    user: tuple[int, int] | None = field(default_factory=default_user)  # who steps run as (None: the engine's)
     on_progress: Callable[[str, dict], None] | None = None
     _pool: threading.BoundedSemaphore = field(init=False, repr=False)
     _runs: dict = field(init=False, default_factory=dict, repr=False)
@@ -72,8 +80,10 @@ class LocalEngine:
         self._pool = threading.BoundedSemaphore(self.max_parallel)
 
     def start(self, template: dict | str, parameters: dict | None = None,
-              run_id: str | None = None, entrypoint: str | None = None, project: str = "") -> "RunHandle":
-        """Check the template (refusing what the engine does not run), then start the run."""
+              run_id: str | None = None, entrypoint: str | None = None, project: str = "",
+              sees: dict | None = None) -> "RunHandle":
+        """Check the template (refusing what the engine does not run), then start the run.
+        sees: {"read": [dirs], "write": [dirs]} of the storage its steps may see (default: none)."""
         spec = load(template, entrypoint)
         run_id = run_id or uuid.uuid4().hex
         run_dir = self.run_folder(run_id, project)
@@ -82,7 +92,8 @@ class LocalEngine:
                  "document": spec.document, "entrypoint": spec.entrypoint,
                  "parameters": {k: stringify(v) for k, v in (parameters or {}).items()},
                  "phase": PENDING, "message": "", "started_at": _now(), "finished_at": None,
-                 "outputs": {}, "nodes": {}, "root": None}
+                 "outputs": {}, "nodes": {}, "root": None,
+                 "sees": {k: [str(Path(d).resolve()) for d in (sees or {}).get(k, [])] for k in ("read", "write")}}
         handle = RunHandle(self, spec, run_dir, state)
         self._runs[run_id] = handle
         handle._launch(previous={}, mode="start")
@@ -95,6 +106,12 @@ class LocalEngine:
     def knows(self, run_id: str, project: str = "") -> bool:
         """Whether this engine has (had) a run by that id: its journal's folder."""
         return self.run_folder(run_id, project).exists()
+
+    def sight(self, sees: dict) -> Sight:
+        """What a run's steps see: `sees` (from its journal), with the engine's own places hidden."""
+        hidden = (self.storage_root, self.runs_dir, *self.hidden)
+        return Sight(read=tuple(sees.get("read", ())), write=tuple(sees.get("write", ())),
+                     hidden=tuple(str(Path(d).resolve()) for d in hidden), user=self.user)
 
     def handle(self, run_id: str) -> "RunHandle":
         """The handle of a run started or resumed by this engine."""
@@ -175,6 +192,7 @@ class RunHandle:
         self._stop = threading.Event()
         self._stop_reason = ""
         self._procs: dict[str, Attempt] = {}
+        self._sight = engine.sight(state.get("sees") or {})
         self._journal: journal.Journal | None = None
         self._limits: dict[str | None, threading.BoundedSemaphore] = {}  # parallelism by node
         if spec.parallelism:
@@ -237,6 +255,8 @@ class RunHandle:
     def _launch(self, previous: dict, mode: str) -> None:
         # Nodes stay in the state until re-created, so a second crash loses nothing.
         self._previous, self._mode = copy.deepcopy(previous), mode
+        for writable in self._sight.write:  # the sandbox user writes the run's output directory
+            bwrap.give(Path(writable), self._sight.user, recursive=True)
         with self._lock:
             if self._journal is None:
                 self._journal = journal.Journal(self.run_dir, self._state.get("seq", 0))
@@ -540,7 +560,7 @@ class RunHandle:
                 return self._set(node, phase=FAILED, message=self._stop_reason)["phase"]
             try:
                 attempt = Attempt.prepare(template, step_dir, inputs, artifacts, self._globals,
-                                          number - 1, self._storage(), self.engine.isolate)
+                                          number - 1, self._storage(), self.engine.isolate, self._sight)
                 attempt.start()
             except (StepError, ExpressionError, OSError) as error:
                 return self._set(node, phase=ERROR, message=str(error))["phase"]

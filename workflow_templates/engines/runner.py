@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workflow_templates.engines.expressions import render
-from workflow_templates.engines.sandbox import bwrap_path, host_path, sandboxed
+from ground import bwrap
+from workflow_templates.engines.sandbox import Sight, bwrap_path, confined, host_path, sandboxed
 from workflow_templates.engines.scope import input_scope
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+# what a step gets of the engine's environment (besides LC_*); a template's env adds to it
+STEP_ENVIRONMENT = {"PATH", "HOME", "LANG", "TZ", "TERM", "USER", "LOGNAME", "PYTHONPATH", "VIRTUAL_ENV"}
 
 
 class StepError(Exception):
@@ -43,23 +46,28 @@ class Attempt:
     env: dict
     isolated: bool
     storage_root: Path
+    sight: Sight
     process: subprocess.Popen | None = None
     _reader: threading.Thread | None = None
 
     @classmethod
     def prepare(cls, template, step_dir, inputs, artifacts, globals_, retries, storage_root,
-                isolate) -> "Attempt":
+                isolate, sight: Sight | None = None) -> "Attempt":
         """Lay out step_dir (tmp/, work/, the script), place input artifacts, render argv."""
+        sight = sight or Sight()
         tmp, work = step_dir / "tmp", step_dir / "work"
         tmp.mkdir(parents=True, exist_ok=True)
         work.mkdir(exist_ok=True)
-        isolated = bool(isolate and bwrap_path())
+        isolated = bool(isolate and bwrap_path(sight.user))
         scope = _leaf_scope(template, globals_, inputs, retries)
         body = template.get("script") or template["container"]
         argv = _argv(body, "script" in template, scope, step_dir)
         env = _environment(body, scope, tmp, isolated)
-        attempt = cls(template, step_dir, scope, argv, env, isolated, Path(storage_root))
+        attempt = cls(template, step_dir, scope, argv, env, isolated, Path(storage_root), sight)
         attempt._place_inputs(artifacts)
+        if isolated:  # the sandbox user writes its scratch directories, inputs placed included
+            for scratch in (tmp, work):
+                bwrap.give(scratch, sight.user, recursive=True)
         return attempt
 
     def _host(self, path: str) -> Path:
@@ -93,14 +101,8 @@ class Attempt:
         return path
 
     def start(self) -> None:
-        """Start the process in its own process group (and, where possible, its own /tmp)."""
-        argv, _ = sandboxed(self.argv, self.step_dir / "tmp", self.isolated)
-        if self.isolated:
-            # Host paths under /tmp the step needs are hidden by its private /tmp: bind them back.
-            needed = {self.step_dir, self.storage_root.resolve(), PROJECT_ROOT, Path(sys.prefix).resolve()}
-            binds = [p for p in needed if str(p).startswith("/tmp/") and p.exists()]
-            extra = [a for p in sorted(binds) for a in ("--bind", str(p), str(p))]
-            argv = argv[:argv.index("--")] + extra + argv[argv.index("--"):]
+        """Start the process in its own process group (and, where possible, its sandbox)."""
+        argv, _ = sandboxed(self.argv, self.step_dir, self.isolated, self.sight)
         log = open(self.step_dir / "main.log", "ab")
         try:
             self.process = subprocess.Popen(
@@ -172,7 +174,7 @@ class Attempt:
     def _parameter(self, param: dict) -> str:
         source = param.get("valueFrom") or {}
         if "path" in source:
-            path = self._host(render(source["path"], self.scope))
+            path = self._output(render(source["path"], self.scope), param["name"])
             if path.is_file():
                 text = path.read_text(errors="replace")
                 return text[:-1] if text.endswith("\n") else text
@@ -181,8 +183,17 @@ class Attempt:
         raise StepError(f"output parameter {param['name']!r}: "
                         f"{source.get('path', '(no valueFrom.path)')} not found")
 
+    def _output(self, path: str, name: str) -> Path:
+        """Where a sandboxed step's output is on the host, refused when a link leads out of what
+        the step could write (the engine, maybe root, would read for it what it cannot)."""
+        host = self._host(path)
+        writable = [self.step_dir / "tmp", self.step_dir / "work", *map(Path, self.sight.write)]
+        if self.isolated and host.exists() and not confined(host, writable):
+            raise StepError(f"output {name!r}: {path} leads out of the step's directories")
+        return host
+
     def _store(self, artifact: dict, run_id: str, node_dir: str) -> str | None:
-        path = self._host(render(artifact["path"], self.scope))
+        path = self._output(render(artifact["path"], self.scope), artifact["name"])
         if not path.exists():
             if artifact.get("optional"):
                 return None
@@ -209,8 +220,12 @@ def _argv(body: dict, script: bool, scope: dict, step_dir: Path) -> list[str]:
 
 
 def _environment(body: dict, scope: dict, tmp: Path, isolated: bool) -> dict[str, str]:
-    """The engine's environment, the project importable, then the template's env values."""
-    env = dict(os.environ)
+    """Of the engine's environment only what a program needs (never its keys or tokens: the worker
+    may hold LABCOMMONS_SECRET_KEY or a token there), the project importable, then the template's
+    env values. A sandboxed step's home is its work directory."""
+    env = {k: v for k, v in os.environ.items() if k in STEP_ENVIRONMENT or k.startswith("LC_")}
+    if isolated:
+        env["HOME"] = str(tmp.parent / "work")
     # `python` inside `sh -c` too finds the engine's interpreter (its venv) first.
     env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent),
                                                 env.get("PATH")]))
@@ -233,8 +248,8 @@ def artifact_source(artifact: dict, scope: dict) -> dict | None:
 
 def _copy(origin: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    if origin.is_dir():
-        shutil.copytree(origin, target, dirs_exist_ok=True)
+    if origin.is_dir():  # links inside stay links: never followed by the engine
+        shutil.copytree(origin, target, symlinks=True, dirs_exist_ok=True)
     else:
         shutil.copyfile(origin, target)
 

@@ -1,9 +1,11 @@
 """Fixtures for the local engine's tests.
 
 - engine:   a LocalEngine (2 parallel steps) with its storage root and runs dir under tmp_path.
-- shared:   a directory outside /tmp that every step can see (each step has a private /tmp),
-            for counters and timestamps; removed after the test.
-- run:      run(template_yaml, **parameters) -> the finished RunHandle (60 s at most).
+- shared:   a directory outside /tmp that every step may write (each step has a private /tmp and
+            sees of the host's files only what its run `sees`), for counters and timestamps;
+            removed after the test.
+- run:      run(template_yaml, **parameters) -> the finished RunHandle (60 s at most), its
+            steps seeing `shared`.
 """
 from __future__ import annotations
 
@@ -25,14 +27,15 @@ def engine(tmp_path) -> LocalEngine:
 @pytest.fixture
 def shared():
     path = Path(tempfile.mkdtemp(prefix="labcommons-engine-test-", dir="/var/tmp"))
+    path.chmod(0o777)  # steps run as the sandbox user when the tests run as root
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
-def run(engine):
+def run(engine, shared):
     def run(template: str, **parameters):
-        handle = engine.start(textwrap.dedent(template), parameters=parameters)
+        handle = engine.start(textwrap.dedent(template), parameters=parameters, sees={"write": [shared]})
         handle.wait(60)
         assert handle.phase != "Running", "run did not finish within 60 s"
         return handle

@@ -184,7 +184,7 @@ import sys
 from workflow_templates.engines import journal
 from workflow_templates.engines.local import LocalEngine
 engine = LocalEngine(sys.argv[1], sys.argv[2], max_parallel=2, isolate=sys.argv[4] == "1")
-engine.start(open(sys.argv[3]).read(), run_id="crash").wait()
+engine.start(open(sys.argv[3]).read(), run_id="crash", sees={"write": [sys.argv[5]]}).wait()
 """
 
 
@@ -205,7 +205,7 @@ def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, lim
         """, counted))
     storage, runs = tmp_path / "storage", tmp_path / "runs"
     child = subprocess.Popen([sys.executable, "-c", CRASHING_RUN, storage, runs,
-                              tmp_path / "t.yaml", "1" if isolate else "0"],
+                              tmp_path / "t.yaml", "1" if isolate else "0", shared],
                              cwd=Path(__file__).resolve().parents[3])
     deadline = time.monotonic() + 30
     while count(shared / "b") == 0 and time.monotonic() < deadline:
@@ -272,7 +272,7 @@ def test_parallelism_limits_how_many_steps_run_at_once(tmp_path, shared, where):
               start = time.time()
               time.sleep(0.4)
               open("{shared}/{{{{inputs.parameters.label}}}}", "w").write(f"{{start}} {{time.time()}}")
-        """, ""))
+        """, ""), sees={"write": [shared]})
     assert handle.wait(60) == "Succeeded", handle.status()["message"]
     spans = sorted(tuple(map(float, p.read_text().split())) for p in shared.iterdir())
     assert len(spans) == 4
