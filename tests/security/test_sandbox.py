@@ -252,7 +252,7 @@ def test_a_workers_step_sees_its_runs_project_only(settings, admin, project):
         time.sleep(0.1)
     done = admin.run(run.id)
     assert done.status == "succeeded", f"{done.status}: {done.message}"
-    seen = json.loads(next(worker.output_dir(run.id).glob("seen.json")).read_text())
+    seen = json.loads(next(worker.output_dir(done).glob("seen.json")).read_text())
     assert seen["input"] == "<imzML/> of the run's project" and seen["uid"] != 0
     assert project in seen["storage"] and "other-project" not in seen["storage"]
     assert {seen["foreign"], seen["key"], seen["notebooks"]} <= {"FileNotFoundError", "PermissionError"}
