@@ -48,7 +48,8 @@ class LabcommonsLocalSpawner(SimpleLocalProcessSpawner):
 
     sandbox = Enum(("auto", "on", "off"), "auto", config=True, help=(
         "on: every server in a bubblewrap sandbox, and no server where bubblewrap cannot run; "
-        "auto: sandboxed where bubblewrap runs, else a warning in the hub's log; off: none."))
+        "auto: sandboxed where bubblewrap runs, else (a hub not run as root) a warning in the hub's log; "
+        "off: none."))
     hidden_dir = Unicode("", config=True, help=(
         "A directory servers must not see (the data dir), but for the user's own notebook directory "
         "and the folders of the projects the user may read."))
@@ -102,6 +103,10 @@ class LabcommonsLocalSpawner(SimpleLocalProcessSpawner):
         if found is None:
             if self.sandbox == "on":
                 raise RuntimeError(f"LABCOMMONS_HUB_SANDBOX is on, but {why_not}")
+            if os.geteuid() == 0:  # unsandboxed, a server would run as root: the whole host, every secret
+                raise RuntimeError(f"{why_not}; the hub runs as root, and a notebook server without a sandbox "
+                                   "would run as root too: install bubblewrap, or run the hub as an "
+                                   "unprivileged user")
             self.log.warning("%s: %s's server runs without a sandbox and can read the data directory "
                              "(set LABCOMMONS_HUB_SANDBOX=on to refuse instead)", why_not, self.user.name)
             return []

@@ -112,8 +112,12 @@ def test_where_bubblewrap_cannot_run_on_refuses_and_auto_warns(tmp_path, monkeyp
     monkeypatch.setattr(bwrap, "find", lambda user=None: (None, "bubblewrap (bwrap) is not installed"))
     with pytest.raises(RuntimeError, match="LABCOMMONS_HUB_SANDBOX is on, but bubblewrap .* not installed"):
         spawner(tmp_path, "on").sandbox_command()
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert spawner(tmp_path, "auto").sandbox_command() == []
     assert "ada's server runs without a sandbox" in caplog.text
+    monkeypatch.setattr(os, "geteuid", lambda: 0)  # a root hub never starts a server unsandboxed
+    with pytest.raises(RuntimeError, match="the hub runs as root"):
+        spawner(tmp_path, "auto").sandbox_command()
     assert spawner(tmp_path, "off").sandbox_command() == []
 
 
