@@ -62,6 +62,8 @@ c.Spawner.http_timeout = 60
 c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 if settings.hub_spawner == "kubernetes":
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    # where its mount hook asks which projects a user may read (the chart's hub.extraEnv gives it there)
+    os.environ.setdefault("LABCOMMONS_PORTAL_INTERNAL_URL", settings.portal_internal_url or settings.portal_public_url)
     load_subconfig(str(HERE / "kubespawner.py"))  # noqa: F821 -- what the z2jh hub loads too
     image = c.KubeSpawner.image
     # what deploy/values/jupyterhub.yaml gives the z2jh hub, for a hub run outside the chart:
