@@ -92,11 +92,12 @@ def readable_projects(portal: str, token: str, timeout: float = WHOAMI_TIMEOUT_S
     return projects
 
 
-async def mount_projects(spawner) -> None:
+async def mount_projects(spawner, portal: str = "") -> None:
     """pre_spawn_hook: the pod mounts the storage folders of exactly the projects its user may
-    read now; the spawn fails, with the reason, when that cannot be learnt."""
+    read now; the spawn fails, with the reason, when that cannot be learnt. The portal is asked at
+    `portal`, else at LABCOMMONS_PORTAL_INTERNAL_URL (the chart's hub.extraEnv)."""
     userdata = ((await spawner.user.get_auth_state()) or {}).get("oauth_user") or {}
-    portal = env("LABCOMMONS_PORTAL_INTERNAL_URL", "")
+    portal = portal or env("LABCOMMONS_PORTAL_INTERNAL_URL", "")
     if not userdata.get(TOKEN_KEY) or not portal:
         raise RuntimeError(f"no notebook server for {spawner.user.name}: "
                            + ("the hub holds no token of theirs; sign in again" if portal else
