@@ -48,6 +48,9 @@ c.KubeSpawner.environment = {
 c.KubeSpawner.allow_privilege_escalation = False
 c.KubeSpawner.uid = 1000
 c.KubeSpawner.fs_gid = 100
+# the share's files are the portal's and the worker's (uid and gid 10001, deploy/base): their group
+# may read what they keep from others; the mounts are read-only and hold only granted projects
+c.KubeSpawner.supplemental_gids = [10001]
 c.KubeSpawner.image = IMAGE
 c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
 

@@ -114,6 +114,7 @@ def test_pod_and_claim_manifests_validate_and_carry_the_profile(profile, cpu, gi
     assert volumes["home"]["persistentVolumeClaim"]["claimName"] == "claim-ana"
     assert {"name": "home", "mountPath": "/home/jovyan"} in container["volumeMounts"]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["spec"]["securityContext"]["supplementalGroups"] == [10001]  # the storage's group (deploy/base)
 
 
 def test_a_broken_manifest_is_caught():
