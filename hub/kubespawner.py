@@ -111,11 +111,19 @@ async def mount_projects(spawner, portal: str = "") -> None:
     except (RuntimeError, ValueError) as error:
         raise RuntimeError(f"no notebook server for {spawner.user.name}: cannot learn which projects "
                            f"they may read: {error}") from None
-    # the spawner outlives its servers: the last spawn's mounts go, so a revoked grant is not kept
-    spawner.volumes = [v for v in spawner.volumes if v.get("name") != VOLUME] + volumes
-    spawner.volume_mounts = [m for m in spawner.volume_mounts if m.get("name") != VOLUME] + mounts
+    spawner.volumes = replaced(spawner.volumes, volumes)
+    spawner.volume_mounts = replaced(spawner.volume_mounts, mounts)
+
+
+def replaced(configured, storage: list[dict]) -> list[dict]:
+    """The configured volumes (or mounts: a list, or a dict KubeSpawner orders by key) without the
+    storage claim's, then `storage`: the spawner outlives its servers, and a revoked grant's mount
+    from the last spawn must not stay."""
+    items = [configured[key] for key in sorted(configured)] if isinstance(configured, dict) else list(configured)
+    return [item for item in items if item.get("name") != VOLUME] + storage
 
 
 # Every spawn learns the user's readable projects first (hub/sso.py's refresh_pre_spawn makes the
-# token in the auth state fresh just before).
+# token in the auth state fresh just before). A profile's kubespawner_override of volumes or
+# volume_mounts, applied after this hook, would replace these mounts: the profiles here set none.
 c.KubeSpawner.pre_spawn_hook = mount_projects

@@ -127,6 +127,7 @@ def test_a_broken_manifest_is_caught():
 def test_the_z2jh_hub_gets_the_shared_settings_and_keeps_its_own_profiles():
     shared = PyFileConfigLoader("kubespawner.py", str(HUB)).load_config()
     assert "LABCOMMONS_HOST" in shared.KubeSpawner.environment
+    assert shared.KubeSpawner.pre_spawn_hook.__name__ == "mount_projects"  # raw files follow grants there too
     # the token hook is hub/sso.py's, for every spawner: one set here would shadow it
     assert "auth_state_hook" not in shared.KubeSpawner
     assert "profile_list" not in shared.KubeSpawner  # the chart's profileList, not this file's
@@ -168,6 +169,16 @@ def test_the_storage_mounts_are_one_read_only_subpath_per_readable_project():
     assert kubespawner["storage_mounts"]("all", "shared-claim")[1] == [
         {"name": "labcommons-storage", "mountPath": "/srv/labcommons/storage", "readOnly": True}]
     assert kubespawner["storage_mounts"]([], "shared-claim") == ([], [])  # no grant: no volume at all
+
+
+def test_a_new_spawns_storage_mounts_replace_the_last_ones_and_keep_the_rest():
+    replaced = load_hub_module()["replaced"]
+    home = {"name": "home", "persistentVolumeClaim": {"claimName": "claim-ana"}}
+    old = {"name": "labcommons-storage", "mountPath": "/srv/labcommons/storage/gone", "subPath": "gone"}
+    new = {"name": "labcommons-storage", "mountPath": "/srv/labcommons/storage/kept", "subPath": "kept"}
+    assert replaced([home, old], [new]) == [home, new]
+    # z2jh may give them as a dict, which KubeSpawner orders by key
+    assert replaced({"b": old, "a": home}, []) == [home]
 
 
 @pytest.mark.parametrize("project_id", ["..", ".", "", "a/b", "../proj-b", "/", "{username}", "a\x00b", "-x",

@@ -17,8 +17,8 @@ from werkzeug.serving import make_server
 
 from metadata.auth import Tokens
 from portal import create_app
-from tests.hub.test_kubespawner import (Hub, User, kubernetes_mode, no_cluster, pod_manifest,  # noqa: F401
-                                        settings as hub_settings, validate_pod)
+from tests.hub.test_kubespawner import (Hub, User, kubernetes_mode, load_hub_module, no_cluster,  # noqa: F401
+                                        pod_manifest, settings as hub_settings, validate_pod)
 from tests.portal.test_whoami import personal_token
 
 GRANTED, FOREIGN = "proj-granted", "proj-foreign"
@@ -52,12 +52,12 @@ def spawns(token: str, *, between=None, times: int = 1) -> list[dict]:
     return asyncio.run(run())
 
 
-def spawn_refused(token: str, reason: str) -> None:
+def spawn_refused(token: str, reason: str, hook=None) -> None:
     """The spawn fails with the reason, and nothing of the storage claim was added to the spawner."""
     async def run():
         spawner = KubeSpawner(config=hub_settings(), user=User(token), hub=Hub(), _mock=True)
         with pytest.raises(RuntimeError, match=reason):
-            await spawner.run_pre_spawn_hook()
+            await (hook(spawner) if hook else spawner.run_pre_spawn_hook())
         assert not [v for v in spawner.volumes if v.get("name") == "labcommons-storage"]
         assert not [m for m in spawner.volume_mounts if m.get("name") == "labcommons-storage"]
     asyncio.run(run())
@@ -108,6 +108,12 @@ def test_an_unreachable_portal_refuses_the_spawn(monkeypatch, server, admin):
     monkeypatch.setenv("LABCOMMONS_PORTAL_INTERNAL_URL", f"http://127.0.0.1:{port}")
     token, _ = personal_token(server, admin, "ana", {GRANTED: "read"})
     spawn_refused(token, "did not answer")
+
+
+def test_the_charts_hub_without_the_portals_address_refuses_every_spawn(monkeypatch):
+    monkeypatch.delenv("LABCOMMONS_PORTAL_INTERNAL_URL", raising=False)
+    # the hook as the chart's hub has it: hub/kubespawner.py alone, the address from hub.extraEnv
+    spawn_refused("tok-ana", "LABCOMMONS_PORTAL_INTERNAL_URL is not set", hook=load_hub_module()["mount_projects"])
 
 
 class Answer(http.server.BaseHTTPRequestHandler):
