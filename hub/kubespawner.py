@@ -23,7 +23,7 @@ import urllib.request
 c = get_config()  # noqa: F821 -- provided by traitlets when the hub loads this file
 env = os.environ.get
 IMAGE = env("LABCOMMONS_HUB_IMAGE", "labcommons:latest")  # the project's image: jupyterhub-singleuser + labcommons
-DATA_DIR = "/srv/labcommons"
+DATA_DIR = "/var/lib/labcommons"  # the image's LABCOMMONS_DATA_DIR, as in labcommons' own pods (deploy/base)
 STORAGE_ROOT = f"{DATA_DIR}/storage"
 # a ReadOnlyMany claim of the storage share in the servers' namespace (deploy/base/notebooks-storage.yaml)
 STORAGE_CLAIM = env("LABCOMMONS_HUB_STORAGE_CLAIM", "labcommons-storage-notebooks")
@@ -38,8 +38,8 @@ c.KubeSpawner.environment = {
     "LABCOMMONS_HOST": env("LABCOMMONS_HUB_METADATA_HOST", "labcommons-metadata.labcommons.svc.cluster.local"),
     "LABCOMMONS_PORT": env("LABCOMMONS_HUB_METADATA_PORT", "9090"),
     # the helper reads spectra from <data dir>/storage/<project> (ground.settings' storage_root),
-    # where the granted projects' folders are mounted; outside the image's own /var/lib/labcommons,
-    # which the notebook's user cannot enter
+    # where the granted projects' folders are mounted: the path the portal and the service know the
+    # share by, which the file:// storage URLs name
     "LABCOMMONS_DATA_DIR": DATA_DIR,
 }
 
@@ -48,8 +48,9 @@ c.KubeSpawner.environment = {
 c.KubeSpawner.allow_privilege_escalation = False
 c.KubeSpawner.uid = 1000
 c.KubeSpawner.fs_gid = 100
-# the share's files are the portal's and the worker's (uid and gid 10001, deploy/base): their group
-# may read what they keep from others; the mounts are read-only and hold only granted projects
+# the image's data dir (0750) and the share's files are the portal's and the worker's (uid and gid
+# 10001, deploy/base): their group may enter it and read the files; the mounts are read-only and
+# hold only granted projects
 c.KubeSpawner.supplemental_gids = [10001]
 c.KubeSpawner.image = IMAGE
 c.KubeSpawner.cmd = ["jupyterhub-singleuser"]

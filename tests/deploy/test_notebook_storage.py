@@ -33,3 +33,16 @@ def test_the_notebooks_claim_is_read_only_in_the_hubs_namespace_and_bound_to_the
     assert claim["spec"]["volumeName"] == volume["metadata"]["name"]
     assert volume["spec"]["claimRef"] == {"namespace": "jupyterhub", "name": name}
     assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain" and volume["spec"]["nfs"]["readOnly"] is True
+
+
+def test_notebooks_find_the_files_where_the_storage_urls_name_them(rendered):
+    """Storage URLs name files under the portal's and worker's storage root (file:///<root>/<project>/...);
+    the notebook helper checks them against its own root, so the pods must mount the share there."""
+    from tests.deploy.test_manifests import container
+    hub = load_hub_module()
+    for component in ("portal", "worker"):
+        (mount,) = [m for m in container(rendered("prod"), component)["volumeMounts"] if m["name"] == "storage"]
+        assert mount["mountPath"] == hub["STORAGE_ROOT"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert f"LABCOMMONS_DATA_DIR={hub['DATA_DIR']} " in dockerfile  # the service's root too
+    assert hub["STORAGE_ROOT"] == f"{hub['DATA_DIR']}/storage"  # ground.settings' storage_root

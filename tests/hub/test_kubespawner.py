@@ -162,20 +162,20 @@ def test_the_storage_mounts_are_one_read_only_subpath_per_readable_project():
     assert volumes == [{"name": "labcommons-storage",
                         "persistentVolumeClaim": {"claimName": "shared-claim", "readOnly": True}}]
     assert mounts == [
-        {"name": "labcommons-storage", "mountPath": "/srv/labcommons/storage/proj-b", "subPath": "proj-b", "readOnly": True},
-        {"name": "labcommons-storage", "mountPath": "/srv/labcommons/storage/proj_a", "subPath": "proj_a", "readOnly": True},
+        {"name": "labcommons-storage", "mountPath": "/var/lib/labcommons/storage/proj-b", "subPath": "proj-b", "readOnly": True},
+        {"name": "labcommons-storage", "mountPath": "/var/lib/labcommons/storage/proj_a", "subPath": "proj_a", "readOnly": True},
     ]
     # administrators and workers read every project: the whole claim, read-only
     assert kubespawner["storage_mounts"]("all", "shared-claim")[1] == [
-        {"name": "labcommons-storage", "mountPath": "/srv/labcommons/storage", "readOnly": True}]
+        {"name": "labcommons-storage", "mountPath": "/var/lib/labcommons/storage", "readOnly": True}]
     assert kubespawner["storage_mounts"]([], "shared-claim") == ([], [])  # no grant: no volume at all
 
 
 def test_a_new_spawns_storage_mounts_replace_the_last_ones_and_keep_the_rest():
     replaced = load_hub_module()["replaced"]
     home = {"name": "home", "persistentVolumeClaim": {"claimName": "claim-ana"}}
-    old = {"name": "labcommons-storage", "mountPath": "/srv/labcommons/storage/gone", "subPath": "gone"}
-    new = {"name": "labcommons-storage", "mountPath": "/srv/labcommons/storage/kept", "subPath": "kept"}
+    old = {"name": "labcommons-storage", "mountPath": "/var/lib/labcommons/storage/gone", "subPath": "gone"}
+    new = {"name": "labcommons-storage", "mountPath": "/var/lib/labcommons/storage/kept", "subPath": "kept"}
     assert replaced([home, old], [new]) == [home, new]
     # z2jh may give them as a dict, which KubeSpawner orders by key
     assert replaced({"b": old, "a": home}, []) == [home]

@@ -76,7 +76,7 @@ def test_a_project_the_user_cannot_read_never_appears_in_the_pod(portal_url, ser
     volumes, mounts = storage_of(pod)
     assert volumes == [{"name": "labcommons-storage", "persistentVolumeClaim": {
         "claimName": "labcommons-storage-notebooks", "readOnly": True}}]
-    assert mounts == [{"name": "labcommons-storage", "mountPath": f"/srv/labcommons/storage/{GRANTED}",
+    assert mounts == [{"name": "labcommons-storage", "mountPath": f"/var/lib/labcommons/storage/{GRANTED}",
                        "subPath": GRANTED, "readOnly": True}]
     assert FOREIGN not in json.dumps(pod)
 
