@@ -8,11 +8,12 @@ them over Thrift: their name and {"projects": [ids]}, or "all" for administrator
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 from thriftpy2.transport import TTransportException
 
-from metadata.client import ERRORS, MetadataClient
+from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
+from portal.oauth import service
 
 bp = Blueprint("whoami", __name__, url_prefix="/api")
 PATH = "/api/whoami"
@@ -34,9 +35,8 @@ def whoami():
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return refusal(401, "give the user's metadata-service token as 'Authorization: Bearer <token>'")
-    settings = current_app.config["SETTINGS"]
     try:
-        with MetadataClient(settings.host, settings.port, token.strip()) as client:
+        with service(token.strip()) as client:
             identity = client.whoami()
     except T.Unauthenticated as refused:
         return refusal(401, f"the token is not accepted: {refused.message}")
