@@ -6,6 +6,7 @@ chart also loads). Users sign in through the portal (OAuth2, hub/../portal/oauth
 each user's metadata-service token to the hub in its auth state: hub/sso.py, shared with the
 chart's hub too. See docs/jupyterhub.md.
 """
+import functools
 import os
 import shutil
 import sys
@@ -63,6 +64,9 @@ c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 if settings.hub_spawner == "kubernetes":
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     load_subconfig(str(HERE / "kubespawner.py"))  # noqa: F821 -- what the z2jh hub loads too
+    # where its mount hook asks which projects a user may read (the chart's hub.extraEnv gives it there)
+    c.KubeSpawner.pre_spawn_hook = functools.partial(
+        c.KubeSpawner.pre_spawn_hook, portal=settings.portal_internal_url or settings.portal_public_url)
     image = c.KubeSpawner.image
     # what deploy/values/jupyterhub.yaml gives the z2jh hub, for a hub run outside the chart:
     # each user's pods in a namespace of their own (quotas and policies per user) ...

@@ -45,7 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(test_config or {})
 
     from portal import (account, admin, auth, bulk, client, csrf, downloads, exports, hub_progress, jupyter,
-                        notifications, oauth, register)
+                        notifications, oauth, register, whoami)
     from portal.workflows import logs
     app.add_url_rule("/", "home", lambda: redirect(auth.HOME))  # before Dash, so it wins over Dash's "/"
     csrf.init_app(app)
@@ -63,6 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     oauth.init_app(app)
     jupyter.init_app(app)
     hub_progress.init_app(app)
+    whoami.init_app(app)
     app.after_request(security_headers)
     claim_dash_callbacks(app)  # last: Flask takes no more set-up after its first request
     return app

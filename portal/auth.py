@@ -31,9 +31,9 @@ from portal.client import UNREACHABLE, get_client, operator_client, sentence
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
-# the hub's server-to-server OAuth calls (portal/oauth.py) authenticate themselves
+# the hub's server-to-server calls (portal/oauth.py, portal/whoami.py) authenticate themselves
 PUBLIC = ("/signin", "/assets/", "/_dash-component-suites/", "/_favicon.ico", "/static/", "/oauth/token",
-          "/oauth/userinfo")
+          "/oauth/userinfo", "/api/whoami")
 HOME = "/explore"
 UNSAFE_IN_NEXT = re.compile(r"[\x00-\x20\x7f\\]")  # control characters, space, backslash
 EXPIRED = "Your session has expired; please sign in again."

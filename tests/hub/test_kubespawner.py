@@ -23,8 +23,11 @@ HUB = Path(__file__).resolve().parents[2] / "hub"
 class User:
     name, id, url = "ana", 7, "/user/ana/"
 
+    def __init__(self, token: str = "tok-ana"):
+        self.token = token  # what the hub's auth state holds, as the pre-spawn refresh left it
+
     async def get_auth_state(self):
-        return {"oauth_user": {"name": "ana", "labcommons_token": "tok-ana"}}
+        return {"oauth_user": {"name": "ana", "labcommons_token": self.token}}
 
 
 class Hub:
@@ -63,16 +66,29 @@ def no_cluster(tmp_path, monkeypatch):
 def manifests(profile: str) -> tuple[dict, dict, KubeSpawner]:
     async def build():
         spawner = KubeSpawner(config=settings(), user=User(), hub=Hub(), _mock=True)
-        spawner.user_options = {"profile": profile}
-        spawner.api_token = "hub-token"
-        await spawner.load_user_options()
-        spawner.auth_state_hook(spawner, await spawner.user.get_auth_state())
-        pod = await spawner.get_pod_manifest()
+        pod = await pod_manifest(spawner, profile)
         async with ApiClient() as client:  # serialization only; it sends nothing
-            return (client.sanitize_for_serialization(pod),
-                    client.sanitize_for_serialization(spawner.get_pvc_manifest()), spawner)
+            return pod, client.sanitize_for_serialization(spawner.get_pvc_manifest()), spawner
 
     return asyncio.run(build())
+
+
+async def pod_manifest(spawner: KubeSpawner, profile: str = "imaging-ms", pre_spawn: bool = False) -> dict:
+    """The pod a spawn would create, as JSON: after the pre-spawn hook when pre_spawn (as the
+    hub's User.spawn runs it), then the profile and the token hook, as KubeSpawner's start does."""
+    if pre_spawn:
+        await spawner.run_pre_spawn_hook()
+    spawner.user_options = {"profile": profile}
+    spawner.api_token = "hub-token"
+    await spawner.load_user_options()
+    spawner.auth_state_hook(spawner, await spawner.user.get_auth_state())
+    pod = await spawner.get_pod_manifest()
+    async with ApiClient() as client:  # serialization only; it sends nothing
+        return client.sanitize_for_serialization(pod)
+
+
+def validate_pod(pod: dict) -> None:
+    kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", **pod}, KUBERNETES_VERSION, strict=True)
 
 
 @pytest.mark.parametrize("profile, cpu, gib", [("imaging-ms", 2, 8), ("large", 8, 32)])
@@ -98,6 +114,7 @@ def test_pod_and_claim_manifests_validate_and_carry_the_profile(profile, cpu, gi
     assert volumes["home"]["persistentVolumeClaim"]["claimName"] == "claim-ana"
     assert {"name": "home", "mountPath": "/home/jovyan"} in container["volumeMounts"]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["spec"]["securityContext"]["supplementalGroups"] == [10001]  # the storage's group (deploy/base)
 
 
 def test_a_broken_manifest_is_caught():
@@ -110,6 +127,7 @@ def test_a_broken_manifest_is_caught():
 def test_the_z2jh_hub_gets_the_shared_settings_and_keeps_its_own_profiles():
     shared = PyFileConfigLoader("kubespawner.py", str(HUB)).load_config()
     assert "LABCOMMONS_HOST" in shared.KubeSpawner.environment
+    assert shared.KubeSpawner.pre_spawn_hook.__name__ == "mount_projects"  # raw files follow grants there too
     # the token hook is hub/sso.py's, for every spawner: one set here would shadow it
     assert "auth_state_hook" not in shared.KubeSpawner
     assert "profile_list" not in shared.KubeSpawner  # the chart's profileList, not this file's
@@ -136,3 +154,49 @@ def test_the_spawner_class_is_the_kubespawner_package_not_hub_kubespawner_py(tmp
                             cwd=tmp_path, env={**os.environ, "LABCOMMONS_DATA_DIR": str(tmp_path / "data")})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "kubespawner.spawner"
+
+
+def test_the_storage_mounts_are_one_read_only_subpath_per_readable_project():
+    kubespawner = load_hub_module()
+    volumes, mounts = kubespawner["storage_mounts"](["proj-b", "proj_a", "proj-b"], "shared-claim")
+    assert volumes == [{"name": "labcommons-storage",
+                        "persistentVolumeClaim": {"claimName": "shared-claim", "readOnly": True}}]
+    assert mounts == [
+        {"name": "labcommons-storage", "mountPath": "/var/lib/labcommons/storage/proj-b", "subPath": "proj-b", "readOnly": True},
+        {"name": "labcommons-storage", "mountPath": "/var/lib/labcommons/storage/proj_a", "subPath": "proj_a", "readOnly": True},
+    ]
+    # administrators and workers read every project: the whole claim, read-only
+    assert kubespawner["storage_mounts"]("all", "shared-claim")[1] == [
+        {"name": "labcommons-storage", "mountPath": "/var/lib/labcommons/storage", "readOnly": True}]
+    assert kubespawner["storage_mounts"]([], "shared-claim") == ([], [])  # no grant: no volume at all
+
+
+def test_a_new_spawns_storage_mounts_replace_the_last_ones_and_keep_the_rest():
+    replaced = load_hub_module()["replaced"]
+    home = {"name": "home", "persistentVolumeClaim": {"claimName": "claim-ana"}}
+    old = {"name": "labcommons-storage", "mountPath": "/var/lib/labcommons/storage/gone", "subPath": "gone"}
+    new = {"name": "labcommons-storage", "mountPath": "/var/lib/labcommons/storage/kept", "subPath": "kept"}
+    assert replaced([home, old], [new]) == [home, new]
+    # z2jh may give them as a dict, which KubeSpawner orders by key
+    assert replaced({"b": old, "a": home}, []) == [home]
+
+
+@pytest.mark.parametrize("project_id", ["..", ".", "", "a/b", "../proj-b", "/", "{username}", "a\x00b", "-x",
+                                        "x" * 65, 7, None, "all/.."])
+def test_a_project_id_that_is_not_a_folder_name_never_becomes_a_subpath(project_id):
+    with pytest.raises(ValueError, match=r"is not a project id \(1 to 64 letters"):
+        load_hub_module()["storage_mounts"](["proj-a", project_id], "shared-claim")
+
+
+def test_the_pods_environment_points_the_helper_at_the_mounted_storage_root():
+    (container,) = manifests("imaging-ms")[0]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # ground.settings: storage_root = <LABCOMMONS_DATA_DIR>/storage, where the projects are mounted
+    assert env["LABCOMMONS_DATA_DIR"] + "/storage" == load_hub_module()["STORAGE_ROOT"]
+
+
+def load_hub_module() -> dict:
+    """hub/kubespawner.py's names, as the hub's load_subconfig runs it."""
+    namespace = {"get_config": Config}
+    exec(compile((HUB / "kubespawner.py").read_text(), str(HUB / "kubespawner.py"), "exec"), namespace)
+    return namespace
