@@ -169,3 +169,15 @@ def test_export_to_a_file_says_what_it_wrote(cli, two_projects, tmp_path):
     result = cli("export", "sample", "-o", str(out))
     assert result.exit_code == 0 and f"wrote 1 sample node(s) as TSV to {out}" in result.output
     assert "wrote" not in cli("export", "sample").stdout  # to stdout: only the data
+
+
+def test_shell_completion_comes_from_click():
+    from click.testing import CliRunner
+
+    from labcommons.cli import main
+    runner = CliRunner()
+    script = runner.invoke(main, [], prog_name="labcommons", env={"_LABCOMMONS_COMPLETE": "bash_source"})
+    assert "_labcommons_completion()" in script.output
+    words = runner.invoke(main, [], prog_name="labcommons", env={
+        "_LABCOMMONS_COMPLETE": "bash_complete", "COMP_WORDS": "labcommons run sh", "COMP_CWORD": "2"})
+    assert words.output.splitlines() == ["plain,show"]
