@@ -181,3 +181,12 @@ def test_shell_completion_comes_from_click():
     words = runner.invoke(main, [], prog_name="labcommons", env={
         "_LABCOMMONS_COMPLETE": "bash_complete", "COMP_WORDS": "labcommons run sh", "COMP_CWORD": "2"})
     assert words.output.splitlines() == ["plain,show"]
+
+
+def test_a_submitter_id_resolves_only_among_projects_the_caller_can_read(cli, server, two_projects, admin):
+    project, other = two_projects
+    token, _ = server.tokens.mint("olga", ["analyst"], {project: "read"})
+    got = cli("--token", token, "get", "c-1")  # other-proj's c-1 is neither a candidate nor named
+    assert got.exit_code == 0 and json.loads(got.output)["id"] == admin.find(project, "c-1")["id"]
+    refused = cli("--token", token, "get", "c-1", "-p", other)
+    assert refused.exit_code == 1 and admin.find(other, "c-1")["id"] not in refused.output

@@ -28,7 +28,7 @@ def test_launch_then_launch_again_shows_the_existing_run(workflow_cli, measureme
     again = workflow_cli("launch", "size-report", measurement, "-p", "mode=ok")
     assert again.exit_code == 0 and f"already queued: run {run_id}" in again.output
     listed = workflow_cli("runs", "--status", "queued")
-    assert run_id[:24] in listed.output and "1 of 1 run(s)" in listed.output  # 80 columns here
+    assert run_id in listed.output and "1 of 1 run(s)" in listed.output  # whole, at 80 columns too
     shown = workflow_cli("run", "show", run_id)
     assert "size-report" in shown.output and "queued" in shown.output
     cancelled = workflow_cli("run", "cancel", run_id)
