@@ -17,7 +17,7 @@ from thriftpy2.transport import TTransportException
 
 from labcommons import resolve_token
 from labcommons.cli_output import Column, emit, output_option
-from labcommons.cli_resolve import node_id as resolve_node
+from labcommons.cli_resolve import node as find_node, node_id as resolve_node
 from ground import settings as settings_module
 from metadata.client import ERRORS, MetadataClient
 
@@ -174,7 +174,7 @@ def submit(obj: Context, file: Path, project: str, fmt: str | None, dry_run: boo
 @reports_errors
 def get(obj: Context, node_id: str, project: str | None):
     """Print one node as JSON; NODE_ID is its id or its submitter id (as the portal shows it)."""
-    node = obj.client.get(resolve_node(obj.client, node_id, project or ""))
+    node = find_node(obj.client, node_id, project or "")
     click.echo(json.dumps(node, indent=2))
 
 

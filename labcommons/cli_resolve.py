@@ -18,15 +18,21 @@ class Unresolved(RuntimeError):
 
 
 def node_id(client, ref: str, project: str = "") -> str:
+    """The id of the node REF names (see `node`)."""
+    return node(client, ref, project)["id"]
+
+
+def node(client, ref: str, project: str = "") -> dict:
     """The node REF names: its id, or its submitter id in `project` (else in the one readable project that has it)."""
     if project:
-        return client.find(project, ref)["id"]
+        return client.find(project, ref)
     try:
-        return client.get(ref)["id"]
+        return client.get(ref)
     except MISSING:
         pass
-    found = [(node["id"], node["project_id"]) for p in readable_projects(client) if (node := _find(client, p, ref))]
-    return one(ref, "node", found, "give the project with -p/--project")
+    found = {n["id"]: n for p in readable_projects(client) if (n := _find(client, p, ref))}
+    return found[one(ref, "node", [(id_, n["project_id"]) for id_, n in found.items()],
+                     "give the project with -p/--project")]
 
 
 def readable_projects(client) -> list[str]:
