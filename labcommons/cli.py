@@ -42,6 +42,18 @@ class Context:
         return self._client
 
 
+def completes(names):
+    """A shell_complete callback offering the `names(client)` that start with what was typed."""
+    def complete(ctx: click.Context, param, incomplete: str) -> list[str]:
+        root = ctx.find_root().params
+        try:
+            client = Context(root.get("host"), root.get("port"), root.get("token")).client
+            return [name for name in names(client) if name.startswith(incomplete)]
+        except (*ERRORS, TTransportException, ConnectionError, RuntimeError, settings_module.SettingsError):
+            return []  # no service, no completions: never a traceback in the shell
+    return complete
+
+
 def reports_errors(command):
     """Turn service errors, unreachable services and bad settings into a message and exit 1."""
     @functools.wraps(command)

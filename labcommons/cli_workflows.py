@@ -12,7 +12,7 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from labcommons.cli import Context, err, main, out, reports_errors
+from labcommons.cli import Context, completes, err, main, out, reports_errors
 from labcommons.cli_output import Column, emit, output_option
 from labcommons.cli_resolve import node_id, run_id as resolve_run
 from metadata.idl import metadata_thrift as T
@@ -36,7 +36,7 @@ def templates(obj: Context, output: str):
 
 
 @click.command()
-@click.argument("template")
+@click.argument("template", shell_complete=completes(lambda client: [t.name for t in client.templates()]))
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="A template parameter.")
 @click.option("--project", default="", help="The project the INPUTS' submitter ids are in (default: the one "
@@ -124,7 +124,8 @@ RUN_COLUMNS = (Column("id", lambda r: r.id, is_id=True), Column("name", lambda r
                Column("project", lambda r: r.project_id, wide=True), Column("by", lambda r: r.created_by, wide=True),
                Column("created", lambda r: r.created_at[:19], wide=True),
                Column("message", lambda r: r.message, wide=True))
-RUN_REF = click.argument("run_ref", metavar="RUN")
+RUN_REF = click.argument("run_ref", metavar="RUN", shell_complete=completes(
+    lambda client: [name for r in client.runs(limit=50).runs for name in (r.submitter_id, r.id)]))
 
 
 @click.group()

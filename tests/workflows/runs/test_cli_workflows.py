@@ -130,3 +130,12 @@ def test_every_command_and_option_has_help():
         for name, sub in getattr(command, "commands", {}).items():
             yield from missing(sub, f"{path} {name}")
     assert list(missing(main, "labcommons")) == []
+
+
+def test_completion_offers_run_names_and_ids_and_templates(workflow_cli, two_runs):
+    def complete(words: str) -> list[str]:
+        env = {"_LABCOMMONS_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - (not words.endswith(" ")))}
+        return [line.partition(",")[2] for line in workflow_cli(prog_name="labcommons", env=env).output.splitlines()]
+    offered = complete("labcommons run show ")
+    assert sorted(offered) == sorted([r.id for r in two_runs] + [r.submitter_id for r in two_runs])
+    assert complete("labcommons launch si") == ["size-report"]
