@@ -55,7 +55,8 @@ def launch(obj: Context, template: str, inputs: tuple[str, ...], params: tuple[s
     if result.existing:
         out.print(f"an identical launch is already {run.status}: run {run.id} (use --force to run again)")
     else:
-        out.print(f"launched {run.template} as run {run.id} ({run.status})")
+        out.print(f"launched {run.template} as run {run.id} ({run.status}), named {run.submitter_id}",
+                  highlight=False, soft_wrap=True)
     if wait:
         run = follow(obj.client, run.id)
         out.print(outcome_line(run), highlight=False, soft_wrap=True)

@@ -112,7 +112,8 @@ def test_an_ambiguous_run_prefix_lists_the_candidates(workflow_cli, two_runs, me
 
 def test_launch_takes_the_measurement_name_and_runs_lists_as_json(workflow_cli, measurement, project, admin):
     launched = workflow_cli("launch", "size-report", "m", "--project", project)
-    assert launched.exit_code == 0 and "launched size-report" in launched.output
+    run = admin.runs().runs[0]
+    assert launched.output == f"launched size-report as run {run.id} (queued), named {run.submitter_id}\n"
     assert "already queued" in workflow_cli("launch", "size-report", measurement).output  # the same input
     assert "already queued" in workflow_cli("launch", "size-report", "m").output  # the one project that has it
     rows = json.loads(workflow_cli("runs", "-o", "json").output)
@@ -139,3 +140,11 @@ def test_completion_offers_run_names_and_ids_and_templates(workflow_cli, two_run
     offered = complete("labcommons run show ")
     assert sorted(offered) == sorted([r.id for r in two_runs] + [r.submitter_id for r in two_runs])
     assert complete("labcommons launch si") == ["size-report"]
+
+
+def test_a_wider_terminal_shows_the_run_names_whole_too(workflow_cli, two_runs, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    listed = workflow_cli("runs").output
+    assert all(f"{r.id} │ {r.submitter_id} │ size-report" in listed for r in two_runs)
+    wide = workflow_cli("runs", "-o", "wide").output
+    assert all(r.created_by in wide and r.project_id in wide for r in two_runs)
