@@ -54,15 +54,21 @@ def emit(console: Console, rows: Sequence, columns: Sequence[Column], output: st
 
 def fitting(rows: Sequence, columns: list[Column], width: int) -> list[Column]:
     """The columns, less those that drop (last first) while the table cannot fit `width`."""
-    while _least_width(rows, columns) > width and any(c.drops for c in columns):
-        columns = [c for c in columns if c is not [d for d in columns if d.drops][-1]]
+    droppable = [c for c in columns if c.drops]
+    while _least_width(rows, columns) > width and droppable:
+        dropped = droppable.pop()
+        columns = [c for c in columns if c is not dropped]
     return columns
 
 
 def _least_width(rows: Sequence, columns: Sequence[Column]) -> int:
     """The narrowest the table can be: whole ids, the other columns squeezed, and the rules between."""
-    widths = [_width(rows, c) if c.is_id else min(_width(rows, c), FLEX_MIN) for c in columns]
-    return sum(widths) + _rules(columns)
+    return sum(_least(rows, c) for c in columns) + _rules(columns)
+
+
+def _least(rows: Sequence, column: Column) -> int:
+    """An id column's whole width; another's up to FLEX_MIN."""
+    return _width(rows, column) if column.is_id else min(_width(rows, column), FLEX_MIN)
 
 
 def _rules(columns: Sequence[Column]) -> int:
@@ -78,8 +84,7 @@ def print_table(console: Console, rows: Sequence, columns: Sequence[Column], wid
     """A table `width` wide, never narrower than its whole ids (a terminal wraps a long line, never cuts it)."""
     table = Table(show_edge=False)
     for column in columns:
-        table.add_column(column.header, no_wrap=column.is_id, overflow="fold",
-                         min_width=_width(rows, column) if column.is_id else min(_width(rows, column), FLEX_MIN))
+        table.add_column(column.header, no_wrap=column.is_id, overflow="fold", min_width=_least(rows, column))
     for row in rows:
         texts = [_cell(c.value(row)) for c in columns]
         table.add_row(*(Text(t, style=c.style(t) if c.style else "") for c, t in zip(columns, texts)))
