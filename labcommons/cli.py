@@ -16,6 +16,8 @@ from rich.table import Table
 from thriftpy2.transport import TTransportException
 
 from labcommons import resolve_token
+from labcommons.cli_output import Column, emit, output_option
+from labcommons.cli_resolve import node as find_node, node_id as resolve_node
 from ground import settings as settings_module
 from metadata.client import ERRORS, MetadataClient
 
@@ -38,6 +40,18 @@ class Context:
         if self._client is None:
             self._client = MetadataClient(self.host, self.port, self._token or resolve_token(self.settings))
         return self._client
+
+
+def completes(names):
+    """A shell_complete callback offering the `names(client)` that start with what was typed."""
+    def complete(ctx: click.Context, param, incomplete: str) -> list[str]:
+        root = ctx.find_root().params
+        try:
+            client = Context(root.get("host"), root.get("port"), root.get("token")).client
+            return [name for name in names(client) if name.startswith(incomplete)]
+        except (*ERRORS, TTransportException, ConnectionError, RuntimeError, settings_module.SettingsError):
+            return []  # no service, no completions: never a traceback in the shell
+    return complete
 
 
 def reports_errors(command):
@@ -166,12 +180,13 @@ def submit(obj: Context, file: Path, project: str, fmt: str | None, dry_run: boo
 
 @main.command()
 @click.argument("node_id")
-@click.option("--project", "-p", help="With a project, NODE_ID is a submitter_id in it.")
+@click.option("--project", "-p", help="The project NODE_ID's submitter id is in (default: the one readable project "
+              "that has it).")
 @click.pass_obj
 @reports_errors
 def get(obj: Context, node_id: str, project: str | None):
-    """Print one node as JSON."""
-    node = obj.client.find(project, node_id) if project else obj.client.get(node_id)
+    """Print one node as JSON; NODE_ID is its id or its submitter id (as the portal shows it)."""
+    node = find_node(obj.client, node_id, project or "")
     click.echo(json.dumps(node, indent=2))
 
 
@@ -179,29 +194,42 @@ def get(obj: Context, node_id: str, project: str | None):
 @click.argument("type_name", metavar="TYPE")
 @click.option("--project", "-p", default="", help="Only this project (default: all you can read).")
 @click.option("--limit", default=50, show_default=True, help="At most this many rows.")
+@output_option
 @click.pass_obj
 @reports_errors
-def list_nodes(obj: Context, type_name: str, project: str, limit: int):
+def list_nodes(obj: Context, type_name: str, project: str, limit: int, output: str):
     """List nodes of a type."""
     page = obj.client.page(type_name, project, limit)
-    table = Table("project", "submitter_id", "id", "version", "updated_at", show_edge=False)
-    for node in page.nodes:
-        table.add_row(node.project_id, node.submitter_id, node.id, str(node.version), node.updated_at)
-    out.print(table)
-    out.print(f"{len(page.nodes)} of {page.total} {type_name} node(s)")
+    emit(out, page.nodes, NODE_COLUMNS, output)
+    if output in ("table", "wide"):
+        out.print(f"{len(page.nodes)} of {page.total} {type_name} node(s)")
+
+
+NODE_COLUMNS = (Column("id", lambda n: n.id, is_id=True),
+                Column("submitter_id", lambda n: n.submitter_id, is_id=True, drops=True),
+                Column("project", lambda n: n.project_id), Column("version", lambda n: n.version, wide=True),
+                Column("updated_at", lambda n: n.updated_at, wide=True))
 
 
 @main.command()
 @click.argument("type_name", metavar="TYPE")
 @click.option("--project", "-p", default="", help="Only this project (default: all you can read).")
-@click.option("--format", "fmt", type=click.Choice(["tsv", "json"]), default="tsv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["tsv", "json"]), default="tsv", show_default=True,
+              help="TSV (one row per node, submittable back) or a JSON array.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
 @click.pass_obj
 @reports_errors
 def export(obj: Context, type_name: str, project: str, fmt: str, output: Path | None):
     """Export every node of a type as TSV (submittable back) or JSON."""
     from labcommons.exporting import export_nodes
-    export_nodes(obj.client, type_name, project, fmt, output)
+    count = export_nodes(obj.client, type_name, project, fmt, output)
+    if output is not None:
+        say_written(f"{count} {type_name} node(s) as {fmt.upper()}", output)
+
+
+def say_written(what: str, path: Path) -> None:
+    """The line that tells what a command wrote where (on stderr, so stdout stays data)."""
+    err.print(f"wrote {what} to {path}", highlight=False, soft_wrap=True)
 
 
 @main.command()
@@ -210,8 +238,8 @@ def export(obj: Context, type_name: str, project: str, fmt: str, output: Path | 
 @click.pass_obj
 @reports_errors
 def delete(obj: Context, ids: tuple[str, ...], project: str):
-    """Delete nodes by id (refused while any has children)."""
-    deleted = obj.client.delete(project, list(ids))
+    """Delete nodes by id or submitter id (refused while any has children)."""
+    deleted = obj.client.delete(project, [resolve_node(obj.client, ref, project) for ref in ids])
     out.print(f"deleted {len(deleted)} node(s)")
 
 
@@ -306,14 +334,15 @@ def token_personal(obj: Context, name: str, ttl: int):
 
 
 @token.command("list")
+@output_option
 @click.pass_obj
 @reports_errors
-def token_list(obj: Context):
+def token_list(obj: Context, output: str):
     """Your personal tokens (an admin sees everyone's)."""
-    table = Table("id", "name", "user", "created", "expires", "revoked", show_edge=False)
-    for t in obj.client.personal_tokens():
-        table.add_row(t.id, t.name, t.user, t.created_at, str(t.expires_at), "yes" if t.revoked else "")
-    out.print(table)
+    emit(out, obj.client.personal_tokens(), (
+        Column("id", lambda t: t.id, is_id=True), Column("name", lambda t: t.name), Column("user", lambda t: t.user),
+        Column("created", lambda t: t.created_at, wide=True), Column("expires", lambda t: t.expires_at, wide=True),
+        Column("revoked", lambda t: "yes" if t.revoked else "")), output)
 
 
 @token.command("revoke")
@@ -349,7 +378,8 @@ def user_add(obj: Context, name: str, roles: tuple[str, ...], grants: tuple[str,
 @user.command("grant")
 @click.argument("name")
 @click.argument("project")
-@click.option("--access", type=click.Choice(["read", "write"]), default="read", show_default=True)
+@click.option("--access", type=click.Choice(["read", "write"]), default="read", show_default=True,
+              help="read (see and export) or write (also submit and delete).")
 @click.pass_obj
 @reports_errors
 def user_grant(obj: Context, name: str, project: str, access: str):
@@ -370,15 +400,15 @@ def user_revoke(obj: Context, name: str, project: str):
 
 
 @user.command("list")
+@output_option
 @click.pass_obj
 @reports_errors
-def user_list(obj: Context):
+def user_list(obj: Context, output: str):
     """Every account with its roles and grants."""
-    table = Table("user", "roles", "grants", "disabled", show_edge=False)
-    for a in obj.client.accounts():
-        table.add_row(a.user, ", ".join(a.roles), ", ".join(f"{p}:{g}" for p, g in sorted(a.grants.items())),
-                      "yes" if a.disabled else "")
-    out.print(table)
+    emit(out, obj.client.accounts(), (
+        Column("user", lambda a: a.user, is_id=True), Column("roles", lambda a: a.roles),
+        Column("grants", lambda a: [f"{p}:{g}" for p, g in sorted(a.grants.items())]),
+        Column("disabled", lambda a: "yes" if a.disabled else "")), output)
 
 
 @user.command("sign-out")
@@ -395,25 +425,27 @@ def user_sign_out(obj: Context, name: str):
 @click.option("--user", "-u", "who", default="", help="Only this user's actions.")
 @click.option("--action", "-a", default="", help="Only this action (e.g. submit, sign_in).")
 @click.option("--project", "-p", default="", help="Only calls about this project.")
-@click.option("--outcome", "-o", default="", help="Only this outcome: ok, or a refusal's code.")
+@click.option("--outcome", default="", help="Only this outcome: ok, or a refusal's code.")
 @click.option("--since", default="", help="ISO time, inclusive.")
 @click.option("--before", default="", help="ISO time, exclusive.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, help="At most this many entries.")
+@output_option
 @click.pass_obj
 @reports_errors
-def audit(obj: Context, who: str, action: str, project: str, outcome: str, since: str, before: str, limit: int):
+def audit(obj: Context, who: str, action: str, project: str, outcome: str, since: str, before: str, limit: int,
+          output: str):
     """The audit log, newest first (admin only)."""
-    table = Table("at", "user", "action", "target", "outcome", "client", show_edge=False)
     page = obj.client.audit(who, action, since, before, limit=limit, project=project, outcome=outcome)
-    for e in page.entries:
-        table.add_row(e.at, e.user, e.action, e.target, e.outcome, e.client)
-    out.print(table)
+    emit(out, page.entries, (
+        Column("at", lambda e: e.at), Column("user", lambda e: e.user), Column("action", lambda e: e.action),
+        Column("target", lambda e: e.target), Column("outcome", lambda e: e.outcome),
+        Column("client", lambda e: e.client, wide=True)), output)
 
 
 @main.command("tier-access")
 @click.argument("limit", type=int, required=False)
-@click.option("--granularity", type=int, help="round unreadable shares down to multiples of this (default 10)")
-@click.option("--fields", help='tier-visible fields, comma-separated facets, or "default" (the enum facets)')
+@click.option("--granularity", type=int, help="Round unreadable shares down to multiples of this (default 10).")
+@click.option("--fields", help='Tier-visible fields: comma-separated facets, or "default" (the enum facets).')
 @click.pass_obj
 @reports_errors
 def tier_access(obj: Context, limit: int | None, granularity: int | None, fields: str | None):

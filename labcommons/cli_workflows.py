@@ -12,7 +12,9 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from labcommons.cli import Context, err, main, out, reports_errors
+from labcommons.cli import Context, completes, err, main, out, reports_errors
+from labcommons.cli_output import Column, emit, output_option
+from labcommons.cli_resolve import node_id, run_id as resolve_run
 from metadata.idl import metadata_thrift as T
 
 FINAL = ("succeeded", "failed", "cancelled")
@@ -20,38 +22,52 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "r
 
 
 @click.command()
+@output_option
 @click.pass_obj
 @reports_errors
-def templates(obj: Context):
+def templates(obj: Context, output: str):
     """The workflow templates you can launch."""
-    table = Table("template", "title", "inputs", "parameters (default)", "standard", show_edge=False)
-    for t in obj.client.templates():
-        params = ", ".join(f"{p.name}={p.default_value}" if p.default_value else p.name for p in t.parameters)
-        table.add_row(t.name, t.title, ", ".join(t.input_formats), params, "yes" if t.standard else "")
-    out.print(table)
+    emit(out, obj.client.templates(), (
+        Column("template", lambda t: t.name, is_id=True), Column("title", lambda t: t.title),
+        Column("inputs", lambda t: t.input_formats),
+        Column("parameters (default)", lambda t: [f"{p.name}={p.default_value}" if p.default_value else p.name
+                                                  for p in t.parameters]),
+        Column("standard", lambda t: "yes" if t.standard else "", wide=True)), output)
 
 
 @click.command()
-@click.argument("template")
+@click.argument("template", shell_complete=completes(lambda client: [t.name for t in client.templates()]))
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="A template parameter.")
+@click.option("--project", default="", help="The project the INPUTS' submitter ids are in (default: the one "
+              "readable project that has each).")
 @click.option("--parameter-set", default="", help="Id of a parameter set to start from.")
 @click.option("--force", is_flag=True, help="Launch even when an identical run exists.")
 @click.option("--wait", is_flag=True, help="Follow the run until it ends; exit 1 unless it succeeds.")
 @click.pass_obj
 @reports_errors
-def launch(obj: Context, template: str, inputs: tuple[str, ...], params: tuple[str, ...], parameter_set: str,
-           force: bool, wait: bool):
-    """Launch TEMPLATE on INPUTS (data file or measurement ids)."""
-    result = obj.client.launch(template, list(inputs), parse_params(params), parameter_set, force)
+def launch(obj: Context, template: str, inputs: tuple[str, ...], params: tuple[str, ...], project: str,
+           parameter_set: str, force: bool, wait: bool):
+    """Launch TEMPLATE on INPUTS: data files or measurements, by id or submitter id (e.g. ak-meas-0025)."""
+    ids = [node_id(obj.client, ref, project) for ref in inputs]
+    result = obj.client.launch(template, ids, parse_params(params), parameter_set, force)
     run = result.run
     if result.existing:
         out.print(f"an identical launch is already {run.status}: run {run.id} (use --force to run again)")
     else:
-        out.print(f"launched {run.template} as run {run.id} ({run.status})")
+        out.print(f"launched {run.template} as run {run.id} ({run.status}), named {run.submitter_id}",
+                  highlight=False, soft_wrap=True)
     if wait:
         run = follow(obj.client, run.id)
+        out.print(outcome_line(run), highlight=False, soft_wrap=True)
         raise SystemExit(0 if run.status == "succeeded" else 1)
+
+
+def outcome_line(run: T.Run) -> str:
+    """How a followed run ended, on a line of its own."""
+    outputs = f"; {len(run.output_ids)} output(s): {', '.join(run.output_ids)}" if run.output_ids else ""
+    message = f": {run.message}" if run.message and run.message != run.status else ""
+    return f"run {run.id} {run.status}{message}{outputs}"
 
 
 def parse_params(params: tuple[str, ...]) -> dict[str, str]:
@@ -71,8 +87,11 @@ def follow(client, run_id: str, poll_seconds: float = 1.0) -> T.Run:
             run = client.run(run_id)
             live.update(progress_line(run))
             if run.status in FINAL:
-                return run
+                break
             time.sleep(poll_seconds)
+    if not err.is_terminal:
+        err.line()  # Live leaves a terminal on a fresh line, but not a file or pipe
+    return run
 
 
 def progress_line(run: T.Run) -> str:
@@ -85,37 +104,44 @@ def progress_line(run: T.Run) -> str:
 
 @click.command()
 @click.option("--status", default="", help="queued, running, succeeded, failed or cancelled.")
-@click.option("--template", default="")
-@click.option("--user", "-u", "who", default="")
-@click.option("--project", "-p", default="")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--template", default="", help="Only runs of this template.")
+@click.option("--user", "-u", "who", default="", help="Only runs this user launched.")
+@click.option("--project", "-p", default="", help="Only runs in this project.")
+@click.option("--limit", default=50, show_default=True, help="At most this many runs.")
+@output_option
 @click.pass_obj
 @reports_errors
-def runs(obj: Context, status: str, template: str, who: str, project: str, limit: int):
+def runs(obj: Context, status: str, template: str, who: str, project: str, limit: int, output: str):
     """Runs you may read, newest first."""
     page = obj.client.runs(status=status, template=template, user=who, project_id=project, limit=limit)
-    table = Table(show_edge=False)
-    table.add_column("run", no_wrap=True)
-    for name in ("template", "status", "project", "by", "created", "message"):
-        table.add_column(name, overflow="ellipsis", no_wrap=name != "message")
-    for r in page.runs:
-        table.add_row(r.id, r.template, f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]", r.project_id,
-                      r.created_by, r.created_at[:19], r.message[:60])
-    out.print(table)
-    out.print(f"{len(page.runs)} of {page.total} run(s)")
+    emit(out, page.runs, RUN_COLUMNS, output)
+    if output in ("table", "wide"):
+        out.print(f"{len(page.runs)} of {page.total} run(s)")
+
+
+RUN_COLUMNS = (Column("id", lambda r: r.id, is_id=True), Column("name", lambda r: r.submitter_id, is_id=True, drops=True),
+               Column("template", lambda r: r.template),
+               Column("status", lambda r: r.status, style=lambda s: STATUS_STYLE.get(s, "white")),
+               Column("project", lambda r: r.project_id, wide=True), Column("by", lambda r: r.created_by, wide=True),
+               Column("created", lambda r: r.created_at[:19], wide=True),
+               Column("message", lambda r: r.message, wide=True))
+RUN_REF = click.argument("run_ref", metavar="RUN", shell_complete=completes(
+    lambda client: [name for r in client.runs(limit=50).runs for name in (r.submitter_id, r.id)]))
 
 
 @click.group()
 def run():
-    """One run: show, cancel, retry, logs."""
+    """One run: show, cancel, retry, logs. RUN is its id, its name as the portal shows it, or an
+    unambiguous id prefix."""
 
 
 @run.command("show")
-@click.argument("run_id")
+@RUN_REF
 @click.pass_obj
 @reports_errors
-def run_show(obj: Context, run_id: str):
-    r = obj.client.run(run_id)
+def run_show(obj: Context, run_ref: str):
+    """The run's status, parameters, inputs, steps and outputs."""
+    r = obj.client.run(resolve_run(obj.client, run_ref))
     out.print(f"run {r.id}  {r.template}  [{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]  {r.message}")
     out.print(f"project {r.project_id}  by {r.created_by}  created {r.created_at}  attempt {r.attempt}")
     out.print(f"parameters {r.parameters}  digest {r.template_digest[:12]}  inputs {', '.join(r.input_ids)}")
@@ -129,35 +155,37 @@ def run_show(obj: Context, run_id: str):
 
 
 @run.command("cancel")
-@click.argument("run_id")
+@RUN_REF
 @click.pass_obj
 @reports_errors
-def run_cancel(obj: Context, run_id: str):
-    r = obj.client.cancel_run(run_id)
+def run_cancel(obj: Context, run_ref: str):
+    """Cancel a queued or running run (its running steps are stopped)."""
+    r = obj.client.cancel_run(resolve_run(obj.client, run_ref))
     out.print(f"run {r.id}: {r.status}{' (stopping)' if r.cancel_requested else ''}")
 
 
 @run.command("retry")
-@click.argument("run_id")
+@RUN_REF
 @click.pass_obj
 @reports_errors
-def run_retry(obj: Context, run_id: str):
-    r = obj.client.retry_run(run_id)
+def run_retry(obj: Context, run_ref: str):
+    """Run a failed run's failed steps again."""
+    r = obj.client.retry_run(resolve_run(obj.client, run_ref))
     out.print(f"run {r.id}: {r.status} again (attempt {r.attempt}); the failed steps run again")
 
 
 @run.command("logs")
-@click.argument("run_id")
+@RUN_REF
 @click.option("--step", default="", help="Only this step (by name); default: every step that ran.")
 @click.pass_obj
 @reports_errors
-def run_logs(obj: Context, run_id: str, step: str):
+def run_logs(obj: Context, run_ref: str, step: str):
     """The steps' logs (read from the storage root, so on the worker's machine)."""
     from ground.storage import NotReadable, open_checked, resolve
-    found = obj.client.run(run_id)
+    found = obj.client.run(resolve_run(obj.client, run_ref))
     chosen = [s for s in found.steps if s.log_url and (not step or s.name == step)]
     if not chosen:
-        raise RuntimeError(f"run {run_id} has no log{' for step ' + repr(step) if step else ''} yet")
+        raise RuntimeError(f"run {found.id} has no log{' for step ' + repr(step) if step else ''} yet")
     for s in chosen:
         out.rule(f"{s.name} ({s.phase})")
         try:
@@ -168,14 +196,15 @@ def run_logs(obj: Context, run_id: str, step: str):
 
 
 @click.command()
+@output_option
 @click.pass_obj
 @reports_errors
-def triggers(obj: Context):
+def triggers(obj: Context, output: str):
     """Trigger rules and whether each is enabled."""
-    table = Table("trigger", "template", "enabled", "description", show_edge=False)
-    for t in obj.client.triggers():
-        table.add_row(t.name, t.template, "yes" if t.enabled else "no", t.description)
-    out.print(table)
+    emit(out, obj.client.triggers(), (
+        Column("trigger", lambda t: t.name, is_id=True), Column("template", lambda t: t.template),
+        Column("enabled", lambda t: "yes" if t.enabled else "no"),
+        Column("description", lambda t: t.description, wide=True)), output)
 
 
 @click.command()

@@ -1,7 +1,10 @@
 """The CLI talks to the running service over Thrift and reports errors with a non-zero exit."""
 import json
+import re
 
 import pytest
+
+from tests.conftest import PROGRAM
 
 SAMPLES_TSV = ("type\tsubmitter_id\torgan\tpreparation\tcases.submitter_id\n"
                "sample\ts-1\tliver\tFFPE\tc-1\n")
@@ -115,3 +118,75 @@ def test_the_tier_access_limit_from_the_cli(cli):
     assert refused.exit_code == 1 and "submitter_id names single records" in refused.output
     assert "tier-visible: species, sex\n" in cli("tier-access", "30").output
     assert "diagnosis" in cli("tier-access", "--fields", "default").output
+
+
+UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f-]{27,}\b")
+
+
+@pytest.fixture
+def two_projects(admin, project, files):
+    """`project` and a second one, each with a case c-1; only `project` has the sample s-1."""
+    admin.submit("other-proj", [{"type": "project", "submitter_id": "other-proj", "programs": {"submitter_id": PROGRAM}}])
+    for code, path in ((project, files[0]), ("other-proj", files[0]), (project, files[1])):
+        admin.submit(code, body=path.read_text(), fmt="tsv" if path.suffix == ".tsv" else "json")
+    return project, "other-proj"
+
+
+def test_at_80_columns_every_node_id_printed_is_whole_and_usable(cli, two_projects, monkeypatch, admin):
+    monkeypatch.setenv("COLUMNS", "80")
+    listed = cli("ls", "case")
+    assert listed.exit_code == 0 and max(map(len, listed.output.splitlines())) <= 80
+    printed = UUID.findall(listed.output)
+    assert sorted(printed) == sorted(n["id"] for n in admin.nodes("case"))
+    for node_id in printed:
+        assert json.loads(cli("get", node_id).output)["id"] == node_id
+
+
+def test_a_submitter_id_resolves_in_the_one_project_that_has_it_or_lists_the_candidates(cli, two_projects, admin):
+    project, other = two_projects
+    assert json.loads(cli("get", "s-1").output)["project_id"] == project  # no -p: only one project has it
+    assert json.loads(cli("get", "c-1", "-p", other).output)["project_id"] == other
+    ambiguous = cli("get", "c-1")
+    assert ambiguous.exit_code == 1 and "'c-1' names 2 nodes; give the project with -p/--project" in ambiguous.output
+    assert all(admin.find(p, "c-1")["id"] in ambiguous.output for p in two_projects)
+    missing = cli("get", "nope")
+    assert missing.exit_code == 1 and "no node 'nope' that you can read" in missing.output
+
+
+def test_listings_print_json_and_tsv_that_parse(cli, two_projects, admin):
+    rows = json.loads(cli("ls", "case", "-o", "json").output)
+    assert sorted(r["id"] for r in rows) == sorted(n["id"] for n in admin.nodes("case"))
+    assert {r["submitter_id"] for r in rows} == {"c-1"} and "updated_at" in rows[0]
+    tsv = [line.split("\t") for line in cli("ls", "case", "-o", "tsv").output.splitlines()]
+    assert tsv[0][:3] == ["id", "submitter_id", "project"] and len(tsv) == 3
+    assert "updated_at" in cli("ls", "case", "-o", "wide").output
+    assert json.loads(cli("user", "list", "-o", "json").output) == []
+    assert json.loads(cli("audit", "-o", "json", "--limit", "1").output)[0]["action"]
+
+
+def test_export_to_a_file_says_what_it_wrote(cli, two_projects, tmp_path):
+    out = tmp_path / "samples.tsv"
+    result = cli("export", "sample", "-o", str(out))
+    assert result.exit_code == 0 and f"wrote 1 sample node(s) as TSV to {out}" in result.output
+    assert "wrote" not in cli("export", "sample").stdout  # to stdout: only the data
+
+
+def test_shell_completion_comes_from_click():
+    from click.testing import CliRunner
+
+    from labcommons.cli import main
+    runner = CliRunner()
+    script = runner.invoke(main, [], prog_name="labcommons", env={"_LABCOMMONS_COMPLETE": "bash_source"})
+    assert "_labcommons_completion()" in script.output
+    words = runner.invoke(main, [], prog_name="labcommons", env={
+        "_LABCOMMONS_COMPLETE": "bash_complete", "COMP_WORDS": "labcommons run sh", "COMP_CWORD": "2"})
+    assert words.output.splitlines() == ["plain,show"]
+
+
+def test_a_submitter_id_resolves_only_among_projects_the_caller_can_read(cli, server, two_projects, admin):
+    project, other = two_projects
+    token, _ = server.tokens.mint("olga", ["analyst"], {project: "read"})
+    got = cli("--token", token, "get", "c-1")  # other-proj's c-1 is neither a candidate nor named
+    assert got.exit_code == 0 and json.loads(got.output)["id"] == admin.find(project, "c-1")["id"]
+    refused = cli("--token", token, "get", "c-1", "-p", other)
+    assert refused.exit_code == 1 and admin.find(other, "c-1")["id"] not in refused.output
