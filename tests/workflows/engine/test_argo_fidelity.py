@@ -1,0 +1,39 @@
+"""Issue 14's divergences from Argo, each checked against Argo's documented behaviour or its
+controller source (argoproj/argo-workflows: workflow/controller/, workflow/executor/)."""
+from tests.workflows.engine.conftest import nodes_named
+
+
+def test_script_is_executable_and_appended_after_args(run):
+    # executor.go StageFiles writes the source 0755; operator.go executeScript appends its path
+    # to the container's args, so argv is `command args... FILE`.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: script-argv}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: shell, template: shell}
+              - {name: order, template: order}
+          - name: shell
+            script:
+              image: alpine
+              command: [sh, -c]
+              source: |
+                #!/bin/sh
+                echo ran as an executable
+          - name: order
+            script:
+              image: alpine
+              command: [sh, -c]
+              args: ['echo "file=$0"']
+              source: |
+                echo the file is an argument here, not run
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    nodes = nodes_named(handle)
+    assert nodes["shell"]["outputs"]["result"] == "ran as an executable"
+    assert nodes["order"]["outputs"]["result"].startswith("file=/")
+
