@@ -482,6 +482,9 @@ class RunHandle:
             return self._set(node, phase=ERROR, message=str(error))
         if items is None:
             return self._one(step, template, base, step["name"], parent, scope)
+        if not items:  # steps.go / dag.go: an empty expansion is Skipped, the rest carries on
+            node = self._new_node(base, step["name"], "Skipped", template["name"], parent)
+            return self._set(node, phase=SKIPPED, message="Skipped, empty params")
         loop = self._new_node(base, step["name"], "TaskGroup", None, parent)
         self._set(loop, phase=RUNNING)
         calls = []

@@ -37,3 +37,29 @@ def test_script_is_executable_and_appended_after_args(run):
     assert nodes["shell"]["outputs"]["result"] == "ran as an executable"
     assert nodes["order"]["outputs"]["result"].startswith("file=/")
 
+
+def test_an_empty_fan_out_is_skipped_and_the_run_carries_on(run):
+    # steps.go expandStepGroup / dag.go: an expansion to no items makes one Skipped node,
+    # "Skipped, empty params"; expandSequence gives no items for count 0.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: empty-loops}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: none, template: say, withParam: "[]"}
+              - {name: zero, template: say, withSequence: {count: "0"}}
+            - - {name: after, template: say}
+          - name: say
+            container: {image: alpine, command: [sh, -c, "echo {{workflow.name}}"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    nodes = nodes_named(handle)
+    for name in ("none", "zero"):
+        assert (nodes[name]["phase"], nodes[name]["message"]) == ("Skipped", "Skipped, empty params")
+    assert not [n for n in nodes if n.startswith(("none(", "zero("))]
+    assert nodes["after"]["phase"] == "Succeeded"
+
