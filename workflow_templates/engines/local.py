@@ -38,7 +38,7 @@ from typing import Callable
 from ground import storage
 from workflow_templates.engines import journal
 from workflow_templates.engines.expressions import (
-    ExpressionError, depends_tasks, evaluate_depends, evaluate_when, render)
+    ExpressionError, depends_operands, depends_tasks, evaluate_depends, evaluate_when, render)
 from ground import bwrap
 from workflow_templates.engines.runner import Attempt, StepError, artifact_source
 from workflow_templates.engines.sandbox import Sight, default_user
@@ -466,7 +466,7 @@ class RunHandle:
             scope.update(node_scope("tasks", name, result))
         if self._stop.is_set():
             return FAILED, self._stop_reason, scope
-        failed = _unhandled(done, tasks)
+        failed = _unhandled(done, tasks) if len(done) < len(tasks) else _dag_phase(done, tasks)
         if failed:
             return FAILED, f"child '{failed['id']}' {failed['phase'].lower()}", scope
         return SUCCEEDED, "", scope
@@ -697,10 +697,35 @@ def _unhandled(done: dict, tasks: dict) -> dict | None:
 
 
 def _handled(name: str, tasks: dict) -> bool:
-    """A failure another task's `depends` reacts to does not fail the DAG."""
-    return any(f"{name}.Failed" in (t.get("depends") or "") or f"{name}.Errored" in
-               (t.get("depends") or "") or f"{name}.AllFailed" in (t.get("depends") or "")
-               for t in tasks.values())
+    """A failure another task's `depends` reacts to (`name.Failed`, `.Errored`, `.AllFailed`,
+    the parsed operand, never a substring of another task's name) does not halt the DAG."""
+    return any((name, result) in depends_operands(t.get("depends") or "")
+               for t in tasks.values() for result in ("Failed", "Errored", "AllFailed"))
+
+
+def _dag_phase(done: dict, tasks: dict) -> dict | None:
+    """dag.go assessDAGPhase: the first leaf task whose branch failed, or None. A Skipped or
+    Omitted task inherits its dependencies' branch phase (a failure before a success), so a leaf
+    omitted after a failure fails the DAG; a leaf's continueOn for that phase excuses it."""
+    branch: dict[str, dict] = {}
+
+    def phase_of(name: str) -> dict | None:
+        if name not in branch:
+            node = done.get(name)
+            if node is None or node["phase"] in (SUCCEEDED, FAILED, ERROR):
+                branch[name] = node
+            else:
+                parents = [phase_of(d) for d in _deps(tasks[name])]
+                failed = [p for p in parents if p and p["phase"] in (FAILED, ERROR)]
+                branch[name] = failed[0] if failed else node
+        return branch[name]
+
+    needed = {d for t in tasks.values() for d in _deps(t)}
+    for name in (n for n in tasks if n not in needed):
+        node = phase_of(name)
+        if node and node["phase"] in (FAILED, ERROR) and not _continues(tasks[name], node["phase"]):
+            return node
+    return None
 
 
 def _label(item) -> str:

@@ -1,6 +1,6 @@
 """Issue 14's divergences from Argo, each checked against Argo's documented behaviour or its
 controller source (argoproj/argo-workflows: workflow/controller/, workflow/executor/)."""
-from tests.workflows.engine.conftest import nodes_named
+from tests.workflows.engine.conftest import dag, nodes_named
 
 
 def test_script_is_executable_and_appended_after_args(run):
@@ -63,3 +63,32 @@ def test_an_empty_fan_out_is_skipped_and_the_run_carries_on(run):
     assert not [n for n in nodes if n.startswith(("none(", "zero("))]
     assert nodes["after"]["phase"] == "Succeeded"
 
+
+
+def test_a_leaf_omitted_after_a_failure_fails_the_dag(run):
+    # dag.go assessDAGPhase: an omitted target task inherits its branch's phase, Failed before
+    # Succeeded, so C (omitted because A failed) fails the DAG although B handled A's failure.
+    handle = run(dag("{name: A, template: fail}",
+                     "{name: B, template: ok, depends: A.Failed}",
+                     "{name: C, template: ok, depends: A}"))
+    nodes = nodes_named(handle)
+    assert (nodes["B"]["phase"], nodes["C"]["phase"]) == ("Succeeded", "Omitted")
+    assert handle.phase == "Failed"
+
+
+def test_a_failure_handled_by_the_only_leaf_lets_the_dag_succeed(run):
+    handle = run(dag("{name: A, template: fail}",
+                     "{name: B, template: ok, depends: A.Failed}"))
+    assert handle.phase == "Succeeded", handle.status()["message"]
+
+
+def test_depends_names_a_task_whole_never_by_substring(run):
+    # BC.Failed handles BC's failure, not C's: C's failure is unhandled, so under failFast
+    # nothing new starts after it (E, waiting for the slow S, never runs).
+    handle = run(dag("{name: C, template: fail}",
+                     "{name: BC, template: ok}",
+                     "{name: D, template: ok, depends: BC.Failed}",
+                     "{name: S, template: slow}",
+                     "{name: E, template: ok, depends: S}", fail_fast=True))
+    assert handle.phase == "Failed"
+    assert "E" not in nodes_named(handle)
