@@ -527,6 +527,7 @@ class RunHandle:
         attempts = previous.get("attempts", 0) if previous and previous.get("interrupted") else 0
         if attempts and attempts > limit:
             return self._set(node, attempts=attempts, phase=ERROR, message=previous["message"])
+        first_start = time.monotonic()
         while True:
             attempts += 1
             phase = self._attempt(template, node, inputs, artifacts, attempts)
@@ -534,7 +535,12 @@ class RunHandle:
                 break
             if phase not in retried_on:
                 break
-            if self._stop.wait(_backoff(retry.get("backoff"), attempts)):
+            delay = _backoff(retry.get("backoff"), attempts)
+            beyond = _beyond_max_duration(retry.get("backoff"), first_start, delay)
+            if beyond:
+                self._set(node, message=beyond)
+                break
+            if self._stop.wait(delay):
                 break
         self._export_all(template, node)
         return node
@@ -742,9 +748,20 @@ def _backoff(backoff: dict | None, attempt: int) -> float:
     if not backoff:
         return 0
     duration = _seconds(backoff.get("duration", "0"))
-    delay = duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
-    cap = _seconds(backoff.get("maxDuration")) if backoff.get("maxDuration") else None
-    return min(delay, cap) if cap is not None else delay
+    return duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
+
+
+def _beyond_max_duration(backoff: dict | None, first_start: float, delay: float) -> str:
+    """operator.go processNodeRetries: maxDuration bounds all attempts from the first one's
+    start; no retry once it has passed, nor one whose backoff would end after it."""
+    if not backoff or not backoff.get("maxDuration"):
+        return ""
+    deadline = first_start + _seconds(backoff["maxDuration"])
+    if time.monotonic() > deadline:
+        return "Max duration limit exceeded"
+    if time.monotonic() + delay > deadline:
+        return "Backoff would exceed max duration limit"
+    return ""
 
 
 def _seconds(value) -> float:

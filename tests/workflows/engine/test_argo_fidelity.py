@@ -92,3 +92,26 @@ def test_depends_names_a_task_whole_never_by_substring(run):
                      "{name: E, template: ok, depends: S}", fail_fast=True))
     assert handle.phase == "Failed"
     assert "E" not in nodes_named(handle)
+
+
+def test_backoff_max_duration_bounds_all_attempts_not_each_delay(run):
+    # operator.go processNodeRetries: the deadline is the first attempt's start + maxDuration;
+    # a retry whose backoff would end after it is not made. Delays 1 s then 2 s: the second
+    # retry would start about 3 s after the first attempt, beyond 2 s, so there are 2 attempts.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: max-duration}
+        spec:
+          entrypoint: flaky
+          templates:
+          - name: flaky
+            retryStrategy:
+              limit: 10
+              backoff: {duration: "1", factor: 2, maxDuration: "2s"}
+            container: {image: alpine, command: [sh, -c, "exit 1"]}
+        """)
+    (node,) = handle.status()["nodes"].values()
+    assert handle.phase == "Failed"
+    assert node["attempts"] == 2
+    assert node["message"] == "Backoff would exceed max duration limit"
