@@ -631,9 +631,9 @@ def _aggregate(children: list[dict], step: dict) -> dict:
     outputs = {}
     names = {n for c in children for n in c.get("outputs", {}).get("parameters", {})}
     if names:
-        outputs["parameters"] = {n: compact_json([c["outputs"]["parameters"][n] for c in children
-                                                if n in c.get("outputs", {}).get("parameters", {})])
-                                 for n in names}
+        outputs["parameters"] = {n: compact_json(_json_values([
+            c["outputs"]["parameters"][n] for c in children
+            if n in c.get("outputs", {}).get("parameters", {})])) for n in names}
     results = [c["outputs"]["result"] for c in children if "result" in c.get("outputs", {})]
     if results:
         outputs["result"] = compact_json([_json_or_text(r) for r in results])
@@ -646,6 +646,17 @@ def _aggregate(children: list[dict], step: dict) -> dict:
         return {"phase": FAILED, "message": f"child '{failed[0]['id']}' failed",
                 "outputs": outputs, **counts}
     return {"phase": SUCCEEDED, "outputs": outputs, **counts}
+
+
+def _json_values(values: list[str]) -> list:
+    """Argo 3.6's per-name aggregation (operator.go, PR 13513): the values as JSON when every
+    one is a JSON object or list, else the strings (a bare number stays a string)."""
+    try:
+        if all(v.strip()[:1] + v.strip()[-1:] in ("{}", "[]") for v in values):
+            return [json.loads(v) for v in values]
+    except ValueError:
+        pass
+    return values
 
 
 def _json_or_text(text: str):

@@ -115,3 +115,34 @@ def test_backoff_max_duration_bounds_all_attempts_not_each_delay(run):
     assert handle.phase == "Failed"
     assert node["attempts"] == 2
     assert node["message"] == "Backoff would exceed max duration limit"
+
+
+def test_a_loop_s_json_object_parameters_aggregate_as_json(run):
+    # operator.go (argo-workflows PR 13513, v3.6): a parameter aggregated over a loop is a list
+    # of JSON values when every child's value is a JSON object or list, else of strings.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: aggregate}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: gen, template: gen, withItems: [1, 2], arguments: {parameters: [{name: i, value: "{{item}}"}]}}
+            - - name: show
+                template: show
+                arguments: {parameters: [{name: objects, value: "{{steps.gen.outputs.parameters.object}}"},
+                                         {name: numbers, value: "{{steps.gen.outputs.parameters.number}}"}]}
+          - name: gen
+            inputs: {parameters: [{name: i}]}
+            container:
+              image: alpine
+              command: [sh, -c, 'printf "{\\"b\\": {{inputs.parameters.i}}}" > /tmp/o; printf {{inputs.parameters.i}} > /tmp/n']
+            outputs: {parameters: [{name: object, valueFrom: {path: /tmp/o}}, {name: number, valueFrom: {path: /tmp/n}}]}
+          - name: show
+            inputs: {parameters: [{name: objects}, {name: numbers}]}
+            container: {image: alpine, command: [sh, -c, "echo '{{inputs.parameters.objects}} {{inputs.parameters.numbers}}'"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    assert nodes_named(handle)["show"]["outputs"]["result"] == '[{"b":1},{"b":2}] ["1","2"]'
