@@ -501,7 +501,7 @@ class RunHandle:
         try:
             if step.get("when") and not evaluate_when(render(step["when"], scope)):
                 node = self._new_node(node_id, display, "Skipped", template["name"], parent)
-                return self._set(node, phase=SKIPPED,
+                return self._set(node, phase=SKIPPED, outputs=_skipped_outputs(template),
                                  message=f"when '{render(step['when'], scope)}' evaluated false")
             arguments = {p["name"]: render(stringify(p.get("value", "")), scope)
                          for p in (step.get("arguments") or {}).get("parameters") or []}
@@ -646,6 +646,15 @@ def _aggregate(children: list[dict], step: dict) -> dict:
         return {"phase": FAILED, "message": f"child '{failed[0]['id']}' failed",
                 "outputs": outputs, **counts}
     return {"phase": SUCCEEDED, "outputs": outputs, **counts}
+
+
+def _skipped_outputs(template: dict) -> dict:
+    """A skipped node's outputs: each output parameter's valueFrom.default, which Argo passes on
+    to whoever reads it (dag.go / steps.go since PR 16223: the producer's declared default)."""
+    parameters = {p["name"]: stringify(p["valueFrom"]["default"])
+                  for p in (template.get("outputs") or {}).get("parameters") or []
+                  if "default" in (p.get("valueFrom") or {})}
+    return {"parameters": parameters} if parameters else {}
 
 
 def _json_values(values: list[str]) -> list:

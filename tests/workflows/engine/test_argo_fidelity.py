@@ -146,3 +146,32 @@ def test_a_loop_s_json_object_parameters_aggregate_as_json(run):
         """)
     assert handle.phase == "Succeeded", handle.status()["message"]
     assert nodes_named(handle)["show"]["outputs"]["result"] == '[{"b":1},{"b":2}] ["1","2"]'
+
+
+def test_a_skipped_producer_passes_on_its_output_default(run):
+    # argo-workflows PR 16223 (TestDAGSkippedOutputDefault and its steps twin): a task skipped by
+    # `when` gives a reader of its output parameter the producer's valueFrom.default.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: skipped-default}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            dag:
+              tasks:
+              - {name: producer, template: produce, when: "1 == 2"}
+              - {name: consumer, template: show, depends: producer,
+                 arguments: {parameters: [{name: in, value: "{{tasks.producer.outputs.parameters.out}}"}]}}
+          - name: produce
+            container: {image: alpine, command: [sh, -c, "echo made > /tmp/out"]}
+            outputs: {parameters: [{name: out, valueFrom: {path: /tmp/out, default: fallback}}]}
+          - name: show
+            inputs: {parameters: [{name: in}]}
+            container: {image: alpine, command: [echo, "{{inputs.parameters.in}}"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    nodes = nodes_named(handle)
+    assert nodes["producer"]["phase"] == "Skipped"
+    assert nodes["consumer"]["outputs"]["result"] == "fallback"
