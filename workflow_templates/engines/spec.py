@@ -79,6 +79,16 @@ class WorkflowSpec:
     parallelism: int | None = None
 
 
+def refusals(document: dict) -> list[str]:
+    """What the local engine refuses of a template document (empty: it runs it); the catalog's
+    check, injected by the CLI."""
+    try:
+        load(document)
+    except TemplateRefused as refused:
+        return refused.problems
+    return []
+
+
 def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     """Check and load a WorkflowTemplate (a dict or YAML text); TemplateRefused lists problems."""
     doc = yaml.safe_load(document) if isinstance(document, str) else document
