@@ -559,8 +559,9 @@ class RunHandle:
 
     def _attempt(self, template, node, inputs, artifacts, number) -> str:
         step_dir = self.run_dir / "steps" / _safe(node["id"]) / f"attempt-{number}"
+        body = template.get("script") or template["container"]
         self._set(node, attempts=number, phase=PENDING, message="", exit_code=None,
-                  log=str(step_dir / "main.log"))
+                  log=str(step_dir / "main.log"), replaced_image=str(body.get("image") or ""))
         with ExitStack() as places:
             for limit in self._limits_above(node):  # outermost first: no two waits cross
                 places.enter_context(limit)

@@ -175,3 +175,19 @@ def test_a_skipped_producer_passes_on_its_output_default(run):
     nodes = nodes_named(handle)
     assert nodes["producer"]["phase"] == "Skipped"
     assert nodes["consumer"]["outputs"]["result"] == "fallback"
+
+
+def test_each_step_records_the_image_the_host_s_tools_stood_in_for(run):
+    # the local engine runs no images: the node says which one it replaced, for the run page
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: images}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            container: {image: "python:3.12-slim", command: [sh, -c, "true"]}
+        """)
+    (node,) = handle.status()["nodes"].values()
+    assert node["replaced_image"] == "python:3.12-slim"
