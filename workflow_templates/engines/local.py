@@ -715,8 +715,9 @@ def _all_children_failed(node: dict) -> bool:
 
 
 def _unhandled(done: dict, tasks: dict) -> dict | None:
-    """The first finished task whose failure nothing handles (continueOn or a depends)."""
-    for name, result in done.items():
+    """The first finished task by name (as Argo orders targets, not by which finished first)
+    whose failure nothing handles (continueOn or a depends)."""
+    for name, result in sorted(done.items()):
         if result["phase"] in (FAILED, ERROR) and not _continues(tasks[name], result["phase"]) \
                 and not _handled(name, tasks):
             return result
@@ -731,7 +732,7 @@ def _handled(name: str, tasks: dict) -> bool:
 
 
 def _dag_phase(done: dict, tasks: dict) -> dict | None:
-    """dag.go assessDAGPhase: the first leaf task whose branch failed, or None. A Skipped or
+    """dag.go assessDAGPhase: the first leaf task by name whose branch failed, or None. A Skipped or
     Omitted task inherits its dependencies' branch phase (a failure before a success), so a leaf
     omitted after a failure fails the DAG; a leaf's continueOn for that phase excuses it."""
     branch: dict[str, dict] = {}
@@ -748,7 +749,7 @@ def _dag_phase(done: dict, tasks: dict) -> dict | None:
         return branch[name]
 
     needed = {d for t in tasks.values() for d in _deps(t)}
-    for name in (n for n in tasks if n not in needed):
+    for name in sorted(n for n in tasks if n not in needed):  # Argo sorts its targets
         node = phase_of(name)
         if node and node["phase"] in (FAILED, ERROR) and not _continues(tasks[name], node["phase"]):
             return node

@@ -4,7 +4,7 @@
 - shared:   a directory outside /tmp that every step may write (each step has a private /tmp and
             sees of the host's files only what its run `sees`), for counters and timestamps;
             removed after the test.
-- dag(*tasks, fail_fast): a DAG template of the given tasks over ok, fail and slow (1 s).
+- dag(*tasks, fail_fast): a DAG template of the given tasks over ok, fail, slow (1 s) and late-fail.
 - run:      run(template_yaml, **parameters) -> the finished RunHandle (60 s at most), its
             steps seeing `shared`.
 """
@@ -66,9 +66,11 @@ DAG = """
         container: {image: alpine, command: [sh, -c, "exit 1"]}
       - name: slow
         container: {image: alpine, command: [sh, -c, "sleep 1"]}
+      - name: late-fail
+        container: {image: alpine, command: [sh, -c, "sleep 1; exit 1"]}
     """
 
 
 def dag(*tasks: str, fail_fast: bool = False) -> str:
-    """A DAG template of `tasks` (YAML flow mappings) over the templates ok, fail and slow."""
+    """A DAG template of `tasks` (YAML flow mappings) over the templates ok, fail, slow and late-fail."""
     return DAG % (str(fail_fast).lower(), "\n".join(" " * 10 + "- " + task for task in tasks))

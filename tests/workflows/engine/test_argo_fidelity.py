@@ -1,5 +1,7 @@
 """Issue 14's divergences from Argo, each checked against Argo's documented behaviour or its
 controller source (argoproj/argo-workflows: workflow/controller/, workflow/executor/)."""
+import pytest
+
 from tests.workflows.engine.conftest import dag, nodes_named
 
 
@@ -191,3 +193,13 @@ def test_each_step_records_the_image_the_host_s_tools_stood_in_for(run):
         """)
     (node,) = handle.status()["nodes"].values()
     assert node["replaced_image"] == "python:3.12-slim"
+
+
+@pytest.mark.parametrize("fail_fast", [True, False])
+def test_which_failure_fails_the_dag_does_not_depend_on_timing(run, fail_fast):
+    # dag.go findLeafTaskNames / assessDAGPhase sort the target tasks ("for deterministic phase
+    # assignment"): of two failed leaves the first by name is reported, not the first to end.
+    handle = run(dag("{name: Z, template: fail}", "{name: A, template: late-fail}",
+                     fail_fast=fail_fast))
+    assert handle.phase == "Failed"
+    assert handle.status()["message"].endswith(".A' failed"), handle.status()["message"]
