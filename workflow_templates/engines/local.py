@@ -527,10 +527,10 @@ class RunHandle:
         attempts = previous.get("attempts", 0) if previous and previous.get("interrupted") else 0
         if attempts and attempts > limit:
             return self._set(node, attempts=attempts, phase=ERROR, message=previous["message"])
-        first_start = time.monotonic()
+        first_start, cut = time.monotonic(), None
         while True:
             attempts += 1
-            phase = self._attempt(template, node, inputs, artifacts, attempts)
+            phase = self._attempt(template, node, inputs, artifacts, attempts, cut)
             if phase == SUCCEEDED or self._stop.is_set() or attempts > limit:
                 break
             if phase not in retried_on:
@@ -542,6 +542,7 @@ class RunHandle:
                 break
             if self._stop.wait(delay):
                 break
+            cut = _time_left(retry.get("backoff"), first_start)
         self._export_all(template, node)
         return node
 
@@ -557,7 +558,8 @@ class RunHandle:
             if param["name"] in values:
                 self._export(param, values[param["name"]])
 
-    def _attempt(self, template, node, inputs, artifacts, number) -> str:
+    def _attempt(self, template, node, inputs, artifacts, number, cut=None) -> str:
+        """One attempt; cut: seconds it may run at most (a retry under backoff.maxDuration)."""
         step_dir = self.run_dir / "steps" / _safe(node["id"]) / f"attempt-{number}"
         body = template.get("script") or template["container"]
         self._set(node, attempts=number, phase=PENDING, message="", exit_code=None,
@@ -581,7 +583,7 @@ class RunHandle:
             self._set(node, phase=RUNNING, pid=attempt.pid,
                       pid_start=journal.process_start_time(attempt.pid))
             try:
-                result = attempt.finish(template.get("activeDeadlineSeconds"))
+                result = attempt.finish(_deadline(template.get("activeDeadlineSeconds"), cut))
             finally:
                 with self._lock:
                     self._procs.pop(node["id"], None)
@@ -771,6 +773,18 @@ def _backoff(backoff: dict | None, attempt: int) -> float:
         return 0
     duration = _seconds(backoff.get("duration", "0"))
     return duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
+
+
+def _time_left(backoff: dict | None, first_start: float) -> float | None:
+    """operator.go: a retry's pod gets the maxDuration deadline as its execution deadline."""
+    if not backoff or not backoff.get("maxDuration"):
+        return None
+    return max(0.001, first_start + _seconds(backoff["maxDuration"]) - time.monotonic())
+
+
+def _deadline(active_deadline, cut: float | None) -> float | None:
+    limits = [float(v) for v in (active_deadline, cut) if v is not None]
+    return min(limits) if limits else None
 
 
 def _beyond_max_duration(backoff: dict | None, first_start: float, delay: float) -> str:

@@ -1,5 +1,7 @@
 """Issue 14's divergences from Argo, each checked against Argo's documented behaviour or its
 controller source (argoproj/argo-workflows: workflow/controller/, workflow/executor/)."""
+import time
+
 import pytest
 
 from tests.workflows.engine.conftest import dag, nodes_named
@@ -203,3 +205,29 @@ def test_which_failure_fails_the_dag_does_not_depend_on_timing(run, fail_fast):
                      fail_fast=fail_fast))
     assert handle.phase == "Failed"
     assert handle.status()["message"].endswith(".A' failed"), handle.status()["message"]
+
+
+def test_a_retry_is_cut_at_the_max_duration_deadline(run, shared):
+    # operator.go processNodeRetries: opts.executionDeadline = maxDurationDeadline for the retry,
+    # so a retry that hangs is stopped there (attempt 1 fails at once, attempt 2 would hang 20 s).
+    started = time.monotonic()
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: cut}
+        spec:
+          entrypoint: flaky
+          arguments: {parameters: [{name: dir}]}
+          templates:
+          - name: flaky
+            retryStrategy:
+              limit: 3
+              backoff: {duration: "1", maxDuration: "2"}
+            container:
+              image: alpine
+              command: [sh, -c, 'if [ -e {{workflow.parameters.dir}}/once ]; then sleep 20; fi; touch {{workflow.parameters.dir}}/once; exit 1']
+        """, dir=str(shared))
+    (node,) = handle.status()["nodes"].values()
+    assert handle.phase == "Failed" and node["attempts"] == 2
+    assert time.monotonic() - started < 10
+    assert node["message"] == "Max duration limit exceeded"
