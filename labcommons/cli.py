@@ -130,8 +130,9 @@ def serve(obj: Context, bind_host: str | None, bind_port: int | None):
 
     settings = dataclasses.replace(obj.settings, host=bind_host or obj.settings.host,
                                    port=bind_port or obj.settings.port)
+    from labcommons.cli_workflows import template_check
     try:
-        serve_main(settings)
+        serve_main(settings, template_check(settings))
     except MetadataError as error:  # a bad dictionary, flattening, template or trigger rule
         err.print(f"[red]error:[/] the metadata service cannot start: {error.message}", highlight=False)
         sys.exit(1)

@@ -235,7 +235,8 @@ def worker(obj: Context, name: str, capacity: int, poll: float, heartbeat: Path 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    runner = Worker(obj.client, catalog.load(obj.settings.templates_dir), obj.settings.storage_root,
+    runner = Worker(obj.client, catalog.load(obj.settings.templates_dir, template_check(obj.settings)),
+                    obj.settings.storage_root,
                     name=name or default_name(), capacity=capacity, engine=engine_for(obj.settings),
                     heartbeat=heartbeat)
     logging.getLogger(__name__).info("worker %s: up to %d run(s) at once", runner.name, runner.capacity)
@@ -253,6 +254,15 @@ def worker_alive(heartbeat: Path, within: float):
     alive, message = is_alive(heartbeat, within)
     click.echo(message, err=not alive)
     sys.exit(0 if alive else 1)
+
+
+def template_check(settings):
+    """The catalog's check of each template: the local engine's refusals when runs go to it
+    (Argo runs what its schema accepts); injected here, the layer that knows the engine."""
+    if settings.engine != "local":
+        return None
+    from workflow_templates.engines.spec import refusals
+    return refusals
 
 
 def engine_for(settings):

@@ -202,8 +202,10 @@ class Guard:
 class Server:
     """The service wired to its store, ready to serve on host:port."""
 
-    def __init__(self, settings: Settings, handler_class: type[MetadataService] = MetadataService):
-        """handler_class: the IDL handler (a test passes a subclass to plant a failure)."""
+    def __init__(self, settings: Settings, handler_class: type[MetadataService] = MetadataService,
+                 template_check=None):
+        """handler_class: the IDL handler (a test passes a subclass to plant a failure);
+        template_check: the engine's refusals of a template, for the catalog (see templates.load)."""
         self.settings = settings
         self.tokens = Tokens(settings.signing_key(), settings.token_ttl_seconds)
         self.store = open_store(settings)
@@ -211,7 +213,7 @@ class Server:
         flattening = self.flattening_for(settings, dictionary)
         self.store.use_documents(flattening)
         service = handler_class(self.store, dictionary, flattening, self.tokens,
-                                  catalog.load(settings.templates_dir), load_rules(settings.triggers_dir),
+                                  catalog.load(settings.templates_dir, template_check), load_rules(settings.triggers_dir),
                                   Notifier(self.store, settings.data_dir / "outbox", settings.smtp_host,
                                            settings.smtp_port, settings.mail_from, settings.mail_domain),
                                   settings.max_batch_entities, settings.max_batch_bytes,
@@ -369,9 +371,9 @@ class Server:
         log.info("metadata service stopped after draining for %.1fs", time.monotonic() - started)
 
 
-def main(settings: Settings) -> None:
+def main(settings: Settings, template_check=None) -> None:
     """Run the service in the foreground until SIGTERM or SIGINT."""
-    server = Server(settings)
+    server = Server(settings, template_check=template_check)
     server.write_admin_token()
     server.install_signal_handlers()
     server.serve()

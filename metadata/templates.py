@@ -89,9 +89,13 @@ class Catalog:
                                   standard=t.standard)
 
 
-def load(directory: Path | None = None) -> Catalog:
-    """The catalog of a directory (default: the shipped templates); Invalid locating a bad template."""
+def load(directory: Path | None = None, check: argo_catalog.Check | None = None) -> Catalog:
+    """The catalog of a directory (default: the shipped templates); Invalid locating a bad template.
+
+    check: the engine's refusals of a template (the CLI passes the local engine's), so a
+    template the engine would refuse at every launch is refused at load instead."""
     try:
-        return Catalog(argo_catalog.load_catalog(Path(directory) if directory else argo_catalog.TEMPLATE_DIR))
+        return Catalog(argo_catalog.load_catalog(Path(directory) if directory else argo_catalog.TEMPLATE_DIR,
+                                                 check))
     except argo_catalog.TemplateError as error:
         raise Invalid(f"workflow template {error.file.name} is invalid:\n" + "\n".join(error.problems)) from None

@@ -438,6 +438,9 @@ struct RunStep {
     9: string log_url = "",
     10: list<string> children,
     11: i32 attempts = 0,
+    /** The image the template names, when the local engine ran the step with the host's
+        tools instead (it runs no images); empty on Argo, which pulls it. */
+    12: string replaced_image = "",
 }
 
 struct Run {

@@ -16,7 +16,7 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -146,12 +146,20 @@ class Catalog(Mapping):
         return len(self._templates)
 
 
-def load_catalog(directory: Path = TEMPLATE_DIR) -> Catalog:
-    """Every *.yaml template in directory; the first invalid one raises TemplateError."""
-    return Catalog([load_template(path) for path in sorted(Path(directory).glob("*.yaml"))])
+# what an engine refuses of a template document, one reason a line (none: it runs it)
+Check = Callable[[dict], list[str]]
 
 
-def load_template(path: Path) -> Template:
+def load_catalog(directory: Path = TEMPLATE_DIR, check: Check | None = None) -> Catalog:
+    """Every *.yaml template in directory; the first invalid one raises TemplateError.
+
+    check: the engine's own refusals (given by the layer that knows the engine, which this
+    module must not import), so that a template the engine would refuse at each launch is
+    refused here, once, with the engine's reasons."""
+    return Catalog([load_template(path, check) for path in sorted(Path(directory).glob("*.yaml"))])
+
+
+def load_template(path: Path, check: Check | None = None) -> Template:
     """One template file, validated and described; TemplateError locates every problem."""
     path = Path(path)
     text = path.read_text()
@@ -167,6 +175,9 @@ def load_template(path: Path) -> Template:
     if problems:
         raise TemplateError(path, [f"{path.name}:{_line(tree, where)}: {_dotted(where) or '(document)'}: "
                                    f"{message}" for where, message in problems])
+    refusals = check(document) if check else []
+    if refusals:
+        raise TemplateError(path, [f"{path.name}: the engine refuses it: {reason}" for reason in refusals])
     return _entry(document, path)
 
 

@@ -235,7 +235,8 @@ def steps_of(status: dict) -> list[T.RunStep]:
                       phase=n["phase"], started_at=n.get("started_at") or "", finished_at=n.get("finished_at") or "",
                       exit_code=-1 if n.get("exit_code") is None else int(n["exit_code"]),
                       message=n.get("message") or "", log_url=Path(n["log"]).resolve().as_uri() if n.get("log") else "",
-                      children=list(n.get("children") or []), attempts=int(n.get("attempts") or 0))
+                      children=list(n.get("children") or []), attempts=int(n.get("attempts") or 0),
+                      replaced_image=n.get("replaced_image") or "")
             for n in status["nodes"].values()]
 
 

@@ -245,13 +245,20 @@ def files_list(nodes: Sequence[dict], id_: str, empty: str) -> html.Div:
 
 
 def steps_table(run) -> html.Div:
-    """Each step: phase, exit code, attempts, message, its log."""
+    """Each step: phase, exit code, attempts, message (and the image the host's tools stood in
+    for, on the local engine), its log."""
     rows = [[s.name, status_badge(_phase_status(s.phase)) if s.phase else "", "" if s.exit_code < 0 else str(s.exit_code),
-             str(s.attempts or ""), s.message or "",
+             str(s.attempts or ""), _message(s),
              html.A("log", href=log_href(run.id, s.id), target="_blank") if s.log_url else ""]
             for s in run.steps]
     return _simple_table(["Step", "Phase", "Exit code", "Attempts", "Message", "Log"], rows, "run-steps",
                          "No steps have started yet.")
+
+
+def _message(step) -> str:
+    replaced = getattr(step, "replaced_image", "")
+    note = f"ran with the host's tools, not image {replaced}" if replaced else ""
+    return "; ".join(filter(None, [step.message, note]))
 
 
 def _phase_status(phase: str) -> str:

@@ -97,3 +97,10 @@ def test_the_catalog_marks_the_chosen_template_and_those_only_analysts_may_launc
     assert "Takes: imzML" in text and "Takes: any data files · outside the standard set: analysts only" in text
     [choose] = [c for card in catalog.children for c in card.children if isinstance(c, dcc.Link)]
     assert choose.href == "/launch?template=dev"
+
+
+def test_the_steps_table_says_which_image_the_host_s_tools_stood_in_for():
+    step = T.RunStep(id="s", name="convert", template="t", phase="Succeeded", children=[], exit_code=0,
+                     replaced_image="labcommons/steps:1")
+    table = str(w.steps_table(SimpleNamespace(id="r1", steps=[step])))
+    assert "ran with the host's tools, not image labcommons/steps:1" in table

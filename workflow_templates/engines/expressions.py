@@ -170,17 +170,23 @@ def depends_tokens(expression: str) -> list[str]:
     return tokens
 
 
-def depends_tasks(expression: str) -> list[str]:
-    """The task names a `depends` expression refers to, checking each result name."""
-    names = []
+def depends_operands(expression: str) -> list[tuple[str, str]]:
+    """The (task, result) operands of a `depends` expression ("" for a bare name), checking
+    each result name."""
+    operands = []
     for token in depends_tokens(expression):
         if token in ("&&", "||", "!", "(", ")"):
             continue
         name, _, result = token.partition(".")
         if result and result not in _RESULTS:
             raise ExpressionError(f"unknown task result {token!r} in depends {expression!r}")
-        names.append(name)
-    return names
+        operands.append((name, result))
+    return operands
+
+
+def depends_tasks(expression: str) -> list[str]:
+    """The task names a `depends` expression refers to, checking each result name."""
+    return [name for name, _ in depends_operands(expression)]
 
 
 def evaluate_depends(expression: str, outcome) -> bool:

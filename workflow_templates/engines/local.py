@@ -38,7 +38,7 @@ from typing import Callable
 from ground import storage
 from workflow_templates.engines import journal
 from workflow_templates.engines.expressions import (
-    ExpressionError, depends_tasks, evaluate_depends, evaluate_when, render)
+    ExpressionError, depends_operands, depends_tasks, evaluate_depends, evaluate_when, render)
 from ground import bwrap
 from workflow_templates.engines.runner import Attempt, StepError, artifact_source
 from workflow_templates.engines.sandbox import Sight, default_user
@@ -466,7 +466,7 @@ class RunHandle:
             scope.update(node_scope("tasks", name, result))
         if self._stop.is_set():
             return FAILED, self._stop_reason, scope
-        failed = _unhandled(done, tasks)
+        failed = _unhandled(done, tasks) if len(done) < len(tasks) else _dag_phase(done, tasks)
         if failed:
             return FAILED, f"child '{failed['id']}' {failed['phase'].lower()}", scope
         return SUCCEEDED, "", scope
@@ -482,6 +482,9 @@ class RunHandle:
             return self._set(node, phase=ERROR, message=str(error))
         if items is None:
             return self._one(step, template, base, step["name"], parent, scope)
+        if not items:  # steps.go / dag.go: an empty expansion is Skipped, the rest carries on
+            node = self._new_node(base, step["name"], "Skipped", template["name"], parent)
+            return self._set(node, phase=SKIPPED, message="Skipped, empty params")
         loop = self._new_node(base, step["name"], "TaskGroup", None, parent)
         self._set(loop, phase=RUNNING)
         calls = []
@@ -498,7 +501,7 @@ class RunHandle:
         try:
             if step.get("when") and not evaluate_when(render(step["when"], scope)):
                 node = self._new_node(node_id, display, "Skipped", template["name"], parent)
-                return self._set(node, phase=SKIPPED,
+                return self._set(node, phase=SKIPPED, outputs=_skipped_outputs(template),
                                  message=f"when '{render(step['when'], scope)}' evaluated false")
             arguments = {p["name"]: render(stringify(p.get("value", "")), scope)
                          for p in (step.get("arguments") or {}).get("parameters") or []}
@@ -524,15 +527,22 @@ class RunHandle:
         attempts = previous.get("attempts", 0) if previous and previous.get("interrupted") else 0
         if attempts and attempts > limit:
             return self._set(node, attempts=attempts, phase=ERROR, message=previous["message"])
+        first_start, cut = time.monotonic(), None
         while True:
             attempts += 1
-            phase = self._attempt(template, node, inputs, artifacts, attempts)
+            phase = self._attempt(template, node, inputs, artifacts, attempts, cut)
             if phase == SUCCEEDED or self._stop.is_set() or attempts > limit:
                 break
             if phase not in retried_on:
                 break
-            if self._stop.wait(_backoff(retry.get("backoff"), attempts)):
+            delay = _backoff(retry.get("backoff"), attempts)
+            beyond = _beyond_max_duration(retry.get("backoff"), first_start, delay)
+            if beyond:
+                self._set(node, message=beyond)
                 break
+            if self._stop.wait(delay):
+                break
+            cut = _time_left(retry.get("backoff"), first_start)
         self._export_all(template, node)
         return node
 
@@ -548,10 +558,12 @@ class RunHandle:
             if param["name"] in values:
                 self._export(param, values[param["name"]])
 
-    def _attempt(self, template, node, inputs, artifacts, number) -> str:
+    def _attempt(self, template, node, inputs, artifacts, number, cut=None) -> str:
+        """One attempt; cut: seconds it may run at most (a retry under backoff.maxDuration)."""
         step_dir = self.run_dir / "steps" / _safe(node["id"]) / f"attempt-{number}"
+        body = template.get("script") or template["container"]
         self._set(node, attempts=number, phase=PENDING, message="", exit_code=None,
-                  log=str(step_dir / "main.log"))
+                  log=str(step_dir / "main.log"), replaced_image=str(body.get("image") or ""))
         with ExitStack() as places:
             for limit in self._limits_above(node):  # outermost first: no two waits cross
                 places.enter_context(limit)
@@ -571,7 +583,7 @@ class RunHandle:
             self._set(node, phase=RUNNING, pid=attempt.pid,
                       pid_start=journal.process_start_time(attempt.pid))
             try:
-                result = attempt.finish(template.get("activeDeadlineSeconds"))
+                result = attempt.finish(_deadline(template.get("activeDeadlineSeconds"), cut))
             finally:
                 with self._lock:
                     self._procs.pop(node["id"], None)
@@ -622,9 +634,9 @@ def _aggregate(children: list[dict], step: dict) -> dict:
     outputs = {}
     names = {n for c in children for n in c.get("outputs", {}).get("parameters", {})}
     if names:
-        outputs["parameters"] = {n: compact_json([c["outputs"]["parameters"][n] for c in children
-                                                if n in c.get("outputs", {}).get("parameters", {})])
-                                 for n in names}
+        outputs["parameters"] = {n: compact_json(_json_values([
+            c["outputs"]["parameters"][n] for c in children
+            if n in c.get("outputs", {}).get("parameters", {})])) for n in names}
     results = [c["outputs"]["result"] for c in children if "result" in c.get("outputs", {})]
     if results:
         outputs["result"] = compact_json([_json_or_text(r) for r in results])
@@ -637,6 +649,26 @@ def _aggregate(children: list[dict], step: dict) -> dict:
         return {"phase": FAILED, "message": f"child '{failed[0]['id']}' failed",
                 "outputs": outputs, **counts}
     return {"phase": SUCCEEDED, "outputs": outputs, **counts}
+
+
+def _skipped_outputs(template: dict) -> dict:
+    """A skipped node's outputs: each output parameter's valueFrom.default, which Argo passes on
+    to whoever reads it (dag.go / steps.go since PR 16223: the producer's declared default)."""
+    parameters = {p["name"]: stringify(p["valueFrom"]["default"])
+                  for p in (template.get("outputs") or {}).get("parameters") or []
+                  if "default" in (p.get("valueFrom") or {})}
+    return {"parameters": parameters} if parameters else {}
+
+
+def _json_values(values: list[str]) -> list:
+    """Argo 3.6's per-name aggregation (operator.go, PR 13513): the values as JSON when every
+    one is a JSON object or list, else the strings (a bare number stays a string)."""
+    try:
+        if all(v.strip()[:1] + v.strip()[-1:] in ("{}", "[]") for v in values):
+            return [json.loads(v) for v in values]
+    except ValueError:
+        pass
+    return values
 
 
 def _json_or_text(text: str):
@@ -685,8 +717,9 @@ def _all_children_failed(node: dict) -> bool:
 
 
 def _unhandled(done: dict, tasks: dict) -> dict | None:
-    """The first finished task whose failure nothing handles (continueOn or a depends)."""
-    for name, result in done.items():
+    """The first finished task by name (as Argo orders targets, not by which finished first)
+    whose failure nothing handles (continueOn or a depends)."""
+    for name, result in sorted(done.items()):
         if result["phase"] in (FAILED, ERROR) and not _continues(tasks[name], result["phase"]) \
                 and not _handled(name, tasks):
             return result
@@ -694,10 +727,35 @@ def _unhandled(done: dict, tasks: dict) -> dict | None:
 
 
 def _handled(name: str, tasks: dict) -> bool:
-    """A failure another task's `depends` reacts to does not fail the DAG."""
-    return any(f"{name}.Failed" in (t.get("depends") or "") or f"{name}.Errored" in
-               (t.get("depends") or "") or f"{name}.AllFailed" in (t.get("depends") or "")
-               for t in tasks.values())
+    """A failure another task's `depends` reacts to (`name.Failed`, `.Errored`, `.AllFailed`,
+    the parsed operand, never a substring of another task's name) does not halt the DAG."""
+    return any((name, result) in depends_operands(t.get("depends") or "")
+               for t in tasks.values() for result in ("Failed", "Errored", "AllFailed"))
+
+
+def _dag_phase(done: dict, tasks: dict) -> dict | None:
+    """dag.go assessDAGPhase: the first leaf task by name whose branch failed, or None. A Skipped or
+    Omitted task inherits its dependencies' branch phase (a failure before a success), so a leaf
+    omitted after a failure fails the DAG; a leaf's continueOn for that phase excuses it."""
+    branch: dict[str, dict] = {}
+
+    def phase_of(name: str) -> dict | None:
+        if name not in branch:
+            node = done.get(name)
+            if node is None or node["phase"] in (SUCCEEDED, FAILED, ERROR):
+                branch[name] = node
+            else:
+                parents = [phase_of(d) for d in _deps(tasks[name])]
+                failed = [p for p in parents if p and p["phase"] in (FAILED, ERROR)]
+                branch[name] = failed[0] if failed else node
+        return branch[name]
+
+    needed = {d for t in tasks.values() for d in _deps(t)}
+    for name in sorted(n for n in tasks if n not in needed):  # Argo sorts its targets
+        node = phase_of(name)
+        if node and node["phase"] in (FAILED, ERROR) and not _continues(tasks[name], node["phase"]):
+            return node
+    return None
 
 
 def _label(item) -> str:
@@ -714,9 +772,32 @@ def _backoff(backoff: dict | None, attempt: int) -> float:
     if not backoff:
         return 0
     duration = _seconds(backoff.get("duration", "0"))
-    delay = duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
-    cap = _seconds(backoff.get("maxDuration")) if backoff.get("maxDuration") else None
-    return min(delay, cap) if cap is not None else delay
+    return duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
+
+
+def _time_left(backoff: dict | None, first_start: float) -> float | None:
+    """operator.go: a retry's pod gets the maxDuration deadline as its execution deadline."""
+    if not backoff or not backoff.get("maxDuration"):
+        return None
+    return max(0.001, first_start + _seconds(backoff["maxDuration"]) - time.monotonic())
+
+
+def _deadline(active_deadline, cut: float | None) -> float | None:
+    limits = [float(v) for v in (active_deadline, cut) if v is not None]
+    return min(limits) if limits else None
+
+
+def _beyond_max_duration(backoff: dict | None, first_start: float, delay: float) -> str:
+    """operator.go processNodeRetries: maxDuration bounds all attempts from the first one's
+    start; no retry once it has passed, nor one whose backoff would end after it."""
+    if not backoff or not backoff.get("maxDuration"):
+        return ""
+    deadline = first_start + _seconds(backoff["maxDuration"])
+    if time.monotonic() > deadline:
+        return "Max duration limit exceeded"
+    if time.monotonic() + delay > deadline:
+        return "Backoff would exceed max duration limit"
+    return ""
 
 
 def _seconds(value) -> float:

@@ -207,13 +207,15 @@ class Attempt:
 
 
 def _argv(body: dict, script: bool, scope: dict, step_dir: Path) -> list[str]:
-    """command (+ the script's file) + args, rendered; a leading python is the engine's."""
+    """command + args (+ the script's file, last, as Argo's controller appends it to args),
+    rendered; a leading python is the engine's."""
     argv = [render(str(c), scope) for c in body.get("command") or []]
-    if script:
+    argv += [render(str(a), scope) for a in body.get("args") or []]
+    if script:  # executable as Argo's executor writes it (0755): `command: [sh, -c]` runs it
         path = step_dir / "script"
         path.write_text(render(body.get("source", ""), scope))
+        path.chmod(0o755)
         argv.append(str(path))
-    argv += [render(str(a), scope) for a in body.get("args") or []]
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable  # the project's programs run with the engine's Python
     return argv

@@ -76,6 +76,8 @@ def _sequence(sequence: dict, scope: dict) -> list[str]:
     number = lambda key, default: int(render(str(sequence.get(key, default)), scope))  # noqa: E731
     start = number("start", 0)
     if "count" in sequence:
+        if number("count", 0) == 0:  # Argo's expandSequence: no items, the step is Skipped
+            return []
         end = start + number("count", 0) - 1
     else:
         end = number("end", start)

@@ -79,6 +79,16 @@ class WorkflowSpec:
     parallelism: int | None = None
 
 
+def refusals(document: dict) -> list[str]:
+    """What the local engine refuses of a template document (empty: it runs it); the catalog's
+    check, injected by the CLI."""
+    try:
+        load(document)
+    except TemplateRefused as refused:
+        return refused.problems
+    return []
+
+
 def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     """Check and load a WorkflowTemplate (a dict or YAML text); TemplateRefused lists problems."""
     doc = yaml.safe_load(document) if isinstance(document, str) else document
@@ -194,6 +204,10 @@ def _check_leaf(template, where, scope, problems):
         problems.append(f"{where}.{kind}.command: needed locally (an image's entrypoint "
                         f"is not known here)" if kind == "container" else
                         f"{where}.script.command: a script needs its interpreter command")
+    if "{{" in str(body.get("image", "")):
+        problems.append(f"{where}.{kind}.image: {body['image']!r} is chosen per item or parameter; "
+                        f"the local engine runs every step with the host's tools, so it cannot "
+                        f"honour a choice of image")
     inputs = template.get("inputs") or {}
     _check_tags([body, template.get("outputs"), inputs.get("artifacts")], scope.leaf(), where,
                 problems)

@@ -4,6 +4,7 @@
 - shared:   a directory outside /tmp that every step may write (each step has a private /tmp and
             sees of the host's files only what its run `sees`), for counters and timestamps;
             removed after the test.
+- dag(*tasks, fail_fast): a DAG template of the given tasks over ok, fail, slow (1 s) and late-fail.
 - run:      run(template_yaml, **parameters) -> the finished RunHandle (60 s at most), its
             steps seeing `shared`.
 """
@@ -45,3 +46,31 @@ def run(engine, shared):
 def nodes_named(handle) -> dict:
     """The run's nodes by display name (the last one wins for repeated names)."""
     return {n["name"]: n for n in handle.status()["nodes"].values()}
+
+
+DAG = """
+    apiVersion: argoproj.io/v1alpha1
+    kind: WorkflowTemplate
+    metadata: {name: dag-phase}
+    spec:
+      entrypoint: main
+      templates:
+      - name: main
+        dag:
+          failFast: %s
+          tasks:
+%s
+      - name: ok
+        container: {image: alpine, command: [sh, -c, "exit 0"]}
+      - name: fail
+        container: {image: alpine, command: [sh, -c, "exit 1"]}
+      - name: slow
+        container: {image: alpine, command: [sh, -c, "sleep 1"]}
+      - name: late-fail
+        container: {image: alpine, command: [sh, -c, "sleep 1; exit 1"]}
+    """
+
+
+def dag(*tasks: str, fail_fast: bool = False) -> str:
+    """A DAG template of `tasks` (YAML flow mappings) over the templates ok, fail, slow and late-fail."""
+    return DAG % (str(fail_fast).lower(), "\n".join(" " * 10 + "- " + task for task in tasks))

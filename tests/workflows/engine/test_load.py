@@ -176,3 +176,20 @@ def test_outputs_need_a_source_the_template_kind_can_give():
     assert "spec.templates[0](main).outputs.parameters[0].valueFrom: needs parameter here" in text
     assert "spec.templates[0](main).outputs.artifacts: output artifacts of steps/dag" in text
     assert "spec.templates[1](leaf).outputs.parameters[0].valueFrom: needs path here" in text
+
+
+def test_an_image_chosen_per_item_or_parameter_is_refused():
+    # Argo pulls whatever image the tag resolves to; the local engine runs the host's tools for
+    # every image, so a template that picks its image per item or parameter cannot be honoured.
+    problems = refused("""
+      templates:
+      - name: main
+        steps:
+        - - {name: each, template: tool, withItems: [alpine, debian], arguments: {parameters: [{name: image, value: "{{item}}"}]}}
+      - name: tool
+        inputs: {parameters: [{name: image}]}
+        container: {image: "{{inputs.parameters.image}}", command: [sh, -c, "true"]}
+    """)
+    assert problems == ["spec.templates[1](tool).container.image: '{{inputs.parameters.image}}' is "
+                        "chosen per item or parameter; the local engine runs every step with the "
+                        "host's tools, so it cannot honour a choice of image"]

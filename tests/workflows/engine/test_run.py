@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflows.engine.conftest import nodes_named
+from tests.workflows.engine.conftest import dag, nodes_named
 from workflow_templates.engines.local import LocalEngine
 from workflow_templates.engines.scope import node_scope
 
@@ -239,30 +239,15 @@ def test_depends_runs_the_failure_branch_and_continue_on_keeps_going(run):
     assert nodes["on-fail"]["phase"] == "Succeeded"
     assert nodes["on-ok"]["phase"] == "Omitted"
     assert nodes["after-soft"]["phase"] == "Succeeded"
-    assert handle.phase == "Succeeded", handle.status()["message"]
+    assert nodes["by-continue-on"]["phase"] == "Succeeded", handle.status()["message"]
+    # dag.go assessDAGPhase: the omitted leaf on-ok inherits A's failure, so that DAG fails
+    assert nodes["by-depends"]["phase"] == "Failed"
 
 
 @pytest.mark.parametrize("fail_fast", [True, False])
 def test_dag_fail_fast_stops_scheduling_after_a_failure(run, fail_fast):
-    handle = run("""
-        apiVersion: argoproj.io/v1alpha1
-        kind: WorkflowTemplate
-        metadata: {name: fail-fast}
-        spec:
-          entrypoint: main
-          templates:
-          - name: main
-            dag:
-              failFast: %s
-              tasks:
-              - {name: A, template: fail}
-              - {name: B, template: slow}
-              - {name: C, template: slow, dependencies: [B]}
-          - name: fail
-            container: {image: alpine, command: [sh, -c, "exit 1"]}
-          - name: slow
-            container: {image: alpine, command: [sleep, "1"]}
-        """ % str(fail_fast).lower())
+    handle = run(dag("{name: A, template: fail}", "{name: B, template: slow}",
+                     "{name: C, template: slow, dependencies: [B]}", fail_fast=fail_fast))
     nodes = nodes_named(handle)
     assert handle.phase == "Failed"
     assert nodes["B"]["phase"] == "Succeeded"

@@ -14,6 +14,9 @@ from metadata import templates
 from workflow_templates.worker import Worker, is_alive
 from tests.workflows.runs.conftest import template
 
+MEASURE_IMAGE = "labcommons"  # what the size-report template (conftest) names for its step
+
+
 @pytest.fixture
 def worker(client_for, settings):
     """A worker with a worker-role token: the least it needs (claim, report, read the inputs)."""
@@ -46,6 +49,9 @@ def test_a_run_succeeds_and_its_outputs_are_registered_with_provenance(worker, a
     assert done.status == "succeeded", describe(done)
     assert done.worker == "w-test" and done.finished_at
     assert {s.name for s in done.steps} >= {"measure"} and all(s.phase == "Succeeded" for s in done.steps)
+    # the local engine ran the step with the host's tools: the run records which image they stood in for
+    [measure] = [s for s in done.steps if s.name == "measure"]
+    assert measure.replaced_image == MEASURE_IMAGE
     [output] = [admin.get(i) for i in done.output_ids]          # notes.xyz has no format: not registered
     path = run_dir(settings.storage_root, run.project_id, run.id) / "outputs" / "report.json"  # under its project
     assert output["properties"]["md5sum"] == hashlib.md5(path.read_bytes()).hexdigest()

@@ -1,0 +1,233 @@
+"""Issue 14's divergences from Argo, each checked against Argo's documented behaviour or its
+controller source (argoproj/argo-workflows: workflow/controller/, workflow/executor/)."""
+import time
+
+import pytest
+
+from tests.workflows.engine.conftest import dag, nodes_named
+
+
+def test_script_is_executable_and_appended_after_args(run):
+    # executor.go StageFiles writes the source 0755; operator.go executeScript appends its path
+    # to the container's args, so argv is `command args... FILE`.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: script-argv}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: shell, template: shell}
+              - {name: order, template: order}
+          - name: shell
+            script:
+              image: alpine
+              command: [sh, -c]
+              source: |
+                #!/bin/sh
+                echo ran as an executable
+          - name: order
+            script:
+              image: alpine
+              command: [sh, -c]
+              args: ['echo "file=$0"']
+              source: |
+                echo the file is an argument here, not run
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    nodes = nodes_named(handle)
+    assert nodes["shell"]["outputs"]["result"] == "ran as an executable"
+    assert nodes["order"]["outputs"]["result"].startswith("file=/")
+
+
+def test_an_empty_fan_out_is_skipped_and_the_run_carries_on(run):
+    # steps.go expandStepGroup / dag.go: an expansion to no items makes one Skipped node,
+    # "Skipped, empty params"; expandSequence gives no items for count 0.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: empty-loops}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: none, template: say, withParam: "[]"}
+              - {name: zero, template: say, withSequence: {count: "0"}}
+            - - {name: after, template: say}
+          - name: say
+            container: {image: alpine, command: [sh, -c, "echo {{workflow.name}}"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    nodes = nodes_named(handle)
+    for name in ("none", "zero"):
+        assert (nodes[name]["phase"], nodes[name]["message"]) == ("Skipped", "Skipped, empty params")
+    assert not [n for n in nodes if n.startswith(("none(", "zero("))]
+    assert nodes["after"]["phase"] == "Succeeded"
+
+
+
+def test_a_leaf_omitted_after_a_failure_fails_the_dag(run):
+    # dag.go assessDAGPhase: an omitted target task inherits its branch's phase, Failed before
+    # Succeeded, so C (omitted because A failed) fails the DAG although B handled A's failure.
+    handle = run(dag("{name: A, template: fail}",
+                     "{name: B, template: ok, depends: A.Failed}",
+                     "{name: C, template: ok, depends: A}"))
+    nodes = nodes_named(handle)
+    assert (nodes["B"]["phase"], nodes["C"]["phase"]) == ("Succeeded", "Omitted")
+    assert handle.phase == "Failed"
+
+
+def test_a_failure_handled_by_the_only_leaf_lets_the_dag_succeed(run):
+    handle = run(dag("{name: A, template: fail}",
+                     "{name: B, template: ok, depends: A.Failed}"))
+    assert handle.phase == "Succeeded", handle.status()["message"]
+
+
+def test_depends_names_a_task_whole_never_by_substring(run):
+    # BC.Failed handles BC's failure, not C's: C's failure is unhandled, so under failFast
+    # nothing new starts after it (E, waiting for the slow S, never runs).
+    handle = run(dag("{name: C, template: fail}",
+                     "{name: BC, template: ok}",
+                     "{name: D, template: ok, depends: BC.Failed}",
+                     "{name: S, template: slow}",
+                     "{name: E, template: ok, depends: S}", fail_fast=True))
+    assert handle.phase == "Failed"
+    assert "E" not in nodes_named(handle)
+
+
+def test_backoff_max_duration_bounds_all_attempts_not_each_delay(run):
+    # operator.go processNodeRetries: the deadline is the first attempt's start + maxDuration;
+    # a retry whose backoff would end after it is not made. Delays 1 s then 2 s: the second
+    # retry would start about 3 s after the first attempt, beyond 2 s, so there are 2 attempts.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: max-duration}
+        spec:
+          entrypoint: flaky
+          templates:
+          - name: flaky
+            retryStrategy:
+              limit: 10
+              backoff: {duration: "1", factor: 2, maxDuration: "2s"}
+            container: {image: alpine, command: [sh, -c, "exit 1"]}
+        """)
+    (node,) = handle.status()["nodes"].values()
+    assert handle.phase == "Failed"
+    assert node["attempts"] == 2
+    assert node["message"] == "Backoff would exceed max duration limit"
+
+
+def test_a_loop_s_json_object_parameters_aggregate_as_json(run):
+    # operator.go (argo-workflows PR 13513, v3.6): a parameter aggregated over a loop is a list
+    # of JSON values when every child's value is a JSON object or list, else of strings.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: aggregate}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: gen, template: gen, withItems: [1, 2], arguments: {parameters: [{name: i, value: "{{item}}"}]}}
+            - - name: show
+                template: show
+                arguments: {parameters: [{name: objects, value: "{{steps.gen.outputs.parameters.object}}"},
+                                         {name: numbers, value: "{{steps.gen.outputs.parameters.number}}"}]}
+          - name: gen
+            inputs: {parameters: [{name: i}]}
+            container:
+              image: alpine
+              command: [sh, -c, 'printf "{\\"b\\": {{inputs.parameters.i}}}" > /tmp/o; printf {{inputs.parameters.i}} > /tmp/n']
+            outputs: {parameters: [{name: object, valueFrom: {path: /tmp/o}}, {name: number, valueFrom: {path: /tmp/n}}]}
+          - name: show
+            inputs: {parameters: [{name: objects}, {name: numbers}]}
+            container: {image: alpine, command: [sh, -c, "echo '{{inputs.parameters.objects}} {{inputs.parameters.numbers}}'"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    assert nodes_named(handle)["show"]["outputs"]["result"] == '[{"b":1},{"b":2}] ["1","2"]'
+
+
+def test_a_skipped_producer_passes_on_its_output_default(run):
+    # argo-workflows PR 16223 (TestDAGSkippedOutputDefault and its steps twin): a task skipped by
+    # `when` gives a reader of its output parameter the producer's valueFrom.default.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: skipped-default}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            dag:
+              tasks:
+              - {name: producer, template: produce, when: "1 == 2"}
+              - {name: consumer, template: show, depends: producer,
+                 arguments: {parameters: [{name: in, value: "{{tasks.producer.outputs.parameters.out}}"}]}}
+          - name: produce
+            container: {image: alpine, command: [sh, -c, "echo made > /tmp/out"]}
+            outputs: {parameters: [{name: out, valueFrom: {path: /tmp/out, default: fallback}}]}
+          - name: show
+            inputs: {parameters: [{name: in}]}
+            container: {image: alpine, command: [echo, "{{inputs.parameters.in}}"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    nodes = nodes_named(handle)
+    assert nodes["producer"]["phase"] == "Skipped"
+    assert nodes["consumer"]["outputs"]["result"] == "fallback"
+
+
+def test_each_step_records_the_image_the_host_s_tools_stood_in_for(run):
+    # the local engine runs no images: the node says which one it replaced, for the run page
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: images}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            container: {image: "python:3.12-slim", command: [sh, -c, "true"]}
+        """)
+    (node,) = handle.status()["nodes"].values()
+    assert node["replaced_image"] == "python:3.12-slim"
+
+
+@pytest.mark.parametrize("fail_fast", [True, False])
+def test_which_failure_fails_the_dag_does_not_depend_on_timing(run, fail_fast):
+    # dag.go findLeafTaskNames / assessDAGPhase sort the target tasks ("for deterministic phase
+    # assignment"): of two failed leaves the first by name is reported, not the first to end.
+    handle = run(dag("{name: Z, template: fail}", "{name: A, template: late-fail}",
+                     fail_fast=fail_fast))
+    assert handle.phase == "Failed"
+    assert handle.status()["message"].endswith(".A' failed"), handle.status()["message"]
+
+
+def test_a_retry_is_cut_at_the_max_duration_deadline(run, shared):
+    # operator.go processNodeRetries: opts.executionDeadline = maxDurationDeadline for the retry,
+    # so a retry that hangs is stopped there (attempt 1 fails at once, attempt 2 would hang 20 s).
+    started = time.monotonic()
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: cut}
+        spec:
+          entrypoint: flaky
+          arguments: {parameters: [{name: dir}]}
+          templates:
+          - name: flaky
+            retryStrategy:
+              limit: 3
+              backoff: {duration: "1", maxDuration: "2"}
+            container:
+              image: alpine
+              command: [sh, -c, 'if [ -e {{workflow.parameters.dir}}/once ]; then sleep 20; fi; touch {{workflow.parameters.dir}}/once; exit 1']
+        """, dir=str(shared))
+    (node,) = handle.status()["nodes"].values()
+    assert handle.phase == "Failed" and node["attempts"] == 2
+    assert time.monotonic() - started < 10
+    assert node["message"] == "Max duration limit exceeded"
