@@ -96,13 +96,23 @@ def runs(obj: Context, status: str, template: str, who: str, project: str, limit
     page = obj.client.runs(status=status, template=template, user=who, project_id=project, limit=limit)
     table = Table(show_edge=False)
     table.add_column("run", no_wrap=True)
-    for name in ("template", "status", "project", "by", "created", "message"):
-        table.add_column(name, overflow="ellipsis", no_wrap=name != "message")
+    for name in ("template", "status", "QC", "project", "by", "created", "message"):
+        table.add_column(name, overflow="ellipsis", no_wrap=name != "message", min_width=6 if name == "QC" else None)
     for r in page.runs:
-        table.add_row(r.id, r.template, f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]", r.project_id,
-                      r.created_by, r.created_at[:19], r.message[:60])
+        table.add_row(r.id, r.template, status_text(r), outcome_text(r),
+                      r.project_id, r.created_by, r.created_at[:19], r.message[:60])
     out.print(table)
     out.print(f"{len(page.runs)} of {page.total} run(s)")
+
+
+def status_text(r) -> str:
+    """The run's status, coloured; a run that succeeded but failed QC is never green."""
+    return f"[{'yellow' if r.outcome == 'failed' else STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]"
+
+
+def outcome_text(r) -> str:
+    """The run's verdict, coloured: QC failed in red, passed in green, none blank."""
+    return {"failed": "[red]failed[/]", "passed": "[green]passed[/]"}.get(r.outcome, "")
 
 
 @click.group()
@@ -116,7 +126,9 @@ def run():
 @reports_errors
 def run_show(obj: Context, run_id: str):
     r = obj.client.run(run_id)
-    out.print(f"run {r.id}  {r.template}  [{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]  {r.message}")
+    out.print(f"run {r.id}  {r.template}  {status_text(r)}  {r.message}")
+    if r.outcome:
+        out.print(f"QC {outcome_text(r)}" + "".join(f"\n  failed: {check}" for check in r.failed_checks))
     out.print(f"project {r.project_id}  by {r.created_by}  created {r.created_at}  attempt {r.attempt}")
     out.print(f"parameters {r.parameters}  digest {r.template_digest[:12]}  inputs {', '.join(r.input_ids)}")
     table = Table("step", "phase", "exit", "started", "finished", "message", show_edge=False)

@@ -43,6 +43,7 @@ def test_the_shipped_trigger_runs_ims_qc_to_a_registered_report(admin, project, 
     report_path = run_dir(settings.storage_root, project, run.id) / "outputs" / "qc" / "report.json"
     report = json.loads(report_path.read_text())
     assert report["metrics"]["spectra"] == 12 * 10 and report["passed"] is True
+    assert done.outcome == "passed" and done.failed_checks == []   # report.json is its declared verdict
     png = run_dir(settings.storage_root, project, run.id) / "outputs" / "qc" / "tic.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert all(o["properties"]["data_category"] == "qc_report" for o in outputs.values())

@@ -54,6 +54,17 @@ def test_a_run_succeeds_and_its_outputs_are_registered_with_provenance(worker, a
     assert output["links"][0]["target_id"] == run.id            # generated_by the run
 
 
+def test_a_run_whose_declared_verdict_fails_succeeds_with_the_outcome_failed_and_its_checks(worker, admin, measurement):
+    failed = run_until(worker, admin, admin.launch("size-report", [measurement], {"mode": "qc-fail"}).run.id)
+    assert (failed.status, failed.outcome) == ("succeeded", "failed"), describe(failed)
+    assert failed.failed_checks == ["bytes 8 (minimum 1000)"]   # the passing check is not named
+    assert failed.message == "succeeded; QC failed: bytes 8 (minimum 1000)"
+    passed = run_until(worker, admin, admin.launch("size-report", [measurement], {"mode": "qc-pass"}).run.id)
+    assert (passed.status, passed.outcome, passed.failed_checks) == ("succeeded", "passed", [])
+    plain = run_until(worker, admin, admin.launch("size-report", [measurement]).run.id)
+    assert (plain.status, plain.outcome) == ("succeeded", "")   # no verdict written: none
+
+
 def test_a_failing_step_fails_the_run_naming_the_step_and_keeping_its_log(worker, admin, measurement):
     run = admin.launch("size-report", [measurement], {"mode": "fail"}).run
     done = run_until(worker, admin, run.id)
