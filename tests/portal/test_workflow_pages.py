@@ -263,6 +263,25 @@ def test_the_run_page_shows_what_ran_its_steps_logs_outputs_and_provenance(tom, 
     assert all(f"/lineage/{f}" in page for f in files) and '"window"' in page
 
 
+def test_a_run_that_failed_qc_is_never_plain_green_and_its_report_is_shown_inline(tom, admin, measurement, worker):
+    failed = run_until(worker, admin, admin.launch(TEMPLATE, [measurement], {"mode": "qc-fail"}).run.id)
+    passed = run_until(worker, admin, admin.launch(TEMPLATE, [measurement], {"mode": "qc-pass"}).run.id)
+    listed = render_runs(tom, {"status": "", "offset": 0})["runs-list"]
+    rows = json.dumps(listed, ensure_ascii=False).split("wf-run-row")   # one row's cells per part
+    failed_row = next(row for row in rows if failed.submitter_id in row)
+    passed_row = next(row for row in rows if passed.submitter_id in row)
+    assert "QC failed" in failed_row and "wf-succeeded wf-qc-warned" in failed_row   # amber, not green
+    assert "bytes 8 (minimum 1000)" in failed_row                                   # the badge's tooltip
+    assert "QC passed" in passed_row and "wf-qc-warned" not in passed_row
+    page = open_page(tom, f"/runs/{failed.id}")
+    assert "run-status-qc" in page and "QC failed" in page and "run-qc-checks" in page
+    checks = page[page.index("QC report"):page.index("run-qc-checks")]   # the table, before its id
+    assert all(text in checks for text in ('"bytes"', '"8"', "≥ 1000", '"files"', "≥ 1", '"failed"', '"passed"'))
+    plain = run_until(worker, admin, admin.launch(TEMPLATE, [measurement]).run.id)
+    page = open_page(tom, f"/runs/{plain.id}")
+    assert "run-qc-report" not in page and "QC failed" not in page and "QC passed" not in page
+
+
 def act(client, run_id: str, button: str):
     return post(client, "run-action.children", [{"id": "run-action", "property": "children"},
                                                 {"id": "run-force", "property": "style"},

@@ -97,3 +97,16 @@ def test_the_catalog_marks_the_chosen_template_and_those_only_analysts_may_launc
     assert "Takes: imzML" in text and "Takes: any data files · outside the standard set: analysts only" in text
     [choose] = [c for card in catalog.children for c in card.children if isinstance(c, dcc.Link)]
     assert choose.href == "/launch?template=dev"
+
+
+def test_a_qc_report_shows_each_check_with_its_threshold_and_the_tic_image():
+    report = {"passed": False, "checks": [{"metric": "peaks_mean", "value": 0.2222222, "minimum": 1, "passed": False},
+                                          {"metric": "spectra", "value": 9, "minimum": 1, "passed": True}]}
+    text = str(w.qc_report(report, "/files/f-tic/download"))
+    assert "peaks_mean" in text and "0.2222" in text and "≥ 1" in text and "wf-qc-failed" in text
+    assert "/files/f-tic/download" in text and "run-qc-image" in text
+    assert "run-qc-image" not in str(w.qc_report(report))
+    run = T.Run(status="succeeded", outcome="failed", failed_checks=["peaks_mean 0.2222 (minimum 1)"])
+    status, verdict = w.run_badges(run, "run-status")
+    assert "wf-qc-warned" in status.className and verdict.children == "QC failed" and verdict.id == "run-status-qc"
+    assert w.outcome_badge(T.Run(status="succeeded", outcome="")) == ""
