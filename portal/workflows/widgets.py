@@ -234,6 +234,17 @@ def pager(total: int, offset: int, size: int, href_for) -> html.Div:
     return html.Div(parts, className="wf-pager", id="runs-pager")
 
 
+def qc_history(runs: Sequence, id_: str = "measurement-qc") -> html.Div:
+    """The latest QC verdict as a badge, then each run with an outcome, newest first."""
+    if not runs:
+        return html.Div("No QC verdict yet: no run with a verdict has used these files.", className="empty", id=id_)
+    rows = [[dcc.Link(r.submitter_id or r.id, href=run_href(r.id)), r.template, _when(r.finished_at),
+             outcome_badge(r), "; ".join(r.failed_checks or [])] for r in runs]
+    return html.Div([html.Div(["Latest QC: ", outcome_badge(runs[0], f"{id_}-latest")], className="wf-status"),
+                     _simple_table(["Run", "Template", "Finished", "QC", "Failing checks"], rows, f"{id_}-history", "")],
+                    id=id_)
+
+
 def qc_report(report: dict, image_href: str = "") -> html.Div:
     """A verdict report inline: each check with its value, threshold and result; the TIC image
     when the run registered one."""

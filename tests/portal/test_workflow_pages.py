@@ -341,6 +341,20 @@ def test_the_measurement_page_links_to_launch_and_to_each_files_provenance(tom, 
     assert f"/launch?inputs={measurement}" in page and all(f"/lineage/{f}" in page for f in files)
 
 
+def test_the_measurement_page_shows_the_latest_qc_verdict_and_its_history(tom, admin, measurement, worker):
+    page = open_page(tom, "/measurement/test-proj/m")
+    assert "No QC verdict yet" in page
+    passed = run_until(worker, admin, admin.launch(TEMPLATE, [measurement], {"mode": "qc-pass"}).run.id)
+    failed = run_until(worker, admin, admin.launch(TEMPLATE, [measurement], {"mode": "qc-fail"}).run.id)
+    run_until(worker, admin, admin.launch(TEMPLATE, [measurement]).run.id)   # no verdict: not in the history
+    page = open_page(tom, "/measurement/test-proj/m")
+    latest = page[page.index("Latest QC"):page.index("measurement-qc-latest")]
+    assert "QC failed" in latest and "QC passed" not in latest
+    history = page[page.index("measurement-qc-latest"):page.index("measurement-qc-history")]
+    assert history.index(failed.submitter_id) < history.index(passed.submitter_id)
+    assert "bytes 8 (minimum 1000)" in history and history.count("/runs/") == 2
+
+
 def test_the_explorer_offers_its_views_files_to_the_launch_form(tom, measurement):
     from portal.explorer import state as st
 
