@@ -11,7 +11,7 @@ import yaml
 
 from ground.storage import run_dir
 from metadata import templates
-from workflow_templates.worker import Worker, is_alive
+from workflow_templates.worker import Worker, is_alive, report_verdict
 from tests.workflows.runs.conftest import template
 
 @pytest.fixture
@@ -63,6 +63,15 @@ def test_a_run_whose_declared_verdict_fails_succeeds_with_the_outcome_failed_and
     assert (passed.status, passed.outcome, passed.failed_checks) == ("succeeded", "passed", [])
     plain = run_until(worker, admin, admin.launch("size-report", [measurement]).run.id)
     assert (plain.status, plain.outcome) == ("succeeded", "")   # no verdict written: none
+
+
+def test_a_report_without_a_boolean_passed_gives_no_verdict_and_a_failure_names_a_check():
+    with pytest.raises(ValueError, match="no boolean 'passed'"):
+        report_verdict({"passed": "false", "checks": []})
+    assert report_verdict({"passed": False, "checks": []}) == (
+        "failed", ["the report says it failed without naming a check"])
+    assert report_verdict({"passed": False, "checks": [{"metric": "ppm", "value": 12.5, "maximum": 5,
+                                                        "passed": False}]}) == ("failed", ["ppm 12.5 (maximum 5)"])
 
 
 def test_a_failing_step_fails_the_run_naming_the_step_and_keeping_its_log(worker, admin, measurement):
