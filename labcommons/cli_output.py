@@ -24,7 +24,7 @@ class Column:
     value: Callable[[object], object]
     wide: bool = False
     is_id: bool = False
-    style: Callable[[str], str] | None = None
+    style: Callable[[object], str] | None = None  # the row's style for this cell
     drops: bool = False  # left out of a table the terminal is too narrow for, rather than cut
 
 
@@ -87,7 +87,7 @@ def print_table(console: Console, rows: Sequence, columns: Sequence[Column], wid
         table.add_column(column.header, no_wrap=column.is_id, overflow="fold", min_width=_least(rows, column))
     for row in rows:
         texts = [_cell(c.value(row)) for c in columns]
-        table.add_row(*(Text(t, style=c.style(t) if c.style else "") for c, t in zip(columns, texts)))
+        table.add_row(*(Text(t, style=c.style(row) if c.style else "") for c, t in zip(columns, texts)))
     # Console.print caps `width` at the terminal's, so a table wider than it gets a console of its own.
     Console(file=console.file, width=width, force_terminal=console.is_terminal, color_system=console.color_system,
             no_color=console.no_color).print(table)

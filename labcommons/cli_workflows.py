@@ -19,6 +19,7 @@ from metadata.idl import metadata_thrift as T
 
 FINAL = ("succeeded", "failed", "cancelled")
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "queued": "white"}
+OUTCOME_STYLE = {"failed": "red", "passed": "green"}
 
 
 @click.command()
@@ -121,12 +122,27 @@ def runs(obj: Context, status: str, template: str, who: str, project: str, limit
 
 RUN_COLUMNS = (Column("id", lambda r: r.id, is_id=True), Column("name", lambda r: r.submitter_id, is_id=True, drops=True),
                Column("template", lambda r: r.template),
-               Column("status", lambda r: r.status, style=lambda s: STATUS_STYLE.get(s, "white")),
+               Column("status", lambda r: r.status, style=lambda r: status_style(r)),
+               Column("QC", lambda r: r.outcome, style=lambda r: OUTCOME_STYLE.get(r.outcome, "")),
                Column("project", lambda r: r.project_id, wide=True), Column("by", lambda r: r.created_by, wide=True),
                Column("created", lambda r: r.created_at[:19], wide=True),
                Column("message", lambda r: r.message, wide=True))
 RUN_REF = click.argument("run_ref", metavar="RUN", shell_complete=completes(
     lambda client: [name for r in client.runs(limit=50).runs for name in (r.submitter_id, r.id)]))
+
+
+def status_style(r) -> str:
+    """The run's status colour; a run that succeeded but failed QC is never green."""
+    return "yellow" if r.outcome == "failed" else STATUS_STYLE.get(r.status, "white")
+
+
+def status_text(r) -> str:
+    return f"[{status_style(r)}]{r.status}[/]"
+
+
+def outcome_text(r) -> str:
+    """The run's verdict, coloured: QC failed in red, passed in green, none blank."""
+    return f"[{OUTCOME_STYLE[r.outcome]}]{r.outcome}[/]" if r.outcome in OUTCOME_STYLE else ""
 
 
 @click.group()
@@ -140,9 +156,11 @@ def run():
 @click.pass_obj
 @reports_errors
 def run_show(obj: Context, run_ref: str):
-    """The run's status, parameters, inputs, steps and outputs."""
+    """The run's status, QC outcome, parameters, inputs, steps and outputs."""
     r = obj.client.run(resolve_run(obj.client, run_ref))
-    out.print(f"run {r.id}  {r.template}  [{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]  {r.message}")
+    out.print(f"run {r.id}  {r.template}  {status_text(r)}  {r.message}")
+    if r.outcome:
+        out.print(f"QC {outcome_text(r)}" + "".join(f"\n  failed: {check}" for check in r.failed_checks))
     out.print(f"project {r.project_id}  by {r.created_by}  created {r.created_at}  attempt {r.attempt}")
     out.print(f"parameters {r.parameters}  digest {r.template_digest[:12]}  inputs {', '.join(r.input_ids)}")
     table = Table("step", "phase", "exit", "started", "finished", "message", show_edge=False)

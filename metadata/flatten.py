@@ -26,7 +26,7 @@ from metadata.store.base import StoredNode
 
 DEFAULT_CONFIG = Path(__file__).with_name("flattening.yaml")
 SYSTEM = {"id": "keyword", "submitter_id": "keyword", "project_id": "keyword"}
-AGGREGATIONS = ("count", "set", "min", "max", "sum", "nested")
+AGGREGATIONS = ("count", "set", "min", "max", "sum", "nested", "latest")
 KINDS = {"string": "keyword", "integer": "integer", "number": "number", "boolean": "boolean"}
 
 
@@ -61,6 +61,7 @@ class Aggregation:
     fn: str
     property: str | None = None
     properties: tuple[str, ...] = ()
+    by: str = ""   # latest: the descendants' property that orders them (an ISO time)
 
 
 @dataclass
@@ -207,6 +208,10 @@ def _aggregation(dictionary, root, entry, fields, enums, where) -> Aggregation:
         if fn == "sum":
             typed = Field(name, "number")
         _add(fields, enums, name, (typed, values), where)
+    if fn == "latest":
+        by = entry.get("by") or ""
+        _property_field(target, by, f"{where}: aggregation {name!r}: by", name)   # refuses an unknown one
+        return Aggregation(name, steps, fn, prop, (), by)
     return Aggregation(name, steps, fn, prop)
 
 
@@ -308,6 +313,10 @@ def _aggregate(aggregation: Aggregation, nodes: list[StoredNode], ids: set[str])
     if aggregation.fn == "nested":
         ordered = sorted(nodes, key=lambda n: n.submitter_id)
         return [{p: n.props.get(p) for p in aggregation.properties} for n in ordered]
+    if aggregation.fn == "latest":
+        valued = [n for n in nodes if _value(n, aggregation.property) is not None]
+        newest = max(valued, key=lambda n: (str(_value(n, aggregation.by) or ""), n.id), default=None)
+        return None if newest is None else _value(newest, aggregation.property)
     values = []
     for node in nodes:
         value = _value(node, aggregation.property)

@@ -8,6 +8,7 @@ when it is one, else <user>@<LABCOMMONS_MAIL_DOMAIN>.
 """
 from __future__ import annotations
 
+import json
 import logging
 import smtplib
 import uuid
@@ -37,8 +38,9 @@ class Notifier:
         user, status = run.created_by, run.props.get("status", "")
         if not user or user.startswith("trigger:"):
             return  # runs launched by triggers have no person to tell (their admins see the runs list)
-        subject = f"{run.props['template']} run {run.submitter_id} {status}"
-        body = f"{subject}.\n\n{run.props.get('message', '')}\n\nProject: {run.project_id}\nOpen it: {portal_path}\n"
+        subject = f"{run.props['template']} run {run.submitter_id} {status}{verdict_phrase(run)}"
+        body = (f"{subject}.\n\n{run.props.get('message', '')}\n{failed_lines(run)}\nProject: {run.project_id}\n"
+                f"Open it: {portal_path}\n")
         props = {"subject": subject, "body": body, "link": portal_path, "status": status, "read": False}
         note = reserved_node(NOTE_TYPE, private_scope(user), uuid.uuid4().hex, props, None, "service")
         self.store.apply([Write(note, None)], set())
@@ -80,6 +82,20 @@ class Notifier:
                                                   {**node.props, "read": True}, node, who.user), node.version))
         if writes:
             self.store.apply(writes, set())
+
+
+def verdict_phrase(run: StoredNode) -> str:
+    """", QC failed: <checks>" or ", QC passed" for a run with an outcome; else ""."""
+    outcome = run.props.get("outcome")
+    if outcome == "failed":
+        return f", QC failed: {'; '.join(json.loads(run.props.get('failed_checks_json') or '[]'))}"
+    return ", QC passed" if outcome == "passed" else ""
+
+
+def failed_lines(run: StoredNode) -> str:
+    """The failing checks, one a line, for the body of a run that failed QC."""
+    checks = json.loads(run.props.get("failed_checks_json") or "[]")
+    return "".join(f"\nQC failed: {check}" for check in checks) + ("\n" if checks else "")
 
 
 def _thrift(node: StoredNode) -> T.Notification:

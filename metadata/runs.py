@@ -37,6 +37,7 @@ KEY_TYPE, KEY_SCOPE = "_launch", "~launch"
 LIVE = ("queued", "running", "succeeded")   # a launch key held by a run in one of these is taken
 FINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running") + FINAL
+OUTCOMES = ("passed", "failed")           # a succeeded run's verdict, when its template declares one
 RAW_LINK = "measurements"                   # data_file -> measurement
 MAX_INPUTS = 1000
 MAX_LIST_SCAN = 100_000
@@ -286,6 +287,7 @@ class RunRegistry:
         outputs = list(update.outputs or [])
         if outputs and status != "succeeded":
             raise Invalid("outputs: outputs are registered only with the status succeeded")
+        changes.update(_verdict(update, status))
         return self._save(node, who.user, outputs=outputs, **changes)
 
     def _check_logs(self, run: StoredNode, steps: list[T.RunStep]) -> None:
@@ -328,6 +330,22 @@ def _check_formats(files: list[StoredNode], formats: list[str]) -> None:
     if absent:
         raise Invalid(f"input_ids: no {', '.join(absent)} file among the inputs; this template needs "
                       f"one of each of: {', '.join(formats)}")
+
+
+def _verdict(update: T.RunUpdate, status: str) -> dict:
+    """The outcome and failing checks a worker reports, checked; nothing when it reports none."""
+    outcome, failed = update.outcome or "", list(update.failed_checks or [])
+    if not outcome:
+        if failed:
+            raise Invalid("failed_checks: give them with the outcome failed")
+        return {}
+    if outcome not in OUTCOMES:
+        raise Invalid(f"outcome: {outcome!r} is not a verdict; choose from {', '.join(OUTCOMES)}")
+    if status != "succeeded":
+        raise Invalid("outcome: a verdict is reported only with the status succeeded")
+    if (outcome == "failed") != bool(failed):
+        raise Invalid("failed_checks: name the failing checks when, and only when, the outcome is failed")
+    return {"outcome": outcome, "failed_checks_json": json.dumps(failed) if failed else None}
 
 
 def _check_transition(run: StoredNode, status: str) -> None:
@@ -383,4 +401,5 @@ def run_thrift(node: StoredNode, output_ids: list[str]) -> T.Run:
                  message=p.get("message", ""), worker=p.get("worker", ""), engine_ref=p.get("engine_ref", ""),
                  steps=steps, output_ids=output_ids, cancel_requested=bool(p.get("cancel_requested")),
                  retry_requested=bool(p.get("retry_requested")), attempt=int(p.get("attempt", 1)),
-                 submitter_id=node.submitter_id)
+                 submitter_id=node.submitter_id, outcome=p.get("outcome", ""),
+                 failed_checks=json.loads(p.get("failed_checks_json") or "[]"))

@@ -26,6 +26,7 @@ class WrongType(Exception):
     """A URL names a node of another type than its page shows (a sample on /measurement/...)."""
 
 
+MAX_QC_RUNS = 10   # the measurement page's QC history: the newest runs with an outcome
 FAILURES = (*ERRORS, TTransportException, OSError, NotReadable, WrongType)
 
 
@@ -101,6 +102,15 @@ def files_of(measurement: dict) -> list[dict]:
     ids = [edge.child_id for edge in get_client().edges(measurement["id"])
            if edge.parent_id == measurement["id"] and edge.child_type == "data_file"]
     return sorted((get_client().get(i) for i in ids), key=lambda f: f["properties"].get("file_name", ""))
+
+
+def qc_runs(files: list[dict], limit: int = MAX_QC_RUNS) -> list:
+    """The runs that used these files and have a QC outcome, newest first (at most limit)."""
+    client = get_client()
+    ids = {edge.child_id for f in files for edge in client.edges(f["id"])
+           if edge.parent_id == f["id"] and edge.child_type == "workflow_run"}
+    runs = [run for run in (client.run(i) for i in sorted(ids)) if run.outcome]
+    return sorted(runs, key=lambda r: (r.finished_at or r.created_at, r.id), reverse=True)[:limit]
 
 
 def imzml_pair(files: list[dict]) -> tuple[dict, dict] | None:

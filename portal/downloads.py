@@ -53,6 +53,18 @@ def download(file_id: str):
                          props.get("md5sum") or f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_mtime, on_loop=True)
 
 
+def read_small(node: dict, limit: int) -> bytes:
+    """Up to limit bytes of a data file the service returned to the user (a report to show
+    inline), from the file's project's folder or prefix; NotReadable or OSError when it cannot."""
+    props = node["properties"]
+    if props.get("storage_url", "").startswith("s3://"):
+        store = ObjectStore.from_settings(_settings())
+        with store.open_read(object_key(props["storage_url"], store.root, node["project_id"])) as handle:
+            return handle.read(limit)
+    with open_checked(resolve(props.get("storage_url", ""), _settings().storage_root, node["project_id"])) as handle:
+        return handle.read(limit)
+
+
 def _send_object(props: dict, project_id: str):
     """A file in the S3-compatible store, streamed through the portal, with ranges and ETag."""
     store = ObjectStore.from_settings(_settings())

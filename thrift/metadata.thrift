@@ -470,6 +470,11 @@ struct Run {
     21: bool retry_requested,
     22: i32 attempt,
     23: string submitter_id,
+    /** The verdict of a finished run, apart from its status: passed, failed or "" (none: the
+        template declares no verdict, or the run did not succeed). */
+    24: string outcome = "",
+    /** When the outcome is failed: each failing check as "metric value (minimum threshold)". */
+    25: list<string> failed_checks,
 }
 
 struct LaunchResult {
@@ -513,6 +518,9 @@ struct RunUpdate {
     5: string engine_ref = "",
     /** Registered with the final status, in the same write. */
     6: list<OutputFile> outputs,
+    /** With the status succeeded: the verdict read from the template's verdict output. */
+    7: string outcome = "",
+    8: list<string> failed_checks,
 }
 
 /** A message for one user, e.g. that a run they launched has ended. */

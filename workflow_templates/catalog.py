@@ -32,6 +32,7 @@ FILLED_BY = ("input", "run")  # the launcher's input file path; the run's output
 INPUT_TYPES = ("imzml",)  # imzml: a measurement's imzML file with its ibd beside it
 HINT_KEYS = {"type", "minimum", "maximum", "unit", "filled_by"}
 OUTPUT_KEYS = {"path", "data_format", "data_category"}
+VERDICT_KEY = "verdict"  # optional: true on the one JSON output that carries the run's verdict
 
 
 class TemplateError(ValueError):
@@ -100,6 +101,7 @@ class Output:
     path: str
     data_format: str
     data_category: str
+    verdict: bool = False   # a JSON report whose "passed" and "checks" are the run's outcome
 
 
 @dataclass(frozen=True)
@@ -333,9 +335,13 @@ def _output_problems(annotations: dict) -> list[str]:
         outputs = json.loads(annotations.get(PREFIX + "outputs", "[]"))
     except ValueError as error:
         return [f"not valid JSON ({error})"]
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) and set(o) == OUTPUT_KEYS
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and OUTPUT_KEYS <= set(o) <= OUTPUT_KEYS | {VERDICT_KEY}
                                                 for o in outputs):
-        return [f"must be a JSON list of objects with exactly the keys {', '.join(sorted(OUTPUT_KEYS))}"]
+        return [f"must be a JSON list of objects with exactly the keys {', '.join(sorted(OUTPUT_KEYS))} "
+                f"(and optionally {VERDICT_KEY})"]
+    verdicts = [o for o in outputs if o.get(VERDICT_KEY) is not None]
+    if any(o[VERDICT_KEY] is not True or o["data_format"] != "json" for o in verdicts) or len(verdicts) > 1:
+        return [f"{VERDICT_KEY}: true on at most one output, a json one (its report's passed and checks)"]
     return []
 
 

@@ -16,6 +16,7 @@ the run succeeds, the files matching the template's declared outputs are registe
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -192,8 +193,10 @@ class Worker:
         if followed.stopping:
             update = T.RunUpdate(run_id=run.id, status="cancelled", steps=steps, message="cancelled by the user")
         elif status["phase"] == SUCCEEDED:
-            update = T.RunUpdate(run_id=run.id, status="succeeded", steps=steps, message="succeeded",
-                                 outputs=self.outputs(run))
+            outcome, failed = self.verdict(run)
+            update = T.RunUpdate(run_id=run.id, status="succeeded", steps=steps, outputs=self.outputs(run),
+                                 message=f"succeeded; QC failed: {'; '.join(failed)}" if failed else "succeeded",
+                                 outcome=outcome, failed_checks=failed)
         else:
             update = T.RunUpdate(run_id=run.id, status="failed", steps=steps, message=failure(status, steps))
         self.client.update_run(update)
@@ -203,9 +206,48 @@ class Worker:
         """The files the template declares as outputs, as the run left them, with checksums: only
         regular files in the output folder (a step's link to any other file is not an output)."""
         root = self.output_dir(run).resolve()
-        found = [(path, declared) for declared in self.catalog.get(run.template).entry.outputs
-                 for path in sorted(root.glob(declared.path))]
-        return [out for path, declared in found if (out := _output(path, root, declared)) is not None]
+        return [out for path, declared in self._declared(run) if (out := _output(path, root, declared)) is not None]
+
+    def _declared(self, run: T.Run) -> list[tuple[Path, object]]:
+        """(path, its declaration) for each file in the output folder a declared output matches."""
+        root = self.output_dir(run).resolve()
+        return [(path, declared) for declared in self.catalog.get(run.template).entry.outputs
+                for path in sorted(root.glob(declared.path))]
+
+    def verdict(self, run: T.Run) -> tuple[str, list[str]]:
+        """(outcome, failing checks) from the output the template declares as its verdict (a JSON
+        report with `passed` and `checks`); ("", []) when it declares none or wrote none."""
+        root = self.output_dir(run).resolve()
+        found = [path for path, declared in self._declared(run) if declared.verdict
+                 and not path.is_symlink() and path.resolve().is_relative_to(root)]
+        if not found:
+            return "", []
+        try:
+            with open_checked(found[0].resolve()) as handle:
+                return report_verdict(json.loads(handle.read()))
+        except (OSError, NotReadable, ValueError) as error:
+            log.warning("run %s: its verdict report %s is not readable: %s", run.id, found[0].name, error)
+            return "", []
+
+
+def report_verdict(report: dict) -> tuple[str, list[str]]:
+    """(passed or failed, each failing check as a sentence) from a report's passed and checks."""
+    if not isinstance(report, dict) or not isinstance(report.get("passed"), bool):
+        raise ValueError("the report has no boolean 'passed'")
+    failed = [check_text(c) for c in report.get("checks") or [] if isinstance(c, dict) and not c.get("passed")]
+    if report["passed"]:
+        return "passed", []
+    return "failed", failed or ["the report says it failed without naming a check"]
+
+
+def check_text(check: dict) -> str:
+    """A check as "peaks_mean 0.22 (minimum 1)"."""
+    bounds = ", ".join(f"{k} {_number(check[k])}" for k in ("minimum", "maximum") if check.get(k) is not None)
+    return f"{check.get('metric', '?')} {_number(check.get('value'))}" + (f" ({bounds})" if bounds else "")
+
+
+def _number(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _same_project(node: dict, run: T.Run) -> str:

@@ -49,14 +49,16 @@ def _measurement(project_id: str, submitter_id: str) -> list:
              (experiment, w.experiment_href(project_id, experiment)), (submitter_id, None)]
     props = node["properties"]
     method = " · ".join(str(props[k]) for k in ("instrument", "ionisation", "polarity") if props.get(k))
+    files = browse.files_of(node)
     return [w.breadcrumbs(trail, "measurement-breadcrumbs"),
             w.heading(dictionary["measurement"], submitter_id, method),
             open_button("measurement", project_id, submitter_id, "measurement-jupyter"),
             html.Div([w.section("Instrument parameters",
                                 w.properties_table(node, dictionary["measurement"], "measurement-properties")),
                       w.section("Belongs to", _belongs_to(project_id, node))], className="browse-columns"),
-            w.section("Files", w.files_table(browse.files_of(node), dictionary["data_file"])),
+            w.section("Files", w.files_table(files, dictionary["data_file"])),
             w.section("Workflows", workflow_panel(node)),
+            w.section("Quality control", wf.qc_history(browse.qc_runs(files))),
             w.section("Previews", dcc.Store(id=KEY, data={"project": project_id, "submitter_id": submitter_id}),
                       dcc.Loading(html.Div(id="measurement-previews"), delay_show=200))]
 

@@ -10,19 +10,24 @@ launch, so it shows the existing run unless "Run again anyway" is chosen.
 """
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from urllib.parse import unquote
 
 import dash
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
-from portal.browse_widgets import section
+from ground.storage import NotReadable
+from portal.browse_widgets import download_href, section
 from portal.client import get_client
+from portal.downloads import read_small
 from portal.workflows import figures, service, widgets as w
 
 KEY = "run-id"
 REFRESH_MS = 1500
 HIDDEN, SHOWN = {"display": "none"}, {}
+MAX_REPORT_BYTES = 4 * 1024 * 1024   # a verdict report bigger than this is only downloaded
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
 
@@ -81,12 +86,31 @@ def live(run) -> list:
     outputs = [n for n in (_node(i) for i in run.output_ids) if n]
     none = "This run registered no outputs." if run.status in service.FINAL else "No outputs yet."
     return [
-        html.Div([w.status_badge(run.status, "run-status"), html.Span(run.message or "", className="hint",
-                                                                      id="run-message")], className="wf-status"),
+        html.Div(w.run_badges(run, "run-status") + [html.Span(run.message or "", className="hint", id="run-message")],
+                 className="wf-status"),
+        *_verdict(run, outputs),
         dcc.Graph(id="run-graph", figure=figures.step_graph(run.steps), config=GRAPH_CONFIG),
         section("Steps", w.steps_table(run)),
         section("Outputs", w.files_list(outputs, "run-outputs", none)),
     ]
+
+
+def _verdict(run, outputs: list[dict]) -> list:
+    """The verdict report inline (a run with an outcome): the first JSON output holding checks,
+    with the image it names among the outputs."""
+    if not run.outcome:
+        return []
+    for node in (n for n in outputs if n["properties"].get("data_format") == "json"):
+        try:
+            report = json.loads(read_small(node, MAX_REPORT_BYTES))
+        except (NotReadable, OSError, ValueError):
+            continue
+        if isinstance(report, dict) and isinstance(report.get("checks"), list):
+            image = Path(str((report.get("tic_image") or {}).get("path", ""))).name
+            href = next((download_href(n["id"]) for n in outputs if image and n["properties"].get("file_name") == image), "")
+            return [section("QC report", w.qc_report(report, href))]
+    return [section("QC report", html.Div("The report cannot be read here; download it below.", className="empty",
+                                          id="run-qc-report"))]
 
 
 @callback(Output("run-live", "children"), Output("run-tick", "disabled"), Input("run-tick", "n_intervals"),

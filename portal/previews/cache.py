@@ -1,7 +1,10 @@
-"""Previews computed once per imzML file and kept as `<data dir>/cache/previews/<key>.npz`.
+"""Previews computed once per imzML/ibd pair and kept as `<data dir>/cache/previews/<key>.npz`.
 
-The key is the SHA-256 of the file's checked path and of its content's SHA-256 (the data_file
-node's `sha256`, else computed from the file), so a re-uploaded file gets a new entry. The path is
+The key is the SHA-256 of the imzML's checked path and of its content's SHA-256 (the data_file
+node's `sha256`, else computed from the file), and of the ibd's checked path, size and
+modification time (an ibd may be gigabytes: hashing it per visit costs too much), so a
+re-uploaded file gets a new entry, and two measurements sharing an imzML with different ibds
+(a wrong pair and the correct one) never share one. The path is
 part of it because `sha256` is metadata, which technicians write: a node in one project claiming
 the checksum of another project's file must not be shown that file's preview. Entries are written to a
 temporary file and renamed into place, so a reader never sees half an entry; an entry from an
@@ -33,7 +36,7 @@ def cache_dir(data_dir: Path) -> Path:
 
 def preview(imzml_path: Path, ibd_path: Path, sha256: str, directory: Path) -> Preview:
     """The cached Preview of a checked imzML/ibd pair, computed and stored on first use."""
-    path = entry(directory, imzml_path, sha256 if SHA256.match(sha256 or "") else file_sha256(imzml_path))
+    path = entry(directory, imzml_path, sha256 if SHA256.match(sha256 or "") else file_sha256(imzml_path), ibd_path)
     cached = load(path)
     if cached is not None:
         return cached
@@ -42,9 +45,11 @@ def preview(imzml_path: Path, ibd_path: Path, sha256: str, directory: Path) -> P
     return result
 
 
-def entry(directory: Path, imzml_path: Path, content_sha256: str) -> Path:
-    """Where the Preview of this checked file, with this content, is kept."""
-    key = hashlib.sha256(f"{imzml_path}\0{content_sha256}".encode()).hexdigest()
+def entry(directory: Path, imzml_path: Path, content_sha256: str, ibd_path: Path) -> Path:
+    """Where the Preview of this checked pair, with this content, is kept."""
+    ibd = os.stat(ibd_path)
+    parts = (imzml_path, content_sha256, ibd_path, ibd.st_size, ibd.st_mtime_ns)
+    key = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
     return Path(directory) / f"{key}.npz"
 
 

@@ -18,6 +18,7 @@ PARAM_CHECK = "launch-param-check"  # ...of its inline check's message
 PARAM_SERVICE = "launch-param-service"  # ...of the service's message about it
 SERVICE_FIELD = re.compile(r"(?:^|;\s*)parameters\.([A-Za-z0-9_-]+):\s*")
 RUN_FILTERS = ("status", "template", "user", "project")
+OUTCOME_TEXT = {"passed": "QC passed", "failed": "QC failed"}
 STATUS_TEXT = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
                "cancelled": "Cancelled"}
 
@@ -180,19 +181,38 @@ def existing_notice(run_id: str, submitter_id: str, id_: str) -> html.Div:
 
 # -- runs ------------------------------------------------------------------------------------
 
-def status_badge(status: str, id_: str | None = None) -> html.Span:
+def status_badge(status: str, id_: str | None = None, qc_failed: bool = False) -> html.Span:
+    """The execution status; a run that succeeded but failed QC is amber, never plain green."""
     extra = {"id": id_} if id_ else {}
-    return html.Span(STATUS_TEXT.get(status, status or "unknown"), className=f"wf-badge wf-{status}", **extra)
+    return html.Span(STATUS_TEXT.get(status, status or "unknown"),
+                     className=f"wf-badge wf-{status}" + (" wf-qc-warned" if qc_failed else ""), **extra)
+
+
+def outcome_badge(run, id_: str | None = None) -> html.Span | str:
+    """The run's verdict apart from its status: "QC failed" (red, its checks as the tooltip),
+    "QC passed", or nothing when the run has no verdict."""
+    if run.outcome not in OUTCOME_TEXT:
+        return ""
+    extra = {"id": id_} if id_ else {}
+    return html.Span(OUTCOME_TEXT[run.outcome], className=f"wf-badge wf-qc-{run.outcome}",
+                     title="; ".join(run.failed_checks or []), **extra)
+
+
+def run_badges(run, id_: str | None = None) -> list:
+    """Status and verdict badges side by side (ids: id_, id_-qc)."""
+    return [status_badge(run.status, id_, run.outcome == "failed"),
+            outcome_badge(run, f"{id_}-qc" if id_ else None)]
 
 
 def runs_table(runs: Sequence, id_: str = "runs-table") -> html.Div:
     """Runs, newest first as the service gives them: name, template, status, who, when."""
     if not runs:
         return html.Div("No runs match.", className="empty", id=id_)
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Run", "Template", "Status", "Project", "By", "Created",
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Run", "Template", "Status", "QC", "Project", "By", "Created",
                                                       "Finished", "Message")]))
     rows = [html.Tr([html.Td(dcc.Link(r.submitter_id or r.id, href=run_href(r.id))), html.Td(r.template),
-                     html.Td(status_badge(r.status)), html.Td(r.project_id), html.Td(r.created_by),
+                     html.Td(status_badge(r.status, qc_failed=r.outcome == "failed")), html.Td(outcome_badge(r)),
+                     html.Td(r.project_id), html.Td(r.created_by),
                      html.Td(_when(r.created_at)), html.Td(_when(r.finished_at)),
                      html.Td(r.message or "", className="hint")], className="wf-run-row") for r in runs]
     return html.Table([head, html.Tbody(rows)], className="children", id=id_)
@@ -212,6 +232,39 @@ def pager(total: int, offset: int, size: int, href_for) -> html.Div:
     if offset + size < total:
         parts.append(dcc.Link("older ›", href=href_for(offset + size), id="runs-older"))
     return html.Div(parts, className="wf-pager", id="runs-pager")
+
+
+def qc_history(runs: Sequence, id_: str = "measurement-qc") -> html.Div:
+    """The latest QC verdict as a badge, then each run with an outcome, newest first."""
+    if not runs:
+        return html.Div("No QC verdict yet: no run with a verdict has used these files.", className="empty", id=id_)
+    rows = [[dcc.Link(r.submitter_id or r.id, href=run_href(r.id)), r.template, _when(r.finished_at),
+             outcome_badge(r), "; ".join(r.failed_checks or [])] for r in runs]
+    return html.Div([html.Div(["Latest QC: ", outcome_badge(runs[0], f"{id_}-latest")], className="wf-status"),
+                     _simple_table(["Run", "Template", "Finished", "QC", "Failing checks"], rows, f"{id_}-history", "")],
+                    id=id_)
+
+
+def qc_report(report: dict, image_href: str = "") -> html.Div:
+    """A verdict report inline: each check with its value, threshold and result; the TIC image
+    when the run registered one."""
+    rows = [[c.get("metric", ""), _shown(c.get("value")), _threshold(c),
+             html.Span("passed" if c.get("passed") else "failed",
+                       className=f"wf-badge wf-qc-{'passed' if c.get('passed') else 'failed'}")]
+            for c in report.get("checks") or [] if isinstance(c, dict)]
+    parts = [_simple_table(["Check", "Value", "Threshold", "Result"], rows, "run-qc-checks", "The report names no checks.")]
+    if image_href:
+        parts.append(html.Img(src=image_href, alt="TIC image", className="wf-qc-image", id="run-qc-image"))
+    return html.Div(parts, className="wf-qc-report", id="run-qc-report")
+
+
+def _threshold(check: dict) -> str:
+    return ", ".join(f"{'≥' if k == 'minimum' else '≤'} {_shown(check[k])}" for k in ("minimum", "maximum")
+                     if check.get(k) is not None)
+
+
+def _shown(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def run_facts(run, pset: dict | None, template_title: str) -> html.Table:

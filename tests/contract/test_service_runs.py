@@ -306,3 +306,40 @@ def test_replaying_a_trigger_event_never_makes_a_second_run(admin, tom, project,
     assert {r.run.id for r in results} == {first.run.id} and admin.runs().total == 1
     with pytest.raises(T.NotFound, match="ids: no node"):
         admin.fire_triggers([str(uuid.uuid4())])
+
+
+def test_a_run_that_fails_its_qc_succeeds_with_the_outcome_failed_and_its_checks(tom, worker, measurement):
+    run = tom.launch("tiny-qc", [measurement["id"]]).run
+    worker.claim_runs("w-a", 5)
+    assert run.outcome == "" and run.failed_checks == []
+    checks = ["peaks_mean 0.2222 (minimum 1)"]
+    with pytest.raises(T.ValidationError, match="outcome: a verdict is reported only with the status succeeded"):
+        worker.update_run(T.RunUpdate(run_id=run.id, status="failed", outcome="failed", failed_checks=checks))
+    with pytest.raises(T.ValidationError, match="outcome: 'green' is not a verdict; choose from passed, failed"):
+        worker.update_run(T.RunUpdate(run_id=run.id, status="succeeded", outcome="green"))
+    with pytest.raises(T.ValidationError, match="failed_checks: name the failing checks"):
+        worker.update_run(T.RunUpdate(run_id=run.id, status="succeeded", outcome="failed"))
+    assert tom.run(run.id).status == "running"   # nothing of a refused report was written
+    done = worker.update_run(T.RunUpdate(run_id=run.id, status="succeeded", outcome="failed", failed_checks=checks))
+    assert (done.status, done.outcome, done.failed_checks) == ("succeeded", "failed", checks)
+    listed = tom.runs().runs[0]
+    assert (listed.outcome, listed.failed_checks) == ("failed", checks)
+    [note] = tom.notifications(False)
+    assert note.subject.endswith("succeeded, QC failed: peaks_mean 0.2222 (minimum 1)")
+
+
+def test_the_file_documents_carry_the_latest_qc_outcome_as_a_facet(tom, worker, measurement):
+    def finish(window: str, outcome: str, checks=()):
+        run = tom.launch("tiny-qc", [measurement["id"]], {"window": window}).run
+        worker.claim_runs("w-a", 5)
+        worker.update_run(T.RunUpdate(run_id=run.id, status="succeeded", outcome=outcome, failed_checks=list(checks)))
+
+    def buckets():
+        facet = tom.facets("file", ["qc"]).facets[0]
+        return {b.value: b.count for b in facet.buckets if b.count}
+
+    assert buckets() == {"__missing__": 2}            # the measurement's imzML and ibd: no verdict yet
+    finish("3", "failed", ["spectra 0 (minimum 1)"])
+    assert buckets() == {"failed": 2}
+    finish("5", "passed")                             # QC'd again, and passed: the newest counts
+    assert buckets() == {"passed": 2}

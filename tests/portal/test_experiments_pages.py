@@ -149,9 +149,9 @@ def test_the_previews_show_the_tic_image_and_are_cached(analyst, dash_call, imag
     tic = figure_array(figures["measurement-tic"]["data"][0]["z"])
     props = imaged["properties"]
     assert tic.shape == (props["raster_height"], props["raster_width"])
-    image = imaged["imzml"]
-    checked = resolve(image["properties"]["storage_url"], server.settings.storage_root, image["project_id"])
-    entry = cache.entry(cache.cache_dir(server.settings.data_dir), checked, image["properties"]["sha256"])
+    image, ibd = (resolve(imaged[k]["properties"]["storage_url"], server.settings.storage_root, imaged["project_id"])
+                  for k in ("imzml", "ibd"))
+    entry = cache.entry(cache.cache_dir(server.settings.data_dir), image, imaged["imzml"]["properties"]["sha256"], ibd)
     assert entry.exists()
     written = entry.stat().st_mtime_ns
     again = dash_call(analyst, "measurement-previews.children", key)

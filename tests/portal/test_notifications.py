@@ -12,6 +12,11 @@ from tests.portal.conftest import csrf_token
 @pytest.fixture
 def ended_run(server, admin, tom) -> T.Run:
     """A run tom launched, failed by a worker."""
+    return end_ims_qc(server, admin, status="failed", message="step convert failed")
+
+
+def end_ims_qc(server, admin, **report) -> T.Run:
+    """An ims-qc run tom launched, ended by a worker with this report (RunUpdate's fields)."""
     image = next(f for f in admin.nodes("data_file") if f["properties"]["data_format"] == "imzML")
     token, _ = server.tokens.mint("tom", ["technician"], {image["project_id"]: "write"})
     worker_token, _ = server.tokens.mint("worker", ["worker"], {})
@@ -19,7 +24,7 @@ def ended_run(server, admin, tom) -> T.Run:
             MetadataClient("127.0.0.1", server.bound_port(), worker_token) as worker:
         run = as_tom.launch("ims-qc", [image["links"][0]["target_id"]]).run
         worker.claim_runs("w", 1)
-        return worker.update_run(T.RunUpdate(run_id=run.id, status="failed", message="step convert failed"))
+        return worker.update_run(T.RunUpdate(run_id=run.id, **report))
 
 
 def test_an_ended_run_is_listed_linked_and_counted_until_read(tom, ended_run):
@@ -53,3 +58,13 @@ def test_another_user_sees_none_of_them_and_cannot_mark_them(portal, sign_in, de
 def _ids(page: str) -> list[str]:
     import re
     return re.findall(r'name="id" value="([^"]+)"', page)
+
+
+def test_a_run_that_failed_qc_says_so_in_its_notification_and_mail(server, admin, tom):
+    end_ims_qc(server, admin, status="succeeded", outcome="failed",
+               failed_checks=["peaks_mean 0.2222 (minimum 1)", "spectra 0 (minimum 1)"])
+    page = tom.get("/notifications").get_data(as_text=True)
+    assert "succeeded, QC failed: peaks_mean 0.2222 (minimum 1); spectra 0 (minimum 1)" in page
+    [mail] = (server.settings.data_dir / "outbox").glob("*.eml")
+    body = mail.read_text()
+    assert "\nQC failed: peaks_mean 0.2222 (minimum 1)\nQC failed: spectra 0 (minimum 1)\n" in body

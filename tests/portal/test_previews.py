@@ -179,7 +179,7 @@ def test_previews_are_cached_under_the_files_path_and_sha256_and_reused(image, t
     _, imzml_path, ibd_path, sha256 = image
     directory = cache.cache_dir(tmp_path / "data")
     first = cache.preview(imzml_path, ibd_path, sha256, directory)
-    entry = cache.entry(directory, imzml_path, sha256)
+    entry = cache.entry(directory, imzml_path, sha256, ibd_path)
     assert entry.exists() and list(directory.iterdir()) == [entry]  # no temporary file left behind
     written = entry.stat().st_mtime_ns
     second = cache.preview(imzml_path, ibd_path, sha256, directory)
@@ -193,7 +193,19 @@ def test_without_a_recorded_sha256_the_key_has_the_files_own(image, tmp_path):
     _, imzml_path, ibd_path, sha256 = image
     directory = cache.cache_dir(tmp_path / "data")
     cache.preview(imzml_path, ibd_path, "not a checksum/../../x", directory)
-    assert list(directory.iterdir()) == [cache.entry(directory, imzml_path, sha256)]
+    assert list(directory.iterdir()) == [cache.entry(directory, imzml_path, sha256, ibd_path)]
+
+
+def test_a_wrong_pair_viewed_first_never_shows_in_the_correct_pair_sharing_its_imzml(root, tmp_path):
+    # continuous: two datasets' ibds have the same layout, so the wrong pair reads without error
+    mine, other = (write_imzml_pair(root / "proj" / name, name, WIDTH, HEIGHT, seed=seed, mode="continuous")
+                   for name, seed in (("meas-1", 3), ("meas-2", 11)))
+    imzml_path, ibd_path, sha256 = mine[0]["path"], mine[1]["path"], mine[0]["sha256"]
+    directory = cache.cache_dir(tmp_path / "data")
+    wrong = cache.preview(imzml_path, other[1]["path"], sha256, directory)   # imzML 1 with the ibd of 2
+    right = cache.preview(imzml_path, ibd_path, sha256, directory)
+    assert np.array_equal(right.tic, imzml.compute(imzml_path, ibd_path).tic, equal_nan=True)
+    assert not np.array_equal(right.tic, wrong.tic, equal_nan=True) and len(list(directory.iterdir())) == 2
 
 
 @pytest.mark.parametrize("write", [lambda path: path.write_bytes(b"half an entry"),
@@ -202,10 +214,10 @@ def test_a_damaged_or_outdated_entry_is_computed_again(image, tmp_path, write):
     _, imzml_path, ibd_path, sha256 = image
     directory = cache.cache_dir(tmp_path / "data")
     directory.mkdir(parents=True)
-    write(cache.entry(directory, imzml_path, sha256))
-    assert cache.load(cache.entry(directory, imzml_path, sha256)) is None
+    write(cache.entry(directory, imzml_path, sha256, ibd_path))
+    assert cache.load(cache.entry(directory, imzml_path, sha256, ibd_path)) is None
     assert cache.preview(imzml_path, ibd_path, sha256, directory).tic.shape == (HEIGHT, WIDTH)
-    assert cache.load(cache.entry(directory, imzml_path, sha256)) is not None
+    assert cache.load(cache.entry(directory, imzml_path, sha256, ibd_path)) is not None
 
 
 # -- the figures -----------------------------------------------------------------------------

@@ -263,6 +263,25 @@ def test_the_run_page_shows_what_ran_its_steps_logs_outputs_and_provenance(tom, 
     assert all(f"/lineage/{f}" in page for f in files) and '"window"' in page
 
 
+def test_a_run_that_failed_qc_is_never_plain_green_and_its_report_is_shown_inline(tom, admin, measurement, worker):
+    failed = run_until(worker, admin, admin.launch(TEMPLATE, [measurement], {"mode": "qc-fail"}).run.id)
+    passed = run_until(worker, admin, admin.launch(TEMPLATE, [measurement], {"mode": "qc-pass"}).run.id)
+    listed = render_runs(tom, {"status": "", "offset": 0})["runs-list"]
+    rows = json.dumps(listed, ensure_ascii=False).split("wf-run-row")   # one row's cells per part
+    failed_row = next(row for row in rows if failed.submitter_id in row)
+    passed_row = next(row for row in rows if passed.submitter_id in row)
+    assert "QC failed" in failed_row and "wf-succeeded wf-qc-warned" in failed_row   # amber, not green
+    assert "bytes 8 (minimum 1000)" in failed_row                                   # the badge's tooltip
+    assert "QC passed" in passed_row and "wf-qc-warned" not in passed_row
+    page = open_page(tom, f"/runs/{failed.id}")
+    assert "run-status-qc" in page and "QC failed" in page and "run-qc-checks" in page
+    checks = page[page.index("QC report"):page.index("run-qc-checks")]   # the table, before its id
+    assert all(text in checks for text in ('"bytes"', '"8"', "≥ 1000", '"files"', "≥ 1", '"failed"', '"passed"'))
+    plain = run_until(worker, admin, admin.launch(TEMPLATE, [measurement]).run.id)
+    page = open_page(tom, f"/runs/{plain.id}")
+    assert "run-qc-report" not in page and "QC failed" not in page and "QC passed" not in page
+
+
 def act(client, run_id: str, button: str):
     return post(client, "run-action.children", [{"id": "run-action", "property": "children"},
                                                 {"id": "run-force", "property": "style"},
@@ -320,6 +339,20 @@ def test_provenance_goes_from_an_output_back_to_the_raw_measurement_and_forward_
 def test_the_measurement_page_links_to_launch_and_to_each_files_provenance(tom, measurement, files):
     page = open_page(tom, "/measurement/test-proj/m")
     assert f"/launch?inputs={measurement}" in page and all(f"/lineage/{f}" in page for f in files)
+
+
+def test_the_measurement_page_shows_the_latest_qc_verdict_and_its_history(tom, admin, measurement, worker):
+    page = open_page(tom, "/measurement/test-proj/m")
+    assert "No QC verdict yet" in page
+    passed = run_until(worker, admin, admin.launch(TEMPLATE, [measurement], {"mode": "qc-pass"}).run.id)
+    failed = run_until(worker, admin, admin.launch(TEMPLATE, [measurement], {"mode": "qc-fail"}).run.id)
+    run_until(worker, admin, admin.launch(TEMPLATE, [measurement]).run.id)   # no verdict: not in the history
+    page = open_page(tom, "/measurement/test-proj/m")
+    latest = page[page.index("Latest QC"):page.index("measurement-qc-latest")]
+    assert "QC failed" in latest and "QC passed" not in latest
+    history = page[page.index("measurement-qc-latest"):page.index("measurement-qc-history")]
+    assert history.index(failed.submitter_id) < history.index(passed.submitter_id)
+    assert "bytes 8 (minimum 1000)" in history and history.count("/runs/") == 2
 
 
 def test_the_explorer_offers_its_views_files_to_the_launch_form(tom, measurement):

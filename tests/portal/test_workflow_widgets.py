@@ -104,3 +104,16 @@ def test_the_steps_table_says_which_image_the_host_s_tools_stood_in_for():
                      replaced_image="labcommons/steps:1")
     table = str(w.steps_table(SimpleNamespace(id="r1", steps=[step])))
     assert "ran with the host's tools, not image labcommons/steps:1" in table
+
+
+def test_a_qc_report_shows_each_check_with_its_threshold_and_the_tic_image():
+    report = {"passed": False, "checks": [{"metric": "peaks_mean", "value": 0.2222222, "minimum": 1, "passed": False},
+                                          {"metric": "spectra", "value": 9, "minimum": 1, "passed": True}]}
+    text = str(w.qc_report(report, "/files/f-tic/download"))
+    assert "peaks_mean" in text and "0.2222" in text and "≥ 1" in text and "wf-qc-failed" in text
+    assert "/files/f-tic/download" in text and "run-qc-image" in text
+    assert "run-qc-image" not in str(w.qc_report(report))
+    run = T.Run(status="succeeded", outcome="failed", failed_checks=["peaks_mean 0.2222 (minimum 1)"])
+    status, verdict = w.run_badges(run, "run-status")
+    assert "wf-qc-warned" in status.className and verdict.children == "QC failed" and verdict.id == "run-status-qc"
+    assert w.outcome_badge(T.Run(status="succeeded", outcome="")) == ""

@@ -40,6 +40,8 @@ def test_the_shipped_config_loads_with_typed_fields(dictionary):
     ({"file": dict(FILE, ancestors=[{"path": ["measurements"], "properties": {"file_name": "id"}}])},
      "field 'file_name' is defined twice"),
     ({"file": dict(FILE, facets=["organ"])}, "facets names unknown fields ['organ']"),
+    ({"file": dict(FILE, aggregations=[{"field": "qc", "path": ["used_by_runs"], "property": "outcome",
+                                        "fn": "latest", "by": "finished"}])}, "by: workflow_run has no property 'finished'"),
 ])
 def test_a_bad_config_is_refused_with_the_kind_and_field_named(tmp_path, dictionary, documents, words):
     with pytest.raises(Invalid, match="flattening flattening.yaml") as caught:

@@ -233,3 +233,16 @@ def test_the_service_and_worker_get_the_local_engine_s_check_and_metadata_stays_
              "print([m for m in sys.modules if m.startswith('workflow_templates.engines')])")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True).stdout.strip() == "[]"
+
+
+def test_ims_qc_declares_its_report_as_the_verdict_output(entries):
+    assert [o.path for o in entries["ims-qc"].outputs if o.verdict] == ["qc/report.json"]
+
+
+@pytest.mark.parametrize("old, new", [
+    ('"data_category": "qc_report", "verdict": true}', '"data_category": "qc_report", "verdict": "yes"}'),
+    ('"data_category": "qc_report"}', '"data_category": "qc_report", "verdict": true}'),   # the png too
+])
+def test_a_verdict_on_anything_but_one_json_output_is_refused_naming_the_key(tmp_path, old, new):
+    with pytest.raises(TemplateError, match="verdict: true on at most one output, a json one"):
+        load_template(_broken(tmp_path, "ims-qc.yaml", old, new))

@@ -56,6 +56,15 @@ def existing_file(text: str) -> Path:
     return path.resolve()
 
 
+def staged_file(text: str) -> Path:
+    """A path naming a file that exists, made absolute but not resolved: a link the worker staged
+    keeps its own name and folder, where its companion files were staged beside it."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return path.absolute()
+
+
 def existing_dir(text: str) -> Path:
     """A path naming a directory that exists."""
     path = Path(text)

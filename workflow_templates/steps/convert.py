@@ -4,7 +4,8 @@
 
 Writes DIR/shard-00000.parquet ..., DIR/shards.json (a JSON list of the shards' absolute paths,
 the template's `shards` output parameter) and DIR/dataset.json (mode, centroided, spectra, shards, extent).
-The .ibd file is read from beside the .imzML, as pyimzML does.
+The .ibd file is read from beside the .imzML, as pyimzML does; the path is not resolved, so the
+worker's staged links (input.imzML, input.ibd) pair files whatever their own names.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from workflow_templates.steps.shards import Spectra, write_json, write_shard
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convert", description=__doc__.split("\n")[0])
-    parser.add_argument("--imzml", type=cli.existing_file, required=True,
-                        help="the .imzML file; its .ibd must lie beside it")
+    parser.add_argument("--imzml", type=cli.staged_file, required=True,
+                        help="the .imzML file (or the worker's link to it); its .ibd must lie beside it")
     parser.add_argument("--out-dir", type=Path, required=True, help="directory for shards and manifest")
     parser.add_argument("--spectra-per-shard", type=cli.positive_int, required=True,
                         help="spectra in each shard (the last one may hold fewer)")

@@ -17,6 +17,12 @@ if sys.argv[3] == "slow":
     import time; time.sleep(60)
 (out / "report.json").write_text(json.dumps({"bytes": imzml.stat().st_size}))
 (out / "notes.xyz").write_text("not a registrable format")
+if sys.argv[3].startswith("qc-"):   # a verdict: passed, or failed on the input's size
+    passed = sys.argv[3] == "qc-pass"
+    checks = [{"metric": "bytes", "value": imzml.stat().st_size, "minimum": 1000, "passed": passed},
+              {"metric": "files", "value": 1, "minimum": 1, "passed": True}]
+    (out / "qc").mkdir()
+    (out / "qc" / "verdict.json").write_text(json.dumps({"passed": passed, "checks": checks}))
 """
 
 
@@ -30,11 +36,13 @@ def template(mode_default: str = "ok") -> dict:
                 "imzml": {"type": "string", "filled_by": "input"},
                 "output-dir": {"type": "string", "filled_by": "run"}, "mode": {"type": "string"}}),
             "labcommons.io/outputs": json.dumps([{"path": "*.json", "data_format": "json",
-                                                  "data_category": "qc_report"}])}},
+                                                  "data_category": "qc_report"},
+                                                 {"path": "qc/verdict.json", "data_format": "json",
+                                                  "data_category": "qc_report", "verdict": True}])}},
         "spec": {"entrypoint": "main",
                  "arguments": {"parameters": [{"name": "imzml", "description": "The input imzML."},
                                               {"name": "output-dir", "description": "Where to write."},
-                                              {"name": "mode", "value": mode_default, "enum": ["ok", "fail", "slow"],
+                                              {"name": "mode", "value": mode_default, "enum": ["ok", "fail", "slow", "qc-pass", "qc-fail"],
                                                "description": "What the step does."}]},
                  "templates": [
                      {"name": "main", "steps": [[{"name": "measure", "template": "measure"}]]},

@@ -8,6 +8,7 @@ import pytest
 
 from metadata import templates
 from workflow_templates.worker import Worker
+from tests.workflows.runs.test_worker import run_until
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def test_launch_then_launch_again_shows_the_existing_run(workflow_cli, measureme
 
 def test_bad_launches_exit_non_zero_with_the_message(workflow_cli, measurement):
     result = workflow_cli("launch", "size-report", measurement, "-p", "mode=fast")
-    assert result.exit_code == 1 and "parameters.mode" in result.output and "must be one of ok, fail, slow" in result.output
+    assert result.exit_code == 1 and "parameters.mode" in result.output and "must be one of ok, fail, slow, qc-pass, qc-fail" in result.output
     result = workflow_cli("launch", "size-report", measurement, "-p", "mode")
     assert result.exit_code == 2 and "is not NAME=VALUE" in result.output
 
@@ -148,3 +149,14 @@ def test_a_wider_terminal_shows_the_run_names_whole_too(workflow_cli, two_runs, 
     assert all(f"{r.id} │ {r.submitter_id} │ size-report" in listed for r in two_runs)
     wide = workflow_cli("runs", "-o", "wide").output
     assert all(r.created_by in wide and r.project_id in wide for r in two_runs)
+
+
+def test_runs_and_run_show_print_the_qc_outcome_and_failing_checks(workflow_cli, measurement, admin, settings):
+    worker = Worker(admin, templates.load(settings.templates_dir), settings.storage_root, name="w-cli")
+    run_id = admin.launch("size-report", [measurement], {"mode": "qc-fail"}).run.id
+    assert run_until(worker, admin, run_id).outcome == "failed"
+    listed = workflow_cli("runs", "--template", "size-report")
+    assert listed.exit_code == 0 and "QC" in listed.output and "failed" in listed.output
+    shown = workflow_cli("run", "show", run_id)
+    assert "succeeded" in shown.output and "QC failed" in shown.output
+    assert "failed: bytes 8 (minimum 1000)" in shown.output

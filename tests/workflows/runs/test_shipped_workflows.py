@@ -43,6 +43,22 @@ def test_the_shipped_trigger_runs_ims_qc_to_a_registered_report(admin, project, 
     report_path = run_dir(settings.storage_root, project, run.id) / "outputs" / "qc" / "report.json"
     report = json.loads(report_path.read_text())
     assert report["metrics"]["spectra"] == 12 * 10 and report["passed"] is True
+    assert done.outcome == "passed" and done.failed_checks == []   # report.json is its declared verdict
     png = run_dir(settings.storage_root, project, run.id) / "outputs" / "qc" / "tic.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert all(o["properties"]["data_category"] == "qc_report" for o in outputs.values())
+
+
+def test_a_pair_whose_files_have_different_names_runs_ims_qc(admin, project, settings):
+    written = write_imzml_pair(settings.storage_root / project, "m-named", 6, 5, seed=4)
+    renamed = written[1]["path"].with_name("acquisition-7.ibd")   # the ibd named apart from its imzML
+    written[1]["path"].rename(renamed)
+    files = [data_file_entity({**meta, "path": path, "file_name": path.name}, "m-named")
+             for meta, path in zip(written, (written[0]["path"], renamed))]
+    submit_measurement(admin, project, "m-named", files)
+    [run] = admin.runs().runs
+    worker = Worker(admin, SHIPPED, settings.storage_root, name="w-named", capacity=2)
+    done = run_until(worker, admin, run.id, seconds=240)
+    assert done.status == "succeeded", describe(done)
+    report = json.loads((run_dir(settings.storage_root, project, run.id) / "outputs" / "qc" / "report.json").read_text())
+    assert report["metrics"]["spectra"] == 6 * 5

@@ -11,7 +11,7 @@ import yaml
 
 from ground.storage import run_dir
 from metadata import templates
-from workflow_templates.worker import Worker, is_alive
+from workflow_templates.worker import Worker, is_alive, report_verdict
 from tests.workflows.runs.conftest import template
 
 MEASURE_IMAGE = "labcommons"  # what the size-report template (conftest) names for its step
@@ -58,6 +58,26 @@ def test_a_run_succeeds_and_its_outputs_are_registered_with_provenance(worker, a
     assert output["properties"]["data_category"] == "qc_report"
     assert json.loads(path.read_text()) == {"bytes": len(b"<imzML/>")}
     assert output["links"][0]["target_id"] == run.id            # generated_by the run
+
+
+def test_a_run_whose_declared_verdict_fails_succeeds_with_the_outcome_failed_and_its_checks(worker, admin, measurement):
+    failed = run_until(worker, admin, admin.launch("size-report", [measurement], {"mode": "qc-fail"}).run.id)
+    assert (failed.status, failed.outcome) == ("succeeded", "failed"), describe(failed)
+    assert failed.failed_checks == ["bytes 8 (minimum 1000)"]   # the passing check is not named
+    assert failed.message == "succeeded; QC failed: bytes 8 (minimum 1000)"
+    passed = run_until(worker, admin, admin.launch("size-report", [measurement], {"mode": "qc-pass"}).run.id)
+    assert (passed.status, passed.outcome, passed.failed_checks) == ("succeeded", "passed", [])
+    plain = run_until(worker, admin, admin.launch("size-report", [measurement]).run.id)
+    assert (plain.status, plain.outcome) == ("succeeded", "")   # no verdict written: none
+
+
+def test_a_report_without_a_boolean_passed_gives_no_verdict_and_a_failure_names_a_check():
+    with pytest.raises(ValueError, match="no boolean 'passed'"):
+        report_verdict({"passed": "false", "checks": []})
+    assert report_verdict({"passed": False, "checks": []}) == (
+        "failed", ["the report says it failed without naming a check"])
+    assert report_verdict({"passed": False, "checks": [{"metric": "ppm", "value": 12.5, "maximum": 5,
+                                                        "passed": False}]}) == ("failed", ["ppm 12.5 (maximum 5)"])
 
 
 def test_a_failing_step_fails_the_run_naming_the_step_and_keeping_its_log(worker, admin, measurement):
