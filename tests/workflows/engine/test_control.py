@@ -188,6 +188,16 @@ engine.start(open(sys.argv[3]).read(), run_id="crash", sees={"write": [sys.argv[
 """
 
 
+def journaled_pid(run_dir: Path, name: str) -> int | None:
+    """The pid the engine journaled for step `name`, once it has: the step's own first write can
+    come before the engine records it, and a crash between the two is another test's case."""
+    try:
+        nodes = journal.load(run_dir)["nodes"].values()
+    except (OSError, ValueError, KeyError):  # not written yet, or caught between snapshot and log
+        return None
+    return next((n["pid"] for n in nodes if n["name"] == name and n.get("pid")), None)
+
+
 @pytest.mark.parametrize("limit, phase, isolate", [
     (1, "Succeeded", True), (0, "Failed", True), (1, "Succeeded", False)])
 def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, limit, phase, isolate):
@@ -208,9 +218,9 @@ def test_resume_after_a_crash_reruns_only_unfinished_steps(tmp_path, shared, lim
                               tmp_path / "t.yaml", "1" if isolate else "0", shared],
                              cwd=Path(__file__).resolve().parents[3])
     deadline = time.monotonic() + 30
-    while count(shared / "b") == 0 and time.monotonic() < deadline:
+    while not (count(shared / "b") and journaled_pid(runs / "crash", "b")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert count(shared / "b") == 1, "step b never started"
+    assert count(shared / "b") == 1 and journaled_pid(runs / "crash", "b"), "step b never started"
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     left = [n for n in journal.load(runs / "crash")["nodes"].values() if n["name"] == "b"][0]
