@@ -2,7 +2,7 @@
 
 One configuration, two spawner modes (LABCOMMONS_HUB_SPAWNER): `local` processes (the default)
 or `kubernetes` (KubeSpawner; its settings are hub/kubespawner.py, which the zero-to-jupyterhub
-chart also loads). Users sign in through the portal (OAuth2, hub/../portal/oauth.py), which hands
+chart also loads). Users sign in through the portal (OAuth2, hub/../portal/notebooks/oauth.py), which hands
 each user's metadata-service token to the hub in its auth state: hub/sso.py, shared with the
 chart's hub too. See docs/jupyterhub.md.
 """
@@ -59,7 +59,7 @@ c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 # a start answers at once (202) rather than after up to 10 s: the portal's page follows the spawn
-# through the hub's progress stream (portal/hub_progress.py), as z2jh's hub does
+# through the hub's progress stream (portal/notebooks/progress.py), as z2jh's hub does
 c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 if settings.hub_spawner == "kubernetes":
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"

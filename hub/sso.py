@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-CLIENT_ID = "jupyterhub"            # the hub's client id at the portal (portal/oauth.py)
+CLIENT_ID = "jupyterhub"            # the hub's client id at the portal (portal/notebooks/oauth.py)
 SERVICE = "labcommons-portal"       # the portal's hub service, for "Open in Jupyter"
 TOKEN_KEY = "labcommons_token"      # the key of the user's metadata-service token in the userdata
 DEFAULT_TOKEN_TTL_SECONDS = 8 * 3600  # ground.settings' token_ttl_seconds default

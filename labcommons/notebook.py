@@ -160,7 +160,7 @@ class Dataset:
 
     def _paths(self) -> tuple[Path, Path]:
         """The checked paths of the imzML file and its ibd, in their project's folder of the storage root."""
-        from portal.browse import imzml_pair
+        from portal.explorer.browse import imzml_pair
         from ground.storage import NotReadable, resolve
 
         files = self.files
@@ -190,7 +190,7 @@ class Cohort:
         """The cohort's files as a pandas DataFrame, one row per file (the service's manifest)."""
         import pandas as pd
 
-        from portal.exports import MANIFEST_FIELDS
+        from portal.explorer.exports import MANIFEST_FIELDS
         rows = list(self._commons.client.manifest(self.cohort.kind, self.cohort.filter_json))
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=MANIFEST_FIELDS)  # columns even when empty
 

@@ -44,8 +44,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.from_mapping(test_config or {})
 
-    from portal import (account, admin, auth, bulk, client, csrf, downloads, exports, hub_progress, jupyter,
-                        notifications, oauth, register, whoami)
+    from portal import account, auth, client, csrf, downloads, notifications
+    from portal.admin import pages as admin
+    from portal.explorer import exports
+    from portal.notebooks import jupyter, oauth, progress as hub_progress, whoami
+    from portal.registration import bulk, pages as register
     from portal.workflows import logs
     app.add_url_rule("/", "home", lambda: redirect(auth.HOME))  # before Dash, so it wins over Dash's "/"
     csrf.init_app(app)

@@ -31,7 +31,7 @@ from portal.client import UNREACHABLE, get_client, operator_client, sentence
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
-# the hub's server-to-server calls (portal/oauth.py, portal/whoami.py) authenticate themselves
+# the hub's server-to-server calls (portal/notebooks/oauth.py, portal/notebooks/whoami.py) authenticate themselves
 PUBLIC = ("/signin", "/assets/", "/_dash-component-suites/", "/_favicon.ico", "/static/", "/oauth/token",
           "/oauth/userinfo", "/api/whoami")
 HOME = "/explore"

@@ -102,7 +102,7 @@ Admit = Callable[[str, str, str, Mapping[str, str], bool], "tuple[Refusal | None
 def for_app(app) -> Admit:
     """What the server calls at headers-complete, with (method, path, query, waitress's header
     dict, chunked): (the refusal or None, whether the request carries a signed-in session)."""
-    from portal.register import upload_precheck
+    from portal.registration.pages import upload_precheck
 
     sessions = Sessions(app)
     settings = app.config["SETTINGS"]

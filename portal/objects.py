@@ -1,7 +1,7 @@
 """The object store that holds data files: a directory (file://, the default) or an
 S3-compatible bucket (s3://, through fsspec's s3fs), addressed by keys relative to its root.
 
-Keys are built by the portal from checked names only (see portal/uploads.py); `_path` refuses
+Keys are built by the portal from checked names only (see portal/registration/uploads.py); `_path` refuses
 any other shape, so no key can leave the root. A stored file's key starts with its project's id
 (<project>/<measurement>/<file>); readers find it with ground.storage.object_key, which checks that.
 """

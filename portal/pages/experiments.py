@@ -12,8 +12,8 @@ from __future__ import annotations
 import dash
 from dash import html
 
-from portal import browse, browse_widgets as w
-from portal.jupyter import open_button
+from portal.explorer import browse, widgets as w
+from portal.notebooks.jupyter import open_button
 
 
 def title(rest: str = "", **_path) -> str:

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-from portal.browse_widgets import section
+from portal.explorer.widgets import section
 from portal.client import get_client
 from portal.workflows import service, widgets as w
 

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import dash
 from dash import Input, Output, callback, dcc, html, no_update
 
-from portal.browse_widgets import download_href, section
+from portal.explorer.widgets import download_href, section
 from portal.workflows import figures, service, widgets as w
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}

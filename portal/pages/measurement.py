@@ -14,8 +14,8 @@ from urllib.parse import quote, unquote
 import dash
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
-from portal import browse, browse_widgets as w
-from portal.jupyter import open_button
+from portal.explorer import browse, widgets as w
+from portal.notebooks.jupyter import open_button
 from portal.previews import figures
 from portal.workflows import widgets as wf
 

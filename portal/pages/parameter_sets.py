@@ -8,7 +8,7 @@ import dash
 from dash import MATCH, Input, Output, State, callback, dcc, html
 from flask_login import current_user
 
-from portal.browse_widgets import section
+from portal.explorer.widgets import section
 from portal.client import get_client
 from portal.workflows import service, set_widgets as sw, widgets as w
 

@@ -19,7 +19,7 @@ import dash
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from ground.storage import NotReadable
-from portal.browse_widgets import download_href, section
+from portal.explorer.widgets import download_href, section
 from portal.client import get_client
 from portal.downloads import read_small
 from portal.workflows import figures, service, widgets as w

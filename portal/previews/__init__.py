@@ -6,5 +6,5 @@
 
 Nothing here decides who may read what: the portal reads only files of a measurement that the
 metadata service has just returned to the signed-in user, each resolved in its project's folder by
-ground.storage.resolve (portal/browse.py), and opens them with ground.storage.open_checked.
+ground.storage.resolve (portal/explorer/browse.py), and opens them with ground.storage.open_checked.
 """

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from dash import dcc, html
 
-from portal.browse_widgets import table
+from portal.explorer.widgets import table
 from portal.workflows.widgets import lineage_href, run_href
 
 

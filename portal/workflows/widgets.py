@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 from dash import dcc, html
 
-from portal.browse_widgets import download_href, measurement_href
+from portal.explorer.widgets import download_href, measurement_href
 
 PARAM = "launch-param"              # the pattern-matching id type of a parameter's input
 PARAM_CHECK = "launch-param-check"  # ...of its inline check's message

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from metadata.client import MetadataClient
-from portal.jupyter import Hub as HubAPI, HubError
+from portal.notebooks.jupyter import Hub as HubAPI, HubError
 
 pytestmark = pytest.mark.e2e
 
@@ -109,7 +109,7 @@ def test_a_hub_that_is_down_or_slow_gets_a_clear_message():
     with socket.socket() as silent:  # accepts, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        import portal.jupyter as jupyter
+        import portal.notebooks.jupyter as jupyter
         old, jupyter.HUB_TIMEOUT_SECONDS = jupyter.HUB_TIMEOUT_SECONDS, 0.5
         try:
             with pytest.raises(HubError, match="did not answer within"):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from portal.hub_progress import HUB_SLOW, hub_events, server_sent_events
-from portal.jupyter import Hub
+from portal.notebooks.progress import HUB_SLOW, hub_events, server_sent_events
+from portal.notebooks.jupyter import Hub
 from tests.hub.conftest import csrf_token
 
 pytestmark = pytest.mark.e2e

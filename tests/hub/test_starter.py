@@ -14,7 +14,7 @@ from nbclient import NotebookClient
 
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
-from portal.starter import cohort_notebook, cohort_path, dataset_notebook, manifest_path, notebook_path
+from portal.notebooks.starter import cohort_notebook, cohort_path, dataset_notebook, manifest_path, notebook_path
 from tests.conftest import PROGRAM
 from tests.notebook.test_helper import imaged_measurement, measurement  # noqa: F401 (a fixture)
 

@@ -14,7 +14,7 @@ from ground.storage import resolve
 from labcommons.demo import create_demo, data_file_entity
 from labcommons.demo.accounts import PASSWORDS_FILE
 from labcommons.demo.imzml import write_imzml_pair
-from portal.browse_widgets import counted, experiment_href, measurement_href, project_href
+from portal.explorer.widgets import counted, experiment_href, measurement_href, project_href
 from portal.previews import cache
 from tests.portal.layout import graphs
 from tests.stored import plant

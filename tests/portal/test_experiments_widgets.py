@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from metadata.dictionary import Dictionary
-from portal import browse_widgets as w
-from portal.browse import imzml_pair
+from portal.explorer import widgets as w
+from portal.explorer.browse import imzml_pair
 
 DICTIONARY = {name: t.as_json() for name, t in Dictionary.load().types.items()}
 
@@ -150,7 +150,7 @@ def test_a_lone_ibd_pairs_whatever_its_name_and_no_ibd_means_no_pair():
 def test_each_file_links_to_its_download():
     from dash import html
 
-    from portal.browse_widgets import files_table
+    from portal.explorer.widgets import files_table
 
     def links(component):
         found = [component] if isinstance(component, html.A) else []

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from portal import exports
+from portal.explorer import exports
 
 HUMANS = {"IN": {"species": ["human"]}}
 

@@ -10,7 +10,7 @@ import time
 
 from flask import Flask, Response
 
-from portal.hub_progress import clean, event_stream, server_sent_events
+from portal.notebooks.progress import clean, event_stream, server_sent_events
 
 
 def test_server_sent_events_yields_each_event_and_none_for_a_keepalive():

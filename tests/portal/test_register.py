@@ -10,7 +10,7 @@ import re
 import pytest
 
 from metadata.idl import metadata_thrift as T
-from portal import registration
+from portal.registration import dataset as registration
 from portal.objects import ObjectStore
 from tests.portal.registering import IBD, IMZML, post, register_pair, send, staging, token, values
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from metadata.idl import metadata_thrift as T
-from portal.bulk import preview
+from portal.registration.bulk import preview
 
 HEADER = "type\tsubmitter_id\tinstrument\tionisation\tpolarity\tpixel_size_um\texperiments.submitter_id\tsamples.submitter_id"
 

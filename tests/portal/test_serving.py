@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from portal.intake import Request, precheck
-from portal.register import upload_precheck
+from portal.registration.pages import upload_precheck
 from portal.server import AddressError, Limits, connection_limit, limits
 
 

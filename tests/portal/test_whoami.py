@@ -1,4 +1,4 @@
-"""GET /api/whoami (portal/whoami.py): the readable projects of a metadata-service token's holder,
+"""GET /api/whoami (portal/notebooks/whoami.py): the readable projects of a metadata-service token's holder,
 as the service judges the token, for the Kubernetes hub's mount hook."""
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ what is opened (else shows the service's reason), then shows a page whose script
 POST /jupyter/start to start the user's server through the hub's REST API (as the hub service
 `labcommons-portal`, scoped to users, auth state and servers) and polls GET /jupyter/status
 until it is ready, sending back the context the page was given (an `Opening`'s). Status then writes
-the starter notebook (portal/starter.py) and, for a cohort, its manifest through the server's
+the starter notebook (portal/notebooks/starter.py) and, for a cohort, its manifest through the server's
 contents API (so it works for local and Kubernetes servers alike) and answers with the
 notebook's address, where the browser goes; the hub signs it in through the portal (SSO).
 """
@@ -24,10 +24,11 @@ from flask_login import current_user
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal import exports, oauth, starter
+from portal.explorer import exports
+from portal.notebooks import oauth, starter
 from portal.client import get_client
 from portal.explorer import queries, state as st
-from portal.starter import FOLDER
+from portal.notebooks.starter import FOLDER
 
 bp = Blueprint("jupyter", __name__, url_prefix="/jupyter")
 KINDS = ("measurement", "experiment")

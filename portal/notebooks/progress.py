@@ -27,8 +27,8 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask_login import current_user
 
 from metadata.idl import metadata_thrift as T
-from portal import jupyter
-from portal.jupyter import HUB_DOWN, SPAWN_FAILED, Hub
+from portal.notebooks import jupyter
+from portal.notebooks.jupyter import HUB_DOWN, SPAWN_FAILED, Hub
 
 bp = Blueprint("hub_progress", __name__, url_prefix="/jupyter")
 STREAM_SECONDS = 180  # hub/jupyterhub_config.py: Spawner.start_timeout (120 s) + http_timeout (60 s)

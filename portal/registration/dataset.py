@@ -12,9 +12,9 @@ from thriftpy2.transport import TTransportException
 from metadata.client import ERRORS, MetadataClient
 from metadata.idl import metadata_thrift as T
 from metadata.submission import PROJECT_PATTERN
-from portal import register_form, uploads
+from portal.registration import form as register_form, uploads
 from portal.objects import ObjectStore
-from portal.uploads import Staged, UploadRefused
+from portal.registration.uploads import Staged, UploadRefused
 
 
 class Refused(Exception):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ground.storage import RUNS
 from metadata.entities import coerce
-from portal.browse_widgets import label
+from portal.explorer.widgets import label
 
 MEASUREMENT = "measurement"
 # A measurement's submitter_id becomes a directory in its project's folder of the storage root.

@@ -17,9 +17,9 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from metadata.auth import ACCESS, ROLES
 from metadata.client import ERRORS
-from portal import audit_view
+from portal.admin import audit as audit_view
 from portal.client import UNREACHABLE, get_client, sentence
-from portal.jupyter import HubError, hub
+from portal.notebooks.jupyter import HubError, hub
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MIN_PASSWORD = 10

@@ -16,7 +16,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from portal.client import get_client
-from portal.exports import _json_array, attachment, spooled, started, tsv_chunks
+from portal.explorer.exports import _json_array, attachment, spooled, started, tsv_chunks
 
 FILTERS = ("user", "action", "project", "outcome", "since", "before")
 TIMES = ("since", "before")

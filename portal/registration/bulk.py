@@ -17,7 +17,7 @@ from metadata.client import ERRORS
 from metadata.entities import tsv_header
 from metadata.idl import metadata_thrift as T
 from portal.client import UNREACHABLE, get_client
-from portal.registration import writable_projects
+from portal.registration.dataset import writable_projects
 
 bp = Blueprint("bulk", __name__)
 

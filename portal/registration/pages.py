@@ -13,12 +13,12 @@ from flask_wtf.csrf import CSRFError
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
-from portal import register_form, registration, uploads
+from portal.registration import dataset as registration, form as register_form, uploads
 from portal.client import UNREACHABLE, get_client
 from portal.intake import Refusal, Request
 from portal.objects import ObjectStore
-from portal.registration import Refused, can_write
-from portal.uploads import UploadRefused
+from portal.registration.dataset import Refused, can_write
+from portal.registration.uploads import UploadRefused
 
 bp = Blueprint("register", __name__)
 

@@ -13,7 +13,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
-from portal.oauth import service
+from portal.notebooks.oauth import service
 
 bp = Blueprint("whoami", __name__, url_prefix="/api")
 PATH = "/api/whoami"

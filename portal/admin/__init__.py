@@ -1,0 +1,1 @@
+"""The administrators' pages: users, grants, tiers and triggers (pages.py) and the audit log (audit.py)."""
