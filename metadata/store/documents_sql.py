@@ -113,8 +113,15 @@ def histogram_sql(spec: DocumentSpec, field: str, where_sql: str) -> str:
 
 
 def hits_sql(spec: DocumentSpec, where_sql: str, sort: list[tuple[str, bool]]) -> str:
-    order = [f"{quote_ident(f)} {'DESC' if d else 'ASC'} NULLS LAST" for f, d in sort] + ["id ASC"]
+    order = [f"{sort_key(spec, f)} {'DESC' if d else 'ASC'} NULLS LAST" for f, d in sort] + ["id ASC"]
     return f"SELECT * FROM {table(spec.kind)} WHERE {where_sql} ORDER BY {', '.join(order)} LIMIT ? OFFSET ?"
+
+
+def sort_key(spec: DocumentSpec, field: str) -> str:
+    """What a sort on a field orders by: an ENUM column as text, since an ENUM sorts in declaration
+    order and a keyword sorts alphabetically (by code point, as Elasticsearch sorts it)."""
+    col = quote_ident(field)
+    return f"CAST({col} AS VARCHAR)" if field in spec.enums and not spec.fields[field].multi else col
 
 
 def manifest_sql(manifest_spec: DocumentSpec, fields: tuple[str, ...], selection: str) -> str:

@@ -336,6 +336,10 @@ def test_hits_sort_page_and_count(store, nodes):
     assert [d["submitter_id"] for d in page] == ["c-1", "c-2", "c-3", "c-4"]  # ties by id
     _, page = store.hits("case", None, [("species", True), ("age_years", False)], 10, 0)
     assert [d["submitter_id"] for d in page] == ["c-4", "c-3", "c-1", "c-2"]
+    _, page = store.hits("file", None, [("data_format", False)], 10, 0)  # declared imzML, ibd, ...: sorted as text
+    assert [d["file_name"] for d in page] == ["f-1.ibd", "f-1.imzML", "f-2.imzML"]
+    _, page = store.hits("file", None, [("data_format", True)], 10, 0)
+    assert [d["file_name"] for d in page] == ["f-1.imzML", "f-2.imzML", "f-1.ibd"]
     total, page = store.hits("file", where("file", {"=": {"data_format": "imzML"}}), [("file_size", True)], 1, 1)
     assert total == 2 and [d["file_name"] for d in page] == ["f-1.imzML"]
     assert store.hits("file", None, [], 10, 50) == (3, [])
