@@ -348,6 +348,14 @@ def _names(names) -> str:
 
 # -- inspecting -------------------------------------------------------------------------------
 
+def record_field(fields: dict[str, Field], name: str) -> Field | None:
+    """The field of the records a dotted name such as samples.organ names (a list of records, then one
+    of its records' fields), else None."""
+    path, _, member = name.partition(".")
+    holder = fields.get(path)
+    return holder.nested.get(member) if member and holder is not None and holder.nested is not None else None
+
+
 def fields_in(node: Node | None) -> set[str]:
     """The fields a node constrains; a record field inside nested is named "path.field"."""
     if node is None:

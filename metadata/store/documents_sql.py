@@ -68,15 +68,24 @@ def insert_sql(spec: DocumentSpec, view: str) -> str:
 
 
 def facet_sql(spec: DocumentSpec, field: str, where_sql: str) -> str:
-    """(value, count) groups of one field (value NULL for no value); lists count once per distinct element."""
+    """(value, count) groups of one field (value NULL for no value); lists count once per distinct element,
+    and a record field (samples.organ) counts each document once per distinct value among its records."""
     col = quote_ident(field)
+    if field not in spec.fields:
+        path, _, member = field.partition(".")
+        return _list_facet(spec, f"list_transform({quote_ident(path)}, _r -> _r.{quote_ident(member)})", where_sql)
     if spec.fields[field].multi:
-        present = f"list_distinct(list_filter({col}, x -> x IS NOT NULL))"
-        source = (f"SELECT unnest(CASE WHEN len(coalesce({present}, [])) = 0 THEN [NULL] "
-                  f"ELSE CAST({present} AS VARCHAR[]) END) AS v FROM {table(spec.kind)} WHERE {where_sql}")
-        return f"SELECT v, count(*) AS c FROM ({source}) GROUP BY 1"
+        return _list_facet(spec, col, where_sql)
     # group the raw column: casting an ENUM to text first would throw its dictionary encoding away
     return f"SELECT {col} AS v, count(*) AS c FROM {table(spec.kind)} WHERE {where_sql} GROUP BY 1"
+
+
+def _list_facet(spec: DocumentSpec, values: str, where_sql: str) -> str:
+    """(value, count) over a list expression: a document counts once per distinct value, NULL for none."""
+    present = f"list_distinct(list_filter({values}, x -> x IS NOT NULL))"
+    source = (f"SELECT unnest(CASE WHEN len(coalesce({present}, [])) = 0 THEN [NULL] "
+              f"ELSE CAST({present} AS VARCHAR[]) END) AS v FROM {table(spec.kind)} WHERE {where_sql}")
+    return f"SELECT v, count(*) AS c FROM ({source}) GROUP BY 1"
 
 
 def cells_sql(spec: DocumentSpec, fields: list[str], where_sql: str) -> str:

@@ -74,7 +74,9 @@ What it does not give:
 - sorting on a list field uses its smallest value ascending and its largest descending (Elasticsearch's
   default; the embedded store compares whole lists); numeric facet values of equal count at the
   `size` cut are chosen in numeric order, then ranked as text;
-- facets and sorts on the fields of records (samples.organ) are refused with a ValueError;
+- sorts on the fields of records (samples.organ) are refused with a ValueError; facets on them count
+  documents (a nested terms aggregation, reverse_nested per value), ranked among at most
+  RECORD_VALUES (10,000) distinct values: beyond that, the rarest values go uncounted;
 - keyword values over STRING_MAX (8,191) characters are stored but not indexed: no filter, facet
   or sort sees them (Elasticsearch counts them as missing);
 - limits: a manifest from a joined kind sends every matching id (terms clauses of TERMS_IDS) on

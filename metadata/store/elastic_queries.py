@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from metadata.filters import MISSING, Field, to_es
+from metadata.filters import MISSING, Field, record_field, to_es
 from metadata.store.base import EdgeRow, FacetCounts, LinkRef, NumericSummary, StoredNode
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ TERMS_IDS = 10_000   # values per terms clause, well below index.max_terms_count
 STRING_MAX = 8191    # keyword values longer than this are kept in _source but not indexed (32,766-byte terms)
 MAX_BINS = 10_000    # histogram bins, below search.max_buckets (65,536)
 CELL_VALUES = 1000   # values per field of a tiered-access cell count
+RECORD_VALUES = 10_000  # values of a record field (samples.organ) a facet ranks by documents
 MAPPING_VERSION = 1  # bump when documents_mappings changes, so existing indices are rebuilt
 ES_TYPES = {"integer": "long", "number": "double", "boolean": "boolean", "date": "date"}
 
@@ -220,13 +221,34 @@ def facets_query(fields: dict[str, Field], requests: list[tuple[str, object]], s
         raise ValueError(f"facet size must be at least 1, got {size}")
     aggs = {}
     for i, (name, where) in enumerate(requests):
-        target = agg_field(fields, name)
-        terms = {"field": target, "size": size}
-        if fields[name].kind == "date":
-            terms["format"] = "yyyy-MM-dd"  # as the embedded store's DATE column reads
-        aggs[f"f{i}"] = {"filter": to_es(where), "aggs": {
-            "values": {"terms": terms}, "missing": {"missing": {"field": target}}}}
+        counts = record_facet_aggs(fields, name) if name not in fields else field_facet_aggs(fields, name, size)
+        aggs[f"f{i}"] = {"filter": to_es(where), "aggs": counts}
     return {"size": 0, "track_total_hits": False, "query": {"match_all": {}}, "aggs": aggs}
+
+
+def field_facet_aggs(fields: dict[str, Field], name: str, size: int) -> dict:
+    """A field's `size` largest terms and its missing count."""
+    target = agg_field(fields, name)
+    terms = {"field": target, "size": size}
+    if fields[name].kind == "date":
+        terms["format"] = "yyyy-MM-dd"  # as the embedded store's DATE column reads
+    return {"values": {"terms": terms}, "missing": {"missing": {"field": target}}}
+
+
+def record_facet_aggs(fields: dict[str, Field], name: str) -> dict:
+    """A record field's (samples.organ) values counted in documents, not records (reverse_nested), all
+    of them up to RECORD_VALUES so they can be ranked by documents; documents with no such value."""
+    member, path = record_field(fields, name), name.partition(".")[0]
+    if member is None:
+        holder = fields.get(path)
+        if holder is None or holder.nested is None:
+            agg_field(fields, name)  # raises: an unknown field
+        raise ValueError(f"{name!r} is not a field of the records of {path}; "
+                         f"theirs: {', '.join(sorted(holder.nested))}")
+    terms = {"field": name, "size": RECORD_VALUES, **({"format": "yyyy-MM-dd"} if member.kind == "date" else {})}
+    values = {"terms": terms, "aggs": {"documents": {"reverse_nested": {}}}}
+    none = {"bool": {"must_not": [{"nested": {"path": path, "query": {"exists": {"field": name}}}}]}}
+    return {"records": {"nested": {"path": path}, "aggs": {"values": values}}, "missing": {"filter": none}}
 
 
 def bucket_key(bucket: dict, kind: str) -> str:
@@ -255,6 +277,11 @@ def facet_counts_from(fields: dict[str, Field], aggs: dict, requests: list[tuple
     counts = {}
     for i, (name, _) in enumerate(requests):
         found = aggs[f"f{i}"]
+        if "records" in found:  # a record field: documents per value, every value at hand
+            kind, values = record_field(fields, name).kind, found["records"]["values"]
+            buckets = [(bucket_key(b, kind), b["documents"]["doc_count"]) for b in values["buckets"]]
+            counts[name] = with_missing(buckets, 0, found["missing"]["doc_count"], size)
+            continue
         buckets = [(bucket_key(b, fields[name].kind), b["doc_count"]) for b in found["values"]["buckets"]]
         counts[name] = with_missing(buckets, found["values"]["sum_other_doc_count"],
                                     found["missing"]["doc_count"], size)

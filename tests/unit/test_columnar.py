@@ -124,6 +124,19 @@ def test_filters_in_guppys_words_count_exactly_on_both_paths(db):
     check(db, cache, search)
 
 
+def test_a_record_field_facet_is_left_to_duckdb_which_counts_documents_once_per_value(db):
+    cache = ColumnCache(lambda: db)
+    cache.reset({"t": SPEC})
+    assert cache.facets("t", [("samples.organ", None)]) == {}
+    expected = {}
+    for (records,) in db.execute("SELECT samples FROM doc_t").fetchall():
+        values = {r["organ"] for r in records or [] if r and r["organ"] is not None} or {D.MISSING}
+        for value in values:
+            expected[value] = expected.get(value, 0) + 1
+    assert dict(sql_facet(db, "samples.organ", None)) == expected
+    assert expected["liver"] == 4 and expected[D.MISSING] > 300  # rows 1, 4, 6, 9; every random row
+
+
 def test_the_columnar_path_follows_rewritten_deleted_and_added_rows(db):
     cache = ColumnCache(lambda: db)
     cache.reset({"t": SPEC})

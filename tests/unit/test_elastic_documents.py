@@ -79,8 +79,31 @@ def test_facets_query_formats_dates_as_days():
     assert terms == {"field": "seen", "size": 3, "format": "yyyy-MM-dd"}
 
 
+def test_a_record_field_facet_counts_documents_through_reverse_nested():
+    aggs = elastic_queries.facets_query(FIELDS, [("samples.organ", None)], 3)["aggs"]["f0"]["aggs"]
+    assert aggs == {
+        "records": {"nested": {"path": "samples"}, "aggs": {"values": {
+            "terms": {"field": "samples.organ", "size": elastic_queries.RECORD_VALUES},
+            "aggs": {"documents": {"reverse_nested": {}}}}}},
+        "missing": {"filter": {"bool": {"must_not": [
+            {"nested": {"path": "samples", "query": {"exists": {"field": "samples.organ"}}}}]}}}}
+
+
+def test_a_record_field_facet_ranks_values_by_documents_not_records():
+    """Three liver samples in one case rank below kidney in two cases; the rest is other."""
+    records = {"values": {"sum_other_doc_count": 0, "buckets": [
+        {"key": "liver", "doc_count": 3, "documents": {"doc_count": 1}},
+        {"key": "kidney", "doc_count": 2, "documents": {"doc_count": 2}},
+        {"key": "brain", "doc_count": 1, "documents": {"doc_count": 1}}]}}
+    aggs = {"f0": {"records": records, "missing": {"doc_count": 4}}}
+    counts = elastic_queries.facet_counts_from(FIELDS, aggs, [("samples.organ", None)], 2)
+    assert counts == {"samples.organ": FacetCounts([("__missing__", 4), ("kidney", 2)], other=2)}
+
+
 @pytest.mark.parametrize("name, size, message", [("nope", 5, "unknown field 'nope'"),
                                                  ("samples", 5, "list of records"),
+                                                 ("samples.nope", 5, "not a field of the records of samples"),
+                                                 ("nope.organ", 5, "unknown field 'nope.organ'"),
                                                  ("species", 0, "at least 1")])
 def test_facets_query_refuses(name, size, message):
     with pytest.raises(ValueError, match=message):
