@@ -9,7 +9,7 @@ the canonical JSON of the document), which the run registry records with every r
 
 `validate_parameters` checks a launch's parameters against an entry; the portal's form and the
 metadata service both call it, so both refuse the same values with the same messages. The code
-lives with the service, the lowest layer that needs it; the worker and the CLI import it from here.
+lives with the service, the lowest layer that needs it; the worker and the engines import it from here.
 """
 from __future__ import annotations
 
