@@ -21,6 +21,10 @@ CHOICES = (("store", STORES, "a store"), ("engine", ENGINES, "an engine"),
            ("hub_sandbox", HUB_SANDBOXES, "allowed"), ("hub_spawner", HUB_SPAWNERS, "a spawner"))
 # what the portal and the hub both read (hub_secret); the hub's own (crypt-key, proxy-auth-token) stay apart
 HUB_SHARED_SECRETS = ("oauth-client-secret", "portal-service-token")
+# the data the distribution ships, named here so no layer reaches into another's folder for it:
+# the workflow templates and trigger rules used when templates_dir / triggers_dir are unset
+SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "workflow_templates"
+SHIPPED_TRIGGERS = SHIPPED_TEMPLATES / "triggers"
 
 
 class SettingsError(ValueError):
@@ -40,14 +44,21 @@ class Settings:
     es_ca_certs: Path | None = None  # CA bundle that signed the cluster's HTTPS certificate (else the system's)
     dictionary: Path | None = None
     flattening: Path | None = None
-    templates_dir: Path | None = None      # None: the shipped workflow_templates/
-    triggers_dir: Path | None = None       # None: the shipped workflow_templates/triggers/
-    engine: str = "local"                  # the worker's engine: local, or argo (LABCOMMONS_ARGO_*)
+    templates_dir: Path | None = None      # None: the shipped workflow_templates/ (SHIPPED_TEMPLATES)
+    triggers_dir: Path | None = None       # None: the shipped workflow_templates/triggers/ (SHIPPED_TRIGGERS)
+    engine: str = "local"                  # the worker's engine: local, or argo (the argo_* settings)
+    # the Argo Server the argo engine uses (docs/workflows-argo.md)
+    argo_server: str = ""                  # its URL; required with engine argo
+    argo_token: str = ""                   # a bearer token it accepts; "": no Authorization header
+    argo_namespace: str = "argo"           # where templates are installed and Workflows run
+    argo_verify_tls: str = ""              # ""/true: verify against the system CAs; false; or a CA bundle path
+    argo_service_account: str = ""         # the step pods' identity; "": the namespace's default
     smtp_host: str = ""                    # "" : notifications go to <data_dir>/outbox/ as .eml files
     smtp_port: int = 25
     mail_from: str = "labcommons@localhost"
     mail_domain: str = "localhost"         # user names that are not addresses get @<mail_domain>
     secret_key: str = ""
+    token: str = ""                        # the caller's token for the CLI and connect(); "": data/admin.token
     token_ttl_seconds: int = 8 * 3600
     max_batch_entities: int = 10_000
     max_batch_bytes: int = 64 * 1024 * 1024
@@ -73,6 +84,8 @@ class Settings:
     hub_spawner: str = "local"            # local processes, or kubernetes (KubeSpawner)
     hub_idle_timeout_seconds: int = 3600  # the idle culler stops servers unused this long
     hub_sandbox: str = "auto"             # local servers in bubblewrap: auto (where it runs), on, off
+    hub_storage: str = "10Gi"             # kubernetes spawner: each user's home volume
+    hub_connect_url: str = ""             # kubernetes spawner: the hub's cluster address for pods; "": the default
     # who notebook servers and workflow steps run as in their sandbox when the hub or worker runs
     # as root (ground/sandbox.py): an unprivileged uid and gid of the host, never 0
     sandbox_uid: int = 65534

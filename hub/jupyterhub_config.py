@@ -85,13 +85,13 @@ if settings.hub_spawner == "kubernetes":
     # ... and a volume per user for the home directory: files outlive servers and the culler
     c.KubeSpawner.storage_pvc_ensure = True
     c.KubeSpawner.pvc_name_template = "claim-{username}"
-    c.KubeSpawner.storage_capacity = os.environ.get("LABCOMMONS_HUB_STORAGE", "10Gi")
+    c.KubeSpawner.storage_capacity = settings.hub_storage
     c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
     c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-{username}"}}]
     c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
     # pods reach the hub at its cluster address, not loopback
-    if connect := os.environ.get("LABCOMMONS_HUB_CONNECT_URL"):
-        c.JupyterHub.hub_connect_url = connect
+    if settings.hub_connect_url:
+        c.JupyterHub.hub_connect_url = settings.hub_connect_url
 else:
     c.JupyterHub.spawner_class = "spawner.LabcommonsLocalSpawner"
     c.LabcommonsLocalSpawner.notebooks_root = str(data_dir / "notebooks")

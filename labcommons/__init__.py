@@ -30,10 +30,9 @@ def connect(host: str | None = None, port: int | None = None, token: str | None 
 
 
 def resolve_token(settings) -> str:
-    """The caller's token: LABCOMMONS_TOKEN, else the local operator's token file if readable."""
-    import os
-
-    if token := os.environ.get("LABCOMMONS_TOKEN", "").strip():
+    """The caller's token: the token setting (LABCOMMONS_TOKEN), else the local operator's token file
+    if readable."""
+    if token := settings.token.strip():
         return token
     try:
         return settings.admin_token_path.read_text().strip()

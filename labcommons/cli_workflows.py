@@ -289,7 +289,7 @@ def engine_for(settings):
         return None   # the worker makes its local engine
     from workflow_templates.engines.argo import ArgoEngine
     from workflow_templates.engines.argo_runs import ArgoRuns
-    return ArgoRuns(ArgoEngine.from_env(), settings.storage_root)
+    return ArgoRuns(ArgoEngine.from_settings(settings), settings.storage_root)
 
 
 for command in (templates, launch, runs, run, triggers, trigger, worker, worker_alive):

@@ -160,8 +160,8 @@ class Dataset:
 
     def _paths(self) -> tuple[Path, Path]:
         """The checked paths of the imzML file and its ibd, in their project's folder of the storage root."""
-        from portal.explorer.browse import imzml_pair
         from ground.storage import NotReadable, resolve
+        from metadata.datafiles import imzml_pair
 
         files = self.files
         if self.node["type"] == "data_file" and self.properties.get("data_format") == "imzML":
@@ -190,7 +190,7 @@ class Cohort:
         """The cohort's files as a pandas DataFrame, one row per file (the service's manifest)."""
         import pandas as pd
 
-        from portal.explorer.exports import MANIFEST_FIELDS
+        from metadata.datafiles import MANIFEST_FIELDS
         rows = list(self._commons.client.manifest(self.cohort.kind, self.cohort.filter_json))
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=MANIFEST_FIELDS)  # columns even when empty
 

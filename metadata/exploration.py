@@ -185,10 +185,12 @@ def _within(projects: filters.In, node):
 
 
 def _field(spec: DocumentSpec, name: str, argument: str, scalar_or_list: bool = False) -> filters.Field:
-    field = spec.fields.get(name)
+    """A field a request may name; scalar_or_list: a list too, or a field of records (samples.organ)."""
+    field = spec.fields.get(name) or (filters.record_field(spec.fields, name) if scalar_or_list else None)
     if field is None or field.nested:
+        records = [f"{n}.{m}" for n, f in spec.fields.items() if f.nested for m in f.nested] if scalar_or_list else []
         raise Invalid(f"{argument}: {name!r} is not a field of {spec.kind} documents; fields: "
-                      f"{', '.join(n for n, f in spec.fields.items() if not f.nested)}")
+                      f"{', '.join([n for n, f in spec.fields.items() if not f.nested] + records)}")
     if not scalar_or_list and field.multi:
         raise Invalid(f"{argument}: {name!r} holds lists and cannot be used here")
     return field

@@ -20,6 +20,10 @@ from metadata.nesting import check_depth
 
 KINDS = ("keyword", "text", "integer", "number", "boolean", "date")
 OPERATORS = ("=", "!=", "IN", ">", ">=", "<", "<=", "search", "AND", "OR", "nested")
+# the other names Guppy's documented filter language gives operators (uc-cdis/guppy doc/queries.md),
+# spelt as documented: lower case and upper case, never mixed
+ALIASES = {"eq": "=", "EQ": "=", "in": "IN", "gt": ">", "GT": ">", "gte": ">=", "GTE": ">=",
+           "lt": "<", "LT": "<", "lte": "<=", "LTE": "<="}
 RANGES = (">", ">=", "<", "<=")
 RANGE_KINDS = ("integer", "number", "date")
 SEARCH_KINDS = ("keyword", "text")
@@ -143,10 +147,11 @@ class _Parser:
             return self.add(path, f"filters may nest at most {MAX_DEPTH} levels deep; flatten nested AND/OR clauses")
         if not isinstance(obj, dict) or len(obj) != 1:
             return self.add(path, _shape_message(obj))
-        (op, body), = obj.items()
+        (written, body), = obj.items()
+        op = ALIASES.get(written, written)
         if op not in OPERATORS:
-            return self.add(f"{path}.{op}", _unknown_operator(op))
-        at = f"{path}.{op}"
+            return self.add(f"{path}.{written}", _unknown_operator(written))
+        at = f"{path}.{written}"  # problems name the operator as the filter writes it
         if op in ("AND", "OR"):
             return self.combine(op, body, at, scope, depth)
         if op == "nested":
@@ -233,7 +238,7 @@ class _Parser:
 
     def search(self, body: Any, path: str, scope: _Scope) -> Node | None:
         if not isinstance(body, dict):
-            return self.add(path, 'search takes {"keyword": "<text>", "fields": ["<field>", ...]}')
+            return self.add(path, 'search takes {"keyword": "<text>", "fields": ["<field>", ...] or "<field>"}')
         for key in sorted(set(body) - {"keyword", "fields"}):
             self.add(f"{path}.{key}", "search takes keyword and, optionally, fields")
         keyword = body.get("keyword")
@@ -245,10 +250,10 @@ class _Parser:
         return Search(keyword, fields)
 
     def search_fields(self, names: Any, path: str, scope: _Scope) -> tuple[Field, ...] | None:
-        names = list(scope.default_search) if names is None else names
+        names = list(scope.default_search) if names is None else [names] if isinstance(names, str) else names
         searchable = _names(n for n, f in scope.fields.items() if _searchable(f)) or "(none here)"
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            return self.add(path, f"search needs fields: a non-empty list of field names; searchable: {searchable}")
+            return self.add(path, f"search needs fields: a field name or a non-empty list of them; searchable: {searchable}")
         found = [self.field(name, f"{path}[{i}]", scope) for i, name in enumerate(names)]
         for i, one in enumerate(found):
             if one is not None and not _searchable(one):
@@ -285,9 +290,10 @@ def _shape_message(obj: Any) -> str:
 
 
 def _unknown_operator(op: str) -> str:
-    close = [o for o in OPERATORS if o.lower() == op.lower()] or difflib.get_close_matches(op, OPERATORS, n=2)
+    same = [o for o in (*OPERATORS, *ALIASES) if o.lower() == op.lower()][:1]
+    close = same or difflib.get_close_matches(op, (*OPERATORS, *ALIASES), n=2)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
-    return f"unknown operator {op!r}; {hint}operators: {', '.join(OPERATORS)}"
+    return f"unknown operator {op!r}; {hint}operators: {', '.join(OPERATORS)} (or Guppy's {', '.join(ALIASES)})"
 
 
 def _unknown_field(name: str, scope: _Scope) -> str:
@@ -341,6 +347,14 @@ def _names(names) -> str:
 
 
 # -- inspecting -------------------------------------------------------------------------------
+
+def record_field(fields: dict[str, Field], name: str) -> Field | None:
+    """The field of the records a dotted name such as samples.organ names (a list of records, then one
+    of its records' fields), else None."""
+    path, _, member = name.partition(".")
+    holder = fields.get(path)
+    return holder.nested.get(member) if member and holder is not None and holder.nested is not None else None
+
 
 def fields_in(node: Node | None) -> set[str]:
     """The fields a node constrains; a record field inside nested is named "path.field"."""

@@ -1,4 +1,4 @@
-"""The service's view of the workflow catalog (workflow_templates/catalog.py): what a launch
+"""The service's view of the workflow catalog (metadata/workflow_catalog.py): what a launch
 needs from a template, in the service's terms and errors.
 
 - input formats: a template's input types as data_file formats (imzml: an imzML and its ibd);
@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ground.settings import SHIPPED_TEMPLATES
 from metadata.errors import Invalid, Problem
 from metadata.idl import metadata_thrift as T
-from workflow_templates import catalog as argo_catalog
+from metadata import workflow_catalog as argo_catalog
 
 INPUT_FORMATS = {"imzml": ("imzML", "ibd")}
 STANDARD = argo_catalog.PREFIX + "standard"
@@ -95,7 +96,7 @@ def load(directory: Path | None = None, check: argo_catalog.Check | None = None)
     check: the engine's refusals of a template (the CLI passes the local engine's), so a
     template the engine would refuse at every launch is refused at load instead."""
     try:
-        return Catalog(argo_catalog.load_catalog(Path(directory) if directory else argo_catalog.TEMPLATE_DIR,
+        return Catalog(argo_catalog.load_catalog(Path(directory) if directory else SHIPPED_TEMPLATES,
                                                  check))
     except argo_catalog.TemplateError as error:
         raise Invalid(f"workflow template {error.file.name} is invalid:\n" + "\n".join(error.problems)) from None

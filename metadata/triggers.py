@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from ground.settings import SHIPPED_TRIGGERS
 from metadata.auth import Identity
 from metadata.errors import Invalid, MetadataError, Missing
 from metadata.idl import metadata_thrift as T
@@ -29,7 +30,6 @@ STATE_TYPE, STATE_SCOPE = "_trigger", "~triggers"
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 VARIABLE = re.compile(r"\{\{\s*(node|context)\.([A-Za-z0-9_]+)\s*\}\}")
 RULE_KEYS = {"name", "description", "enabled", "when", "context", "launch"}
-SHIPPED = Path(__file__).resolve().parents[1] / "workflow_templates" / "triggers"
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Rule:
 
 def load_rules(directory: Path) -> list[Rule]:
     """Every rule in a directory; Invalid naming the file and the field for a bad one."""
-    rules = [load_rule(path) for path in sorted(Path(directory or SHIPPED).glob("*.yaml"))]
+    rules = [load_rule(path) for path in sorted(Path(directory or SHIPPED_TRIGGERS).glob("*.yaml"))]
     names = [r.name for r in rules]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:

@@ -7,6 +7,25 @@
  * - Node properties travel as a JSON object (`properties_json`): their types come from the
  *   data dictionary, which the service validates against; the envelope around them is typed.
  * - Exceptions carry a machine-readable `code` and a `message` a person can act on.
+ *
+ * Wire format (what a client in another language must speak; docs/thrift-clients.md)
+ * - Transport: one plain TCP connection (LABCOMMONS_HOST:LABCOMMONS_PORT, default 127.0.0.1:9090),
+ *   unframed: thriftpy2's TBufferedTransport only buffers on each side and adds nothing on the wire.
+ *   Use Java's TSocket, Node.js's TBufferedTransport, Go's TBufferedTransport or a bare socket; NOT
+ *   TFramedTransport (a 4-byte length prefix is read as a bad version and the connection is closed).
+ *   No TLS: on a cluster, reach the service inside the cluster or through a TLS-terminating proxy.
+ * - Protocol: the binary protocol, strict: every message begins with the i32 0x80010000 | type
+ *   (1 call, 2 reply, 3 exception, 4 oneway), then the method name (i32 length, UTF-8 bytes) and
+ *   the i32 seqid; integers big-endian, strings UTF-8. Java's, Node.js's and Go's TBinaryProtocol
+ *   write this by default; a message without the version header is refused. Not compact, not JSON.
+ * - The token: every method's argument 1 (`token`, a string), the caller's signed token (JWT): a
+ *   minted one (`labcommons token create`), a personal token, or the operator's data/admin.token.
+ * - A declared exception comes back as a reply whose result struct sets that exception's field
+ *   (field 0 is the return value); a call the service cannot decode closes the connection.
+ * - One call at a time per connection; the first call must arrive within 10 s of connecting
+ *   (LABCOMMONS_FIRST_CALL_TIMEOUT_SECONDS), and a connection idle for 600 s is closed: reconnect.
+ * - Generate a client with the Apache Thrift compiler: `thrift --gen java thrift/metadata.thrift`
+ *   (or `--gen js:node`, `--gen go`, ...); the `py` namespace below is thriftpy2's.
  */
 
 namespace py metadata_thrift

@@ -68,15 +68,24 @@ def insert_sql(spec: DocumentSpec, view: str) -> str:
 
 
 def facet_sql(spec: DocumentSpec, field: str, where_sql: str) -> str:
-    """(value, count) groups of one field (value NULL for no value); lists count once per distinct element."""
+    """(value, count) groups of one field (value NULL for no value); lists count once per distinct element,
+    and a record field (samples.organ) counts each document once per distinct value among its records."""
     col = quote_ident(field)
+    if field not in spec.fields:
+        path, _, member = field.partition(".")
+        return _list_facet(spec, f"list_transform({quote_ident(path)}, _r -> _r.{quote_ident(member)})", where_sql)
     if spec.fields[field].multi:
-        present = f"list_distinct(list_filter({col}, x -> x IS NOT NULL))"
-        source = (f"SELECT unnest(CASE WHEN len(coalesce({present}, [])) = 0 THEN [NULL] "
-                  f"ELSE CAST({present} AS VARCHAR[]) END) AS v FROM {table(spec.kind)} WHERE {where_sql}")
-        return f"SELECT v, count(*) AS c FROM ({source}) GROUP BY 1"
+        return _list_facet(spec, col, where_sql)
     # group the raw column: casting an ENUM to text first would throw its dictionary encoding away
     return f"SELECT {col} AS v, count(*) AS c FROM {table(spec.kind)} WHERE {where_sql} GROUP BY 1"
+
+
+def _list_facet(spec: DocumentSpec, values: str, where_sql: str) -> str:
+    """(value, count) over a list expression: a document counts once per distinct value, NULL for none."""
+    present = f"list_distinct(list_filter({values}, x -> x IS NOT NULL))"
+    source = (f"SELECT unnest(CASE WHEN len(coalesce({present}, [])) = 0 THEN [NULL] "
+              f"ELSE CAST({present} AS VARCHAR[]) END) AS v FROM {table(spec.kind)} WHERE {where_sql}")
+    return f"SELECT v, count(*) AS c FROM ({source}) GROUP BY 1"
 
 
 def cells_sql(spec: DocumentSpec, fields: list[str], where_sql: str) -> str:
@@ -113,8 +122,15 @@ def histogram_sql(spec: DocumentSpec, field: str, where_sql: str) -> str:
 
 
 def hits_sql(spec: DocumentSpec, where_sql: str, sort: list[tuple[str, bool]]) -> str:
-    order = [f"{quote_ident(f)} {'DESC' if d else 'ASC'} NULLS LAST" for f, d in sort] + ["id ASC"]
+    order = [f"{sort_key(spec, f)} {'DESC' if d else 'ASC'} NULLS LAST" for f, d in sort] + ["id ASC"]
     return f"SELECT * FROM {table(spec.kind)} WHERE {where_sql} ORDER BY {', '.join(order)} LIMIT ? OFFSET ?"
+
+
+def sort_key(spec: DocumentSpec, field: str) -> str:
+    """What a sort on a field orders by: an ENUM column as text, since an ENUM sorts in declaration
+    order and a keyword sorts alphabetically (by code point, as Elasticsearch sorts it)."""
+    col = quote_ident(field)
+    return f"CAST({col} AS VARCHAR)" if field in spec.enums and not spec.fields[field].multi else col
 
 
 def manifest_sql(manifest_spec: DocumentSpec, fields: tuple[str, ...], selection: str) -> str:

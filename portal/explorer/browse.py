@@ -7,12 +7,13 @@ the pages show. Files are read only for a measurement the service has just retur
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from flask import current_app, g
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
+from metadata.datafiles import imzml_pair
 from metadata.idl import metadata_thrift as T
 from portal.client import get_client
 from portal.explorer import queries
@@ -111,20 +112,6 @@ def qc_runs(files: list[dict], limit: int = MAX_QC_RUNS) -> list:
            if edge.parent_id == f["id"] and edge.child_type == "workflow_run"}
     runs = [run for run in (client.run(i) for i in sorted(ids)) if run.outcome]
     return sorted(runs, key=lambda r: (r.finished_at or r.created_at, r.id), reverse=True)[:limit]
-
-
-def imzml_pair(files: list[dict]) -> tuple[dict, dict] | None:
-    """The first imzML data_file and its ibd (same name stem, else the only ibd); None without."""
-    by_format = defaultdict(list)
-    for file in files:
-        by_format[file["properties"].get("data_format")].append(file)
-    for image in by_format["imzML"]:
-        stem = PurePosixPath(image["properties"].get("file_name", "")).stem
-        same = [f for f in by_format["ibd"] if PurePosixPath(f["properties"].get("file_name", "")).stem == stem]
-        pair = same or (by_format["ibd"] if len(by_format["ibd"]) == 1 else [])
-        if pair:
-            return image, pair[0]
-    return None
 
 
 def preview(project_id: str, submitter_id: str) -> tuple[imzml.Preview, Path]:

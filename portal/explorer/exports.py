@@ -28,12 +28,11 @@ from flask import Blueprint, render_template, request, send_file
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS, MetadataClient
+from metadata.datafiles import MANIFEST_FIELDS
 from portal.client import UNREACHABLE, get_client
 from portal.explorer import queries, state as st
 
 bp = Blueprint("exports", __name__, url_prefix="/export")
-MANIFEST_FIELDS = ("id", "file_name", "data_format", "file_size", "md5sum", "storage_url",
-                   "project_id", "case", "sample", "measurement")
 HITS_PAGE = 1000
 MANIFEST_PAGE = 1000
 ROWS_PER_CHUNK = 500

@@ -235,6 +235,20 @@ def test_facets_count_documents_without_a_value_and_the_rest_as_other(store, nod
     assert files == {"data_format": FacetCounts([("ibd", 1), ("imzML", 1)])}
 
 
+@pytest.mark.standin_differs("noida-db has no reverse_nested aggregation (the builders: test_elastic_documents.py)")
+def test_facets_on_a_record_field_count_documents_once_per_value(store, nodes):
+    """samples.organ: a case counts once per organ among its samples (c-1 has two samples, one liver);
+    no sample, or none with a value: __missing__."""
+    counts = store.facet_counts("case", [("samples.organ", None), ("samples.preparation", None)], 10)
+    assert counts == {"samples.organ": FacetCounts([("liver", 3), ("__missing__", 1), ("kidney", 1)]),
+                      "samples.preparation": FacetCounts([("FFPE", 2), ("fresh frozen", 2), ("__missing__", 1)])}
+    kidney = where("case", {"nested": {"path": "samples", "IN": {"organ": ["kidney"]}}})
+    counts = store.facet_counts("case", [("samples.organ", without_field(kidney, "samples.organ")),
+                                         ("samples.preparation", without_field(kidney, "samples.preparation"))], 1)
+    assert counts == {"samples.organ": FacetCounts([("liver", 3)], other=2),  # its own selection set aside
+                      "samples.preparation": FacetCounts([("FFPE", 1)], other=1)}  # c-1 alone
+
+
 def test_cells_count_each_combination_of_values_once(store, nodes):
     """Tiered access's cells: documents per combination of single-valued fields, none for no value."""
     cells = store.cell_counts("case", ["sex", "species", "age_years"], None)
@@ -336,6 +350,10 @@ def test_hits_sort_page_and_count(store, nodes):
     assert [d["submitter_id"] for d in page] == ["c-1", "c-2", "c-3", "c-4"]  # ties by id
     _, page = store.hits("case", None, [("species", True), ("age_years", False)], 10, 0)
     assert [d["submitter_id"] for d in page] == ["c-4", "c-3", "c-1", "c-2"]
+    _, page = store.hits("file", None, [("data_format", False)], 10, 0)  # declared imzML, ibd, ...: sorted as text
+    assert [d["file_name"] for d in page] == ["f-1.ibd", "f-1.imzML", "f-2.imzML"]
+    _, page = store.hits("file", None, [("data_format", True)], 10, 0)
+    assert [d["file_name"] for d in page] == ["f-1.imzML", "f-2.imzML", "f-1.ibd"]
     total, page = store.hits("file", where("file", {"=": {"data_format": "imzML"}}), [("file_size", True)], 1, 1)
     assert total == 2 and [d["file_name"] for d in page] == ["f-1.imzML"]
     assert store.hits("file", None, [], 10, 50) == (3, [])

@@ -112,9 +112,21 @@ def test_queries_see_only_readable_projects(explored, client_for, project):
     assert excluded.total == 0 and buckets(excluded, "project_id") == {}
 
 
+@pytest.mark.standin_differs("noida-db has no reverse_nested aggregation (the builders: test_elastic_documents.py)")
+def test_a_record_field_is_a_facet_keeping_its_own_values(explored):
+    """samples.organ, written as Gen3 users write it: Guppy's `in` inside `nested`."""
+    chosen = {"nested": {"path": "samples", "in": {"organ": ["kidney"]}}}
+    result = explored.facets("case", ["samples.organ", "species"], chosen)
+    assert result.total == 1
+    assert buckets(result, "samples.organ") == {"liver": 2, "kidney": 1, "__missing__": 1}
+    assert buckets(result, "species") == {"human": 1}
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda c: c.facets("sample", ["organ"]), "kind: 'sample' is not a document kind"),
     (lambda c: c.facets("case", ["specie"]), "fields: 'specie' is not a field"),
+    (lambda c: c.facets("case", ["samples.organs"]), "samples.organ, samples.tissue"),
+    (lambda c: c.hits("case", sort=[("samples.organ", False)]), "'samples.organ' is not a field"),
     (lambda c: c.facets("case", ["species"], {"IN": {"specie": ["x"]}}), "specie"),
     (lambda c: c.facets("case", ["species"], {">=": {"age_years": "old"}}), "age_years"),
     (lambda c: c.facets("case", ["species"], "{broken"), "filter"),

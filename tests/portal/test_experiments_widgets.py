@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from metadata.datafiles import imzml_pair
 from metadata.dictionary import Dictionary
 from portal.explorer import widgets as w
-from portal.explorer.browse import imzml_pair
 
 DICTIONARY = {name: t.as_json() for name, t in Dictionary.load().types.items()}
 

@@ -47,7 +47,7 @@ def test_a_link_that_cannot_be_read_shows_what_is_wrong_and_a_way_back(analyst, 
 @pytest.mark.parametrize("filter_, message", [
     ({"IN": {"orgn": ["liver"]}}, "unknown field 'orgn'; did you mean organ"),
     ({">=": {"age_years": "thirty"}}, "age_years"),
-    ({"in": {"species": ["human"]}}, "did you mean IN"),
+    ({"Eq": {"species": "human"}}, "did you mean eq"),
 ])
 def test_the_services_message_is_shown_for_a_filter_it_refuses(analyst, dash_call, filter_, message):
     answer = json.dumps(dash_call(analyst, "explore-results.children", state_input(filter=filter_)))

@@ -15,7 +15,7 @@ from metadata.store import documents_sql as D
 from metadata.store.base import histogram_edges
 from metadata.store.columnar import ColumnCache, Delta, Unsupported, _lookup
 from metadata.store.embedded import _histogram
-from tests.unit.test_filters import FIELDS, POOLS, random_clause
+from tests.unit.test_filters import FIELDS, GUPPY_ALIASES, POOLS, random_clause
 from tests.unit.test_filters import db as filters_db  # noqa: F401 (a fixture)
 
 SPEC = SimpleNamespace(kind="t", fields=FIELDS, enums={})
@@ -106,6 +106,35 @@ def test_the_columnar_path_agrees_with_duckdb_on_random_filters(db):
     cache.reset({"t": SPEC})
     answered = sum(check(db, cache, node) for node in [None] + random_nodes(20240131, 400))
     assert answered > 1000  # most filters and facets take the columnar path, not the fallback
+
+
+def test_filters_in_guppys_words_count_exactly_on_both_paths(db):
+    """Guppy's operator names and a search field given as a string: the columnar copy and DuckDB
+    agree on every facet, count and statistic, and with the filter written in this language's names."""
+    cache = ColumnCache(lambda: db)
+    cache.reset({"t": SPEC})
+    for alias, operator_, field, value in GUPPY_ALIASES:
+        guppy = parse({"AND": [{alias: {field: value}}, {"in": {"code": POOLS["code"]}}]}, FIELDS)
+        assert check(db, cache, guppy) > 0
+        ours = parse({"AND": [{operator_: {field: value}}, {"IN": {"code": POOLS["code"]}}]}, FIELDS)
+        assert cache.count("t", guppy) == cache.count("t", ours)
+    search = parse({"search": {"keyword": "hippo", "fields": "tissue"}}, FIELDS)
+    where_sql, params = to_sql(search)
+    assert db.execute(f"SELECT count(*) FROM doc_t WHERE {where_sql}", params).fetchone()[0] > 0
+    check(db, cache, search)
+
+
+def test_a_record_field_facet_is_left_to_duckdb_which_counts_documents_once_per_value(db):
+    cache = ColumnCache(lambda: db)
+    cache.reset({"t": SPEC})
+    assert cache.facets("t", [("samples.organ", None)]) == {}
+    expected = {}
+    for (records,) in db.execute("SELECT samples FROM doc_t").fetchall():
+        values = {r["organ"] for r in records or [] if r and r["organ"] is not None} or {D.MISSING}
+        for value in values:
+            expected[value] = expected.get(value, 0) + 1
+    assert dict(sql_facet(db, "samples.organ", None)) == expected
+    assert expected["liver"] == 4 and expected[D.MISSING] > 300  # rows 1, 4, 6, 9; every random row
 
 
 def test_the_columnar_path_follows_rewritten_deleted_and_added_rows(db):

@@ -183,6 +183,33 @@ def test_search_uses_the_default_fields_when_none_are_named(db):
     assert matching(db, {"search": {"keyword": "hippo"}}, default_search_fields=("tissue", "code")) == {1, 6, 8}
 
 
+# Guppy's documented operator names (uc-cdis/guppy doc/queries.md), each with the operator it stands for
+GUPPY_ALIASES = [("eq", "=", "organ", "liver"), ("EQ", "=", "organ", "liver"), ("in", "IN", "organ", ["liver"]),
+                 ("gt", ">", "age_years", 30), ("GT", ">", "age_years", 30), ("gte", ">=", "age_years", 30),
+                 ("GTE", ">=", "age_years", 30), ("lt", "<", "weight", 70), ("LT", "<", "weight", 70),
+                 ("lte", "<=", "age_years", 45), ("LTE", "<=", "weight", 65)]
+
+
+@pytest.mark.parametrize("alias, operator_, field, value", GUPPY_ALIASES, ids=[a[0] for a in GUPPY_ALIASES])
+def test_guppys_operator_names_mean_their_operators(db, alias, operator_, field, value):
+    node = parse({"AND": [{alias: {field: value}}, {"!=": {"code": "x"}}]}, FIELDS)
+    assert node == parse({"AND": [{operator_: {field: value}}, {"!=": {"code": "x"}}]}, FIELDS)
+    assert sql_ids(db, node) == matching(db, {operator_: {field: value}}) - {10}
+
+
+def test_a_misspelt_guppy_name_is_located_as_written_and_suggests_the_name():
+    problem = one_problem({"AND": [{"Gte": {"age_years": 30}}]})
+    assert problem.field == "filter.AND[0].Gte" and "did you mean gte" in problem.message
+    assert one_problem({"gte": {"age_years": "30"}}).field == "filter.gte.age_years"
+
+
+def test_search_takes_one_field_given_as_a_string(db):
+    one = {"search": {"keyword": "hippo", "fields": "tissue"}}
+    assert parse(one, FIELDS) == parse({"search": {"keyword": "hippo", "fields": ["tissue"]}}, FIELDS)
+    assert matching(db, one) == {1, 6, 8}
+    assert one_problem({"search": {"keyword": "3", "fields": "age_years"}}).field == "filter.search.fields[0]"
+
+
 def test_values_travel_only_as_parameters():
     hostile = "x' OR 1=1 --"
     node = parse({"AND": [{"=": {"code": hostile}}, {"search": {"keyword": hostile, "fields": ["tissue"]}},
@@ -271,9 +298,9 @@ def test_to_es_builds_the_expected_query(filter_json, expected):
 # -- parse errors -----------------------------------------------------------------------------
 
 def test_unknown_operator_lists_the_operators():
-    problem = one_problem({"in": {"organ": ["liver"]}})
-    assert problem.field == "filter.in"
-    assert "did you mean IN" in problem.message
+    problem = one_problem({"and": [{"in": {"organ": ["liver"]}}]})  # Guppy's AND and OR are upper case only
+    assert problem.field == "filter.and"
+    assert "did you mean AND" in problem.message
     assert all(op in problem.message for op in OPERATORS)
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_templates import catalog
-from workflow_templates.catalog import (ParameterError, TemplateError, UnknownTemplate, load_catalog,
+from ground.settings import SHIPPED_TEMPLATES
+from metadata import workflow_catalog as catalog
+from metadata.workflow_catalog import (ParameterError, TemplateError, UnknownTemplate, load_catalog,
                                         load_template, validate_parameters)
 
-TEMPLATES = sorted(catalog.TEMPLATE_DIR.glob("*.yaml"))
+TEMPLATES = sorted(SHIPPED_TEMPLATES.glob("*.yaml"))
 VENDORED_SCHEMA_SHA256 = "3f84c5722c48a5aa815fe69119a9375fc3635114f8046da20ede55a8596529f5"
 SHARED_SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "argo" / "workflow-jsonschema.json"
 
@@ -25,7 +26,7 @@ def entries():
 
 def _broken(tmp_path: Path, name: str, old: str, new: str, count: int = 1) -> Path:
     """A copy of a packaged template with the first `count` occurrences of old replaced."""
-    text = (catalog.TEMPLATE_DIR / name).read_text()
+    text = (SHIPPED_TEMPLATES / name).read_text()
     assert old in text, old
     path = tmp_path / name
     path.write_text(text.replace(old, new, count))

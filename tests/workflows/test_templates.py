@@ -18,8 +18,8 @@ import pytest
 import yaml
 from pyimzml.ImzMLParser import ImzMLParser
 
-from workflow_templates import catalog
-from workflow_templates.catalog import load_catalog, validate_parameters
+from ground.settings import SHIPPED_TEMPLATES
+from metadata.workflow_catalog import load_catalog, validate_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 VARIABLE = re.compile(r"{{\s*([^}]+?)\s*}}")
@@ -27,7 +27,7 @@ VARIABLE = re.compile(r"{{\s*([^}]+?)\s*}}")
 TEMPLATE_KEYS = {"name", "inputs", "outputs", "steps", "dag", "container", "retryStrategy",
                  "activeDeadlineSeconds"}
 STEP_KEYS = {"name", "template", "arguments", "withParam", "withItems", "when", "dependencies"}
-DOCUMENTS = {path.stem: yaml.safe_load(path.read_text()) for path in sorted(catalog.TEMPLATE_DIR.glob("*.yaml"))}
+DOCUMENTS = {path.stem: yaml.safe_load(path.read_text()) for path in sorted(SHIPPED_TEMPLATES.glob("*.yaml"))}
 
 
 def _templates(document: dict) -> dict[str, dict]:

@@ -12,9 +12,8 @@ docs/workflows-argo.md.
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import urllib3
 from argo_workflows import ApiClient, Configuration
@@ -78,16 +77,15 @@ class ArgoEngine:
         self._info = InfoServiceApi(client)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ArgoEngine:
-        """An engine from LABCOMMONS_ARGO_SERVER, _TOKEN, _NAMESPACE, _VERIFY_TLS and _SERVICE_ACCOUNT."""
-        server = environ.get("LABCOMMONS_ARGO_SERVER", "")
-        if not server:
+    def from_settings(cls, settings) -> ArgoEngine:
+        """An engine from the argo_* settings (LABCOMMONS_ARGO_SERVER, _TOKEN, _NAMESPACE, _VERIFY_TLS,
+        _SERVICE_ACCOUNT; ground.settings)."""
+        if not settings.argo_server:
             raise ArgoEngineError("LABCOMMONS_ARGO_SERVER is not set: no Argo Server to use",
                                   reason="invalid")
-        return cls(server, environ.get("LABCOMMONS_ARGO_TOKEN", ""),
-                   environ.get("LABCOMMONS_ARGO_NAMESPACE", "argo"),
-                   verify_tls=parse_verify_tls(environ.get("LABCOMMONS_ARGO_VERIFY_TLS", "")),
-                   service_account=environ.get("LABCOMMONS_ARGO_SERVICE_ACCOUNT", ""))
+        return cls(settings.argo_server, settings.argo_token, settings.argo_namespace,
+                   verify_tls=parse_verify_tls(settings.argo_verify_tls),
+                   service_account=settings.argo_service_account)
 
     def health(self) -> dict:
         """Check the server answers, knows the token and lets it read this namespace."""

@@ -1,6 +1,6 @@
 """The worker's engine interface over an Argo Server (what LocalEngine offers, for Argo).
 
-    runs = ArgoRuns(ArgoEngine.from_env(), storage_root)
+    runs = ArgoRuns(ArgoEngine.from_settings(settings), settings.storage_root)
     handle = runs.start(template_document, parameters, run_id, project)   # installs the template if changed
     handle.status(); handle.stop(); handle.retry_failed(); runs.resume(run_id, project)
 
@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from ground.storage import run_dir
-from workflow_templates.catalog import digest
+from metadata.workflow_catalog import digest
 from workflow_templates.engines.argo import ArgoEngine, ArgoEngineError
 from workflow_templates.engines.argo_bodies import RUN_ID_LABEL
 

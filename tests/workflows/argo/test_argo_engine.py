@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 
+from ground import settings as settings_module
 from workflow_templates.engines.argo import ArgoEngine, ArgoEngineError, parse_verify_tls
 from workflow_templates.engines.argo_bodies import RUN_ID_LABEL
 
@@ -266,11 +267,11 @@ def test_the_fake_moves_workflows_on_over_http(installed, engine):
 
 
 def test_settings_come_from_the_environment(fake_argo):
-    engine = ArgoEngine.from_env({"LABCOMMONS_ARGO_SERVER": fake_argo.url,
-                                  "LABCOMMONS_ARGO_TOKEN": fake_argo.token,
-                                  "LABCOMMONS_ARGO_NAMESPACE": "argo"})
+    engine = ArgoEngine.from_settings(settings_module.load({
+        "LABCOMMONS_ARGO_SERVER": fake_argo.url, "LABCOMMONS_ARGO_TOKEN": fake_argo.token,
+        "LABCOMMONS_ARGO_NAMESPACE": "argo"}))
     assert engine.health()["namespace"] == "argo"
     with pytest.raises(ArgoEngineError, match="LABCOMMONS_ARGO_SERVER is not set"):
-        ArgoEngine.from_env({})
+        ArgoEngine.from_settings(settings_module.load({}))
     assert parse_verify_tls("") is True and parse_verify_tls("false") is False
     assert parse_verify_tls("/etc/ca.pem") == "/etc/ca.pem"

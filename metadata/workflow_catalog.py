@@ -1,13 +1,15 @@
-"""The workflow catalog: every WorkflowTemplate in workflow_templates/, checked and described.
+"""The workflow catalog: every WorkflowTemplate in a directory (by default the shipped
+workflow_templates/, named by ground.settings), checked and described.
 
 A template is loaded once: its YAML is validated against Argo's JSON Schema (vendored in
-schema/) and against the catalog's own annotations (title, description, accepted inputs,
+workflow_schema/) and against the catalog's own annotations (title, description, accepted inputs,
 parameter hints, outputs; see docs/workflows.md). A template that fails either is refused
 with the file, the line and the path in the document. Each entry carries a digest (sha256 of
 the canonical JSON of the document), which the run registry records with every run.
 
 `validate_parameters` checks a launch's parameters against an entry; the portal's form and the
-metadata service both call it, so both refuse the same values with the same messages.
+metadata service both call it, so both refuse the same values with the same messages. The code
+lives with the service, the lowest layer that needs it; the worker and the engines import it from here.
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-TEMPLATE_DIR = Path(__file__).resolve().parent
-SCHEMA_PATH = TEMPLATE_DIR / "schema" / "workflow-jsonschema.json"
+from ground.settings import SHIPPED_TEMPLATES
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "workflow_schema" / "workflow-jsonschema.json"
 SCHEMA_DEFINITION = "io.argoproj.workflow.v1alpha1.WorkflowTemplate"
 PREFIX = "labcommons.io/"
 TYPES = ("string", "integer", "number", "boolean")
@@ -152,7 +155,7 @@ class Catalog(Mapping):
 Check = Callable[[dict], list[str]]
 
 
-def load_catalog(directory: Path = TEMPLATE_DIR, check: Check | None = None) -> Catalog:
+def load_catalog(directory: Path = SHIPPED_TEMPLATES, check: Check | None = None) -> Catalog:
     """Every *.yaml template in directory; the first invalid one raises TemplateError.
 
     check: the engine's own refusals (given by the layer that knows the engine, which this
