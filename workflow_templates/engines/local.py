@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 from ground import storage
-from workflow_templates.engines import journal
+from workflow_templates.engines import golang, journal
 from workflow_templates.engines.expressions import (
     ExpressionError, depends_operands, depends_tasks, evaluate_depends, evaluate_when, render)
 from ground import bwrap
@@ -771,15 +771,16 @@ def _safe(node_id: str) -> str:
 def _backoff(backoff: dict | None, attempt: int) -> float:
     if not backoff:
         return 0
-    duration = _seconds(backoff.get("duration", "0"))
-    return duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
+    duration = golang.seconds(backoff.get("duration", "0"))
+    wait = duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
+    return min(wait, golang.seconds(backoff["cap"])) if backoff.get("cap") else wait  # processNodeRetries
 
 
 def _time_left(backoff: dict | None, first_start: float) -> float | None:
     """operator.go: a retry's pod gets the maxDuration deadline as its execution deadline."""
     if not backoff or not backoff.get("maxDuration"):
         return None
-    return max(0.001, first_start + _seconds(backoff["maxDuration"]) - time.monotonic())
+    return max(0.001, first_start + golang.seconds(backoff["maxDuration"]) - time.monotonic())
 
 
 def _deadline(active_deadline, cut: float | None) -> float | None:
@@ -792,18 +793,9 @@ def _beyond_max_duration(backoff: dict | None, first_start: float, delay: float)
     start; no retry once it has passed, nor one whose backoff would end after it."""
     if not backoff or not backoff.get("maxDuration"):
         return ""
-    deadline = first_start + _seconds(backoff["maxDuration"])
+    deadline = first_start + golang.seconds(backoff["maxDuration"])
     if time.monotonic() > deadline:
         return "Max duration limit exceeded"
     if time.monotonic() + delay > deadline:
         return "Backoff would exceed max duration limit"
     return ""
-
-
-def _seconds(value) -> float:
-    text = str(value).strip()
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    for suffix in ("ms", "s", "m", "h"):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * units[suffix]
-    return float(text)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from workflow_templates.engines import golang
 from workflow_templates.engines.expressions import ExpressionError, depends_tasks, tags
 
 
@@ -55,10 +56,10 @@ _SHAPES = {
     "s3": ({"key"}, set()),
     "raw": ({"data"}, set()),
     "retry": ({"limit", "retryPolicy", "backoff"}, {"affinity"}),
-    "backoff": ({"duration", "factor", "maxDuration"}, set()),
+    "backoff": ({"duration", "factor", "maxDuration", "cap"}, set()),
     "continue_on": ({"failed", "error"}, set()),
     "template_ref": ({"name", "template"}, set()),
-    "sequence": ({"count", "start", "end"}, set()),
+    "sequence": ({"count", "start", "end", "format"}, set()),
 }
 _RETRY_POLICIES = {"Always", "OnFailure", "OnError"}
 _WORKFLOW_IDENTITY = re.compile(r"workflow\.(name|uid|namespace)")
@@ -238,7 +239,14 @@ def _check_retry(retry, where, problems):
     if retry is None:
         return
     _keys(retry, "retry", f"{where}.retryStrategy", problems)
-    _keys(retry.get("backoff") or {}, "backoff", f"{where}.retryStrategy.backoff", problems)
+    backoff = retry.get("backoff") or {}
+    _keys(backoff, "backoff", f"{where}.retryStrategy.backoff", problems)
+    for key in ("duration", "cap", "maxDuration"):
+        if isinstance(backoff, dict) and backoff.get(key) is not None:
+            try:
+                golang.seconds(backoff[key])
+            except ValueError as error:
+                problems.append(f"{where}.retryStrategy.backoff.{key}: {error}")
     policy = retry.get("retryPolicy")
     if policy is not None and policy not in _RETRY_POLICIES:
         problems.append(f"{where}.retryStrategy.retryPolicy: {policy!r} is not supported "
@@ -264,10 +272,24 @@ def _check_call(step, where, shape, templates, wf_name, problems):
         _keys(a, "argument_artifact", f"{where}.arguments.artifacts[{i}]", problems)
         _keys(a.get("s3") or {}, "s3", f"{where}.arguments.artifacts[{i}].s3", problems)
     _keys(step.get("continueOn") or {}, "continue_on", f"{where}.continueOn", problems)
-    _keys(step.get("withSequence") or {}, "sequence", f"{where}.withSequence", problems)
+    _check_sequence(step.get("withSequence"), f"{where}.withSequence", problems)
     loops = [k for k in ("withItems", "withParam", "withSequence") if k in step]
     if len(loops) > 1:
         problems.append(f"{where}: more than one of {', '.join(loops)}")
+
+
+def _check_sequence(sequence, where, problems):
+    """validate.go: count or end, not both; expandSequence: a format Go prints one number with."""
+    if sequence is None:
+        return
+    _keys(sequence, "sequence", where, problems)
+    if not isinstance(sequence, dict):
+        return
+    if ("count" in sequence) == ("end" in sequence):
+        problems.append(f"{where}: give exactly one of count or end")
+    form = sequence.get("format")
+    if isinstance(form, str) and "{{" not in form and (problem := golang.check(form)):
+        problems.append(f"{where}.format: {form!r} {problem}")
 
 
 def _check_steps(template, where, templates, wf_name, scope, problems):

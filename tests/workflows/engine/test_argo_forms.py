@@ -1,0 +1,113 @@
+"""Go's text forms in templates, as Argo's controller reads them: withSequence.format
+(expandSequence: fmt.Sprintf(format, i)) and retryStrategy.backoff durations and cap
+(processNodeRetries: ParseStringToDuration; the wait is min(duration * factor^n, cap))."""
+import time
+
+import pytest
+
+from tests.workflows.engine.conftest import nodes_named
+from workflow_templates.engines import golang
+from workflow_templates.engines.local import _backoff
+from workflow_templates.engines.spec import TemplateRefused, load
+
+SEQUENCE = """
+    apiVersion: argoproj.io/v1alpha1
+    kind: WorkflowTemplate
+    metadata: {name: sequence-format}
+    spec:
+      entrypoint: main
+      templates:
+      - name: main
+        steps:
+        - - {name: days, template: say, arguments: {parameters: [{name: m, value: "{{item}}"}]},
+             withSequence: %s}
+      - name: say
+        inputs: {parameters: [{name: m}]}
+        container: {image: alpine, command: [sh, -c, "echo {{inputs.parameters.m}}"]}
+    """
+
+
+def results(handle) -> list[str]:
+    return sorted(n["outputs"]["result"] for name, n in nodes_named(handle).items() if name.startswith("days("))
+
+
+def test_sequence_items_are_formatted_as_go_s_sprintf_formats_them(run):
+    # Argo's own loops-sequence example: format "2020-05-%02X", here from 9 to 11.
+    handle = run(SEQUENCE % '{start: "9", end: "11", format: "2020-05-%02X"}')
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    assert results(handle) == ["2020-05-09", "2020-05-0A", "2020-05-0B"]
+
+
+def test_an_end_below_the_start_counts_down(run):
+    handle = run(SEQUENCE % '{start: "3", end: "1", format: "n%d"}')
+    assert results(handle) == ["n1", "n2", "n3"]
+    assert [n for n in nodes_named(handle) if n.startswith("days(")] == ["days(0:n3)", "days(1:n2)", "days(2:n1)"]
+
+
+@pytest.mark.parametrize("sequence, problem", [
+    ('{count: "2", format: "%s"}', "withSequence.format: '%s' verb %s is not one of Go's integer verbs"),
+    ('{count: "2", format: "day"}', "withSequence.format: 'day' holds 0 verbs"),
+    ('{count: "2", format: "%d-%d"}', "withSequence.format: '%d-%d' holds 2 verbs"),
+    ('{count: "2", end: "3"}', "withSequence: give exactly one of count or end"),
+    ('{start: "2"}', "withSequence: give exactly one of count or end"),
+])
+def test_a_sequence_argo_would_refuse_or_misprint_is_refused_at_load(sequence, problem):
+    with pytest.raises(TemplateRefused) as refused:
+        load(SEQUENCE % sequence)
+    assert any(problem in p for p in refused.value.problems), refused.value.problems
+
+
+@pytest.mark.parametrize("form, number, printed", [
+    ("%d", 7, "7"), ("%05d", -3, "-0003"), ("%x", 255, "ff"), ("%#x", 255, "0xff"), ("%#08x", 255, "0x000000ff"),
+    ("%-4d|", 7, "7   |"), ("%+d", 3, "+3"), ("% d", 3, " 3"), ("%.3d", 5, "005"), ("%8.3d", -5, "    -005"),
+    ("%o", 8, "10"), ("%#o", 8, "010"), ("%O", 8, "0o10"), ("%b", 5, "101"), ("%v%%", 9, "9%"), ("%5.0d", 0, "     "),
+])
+def test_integers_print_as_go_s_fmt_prints_them(form, number, printed):
+    assert golang.sprintf(form, number) == printed
+
+
+@pytest.mark.parametrize("text, seconds", [("3", 3), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), ("1.5s", 1.5)])
+def test_durations_read_as_argo_reads_them(text, seconds):
+    assert golang.seconds(text) == seconds
+
+
+def test_backoff_waits_grow_by_the_factor_up_to_the_cap():
+    backoff = {"duration": "1s", "factor": 3, "cap": "5s"}
+    assert [_backoff(backoff, attempt) for attempt in (1, 2, 3, 4)] == [1, 3, 5, 5]
+
+
+def test_a_duration_go_cannot_read_is_refused_at_load():
+    template = """
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: bad-backoff}
+        spec:
+          entrypoint: flaky
+          templates:
+          - name: flaky
+            retryStrategy: {limit: 2, backoff: {duration: "1.5", cap: "soon"}}
+            container: {image: alpine, command: [sh, -c, "exit 1"]}
+        """
+    with pytest.raises(TemplateRefused) as refused:
+        load(template)
+    assert [p.split(":")[0] for p in refused.value.problems] == [
+        "spec.templates[0](flaky).retryStrategy.backoff.duration", "spec.templates[0](flaky).retryStrategy.backoff.cap"]
+
+
+def test_the_cap_shortens_a_run_s_retries(run):
+    # Without the cap the two waits would be 30 s and 60 s; capped, 0.2 s each.
+    started = time.monotonic()
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: capped}
+        spec:
+          entrypoint: flaky
+          templates:
+          - name: flaky
+            retryStrategy: {limit: 2, backoff: {duration: "30s", factor: 2, cap: "200ms"}}
+            container: {image: alpine, command: [sh, -c, "exit 1"]}
+        """)
+    (node,) = handle.status()["nodes"].values()
+    assert (handle.phase, node["attempts"]) == ("Failed", 3)
+    assert time.monotonic() - started < 30
