@@ -432,6 +432,8 @@ class RunHandle:
         """Start each task once its dependencies are done; with failFast (Argo's default), an
         unhandled failure stops new tasks from starting."""
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        targets = _targets(template["dag"], tasks, scope)
+        tasks = {name: tasks[name] for name in _needed(targets, tasks)}
         fail_fast = template["dag"].get("failFast", True)
         done: dict[str, dict] = {}
         started: set[str] = set()
@@ -466,7 +468,7 @@ class RunHandle:
             scope.update(node_scope("tasks", name, result))
         if self._stop.is_set():
             return FAILED, self._stop_reason, scope
-        failed = _unhandled(done, tasks) if len(done) < len(tasks) else _dag_phase(done, tasks)
+        failed = _unhandled(done, tasks) if len(done) < len(tasks) else _dag_phase(done, tasks, targets)
         if failed:
             return FAILED, f"child '{failed['id']}' {failed['phase'].lower()}", scope
         return SUCCEEDED, "", scope
@@ -733,10 +735,35 @@ def _handled(name: str, tasks: dict) -> bool:
                for t in tasks.values() for result in ("Failed", "Errored", "AllFailed"))
 
 
-def _dag_phase(done: dict, tasks: dict) -> dict | None:
-    """dag.go assessDAGPhase: the first leaf task by name whose branch failed, or None. A Skipped or
-    Omitted task inherits its dependencies' branch phase (a failure before a success), so a leaf
-    omitted after a failure fails the DAG; a leaf's continueOn for that phase excuses it."""
+def _targets(dag: dict, tasks: dict, scope: dict) -> list[str]:
+    """dag.go: `target`'s space-separated names (after substitution), else the leaf tasks."""
+    if dag.get("target") is None:
+        needed = {d for t in tasks.values() for d in _deps(t)}
+        return sorted(n for n in tasks if n not in needed)
+    names = render(str(dag["target"]), scope).split(" ")
+    unknown = [name for name in names if name not in tasks]
+    if unknown:
+        raise ExpressionError(f"dag.target: target {unknown[0]!r} is not defined")
+    return names
+
+
+def _needed(targets: list[str], tasks: dict) -> set[str]:
+    """The targets and every task they (transitively) depend on: all a DAG with a target runs."""
+    needed: set[str] = set()
+    pending = list(targets)
+    while pending:
+        name = pending.pop()
+        if name not in needed:
+            needed.add(name)
+            pending += _deps(tasks[name])
+    return needed
+
+
+def _dag_phase(done: dict, tasks: dict, targets: list[str]) -> dict | None:
+    """dag.go assessDAGPhase: the first target (the leaf tasks unless `dag.target` names them) by
+    name whose branch failed, or None. A Skipped or Omitted task inherits its dependencies' branch
+    phase (a failure before a success), so a target omitted after a failure fails the DAG; a
+    target's continueOn for that phase excuses it."""
     branch: dict[str, dict] = {}
 
     def phase_of(name: str) -> dict | None:
@@ -750,8 +777,7 @@ def _dag_phase(done: dict, tasks: dict) -> dict | None:
                 branch[name] = failed[0] if failed else node
         return branch[name]
 
-    needed = {d for t in tasks.values() for d in _deps(t)}
-    for name in sorted(n for n in tasks if n not in needed):  # Argo sorts its targets
+    for name in targets:  # in the order dag.go assesses them (leaves sorted)
         node = phase_of(name)
         if node and node["phase"] in (FAILED, ERROR) and not _continues(tasks[name], node["phase"]):
             return node

@@ -43,7 +43,7 @@ _SHAPES = {
               "withParam", "withSequence", "continueOn"}, set()),
     "task": ({"name", "template", "templateRef", "arguments", "when", "withItems",
               "withParam", "withSequence", "continueOn", "dependencies", "depends"}, set()),
-    "dag": ({"tasks", "failFast"}, set()),
+    "dag": ({"tasks", "failFast", "target"}, set()),
     "arguments": ({"parameters", "artifacts"}, set()),
     "inputs": ({"parameters", "artifacts"}, set()),
     "outputs": ({"parameters", "artifacts"}, set()),
@@ -336,6 +336,19 @@ def _check_dag(template, where, templates, wf_name, scope, problems):
         visible = sorted(ancestors.get(task.get("name"), set()))
         _check_tags(fields, scope.caller("tasks", visible, _loops(task)), here, problems)
     _check_tags(template.get("outputs"), scope.caller("tasks", names, False), where, problems)
+    _check_target(template["dag"].get("target"), names, f"{where}.dag.target", scope, problems)
+
+
+def _check_target(target, names: list[str], where: str, scope: "_Scope", problems: list[str]) -> None:
+    """validate.go validateDAGTargets: space-separated task names, each defined unless a parameter."""
+    if target is None:
+        return
+    if not isinstance(target, str):
+        problems.append(f"{where}: expected task names separated by spaces")
+        return
+    _check_tags(target, re.compile("|".join(scope.common)), where, problems)
+    problems += [f"{where}: target {name!r} is not defined" for name in target.split(" ")
+                 if "{{" not in name and name not in names]
 
 
 def _ancestors(needs: dict[str, list[str]], where: str, problems: list[str]) -> dict:

@@ -111,3 +111,63 @@ def test_the_cap_shortens_a_run_s_retries(run):
     (node,) = handle.status()["nodes"].values()
     assert (handle.phase, node["attempts"]) == ("Failed", 3)
     assert time.monotonic() - started < 30
+
+
+DAG_TARGETS = """
+    apiVersion: argoproj.io/v1alpha1
+    kind: WorkflowTemplate
+    metadata: {name: dag-targets}
+    spec:
+      entrypoint: main
+      arguments: {parameters: [{name: target, value: E}]}
+      templates:
+      - name: main
+        dag:
+          target: "%s"
+          tasks:
+          - {name: A, template: echo}
+          - {name: B, template: echo, depends: A}
+          - {name: C, template: %s, depends: A}
+          - {name: D, template: echo, depends: B && C}
+          - {name: E, template: echo, depends: C}
+      - name: echo
+        container: {image: alpine, command: [sh, -c, "echo ok"]}
+      - name: fail
+        container: {image: alpine, command: [sh, -c, "exit 1"]}
+    """
+
+
+@pytest.mark.parametrize("target, ran", [
+    ("{{workflow.parameters.target}}", {"A", "C", "E"}),  # Argo's dag-targets example
+    ("D", {"A", "B", "C", "D"}),
+    ("B E", {"A", "B", "C", "E"}),
+])
+def test_a_dag_target_runs_only_the_targets_and_what_they_depend_on(run, target, ran):
+    # dag.go executeDAG: targetTasks = strings.Split(tmpl.DAG.Target, " "), each executed with its
+    # dependencies; the rest of the DAG makes no node at all.
+    handle = run(DAG_TARGETS % (target, "echo"))
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    assert {n for n in nodes_named(handle) if not n.startswith("dag-targets")} == ran
+
+
+def test_a_dag_s_phase_is_its_targets_phase(run):
+    # assessDAGPhase(targetTasks): the target E cannot run after C failed, so the DAG fails,
+    # though B (no target needs it) would have succeeded; B never runs.
+    handle = run(DAG_TARGETS % ("E", "fail"))
+    nodes = nodes_named(handle)
+    assert handle.phase == "Failed"
+    assert nodes["C"]["phase"] == "Failed" and "B" not in nodes
+    assert nodes.get("E", {"phase": "Omitted"})["phase"] == "Omitted"
+
+
+def test_an_undefined_target_is_refused_at_load_and_at_run_time(run):
+    with pytest.raises(TemplateRefused) as refused:
+        load(DAG_TARGETS % ("E Z", "echo"))
+    assert refused.value.problems == ["spec.templates[0](main).dag.target: target 'Z' is not defined"]
+    handle = run(DAG_TARGETS % ("{{workflow.parameters.target}}", "echo"), target="Z")
+    assert handle.phase in ("Error", "Failed") and "target 'Z' is not defined" in str(handle.status())
+
+
+def test_a_failing_task_no_target_needs_never_runs(run):
+    handle = run(DAG_TARGETS % ("B", "fail"))
+    assert handle.phase == "Succeeded" and "C" not in nodes_named(handle)
