@@ -20,6 +20,7 @@ storage (its project's, read-only; its output directory, writable), kept in its 
 """
 from __future__ import annotations
 
+import calendar
 import copy
 import json
 import logging
@@ -54,6 +55,8 @@ FINISHED = {SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED}
 _THREADS = 64
 _MAX_DEPTH = 100
 _POLICIES = {"Always": {FAILED, ERROR}, "OnFailure": {FAILED}, "OnError": {ERROR}}
+# operator.go: the workflow phase workflow.status names, from the entrypoint node's phase
+_WORKFLOW_STATUS = {SKIPPED: SUCCEEDED, OMITTED: SUCCEEDED}
 
 
 def _now() -> str:
@@ -244,7 +247,9 @@ class RunHandle:
             raise RuntimeError(f"run {self.run_id} is still {self.phase}")
         if self.phase == SUCCEEDED:
             return self
-        previous = {k: v for k, v in self._state["nodes"].items() if v["phase"] == SUCCEEDED}
+        exit_node = f"{self._state['name']}.onExit"  # like `argo retry`, the exit handler runs again
+        previous = {k: v for k, v in self._state["nodes"].items()
+                    if v["phase"] == SUCCEEDED and not (k == exit_node or k.startswith(exit_node + "."))}
         self._done.clear()
         self._stop.clear()
         self._launch(previous=previous, mode="retry")
@@ -321,7 +326,28 @@ class RunHandle:
         root = state["name"]
         template = self.spec.templates[self.spec.entrypoint]
         node = self._execute(template, root, root, None, values, {})
+        if self.spec.on_exit and not self._stop.is_set():
+            return self._run_exit_handler(node, values)
         return node["phase"], node.get("message", "")
+
+    def _run_exit_handler(self, main: dict, values: dict) -> tuple[str, str]:
+        """operator.go: the onExit template runs as `<name>.onExit` with the workflow's arguments,
+        workflow.status and workflow.failures set; it fails a run that had succeeded, never
+        changes a failure's message."""
+        status = _WORKFLOW_STATUS.get(main["phase"], main["phase"])
+        with self._lock:
+            failures = [_failure(n) for n in self._state["nodes"].values() if n["phase"] in (FAILED, ERROR)]
+        self._globals.update({"workflow.status": status, "workflow.failures": compact_json(failures)})
+        name = f"{self._state['name']}.onExit"
+        handler = self._execute(self.spec.templates[self.spec.on_exit], name, name, None, values, {})
+        if status == SUCCEEDED and handler["phase"] in (FAILED, ERROR):
+            return handler["phase"], handler.get("message", "")
+        return status, main.get("message", "")
+
+    def _duration(self) -> str:
+        """workflow.duration: seconds since the run started, as Go's %f prints them."""
+        started = calendar.timegm(time.strptime(self._state["started_at"], "%Y-%m-%dT%H:%M:%SZ"))
+        return "%f" % max(0.0, time.time() - started)
 
     # --- nodes ------------------------------------------------------------------------------
 
@@ -362,6 +388,7 @@ class RunHandle:
     def _execute(self, template: dict, node_id: str, display: str, parent: str | None,
                  arguments: dict, artifacts: dict) -> dict:
         """Run `template` as node `node_id` with the caller's argument values."""
+        self._globals["workflow.duration"] = self._duration()
         kind = "Steps" if "steps" in template else "DAG" if "dag" in template else "Pod"
         node = self._new_node(node_id, display, kind, template["name"], parent)
         if node_id.count(".") - self._state["root"].count(".") > _MAX_DEPTH:
@@ -678,6 +705,12 @@ def _json_or_text(text: str):
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _failure(node: dict) -> dict:
+    """One entry of workflow.failures, with the fields operator.go's failedNodeStatus has."""
+    return {"displayName": node["name"], "message": node.get("message", ""), "templateName": node.get("template"),
+            "phase": node["phase"], "podName": node["id"], "finishedAt": node.get("finished_at")}
 
 
 def _continues(step: dict, phase: str) -> bool:

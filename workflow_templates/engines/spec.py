@@ -32,7 +32,7 @@ _CONTAINER_PLACEMENT = {"image", "imagePullPolicy", "resources", "securityContex
 # shape -> (keys run, keys ignored)
 _SHAPES = {
     "document": ({"apiVersion", "kind", "metadata", "spec"}, set()),
-    "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds", "parallelism"},
+    "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds", "parallelism", "onExit"},
              _PLACEMENT),
     "template": ({"name", "inputs", "outputs", "steps", "dag", "container", "script",
                   "retryStrategy", "activeDeadlineSeconds", "parallelism"}, _PLACEMENT),
@@ -78,6 +78,7 @@ class WorkflowSpec:
     deadline: float | None = None
     document: dict = field(default_factory=dict, repr=False)
     parallelism: int | None = None
+    on_exit: str | None = None
 
 
 def refusals(document: dict) -> list[str]:
@@ -103,9 +104,14 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     templates = {t.get("name"): t for t in spec.get("templates") or [] if isinstance(t, dict)}
     arguments = {p["name"]: p for p in (spec.get("arguments") or {}).get("parameters") or []}
     _check_arguments(spec, problems)
+    on_exit = spec.get("onExit")
+    if on_exit is not None and on_exit not in templates:
+        problems.append(f"spec.onExit: no template named {on_exit!r}")
+    exit_side = _reachable(on_exit, templates) if on_exit in templates else set()
     for index, template in enumerate(spec.get("templates") or []):
         where = f"spec.templates[{index}]({template.get('name')})"
-        _check_template(template, where, templates, name, arguments, problems)
+        _check_template(template, where, templates, name, arguments, problems,
+                        template.get("name") in exit_side)
     if not _seconds_value(spec.get("activeDeadlineSeconds", 0)):
         problems.append("spec.activeDeadlineSeconds: not a number of seconds")
     _check_parallelism(spec, "spec", problems)
@@ -115,7 +121,23 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     if problems:
         raise TemplateRefused(problems)
     return WorkflowSpec(name, entry, arguments, templates, spec.get("activeDeadlineSeconds"), doc,
-                        spec.get("parallelism"))
+                        spec.get("parallelism"), on_exit)
+
+
+def _reachable(name: str, templates: dict) -> set[str]:
+    """`name` and every template it calls, through steps and DAG tasks."""
+    found, pending = set(), [name]
+    while pending:
+        current = pending.pop()
+        if current in found or current not in templates:
+            continue
+        found.add(current)
+        template = templates[current]
+        calls = [s for group in template.get("steps") or [] for s in (group or [])]
+        calls += (template.get("dag") or {}).get("tasks") or []
+        pending += [c.get("templateRef", {}).get("template") or c.get("template") for c in calls
+                    if isinstance(c, dict)]
+    return found
 
 
 def _keys(obj, shape: str, where: str, problems: list[str]) -> None:
@@ -138,7 +160,7 @@ def _check_arguments(spec: dict, problems: list[str]) -> None:
     _check_tags(arguments.get("parameters"), _WORKFLOW_IDENTITY, "spec.arguments", problems)
 
 
-def _check_template(template, where, templates, wf_name, arguments, problems):
+def _check_template(template, where, templates, wf_name, arguments, problems, exit_side=False):
     _keys(template, "template", where, problems)
     kinds = [k for k in ("container", "script", "steps", "dag") if k in template]
     if len(kinds) != 1:
@@ -156,7 +178,7 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
     deadline = template.get("activeDeadlineSeconds")
     if deadline is not None and not _seconds_value(deadline):
         problems.append(f"{where}.activeDeadlineSeconds: {deadline!r} is not a number of seconds")
-    scope = _Scope(arguments, template)
+    scope = _Scope(arguments, template, exit_side)
     if "container" in template or "script" in template:
         _check_leaf(template, where, scope, problems)
     elif "steps" in template:
@@ -375,11 +397,13 @@ def _loops(step) -> bool:
 class _Scope:
     """Which `{{...}}` names a template's fields may use, as regular expressions."""
 
-    def __init__(self, arguments: dict, template: dict):
+    def __init__(self, arguments: dict, template: dict, exit_side: bool = False):
         inputs, outputs = template.get("inputs") or {}, template.get("outputs") or {}
         alt = lambda names: "|".join(re.escape(str(n)) for n in names) or "(?!)"  # noqa: E731
+        # validate.go: workflow.status and workflow.failures exist for the exit handler's side only
+        identity = "name|uid|namespace|parameters|duration" + ("|status|failures" if exit_side else "")
         self.common = [
-            r"workflow\.(name|uid|namespace|parameters)",
+            rf"workflow\.({identity})",
             rf"workflow\.parameters\.({alt(arguments)})",
             r"inputs\.parameters",
             rf"inputs\.parameters\.({alt(p['name'] for p in inputs.get('parameters') or [])})",

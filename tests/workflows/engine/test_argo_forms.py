@@ -1,6 +1,7 @@
 """Go's text forms in templates, as Argo's controller reads them: withSequence.format
 (expandSequence: fmt.Sprintf(format, i)) and retryStrategy.backoff durations and cap
 (processNodeRetries: ParseStringToDuration; the wait is min(duration * factor^n, cap))."""
+import json
 import time
 
 import pytest
@@ -171,3 +172,68 @@ def test_an_undefined_target_is_refused_at_load_and_at_run_time(run):
 def test_a_failing_task_no_target_needs_never_runs(run):
     handle = run(DAG_TARGETS % ("B", "fail"))
     assert handle.phase == "Succeeded" and "C" not in nodes_named(handle)
+
+
+EXIT_HANDLERS = """
+    apiVersion: argoproj.io/v1alpha1
+    kind: WorkflowTemplate
+    metadata: {name: exit-handlers}
+    spec:
+      entrypoint: main
+      onExit: exit-handler
+      templates:
+      - name: main
+        container: {image: alpine, command: [sh, -c, "echo working; exit %s"]}
+      - name: exit-handler
+        steps:
+        - - name: notify
+            template: send-email
+          - {name: celebrate, template: say, when: "{{workflow.status}} == Succeeded"}
+          - {name: cry, template: %s, when: "{{workflow.status}} != Succeeded"}
+      - name: send-email
+        container:
+          image: alpine
+          command: [sh, -c, 'echo "$STATUS $DURATION $FAILURES"']
+          env:
+          - {name: STATUS, value: "{{workflow.status}}"}
+          - {name: DURATION, value: "{{workflow.duration}}"}
+          - {name: FAILURES, value: "{{workflow.failures}}"}
+      - name: say
+        container: {image: alpine, command: [sh, -c, "echo hooray"]}
+      - name: fail
+        container: {image: alpine, command: [sh, -c, "echo boohoo; exit 3"]}
+    """
+
+
+def test_the_exit_handler_runs_after_a_failure_and_sees_it(run):
+    # Argo's exit-handlers example: workflow.status, workflow.failures (failedNodeStatus as JSON)
+    # and workflow.duration (seconds, "%f") in the handler, which runs as <name>.onExit.
+    handle = run(EXIT_HANDLERS % ("1", "say"))
+    nodes = nodes_named(handle)
+    assert (handle.phase, handle.status()["message"]) == ("Failed", nodes[handle.status()["name"]]["message"])
+    status, duration, failures = nodes["notify"]["outputs"]["result"].split(" ", 2)
+    assert status == "Failed" and float(duration) >= 0 and "." in duration
+    (failure,) = json.loads(failures)
+    assert (failure["displayName"], failure["phase"], failure["templateName"]) == (handle.status()["name"], "Failed", "main")
+    assert (nodes["celebrate"]["phase"], nodes["cry"]["phase"]) == ("Skipped", "Succeeded")
+    assert f"{handle.status()['name']}.onExit" in nodes
+
+
+def test_a_failing_exit_handler_fails_a_run_that_had_succeeded(run):
+    # operator.go: a succeeded workflow whose onExit node failed is marked Failed with its message.
+    handle = run(EXIT_HANDLERS % ("0", "fail"))
+    assert handle.phase == "Succeeded"  # status Succeeded: cry (the failing one) is skipped
+    handle = run(EXIT_HANDLERS.replace('template: say, when: "{{workflow.status}} == Succeeded"',
+                                       'template: fail, when: "{{workflow.status}} == Succeeded"') % ("0", "say"))
+    assert handle.phase == "Failed" and "celebrate" in handle.status()["message"]
+
+
+def test_exit_handler_variables_are_refused_outside_it_and_the_handler_must_exist():
+    with pytest.raises(TemplateRefused) as refused:
+        load(EXIT_HANDLERS.replace("onExit: exit-handler", "onExit: nowhere")
+             .replace("echo working; exit %s", "echo {{workflow.status}}") % "say")
+    assert refused.value.problems[:2] == ["spec.onExit: no template named 'nowhere'",
+                                          "spec.templates[0](main): unknown variable {{workflow.status}}"]
+    with pytest.raises(TemplateRefused) as refused:  # the entrypoint's side, with a real handler
+        load(EXIT_HANDLERS.replace("echo working; exit %s", "echo {{workflow.failures}}") % "say")
+    assert refused.value.problems == ["spec.templates[0](main): unknown variable {{workflow.failures}}"]
