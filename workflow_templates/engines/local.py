@@ -483,7 +483,7 @@ class RunHandle:
                         scope.update(node_scope("tasks", dep, done[dep]))
                     if not _dependencies_hold(task, done, tasks):
                         omitted = self._new_node(f"{node['id']}.{name}", name, "Skipped",
-                                                 _target(task), node["id"])
+                                                 self._callee(task)["name"], node["id"])
                         done[name] = self._set(omitted, phase=OMITTED,
                                                message="its dependencies did not hold")
                         continue
@@ -503,7 +503,7 @@ class RunHandle:
     def _call(self, step: dict, parent: str, scope: dict) -> dict:
         """One step or task: its `when`, its loop, then the template it calls."""
         base = f"{parent}.{step['name']}"
-        template = self.spec.templates[_target(step)]
+        template = self._callee(step)
         try:
             items = loop_items(step, scope)
         except ExpressionError as error:
@@ -525,6 +525,12 @@ class RunHandle:
                 step, template, f"{base}({lb[len(step['name']) + 1:-1]})", lb, base, l))
         children = _parallel(calls)
         return self._set(loop, **_aggregate(children, step))
+
+    def _callee(self, step: dict) -> dict:
+        """The template a step calls: by name, or its `inline` template (named after the step)."""
+        if "inline" in step:
+            return dict(step["inline"], name=step["name"])
+        return self.spec.templates[_target(step)]
 
     def _one(self, step, template, node_id, display, parent, scope) -> dict:
         try:

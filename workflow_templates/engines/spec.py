@@ -39,9 +39,9 @@ _SHAPES = {
     "container": ({"command", "args", "env"}, _CONTAINER_PLACEMENT),
     "script": ({"command", "args", "env", "source"}, _CONTAINER_PLACEMENT),
     "env": ({"name", "value"}, set()),
-    "step": ({"name", "template", "templateRef", "arguments", "when", "withItems",
+    "step": ({"name", "template", "templateRef", "inline", "arguments", "when", "withItems",
               "withParam", "withSequence", "continueOn"}, set()),
-    "task": ({"name", "template", "templateRef", "arguments", "when", "withItems",
+    "task": ({"name", "template", "templateRef", "inline", "arguments", "when", "withItems",
               "withParam", "withSequence", "continueOn", "dependencies", "depends"}, set()),
     "dag": ({"tasks", "failFast", "target"}, set()),
     "arguments": ({"parameters", "artifacts"}, set()),
@@ -136,7 +136,7 @@ def _reachable(name: str, templates: dict) -> set[str]:
         calls = [s for group in template.get("steps") or [] for s in (group or [])]
         calls += (template.get("dag") or {}).get("tasks") or []
         pending += [c.get("templateRef", {}).get("template") or c.get("template") for c in calls
-                    if isinstance(c, dict)]
+                    if isinstance(c, dict) and "inline" not in c]
     return found
 
 
@@ -275,8 +275,14 @@ def _check_retry(retry, where, problems):
                         f"(supported: {', '.join(sorted(_RETRY_POLICIES))})")
 
 
-def _check_call(step, where, shape, templates, wf_name, problems):
+def _check_call(step, where, shape, templates, wf_name, scope, problems):
     _keys(step, shape, where, problems)
+    callees = [k for k in ("template", "templateRef", "inline") if k in step]
+    if len(callees) != 1:
+        problems.append(f"{where}: needs exactly one of template, templateRef, inline (has {callees or 'none'})")
+    if isinstance(step.get("inline"), dict):
+        _check_template(step["inline"], f"{where}.inline", templates, wf_name, scope.arguments, problems,
+                        scope.exit_side)
     ref = step.get("templateRef")
     if ref is not None:
         _keys(ref, "template_ref", f"{where}.templateRef", problems)
@@ -284,7 +290,7 @@ def _check_call(step, where, shape, templates, wf_name, problems):
             problems.append(f"{where}.templateRef: {ref.get('name')!r} is another "
                             f"WorkflowTemplate; only templates of {wf_name!r} can be called")
     target = ref.get("template") if ref else step.get("template")
-    if target not in templates:
+    if "inline" not in step and target not in templates:
         problems.append(f"{where}: calls unknown template {target!r}")
     arguments = step.get("arguments") or {}
     _keys(arguments, "arguments", f"{where}.arguments", problems)
@@ -322,7 +328,7 @@ def _check_steps(template, where, templates, wf_name, scope, problems):
             continue
         for s, step in enumerate(group):
             here = f"{where}.steps[{g}][{s}]({step.get('name')})"
-            _check_call(step, here, "step", templates, wf_name, problems)
+            _check_call(step, here, "step", templates, wf_name, scope, problems)
             fields = [step.get(k) for k in ("arguments", "when", "withItems", "withParam")]
             _check_tags(fields, scope.caller("steps", earlier, _loops(step)), here, problems)
         earlier += [step.get("name") for step in group if isinstance(step, dict)]
@@ -336,7 +342,7 @@ def _check_dag(template, where, templates, wf_name, scope, problems):
     needs = {}
     for i, task in enumerate(tasks):
         here = f"{where}.dag.tasks[{i}]({task.get('name')})"
-        _check_call(task, here, "task", templates, wf_name, problems)
+        _check_call(task, here, "task", templates, wf_name, scope, problems)
         try:
             needs[task.get("name")] = task.get("dependencies") or depends_tasks(
                 task.get("depends") or "")
@@ -401,6 +407,7 @@ class _Scope:
         inputs, outputs = template.get("inputs") or {}, template.get("outputs") or {}
         alt = lambda names: "|".join(re.escape(str(n)) for n in names) or "(?!)"  # noqa: E731
         # validate.go: workflow.status and workflow.failures exist for the exit handler's side only
+        self.arguments, self.exit_side = arguments, exit_side  # what an inline template is checked with
         identity = "name|uid|namespace|parameters|duration" + ("|status|failures" if exit_side else "")
         self.common = [
             rf"workflow\.({identity})",

@@ -237,3 +237,49 @@ def test_exit_handler_variables_are_refused_outside_it_and_the_handler_must_exis
     with pytest.raises(TemplateRefused) as refused:  # the entrypoint's side, with a real handler
         load(EXIT_HANDLERS.replace("echo working; exit %s", "echo {{workflow.failures}}") % "say")
     assert refused.value.problems == ["spec.templates[0](main): unknown variable {{workflow.failures}}"]
+
+
+INLINE = """
+    apiVersion: argoproj.io/v1alpha1
+    kind: WorkflowTemplate
+    metadata: {name: inline}
+    spec:
+      entrypoint: main
+      templates:
+      - name: main
+        dag:
+          tasks:
+          - name: a
+            inline:
+              inputs: {parameters: [{name: word, value: hello}]}
+              container: {image: alpine, command: [sh, -c, "echo {{inputs.parameters.word}}"]}
+          - name: b
+            depends: a
+            arguments: {parameters: [{name: heard, value: "{{tasks.a.outputs.result}}"}]}
+            inline:
+              inputs: {parameters: [{name: heard}]}
+              steps:
+              - - name: c
+                  arguments: {parameters: [{name: said, value: "{{inputs.parameters.heard}}"}]}
+                  inline:
+                    inputs: {parameters: [{name: said}]}
+                    container: {image: alpine, command: [sh, -c, "echo got {{inputs.parameters.said}}"]}
+    """
+
+
+def test_inline_templates_run_in_dags_and_steps(run):
+    # Argo's dag-inline and steps-inline examples: a task or step may carry its template inline.
+    handle = run(INLINE)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    nodes = nodes_named(handle)
+    assert nodes["a"]["outputs"]["result"] == "hello" and nodes["c"]["outputs"]["result"] == "got hello"
+
+
+def test_an_inline_template_is_checked_like_any_other():
+    with pytest.raises(TemplateRefused) as refused:
+        load(INLINE.replace("echo got {{inputs.parameters.said}}", "echo {{inputs.parameters.nope}}")
+             .replace("- name: a\n", "- name: a\n            template: main\n"))
+    assert refused.value.problems == [
+        "spec.templates[0](main).dag.tasks[0](a): needs exactly one of template, templateRef, inline "
+        "(has ['template', 'inline'])",
+        "spec.templates[0](main).dag.tasks[1](b).inline.steps[0][0](c).inline: unknown variable {{inputs.parameters.nope}}"]

@@ -28,7 +28,7 @@ def refused(body: str) -> list[str]:
 
 def test_unsupported_features_are_refused_with_their_names_and_places():
     problems = refused("""
-      onExit: cleanup
+      hooks: {exit: {template: cleanup}}
       volumes: [{name: data, emptyDir: {}}]
       templates:
       - name: main
@@ -46,7 +46,7 @@ def test_unsupported_features_are_refused_with_their_names_and_places():
         memoize: {key: k, maxAge: 1h}
     """)
     text = "\n".join(problems)
-    for expected in ["spec.onExit", "spec.volumes", "spec.templates[0](main).sidecars",
+    for expected in ["spec.hooks", "spec.volumes", "spec.templates[0](main).sidecars",
                      "spec.templates[0](main).synchronization",
                      "spec.templates[0](main).container.volumeMounts",
                      "spec.templates[0](main).outputs.artifacts[0].s3.bucket",
