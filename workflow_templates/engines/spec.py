@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import regex
 import yaml
 
-from workflow_templates.engines import golang
+from workflow_templates.engines import expr, golang
 from workflow_templates.engines.expressions import ExpressionError, depends_tasks, tags
 
 
@@ -449,6 +450,33 @@ def _check_tags(value, allowed: re.Pattern, where: str, problems: list[str]) -> 
     elif isinstance(value, str):
         for name in tags(value):
             if name.startswith("="):
-                problems.append(f"{where}: expression tag {{{{{name}}}}} is not supported")
+                _check_expression(name[1:], allowed, where, problems)
             elif not allowed.fullmatch(name):
                 problems.append(f"{where}: unknown variable {{{{{name}}}}}")
+
+
+def _check_expression(source: str, allowed: re.Pattern, where: str, problems: list[str]) -> None:
+    """An expression tag: it parses, calls known functions, and reads variables in scope here."""
+    paths, found = expr.check(source)
+    problems += [f"{where}: expression {{{{={source}}}}}: {problem}" for problem in found]
+    problems += [f"{where}: expression {{{{={source}}}}}: unknown variable {path}"
+                 for path in paths if not _in_scope(path, allowed)]
+
+
+def _in_scope(path: str, allowed: re.Pattern) -> bool:
+    """A path an expression reads is in scope when it is a tag's variable here, a map on the way
+    to one (`inputs.parameters`, `steps.a.outputs`: `path + "."` can still grow into a variable),
+    or reads into a variable that has no named children (`steps.a.outputs.result.x`)."""
+    if allowed.fullmatch(path) or _grows(path, allowed):
+        return True
+    parts = path.split(".")
+    above = [".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)]
+    return any(allowed.fullmatch(p) and not _grows(p, allowed) and p not in _PARAMETER_MAPS for p in above)
+
+
+# the JSON of all parameters as a simple tag; in an expression its entries are the parameters
+_PARAMETER_MAPS = {"inputs.parameters", "workflow.parameters"}
+
+
+def _grows(path: str, allowed: re.Pattern) -> bool:
+    return regex.fullmatch(allowed.pattern, path + ".", partial=True) is not None

@@ -99,7 +99,7 @@ def test_bad_calls_paths_and_expressions_are_refused():
     assert "calls unknown template 'missing'" in text
     assert "unknown task result 'a.Finished'" in text
     assert "depends on unknown task 'zz'" in text
-    assert "expression tag {{=inputs.parameters.x}} is not supported" in text
+    assert "expression {{=inputs.parameters.x}}: unknown variable inputs.parameters.x" in text
     assert "'/etc/passwd'" in text
     assert "tasks[1](b): depends cannot be mixed with dependencies" in text
     assert "tasks[2](c).continueOn: not available in a DAG that uses depends" in text
