@@ -48,6 +48,10 @@ def runs_query(query: dict) -> str:
     return "?" + urlencode(params) if params else ""
 
 
+def crate_href(run_id: str) -> str:
+    return f"/runs/{quote(run_id, safe='')}/crate.zip"
+
+
 def log_href(run_id: str, step_id: str) -> str:
     return f"/runs/{quote(run_id, safe='')}/steps/{quote(step_id, safe='')}/log"
 

@@ -5,7 +5,9 @@ parameter with a range) and a measurement with real files; a Worker runs the run
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import zipfile
 
 import pytest
 import yaml
@@ -260,7 +262,12 @@ def test_the_run_page_shows_what_ran_its_steps_logs_outputs_and_provenance(tom, 
     log = tom.get(f"/runs/{run.id}/steps/{step.id}/log")
     assert log.status_code == 200 and log.mimetype == "text/plain"
     page = open_page(tom, f"/runs/{run.id}")
-    assert all(f"/lineage/{f}" in page for f in files) and '"window"' in page
+    assert all(f"/lineage/{f}" in page for f in files) and '"window"' in page and f"/runs/{run.id}/crate.zip" in page
+    crate = tom.get(f"/runs/{run.id}/crate.zip")
+    assert crate.status_code == 200 and crate.mimetype == "application/zip"
+    metadata = json.loads(zipfile.ZipFile(io.BytesIO(crate.data)).read("ro-crate-metadata.json"))
+    revisions = [e for e in metadata["@graph"] if e["@id"] == f"#parameter-set-{sets['fast-r2']}"]
+    assert [(e["name"], e["version"]) for e in revisions] == [("fast", "2")]
 
 
 def test_a_run_that_failed_qc_is_never_plain_green_and_its_report_is_shown_inline(tom, admin, measurement, worker):
@@ -315,6 +322,7 @@ def test_a_user_without_read_sees_the_services_message_not_the_run_nor_its_log(a
     assert "run-problem" in page and f"no run with id '{run.id}'" in page and run.template_digest not in page
     step = done.steps[0]
     assert ana.get(f"/runs/{run.id}/steps/{step.id}/log").status_code == 404
+    assert ana.get(f"/runs/{run.id}/crate.zip").status_code == 404
     assert f"no node with id '{done.output_ids[0]}'" in open_page(ana, f"/lineage/{done.output_ids[0]}")
 
 
