@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 from ground import storage
-from workflow_templates.engines import golang, journal
+from workflow_templates.engines import golang, graph, journal
 from workflow_templates.engines.expressions import (
     ExpressionError, depends_operands, depends_tasks, evaluate_depends, evaluate_when, render)
 from ground import bwrap
@@ -214,10 +214,13 @@ class RunHandle:
         return dict(self._state["outputs"])
 
     def status(self) -> dict:
-        """A copy of the run's state: phase, message, times, outputs and every node."""
+        """A copy of the run's state: phase, message, times, outputs and every node, its children
+        linked as Argo links them (what runs next; graph.py), its caller as `parent`."""
         with self._lock:
             state = copy.deepcopy(self._state)
         state.pop("document", None)
+        for node_id, children in graph.argo_children(state["nodes"], self.spec.templates).items():
+            state["nodes"][node_id]["children"] = children
         return state
 
     def log(self, node_id: str) -> str:
