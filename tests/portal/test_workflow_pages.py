@@ -232,6 +232,8 @@ def test_the_runs_list_filters_pages_and_refreshes_only_while_a_run_is_live(tom,
     answer = render_runs(ana, {"status": "", "offset": 0})
     text = json.dumps(answer["runs-list"], ensure_ascii=False)
     assert text.index(queued.submitter_id) < text.index(done.submitter_id) and answer["runs-tick"]["disabled"] is False
+    row = text.split("wf-run-row")[1]  # the template's title and the measurement the run ran on
+    assert '"Size report"' in row and '"m"' in row
     answer = render_runs(ana, {"status": "succeeded", "template": TEMPLATE, "user": done.created_by, "offset": 0})
     text = json.dumps(answer["runs-list"], ensure_ascii=False)
     assert done.submitter_id in text and queued.submitter_id not in text and answer["runs-tick"]["disabled"] is True
@@ -261,6 +263,7 @@ def test_the_run_page_shows_what_ran_its_steps_logs_outputs_and_provenance(tom, 
     [step] = [s for s in done.steps if s.name == "measure"]
     log = tom.get(f"/runs/{run.id}/steps/{step.id}/log")
     assert log.status_code == 200 and log.mimetype == "text/plain"
+    assert log.data.decode() == "No output: the step measure (Succeeded) wrote nothing to stdout or stderr (yet).\n"
     page = open_page(tom, f"/runs/{run.id}")
     assert all(f"/lineage/{f}" in page for f in files) and '"window"' in page and f"/runs/{run.id}/crate.zip" in page
     crate = tom.get(f"/runs/{run.id}/crate.zip")

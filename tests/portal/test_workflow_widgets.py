@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from metadata.idl import metadata_thrift as T
 from portal.workflows import figures, widgets as w
 
@@ -136,3 +138,19 @@ def test_a_qc_report_shows_each_check_with_its_threshold_and_the_tic_image():
     status, verdict = w.run_badges(run, "run-status")
     assert "wf-qc-warned" in status.className and verdict.children == "QC failed" and verdict.id == "run-status-qc"
     assert w.outcome_badge(T.Run(status="succeeded", outcome="")) == ""
+
+
+@pytest.mark.parametrize("status, cancel_requested, shown", [
+    ("queued", False, {"cancel"}), ("running", False, {"cancel"}), ("running", True, set()),
+    ("succeeded", False, set()), ("failed", False, {"retry"}), ("cancelled", False, {"retry"}),
+])
+def test_cancel_and_retry_are_offered_only_when_they_apply(status, cancel_requested, shown):
+    run = T.Run(id="r", status=status, cancel_requested=cancel_requested)
+    cancel, retry = w.action_styles(run)
+    assert {name for name, style in (("cancel", cancel), ("retry", retry)) if style != {"display": "none"}} == shown
+
+
+def test_a_run_s_times_say_how_long_it_took():
+    run = T.Run(id="r", started_at="2026-12-07T05:00:00Z", finished_at="2026-12-07T05:02:05Z")
+    assert w.run_times(run).children == "started 2026-12-07 05:00:00 · finished 2026-12-07 05:02:05 · took 2 min 5 s"
+    assert w.run_times(T.Run(id="q", started_at="")).children == "not started yet"
