@@ -147,7 +147,7 @@ def outcome_text(r) -> str:
 
 @click.group()
 def run():
-    """One run: show, cancel, retry, logs. RUN is its id, its name as the portal shows it, or an
+    """One run: show, cancel, retry, logs, crate. RUN is its id, its name as the portal shows it, or an
     unambiguous id prefix."""
 
 
@@ -190,6 +190,24 @@ def run_retry(obj: Context, run_ref: str):
     """Run a failed run's failed steps again."""
     r = obj.client.retry_run(resolve_run(obj.client, run_ref))
     out.print(f"run {r.id}: {r.status} again (attempt {r.attempt}); the failed steps run again")
+
+
+@run.command("crate")
+@RUN_REF
+@click.option("-o", "--output", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the zip (default: run-<id>.crate.zip).")
+@click.pass_obj
+@reports_errors
+def run_crate(obj: Context, run_ref: str, path: Path | None):
+    """The run's provenance as a Workflow Run RO-Crate (a zip): template, inputs with checksums,
+    parameters and parameter set, each step with its times and outcome, outputs."""
+    from labcommons.cli import say_written
+    from metadata import run_crate as crates, templates
+    found = resolve_run(obj.client, run_ref)
+    record = crates.gather(obj.client, found, templates.load(obj.settings.templates_dir), obj.settings.engine)
+    path = path or Path(f"run-{found}.crate.zip")
+    crates.write_zip(record, path)
+    say_written(f"the RO-Crate of run {found}", path)
 
 
 @run.command("logs")

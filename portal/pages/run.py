@@ -58,13 +58,13 @@ def _page(run) -> list:
         dcc.Location(id="run-go", refresh="callback-nav"),
         dcc.Interval(id="run-tick", interval=REFRESH_MS, disabled=run.status in service.FINAL),
         html.Div([dcc.Link("‹ all runs", href="/runs"), " · ",
-                  dcc.Link("provenance graph", href=w.lineage_href(run.id), id="run-lineage")], className="wf-nav"),
+                  dcc.Link("provenance graph", href=w.lineage_href(run.id), id="run-lineage"), " · ",
+                  html.A("RO-Crate", href=w.crate_href(run.id), id="run-crate", download=f"run-{run.id}.crate.zip",
+                         title="The run's provenance as a Workflow Run RO-Crate (zip)")], className="wf-nav"),
         html.Div([html.Div("Workflow run", className="node-type"), html.H2(run.submitter_id, className="node-name")],
                  className="node-heading"),
         html.Div(live(run), id="run-live"),
         html.Div([html.Button("Re-run", id="run-rerun", className="button"),
-                  html.Button("Cancel", id="run-cancel", className="button wf-secondary"),
-                  html.Button("Retry failed steps", id="run-retry", className="button wf-secondary"),
                   html.Button("Run again anyway", id="run-force", className="button wf-secondary", style=HIDDEN)],
                  className="wf-actions"),
         html.Div(id="run-action"),
@@ -85,9 +85,13 @@ def live(run) -> list:
     """What changes while the run runs: status, steps (graph and table, with logs), outputs."""
     outputs = [n for n in (_node(i) for i in run.output_ids) if n]
     none = "This run registered no outputs." if run.status in service.FINAL else "No outputs yet."
+    cancel, retry = w.action_styles(run)
     return [
-        html.Div(w.run_badges(run, "run-status") + [html.Span(run.message or "", className="hint", id="run-message")],
-                 className="wf-status"),
+        html.Div(w.run_badges(run, "run-status") + [html.Span(run.message or "", className="hint", id="run-message"),
+                                                    w.run_times(run)], className="wf-status"),
+        html.Div([html.Button("Cancel", id="run-cancel", className="button wf-secondary", style=cancel),
+                  html.Button("Retry failed steps", id="run-retry", className="button wf-secondary", style=retry)],
+                 className="wf-actions"),
         *_verdict(run, outputs),
         dcc.Graph(id="run-graph", figure=figures.step_graph(run.steps), config=GRAPH_CONFIG),
         section("Steps", w.steps_table(run)),

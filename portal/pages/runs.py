@@ -78,4 +78,6 @@ def render(query, _tick):
     except service.FAILURES as error:
         return w.message(service.explain(error), "runs-problem"), True
     href_for = lambda at: "/runs" + w.runs_query({**query, "offset": at})  # noqa: E731
-    return [w.pager(page.total, offset, PAGE_SIZE, href_for), w.runs_table(page.runs)], not service.is_live(page.runs)
+    titles = {name: t.title for name, t in service.templates().items()}
+    table = w.runs_table(page.runs, titles, service.input_names(page.runs))
+    return [w.pager(page.total, offset, PAGE_SIZE, href_for), table], not service.is_live(page.runs)

@@ -2,24 +2,89 @@
 node's provenance graph, both laid out in columns (a node's column is its depth)."""
 from __future__ import annotations
 
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
 PHASE_COLOURS = {"Succeeded": "#2d8a4e", "Running": "#2a6f97", "Pending": "#9aa5ad", "Failed": "#b23a3a",
                  "Error": "#b23a3a", "Skipped": "#c9d1d6", "Omitted": "#c9d1d6"}
+_GROUP = re.compile(r"\[\d+\]")
 TYPE_COLOURS = {"measurement": "#7b5ea7", "data_file": "#2a6f97", "workflow_run": "#d08c27",
                 "parameter_set": "#5b8c5a"}
 TYPE_SYMBOLS = {"measurement": "diamond", "data_file": "circle", "workflow_run": "square",
                 "parameter_set": "triangle-up"}
 
 
-def step_levels(steps) -> dict[str, int]:
-    """Each step's depth below the roots (steps no other step names as a child)."""
-    ids = {s.id for s in steps}
-    children = {s.id: [c for c in (s.children or []) if c in ids] for s in steps}
-    named = {c for cs in children.values() for c in cs}
-    levels = {s.id: 0 for s in steps if s.id not in named}
+@dataclass(frozen=True)
+class Box:
+    """One node of the drawn step graph: a step, or a fan-out standing for its items."""
+
+    id: str
+    label: str
+    hover: str
+    phase: str
+
+
+def step_boxes(steps) -> tuple[list[Box], list[tuple[str, str]]]:
+    """The graph a person reads from a run's steps (linked as Argo links them: children are what
+    runs next): step groups ("[0]") are passed through, a loop's items are one box with their
+    count by phase, labels are short with the full name on hover."""
+    by_id = {s.id: s for s in steps}
+    loops = {s.id for s in steps if _fans_out(s, by_id)}
+    items = {c: s for s in loops for c in by_id[s].children if c in by_id}
+    edges = {}
+    for s in steps:
+        onwards = [c for i in s.children if i in by_id for c in by_id[i].children] if s.id in loops else s.children
+        edges[s.id] = [items.get(c, c) for c in onwards if c in by_id]
+    shown = {s.id for s in steps if s.id not in items and not _GROUP.fullmatch(s.name or "")}
+    return ([_box(by_id[i], by_id) for i in shown if i in by_id],
+            sorted({(a, b) for a in shown for b in _through(a, edges, shown) if b != a}))
+
+
+def _fans_out(step, by_id) -> bool:
+    names = [by_id[c].name for c in step.children if c in by_id]
+    return bool(names) and all(n.startswith(f"{step.name}(") for n in names)
+
+
+def _through(node: str, edges: dict, shown: set) -> set[str]:
+    """The shown boxes `node` leads to, passing through hidden ones (step groups)."""
+    found, pending, seen = set(), list(edges.get(node, [])), set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current in shown:
+            found.add(current)
+        else:
+            pending += edges.get(current, [])
+    return found
+
+
+def _box(step, by_id) -> Box:
+    name = step.name or step.id
+    if _fans_out(step, by_id):
+        phases = Counter(by_id[c].phase for c in step.children if c in by_id)
+        counts = ", ".join(f"{n} {phase.lower()}" for phase, n in phases.most_common())
+        return Box(step.id, f"{_shorten(name)} ×{sum(phases.values())}", f"{name}: {counts}", step.phase)
+    exit_code = f" (exit {step.exit_code})" if step.exit_code is not None and step.exit_code >= 0 else ""
+    return Box(step.id, _shorten(name), f"{name}: {step.phase}{exit_code}", step.phase)
+
+
+def _shorten(name: str, most: int = 18) -> str:
+    return name if len(name) <= most else name[:most - 1] + "…"
+
+
+def step_levels(boxes: list[Box], edges: list[tuple[str, str]]) -> dict[str, int]:
+    """Each box's depth: the longest chain of edges leading to it (a cycle is cut, never followed)."""
+    ids = [b.id for b in boxes]
+    children: dict[str, list[str]] = defaultdict(list)
+    for parent, child in edges:
+        children[parent].append(child)
+    named = {child for _, child in edges}
+    levels = {i: 0 for i in ids if i not in named}
     frontier = list(levels)
     while frontier:
         following = []
@@ -29,7 +94,7 @@ def step_levels(steps) -> dict[str, int]:
                     levels[child] = levels[parent] + 1
                     following.append(child)
         frontier = following
-    return {s.id: levels.get(s.id, 0) for s in steps}
+    return {i: levels.get(i, 0) for i in ids}
 
 
 def positions(levels: dict[str, int], order: list[str]) -> dict[str, tuple[float, float]]:
@@ -45,22 +110,32 @@ def positions(levels: dict[str, int], order: list[str]) -> dict[str, tuple[float
 
 
 def step_graph(steps) -> go.Figure:
-    """The run's steps as a graph, each coloured by its phase; arrows from a step to its children."""
+    """The run's steps as the template's structure runs them (groups in sequence, DAG
+    dependencies, a fan-out as one box), arrows pointing onwards, each box coloured by phase."""
     if not steps:
         return _empty("no steps yet")
-    levels = step_levels(steps)
-    at = positions(levels, [s.id for s in steps])
-    edges = [(s.id, c) for s in steps for c in (s.children or []) if c in at]
+    boxes, edges = step_boxes(steps)
+    levels = step_levels(boxes, edges)
+    at = positions(levels, [b.id for b in boxes])
     figure = go.Figure([_lines(edges, at)])
-    for phase in dict.fromkeys(s.phase for s in steps):
-        chosen = [s for s in steps if s.phase == phase]
+    for phase in dict.fromkeys(b.phase for b in boxes):
+        chosen = [b for b in boxes if b.phase == phase]
         figure.add_trace(go.Scatter(
-            x=[at[s.id][0] for s in chosen], y=[at[s.id][1] for s in chosen], mode="markers+text",
-            name=phase or "unknown", text=[s.name for s in chosen], textposition="bottom center",
+            x=[at[b.id][0] for b in chosen], y=[at[b.id][1] for b in chosen], mode="markers+text",
+            name=phase or "unknown", text=[b.label for b in chosen], textposition="bottom center",
             marker={"size": 22, "color": PHASE_COLOURS.get(phase, "#9aa5ad"), "symbol": "square"},
-            hovertext=[f"{s.name}: {s.phase}" + (f" (exit {s.exit_code})" if s.exit_code >= 0 else "") for s in chosen],
-            hoverinfo="text"))
+            hovertext=[b.hover for b in chosen], hoverinfo="text"))
+    _arrows(figure, edges, at)
     return _layout(figure, "Steps", 0, max(levels.values()))
+
+
+def _arrows(figure: go.Figure, edges, at) -> None:
+    """An arrowhead near each edge's far end, so the direction reads without a legend."""
+    for parent, child in edges:
+        (x0, y0), (x1, y1) = at[parent], at[child]
+        figure.add_annotation(x=x0 + (x1 - x0) * 0.8, y=y0 + (y1 - y0) * 0.8, ax=x0, ay=y0, xref="x", yref="y",
+                              axref="x", ayref="y", showarrow=True, arrowhead=2, arrowsize=1.2,
+                              arrowcolor="#8fa3b1", text="")
 
 
 def lineage_graph(nodes: dict[str, dict], levels: dict[str, int], edges, focus: str, href) -> go.Figure:

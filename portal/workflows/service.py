@@ -30,6 +30,21 @@ def templates() -> dict[str, T.WorkflowTemplate]:
     return {t.name: t for t in get_client().templates()}
 
 
+def input_names(runs) -> dict[str, str]:
+    """What each run ran on, as a person names it: the measurement its first input file belongs
+    to (else that file's name); one lookup per distinct first input, "" where it is unreadable."""
+    names: dict[str, str] = {}
+    for first in dict.fromkeys(r.input_ids[0] for r in runs if r.input_ids):
+        try:
+            node = get_client().get(first)
+        except FAILURES:
+            names[first] = ""
+            continue
+        measurement = next((l["target_submitter_id"] for l in node["links"] if l["target_type"] == "measurement"), "")
+        names[first] = measurement or node["properties"].get("file_name") or node["submitter_id"]
+    return {r.id: names.get(r.input_ids[0], "") if r.input_ids else "" for r in runs}
+
+
 def parameter_sets(template: str, project_id: str) -> list[dict]:
     """The project's parameter sets for a template as the picker shows them: sets by name, each
     set's revisions newest first (shaped like nodes: id and the properties the picker reads)."""

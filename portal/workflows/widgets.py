@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from urllib.parse import quote, urlencode
 
 from dash import dcc, html
@@ -46,6 +47,10 @@ def runs_query(query: dict) -> str:
     if query.get("offset"):
         params["offset"] = str(query["offset"])
     return "?" + urlencode(params) if params else ""
+
+
+def crate_href(run_id: str) -> str:
+    return f"/runs/{quote(run_id, safe='')}/crate.zip"
 
 
 def log_href(run_id: str, step_id: str) -> str:
@@ -204,13 +209,17 @@ def run_badges(run, id_: str | None = None) -> list:
             outcome_badge(run, f"{id_}-qc" if id_ else None)]
 
 
-def runs_table(runs: Sequence, id_: str = "runs-table") -> html.Div:
-    """Runs, newest first as the service gives them: name, template, status, who, when."""
+def runs_table(runs: Sequence, titles: dict[str, str] | None = None, inputs: dict[str, str] | None = None,
+               id_: str = "runs-table") -> html.Div:
+    """Runs, newest first as the service gives them: name, template (its title), what it ran on,
+    status, QC, who, when."""
     if not runs:
         return html.Div("No runs match.", className="empty", id=id_)
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Run", "Template", "Status", "QC", "Project", "By", "Created",
-                                                      "Finished", "Message")]))
-    rows = [html.Tr([html.Td(dcc.Link(r.submitter_id or r.id, href=run_href(r.id))), html.Td(r.template),
+    titles, inputs = titles or {}, inputs or {}
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Run", "Template", "Input", "Status", "QC", "Project", "By",
+                                                      "Created", "Finished", "Message")]))
+    rows = [html.Tr([html.Td(dcc.Link(r.submitter_id or r.id, href=run_href(r.id))),
+                     html.Td(titles.get(r.template) or r.template, title=r.template), html.Td(inputs.get(r.id, "")),
                      html.Td(status_badge(r.status, qc_failed=r.outcome == "failed")), html.Td(outcome_badge(r)),
                      html.Td(r.project_id), html.Td(r.created_by),
                      html.Td(_when(r.created_at)), html.Td(_when(r.finished_at)),
@@ -277,9 +286,7 @@ def run_facts(run, pset: dict | None, template_title: str) -> html.Table:
     rows = [("Template", [template_title or run.template, " ", html.Code(run.template)]),
             ("Template digest", html.Code(run.template_digest, id="run-digest")),
             ("Parameter set", html.Span(set_cell, id="run-parameter-set")),
-            ("Launched", f"{_when(run.created_at)} by {run.created_by}"),
-            ("Started", _when(run.started_at) or "–"), ("Finished", _when(run.finished_at) or "–"),
-            ("Attempt", str(run.attempt or 1))]
+            ("Launched", f"{_when(run.created_at)} by {run.created_by}"), ("Attempt", str(run.attempt or 1))]
     return html.Table(html.Tbody([html.Tr([html.Th(k), html.Td(v)]) for k, v in rows]), className="properties",
                       id="run-facts")
 
@@ -298,20 +305,58 @@ def files_list(nodes: Sequence[dict], id_: str, empty: str) -> html.Div:
 
 
 def steps_table(run) -> html.Div:
-    """Each step: phase, exit code, attempts, message (and the image the host's tools stood in
-    for, on the local engine), its log."""
-    rows = [[s.name, status_badge(_phase_status(s.phase)) if s.phase else "", "" if s.exit_code < 0 else str(s.exit_code),
-             str(s.attempts or ""), _message(s),
+    """Each step (not the step groups): phase, start and finish, exit code, attempts, message (and
+    the image the host's tools stood in for, on the local engine), its log."""
+    rows = [[s.name, status_badge(_phase_status(s.phase)) if s.phase else "", _when(s.started_at), _when(s.finished_at),
+             "" if s.exit_code < 0 else str(s.exit_code), str(s.attempts or ""), _message(s),
              html.A("log", href=log_href(run.id, s.id), target="_blank") if s.log_url else ""]
-            for s in run.steps]
-    return _simple_table(["Step", "Phase", "Exit code", "Attempts", "Message", "Log"], rows, "run-steps",
-                         "No steps have started yet.")
+            for s in run.steps if not _STEP_GROUP.fullmatch(s.name or "")]
+    return _simple_table(["Step", "Phase", "Started", "Finished", "Exit code", "Attempts", "Message", "Log"], rows,
+                         "run-steps", "No steps have started yet.")
+
+
+def run_times(run) -> html.Span:
+    """When the run started and finished, and how long it took (or has taken so far)."""
+    parts = [f"started {_when(run.started_at)}" if run.started_at else "not started yet"]
+    if run.finished_at:
+        parts.append(f"finished {_when(run.finished_at)}")
+    took = _seconds_between(run.started_at, run.finished_at)
+    if took is not None:
+        parts.append(f"took {_duration(took)}" if run.finished_at else f"running for {_duration(took)}")
+    return html.Span(" · ".join(parts), className="hint", id="run-times")
+
+
+def _seconds_between(start: str, end: str) -> float | None:
+    if not start:
+        return None
+    try:
+        begun = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(end.replace("Z", "+00:00")) if end else datetime.now(timezone.utc)
+    except ValueError:
+        return None
+    return max(0.0, (ended - begun).total_seconds())
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def action_styles(run) -> tuple[dict, dict]:
+    """Cancel only while a run may still be stopped; Retry only after it failed or was cancelled."""
+    shown, hidden = {}, {"display": "none"}
+    return (shown if run.status in ("queued", "running") and not run.cancel_requested else hidden,
+            shown if run.status in ("failed", "cancelled") else hidden)
 
 
 def _message(step) -> str:
     replaced = getattr(step, "replaced_image", "")
     note = f"ran with the host's tools, not image {replaced}" if replaced else ""
     return "; ".join(filter(None, [step.message, note]))
+
+
+_STEP_GROUP = re.compile(r"\[\d+\]")
 
 
 def _phase_status(phase: str) -> str:

@@ -5,7 +5,9 @@ parameter with a range) and a measurement with real files; a Worker runs the run
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import zipfile
 
 import pytest
 import yaml
@@ -25,7 +27,7 @@ PARAM_IDS = ({"type": "launch-param", "name": "mode"}, {"type": "launch-param", 
 def wf_template() -> dict:
     """The test template with an integer parameter (1 to 9 px) besides its `mode` enum. The hint
     goes under both catalog annotations: `parameters` (this branch's placeholder catalog) and
-    `parameter-hints` (workflow_templates/catalog.py, where the base template already has it)."""
+    `parameter-hints` (metadata/workflow_catalog.py, where the base template already has it)."""
     doc = template()
     doc["spec"]["arguments"]["parameters"].append({"name": "window", "value": "3",
                                                    "description": "Smoothing window."})
@@ -230,6 +232,8 @@ def test_the_runs_list_filters_pages_and_refreshes_only_while_a_run_is_live(tom,
     answer = render_runs(ana, {"status": "", "offset": 0})
     text = json.dumps(answer["runs-list"], ensure_ascii=False)
     assert text.index(queued.submitter_id) < text.index(done.submitter_id) and answer["runs-tick"]["disabled"] is False
+    row = text.split("wf-run-row")[1]  # the template's title and the measurement the run ran on
+    assert '"Size report"' in row and '"m"' in row
     answer = render_runs(ana, {"status": "succeeded", "template": TEMPLATE, "user": done.created_by, "offset": 0})
     text = json.dumps(answer["runs-list"], ensure_ascii=False)
     assert done.submitter_id in text and queued.submitter_id not in text and answer["runs-tick"]["disabled"] is True
@@ -259,8 +263,14 @@ def test_the_run_page_shows_what_ran_its_steps_logs_outputs_and_provenance(tom, 
     [step] = [s for s in done.steps if s.name == "measure"]
     log = tom.get(f"/runs/{run.id}/steps/{step.id}/log")
     assert log.status_code == 200 and log.mimetype == "text/plain"
+    assert log.data.decode() == "No output: the step measure (Succeeded) wrote nothing to stdout or stderr (yet).\n"
     page = open_page(tom, f"/runs/{run.id}")
-    assert all(f"/lineage/{f}" in page for f in files) and '"window"' in page
+    assert all(f"/lineage/{f}" in page for f in files) and '"window"' in page and f"/runs/{run.id}/crate.zip" in page
+    crate = tom.get(f"/runs/{run.id}/crate.zip")
+    assert crate.status_code == 200 and crate.mimetype == "application/zip"
+    metadata = json.loads(zipfile.ZipFile(io.BytesIO(crate.data)).read("ro-crate-metadata.json"))
+    revisions = [e for e in metadata["@graph"] if e["@id"] == f"#parameter-set-{sets['fast-r2']}"]
+    assert [(e["name"], e["version"]) for e in revisions] == [("fast", "2")]
 
 
 def test_a_run_that_failed_qc_is_never_plain_green_and_its_report_is_shown_inline(tom, admin, measurement, worker):
@@ -315,6 +325,7 @@ def test_a_user_without_read_sees_the_services_message_not_the_run_nor_its_log(a
     assert "run-problem" in page and f"no run with id '{run.id}'" in page and run.template_digest not in page
     step = done.steps[0]
     assert ana.get(f"/runs/{run.id}/steps/{step.id}/log").status_code == 404
+    assert ana.get(f"/runs/{run.id}/crate.zip").status_code == 404
     assert f"no node with id '{done.output_ids[0]}'" in open_page(ana, f"/lineage/{done.output_ids[0]}")
 
 

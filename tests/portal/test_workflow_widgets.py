@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from metadata.idl import metadata_thrift as T
 from portal.workflows import figures, widgets as w
 
@@ -56,15 +58,34 @@ def step(id_, phase, children=(), name=None):
 def test_steps_are_laid_out_by_depth_and_coloured_by_phase():
     steps = [step("main", "Running", ["a", "b"]), step("a", "Succeeded", ["c"]), step("b", "Failed"),
              step("c", "Pending")]
-    assert figures.step_levels(steps) == {"main": 0, "a": 1, "b": 1, "c": 2}
+    boxes, edges = figures.step_boxes(steps)
+    assert figures.step_levels(boxes, edges) == {"main": 0, "a": 1, "b": 1, "c": 2}
     figure = figures.step_graph(steps)
     colours = {trace.name: trace.marker.color for trace in figure.data[1:]}
     assert colours == {"Running": "#2a6f97", "Succeeded": "#2d8a4e", "Failed": "#b23a3a", "Pending": "#9aa5ad"}
+    assert len(figure.layout.annotations) == len(edges) == 3  # one arrowhead per edge
     assert figures.step_graph([]).layout.annotations[0].text == "no steps yet"
 
 
+def test_groups_are_passed_through_and_a_fan_out_is_one_box_with_its_counts():
+    # children as Argo links them: root -> [0] -> a -> [1] -> {loop, b}; the loop's items -> [2] -> end
+    items = [step(f"loop(0:{i})", phase, ["g2"], name=f"shard(0:{i})") for i, phase in
+             enumerate(["Succeeded", "Succeeded", "Failed"])]
+    steps = [step("root", "Failed", ["g0"], name="ims-qc-0123456789abcdef"), step("g0", "Succeeded", ["a"], name="[0]"),
+             step("a", "Succeeded", ["g1"]), step("g1", "Failed", ["loop", "b"], name="[1]"),
+             step("loop", "Failed", [i.id for i in items], name="shard"), *items, step("b", "Succeeded", ["g2"]),
+             step("g2", "Omitted", ["end"], name="[2]"), step("end", "Omitted")]
+    boxes, edges = figures.step_boxes(steps)
+    shown = {b.id: b for b in boxes}
+    assert set(shown) == {"root", "a", "loop", "b", "end"}
+    assert set(edges) == {("root", "a"), ("a", "loop"), ("a", "b"), ("loop", "end"), ("b", "end")}
+    assert (shown["loop"].label, shown["loop"].hover) == ("shard ×3", "shard: 2 succeeded, 1 failed")
+    assert shown["root"].label == "ims-qc-0123456789…" and shown["root"].hover.startswith("ims-qc-0123456789abcdef")
+
+
 def test_a_cycle_in_reported_steps_does_not_hang_the_layout():
-    assert set(figures.step_levels([step("a", "Running", ["b"]), step("b", "Running", ["a"])])) == {"a", "b"}
+    boxes, edges = figures.step_boxes([step("a", "Running", ["b"]), step("b", "Running", ["a"])])
+    assert set(figures.step_levels(boxes, edges)) == {"a", "b"}
 
 
 def test_the_provenance_figure_carries_each_nodes_address_and_rings_the_focus():
@@ -117,3 +138,19 @@ def test_a_qc_report_shows_each_check_with_its_threshold_and_the_tic_image():
     status, verdict = w.run_badges(run, "run-status")
     assert "wf-qc-warned" in status.className and verdict.children == "QC failed" and verdict.id == "run-status-qc"
     assert w.outcome_badge(T.Run(status="succeeded", outcome="")) == ""
+
+
+@pytest.mark.parametrize("status, cancel_requested, shown", [
+    ("queued", False, {"cancel"}), ("running", False, {"cancel"}), ("running", True, set()),
+    ("succeeded", False, set()), ("failed", False, {"retry"}), ("cancelled", False, {"retry"}),
+])
+def test_cancel_and_retry_are_offered_only_when_they_apply(status, cancel_requested, shown):
+    run = T.Run(id="r", status=status, cancel_requested=cancel_requested)
+    cancel, retry = w.action_styles(run)
+    assert {name for name, style in (("cancel", cancel), ("retry", retry)) if style != {"display": "none"}} == shown
+
+
+def test_a_run_s_times_say_how_long_it_took():
+    run = T.Run(id="r", started_at="2026-12-07T05:00:00Z", finished_at="2026-12-07T05:02:05Z")
+    assert w.run_times(run).children == "started 2026-12-07 05:00:00 · finished 2026-12-07 05:02:05 · took 2 min 5 s"
+    assert w.run_times(T.Run(id="q", started_at="")).children == "not started yet"

@@ -207,11 +207,11 @@ def test_an_unknown_template_names_the_known_ones(entries):
 
 def test_a_template_the_engine_refuses_is_refused_at_load_with_the_engine_s_reason(tmp_path):
     from workflow_templates.engines.spec import refusals
-    path = _broken(tmp_path, "ims-convert.yaml", "  entrypoint: main", "  entrypoint: main\n  onExit: main")
+    path = _broken(tmp_path, "ims-convert.yaml", "  entrypoint: main", "  entrypoint: main\n  hooks: {exit: {template: main}}")
     load_template(path)  # Argo's schema accepts it: only the engine's check refuses it
     with pytest.raises(TemplateError) as refused:
         load_catalog(tmp_path, check=refusals)
-    assert "ims-convert.yaml: the engine refuses it: spec.onExit" in str(refused.value)
+    assert "ims-convert.yaml: the engine refuses it: spec.hooks" in str(refused.value)
 
 
 def test_the_service_and_worker_get_the_local_engine_s_check_and_metadata_stays_below_it(tmp_path):
@@ -224,11 +224,11 @@ def test_the_service_and_worker_get_the_local_engine_s_check_and_metadata_stays_
     from metadata import templates
     from metadata.errors import Invalid
 
-    _broken(tmp_path, "ims-convert.yaml", "  entrypoint: main", "  entrypoint: main\n  onExit: main")
+    _broken(tmp_path, "ims-convert.yaml", "  entrypoint: main", "  entrypoint: main\n  hooks: {exit: {template: main}}")
     local = settings.load({})
     check = template_check(dataclasses.replace(local, engine="local"))
     assert template_check(dataclasses.replace(local, engine="argo")) is None
-    with pytest.raises(Invalid, match="the engine refuses it: spec.onExit"):
+    with pytest.raises(Invalid, match="the engine refuses it: spec.hooks"):
         templates.load(tmp_path, check)
     probe = ("import sys, metadata.server, metadata.templates; "
              "print([m for m in sys.modules if m.startswith('workflow_templates.engines')])")

@@ -1,4 +1,5 @@
-"""Argo's `{{...}}` simple tags, the govaluate subset of `when`, and DAG `depends` expressions.
+"""Argo's `{{...}}` tags (simple ones here, `{{=...}}` expressions in expr.py), the govaluate
+subset of `when`, and DAG `depends` expressions.
 
 Nothing here calls eval: `when` and `depends` are tokenized and parsed by a small
 recursive-descent parser over a fixed grammar.
@@ -7,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-TAG = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+# fasttemplate's reading: from `{{` to the next `}}`; `{{=` starts an expression tag
+TAG = re.compile(r"\{\{(?:=(?P<expression>.*?)|\s*(?P<name>[^{}]*?)\s*)\}\}", re.S)
 
 
 class ExpressionError(ValueError):
@@ -15,14 +17,20 @@ class ExpressionError(ValueError):
 
 
 def tags(text: str) -> list[str]:
-    """The variable names referenced by simple tags in `text`."""
-    return TAG.findall(text) if isinstance(text, str) else []
+    """The tags in `text`: a simple tag's variable name, an expression tag as "=expression"."""
+    if not isinstance(text, str):
+        return []
+    return [m["name"] if m["expression"] is None else "=" + m["expression"] for m in TAG.finditer(text)]
 
 
 def render(text: str, scope: dict[str, str]) -> str:
-    """Substitute every `{{name}}` in `text` from `scope`; an unknown name is refused by name."""
+    """Substitute every tag in `text` from `scope` in one pass (a result is not read again); an
+    unknown name is refused by name."""
     def value(match: re.Match) -> str:
-        name = match.group(1)
+        if match["expression"] is not None:
+            from workflow_templates.engines import expr  # expr.py builds on this module's errors
+            return expr.render_value(expr.evaluate(match["expression"], scope))
+        name = match["name"]
         if name not in scope:
             raise ExpressionError(f"unresolved variable {{{{{name}}}}}")
         return scope[name]

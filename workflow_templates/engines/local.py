@@ -20,6 +20,7 @@ storage (its project's, read-only; its output directory, writable), kept in its 
 """
 from __future__ import annotations
 
+import calendar
 import copy
 import json
 import logging
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 from ground import storage
-from workflow_templates.engines import journal
+from workflow_templates.engines import golang, graph, journal
 from workflow_templates.engines.expressions import (
     ExpressionError, depends_operands, depends_tasks, evaluate_depends, evaluate_when, render)
 from ground import bwrap
@@ -54,6 +55,8 @@ FINISHED = {SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED}
 _THREADS = 64
 _MAX_DEPTH = 100
 _POLICIES = {"Always": {FAILED, ERROR}, "OnFailure": {FAILED}, "OnError": {ERROR}}
+# operator.go: the workflow phase workflow.status names, from the entrypoint node's phase
+_WORKFLOW_STATUS = {SKIPPED: SUCCEEDED, OMITTED: SUCCEEDED}
 
 
 def _now() -> str:
@@ -211,10 +214,13 @@ class RunHandle:
         return dict(self._state["outputs"])
 
     def status(self) -> dict:
-        """A copy of the run's state: phase, message, times, outputs and every node."""
+        """A copy of the run's state: phase, message, times, outputs and every node, its children
+        linked as Argo links them (what runs next; graph.py), its caller as `parent`."""
         with self._lock:
             state = copy.deepcopy(self._state)
         state.pop("document", None)
+        for node_id, children in graph.argo_children(state["nodes"], self.spec.templates).items():
+            state["nodes"][node_id]["children"] = children
         return state
 
     def log(self, node_id: str) -> str:
@@ -244,7 +250,9 @@ class RunHandle:
             raise RuntimeError(f"run {self.run_id} is still {self.phase}")
         if self.phase == SUCCEEDED:
             return self
-        previous = {k: v for k, v in self._state["nodes"].items() if v["phase"] == SUCCEEDED}
+        exit_node = f"{self._state['name']}.onExit"  # like `argo retry`, the exit handler runs again
+        previous = {k: v for k, v in self._state["nodes"].items()
+                    if v["phase"] == SUCCEEDED and not (k == exit_node or k.startswith(exit_node + "."))}
         self._done.clear()
         self._stop.clear()
         self._launch(previous=previous, mode="retry")
@@ -321,7 +329,28 @@ class RunHandle:
         root = state["name"]
         template = self.spec.templates[self.spec.entrypoint]
         node = self._execute(template, root, root, None, values, {})
+        if self.spec.on_exit and not self._stop.is_set():
+            return self._run_exit_handler(node, values)
         return node["phase"], node.get("message", "")
+
+    def _run_exit_handler(self, main: dict, values: dict) -> tuple[str, str]:
+        """operator.go: the onExit template runs as `<name>.onExit` with the workflow's arguments,
+        workflow.status and workflow.failures set; it fails a run that had succeeded, never
+        changes a failure's message."""
+        status = _WORKFLOW_STATUS.get(main["phase"], main["phase"])
+        with self._lock:
+            failures = [_failure(n) for n in self._state["nodes"].values() if n["phase"] in (FAILED, ERROR)]
+        self._globals.update({"workflow.status": status, "workflow.failures": compact_json(failures)})
+        name = f"{self._state['name']}.onExit"
+        handler = self._execute(self.spec.templates[self.spec.on_exit], name, name, None, values, {})
+        if status == SUCCEEDED and handler["phase"] in (FAILED, ERROR):
+            return handler["phase"], handler.get("message", "")
+        return status, main.get("message", "")
+
+    def _duration(self) -> str:
+        """workflow.duration: seconds since the run started, as Go's %f prints them."""
+        started = calendar.timegm(time.strptime(self._state["started_at"], "%Y-%m-%dT%H:%M:%SZ"))
+        return "%f" % max(0.0, time.time() - started)
 
     # --- nodes ------------------------------------------------------------------------------
 
@@ -362,6 +391,7 @@ class RunHandle:
     def _execute(self, template: dict, node_id: str, display: str, parent: str | None,
                  arguments: dict, artifacts: dict) -> dict:
         """Run `template` as node `node_id` with the caller's argument values."""
+        self._globals["workflow.duration"] = self._duration()
         kind = "Steps" if "steps" in template else "DAG" if "dag" in template else "Pod"
         node = self._new_node(node_id, display, kind, template["name"], parent)
         if node_id.count(".") - self._state["root"].count(".") > _MAX_DEPTH:
@@ -432,6 +462,8 @@ class RunHandle:
         """Start each task once its dependencies are done; with failFast (Argo's default), an
         unhandled failure stops new tasks from starting."""
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        targets = _targets(template["dag"], tasks, scope)
+        tasks = {name: tasks[name] for name in _needed(targets, tasks)}
         fail_fast = template["dag"].get("failFast", True)
         done: dict[str, dict] = {}
         started: set[str] = set()
@@ -454,7 +486,7 @@ class RunHandle:
                         scope.update(node_scope("tasks", dep, done[dep]))
                     if not _dependencies_hold(task, done, tasks):
                         omitted = self._new_node(f"{node['id']}.{name}", name, "Skipped",
-                                                 _target(task), node["id"])
+                                                 self._callee(task)["name"], node["id"])
                         done[name] = self._set(omitted, phase=OMITTED,
                                                message="its dependencies did not hold")
                         continue
@@ -466,7 +498,7 @@ class RunHandle:
             scope.update(node_scope("tasks", name, result))
         if self._stop.is_set():
             return FAILED, self._stop_reason, scope
-        failed = _unhandled(done, tasks) if len(done) < len(tasks) else _dag_phase(done, tasks)
+        failed = _unhandled(done, tasks) if len(done) < len(tasks) else _dag_phase(done, tasks, targets)
         if failed:
             return FAILED, f"child '{failed['id']}' {failed['phase'].lower()}", scope
         return SUCCEEDED, "", scope
@@ -474,7 +506,7 @@ class RunHandle:
     def _call(self, step: dict, parent: str, scope: dict) -> dict:
         """One step or task: its `when`, its loop, then the template it calls."""
         base = f"{parent}.{step['name']}"
-        template = self.spec.templates[_target(step)]
+        template = self._callee(step)
         try:
             items = loop_items(step, scope)
         except ExpressionError as error:
@@ -496,6 +528,12 @@ class RunHandle:
                 step, template, f"{base}({lb[len(step['name']) + 1:-1]})", lb, base, l))
         children = _parallel(calls)
         return self._set(loop, **_aggregate(children, step))
+
+    def _callee(self, step: dict) -> dict:
+        """The template a step calls: by name, or its `inline` template (named after the step)."""
+        if "inline" in step:
+            return dict(step["inline"], name=step["name"])
+        return self.spec.templates[_target(step)]
 
     def _one(self, step, template, node_id, display, parent, scope) -> dict:
         try:
@@ -678,6 +716,12 @@ def _json_or_text(text: str):
         return text
 
 
+def _failure(node: dict) -> dict:
+    """One entry of workflow.failures, with the fields operator.go's failedNodeStatus has."""
+    return {"displayName": node["name"], "message": node.get("message", ""), "templateName": node.get("template"),
+            "phase": node["phase"], "podName": node["id"], "finishedAt": node.get("finished_at")}
+
+
 def _continues(step: dict, phase: str) -> bool:
     on = step.get("continueOn") or {}
     return bool(on.get("failed") if phase == FAILED else on.get("error"))
@@ -733,10 +777,35 @@ def _handled(name: str, tasks: dict) -> bool:
                for t in tasks.values() for result in ("Failed", "Errored", "AllFailed"))
 
 
-def _dag_phase(done: dict, tasks: dict) -> dict | None:
-    """dag.go assessDAGPhase: the first leaf task by name whose branch failed, or None. A Skipped or
-    Omitted task inherits its dependencies' branch phase (a failure before a success), so a leaf
-    omitted after a failure fails the DAG; a leaf's continueOn for that phase excuses it."""
+def _targets(dag: dict, tasks: dict, scope: dict) -> list[str]:
+    """dag.go: `target`'s space-separated names (after substitution), else the leaf tasks."""
+    if dag.get("target") is None:
+        needed = {d for t in tasks.values() for d in _deps(t)}
+        return sorted(n for n in tasks if n not in needed)
+    names = render(str(dag["target"]), scope).split(" ")
+    unknown = [name for name in names if name not in tasks]
+    if unknown:
+        raise ExpressionError(f"dag.target: target {unknown[0]!r} is not defined")
+    return names
+
+
+def _needed(targets: list[str], tasks: dict) -> set[str]:
+    """The targets and every task they (transitively) depend on: all a DAG with a target runs."""
+    needed: set[str] = set()
+    pending = list(targets)
+    while pending:
+        name = pending.pop()
+        if name not in needed:
+            needed.add(name)
+            pending += _deps(tasks[name])
+    return needed
+
+
+def _dag_phase(done: dict, tasks: dict, targets: list[str]) -> dict | None:
+    """dag.go assessDAGPhase: the first target (the leaf tasks unless `dag.target` names them) by
+    name whose branch failed, or None. A Skipped or Omitted task inherits its dependencies' branch
+    phase (a failure before a success), so a target omitted after a failure fails the DAG; a
+    target's continueOn for that phase excuses it."""
     branch: dict[str, dict] = {}
 
     def phase_of(name: str) -> dict | None:
@@ -750,8 +819,7 @@ def _dag_phase(done: dict, tasks: dict) -> dict | None:
                 branch[name] = failed[0] if failed else node
         return branch[name]
 
-    needed = {d for t in tasks.values() for d in _deps(t)}
-    for name in sorted(n for n in tasks if n not in needed):  # Argo sorts its targets
+    for name in targets:  # in the order dag.go assesses them (leaves sorted)
         node = phase_of(name)
         if node and node["phase"] in (FAILED, ERROR) and not _continues(tasks[name], node["phase"]):
             return node
@@ -771,15 +839,16 @@ def _safe(node_id: str) -> str:
 def _backoff(backoff: dict | None, attempt: int) -> float:
     if not backoff:
         return 0
-    duration = _seconds(backoff.get("duration", "0"))
-    return duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
+    duration = golang.seconds(backoff.get("duration", "0"))
+    wait = duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
+    return min(wait, golang.seconds(backoff["cap"])) if backoff.get("cap") else wait  # processNodeRetries
 
 
 def _time_left(backoff: dict | None, first_start: float) -> float | None:
     """operator.go: a retry's pod gets the maxDuration deadline as its execution deadline."""
     if not backoff or not backoff.get("maxDuration"):
         return None
-    return max(0.001, first_start + _seconds(backoff["maxDuration"]) - time.monotonic())
+    return max(0.001, first_start + golang.seconds(backoff["maxDuration"]) - time.monotonic())
 
 
 def _deadline(active_deadline, cut: float | None) -> float | None:
@@ -792,18 +861,9 @@ def _beyond_max_duration(backoff: dict | None, first_start: float, delay: float)
     start; no retry once it has passed, nor one whose backoff would end after it."""
     if not backoff or not backoff.get("maxDuration"):
         return ""
-    deadline = first_start + _seconds(backoff["maxDuration"])
+    deadline = first_start + golang.seconds(backoff["maxDuration"])
     if time.monotonic() > deadline:
         return "Max duration limit exceeded"
     if time.monotonic() + delay > deadline:
         return "Backoff would exceed max duration limit"
     return ""
-
-
-def _seconds(value) -> float:
-    text = str(value).strip()
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    for suffix in ("ms", "s", "m", "h"):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * units[suffix]
-    return float(text)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from workflow_templates.engines import golang
 from workflow_templates.engines.expressions import ExpressionError, render
 
 
@@ -73,16 +74,23 @@ def _render_item(item, scope):
 
 
 def _sequence(sequence: dict, scope: dict) -> list[str]:
-    number = lambda key, default: int(render(str(sequence.get(key, default)), scope))  # noqa: E731
-    start = number("start", 0)
-    if "count" in sequence:
-        if number("count", 0) == 0:  # Argo's expandSequence: no items, the step is Skipped
-            return []
-        end = start + number("count", 0) - 1
+    """Argo's expandSequence: `end` (inclusive, counting down when below `start`) or `count`
+    numbers from `start`, each formatted with Go's fmt.Sprintf(format, i)."""
+    number = lambda key: int(render(stringify(sequence.get(key, 0)), scope))  # noqa: E731
+    start = number("start")
+    if "end" in sequence:
+        end = number("end")
+    elif number("count") < 0:
+        raise ExpressionError(f"withSequence.count: {number('count')} is negative; it counts the items")
+    elif number("count") == 0:  # no items: the step is Skipped
+        return []
     else:
-        end = number("end", start)
+        end = start + number("count") - 1
+    form = render(stringify(sequence.get("format") or "%d"), scope)
+    if problem := golang.check(form):
+        raise ExpressionError(f"withSequence.format {form!r}: {problem}")
     step = 1 if end >= start else -1
-    return [str(i) for i in range(start, end + step, step)]
+    return [golang.sprintf(form, i) for i in range(start, end + step, step)]
 
 
 def item_scope(item) -> dict[str, str]:

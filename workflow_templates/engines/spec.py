@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import regex
 import yaml
 
+from workflow_templates.engines import expr, golang
 from workflow_templates.engines.expressions import ExpressionError, depends_tasks, tags
 
 
@@ -31,18 +33,18 @@ _CONTAINER_PLACEMENT = {"image", "imagePullPolicy", "resources", "securityContex
 # shape -> (keys run, keys ignored)
 _SHAPES = {
     "document": ({"apiVersion", "kind", "metadata", "spec"}, set()),
-    "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds", "parallelism"},
+    "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds", "parallelism", "onExit"},
              _PLACEMENT),
     "template": ({"name", "inputs", "outputs", "steps", "dag", "container", "script",
                   "retryStrategy", "activeDeadlineSeconds", "parallelism"}, _PLACEMENT),
     "container": ({"command", "args", "env"}, _CONTAINER_PLACEMENT),
     "script": ({"command", "args", "env", "source"}, _CONTAINER_PLACEMENT),
     "env": ({"name", "value"}, set()),
-    "step": ({"name", "template", "templateRef", "arguments", "when", "withItems",
+    "step": ({"name", "template", "templateRef", "inline", "arguments", "when", "withItems",
               "withParam", "withSequence", "continueOn"}, set()),
-    "task": ({"name", "template", "templateRef", "arguments", "when", "withItems",
+    "task": ({"name", "template", "templateRef", "inline", "arguments", "when", "withItems",
               "withParam", "withSequence", "continueOn", "dependencies", "depends"}, set()),
-    "dag": ({"tasks", "failFast"}, set()),
+    "dag": ({"tasks", "failFast", "target"}, set()),
     "arguments": ({"parameters", "artifacts"}, set()),
     "inputs": ({"parameters", "artifacts"}, set()),
     "outputs": ({"parameters", "artifacts"}, set()),
@@ -55,10 +57,10 @@ _SHAPES = {
     "s3": ({"key"}, set()),
     "raw": ({"data"}, set()),
     "retry": ({"limit", "retryPolicy", "backoff"}, {"affinity"}),
-    "backoff": ({"duration", "factor", "maxDuration"}, set()),
+    "backoff": ({"duration", "factor", "maxDuration", "cap"}, set()),
     "continue_on": ({"failed", "error"}, set()),
     "template_ref": ({"name", "template"}, set()),
-    "sequence": ({"count", "start", "end"}, set()),
+    "sequence": ({"count", "start", "end", "format"}, set()),
 }
 _RETRY_POLICIES = {"Always", "OnFailure", "OnError"}
 _WORKFLOW_IDENTITY = re.compile(r"workflow\.(name|uid|namespace)")
@@ -77,6 +79,7 @@ class WorkflowSpec:
     deadline: float | None = None
     document: dict = field(default_factory=dict, repr=False)
     parallelism: int | None = None
+    on_exit: str | None = None
 
 
 def refusals(document: dict) -> list[str]:
@@ -102,9 +105,14 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     templates = {t.get("name"): t for t in spec.get("templates") or [] if isinstance(t, dict)}
     arguments = {p["name"]: p for p in (spec.get("arguments") or {}).get("parameters") or []}
     _check_arguments(spec, problems)
+    on_exit = spec.get("onExit")
+    if on_exit is not None and on_exit not in templates:
+        problems.append(f"spec.onExit: no template named {on_exit!r}")
+    exit_side = _reachable(on_exit, templates) if on_exit in templates else set()
     for index, template in enumerate(spec.get("templates") or []):
         where = f"spec.templates[{index}]({template.get('name')})"
-        _check_template(template, where, templates, name, arguments, problems)
+        _check_template(template, where, templates, name, arguments, problems,
+                        template.get("name") in exit_side)
     if not _seconds_value(spec.get("activeDeadlineSeconds", 0)):
         problems.append("spec.activeDeadlineSeconds: not a number of seconds")
     _check_parallelism(spec, "spec", problems)
@@ -114,7 +122,23 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     if problems:
         raise TemplateRefused(problems)
     return WorkflowSpec(name, entry, arguments, templates, spec.get("activeDeadlineSeconds"), doc,
-                        spec.get("parallelism"))
+                        spec.get("parallelism"), on_exit)
+
+
+def _reachable(name: str, templates: dict) -> set[str]:
+    """`name` and every template it calls, through steps and DAG tasks."""
+    found, pending = set(), [name]
+    while pending:
+        current = pending.pop()
+        if current in found or current not in templates:
+            continue
+        found.add(current)
+        template = templates[current]
+        calls = [s for group in template.get("steps") or [] for s in (group or [])]
+        calls += (template.get("dag") or {}).get("tasks") or []
+        pending += [c.get("templateRef", {}).get("template") or c.get("template") for c in calls
+                    if isinstance(c, dict) and "inline" not in c]
+    return found
 
 
 def _keys(obj, shape: str, where: str, problems: list[str]) -> None:
@@ -137,7 +161,7 @@ def _check_arguments(spec: dict, problems: list[str]) -> None:
     _check_tags(arguments.get("parameters"), _WORKFLOW_IDENTITY, "spec.arguments", problems)
 
 
-def _check_template(template, where, templates, wf_name, arguments, problems):
+def _check_template(template, where, templates, wf_name, arguments, problems, exit_side=False):
     _keys(template, "template", where, problems)
     kinds = [k for k in ("container", "script", "steps", "dag") if k in template]
     if len(kinds) != 1:
@@ -155,7 +179,7 @@ def _check_template(template, where, templates, wf_name, arguments, problems):
     deadline = template.get("activeDeadlineSeconds")
     if deadline is not None and not _seconds_value(deadline):
         problems.append(f"{where}.activeDeadlineSeconds: {deadline!r} is not a number of seconds")
-    scope = _Scope(arguments, template)
+    scope = _Scope(arguments, template, exit_side)
     if "container" in template or "script" in template:
         _check_leaf(template, where, scope, problems)
     elif "steps" in template:
@@ -238,15 +262,28 @@ def _check_retry(retry, where, problems):
     if retry is None:
         return
     _keys(retry, "retry", f"{where}.retryStrategy", problems)
-    _keys(retry.get("backoff") or {}, "backoff", f"{where}.retryStrategy.backoff", problems)
+    backoff = retry.get("backoff") or {}
+    _keys(backoff, "backoff", f"{where}.retryStrategy.backoff", problems)
+    for key in ("duration", "cap", "maxDuration"):
+        if isinstance(backoff, dict) and backoff.get(key) is not None:
+            try:
+                golang.seconds(backoff[key])
+            except ValueError as error:
+                problems.append(f"{where}.retryStrategy.backoff.{key}: {error}")
     policy = retry.get("retryPolicy")
     if policy is not None and policy not in _RETRY_POLICIES:
         problems.append(f"{where}.retryStrategy.retryPolicy: {policy!r} is not supported "
                         f"(supported: {', '.join(sorted(_RETRY_POLICIES))})")
 
 
-def _check_call(step, where, shape, templates, wf_name, problems):
+def _check_call(step, where, shape, templates, wf_name, scope, problems):
     _keys(step, shape, where, problems)
+    callees = [k for k in ("template", "templateRef", "inline") if k in step]
+    if len(callees) != 1:
+        problems.append(f"{where}: needs exactly one of template, templateRef, inline (has {callees or 'none'})")
+    if isinstance(step.get("inline"), dict):
+        _check_template(step["inline"], f"{where}.inline", templates, wf_name, scope.arguments, problems,
+                        scope.exit_side)
     ref = step.get("templateRef")
     if ref is not None:
         _keys(ref, "template_ref", f"{where}.templateRef", problems)
@@ -254,7 +291,7 @@ def _check_call(step, where, shape, templates, wf_name, problems):
             problems.append(f"{where}.templateRef: {ref.get('name')!r} is another "
                             f"WorkflowTemplate; only templates of {wf_name!r} can be called")
     target = ref.get("template") if ref else step.get("template")
-    if target not in templates:
+    if "inline" not in step and target not in templates:
         problems.append(f"{where}: calls unknown template {target!r}")
     arguments = step.get("arguments") or {}
     _keys(arguments, "arguments", f"{where}.arguments", problems)
@@ -264,10 +301,24 @@ def _check_call(step, where, shape, templates, wf_name, problems):
         _keys(a, "argument_artifact", f"{where}.arguments.artifacts[{i}]", problems)
         _keys(a.get("s3") or {}, "s3", f"{where}.arguments.artifacts[{i}].s3", problems)
     _keys(step.get("continueOn") or {}, "continue_on", f"{where}.continueOn", problems)
-    _keys(step.get("withSequence") or {}, "sequence", f"{where}.withSequence", problems)
+    _check_sequence(step.get("withSequence"), f"{where}.withSequence", problems)
     loops = [k for k in ("withItems", "withParam", "withSequence") if k in step]
     if len(loops) > 1:
         problems.append(f"{where}: more than one of {', '.join(loops)}")
+
+
+def _check_sequence(sequence, where, problems):
+    """validate.go: count or end, not both; expandSequence: a format Go prints one number with."""
+    if sequence is None:
+        return
+    _keys(sequence, "sequence", where, problems)
+    if not isinstance(sequence, dict):
+        return
+    if ("count" in sequence) == ("end" in sequence):
+        problems.append(f"{where}: give exactly one of count or end")
+    form = sequence.get("format")
+    if isinstance(form, str) and "{{" not in form and (problem := golang.check(form)):
+        problems.append(f"{where}.format: {form!r} {problem}")
 
 
 def _check_steps(template, where, templates, wf_name, scope, problems):
@@ -278,7 +329,7 @@ def _check_steps(template, where, templates, wf_name, scope, problems):
             continue
         for s, step in enumerate(group):
             here = f"{where}.steps[{g}][{s}]({step.get('name')})"
-            _check_call(step, here, "step", templates, wf_name, problems)
+            _check_call(step, here, "step", templates, wf_name, scope, problems)
             fields = [step.get(k) for k in ("arguments", "when", "withItems", "withParam")]
             _check_tags(fields, scope.caller("steps", earlier, _loops(step)), here, problems)
         earlier += [step.get("name") for step in group if isinstance(step, dict)]
@@ -292,7 +343,7 @@ def _check_dag(template, where, templates, wf_name, scope, problems):
     needs = {}
     for i, task in enumerate(tasks):
         here = f"{where}.dag.tasks[{i}]({task.get('name')})"
-        _check_call(task, here, "task", templates, wf_name, problems)
+        _check_call(task, here, "task", templates, wf_name, scope, problems)
         try:
             needs[task.get("name")] = task.get("dependencies") or depends_tasks(
                 task.get("depends") or "")
@@ -314,6 +365,19 @@ def _check_dag(template, where, templates, wf_name, scope, problems):
         visible = sorted(ancestors.get(task.get("name"), set()))
         _check_tags(fields, scope.caller("tasks", visible, _loops(task)), here, problems)
     _check_tags(template.get("outputs"), scope.caller("tasks", names, False), where, problems)
+    _check_target(template["dag"].get("target"), names, f"{where}.dag.target", scope, problems)
+
+
+def _check_target(target, names: list[str], where: str, scope: "_Scope", problems: list[str]) -> None:
+    """validate.go validateDAGTargets: space-separated task names, each defined unless a parameter."""
+    if target is None:
+        return
+    if not isinstance(target, str):
+        problems.append(f"{where}: expected task names separated by spaces")
+        return
+    _check_tags(target, re.compile("|".join(scope.common)), where, problems)
+    problems += [f"{where}: target {name!r} is not defined" for name in target.split(" ")
+                 if "{{" not in name and name not in names]
 
 
 def _ancestors(needs: dict[str, list[str]], where: str, problems: list[str]) -> dict:
@@ -340,11 +404,14 @@ def _loops(step) -> bool:
 class _Scope:
     """Which `{{...}}` names a template's fields may use, as regular expressions."""
 
-    def __init__(self, arguments: dict, template: dict):
+    def __init__(self, arguments: dict, template: dict, exit_side: bool = False):
         inputs, outputs = template.get("inputs") or {}, template.get("outputs") or {}
         alt = lambda names: "|".join(re.escape(str(n)) for n in names) or "(?!)"  # noqa: E731
+        # validate.go: workflow.status and workflow.failures exist for the exit handler's side only
+        self.arguments, self.exit_side = arguments, exit_side  # what an inline template is checked with
+        identity = "name|uid|namespace|parameters|duration" + ("|status|failures" if exit_side else "")
         self.common = [
-            r"workflow\.(name|uid|namespace|parameters)",
+            rf"workflow\.({identity})",
             rf"workflow\.parameters\.({alt(arguments)})",
             r"inputs\.parameters",
             rf"inputs\.parameters\.({alt(p['name'] for p in inputs.get('parameters') or [])})",
@@ -383,6 +450,33 @@ def _check_tags(value, allowed: re.Pattern, where: str, problems: list[str]) -> 
     elif isinstance(value, str):
         for name in tags(value):
             if name.startswith("="):
-                problems.append(f"{where}: expression tag {{{{{name}}}}} is not supported")
+                _check_expression(name[1:], allowed, where, problems)
             elif not allowed.fullmatch(name):
                 problems.append(f"{where}: unknown variable {{{{{name}}}}}")
+
+
+def _check_expression(source: str, allowed: re.Pattern, where: str, problems: list[str]) -> None:
+    """An expression tag: it parses, calls known functions, and reads variables in scope here."""
+    paths, found = expr.check(source)
+    problems += [f"{where}: expression {{{{={source}}}}}: {problem}" for problem in found]
+    problems += [f"{where}: expression {{{{={source}}}}}: unknown variable {path}"
+                 for path in paths if not _in_scope(path, allowed)]
+
+
+def _in_scope(path: str, allowed: re.Pattern) -> bool:
+    """A path an expression reads is in scope when it is a tag's variable here, a map on the way
+    to one (`inputs.parameters`, `steps.a.outputs`: `path + "."` can still grow into a variable),
+    or reads into a variable that has no named children (`steps.a.outputs.result.x`)."""
+    if allowed.fullmatch(path) or _grows(path, allowed):
+        return True
+    parts = path.split(".")
+    above = [".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)]
+    return any(allowed.fullmatch(p) and not _grows(p, allowed) and p not in _PARAMETER_MAPS for p in above)
+
+
+# the JSON of all parameters as a simple tag; in an expression its entries are the parameters
+_PARAMETER_MAPS = {"inputs.parameters", "workflow.parameters"}
+
+
+def _grows(path: str, allowed: re.Pattern) -> bool:
+    return regex.fullmatch(allowed.pattern, path + ".", partial=True) is not None

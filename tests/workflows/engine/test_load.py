@@ -28,7 +28,7 @@ def refused(body: str) -> list[str]:
 
 def test_unsupported_features_are_refused_with_their_names_and_places():
     problems = refused("""
-      onExit: cleanup
+      hooks: {exit: {template: cleanup}}
       volumes: [{name: data, emptyDir: {}}]
       templates:
       - name: main
@@ -46,7 +46,7 @@ def test_unsupported_features_are_refused_with_their_names_and_places():
         memoize: {key: k, maxAge: 1h}
     """)
     text = "\n".join(problems)
-    for expected in ["spec.onExit", "spec.volumes", "spec.templates[0](main).sidecars",
+    for expected in ["spec.hooks", "spec.volumes", "spec.templates[0](main).sidecars",
                      "spec.templates[0](main).synchronization",
                      "spec.templates[0](main).container.volumeMounts",
                      "spec.templates[0](main).outputs.artifacts[0].s3.bucket",
@@ -99,7 +99,7 @@ def test_bad_calls_paths_and_expressions_are_refused():
     assert "calls unknown template 'missing'" in text
     assert "unknown task result 'a.Finished'" in text
     assert "depends on unknown task 'zz'" in text
-    assert "expression tag {{=inputs.parameters.x}} is not supported" in text
+    assert "expression {{=inputs.parameters.x}}: unknown variable inputs.parameters.x" in text
     assert "'/etc/passwd'" in text
     assert "tasks[1](b): depends cannot be mixed with dependencies" in text
     assert "tasks[2](c).continueOn: not available in a DAG that uses depends" in text

@@ -1,5 +1,5 @@
-"""A one-step template that reads its imzML input and writes a report, and a measurement with
-real files in the storage root to run it on."""
+"""A one-step template that reads its imzML input and writes a report, a measurement with real
+files in the storage root to run it on, and the CLI reading that template (workflow_cli)."""
 import dataclasses
 import hashlib
 import json
@@ -87,3 +87,8 @@ def submit_measurement(admin, project: str, submitter_id: str, files: list[dict]
                             "experiments": {"submitter_id": "e"}}] + files)
 
 
+@pytest.fixture
+def workflow_cli(cli, settings, monkeypatch):
+    """The CLI (tests/conftest.py's `cli`) reading this directory's size-report template."""
+    monkeypatch.setenv("LABCOMMONS_TEMPLATES_DIR", str(settings.templates_dir))
+    return cli

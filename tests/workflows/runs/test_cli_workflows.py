@@ -11,12 +11,6 @@ from workflow_templates.worker import Worker
 from tests.workflows.runs.test_worker import run_until
 
 
-@pytest.fixture
-def workflow_cli(cli, settings, monkeypatch):
-    monkeypatch.setenv("LABCOMMONS_TEMPLATES_DIR", str(settings.templates_dir))
-    return cli
-
-
 def test_templates_lists_the_catalog(workflow_cli):
     result = workflow_cli("templates")
     assert result.exit_code == 0 and "size-report" in result.output and "mode=ok" in result.output
