@@ -82,8 +82,11 @@ def _cohort_panel() -> html.Div:
               html.Button("Open", id="explore-cohort-open", n_clicks=0, className="button"),
               html.A("Open cohort in Jupyter", id="explore-cohort-jupyter", className="button disabled",
                      title="Pick a saved cohort first")]
-    return html.Div([html.Div(save, className="cohort-row"), html.Div(reopen, className="cohort-row"),
-                     html.Div(id="explore-cohort-message", className="cohort-message")], className="cohorts")
+    # folded by default: one line above the charts rather than a box pushing them below the fold
+    summary = html.Summary("Cohorts: save this view, or open a saved one", id="explore-cohorts-toggle")
+    return html.Details([summary, html.Div(save, className="cohort-row"), html.Div(reopen, className="cohort-row"),
+                         html.Div(id="explore-cohort-message", className="cohort-message")], className="cohorts",
+                        id="explore-cohorts")
 
 
 def _kind(state: st.State):
@@ -234,7 +237,7 @@ def render_results(data):
         pages = -(-total // st.PAGE_SIZE)
         text = f"Page {state.page + 1} is past the end: {total:,} {kind.title.lower()} fill {pages} page(s)."
         return None, "", figures.message(text, links=[("first page", first), ("reset view", _reset(state))])
-    table = [figures.results_table(kind.columns, docs, total, state)]
+    table = [figures.results_table(kind.columns, docs, total, state, queries.labels(kind), queries.forms(kind))]
     if not total:
         table.append(html.Div(f"No {kind.title.lower()} match this view.", className="empty"))
     return table, figures.total_line(total, kind.title, state.page), None
@@ -251,7 +254,7 @@ def render_charts(data):
     by, hist = queries.chart_choice(kind, state)
     counts = _chart(lambda: queries.counts_chart(kind, state, by), by)
     histogram = _chart(lambda: queries.histogram_chart(kind, state, hist), hist)
-    return figures.chart_panel(terms, numeric, state, by, hist, counts, histogram)
+    return figures.chart_panel(terms, numeric, state, by, hist, counts, histogram, queries.labels(kind))
 
 
 def _chart(draw, name: str):
@@ -268,10 +271,11 @@ def _chart(draw, name: str):
 def render_chips(data):
     state = st.from_data(data)
     try:
-        title = _kind(state).title
+        kind = _kind(state)
     except FAILURES:
         return figures.chips(state), None
-    return figures.chips(state), figures.export_links(state, title) + [_launch_link(state), _jupyter_link(state)]
+    links = figures.export_links(state, kind.title) + [_launch_link(state), _jupyter_link(state)]
+    return figures.chips(state, queries.labels(kind)), links
 
 
 def _launch_link(state: st.State) -> html.A:

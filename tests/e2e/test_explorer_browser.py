@@ -113,7 +113,7 @@ def test_a_facet_value_narrows_the_other_facets_and_the_table(commons, browser):
     assert _ticked(browser, "species") == {"human"}
     assert set(_column(browser, "species")) == {"human"}
     chips = browser.find_element("id", "explore-chips").text
-    assert "species is human" in chips
+    assert "Species is human" in chips
     browser.save_screenshot("/tmp/explorer.png")
 
 
@@ -132,7 +132,7 @@ def test_a_range_slider_bounds_the_rows_and_its_chip_removes_the_bound(commons, 
     younger = admin.hits("case", {"<=": {"age_years": bound}}, limit=1)[0]
     _settled(browser, younger)
     assert younger < admin.hits("case", limit=1)[0]
-    chip = until(browser, lambda d: [c for c in d.find_elements(By.CLASS_NAME, "chip") if "age_years ≤" in c.text])
+    chip = until(browser, lambda d: [c for c in d.find_elements(By.CLASS_NAME, "chip") if "Age (years) ≤" in c.text])
     chip[0].find_element(By.CLASS_NAME, "chip-remove").click()
     until(browser, lambda d: _url_filter(d) is None)
     _settled(browser, admin.hits("case", limit=1)[0])
@@ -170,6 +170,7 @@ def test_a_saved_cohort_reopens_its_view(commons, browser):
     _tick(browser, "data_format", chosen)
     selected, _ = admin.hits("file", {"IN": {"data_format": [chosen]}}, limit=1)
     _settled(browser, selected)
+    browser.find_element(By.ID, "explore-cohorts-toggle").click()  # the cohorts fold opens
     browser.find_element(By.ID, "explore-cohort-name").send_keys("e2e cohort")
     browser.find_element(By.ID, "explore-cohort-save").click()
     until(browser, lambda d: "Saved cohort" in d.find_element(By.ID, "explore-cohort-message").text)
@@ -178,6 +179,7 @@ def test_a_saved_cohort_reopens_its_view(commons, browser):
     assert saved and json.loads(saved[0].filter_json) == {"IN": {"data_format": [chosen]}}
 
     _open(browser, portal, {"tab": "case"})
+    browser.find_element(By.ID, "explore-cohorts-toggle").click()
     _choose(browser, "explore-cohort-list", "e2e cohort")
     browser.find_element(By.ID, "explore-cohort-open").click()
     until(browser, lambda d: "tab=file" in d.current_url and _url_filter(d) == {"IN": {"data_format": [chosen]}})
