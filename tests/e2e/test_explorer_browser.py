@@ -237,3 +237,61 @@ def test_a_broken_link_shows_the_services_message_and_a_way_back(commons, browse
     _open(browser, portal, {"tab": "case", "page": "99"})
     problem = until(browser, lambda d: d.find_elements(By.ID, "explore-problem"))[0]
     assert "past the end" in problem.text
+
+
+def _chips(driver) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [chip.text for chip in driver.find_elements(By.CSS_SELECTOR, "#explore-chips .chip-text")]
+
+
+def _shows(driver, total: int, chips: list[str], tab: str, page: int = 1) -> bool:
+    """The page shows this view: total, chips, selected tab and table page (all redrawn)."""
+    from selenium.webdriver.common.by import By
+
+    selected = driver.find_elements(By.CSS_SELECTOR, "#explore-tabs .tab--selected")
+    return (_total(driver) == total and _chips(driver) == chips and selected and selected[0].text == tab
+            and f"page {page} of" in driver.find_element(By.ID, "explore-total").text)
+
+
+def test_back_and_forward_restore_the_view(commons, browser):
+    """Remove a chip, turn the table's page, change tab: Back undoes each, Forward redoes it, and
+    the page shows exactly the view its address names (not just the address)."""
+    from selenium.webdriver.common.by import By
+
+    _, portal, admin = commons
+    project = next(admin.nodes("project"))["submitter_id"]  # female rats enough for two pages of females
+    admin.submit(project, [{"type": "case", "submitter_id": f"back-forward-{i}", "species": "rat", "sex": "female"}
+                           for i in range(50)])
+    two = {"AND": [{"IN": {"sex": ["female"]}}, {"IN": {"species": ["mouse"]}}]}
+    _open(browser, portal, {"tab": "case", "filter": json.dumps(two)})
+    both, females = admin.hits("case", two, limit=1)[0], admin.hits("case", two["AND"][0], limit=1)[0]
+    assert 0 < both < females and females > 50
+    until(browser, lambda d: _shows(d, both, ["Sex is female", "Species is mouse"], "Cases"))
+    until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#explore-chips .chip-remove"))[1].click()
+    until(browser, lambda d: _url_filter(d) == two["AND"][0] and _shows(d, females, ["Sex is female"], "Cases"))
+
+    browser.back()
+    until(browser, lambda d: _url_filter(d) == two and _shows(d, both, ["Sex is female", "Species is mouse"], "Cases"))
+    assert _ticked(browser, "species") == {"mouse"} and _ticked(browser, "sex") == {"female"}
+    browser.forward()
+    until(browser, lambda d: _url_filter(d) == two["AND"][0] and _shows(d, females, ["Sex is female"], "Cases"))
+    assert _ticked(browser, "species") == set()
+
+    browser.find_element(By.CSS_SELECTOR, "#explore-table button.next-page").click()
+    until(browser, lambda d: "page=2" in d.current_url and _shows(d, females, ["Sex is female"], "Cases", page=2))
+    second = _column(browser, "submitter_id")
+    browser.back()
+    until(browser, lambda d: "page=" not in d.current_url and _shows(d, females, ["Sex is female"], "Cases"))
+    assert _column(browser, "submitter_id") != second
+    browser.forward()
+    until(browser, lambda d: _shows(d, females, ["Sex is female"], "Cases", page=2)
+          and _column(d, "submitter_id") == second)
+
+    female_files = admin.hits("file", two["AND"][0], limit=1)[0]
+    browser.find_element(By.ID, "explore-tab-file").click()  # the sex clause carries over to files
+    until(browser, lambda d: "tab=file" in d.current_url and _shows(d, female_files, ["Sex is female"], "Files"))
+    browser.back()
+    until(browser, lambda d: "tab=case" in d.current_url and _shows(d, females, ["Sex is female"], "Cases", page=2))
+    browser.forward()
+    until(browser, lambda d: "tab=file" in d.current_url and _shows(d, female_files, ["Sex is female"], "Files"))
