@@ -202,7 +202,7 @@ def count_axis(counts: Sequence[int], counted: str) -> dict:
 def value_axis(label: str, unit: str) -> dict:
     """A numeric field's axis: its label, and sizes in bytes ticked as kB/MB/GB."""
     if unit == "bytes":
-        return dict(title=dict(text=f"{label} (bytes)"), tickformat="~s", ticksuffix="B")
+        return dict(title=dict(text=f"{label} (bytes)"), tickformat=".2~s", ticksuffix="B")  # 1.4MB
     return dict(title=dict(text=label))
 
 

@@ -35,6 +35,7 @@ def test_each_field_carries_its_dictionary_propertys_title_and_unit(dictionary, 
     assert file.labels["file_size"] == ("", "bytes") and file.labels["pixel_size_um"] == ("", "µm")
     assert file.labels["age_years"] == ("", "years") and "id" not in file.labels  # copied from the case
     assert flatten.load(dictionary).specs["case"].labels["total_file_size"] == ("", "bytes")  # a sum keeps it
+    assert file.labels["qc"] == ("QC verdict", "")  # the title of the runs' outcome it aggregates
     dictionary.get("data_file").properties["data_format"]["title"] = "Data format"  # a title the dictionary gives
     try:
         assert flatten.load(dictionary).specs["file"].labels["data_format"] == ("Data format", "")
