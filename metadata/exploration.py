@@ -198,6 +198,8 @@ def _field(spec: DocumentSpec, name: str, argument: str, scalar_or_list: bool = 
 
 def _kind(spec: DocumentSpec) -> T.DocumentKind:
     fields = [T.FieldInfo(name=f.name, kind=f.kind, multi=f.multi, nested=list(f.nested or {}),
-                          enum_values=[str(v) for v in spec.enums.get(f.name, ())]) for f in spec.fields.values()]
+                          enum_values=[str(v) for v in spec.enums.get(f.name, ())],
+                          title=spec.labels.get(f.name, ("", ""))[0], unit=spec.labels.get(f.name, ("", ""))[1])
+              for f in spec.fields.values()]
     return T.DocumentKind(kind=spec.kind, title=spec.title, root_type=spec.root, fields=fields,
                           facets=list(spec.facets), search=list(spec.search), columns=list(spec.columns))

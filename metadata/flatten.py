@@ -77,6 +77,8 @@ class DocumentSpec:
     facets: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    # field -> (title, unit) of the dictionary property it holds, for people ("" where none)
+    labels: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,21 @@ def _spec(dictionary: Dictionary, kind: str, doc: dict, where: str) -> DocumentS
         unknown = [f for f in getattr(spec, listing) if f not in fields]
         if unknown:
             raise Invalid(f"{where}: {listing} names unknown fields {unknown}; fields are {sorted(fields)}")
+    spec.labels = _labels(dictionary, spec)
     return spec
+
+
+def _labels(dictionary: Dictionary, spec: DocumentSpec) -> dict[str, tuple[str, str]]:
+    """Each field's (title, unit) from the dictionary property it copies or aggregates (a count:
+    neither); the portal names fields with them."""
+    sources = [(spec.root, prop, prop) for prop in spec.properties]
+    sources += [(a.steps[-1].target_type, prop, name) for a in spec.ancestors for name, prop in a.properties.items()]
+    sources += [(a.steps[-1].target_type, a.property, a.field) for a in spec.aggregations if a.property]
+    labels = {}
+    for type_id, prop, name in sources:
+        schema = dictionary.get(type_id).properties.get(prop) or {}
+        labels[name] = (str(schema.get("title", "")), str(schema.get("unit", "")))
+    return labels
 
 
 def _add(fields: dict, enums: dict, name: str, typed: tuple[Field, tuple | None], where: str) -> None:

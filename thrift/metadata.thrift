@@ -176,6 +176,10 @@ struct FieldInfo {
     /** Sub-field names when the field is a list of records (filter with `nested`). */
     4: list<string> nested,
     5: list<string> enum_values,
+    /** The dictionary property's title ("" when it has none: name the field from its name). */
+    6: string title,
+    /** The dictionary property's unit ("" for none), such as bytes, years or µm. */
+    7: string unit,
 }
 
 struct DocumentKind {

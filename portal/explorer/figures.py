@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from datetime import datetime
+from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 from dash import dash_table, dcc, html
@@ -51,18 +52,22 @@ def _bytes(value: float) -> str:
     return str(value)
 
 
-def describe(clause: dict) -> str:
-    """A top-level filter clause as a chip's text; compact JSON for anything else."""
+def describe(clause: dict, labels: Mapping[str, str] | None = None) -> str:
+    """A top-level filter clause as a chip's text, fields by their labels ("Data format is
+    imzML", "File size ≤ 3.8 MB"); compact JSON for anything else."""
     if isinstance(clause, dict) and len(clause) == 1:
         (op, body), = clause.items()
         if op == "search" and isinstance(body, dict):
             return f"contains “{body.get('keyword', '')}”"
         if isinstance(body, dict) and len(body) == 1:
             (name, value), = body.items()
+            field = (labels or {}).get(name) or title(name)
             if op == "IN" and isinstance(value, list):
-                return f"{name} is {' or '.join(map(value_label, value))}"
+                return f"{field} is {' or '.join(map(value_label, value))}"
             if op in OPS_TEXT and not isinstance(value, (list, dict)):
-                return f"{name} {OPS_TEXT[op]} {value_label(value)}"
+                shown = number(name, value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    else value_label(value)
+                return f"{field} {OPS_TEXT[op]} {shown}"
     text = st.compact(clause)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -97,14 +102,14 @@ def count_label(count: int, withheld: int = 0) -> str:
 
 
 def term_facet(kind: str, name: str, buckets: Sequence[tuple[str, int]], selected: Sequence[str],
-               other: int = 0, withheld: dict[str, int] | None = None) -> html.Div:
+               other: int = 0, withheld: dict[str, int] | None = None, label: str = "") -> html.Div:
     """A term facet: a checklist of values with their counts."""
     body = [dcc.Checklist(id={"type": "explore-term", "kind": kind, "field": name},
                           options=term_options(buckets, selected, withheld), value=list(selected),
                           className="facet-checklist")]
     if other:
         body.append(html.Div(f"{other:,} more in other values", className="facet-note"))
-    return html.Div([html.H4(title(name))] + body, className="facet", id=f"explore-facet-{name}")
+    return html.Div([html.H4(label or title(name))] + body, className="facet", id=f"explore-facet-{name}")
 
 
 def tier_note(limit: int, total: int, readable_total: int, granularity: int = 1, withheld: str = "") -> html.Div:
@@ -136,9 +141,9 @@ def slider_bounds(low: float, high: float, integer: bool) -> tuple[float, float,
     return low, high, step
 
 
-def range_facet(kind: str, name: str, stats, filter_: dict | None, integer: bool) -> html.Div:
+def range_facet(kind: str, name: str, stats, filter_: dict | None, integer: bool, label: str = "") -> html.Div:
     """A numeric facet: a small histogram over a range slider (or a note when no value exists)."""
-    head = html.H4(title(name))
+    head = html.H4(label or title(name))
     if not stats.count:
         return html.Div([head, html.Div("no values", className="facet-note")], className="facet")
     low, high, step = slider_bounds(stats.min, stats.max, integer)
@@ -170,8 +175,10 @@ def mini_histogram(stats, value: Sequence[float]) -> go.Figure:
 
 # -- summary charts --------------------------------------------------------------------------
 
-def counts_figure(name: str, buckets: Sequence[tuple[str, int]], other: int, chart: str) -> go.Figure:
-    """Counts by a field's values, as a bar or a pie chart."""
+def counts_figure(name: str, buckets: Sequence[tuple[str, int]], other: int, chart: str, label: str = "",
+                  counted: str = "documents") -> go.Figure:
+    """Counts by a field's values (label: the field's, counted: what is counted, "cases"), as a
+    bar or a pie chart; bars have titled axes and whole-number count ticks."""
     labels = [value_label(v) for v, _ in buckets] + ([OTHER_LABEL] if other else [])
     counts = [c for _, c in buckets] + ([other] if other else [])
     if chart == "pie":
@@ -179,13 +186,28 @@ def counts_figure(name: str, buckets: Sequence[tuple[str, int]], other: int, cha
     else:
         trace = go.Bar(x=labels, y=counts, marker_color=ACCENT, text=counts, textposition="auto")
     figure = go.Figure(trace)
-    figure.update_layout(title=dict(text=f"Count by {title(name).lower()}", x=0.02), height=300,
-                         margin=dict(l=40, r=10, t=40, b=60), showlegend=False)
+    label = label or title(name)
+    figure.update_layout(title=dict(text=f"{counted.capitalize()} by {label[:1].lower() + label[1:]}", x=0.02),
+                         height=300, margin=dict(l=60, r=10, t=40, b=60), showlegend=False,
+                         xaxis=dict(title=dict(text=label)), yaxis=count_axis(counts, counted))
     return figure
 
 
-def histogram_figure(name: str, stats) -> go.Figure:
-    """A numeric field's histogram, with its mean named in the title."""
+def count_axis(counts: Sequence[int], counted: str) -> dict:
+    """A count axis: titled, from zero, whole-number ticks only (plotly would tick 0.5 under 5)."""
+    axis = dict(title=dict(text=f"Number of {counted}"), rangemode="tozero", tickformat=",d")
+    return {**axis, "dtick": 1} if max(counts, default=0) <= 10 else axis
+
+
+def value_axis(label: str, unit: str) -> dict:
+    """A numeric field's axis: its label, and sizes in bytes ticked as kB/MB/GB."""
+    if unit == "bytes":
+        return dict(title=dict(text=f"{label} (bytes)"), tickformat=".2~s", ticksuffix="B")  # 1.4MB
+    return dict(title=dict(text=label))
+
+
+def histogram_figure(name: str, stats, label: str = "", counted: str = "documents", unit: str = "") -> go.Figure:
+    """A numeric field's histogram, with its mean named in the title and titled axes."""
     bins = list(stats.bins or [])
     figure = go.Figure(go.Bar(x=[(b.low + b.high) / 2 for b in bins], y=[b.count for b in bins],
                               width=[b.high - b.low for b in bins], marker_color=ACCENT,
@@ -193,8 +215,10 @@ def histogram_figure(name: str, stats) -> go.Figure:
                               customdata=[[number(name, b.low), number(name, b.high)] for b in bins],
                               hovertemplate="%{customdata[0]} – %{customdata[1]}: %{y}<extra></extra>"))
     mean = f", mean {number(name, stats.mean)}" if stats.count else ""
-    figure.update_layout(title=dict(text=f"{title(name)} ({stats.count:,} values{mean})", x=0.02), height=300,
-                         margin=dict(l=40, r=10, t=40, b=40), bargap=0, showlegend=False)
+    label = label or title(name)
+    figure.update_layout(title=dict(text=f"{label} ({stats.count:,} values{mean})", x=0.02), height=300,
+                         margin=dict(l=60, r=10, t=40, b=50), bargap=0, showlegend=False,
+                         xaxis=value_axis(label, unit), yaxis=count_axis([b.count for b in bins], counted))
     return figure
 
 
@@ -207,8 +231,9 @@ def empty_figure(note: str) -> go.Figure:
 
 # -- results table ---------------------------------------------------------------------------
 
-def cell(value) -> str | int | float:
-    """A document value as a table cell: lists joined, records counted."""
+def cell(value, form: str = "") -> str | int | float:
+    """A document value as a table cell: lists joined, records counted, sizes ("bytes") as
+    KB/MB/GB, dates ("date") readable, whole numbers without a fraction."""
     if value is None:
         return ""
     if isinstance(value, list):
@@ -217,18 +242,43 @@ def cell(value) -> str | int | float:
         return ", ".join(st.text(v) for v in value if v is not None)
     if isinstance(value, dict):
         return json.dumps(value)
+    if form == "bytes" and isinstance(value, (int, float)):
+        return _bytes(value)
+    if form == "date" and isinstance(value, str):
+        return readable_date(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value if isinstance(value, (int, float, str)) else str(value)
 
 
-def table_rows(docs: Sequence[dict], columns: Sequence[str]) -> list[dict]:
-    return [{name: cell(doc.get(name)) for name in columns} for doc in docs]
+def readable_date(text: str) -> str:
+    """An ISO date or time as people write it: `2024-03-05` -> `5 Mar 2024`, a time with its
+    minutes and zone; anything else unchanged."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    day = f"{moment.day} {moment:%b %Y}"
+    if len(text) <= 10:
+        return day
+    zone = moment.tzname() if moment.tzinfo else ""
+    return f"{day} {moment:%H:%M}" + (f" {'UTC' if zone in ('UTC', 'UTC+00:00') else zone}" if zone else "")
 
 
-def results_table(columns: Sequence[str], docs: Sequence[dict], total: int, state: st.State) -> dash_table.DataTable:
-    """One page of hits; paging and sorting are served by the service (custom actions)."""
+def table_rows(docs: Sequence[dict], columns: Sequence[str], forms: Mapping[str, str] | None = None) -> list[dict]:
+    forms = forms or {}
+    return [{name: cell(doc.get(name), forms.get(name, "")) for name in columns} for doc in docs]
+
+
+def results_table(columns: Sequence[str], docs: Sequence[dict], total: int, state: st.State,
+                  labels: Mapping[str, str] | None = None, forms: Mapping[str, str] | None = None
+                  ) -> dash_table.DataTable:
+    """One page of hits, columns by their labels; paging and sorting are served by the service
+    (custom actions), so a size shown as "3.8 MB" still sorts by its bytes."""
+    labels = labels or {}
     return dash_table.DataTable(
-        id="explore-table", columns=[{"id": c, "name": title(c)} for c in columns],
-        data=table_rows(docs, columns), page_action="custom", page_size=st.PAGE_SIZE,
+        id="explore-table", columns=[{"id": c, "name": labels.get(c) or title(c)} for c in columns],
+        data=table_rows(docs, columns, forms), page_action="custom", page_size=st.PAGE_SIZE,
         page_current=state.page, page_count=max(1, math.ceil(total / st.PAGE_SIZE)),
         sort_action="custom", sort_mode="single",
         sort_by=[{"column_id": f, "direction": "desc" if d else "asc"} for f, d in state.sort],
@@ -245,9 +295,9 @@ def total_line(total: int, kind_title: str, page: int) -> str:
 
 # -- chips, messages, links --------------------------------------------------------------------
 
-def chips(state: st.State) -> list:
+def chips(state: st.State, labels: Mapping[str, str] | None = None) -> list:
     """Active-filter chips, each with a remove button; a search chip; 'clear all' when any."""
-    items = [_chip(describe(clause), i) for i, clause in enumerate(st.clauses(state.filter))]
+    items = [_chip(describe(clause, labels), i) for i, clause in enumerate(st.clauses(state.filter))]
     if state.search:
         items.append(_chip(f"contains “{state.search}”", -1))
     if not items:
@@ -283,16 +333,16 @@ def export_links(state: st.State, kind_title: str) -> list:
 
 
 def chart_panel(terms: Sequence[str], numeric: Sequence[str], state: st.State, by: str, hist: str,
-                counts, histogram) -> html.Div:
+                counts, histogram, labels: Mapping[str, str] | None = None) -> html.Div:
     """The two summary charts, each under its picker: counts by a field (bar or pie), and a
     numeric field's histogram. `counts`/`histogram` are figures, or a component saying why not."""
     count_picker = html.Div([
-        dcc.Dropdown(id="explore-by", options=[{"label": title(n), "value": n} for n in terms], value=by or None,
+        dcc.Dropdown(id="explore-by", options=[{"label": (labels or {}).get(n) or title(n), "value": n} for n in terms], value=by or None,
                      clearable=False, className="picker"),
         dcc.RadioItems(id="explore-chart", options=[{"label": " bar", "value": "bar"}, {"label": " pie", "value": "pie"}],
                        value=state.chart, inline=True, className="chart-type")], className="chart-controls")
     hist_picker = html.Div([
-        dcc.Dropdown(id="explore-hist-field", options=[{"label": title(n), "value": n} for n in numeric],
+        dcc.Dropdown(id="explore-hist-field", options=[{"label": (labels or {}).get(n) or title(n), "value": n} for n in numeric],
                      value=hist or None, clearable=False, className="picker")], className="chart-controls")
     return html.Div([html.Div([count_picker, _graph("explore-counts", counts)], className="chart"),
                      html.Div([hist_picker, _graph("explore-histogram", histogram)], className="chart")],

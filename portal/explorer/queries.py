@@ -9,6 +9,7 @@ from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
 from portal.client import UNREACHABLE, get_client
 from portal.explorer import figures, state as st
+from portal.explorer.widgets import label
 
 NUMERIC = ("integer", "number")
 HISTOGRAM_BINS = 20
@@ -24,6 +25,22 @@ def kinds() -> dict[str, T.DocumentKind]:
 
 def field_info(kind: T.DocumentKind) -> dict[str, T.FieldInfo]:
     return {f.name: f for f in kind.fields}
+
+
+def labels(kind: T.DocumentKind) -> dict[str, str]:
+    """Each field's name for people: the dictionary property's title (else its name), with its
+    unit: `pixel_size_um` -> `Pixel size (µm)`, `data_format` -> `Data format`."""
+    return {f.name: label(f.name, {"title": f.title, "unit": f.unit}) for f in kind.fields}
+
+
+def forms(kind: T.DocumentKind) -> dict[str, str]:
+    """The fields a table cell formats: sizes in bytes and dates."""
+    return {f.name: "bytes" if f.unit == "bytes" else "date" for f in kind.fields if f.unit == "bytes" or f.kind == "date"}
+
+
+def counted(kind: T.DocumentKind) -> str:
+    """What a chart of this kind counts: "cases", "files"."""
+    return kind.title.lower()
 
 
 def is_numeric(info: T.FieldInfo | None) -> bool:
@@ -48,16 +65,17 @@ def facet_panel(kind: T.DocumentKind, state: st.State) -> list:
     """Every facet of the kind under the view's filter (each ignoring its own clauses)."""
     client, query = get_client(), st.query_filter(state, kind.search)
     terms, numeric = facet_fields(kind)
-    info = field_info(kind)
+    info, names = field_info(kind), labels(kind)
     result = client.facets(kind.kind, terms, query) if terms else T.FacetResult(total=0, facets=[])
     panels = {facet.field: figures.term_facet(
         kind.kind, facet.field, [(b.value, b.count) for b in facet.buckets],
         [st.text(v) for v in st.selected_terms(state.filter, facet.field)], facet.other_count,
-        {b.value: b.withheld_below for b in facet.buckets if b.withheld_below})
+        {b.value: b.withheld_below for b in facet.buckets if b.withheld_below}, names.get(facet.field, ""))
         for facet in result.facets}
     for name in numeric:
         stats = client.histogram(kind.kind, name, query, bins=HISTOGRAM_BINS)
-        panels[name] = figures.range_facet(kind.kind, name, stats, state.filter, info[name].kind == "integer")
+        panels[name] = figures.range_facet(kind.kind, name, stats, state.filter, info[name].kind == "integer",
+                                           names.get(name, ""))
     note = [figures.tier_note(result.tier_access_limit, result.total, result.readable_total,
                               result.tier_granularity, result.tier_withheld)] if result.tier_access_limit else []
     return note + [panels[name] for name in kind.facets if name in panels]
@@ -67,13 +85,15 @@ def counts_chart(kind: T.DocumentKind, state: st.State, name: str):
     """Counts by a field's values under the whole filter (no own-facet exclusion)."""
     query = st.query_filter(state, kind.search)
     facet = get_client().facets(kind.kind, [name], query, size=CHART_BUCKETS, exclude_own=False).facets[0]
-    return figures.counts_figure(name, [(b.value, b.count) for b in facet.buckets], facet.other_count, state.chart)
+    return figures.counts_figure(name, [(b.value, b.count) for b in facet.buckets], facet.other_count, state.chart,
+                                 labels(kind).get(name, ""), counted(kind))
 
 
 def histogram_chart(kind: T.DocumentKind, state: st.State, name: str):
     stats = get_client().histogram(kind.kind, name, st.query_filter(state, kind.search), bins=HISTOGRAM_BINS,
                                    exclude_own=False)
-    return figures.histogram_figure(name, stats)
+    info = field_info(kind).get(name)
+    return figures.histogram_figure(name, stats, labels(kind).get(name, ""), counted(kind), info.unit if info else "")
 
 
 def results(kind: T.DocumentKind, state: st.State) -> tuple[int, list[dict]]:

@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 
 from dash import dcc, html
 
-from portal.explorer.figures import number
+from portal.explorer.figures import number, readable_date
 
 # A property name's last word that only repeats its unit (pixel_size_um with unit µm).
 UNIT_WORDS = {"um", "hz", "percent", "mg", "years", "bytes", "mm", "ms"}
@@ -46,11 +46,12 @@ def browse_route(rest: str) -> tuple[str, ...] | None:
 # -- text ------------------------------------------------------------------------------------
 
 def label(name: str, spec: dict) -> str:
-    """A property's label from its name and dictionary unit: `pixel_size_um` -> `Pixel size (µm)`."""
+    """A property's label from its dictionary title (else its name) and unit: `pixel_size_um`
+    -> `Pixel size (µm)`; sizes in bytes are shown as KB/MB, so their label has no unit."""
     words, unit = name.split("_"), spec.get("unit")
     if unit and len(words) > 1 and words[-1].lower() in UNIT_WORDS:
         words = words[:-1]
-    text = " ".join(words)
+    text = spec.get("title") or " ".join(words)
     text = text[:1].upper() + text[1:]
     return f"{text} ({unit})" if unit and unit != "bytes" else text
 
@@ -67,6 +68,8 @@ def value_text(value, spec: dict) -> str:
         if spec.get("unit") == "bytes":
             return number("file_size", value)
         return f"{int(value):,}" if float(value).is_integer() else f"{value:,.6g}"
+    if spec.get("format") in ("date", "date-time"):
+        return readable_date(str(value))
     return str(value)
 
 
@@ -158,7 +161,7 @@ def experiments_table(project: str, experiments: Sequence[dict], measurements: d
     """A project's experiments, each with how many measurements it holds."""
     rows = [[dcc.Link(e["submitter_id"], href=experiment_href(project, e["submitter_id"])),
              e["properties"].get("protocol", ""), e["properties"].get("operator", ""),
-             e["properties"].get("experiment_date", ""), e["properties"].get("goal", ""),
+             readable_date(e["properties"].get("experiment_date", "")), e["properties"].get("goal", ""),
              f"{len(measurements.get(e['id'], [])):,}"] for e in experiments]
     return table(["Experiment", "Protocol", "Operator", "Date", "Goal", "Measurements"], rows,
                  "experiments-experiments", "No experiments in this project yet.")
@@ -174,7 +177,7 @@ def measurements_table(project: str, measurements: Sequence[dict], files: dict[s
         formats = ", ".join(sorted({f["properties"].get("data_format", "?") for f in own}))
         rows.append([dcc.Link(m["submitter_id"], href=measurement_href(project, m["submitter_id"])),
                      parent_name(m, "samples"), props.get("instrument", ""), props.get("ionisation", ""),
-                     props.get("polarity", ""), raster, props.get("acquisition_date", ""),
+                     props.get("polarity", ""), raster, readable_date(props.get("acquisition_date", "")),
                      f"{len(own)} ({formats})" if own else "0"])
     return table(["Measurement", "Sample", "Instrument", "Ionisation", "Polarity", "Raster (pixels)",
                   "Acquired", "Files"], rows, "experiments-measurements", "No measurements in this experiment yet.")

@@ -1,17 +1,19 @@
 """The explorer: faceted search over case and file documents, summary charts, a paged table,
 cohorts and exports.
 
-The view is one `State` (portal/explorer/state.py) kept in the store `explore-state` and
-mirrored into the URL, so a copied link reproduces it. Widget callbacks turn a user's action
-into a new state (and do nothing when a re-rendered widget merely reports what the state
-already says); render callbacks turn the state into panels by asking the metadata service.
-Render callbacks only fill containers, so no widget is both set and read by callbacks: no cycles.
+The view is one `State` (portal/explorer/state.py), and the URL is its single source of truth.
+Widget callbacks turn a user's action into a new state and write it into the address bar
+(`explore-url`, one history entry per change; nothing when a re-rendered widget merely reports
+what the state already says). One callback, `follow_url`, reads the address, whether a widget
+wrote it or Back/Forward restored it, into the store `explore-state` and the widgets no render
+callback draws (search box, tab); render callbacks turn the stored state into panels by asking
+the metadata service. Data flows one way (widget -> URL -> store -> panels): no cycles.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
@@ -26,6 +28,7 @@ dash.register_page(__name__, path="/explore", title="Explore · labcommons", nam
 
 FAILURES = (*ERRORS, TTransportException, OSError, st.BadQuery)
 STORE = "explore-state"
+URL = Output("explore-url", "search", allow_duplicate=True)
 TERMS = {"type": "explore-term", "kind": ALL, "field": ALL}
 RANGES = {"type": "explore-range", "kind": ALL, "field": ALL}
 
@@ -82,8 +85,11 @@ def _cohort_panel() -> html.Div:
               html.Button("Open", id="explore-cohort-open", n_clicks=0, className="button"),
               html.A("Open cohort in Jupyter", id="explore-cohort-jupyter", className="button disabled",
                      title="Pick a saved cohort first")]
-    return html.Div([html.Div(save, className="cohort-row"), html.Div(reopen, className="cohort-row"),
-                     html.Div(id="explore-cohort-message", className="cohort-message")], className="cohorts")
+    # folded by default: one line above the charts rather than a box pushing them below the fold
+    summary = html.Summary("Cohorts: save this view, or open a saved one", id="explore-cohorts-toggle")
+    return html.Details([summary, html.Div(save, className="cohort-row"), html.Div(reopen, className="cohort-row"),
+                         html.Div(id="explore-cohort-message", className="cohort-message")], className="cohorts",
+                        id="explore-cohorts")
 
 
 def _kind(state: st.State):
@@ -106,18 +112,18 @@ def _reset(state: st.State) -> str:
     return "/explore" + st.to_query(st.State(kind=state.kind))
 
 
-def _stored(old: st.State, new: st.State):
-    """Store data for a new state, or no_update when nothing changed."""
-    return no_update if new == old else st.to_data(new)
+def _go(old: st.State, new: st.State):
+    """The address of a new state (one history entry), or no_update when nothing changed."""
+    return no_update if new == old else st.to_query(new)
 
 
 def _refiltered(old: st.State, filter_: dict | None):
-    return no_update if filter_ == old.filter else st.to_data(st.edited(old, filter=filter_))
+    return _go(old, old if filter_ == old.filter else st.edited(old, filter=filter_))
 
 
 # -- widgets -> state ------------------------------------------------------------------------
 
-@callback(Output(STORE, "data", allow_duplicate=True), Input(TERMS, "value"), State(TERMS, "id"),
+@callback(URL, Input(TERMS, "value"), State(TERMS, "id"),
           State(STORE, "data"), prevent_initial_call=True)
 def on_terms(values, ids, data):
     """A term facet's ticks changed: its field's clause is rewritten."""
@@ -131,7 +137,7 @@ def on_terms(values, ids, data):
     return _refiltered(state, filter_)
 
 
-@callback(Output(STORE, "data", allow_duplicate=True), Input(RANGES, "value"), State(RANGES, "id"),
+@callback(URL, Input(RANGES, "value"), State(RANGES, "id"),
           State(RANGES, "min"), State(RANGES, "max"), State(STORE, "data"), prevent_initial_call=True)
 def on_ranges(values, ids, lows, highs, data):
     """A range slider moved: its field's bounds are rewritten (an end at its limit is open)."""
@@ -143,35 +149,35 @@ def on_ranges(values, ids, lows, highs, data):
     return _refiltered(state, filter_)
 
 
-@callback(Output(STORE, "data", allow_duplicate=True), Input("explore-search", "value"), State(STORE, "data"),
+@callback(URL, Input("explore-search", "value"), State(STORE, "data"),
           prevent_initial_call=True)
 def on_search(value, data):
     state, keyword = st.from_data(data), (value or "").strip()
-    return no_update if keyword == state.search else st.to_data(st.edited(state, search=keyword))
+    return no_update if keyword == state.search else st.to_query(st.edited(state, search=keyword))
 
 
-@callback(Output(STORE, "data", allow_duplicate=True), Input("explore-tabs", "value"), State(STORE, "data"),
+@callback(URL, Input("explore-tabs", "value"), State(STORE, "data"),
           prevent_initial_call=True)
 def on_tab(kind, data):
     """Another tab: keep the filter clauses whose fields it has too."""
     state, kinds = st.from_data(data), queries.kinds()
     if kind not in kinds:
         return no_update
-    return _stored(state, st.switch_kind(state, kind, [f.name for f in kinds[kind].fields]))
+    return _go(state, st.switch_kind(state, kind, [f.name for f in kinds[kind].fields]))
 
 
-@callback(Output(STORE, "data", allow_duplicate=True), Input("explore-table", "page_current"),
+@callback(URL, Input("explore-table", "page_current"),
           Input("explore-table", "sort_by"), State(STORE, "data"), prevent_initial_call=True)
 def on_table(page, sort_by, data):
     """The table's page or sort changed (a new sort starts at the first page)."""
     state = st.from_data(data)
     sort = tuple((key["column_id"], key["direction"] == "desc") for key in sort_by or [])
     if sort != state.sort:
-        return st.to_data(replace(state, sort=sort, page=0))
-    return _stored(state, replace(state, page=page or 0))
+        return st.to_query(replace(state, sort=sort, page=0))
+    return _go(state, replace(state, page=page or 0))
 
 
-@callback(Output(STORE, "data", allow_duplicate=True), Input("explore-chart", "value"), Input("explore-by", "value"),
+@callback(URL, Input("explore-chart", "value"), Input("explore-by", "value"),
           Input("explore-hist-field", "value"), State(STORE, "data"), prevent_initial_call=True)
 def on_charts(chart, by, hist, data):
     """A chart picker changed; a pick equal to the default stays implicit (a shorter URL)."""
@@ -179,33 +185,42 @@ def on_charts(chart, by, hist, data):
     default_by, default_hist = queries.chart_choice(_kind(state), st.State())
     new = replace(state, chart=chart or state.chart, by="" if by in (None, default_by) else by,
                   hist="" if hist in (None, default_hist) else hist)
-    return _stored(state, new)
+    return _go(state, new)
 
 
-@callback(Output(STORE, "data", allow_duplicate=True), Output("explore-search", "value", allow_duplicate=True),
-          Input({"type": "explore-chip", "index": ALL}, "n_clicks"), State(STORE, "data"), prevent_initial_call=True)
+@callback(URL, Input({"type": "explore-chip", "index": ALL}, "n_clicks"), State(STORE, "data"),
+          prevent_initial_call=True)
 def on_chip(clicks, data):
     """A chip's × was clicked: that clause (or the search) goes."""
     if not ctx.triggered_id or not ctx.triggered[0]["value"]:
-        return no_update, no_update
+        return no_update
     state, index = st.from_data(data), ctx.triggered_id["index"]
     if index == -1:
-        return st.to_data(st.edited(state, search="")), ""
-    return st.to_data(st.edited(state, filter=st.without_clause(state.filter, index))), no_update
+        return st.to_query(st.edited(state, search=""))
+    return st.to_query(st.edited(state, filter=st.without_clause(state.filter, index)))
 
 
-@callback(Output(STORE, "data", allow_duplicate=True), Output("explore-search", "value", allow_duplicate=True),
-          Input("explore-clear", "n_clicks"), State(STORE, "data"), prevent_initial_call=True)
+@callback(URL, Input("explore-clear", "n_clicks"), State(STORE, "data"), prevent_initial_call=True)
 def on_clear(clicks, data):
     if not clicks:
-        return no_update, no_update
-    return st.to_data(st.edited(st.from_data(data), filter=None, search="")), ""
+        return no_update
+    return st.to_query(st.edited(st.from_data(data), filter=None, search=""))
 
 
-@callback(Output("explore-url", "search"), Input(STORE, "data"), prevent_initial_call=True)
-def sync_url(data):
-    """Every new state goes into the address bar (history.pushState; the page is not reloaded)."""
-    return st.to_query(st.from_data(data))
+# -- URL -> state ----------------------------------------------------------------------------
+
+@callback(Output(STORE, "data"), Output("explore-search", "value"), Output("explore-tabs", "value"),
+          Input("explore-url", "search"), State(STORE, "data"), prevent_initial_call=True)
+def follow_url(search, data):
+    """The address changed (a widget wrote it, or Back/Forward restored it): the view follows.
+    A link that cannot be read is left to the pages router, which renders its message."""
+    try:
+        new = _initial_state(parse_qs((search or "").lstrip("?"), keep_blank_values=True))
+    except st.BadQuery:
+        return no_update, no_update, no_update
+    if new == st.from_data(data):
+        return no_update, no_update, no_update
+    return st.to_data(new), new.search, new.kind
 
 
 # -- state -> panels -------------------------------------------------------------------------
@@ -234,7 +249,7 @@ def render_results(data):
         pages = -(-total // st.PAGE_SIZE)
         text = f"Page {state.page + 1} is past the end: {total:,} {kind.title.lower()} fill {pages} page(s)."
         return None, "", figures.message(text, links=[("first page", first), ("reset view", _reset(state))])
-    table = [figures.results_table(kind.columns, docs, total, state)]
+    table = [figures.results_table(kind.columns, docs, total, state, queries.labels(kind), queries.forms(kind))]
     if not total:
         table.append(html.Div(f"No {kind.title.lower()} match this view.", className="empty"))
     return table, figures.total_line(total, kind.title, state.page), None
@@ -251,7 +266,7 @@ def render_charts(data):
     by, hist = queries.chart_choice(kind, state)
     counts = _chart(lambda: queries.counts_chart(kind, state, by), by)
     histogram = _chart(lambda: queries.histogram_chart(kind, state, hist), hist)
-    return figures.chart_panel(terms, numeric, state, by, hist, counts, histogram)
+    return figures.chart_panel(terms, numeric, state, by, hist, counts, histogram, queries.labels(kind))
 
 
 def _chart(draw, name: str):
@@ -268,10 +283,11 @@ def _chart(draw, name: str):
 def render_chips(data):
     state = st.from_data(data)
     try:
-        title = _kind(state).title
+        kind = _kind(state)
     except FAILURES:
         return figures.chips(state), None
-    return figures.chips(state), figures.export_links(state, title) + [_launch_link(state), _jupyter_link(state)]
+    links = figures.export_links(state, kind.title) + [_launch_link(state), _jupyter_link(state)]
+    return figures.chips(state, queries.labels(kind)), links
 
 
 def _launch_link(state: st.State) -> html.A:
@@ -335,19 +351,17 @@ def save_cohort(clicks, name, project, shared, data):
     return f"Saved cohort “{cohort.name}”.", cohort.id
 
 
-@callback(Output(STORE, "data", allow_duplicate=True), Output("explore-search", "value", allow_duplicate=True),
-          Output("explore-tabs", "value", allow_duplicate=True),
-          Output("explore-cohort-message", "children", allow_duplicate=True),
+@callback(URL, Output("explore-cohort-message", "children", allow_duplicate=True),
           Input("explore-cohort-open", "n_clicks"), State("explore-cohort-list", "value"), prevent_initial_call=True)
 def open_cohort(clicks, cohort_id):
     """Open a saved cohort: its kind and filter become the view (its search back in the box)."""
     if not clicks or not cohort_id:
-        return no_update, no_update, no_update, ("Pick a cohort first." if clicks else no_update)
+        return no_update, ("Pick a cohort first." if clicks else no_update)
     try:
         cohort = get_client().cohort(cohort_id)
         kind = _kind(st.State(kind=cohort.kind))
         filter_, keyword = st.split_search(json.loads(cohort.filter_json or "null"), kind.search)
     except FAILURES as error:
-        return no_update, no_update, no_update, queries.explain(error)[0]
+        return no_update, queries.explain(error)[0]
     state = st.State(kind=cohort.kind, filter=filter_, search=keyword)
-    return st.to_data(state), keyword, cohort.kind, f"Opened cohort “{cohort.name}”."
+    return st.to_query(state), f"Opened cohort “{cohort.name}”."

@@ -1,7 +1,8 @@
 """Provenance (/lineage/<node_id>): for a file (or a run, a measurement, a parameter set), what
 made it (the run, that run's inputs and parameter set, back to the raw measurement) and what
-was made from it (runs that used it and their outputs), drawn as a graph whose nodes open their
-pages when clicked, and listed below it.
+came of it (the runs that used it, what they produced), drawn as a graph of arrows the way data
+flowed, whose nodes open their pages when clicked, and listed below it: "Made from", then
+"Produced" (a run's outputs) and "Used by" (runs), each entry saying how it is linked.
 
 Every node is asked of the service as the signed-in user; nodes the user may not read are left
 out of the graph rather than shown."""
@@ -16,9 +17,13 @@ from portal.explorer.widgets import download_href, section
 from portal.workflows import figures, service, widgets as w
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
-# the dictionary's labels of the links provenance follows, as a person reads them
-LINK_LABELS = {"input_files": "used", "parameter_sets": "configured_by", "workflow_runs": "generated_by",
-               "measurements": "data_from"}
+# how a node relates to its neighbour nearer the focus, by the link between them (the child's
+# link to its parent: an output's `workflow_runs` names the run that produced it), read
+# downstream (the node is the child: a run "used" its input) or upstream (the node is the parent)
+DOWNSTREAM = {"input_files": "used", "parameter_sets": "configured by", "workflow_runs": "output of",
+              "measurements": "data from"}
+UPSTREAM = {"input_files": "input of", "parameter_sets": "configured", "workflow_runs": "produced",
+            "measurements": "source of"}
 TYPE_TITLES = {"data_file": "data file", "workflow_run": "run", "measurement": "measurement",
                "parameter_set": "parameter set"}
 
@@ -52,10 +57,23 @@ def _page(found: service.Lineage, focus: str) -> list:
     if found.truncated:
         parts.append(html.Div(f"Only the nearest {service.MAX_LINEAGE_NODES} nodes are shown.", className="hint"))
     made_from = [n for n in found.nodes if found.levels[n] < 0]
-    made = [n for n in found.nodes if found.levels[n] > 0]
-    parts += [section("Made from", _listing(found, made_from, "lineage-ancestors", "Nothing: this is raw data.")),
-              section("Used by", _listing(found, made, "lineage-descendants", "Nothing has used it yet."))]
-    return parts
+    parts.append(section("Made from", _listing(found, made_from, "lineage-ancestors", "Nothing: this is raw data.")))
+    return parts + _downstream(found, node["type"])
+
+
+def _downstream(found: service.Lineage, focus_type: str) -> list:
+    """What came of the node, nearest first: "Produced" (a run's outputs, a measurement's files,
+    and the outputs of later runs) and "Used by" (the runs that used it or what it produced)."""
+    later = [n for n in found.nodes if found.levels[n] > 0]
+    runs = [n for n in later if found.nodes[n]["type"] == "workflow_run"]
+    made = [n for n in later if n not in runs]
+    sections = [(min([found.levels[n] for n in runs], default=99), "Used by",
+                 _listing(found, runs, "lineage-descendants", "Nothing has used it yet."))]
+    if made or focus_type in ("workflow_run", "measurement"):
+        empty = "No outputs yet." if focus_type == "workflow_run" else "Nothing yet."
+        sections.append((min([found.levels[n] for n in made], default=0), "Produced",
+                         _listing(found, made, "lineage-outputs", empty)))
+    return [section(title, listing) for _, title, listing in sorted(sections, key=lambda each: each[0])]
 
 
 def _name(node: dict) -> str:
@@ -69,12 +87,31 @@ def _listing(found: service.Lineage, ids: list[str], id_: str, empty: str) -> ht
     ordered = sorted(ids, key=lambda n: (abs(found.levels[n]), found.nodes[n]["type"], found.nodes[n]["submitter_id"]))
     items = []
     for node_id in ordered:
-        node = found.nodes[node_id]
-        labels = sorted({LINK_LABELS.get(link, link) for p, c, link in found.edges if node_id in (p, c)})
+        node, how = found.nodes[node_id], relations(found, node_id)
         items.append(html.Li([html.Span(TYPE_TITLES.get(node["type"], node["type"]), className="wf-kind"), " ",
                               dcc.Link(_name(node), href=w.node_href(node), className="lineage-node"),
-                              html.Span(f" ({', '.join(labels)})" if labels else "", className="hint")]))
+                              html.Span(f" ({'; '.join(how)})" if how else "", className="hint")]))
     return html.Ul(items, id=id_, className="wf-lineage")
+
+
+def relations(found: service.Lineage, node_id: str) -> list[str]:
+    """How a node is linked to its neighbours nearer the focus, in words: "output of run qc-1",
+    "input of run qc-1", "used raw.imzML"."""
+    level, words = found.levels[node_id], []
+    for parent, child, link in sorted(found.edges):
+        if node_id not in (parent, child):
+            continue
+        other = parent if child == node_id else child
+        if other not in found.nodes or abs(found.levels[other]) >= abs(level):
+            continue
+        verbs = DOWNSTREAM if child == node_id else UPSTREAM
+        words.append(f"{verbs.get(link, link)} {_kind_name(found.nodes[other])}")
+    return sorted(set(words))
+
+
+def _kind_name(node: dict) -> str:
+    """A neighbour named in a relation: runs by kind and name, the rest by name."""
+    return f"run {_name(node)}" if node["type"] == "workflow_run" else _name(node)
 
 
 @callback(Output("lineage-go", "href"), Input("lineage-graph", "clickData"), prevent_initial_call=True)

@@ -57,7 +57,7 @@ def spectrum_figure(mz: np.ndarray, intensity: np.ndarray, title: str, sticks: b
     figure = go.Figure(trace)
     figure.update_layout(title=dict(text=title), margin=MARGIN, height=300, plot_bgcolor="white",
                          xaxis=dict(title=dict(text="m/z"), showline=True, linecolor="#999"),
-                         yaxis=dict(title=dict(text="intensity"), rangemode="tozero", gridcolor="#eee"))
+                         yaxis=dict(title=dict(text="Intensity (a.u.)"), rangemode="tozero", gridcolor="#eee"))
     return figure
 
 

@@ -117,7 +117,7 @@ def step_graph(steps) -> go.Figure:
     boxes, edges = step_boxes(steps)
     levels = step_levels(boxes, edges)
     at = positions(levels, [b.id for b in boxes])
-    figure = go.Figure([_lines(edges, at)])
+    figure = go.Figure([_lines(edges, at)], layout={"annotations": _arrows(edges, at)})
     for phase in dict.fromkeys(b.phase for b in boxes):
         chosen = [b for b in boxes if b.phase == phase]
         figure.add_trace(go.Scatter(
@@ -125,25 +125,17 @@ def step_graph(steps) -> go.Figure:
             name=phase or "unknown", text=[b.label for b in chosen], textposition="bottom center",
             marker={"size": 22, "color": PHASE_COLOURS.get(phase, "#9aa5ad"), "symbol": "square"},
             hovertext=[b.hover for b in chosen], hoverinfo="text"))
-    _arrows(figure, edges, at)
     return _layout(figure, "Steps", 0, max(levels.values()))
-
-
-def _arrows(figure: go.Figure, edges, at) -> None:
-    """An arrowhead near each edge's far end, so the direction reads without a legend."""
-    for parent, child in edges:
-        (x0, y0), (x1, y1) = at[parent], at[child]
-        figure.add_annotation(x=x0 + (x1 - x0) * 0.8, y=y0 + (y1 - y0) * 0.8, ax=x0, ay=y0, xref="x", yref="y",
-                              axref="x", ayref="y", showarrow=True, arrowhead=2, arrowsize=1.2,
-                              arrowcolor="#8fa3b1", text="")
 
 
 def lineage_graph(nodes: dict[str, dict], levels: dict[str, int], edges, focus: str, href) -> go.Figure:
     """Provenance: ancestors to the left, the node itself in the middle (ringed), descendants to
-    the right; each point carries the address of its page (customdata) for clicks."""
+    the right, each edge an arrow the way data flowed (input -> run -> output); each point
+    carries the address of its page (customdata) for clicks."""
     order = sorted(nodes, key=lambda n: (levels[n], nodes[n]["type"], nodes[n]["submitter_id"]))
     at = positions(levels, order)
-    figure = go.Figure([_lines([(p, c) for p, c, _ in edges if p in at and c in at], at)])
+    flows = sorted((p, c) for p, c, _ in edges if p in at and c in at)
+    figure = go.Figure([_lines(flows, at)], layout={"annotations": _arrows(flows, at)})
     for kind in dict.fromkeys(nodes[n]["type"] for n in order):
         chosen = [n for n in order if nodes[n]["type"] == kind]
         figure.add_trace(go.Scatter(
@@ -175,6 +167,14 @@ def _lines(edges, at) -> go.Scatter:
         ys += [at[parent][1], at[child][1], None]
     return go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#b9c6cf", "width": 2}, hoverinfo="skip",
                       showlegend=False)
+
+
+def _arrows(edges, at) -> list[dict]:
+    """An arrowhead on each edge, from parent to child, stopping short of the child's marker."""
+    return [{"x": at[child][0], "y": at[child][1], "ax": at[parent][0], "ay": at[parent][1], "xref": "x",
+             "yref": "y", "axref": "x", "ayref": "y", "text": "", "showarrow": True, "arrowhead": 2,
+             "arrowsize": 1.4, "arrowwidth": 1.5, "arrowcolor": "#8a9ba8", "standoff": 15, "startstandoff": 10}
+            for parent, child in edges]
 
 
 def _layout(figure: go.Figure, title: str, first: int, last: int) -> go.Figure:

@@ -43,6 +43,8 @@ def test_documents_describe_the_kinds(explored):
     assert kinds["case"].root_type == "case" and "species" in kinds["case"].facets
     species = next(f for f in kinds["case"].fields if f.name == "species")
     assert species.kind == "keyword" and "human" in species.enum_values
+    age = next(f for f in kinds["case"].fields if f.name == "age_years")
+    assert (age.title, age.unit) == ("", "years")  # the portal labels it "Age (years)"
 
 
 def test_documents_copy_ancestors_and_aggregate_descendants(explored):

@@ -113,7 +113,7 @@ def test_a_facet_value_narrows_the_other_facets_and_the_table(commons, browser):
     assert _ticked(browser, "species") == {"human"}
     assert set(_column(browser, "species")) == {"human"}
     chips = browser.find_element("id", "explore-chips").text
-    assert "species is human" in chips
+    assert "Species is human" in chips
     browser.save_screenshot("/tmp/explorer.png")
 
 
@@ -132,7 +132,7 @@ def test_a_range_slider_bounds_the_rows_and_its_chip_removes_the_bound(commons, 
     younger = admin.hits("case", {"<=": {"age_years": bound}}, limit=1)[0]
     _settled(browser, younger)
     assert younger < admin.hits("case", limit=1)[0]
-    chip = until(browser, lambda d: [c for c in d.find_elements(By.CLASS_NAME, "chip") if "age_years ≤" in c.text])
+    chip = until(browser, lambda d: [c for c in d.find_elements(By.CLASS_NAME, "chip") if "Age (years) ≤" in c.text])
     chip[0].find_element(By.CLASS_NAME, "chip-remove").click()
     until(browser, lambda d: _url_filter(d) is None)
     _settled(browser, admin.hits("case", limit=1)[0])
@@ -170,6 +170,7 @@ def test_a_saved_cohort_reopens_its_view(commons, browser):
     _tick(browser, "data_format", chosen)
     selected, _ = admin.hits("file", {"IN": {"data_format": [chosen]}}, limit=1)
     _settled(browser, selected)
+    browser.find_element(By.ID, "explore-cohorts-toggle").click()  # the cohorts fold opens
     browser.find_element(By.ID, "explore-cohort-name").send_keys("e2e cohort")
     browser.find_element(By.ID, "explore-cohort-save").click()
     until(browser, lambda d: "Saved cohort" in d.find_element(By.ID, "explore-cohort-message").text)
@@ -178,6 +179,7 @@ def test_a_saved_cohort_reopens_its_view(commons, browser):
     assert saved and json.loads(saved[0].filter_json) == {"IN": {"data_format": [chosen]}}
 
     _open(browser, portal, {"tab": "case"})
+    browser.find_element(By.ID, "explore-cohorts-toggle").click()
     _choose(browser, "explore-cohort-list", "e2e cohort")
     browser.find_element(By.ID, "explore-cohort-open").click()
     until(browser, lambda d: "tab=file" in d.current_url and _url_filter(d) == {"IN": {"data_format": [chosen]}})
@@ -235,3 +237,61 @@ def test_a_broken_link_shows_the_services_message_and_a_way_back(commons, browse
     _open(browser, portal, {"tab": "case", "page": "99"})
     problem = until(browser, lambda d: d.find_elements(By.ID, "explore-problem"))[0]
     assert "past the end" in problem.text
+
+
+def _chips(driver) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [chip.text for chip in driver.find_elements(By.CSS_SELECTOR, "#explore-chips .chip-text")]
+
+
+def _shows(driver, total: int, chips: list[str], tab: str, page: int = 1) -> bool:
+    """The page shows this view: total, chips, selected tab and table page (all redrawn)."""
+    from selenium.webdriver.common.by import By
+
+    selected = driver.find_elements(By.CSS_SELECTOR, "#explore-tabs .tab--selected")
+    return (_total(driver) == total and _chips(driver) == chips and selected and selected[0].text == tab
+            and f"page {page} of" in driver.find_element(By.ID, "explore-total").text)
+
+
+def test_back_and_forward_restore_the_view(commons, browser):
+    """Remove a chip, turn the table's page, change tab: Back undoes each, Forward redoes it, and
+    the page shows exactly the view its address names (not just the address)."""
+    from selenium.webdriver.common.by import By
+
+    _, portal, admin = commons
+    project = next(admin.nodes("project"))["submitter_id"]  # female rats enough for two pages of females
+    admin.submit(project, [{"type": "case", "submitter_id": f"back-forward-{i}", "species": "rat", "sex": "female"}
+                           for i in range(50)])
+    two = {"AND": [{"IN": {"sex": ["female"]}}, {"IN": {"species": ["mouse"]}}]}
+    _open(browser, portal, {"tab": "case", "filter": json.dumps(two)})
+    both, females = admin.hits("case", two, limit=1)[0], admin.hits("case", two["AND"][0], limit=1)[0]
+    assert 0 < both < females and females > 50
+    until(browser, lambda d: _shows(d, both, ["Sex is female", "Species is mouse"], "Cases"))
+    until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#explore-chips .chip-remove"))[1].click()
+    until(browser, lambda d: _url_filter(d) == two["AND"][0] and _shows(d, females, ["Sex is female"], "Cases"))
+
+    browser.back()
+    until(browser, lambda d: _url_filter(d) == two and _shows(d, both, ["Sex is female", "Species is mouse"], "Cases"))
+    assert _ticked(browser, "species") == {"mouse"} and _ticked(browser, "sex") == {"female"}
+    browser.forward()
+    until(browser, lambda d: _url_filter(d) == two["AND"][0] and _shows(d, females, ["Sex is female"], "Cases"))
+    assert _ticked(browser, "species") == set()
+
+    browser.find_element(By.CSS_SELECTOR, "#explore-table button.next-page").click()
+    until(browser, lambda d: "page=2" in d.current_url and _shows(d, females, ["Sex is female"], "Cases", page=2))
+    second = _column(browser, "submitter_id")
+    browser.back()
+    until(browser, lambda d: "page=" not in d.current_url and _shows(d, females, ["Sex is female"], "Cases"))
+    assert _column(browser, "submitter_id") != second
+    browser.forward()
+    until(browser, lambda d: _shows(d, females, ["Sex is female"], "Cases", page=2)
+          and _column(d, "submitter_id") == second)
+
+    female_files = admin.hits("file", two["AND"][0], limit=1)[0]
+    browser.find_element(By.ID, "explore-tab-file").click()  # the sex clause carries over to files
+    until(browser, lambda d: "tab=file" in d.current_url and _shows(d, female_files, ["Sex is female"], "Files"))
+    browser.back()
+    until(browser, lambda d: "tab=case" in d.current_url and _shows(d, females, ["Sex is female"], "Cases", page=2))
+    browser.forward()
+    until(browser, lambda d: "tab=file" in d.current_url and _shows(d, female_files, ["Sex is female"], "Files"))

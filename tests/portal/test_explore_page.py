@@ -74,19 +74,34 @@ def test_facets_count_under_the_filter_but_not_their_own_selection(analyst, dash
     assert all(f'"children": "{b.count}"' in answer for b in sexes)
 
 
-def test_ticking_a_value_changes_the_state_once(analyst, dash_call):
+def test_ticking_a_value_changes_the_address_once(analyst, dash_call):
     ids = {"type": "explore-term", "kind": "case", "field": "species"}
     ticked, named = [[{"id": ids, "property": "value", "value": ["human"]}]], [{"id": ids, "property": "id", "value": ids}]
 
     def tick(current: dict):
-        return dash_call(analyst, "explore-state.data", ticked,
+        return dash_call(analyst, "explore-url.search", ticked,
                          state=[named, {"id": "explore-state", "property": "data", "value": current}])
 
-    assert tick({"kind": "case", "page": 3})["response"]["explore-state"]["data"] == {
-        **tick({"kind": "case"})["response"]["explore-state"]["data"], "page": 0}
-    assert tick({"kind": "case"})["response"]["explore-state"]["data"]["filter"] == HUMANS
+    def address(current: dict) -> dict:
+        return parse_qs(tick(current)["response"]["explore-url"]["search"].lstrip("?"))
+
+    assert address({"kind": "case", "page": 3}) == address({"kind": "case"})  # back to the first page
+    assert json.loads(address({"kind": "case"})["filter"][0]) == HUMANS
     assert tick({"kind": "case", "filter": HUMANS}) is None  # a re-rendered checklist changes nothing
     assert tick({"kind": "file"}) is None  # a checklist of the tab just left is ignored
+
+
+def test_the_view_follows_the_address_back_and_forward(analyst, dash_call):
+    """Back/Forward restore an address: the store, the search box and the tab follow it."""
+    def follow(search: str, current: dict):
+        return dash_call(analyst, "explore-state.data", [{"id": "explore-url", "property": "search", "value": search}],
+                         state=[{"id": "explore-state", "property": "data", "value": current}])
+
+    answer = follow("?tab=file&search=liver&page=2&sort=-file_size", {"kind": "case"})["response"]
+    assert answer["explore-state"]["data"]["kind"] == "file" and answer["explore-state"]["data"]["page"] == 1
+    assert answer["explore-search"]["value"] == "liver" and answer["explore-tabs"]["value"] == "file"
+    assert follow("?tab=case", {"kind": "case"}) is None  # the view already shows it
+    assert follow("?tab=case&page=x", {"kind": "case"}) is None  # the router shows what is wrong
 
 
 def test_the_charts_count_under_the_whole_filter(analyst, dash_call, admin):

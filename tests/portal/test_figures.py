@@ -75,6 +75,19 @@ def test_counts_chart_as_bar_or_pie_with_no_value_and_other():
     assert isinstance(pie.data[0], go.Pie) and list(pie.data[0].values) == [9]
 
 
+def test_charts_have_axis_titles_with_units_and_whole_number_counts():
+    bar = figures.counts_figure("data_format", [("imzML", 3), ("ibd", 1)], 0, "bar", "Data format", "files")
+    assert bar.layout.title.text == "Files by data format"
+    assert bar.layout.xaxis.title.text == "Data format" and bar.layout.yaxis.title.text == "Number of files"
+    assert (bar.layout.yaxis.dtick, bar.layout.yaxis.tickformat) == (1, ",d")  # no 0.5 ticks under a few
+    many = figures.counts_figure("organs", [("liver", 900)], 0, "bar")
+    assert many.layout.yaxis.dtick is None and many.layout.yaxis.tickformat == ",d"
+    ages = figures.histogram_figure("age_years", stats(), "Age (years)", "cases", "years")
+    assert ages.layout.xaxis.title.text == "Age (years)" and ages.layout.yaxis.title.text == "Number of cases"
+    sizes = figures.histogram_figure("file_size", stats(), "File size", "files", "bytes")
+    assert sizes.layout.xaxis.title.text == "File size (bytes)" and sizes.layout.xaxis.ticksuffix == "B"
+
+
 def test_histogram_figure_has_a_bar_per_bin_and_the_mean():
     figure = figures.histogram_figure("age_years", stats())
     assert list(figure.data[0].y) == [4, 5, 1] and "mean 33" in figure.layout.title.text
@@ -83,10 +96,12 @@ def test_histogram_figure_has_a_bar_per_bin_and_the_mean():
 def test_chips_describe_each_clause_and_the_search():
     state = State(filter={"AND": [{"IN": {"organ": ["liver", "__missing__"]}}, {">=": {"age_years": 30}},
                                   {"OR": [{"=": {"a": 1}}, {"=": {"b": 2}}]}]}, search="hippo")
-    chips = figures.chips(state)
+    chips = figures.chips(state, {"age_years": "Age (years)"})
     texts = [c.children[0].children for c in chips[:-1]]
-    assert texts == ["organ is liver or no value", "age_years ≥ 30", '{"OR":[{"=":{"a":1}},{"=":{"b":2}}]}',
+    assert texts == ["Organ is liver or no value", "Age (years) ≥ 30", '{"OR":[{"=":{"a":1}},{"=":{"b":2}}]}',
                      "contains “hippo”"]
+    assert figures.describe({"<=": {"file_size": 3_708_016}}, {"file_size": "File size"}) == "File size ≤ 3.5 MB"
+    assert figures.describe({"IN": {"data_format": ["imzML"]}}) == "Data format is imzML"
     assert [c.children[1].id["index"] for c in chips[:-1]] == [0, 1, 2, -1]
     assert chips[-1].id == "explore-clear"
     assert "No filters" in str(figures.chips(State()))
@@ -98,9 +113,19 @@ def test_table_rows_flatten_lists_and_count_records():
     assert rows == [{"organs": "liver, kidney", "samples": "1 records", "age": "", "n": 3}]
 
 
+def test_table_cells_show_sizes_dates_and_whole_numbers_for_people():
+    rows = figures.table_rows([{"file_size": 3_708_016, "total": 5.0, "day": "2024-03-05", "name": "a"}],
+                              ["file_size", "total", "day", "name"], {"file_size": "bytes", "day": "date"})
+    assert rows == [{"file_size": "3.5 MB", "total": 5, "day": "5 Mar 2024", "name": "a"}]
+    assert figures.readable_date("2024-03-05T14:02:11Z") == "5 Mar 2024 14:02 UTC"
+    assert figures.readable_date("not a date") == "not a date"
+
+
 def test_the_results_table_is_paged_and_sorted_by_the_service():
-    table = figures.results_table(["submitter_id", "age_years"], [], 120, State(page=2, sort=(("age_years", True),)))
+    table = figures.results_table(["submitter_id", "age_years"], [], 120, State(page=2, sort=(("age_years", True),)),
+                                  {"age_years": "Age (years)"})
     assert isinstance(table, dash_table.DataTable)
+    assert [c["name"] for c in table.columns] == ["Submitter id", "Age (years)"]
     assert (table.page_action, table.sort_action, table.page_size) == ("custom", "custom", 50)
     assert (table.page_current, table.page_count) == (2, 3)
     assert table.sort_by == [{"column_id": "age_years", "direction": "desc"}]

@@ -337,10 +337,14 @@ def test_provenance_goes_from_an_output_back_to_the_raw_measurement_and_forward_
     ancestors = page[page.index("Made from"):page.index("Used by")]
     assert f"/runs/{run.id}" in ancestors and "/measurement/test-proj/m" in ancestors
     assert all(f"/lineage/{f}" in ancestors for f in files) and f"/lineage/{sets['fast-r1']}" in ancestors
-    assert all(label in ancestors for label in ("generated_by", "used", "configured_by", "data_from"))
-    assert "Nothing has used it yet." in page and "/files/" in page
+    assert all(words in ancestors for words in ("produced", "input of run", "configured run", "source of"))
+    assert "Nothing has used it yet." in page and "/files/" in page and "Produced" not in page
     raw = open_page(ana, f"/lineage/{files[0]}")
-    assert f"/runs/{run.id}" in raw[raw.index("Used by"):] and f"/lineage/{output}" in raw
+    used_by, produced = raw.index("Used by"), raw.index("Produced")  # the run first, then its outputs
+    assert used_by < produced and f"/runs/{run.id}" in raw[used_by:produced] and f"/lineage/{output}" in raw[produced:]
+    of_run = open_page(ana, f"/lineage/{run.id}")  # a run's outputs are what it produced, not what used it
+    produced = of_run[of_run.index("Produced"):of_run.index("Used by")]
+    assert f"/lineage/{output}" in produced and "output of run" in produced
     click = post(ana, "lineage-go.href", {"id": "lineage-go", "property": "href"},
                  [{"id": "lineage-graph", "property": "clickData",
                    "value": {"points": [{"customdata": f"/runs/{run.id}"}]}}], changed="lineage-graph.clickData")

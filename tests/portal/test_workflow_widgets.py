@@ -99,6 +99,8 @@ def test_the_provenance_figure_carries_each_nodes_address_and_rings_the_focus():
     files = next(trace for trace in figure.data if trace.name == "data_file")
     assert list(files.marker.line.width) == [3 if h == "/lineage/o" else 0 for h in files.customdata]
     assert list(figure.layout.xaxis.range) == [-3.6, 0.6]
+    arrows = {(a.ax, a.x) for a in figure.layout.annotations if a.showarrow}  # parent -> child, left to right
+    assert arrows == {(-3, -2), (-2, -1), (-1, 0)}
 
 
 def test_the_runs_list_address_keeps_only_what_is_set():

@@ -30,6 +30,19 @@ def test_the_shipped_config_loads_with_typed_fields(dictionary):
     assert flattening.manifest.joins == {"case": "case_id"}
 
 
+def test_each_field_carries_its_dictionary_propertys_title_and_unit(dictionary, tmp_path):
+    file = flatten.load(dictionary).specs["file"]
+    assert file.labels["file_size"] == ("", "bytes") and file.labels["pixel_size_um"] == ("", "µm")
+    assert file.labels["age_years"] == ("", "years") and "id" not in file.labels  # copied from the case
+    assert flatten.load(dictionary).specs["case"].labels["total_file_size"] == ("", "bytes")  # a sum keeps it
+    assert file.labels["qc"] == ("QC verdict", "")  # the title of the runs' outcome it aggregates
+    dictionary.get("data_file").properties["data_format"]["title"] = "Data format"  # a title the dictionary gives
+    try:
+        assert flatten.load(dictionary).specs["file"].labels["data_format"] == ("Data format", "")
+    finally:
+        del dictionary.get("data_file").properties["data_format"]["title"]
+
+
 @pytest.mark.parametrize("documents, words", [
     ({"file": {"root": "spaceship"}}, "root 'spaceship' is not a node type"),
     ({"file": dict(FILE, properties=["colour"])}, "data_file has no property 'colour'"),
