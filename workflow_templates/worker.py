@@ -31,7 +31,9 @@ from metadata.client import ERRORS
 from metadata.idl import metadata_thrift as T
 from ground.storage import NotReadable, open_checked, project_dir, resolve, run_dir
 from workflow_templates.engines.argo import ArgoEngineError
-from workflow_templates.engines.local import FINISHED, SUCCEEDED, LocalEngine
+from workflow_templates.engines.engine import Engine
+from workflow_templates.engines.local import LocalEngine
+from workflow_templates.engines.phases import FINISHED, SUCCEEDED
 from workflow_templates.engines.spec import TemplateRefused
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ class Worker:
     storage_root: Path
     name: str = field(default_factory=default_name)
     capacity: int = 0
-    engine: object = None               # LocalEngine (default) or engines.argo_runs.ArgoRuns
+    engine: Engine | None = None        # LocalEngine (default) or engines.argo_runs.ArgoRuns
     followed: dict[str, Followed] = field(default_factory=dict)
     paused_until: float = 0.0
     heartbeat: Path | None = None       # touched after every tick, for a liveness probe (is_alive)

@@ -20,9 +20,7 @@ storage (its project's, read-only; its output directory, writable), kept in its 
 """
 from __future__ import annotations
 
-import calendar
 import copy
-import json
 import logging
 import os
 import shutil
@@ -30,33 +28,24 @@ import signal
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ground import storage
-from workflow_templates.engines import golang, graph, journal
-from workflow_templates.engines.expressions import (
-    ExpressionError, depends_operands, depends_tasks, evaluate_depends, evaluate_when, render)
+from workflow_templates.engines import graph, journal, retries
+from workflow_templates.engines.phases import ERROR, FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED
+from workflow_templates.engines.walk import Walker
+from workflow_templates.engines.expressions import ExpressionError
 from ground import bwrap
-from workflow_templates.engines.runner import Attempt, StepError, artifact_source
+from workflow_templates.engines.runner import Attempt, StepError
 from workflow_templates.engines.sandbox import Sight, default_user
-from workflow_templates.engines.scope import (
-    bind_inputs, compact_json, input_scope, item_scope, loop_items, node_scope, stringify)
+from workflow_templates.engines.scope import stringify
 from workflow_templates.engines.spec import WorkflowSpec, load
 
 log = logging.getLogger(__name__)
 
-PENDING, RUNNING, SUCCEEDED = "Pending", "Running", "Succeeded"
-FAILED, ERROR, SKIPPED, OMITTED = "Failed", "Error", "Skipped", "Omitted"
-FINISHED = {SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED}
-_THREADS = 64
-_MAX_DEPTH = 100
-_POLICIES = {"Always": {FAILED, ERROR}, "OnFailure": {FAILED}, "OnError": {ERROR}}
-# operator.go: the workflow phase workflow.status names, from the entrypoint node's phase
-_WORKFLOW_STATUS = {SKIPPED: SUCCEEDED, OMITTED: SUCCEEDED}
 
 
 def _now() -> str:
@@ -184,7 +173,7 @@ def _interrupt(nodes: dict) -> dict:
     return nodes
 
 
-class RunHandle:
+class RunHandle(Walker):
     """One run: its status, its journal, and the controls the worker needs."""
 
     def __init__(self, engine: LocalEngine, spec: WorkflowSpec, run_dir: Path, state: dict):
@@ -310,47 +299,8 @@ class RunHandle:
         self._notify({"id": None, "phase": phase})
         self._done.set()
 
-    def _run_entrypoint(self) -> tuple[str, str]:
-        state = self._state
-        declared = self.spec.arguments
-        unknown = sorted(set(state["parameters"]) - set(declared))
-        if unknown:
-            return ERROR, f"unknown workflow parameters: {', '.join(unknown)}"
-        identity = {"workflow.name": state["name"], "workflow.uid": state["uid"],
-                    "workflow.namespace": "local"}
-        values = {n: stringify(p.get("value", p.get("default"))) for n, p in declared.items()}
-        values = {n: v if v is None else render(v, identity) for n, v in values.items()}
-        values.update(state["parameters"])
-        missing = sorted(n for n, v in values.items() if v is None)
-        if missing:
-            return ERROR, f"workflow parameters not supplied: {', '.join(missing)}"
-        self._globals = dict(identity, **{"workflow.parameters": compact_json(values)})
-        self._globals.update({f"workflow.parameters.{k}": v for k, v in values.items()})
-        root = state["name"]
-        template = self.spec.templates[self.spec.entrypoint]
-        node = self._execute(template, root, root, None, values, {})
-        if self.spec.on_exit and not self._stop.is_set():
-            return self._run_exit_handler(node, values)
-        return node["phase"], node.get("message", "")
 
-    def _run_exit_handler(self, main: dict, values: dict) -> tuple[str, str]:
-        """operator.go: the onExit template runs as `<name>.onExit` with the workflow's arguments,
-        workflow.status and workflow.failures set; it fails a run that had succeeded, never
-        changes a failure's message."""
-        status = _WORKFLOW_STATUS.get(main["phase"], main["phase"])
-        with self._lock:
-            failures = [_failure(n) for n in self._state["nodes"].values() if n["phase"] in (FAILED, ERROR)]
-        self._globals.update({"workflow.status": status, "workflow.failures": compact_json(failures)})
-        name = f"{self._state['name']}.onExit"
-        handler = self._execute(self.spec.templates[self.spec.on_exit], name, name, None, values, {})
-        if status == SUCCEEDED and handler["phase"] in (FAILED, ERROR):
-            return handler["phase"], handler.get("message", "")
-        return status, main.get("message", "")
 
-    def _duration(self) -> str:
-        """workflow.duration: seconds since the run started, as Go's %f prints them."""
-        started = calendar.timegm(time.strptime(self._state["started_at"], "%Y-%m-%dT%H:%M:%SZ"))
-        return "%f" % max(0.0, time.time() - started)
 
     # --- nodes ------------------------------------------------------------------------------
 
@@ -388,167 +338,13 @@ class RunHandle:
 
     # --- templates --------------------------------------------------------------------------
 
-    def _execute(self, template: dict, node_id: str, display: str, parent: str | None,
-                 arguments: dict, artifacts: dict) -> dict:
-        """Run `template` as node `node_id` with the caller's argument values."""
-        self._globals["workflow.duration"] = self._duration()
-        kind = "Steps" if "steps" in template else "DAG" if "dag" in template else "Pod"
-        node = self._new_node(node_id, display, kind, template["name"], parent)
-        if node_id.count(".") - self._state["root"].count(".") > _MAX_DEPTH:
-            return self._set(node, phase=ERROR, message=f"templates nested deeper than "
-                             f"{_MAX_DEPTH} levels (a recursion that does not end?)")
-        try:
-            inputs = bind_inputs(template, arguments, self._globals)
-        except ExpressionError as error:
-            return self._set(node, phase=ERROR, message=str(error))
-        with self._lock:
-            node["inputs"] = inputs
-        if kind == "Pod":
-            return self._run_leaf(template, node, inputs, artifacts)
-        if template.get("parallelism"):
-            self._limits[node_id] = threading.BoundedSemaphore(template["parallelism"])
-        self._set(node, phase=RUNNING)
-        scope = dict(self._globals)
-        scope.update(input_scope(inputs))
-        try:
-            if kind == "Steps":
-                phase, message, scope = self._run_steps(template, node, scope)
-            else:
-                phase, message, scope = self._run_dag(template, node, scope)
-            outputs = self._container_outputs(template, scope) if phase == SUCCEEDED else {}
-        except ExpressionError as error:
-            phase, message, outputs = ERROR, str(error), {}
-        return self._set(node, phase=phase, message=message, outputs=outputs)
 
-    def _container_outputs(self, template: dict, scope: dict) -> dict:
-        """Outputs of a steps/dag template: each parameter's valueFrom.parameter, rendered."""
-        parameters = {}
-        for param in (template.get("outputs") or {}).get("parameters") or []:
-            source = (param.get("valueFrom") or {}).get("parameter")
-            if source is None:
-                raise ExpressionError(f"output parameter {param['name']!r} of a steps/dag "
-                                      f"template needs valueFrom.parameter")
-            parameters[param["name"]] = render(source, scope)
-            self._export(param, parameters[param["name"]])
-        return {"parameters": parameters} if parameters else {}
 
-    def _export(self, param: dict, value: str) -> None:
-        if param.get("globalName"):
-            with self._lock:
-                self._state["outputs"][param["globalName"]] = value
-                self._journal.record({"run": {"outputs": self._state["outputs"]}})
 
-    def _run_steps(self, template: dict, node: dict, scope: dict):
-        for index, group in enumerate(template["steps"]):
-            if self._stop.is_set():
-                return FAILED, self._stop_reason, scope
-            group_id = f"{node['id']}[{index}]"
-            group_node = self._new_node(group_id, f"[{index}]", "StepGroup", None, node["id"])
-            self._set(group_node, phase=RUNNING)
-            results = _parallel([(lambda s=s: self._call(s, group_id, scope)) for s in group])
-            failed = None
-            for step, result in zip(group, results):
-                scope.update(node_scope("steps", step["name"], result))
-                if result["phase"] in (FAILED, ERROR) and not _continues(step, result["phase"]):
-                    failed = failed or result
-            if failed:
-                message = f"child '{failed['id']}' {failed['phase'].lower()}"
-                self._set(group_node, phase=FAILED, message=message)
-                return FAILED, message, scope
-            self._set(group_node, phase=SUCCEEDED)
-        return SUCCEEDED, "", scope
 
-    def _run_dag(self, template: dict, node: dict, scope: dict):
-        """Start each task once its dependencies are done; with failFast (Argo's default), an
-        unhandled failure stops new tasks from starting."""
-        tasks = {t["name"]: t for t in template["dag"]["tasks"]}
-        targets = _targets(template["dag"], tasks, scope)
-        tasks = {name: tasks[name] for name in _needed(targets, tasks)}
-        fail_fast = template["dag"].get("failFast", True)
-        done: dict[str, dict] = {}
-        started: set[str] = set()
-        changed = threading.Condition()
 
-        def run(task, task_scope):
-            result = self._call(task, node["id"], task_scope)
-            with changed:
-                done[task["name"]] = result
-                changed.notify()
 
-        with changed:
-            while True:
-                halted = self._stop.is_set() or (fail_fast and _unhandled(done, tasks))
-                for name, task in tasks.items():
-                    if halted or name in started or not all(d in done for d in _deps(task)):
-                        continue
-                    started.add(name)
-                    for dep in _deps(task):
-                        scope.update(node_scope("tasks", dep, done[dep]))
-                    if not _dependencies_hold(task, done, tasks):
-                        omitted = self._new_node(f"{node['id']}.{name}", name, "Skipped",
-                                                 self._callee(task)["name"], node["id"])
-                        done[name] = self._set(omitted, phase=OMITTED,
-                                               message="its dependencies did not hold")
-                        continue
-                    threading.Thread(target=run, args=(task, dict(scope)), daemon=True).start()
-                if len(done) == len(started) and (halted or len(done) == len(tasks)):
-                    break
-                changed.wait(0.5)
-        for name, result in done.items():
-            scope.update(node_scope("tasks", name, result))
-        if self._stop.is_set():
-            return FAILED, self._stop_reason, scope
-        failed = _unhandled(done, tasks) if len(done) < len(tasks) else _dag_phase(done, tasks, targets)
-        if failed:
-            return FAILED, f"child '{failed['id']}' {failed['phase'].lower()}", scope
-        return SUCCEEDED, "", scope
 
-    def _call(self, step: dict, parent: str, scope: dict) -> dict:
-        """One step or task: its `when`, its loop, then the template it calls."""
-        base = f"{parent}.{step['name']}"
-        template = self._callee(step)
-        try:
-            items = loop_items(step, scope)
-        except ExpressionError as error:
-            node = self._new_node(base, step["name"], "Pod", template["name"], parent)
-            return self._set(node, phase=ERROR, message=str(error))
-        if items is None:
-            return self._one(step, template, base, step["name"], parent, scope)
-        if not items:  # steps.go / dag.go: an empty expansion is Skipped, the rest carries on
-            node = self._new_node(base, step["name"], "Skipped", template["name"], parent)
-            return self._set(node, phase=SKIPPED, message="Skipped, empty params")
-        loop = self._new_node(base, step["name"], "TaskGroup", None, parent)
-        self._set(loop, phase=RUNNING)
-        calls = []
-        for index, item in enumerate(items):
-            local = dict(scope)
-            local.update(item_scope(item))
-            label = f"{step['name']}({index}:{_label(item)})"
-            calls.append(lambda l=local, lb=label: self._one(
-                step, template, f"{base}({lb[len(step['name']) + 1:-1]})", lb, base, l))
-        children = _parallel(calls)
-        return self._set(loop, **_aggregate(children, step))
-
-    def _callee(self, step: dict) -> dict:
-        """The template a step calls: by name, or its `inline` template (named after the step)."""
-        if "inline" in step:
-            return dict(step["inline"], name=step["name"])
-        return self.spec.templates[_target(step)]
-
-    def _one(self, step, template, node_id, display, parent, scope) -> dict:
-        try:
-            if step.get("when") and not evaluate_when(render(step["when"], scope)):
-                node = self._new_node(node_id, display, "Skipped", template["name"], parent)
-                return self._set(node, phase=SKIPPED, outputs=_skipped_outputs(template),
-                                 message=f"when '{render(step['when'], scope)}' evaluated false")
-            arguments = {p["name"]: render(stringify(p.get("value", "")), scope)
-                         for p in (step.get("arguments") or {}).get("parameters") or []}
-            artifacts = {a["name"]: artifact_source(a, scope)
-                         for a in (step.get("arguments") or {}).get("artifacts") or []}
-        except ExpressionError as error:
-            node = self._new_node(node_id, display, "Pod", template["name"], parent)
-            return self._set(node, phase=ERROR, message=str(error))
-        return self._execute(template, node_id, display, parent, arguments, artifacts)
 
     # --- leaves -----------------------------------------------------------------------------
 
@@ -561,7 +357,7 @@ class RunHandle:
             return self._set(node)
         retry = template.get("retryStrategy") or {}
         limit = int(retry.get("limit", 0)) if retry else 0
-        retried_on = _POLICIES[retry.get("retryPolicy", "OnFailure")]
+        retried_on = retries.POLICIES[retry.get("retryPolicy", "OnFailure")]
         attempts = previous.get("attempts", 0) if previous and previous.get("interrupted") else 0
         if attempts and attempts > limit:
             return self._set(node, attempts=attempts, phase=ERROR, message=previous["message"])
@@ -573,14 +369,14 @@ class RunHandle:
                 break
             if phase not in retried_on:
                 break
-            delay = _backoff(retry.get("backoff"), attempts)
-            beyond = _beyond_max_duration(retry.get("backoff"), first_start, delay)
+            delay = retries.backoff(retry.get("backoff"), attempts)
+            beyond = retries.beyond_max_duration(retry.get("backoff"), first_start, delay)
             if beyond:
                 self._set(node, message=beyond)
                 break
             if self._stop.wait(delay):
                 break
-            cut = _time_left(retry.get("backoff"), first_start)
+            cut = retries.time_left(retry.get("backoff"), first_start)
         self._export_all(template, node)
         return node
 
@@ -621,7 +417,7 @@ class RunHandle:
             self._set(node, phase=RUNNING, pid=attempt.pid,
                       pid_start=journal.process_start_time(attempt.pid))
             try:
-                result = attempt.finish(_deadline(template.get("activeDeadlineSeconds"), cut))
+                result = attempt.finish(retries.deadline(template.get("activeDeadlineSeconds"), cut))
             finally:
                 with self._lock:
                     self._procs.pop(node["id"], None)
@@ -653,217 +449,13 @@ class RunHandle:
         return ([self._limits[None]] if None in self._limits else []) + chain[::-1]
 
 
-def _parallel(calls: list) -> list:
-    """Run the calls on up to _THREADS threads; step processes are bounded by the engine's pool.
-
-    A call only ever waits for its own subtree, which gets threads of its own, so the bound
-    cannot deadlock; it only keeps a 10,000-item fan-out from starting 10,000 threads at once.
-    """
-    if len(calls) == 1:
-        return [calls[0]()]
-    with ThreadPoolExecutor(max_workers=min(len(calls), _THREADS)) as pool:
-        return list(pool.map(lambda call: call(), calls))
-
-
-def _aggregate(children: list[dict], step: dict) -> dict:
-    """The loop node: Failed if any child failed (unless continueOn), outputs as JSON lists."""
-    failed = [c for c in children
-              if c["phase"] in (FAILED, ERROR) and not _continues(step, c["phase"])]
-    outputs = {}
-    names = {n for c in children for n in c.get("outputs", {}).get("parameters", {})}
-    if names:
-        outputs["parameters"] = {n: compact_json(_json_values([
-            c["outputs"]["parameters"][n] for c in children
-            if n in c.get("outputs", {}).get("parameters", {})])) for n in names}
-    results = [c["outputs"]["result"] for c in children if "result" in c.get("outputs", {})]
-    if results:
-        outputs["result"] = compact_json([_json_or_text(r) for r in results])
-    counts = {"any_succeeded": any(c["phase"] == SUCCEEDED for c in children),
-              "all_failed": bool(children) and all(c["phase"] == FAILED for c in children),
-              # what `steps.X.outputs.parameters` is after a loop: one map per child
-              "parameter_maps": compact_json([c["outputs"]["parameters"] for c in children
-                                            if c.get("outputs", {}).get("parameters")])}
-    if failed:
-        return {"phase": FAILED, "message": f"child '{failed[0]['id']}' failed",
-                "outputs": outputs, **counts}
-    return {"phase": SUCCEEDED, "outputs": outputs, **counts}
-
-
-def _skipped_outputs(template: dict) -> dict:
-    """A skipped node's outputs: each output parameter's valueFrom.default, which Argo passes on
-    to whoever reads it (dag.go / steps.go since PR 16223: the producer's declared default)."""
-    parameters = {p["name"]: stringify(p["valueFrom"]["default"])
-                  for p in (template.get("outputs") or {}).get("parameters") or []
-                  if "default" in (p.get("valueFrom") or {})}
-    return {"parameters": parameters} if parameters else {}
-
-
-def _json_values(values: list[str]) -> list:
-    """Argo 3.6's per-name aggregation (operator.go, PR 13513): the values as JSON when every
-    one is a JSON object or list, else the strings (a bare number stays a string)."""
-    try:
-        if all(v.strip()[:1] + v.strip()[-1:] in ("{}", "[]") for v in values):
-            return [json.loads(v) for v in values]
-    except ValueError:
-        pass
-    return values
-
-
-def _json_or_text(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _failure(node: dict) -> dict:
-    """One entry of workflow.failures, with the fields operator.go's failedNodeStatus has."""
-    return {"displayName": node["name"], "message": node.get("message", ""), "templateName": node.get("template"),
-            "phase": node["phase"], "podName": node["id"], "finishedAt": node.get("finished_at")}
-
-
-def _continues(step: dict, phase: str) -> bool:
-    on = step.get("continueOn") or {}
-    return bool(on.get("failed") if phase == FAILED else on.get("error"))
-
-
-def _target(step: dict) -> str:
-    return step["templateRef"]["template"] if "templateRef" in step else step["template"]
-
-
-def _deps(task: dict) -> list[str]:
-    return task.get("dependencies") or depends_tasks(task.get("depends") or "")
-
-
-def _dependencies_hold(task: dict, done: dict, tasks: dict) -> bool:
-    if task.get("depends"):
-        def outcome(name, result):
-            phase = done[name]["phase"]
-            return {"Succeeded": phase == SUCCEEDED, "Failed": phase == FAILED,
-                    "Errored": phase == ERROR, "Skipped": phase == SKIPPED,
-                    "Omitted": phase == OMITTED, "Daemoned": False,
-                    "AnySucceeded": _any_child(done[name], SUCCEEDED),
-                    "AllFailed": _all_children_failed(done[name])}[result]
-        return evaluate_depends(task["depends"], outcome)
-    # `dependencies`: every dependency succeeded or was skipped, or failed under continueOn.
-    return all(done[d]["phase"] in (SUCCEEDED, SKIPPED) or _continues(tasks[d], done[d]["phase"])
-               for d in task.get("dependencies") or [])
-
-
-def _any_child(node: dict, phase: str) -> bool:
-    if node["type"] == "TaskGroup":
-        return node.get("any_succeeded", False)
-    return node["phase"] == phase
-
-
-def _all_children_failed(node: dict) -> bool:
-    return node["phase"] == FAILED if node["type"] != "TaskGroup" else node.get("all_failed", False)
-
-
-def _unhandled(done: dict, tasks: dict) -> dict | None:
-    """The first finished task by name (as Argo orders targets, not by which finished first)
-    whose failure nothing handles (continueOn or a depends)."""
-    for name, result in sorted(done.items()):
-        if result["phase"] in (FAILED, ERROR) and not _continues(tasks[name], result["phase"]) \
-                and not _handled(name, tasks):
-            return result
-    return None
-
-
-def _handled(name: str, tasks: dict) -> bool:
-    """A failure another task's `depends` reacts to (`name.Failed`, `.Errored`, `.AllFailed`,
-    the parsed operand, never a substring of another task's name) does not halt the DAG."""
-    return any((name, result) in depends_operands(t.get("depends") or "")
-               for t in tasks.values() for result in ("Failed", "Errored", "AllFailed"))
-
-
-def _targets(dag: dict, tasks: dict, scope: dict) -> list[str]:
-    """dag.go: `target`'s space-separated names (after substitution), else the leaf tasks."""
-    if dag.get("target") is None:
-        needed = {d for t in tasks.values() for d in _deps(t)}
-        return sorted(n for n in tasks if n not in needed)
-    names = render(str(dag["target"]), scope).split(" ")
-    unknown = [name for name in names if name not in tasks]
-    if unknown:
-        raise ExpressionError(f"dag.target: target {unknown[0]!r} is not defined")
-    return names
-
-
-def _needed(targets: list[str], tasks: dict) -> set[str]:
-    """The targets and every task they (transitively) depend on: all a DAG with a target runs."""
-    needed: set[str] = set()
-    pending = list(targets)
-    while pending:
-        name = pending.pop()
-        if name not in needed:
-            needed.add(name)
-            pending += _deps(tasks[name])
-    return needed
-
-
-def _dag_phase(done: dict, tasks: dict, targets: list[str]) -> dict | None:
-    """dag.go assessDAGPhase: the first target (the leaf tasks unless `dag.target` names them) by
-    name whose branch failed, or None. A Skipped or Omitted task inherits its dependencies' branch
-    phase (a failure before a success), so a target omitted after a failure fails the DAG; a
-    target's continueOn for that phase excuses it."""
-    branch: dict[str, dict] = {}
-
-    def phase_of(name: str) -> dict | None:
-        if name not in branch:
-            node = done.get(name)
-            if node is None or node["phase"] in (SUCCEEDED, FAILED, ERROR):
-                branch[name] = node
-            else:
-                parents = [phase_of(d) for d in _deps(tasks[name])]
-                failed = [p for p in parents if p and p["phase"] in (FAILED, ERROR)]
-                branch[name] = failed[0] if failed else node
-        return branch[name]
-
-    for name in targets:  # in the order dag.go assesses them (leaves sorted)
-        node = phase_of(name)
-        if node and node["phase"] in (FAILED, ERROR) and not _continues(tasks[name], node["phase"]):
-            return node
-    return None
-
-
-def _label(item) -> str:
-    if isinstance(item, dict):
-        return ",".join(f"{k}:{stringify(v)}" for k, v in item.items())
-    return stringify(item)
-
-
 def _safe(node_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.()" else "_" for c in node_id)[:200]
 
 
-def _backoff(backoff: dict | None, attempt: int) -> float:
-    if not backoff:
-        return 0
-    duration = golang.seconds(backoff.get("duration", "0"))
-    wait = duration * float(backoff.get("factor", 1) or 1) ** (attempt - 1)
-    return min(wait, golang.seconds(backoff["cap"])) if backoff.get("cap") else wait  # processNodeRetries
 
 
-def _time_left(backoff: dict | None, first_start: float) -> float | None:
-    """operator.go: a retry's pod gets the maxDuration deadline as its execution deadline."""
-    if not backoff or not backoff.get("maxDuration"):
-        return None
-    return max(0.001, first_start + golang.seconds(backoff["maxDuration"]) - time.monotonic())
 
 
-def _deadline(active_deadline, cut: float | None) -> float | None:
-    limits = [float(v) for v in (active_deadline, cut) if v is not None]
-    return min(limits) if limits else None
 
 
-def _beyond_max_duration(backoff: dict | None, first_start: float, delay: float) -> str:
-    """operator.go processNodeRetries: maxDuration bounds all attempts from the first one's
-    start; no retry once it has passed, nor one whose backoff would end after it."""
-    if not backoff or not backoff.get("maxDuration"):
-        return ""
-    deadline = first_start + golang.seconds(backoff["maxDuration"])
-    if time.monotonic() > deadline:
-        return "Max duration limit exceeded"
-    if time.monotonic() + delay > deadline:
-        return "Backoff would exceed max duration limit"
-    return ""

@@ -8,7 +8,7 @@ import pytest
 
 from tests.workflows.engine.conftest import nodes_named
 from workflow_templates.engines import golang
-from workflow_templates.engines.local import _backoff
+from workflow_templates.engines.retries import backoff
 from workflow_templates.engines.spec import TemplateRefused, load
 
 SEQUENCE = """
@@ -73,8 +73,8 @@ def test_durations_read_as_argo_reads_them(text, seconds):
 
 
 def test_backoff_waits_grow_by_the_factor_up_to_the_cap():
-    backoff = {"duration": "1s", "factor": 3, "cap": "5s"}
-    assert [_backoff(backoff, attempt) for attempt in (1, 2, 3, 4)] == [1, 3, 5, 5]
+    waits = {"duration": "1s", "factor": 3, "cap": "5s"}
+    assert [backoff(waits, attempt) for attempt in (1, 2, 3, 4)] == [1, 3, 5, 5]
 
 
 def test_a_duration_go_cannot_read_is_refused_at_load():
