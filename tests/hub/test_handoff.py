@@ -11,16 +11,15 @@ import nbformat
 import pytest
 
 from tests.hub.conftest import ROOT, csrf_token
+from tests.hub.test_starter import output_text
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def measurement(hub_commons) -> dict:
-    _, _, _, admin = hub_commons
-    node = next(iter(admin.nodes("measurement")))
-    return {"kind": "measurement", "project": node["project_id"], "submitter_id": node["submitter_id"],
-            "id": node["id"]}
+def measurement(imaged) -> dict:
+    """What is opened: a measurement with spectra (one without has nothing to open)."""
+    return imaged
 
 
 def open_in_jupyter(portal, session, context: dict, seconds: float = 120) -> dict:
@@ -60,7 +59,7 @@ def test_open_in_jupyter_writes_the_starter_notebook_and_opens_it(hub_commons, s
     path = service.data_dir / "notebooks" / "tom" / answer["path"]
     notebook = nbformat.read(path, as_version=4)
     assert notebook.metadata["labcommons"]["id"] == measurement["id"]
-    assert any("lc.dataset(DATASET).spectra(limit=5)" in c.source for c in notebook.cells)
+    assert any("dataset.spectra(limit=5)" in c.source for c in notebook.cells)
     assert answer["url"] == f"{hub.url}/user/tom/lab/tree/{answer['path']}"
     # the browser goes there next: the hub signs it in through the portal, no second sign-in
     opened = session.get(answer["url"], timeout=60)
@@ -126,18 +125,47 @@ def imaged(hub_commons) -> dict:
             "id": node["id"]}
 
 
-def test_the_starter_notebook_runs_with_the_servers_token_and_saves_a_parameter_set(hub_commons, signed_in,
-                                                                                   imaged):
+@pytest.mark.parametrize("user", ["ana", "tom"])
+def test_the_starter_notebook_runs_for_a_reader_and_a_writer_and_only_the_writer_saves(hub_commons, signed_in,
+                                                                                     imaged, user):
+    """Top to bottom without an error for both: the tuner, the figure before and after with its
+    peaks, then the set saved by the technician, and for the read-only analyst why not and whom to ask."""
     service, portal, _, admin = hub_commons
-    answer = open_in_jupyter(portal, signed_in("tom"), imaged)
-    path = service.data_dir / "notebooks" / "tom" / answer["path"]
+    answer = open_in_jupyter(portal, signed_in(user), imaged)
+    path = service.data_dir / "notebooks" / user / answer["path"]
     notebook = nbformat.read(path, as_version=4)
-    run_as_server(notebook, path, "tom")
-    assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "5"
-    assert notebook.cells[-1].outputs[0]["data"]["text/plain"] == "1"  # revision 1 of the new set
+    run_as_server(notebook, path, user)  # an error in any cell raises
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert code[0].outputs[0]["data"]["text/plain"] == "5"
+    assert "application/vnd.jupyter.widget-view+json" in code[1].outputs[0]["data"]  # the tuner's controls
+    figure = next(o for o in code[2].outputs if "data" in o)["data"]["application/vnd.plotly.v1+json"]["layout"]
+    assert "peaks picked at S/N ≥ 3" in figure["title"]["text"]
+    assert (figure["xaxis"]["title"]["text"], figure["yaxis"]["title"]["text"]) == ("m/z", "intensity (a.u.)")
+    said = output_text(code[-1])
     name = f"{imaged['submitter_id']}-tuned"
-    (saved,) = [s for s in admin.parameter_sets(template="ims-preprocess") if s.name == name]
-    assert saved.revisions[0].created_by == "tom"
+    saved = [s for s in admin.parameter_sets(template="ims-preprocess") if s.name == name]
+    if user == "ana":
+        assert "Saving a parameter set needs write access to project" in said and "ask the project's admins" in said
+        assert "Traceback" not in said and not [r for s in saved for r in s.revisions if r.created_by == "ana"]
+    else:
+        assert f"Saved {name!r}, revision 1" in said
+        assert saved[0].revisions[0].created_by == "tom"
+
+
+def test_jupyterlab_opens_without_a_build_prompt_or_a_news_question(hub_commons, signed_in, imaged):
+    """The single-user server's own configuration (hub/singleuser/), as the lab page and its
+    settings API serve it."""
+    _, portal, hub, _ = hub_commons
+    session = signed_in("tom")
+    open_in_jupyter(portal, session, imaged)
+    lab = session.get(f"{hub.url}/user/tom/lab", timeout=60)
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                  lab.text, re.S).group(1))
+    assert (config["buildCheck"], config["buildAvailable"], config["news"]) == (False, False, {"disabled": True})
+    notification = session.get(f"{hub.url}/user/tom/lab/api/settings/@jupyterlab/apputils-extension:notification",
+                               timeout=60).json()["schema"]["properties"]
+    assert notification["fetchNews"]["default"] == "false" and notification["checkForUpdates"]["default"] is False
 
 
 def run_as_server(notebook, path, user: str) -> None:
