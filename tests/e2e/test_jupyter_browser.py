@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.browser import chromium, click, pick, require_chromium, sign_in, until
 from tests.hub.conftest import commons_with_hub, demo
+from tests.stored import with_spectra
 
 pytestmark = pytest.mark.e2e
 SPAWN_SECONDS = 120
@@ -26,17 +27,11 @@ def commons(tmp_path_factory):
         yield running
 
 
-def imaged_measurement(admin) -> dict:
-    """A demo measurement with an imzML image: one without has no Open in Jupyter button."""
-    image = next(f for f in admin.nodes("data_file") if f["properties"]["data_format"] == "imzML")
-    return admin.get(image["links"][0]["target_id"])
-
-
 def test_open_in_jupyter_lands_on_the_starter_notebook(commons, tmp_path):
     from selenium.webdriver.common.by import By
 
     service, portal, hub, admin = commons
-    measurement = imaged_measurement(admin)
+    measurement = with_spectra(admin)
     driver = chromium(tmp_path / "profile")
     try:
         sign_in(driver, portal, service.data_dir, "ana")
@@ -64,7 +59,7 @@ def test_a_set_tuned_in_a_notebook_is_picked_for_a_launch_that_records_its_revis
     from tests.hub.test_starter import output_text
 
     service, portal, hub, admin = commons
-    measurement = imaged_measurement(admin)
+    measurement = with_spectra(admin)
     project, submitter_id = measurement["project_id"], measurement["submitter_id"]
     set_name = f"{submitter_id}-tuned"
     driver = chromium(tmp_path / "profile")
@@ -115,7 +110,7 @@ def test_the_progress_page_shows_the_hubs_progress_before_jupyterlab(commons, tm
     from selenium.webdriver.common.by import By
 
     service, portal, hub, admin = commons
-    measurement = imaged_measurement(admin)
+    measurement = with_spectra(admin)
     driver = chromium(tmp_path / "profile")
     seen = []  # (progress bar value, percent text, message) as the page showed them
     try:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.hub.conftest import ROOT, csrf_token
 from tests.hub.test_starter import output_text
+from tests.stored import with_spectra
 
 pytestmark = pytest.mark.e2e
 
@@ -118,9 +119,7 @@ def test_a_server_that_is_gone_is_reported_and_retry_starts_it_again(hub_commons
 @pytest.fixture(scope="session")
 def imaged(hub_commons) -> dict:
     """A demo measurement with an imzML image (and its ibd) in the storage root."""
-    _, _, _, admin = hub_commons
-    image = next(f for f in admin.nodes("data_file") if f["properties"]["data_format"] == "imzML")
-    node = admin.get(image["links"][0]["target_id"])
+    node = with_spectra(hub_commons[3])
     return {"kind": "measurement", "project": node["project_id"], "submitter_id": node["submitter_id"],
             "id": node["id"]}
 
