@@ -145,7 +145,7 @@ class Tuner:
 
     def save(self, name: str = "", notes: str = "tuned in a notebook") -> T.ParameterSetRevision:
         """The tuned values as the newest revision of set `name` (the tuner's name by default);
-        WriteAccessError, before anything is sent, when the user may not write to the project."""
+        WriteAccessError (why, and whom to ask) when the user may not write to the project."""
         return self._commons.save_parameter_set(template=self.template.name, name=name or self.name,
                                                 params=self.params, dataset=self.dataset.id, notes=notes,
                                                 project=self.project)
