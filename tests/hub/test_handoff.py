@@ -106,14 +106,19 @@ def test_a_server_that_is_gone_is_reported_and_retry_starts_it_again(hub_commons
     service, portal, hub, _ = hub_commons
     session = signed_in("tom")
     open_in_jupyter(portal, session, measurement)
-    hub.api("DELETE", "/users/tom/server")
-    deadline = time.monotonic() + 60
-    while hub.api("GET", "/users/tom").json()["servers"] and time.monotonic() < deadline:
-        time.sleep(0.3)
+    stop_server(hub, "tom")
     body = {k: measurement[k] for k in ("kind", "project", "submitter_id")}
     gone = session.get(f"{portal.url}/jupyter/status", params=body, timeout=30)
     assert gone.status_code == 503 and "Retry" in gone.json()["error"]
     assert open_in_jupyter(portal, session, measurement)["ready"]  # what the Retry button does
+
+
+def stop_server(hub, user: str, seconds: float = 60) -> None:
+    """Stop the user's server through the hub's API and wait until the hub has no server for them."""
+    hub.api("DELETE", f"/users/{user}/server")
+    deadline = time.monotonic() + seconds
+    while hub.api("GET", f"/users/{user}").json()["servers"] and time.monotonic() < deadline:
+        time.sleep(0.3)
 
 
 @pytest.fixture(scope="session")
@@ -129,11 +134,15 @@ def test_the_starter_notebook_runs_for_a_reader_and_a_writer_and_only_the_writer
                                                                                      imaged, user):
     """Top to bottom without an error for both: the tuner, the figure before and after with its
     peaks, then the set saved by the technician, and for the read-only analyst why not and whom to ask."""
-    service, portal, _, admin = hub_commons
+    service, portal, hub, admin = hub_commons
     answer = open_in_jupyter(portal, signed_in(user), imaged)
     path = service.data_dir / "notebooks" / user / answer["path"]
     notebook = nbformat.read(path, as_version=4)
-    run_as_server(notebook, path, user)  # an error in any cell raises
+    try:
+        run_as_server(notebook, path, user)  # an error in any cell raises
+    finally:
+        if user == "ana":
+            stop_server(hub, user)  # as test_sso.py expects to find the analyst: no server yet
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
     assert code[0].outputs[0]["data"]["text/plain"] == "5"
