@@ -42,6 +42,11 @@ def test_open_in_jupyter_lands_on_the_starter_notebook(commons, tmp_path):
         notebook_url = f"{hub.url}/user/ana/lab/tree/{notebook}"
         until(driver, lambda d: d.current_url.startswith(notebook_url), SPAWN_SECONDS)
         assert not driver.find_elements(By.ID, "signin-username")  # the hub never asked to sign in again
+        # JupyterLab's first screen: the notebook, no build prompt, no news question (hub/singleuser/)
+        until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell"), SPAWN_SECONDS)
+        time.sleep(5)  # both would come once the application is restored
+        assert not driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog")
+        assert "Build Recommended" not in driver.page_source and "Jupyter news" not in driver.page_source
     finally:
         driver.quit()
     path = service.data_dir / "notebooks" / "ana" / notebook
