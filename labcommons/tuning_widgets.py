@@ -12,8 +12,8 @@ from IPython.display import clear_output, display
 
 from labcommons.notebook import ParameterError, WriteAccessError
 
-WIDE = {"description_width": "11em"}
-LAYOUT = {"width": "32em"}
+WIDE = {"description_width": "14em"}  # room for "smoothing-window (m/z)"
+LAYOUT = {"width": "38em"}
 
 
 def control_widget(control) -> W.ValueWidget:
