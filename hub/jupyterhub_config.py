@@ -54,7 +54,9 @@ sso.configure(c, hub_url=settings.hub_public_url, portal_url=settings.portal_pub
               token_ttl_seconds=settings.token_ttl_seconds)
 
 # -- the single-user servers ---------------------------------------------------------------------
-c.Spawner.environment = {"LABCOMMONS_HOST": settings.host, "LABCOMMONS_PORT": str(settings.port)}
+c.Spawner.environment = {"LABCOMMONS_HOST": settings.host, "LABCOMMONS_PORT": str(settings.port),
+                         # JupyterLab opens clean, no build prompt or news question (hub/singleuser/)
+                         "JUPYTER_CONFIG_PATH": str(HERE / "singleuser")}
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60

@@ -25,6 +25,7 @@ env = os.environ.get
 IMAGE = env("LABCOMMONS_HUB_IMAGE", "labcommons:latest")  # the project's image: jupyterhub-singleuser + labcommons
 DATA_DIR = "/var/lib/labcommons"  # the image's LABCOMMONS_DATA_DIR, as in labcommons' own pods (deploy/base)
 STORAGE_ROOT = f"{DATA_DIR}/storage"
+SINGLEUSER_CONFIG = "/opt/labcommons/etc/singleuser"  # hub/singleuser/ in the image (deploy/Dockerfile)
 # a ReadOnlyMany claim of the storage share in the servers' namespace (deploy/base/notebooks-storage.yaml)
 STORAGE_CLAIM = env("LABCOMMONS_HUB_STORAGE_CLAIM", "labcommons-storage-notebooks")
 VOLUME = "labcommons-storage"     # the storage claim's volume in the pod; its mounts are made anew at each spawn
@@ -41,6 +42,9 @@ c.KubeSpawner.environment = {
     # where the granted projects' folders are mounted: the path the portal and the service know the
     # share by, which the file:// storage URLs name
     "LABCOMMONS_DATA_DIR": DATA_DIR,
+    # JupyterLab opens clean, no build prompt or news question: hub/singleuser/, which the image
+    # holds there (deploy/Dockerfile), as the local hub's servers read it from the checkout
+    "JUPYTER_CONFIG_PATH": SINGLEUSER_CONFIG,
 }
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from metadata.auth import Identity
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
 
@@ -32,6 +33,16 @@ class ParameterError(ValueError):
 
 class DatasetError(RuntimeError):
     """A dataset whose spectra cannot be read here; the message says why."""
+
+
+class WriteAccessError(PermissionError):
+    """Saving needs write access to a project the user may only read; the message says why and whom to ask."""
+
+
+WRITE_ACCESS = ("Saving a parameter set needs write access to project {project!r}, because a saved set becomes part "
+                "of that project's record, which its technicians launch workflows with, and {user} may only read "
+                "it: ask the project's admins (a labcommons administrator grants write access on the portal's "
+                "Admin > Users page), or give the tuned values to someone who has it.")
 
 
 class Commons:
@@ -77,19 +88,49 @@ class Commons:
         import json
         return Cohort(self, T.Cohort(id="", name="", kind=kind, filter_json=json.dumps(filter) if filter else ""))
 
+    def can_write(self, project: str) -> bool:
+        """Whether the user may write to the project (save parameter sets in it), as the service
+        will decide: an admin, or a write grant on it."""
+        who = self.client.whoami()
+        return Identity(who.user, tuple(who.roles), dict(who.grants)).can_write(project)
+
+    def write_access_note(self, project: str) -> str:
+        """Why saving needs write access to the project, and whom to ask for it."""
+        return WRITE_ACCESS.format(project=project, user=self.client.whoami().user)
+
+    def template(self, name: str) -> T.WorkflowTemplate:
+        """A workflow template of the catalog, by name."""
+        templates = self.client.templates()
+        for template in templates:
+            if template.name == name:
+                return template
+        raise LookupError(f"no workflow template {name!r}; the catalog has {', '.join(t.name for t in templates)}")
+
+    def tuner(self, template: str, dataset: "Dataset", spectra: "Spectra", name: str = "", values: dict | None = None):
+        """Controls for the template's processing parameters over these spectra of the dataset,
+        the spectrum before and after, and saving the tuned set as `name` (labcommons/tuning.py)."""
+        from labcommons.tuning import Tuner
+        return Tuner(self, self.template(template), dataset, spectra, name, values)
+
     def save_parameter_set(self, template: str, name: str, params: dict, dataset: str = "", notes: str = "",
                            project: str = "", source: str | None = None) -> T.ParameterSetRevision:
         """Save params as the newest revision of `name` (a new revision only when they changed);
-        ParameterError names each parameter the template refuses and what it allows."""
+        ParameterError names each parameter the template refuses and what it allows;
+        WriteAccessError says why saving needs write access and whom to ask."""
         try:
             saved = self.client.save_parameter_set(template, name, params, project_id=project, notes=notes,
                                                    source=self.source if source is None else source,
                                                    dataset_id=dataset)
+        except T.Forbidden:  # the only right the service checks beyond reading the dataset
+            raise WriteAccessError(self.write_access_note(project or self._project_of(dataset))) from None
         except T.ValidationError as error:
             problems = {i.field.removeprefix("parameters."): i.message for i in error.issues or []
                         if i.field.startswith("parameters.")}
             raise (ParameterError(error.message, problems) if problems else ValueError(error.message)) from None
         return saved.revision
+
+    def _project_of(self, dataset: str) -> str:
+        return self.client.get(dataset)["project_id"] if dataset else "(none named)"
 
     def parameter_sets(self, template: str = "", project: str = "") -> list[T.ParameterSet]:
         return self.client.parameter_sets(project, template)

@@ -5,6 +5,8 @@
 - plant(server, project, entities): nodes written straight to the server's store, past the
   service's storage_url check, as a commons made before that check (or a tampered store) holds
   them; so that tests can show every reader refusing such a node on its own.
+- with_spectra(admin, project=""): a measurement node with an imzML file (and its ibd): one
+  without has nothing to open in Jupyter.
 """
 from __future__ import annotations
 
@@ -33,3 +35,9 @@ def plant(server, project: str, entities: list[dict]) -> None:
     planned = Planner(dictionary, server.store, project, "planted", Anywhere(Path("/"))).plan(
         parse(json.dumps(entities), "json", dictionary))
     server.store.apply(planned.writes, planned.parent_ids)
+
+
+def with_spectra(admin, project: str = "") -> dict:
+    """A measurement (its node) with an imzML file, in the project if one is named."""
+    image = next(f for f in admin.nodes("data_file", project) if f["properties"]["data_format"] == "imzML")
+    return admin.get(next(link["target_id"] for link in image["links"] if link["name"] == "measurements"))

@@ -27,7 +27,7 @@ from metadata.idl import metadata_thrift as T
 from portal.explorer import exports
 from portal.notebooks import oauth, starter
 from portal.client import get_client
-from portal.explorer import queries, state as st
+from portal.explorer import browse, queries, state as st
 from portal.notebooks.starter import FOLDER
 
 bp = Blueprint("jupyter", __name__, url_prefix="/jupyter")
@@ -37,6 +37,8 @@ HUB_TIMEOUT_SECONDS = 30  # the hub answers a start at once (slow_spawn_timeout 
 HUB_DOWN = "JupyterHub cannot be reached at {url}; it may be stopped or starting. Try again in a moment."
 SPAWN_FAILED = ("Your notebook server stopped while it was starting. Retry; if it fails again, an administrator "
                 "can find why in the hub's log.")
+NO_SPECTRA = ("{what} has no imzML file with its ibd, so a notebook would have no spectra to read; open one "
+              "whose data files are registered")
 HUB_SLOW = "JupyterHub at {url} did not answer within {seconds} s; it may be overloaded. Try again in a moment."
 
 
@@ -117,19 +119,35 @@ def hub() -> Hub:
     return Hub(settings.hub_api_base_url, settings.hub_secret("portal-service-token"))
 
 
-def experiment_measurements(node: dict) -> list[dict]:
-    """An experiment's measurements the user may read, those with an imzML file first."""
-    client = get_client()
-    own = [m for m in client.nodes("measurement", node["project_id"])
-           if any(link["target_id"] == node["id"] for link in m["links"])]
-    imaged = {link["target_id"] for f in client.nodes("data_file", node["project_id"])
-              if f["properties"].get("data_format") == "imzML" for link in f["links"]}
-    return sorted(own, key=lambda m: (m["id"] not in imaged, m["submitter_id"]))
+def listed_measurements(kind: str, node: dict) -> list[dict]:
+    """The measurements a node's notebook lists: an experiment's, those with spectra first (a
+    measurement's notebook lists none). Refused when there are no spectra to read, for the
+    notebook's first cell would raise."""
+    if kind == "measurement":
+        listed, imaged = [], browse.imzml_pair(browse.files_of(node)) is not None
+    else:
+        own = browse.by_parent("measurement", node["project_id"], "experiments").get(node["id"], [])
+        with_spectra = imaged_measurements(node["project_id"])
+        listed = sorted(own, key=lambda m: (m["id"] not in with_spectra, m["submitter_id"]))
+        imaged = any(m["id"] in with_spectra for m in own)
+    if not imaged:
+        raise T.ValidationError(code="invalid", issues=[],
+                                message=NO_SPECTRA.format(what=f"{kind} {node['submitter_id']!r}"))
+    return listed
 
 
-def open_button(kind: str, project: str, submitter_id: str, id_: str):
-    """The "Open in Jupyter" link for a page (a full page load: /jupyter/open is a Flask view)."""
+def imaged_measurements(project: str) -> set[str]:
+    """The ids of the project's measurements with spectra a notebook can read: an imzML file with its ibd."""
+    return {measurement for measurement, files in browse.by_parent("data_file", project, "measurements").items()
+            if browse.imzml_pair(files)}
+
+
+def open_button(kind: str, project: str, submitter_id: str, id_: str, imaged: bool):
+    """The "Open in Jupyter" link for a page (a full page load: /jupyter/open is a Flask view);
+    when there is nothing a notebook could read (`imaged` false), why there is no button."""
     from dash import html
+    if not imaged:
+        return html.Div(NO_SPECTRA.format(what=f"This {kind}"), className="jupyter-open hint", id=f"{id_}-none")
     href = f"/jupyter/open/{kind}/{quote(project, safe='')}/{quote(submitter_id, safe='')}"
     return html.Div(html.A("Open in Jupyter", href=href, className="button", id=id_), className="jupyter-open")
 
@@ -183,10 +201,10 @@ def opening(context: Mapping) -> Opening:
 
 def node_opening(kind: str, project: str, submitter_id: str) -> Opening:
     node = readable_node(kind, project, submitter_id)
+    measurements = listed_measurements(kind, node)
     path = starter.notebook_path(kind, node["submitter_id"])
 
     def contents() -> list[Content]:
-        measurements = experiment_measurements(node) if kind == "experiment" else []
         return [Content(path, notebook_model(starter.dataset_notebook(kind, node, measurements)))]
     context = {"kind": kind, "project": node["project_id"], "submitter_id": node["submitter_id"]}
     return Opening(f"{kind} {node['submitter_id']}", context, path, contents)

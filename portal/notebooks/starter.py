@@ -4,9 +4,10 @@ ids, cohort names) enter code cells only as Python literals (repr), so a name ho
 break cannot add a line of code to a notebook someone else runs.
 
 Every notebook loads a few spectra of one dataset into `spectra` (with `DATASET` its id) and
-then ends with the same cells, built once in `spectrum_cells`: a plot of one spectrum, the
-`ims-preprocess` parameters in a cell, a preview of smoothing and peak picking, and saving the
-parameters as a set. What comes before differs: a measurement or an experiment names its
+then ends with the same cells, built once in `spectrum_cells`: the `ims-preprocess` parameters
+tuned with controls over the spectrum before and after processing (labcommons/tuning.py), and
+saving them as a set when the user may write to the project (else why not, and whom to ask).
+What comes before differs: a measurement or an experiment names its
 dataset; a cohort (saved, or the explorer's unsaved view) loads its manifest, summarises it and
 picks its first imaged file.
 """
@@ -27,7 +28,7 @@ from metadata.idl import metadata_thrift as T
 FOLDER = "labcommons-notebooks"
 md, code = v4.new_markdown_cell, v4.new_code_cell
 CONNECT = "import labcommons\n\nlc = labcommons.connect()\n"
-LOAD_SPECTRA = "spectra = lc.dataset(DATASET).spectra(limit=5)\nlen(spectra)"
+LOAD_SPECTRA = "dataset = lc.dataset(DATASET)\nspectra = dataset.spectra(limit=5)\nlen(spectra)"
 HELPER = ("The helper reads the metadata service's address and your token from this server's environment "
           "(docs/notebooks.md).")
 
@@ -97,29 +98,27 @@ def _cohort_line(cohort: T.Cohort) -> str:
 
 
 def spectrum_cells(name: str) -> list[nbformat.NotebookNode]:
-    """The cells every starter notebook ends with, on `spectra` of DATASET; the parameters are
-    saved as the set `<name>-tuned` (name made a valid set name)."""
+    """The cells every starter notebook ends with, on `spectra` of `dataset`: the `ims-preprocess`
+    parameters tuned interactively (labcommons/tuning.py), and saved as the set `<name>-tuned`
+    (name made a valid set name) when the user may write to the dataset's project."""
     return [
-        code("import plotly.graph_objects as go\n\nmz, intensity = spectra.mz[0], spectra.intensity[0]\n"
-             "go.Figure(go.Scatter(x=mz, y=intensity), layout={'xaxis_title': 'm/z', 'yaxis_title': 'intensity'})"),
-        md("## Processing parameters\nThe `ims-preprocess` workflow's own parameters: change them, re-run the "
-           "cells below, and save them when the peaks look right."),
-        code('params = {"smoothing": "gaussian", "smoothing-window": 1.0, "snr": 3}'),
-        code("import numpy as np\n\n"
-             "# a preview of the workflow's smoothing and peak picking on this spectrum\n"
-             "step = float(np.median(np.diff(mz))) or 1.0\n"
-             "width = max(1, int(round(params['smoothing-window'] / step)))\n"
-             "smoothed = np.convolve(intensity, np.ones(width) / width, mode='same') "
-             "if params['smoothing'] != 'none' else intensity\n"
-             "noise = float(np.median(np.abs(smoothed - np.median(smoothed)))) or 1.0\n"
-             "peaks = [i for i in range(1, len(smoothed) - 1) if smoothed[i] > smoothed[i - 1]\n"
-             "         and smoothed[i] >= smoothed[i + 1] and smoothed[i] / noise >= params['snr']]\n"
-             "len(peaks)"),
-        md("Save the parameters as a named set (a new revision when the name exists); technicians pick it "
-           "in the workflow form. Saving needs write access to the project."),
-        code(f'saved = lc.save_parameter_set(template="ims-preprocess", name={set_name(name)!r},\n'
-             '                              params=params, dataset=DATASET, notes="tuned in the starter notebook")\n'
-             "saved.revision"),
+        md("## Tune the preprocessing\nThe `ims-preprocess` workflow's parameters, each within the range the "
+           "workflow declares. The figure shows a spectrum before and after the workflow's own smoothing and "
+           "baseline removal, with the peaks it picks marked: move a control and it follows; `spectrum` picks "
+           "another of the spectra loaded above. *Save as parameter set* keeps the values under the name given."),
+        code(f"tuner = lc.tuner('ims-preprocess', dataset, spectra, name={set_name(name)!r})\ntuner"),
+        md("The values as tuned, and the figure they give (it stays in the saved notebook; the controls above "
+           "need a running kernel). `tuner.set(snr=5)` changes a value from code."),
+        code("print(tuner.params)\ntuner.figure()"),
+        md("## Save the tuned parameters\nA named parameter set, a new revision each time its values change; "
+           "technicians pick it in the workflow's launch form. Saving writes to the dataset's project, so it "
+           "needs write access there: the cell checks first, and says whom to ask when you may only read."),
+        code("if lc.can_write(tuner.project):\n"
+             "    saved = tuner.save(notes='tuned in the starter notebook')\n"
+             "    print(f'Saved {saved.name!r}, revision {saved.revision}: technicians pick it in the '\n"
+             "          'ims-preprocess launch form.')\n"
+             "else:\n"
+             "    print(lc.write_access_note(tuner.project))"),
     ]
 
 

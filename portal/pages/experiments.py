@@ -94,6 +94,7 @@ def _experiment(project_id: str, experiment_id: str) -> list:
              (experiment_id, None)]
     return [w.breadcrumbs(trail, "experiments-breadcrumbs"),
             w.heading(dictionary["experiment"], experiment_id, experiment["properties"].get("protocol", "")),
-            open_button("experiment", project_id, experiment_id, "experiments-jupyter"),
+            open_button("experiment", project_id, experiment_id, "experiments-jupyter",
+                        imaged=any(browse.imzml_pair(files.get(m["id"], [])) for m in measurements)),
             w.section("Properties", w.properties_table(experiment, dictionary["experiment"], "experiments-properties")),
             w.section(f"Measurements ({len(measurements)})", w.measurements_table(project_id, measurements, files))]

@@ -52,7 +52,8 @@ def _measurement(project_id: str, submitter_id: str) -> list:
     files = browse.files_of(node)
     return [w.breadcrumbs(trail, "measurement-breadcrumbs"),
             w.heading(dictionary["measurement"], submitter_id, method),
-            open_button("measurement", project_id, submitter_id, "measurement-jupyter"),
+            open_button("measurement", project_id, submitter_id, "measurement-jupyter",
+                        imaged=browse.imzml_pair(files) is not None),
             html.Div([w.section("Instrument parameters",
                                 w.properties_table(node, dictionary["measurement"], "measurement-properties")),
                       w.section("Belongs to", _belongs_to(project_id, node))], className="browse-columns"),

@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.browser import chromium, click, pick, require_chromium, sign_in, until
 from tests.hub.conftest import commons_with_hub, demo
+from tests.stored import with_spectra
 
 pytestmark = pytest.mark.e2e
 SPAWN_SECONDS = 120
@@ -30,7 +31,7 @@ def test_open_in_jupyter_lands_on_the_starter_notebook(commons, tmp_path):
     from selenium.webdriver.common.by import By
 
     service, portal, hub, admin = commons
-    measurement = next(iter(admin.nodes("measurement")))
+    measurement = with_spectra(admin)
     driver = chromium(tmp_path / "profile")
     try:
         sign_in(driver, portal, service.data_dir, "ana")
@@ -41,6 +42,11 @@ def test_open_in_jupyter_lands_on_the_starter_notebook(commons, tmp_path):
         notebook_url = f"{hub.url}/user/ana/lab/tree/{notebook}"
         until(driver, lambda d: d.current_url.startswith(notebook_url), SPAWN_SECONDS)
         assert not driver.find_elements(By.ID, "signin-username")  # the hub never asked to sign in again
+        # JupyterLab's first screen: the notebook, no build prompt, no news question (hub/singleuser/)
+        until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell"), SPAWN_SECONDS)
+        time.sleep(5)  # both would come once the application is restored
+        assert not driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog")
+        assert "Build Recommended" not in driver.page_source and "Jupyter news" not in driver.page_source
     finally:
         driver.quit()
     path = service.data_dir / "notebooks" / "ana" / notebook
@@ -55,10 +61,10 @@ def test_a_set_tuned_in_a_notebook_is_picked_for_a_launch_that_records_its_revis
     from selenium.webdriver.common.by import By
 
     from tests.hub.test_handoff import run_as_server
+    from tests.hub.test_starter import output_text
 
     service, portal, hub, admin = commons
-    image = next(f for f in admin.nodes("data_file") if f["properties"]["data_format"] == "imzML")
-    measurement = admin.get(image["links"][0]["target_id"])
+    measurement = with_spectra(admin)
     project, submitter_id = measurement["project_id"], measurement["submitter_id"]
     set_name = f"{submitter_id}-tuned"
     driver = chromium(tmp_path / "profile")
@@ -72,7 +78,7 @@ def test_a_set_tuned_in_a_notebook_is_picked_for_a_launch_that_records_its_revis
         path = service.data_dir / "notebooks" / "tom" / notebook
         executed = nbformat.read(path, as_version=4)
         run_as_server(executed, path, "tom")   # the kernel gets the server's token and address
-        assert executed.cells[-1].outputs[0]["data"]["text/plain"] == "1"   # revision 1 of the new set
+        assert f"Saved {set_name!r}, revision 1" in output_text(executed.cells[-1])
 
         driver.get(f"{portal.url}/parameter-sets?template=ims-preprocess")
         key = f"{project}/ims-preprocess/{set_name}"
@@ -109,7 +115,7 @@ def test_the_progress_page_shows_the_hubs_progress_before_jupyterlab(commons, tm
     from selenium.webdriver.common.by import By
 
     service, portal, hub, admin = commons
-    measurement = next(iter(admin.nodes("measurement")))
+    measurement = with_spectra(admin)
     driver = chromium(tmp_path / "profile")
     seen = []  # (progress bar value, percent text, message) as the page showed them
     try:

@@ -11,16 +11,16 @@ import nbformat
 import pytest
 
 from tests.hub.conftest import ROOT, csrf_token
+from tests.hub.test_starter import output_text
+from tests.stored import with_spectra
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def measurement(hub_commons) -> dict:
-    _, _, _, admin = hub_commons
-    node = next(iter(admin.nodes("measurement")))
-    return {"kind": "measurement", "project": node["project_id"], "submitter_id": node["submitter_id"],
-            "id": node["id"]}
+def measurement(imaged) -> dict:
+    """What is opened: a measurement with spectra (one without has nothing to open)."""
+    return imaged
 
 
 def open_in_jupyter(portal, session, context: dict, seconds: float = 120) -> dict:
@@ -60,7 +60,7 @@ def test_open_in_jupyter_writes_the_starter_notebook_and_opens_it(hub_commons, s
     path = service.data_dir / "notebooks" / "tom" / answer["path"]
     notebook = nbformat.read(path, as_version=4)
     assert notebook.metadata["labcommons"]["id"] == measurement["id"]
-    assert any("lc.dataset(DATASET).spectra(limit=5)" in c.source for c in notebook.cells)
+    assert any("dataset.spectra(limit=5)" in c.source for c in notebook.cells)
     assert answer["url"] == f"{hub.url}/user/tom/lab/tree/{answer['path']}"
     # the browser goes there next: the hub signs it in through the portal, no second sign-in
     opened = session.get(answer["url"], timeout=60)
@@ -106,38 +106,74 @@ def test_a_server_that_is_gone_is_reported_and_retry_starts_it_again(hub_commons
     service, portal, hub, _ = hub_commons
     session = signed_in("tom")
     open_in_jupyter(portal, session, measurement)
-    hub.api("DELETE", "/users/tom/server")
-    deadline = time.monotonic() + 60
-    while hub.api("GET", "/users/tom").json()["servers"] and time.monotonic() < deadline:
-        time.sleep(0.3)
+    stop_server(hub, "tom")
     body = {k: measurement[k] for k in ("kind", "project", "submitter_id")}
     gone = session.get(f"{portal.url}/jupyter/status", params=body, timeout=30)
     assert gone.status_code == 503 and "Retry" in gone.json()["error"]
     assert open_in_jupyter(portal, session, measurement)["ready"]  # what the Retry button does
 
 
+def stop_server(hub, user: str, seconds: float = 60) -> None:
+    """Stop the user's server through the hub's API and wait until the hub has no server for them."""
+    hub.api("DELETE", f"/users/{user}/server")
+    deadline = time.monotonic() + seconds
+    while hub.api("GET", f"/users/{user}").json()["servers"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+
+
 @pytest.fixture(scope="session")
 def imaged(hub_commons) -> dict:
     """A demo measurement with an imzML image (and its ibd) in the storage root."""
-    _, _, _, admin = hub_commons
-    image = next(f for f in admin.nodes("data_file") if f["properties"]["data_format"] == "imzML")
-    node = admin.get(image["links"][0]["target_id"])
+    node = with_spectra(hub_commons[3])
     return {"kind": "measurement", "project": node["project_id"], "submitter_id": node["submitter_id"],
             "id": node["id"]}
 
 
-def test_the_starter_notebook_runs_with_the_servers_token_and_saves_a_parameter_set(hub_commons, signed_in,
-                                                                                   imaged):
-    service, portal, _, admin = hub_commons
-    answer = open_in_jupyter(portal, signed_in("tom"), imaged)
-    path = service.data_dir / "notebooks" / "tom" / answer["path"]
+@pytest.mark.parametrize("user", ["ana", "tom"])
+def test_the_starter_notebook_runs_for_a_reader_and_a_writer_and_only_the_writer_saves(hub_commons, signed_in,
+                                                                                     imaged, user):
+    """Top to bottom without an error for both: the tuner, the figure before and after with its
+    peaks, then the set saved by the technician, and for the read-only analyst why not and whom to ask."""
+    service, portal, hub, admin = hub_commons
+    answer = open_in_jupyter(portal, signed_in(user), imaged)
+    path = service.data_dir / "notebooks" / user / answer["path"]
     notebook = nbformat.read(path, as_version=4)
-    run_as_server(notebook, path, "tom")
-    assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "5"
-    assert notebook.cells[-1].outputs[0]["data"]["text/plain"] == "1"  # revision 1 of the new set
+    try:
+        run_as_server(notebook, path, user)  # an error in any cell raises
+    finally:
+        if user == "ana":
+            stop_server(hub, user)  # as test_sso.py expects to find the analyst: no server yet
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert code[0].outputs[0]["data"]["text/plain"] == "5"
+    assert "application/vnd.jupyter.widget-view+json" in code[1].outputs[0]["data"]  # the tuner's controls
+    figure = next(o for o in code[2].outputs if "data" in o)["data"]["application/vnd.plotly.v1+json"]["layout"]
+    assert "peaks picked at S/N ≥ 3" in figure["title"]["text"]
+    assert (figure["xaxis"]["title"]["text"], figure["yaxis"]["title"]["text"]) == ("m/z", "intensity (a.u.)")
+    said = output_text(code[-1])
     name = f"{imaged['submitter_id']}-tuned"
-    (saved,) = [s for s in admin.parameter_sets(template="ims-preprocess") if s.name == name]
-    assert saved.revisions[0].created_by == "tom"
+    saved = [s for s in admin.parameter_sets(template="ims-preprocess") if s.name == name]
+    if user == "ana":
+        assert "Saving a parameter set needs write access to project" in said and "ask the project's admins" in said
+        assert "Traceback" not in said and not [r for s in saved for r in s.revisions if r.created_by == "ana"]
+    else:
+        assert f"Saved {name!r}, revision 1" in said
+        assert saved[0].revisions[0].created_by == "tom"
+
+
+def test_jupyterlab_opens_without_a_build_prompt_or_a_news_question(hub_commons, signed_in, imaged):
+    """The single-user server's own configuration (hub/singleuser/), as the lab page and its
+    settings API serve it."""
+    _, portal, hub, _ = hub_commons
+    session = signed_in("tom")
+    open_in_jupyter(portal, session, imaged)
+    lab = session.get(f"{hub.url}/user/tom/lab", timeout=60)
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                  lab.text, re.S).group(1))
+    assert (config["buildCheck"], config["buildAvailable"], config["news"]) == (False, False, {"disabled": True})
+    notification = session.get(f"{hub.url}/user/tom/lab/api/settings/@jupyterlab/apputils-extension:notification",
+                               timeout=60).json()["schema"]["properties"]
+    assert notification["fetchNews"]["default"] == "false" and notification["checkForUpdates"]["default"] is False
 
 
 def run_as_server(notebook, path, user: str) -> None:

@@ -200,3 +200,13 @@ def load_hub_module() -> dict:
     namespace = {"get_config": Config}
     exec(compile((HUB / "kubespawner.py").read_text(), str(HUB / "kubespawner.py"), "exec"), namespace)
     return namespace
+
+
+def test_the_pods_jupyterlab_reads_the_servers_own_configuration_from_the_image():
+    """hub/singleuser/ (no build prompt, no news question), where the image holds it, as the local
+    hub's servers read it from the checkout (tests/hub/test_handoff.py checks what they serve)."""
+    (container,) = manifests("imaging-ms")[0]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["JUPYTER_CONFIG_PATH"] == load_hub_module()["SINGLEUSER_CONFIG"]
+    dockerfile = (HUB.parent / "deploy" / "Dockerfile").read_text()
+    assert f"COPY hub/singleuser {env['JUPYTER_CONFIG_PATH']}\n" in dockerfile

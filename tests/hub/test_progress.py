@@ -9,6 +9,7 @@ import requests
 from portal.notebooks.progress import HUB_SLOW, hub_events, server_sent_events
 from portal.notebooks.jupyter import Hub
 from tests.hub.conftest import csrf_token
+from tests.stored import with_spectra
 
 pytestmark = pytest.mark.e2e
 STREAM_SECONDS = 150
@@ -17,7 +18,7 @@ STREAM_SECONDS = 150
 @pytest.fixture(scope="module")
 def measurement(hub_commons) -> dict:
     _, _, _, admin = hub_commons
-    node = next(iter(admin.nodes("measurement")))
+    node = with_spectra(admin)  # one without has nothing to open
     return {"kind": "measurement", "project": node["project_id"], "submitter_id": node["submitter_id"]}
 
 

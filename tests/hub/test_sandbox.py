@@ -17,6 +17,7 @@ from ground import bwrap
 from ground.settings import Settings
 from tests.hub.test_handoff import open_in_jupyter
 from tests.need import need
+from tests.stored import with_spectra
 
 pytestmark = pytest.mark.e2e
 
@@ -82,7 +83,7 @@ def need_sandbox() -> None:
 def test_a_notebook_sees_its_own_directory_and_the_storage_root_only(hub_commons, signed_in):
     need_sandbox()
     service, portal, hub, admin = hub_commons
-    measurement = next(iter(admin.nodes("measurement")))
+    measurement = with_spectra(admin)  # one without has nothing to open
     context = {"kind": "measurement", "project": measurement["project_id"], "submitter_id": measurement["submitter_id"]}
     open_in_jupyter(portal, signed_in("ada"), context)   # ada's server, started as a person starts it
     seen = json.loads(run_in_kernel(hub, "ada", PROBE))

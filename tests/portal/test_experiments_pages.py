@@ -262,3 +262,25 @@ def test_a_wrong_address_says_what_is_wrong_and_leads_back(analyst, dash_call, p
 def test_pages_need_a_signed_in_session(portal):
     response = portal.get("/browse/atlas-kidney")
     assert response.status_code == 302 and "/signin?next=/browse/atlas-kidney" in response.headers["Location"]
+
+
+def test_open_in_jupyter_is_offered_only_where_a_notebook_has_spectra_to_read(analyst, dash_call, admin, imaged):
+    """A measurement without an imzML file and its ibd gets no button, and the hand-off refuses
+    it with the reason, before any hub is asked."""
+    project = imaged["project_id"]
+    with_files = {link["target_id"] for f in admin.nodes("data_file", project) for link in f["links"]}
+    bare = next(m for m in admin.nodes("measurement", project) if m["id"] not in with_files)
+    page = open_page(analyst, dash_call, f"/measurement/{project}/{imaged['submitter_id']}")
+    assert '"id": "measurement-jupyter"' in page
+    page = open_page(analyst, dash_call, f"/measurement/{project}/{bare['submitter_id']}")
+    assert '"id": "measurement-jupyter"' not in page
+    assert "This measurement has no imzML file with its ibd, so a notebook would have no spectra to read" in page
+    opened = analyst.get(f"/jupyter/open/measurement/{project}/{bare['submitter_id']}")
+    assert opened.status_code == 400
+    assert f"Measurement &#39;{bare['submitter_id']}&#39; has no imzML file with its ibd" in opened.get_data(as_text=True)
+    status = analyst.get("/jupyter/status", query_string={"kind": "measurement", "project": project,
+                                                          "submitter_id": bare["submitter_id"]})
+    assert status.status_code == 400 and "no spectra to read" in status.get_json()["error"]
+    experiment = admin.get(next(link["target_id"] for link in imaged["links"] if link["name"] == "experiments"))
+    assert '"id": "experiments-jupyter"' in open_page(analyst, dash_call,
+                                                      experiment_href(project, experiment["submitter_id"]))

@@ -8,6 +8,7 @@ import pytest
 from portal.intake import Request, precheck
 from portal.registration.pages import upload_precheck
 from portal.server import AddressError, Limits, connection_limit, limits
+from tests.stored import with_spectra
 
 
 class Recorder:
@@ -85,7 +86,7 @@ def test_limits_come_from_the_environment_and_bad_values_are_named():
 
 def test_progress_streams_take_at_most_their_share_of_the_threads(app, portal, sign_in, admin, demo):
     sign_in(portal, "ana")
-    node = next(admin.nodes("measurement"))
+    node = with_spectra(admin)  # one without is refused before any stream
     context = {"kind": "measurement", "project": node["project_id"], "submitter_id": node["submitter_id"]}
     slots = app.extensions["labcommons_progress_streams"]
     taken = 0

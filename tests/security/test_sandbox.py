@@ -20,6 +20,7 @@ from ground import bwrap
 from tests.hub.conftest import csrf_token, hub_commons, signed_in  # noqa: F401 -- the real commons and hub
 from tests.hub.test_handoff import open_in_jupyter
 from tests.hub.test_sandbox import need_sandbox, run_in_kernel
+from tests.stored import with_spectra
 from workflow_templates.engines.local import LocalEngine
 
 ATTACKS = Path(__file__).resolve().with_name("attacks.py")
@@ -61,7 +62,7 @@ def secrets_of(data_dir: Path) -> list[str]:
 def two_projects(admin, storage: Path) -> tuple[str, str]:
     """(a project with measurements, another project), each folder holding a probe file."""
     ids = sorted(p["submitter_id"] for p in admin.nodes("project"))
-    with_data = next(p for p in ids if next(iter(admin.nodes("measurement", p)), None))
+    with_data = with_spectra(admin)["project_id"]  # a measurement there opens in Jupyter
     other = next(p for p in ids if p != with_data)
     for project in (with_data, other):
         (storage / project).mkdir(exist_ok=True)
@@ -76,7 +77,7 @@ def test_a_notebook_server_holds_against_its_kernel(hub_commons, signed_in):  # 
     granted, foreign = two_projects(admin, data / "storage")
     user, password = f"eve{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
     admin.save_account(user, password, ["analyst"], {granted: "read"})
-    measurement = next(iter(admin.nodes("measurement", granted)))
+    measurement = with_spectra(admin, granted)
     open_in_jupyter(portal, signed_in(user, password), {"kind": "measurement", "project": granted,
                                                         "submitter_id": measurement["submitter_id"]})
     foreign_file = data / "storage" / foreign / "sandbox-probe.txt"
@@ -101,7 +102,7 @@ def test_a_revoked_grant_is_gone_when_the_server_next_starts(hub_commons, signed
     admin.save_account(user, password, ["analyst"], {kept: "read", revoked: "read"})
     session = signed_in(user, password)
     context = {"kind": "measurement", "project": kept,
-               "submitter_id": next(iter(admin.nodes("measurement", kept)))["submitter_id"]}
+               "submitter_id": with_spectra(admin, kept)["submitter_id"]}
     listing = f"import os; print(sorted(os.listdir({str(data / 'storage')!r})))"
     open_in_jupyter(portal, session, context)
     assert run_in_kernel(hub, user, listing).strip() == repr(sorted([kept, revoked]))

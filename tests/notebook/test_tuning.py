@@ -1,0 +1,98 @@
+"""Interactive parameter tuning (labcommons/tuning.py and its widgets) against a real service:
+controls bound to the shipped ims-preprocess template's ranges, the workflow's own processing
+previewed on a spectrum, and saving checked against the user's grant before it is tried."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import labcommons
+from labcommons.notebook import WriteAccessError
+from labcommons.tuning import Tuner, controls, figure, preview
+from tests.notebook.test_helper import imaged_measurement
+
+MZ = np.linspace(400.0, 600.0, 4000)
+PEAKS = (450.0, 500.0, 550.0)
+SPECTRUM = sum(h * np.exp(-((MZ - p) / 0.3) ** 2) for p, h in zip(PEAKS, (1000, 400, 60))) \
+    + 5 + np.random.default_rng(1).normal(0, 2, MZ.size)
+
+
+@pytest.fixture
+def commons_for(server, settings, monkeypatch):
+    """commons_for(user, access) -> what labcommons.connect() gives that user's notebook."""
+    opened = []
+
+    def make(user: str, roles: list[str], grants: dict[str, str]):
+        token, _ = server.tokens.mint(user, roles, grants)
+        commons = labcommons.connect("127.0.0.1", server.bound_port(), token, settings.storage_root)
+        opened.append(commons)
+        return commons
+    yield make
+    for commons in opened:
+        commons.client.close()
+
+
+def test_controls_follow_the_templates_enums_ranges_and_units(admin):
+    (template,) = [t for t in admin.templates() if t.name == "ims-preprocess"]
+    found = {c.name: c for c in controls(template)}
+    assert list(found) == ["smoothing", "smoothing-window", "baseline", "baseline-window", "peak-picking", "snr"]
+    assert found["smoothing"].kind == "choice" and found["smoothing"].options == ("none", "gaussian", "savitzky-golay")
+    window = found["smoothing-window"]
+    assert (window.kind, window.minimum, window.maximum, window.unit, window.value) == \
+        ("log-slider", 0.0001, 100, "m/z", 1.0)
+    assert found["peak-picking"].kind == "toggle" and found["peak-picking"].value is True
+    # 0 to 1000: logarithmic from a hundred-thousandth of the maximum
+    assert (found["snr"].kind, found["snr"].minimum, found["snr"].maximum, found["snr"].value) == \
+        ("log-slider", 0.01, 1000, 3.0)
+    assert controls(template, {"snr": "7"})[-1].value == 7.0
+    with pytest.raises(LookupError, match="template 'ims-qc' declares no parameter 'smoothing'"):
+        controls(next(t for t in admin.templates() if t.name == "ims-qc"))
+
+
+def test_the_preview_is_the_workflows_processing_with_its_peaks_marked():
+    params = {"smoothing": "gaussian", "smoothing-window": 0.2, "baseline": "tophat", "baseline-window": 10,
+              "peak-picking": True, "snr": 3}
+    picked = preview(MZ, SPECTRUM, params)
+    assert sorted({round(m) for m in picked.peaks_mz}) == [450, 500, 550]  # and no noise
+    assert sorted({round(m) for m in preview(MZ, SPECTRUM, {**params, "snr": 60}).peaks_mz}) == [450, 500]
+    assert len(preview(MZ, SPECTRUM, {**params, "peak-picking": "false"}).peaks_mz) == 0
+    fig = figure(MZ, SPECTRUM, picked, params, "m1, pixel (1, 1)")
+    assert fig.layout.title.text == f"m1, pixel (1, 1): {len(picked.peaks_mz)} peaks picked at S/N ≥ 3"
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("m/z", "intensity (a.u.)")
+    assert [t.name for t in fig.data] == ["before", "after smoothing and baseline removal", "picked peaks"]
+    assert list(fig.data[2].x) == list(picked.peaks_mz)
+
+
+def tuner_for(commons, measurement: str, name: str = "m1-tuned") -> Tuner:
+    dataset = commons.dataset(measurement)
+    return commons.tuner("ims-preprocess", dataset, dataset.spectra(limit=3), name=name)
+
+
+def test_a_reader_sees_why_saving_needs_write_access_and_is_not_offered_it(commons_for, admin, project, settings):
+    measurement = imaged_measurement(admin, project, settings.storage_root)
+    ana = commons_for("ana", ["analyst"], {project: "read"})
+    tuner = tuner_for(ana, measurement)
+    tuner.widget  # noqa: B018 -- built as a notebook shows it
+    assert tuner._widget.save_button.disabled
+    assert "needs write access to project 'test-proj'" in tuner._widget.status.value
+    assert not ana.can_write(project)
+    with pytest.raises(WriteAccessError, match=r"because a saved set becomes part of that project's record.*ask the "
+                                                r"project's admins"):
+        tuner.save()
+    assert admin.parameter_sets(template="ims-preprocess") == []
+
+
+def test_a_writer_tunes_with_the_controls_and_saves_the_set(commons_for, admin, project, settings):
+    measurement = imaged_measurement(admin, project, settings.storage_root)
+    tom = commons_for("tom", ["technician"], {project: "write"})
+    tuner = tuner_for(tom, measurement)
+    tuner.widget  # noqa: B018
+    before = tuner.figure().layout.title.text
+    tuner.set(snr=900, smoothing="savitzky-golay")  # as the widgets do: params and figure follow
+    assert tuner.params["snr"] == 900 and tuner._widget.controls["snr"].value == 900
+    assert tuner.figure().layout.title.text != before
+    tuner._widget.save_button.click()
+    assert "Saved 'm1-tuned', revision 1" in tuner._widget.status.value
+    (saved,) = admin.parameter_sets(template="ims-preprocess")
+    assert saved.revisions[0].params["snr"] == "900" and saved.revisions[0].params["smoothing"] == "savitzky-golay"
+    assert saved.revisions[0].created_by == "tom"
