@@ -17,6 +17,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from metadata.auth import ACCESS, ROLES
 from metadata.client import ERRORS
+from portal import errors
 from portal.admin import audit as audit_view
 from portal.client import UNREACHABLE, get_client, sentence
 from portal.notebooks.jupyter import HubError, hub
@@ -266,16 +267,14 @@ def form_error(form: FlaskForm) -> str:
 
 @bp.errorhandler(403)
 def forbidden(error):
-    """403 for any portal page a user may not open."""
-    return render_template("problem.html", heading="Administrators only",
-                           message="This page is for administrators. Ask one if you need something changed.",
-                           back="/explore"), 403
+    """403 for any admin page a non-admin opens: the way back is home (the admin pages are not theirs)."""
+    message = "This page is for administrators. Ask one if you need something changed."
+    return errors.page(errors.Problem("Administrators only", message, (errors.HOME,)), 403)
 
 
 @bp.errorhandler(404)
 def not_found(error):
-    return render_template("problem.html", heading="Not found", message=getattr(error, "description", ""),
-                           back=request.referrer or "/admin/users"), 404
+    return errors.page(errors.not_found(request.path, errors.described(error)), 404)
 
 
 def init_app(app) -> None:

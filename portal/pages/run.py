@@ -19,7 +19,7 @@ import dash
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from ground.storage import NotReadable
-from portal.explorer.widgets import download_href, section
+from portal.explorer.widgets import breadcrumbs, download_href, section
 from portal.client import get_client
 from portal.downloads import read_small
 from portal.workflows import figures, service, widgets as w
@@ -57,8 +57,8 @@ def _page(run) -> list:
         dcc.Store(id=KEY, data=run.id), dcc.Store(id="run-refresh", data=0),
         dcc.Location(id="run-go", refresh="callback-nav"),
         dcc.Interval(id="run-tick", interval=REFRESH_MS, disabled=run.status in service.FINAL),
-        html.Div([dcc.Link("‹ all runs", href="/runs"), " · ",
-                  dcc.Link("provenance graph", href=w.lineage_href(run.id), id="run-lineage")], className="wf-nav"),
+        breadcrumbs([("Runs", "/runs"), (run.submitter_id, None)], "run-breadcrumbs"),
+        html.Div(dcc.Link("provenance graph", href=w.lineage_href(run.id), id="run-lineage"), className="wf-nav"),
         html.Div([html.Div("Workflow run", className="node-type"), html.H2(run.submitter_id, className="node-name")],
                  className="node-heading"),
         html.Div(live(run), id="run-live"),
