@@ -32,7 +32,9 @@ class AddUserForm(FlaskForm):
         DataRequired("give a user name"), Regexp(NAME_RULE, message="use 1 to 128 letters, digits, . _ @ -")])
     password = PasswordField("Password", validators=[
         DataRequired("give a password"), Length(MIN_PASSWORD, 1024, f"use {MIN_PASSWORD} to 1024 characters")])
-    role = SelectField("Role", choices=list(ROLES), validate_choice=True)
+    # least privilege: no role is preselected, the admin chooses one
+    role = SelectField("Role", choices=["", *ROLES], default="", validators=[DataRequired("choose a role")],
+                       validate_choice=True)  # its options are written out in admin_users.html
 
 
 class PasswordForm(FlaskForm):
@@ -279,3 +281,4 @@ def not_found(error):
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
+    app.add_template_filter(audit_view.detail_fields, "audit_detail")
