@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dash._pages import _path_to_page
+from dash._pages import _path_to_page  # Dash's own matching of an address to a page: the same answer as its router
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 

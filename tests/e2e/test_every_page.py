@@ -147,5 +147,6 @@ def test_a_new_token_wraps_in_its_card_and_its_copy_button_copies(commons, tmp_p
         driver.find_element(By.ID, "account-token-copy").click()
         until(driver, lambda d: d.find_element(By.ID, "account-token-value-status").text)
         assert driver.find_element(By.ID, "account-token-value-status").text in ("Copied.", "Selected: press Ctrl+C to copy.")
+        assert axe_violations(driver, AXE.read_text()) == []  # with a token listed (its Revoke button) too
     finally:
         driver.quit()
