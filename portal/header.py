@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from flask import Flask
 from flask_login import current_user
 
+from portal import notifications
+
 WRITERS = ("technician", "admin")
 EVERYONE = ()  # every signed-in user
 
@@ -59,7 +61,6 @@ def current() -> Header | None:
     """The header of the signed-in user (None when nobody is signed in: the brand alone)."""
     if not current_user.is_authenticated:
         return None
-    from portal import notifications  # asks the service: only for a signed-in user
     return Header(links_for(current_user.roles), current_user.name, current_user.role, notifications.unread_count())
 
 

@@ -29,7 +29,7 @@ def test_flask_and_dash_pages_show_one_header_for_a_role(app, sign_in, user):
     sign_in(client, user)
     expected = [f"shell-{link.name}" for link in header.links_for(ROLES[user])]
     expected += ["shell-notifications", "shell-user", "shell-signout"]
-    for path in ("/account", "/notifications", "/static/no-such.js"):
+    for path in ("/account", "/notifications", "/jupyter/open/view?tab=case", "/static/no-such.js"):
         assert flask_links(text(client.get(path))) == expected, path
     assert dash_links(client.get("/_dash-layout").get_json()) == expected
     assert ("shell-register" in expected) == (user != "ana") and ("shell-admin" in expected) == (user == "ada")
