@@ -54,11 +54,12 @@ def _page(run) -> list:
     pset = _node(run.parameter_set_id) if run.parameter_set_id else None
     inputs = [n for n in (_node(i) for i in run.input_ids) if n]
     return [
+        breadcrumbs([("Runs", "/runs"), (run.submitter_id, None)], "run-breadcrumbs"),  # a run sits under Runs
         dcc.Store(id=KEY, data=run.id), dcc.Store(id="run-refresh", data=0),
         dcc.Location(id="run-go", refresh="callback-nav"),
         dcc.Interval(id="run-tick", interval=REFRESH_MS, disabled=run.status in service.FINAL),
-        breadcrumbs([("Runs", "/runs"), (run.submitter_id, None)], "run-breadcrumbs"),
-        html.Div(dcc.Link("provenance graph", href=w.lineage_href(run.id), id="run-lineage"), className="wf-nav"),
+        html.Div([dcc.Link("‹ all runs", href="/runs"), " · ",
+                  dcc.Link("provenance graph", href=w.lineage_href(run.id), id="run-lineage")], className="wf-nav"),
         html.Div([html.Div("Workflow run", className="node-type"), html.H2(run.submitter_id, className="node-name")],
                  className="node-heading"),
         html.Div(live(run), id="run-live"),
