@@ -63,7 +63,7 @@ def run_commons(settings: Settings, seed_demo: bool = True) -> int:
         children.append(_start_worker(logs))
         children.append(_start_portal(logs))
         children.append(_start_hub(settings, logs))
-        _print_banner(settings, children)
+        _print_banner(settings, children, _trigger_lines(settings, children))
         return _watch(children, stop)
     except ServiceFailed as failure:
         print(f"error: {failure}", file=sys.stderr)
@@ -77,6 +77,7 @@ class ServiceFailed(RuntimeError):
 
 
 def _start(name: str, command: list[str], address: str, logs: Path) -> Child:
+    print(f"starting the {name} service ...", flush=True)  # a line per stage: the first start takes a while
     log = logs / f"{name}.log"
     return Child(name, _spawn(command, log), address, log, command)
 
@@ -89,6 +90,10 @@ def _spawn(command: list[str], log: Path) -> subprocess.Popen:
 def _wait_for_metadata(settings: Settings, child: Child) -> MetadataClient:
     """A client once the service answers health; ServiceFailed with its log tail otherwise."""
     _wait_ready(child, lambda: _metadata_answers(settings))
+    return _admin_client(settings)
+
+
+def _admin_client(settings: Settings) -> MetadataClient:
     return MetadataClient(settings.host, settings.port, settings.admin_token_path.read_text().strip())
 
 
@@ -169,10 +174,36 @@ def _http_ok(url: str) -> bool:
         return False  # not listening yet
 
 
-def _print_banner(settings: Settings, children: list[Child]) -> None:
+def _trigger_lines(settings: Settings, children: list[Child]) -> list[str]:
+    """The banner's lines on the enabled triggers and the runs they started (asked of the service)."""
+    portal = next((c.address for c in children if c.name == "portal"), "")
+    try:
+        with _admin_client(settings) as client:
+            enabled = [t for t in client.triggers() if t.enabled]
+            runs = {t.template: client.runs(template=t.template, limit=1).total for t in enabled}
+    except Exception as error:  # the banner must not stop the commons; say why the lines are missing
+        return [f"  triggers   (not listed: {error})"]
+    return trigger_lines(enabled, runs, portal + "runs")
+
+
+def trigger_lines(triggers, runs: dict[str, int], runs_url: str) -> list[str]:
+    """For each enabled trigger: what it does, and how many runs of its template exist so far
+    (the demo's files fire the shipped QC trigger: the worker runs those in the background)."""
+    lines = []
+    for trigger in triggers:
+        count = runs.get(trigger.template, 0)
+        lines += [f"  trigger    {trigger.name}: {trigger.description}",
+                  f"             {count} {trigger.template} run{'s' if count != 1 else ''} so far, run by the worker "
+                  f"in the background; follow them at {runs_url} or with `labcommons runs`"]
+    return lines
+
+
+def _print_banner(settings: Settings, children: list[Child], triggers: list[str] = ()) -> None:
     print("\nlabcommons is running:")
     for child in children:
         print(f"  {child.name:<10} {child.address:<28} pid {child.process.pid:<7} log {child.log}")
+    for line in triggers:
+        print(line)
     print(f"  data dir   {settings.data_dir.resolve()}")
     print(f"  admin token (for the CLI on this machine): {settings.admin_token_path.resolve()}")
     passwords = settings.data_dir / PASSWORDS_FILE

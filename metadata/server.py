@@ -127,6 +127,12 @@ def describe(name: str, args: tuple) -> tuple[str, dict]:
     return str(target), {"arguments": [a for a in shown[1:] if isinstance(a, (str, int, list, dict))][:4]}
 
 
+def changes(name: str, args: tuple) -> bool:
+    """Whether a call is a write to audit. A dry run is a check (the registration form makes one as
+    you type): audited only when refused for lack of a right, never as a submission."""
+    return name in WRITES and not getattr(args[0] if args else None, "dry_run", False)
+
+
 class Guard:
     """Verifies the token of every call, applies the policy table (metadata/policy.py) before the
     handler runs, audits, counts calls in flight, and maps errors."""
@@ -152,12 +158,12 @@ class Guard:
                 refuse_unset(name, args)
                 policy.authorize(self._service.store, self._service.dictionary, name, who, args)
                 result = method(who, *args)
-                if name in WRITES and not getattr(args[0] if args else None, "dry_run", False):
+                if changes(name, args):
                     self._audit(name, who, args, "ok")
                 return result
             except errors.MetadataError as error:
                 refused = error.refusal or (error.message if isinstance(error, REFUSALS) else "")
-                if name in WRITES or refused:
+                if changes(name, args) or refused:
                     self._audit(name, who, args, "forbidden" if error.refusal else error.code, refused)
                 raise declared(name, thrift_error(error)) from None
             except Exception as error:

@@ -44,7 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.from_mapping(test_config or {})
 
-    from portal import account, auth, client, csrf, downloads, notifications
+    from portal import account, auth, client, csrf, downloads, errors, header, notifications
     from portal.admin import pages as admin
     from portal.explorer import exports
     from portal.notebooks import jupyter, oauth, progress as hub_progress, whoami
@@ -55,6 +55,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     client.init_app(app)
     mount_dash(app)
     auth.init_app(app)
+    header.init_app(app)
+    errors.init_app(app)
     app.register_blueprint(exports.bp)
     downloads.init_app(app)
     account.init_app(app)
@@ -91,6 +93,8 @@ def mount_dash(app: Flask) -> Dash:
                     assets_folder=str(HERE / "assets"), url_base_pathname="/", title="labcommons",
                     update_title=None, suppress_callback_exceptions=True)
     dash_app.layout = shell.layout
+    # the page's language, as base.html declares it (screen readers pick their voice by it)
+    dash_app.index_string = dash_app.index_string.replace("<html>", '<html lang="en">', 1)
     return dash_app
 
 

@@ -1,40 +1,35 @@
-"""The frame around every Dash page: the header (who is signed in, sign-out) and the page."""
+"""The frame around every Dash page: the shared header (portal/header.py) and the page."""
 from __future__ import annotations
 
 import dash
 from dash import dcc, html
 from flask_wtf.csrf import generate_csrf
 
-from portal import notifications
-from portal.auth import shown_user
-
-WRITERS = ("technician", "admin")
+from portal import header as site
 
 
 def layout() -> html.Div:
     """Called for every page load (Dash's /_dash-layout), so it shows the current user."""
-    return html.Div([header(shown_user()), html.Div(dash.page_container, className="page")])
+    return html.Div([header(site.current()), html.Main(dash.page_container, className="page", id="main")])
 
 
-def header(user: tuple[str, str] | None) -> html.Header:
-    nav = [html.A("labcommons", href="/explore", className="brand"),
-           dcc.Link("Explore", href="/explore", className="nav-link"),
-           dcc.Link("Experiments", href="/browse", className="nav-link"),
-           dcc.Link("Runs", href="/runs", className="nav-link"),
-           dcc.Link("Parameter sets", href="/parameter-sets", className="nav-link", id="shell-parameter-sets")]
-    if user is None:
-        return html.Header(nav, className="site-header")
-    name, role = user
-    if role in WRITERS:  # a plain link: Register is a Flask page, not a Dash one
-        nav.append(html.A("Register", href="/register", className="nav-link", id="shell-register"))
-    if role == "admin":
-        nav.append(html.A("Admin", href="/admin/users", className="nav-link", id="shell-admin"))
+def header(shown: site.Header | None) -> html.Header:
+    """The same header as templates/base.html renders, as Dash components."""
+    brand = html.A("labcommons", href="/explore", className="brand")
+    if shown is None:
+        return html.Header([brand], className="site-header")
+    nav = html.Nav([_link(link) for link in shown.links], className="site-nav", **{"aria-label": "Main"})
     signout = html.Form([dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
                          html.Button("Sign out", type="submit", className="link-button", id="shell-signout")],
                         method="POST", action="/signout", className="signout")
-    unread = notifications.unread_count()
-    bell = html.A(f"Notifications ({unread})" if unread else "Notifications", href="/notifications",
-                  className="nav-link unread" if unread else "nav-link", id="shell-notifications")
-    who = html.Span([html.A(html.Strong(name), href="/account", title="Your account and API tokens"),
-                     f" · {role}"], className="who", id="shell-user")
-    return html.Header(nav + [html.Div([bell, who, signout], className="user")], className="site-header")
+    bell = html.A(shown.notifications, href="/notifications", id="shell-notifications",
+                  className="nav-link unread" if shown.unread else "nav-link")
+    who = html.Span([html.A(html.Strong(shown.user), href="/account", title="Your account and API tokens"),
+                     f" · {shown.role}"], className="who", id="shell-user")
+    return html.Header([brand, nav, html.Div([bell, who, signout], className="user")], className="site-header")
+
+
+def _link(link: site.Link):
+    """A Dash page's link moves without reloading; a Flask page's is a plain link."""
+    make = dcc.Link if link.dash else html.A
+    return make(link.label, href=link.href, className="nav-link", id=f"shell-{link.name}")

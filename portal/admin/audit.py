@@ -86,7 +86,7 @@ def export(fmt: str):
                                back=url_for("admin.audit")), 503
     body = spooled(tsv_chunks(FIELDS, rows) if fmt == "tsv" else _json_array(rows))  # then sent by the loop
     name = f"labcommons-audit-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
-    return attachment(body, f"{FORMATS[fmt]}; charset=utf-8", name)
+    return attachment(body, FORMATS[fmt], name)
 
 
 def entries(found: dict[str, str]) -> Iterator[dict]:
@@ -98,6 +98,30 @@ def entries(found: dict[str, str]) -> Iterator[dict]:
         if not result.next_cursor:
             return
         cursor = result.next_cursor
+
+
+def detail_fields(detail_json: str) -> list[tuple[str, str]]:
+    """An entry's detail as (label, text) pairs for people, in place of its JSON."""
+    try:
+        detail = json.loads(detail_json or "{}")
+    except ValueError:
+        return [("detail", detail_json)]
+    if not isinstance(detail, dict):
+        return [("detail", readable(detail))]
+    return [(key.replace("_", " "), readable(value)) for key, value in detail.items()]
+
+
+def readable(value) -> str:
+    """One detail value as text: yes/no, thousands separated, lists and mappings spelled out."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return ", ".join(readable(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')}: {readable(v)}" for k, v in value.items()) or "none"
+    return str(value)
 
 
 def entry_dict(entry) -> dict:

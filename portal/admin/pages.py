@@ -17,6 +17,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from metadata.auth import ACCESS, ROLES
 from metadata.client import ERRORS
+from portal import errors
 from portal.admin import audit as audit_view
 from portal.client import UNREACHABLE, get_client, sentence
 from portal.notebooks.jupyter import HubError, hub
@@ -31,7 +32,9 @@ class AddUserForm(FlaskForm):
         DataRequired("give a user name"), Regexp(NAME_RULE, message="use 1 to 128 letters, digits, . _ @ -")])
     password = PasswordField("Password", validators=[
         DataRequired("give a password"), Length(MIN_PASSWORD, 1024, f"use {MIN_PASSWORD} to 1024 characters")])
-    role = SelectField("Role", choices=list(ROLES), validate_choice=True)
+    # least privilege: no role is preselected, the admin chooses one
+    role = SelectField("Role", choices=["", *ROLES], default="", validators=[DataRequired("choose a role")],
+                       validate_choice=True)  # its options are written out in admin_users.html
 
 
 class PasswordForm(FlaskForm):
@@ -266,17 +269,16 @@ def form_error(form: FlaskForm) -> str:
 
 @bp.errorhandler(403)
 def forbidden(error):
-    """403 for any portal page a user may not open."""
-    return render_template("problem.html", heading="Administrators only",
-                           message="This page is for administrators. Ask one if you need something changed.",
-                           back="/explore"), 403
+    """403 for any admin page a non-admin opens: the way back is home (the admin pages are not theirs)."""
+    message = "This page is for administrators. Ask one if you need something changed."
+    return errors.page(errors.Problem("Administrators only", message, (errors.HOME,)), 403)
 
 
 @bp.errorhandler(404)
 def not_found(error):
-    return render_template("problem.html", heading="Not found", message=getattr(error, "description", ""),
-                           back=request.referrer or "/admin/users"), 404
+    return errors.page(errors.not_found(request.path, errors.described(error)), 404)
 
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
+    app.add_template_filter(audit_view.detail_fields, "audit_detail")

@@ -72,7 +72,7 @@ def _export(rows_for, render, name: str, extension: str):
         return _problem(UNREACHABLE, status=503)
     filename = f"labcommons-{kind.kind}-{name}-{time.strftime('%Y%m%d-%H%M%S')}.{extension}"
     mimetype = "application/json" if extension == "json" else "text/tab-separated-values"
-    return attachment(body, f"{mimetype}; charset=utf-8", filename)
+    return attachment(body, mimetype, filename)
 
 
 def spooled(chunks: Iterable[str]):
@@ -89,11 +89,13 @@ def spooled(chunks: Iterable[str]):
 
 
 def attachment(body, mimetype: str, filename: str):
-    """A spooled body as a download the server's event loop sends (the file closes with it)."""
+    """A spooled UTF-8 body as a download the server's event loop sends (the file closes with it)."""
     size = body.seek(0, 2)
     body.seek(0)
     response = send_file(body, mimetype=mimetype, as_attachment=True, download_name=filename,
                          conditional=False, max_age=0)
+    # set whole: Werkzeug appends a charset to text/* types itself, so one passed in came twice
+    response.content_type = f"{mimetype}; charset=utf-8"
     response.content_length = size
     return response
 

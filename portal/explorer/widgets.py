@@ -86,11 +86,12 @@ def breadcrumbs(trail: Sequence[tuple[str, str | None]], id_: str) -> html.Nav:
     items = []
     for position, (text, href) in enumerate(trail):
         if position:
-            items.append(html.Span("›", className="crumb-sep"))
+            items.append(html.Span("›", className="crumb-sep", **{"aria-hidden": "true"}))
         last = position == len(trail) - 1
-        items.append(html.Span(text, className="crumb current") if last or not href
+        current = {"aria-current": "page"} if last else {}
+        items.append(html.Span(text, className="crumb current", **current) if last or not href
                      else dcc.Link(text, href=href, className="crumb"))
-    return html.Nav(items, className="breadcrumbs", id=id_)
+    return html.Nav(items, className="breadcrumbs", id=id_, **{"aria-label": "Breadcrumb"})
 
 
 def heading(type_def: dict, name: str, subtitle: str = "") -> html.Div:

@@ -19,7 +19,7 @@ import dash
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from ground.storage import NotReadable
-from portal.explorer.widgets import download_href, section
+from portal.explorer.widgets import breadcrumbs, download_href, section
 from portal.client import get_client
 from portal.downloads import read_small
 from portal.workflows import figures, service, widgets as w
@@ -54,6 +54,7 @@ def _page(run) -> list:
     pset = _node(run.parameter_set_id) if run.parameter_set_id else None
     inputs = [n for n in (_node(i) for i in run.input_ids) if n]
     return [
+        breadcrumbs([("Runs", "/runs"), (run.submitter_id, None)], "run-breadcrumbs"),  # a run sits under Runs
         dcc.Store(id=KEY, data=run.id), dcc.Store(id="run-refresh", data=0),
         dcc.Location(id="run-go", refresh="callback-nav"),
         dcc.Interval(id="run-tick", interval=REFRESH_MS, disabled=run.status in service.FINAL),

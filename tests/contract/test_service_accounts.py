@@ -158,6 +158,15 @@ def test_the_audit_log_records_writes_and_refusals_without_secrets(ana, server, 
         client_for("olga").audit()
 
 
+def test_a_dry_run_with_problems_is_a_check_and_only_a_real_refused_submission_is_audited(admin, project):
+    bad = [{"type": "case", "submitter_id": "c-9", "species": "dragon"}]
+    for dry_run in (True, False):  # the form's as-you-type check, then the real submission
+        with pytest.raises(T.ValidationError):
+            admin.submit(project, bad, dry_run=dry_run)
+    refused = [e for e in admin.audit(action="submit", limit=20).entries if e.outcome != "ok"]
+    assert len(refused) == 1 and json.loads(refused[0].detail_json)["dry_run"] is False
+
+
 def test_the_audit_log_filters_by_project_and_outcome(ana, admin, project, client_for):
     admin.set_grant("ana", project, "write")
     with pytest.raises(T.Forbidden):

@@ -18,7 +18,7 @@ from tests.e2e.conftest import ServiceProcess, free_port
 from tests.need import need
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-WAIT_SECONDS = 30
+WAIT_SECONDS = 90  # a bound for failures only (every wait polls): a loaded machine starts the portal slowly
 
 
 def require_chromium() -> None:
@@ -118,6 +118,7 @@ def chromium(profile: Path, downloads: Path | None = None):
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      f"--user-data-dir={profile}", "--window-size=1400,1100"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # driver.get_log("browser"): the console
     if downloads is not None:
         options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                                   "download.prompt_for_download": False})

@@ -31,6 +31,9 @@ def test_up_serves_the_demo_commons_and_stops_cleanly(tmp_path):
         banner = "".join(lines)
         assert "labcommons is running" in banner and f"thrift://127.0.0.1:{port}" in banner, banner
         assert f"http://127.0.0.1:{portal_port}/" in banner and "demo-passwords" in banner, banner
+        assert "starting the metadata service" in banner and "starting the portal service" in banner, banner
+        # the QC runs the shipped trigger started on the demo's files, and where to follow them
+        assert re.search(r"ims-qc-on-new-measurement: .*\n +\d+ ims-qc runs? so far", banner), banner
         with urllib.request.urlopen(f"http://127.0.0.1:{portal_port}/signin", timeout=10) as page:
             assert page.status == 200 and b"Sign in" in page.read()
         # JupyterHub behind its proxy, signing users in through the portal

@@ -20,7 +20,7 @@ def create(portal, name: str):
 
 
 def shown_token(response) -> str:
-    return re.search(r"<pre><code>([^<]+)</code></pre>", response.get_data(as_text=True)).group(1)
+    return re.search(r'<pre><code id="account-token-value">([^<]+)</code></pre>', response.get_data(as_text=True)).group(1)
 
 
 def test_a_new_token_is_shown_once_and_works_as_the_user(ana, server):
@@ -30,7 +30,7 @@ def test_a_new_token_is_shown_once_and_works_as_the_user(ana, server):
         who = client.whoami()
     assert (who.user, who.kind) == ("ana", "personal")
     listing = ana.get("/account").get_data(as_text=True)
-    assert "my notebook" in listing and "active" in listing and "<pre><code>" not in listing
+    assert "my notebook" in listing and "active" in listing and "account-token-value" not in listing
 
 
 def test_forms_without_the_csrf_token_are_refused(ana):

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from portal.admin.audit import detail_fields
 from tests.portal.conftest import csrf_token
 
 ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/audit", "/admin/audit.tsv", "/admin/audit.json",
@@ -51,6 +52,8 @@ def test_the_users_page_lists_accounts_with_roles_and_grants(ada, demo):
     for name in ("ana", "tom", "ada"):
         assert f'id="admin-user-{name}"' in page
     assert "analyst" in page and ": read" in page
+    add_role = re.search(r'<select name="role" id="admin-add-role".*?</select>', page, re.S).group(0)
+    assert " selected" not in add_role  # least privilege: the admin must choose a role
     assert "Admin" in json.dumps(ada.get("/_dash-layout").get_json())  # the header links here
 
 
@@ -68,6 +71,7 @@ def test_an_admin_adds_a_user_who_can_then_sign_in(app, ada, sign_in):
     ({"username": "bad name!", "password": "a long password", "role": "analyst"}, "User name: use 1 to 128"),
     ({"username": "nina", "password": "short", "role": "analyst"}, "Password: use 10 to 1024 characters"),
     ({"username": "nina", "password": "a long password", "role": "pope"}, "Role: Not a valid choice"),
+    ({"username": "nina", "password": "a long password", "role": ""}, "Role: choose a role"),
 ])
 def test_bad_new_users_are_refused_naming_the_field(ada, data, words):
     response = post(ada, "/admin/users", **data)
@@ -147,6 +151,7 @@ def test_the_audit_log_filters_pages_and_exports(ada, admin, demo):
         admin.set_grant("tom", project, access)
     page = text(ada.get(f"/admin/audit?action=set_grant&project={project}&user=local-admin&outcome=ok"))
     assert page.count("<td>set_grant</td>") == 50 and "<td>submit</td>" not in page
+    assert f"<dt>arguments</dt> <dd>{project}, " in page and "{&#34;arguments" not in page  # fields, not JSON
     assert "No matching entries." in text(ada.get("/admin/audit?before=2000-01-01"))
     first = text(ada.get("/admin/audit"))
     older = re.search(r'href="([^"]+)" id="admin-audit-next"', first).group(1).replace("&amp;", "&")
@@ -156,6 +161,7 @@ def test_the_audit_log_filters_pages_and_exports(ada, admin, demo):
     assert lines[0].split("\t") == ["at", "user", "action", "target", "outcome", "client", "detail_json"]
     assert len(lines) > 53 and all("\tset_grant\t" in line for line in lines[1:])
     assert "attachment" in tsv.headers["Content-Disposition"]
+    assert tsv.headers["Content-Type"] == "text/tab-separated-values; charset=utf-8"
     entries = json.loads(ada.get("/admin/audit.json?action=set_grant").get_data(as_text=True))
     assert entries and all(e["action"] == "set_grant" and "arguments" in e["detail"] for e in entries)
 
@@ -190,3 +196,9 @@ def test_an_admin_switches_a_trigger_off_and_on(app, sign_in, server):
     assert ">enabled<" in page and "Disable" in page
     page = text(post(client, "/admin/triggers/nope/on"))
     assert "no trigger &#39;nope&#39;" in page
+
+
+def test_audit_details_read_as_fields():
+    assert detail_fields('{"format": "json", "dry_run": false, "bytes": 12345, "arguments": ["p", ["a", "b"]]}') == [
+        ("format", "json"), ("dry run", "no"), ("bytes", "12,345"), ("arguments", "p, a, b")]
+    assert detail_fields("") == [] and detail_fields("not json") == [("detail", "not json")]

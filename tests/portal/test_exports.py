@@ -31,6 +31,7 @@ def test_the_manifest_holds_the_files_the_service_names(analyst, admin, monkeypa
     response = analyst.get("/export/manifest.tsv" + query)
     assert response.status_code == 200 and response.is_streamed
     assert "attachment" in response.headers["Content-Disposition"]
+    assert response.headers["Content-Type"] == "text/tab-separated-values; charset=utf-8"  # one charset
     expected = list(admin.manifest(kind, view))
     assert len(expected) >= 2
     assert tsv(response) == [as_text(entry) for entry in expected]
