@@ -42,6 +42,8 @@ class Settings:
     flattening: Path | None = None
     templates_dir: Path | None = None      # None: the shipped workflow_templates/
     triggers_dir: Path | None = None       # None: the shipped workflow_templates/triggers/
+    lifecycle_dir: Path | None = None      # None: the shipped workflow_templates/lifecycle/ (storage rules)
+    lifecycle_seconds: int = 3600          # how often the worker applies the storage lifecycle rules; 0: never
     engine: str = "local"                  # the worker's engine: local, or argo (LABCOMMONS_ARGO_*)
     smtp_host: str = ""                    # "" : notifications go to <data_dir>/outbox/ as .eml files
     smtp_port: int = 25

@@ -275,6 +275,9 @@ class MetadataClient:
     def update_run(self, update: T.RunUpdate) -> T.Run:
         return self._call("update_run", update)
 
+    def record_deletion(self, deletion: T.RunDeletion) -> T.Run:
+        return self._call("record_deletion", deletion)
+
     def triggers(self) -> list[T.Trigger]:
         return self._call("list_triggers")
 

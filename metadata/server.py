@@ -109,7 +109,7 @@ def refuse_unset(name: str, args: tuple) -> None:
 WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", "delete_nodes", "save_cohort",
           "delete_cohort", "reindex", "create_token", "save_account", "set_grant", "sign_in", "sign_out_everywhere",
           "create_personal_token", "renew_personal_token", "revoke_personal_token", "sign_out",
-          "set_tier_access_limit", "set_tier_access", "save_parameter_set"}
+          "set_tier_access_limit", "set_tier_access", "save_parameter_set", "record_deletion"}
 SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
 REFUSALS = (errors.BadToken, errors.Denied)
 ANONYMOUS = "(no valid token)"
@@ -122,6 +122,9 @@ def describe(name: str, args: tuple) -> tuple[str, dict]:
     first = shown[0] if shown else ""
     if hasattr(first, "project_id") and hasattr(first, "body"):  # a SubmitRequest
         return first.project_id, {"format": first.format, "dry_run": first.dry_run, "bytes": len(first.body or "")}
+    if hasattr(first, "bytes_freed"):  # a RunDeletion: what a lifecycle rule deleted, for the audit log
+        return first.run_id, {"rule": first.rule, "files": first.files, "bytes_freed": first.bytes_freed,
+                              "complete": first.complete}
     target = first if isinstance(first, (str, int)) else (
         getattr(first, "name", "") or getattr(first, "kind", "") or getattr(first, "project_id", ""))
     return str(target), {"arguments": [a for a in shown[1:] if isinstance(a, (str, int, list, dict))][:4]}

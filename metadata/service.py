@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from ground.storage import Layout
-from metadata import auth, policy
+from metadata import auth, lifecycle, policy
 from metadata.accounts import AuditLog, Registry, account_thrift, token_thrift
 from metadata.auth import Identity, Tokens
 from metadata.cohorts import Cohorts
@@ -258,6 +258,9 @@ class MetadataService:
             self.notifier.run_ended(run, f"/runs/{run.id}")
         return self._run(run)
 
+    def record_deletion(self, who: Identity, deletion: T.RunDeletion) -> T.Run:
+        return self._run(lifecycle.record(self.runs, who, deletion))
+
     def list_triggers(self, who: Identity) -> list:
         return self.triggers.list()
 
@@ -293,7 +296,9 @@ class MetadataService:
         return revision_thrift(self.parameter_sets.get(who, set_id))
 
     def _run(self, node: StoredNode) -> T.Run:
-        return run_thrift(node, self.runs.outputs(node))
+        run = run_thrift(node, self.runs.outputs(node))
+        run.deletions = lifecycle.deletions_of(node.props)
+        return run
 
     def _graph_node(self, node_id: str) -> StoredNode:
         """A node of the dictionary's graph; internal nodes (cohorts) are not found through here."""

@@ -443,6 +443,22 @@ struct RunStep {
     12: string replaced_image = "",
 }
 
+/** Files a storage lifecycle rule deleted from a run's folder (docs/operations.md). */
+struct RunDeletion {
+    1: string run_id,
+    /** The lifecycle rule that deleted them. */
+    2: string rule,
+    /** When the deletion ended (ISO 8601); the service sets it. */
+    3: string at = "",
+    /** The deleted files' paths relative to the run's folder (at most 200; `files` counts all). */
+    4: list<string> paths,
+    5: i64 files = 0,
+    6: i64 bytes_freed = 0,
+    /** False when the deletion stopped half way: `paths` is what went, `message` says why the rest stayed. */
+    7: bool complete = true,
+    8: string message = "",
+}
+
 struct Run {
     1: string id,
     2: string project_id,
@@ -475,6 +491,8 @@ struct Run {
     24: string outcome = "",
     /** When the outcome is failed: each failing check as "metric value (minimum threshold)". */
     25: list<string> failed_checks,
+    /** The files storage lifecycle rules deleted from the run's folder, oldest first. */
+    26: list<RunDeletion> deletions,
 }
 
 struct LaunchResult {
@@ -790,6 +808,13 @@ service Metadata {
 
     /** Worker only: status, steps and, with the final status, the outputs. */
     Run update_run(1: string token, 2: RunUpdate update)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: NotFound not_found, 5: Conflict conflict,
+                6: InternalError internal),
+
+    /** Worker only: records files a lifecycle rule deleted from a run's folder, on the run
+        and in the audit log. */
+    Run record_deletion(1: string token, 2: RunDeletion deletion)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: ValidationError invalid, 4: NotFound not_found, 5: Conflict conflict,
                 6: InternalError internal),
