@@ -278,6 +278,14 @@ class MetadataClient:
     def record_deletion(self, deletion: T.RunDeletion) -> T.Run:
         return self._call("record_deletion", deletion)
 
+    def run_stats(self, project_id: str = "", template: str = "", bucket: str = "day", since: str = "",
+                  before: str = "") -> T.RunStats:
+        query = T.RunStatsQuery(project_id=project_id, template=template, bucket=bucket, since=since, before=before)
+        return self._call("run_stats", query)
+
+    def report_storage(self, uses: list[T.StorageUse]) -> None:
+        self._call("report_storage", list(uses))
+
     def triggers(self) -> list[T.Trigger]:
         return self._call("list_triggers")
 

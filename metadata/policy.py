@@ -216,6 +216,8 @@ TABLE: dict[str, Policy] = {
     "claim_runs": Policy((WORKER,)),
     "update_run": Policy((WORKER,), _read(Stored(0, RUN, "run_id"))),
     "record_deletion": Policy((WORKER,), _read(Stored(0, RUN, "run_id"))),
+    "run_stats": Policy((ANALYST,), _read(Named(0, "project_id")), handler="no project named: every readable project"),
+    "report_storage": Policy((WORKER,)),
     # parameter sets
     "save_parameter_set": Policy(checks=(Check(READ, Stored(0, DATASET, "dataset_id")),
                                          Check(WRITE, FirstOf(Named(0, "project_id"),

@@ -20,6 +20,7 @@ from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
 from metadata.parameter_sets import ParameterSets, revision_thrift, set_thrift
 from metadata.store.base import Store, StoredNode
+from metadata.run_stats import RunStats
 from metadata.runs import FINAL, RunRegistry, run_thrift
 from metadata.submission import Planner
 from metadata.triggers import Triggers
@@ -39,6 +40,7 @@ class MetadataService:
         self.layout = layout  # where each project's files may lie (storage_url checks)
         self.runs = RunRegistry(store, dictionary, catalog, layout)
         self.triggers = Triggers(store, self.runs, list(rules))
+        self.stats = RunStats(store, self.runs)
         self.parameter_sets = ParameterSets(store, dictionary, catalog)
         self.notifier = notifier
         self.tier = TierSetting(store)
@@ -260,6 +262,12 @@ class MetadataService:
 
     def record_deletion(self, who: Identity, deletion: T.RunDeletion) -> T.Run:
         return self._run(lifecycle.record(self.runs, who, deletion))
+
+    def run_stats(self, who: Identity, query: T.RunStatsQuery) -> T.RunStats:
+        return self.stats.compute(who, query)
+
+    def report_storage(self, who: Identity, uses: list) -> None:
+        self.stats.report_storage(who, uses or [])
 
     def list_triggers(self, who: Identity) -> list:
         return self.triggers.list()

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from ground.storage import NotReadable, project_dir, resolve, run_dir
+from ground.storage import NotReadable, resolve, run_dir
 from metadata.idl import metadata_thrift as T
 from metadata.lifecycle import Rule
 
@@ -59,23 +59,44 @@ class Janitor:
     rules: list[Rule]
     clock: Callable[[], datetime] = field(default=utc_now)
 
-    def plan(self) -> list[Planned]:
-        """What the enabled rules would do now; nothing is deleted."""
+    def plan(self, usage: dict[str, int] | None = None) -> list[Planned]:
+        """What the enabled rules would do now; nothing is deleted. `usage`: each project's bytes
+        (measured here when a quota rule needs it and none is given)."""
         planned = []
         for rule in (r for r in self.rules if r.enabled):
-            planned += self._quota(rule) if rule.is_quota else self._deletions(rule)
+            if rule.is_quota:
+                usage = self.usage() if usage is None else usage
+                planned += _over_quota(rule, usage)
+            else:
+                planned += self._deletions(rule)
         return planned
 
     def apply(self, plan: list[Planned] | None = None) -> list[T.RunDeletion]:
-        """Delete what the plan says (a fresh plan by default) and report each run's deletion."""
+        """Delete what the plan says (a fresh plan by default), report each run's deletion, then
+        each project's storage use (with its quota) for the dashboard and the quota alerts."""
+        usage = self.usage()
         done = []
-        for item in plan if plan is not None else self.plan():
+        for item in plan if plan is not None else self.plan(usage):
             if item.action == "warn":
-                log.warning("project %s uses %.1f GB, more than rule %s allows: %s", item.project,
+                log.warning("project %s uses %.1f GB, more than rule %s allows (%s)", item.project,
                             item.used_bytes / GIGABYTE, item.rule, item.reason)
             elif item.action == "delete":
                 done.append(self._delete(item))
+                usage[item.project] = usage.get(item.project, 0) - done[-1].bytes_freed
+        self.client.report_storage([T.StorageUse(project_id=project, bytes=max(0, used), quota_bytes=self._quota_of(project))
+                                    for project, used in sorted(usage.items())])
         return done
+
+    def usage(self) -> dict[str, int]:
+        """Each project's bytes in the storage root (its folder: raw data and runs)."""
+        return {p.name: folder_bytes(p) for p in sorted(self.storage_root.iterdir())
+                if p.is_dir() and not p.name.startswith(".")} if self.storage_root.is_dir() else {}
+
+    def _quota_of(self, project: str) -> int:
+        """The smallest quota an enabled rule sets for the project, in bytes; 0 for none."""
+        quotas = [r.quota_gigabytes for r in self.rules if r.enabled and r.is_quota
+                  and (not r.projects or project in r.projects)]
+        return int(min(quotas) * GIGABYTE) if quotas else 0
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -133,17 +154,6 @@ class Janitor:
             return f"the template declares outputs ({template.entry.outputs[0].path}, ...) but none is registered"
         return ""
 
-    def _quota(self, rule: Rule) -> list[Planned]:
-        projects = rule.projects or sorted(p.name for p in self.storage_root.iterdir()
-                                           if p.is_dir() and not p.name.startswith("."))
-        planned = []
-        for project in projects:
-            used = folder_bytes(project_dir(self.storage_root, project))
-            if used > rule.quota_gigabytes * GIGABYTE:
-                planned.append(Planned(rule.name, "warn", project, used_bytes=used,
-                                       reason=f"quota {rule.quota_gigabytes:g} GB"))
-        return planned
-
     # -- deleting ---------------------------------------------------------------------------
 
     def _delete(self, item: Planned) -> T.RunDeletion:
@@ -165,6 +175,13 @@ class Janitor:
         log.info("rule %s deleted %d file(s), %d bytes, of run %s%s", item.rule, len(gone), freed, item.run_id,
                  f" ({message})" if message else "")
         return deletion
+
+
+def _over_quota(rule: Rule, usage: dict[str, int]) -> list[Planned]:
+    """A warning for each project the quota rule covers whose use passes it."""
+    return [Planned(rule.name, "warn", project, used_bytes=used, reason=f"quota {rule.quota_gigabytes:g} GB")
+            for project, used in sorted(usage.items())
+            if (not rule.projects or project in rule.projects) and used > rule.quota_gigabytes * GIGABYTE]
 
 
 def _matching(folder: Path, rule: Rule, registered: set[Path]):

@@ -96,6 +96,8 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from elasticsearch import BadRequestError, Elasticsearch
 
+from metadata.store.elastic_stats import rows_from, stats_body
+from metadata.store.run_stats_sql import StatsWindow
 from metadata.errors import Clash
 from metadata.filters import MISSING, Field, to_es
 from metadata.store.base import (EdgeRow, FacetCounts, LinkRef, NumericSummary, Page, Store, StoredNode, Write,
@@ -1030,6 +1032,12 @@ class ElasticStore(Store):
     def close(self) -> None:
         with self._write_lock:
             self._es.close()
+
+    def run_stats(self, window: StatsWindow) -> dict[str, list]:
+        """The dashboard's aggregates over the window's runs (elastic_stats.py; steps and QC per
+        instrument are not given by this store)."""
+        found = self._es.search(index=self._names.nodes, **stats_body(window))
+        return {"buckets": rows_from(found["aggregations"]), "qc": [], "steps": []}
 
 
 class _GraphView:

@@ -30,6 +30,7 @@ import pyarrow as pa
 from metadata.errors import Clash, StorageFull
 from metadata.filters import quote_ident, to_sql
 from metadata.store import documents_sql as D
+from metadata.store import run_stats_sql as S
 from metadata.store.columnar import ColumnCache, Delta, Unsupported
 from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
                                  children_clash_message, decode_cursor, decode_id_cursor, edges_of, encode_cursor,
@@ -415,6 +416,15 @@ class EmbeddedStore(Store):
             except duckdb.Error as error:  # a full disk: the next start replays the log instead
                 log.warning("no checkpoint at close: %s", error)
             self._db.close()
+
+    def run_stats(self, window: "S.StatsWindow") -> dict[str, list]:
+        """The dashboard's aggregates over the window's runs, grouped in SQL (run_stats_sql.py)."""
+        cur = self._cursor()
+        return {"buckets": [S.bucket_row(r) for r in cur.execute(*S.buckets_sql(window)).fetchall()],
+                "qc": [dict(zip(("project_id", "instrument", "runs", "passed"), r))
+                       for r in cur.execute(*S.qc_sql(window)).fetchall()],
+                "steps": [dict(zip(("template", "step", "runs", "failed", "p50_s", "max_s"), r))
+                          for r in cur.execute(*S.steps_sql(window)).fetchall()]}
 
 
 def _histogram(values, edges: list[float]) -> list[tuple[float, float, int]]:

@@ -70,6 +70,8 @@ def test_a_succeeded_runs_shards_go_after_the_age_and_its_outputs_stay(admin, se
     [entry] = admin.audit(action="record_deletion").entries
     assert entry.target == run.id and json.loads(entry.detail_json)["bytes_freed"] == planned.bytes
     assert janitor(admin, settings).plan() == []   # nothing is left to delete
+    [use] = admin.run_stats().storage   # each sweep reports the projects' storage use, after its deletions
+    assert (use.project_id, use.bytes) == (run.project_id, janitor(admin, settings).usage()[run.project_id])
 
     again = admin.launch("ims-qc", [measurement], {"spectra-per-shard": "10"}, force=True).run
     assert run_until(worker, admin, again.id, seconds=240).status == "succeeded"
