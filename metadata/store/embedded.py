@@ -418,13 +418,29 @@ class EmbeddedStore(Store):
             self._db.close()
 
     def run_stats(self, window: "S.StatsWindow") -> dict[str, list]:
-        """The dashboard's aggregates over the window's runs, grouped in SQL (run_stats_sql.py)."""
+        """The dashboard's aggregates over the window's runs, grouped in SQL over the runs' facts
+        (run_stats_sql.py), refreshed first from the runs written since."""
         cur = self._cursor()
+        if not self.read_only:
+            self._refresh_run_facts(cur)
         return {"buckets": [S.bucket_row(r) for r in cur.execute(*S.buckets_sql(window)).fetchall()],
                 "qc": [dict(zip(("project_id", "instrument", "runs", "passed"), r))
                        for r in cur.execute(*S.qc_sql(window)).fetchall()],
                 "steps": [dict(zip(("template", "step", "runs", "failed", "p50_s", "max_s"), r))
                           for r in cur.execute(*S.steps_sql(window)).fetchall()]}
+
+    def _refresh_run_facts(self, cur) -> None:
+        """Bring the runs' facts up to date: only the runs written since the last refresh are read."""
+        if not getattr(self, "_facts_ready", False):
+            with self._writing():
+                cur.execute(S.FACTS_SCHEMA)
+            self._facts_ready = True
+        cur.execute(S.changed_sql())
+        if not cur.execute("SELECT count(*) FROM changed").fetchone()[0]:
+            return
+        with self._writing(), _transaction(cur):
+            for statement in S.refresh_sql():
+                cur.execute(statement)
 
 
 def _histogram(values, edges: list[float]) -> list[tuple[float, float, int]]:

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from metadata.store.run_stats_sql import StatsWindow
-from tests.contract.test_store_contract import create, node
+from metadata.store.base import Write
+from tests.contract.test_store_contract import changed, create, node
 
 DAY1, DAY2 = "2026-03-02T10:00:00.000+00:00", "2026-03-03T09:00:00.000+00:00"
 
@@ -79,6 +80,17 @@ def test_weeks_templates_and_projects_narrow_the_window(runs):
     assert store.run_stats(window(projects=()))["buckets"] == []
     assert sum(r["runs"] for r in store.run_stats(window(projects=None))["buckets"]) == 7
     assert store.run_stats(window(before="2026-03-02T00:00:00.000+00:00"))["buckets"] == []
+
+
+@NO_PERCENTILES
+def test_a_run_written_after_a_query_counts_in_the_next(runs):
+    _, store = runs
+    assert store.run_stats(window())["buckets"][-1]["open"] == 1
+    [queued] = store.get_many(["id-p1-r5"]).values()
+    done = changed(queued, **{**queued.props, "status": "failed", "finished_at": "2026-03-03T09:05:00.000+00:00"})
+    store.apply([Write(done, queued.version)], set())
+    last = store.run_stats(window())["buckets"][-1]
+    assert (last["open"], last["failed"]) == (0, 1)
 
 
 def test_the_embedded_store_groups_steps_retries_and_qc_per_instrument(runs):

@@ -1,12 +1,15 @@
 """run_stats through the service: real runs of the local engine, grouped by the store, scoped to
 what the caller may read; the queue, the workers and the storage use the worker reports."""
+import json
+
 import pytest
 
 from metadata.idl import metadata_thrift as T
 from tests.workflows.runs.test_worker import run_until, worker  # noqa: F401 (worker: a fixture)
 
 
-def test_the_dashboard_counts_real_runs_for_those_who_may_read_them(admin, client_for, worker, measurement, project):
+def test_the_dashboard_counts_real_runs_for_those_who_may_read_them(admin, client_for, worker, measurement, project,
+                                                                    cli):
     ok = admin.launch("size-report", [measurement]).run
     bad = admin.launch("size-report", [measurement], {"mode": "fail"}).run
     run_until(worker, admin, ok.id)
@@ -22,6 +25,16 @@ def test_the_dashboard_counts_real_runs_for_those_who_may_read_them(admin, clien
     assert stats.queued == 1 and stats.oldest_queued_s >= 0 and [w.worker for w in stats.workers] == ["w-test"]
     assert stats.qc == []   # no run with a verdict yet
     assert admin.cancel_run(waiting.id).status == "cancelled"
+
+    shown = cli("stats", "-o", "json")
+    assert shown.exit_code == 0, shown.output
+    found = json.loads(shown.stdout)
+    assert [(r["template"], r["runs"], r["cancelled"], r["success"]) for r in found["rows"]] == [("size-report", 3, 1, "50%")]
+    assert found["failing_steps"] == [{"template": "size-report", "step": "measure", "runs": 2, "failed": 1}]
+    table = cli("stats", "--week", "--template", "size-report")
+    assert table.exit_code == 0 and "most failing steps" in table.output and "0 queued" in table.output
+    refused = cli("stats", "--since", "yesterday")
+    assert refused.exit_code == 1 and "since: 'yesterday' is not an ISO 8601" in refused.output
 
     outsider = client_for("olaf", roles=["analyst"], grants={"other-project": "read"})
     assert outsider.run_stats().rows == [] and outsider.run_stats().queued == 0
