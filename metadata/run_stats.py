@@ -63,22 +63,13 @@ class RunStats:
         window = window_of(who, query, now)
         found = self.store.run_stats(window)
         steps = [_step(s) for s in found["steps"]]
-        queued, oldest = self._queue(window.projects, now)
+        queued, oldest = found["queue"]
         return T.RunStats(
             rows=[_row(b) for b in found["buckets"]], qc=[_qc(q) for q in found["qc"]],
             slowest_steps=sorted(steps, key=lambda s: -s.duration_p50_s)[:TOP_STEPS],
             failing_steps=sorted((s for s in steps if s.failed), key=lambda s: (-s.failed, -s.runs))[:TOP_STEPS],
-            queued=queued, oldest_queued_s=oldest, workers=self.workers(), storage=self.storage(window.projects),
+            queued=queued, oldest_queued_s=_age(oldest, now), workers=self.workers(), storage=self.storage(window.projects),
             since=window.since, before=window.before)
-
-    def _queue(self, projects, now: datetime) -> tuple[int, float]:
-        """Runs waiting for a worker now, and the oldest one's age in seconds."""
-        open_runs = self.store.get_many(self.registry.open.ids()).values()
-        waiting = [r.created_at for r in open_runs if r.props.get("status") == "queued"
-                   and (projects is None or r.project_id in projects)]
-        if not waiting:
-            return 0, 0.0
-        return len(waiting), max(0.0, (now - datetime.fromisoformat(min(waiting))).total_seconds())
 
     def workers(self) -> list[T.WorkerSeen]:
         """Each worker that claimed since the service started, and how long ago (the registry's
@@ -111,6 +102,11 @@ class RunStats:
                              measured_at=n.props.get("measured_at", ""), quota_bytes=int(n.props.get("quota_bytes", 0)))
                 for n in nodes if projects is None or n.submitter_id in projects]
         return sorted(uses, key=lambda u: -u.bytes)
+
+
+def _age(instant: str | None, now: datetime) -> float:
+    """Seconds since an instant (0 for none)."""
+    return max(0.0, round((now - datetime.fromisoformat(instant)).total_seconds(), 1)) if instant else 0.0
 
 
 def _row(b: dict) -> T.RunStatsRow:

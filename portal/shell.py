@@ -27,6 +27,8 @@ def header(user: tuple[str, str] | None) -> html.Header:
     name, role = user
     if role in WRITERS:  # a plain link: Register is a Flask page, not a Dash one
         nav.append(html.A("Register", href="/register", className="nav-link", id="shell-register"))
+    if role in ("admin", "analyst"):
+        nav.append(dcc.Link("Dashboard", href="/dashboard", className="nav-link", id="shell-dashboard"))
     if role == "admin":
         nav.append(html.A("Admin", href="/admin/users", className="nav-link", id="shell-admin"))
     signout = html.Form([dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),

@@ -96,7 +96,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from elasticsearch import BadRequestError, Elasticsearch
 
-from metadata.store.elastic_stats import rows_from, stats_body
+from metadata.store.elastic_stats import queue_body, queue_from, rows_from, stats_body
 from metadata.store.run_stats_sql import StatsWindow
 from metadata.errors import Clash
 from metadata.filters import MISSING, Field, to_es
@@ -1034,10 +1034,11 @@ class ElasticStore(Store):
             self._es.close()
 
     def run_stats(self, window: StatsWindow) -> dict[str, list]:
-        """The dashboard's aggregates over the window's runs (elastic_stats.py; steps and QC per
-        instrument are not given by this store)."""
+        """The dashboard's aggregates over the window's runs and the queue now (elastic_stats.py;
+        steps and QC per instrument are not given by this store)."""
         found = self._es.search(index=self._names.nodes, **stats_body(window))
-        return {"buckets": rows_from(found["aggregations"]), "qc": [], "steps": []}
+        waiting = self._es.search(index=self._names.nodes, **queue_body(window))
+        return {"buckets": rows_from(found["aggregations"]), "qc": [], "steps": [], "queue": queue_from(waiting)}
 
 
 class _GraphView:

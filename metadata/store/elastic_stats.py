@@ -62,6 +62,23 @@ def stats_body(window: StatsWindow) -> dict:
                                        "format": "yyyy-MM-dd", "min_doc_count": 1}, "aggs": per_bucket}}}}}
 
 
+def queue_body(window: StatsWindow) -> dict:
+    """The runs of the window's projects (and template) queued now, and the oldest launch."""
+    where = [{"term": {"type": RUN_TYPE}}, {"term": {"run_status": "queued"}}]
+    if window.projects is not None:
+        where.append({"terms": {"project_id": list(window.projects)}})
+    if window.template:
+        where.append({"term": {"run_template": window.template}})
+    return {"size": 0, "track_total_hits": True, "query": {"bool": {"filter": where}},
+            "runtime_mappings": runtime_mappings(), "aggs": {"oldest": {"min": {"field": "run_created"}}}}
+
+
+def queue_from(answer: dict) -> list:
+    """[queued runs, the oldest one's created_at or None] from queue_body's answer."""
+    oldest = answer["aggregations"]["oldest"]
+    return [answer["hits"]["total"]["value"], oldest.get("value_as_string")]
+
+
 def rows_from(aggregations: dict) -> list[dict]:
     """The search's aggregations as the store contract's bucket rows (run_stats_sql.bucket_row's shape)."""
     rows = []

@@ -427,7 +427,8 @@ class EmbeddedStore(Store):
                 "qc": [dict(zip(("project_id", "instrument", "runs", "passed"), r))
                        for r in cur.execute(*S.qc_sql(window)).fetchall()],
                 "steps": [dict(zip(("template", "step", "runs", "failed", "p50_s", "max_s"), r))
-                          for r in cur.execute(*S.steps_sql(window)).fetchall()]}
+                          for r in cur.execute(*S.steps_sql(window)).fetchall()],
+                "queue": list(cur.execute(*S.queue_sql(window)).fetchone())}
 
     def _refresh_run_facts(self, cur) -> None:
         """Bring the runs' facts up to date: only the runs written since the last refresh are read."""

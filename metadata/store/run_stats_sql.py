@@ -30,7 +30,7 @@ class StatsWindow:
 
 
 FACTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS run_facts (id VARCHAR, project_id VARCHAR, created_at VARCHAR, updated_at VARCHAR,
+CREATE TABLE IF NOT EXISTS run_facts (id VARCHAR, project_id VARCHAR, created_at VARCHAR, day DATE, updated_at VARCHAR,
   template VARCHAR, status VARCHAR, outcome VARCHAR, duration_s DOUBLE, queued_s DOUBLE, retried INTEGER,
   instrument VARCHAR);
 CREATE TABLE IF NOT EXISTS step_facts (run_id VARCHAR, project_id VARCHAR, created_at VARCHAR, template VARCHAR,
@@ -63,7 +63,8 @@ def refresh_sql() -> list[str]:
     return [
         "DELETE FROM run_facts WHERE id IN (SELECT id FROM changed)",
         "DELETE FROM step_facts WHERE run_id IN (SELECT id FROM changed)",
-        f"""INSERT INTO run_facts SELECT c.id, c.project_id, c.created_at, c.updated_at, c.template, c.status, c.outcome,
+        f"""INSERT INTO run_facts SELECT c.id, c.project_id, c.created_at, CAST(CAST(c.created_at AS TIMESTAMP) AS DATE),
+  c.updated_at, c.template, c.status, c.outcome,
   CASE WHEN {ended} THEN {_seconds('finished_at', 'started_at')} END,
   CASE WHEN started_at IS NOT NULL THEN {_seconds('started_at', 'c.created_at')} END,
   coalesce(len(list_filter(CAST(json_extract(steps, '$[*].attempts') AS INT[]), a -> a > 1)), 0), i.instrument
@@ -94,7 +95,7 @@ def _where(window: StatsWindow) -> tuple[str, list]:
 def buckets_sql(window: StatsWindow) -> tuple[str, list]:
     """Rows: template, bucket, runs, succeeded, failed, qc_failed, cancelled, open, durations[3], queued[2], retried."""
     where, params = _where(window)
-    sql = f"""SELECT template, strftime(date_trunc(?, CAST(created_at AS TIMESTAMP)), '%Y-%m-%d') AS bucket, count(*),
+    sql = f"""SELECT template, strftime(date_trunc(?, day), '%Y-%m-%d') AS bucket, count(*),
   count(*) FILTER (status = 'succeeded' AND outcome IS DISTINCT FROM 'failed'),
   count(*) FILTER (status = 'failed'),
   count(*) FILTER (status = 'succeeded' AND outcome = 'failed'),
@@ -119,6 +120,19 @@ def steps_sql(window: StatsWindow) -> tuple[str, list]:
     sql = f"""SELECT template, step, count(*), count(*) FILTER (failed), quantile_cont(seconds, 0.5), max(seconds)
 FROM step_facts WHERE {where} GROUP BY ALL ORDER BY 1, 2"""
     return sql, params
+
+
+def queue_sql(window: StatsWindow) -> tuple[str, list]:
+    """One row: the runs of the window's projects (and template) queued now, whenever launched,
+    and the oldest one's launch instant."""
+    where, params = ["status = 'queued'"], []
+    if window.projects is not None:
+        where.append("list_contains(?, project_id)")
+        params.append(list(window.projects))
+    if window.template:
+        where.append("template = ?")
+        params.append(window.template)
+    return f"SELECT count(*), min(created_at) FROM run_facts WHERE {' AND '.join(where)}", params
 
 
 def bucket_row(row: tuple) -> dict:

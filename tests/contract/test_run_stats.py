@@ -86,11 +86,12 @@ def test_weeks_templates_and_projects_narrow_the_window(runs):
 def test_a_run_written_after_a_query_counts_in_the_next(runs):
     _, store = runs
     assert store.run_stats(window())["buckets"][-1]["open"] == 1
+    assert store.run_stats(window())["queue"] == [1, DAY2]
     [queued] = store.get_many(["id-p1-r5"]).values()
     done = changed(queued, **{**queued.props, "status": "failed", "finished_at": "2026-03-03T09:05:00.000+00:00"})
     store.apply([Write(done, queued.version)], set())
     last = store.run_stats(window())["buckets"][-1]
-    assert (last["open"], last["failed"]) == (0, 1)
+    assert (last["open"], last["failed"]) == (0, 1) and store.run_stats(window())["queue"][0] == 0
 
 
 def test_the_embedded_store_groups_steps_retries_and_qc_per_instrument(runs):

@@ -1,5 +1,5 @@
 """The Elasticsearch body of the dashboard's aggregates, and how its answer becomes rows."""
-from metadata.store.elastic_stats import rows_from, stats_body
+from metadata.store.elastic_stats import queue_body, queue_from, rows_from, stats_body
 from metadata.store.run_stats_sql import StatsWindow
 
 WINDOW = StatsWindow("2026-03-01T00:00:00.000+00:00", "2026-03-08T00:00:00.000+00:00", "week", ("p1",), "ims-qc")
@@ -38,3 +38,11 @@ def test_an_answer_becomes_the_contracts_rows():
     assert rows_from(answer) == [{"template": "ims-qc", "bucket": "2026-03-02", "runs": 5, "succeeded": 1, "failed": 1,
                                   "qc_failed": 1, "cancelled": 1, "open": 1, "duration_s": [60.0, 108.0, 118.8],
                                   "queued_s": [], "steps_retried": 0}]
+
+
+def test_the_queue_is_counted_by_a_search_of_queued_runs():
+    body = queue_body(WINDOW)
+    assert {"term": {"run_status": "queued"}} in body["query"]["bool"]["filter"]
+    assert body["aggs"] == {"oldest": {"min": {"field": "run_created"}}} and body["track_total_hits"] is True
+    answer = {"hits": {"total": {"value": 3}}, "aggregations": {"oldest": {"value": 1.0, "value_as_string": "2026-03-02T10:00:00.000Z"}}}
+    assert queue_from(answer) == [3, "2026-03-02T10:00:00.000Z"]
