@@ -1,4 +1,5 @@
-"""`labcommons stats`: the workflows dashboard in the terminal (the service's run_stats)."""
+"""`labcommons stats`: the workflows dashboard in the terminal (the service's run_stats);
+`labcommons alerts`: the thresholds that tell the admins when the workflows are unwell."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import click
 
 from labcommons.cli import Context, main, out, reports_errors
 from labcommons.cli_output import Column, emit, output_option
+from metadata.idl import metadata_thrift as T
 
 GIB = 1024 ** 3
 
@@ -83,4 +85,31 @@ def _as_json(found) -> dict:
             "workers": [{"worker": w.worker, "seconds_ago": w.seconds_ago} for w in found.workers], **sections}
 
 
+@click.command()
+@click.option("--min-success-rate", type=float, help="Alert below this success rate (0 to 1; 0: off).")
+@click.option("--over-last-runs", type=int, help="... over each template's last N ended runs.")
+@click.option("--max-queued", type=int, help="Alert when a run has been queued longer than this many seconds (0: off).")
+@click.option("--worker-silent", type=int, help="Alert when a worker has not claimed for this many seconds (0: off).")
+@click.option("--check", is_flag=True, help="Check the thresholds now (the service does every minute).")
+@click.pass_obj
+@reports_errors
+def alerts(obj: Context, min_success_rate, over_last_runs, max_queued, worker_silent, check: bool):
+    """Show or set the alert thresholds (admin); crossing one tells every admin once per episode."""
+    given = {"min_success_rate": min_success_rate, "over_last_runs": over_last_runs,
+             "max_queued_seconds": max_queued, "worker_silent_seconds": worker_silent}
+    current = obj.client.alert_settings()
+    if any(v is not None for v in given.values()):
+        current = obj.client.set_alert_settings(T.AlertSettings(**{
+            k: getattr(current, k) if v is None else v for k, v in given.items()}))
+    off = lambda value, text: text if value else "off"  # noqa: E731
+    out.print(f"success rate below {off(current.min_success_rate, f'{current.min_success_rate:.0%}')} over the last "
+              f"{current.over_last_runs} runs; queued longer than {off(current.max_queued_seconds, f'{current.max_queued_seconds} s')}; "
+              f"worker silent for {off(current.worker_silent_seconds, f'{current.worker_silent_seconds} s')}",
+              highlight=False, soft_wrap=True)
+    if check:
+        began = obj.client.check_alerts()
+        out.print("\n".join(f"alert: {a}" for a in began) or "no new alert", highlight=False, soft_wrap=True)
+
+
 main.add_command(stats)
+main.add_command(alerts)

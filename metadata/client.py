@@ -286,6 +286,15 @@ class MetadataClient:
     def report_storage(self, uses: list[T.StorageUse]) -> None:
         self._call("report_storage", list(uses))
 
+    def alert_settings(self) -> T.AlertSettings:
+        return self._call("get_alert_settings")
+
+    def set_alert_settings(self, settings: T.AlertSettings) -> T.AlertSettings:
+        return self._call("set_alert_settings", settings)
+
+    def check_alerts(self) -> list[str]:
+        return self._call("check_alerts")
+
     def triggers(self) -> list[T.Trigger]:
         return self._call("list_triggers")
 

@@ -194,6 +194,7 @@ TABLE: dict[str, Policy] = {
     "create_token": ADMIN_ONLY, "reindex": ADMIN_ONLY, "save_account": ADMIN_ONLY, "set_grant": ADMIN_ONLY,
     "list_accounts": ADMIN_ONLY, "audit": ADMIN_ONLY, "set_tier_access_limit": ADMIN_ONLY, "set_tier_access": ADMIN_ONLY,
     "set_trigger_enabled": ADMIN_ONLY, "fire_triggers": ADMIN_ONLY,
+    "get_alert_settings": ADMIN_ONLY, "set_alert_settings": ADMIN_ONLY, "check_alerts": ADMIN_ONLY,
     "sign_in": Policy((ADMIN,), handler="the portal, with the operator token, signs people in"),
     # one's own account and tokens
     "sign_out": Policy(handler="the calling token itself"),

@@ -9,6 +9,7 @@ import json
 
 from ground.storage import Layout
 from metadata import auth, lifecycle, policy
+from metadata.alerts import Alerts
 from metadata.accounts import AuditLog, Registry, account_thrift, token_thrift
 from metadata.auth import Identity, Tokens
 from metadata.cohorts import Cohorts
@@ -46,6 +47,7 @@ class MetadataService:
         self.tier = TierSetting(store)
         self.explorer, self.cohorts = Explorer(store, flattening, self.tier), Cohorts(store, flattening)
         self.registry, self.audit_log = Registry(store, tokens), AuditLog(store)
+        self.alerts = Alerts(store, self.stats, notifier, self._admins)
         self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
         self.value_limits = value_limits
         self._dictionary_json = dictionary.as_json()
@@ -268,6 +270,20 @@ class MetadataService:
 
     def report_storage(self, who: Identity, uses: list) -> None:
         self.stats.report_storage(who, uses or [])
+
+    def get_alert_settings(self, who: Identity) -> T.AlertSettings:
+        return self.alerts.settings()
+
+    def set_alert_settings(self, who: Identity, settings: T.AlertSettings) -> T.AlertSettings:
+        return self.alerts.set(who.user, settings)
+
+    def check_alerts(self, who: Identity) -> list:
+        return self.alerts.check()
+
+    def _admins(self) -> list[str]:
+        """The admins' accounts (not disabled): who alerts are told to."""
+        return [user for user, node in sorted(self.registry.accounts.items())
+                if "admin" in node.props["roles"] and not node.props.get("disabled")]
 
     def list_triggers(self, who: Identity) -> list:
         return self.triggers.list()

@@ -613,6 +613,17 @@ struct RunStats {
     10: string before,
 }
 
+/** The thresholds whose crossing tells the admins (docs/operations.md); 0 turns one off. */
+struct AlertSettings {
+    /** Alert when a template's success rate over its last `over_last_runs` ended runs is below this (0 to 1). */
+    1: double min_success_rate = 0,
+    2: i32 over_last_runs = 20,
+    /** Alert when a run has waited in the queue longer than this. */
+    3: i64 max_queued_seconds = 0,
+    /** Alert when a worker has not claimed runs for this long. */
+    4: i64 worker_silent_seconds = 0,
+}
+
 /** What a worker reports about a run it claimed. */
 struct RunUpdate {
     1: string run_id,
@@ -915,6 +926,20 @@ service Metadata {
     void report_storage(1: string token, 2: list<StorageUse> uses)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: ValidationError invalid, 4: InternalError internal),
+
+    /** Admin only. */
+    AlertSettings get_alert_settings(1: string token)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: InternalError internal),
+
+    /** Admin only. */
+    AlertSettings set_alert_settings(1: string token, 2: AlertSettings settings)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
+
+    /** Admin only. Checks the thresholds now (the service also does every minute); the alerts
+        that began with this check, each told to the admins once. */
+    list<string> check_alerts(1: string token)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: InternalError internal),
 
     list<Trigger> list_triggers(1: string token)
         throws (1: Unauthenticated unauthenticated, 2: InternalError internal),

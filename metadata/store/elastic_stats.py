@@ -103,3 +103,22 @@ def _percentiles(agg: dict, keys: tuple[str, ...]) -> list:
     values = agg.get("values") or {}
     found = [values.get(k) for k in keys]
     return [] if any(v is None for v in found) else found
+
+
+def recent_body(last: int) -> dict:
+    """Each template's `last` ended runs, newest first (top_hits: `last` may be at most 100)."""
+    ended = [{"term": {"type": RUN_TYPE}}, {"terms": {"run_status": ["succeeded", "failed"]}}]
+    return {"size": 0, "track_total_hits": False, "query": {"bool": {"filter": ended}},
+            "runtime_mappings": runtime_mappings(),
+            "aggs": {"templates": {"terms": {"field": "run_template", "size": TEMPLATES_MAX, "order": {"_key": "asc"}},
+                                   "aggs": {"last": {"top_hits": {"size": last, "sort": [{"created_at": "desc"}],
+                                                                  "_source": ["props.status"]}}}}}}
+
+
+def recent_from(aggregations: dict) -> list[tuple[str, int, int]]:
+    """(template, runs, failed) from recent_body's answer."""
+    found = []
+    for bucket in aggregations["templates"]["buckets"]:
+        statuses = [hit["_source"]["props"]["status"] for hit in bucket["last"]["hits"]["hits"]]
+        found.append((bucket["key"], len(statuses), statuses.count("failed")))
+    return found

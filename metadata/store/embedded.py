@@ -430,6 +430,13 @@ class EmbeddedStore(Store):
                           for r in cur.execute(*S.steps_sql(window)).fetchall()],
                 "queue": list(cur.execute(*S.queue_sql(window)).fetchone())}
 
+    def recent_runs(self, last: int) -> list[tuple[str, int, int]]:
+        """(template, runs, failed) over each template's `last` ended runs, newest first (alerts)."""
+        cur = self._cursor()
+        if not self.read_only:
+            self._refresh_run_facts(cur)
+        return [tuple(row) for row in cur.execute(*S.recent_sql(last)).fetchall()]
+
     def _refresh_run_facts(self, cur) -> None:
         """Bring the runs' facts up to date: only the runs written since the last refresh are read."""
         if not getattr(self, "_facts_ready", False):

@@ -135,6 +135,14 @@ def queue_sql(window: StatsWindow) -> tuple[str, list]:
     return f"SELECT count(*), min(created_at) FROM run_facts WHERE {' AND '.join(where)}", params
 
 
+def recent_sql(last: int) -> tuple[str, list]:
+    """Rows: template, runs, failed among each template's `last` ended runs (cancelled left out)."""
+    sql = """SELECT template, count(*), count(*) FILTER (status = 'failed') FROM (
+  SELECT template, status, row_number() OVER (PARTITION BY template ORDER BY created_at DESC) AS rank
+  FROM run_facts WHERE status IN ('succeeded', 'failed')) WHERE rank <= ? GROUP BY ALL ORDER BY 1"""
+    return sql, [last]
+
+
 def bucket_row(row: tuple) -> dict:
     """A buckets_sql row as the store contract's dict."""
     template, bucket, runs, succeeded, failed, qc_failed, cancelled, open_, durations, queued, retried = row

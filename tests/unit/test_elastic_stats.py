@@ -46,3 +46,12 @@ def test_the_queue_is_counted_by_a_search_of_queued_runs():
     assert body["aggs"] == {"oldest": {"min": {"field": "run_created"}}} and body["track_total_hits"] is True
     answer = {"hits": {"total": {"value": 3}}, "aggregations": {"oldest": {"value": 1.0, "value_as_string": "2026-03-02T10:00:00.000Z"}}}
     assert queue_from(answer) == [3, "2026-03-02T10:00:00.000Z"]
+
+
+def test_each_templates_last_runs_are_asked_for_newest_first_and_counted():
+    from metadata.store.elastic_stats import recent_body, recent_from
+    last = recent_body(20)["aggs"]["templates"]["aggs"]["last"]["top_hits"]
+    assert last == {"size": 20, "sort": [{"created_at": "desc"}], "_source": ["props.status"]}
+    hits = [{"_source": {"props": {"status": s}}} for s in ("failed", "succeeded", "failed")]
+    answer = {"templates": {"buckets": [{"key": "ims-qc", "last": {"hits": {"hits": hits}}}]}}
+    assert recent_from(answer) == [("ims-qc", 3, 2)]
