@@ -438,17 +438,20 @@ class EmbeddedStore(Store):
         return [tuple(row) for row in cur.execute(*S.recent_sql(last)).fetchall()]
 
     def _refresh_run_facts(self, cur) -> None:
-        """Bring the runs' facts up to date: only the runs written since the last refresh are read."""
+        """Bring the runs' facts up to date: only the runs written since the last refresh are read
+        (the newest stamp is remembered, so finding them costs no scan of the facts)."""
         if not getattr(self, "_facts_ready", False):
             with self._writing():
                 cur.execute(S.FACTS_SCHEMA)
-            self._facts_ready = True
-        cur.execute(S.changed_sql())
-        if not cur.execute("SELECT count(*) FROM changed").fetchone()[0]:
-            return
-        with self._writing(), _transaction(cur):
-            for statement in S.refresh_sql():
-                cur.execute(statement)
+            self._facts_ready, self._facts_stamp = True, None
+        since = cur.execute(*S.since_sql(self._facts_stamp)).fetchone()[0]
+        cur.execute(*S.changed_sql(since))
+        count, newest = cur.execute("SELECT count(*), max(updated_at) FROM changed").fetchone()
+        if count:
+            with self._writing(), _transaction(cur):
+                for statement in S.refresh_sql():
+                    cur.execute(statement)
+        self._facts_stamp = max(filter(None, (self._facts_stamp, newest)), default=None)
 
 
 def _histogram(values, edges: list[float]) -> list[tuple[float, float, int]]:

@@ -43,17 +43,27 @@ def _seconds(later: str, earlier: str) -> str:
     return f"(epoch(CAST({later} AS TIMESTAMP)) - epoch(CAST({earlier} AS TIMESTAMP)))"
 
 
-def changed_sql() -> str:
-    """Into the temporary table `changed`: the runs written since the facts' newest stamp (less the
-    margin) whose facts are not of their current version, each JSON read once."""
+def changed_sql(since: str) -> tuple[str, list]:
+    """Into the temporary table `changed`: the runs written at or after `since` (the facts' newest
+    stamp less the margin, see since_sql; "" the first time) whose facts are not of their current
+    version, each JSON read once."""
     fields = "['template', 'status', 'outcome', 'started_at', 'finished_at', 'steps_json']"
-    return f"""CREATE OR REPLACE TEMP TABLE changed AS
+    sql = f"""CREATE OR REPLACE TEMP TABLE changed AS
 WITH recent AS (SELECT id, project_id, created_at, updated_at, json_extract_string(props, {fields}) AS f
-  FROM nodes WHERE type = '{RUN_TYPE}' AND updated_at >= coalesce(
-    (SELECT strftime(CAST(max(updated_at) AS TIMESTAMP) - {MARGIN}, '%Y-%m-%dT%H:%M:%S') FROM run_facts), ''))
+  FROM nodes WHERE type = '{RUN_TYPE}' AND updated_at >= ?)
 SELECT r.id, r.project_id, r.created_at, r.updated_at, f[1] AS template, f[2] AS status, f[3] AS outcome,
   f[4] AS started_at, f[5] AS finished_at, f[6] AS steps
-FROM recent r LEFT JOIN run_facts k ON k.id = r.id AND k.updated_at = r.updated_at WHERE k.id IS NULL"""
+FROM recent r LEFT JOIN (SELECT id, updated_at FROM run_facts WHERE updated_at >= ?) k
+  ON k.id = r.id AND k.updated_at = r.updated_at WHERE k.id IS NULL"""
+    return sql, [since, since]
+
+
+def since_sql(stamp: str | None) -> tuple[str, list]:
+    """One row: the stamp from which runs are read again (the newest facts' `stamp`, or the
+    table's when None, less the margin; "" when there are no facts)."""
+    newest = "?" if stamp is not None else "(SELECT max(updated_at) FROM run_facts)"
+    sql = f"SELECT coalesce(strftime(CAST({newest} AS TIMESTAMP) - {MARGIN}, '%Y-%m-%dT%H:%M:%S'), '')"
+    return sql, [stamp] if stamp is not None else []
 
 
 def refresh_sql() -> list[str]:
