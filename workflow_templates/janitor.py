@@ -122,6 +122,8 @@ class Janitor:
     def _plan_run(self, rule: Rule, run: T.Run) -> Planned | None:
         """The run's files the rule deletes, or why it keeps them; None when there are none left."""
         folder = run_dir(self.storage_root, run.project_id, run.id)
+        if not any(_matching(folder, rule, set())):
+            return None   # cleaned already (most runs, most sweeps): the graph is not asked
         registered, problem = self._registered(run)
         files = tuple(_matching(folder, rule, registered))
         if not files:
