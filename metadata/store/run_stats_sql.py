@@ -33,7 +33,7 @@ FACTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS run_facts (id VARCHAR, project_id VARCHAR, created_at VARCHAR, day DATE, updated_at VARCHAR,
   template VARCHAR, status VARCHAR, outcome VARCHAR, duration_s DOUBLE, queued_s DOUBLE, retried INTEGER,
   instrument VARCHAR);
-CREATE TABLE IF NOT EXISTS step_facts (run_id VARCHAR, project_id VARCHAR, created_at VARCHAR, template VARCHAR,
+CREATE TABLE IF NOT EXISTS step_facts (run_id VARCHAR, project_id VARCHAR, created_at VARCHAR, day DATE, template VARCHAR,
   step VARCHAR, failed BOOLEAN, seconds DOUBLE);
 """
 STEP_SHAPE = '[{"template": "VARCHAR", "phase": "VARCHAR", "started_at": "VARCHAR", "finished_at": "VARCHAR", "children": "VARCHAR[]"}]'
@@ -83,7 +83,7 @@ FROM changed c LEFT JOIN (
   JOIN edges raw ON raw.child_id = used.parent_id AND raw.link_name = 'measurements'
   JOIN nodes m ON m.id = raw.parent_id
   WHERE used.link_name = 'input_files' AND used.child_id IN (SELECT id FROM changed) GROUP BY 1) i ON i.id = c.id""",
-        f"""INSERT INTO step_facts SELECT id, project_id, created_at, template, s.template, s.phase IN ('Failed', 'Error'),
+        f"""INSERT INTO step_facts SELECT id, project_id, created_at, CAST(CAST(created_at AS TIMESTAMP) AS DATE), template, s.template, s.phase IN ('Failed', 'Error'),
   CASE WHEN s.started_at <> '' AND s.finished_at <> '' THEN {leaf} END
 FROM (SELECT id, project_id, created_at, template, unnest(from_json(steps, '{STEP_SHAPE}')) AS s
       FROM changed WHERE steps IS NOT NULL AND steps <> '[]')
@@ -91,8 +91,11 @@ WHERE len(coalesce(s.children, [])) = 0 AND coalesce(s.template, '') <> ''"""]
 
 
 def _where(window: StatsWindow) -> tuple[str, list]:
-    """The window's facts: created in it, of its projects and template."""
-    where, params = ["created_at >= ?", "created_at < ?"], [window.since, window.before]
+    """The window's facts: created in it, of its projects and template. The days first: a date's
+    min/max per row group skip most of the table, where the texts' (alike in their first bytes) do not."""
+    where = ["day BETWEEN CAST(CAST(? AS TIMESTAMP) AS DATE) AND CAST(CAST(? AS TIMESTAMP) AS DATE)",
+             "created_at >= ?", "created_at < ?"]
+    params = [window.since, window.before, window.since, window.before]
     if window.projects is not None:
         where.append("list_contains(?, project_id)")
         params.append(list(window.projects))

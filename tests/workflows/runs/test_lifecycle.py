@@ -13,6 +13,7 @@ from ground.storage import run_dir
 from labcommons.demo import data_file_entity
 from labcommons.demo.imzml import write_imzml_pair
 from metadata import templates
+from metadata.idl import metadata_thrift as T
 from metadata.lifecycle import load_rules
 from workflow_templates.janitor import Janitor
 from workflow_templates.worker import Worker
@@ -97,6 +98,10 @@ def test_a_run_whose_output_is_gone_is_kept_and_a_deletion_cut_short_is_recorded
     assert gone and all(not (folder / p).exists() for p in gone) and blocked.is_symlink()
     [recorded] = admin.run(run.id).deletions
     assert recorded.paths == gone and not recorded.complete and (folder / "outputs" / "qc" / "report.json").exists()
+    for bad, message in ((T.RunDeletion(run_id=run.id, rule="Bad Rule"), "rule: name the lifecycle rule"),
+                         (T.RunDeletion(run_id=run.id, rule="r", bytes_freed=-1), "bytes_freed: give the bytes")):
+        with pytest.raises(T.ValidationError, match=message):
+            admin.record_deletion(bad)
 
     rules = tmp_path / "rules"
     rules.mkdir()
