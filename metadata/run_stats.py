@@ -18,7 +18,7 @@ from metadata import auth
 from metadata.auth import Identity
 from metadata.errors import Invalid
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import Store, Write, reserved_node, scan
+from metadata.store.base import Store, StoredNode, Write, reserved_node, scan
 from metadata.store.run_stats_sql import BUCKETS, StatsWindow
 
 STORAGE_TYPE, STORAGE_SCOPE = "_storage", "~storage"
@@ -57,6 +57,7 @@ def _text(moment: datetime) -> str:
 class RunStats:
     def __init__(self, store: Store, registry):
         self.store, self.registry = store, registry
+        self._storage: dict[str, StoredNode] | None = None   # project -> its use; this process is the only writer
 
     def compute(self, who: Identity, query: T.RunStatsQuery) -> T.RunStats:
         now = datetime.now(timezone.utc)
@@ -87,17 +88,24 @@ class RunStats:
         for index, use in enumerate(uses):
             if not use.project_id or use.bytes < 0 or use.quota_bytes < 0:
                 raise Invalid(f"uses[{index}]: give a project_id and bytes and quota_bytes of 0 or more")
-        stored = self.store.find(STORAGE_SCOPE, [u.project_id for u in uses])
+        stored = self._stored()
         writes = [Write(reserved_node(STORAGE_TYPE, STORAGE_SCOPE, u.project_id,
                                       {"bytes": u.bytes, "quota_bytes": u.quota_bytes,
                                        "measured_at": u.measured_at or _text(datetime.now(timezone.utc))},
                                       stored.get(u.project_id), who.user),
                         stored[u.project_id].version if u.project_id in stored else None) for u in uses]
         self.store.apply(writes, set())
+        stored.update({w.node.submitter_id: w.node for w in writes})
+
+    def _stored(self) -> dict[str, StoredNode]:
+        """The storage records, read once (the dashboard is asked often, the worker reports hourly)."""
+        if self._storage is None:
+            self._storage = {n.submitter_id: n for n in scan(self.store, STORAGE_TYPE, [STORAGE_SCOPE], MAX_PROJECTS_REPORTED)}
+        return self._storage
 
     def storage(self, projects) -> list[T.StorageUse]:
         """The last measured use of each project the caller may read, largest first."""
-        nodes = scan(self.store, STORAGE_TYPE, [STORAGE_SCOPE], MAX_PROJECTS_REPORTED)
+        nodes = list(self._stored().values())
         uses = [T.StorageUse(project_id=n.submitter_id, bytes=int(n.props["bytes"]),
                              measured_at=n.props.get("measured_at", ""), quota_bytes=int(n.props.get("quota_bytes", 0)))
                 for n in nodes if projects is None or n.submitter_id in projects]
