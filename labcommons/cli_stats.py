@@ -52,7 +52,7 @@ SECTIONS = {
 @click.option("--project", default="", help="One project (default: every project you may read).")
 @click.option("--template", default="", help="One workflow template (default: all).")
 @click.option("--week", "bucket", flag_value="week", help="Group by week (Monday first) rather than by day.")
-@click.option("--day", "bucket", flag_value="day", default=True, hidden=True)
+@click.option("--day", "bucket", flag_value="day", default=True, help="Group by day (the default).")
 @click.option("--since", default="", help="From this date or instant (default: 30 days ago).")
 @click.option("--before", default="", help="Until this date or instant (default: now).")
 @output_option
