@@ -25,6 +25,7 @@ HUB_SHARED_SECRETS = ("oauth-client-secret", "portal-service-token")
 # the workflow templates and trigger rules used when templates_dir / triggers_dir are unset
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "workflow_templates"
 SHIPPED_TRIGGERS = SHIPPED_TEMPLATES / "triggers"
+SHIPPED_LIFECYCLE = SHIPPED_TEMPLATES / "lifecycle"
 
 
 class SettingsError(ValueError):
@@ -46,6 +47,8 @@ class Settings:
     flattening: Path | None = None
     templates_dir: Path | None = None      # None: the shipped workflow_templates/ (SHIPPED_TEMPLATES)
     triggers_dir: Path | None = None       # None: the shipped workflow_templates/triggers/ (SHIPPED_TRIGGERS)
+    lifecycle_dir: Path | None = None      # None: the shipped workflow_templates/lifecycle/ (SHIPPED_LIFECYCLE)
+    lifecycle_seconds: int = 3600          # how often the worker applies the storage lifecycle rules; 0: never
     engine: str = "local"                  # the worker's engine: local, or argo (the argo_* settings)
     # the Argo Server the argo engine uses (docs/workflows-argo.md)
     argo_server: str = ""                  # its URL; required with engine argo

@@ -271,10 +271,11 @@ def worker(obj: Context, name: str, capacity: int, poll: float, heartbeat: Path 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    runner = Worker(obj.client, catalog.load(obj.settings.templates_dir, template_check(obj.settings)),
-                    obj.settings.storage_root,
+    templates = catalog.load(obj.settings.templates_dir, template_check(obj.settings))
+    runner = Worker(obj.client, templates, obj.settings.storage_root,
                     name=name or default_name(), capacity=capacity, engine=engine_for(obj.settings),
-                    heartbeat=heartbeat)
+                    heartbeat=heartbeat, janitor=janitor_for(obj, templates),
+                    sweep_seconds=obj.settings.lifecycle_seconds)
     logging.getLogger(__name__).info("worker %s: up to %d run(s) at once", runner.name, runner.capacity)
     runner.serve(stop, poll)
 
@@ -290,6 +291,42 @@ def worker_alive(heartbeat: Path, within: float):
     alive, message = is_alive(heartbeat, within)
     click.echo(message, err=not alive)
     sys.exit(0 if alive else 1)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Show what the rules would do; delete nothing.")
+@output_option
+@click.pass_obj
+@reports_errors
+def lifecycle(obj: Context, dry_run: bool, output: str):
+    """Apply the storage lifecycle rules now (or, with --dry-run, show the plan): run on the machine
+    that holds the storage root, with a worker or admin token."""
+    from metadata import templates as catalog
+
+    janitor = janitor_for(obj, catalog.load(obj.settings.templates_dir, template_check(obj.settings)))
+    plan = janitor.plan()
+    emit(out, plan, (
+        Column("rule", lambda p: p.rule), Column("action", lambda p: p.action),
+        Column("project", lambda p: p.project), Column("run", lambda p: p.run_id, is_id=True),
+        Column("template", lambda p: p.template, drops=True), Column("finished", lambda p: p.finished_at, wide=True),
+        Column("files", lambda p: len(p.files)), Column("bytes", lambda p: p.bytes),
+        Column("reason", lambda p: p.reason, drops=True)), output)
+    if not dry_run:
+        done = janitor.apply(plan)
+        err.print(f"deleted {sum(d.files for d in done)} file(s) of {len(done)} run(s), "
+                  f"{sum(d.bytes_freed for d in done)} bytes freed", highlight=False)
+
+
+def janitor_for(obj: Context, templates):
+    """The janitor of the storage root with the lifecycle rules in force (LABCOMMONS_LIFECYCLE_DIR)."""
+    from metadata.errors import MetadataError
+    from metadata.lifecycle import load_rules
+    from workflow_templates.janitor import Janitor
+    try:
+        rules = load_rules(obj.settings.lifecycle_dir, templates)
+    except MetadataError as error:   # a bad rule file: refused, naming the rule and the field
+        raise RuntimeError(error.message) from None
+    return Janitor(obj.client, templates, obj.settings.storage_root, rules)
 
 
 def template_check(settings):
@@ -310,5 +347,5 @@ def engine_for(settings):
     return ArgoRuns(ArgoEngine.from_settings(settings), settings.storage_root)
 
 
-for command in (templates, launch, runs, run, triggers, trigger, worker, worker_alive):
+for command in (templates, launch, runs, run, triggers, trigger, worker, worker_alive, lifecycle):
     main.add_command(command)

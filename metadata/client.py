@@ -275,6 +275,26 @@ class MetadataClient:
     def update_run(self, update: T.RunUpdate) -> T.Run:
         return self._call("update_run", update)
 
+    def record_deletion(self, deletion: T.RunDeletion) -> T.Run:
+        return self._call("record_deletion", deletion)
+
+    def run_stats(self, project_id: str = "", template: str = "", bucket: str = "day", since: str = "",
+                  before: str = "") -> T.RunStats:
+        query = T.RunStatsQuery(project_id=project_id, template=template, bucket=bucket, since=since, before=before)
+        return self._call("run_stats", query)
+
+    def report_storage(self, uses: list[T.StorageUse]) -> None:
+        self._call("report_storage", list(uses))
+
+    def alert_settings(self) -> T.AlertSettings:
+        return self._call("get_alert_settings")
+
+    def set_alert_settings(self, settings: T.AlertSettings) -> T.AlertSettings:
+        return self._call("set_alert_settings", settings)
+
+    def check_alerts(self) -> list[str]:
+        return self._call("check_alerts")
+
     def triggers(self) -> list[T.Trigger]:
         return self._call("list_triggers")
 

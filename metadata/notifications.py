@@ -1,4 +1,4 @@
-"""Notifications when a run ends: kept for the portal, and sent by e-mail.
+"""Notifications when a run ends (and alerts, metadata/alerts.py): kept for the portal, and sent by e-mail.
 
 Each is a reserved `_notification` node in the user's private scope ("~<user>"), so the portal
 lists them and marks them read. The e-mail goes through SMTP when LABCOMMONS_SMTP_HOST is set;
@@ -41,13 +41,17 @@ class Notifier:
         subject = f"{run.props['template']} run {run.submitter_id} {status}{verdict_phrase(run)}"
         body = (f"{subject}.\n\n{run.props.get('message', '')}\n{failed_lines(run)}\nProject: {run.project_id}\n"
                 f"Open it: {portal_path}\n")
+        self.tell(user, subject, body, portal_path, status)
+
+    def tell(self, user: str, subject: str, body: str, portal_path: str, status: str) -> None:
+        """A notification for the portal and a mail to one user; a failure to mail is logged, never raised."""
         props = {"subject": subject, "body": body, "link": portal_path, "status": status, "read": False}
         note = reserved_node(NOTE_TYPE, private_scope(user), uuid.uuid4().hex, props, None, "service")
         self.store.apply([Write(note, None)], set())
         try:
             self._mail(self.address(user), subject, body)
         except (OSError, smtplib.SMTPException) as error:
-            log.warning("could not send the notification for run %s to %s: %s", run.id, user, error)
+            log.warning("could not send the notification %r to %s: %s", subject, user, error)
 
     def address(self, user: str) -> str:
         return user if "@" in user else f"{user}@{self.mail_domain}"

@@ -194,6 +194,7 @@ TABLE: dict[str, Policy] = {
     "create_token": ADMIN_ONLY, "reindex": ADMIN_ONLY, "save_account": ADMIN_ONLY, "set_grant": ADMIN_ONLY,
     "list_accounts": ADMIN_ONLY, "audit": ADMIN_ONLY, "set_tier_access_limit": ADMIN_ONLY, "set_tier_access": ADMIN_ONLY,
     "set_trigger_enabled": ADMIN_ONLY, "fire_triggers": ADMIN_ONLY,
+    "get_alert_settings": ADMIN_ONLY, "set_alert_settings": ADMIN_ONLY, "check_alerts": ADMIN_ONLY,
     "sign_in": Policy((ADMIN,), handler="the portal, with the operator token, signs people in"),
     # one's own account and tokens
     "sign_out": Policy(handler="the calling token itself"),
@@ -215,6 +216,9 @@ TABLE: dict[str, Policy] = {
     "retry_run": Policy(checks=_read(Stored(0, RUN)), handler="its launcher or a writer of its project"),
     "claim_runs": Policy((WORKER,)),
     "update_run": Policy((WORKER,), _read(Stored(0, RUN, "run_id"))),
+    "record_deletion": Policy((WORKER,), _read(Stored(0, RUN, "run_id"))),
+    "run_stats": Policy((ANALYST,), _read(Named(0, "project_id")), handler="no project named: every readable project"),
+    "report_storage": Policy((WORKER,)),
     # parameter sets
     "save_parameter_set": Policy(checks=(Check(READ, Stored(0, DATASET, "dataset_id")),
                                          Check(WRITE, FirstOf(Named(0, "project_id"),

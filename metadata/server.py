@@ -24,7 +24,7 @@ from thriftpy2.transport import TServerSocket, TSocket, TTransportException
 
 from ground.settings import Settings, write_private
 from ground.storage import Layout
-from metadata import errors, policy
+from metadata import alerts, errors, policy
 from metadata.audit_limit import RECORD, SUMMARIZE, AnonymousLimit
 from metadata.connections import (REFUSAL_SECONDS, ConnectionProcessor, Connections, NotThrift, address,
                                   raise_fd_limit, refuse)
@@ -109,7 +109,7 @@ def refuse_unset(name: str, args: tuple) -> None:
 WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", "delete_nodes", "save_cohort",
           "delete_cohort", "reindex", "create_token", "save_account", "set_grant", "sign_in", "sign_out_everywhere",
           "create_personal_token", "renew_personal_token", "revoke_personal_token", "sign_out",
-          "set_tier_access_limit", "set_tier_access", "save_parameter_set"}
+          "set_tier_access_limit", "set_tier_access", "save_parameter_set", "record_deletion", "set_alert_settings"}
 SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
 REFUSALS = (errors.BadToken, errors.Denied)
 ANONYMOUS = "(no valid token)"
@@ -122,6 +122,9 @@ def describe(name: str, args: tuple) -> tuple[str, dict]:
     first = shown[0] if shown else ""
     if hasattr(first, "project_id") and hasattr(first, "body"):  # a SubmitRequest
         return first.project_id, {"format": first.format, "dry_run": first.dry_run, "bytes": len(first.body or "")}
+    if hasattr(first, "bytes_freed"):  # a RunDeletion: what a lifecycle rule deleted, for the audit log
+        return first.run_id, {"rule": first.rule, "files": first.files, "bytes_freed": first.bytes_freed,
+                              "complete": first.complete}
     target = first if isinstance(first, (str, int)) else (
         getattr(first, "name", "") or getattr(first, "kind", "") or getattr(first, "project_id", ""))
     return str(target), {"arguments": [a for a in shown[1:] if isinstance(a, (str, int, list, dict))][:4]}
@@ -225,7 +228,7 @@ class Server:
                                   settings.max_batch_entities, settings.max_batch_bytes,
                                   ValueLimits(settings.max_property_bytes, settings.max_submitter_id),
                                   layout=Layout.from_settings(settings))
-        self.guard = Guard(service, self.tokens)
+        self.guard, self.service = Guard(service, self.tokens), service
         # the server socket and the protocol factories; the accept loop below is our own
         self.thrift = TThreadedServer(TProcessor(T.Metadata, self.guard),
                                       TServerSocket(host=settings.host, port=settings.port))
@@ -257,6 +260,7 @@ class Server:
         if self.thrift.trans.sock is None:
             self.listen()
         raise_fd_limit(self.settings.max_connections)
+        threading.Thread(target=alerts.watch, args=(self.service.alerts, self._stopping), name="alerts", daemon=True).start()
         log.info("metadata service listening on %s:%s (store: %s, at most %s connections)",
                  self.settings.host, self.bound_port(), self.store.name, self.connections.cap)
         listener, backoff = self.thrift.trans.sock, 0.0

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 
 from ground.storage import Layout
-from metadata import auth, policy
+from metadata import auth, lifecycle, policy
+from metadata.alerts import Alerts
 from metadata.accounts import AuditLog, Registry, account_thrift, token_thrift
 from metadata.auth import Identity, Tokens
 from metadata.cohorts import Cohorts
@@ -20,6 +21,7 @@ from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
 from metadata.parameter_sets import ParameterSets, revision_thrift, set_thrift
 from metadata.store.base import Store, StoredNode
+from metadata.run_stats import RunStats
 from metadata.runs import FINAL, RunRegistry, run_thrift
 from metadata.submission import Planner
 from metadata.triggers import Triggers
@@ -39,11 +41,13 @@ class MetadataService:
         self.layout = layout  # where each project's files may lie (storage_url checks)
         self.runs = RunRegistry(store, dictionary, catalog, layout)
         self.triggers = Triggers(store, self.runs, list(rules))
+        self.stats = RunStats(store, self.runs)
         self.parameter_sets = ParameterSets(store, dictionary, catalog)
         self.notifier = notifier
         self.tier = TierSetting(store)
         self.explorer, self.cohorts = Explorer(store, flattening, self.tier), Cohorts(store, flattening)
         self.registry, self.audit_log = Registry(store, tokens), AuditLog(store)
+        self.alerts = Alerts(store, self.stats, notifier, self._admins)
         self.max_batch_entities, self.max_batch_bytes = max_batch_entities, max_batch_bytes
         self.value_limits = value_limits
         self._dictionary_json = dictionary.as_json()
@@ -258,6 +262,29 @@ class MetadataService:
             self.notifier.run_ended(run, f"/runs/{run.id}")
         return self._run(run)
 
+    def record_deletion(self, who: Identity, deletion: T.RunDeletion) -> T.Run:
+        return self._run(lifecycle.record(self.runs, who, deletion))
+
+    def run_stats(self, who: Identity, query: T.RunStatsQuery) -> T.RunStats:
+        return self.stats.compute(who, query)
+
+    def report_storage(self, who: Identity, uses: list) -> None:
+        self.stats.report_storage(who, uses or [])
+
+    def get_alert_settings(self, who: Identity) -> T.AlertSettings:
+        return self.alerts.settings()
+
+    def set_alert_settings(self, who: Identity, settings: T.AlertSettings) -> T.AlertSettings:
+        return self.alerts.set(who.user, settings)
+
+    def check_alerts(self, who: Identity) -> list:
+        return self.alerts.check()
+
+    def _admins(self) -> list[str]:
+        """The admins' accounts (not disabled): who alerts are told to."""
+        return [user for user, node in sorted(self.registry.accounts.items())
+                if "admin" in node.props["roles"] and not node.props.get("disabled")]
+
     def list_triggers(self, who: Identity) -> list:
         return self.triggers.list()
 
@@ -293,7 +320,9 @@ class MetadataService:
         return revision_thrift(self.parameter_sets.get(who, set_id))
 
     def _run(self, node: StoredNode) -> T.Run:
-        return run_thrift(node, self.runs.outputs(node))
+        run = run_thrift(node, self.runs.outputs(node))
+        run.deletions = lifecycle.deletions_of(node.props)
+        return run
 
     def _graph_node(self, node_id: str) -> StoredNode:
         """A node of the dictionary's graph; internal nodes (cohorts) are not found through here."""

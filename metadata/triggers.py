@@ -17,9 +17,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ground.settings import SHIPPED_TRIGGERS
+from metadata import rule_files
 from metadata.auth import Identity
 from metadata.errors import Invalid, MetadataError, Missing
 from metadata.idl import metadata_thrift as T
@@ -63,29 +62,16 @@ class Rule:
 
 def load_rules(directory: Path) -> list[Rule]:
     """Every rule in a directory; Invalid naming the file and the field for a bad one."""
-    rules = [load_rule(path) for path in sorted(Path(directory or SHIPPED_TRIGGERS).glob("*.yaml"))]
-    names = [r.name for r in rules]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise Invalid(f"triggers: the rule name {duplicated[0]!r} is used twice")
-    return rules
+    return rule_files.load_all(directory or SHIPPED_TRIGGERS, load_rule, "triggers")
 
 
 def load_rule(path: Path) -> Rule:
     where = f"trigger {path.name}"
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise Invalid(f"{where}: cannot read it: {exc}") from None
-    if not isinstance(doc, dict):
-        raise Invalid(f"{where}: must be a mapping with {', '.join(sorted(RULE_KEYS))}")
-    unknown = sorted(set(doc) - RULE_KEYS, key=str)
-    if unknown:
-        raise Invalid(f"{where}: unknown key {str(unknown[0])!r}; a rule has {', '.join(sorted(RULE_KEYS))}")
+    doc = rule_files.read(path, where, RULE_KEYS)
     name = str(doc.get("name", ""))
     if not NAME.match(name):
         raise Invalid(f"{where}: name: {name!r} must be lower-case letters, digits and dashes")
-    when, context, launch = (_mapping(where, doc, key) for key in ("when", "context", "launch"))
+    when, context, launch = (rule_files.mapping(where, doc, key) for key in ("when", "context", "launch"))
     if not when.get("type"):
         raise Invalid(f"{where}: when.type: name the node type whose writes the rule watches")
     if not launch.get("template"):
@@ -98,13 +84,6 @@ def load_rule(path: Path) -> Rule:
     return Rule(name, str(doc.get("description", "")), bool(doc.get("enabled", True)), str(when["type"]), props,
                 str(context.get("follow", "")), tuple(context.get("files") or ()), str(launch["template"]),
                 inputs, params, path.read_text())
-
-
-def _mapping(where: str, doc: dict, key: str) -> dict:
-    value = doc.get(key) or {}
-    if not isinstance(value, dict):
-        raise Invalid(f"{where}: {key}: must be a mapping")
-    return value
 
 
 class Triggers:

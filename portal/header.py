@@ -34,6 +34,7 @@ LINKS = (
     Link("Runs", "/runs", "runs"),
     Link("Launch", "/launch", "launch"),
     Link("Parameter sets", "/parameter-sets", "parameter-sets"),
+    Link("Dashboard", "/dashboard", "dashboard", ("admin", "analyst")),
     Link("Register", "/register", "register", WRITERS, dash=False),
     Link("Admin", "/admin/users", "admin", ("admin",), dash=False),
 )

@@ -466,6 +466,22 @@ struct RunStep {
     12: string replaced_image = "",
 }
 
+/** Files a storage lifecycle rule deleted from a run's folder (docs/operations.md). */
+struct RunDeletion {
+    1: string run_id,
+    /** The lifecycle rule that deleted them. */
+    2: string rule,
+    /** When the deletion ended (ISO 8601); the service sets it. */
+    3: string at = "",
+    /** The deleted files' paths relative to the run's folder (at most 200; `files` counts all). */
+    4: list<string> paths,
+    5: i64 files = 0,
+    6: i64 bytes_freed = 0,
+    /** False when the deletion stopped half way: `paths` is what went, `message` says why the rest stayed. */
+    7: bool complete = true,
+    8: string message = "",
+}
+
 struct Run {
     1: string id,
     2: string project_id,
@@ -498,6 +514,8 @@ struct Run {
     24: string outcome = "",
     /** When the outcome is failed: each failing check as "metric value (minimum threshold)". */
     25: list<string> failed_checks,
+    /** The files storage lifecycle rules deleted from the run's folder, oldest first. */
+    26: list<RunDeletion> deletions,
 }
 
 struct LaunchResult {
@@ -529,6 +547,104 @@ struct OutputFile {
     5: string storage_url,
     6: string data_category = "",
     7: string sha256 = "",
+}
+
+/** Which runs the workflows dashboard summarizes (docs/operations.md). */
+struct RunStatsQuery {
+    /** "" for every project the caller may read. */
+    1: string project_id = "",
+    /** "" for every template. */
+    2: string template = "",
+    /** day or week: the buckets of the time series. */
+    3: string bucket = "day",
+    /** Runs created from this instant (ISO 8601; "" : 30 days ago) until `before` ("" : now). */
+    4: string since = "",
+    5: string before = "",
+}
+
+/** The runs of one template created in one day or week (the bucket's first day, UTC). */
+struct RunStatsRow {
+    1: string template,
+    2: string bucket,
+    3: i64 runs,
+    4: i64 succeeded,
+    5: i64 failed,
+    /** Succeeded, with the verdict failed. `succeeded` counts only those that passed or have none. */
+    6: i64 qc_failed,
+    7: i64 cancelled,
+    /** Runs still queued or running. */
+    8: i64 open,
+    /** succeeded / ended runs, 0 to 1 (-1 when none ended). */
+    9: double success_rate,
+    /** Seconds from start to end of the ended runs: median, 90th and 99th percentile (-1: none). */
+    10: double duration_p50_s,
+    11: double duration_p90_s,
+    12: double duration_p99_s,
+    /** Seconds from launch to start: median and 90th percentile (-1: none). */
+    13: double queued_p50_s,
+    14: double queued_p90_s,
+    /** Steps that needed more than one attempt. */
+    15: i64 steps_retried,
+}
+
+/** QC verdicts of one project's runs on one instrument's measurements. */
+struct QcStatsRow {
+    1: string project_id,
+    2: string instrument,
+    3: i64 runs,
+    4: i64 passed,
+    5: double pass_rate,
+}
+
+/** One step of a template over the window: how often it ran, failed, and how long it took. */
+struct StepStatsRow {
+    1: string template,
+    2: string step,
+    3: i64 runs,
+    4: i64 failed,
+    5: double duration_p50_s,
+    6: double duration_max_s,
+}
+
+/** A project's storage as the worker last measured it. */
+struct StorageUse {
+    1: string project_id,
+    2: i64 bytes,
+    3: string measured_at,
+    /** The quota a lifecycle rule sets for it, 0 for none. */
+    4: i64 quota_bytes = 0,
+}
+
+/** A worker and how long ago it last claimed runs (-1: not since the service started). */
+struct WorkerSeen {
+    1: string worker,
+    2: double seconds_ago,
+}
+
+struct RunStats {
+    1: list<RunStatsRow> rows,
+    2: list<QcStatsRow> qc,
+    /** The steps that took longest (median), then those that failed most, ten each. */
+    3: list<StepStatsRow> slowest_steps,
+    4: list<StepStatsRow> failing_steps,
+    /** Now: runs waiting for a worker, and the age in seconds of the oldest (0: none). */
+    5: i64 queued,
+    6: double oldest_queued_s,
+    7: list<WorkerSeen> workers,
+    8: list<StorageUse> storage,
+    9: string since,
+    10: string before,
+}
+
+/** The thresholds whose crossing tells the admins (docs/operations.md); 0 turns one off. */
+struct AlertSettings {
+    /** Alert when a template's success rate over its last `over_last_runs` ended runs is below this (0 to 1). */
+    1: double min_success_rate = 0,
+    2: i32 over_last_runs = 20,
+    /** Alert when a run has waited in the queue longer than this. */
+    3: i64 max_queued_seconds = 0,
+    /** Alert when a worker has not claimed runs for this long. */
+    4: i64 worker_silent_seconds = 0,
 }
 
 /** What a worker reports about a run it claimed. */
@@ -816,6 +932,37 @@ service Metadata {
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: ValidationError invalid, 4: NotFound not_found, 5: Conflict conflict,
                 6: InternalError internal),
+
+    /** Worker only: records files a lifecycle rule deleted from a run's folder, on the run
+        and in the audit log. */
+    Run record_deletion(1: string token, 2: RunDeletion deletion)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: NotFound not_found, 5: Conflict conflict,
+                6: InternalError internal),
+
+    /** Admins and analysts: the workflows dashboard over the projects the caller may read. */
+    RunStats run_stats(1: string token, 2: RunStatsQuery query)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
+
+    /** Worker only: each project's storage use as measured in the storage root. */
+    void report_storage(1: string token, 2: list<StorageUse> uses)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
+
+    /** Admin only. */
+    AlertSettings get_alert_settings(1: string token)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: InternalError internal),
+
+    /** Admin only. */
+    AlertSettings set_alert_settings(1: string token, 2: AlertSettings settings)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
+
+    /** Admin only. Checks the thresholds now (the service also does every minute); the alerts
+        that began with this check, each told to the admins once. */
+    list<string> check_alerts(1: string token)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden, 3: InternalError internal),
 
     list<Trigger> list_triggers(1: string token)
         throws (1: Unauthenticated unauthenticated, 2: InternalError internal),

@@ -64,6 +64,9 @@ class Worker:
     followed: dict[str, Followed] = field(default_factory=dict)
     paused_until: float = 0.0
     heartbeat: Path | None = None       # touched after every tick, for a liveness probe (is_alive)
+    janitor: object = None              # janitor.Janitor: the storage lifecycle rules, applied every sweep_seconds
+    sweep_seconds: float = 3600.0
+    swept_at: float = float("-inf")
 
     def __post_init__(self):
         self.storage_root = Path(self.storage_root).resolve()  # steps run in other directories
@@ -83,8 +86,22 @@ class Worker:
                 log.warning("the metadata service refused a worker call: %s", error.message)
             except (TTransportException, OSError) as error:
                 log.warning("cannot reach the metadata service (%s); trying again", error)
+            self.sweep()
             self._beat()
             stop.wait(poll_seconds)
+
+    def sweep(self) -> None:
+        """Apply the storage lifecycle rules when sweep_seconds have passed since the last time;
+        a sweep that fails is logged and tried again at the next one."""
+        if self.janitor is None or not self.sweep_seconds or time.monotonic() - self.swept_at < self.sweep_seconds:
+            return
+        self.swept_at = time.monotonic()
+        try:
+            self.janitor.apply()
+        except ERRORS as error:
+            log.warning("the storage lifecycle sweep was refused: %s", error.message)
+        except (TTransportException, OSError) as error:
+            log.warning("the storage lifecycle sweep did not finish (%s); it runs again later", error)
 
     def _beat(self) -> None:
         """The loop went round: a worker whose heartbeat stops is hung, whatever the service does."""

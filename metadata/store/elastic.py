@@ -96,6 +96,8 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from elasticsearch import BadRequestError, Elasticsearch
 
+from metadata.store.elastic_stats import queue_body, queue_from, recent_body, recent_from, rows_from, stats_body
+from metadata.store.run_stats_sql import StatsWindow
 from metadata.errors import Clash
 from metadata.filters import Field, to_es
 from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
@@ -510,6 +512,17 @@ class ElasticStore(Store):
     def close(self) -> None:
         with self._write_lock:
             self._es.close()
+
+    def run_stats(self, window: StatsWindow) -> dict[str, list]:
+        """The dashboard's aggregates over the window's runs and the queue now (elastic_stats.py;
+        steps and QC per instrument are not given by this store)."""
+        found = self._es.search(index=self._names.nodes, **stats_body(window))
+        waiting = self._es.search(index=self._names.nodes, **queue_body(window))
+        return {"buckets": rows_from(found["aggregations"]), "qc": [], "steps": [], "queue": queue_from(waiting)}
+
+    def recent_runs(self, last: int) -> list[tuple[str, int, int]]:
+        """(template, runs, failed) over each template's `last` ended runs (alerts; elastic_stats.py)."""
+        return recent_from(self._es.search(index=self._names.nodes, **recent_body(last))["aggregations"])
 
 
 class _GraphView:

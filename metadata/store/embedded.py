@@ -30,6 +30,7 @@ import pyarrow as pa
 from metadata.errors import Clash, StorageFull
 from metadata.filters import quote_ident, to_sql
 from metadata.store import documents_sql as D
+from metadata.store import run_stats_sql as S
 from metadata.store.columnar import ColumnCache, Delta, Unsupported
 from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
                                  children_clash_message, decode_cursor, decode_id_cursor, edges_of, encode_cursor,
@@ -415,6 +416,42 @@ class EmbeddedStore(Store):
             except duckdb.Error as error:  # a full disk: the next start replays the log instead
                 log.warning("no checkpoint at close: %s", error)
             self._db.close()
+
+    def run_stats(self, window: "S.StatsWindow") -> dict[str, list]:
+        """The dashboard's aggregates over the window's runs, grouped in SQL over the runs' facts
+        (run_stats_sql.py), refreshed first from the runs written since."""
+        cur = self._cursor()
+        if not self.read_only:
+            self._refresh_run_facts(cur)
+        return {"buckets": [S.bucket_row(r) for r in cur.execute(*S.buckets_sql(window)).fetchall()],
+                "qc": [dict(zip(("project_id", "instrument", "runs", "passed"), r))
+                       for r in cur.execute(*S.qc_sql(window)).fetchall()],
+                "steps": [dict(zip(("template", "step", "runs", "failed", "p50_s", "max_s"), r))
+                          for r in cur.execute(*S.steps_sql(window)).fetchall()],
+                "queue": list(cur.execute(*S.queue_sql(window)).fetchone())}
+
+    def recent_runs(self, last: int) -> list[tuple[str, int, int]]:
+        """(template, runs, failed) over each template's `last` ended runs, newest first (alerts)."""
+        cur = self._cursor()
+        if not self.read_only:
+            self._refresh_run_facts(cur)
+        return [tuple(row) for row in cur.execute(*S.recent_sql(last)).fetchall()]
+
+    def _refresh_run_facts(self, cur) -> None:
+        """Bring the runs' facts up to date: only the runs written since the last refresh are read
+        (the newest stamp is remembered, so finding them costs no scan of the facts)."""
+        if not getattr(self, "_facts_ready", False):
+            with self._writing():
+                cur.execute(S.FACTS_SCHEMA)
+            self._facts_ready, self._facts_stamp = True, None
+        since = cur.execute(*S.since_sql(self._facts_stamp)).fetchone()[0]
+        cur.execute(*S.changed_sql(since))
+        count, newest = cur.execute("SELECT count(*), max(updated_at) FROM changed").fetchone()
+        if count:
+            with self._writing(), _transaction(cur):
+                for statement in S.refresh_sql():
+                    cur.execute(statement)
+        self._facts_stamp = max(filter(None, (self._facts_stamp, newest)), default=None)
 
 
 def _histogram(values, edges: list[float]) -> list[tuple[float, float, int]]:

@@ -1,5 +1,5 @@
 """The administrators' pages: users, roles and project grants, tiered access, trigger
-rules (enable, disable), and the audit log (filtered, paged, exported as TSV or JSON).
+rules (enable, disable), alert thresholds, and the audit log (filtered, paged, exported as TSV or JSON).
 
 Admins only: everyone else gets a 403 page. That check is for the message; the service refuses
 every one of these calls to a non-admin anyway. Every form carries a CSRF token (CSRFProtect);
@@ -17,6 +17,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from metadata.auth import ACCESS, ROLES
 from metadata.client import ERRORS
+from metadata.idl import metadata_thrift as T
 from portal import errors
 from portal.admin import audit as audit_view
 from portal.client import UNREACHABLE, get_client, sentence
@@ -61,6 +62,17 @@ class TierForm(FlaskForm):
                          choices=["default", "chosen"], default="default", validate_choice=True)
     visible = SelectMultipleField("Fields", choices=[], option_widget=CheckboxInput(),
                                   widget=ListWidget(prefix_label=False), validate_choice=True)
+
+
+class AlertsForm(FlaskForm):
+    min_success_percent = IntegerField("Alert when a template's success rate is below (%; 0: off)", default=0,
+                                       validators=[NumberRange(0, 100, "give a whole number from 0 (off) to 100")])
+    over_last_runs = IntegerField("over its last runs", default=20, validators=[
+        NumberRange(1, 100, "give a whole number from 1 to 100")])
+    max_queued_seconds = IntegerField("Alert when a run has been queued longer than (seconds; 0: off)", default=0,
+                                      validators=[NumberRange(0, None, "give 0 (off) or more seconds")])
+    worker_silent_seconds = IntegerField("Alert when a worker has not claimed runs for (seconds; 0: off)", default=0,
+                                         validators=[NumberRange(0, None, "give 0 (off) or more seconds")])
 
 
 @bp.before_request
@@ -217,6 +229,29 @@ def switch_trigger(name: str, state: str):
         return triggers(error=sentence(exc.message), status=400)
     flash(f"The trigger {name} is {'enabled' if state == 'on' else 'disabled'}.")
     return redirect(url_for("admin.triggers"))
+
+
+@bp.route("/alerts", methods=("GET", "POST"))
+def alerts():
+    """Show and set the alert thresholds (metadata/alerts.py); crossing one tells every admin once."""
+    form, message, error, status = AlertsForm(), "", "", 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                get_client().set_alert_settings(T.AlertSettings(
+                    min_success_rate=form.min_success_percent.data / 100, over_last_runs=form.over_last_runs.data,
+                    max_queued_seconds=form.max_queued_seconds.data, worker_silent_seconds=form.worker_silent_seconds.data))
+                message = "The alert thresholds are saved."
+            except ERRORS as exc:
+                error, status = sentence(exc.message), 400
+        else:
+            error, status = form_error(form), 400
+    if request.method == "GET":
+        current = get_client().alert_settings()
+        form.min_success_percent.data = round(current.min_success_rate * 100)
+        form.over_last_runs.data = current.over_last_runs
+        form.max_queued_seconds.data, form.worker_silent_seconds.data = current.max_queued_seconds, current.worker_silent_seconds
+    return render_template("admin_alerts.html", form=form, message=message, error=error), status
 
 
 @bp.route("/audit")

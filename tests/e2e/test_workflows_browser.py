@@ -3,7 +3,8 @@ over a demo commons (scale 0.1), and a real worker (in this process, local engin
 runs. Tom opens a demo measurement, launches a template on it with a saved parameter set,
 watches the run succeed, opens its outputs (the JSON report, and any PNG image), follows the
 provenance from the report back to the raw file and its measurement, and re-running the same
-launch shows the existing run.
+launch shows the existing run. Ada, an admin, reads the workflows dashboard and clicks a point
+through to its runs.
 
 TEMPLATE is the shipped `ims-qc`; with TEST_TEMPLATES = True, TEMPLATE = "size-report" and
 PARAMETERS = {"window": "5"} it runs the small test template of tests/portal/test_workflow_pages.py
@@ -170,3 +171,23 @@ def test_a_technician_launches_watches_follows_provenance_and_reruns(commons, me
     assert notice.find_element(By.ID, "run-existing-link").get_attribute("href").endswith(f"/runs/{run_id}")
     assert driver.find_element(By.ID, "run-force").is_displayed()
     assert admin.runs(template=TEMPLATE).total == 1
+
+
+def test_an_admin_reads_the_dashboard_and_a_point_opens_its_runs(commons, measurement, tmp_path_factory):
+    """The dashboard drawn by Plotly in Chromium; clicking a point of a template's line opens the
+    runs list filtered to that template."""
+    from selenium.webdriver.common.by import By
+
+    service, portal, admin = commons
+    if not admin.runs(template=TEMPLATE).total:   # run alone: the first test's run is not there
+        admin.launch(TEMPLATE, [measurement["id"]], PARAMETERS)
+    until_ended = lambda: all(r.status in ("succeeded", "failed") for r in admin.runs(template=TEMPLATE).runs)  # noqa: E731
+    with signed_in_chromium(commons, tmp_path_factory.mktemp("chrome-ada"), "ada") as driver:
+        until(driver, lambda _d: until_ended(), RUN_SECONDS)
+        driver.get(f"{portal.url}/dashboard")
+        until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#dashboard-outcomes .main-svg"))
+        titles = driver.find_element(By.ID, "dashboard-page").text
+        assert "Runs by outcome per day" in titles and "Run duration, median" in titles and "w-e2e" in titles
+        _click_graph_node(driver, "dashboard-duration", TEMPLATE)
+        until(driver, lambda d: "/runs?template=" in d.current_url and d.find_elements(By.ID, "runs-list"))
+        assert f"template={TEMPLATE}" in driver.current_url

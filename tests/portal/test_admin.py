@@ -9,10 +9,10 @@ from portal.admin.audit import detail_fields
 from tests.portal.conftest import csrf_token
 
 ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/audit", "/admin/audit.tsv", "/admin/audit.json",
-               "/admin/tier-access", "/admin/triggers"]
+               "/admin/tier-access", "/admin/triggers", "/admin/alerts"]
 ADMIN_FORMS = ["/admin/users", "/admin/users/ana/password", "/admin/users/ana/roles", "/admin/users/ana/disabled",
                "/admin/users/ana/sign-out", "/admin/users/ana/grants", "/admin/users/ana/grants/x/revoke",
-               "/admin/tier-access", "/admin/triggers/ims-qc-on-new-measurement/off"]
+               "/admin/tier-access", "/admin/triggers/ims-qc-on-new-measurement/off", "/admin/alerts"]
 
 
 @pytest.fixture
@@ -128,6 +128,20 @@ def test_the_tier_access_limit_is_set_on_its_page(ada, admin):
     assert admin.tier_access_limit() == 20
     assert "Tiered access is off." in text(post(ada, "/admin/tier-access", limit="0", granularity="10",
                                                 fields="default"))
+
+
+def test_the_alert_thresholds_are_set_on_their_page(ada, admin):
+    page = text(ada.get("/admin/alerts"))
+    assert 'id="admin-alerts-form"' in page and 'id="admin-alerts-runs"' in page
+    saved = post(ada, "/admin/alerts", min_success_percent="80", over_last_runs="10", max_queued_seconds="3600",
+                 worker_silent_seconds="0")
+    assert "The alert thresholds are saved." in text(saved)
+    current = admin.alert_settings()
+    assert (current.min_success_rate, current.over_last_runs, current.max_queued_seconds) == (0.8, 10, 3600)
+    bad = post(ada, "/admin/alerts", min_success_percent="120", over_last_runs="10", max_queued_seconds="0",
+               worker_silent_seconds="0")
+    assert bad.status_code == 400 and "give a whole number from 0 (off) to 100" in text(bad)
+    assert admin.alert_settings().min_success_rate == 0.8
 
 
 def test_tier_visible_fields_and_granularity_are_set_on_the_same_page(ada, admin):

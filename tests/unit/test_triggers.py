@@ -17,7 +17,7 @@ def test_the_shipped_rule_runs_ims_qc_on_measurements_with_both_files():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name: r\non:\n  type: data_file\nlaunch: {template: t}\n", "unknown key 'True'"),   # YAML 1.1's `on`
+    ("name: r\non:\n  type: data_file\nlaunch: {template: t}\n", "True: unknown field"),   # YAML 1.1's `on`
     ("name: r\nwhen: {}\nlaunch: {template: t}\n", "when.type: name the node type"),
     ("name: r\nwhen: {type: data_file}\n", "launch.template: name the workflow template"),
     ("name: Bad Name\nwhen: {type: data_file}\nlaunch: {template: t}\n", "name: 'Bad Name' must be"),
