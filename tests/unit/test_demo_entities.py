@@ -17,7 +17,7 @@ CATEGORIES = {"administrative", "clinical", "biospecimen", "experimental", "data
 SYSTEM_FIELDS = {"id", "type", "submitter_id", "project_id", "version",
                  "created_at", "updated_at", "created_by", "updated_by"}
 PROPERTY_KEYWORDS = {"type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                     "pattern", "format", "minLength", "maxLength", "items", "description", "unit"}
+                     "pattern", "format", "minLength", "maxLength", "items", "description", "unit", "title"}
 TARGETS = {"case": 200, "sample": 400, "experiment": 30, "measurement": 600}
 
 
