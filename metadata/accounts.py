@@ -26,7 +26,9 @@ from metadata import auth
 from metadata.auth import Identity, Tokens
 from metadata.errors import BadToken, Denied, Invalid, Missing
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import Store, StoredNode, Write, encode_cursor, reserved_node
+from metadata.records import AuditEntry
+from metadata.store.base import Page, Store, StoredNode, Write, reserved_node
+from metadata.store.record_index import INDEXES, RecordQuery, date_of, encode_record_cursor
 
 ACCOUNT, TOKEN, AUDIT = "_account", "_token", "_audit"
 ACCOUNTS_SCOPE, AUDIT_SCOPE = "~accounts", "~audit"
@@ -217,30 +219,26 @@ class AuditLog:
         self.store = store
 
     def record(self, user: str, action: str, target: str, detail: dict, client: str, outcome: str) -> None:
-        # newest first in the store's ascending (project_id, submitter_id) order
+        # the key keeps the store's (project_id, submitter_id) order newest first, as before the index
         key = f"{10 ** 13 - int(time.time() * 1000):013d}-{uuid.uuid4().hex[:8]}"
-        props = {"at": now_iso(), "user": user, "action": action, "target": target[:500],
-                 "detail_json": json.dumps(detail, default=str)[:4000], "client": client, "outcome": outcome}
-        self.store.apply([Write(_node(AUDIT, key, props, None, scope=AUDIT_SCOPE), None)], set())
+        entry = AuditEntry(at=now_iso(), user=user, action=action, target=target[:500],
+                           detail_json=json.dumps(detail, default=str)[:4000], client=client, outcome=outcome)
+        self.store.apply([Write(_node(AUDIT, key, entry.to_props(), None, scope=AUDIT_SCOPE), None)], set())
 
     def query(self, query: T.AuditQuery) -> T.AuditPage:
-        """Matching entries, newest first; next_cursor is empty once the log is exhausted."""
+        """Matching entries, newest first, from the store's index of the log; next_cursor is empty
+        on the last page. A project matches an entry's target or its first argument (a grant's)."""
         if not 1 <= query.limit <= PAGE:
             raise Invalid(f"limit: give 1 to {PAGE} entries")
-        entries, cursor = [], query.cursor
-        while True:
-            try:
-                page = self.store.list(AUDIT, [AUDIT_SCOPE], PAGE, cursor)
-            except ValueError as exc:
-                raise Invalid(str(exc)) from None
-            for node in page.nodes:
-                if _matches(node.props, query):
-                    entries.append(T.AuditEntry(**node.props))
-                    if len(entries) == query.limit:
-                        return T.AuditPage(entries=entries, next_cursor=encode_cursor(node))
-            if not page.next_cursor:
-                return T.AuditPage(entries=entries, next_cursor="")
-            cursor = page.next_cursor
+        where = {k: v for k, v in (("user", query.user), ("action", query.action), ("outcome", query.outcome)) if v}
+        about = [{"target": query.project}, {"argument": query.project}] if query.project else [{}]
+        try:
+            pages = [self.store.query(RecordQuery(AUDIT, {**where, **extra}, [AUDIT_SCOPE], query.since, query.before,
+                                                  limit=query.limit, cursor=query.cursor)) for extra in about]
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+        nodes, cursor = _merged(pages, query.limit)
+        return T.AuditPage(entries=[audit_thrift(AuditEntry.from_node(n)) for n in nodes], next_cursor=cursor)
 
 
 def account_thrift(node: StoredNode) -> T.Account:
@@ -263,17 +261,22 @@ def _password_matches(account: StoredNode | None, password: str) -> bool:
         return False
 
 
-def _matches(props: dict, query: T.AuditQuery) -> bool:
-    return ((not query.user or props["user"] == query.user) and (not query.action or props["action"] == query.action)
-            and (not query.since or props["at"] >= query.since) and (not query.before or props["at"] < query.before)
-            and (not query.outcome or props["outcome"] == query.outcome)
-            and (not query.project or query.project in _projects_named(props)))
+def audit_thrift(entry: AuditEntry) -> T.AuditEntry:
+    return T.AuditEntry(at=entry.at, user=entry.user, action=entry.action, target=entry.target,
+                        detail_json=entry.detail_json, client=entry.client, outcome=entry.outcome)
 
 
-def _projects_named(props: dict) -> set[str]:
-    """The projects an audit entry may be about: its target, and a grant's project argument."""
-    arguments = json.loads(props["detail_json"] or "{}").get("arguments", [])
-    return {props["target"], *(a for a in arguments[:1] if isinstance(a, str))}
+def _merged(pages: list[Page], limit: int) -> tuple[list[StoredNode], str]:
+    """One page, newest first, from pages of the same order and cursor (either of two conditions):
+    each record once; a cursor after the last one kept while any page had more."""
+    if len(pages) == 1:
+        return pages[0].nodes, pages[0].next_cursor
+    unique = {n.id: n for page in pages for n in page.nodes}
+    nodes = sorted(unique.values(), key=lambda n: (date_of(INDEXES[AUDIT], n), n.id), reverse=True)
+    kept = nodes[:limit]
+    if not kept or not (len(nodes) > limit or any(page.next_cursor for page in pages)):
+        return kept, ""
+    return kept, encode_record_cursor(date_of(INDEXES[AUDIT], kept[-1]), kept[-1].id, True)
 
 
 def _all(store: Store, type_name: str, scope: str) -> list[StoredNode]:
