@@ -31,7 +31,7 @@ from metadata.errors import Clash, Denied, Invalid
 from metadata.idl import metadata_thrift as T
 from metadata.records import LaunchKey, ParameterSetRevision, Run
 from metadata.store.base import LinkRef, Page, Store, StoredNode, Write, reserved_node
-from metadata.store.record_index import MAX_LIMIT, RecordQuery
+from metadata.store.record_index import MAX_LIMIT, RecordQuery, every
 from metadata.submission import Planner
 
 RUN_TYPE = "workflow_run"
@@ -223,14 +223,8 @@ class RunRegistry:
 
     def _open_runs(self) -> list[StoredNode]:
         """Every queued or running run, from the store's index, oldest first."""
-        runs, cursor = [], ""
-        while True:
-            page = self.store.query(RecordQuery(RUN_TYPE, {"status": ["queued", "running"]}, newest_first=False,
-                                                limit=MAX_LIMIT, cursor=cursor))
-            runs += page.nodes
-            if not page.next_cursor:
-                return runs
-            cursor = page.next_cursor
+        return every(self.store, RecordQuery(RUN_TYPE, {"status": ["queued", "running"]}, newest_first=False,
+                                             limit=MAX_LIMIT))
 
     def outputs(self, run: StoredNode) -> list[str]:
         """The ids of the files the run generated."""

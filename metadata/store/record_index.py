@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -167,3 +167,15 @@ def decode_record_cursor(cursor: str, newest_first: bool) -> tuple[str, str] | N
     except (ValueError, TypeError, KeyError):
         pass
     raise ValueError(f"cursor: {cursor[:40]!r} is not a cursor this service returned for this order")
+
+
+def every(store, query: RecordQuery) -> list:
+    """Every node a query matches, page after page (for sets bounded by their nature: a run's
+    open siblings, one parameter set's revisions), never a whole type."""
+    nodes = []
+    while True:
+        page = store.query(query)
+        nodes += page.nodes
+        if not page.next_cursor:
+            return nodes
+        query = replace(query, cursor=page.next_cursor)
