@@ -139,3 +139,18 @@ def test_a_cursor_of_the_other_order_is_refused(store, runs):
 def test_a_reopened_store_answers_queries(stores, runs):
     reopened = stores.reopen()
     assert sids(reopened.query(RecordQuery("workflow_run", {"status": "failed"}, ["p2"]))) == ["r7", "r3"]
+
+
+def test_a_database_file_from_before_the_index_is_indexed_on_open(tmp_path):
+    """A file whose nodes were written before records were indexed (no side tables, no signature)."""
+    from metadata.store.embedded import EmbeddedStore
+    store = EmbeddedStore(tmp_path / "old.duckdb", columnar=False)
+    store.apply([Write(run("r1", 1), None), Write(run("r2", 2, "queued"), None)], set())
+    cur = store._cursor()
+    for type_name in ("workflow_run", "_audit"):
+        cur.execute(f'DROP TABLE "rec_{type_name.strip("_")}"')
+    cur.execute("DROP TABLE records_meta")
+    store.close()
+    reopened = EmbeddedStore(tmp_path / "old.duckdb", columnar=False)
+    assert sids(reopened.query(RecordQuery("workflow_run", {"status": "queued"}))) == ["r2"]
+    reopened.close()
