@@ -8,11 +8,9 @@ a range on `record.at`, sorted by (record.at, id), paged with search_after.
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from metadata.store.base import StoredNode
 from metadata.store.record_index import (INDEXES, KEY_NAMES, SIGNATURE, Checked, date_of, encode_record_cursor,
-                                         keys_of)
+                                         keys_of, millis)
 
 KEYWORD = {"type": "keyword"}
 BACKFILL_PAGE = 1000
@@ -41,11 +39,6 @@ def record_field(doc: dict) -> dict:
 def with_records(ops: list[tuple]) -> list[tuple]:
     """Node write operations whose documents carry their record fields."""
     return [(action, {**doc, **record_field(doc)}) for action, doc in ops]
-
-
-def millis(at: str) -> int:
-    """An ISO time as epoch milliseconds, the value Elasticsearch sorts a date by."""
-    return round(datetime.fromisoformat(at).timestamp() * 1000)
 
 
 def records_query(query: Checked) -> dict:

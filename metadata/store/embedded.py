@@ -31,7 +31,8 @@ from metadata.errors import Clash, StorageFull
 from metadata.filters import quote_ident, to_sql
 from metadata.store import documents_sql as D
 from metadata.store import records_sql as R
-from metadata.store.record_index import INDEXES, SIGNATURE, RecordQuery, check, empty, encode_record_cursor
+from metadata.store.record_index import (INDEXES, SIGNATURE, RecordQuery, check, empty, encode_record_cursor,
+                                         from_millis)
 from metadata.store.columnar import ColumnCache, Delta, Unsupported
 from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
                                  children_clash_message, decode_cursor, decode_id_cursor, edges_of, encode_cursor,
@@ -201,16 +202,22 @@ class EmbeddedStore(Store):
         if empty(checked):
             return Page([], 0 if checked.total else -1)
         cur = self._cursor()
-        rows = cur.execute(*R.page_sql(checked, COLUMNS)).fetchall()
-        more, rows = len(rows) > checked.limit, rows[:checked.limit]
+        keys = cur.execute(*R.page_sql(checked)).fetchall()
+        more, keys = len(keys) > checked.limit, keys[:checked.limit]
         total = cur.execute(*R.count_sql(checked)).fetchone()[0] if checked.total else -1
-        cursor = encode_record_cursor(rows[-1][-1], rows[-1][0], checked.newest_first) if more else ""
-        return Page([_node(row[:-1]) for row in rows], total, cursor)
+        seqs = [seq for seq, _ in keys]
+        found = {row[0]: _node(row[1:]) for row in cur.execute(R.rows_sql(checked.type, COLUMNS, len(seqs)),
+                                                               seqs).fetchall()} if seqs else {}
+        cursor = encode_record_cursor(from_millis(keys[-1][1]), keys[-1][0], checked.newest_first) if more else ""
+        return Page([found[seq] for seq in seqs], total, cursor)
 
     def edges(self, node_id: str) -> list[EdgeRow]:
+        # two equality lookups, each answered by its index; `child_id = ? OR parent_id = ?` scans the table
+        columns = ", ".join(EDGE_COLUMNS)
         rows = self._cursor().execute(
-            "SELECT child_id, child_type, link_name, parent_id, parent_type FROM edges "
-            "WHERE child_id = ? OR parent_id = ? ORDER BY child_type, child_id", [node_id, node_id]).fetchall()
+            f"SELECT {columns} FROM edges WHERE child_id = ? UNION ALL "
+            f"SELECT {columns} FROM edges WHERE parent_id = ? AND child_id <> ? ORDER BY child_type, child_id",
+            [node_id, node_id, node_id]).fetchall()
         return [EdgeRow(*row) for row in rows]
 
     def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
@@ -556,11 +563,12 @@ def _use_records(db) -> None:
 
 
 def _backfill(cur, type_name: str) -> None:
-    """Index every stored node of a type, a chunk at a time in id order."""
-    after = ""
-    while nodes := _select(cur, "type = ? AND id > ? ORDER BY id LIMIT ?", [type_name, after, BACKFILL_CHUNK]):
+    """Index every stored node of a type, a chunk at a time."""
+    after = ("", "")  # in creation order, as live writes lay them down: a page's rows then lie together
+    while nodes := _select(cur, "type = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+                           [type_name, *after, BACKFILL_CHUNK]):
         _insert_records(cur, type_name, nodes)
-        after = nodes[-1].id
+        after = (nodes[-1].created_at, nodes[-1].id)
 
 
 def _insert_records(cur, type_name: str, nodes: list[StoredNode]) -> None:

@@ -8,8 +8,8 @@ false, a number as JSON, "" when missing; `created_by` names the node's own fiel
 is computed by a function of the node. Both stores write a node's keys in the same write as the
 node, so a query never sees a record other than as stored, and rebuild them from the nodes when
 this declaration changes (`SIGNATURE`). A query reads only the matching records, newest (or
-oldest) first by (date, id), and pages by a keyset cursor on that pair, so its cost does not
-grow with the type's size.
+oldest) first by date (ties in an order of the store's: Elasticsearch by id, DuckDB by write
+order), and pages by a keyset cursor on that pair, so its cost does not grow with the type's size.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ INDEXES: dict[str, RecordIndex] = {
     "_token": RecordIndex(("user", "revoked")),
     "_launch": RecordIndex(("run_id",)),
 }
-LAYOUT = 1  # bump when the stores' index tables or mappings change shape, so they are rebuilt
+LAYOUT = 2  # bump when the stores' index tables or mappings change shape, so they are rebuilt
 SIGNATURE = hashlib.sha256(json.dumps(
     [LAYOUT, {t: [i.names(), i.date] for t, i in sorted(INDEXES.items())}]).encode()).hexdigest()[:16]
 KEY_NAMES = tuple(sorted({name for index in INDEXES.values() for name in index.names()}))
@@ -95,6 +95,16 @@ def canonical_time(text: str, name: str) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def millis(at: str) -> int:
+    """An ISO time as epoch milliseconds (what both stores order by)."""
+    return round(datetime.fromisoformat(at).timestamp() * 1000)
+
+
+def from_millis(ms: int) -> str:
+    """Epoch milliseconds as the service writes times."""
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+
+
 @dataclass
 class RecordQuery:
     """One page of a reserved type's records: `where` maps keys to the values any of which
@@ -122,7 +132,7 @@ class Checked:
     before: str
     newest_first: bool
     limit: int
-    after: tuple[str, str] | None
+    after: tuple[str, str | int] | None
     total: bool
 
 
@@ -150,19 +160,21 @@ def empty(checked: Checked) -> bool:
     return checked.projects == () or any(not values for _, values in checked.where)
 
 
-def encode_record_cursor(at: str, node_id: str, newest_first: bool) -> str:
-    """An opaque keyset cursor after the record at (date, id), in the query's direction."""
-    raw = json.dumps({"at": at, "id": node_id, "desc": newest_first}).encode()
+def encode_record_cursor(at: str, tie: str | int, newest_first: bool) -> str:
+    """An opaque keyset cursor after the record at (date, tie), in the query's direction; the tie
+    is what the store breaks equal dates by (Elasticsearch: the id; DuckDB: its write order)."""
+    raw = json.dumps({"at": at, "id": tie, "desc": newest_first}).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def decode_record_cursor(cursor: str, newest_first: bool) -> tuple[str, str] | None:
-    """The (date, id) a cursor points after; ValueError if it is not one of ours for this order."""
+def decode_record_cursor(cursor: str, newest_first: bool) -> tuple[str, str | int] | None:
+    """The (date, tie) a cursor points after; ValueError if it is not one of ours for this order."""
     if not cursor:
         return None
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if isinstance(value["at"], str) and isinstance(value["id"], str) and value["desc"] == newest_first:
+        if isinstance(value["at"], str) and isinstance(value["id"], (str, int)) and value["desc"] == newest_first:
+            millis(value["at"])
             return value["at"], value["id"]
     except (ValueError, TypeError, KeyError):
         pass
