@@ -94,6 +94,7 @@ class Page:
     nodes: list[StoredNode]
     total: int
     next_cursor: str = ""
+    cursors: list[str] = field(default_factory=list)  # from `query`: the cursor after each node
 
 
 @dataclass

@@ -1041,8 +1041,8 @@ class ElasticStore(Store):
         if empty(checked):
             return Page([], 0 if checked.total else -1)
         hits = self._es.search(index=self._names.nodes, **ER.records_query(checked))["hits"]
-        docs, total, cursor = ER.records_page(hits, checked)
-        return Page([node_from_doc(doc) for doc in docs], total, cursor)
+        docs, total, cursor, cursors = ER.records_page(hits, checked)
+        return Page([node_from_doc(doc) for doc in docs], total, cursor, cursors)
 
     def _use_records(self) -> None:
         """Map the record fields; give every declared type's documents theirs when the index was

@@ -58,12 +58,12 @@ def records_query(query: Checked) -> dict:
     return body
 
 
-def records_page(hits: dict, query: Checked) -> tuple[list[dict], int, str]:
-    """(node documents, total or -1, next cursor or "") from a records search's hits."""
+def records_page(hits: dict, query: Checked) -> tuple[list[dict], int, str, list[str]]:
+    """(node documents, total or -1, next cursor or "", the cursor after each) from a records search's hits."""
     docs = [hit["_source"] for hit in hits["hits"]]
     more, docs = len(docs) > query.limit, docs[:query.limit]
-    cursor = encode_record_cursor(docs[-1]["record"]["at"], docs[-1]["id"], query.newest_first) if more else ""
-    return docs, hits["total"]["value"] if query.total else -1, cursor
+    cursors = [encode_record_cursor(doc["record"]["at"], doc["id"], query.newest_first) for doc in docs]
+    return docs, hits["total"]["value"] if query.total else -1, cursors[-1] if more else "", cursors
 
 
 def backfill_query(after: str = "") -> dict:

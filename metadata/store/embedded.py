@@ -208,8 +208,8 @@ class EmbeddedStore(Store):
         seqs = [seq for seq, _ in keys]
         found = {row[0]: _node(row[1:]) for row in cur.execute(R.rows_sql(checked.type, COLUMNS, len(seqs)),
                                                                seqs).fetchall()} if seqs else {}
-        cursor = encode_record_cursor(from_millis(keys[-1][1]), keys[-1][0], checked.newest_first) if more else ""
-        return Page([found[seq] for seq in seqs], total, cursor)
+        cursors = [encode_record_cursor(from_millis(ms), seq, checked.newest_first) for seq, ms in keys]
+        return Page([found[seq] for seq in seqs], total, cursors[-1] if more else "", cursors)
 
     def edges(self, node_id: str) -> list[EdgeRow]:
         # two equality lookups, each answered by its index; `child_id = ? OR parent_id = ?` scans the table

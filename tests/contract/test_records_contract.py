@@ -154,3 +154,9 @@ def test_a_database_file_from_before_the_index_is_indexed_on_open(tmp_path):
     reopened = EmbeddedStore(tmp_path / "old.duckdb", columnar=False)
     assert sids(reopened.query(RecordQuery("workflow_run", {"status": "queued"}))) == ["r2"]
     reopened.close()
+
+
+def test_each_record_of_a_page_has_the_cursor_after_it(store, runs):
+    page = store.query(RecordQuery("workflow_run", limit=3))
+    assert len(page.cursors) == 3 and page.cursors[-1] == page.next_cursor
+    assert sids(store.query(RecordQuery("workflow_run", limit=2, cursor=page.cursors[0]))) == sids(page)[1:]

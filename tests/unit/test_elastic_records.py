@@ -34,5 +34,6 @@ def test_node_documents_of_declared_types_carry_their_record_fields():
 def test_the_next_cursor_points_after_the_last_hit_kept():
     query = check(RecordQuery("workflow_run", limit=1))
     hits = {"hits": [{"_source": {"id": i, "record": {"at": AT}}} for i in ("b", "a")], "total": {"value": 2}}
-    docs, total, cursor = ER.records_page(hits, query)
-    assert [d["id"] for d in docs] == ["b"] and total == -1 and cursor == encode_record_cursor(AT, "b", True)
+    docs, total, cursor, cursors = ER.records_page(hits, query)
+    assert [d["id"] for d in docs] == ["b"] and total == -1 and cursors == [cursor]
+    assert cursor == encode_record_cursor(AT, "b", True)
