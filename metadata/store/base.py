@@ -200,6 +200,11 @@ class Store(ABC):
         """Every edge into or out of a node."""
 
     @abstractmethod
+    def children(self, parent_ids: list[str], child_type: str) -> dict[str, list[str]]:
+        """The ids of the nodes of child_type linking to each parent (by any link), sorted; a parent
+        without any is absent. One call for a page of parents (a runs page's outputs)."""
+
+    @abstractmethod
     def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
         """Write a batch atomically (see module docstring); `parent_ids` must exist."""
 

@@ -1044,6 +1044,13 @@ class ElasticStore(Store):
         docs, total, cursor, cursors = ER.records_page(hits, checked)
         return Page([node_from_doc(doc) for doc in docs], total, cursor, cursors)
 
+    def children(self, parent_ids: list[str], child_type: str) -> dict[str, list[str]]:
+        wanted, found = set(parent_ids), {}
+        for doc in self._typed_children(wanted, child_type) if wanted else []:
+            for parent in sorted({link["target_id"] for link in doc["links"]} & wanted):
+                found.setdefault(parent, []).append(doc["id"])
+        return {parent: sorted(ids) for parent, ids in found.items()}
+
     def _use_records(self) -> None:
         """Map the record fields; give every declared type's documents theirs when the index was
         made for another declaration (or before records were indexed)."""

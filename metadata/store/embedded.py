@@ -220,6 +220,19 @@ class EmbeddedStore(Store):
             [node_id, node_id, node_id]).fetchall()
         return [EdgeRow(*row) for row in rows]
 
+    def children(self, parent_ids: list[str], child_type: str) -> dict[str, list[str]]:
+        parents = list(dict.fromkeys(parent_ids))
+        if not parents:
+            return {}
+        # one index lookup per parent; an IN list would scan every edge
+        one = "SELECT parent_id, child_id FROM edges WHERE parent_id = ? AND child_type = ?"
+        rows = self._cursor().execute(" UNION ALL ".join([one] * len(parents)),
+                                      [v for p in parents for v in (p, child_type)]).fetchall()
+        found: dict[str, list[str]] = {}
+        for parent, child in sorted(set(rows)):
+            found.setdefault(parent, []).append(child)
+        return found
+
     def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
         with self._writing():
             self._committed(self._apply(writes, parent_ids))
@@ -551,6 +564,9 @@ def _use_records(db) -> None:
     db.execute(R.META)
     stored = dict(db.execute("SELECT type, signature FROM records_meta").fetchall())
     stale = [t for t in INDEXES if stored.get(t) != SIGNATURE]
+    for type_name in set(INDEXES) - set(stale):
+        for statement in R.seq_index(type_name):
+            db.execute(statement)
     if not stale:
         return
     with _transaction(db.cursor()) as cur:
