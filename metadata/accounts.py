@@ -26,7 +26,9 @@ from metadata import auth
 from metadata.auth import Identity, Tokens
 from metadata.errors import BadToken, Denied, Invalid, Missing
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import Store, StoredNode, Write, encode_cursor, reserved_node
+from metadata.records import Account, AuditEntry, Token
+from metadata.store.base import Page, Store, StoredNode, Write, reserved_node
+from metadata.store.record_index import RecordQuery, decode_record_cursor, millis
 
 ACCOUNT, TOKEN, AUDIT = "_account", "_token", "_audit"
 ACCOUNTS_SCOPE, AUDIT_SCOPE = "~accounts", "~audit"
@@ -75,19 +77,19 @@ class Registry:
     def resolve(self, who: Identity) -> Identity:
         """The caller as their account says now; BadToken if the account no longer honours the token."""
         record = self.personal.get(who.token_id)
-        if record is not None and record.props["revoked"]:
+        if record is not None and Token.from_node(record).revoked:
             raise BadToken(REVOKED.get(who.kind, REVOKED["session"]), "token_revoked")
         account = self.accounts.get(who.user)
         if account is None:
             return who
-        props = account.props
-        if props["disabled"]:
+        props = Account.from_node(account)
+        if props.disabled:
             raise BadToken(f"the account {who.user!r} is disabled; ask an administrator", "account_disabled")
-        if who.epoch < props["epoch"]:
+        if who.epoch < props.epoch:
             raise BadToken("this token was signed out (sign out everywhere); sign in again", "token_signed_out")
         if who.kind == "personal" and record is None:
             raise BadToken(REVOKED["personal"], "token_revoked")
-        return replace(who, roles=tuple(props["roles"]), grants=dict(props["grants"]))
+        return replace(who, roles=tuple(props.roles), grants=dict(props.grants))
 
     # -- accounts -----------------------------------------------------------------------
 
@@ -98,24 +100,26 @@ class Registry:
             raise Invalid("password: a new account needs a password")
         if password and len(password) < MIN_PASSWORD:
             raise Invalid(f"password: use at least {MIN_PASSWORD} characters")
-        props = {"password_hash": _hasher.hash(password) if password else old.props["password_hash"],
-                 "roles": sorted(set(roles)), "grants": dict(grants), "disabled": bool(disabled),
-                 "epoch": old.props["epoch"] if old else 0}
-        return self._write_account(user, old, props)
+        kept = Account.from_node(old) if old else Account()
+        return self._write_account(user, old, kept.but(
+            password_hash=_hasher.hash(password) if password else kept.password_hash, roles=sorted(set(roles)),
+            grants=dict(grants), disabled=bool(disabled)))
 
     def set_grant(self, user: str, project_id: str, access: str) -> StoredNode:
         old = self._account(user)
-        grants = dict(old.props["grants"])
+        account = Account.from_node(old)
+        grants = dict(account.grants)
         if access:
             auth.check_identity(user, [], {project_id: access}, 1)
             grants[project_id] = access
         else:
             grants.pop(project_id, None)
-        return self._write_account(user, old, dict(old.props, grants=grants))
+        return self._write_account(user, old, account.but(grants=grants))
 
     def sign_out_everywhere(self, user: str) -> None:
         old = self._account(user)
-        self._write_account(user, old, dict(old.props, epoch=old.props["epoch"] + 1))
+        account = Account.from_node(old)
+        self._write_account(user, old, account.but(epoch=account.epoch + 1))
 
     def _account(self, user: str) -> StoredNode:
         account = self.accounts.get(user)
@@ -123,8 +127,8 @@ class Registry:
             raise Missing(f"no account {user!r}")
         return account
 
-    def _write_account(self, user: str, old: StoredNode | None, props: dict) -> StoredNode:
-        node = _node(ACCOUNT, user, props, old)
+    def _write_account(self, user: str, old: StoredNode | None, account: Account) -> StoredNode:
+        node = _node(ACCOUNT, user, account.to_props(), old)
         with self.lock:
             self.store.apply([Write(node, old.version if old else None)], set())
             self.accounts[user] = node
@@ -139,12 +143,12 @@ class Registry:
         if wait > 0:
             raise Denied(f"too many failed sign-ins for {user!r}; try again in {int(wait) + 1} s", "throttled")
         account = self.accounts.get(user)
-        if not _password_matches(account, password) or account.props["disabled"]:
+        if not _password_matches(account, password) or Account.from_node(account).disabled:
             throttle.fail()
             raise Denied("wrong user name or password", "sign_in_failed")
         self.throttles.pop(user, None)
-        props = account.props
-        return self.tokens.mint(user, props["roles"], props["grants"], kind="session", epoch=props["epoch"])
+        props = Account.from_node(account)
+        return self.tokens.mint(user, props.roles, props.grants, kind="session", epoch=props.epoch)
 
     def create_personal(self, who: Identity, name: str, ttl: int) -> tuple[str, Identity]:
         token, identity, record = self._mint_personal(who, name, ttl)
@@ -161,10 +165,10 @@ class Registry:
         token, identity, successor = self._mint_personal(who, name, ttl)
         with self.lock:
             record = self.personal.get(who.token_id)
-            if record is None or record.props["revoked"] or record.props.get("renewed"):
+            if record is None or Token.from_node(record).revoked or Token.from_node(record).renewed:
                 raise BadToken("this personal token has been renewed or revoked already; "
                                "each token is renewed once", "token_renewed")
-            old = _node(TOKEN, who.token_id, dict(record.props, renewed=True, revoked=revoke), record)
+            old = _node(TOKEN, who.token_id, Token.from_node(record).but(renewed=True, revoked=revoke).to_props(), record)
             self.store.apply([Write(old, record.version), Write(successor, None)], set())
             self.personal[who.token_id] = old
             self.personal[identity.token_id] = successor
@@ -177,21 +181,23 @@ class Registry:
             raise Denied(f"{who.user} has no account; personal tokens are for registered users", "no_account")
         if not 0 < len(name.strip()) <= 100:
             raise Invalid("name: give the token a name of 1 to 100 characters (what will use it)")
-        token, identity = self.tokens.mint(who.user, account.props["roles"], account.props["grants"], ttl or None,
-                                           kind="personal", epoch=account.props["epoch"])
-        record = _node(TOKEN, identity.token_id, {"name": name.strip(), "user": who.user,
-                                                   "expires_at": identity.expires_at, "revoked": False}, None)
+        props = Account.from_node(account)
+        token, identity = self.tokens.mint(who.user, props.roles, props.grants, ttl or None,
+                                           kind="personal", epoch=props.epoch)
+        record = _node(TOKEN, identity.token_id, Token(name=name.strip(), user=who.user,
+                                                       expires_at=identity.expires_at).to_props(), None)
         return token, identity, record
 
     def list_personal(self, who: Identity) -> list[StoredNode]:
-        mine = (r for r in self.personal.values() if r.props["user"] == who.user or who.is_admin)
-        return sorted((r for r in mine if r.props.get("kind", "personal") == "personal"), key=lambda r: r.created_at)
+        mine = (r for r in self.personal.values() if Token.from_node(r).user == who.user or who.is_admin)
+        return sorted((r for r in mine if (Token.from_node(r).kind or "personal") == "personal"),
+                      key=lambda r: r.created_at)
 
     def revoke_personal(self, who: Identity, token_id: str) -> None:
         record = self.personal.get(token_id)
-        if record is None or (record.props["user"] != who.user and not who.is_admin):
+        if record is None or (Token.from_node(record).user != who.user and not who.is_admin):
             raise Missing(f"no personal token {token_id!r} of {who.user}")
-        node = _node(TOKEN, token_id, dict(record.props, revoked=True), record)
+        node = _node(TOKEN, token_id, Token.from_node(record).but(revoked=True).to_props(), record)
         with self.lock:
             self.store.apply([Write(node, record.version)], set())
             self.personal[token_id] = node
@@ -202,9 +208,9 @@ class Registry:
         if not who.token_id:
             raise BadToken("this token has no id, so it cannot be signed out; it ends when it expires", "token_without_id")
         record = self.personal.get(who.token_id)
-        props = dict(record.props) if record else {"name": f"{who.kind} token", "user": who.user,
-                                                   "expires_at": who.expires_at, "kind": who.kind}
-        node = _node(TOKEN, who.token_id, dict(props, revoked=True), record)
+        kept = Token.from_node(record) if record else Token(name=f"{who.kind} token", user=who.user,
+                                                           expires_at=who.expires_at, kind=who.kind)
+        node = _node(TOKEN, who.token_id, kept.but(revoked=True).to_props(), record)
         with self.lock:
             self.store.apply([Write(node, record.version if record else None)], set())
             self.personal[who.token_id] = node
@@ -217,63 +223,70 @@ class AuditLog:
         self.store = store
 
     def record(self, user: str, action: str, target: str, detail: dict, client: str, outcome: str) -> None:
-        # newest first in the store's ascending (project_id, submitter_id) order
+        # the key keeps the store's (project_id, submitter_id) order newest first, as before the index
         key = f"{10 ** 13 - int(time.time() * 1000):013d}-{uuid.uuid4().hex[:8]}"
-        props = {"at": now_iso(), "user": user, "action": action, "target": target[:500],
-                 "detail_json": json.dumps(detail, default=str)[:4000], "client": client, "outcome": outcome}
-        self.store.apply([Write(_node(AUDIT, key, props, None, scope=AUDIT_SCOPE), None)], set())
+        entry = AuditEntry(at=now_iso(), user=user, action=action, target=target[:500],
+                           detail_json=json.dumps(detail, default=str)[:4000], client=client, outcome=outcome)
+        self.store.apply([Write(_node(AUDIT, key, entry.to_props(), None, scope=AUDIT_SCOPE), None)], set())
 
     def query(self, query: T.AuditQuery) -> T.AuditPage:
-        """Matching entries, newest first; next_cursor is empty once the log is exhausted."""
+        """Matching entries, newest first, from the store's index of the log; next_cursor is empty
+        on the last page. A project matches an entry's target or its first argument (a grant's)."""
         if not 1 <= query.limit <= PAGE:
             raise Invalid(f"limit: give 1 to {PAGE} entries")
-        entries, cursor = [], query.cursor
-        while True:
-            try:
-                page = self.store.list(AUDIT, [AUDIT_SCOPE], PAGE, cursor)
-            except ValueError as exc:
-                raise Invalid(str(exc)) from None
-            for node in page.nodes:
-                if _matches(node.props, query):
-                    entries.append(T.AuditEntry(**node.props))
-                    if len(entries) == query.limit:
-                        return T.AuditPage(entries=entries, next_cursor=encode_cursor(node))
-            if not page.next_cursor:
-                return T.AuditPage(entries=entries, next_cursor="")
-            cursor = page.next_cursor
+        where = {k: v for k, v in (("user", query.user), ("action", query.action), ("outcome", query.outcome)) if v}
+        about = [{"target": query.project}, {"argument": query.project}] if query.project else [{}]
+        try:
+            pages = [self.store.query(RecordQuery(AUDIT, {**where, **extra}, [AUDIT_SCOPE], query.since, query.before,
+                                                  limit=query.limit, cursor=query.cursor)) for extra in about]
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+        nodes, cursor = _merged(pages, query.limit)
+        return T.AuditPage(entries=[audit_thrift(AuditEntry.from_node(n)) for n in nodes], next_cursor=cursor)
 
 
 def account_thrift(node: StoredNode) -> T.Account:
-    p = node.props
-    return T.Account(user=node.submitter_id, roles=list(p["roles"]), grants=dict(p["grants"]),
-                     disabled=p["disabled"], created_at=node.created_at, updated_at=node.updated_at)
+    p = Account.from_node(node)
+    return T.Account(user=node.submitter_id, roles=list(p.roles), grants=dict(p.grants),
+                     disabled=p.disabled, created_at=node.created_at, updated_at=node.updated_at)
 
 
 def token_thrift(node: StoredNode) -> T.PersonalToken:
-    p = node.props
-    return T.PersonalToken(id=node.submitter_id, name=p["name"], user=p["user"], created_at=node.created_at,
-                           expires_at=p["expires_at"], revoked=p["revoked"], renewed=p.get("renewed", False))
+    p = Token.from_node(node)
+    return T.PersonalToken(id=node.submitter_id, name=p.name, user=p.user, created_at=node.created_at,
+                           expires_at=p.expires_at, revoked=p.revoked, renewed=bool(p.renewed))
 
 
 def _password_matches(account: StoredNode | None, password: str) -> bool:
     try:
         # verify against a dummy hash for unknown users, so timing does not tell names apart
-        return _hasher.verify(account.props["password_hash"] if account else _DUMMY_HASH, password) and bool(account)
+        hashed = Account.from_node(account).password_hash if account else _DUMMY_HASH
+        return _hasher.verify(hashed, password) and bool(account)
     except (VerificationError, InvalidHashError):
         return False
 
 
-def _matches(props: dict, query: T.AuditQuery) -> bool:
-    return ((not query.user or props["user"] == query.user) and (not query.action or props["action"] == query.action)
-            and (not query.since or props["at"] >= query.since) and (not query.before or props["at"] < query.before)
-            and (not query.outcome or props["outcome"] == query.outcome)
-            and (not query.project or query.project in _projects_named(props)))
+def audit_thrift(entry: AuditEntry) -> T.AuditEntry:
+    return T.AuditEntry(at=entry.at, user=entry.user, action=entry.action, target=entry.target,
+                        detail_json=entry.detail_json, client=entry.client, outcome=entry.outcome)
 
 
-def _projects_named(props: dict) -> set[str]:
-    """The projects an audit entry may be about: its target, and a grant's project argument."""
-    arguments = json.loads(props["detail_json"] or "{}").get("arguments", [])
-    return {props["target"], *(a for a in arguments[:1] if isinstance(a, str))}
+def _merged(pages: list[Page], limit: int) -> tuple[list[StoredNode], str]:
+    """One page, newest first, from pages of the same order and cursor (either of two conditions):
+    each record once, in the store's order; the cursor after the last one kept while any page had more."""
+    if len(pages) == 1:
+        return pages[0].nodes, pages[0].next_cursor
+    found = {n.id: (cursor, n) for page in pages for n, cursor in zip(page.nodes, page.cursors)}
+    ranked = sorted(found.values(), key=lambda pair: _position(pair[0]), reverse=True)
+    kept = ranked[:limit]
+    more = len(ranked) > limit or any(page.next_cursor for page in pages)
+    return [n for _, n in kept], kept[-1][0] if kept and more else ""
+
+
+def _position(cursor: str) -> tuple:
+    """Where a record's cursor puts it in the store's order (date, then the store's tie)."""
+    at, tie = decode_record_cursor(cursor, True)
+    return millis(at), tie
 
 
 def _all(store: Store, type_name: str, scope: str) -> list[StoredNode]:

@@ -11,7 +11,9 @@ from metadata.auth import Identity, private_scope
 from metadata.errors import Denied, Invalid
 from metadata.flatten import Flattening
 from metadata.idl import metadata_thrift as T
+from metadata.records import Cohort
 from metadata.store.base import Store, StoredNode, Write, reserved_node
+from metadata.store.record_index import RecordQuery
 
 COHORT_TYPE = "_cohort"
 MAX_NAME = 100
@@ -32,25 +34,26 @@ class Cohorts:
         filters.parse(cohort.filter_json or None, spec.fields, spec.search)  # refuse a filter that cannot run
         scope = self._scope(who, cohort)
         existing = self.store.find(scope, [name]).get(name)
-        if existing and existing.props.get("owner") != who.user and not who.is_admin:
+        if existing and Cohort.from_node(existing).owner != who.user and not who.is_admin:
             raise Denied(f"another user's cohort in project {scope!r} is named {name!r}; choose another name")
         node = _node(who, scope, name, cohort, existing)
         self.store.apply([Write(node, existing.version if existing else None)], set())
         return to_thrift(node)
 
     def list(self, who: Identity) -> list[T.Cohort]:
-        projects = who.readable_projects
-        scopes = None if projects is None else [private_scope(who.user)] + projects
-        page = self.store.list(COHORT_TYPE, scopes, MAX_COHORTS)
-        visible = [n for n in page.nodes if n.props.get("owner") == who.user or n.props.get("shared")]
-        return [to_thrift(n) for n in visible]
+        """The caller's own cohorts and those shared in readable projects (the newest MAX_COHORTS of
+        each), by scope and name."""
+        own = self.store.query(RecordQuery(COHORT_TYPE, {}, [private_scope(who.user)], limit=MAX_COHORTS))
+        shared = self.store.query(RecordQuery(COHORT_TYPE, {"shared": True}, who.readable_projects, limit=MAX_COHORTS))
+        unique = {n.id: n for n in own.nodes + shared.nodes}
+        return [to_thrift(n) for n in sorted(unique.values(), key=lambda n: (n.project_id, n.submitter_id))]
 
     def get(self, who: Identity, cohort_id: str) -> T.Cohort:
         return to_thrift(self._cohort(cohort_id))
 
     def delete(self, who: Identity, cohort_id: str) -> None:
         node = self._cohort(cohort_id)
-        if node.props.get("owner") != who.user and not who.is_admin:
+        if Cohort.from_node(node).owner != who.user and not who.is_admin:
             raise Denied(f"only its owner or an admin may delete the cohort {node.submitter_id!r}")
         self.store.delete([node.id])
 
@@ -70,14 +73,15 @@ class Cohorts:
 
 
 def _node(who: Identity, scope: str, name: str, cohort: T.Cohort, existing: StoredNode | None) -> StoredNode:
-    props = {"kind": cohort.kind, "filter_json": cohort.filter_json or "", "shared": bool(cohort.shared),
-             "owner": existing.props["owner"] if existing else who.user, "description": cohort.description or ""}
-    return reserved_node(COHORT_TYPE, scope, name, props, existing, who.user)
+    record = Cohort(kind=cohort.kind, filter_json=cohort.filter_json or "", shared=bool(cohort.shared),
+                    owner=Cohort.from_node(existing).owner if existing else who.user,
+                    description=cohort.description or "")
+    return reserved_node(COHORT_TYPE, scope, name, record.to_props(), existing, who.user)
 
 
 def to_thrift(node: StoredNode) -> T.Cohort:
-    p = node.props
-    return T.Cohort(id=node.id, name=node.submitter_id, kind=p["kind"], filter_json=p["filter_json"],
-                    project_id="" if node.project_id.startswith("~") else node.project_id, shared=p["shared"],
-                    owner=p["owner"], description=p["description"], created_at=node.created_at,
+    p = Cohort.from_node(node)
+    return T.Cohort(id=node.id, name=node.submitter_id, kind=p.kind, filter_json=p.filter_json,
+                    project_id="" if node.project_id.startswith("~") else node.project_id, shared=p.shared,
+                    owner=p.owner, description=p.description, created_at=node.created_at,
                     updated_at=node.updated_at)

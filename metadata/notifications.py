@@ -19,7 +19,9 @@ from metadata.auth import Identity
 from metadata.cohorts import private_scope
 from metadata.errors import Invalid
 from metadata.idl import metadata_thrift as T
+from metadata.records import Notification
 from metadata.store.base import Store, StoredNode, Write, reserved_node
+from metadata.store.record_index import RecordQuery
 
 log = logging.getLogger(__name__)
 NOTE_TYPE = "_notification"
@@ -45,7 +47,7 @@ class Notifier:
 
     def tell(self, user: str, subject: str, body: str, portal_path: str, status: str) -> None:
         """A notification for the portal and a mail to one user; a failure to mail is logged, never raised."""
-        props = {"subject": subject, "body": body, "link": portal_path, "status": status, "read": False}
+        props = Notification(subject=subject, body=body, link=portal_path, status=status).to_props()
         note = reserved_node(NOTE_TYPE, private_scope(user), uuid.uuid4().hex, props, None, "service")
         self.store.apply([Write(note, None)], set())
         try:
@@ -68,9 +70,10 @@ class Notifier:
         (self.outbox / f"{uuid.uuid4().hex}.eml").write_bytes(message.as_bytes())
 
     def list(self, who: Identity, unread_only: bool) -> list[T.Notification]:
-        page = self.store.list(NOTE_TYPE, [private_scope(who.user)], MAX_LISTED)
-        notes = sorted(page.nodes, key=lambda n: n.created_at, reverse=True)
-        return [_thrift(n) for n in notes if not (unread_only and n.props.get("read"))]
+        """The newest MAX_LISTED of the caller's notifications (only the unread ones when asked)."""
+        where = {"read": "false"} if unread_only else {}
+        page = self.store.query(RecordQuery(NOTE_TYPE, where, [private_scope(who.user)], limit=MAX_LISTED))
+        return [_thrift(Notification.from_node(n)) for n in page.nodes]
 
     def mark_read(self, who: Identity, ids: list[str]) -> None:
         if len(ids) > MAX_LISTED:
@@ -81,9 +84,10 @@ class Notifier:
             node = found.get(note_id)
             if node is None or node.type != NOTE_TYPE or node.project_id != private_scope(who.user):
                 raise Invalid(f"ids: {note_id!r} is not one of your notifications")
-            if not node.props.get("read"):
+            note = Notification.from_node(node)
+            if not note.read:
                 writes.append(Write(reserved_node(NOTE_TYPE, node.project_id, node.submitter_id,
-                                                  {**node.props, "read": True}, node, who.user), node.version))
+                                                  note.but(read=True).to_props(), node, who.user), node.version))
         if writes:
             self.store.apply(writes, set())
 
@@ -102,7 +106,6 @@ def failed_lines(run: StoredNode) -> str:
     return "".join(f"\nQC failed: {check}" for check in checks) + ("\n" if checks else "")
 
 
-def _thrift(node: StoredNode) -> T.Notification:
-    p = node.props
-    return T.Notification(id=node.id, at=node.created_at, subject=p["subject"], body=p["body"], link=p["link"],
-                          status=p["status"], read=bool(p.get("read")))
+def _thrift(note: Notification) -> T.Notification:
+    return T.Notification(id=note.id, at=note.node.created_at, subject=note.subject, body=note.body, link=note.link,
+                          status=note.status, read=bool(note.read))

@@ -22,12 +22,13 @@ from metadata.auth import Identity
 from metadata.dictionary import Dictionary
 from metadata.errors import Clash, Invalid, Missing
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import Store, StoredNode, Write, reserved_node, scan
+from metadata.records import ParameterSetRevision
+from metadata.store.base import Store, StoredNode, Write, reserved_node
+from metadata.store.record_index import MAX_LIMIT, RecordQuery, every
 
 SET_TYPE = "parameter_set"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")  # no dots: `<template>.<name>.r<N>` stays unambiguous
 MAX_NOTES, MAX_SOURCE = 10_000, 1_000
-MAX_SCAN = 100_000
 RACE_RETRIES = 50   # each retry means another saver took a revision: N savers need at most N
 
 
@@ -47,7 +48,7 @@ class ParameterSets:
             if newest is not None and _params(newest) == params:
                 return newest, True
             node = self._new_revision(who, project, template.name, request, params,
-                                      int(newest.props["revision"]) + 1 if newest else 1)
+                                      ParameterSetRevision.from_node(newest).revision + 1 if newest else 1)
             try:
                 self.store.apply([Write(node, None)], set())
                 return node, False
@@ -57,11 +58,11 @@ class ParameterSets:
 
     def list(self, who: Identity, project_id: str, template: str) -> list[tuple[tuple[str, str, str], list]]:
         """((project, template, name), revisions newest first), by template and name."""
-        projects = auth.listing_projects(who, project_id)
+        where = {"template": template} if template else {}
         groups: dict[tuple[str, str, str], list[StoredNode]] = defaultdict(list)
-        for node in self._all(projects):
-            if not template or node.props.get("template") == template:
-                groups[(node.project_id, node.props.get("template", ""), node.props.get("name", ""))].append(node)
+        for node in self._query(where, auth.listing_projects(who, project_id)):
+            revision = ParameterSetRevision.from_node(node)
+            groups[(node.project_id, revision.template, revision.name)].append(node)
         return [(key, _newest_first(groups[key])) for key in sorted(groups, key=lambda k: (k[1], k[2], k[0]))]
 
     def get(self, who: Identity, set_id: str) -> StoredNode:
@@ -103,22 +104,22 @@ class ParameterSets:
 
     def _new_revision(self, who: Identity, project: str, template: str, request: T.ParameterSetRequest,
                       params: dict[str, str], revision: int) -> StoredNode:
-        props = {"template": template, "name": request.name, "revision": revision,
-                 "params_json": json.dumps(params, sort_keys=True), "notes": request.notes or "",
-                 "source": request.source or "", "dataset_id": request.dataset_id or ""}
-        node = reserved_node(SET_TYPE, project, submitter_id(template, request.name, revision),
-                             {k: v for k, v in props.items() if v != ""}, None, who.user)
+        record = ParameterSetRevision(template=template, name=request.name, revision=revision,
+                                      params_json=json.dumps(params, sort_keys=True), notes=request.notes or None,
+                                      source=request.source or None, dataset_id=request.dataset_id or None)
+        node = reserved_node(SET_TYPE, project, submitter_id(template, request.name, revision), record.to_props(),
+                             None, who.user)
         problems = self.dictionary.get(SET_TYPE).check_properties(node.props)
         if problems:
             raise Invalid("; ".join(f"{field}: {message}" for field, message in problems))
         return node
 
     def _revisions(self, projects: list[str], template: str, name: str) -> list[StoredNode]:
-        return _newest_first([n for n in self._all(projects)
-                              if n.props.get("template") == template and n.props.get("name") == name])
+        return _newest_first(self._query({"template": template, "name": name}, projects))
 
-    def _all(self, projects: list[str] | None) -> list[StoredNode]:
-        return scan(self.store, SET_TYPE, projects, MAX_SCAN)
+    def _query(self, where: dict, projects: list[str] | None) -> list[StoredNode]:
+        """Every revision matching, from the store's index of parameter sets."""
+        return every(self.store, RecordQuery(SET_TYPE, where, projects, limit=MAX_LIMIT))
 
 
 def submitter_id(template: str, name: str, revision: int) -> str:
@@ -137,22 +138,22 @@ def _check_text(request: T.ParameterSetRequest) -> None:
 
 def _params(node: StoredNode) -> dict[str, str]:
     try:
-        params = json.loads(node.props.get("params_json") or "{}")
+        params = json.loads(ParameterSetRevision.from_node(node).params_json or "{}")
     except ValueError:
         return {}
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in params.items()} if isinstance(params, dict) else {}
 
 
 def _newest_first(nodes: list[StoredNode]) -> list[StoredNode]:
-    return sorted(nodes, key=lambda n: (-int(n.props.get("revision") or 1), n.created_at))
+    return sorted(nodes, key=lambda n: (-int(ParameterSetRevision.from_node(n).revision or 1), n.created_at))
 
 
 def revision_thrift(node: StoredNode) -> T.ParameterSetRevision:
-    p = node.props
-    return T.ParameterSetRevision(id=node.id, project_id=node.project_id, template=p.get("template", ""),
-                                  name=p.get("name", ""), revision=int(p.get("revision") or 1), params=_params(node),
-                                  notes=p.get("notes", ""), source=p.get("source", ""),
-                                  dataset_id=p.get("dataset_id", ""), created_by=node.created_by,
+    p = ParameterSetRevision.from_node(node)
+    return T.ParameterSetRevision(id=node.id, project_id=node.project_id, template=p.template,
+                                  name=p.name, revision=int(p.revision or 1), params=_params(node),
+                                  notes=p.notes or "", source=p.source or "",
+                                  dataset_id=p.dataset_id or "", created_by=node.created_by,
                                   created_at=node.created_at, submitter_id=node.submitter_id)
 
 

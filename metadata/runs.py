@@ -29,7 +29,9 @@ from metadata.dictionary import Dictionary
 from metadata.entities import Entity
 from metadata.errors import Clash, Denied, Invalid
 from metadata.idl import metadata_thrift as T
-from metadata.store.base import LinkRef, Store, StoredNode, Write, reserved_node, scan
+from metadata.records import LaunchKey, ParameterSetRevision, Run
+from metadata.store.base import LinkRef, Page, Store, StoredNode, Write, reserved_node
+from metadata.store.record_index import MAX_LIMIT, RecordQuery, every
 from metadata.submission import Planner
 
 RUN_TYPE = "workflow_run"
@@ -40,8 +42,8 @@ STATUSES = ("queued", "running") + FINAL
 OUTCOMES = ("passed", "failed")           # a succeeded run's verdict, when its template declares one
 RAW_LINK = "measurements"                   # data_file -> measurement
 MAX_INPUTS = 1000
-MAX_LIST_SCAN = 100_000
 MAX_PAGE = 500
+MAX_OFFSET = 10_000  # an offset walks the index page by page; a cursor pages at any depth
 RACE_RETRIES = 5
 OPEN_RESCAN_SECONDS = 30   # another service replica may have launched runs this one has not seen
 WORKER_GONE_SECONDS = 300  # a worker silent this long has died: its running runs go back to the queue
@@ -60,7 +62,8 @@ def launch_key(digest: str, parameters: dict[str, str], input_ids: list[str]) ->
 
 class OpenRuns:
     """The ids of runs not yet ended, so that workers' frequent claims read only those: kept
-    current by this process's writes and rebuilt from the store every OPEN_RESCAN_SECONDS."""
+    current by this process's writes and read again from the store's index of runs by status
+    (queued or running only) every OPEN_RESCAN_SECONDS."""
 
     def __init__(self, scan):
         self._scan, self._ids, self._scanned_at = scan, set(), float("-inf")
@@ -69,19 +72,19 @@ class OpenRuns:
     def ids(self) -> list[str]:
         with self._lock:
             if time.monotonic() - self._scanned_at > OPEN_RESCAN_SECONDS:
-                self._ids = {n.id for n in self._scan() if n.props.get("status") not in FINAL}
+                self._ids = {n.id for n in self._scan()}
                 self._scanned_at = time.monotonic()
             return list(self._ids)
 
     def note(self, run: StoredNode) -> None:
         with self._lock:
-            (self._ids.discard if run.props.get("status") in FINAL else self._ids.add)(run.id)
+            (self._ids.discard if Run.from_node(run).status in FINAL else self._ids.add)(run.id)
 
 
 class RunRegistry:
     def __init__(self, store: Store, dictionary: Dictionary, catalog, layout: Layout):
         self.store, self.dictionary, self.catalog, self.layout = store, dictionary, catalog, layout
-        self.open = OpenRuns(lambda: self._all_runs(None))
+        self.open = OpenRuns(self._open_runs)
         self.worker_gone_seconds = WORKER_GONE_SECONDS
         self._started = time.monotonic()   # workers get the same grace after a service restart
         self._seen: dict[str, float] = {}  # worker -> when it last claimed
@@ -98,8 +101,8 @@ class RunRegistry:
         key = launch_key(template.digest, parameters, [f.id for f in files])
         for _ in range(RACE_RETRIES):
             holder = self.store.find(KEY_SCOPE, [key]).get(key)
-            current = self.store.get(holder.props["run_id"]) if holder else None
-            if current is not None and current.props.get("status") in LIVE and not request.force:
+            current = self.store.get(LaunchKey.from_node(holder).run_id) if holder else None
+            if current is not None and Run.from_node(current).status in LIVE and not request.force:
                 return current, True
             run = self._new_run(who, project, template, parameters, files, pset, key)
             claim = reserved_node(KEY_TYPE, KEY_SCOPE, key, {"run_id": run.id}, holder, who.user)
@@ -129,13 +132,14 @@ class RunRegistry:
         if not set_id:
             return None, {}
         node = policy.lookup(self.store, self.dictionary, policy.PARAMETER_SET, set_id, "parameter_set_id")
-        if node.props.get("template") != template:
-            raise Invalid(f"parameter_set_id: the set {node.props.get('name')!r} is for template "
-                          f"{node.props.get('template')!r}, not {template!r}")
+        revision = ParameterSetRevision.from_node(node)
+        if revision.template != template:
+            raise Invalid(f"parameter_set_id: the set {revision.name!r} is for template "
+                          f"{revision.template!r}, not {template!r}")
         try:
-            params = json.loads(node.props.get("params_json") or "{}")
+            params = json.loads(revision.params_json or "{}")
         except ValueError:
-            raise Invalid(f"parameter_set_id: the set {node.props.get('name')!r} holds no valid JSON") from None
+            raise Invalid(f"parameter_set_id: the set {revision.name!r} holds no valid JSON") from None
         return node, {str(k): _text(v) for k, v in params.items()}
 
     def _input_files(self, ids: list[str], formats: list[str]) -> list[StoredNode]:
@@ -167,13 +171,12 @@ class RunRegistry:
 
     def _new_run(self, who: Identity, project: str, template, parameters: dict, files: list[StoredNode],
                  pset: StoredNode | None, key: str) -> StoredNode:
-        props = {"template": template.name, "template_digest": template.digest, "status": "queued",
-                 "parameters_json": json.dumps(parameters, sort_keys=True), "launch_key": key,
-                 "message": "waiting for a worker", "attempt": 1}
-        if pset is not None:
-            props["parameter_set_revision"] = int(pset.props.get("revision") or 1)
+        run = Run(template=template.name, template_digest=template.digest, status="queued",
+                  parameters_json=json.dumps(parameters, sort_keys=True), launch_key=key,
+                  message="waiting for a worker", attempt=1,
+                  parameter_set_revision=int(pset.props.get("revision") or 1) if pset is not None else None)
         sid = f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        node = reserved_node(RUN_TYPE, project, sid, props, None, who.user)
+        node = reserved_node(RUN_TYPE, project, sid, run.to_props(), None, who.user)
         node.links = [_link("input_files", f) for f in files] + ([_link("parameter_sets", pset)] if pset else [])
         self._check(node)
         return node
@@ -183,28 +186,55 @@ class RunRegistry:
     def get(self, who: Identity, run_id: str) -> StoredNode:
         return policy.lookup(self.store, self.dictionary, policy.RUN, run_id)
 
-    def list(self, who: Identity, query: T.RunQuery) -> tuple[list[StoredNode], int]:
-        """Runs the caller may read that match the query, newest first, one page of them."""
+    def list(self, who: Identity, query: T.RunQuery) -> Page:
+        """Runs the caller may read that match the query, newest first, one page of them (from the
+        cursor, else the offset), with the total and the next page's cursor."""
         if query.status and query.status not in STATUSES:
             raise Invalid(f"status: {query.status!r} is not a run status; choose from {', '.join(STATUSES)}")
-        if not 1 <= query.limit <= MAX_PAGE or query.offset < 0:
-            raise Invalid(f"limit: give 1 to {MAX_PAGE} runs from an offset of 0 or more")
-        runs = [n for n in self._all_runs(auth.listing_projects(who, query.project_id)) if _matches(n, query)]
-        runs.sort(key=lambda n: (n.created_at, n.id), reverse=True)
-        return runs[query.offset:query.offset + query.limit], len(runs)
+        if not 1 <= query.limit <= MAX_PAGE or not 0 <= query.offset <= MAX_OFFSET:
+            raise Invalid(f"limit: give 1 to {MAX_PAGE} runs from an offset of 0 to {MAX_OFFSET:,} "
+                          "(page deeper with the cursor)")
+        where = {key: value for key, value in (("status", query.status), ("template", query.template),
+                                               ("created_by", query.user)) if value}
+        wanted = RecordQuery(RUN_TYPE, where, auth.listing_projects(who, query.project_id), total=True)
+        wanted.cursor = query.cursor or self._skip(wanted, query.offset)
+        if wanted.cursor is None:  # the offset is past the last run
+            return Page([], self._query(RecordQuery(RUN_TYPE, where, wanted.projects, limit=1, total=True)).total)
+        wanted.limit = query.limit
+        return self._query(wanted)
+
+    def _skip(self, query: RecordQuery, offset: int) -> str | None:
+        """The cursor `offset` runs into the query's order ("" for none; None past the end)."""
+        cursor = ""
+        while offset > 0:
+            page = self._query(RecordQuery(query.type, query.where, query.projects, limit=min(offset, MAX_LIMIT),
+                                           cursor=cursor))
+            offset -= len(page.nodes)
+            if not page.next_cursor:
+                return None
+            cursor = page.next_cursor
+        return cursor
+
+    def _query(self, query: RecordQuery) -> Page:
+        try:
+            return self.store.query(query)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+
+    def _open_runs(self) -> list[StoredNode]:
+        """Every queued or running run, from the store's index, oldest first."""
+        return every(self.store, RecordQuery(RUN_TYPE, {"status": ["queued", "running"]}, newest_first=False,
+                                             limit=MAX_LIMIT))
 
     def outputs(self, run: StoredNode) -> list[str]:
         """The ids of the files the run generated."""
         return [e.child_id for e in self.store.edges(run.id) if e.parent_id == run.id and e.child_type == "data_file"]
 
-    def _all_runs(self, projects: list[str] | None) -> list[StoredNode]:
-        return scan(self.store, RUN_TYPE, projects, MAX_LIST_SCAN)
-
     # -- users' requests ----------------------------------------------------------------
 
     def cancel(self, who: Identity, run_id: str) -> StoredNode:
         run = self._changeable(who, run_id, "cancel")
-        status = run.props["status"]
+        status = Run.from_node(run).status
         if status in FINAL:
             raise Clash(f"the run {run.submitter_id} has already {status}; nothing to cancel", code="finished")
         if status == "queued":
@@ -213,17 +243,18 @@ class RunRegistry:
 
     def retry(self, who: Identity, run_id: str) -> StoredNode:
         run = self._changeable(who, run_id, "retry")
-        if run.props["status"] not in ("failed", "cancelled"):
-            raise Clash(f"the run {run.submitter_id} is {run.props['status']}; only a failed or cancelled "
+        record = Run.from_node(run)
+        if record.status not in ("failed", "cancelled"):
+            raise Clash(f"the run {run.submitter_id} is {record.status}; only a failed or cancelled "
                         "run can be retried", code="not_failed")
-        holder = self.store.find(KEY_SCOPE, [run.props["launch_key"]]).get(run.props["launch_key"])
-        if holder and holder.props["run_id"] != run.id:
-            other = self.store.get(holder.props["run_id"])
-            if other is not None and other.props.get("status") in LIVE:
-                raise Clash(f"an identical launch is already {other.props['status']} as run "
+        holder = self.store.find(KEY_SCOPE, [record.launch_key]).get(record.launch_key)
+        if holder and LaunchKey.from_node(holder).run_id != run.id:
+            other = self.store.get(LaunchKey.from_node(holder).run_id)
+            if other is not None and (other_status := Run.from_node(other).status) in LIVE:
+                raise Clash(f"an identical launch is already {other_status} as run "
                             f"{other.submitter_id}; open that one", code="duplicate")
         return self._save(run, who.user, status="queued", retry_requested=True, cancel_requested=False,
-                          attempt=int(run.props.get("attempt", 1)) + 1, finished_at=None,
+                          attempt=int(record.attempt) + 1, finished_at=None,
                           message=f"{who.user} asked to retry the failed steps")
 
     def _changeable(self, who: Identity, run_id: str, action: str) -> StoredNode:
@@ -243,8 +274,8 @@ class RunRegistry:
             raise Invalid(f"limit: {limit} is out of range; give 0 to 100")
         self._seen[worker] = time.monotonic()
         runs = [self._requeue_if_orphaned(n, who) for n in self.store.get_many(self.open.ids()).values()]
-        mine = [n for n in runs if n.props.get("status") == "running" and n.props.get("worker") == worker]
-        queued = sorted((n for n in runs if n.props.get("status") == "queued"), key=lambda n: n.created_at)
+        mine = [n for n in runs if (r := Run.from_node(n)).status == "running" and r.worker == worker]
+        queued = sorted((n for n in runs if Run.from_node(n).status == "queued"), key=lambda n: n.created_at)
         claimed = []
         for run in queued[:limit * 2]:
             if len(claimed) == limit:
@@ -259,8 +290,9 @@ class RunRegistry:
     def _requeue_if_orphaned(self, run: StoredNode, who: Identity) -> StoredNode:
         """A running run whose worker has not claimed for worker_gone_seconds goes back to the
         queue (a retry of its failed or unfinished steps), so no run stays running forever."""
-        holder = run.props.get("worker")
-        if run.props.get("status") != "running" or not holder:
+        record = Run.from_node(run)
+        holder = record.worker
+        if record.status != "running" or not holder:
             return run
         if time.monotonic() - self._seen.get(holder, self._started) < self.worker_gone_seconds:
             return run
@@ -272,7 +304,7 @@ class RunRegistry:
 
     def update(self, who: Identity, update: T.RunUpdate) -> StoredNode:
         node = policy.lookup(self.store, self.dictionary, policy.RUN, update.run_id, "run_id")
-        status = update.status or node.props["status"]
+        status = update.status or Run.from_node(node).status
         _check_transition(node, status)
         self._check_logs(node, update.steps or [])
         changes = {"status": status, "steps_json": json.dumps([_step_dict(s) for s in update.steps or []])}
@@ -300,7 +332,7 @@ class RunRegistry:
 
     def _save(self, run: StoredNode, user: str, outputs: list | None = None, **changes) -> StoredNode:
         """The run's next version (None removes a property), with its outputs, in one write."""
-        props = {k: v for k, v in {**run.props, **changes}.items() if v is not None}
+        props = Run.from_node(run).but(**changes).to_props()
         node = reserved_node(RUN_TYPE, run.project_id, run.submitter_id, props, run, user)
         node.links = run.links
         self._check(node)
@@ -349,19 +381,13 @@ def _verdict(update: T.RunUpdate, status: str) -> dict:
 
 
 def _check_transition(run: StoredNode, status: str) -> None:
-    current = run.props["status"]
+    current = Run.from_node(run).status
     allowed = {"running": ("running", "queued") + FINAL}.get(current, ())
     if status not in STATUSES:
         raise Invalid(f"status: {status!r} is not a run status; choose from {', '.join(STATUSES)}")
     if status not in allowed:
         raise Clash(f"the run {run.submitter_id} is {current}; a worker cannot make it {status}",
                     code="bad_transition")
-
-
-def _matches(run: StoredNode, query: T.RunQuery) -> bool:
-    return ((not query.status or run.props.get("status") == query.status)
-            and (not query.template or run.props.get("template") == query.template)
-            and (not query.user or run.created_by == query.user))
 
 
 def _link(name: str, target: StoredNode):
@@ -388,18 +414,16 @@ def _output_entities(run: StoredNode, outputs: list) -> list[Entity]:
 
 
 def run_thrift(node: StoredNode, output_ids: list[str]) -> T.Run:
-    p = node.props
-    steps = [T.RunStep(**s) for s in json.loads(p.get("steps_json") or "[]")]
+    run = Run.from_node(node)
     inputs = [link.target_id for link in node.links if link.name == "input_files"]
     psets = [link.target_id for link in node.links if link.name == "parameter_sets"]
-    return T.Run(id=node.id, project_id=node.project_id, template=p["template"],
-                 template_digest=p.get("template_digest", ""), parameters=json.loads(p.get("parameters_json") or "{}"),
+    return T.Run(id=node.id, project_id=node.project_id, template=run.template,
+                 template_digest=run.template_digest or "", parameters=run.parameters,
                  input_ids=inputs, parameter_set_id=psets[0] if psets else "",
-                 parameter_set_revision=int(p.get("parameter_set_revision", 0)), status=p.get("status", ""),
-                 launch_key=p.get("launch_key", ""), created_by=node.created_by, created_at=node.created_at,
-                 started_at=p.get("started_at", ""), finished_at=p.get("finished_at", ""),
-                 message=p.get("message", ""), worker=p.get("worker", ""), engine_ref=p.get("engine_ref", ""),
-                 steps=steps, output_ids=output_ids, cancel_requested=bool(p.get("cancel_requested")),
-                 retry_requested=bool(p.get("retry_requested")), attempt=int(p.get("attempt", 1)),
-                 submitter_id=node.submitter_id, outcome=p.get("outcome", ""),
-                 failed_checks=json.loads(p.get("failed_checks_json") or "[]"))
+                 parameter_set_revision=int(run.parameter_set_revision or 0), status=run.status,
+                 launch_key=run.launch_key or "", created_by=node.created_by, created_at=node.created_at,
+                 started_at=run.started_at or "", finished_at=run.finished_at or "", message=run.message or "",
+                 worker=run.worker or "", engine_ref=run.engine_ref or "", steps=[T.RunStep(**s) for s in run.steps],
+                 output_ids=output_ids, cancel_requested=bool(run.cancel_requested),
+                 retry_requested=bool(run.retry_requested), attempt=int(run.attempt),
+                 submitter_id=node.submitter_id, outcome=run.outcome or "", failed_checks=run.failed_checks)

@@ -242,8 +242,10 @@ class MetadataService:
         return self._run(self.runs.get(who, run_id))
 
     def list_runs(self, who: Identity, query: T.RunQuery) -> T.RunPage:
-        runs, total = self.runs.list(who, query)
-        return T.RunPage(runs=[self._run(r) for r in runs], total=total)
+        page = self.runs.list(who, query)
+        outputs = self.store.children([r.id for r in page.nodes], "data_file")  # one call for the page
+        return T.RunPage(runs=[run_thrift(r, outputs.get(r.id, [])) for r in page.nodes], total=page.total,
+                         next_cursor=page.next_cursor)
 
     def cancel_run(self, who: Identity, run_id: str) -> T.Run:
         return self._run(self.runs.cancel(who, run_id))

@@ -10,6 +10,11 @@ what keeps the graph whole under concurrency, and they make every write atomic:
 Both raise metadata.errors.Clash naming what stood in the way. A write that fails for lack
 of disk space raises metadata.errors.StorageFull, wrote nothing, and leaves the store readable;
 `storage_full` then stays True until a write succeeds.
+
+Records of the service (runs, audit entries, notifications, ...: metadata/store/record_index.py)
+are also found by `query`: one type, by indexed keys, a time range, ordered by (date, id) and paged
+by a keyset cursor. Each store writes a record's keys in the same write as its node and rebuilds
+them from the nodes when the declaration changes, so a query agrees with the nodes as stored.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from metadata.flatten import Flattening
+    from metadata.store.record_index import RecordQuery
 
 MAX_WIDTH_BINS = 10_000  # bins a bin_width may make; more would only be built to be refused
 
@@ -88,6 +94,7 @@ class Page:
     nodes: list[StoredNode]
     total: int
     next_cursor: str = ""
+    cursors: list[str] = field(default_factory=list)  # from `query`: the cursor after each node
 
 
 @dataclass
@@ -182,8 +189,20 @@ class Store(ABC):
         """One page of a type's nodes in (project_id, submitter_id) order; None = every project."""
 
     @abstractmethod
+    def query(self, query: "RecordQuery") -> Page:
+        """One page of a reserved type's records matching every indexed key given (any of its
+        values), in the projects given and the time range, ordered by (date, id), newest first unless
+        asked otherwise; `total` counts every match when asked, else is -1. ValueError naming the
+        field for an undeclared type or key, a bad time, limit or cursor."""
+
+    @abstractmethod
     def edges(self, node_id: str) -> list[EdgeRow]:
         """Every edge into or out of a node."""
+
+    @abstractmethod
+    def children(self, parent_ids: list[str], child_type: str) -> dict[str, list[str]]:
+        """The ids of the nodes of child_type linking to each parent (by any link), sorted; a parent
+        without any is absent. One call for a page of parents (a runs page's outputs)."""
 
     @abstractmethod
     def apply(self, writes: list[Write], parent_ids: set[str]) -> None:

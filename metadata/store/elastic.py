@@ -117,6 +117,8 @@ from metadata.store.elastic_queries import (Indices, SCAN_PAGE, TERMS_IDS, cells
                                             manifest_query, manifest_row, node_from_doc, node_key, nodes_mappings,
                                             numeric_field, numeric_summary, stats_query, typed_children_query,
                                             unstamped_query)
+from metadata.store import elastic_records as ER
+from metadata.store.record_index import SIGNATURE, RecordQuery, check, empty
 
 if TYPE_CHECKING:
     from metadata.flatten import DocumentSpec, Flattening
@@ -149,6 +151,7 @@ class ElasticStore(Store):
         self._windows: dict[str, int] = {}  # kind -> its index's max_result_window
         self._create_indices()
         self._recover()
+        self._use_records()
 
     @property
     def indices(self) -> Indices:
@@ -260,7 +263,7 @@ class ElasticStore(Store):
         if failed:
             raise _conflict(failed, lambda f: taken_clash([sids[item["id"]] for item in f]))
         by_id = {w.node.id: w for w in writes}
-        failed = self._bulk(write_node_ops(self._names.nodes, writes, prior, write_id))
+        failed = self._bulk(ER.with_records(write_node_ops(self._names.nodes, writes, prior, write_id)))
         if failed:
             raise _conflict(failed, lambda f: write_clash(by_id[f[0]["id"]]))
         self._write_documents(write_id, plan)
@@ -523,6 +526,39 @@ class ElasticStore(Store):
     def recent_runs(self, last: int) -> list[tuple[str, int, int]]:
         """(template, runs, failed) over each template's `last` ended runs (alerts; elastic_stats.py)."""
         return recent_from(self._es.search(index=self._names.nodes, **recent_body(last))["aggregations"])
+
+    # -- records of the service (builders: elastic_records.py) ---------------------------
+
+    def query(self, query: RecordQuery) -> Page:
+        checked = check(query)
+        if empty(checked):
+            return Page([], 0 if checked.total else -1)
+        hits = self._es.search(index=self._names.nodes, **ER.records_query(checked))["hits"]
+        docs, total, cursor, cursors = ER.records_page(hits, checked)
+        return Page([node_from_doc(doc) for doc in docs], total, cursor, cursors)
+
+    def children(self, parent_ids: list[str], child_type: str) -> dict[str, list[str]]:
+        wanted, found = set(parent_ids), {}
+        for doc in self._typed_children(wanted, child_type) if wanted else []:
+            for parent in sorted({link["target_id"] for link in doc["links"]} & wanted):
+                found.setdefault(parent, []).append(doc["id"])
+        return {parent: sorted(ids) for parent, ids in found.items()}
+
+    def _use_records(self) -> None:
+        """Map the record fields; give every declared type's documents theirs when the index was
+        made for another declaration (or before records were indexed)."""
+        index = self._names.nodes
+        if self._es.indices.get_mapping(index=index)[index]["mappings"].get("_meta", {}).get("records") == SIGNATURE:
+            return
+        mapping = ER.records_mapping()
+        self._es.indices.put_mapping(index=index, properties=mapping["properties"])
+        with self._write_lock:
+            after = ""
+            while hits := self._es.search(index=index, **ER.backfill_query(after))["hits"]["hits"]:
+                self._bulk_or_fail(ER.backfill_ops(index, hits))
+                after = hits[-1]["_source"]["id"]
+            self._es.indices.refresh(index=index)
+        self._es.indices.put_mapping(index=index, meta=mapping["_meta"])
 
 
 class _GraphView:

@@ -31,6 +31,9 @@ from metadata.errors import Clash, StorageFull
 from metadata.filters import quote_ident, to_sql
 from metadata.store import documents_sql as D
 from metadata.store import run_stats_sql as S
+from metadata.store import records_sql as R
+from metadata.store.record_index import (INDEXES, SIGNATURE, RecordQuery, check, empty, encode_record_cursor,
+                                         from_millis)
 from metadata.store.columnar import ColumnCache, Delta, Unsupported
 from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
                                  children_clash_message, decode_cursor, decode_id_cursor, edges_of, encode_cursor,
@@ -64,8 +67,14 @@ CREATE TABLE IF NOT EXISTS documents_meta (kind VARCHAR PRIMARY KEY, signature V
 """
 NODE_COLUMNS = ("id", "type", "project_id", "submitter_id", "version", "props", "links",
                 "created_at", "updated_at", "created_by", "updated_by")
+# a record type's side table repeats the node's row (metadata/store/records_sql.py says why)
+RECORD_COLUMNS = ("id VARCHAR NOT NULL, type VARCHAR NOT NULL, project_id VARCHAR NOT NULL, "
+                  "submitter_id VARCHAR NOT NULL, version BIGINT NOT NULL, props JSON NOT NULL, links JSON NOT NULL, "
+                  "created_at VARCHAR NOT NULL, updated_at VARCHAR NOT NULL, created_by VARCHAR NOT NULL, "
+                  "updated_by VARCHAR NOT NULL")
 EDGE_COLUMNS = ("child_id", "child_type", "link_name", "parent_id", "parent_type")
 REINDEX_CHUNK = 2000
+BACKFILL_CHUNK = 50_000  # nodes per read when indexing a type's records on open
 CUMULATIVE_BINS = 32  # histograms of up to this many bins count by compares, more by binning each value
 COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
            "created_at, updated_at, created_by, updated_by")
@@ -99,6 +108,7 @@ class EmbeddedStore(Store):
         db = duckdb.connect(str(self.path))
         db.execute(f"SET checkpoint_threshold = '{NEVER}'")
         db.execute(SCHEMA)
+        _use_records(db)
         return db
 
     @contextmanager
@@ -188,11 +198,41 @@ class EmbeddedStore(Store):
         nodes = nodes[:limit]
         return Page(nodes, total, encode_cursor(nodes[-1]) if more else "")
 
+    def query(self, query: RecordQuery) -> Page:
+        checked = check(query)
+        if empty(checked):
+            return Page([], 0 if checked.total else -1)
+        cur = self._cursor()
+        keys = cur.execute(*R.page_sql(checked)).fetchall()
+        more, keys = len(keys) > checked.limit, keys[:checked.limit]
+        total = cur.execute(*R.count_sql(checked)).fetchone()[0] if checked.total else -1
+        seqs = [seq for seq, _ in keys]
+        found = {row[0]: _node(row[1:]) for row in cur.execute(R.rows_sql(checked.type, COLUMNS, len(seqs)),
+                                                               seqs).fetchall()} if seqs else {}
+        cursors = [encode_record_cursor(from_millis(ms), seq, checked.newest_first) for seq, ms in keys]
+        return Page([found[seq] for seq in seqs], total, cursors[-1] if more else "", cursors)
+
     def edges(self, node_id: str) -> list[EdgeRow]:
+        # two equality lookups, each answered by its index; `child_id = ? OR parent_id = ?` scans the table
+        columns = ", ".join(EDGE_COLUMNS)
         rows = self._cursor().execute(
-            "SELECT child_id, child_type, link_name, parent_id, parent_type FROM edges "
-            "WHERE child_id = ? OR parent_id = ? ORDER BY child_type, child_id", [node_id, node_id]).fetchall()
+            f"SELECT {columns} FROM edges WHERE child_id = ? UNION ALL "
+            f"SELECT {columns} FROM edges WHERE parent_id = ? AND child_id <> ? ORDER BY child_type, child_id",
+            [node_id, node_id, node_id]).fetchall()
         return [EdgeRow(*row) for row in rows]
+
+    def children(self, parent_ids: list[str], child_type: str) -> dict[str, list[str]]:
+        parents = list(dict.fromkeys(parent_ids))
+        if not parents:
+            return {}
+        # one index lookup per parent; an IN list would scan every edge
+        one = "SELECT parent_id, child_id FROM edges WHERE parent_id = ? AND child_type = ?"
+        rows = self._cursor().execute(" UNION ALL ".join([one] * len(parents)),
+                                      [v for p in parents for v in (p, child_type)]).fetchall()
+        found: dict[str, list[str]] = {}
+        for parent, child in sorted(set(rows)):
+            found.setdefault(parent, []).append(child)
+        return found
 
     def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
         with self._writing():
@@ -208,6 +248,7 @@ class EmbeddedStore(Store):
             _update(cur, [w for w in writes if w.expected_version is not None])
             _insert_rows(cur, "nodes", NODE_COLUMNS, [_row(n) for n in creates])
             _replace_edges(cur, [w.node for w in writes])
+            _index_records(cur, writes)
             return self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
 
     def delete(self, ids: list[str]) -> None:
@@ -225,6 +266,7 @@ class EmbeddedStore(Store):
                 reader = _Reader(cur)
                 before = self._affected(reader, _nodes(cur, ids).values())
                 cur.execute(f"DELETE FROM edges WHERE child_id IN (SELECT v FROM {values})")
+                _unindex_records(cur, values)
                 cur.execute(f"DELETE FROM nodes WHERE id IN (SELECT v FROM {values})")
             return self._refresh(cur, reader, before, {})
 
@@ -551,6 +593,62 @@ def _check_free(cur, creates: list[StoredNode]) -> None:
         used = [r[0] for r in cur.execute(f"SELECT id FROM nodes WHERE id IN (SELECT v FROM {view})").fetchall()]
     if used or len(set(ids)) < len(ids):
         raise Clash(f"node id(s) already in use: {', '.join(used[:10]) or 'named twice in the batch'}", "stale")
+
+
+def _use_records(db) -> None:
+    """Make each declared type's side table, filling it from the nodes, when it is missing or was
+    made for another declaration (a database file from before, or a changed record_index)."""
+    db.execute(R.META)
+    stored = dict(db.execute("SELECT type, signature FROM records_meta").fetchall())
+    stale = [t for t in INDEXES if stored.get(t) != SIGNATURE]
+    for type_name in set(INDEXES) - set(stale):
+        for statement in R.seq_index(type_name):
+            db.execute(statement)
+    if not stale:
+        return
+    with _transaction(db.cursor()) as cur:
+        for type_name in stale:
+            log.info("indexing the %s records", type_name)
+            for statement in R.create_statements(type_name, INDEXES[type_name], RECORD_COLUMNS):
+                cur.execute(statement)
+            _backfill(cur, type_name)
+            cur.execute("INSERT OR REPLACE INTO records_meta VALUES (?, ?)", [type_name, SIGNATURE])
+
+
+def _backfill(cur, type_name: str) -> None:
+    """Index every stored node of a type, a chunk at a time."""
+    after = ("", "")  # in creation order, as live writes lay them down: a page's rows then lie together
+    while nodes := _select(cur, "type = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+                           [type_name, *after, BACKFILL_CHUNK]):
+        _insert_records(cur, type_name, nodes)
+        after = (nodes[-1].created_at, nodes[-1].id)
+
+
+def _insert_records(cur, type_name: str, nodes: list[StoredNode]) -> None:
+    index = INDEXES[type_name]
+    with _registered(cur, R.rows(index, nodes, NODE_COLUMNS, _row)) as view:
+        cur.execute(R.insert_sql(type_name, index, view, NODE_COLUMNS))
+
+
+def _index_records(cur, writes: list[Write]) -> None:
+    """Keep the side tables current with the batch: updated records replaced, created ones added."""
+    by_type: dict[str, list[Write]] = {}
+    for write in writes:
+        if write.node.type in INDEXES:
+            by_type.setdefault(write.node.type, []).append(write)
+    for type_name, typed in by_type.items():
+        updated = [w.node.id for w in typed if w.expected_version is not None]
+        if updated:
+            with _values(cur, updated) as values:
+                cur.execute(f"DELETE FROM {R.table(type_name)} WHERE id IN (SELECT v FROM {values})")
+        _insert_records(cur, type_name, [w.node for w in typed])
+
+
+def _unindex_records(cur, values: str) -> None:
+    """Remove the side-table rows of the nodes a delete removes (before the nodes go)."""
+    types = [r[0] for r in cur.execute(f"SELECT DISTINCT type FROM nodes WHERE id IN (SELECT v FROM {values})").fetchall()]
+    for type_name in set(types) & set(INDEXES):
+        cur.execute(f"DELETE FROM {R.table(type_name)} WHERE id IN (SELECT v FROM {values})")
 
 
 def _update(cur, writes: list[Write]) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 
 from flask import abort, render_template, request, url_for
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
+from metadata.store.record_index import canonical_time
 from portal.client import get_client
 from portal.explorer.exports import _json_array, attachment, spooled, started, tsv_chunks
 
@@ -45,13 +45,10 @@ def filters_from(args) -> dict[str, str]:
 def utc_iso(name: str, text: str) -> str:
     """A time a person typed (a date, or a date and time; UTC unless it names a zone) as stored."""
     try:
-        when = datetime.fromisoformat(text)
+        return canonical_time(text, name)
     except ValueError:
         raise BadFilter(f"{name}: {text!r} is not a time; give a date such as 2026-01-31, "
                         "or a date and time such as 2026-01-31T09:30") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def page():

@@ -177,3 +177,19 @@ def test_the_audit_log_filters_by_project_and_outcome(ana, admin, project, clien
     refused = admin.audit(outcome="forbidden", limit=50).entries
     assert refused and all(e.outcome == "forbidden" for e in refused)
     assert admin.audit(project="no-such-project").entries == []
+
+
+def test_audit_pages_by_project_through_both_ways_an_entry_names_it(ana, admin, project):
+    """A grant names the project as its argument, a submission as its target: pages merge both."""
+    admin.submit(project, [{"type": "case", "submitter_id": "c-1", "species": "human"}])
+    admin.set_grant("ana", project, "read")
+    admin.submit(project, [{"type": "case", "submitter_id": "c-2", "species": "human"}])
+    admin.set_grant("ana", project, "write")
+    whole = [(e.action, e.at) for e in admin.audit(project=project, limit=100).entries]
+    paged, cursor = [], ""
+    while True:
+        page = admin.audit(project=project, limit=2, cursor=cursor)
+        paged += [(e.action, e.at) for e in page.entries]
+        if not (cursor := page.next_cursor):
+            break
+    assert paged == whole and [a for a, _ in whole[:4]] == ["set_grant", "submit", "set_grant", "submit"]

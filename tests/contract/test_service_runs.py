@@ -258,6 +258,22 @@ def test_runs_are_listed_newest_first_filtered_and_only_where_readable(tom, clie
         tom.runs(status="done")
 
 
+def test_runs_page_by_cursor_and_by_offset_alike(tom, measurement):
+    newest = [tom.launch("tiny-qc", [measurement["id"]], {"window": str(w)}).run.id for w in range(3, 8)][::-1]
+    first = tom.runs(limit=2)
+    second = tom.runs(limit=2, cursor=first.next_cursor)
+    third = tom.runs(limit=2, cursor=second.next_cursor)
+    assert [r.id for r in first.runs + second.runs + third.runs] == newest and third.next_cursor == ""
+    assert (first.total, second.total) == (5, 5)
+    assert [r.id for r in tom.runs(limit=2, offset=2).runs] == newest[2:4]
+    past = tom.runs(limit=2, offset=5)
+    assert past.runs == [] and past.total == 5 and past.next_cursor == ""
+    with pytest.raises(T.ValidationError, match="cursor: 'nonsense' is not a cursor"):
+        tom.runs(cursor="nonsense")
+    with pytest.raises(T.ValidationError, match="offset of 0 to 10,000"):
+        tom.runs(offset=10_001)
+
+
 def test_a_trigger_launches_once_when_both_files_are_registered(admin, tom, project, folder):
     assert [(t.name, t.enabled) for t in admin.triggers()] == [("qc-new-measurement", False)]
     with pytest.raises(T.Forbidden, match="admin role"):

@@ -114,6 +114,14 @@ def test_edges_go_both_ways(store, family):
     assert store.edges("id-nope") == []
 
 
+def test_children_of_a_page_of_parents_in_one_call(store, family):
+    project, case, sample = family
+    other = node("case-2", links=[("projects", project)])
+    create(store, other, parents={project.id})
+    assert store.children([project.id, case.id, "nope"], "case") == {project.id: sorted([case.id, other.id])}
+    assert store.children([case.id], "sample") == {case.id: [sample.id]} and store.children([], "case") == {}
+
+
 def test_edges_are_ordered_by_child_type_then_id(store, family):
     project, case, _ = family
     create(store, node("a-case", links=[("projects", project)]), node("f1", type_="file", links=[("cases", case)]))
