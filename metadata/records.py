@@ -64,6 +64,7 @@ class Run(Record):
     retry_requested: bool | None = None
     outcome: str | None = None
     failed_checks_json: str | None = None
+    deletions_json: str | None = None  # what the storage lifecycle deleted (metadata/lifecycle.py)
 
     @property
     def parameters(self) -> dict:
