@@ -7,11 +7,13 @@ callback can tell which facet moved and ignore widgets of a tab just left.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
+import plotly.io as pio
 from dash import dash_table, dcc, html
 
 from portal.explorer import state as st
@@ -181,31 +183,44 @@ def counts_figure(name: str, buckets: Sequence[tuple[str, int]], other: int, cha
         trace = go.Pie(labels=labels, values=counts, hole=0.35, sort=False, textinfo="label+value")
     else:
         trace = go.Bar(x=labels, y=counts, marker_color=ACCENT, text=counts, textposition="auto")
-    figure = go.Figure(trace)
-    figure.update_layout(title=dict(text=f"Count by {title(name).lower()}", x=0.02), height=300,
-                         margin=dict(l=40, r=10, t=40, b=60), showlegend=False)
-    return figure
+    return _figure(trace, title=dict(text=f"Count by {title(name).lower()}", x=0.02), height=300,
+                   margin=dict(l=40, r=10, t=40, b=60), showlegend=False)
 
 
 def histogram_figure(name: str, stats) -> go.Figure:
     """A numeric field's histogram, with its mean named in the title."""
     bins = list(stats.bins or [])
-    figure = go.Figure(go.Bar(x=[(b.low + b.high) / 2 for b in bins], y=[b.count for b in bins],
-                              width=[b.high - b.low for b in bins], marker_color=ACCENT,
-                              marker_line=dict(color="white", width=1),
-                              customdata=[[number(name, b.low), number(name, b.high)] for b in bins],
-                              hovertemplate="%{customdata[0]} – %{customdata[1]}: %{y}<extra></extra>"))
+    trace = go.Bar(x=[(b.low + b.high) / 2 for b in bins], y=[b.count for b in bins],
+                   width=[b.high - b.low for b in bins], marker_color=ACCENT,
+                   marker_line=dict(color="white", width=1),
+                   customdata=[[number(name, b.low), number(name, b.high)] for b in bins],
+                   hovertemplate="%{customdata[0]} – %{customdata[1]}: %{y}<extra></extra>")
     mean = f", mean {number(name, stats.mean)}" if stats.count else ""
-    figure.update_layout(title=dict(text=f"{title(name)} ({stats.count:,} values{mean})", x=0.02), height=300,
-                         margin=dict(l=40, r=10, t=40, b=40), bargap=0, showlegend=False)
-    return figure
+    return _figure(trace, title=dict(text=f"{title(name)} ({stats.count:,} values{mean})", x=0.02), height=300,
+                   margin=dict(l=40, r=10, t=40, b=40), bargap=0, showlegend=False)
 
 
 def empty_figure(note: str) -> go.Figure:
-    figure = go.Figure()
-    figure.update_layout(height=300, xaxis=dict(visible=False), yaxis=dict(visible=False),
-                         annotations=[dict(text=note, showarrow=False, font=dict(color="#777"))])
-    return figure
+    return _figure(None, height=300, xaxis=dict(visible=False), yaxis=dict(visible=False),
+                   annotations=[dict(text=note, showarrow=False, font=dict(color="#777"))])
+
+
+def _figure(trace, **layout) -> go.Figure:
+    """A chart with its layout given whole, unvalidated, and the default look's template cut to
+    what these charts use: update_layout's second walk and validation of every property, and the
+    7 KB template every figure carried (copied and serialized on every click), cost more than the
+    rest of a click (docs/performance.md, "Portal under load"). The tests read the layout back."""
+    return go.Figure(trace, layout={"template": _chart_template(), **layout}, _validate=False)
+
+
+@functools.cache
+def _chart_template() -> go.layout.Template:
+    """plotly's default template, only its cartesian layout and its bar and pie styles."""
+    full = pio.templates["plotly"]
+    kept = ("autotypenumbers", "colorway", "font", "hovermode", "hoverlabel", "paper_bgcolor", "plot_bgcolor",
+            "xaxis", "yaxis", "title")
+    layout = {key: value for key, value in full.layout.to_plotly_json().items() if key in kept}
+    return go.layout.Template(layout=layout, data={"bar": full.data.bar, "pie": full.data.pie})
 
 
 # -- results table ---------------------------------------------------------------------------
