@@ -16,6 +16,7 @@ and sign-in throttling is the service's.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -29,6 +30,7 @@ LAST_PAUSE_SECONDS = 30.0
 STEADY_SECONDS = 10.0        # a child that lived this long died of something new: pause afresh
 STOP_SECONDS = 10.0          # for the children to finish after SIGTERM, before SIGKILL
 BACKLOG = 1024
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class Stop(Exception):
@@ -72,10 +74,23 @@ def supervise(count: int, run_child: Callable[[], None], say: Callable[[str], No
 
 
 def _start(children: dict, slot: int, run_child: Callable[[], None]) -> None:
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
+        _die_with(parent)
         _child(run_child)
     children[pid] = (slot, time.monotonic())
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel send this child SIGTERM when the parent dies, however it dies (a parent
+    killed with SIGKILL would otherwise leave children serving the port)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return  # not Linux: the parent's SIGTERM handler still stops its children
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(0)
 
 
 def _child(run_child: Callable[[], None]) -> None:
