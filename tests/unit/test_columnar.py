@@ -110,6 +110,14 @@ def test_the_columnar_path_agrees_with_duckdb_on_random_filters(db):
     assert answered > 1000  # most filters and facets take the columnar path, not the fallback
 
 
+def test_facets_counted_on_several_threads_agree_with_duckdb(db, monkeypatch):
+    from metadata.store import columnar
+    monkeypatch.setattr(columnar, "PARALLEL_ROWS", 0)  # as for a large table
+    cache = ColumnCache(lambda: db)
+    cache.reset({"t": SPEC})
+    assert sum(check(db, cache, node) for node in random_nodes(4242, 100)) > 200
+
+
 def test_the_columnar_path_follows_rewritten_deleted_and_added_rows(db):
     cache = ColumnCache(lambda: db)
     cache.reset({"t": SPEC})
