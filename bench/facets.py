@@ -3,10 +3,13 @@
 Loads synthetic file documents (8 facet fields of cardinality 3 to 200, 2 numeric fields) into
 the embedded store through its bulk path, starts the service on that data as its own process,
 and times what the explorer asks on every filter change: all 8 facets (each excluding its own
-clauses) plus a 20-bin histogram under a 2-clause filter; and a sorted page of 50 hits. Then it
-computes the same facet counts with pandas group-bys on string columns.
+clauses) plus a 20-bin histogram under a 2-clause filter; and a sorted page of 50 hits. Then 8
+clients at once, each on its own connection with a filter of its own, for `--seconds`. Then it
+stops the service (which saves its columnar copy beside the database) and starts it again, and
+times the first call after that start. Last, it computes the same facet counts with pandas
+group-bys on string columns.
 
-Prints `name: value` lines, the headline (`speedup_vs_pandas`) last.
+Prints `name: value` lines, the headline (`facets_p50_ms`) last.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -85,7 +89,7 @@ def free_port() -> int:
 
 
 def start_service(data_dir: Path, directory: Path, columnar: bool) -> tuple[subprocess.Popen, MetadataClient]:
-    port = free_port()
+    port = free_port()  # the client's port names it
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
                LABCOMMONS_DATA_DIR=str(data_dir), LABCOMMONS_PORT=str(port),
                LABCOMMONS_DICTIONARY=str(directory), LABCOMMONS_FLATTENING=str(directory.parent / "flattening.yaml"),
@@ -102,6 +106,48 @@ def start_service(data_dir: Path, directory: Path, columnar: bool) -> tuple[subp
             time.sleep(0.1)
     process.kill()
     raise SystemExit("the metadata service did not start")
+
+
+def stop_service(process: subprocess.Popen, client: MetadataClient) -> float:
+    """SIGTERM, wait for the drain and the saved copy; the service's peak resident memory (MB)."""
+    peak = peak_rss_mb(process.pid)
+    client.close()
+    process.send_signal(signal.SIGTERM)
+    process.wait(300)
+    return peak
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), from /proc; NaN elsewhere."""
+    try:
+        line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration, ValueError):
+        return float("nan")
+
+
+def client_filter(index: int) -> dict:
+    """Each concurrent client's own view: another pair of f5 values, another size bound."""
+    return {"AND": [{"IN": {"f5": [f"v{index % 5}", f"v{(index + 2) % 5}"]}}, {">=": {"size_mb": 5 + 3 * index}}]}
+
+
+def concurrent_calls(port: int, token: str, clients: int, seconds: float) -> float:
+    """Facet calls (8 facets + histogram) per second, `clients` clients at once, each its own view."""
+    done, deadline = [0] * clients, time.monotonic() + seconds
+
+    def run(index: int) -> None:
+        with MetadataClient("127.0.0.1", port, token) as client:
+            while time.monotonic() < deadline:
+                client.facets("file", list(CARDINALITIES), client_filter(index))
+                client.histogram("file", "size_mb", client_filter(index), bins=20)
+                done[index] += 1
+    started = time.monotonic()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(done) / (time.monotonic() - started)
 
 
 def timed(call, runs: int) -> list[float]:
@@ -145,6 +191,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--no-columnar", action="store_true", help="the service asks DuckDB for every count (before)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20, help="of the concurrent clients' calls")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory, data_dir = Path(tmp) / "dictionary", Path(tmp) / "data"
@@ -161,19 +209,23 @@ def main() -> None:
                 client.facets("file", list(CARDINALITIES), FILTER)
                 client.histogram("file", "size_mb", FILTER, bins=20)
 
-            started = time.perf_counter()
-            explore()  # the first call also builds the service's columnar copy
-            first_ms = (time.perf_counter() - started) * 1000
+            cold_ms = first_call_ms(explore)  # the first start also builds the service's columnar copy
             cpu_before = cpu_ms(process.pid)
             facets = timed(explore, args.runs)
             # what the service spent per call (timed() makes one warm-up call more): steadier than
             # wall time on a shared machine
             service_cpu = (cpu_ms(process.pid) - cpu_before) / (args.runs + 1)
             pages = timed(lambda: client.hits("file", FILTER, sort=[("size_mb", True)], limit=50), args.runs)
+            token = (data_dir / "admin.token").read_text().strip()
+            per_s = concurrent_calls(client.port, token, args.clients, args.seconds)
         finally:
-            client.close()
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
+            peak_mb = stop_service(process, client)
+        process, client = start_service(data_dir, directory, not args.no_columnar)  # takes up the saved copy
+        try:
+            first_ms = first_call_ms(lambda: (client.facets("file", list(CARDINALITIES), FILTER),
+                                              client.histogram("file", "size_mb", FILTER, bins=20)))
+        finally:
+            peak_mb = max(peak_mb, stop_service(process, client))
         import pandas
         frame = table.to_pandas()
         for field in CARDINALITIES:
@@ -183,12 +235,22 @@ def main() -> None:
     print(f"rows: {args.rows}\nruns: {args.runs}\nfacet_fields: {len(CARDINALITIES)}\n"
           f"columnar: {not args.no_columnar}\npython: {platform.python_version()}\ncpu_count: {os.cpu_count()}\npandas: {pandas.__version__}")
     print(f"load_seconds: {load_s:.1f}")
+    print(f"first_facets_cold_ms: {cold_ms:.1f}")
     print(f"first_facets_ms: {first_ms:.1f}")
-    print(f"facets_p50_ms: {facets_p50:.1f}\nfacets_p95_ms: {percentile(facets, 95):.1f}")
+    print(f"facets_p95_ms: {percentile(facets, 95):.1f}")
     print(f"service_cpu_ms_per_facets_call: {service_cpu:.1f}")
+    print(f"facets_calls_per_s_{args.clients}_clients: {per_s:.1f}")
+    print(f"service_peak_rss_mb: {peak_mb:.0f}")
     print(f"page_p50_ms: {statistics.median(pages):.1f}")
     print(f"pandas_facets_p50_ms: {statistics.median(pandas_times):.1f}")
     print(f"speedup_vs_pandas: {statistics.median(pandas_times) / facets_p50:.1f}")
+    print(f"facets_p50_ms: {facets_p50:.1f}")
+
+
+def first_call_ms(call) -> float:
+    started = time.perf_counter()
+    call()
+    return (time.perf_counter() - started) * 1000
 
 
 if __name__ == "__main__":

@@ -93,7 +93,16 @@ class Settings:
     # as root (ground/sandbox.py): an unprivileged uid and gid of the host, never 0
     sandbox_uid: int = 65534
     sandbox_gid: int = 65534
-    portal_url: str = ""                  # the portal's public address; "" : http://127.0.0.1:8050
+    portal_url: str = ""                  # the portal's public address; "" : http://<portal_host>:<portal_port>
+    # How the portal is served (portal/server.py; docs/portal.md, "Serving limits"): where it
+    # listens, how many processes serve it (0: one per core), and each process's own limits.
+    portal_host: str = "127.0.0.1"
+    portal_port: int = 8050
+    portal_workers: int = 0
+    portal_threads: int = 8               # worker threads running the app, per process
+    portal_max_connections: int = 10000   # open connections per process (lowered to what the fd limit allows)
+    portal_header_seconds: int = 10       # to send a request's headers (anonymous: the whole request)
+    portal_idle_seconds: int = 60         # a keep-alive connection with nothing in progress
     portal_internal_url: str = ""         # how the hub reaches the portal; "" : portal_url
     hub_internal_url: str = ""            # how the portal reaches the hub's API and servers; "" : hub_url
     # the secrets the hub and the portal share: None, made on first use under <data dir>/hub;
@@ -140,9 +149,12 @@ class Settings:
 
     @property
     def portal_public_url(self) -> str:
-        host = os.environ.get("LABCOMMONS_PORTAL_HOST") or "127.0.0.1"
-        port = os.environ.get("LABCOMMONS_PORTAL_PORT") or "8050"
-        return (self.portal_url or f"http://{host}:{port}").rstrip("/")
+        return (self.portal_url or f"http://{self.portal_host}:{self.portal_port}").rstrip("/")
+
+    @property
+    def portal_processes(self) -> int:
+        """How many processes serve the portal: portal_workers, else one per core."""
+        return self.portal_workers or os.cpu_count() or 1
 
     @property
     def hub_api_base_url(self) -> str:
@@ -228,9 +240,15 @@ def _build(values: dict) -> Settings:
     for key, allowed, what in CHOICES:
         if (value := getattr(settings, key)) not in allowed:
             raise SettingsError(f"LABCOMMONS_{key.upper()}: {value!r} is not {what}; use one of {', '.join(allowed)}")
-    for key in ("max_connections", "first_call_timeout_seconds", "max_property_bytes", "max_submitter_id"):
+    for key in ("max_connections", "first_call_timeout_seconds", "max_property_bytes", "max_submitter_id",
+                "portal_threads", "portal_max_connections", "portal_header_seconds", "portal_idle_seconds"):
         if getattr(settings, key) < 1:
             raise SettingsError(f"LABCOMMONS_{key.upper()}: {getattr(settings, key)} is too small; use 1 or more")
+    if not 0 <= settings.portal_port <= 65535:
+        raise SettingsError(f"LABCOMMONS_PORTAL_PORT: {settings.portal_port} is not a port number; use 0 to 65535")
+    if settings.portal_workers < 0:
+        raise SettingsError(f"LABCOMMONS_PORTAL_WORKERS: {settings.portal_workers} is not allowed; use 1 or more "
+                            "processes, or 0 for one per core")
     if settings.es_shards < 1:
         raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
     if settings.storage_url and not settings.storage_url.startswith("s3://"):

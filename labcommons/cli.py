@@ -146,16 +146,23 @@ def portal_group():
 @portal_group.command("serve")
 @click.option("--host", "bind_host", help="Address to listen on (default: LABCOMMONS_PORTAL_HOST or 127.0.0.1).")
 @click.option("--port", "bind_port", type=int, help="Port to listen on (default: LABCOMMONS_PORTAL_PORT or 8050).")
-def portal_serve(bind_host: str | None, bind_port: int | None):
-    """Run the portal (waitress) in the foreground until SIGTERM or Ctrl-C."""
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes serving it (default: LABCOMMONS_PORTAL_WORKERS, else one per core).")
+def portal_serve(bind_host: str | None, bind_port: int | None, workers: int | None):
+    """Run the portal (waitress, in several processes) in the foreground until SIGTERM or Ctrl-C."""
+    from dataclasses import replace
+
     from portal import create_app
-    from portal.server import AddressError, address, limits, serve
+    from portal.server import address, limits, serve
 
     try:
-        (host, port), serve_limits = address(), limits()
-    except AddressError as error:
+        settings = settings_module.load()
+    except settings_module.SettingsError as error:
         raise click.UsageError(str(error)) from None
-    serve(create_app(), bind_host or host, port if bind_port is None else bind_port, serve_limits)
+    (host, port), serve_limits = address(settings), limits(settings)
+    serve_limits = serve_limits if workers is None else replace(serve_limits, workers=workers)
+    serve(create_app({"SETTINGS": settings}), bind_host or host, port if bind_port is None else bind_port,
+          serve_limits)
 
 
 @main.command()

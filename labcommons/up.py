@@ -61,7 +61,7 @@ def run_commons(settings: Settings, seed_demo: bool = True) -> int:
                   flush=True)
         client.close()
         children.append(_start_worker(logs))
-        children.append(_start_portal(logs))
+        children.append(_start_portal(settings, logs))
         children.append(_start_hub(settings, logs))
         _print_banner(settings, children, _trigger_lines(settings, children))
         return _watch(children, stop)
@@ -127,14 +127,11 @@ def _start_worker(logs: Path) -> Child:
     return _start("worker", [sys.executable, "-m", "labcommons.cli", "worker"], "local engine", logs)
 
 
-def _start_portal(logs: Path) -> Child:
+def _start_portal(settings: Settings, logs: Path) -> Child:
     """Start the portal after the metadata service (it asks the service for everything)."""
-    from portal.server import AddressError, address
+    from portal.server import address
 
-    try:
-        host, port = address()
-    except AddressError as error:
-        raise ServiceFailed(str(error)) from None
+    host, port = address(settings)
     if _answers(host, port):  # else our probe could take another server's answer for the portal's
         raise ServiceFailed(f"the portal's port {host}:{port} is in use; set LABCOMMONS_PORTAL_PORT to another")
     child = _start("portal", [sys.executable, "-m", "labcommons.cli", "portal", "serve"],

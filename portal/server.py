@@ -3,10 +3,12 @@
 Waitress as it comes can be starved: it stops accepting at 100 connections and keeps an idle or
 silent one for 120 s, and it reads a whole request body before the app may refuse it. Here:
 
+- Several processes serve one listening socket (LABCOMMONS_PORTAL_WORKERS, default one per
+  core; portal/processes.py), each with every guard below; the limits are per process.
 - Connections are cheap and bounded by file descriptors, not by a small count: the soft
   RLIMIT_NOFILE is raised to the hard one and the limit follows from it (poll, not select).
 - A connection must deliver a request's headers (and, without a signed-in session, the whole
-  request) within LABCOMMONS_PORTAL_HEADER_SECONDS of its first byte or of opening; between
+  request) within LABCOMMONS_PORTAL_HEADER_SECONDS (a setting) of its first byte or of opening; between
   requests a keep-alive connection may idle LABCOMMONS_PORTAL_IDLE_SECONDS.
 - At the limit, accepting goes on: the connections waited on longest that have nothing in
   progress (no request being served, no response being sent, no signed-in body arriving) are
@@ -33,21 +35,16 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import Error
 
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
+DEFAULT_HOST = "127.0.0.1"
 
 
 class AddressError(ValueError):
     """A LABCOMMONS_PORTAL_* variable has a value that is not allowed; the message names it."""
 
 
-def address(environ: dict[str, str] | None = None) -> tuple[str, int]:
-    """(host, port) from LABCOMMONS_PORTAL_HOST / LABCOMMONS_PORTAL_PORT, else 127.0.0.1:8050."""
-    environ = os.environ if environ is None else environ
-    host = environ.get("LABCOMMONS_PORTAL_HOST") or DEFAULT_HOST
-    raw = environ.get("LABCOMMONS_PORTAL_PORT") or str(DEFAULT_PORT)
-    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
-        raise AddressError(f"LABCOMMONS_PORTAL_PORT: {raw!r} is not a port number")
-    return host, int(raw)
+def address(settings) -> tuple[str, int]:
+    """(host, port) the portal listens on: the settings' portal_host and portal_port."""
+    return settings.portal_host or DEFAULT_HOST, settings.portal_port
 
 
 def secure_cookies(environ: dict[str, str] | None = None) -> bool:
@@ -66,31 +63,24 @@ def secure_cookies(environ: dict[str, str] | None = None) -> bool:
 
 @dataclass(frozen=True)
 class Limits:
-    """How the portal serves connections (LABCOMMONS_PORTAL_* variables; see docs/portal.md)."""
-    threads: int = 8                  # worker threads running the app
+    """How the portal serves connections (the settings' portal_*; see docs/portal.md)."""
+    threads: int = 8                  # worker threads running the app, per process
     connections: int = 10000          # open connections at most (lowered to what the fd limit allows)
     header_seconds: int = 10          # to send a request's headers (anonymous: the whole request)
     idle_seconds: int = 60            # a keep-alive connection with nothing in progress
+    workers: int = 1                  # processes serving the one listening socket
 
 
-LIMIT_VARIABLES = {"threads": "LABCOMMONS_PORTAL_THREADS", "connections": "LABCOMMONS_PORTAL_MAX_CONNECTIONS",
-                   "header_seconds": "LABCOMMONS_PORTAL_HEADER_SECONDS",
-                   "idle_seconds": "LABCOMMONS_PORTAL_IDLE_SECONDS"}
+def limits(settings) -> Limits:
+    """The serving limits the settings give (LABCOMMONS_PORTAL_THREADS, _MAX_CONNECTIONS,
+    _HEADER_SECONDS, _IDLE_SECONDS, _WORKERS)."""
+    return Limits(threads=settings.portal_threads, connections=settings.portal_max_connections,
+                  header_seconds=settings.portal_header_seconds, idle_seconds=settings.portal_idle_seconds,
+                  workers=settings.portal_processes)
+
+
 FDS_PER_CONNECTION = 3   # the socket, a spooled body or response buffer, a file being sent
 RESERVED_FDS = 256       # the app's own: service connections, logs, the store's files
-
-
-def limits(environ: dict[str, str] | None = None) -> Limits:
-    """Limits from the LABCOMMONS_PORTAL_* variables, else the defaults."""
-    environ = os.environ if environ is None else environ
-    values = {}
-    for name, variable in LIMIT_VARIABLES.items():
-        raw = environ.get(variable, "").strip()
-        if raw and (not raw.isdigit() or int(raw) < 1):
-            raise AddressError(f"{variable}: {raw!r} is not a whole number of at least 1")
-        if raw:
-            values[name] = int(raw)
-    return Limits(**values)
 
 
 def open_files_limit() -> int:
@@ -111,20 +101,32 @@ def connection_limit(wanted: int, open_files: int) -> int:
     return max(16, min(wanted, (open_files - RESERVED_FDS) // FDS_PER_CONNECTION))
 
 
-def serve(app, host: str, port: int, serve_limits: Limits | None = None) -> None:
-    """Serve until SIGTERM or Ctrl-C; prints the URL once listening."""
-    from portal import intake
+def serve(app, host: str, port: int, serve_limits: Limits) -> None:
+    """Serve until SIGTERM or Ctrl-C, in this process or in serve_limits.workers forked ones
+    (portal/processes.py); prints the URL once listening."""
+    from portal import intake, processes
 
-    serve_limits = serve_limits or limits()
-    server = make_server(app, host, port, serve_limits, intake.for_app(app))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # waitress closes its sockets on SystemExit
-    print(f"portal listening on http://{host}:{server.effective_port}/ ({serve_limits.threads} threads, "
-          f"at most {server.connection_limit} connections)", flush=True)
-    server.run()
+    admit = intake.for_app(app)
+    if serve_limits.workers == 1:
+        server = make_server(app, host, port, serve_limits, admit)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # waitress closes its sockets on SystemExit
+        _announce(host, server.effective_port, serve_limits, server.connection_limit)
+        server.run()
+        return
+    sock = processes.listening_socket(host, port)
+    _announce(host, sock.getsockname()[1], serve_limits, connection_limit(serve_limits.connections, open_files_limit()))
+    processes.supervise(serve_limits.workers, lambda: make_server(app, host, port, serve_limits, admit, sock).run())
 
 
-def make_server(app, host: str, port: int, serve_limits: Limits, admit) -> "GuardedServer":
-    """A waitress server with the guards above; `admit` is portal.intake.for_app(app)."""
+def _announce(host: str, port: int, serve_limits: Limits, connections: int) -> None:
+    processes = f"{serve_limits.workers} processes of " if serve_limits.workers > 1 else ""
+    print(f"portal listening on http://{host}:{port}/ ({processes}{serve_limits.threads} threads, "
+          f"at most {connections} connections each)", flush=True)
+
+
+def make_server(app, host: str, port: int, serve_limits: Limits, admit, sock=None) -> "GuardedServer":
+    """A waitress server with the guards above; `admit` is portal.intake.for_app(app); on `sock`,
+    a socket already listening, if given (shared by the processes serving the portal)."""
     # the largest body any route takes (an upload); each route's own limit is the precheck's
     body_limit = app.config["SETTINGS"].max_upload_bytes + 1024 * 1024
     adj = Adjustments(host=host, port=port, threads=serve_limits.threads, max_request_body_size=body_limit,
@@ -132,7 +134,9 @@ def make_server(app, host: str, port: int, serve_limits: Limits, admit) -> "Guar
                       connection_limit=connection_limit(serve_limits.connections, open_files_limit()))
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
-    return GuardedServer(app, map={}, dispatcher=dispatcher, adj=adj, limits=serve_limits, admit=admit)
+    placed = {} if sock is None else {"_sock": sock, "bind_socket": False,
+                                      "sockinfo": (sock.family, sock.type, None, None)}
+    return GuardedServer(app, map={}, dispatcher=dispatcher, adj=adj, limits=serve_limits, admit=admit, **placed)
 
 
 class Refused(Error):

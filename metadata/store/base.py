@@ -19,6 +19,7 @@ them from the nodes when the declaration changes, so a query agrees with the nod
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import uuid
 from datetime import datetime, timezone
@@ -236,6 +237,11 @@ class Store(ABC):
     @abstractmethod
     def count(self, kind: str, where) -> int:
         """How many documents match."""
+
+    def sharing(self) -> contextlib.AbstractContextManager:
+        """Around one request's queries (a facets call: its facets and its total): within it they
+        may share work on this thread, such as a filter evaluated once; answers are unchanged."""
+        return contextlib.nullcontext()
 
     @abstractmethod
     def cell_counts(self, kind: str, fields: list[str], where) -> dict[tuple, int]:

@@ -36,9 +36,17 @@ counts.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import itertools
+import json
+import os
+import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field as dataclass_field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -48,8 +56,11 @@ from metadata.filters import MISSING, And, Compare, In, Nested, Or, Search, quot
 from metadata.store import documents_sql as D
 
 _names = itertools.count()  # registered Arrow views get fresh names, as in embedded.py
-COMPACT_FRACTION = 0.1
-SMALL_DICTIONARY = 16  # up to this many codes, count each with a compare rather than np.bincount  # rebuild when dead or appended rows exceed this share of the base rows
+COMPACT_FRACTION = 0.1  # rebuild when dead or appended rows exceed this share of the base rows
+SMALL_DICTIONARY = 16  # up to this many codes, count each with a compare rather than np.bincount
+BUILD_THREADS = 4  # columns encoded at once when a kind is built
+PARALLEL_ROWS = 500_000  # from this many rows, a request's facets are counted on several threads
+CURRENT = "current.json"  # in a saved copy's directory: written last, removed before the next write
 
 
 @dataclass
@@ -122,6 +133,7 @@ class ColumnCache:
         self._snapshots: dict[str, Snapshot] = {}
         self._pending: dict[str, set] = {}
         self._stale: set[str] = set()
+        self._shared = threading.local()  # .masks: {(kind, snapshot): _Masks} while sharing() is open
         self.specs: dict = {}
 
     # -- keeping current -----------------------------------------------------------------
@@ -172,15 +184,17 @@ class ColumnCache:
             return snap
 
     def _build(self, spec, columns: set[str]) -> Snapshot:
+        """Read the kind's columns in one query (one consistent view of the table), then encode
+        them column by column on several threads (Arrow and numpy release the GIL)."""
         names = sorted(columns)
         select = ", ".join(["hash(id) AS _h"] + [quote_ident(n) for n in names])
         table = self._cursor().execute(f"SELECT {select} FROM {D.table(spec.kind)}").to_arrow_table()
-        idhash = _numpy(table.column("_h"), np.uint64)
-        order = np.argsort(idhash, kind="stable").astype(np.int32)
-        snap = Snapshot(len(idhash), idhash, idhash[order], order, len(idhash), None, 0)
-        for name in names:
-            snap.columns[name] = _encode(spec.fields[name], table.column(name), None)
-        return snap
+        with ThreadPoolExecutor(BUILD_THREADS) as pool:
+            encoded = pool.map(lambda n: _encode(spec.fields[n], table.column(n), None), names)
+            idhash = _numpy(table.column("_h"), np.uint64)
+            order = np.argsort(idhash, kind="stable").astype(np.int32)
+            columns_ = dict(zip(names, encoded))
+        return Snapshot(len(idhash), idhash, idhash[order], order, len(idhash), None, 0, columns_)
 
     def _apply(self, spec, snap: Snapshot, deltas: list[Delta]) -> Snapshot | None:
         """A new snapshot with the deltas applied in commit order; None if a full rebuild is due."""
@@ -207,6 +221,80 @@ class ColumnCache:
             return None  # a row matched by hash collision, or time to compact
         return new
 
+    @contextlib.contextmanager
+    def sharing(self):
+        """Within it, this thread's queries over the same snapshot share one _Masks: a clause
+        evaluated for a facet is not evaluated again for the total (Store.sharing)."""
+        outer = getattr(self._shared, "masks", None)
+        self._shared.masks = {} if outer is None else outer
+        try:
+            yield
+        finally:
+            self._shared.masks = outer
+
+    def _masks(self, snap: Snapshot, kind: str) -> "_Masks":
+        shared = getattr(self._shared, "masks", None)
+        if shared is None:
+            return _Masks(self, snap, kind)
+        key = (kind, id(snap))
+        found = shared.get(key)
+        if found is None or found.snap is not snap:
+            found = shared[key] = _Masks(self, snap, kind)
+        return found
+
+    # -- kept on disk between runs ---------------------------------------------------------
+
+    def save(self, directory: Path, signature: str) -> list[str]:
+        """Write every kind's current copy under directory, `current.json` last, naming the
+        flattening it reflects; the kinds saved. Called at close under the store's write lock."""
+        with self._lock:
+            kinds = {kind: snap for kind in list(self._snapshots) if (snap := self._current(kind)) is not None}
+        if not kinds:
+            return []
+        staging = directory.with_name(directory.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            for kind, snap in kinds.items():
+                _save_snapshot(staging / kind, snap)
+        except (TypeError, ValueError):  # a value JSON cannot hold: the next start builds instead
+            shutil.rmtree(staging, ignore_errors=True)
+            return []
+        (staging / CURRENT).write_text(json.dumps({"signature": signature, "kinds": sorted(kinds)}))
+        shutil.rmtree(directory, ignore_errors=True)  # a copy mapped from it stays readable until unmapped
+        os.replace(staging, directory)
+        return sorted(kinds)
+
+    def _current(self, kind: str) -> Snapshot | None:
+        """The kind's snapshot with its queued writes applied; None when it must be rebuilt."""
+        snap, pending = self._snapshots[kind], self._pending.pop(kind, [])
+        if kind in self._stale:
+            return None
+        if pending:
+            snap = self._apply(self.specs[kind], snap, pending)
+            if snap is None:
+                self._stale.add(kind)
+                return None
+            self._snapshots[kind] = snap
+        return snap
+
+    def restore(self, current: dict | None, directory: Path, signature: str) -> list[str]:
+        """Take up the copies a clean stop saved (current: its `current.json`, read before any
+        write could remove it), if they reflect this flattening; the kinds restored."""
+        if not current or current.get("signature") != signature:
+            return []
+        restored = []
+        with self._lock:
+            for kind in current.get("kinds", []):
+                spec = self.specs.get(kind)
+                try:
+                    snap = _load_snapshot(directory / kind, spec) if spec is not None else None
+                except (OSError, ValueError, KeyError):
+                    snap = None
+                if snap is not None:
+                    self._snapshots[kind] = snap
+                    restored.append(kind)
+        return restored
+
     # -- queries -------------------------------------------------------------------------
 
     def facets(self, kind: str, requests: list[tuple[str, object]]) -> dict[str, list[tuple[str, int]]]:
@@ -228,12 +316,16 @@ class ColumnCache:
         if not answerable:
             return {}
         snap = self.snapshot(kind, needed)
-        masks = _Masks(self, snap, kind)
-        return {name: _count(snap.columns[name], masks.rows(where), snap) for name, where in answerable}
+        masks = self._masks(snap, kind)
+        selected = [(name, masks.rows(where)) for name, where in answerable]  # shared clauses: once, in turn
+        count = lambda pair: (pair[0], _count(snap.columns[pair[0]], pair[1], snap))  # noqa: E731
+        if snap.n < PARALLEL_ROWS or len(selected) < 2:
+            return dict(map(count, selected))
+        return dict(_counting_pool().map(count, selected))  # numpy's gathers and compares release the GIL
 
     def count(self, kind: str, where) -> int:
         snap = self.snapshot(kind, columns_in(where))
-        return _Masks(self, snap, kind).total(where)
+        return self._masks(snap, kind).total(where)
 
     def stats(self, kind: str, name: str, where):
         """(count, missing, min, max, mean, sum, values of the matching rows that have one)."""
@@ -242,7 +334,7 @@ class ColumnCache:
                 spec.fields[name].kind not in ("integer", "number"):
             raise Unsupported(name)
         snap = self.snapshot(kind, columns_in(where) | {name})
-        masks = _Masks(self, snap, kind)
+        masks = self._masks(snap, kind)
         column = snap.columns[name]
         values = column.values[masks.rows(where, column.valid)]
         values = values[np.isfinite(values)] if values.dtype.kind == "f" else values  # as D.stats_sql: NaN is no value
@@ -272,6 +364,12 @@ class ColumnCache:
                 cur.unregister(view)
             lut[np.asarray(hits, np.int64)] = True
         return lut
+
+
+@functools.cache
+def _counting_pool() -> ThreadPoolExecutor:
+    """Threads that count one request's facets at once (one per core; shared by all requests)."""
+    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="facet-count")
 
 
 def columns_in(node) -> set[str]:
@@ -418,6 +516,62 @@ def _count(column, rows: np.ndarray, snap: Snapshot) -> list[tuple[str, int]]:
     nonzero = np.flatnonzero(counts[1:])
     out += [(D.bucket(column.values[i]), int(counts[i + 1])) for i in nonzero]
     return out
+
+
+# -- saving --------------------------------------------------------------------------------
+
+def saved_mark(directory: Path) -> dict | None:
+    """The `current.json` of a saved copy, or None when there is none (or it is unreadable)."""
+    try:
+        return json.loads((directory / CURRENT).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _save_snapshot(directory: Path, snap: Snapshot) -> None:
+    """The snapshot as .npy arrays and a meta.json with its dictionaries."""
+    directory.mkdir(parents=True)
+    arrays = {"idhash": snap.idhash, "sorted_hash": snap.sorted_hash, "order": snap.order}
+    if snap.alive is not None:
+        arrays["alive"] = snap.alive
+    columns = []
+    for i, (name, column) in enumerate(sorted(snap.columns.items())):
+        parts = {field.name: getattr(column, field.name) for field in dataclasses.fields(column)}
+        arrays |= {f"c{i}.{part}": value for part, value in parts.items() if isinstance(value, np.ndarray)}
+        values = None if isinstance(column, _Num) else parts["values"]  # a dictionary's values, as JSON
+        columns.append({"name": name, "type": type(column).__name__, "values": values})
+    for key, array in arrays.items():
+        np.save(directory / f"{key}.npy", array, allow_pickle=False)
+    meta = {"n": snap.n, "base": snap.base, "dead": snap.dead, "columns": columns}
+    (directory / "meta.json").write_text(json.dumps(meta))
+
+
+def _load_snapshot(directory: Path, spec) -> Snapshot | None:
+    """A saved snapshot, its arrays mapped read-only (pages load as queries touch them); None
+    when it holds a column this flattening no longer has in that form."""
+    meta = json.loads((directory / "meta.json").read_text())
+    array = lambda key: np.load(directory / f"{key}.npy", mmap_mode="r", allow_pickle=False)  # noqa: E731
+    alive = array("alive") if (directory / "alive.npy").exists() else None
+    snap = Snapshot(meta["n"], array("idhash"), array("sorted_hash"), array("order"), meta["base"], alive, meta["dead"])
+    kinds = {"_Dict": _Dict, "_Num": _Num, "_List": _List}
+    for i, column in enumerate(meta["columns"]):
+        name, made = column["name"], kinds[column["type"]]
+        if not supported(spec, name) or _shape(spec.fields[name]) is not made:
+            return None
+        listed = () if made is _Num else ("values", "index")  # kept in meta.json, not as arrays
+        parts = {f.name: array(f"c{i}.{f.name}") for f in dataclasses.fields(made) if f.name not in listed}
+        if listed:
+            values = column["values"]
+            parts |= {"values": values, "index": {v: code for code, v in enumerate(values, 1)}}
+        snap.columns[name] = made(**parts)
+    return snap
+
+
+def _shape(found) -> type:
+    """The column class a field is kept in."""
+    if found.kind in ("integer", "number") and not found.multi:
+        return _Num
+    return _List if found.multi else _Dict
 
 
 # -- encoding --------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from metadata.store import run_stats_sql as S
 from metadata.store import records_sql as R
 from metadata.store.record_index import (INDEXES, SIGNATURE, RecordQuery, check, empty, encode_record_cursor,
                                          from_millis)
-from metadata.store.columnar import ColumnCache, Delta, Unsupported
+from metadata.store.columnar import CURRENT, ColumnCache, Delta, Unsupported, saved_mark
 from metadata.store.base import (EdgeRow, FacetCounts, NumericSummary, Page, Store, StoredNode, Write,
                                  children_clash_message, decode_cursor, decode_id_cursor, edges_of, encode_cursor,
                                  encode_id_cursor, histogram_edges)
@@ -103,6 +103,9 @@ class EmbeddedStore(Store):
         self._write_lock = threading.Lock()
         self.flattening = None
         self._columns = ColumnCache(self._cursor) if columnar else None
+        # the columnar copy a clean stop saved beside the database; its mark goes before any write
+        self._saved_copy = Path(f"{path}.columnar")
+        self._saved_mark = not read_only and (self._saved_copy / CURRENT).exists()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         db = duckdb.connect(str(self.path))
@@ -115,6 +118,7 @@ class EmbeddedStore(Store):
     def _writing(self):
         """Hold the write lock for one write; a full disk becomes StorageFull."""
         with self._write_lock:
+            self._forget_saved_copy()
             try:
                 yield
             except duckdb.Error as error:
@@ -133,6 +137,13 @@ class EmbeddedStore(Store):
             log.error("a write failed, the disk is full: %s", error)
             raise StorageFull("the metadata store's disk is full: nothing was written; reads still work; "
                               "an operator must free space, then try again") from None
+
+    def _forget_saved_copy(self) -> None:
+        """Before the first write after a start: the saved columnar copy no longer matches what
+        a crash would leave, so the next start rebuilds it unless a clean stop saves it again."""
+        if self._saved_mark:
+            (self._saved_copy / CURRENT).unlink(missing_ok=True)
+            self._saved_mark = False
 
     def _checkpoint_if_due(self) -> None:
         """Checkpoint once the log is large; the commit is already in the log, so a failure here
@@ -280,6 +291,7 @@ class EmbeddedStore(Store):
     # -- flattened documents ----------------------------------------------------------
 
     def use_documents(self, flattening) -> None:
+        saved = saved_mark(self._saved_copy) if self._saved_mark else None  # before this write removes it
         with self._writing(), _transaction(self._cursor()) as cur:
             stored = dict(cur.execute("SELECT kind, signature FROM documents_meta").fetchall())
             signature = flattening.signature()
@@ -289,9 +301,14 @@ class EmbeddedStore(Store):
                         cur.execute(statement)
                     cur.execute("INSERT OR REPLACE INTO documents_meta VALUES (?, ?)", [spec.kind, signature])
             self.flattening = flattening
-            if any(stored.get(kind) != signature for kind in flattening.specs):
+            rebuilt = any(stored.get(kind) != signature for kind in flattening.specs)
+            if rebuilt:
                 self._rebuild(cur)
         self._reset_columns()
+        if self._columns is not None and not rebuilt:
+            restored = self._columns.restore(saved, self._saved_copy, signature)
+            if restored:
+                log.info("columnar copy of %s taken up from %s", ", ".join(restored), self._saved_copy)
 
     def _reset_columns(self) -> None:
         if self._columns is not None:
@@ -370,6 +387,9 @@ class EmbeddedStore(Store):
             rows.sort(key=lambda r: (-r[1], r[0]))
             result[field] = FacetCounts([(v, c) for v, c in rows[:size]], sum(c for _, c in rows[size:]))
         return result
+
+    def sharing(self):
+        return self._columns.sharing() if self._columns is not None else super().sharing()
 
     def _sql_facet(self, spec, field: str, where) -> list[tuple[str, int]]:
         where_sql, params = to_sql(where)
@@ -450,13 +470,15 @@ class EmbeddedStore(Store):
         return dict(rows)
 
     def close(self) -> None:
-        """Checkpoint so the next start replays no log, then close."""
+        """Checkpoint so the next start replays no log, save the columnar copy so the next
+        start need not rebuild it, then close."""
         with self._write_lock:
             try:
                 if not self.read_only:
                     self._db.execute("CHECKPOINT")
             except duckdb.Error as error:  # a full disk: the next start replays the log instead
                 log.warning("no checkpoint at close: %s", error)
+            self._save_columns()
             self._db.close()
 
     def run_stats(self, window: "S.StatsWindow") -> dict[str, list]:
@@ -494,6 +516,14 @@ class EmbeddedStore(Store):
                 for statement in S.refresh_sql():
                     cur.execute(statement)
         self._facts_stamp = max(filter(None, (self._facts_stamp, newest)), default=None)
+
+    def _save_columns(self) -> None:
+        if self.read_only or self._columns is None or self.flattening is None:
+            return
+        try:
+            self._columns.save(self._saved_copy, self.flattening.signature())
+        except OSError as error:  # a full disk: the next start builds the copy from DuckDB
+            log.warning("the columnar copy was not saved: %s", error)
 
 
 def _histogram(values, edges: list[float]) -> list[tuple[float, float, int]]:

@@ -7,12 +7,14 @@ callback can tell which facet moved and ignore widgets of a tab just left.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import datetime
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
+import plotly.io as pio
 from dash import dash_table, dcc, html
 
 from portal.explorer import state as st
@@ -160,17 +162,20 @@ def range_facet(kind: str, name: str, stats, filter_: dict | None, integer: bool
                     className="facet", id=f"explore-facet-{name}")
 
 
-def mini_histogram(stats, value: Sequence[float]) -> go.Figure:
-    """Bars of a numeric facet's histogram, those inside the selected range highlighted."""
+def mini_histogram(stats, value: Sequence[float]) -> dict:
+    """Bars of a numeric facet's histogram, those inside the selected range highlighted.
+
+    A plain figure dict, not a go.Figure: every numeric facet of every click draws one, and
+    plotly's validation (~7 ms) and its default template (7 KB of JSON) cost far more than the
+    picture, which hides its axes and needs no template."""
     bins = list(stats.bins or [])
     lo, hi = value
     colors = [ACCENT if b.high >= lo and b.low <= hi else MUTED for b in bins]
-    figure = go.Figure(go.Bar(x=[(b.low + b.high) / 2 for b in bins], y=[b.count for b in bins],
-                              width=[(b.high - b.low) * 0.9 for b in bins], marker_color=colors))
-    figure.update_layout(height=60, margin=dict(l=4, r=4, t=2, b=2), showlegend=False,
-                         xaxis=dict(visible=False), yaxis=dict(visible=False),
-                         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
-    return figure
+    bars = {"type": "bar", "x": [(b.low + b.high) / 2 for b in bins], "y": [b.count for b in bins],
+            "width": [(b.high - b.low) * 0.9 for b in bins], "marker": {"color": colors}}
+    return {"data": [bars], "layout": {"height": 60, "margin": {"l": 4, "r": 4, "t": 2, "b": 2}, "showlegend": False,
+                                       "xaxis": {"visible": False}, "yaxis": {"visible": False},
+                                       "plot_bgcolor": "rgba(0,0,0,0)", "paper_bgcolor": "rgba(0,0,0,0)"}}
 
 
 # -- summary charts --------------------------------------------------------------------------
@@ -185,12 +190,10 @@ def counts_figure(name: str, buckets: Sequence[tuple[str, int]], other: int, cha
         trace = go.Pie(labels=labels, values=counts, hole=0.35, sort=False, textinfo="label+value")
     else:
         trace = go.Bar(x=labels, y=counts, marker_color=ACCENT, text=counts, textposition="auto")
-    figure = go.Figure(trace)
     label = label or title(name)
-    figure.update_layout(title=dict(text=f"{counted.capitalize()} by {label[:1].lower() + label[1:]}", x=0.02),
-                         height=300, margin=dict(l=60, r=10, t=40, b=60), showlegend=False,
-                         xaxis=dict(title=dict(text=label)), yaxis=count_axis(counts, counted))
-    return figure
+    return _figure(trace, title=dict(text=f"{counted.capitalize()} by {label[:1].lower() + label[1:]}", x=0.02),
+                   height=300, margin=dict(l=60, r=10, t=40, b=60), showlegend=False,
+                   xaxis=dict(title=dict(text=label)), yaxis=count_axis(counts, counted))
 
 
 def count_axis(counts: Sequence[int], counted: str) -> dict:
@@ -209,24 +212,39 @@ def value_axis(label: str, unit: str) -> dict:
 def histogram_figure(name: str, stats, label: str = "", counted: str = "documents", unit: str = "") -> go.Figure:
     """A numeric field's histogram, with its mean named in the title and titled axes."""
     bins = list(stats.bins or [])
-    figure = go.Figure(go.Bar(x=[(b.low + b.high) / 2 for b in bins], y=[b.count for b in bins],
-                              width=[b.high - b.low for b in bins], marker_color=ACCENT,
-                              marker_line=dict(color="white", width=1),
-                              customdata=[[number(name, b.low), number(name, b.high)] for b in bins],
-                              hovertemplate="%{customdata[0]} – %{customdata[1]}: %{y}<extra></extra>"))
+    trace = go.Bar(x=[(b.low + b.high) / 2 for b in bins], y=[b.count for b in bins],
+                   width=[b.high - b.low for b in bins], marker_color=ACCENT,
+                   marker_line=dict(color="white", width=1),
+                   customdata=[[number(name, b.low), number(name, b.high)] for b in bins],
+                   hovertemplate="%{customdata[0]} – %{customdata[1]}: %{y}<extra></extra>")
     mean = f", mean {number(name, stats.mean)}" if stats.count else ""
     label = label or title(name)
-    figure.update_layout(title=dict(text=f"{label} ({stats.count:,} values{mean})", x=0.02), height=300,
-                         margin=dict(l=60, r=10, t=40, b=50), bargap=0, showlegend=False,
-                         xaxis=value_axis(label, unit), yaxis=count_axis([b.count for b in bins], counted))
-    return figure
+    return _figure(trace, title=dict(text=f"{label} ({stats.count:,} values{mean})", x=0.02), height=300,
+                   margin=dict(l=60, r=10, t=40, b=50), bargap=0, showlegend=False,
+                   xaxis=value_axis(label, unit), yaxis=count_axis([b.count for b in bins], counted))
 
 
 def empty_figure(note: str) -> go.Figure:
-    figure = go.Figure()
-    figure.update_layout(height=300, xaxis=dict(visible=False), yaxis=dict(visible=False),
-                         annotations=[dict(text=note, showarrow=False, font=dict(color="#777"))])
-    return figure
+    return _figure(None, height=300, xaxis=dict(visible=False), yaxis=dict(visible=False),
+                   annotations=[dict(text=note, showarrow=False, font=dict(color="#777"))])
+
+
+def _figure(trace, **layout) -> go.Figure:
+    """A chart with its layout given whole, unvalidated, and the default look's template cut to
+    what these charts use: update_layout's second walk and validation of every property, and the
+    7 KB template every figure carried (copied and serialized on every click), cost more than the
+    rest of a click (docs/performance.md, "Portal under load"). The tests read the layout back."""
+    return go.Figure(trace, layout={"template": _chart_template(), **layout}, _validate=False)
+
+
+@functools.cache
+def _chart_template() -> go.layout.Template:
+    """plotly's default template, only its cartesian layout and its bar and pie styles."""
+    full = pio.templates["plotly"]
+    kept = ("autotypenumbers", "colorway", "font", "hovermode", "hoverlabel", "paper_bgcolor", "plot_bgcolor",
+            "xaxis", "yaxis", "title")
+    layout = {key: value for key, value in full.layout.to_plotly_json().items() if key in kept}
+    return go.layout.Template(layout=layout, data={"bar": full.data.bar, "pie": full.data.pie})
 
 
 # -- results table ---------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 service as the signed-in user, and hands the answer to a pure builder in figures.py."""
 from __future__ import annotations
 
-from flask import g
+import time
+
+from flask import current_app
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
@@ -14,13 +16,18 @@ from portal.explorer.widgets import label
 NUMERIC = ("integer", "number")
 HISTOGRAM_BINS = 20
 CHART_BUCKETS = 20
+KINDS_KEY, KINDS_SECONDS = "labcommons_document_kinds", 60
 
 
 def kinds() -> dict[str, T.DocumentKind]:
-    """The document kinds (tabs) by name, asked once per request."""
-    if "documents" not in g:
-        g.documents = {kind.kind: kind for kind in get_client().documents()}
-    return g.documents
+    """The document kinds (tabs) by name: the same for every user, and changed only when the
+    service starts with another flattening, so each process asks at most every KINDS_SECONDS
+    (every callback of every click needs them)."""
+    cached = current_app.extensions.get(KINDS_KEY)
+    if cached is None or time.monotonic() - cached[0] > KINDS_SECONDS:
+        cached = current_app.extensions[KINDS_KEY] = (time.monotonic(),
+                                                      {kind.kind: kind for kind in get_client().documents()})
+    return cached[1]
 
 
 def field_info(kind: T.DocumentKind) -> dict[str, T.FieldInfo]:

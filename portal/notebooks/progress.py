@@ -133,5 +133,5 @@ for _refusal in (T.Forbidden, T.NotFound, T.ValidationError):
 def init_app(app: Flask) -> None:
     from portal.server import limits
 
-    app.extensions["labcommons_progress_streams"] = threading.BoundedSemaphore(max(1, limits().threads // 4))
+    app.extensions["labcommons_progress_streams"] = threading.BoundedSemaphore(max(1, limits(app.config["SETTINGS"]).threads // 4))
     app.register_blueprint(bp)

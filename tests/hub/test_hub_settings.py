@@ -20,9 +20,8 @@ def test_the_sandbox_choice_is_checked():
         load({"LABCOMMONS_HUB_SANDBOX": "yes"})
 
 
-def test_public_addresses_default_to_loopback_ports(monkeypatch):
-    monkeypatch.setenv("LABCOMMONS_PORTAL_PORT", "8123")
-    settings = load({"LABCOMMONS_HUB_PORT": "8999"})
+def test_public_addresses_default_to_loopback_ports():
+    settings = load({"LABCOMMONS_HUB_PORT": "8999", "LABCOMMONS_PORTAL_PORT": "8123"})
     assert settings.hub_public_url == "http://127.0.0.1:8999"
     assert settings.portal_public_url == "http://127.0.0.1:8123"
     assert Settings(hub_url="https://hub.example/").hub_public_url == "https://hub.example"

@@ -3,10 +3,13 @@ that refuses bodies from their headers, and the LABCOMMONS_PORTAL_* limits. (The
 live portal are in tests/security/test_portal_starvation.py.)"""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from portal.intake import Request, precheck
 from portal.registration.pages import upload_precheck
+from ground.settings import SettingsError, load
 from portal.server import AddressError, Limits, connection_limit, limits
 from tests.stored import with_spectra
 
@@ -77,10 +80,15 @@ def test_an_admin_may_upload_to_any_project():
     assert check("/register/uploads", 10, dict(SESSION, roles=["admin"], grants={}), "project=p9") is None
 
 
-def test_limits_come_from_the_environment_and_bad_values_are_named():
-    assert limits({"LABCOMMONS_PORTAL_THREADS": "3"}) == Limits(threads=3)
-    with pytest.raises(AddressError, match="LABCOMMONS_PORTAL_HEADER_SECONDS: '0' is not a whole number"):
-        limits({"LABCOMMONS_PORTAL_HEADER_SECONDS": "0"})
+def test_limits_come_from_the_settings_and_bad_values_are_named():
+    assert limits(load({"LABCOMMONS_PORTAL_THREADS": "3", "LABCOMMONS_PORTAL_WORKERS": "2"})) == Limits(threads=3, workers=2)
+    assert limits(load({})).workers == (os.cpu_count() or 1)  # default: one process per core
+    with pytest.raises(SettingsError, match="LABCOMMONS_PORTAL_HEADER_SECONDS: 0 is too small"):
+        load({"LABCOMMONS_PORTAL_HEADER_SECONDS": "0"})
+    with pytest.raises(SettingsError, match="LABCOMMONS_PORTAL_WORKERS: -1 is not allowed"):
+        load({"LABCOMMONS_PORTAL_WORKERS": "-1"})
+    with pytest.raises(SettingsError, match="LABCOMMONS_PORTAL_PORT: 70000 is not a port number"):
+        load({"LABCOMMONS_PORTAL_PORT": "70000"})
     assert connection_limit(10000, 1024) == (1024 - 256) // 3 and connection_limit(50, 1 << 20) == 50
 
 

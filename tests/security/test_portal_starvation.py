@@ -1,8 +1,9 @@
 """Starving the portal, as an attacker would, against a real portal process: idle and silent
 sockets, slowloris headers, slow readers of large downloads and exports, and anonymous bodies
 sent to fill the temp directory. Signed-in users must be served throughout, and refused bodies
-must never be read. The portal runs with 2 worker threads, a limit of 64 connections and a
-2-second header deadline, so each attack needs only a few dozen sockets on loopback.
+must never be read. The portal runs as 2 processes sharing its socket, each with 2 worker threads, a
+limit of 64 connections and a 2-second header deadline, so each attack needs only a few dozen
+sockets on loopback.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from tests.security.live_portal import closed_by_server, cookie_header, live_portal, raw_request
 
-THREADS, CONNECTIONS, HEADER_SECONDS = 2, 64, 2
+WORKERS, THREADS, CONNECTIONS, HEADER_SECONDS = 2, 2, 64, 2
 PROMPT_SECONDS = 5.0  # generous for a loaded CI machine; the old portal never answered
 BIG_FILE_BYTES = 48 * 1024 * 1024  # past waitress's 16 MiB output buffer: a thread would wait on it
 
@@ -25,7 +26,8 @@ BIG_FILE_BYTES = 48 * 1024 * 1024  # past waitress's 16 MiB output buffer: a thr
 def commons(tmp_path_factory):
     root = tmp_path_factory.mktemp("starvation")
     (root / "tmp").mkdir()
-    env = {"LABCOMMONS_PORTAL_THREADS": str(THREADS), "LABCOMMONS_PORTAL_MAX_CONNECTIONS": str(CONNECTIONS),
+    env = {"LABCOMMONS_PORTAL_WORKERS": str(WORKERS), "LABCOMMONS_PORTAL_THREADS": str(THREADS),
+           "LABCOMMONS_PORTAL_MAX_CONNECTIONS": str(CONNECTIONS),
            "LABCOMMONS_PORTAL_HEADER_SECONDS": str(HEADER_SECONDS), "TMPDIR": str(root / "tmp")}
     with live_portal(root / "data", **env) as live:
         live.tmp = root / "tmp"
@@ -124,8 +126,13 @@ def test_slow_readers_of_downloads_and_exports_hold_no_worker_thread(commons, an
 
 
 def temp_files(pid: int, tmp: Path) -> int:
-    """Bytes in files under tmp that the process has open (waitress's spooled bodies are
-    unlinked at once, so only /proc shows them)."""
+    """Bytes in files under tmp that the portal's processes (the parent and the children serving)
+    have open (waitress's spooled bodies are unlinked at once, so only /proc shows them)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(_open_under(int(p), tmp) for p in [pid, *children])
+
+
+def _open_under(pid: int, tmp: Path) -> int:
     total = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -195,3 +202,23 @@ def test_a_signed_in_upload_with_a_write_grant_still_works(commons):
                       timeout=60)
     assert answer.status_code == 201, answer.text
     assert answer.json()["file_size"] == len(body)
+
+
+def serving_processes(commons) -> list[int]:
+    pid = commons.portal.process.pid
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_a_killed_serving_process_is_replaced_while_the_others_serve(commons, ana):
+    """Last in this module: it kills one of the processes serving the portal."""
+    before = serving_processes(commons)
+    assert len(before) == WORKERS
+    os.kill(before[0], 9)
+    assert_prompt(ana, commons.url)  # the other process serves meanwhile; the socket stays open
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(set(serving_processes(commons)) - {before[0]}) < WORKERS:
+        time.sleep(0.1)
+    after = serving_processes(commons)
+    assert len(after) == WORKERS and before[0] not in after and before[1] in after
+    assert "was killed by SIGKILL" in commons.portal.log.read_text()
+    assert_prompt(ana, commons.url)

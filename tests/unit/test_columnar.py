@@ -3,11 +3,13 @@ filters from test_filters' generator, each facet with its own-facet exclusion, c
 stats; then again after rows are rewritten, deleted and added (the write path's notifications)."""
 from __future__ import annotations
 
+import json
 import random
 from datetime import date
 from types import SimpleNamespace
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from metadata.filters import Field, parse, to_sql, without_field
@@ -137,6 +139,14 @@ def test_a_record_field_facet_is_left_to_duckdb_which_counts_documents_once_per_
     assert expected["liver"] == 4 and expected[D.MISSING] > 300  # rows 1, 4, 6, 9; every random row
 
 
+def test_facets_counted_on_several_threads_agree_with_duckdb(db, monkeypatch):
+    from metadata.store import columnar
+    monkeypatch.setattr(columnar, "PARALLEL_ROWS", 0)  # as for a large table
+    cache = ColumnCache(lambda: db)
+    cache.reset({"t": SPEC})
+    assert sum(check(db, cache, node) for node in random_nodes(4242, 100)) > 200
+
+
 def test_the_columnar_path_follows_rewritten_deleted_and_added_rows(db):
     cache = ColumnCache(lambda: db)
     cache.reset({"t": SPEC})
@@ -160,6 +170,44 @@ def test_the_columnar_path_follows_rewritten_deleted_and_added_rows(db):
     for node in nodes[36:] + [None]:
         check(db, cache, node)
     assert cache._snapshots["t"].dead > 0  # kept current by deltas, not rebuilt
+
+
+def test_a_saved_copy_is_taken_up_as_it_was_and_follows_later_writes(db, tmp_path):
+    cache = ColumnCache(lambda: db)
+    cache.reset({"t": SPEC})
+    nodes = random_nodes(31, 40)
+    check(db, cache, nodes[0])
+    db.execute("DELETE FROM doc_t WHERE id IN ('101', '102')")  # saved with dead rows and a queued write
+    notify(db, cache, {"101", "102"})
+    assert cache.save(tmp_path / "copy", "sig") == ["t"]
+    mark = json.loads((tmp_path / "copy" / "current.json").read_text())
+    assert ColumnCache(lambda: db).restore(mark, tmp_path / "copy", "other flattening") == []
+    restored = ColumnCache(lambda: db)
+    restored.reset({"t": SPEC})
+    assert restored.restore(mark, tmp_path / "copy", "sig") == ["t"]
+    assert isinstance(restored._snapshots["t"].idhash, np.memmap)  # mapped, not read from DuckDB
+    for node in nodes[:20]:
+        check(db, restored, node)
+    db.execute("UPDATE doc_t SET organ = 'liver' WHERE id IN ('103', '104')")
+    notify(db, restored, {"103", "104"})
+    for node in nodes[20:]:
+        check(db, restored, node)
+
+
+def test_a_requests_facets_and_total_share_their_masks(db, monkeypatch):
+    from metadata.store import columnar
+    cache = ColumnCache(lambda: db)
+    cache.reset({"t": SPEC})
+    node = parse({"AND": [{"IN": {"organ": ["liver", "brain"]}}, {">=": {"age_years": 30}}]}, FIELDS)
+    evaluated, original = [], columnar._Masks._mask
+    monkeypatch.setattr(columnar._Masks, "_mask", lambda self, n: evaluated.append(n) or original(self, n))
+    with cache.sharing():
+        cache.facets("t", [(f, without_field(node, f)) for f in FACETS])
+        before = len(evaluated)
+        total = cache.count("t", node)
+    assert len(evaluated) == before and node in evaluated  # the total's filter was the facets'
+    assert cache.count("t", node) == total and len(evaluated) > before  # outside: evaluated afresh
+    check(db, cache, node)
 
 
 def test_a_new_value_of_a_varchar_column_after_a_write_is_counted(db):
@@ -191,3 +239,34 @@ def test_both_ways_of_binning_agree_with_duckdb(db, bins):
         sql = D.histogram_sql(SimpleNamespace(kind="h", fields={"v": Field("v", "number")}), "v", "TRUE")
         expected = dict(db.execute(sql, [edges, edges, last, edges[0], edges[1] - edges[0]]).fetchall())
         assert [c for _, _, c in _histogram(values, edges)] == [expected.get(i, 0) for i in range(last + 1)]
+
+
+def test_the_store_saves_its_copy_at_close_and_takes_it_up_at_start_until_a_write(tmp_path):
+    from metadata import flatten
+    from metadata.dictionary import Dictionary
+    from metadata.store.base import StoredNode, Write
+    from metadata.store.embedded import EmbeddedStore
+
+    flattening, path = flatten.load(Dictionary.load()), tmp_path / "metadata.duckdb"
+    saved = tmp_path / "metadata.duckdb.columnar" / "current.json"
+    store = EmbeddedStore(path)
+    store.use_documents(flattening)
+    rows = [{"id": f"f{i}", "project_id": "p", "submitter_id": f"f{i}", "species": ["human", "mouse"][i % 2]}
+            for i in range(10)]
+    store.load_documents("file", pa.Table.from_pylist(rows, D.arrow_schema(flattening.specs["file"])))
+    counts = store.facet_counts("file", [("species", None)], 10)
+    store.close()
+    assert saved.exists()
+    again = EmbeddedStore(path)
+    again.use_documents(flattening)
+    assert "file" in again._columns._snapshots  # taken up at start, before any query
+    assert again.facet_counts("file", [("species", None)], 10) == counts
+    node = StoredNode("c1", "case", "p", "c1", 1, {}, [], "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "t", "t")
+    again.apply([Write(node, None)], set())
+    assert not saved.exists()  # a crash from here on must not leave a copy that looks current
+    again._db.close()  # as a crash would: no save
+    third = EmbeddedStore(path)
+    third.use_documents(flattening)
+    assert third._columns._snapshots == {}
+    assert third.facet_counts("file", [("species", None)], 10) == counts
+    third.close()
