@@ -111,8 +111,8 @@ class MetadataService:
                            who.can_read).plan(entities)
             if request.dry_run or not plan.writes:
                 break
-            try:
-                self.store.apply(plan.writes, plan.parent_ids)
+            try:  # the batch and its audit entry commit together
+                self.store.apply(plan.writes + self.audit_log.take(), plan.parent_ids)
                 break
             except Clash as clash:
                 # another batch wrote the same nodes between our plan and our write: plan again
