@@ -296,8 +296,12 @@ class MetadataService:
         return run_thrift(node, self.runs.outputs(node))
 
     def _graph_node(self, node_id: str) -> StoredNode:
-        """A node of the dictionary's graph; internal nodes (cohorts) are not found through here."""
-        return policy.lookup(self.store, self.dictionary, policy.NODE, node_id)
+        """A node of the dictionary's graph; internal nodes (cohorts) are not found through here.
+        Read-only callers (get_node, get_edges): the policy has just read it for this call."""
+        node = policy.read_for_call(self.store, node_id) if node_id else None
+        if node is None or not policy.NODE.accepts(self.dictionary, node.type):
+            raise policy.missing(policy.NODE, node_id)
+        return node
 
 
 def to_thrift(node: StoredNode) -> T.Node:
