@@ -226,6 +226,7 @@ TABLE: dict[str, Policy] = {
     "cancel_run": Policy(checks=_read(Stored(0, RUN)), handler="its launcher or a writer of its project"),
     "retry_run": Policy(checks=_read(Stored(0, RUN)), handler="its launcher or a writer of its project"),
     "claim_runs": Policy((WORKER,)),
+    "claim_runs_waiting": Policy((WORKER,)),
     "update_run": Policy((WORKER,), _read(Stored(0, RUN, "run_id"))),
     # parameter sets
     "save_parameter_set": Policy(checks=(Check(READ, Stored(0, DATASET, "dataset_id")),

@@ -250,6 +250,9 @@ class MetadataService:
     def claim_runs(self, who: Identity, worker: str, limit: int) -> list:
         return [self._run(r) for r in self.runs.claim(who, worker, limit)]
 
+    def claim_runs_waiting(self, who: Identity, worker: str, limit: int, wait_ms: int) -> list:
+        return [self._run(r) for r in self.runs.claim_waiting(who, worker, limit, wait_ms)]
+
     def update_run(self, who: Identity, update: T.RunUpdate) -> T.Run:
         run = self.runs.update(who, update)
         if update.outputs:

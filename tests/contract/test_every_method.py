@@ -11,7 +11,7 @@ from metadata.idl import metadata_thrift as T
 ADMIN_ONLY = {"create_token", "reindex", "save_account", "set_grant", "list_accounts", "sign_in", "audit",
               "set_trigger_enabled", "fire_triggers", "set_tier_access_limit",
               "set_tier_access"}
-WORKER_ONLY = {"claim_runs", "update_run"}
+WORKER_ONLY = {"claim_runs", "claim_runs_waiting", "update_run"}
 
 
 def placeholder(ttype, spec):
