@@ -103,11 +103,13 @@ class Tokens:
         if not token:
             raise BadToken("no token given: pass one with --token or LABCOMMONS_TOKEN", "token_missing")
         claims = self._verified.get(token)
-        if claims is None or claims["exp"] <= time.time():  # expiry is checked on every call, as jwt does
+        if claims is None:
             claims = self._decode(token)
             if len(self._verified) >= VERIFIED_TOKENS:
                 self._verified.clear()  # many distinct tokens: start again rather than grow
             self._verified[token] = claims
+        if claims["exp"] <= time.time():  # kept claims too: expiry is checked on every call
+            raise _expired()
         return self._identity(claims)
 
     def _decode(self, token: str) -> dict:
@@ -115,8 +117,7 @@ class Tokens:
             return jwt.decode(token, self._key, algorithms=["HS256"], issuer=ISSUER,
                               options={"require": ["exp", "sub", "iss"]})
         except jwt.ExpiredSignatureError:
-            raise BadToken("the token has expired: ask an administrator for a new one "
-                           "(labcommons token create)", "token_expired") from None
+            raise _expired() from None
         except jwt.InvalidTokenError:
             raise BadToken("the token is not valid: it was not issued by this commons "
                            "or has been altered", "token_invalid") from None
@@ -126,6 +127,11 @@ class Tokens:
         return Identity(claims["sub"], tuple(claims.get("roles", ())), dict(claims.get("grants", {})),
                         int(claims["exp"]), claims.get("jti", ""), claims.get("kind", "script"),
                         int(claims.get("epoch", 0)))
+
+
+def _expired() -> BadToken:
+    return BadToken("the token has expired: ask an administrator for a new one (labcommons token create)",
+                    "token_expired")
 
 
 def check_identity(user: str, roles, grants: dict[str, str], ttl: int) -> None:

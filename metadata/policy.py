@@ -42,6 +42,11 @@ INPUT = Kind("data file or measurement", lambda _d, t: t in ("data_file", "measu
 _call = threading.local()  # the nodes this thread's current call had read by the policy
 
 
+def end_call() -> None:
+    """Forget the current call's reads (the Guard, when a call ends), so none outlives its call."""
+    _call.nodes = {}
+
+
 def read_for_call(store, node_id: str):
     """The node as the policy read it for the current call (so a read-only handler does not read it
     again), else from the store."""

@@ -166,6 +166,7 @@ class Guard:
             except Exception as error:
                 raise internal_error(name, error) from None
             finally:
+                policy.end_call()
                 with self._idle:
                     self._in_flight -= 1
                     self._idle.notify_all()
