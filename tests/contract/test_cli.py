@@ -202,3 +202,10 @@ def test_a_refused_batch_of_a_large_file_is_located_in_the_file_and_a_rerun_cont
     file.write_text(file.read_text().replace("unicorn", "mouse"))
     rerun = cli("submit", str(file), "-p", project, "--batch-size", "2", "--no-progress")
     assert "continued after the 4 entities" in rerun.output and "2 were created" in rerun.output
+
+
+def test_a_json_file_larger_than_a_batch_is_sent_in_batches(cli, project, tmp_path):
+    file = tmp_path / "cases.json"
+    file.write_text(json.dumps([{"type": "case", "submitter_id": f"c-{i}", "species": "mouse"} for i in range(5)]))
+    result = cli("submit", str(file), "-p", project, "--batch-size", "2", "--no-progress")
+    assert "5 entities: 5 were created" in result.output and not (tmp_path / ".cases.json.labcommons-submit").exists()
