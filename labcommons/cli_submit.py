@@ -44,11 +44,13 @@ class Batch:
 
 
 class Checkpoint:
-    """The position of one file's submission to one project, kept beside the file."""
+    """The position of one file's submission to one project, kept beside the file. The digest
+    of the file's beginning is kept running, so each save hashes only the bytes since the last."""
 
     def __init__(self, file: Path, project: str, fmt: str):
         self.file, self.key = file, {"project": project, "format": fmt}
         self.path = file.with_name(f".{file.name}.labcommons-submit")
+        self._digest, self._hashed = hashlib.sha256(), 0
 
     def load(self) -> Position:
         """The saved position if it is for this project and the file still begins as it did; else the start."""
@@ -57,13 +59,15 @@ class Checkpoint:
             position = Position(**saved["position"])
         except (OSError, ValueError, KeyError, TypeError):
             return Position()
-        if saved.get("key") != self.key or saved.get("digest") != prefix_digest(self.file, position.offset):
+        self._digest, self._hashed = hashlib.sha256(), 0  # the file as it is now, from its first byte
+        if saved.get("key") != self.key or saved.get("digest") != self._digest_to(position.offset):
+            self._digest, self._hashed = hashlib.sha256(), 0
             return Position()
         return position
 
     def save(self, position: Position) -> bool:
         """Write the position (atomically); False when the folder is not writable."""
-        record = {"key": self.key, "position": asdict(position), "digest": prefix_digest(self.file, position.offset)}
+        record = {"key": self.key, "position": asdict(position), "digest": self._digest_to(position.offset)}
         scratch = self.path.with_name(self.path.name + ".tmp")
         try:
             scratch.write_text(json.dumps(record))
@@ -71,6 +75,15 @@ class Checkpoint:
             return True
         except OSError:
             return False
+
+    def _digest_to(self, offset: int) -> str:
+        """sha256 of the file's first offset bytes (offsets only grow, as the batches do)."""
+        with self.file.open("rb") as handle:
+            handle.seek(self._hashed)
+            while self._hashed < offset and (chunk := handle.read(min(DIGEST_CHUNK, offset - self._hashed))):
+                self._digest.update(chunk)
+                self._hashed += len(chunk)
+        return self._digest.copy().hexdigest()
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -124,16 +137,6 @@ def located(error, batch: Batch):
                      + (f"the {before:,} entities before it were written: fix the file and run the same command "
                         "again to continue from this batch)" if before else "nothing was written)"))
     return error
-
-
-def prefix_digest(file: Path, length: int) -> str:
-    """sha256 of the file's first length bytes: a resumed run must see the same beginning."""
-    digest, left = hashlib.sha256(), length
-    with file.open("rb") as handle:
-        while left > 0 and (chunk := handle.read(min(DIGEST_CHUNK, left))):
-            digest.update(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
 
 
 def batches(file: Path, fmt: str, size: int, start: Position) -> Iterator[Batch]:
