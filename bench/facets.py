@@ -38,6 +38,9 @@ from metadata.client import MetadataClient  # noqa: E402
 from metadata.dictionary import Dictionary  # noqa: E402
 from metadata.store.embedded import EmbeddedStore  # noqa: E402
 
+sys.path.append(str(Path(__file__).resolve().parent))  # after `metadata`, which bench/metadata.py would shadow
+from harness import cpu_ms  # noqa: E402
+
 CARDINALITIES = {"f3": 3, "f5": 5, "f8": 8, "f12": 12, "f20": 20, "f50": 50, "f100": 100, "f200": 200}
 FILTER = {"AND": [{"IN": {"f5": ["v1", "v2"]}}, {">=": {"size_mb": 10}}]}
 
@@ -171,15 +174,6 @@ def pandas_facets(frame, runs: int) -> list[float]:
         frame.loc[in_f5, "size_mb"].pipe(np.histogram, bins=20)
 
     return timed(facets, runs)
-
-
-def cpu_ms(pid: int) -> float:
-    """CPU time a process has used (user + system, all threads), from /proc; NaN elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
 
 
 def percentile(values: list[float], q: float) -> float:

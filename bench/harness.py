@@ -86,6 +86,15 @@ class Service:
             self.process.wait()
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time a process has used (user + system, all threads), from /proc; NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def measurement_batch(name: str, storage: Path) -> list[dict]:
     """A case, sample, experiment and measurement with its imzML and ibd files (not on disk), in
     `storage`: the project's folder of the storage root (the service refuses files elsewhere)."""

@@ -21,6 +21,7 @@ from labcommons.cli_resolve import node as find_node, node_id as resolve_node
 from ground import settings as settings_module
 from metadata.client import ERRORS, MetadataClient
 
+DEFAULT_BATCH = 1000
 out = Console()
 err = Console(stderr=True)
 
@@ -171,19 +172,41 @@ def portal_serve(bind_host: str | None, bind_port: int | None, workers: int | No
 @click.option("--format", "fmt", type=click.Choice(["json", "tsv"]),
               help="File format (default: from the file's extension).")
 @click.option("--dry-run", is_flag=True, help="Validate and report what would change; write nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=DEFAULT_BATCH, show_default=True,
+              help="Entities per transaction: a larger file is sent in batches, in file order.")
+@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
 @click.pass_obj
 @reports_errors
-def submit(obj: Context, file: Path, project: str, fmt: str | None, dry_run: bool):
-    """Submit a JSON or TSV file of entities to a project: all of it, or none of it."""
+def submit(obj: Context, file: Path, project: str, fmt: str | None, dry_run: bool, batch_size: int,
+           progress: bool | None):
+    """Submit a JSON or TSV file of entities to a project, in batches of --batch-size entities,
+    each all or nothing; an interrupted run, run again, continues after the last batch written."""
+    from labcommons.cli_submit import submit_file
+
     fmt = fmt or ("tsv" if file.suffix.lower() in (".tsv", ".txt") else "json")
+    if dry_run:
+        _dry_run(obj, file, project, fmt)
+        return
+    show = err.is_terminal if progress is None else progress
+    try:
+        totals = submit_file(obj.client, file, project, fmt, batch_size, show)
+    except ValueError as error:
+        raise click.BadParameter(f"{file}: {error}", param_hint="FILE") from None
+    if totals.resumed.entities:
+        err.print(f"continued after the {totals.resumed.entities:,} entities an earlier run had written")
+    out.print(f"{totals.entities} entities: {totals.created} were created, {totals.updated} were "
+              f"updated, {totals.unchanged} unchanged")
+
+
+def _dry_run(obj: Context, file: Path, project: str, fmt: str) -> None:
+    """The whole file in one call that writes nothing (a batched dry run could not see earlier batches' nodes)."""
     try:
         body = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise click.BadParameter(f"{file} is not UTF-8 text", param_hint="FILE") from None
-    result = obj.client.submit(project, body=body, fmt=fmt, dry_run=dry_run)
-    verb = "would be" if dry_run else "were"
-    out.print(f"{len(result.entities)} entities: {result.created} {verb} created, {result.updated} {verb} "
-              f"updated, {result.unchanged} unchanged{' (dry run: nothing written)' if dry_run else ''}")
+    result = obj.client.submit(project, body=body, fmt=fmt, dry_run=True)
+    out.print(f"{len(result.entities)} entities: {result.created} would be created, {result.updated} would be "
+              f"updated, {result.unchanged} unchanged (dry run: nothing written)")
 
 
 @main.command()

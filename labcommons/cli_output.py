@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import click
 from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
 
@@ -97,3 +99,21 @@ def _cell(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(map(str, value))
     return "" if value is None else str(value)
+
+
+class ProgressBar:
+    """A rich progress bar on stderr (or nothing when `show` is false), as a context manager
+    yielding advance(n); `in_bytes` counts bytes (a file read) rather than items."""
+
+    def __init__(self, label: str, total: int, show: bool = True, in_bytes: bool = False, done: int = 0):
+        count = DownloadColumn() if in_bytes else MofNCompleteColumn()
+        self._progress = Progress(TextColumn(label), BarColumn(), count, TimeRemainingColumn(),
+                                  console=Console(stderr=True), disable=not show)
+        self._task = self._progress.add_task(label, total=total, completed=done)
+
+    def __enter__(self) -> Callable[[int], None]:
+        self._progress.start()
+        return lambda n: self._progress.advance(self._task, n)
+
+    def __exit__(self, *exc) -> None:
+        self._progress.stop()

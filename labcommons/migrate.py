@@ -24,10 +24,9 @@ from pathlib import Path
 
 import duckdb
 from elasticsearch import ConnectionError as EsConnectionError, Elasticsearch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from labcommons.cli_output import ProgressBar
 from metadata.flatten import Flattening
 from metadata.store.base import EdgeRow, Store, StoredNode, Write, edges_of
 from metadata.store.elastic import ElasticStore, client, indices
@@ -230,7 +229,7 @@ def to_elasticsearch(source_path: Path, url: str, prefix: str, flattening: Flatt
         target = ElasticStore(url, prefix, shards, replicas, ca_certs)
         try:
             types = sorted(source.counts())
-            with _bar(progress, sum(source.counts().values())) as advance:
+            with ProgressBar("copying nodes", sum(source.counts().values()), progress) as advance:
                 copy_nodes(source, target, types, advance)
             target.use_documents(flattening)  # builds every document from the copied graph
             return verify(source, target, flattening)
@@ -238,19 +237,3 @@ def to_elasticsearch(source_path: Path, url: str, prefix: str, flattening: Flatt
             target.close()
     finally:
         source.close()
-
-
-class _bar:
-    """A rich progress bar over the nodes copied (on stderr), or nothing."""
-
-    def __init__(self, show: bool, total: int):
-        self._progress = Progress(TextColumn("copying nodes"), BarColumn(), MofNCompleteColumn(),
-                                  TimeRemainingColumn(), console=Console(stderr=True), disable=not show)
-        self._task = self._progress.add_task("copy", total=total)
-
-    def __enter__(self) -> Callable[[int], None]:
-        self._progress.start()
-        return lambda n: self._progress.advance(self._task, n)
-
-    def __exit__(self, *exc) -> None:
-        self._progress.stop()

@@ -16,6 +16,7 @@ import json
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -217,17 +218,45 @@ class Registry:
 
 
 class AuditLog:
-    """Who did what, when, from where, and how it ended; newest first."""
+    """Who did what, when, from where, and how it ended; newest first.
+
+    A call that writes may carry its own audit entry into its transaction: the Guard offers the
+    entry (`offered`), the handler adds `take()` to its writes, so the data and the record of who
+    wrote it commit together or not at all."""
 
     def __init__(self, store: Store):
         self.store = store
+        self._pending = threading.local()
 
     def record(self, user: str, action: str, target: str, detail: dict, client: str, outcome: str) -> None:
+        self.store.apply([self.entry(user, action, target, detail, client, outcome)], set())
+
+    @staticmethod
+    def entry(user: str, action: str, target: str, detail: dict, client: str, outcome: str) -> Write:
+        """The write of one audit entry."""
         # the key keeps the store's (project_id, submitter_id) order newest first, as before the index
         key = f"{10 ** 13 - int(time.time() * 1000):013d}-{uuid.uuid4().hex[:8]}"
         entry = AuditEntry(at=now_iso(), user=user, action=action, target=target[:500],
                            detail_json=json.dumps(detail, default=str)[:4000], client=client, outcome=outcome)
-        self.store.apply([Write(_node(AUDIT, key, entry.to_props(), None, scope=AUDIT_SCOPE), None)], set())
+        return Write(_node(AUDIT, key, entry.to_props(), None, scope=AUDIT_SCOPE), None)
+
+    @contextmanager
+    def offered(self, entry: Write):
+        """Offer this thread's call its audit entry; yields a function saying whether the handler took it."""
+        self._pending.entry, self._pending.taken = entry, False
+        try:
+            yield lambda: self._pending.taken
+        finally:
+            self._pending.entry = None
+
+    def take(self) -> list[Write]:
+        """The offered entry, as writes for the caller's transaction (none when none is offered).
+        Take it only for the write that ends the call: once that commits, the Guard writes no other."""
+        entry = getattr(self._pending, "entry", None)
+        if entry is None:
+            return []
+        self._pending.taken = True
+        return [entry]
 
     def query(self, query: T.AuditQuery) -> T.AuditPage:
         """Matching entries, newest first, from the store's index of the log; next_cursor is empty

@@ -22,6 +22,7 @@ ROLES = ("admin", "analyst", "technician", "worker")
 ACCESS = ("read", "write")
 ISSUER = "labcommons"
 MAX_TTL_SECONDS = 366 * 24 * 3600
+VERIFIED_TOKENS = 10_000  # tokens whose checked claims are kept (a portal's sessions, workers, scripts)
 PRIVATE = "~"  # reserved scopes (private ones, the service's own records) start with it
 # the service's own scopes (~accounts, ~audit, ...): no user may be named so, or their private
 # scope would be one of them
@@ -83,6 +84,7 @@ class Tokens:
     def __init__(self, key: str, default_ttl: int = 8 * 3600):
         self._key = key
         self.default_ttl = default_ttl
+        self._verified: dict[str, dict] = {}  # token -> its checked claims: a signature is checked once
 
     def mint(self, user: str, roles, grants: dict[str, str], ttl: int | None = None,
              kind: str = "script", epoch: int = 0) -> tuple[str, Identity]:
@@ -100,18 +102,36 @@ class Tokens:
         """The identity a token names; BadToken if it is missing, forged or expired."""
         if not token:
             raise BadToken("no token given: pass one with --token or LABCOMMONS_TOKEN", "token_missing")
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.clear()  # many distinct tokens: start again rather than grow
+            self._verified[token] = claims
+        if claims["exp"] <= time.time():  # kept claims too: expiry is checked on every call
+            raise _expired()
+        return self._identity(claims)
+
+    def _decode(self, token: str) -> dict:
         try:
-            claims = jwt.decode(token, self._key, algorithms=["HS256"], issuer=ISSUER,
-                                options={"require": ["exp", "sub", "iss"]})
+            return jwt.decode(token, self._key, algorithms=["HS256"], issuer=ISSUER,
+                              options={"require": ["exp", "sub", "iss"]})
         except jwt.ExpiredSignatureError:
-            raise BadToken("the token has expired: ask an administrator for a new one "
-                           "(labcommons token create)", "token_expired") from None
+            raise _expired() from None
         except jwt.InvalidTokenError:
             raise BadToken("the token is not valid: it was not issued by this commons "
                            "or has been altered", "token_invalid") from None
+
+    @staticmethod
+    def _identity(claims: dict) -> Identity:
         return Identity(claims["sub"], tuple(claims.get("roles", ())), dict(claims.get("grants", {})),
                         int(claims["exp"]), claims.get("jti", ""), claims.get("kind", "script"),
                         int(claims.get("epoch", 0)))
+
+
+def _expired() -> BadToken:
+    return BadToken("the token has expired: ask an administrator for a new one (labcommons token create)",
+                    "token_expired")
 
 
 def check_identity(user: str, roles, grants: dict[str, str], ttl: int) -> None:

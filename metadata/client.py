@@ -272,6 +272,10 @@ class MetadataClient:
     def claim_runs(self, worker: str, limit: int) -> list[T.Run]:
         return self._call("claim_runs", worker, limit)
 
+    def claim_runs_waiting(self, worker: str, limit: int, wait_ms: int) -> list[T.Run]:
+        """claim_runs, waiting up to wait_ms in the service for a run to be queued when none is."""
+        return self._call("claim_runs_waiting", worker, limit, wait_ms)
+
     def update_run(self, update: T.RunUpdate) -> T.Run:
         return self._call("update_run", update)
 

@@ -12,6 +12,7 @@ log (admins only) keeps the real reason (`Missing.refusal`).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -36,6 +37,21 @@ COHORT = Kind("cohort", lambda _d, t: t == "_cohort")
 PARAMETER_SET = Kind("parameter set", lambda _d, t: t == "parameter_set")
 DATASET = Kind("measurement or data file", lambda _d, t: t in ("measurement", "data_file"))
 INPUT = Kind("data file or measurement", lambda _d, t: t in ("data_file", "measurement"))
+
+
+_call = threading.local()  # the nodes this thread's current call had read by the policy
+
+
+def end_call() -> None:
+    """Forget the current call's reads (the Guard, when a call ends), so none outlives its call."""
+    _call.nodes = {}
+
+
+def read_for_call(store, node_id: str):
+    """The node as the policy read it for the current call (so a read-only handler does not read it
+    again), else from the store."""
+    nodes = getattr(_call, "nodes", {})
+    return nodes[node_id] if node_id in nodes else store.get(node_id)
 
 
 def missing(kind: Kind, object_id: str, argument: str = "") -> Missing:
@@ -101,6 +117,7 @@ class Stored:
         value = _argument(args, self.index, self.field)
         ids = [str(i) for i in dict.fromkeys(value if isinstance(value, list) else [value] if value else [])]
         found = store.get_many(ids) if ids else {}  # one read, however many ids
+        _call.nodes.update(found)
         for object_id in ids:
             if object_id not in found or not self.kind.accepts(dictionary, found[object_id].type):
                 raise missing(self.kind, object_id, self.field)
@@ -215,6 +232,7 @@ TABLE: dict[str, Policy] = {
     "cancel_run": Policy(checks=_read(Stored(0, RUN)), handler="its launcher or a writer of its project"),
     "retry_run": Policy(checks=_read(Stored(0, RUN)), handler="its launcher or a writer of its project"),
     "claim_runs": Policy((WORKER,)),
+    "claim_runs_waiting": Policy((WORKER,)),
     "update_run": Policy((WORKER,), _read(Stored(0, RUN, "run_id"))),
     "record_deletion": Policy((WORKER,), _read(Stored(0, RUN, "run_id"))),
     "run_stats": Policy((ANALYST,), _read(Named(0, "project_id")), handler="no project named: every readable project"),
@@ -231,6 +249,7 @@ TABLE: dict[str, Policy] = {
 def authorize(store, dictionary, name: str, who: Identity, args: tuple) -> None:
     """Apply the method's policy; Denied, or NotFound for what the caller may not read."""
     policy = TABLE[name]
+    _call.nodes = {}
     _require_role(who, name, policy.roles)
     for check in policy.checks:
         for target in check.where.targets(store, dictionary, args):

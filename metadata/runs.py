@@ -47,6 +47,7 @@ MAX_OFFSET = 10_000  # an offset walks the index page by page; a cursor pages at
 RACE_RETRIES = 5
 OPEN_RESCAN_SECONDS = 30   # another service replica may have launched runs this one has not seen
 WORKER_GONE_SECONDS = 300  # a worker silent this long has died: its running runs go back to the queue
+MAX_WAIT_MS = 10_000       # a waiting claim holds a service thread; SIGTERM's drain (30 s) outlasts it
 
 
 def now() -> str:
@@ -88,6 +89,8 @@ class RunRegistry:
         self.worker_gone_seconds = WORKER_GONE_SECONDS
         self._started = time.monotonic()   # workers get the same grace after a service restart
         self._seen: dict[str, float] = {}  # worker -> when it last claimed
+        self._queued = threading.Condition()  # notified whenever a run is queued, for waiting claims
+        self._queued_count = 0
 
     # -- launching ----------------------------------------------------------------------
 
@@ -109,7 +112,7 @@ class RunRegistry:
             parents = {f.id for f in files} | ({pset.id} if pset else set())
             try:
                 self.store.apply([Write(run, None), Write(claim, holder.version if holder else None)], parents)
-                self.open.note(run)
+                self._noted(run)
                 return run, False
             except Clash:
                 continue  # another launch took the key between our read and our write: read again
@@ -268,6 +271,27 @@ class RunRegistry:
 
     def claim(self, who: Identity, worker: str, limit: int) -> list[StoredNode]:
         """This worker's running runs (to resume following them), then queued runs, oldest first."""
+        mine, claimed = self._claim(who, worker, limit)
+        return mine + claimed
+
+    def claim_waiting(self, who: Identity, worker: str, limit: int, wait_ms: int) -> list[StoredNode]:
+        """As claim; when there is room but nothing to claim, wait up to wait_ms for a run to be
+        queued (in this process), then claim once more. The count is read before the first claim,
+        so a run queued between that claim and the wait ends the wait at once."""
+        if not 0 <= wait_ms <= MAX_WAIT_MS:
+            raise Invalid(f"wait_ms: {wait_ms} is out of range; give 0 to {MAX_WAIT_MS}")
+        with self._queued:
+            seen = self._queued_count
+        mine, claimed = self._claim(who, worker, limit)
+        if claimed or not limit or not wait_ms:
+            return mine + claimed
+        with self._queued:
+            if not self._queued.wait_for(lambda: self._queued_count != seen, wait_ms / 1000):
+                return mine
+        return self.claim(who, worker, limit)
+
+    def _claim(self, who: Identity, worker: str, limit: int) -> tuple[list[StoredNode], list[StoredNode]]:
+        """(this worker's running runs, the queued runs it claims now)."""
         if not worker or len(worker) > 200:
             raise Invalid("worker: name the worker (1 to 200 characters)")
         if not 0 <= limit <= 100:
@@ -285,7 +309,7 @@ class RunRegistry:
                                           message="started"))
             except Clash:
                 continue  # another worker claimed it first
-        return mine + claimed
+        return mine, claimed
 
     def _requeue_if_orphaned(self, run: StoredNode, who: Identity) -> StoredNode:
         """A running run whose worker has not claimed for worker_gone_seconds goes back to the
@@ -342,8 +366,16 @@ class RunRegistry:
             writes += plan.writes
             parents |= plan.parent_ids - {run.id}
         self.store.apply(writes, parents)
-        self.open.note(node)
+        self._noted(node)
         return node
+
+    def _noted(self, run: StoredNode) -> None:
+        """A run was written: keep the open set current, and wake waiting claims if it is queued."""
+        self.open.note(run)
+        if run.props.get("status") == "queued":
+            with self._queued:
+                self._queued_count += 1
+                self._queued.notify_all()
 
     def _check(self, node: StoredNode) -> None:
         problems = self.dictionary.get(RUN_TYPE).check_properties(node.props)

@@ -17,6 +17,7 @@ import signal
 import socket
 import threading
 import time
+from contextlib import nullcontext
 
 from thriftpy2.server import TThreadedServer
 from thriftpy2.thrift import TProcessor, TType
@@ -110,6 +111,7 @@ WRITES = {"launch", "cancel_run", "retry_run", "set_trigger_enabled", "submit", 
           "delete_cohort", "reindex", "create_token", "save_account", "set_grant", "sign_in", "sign_out_everywhere",
           "create_personal_token", "renew_personal_token", "revoke_personal_token", "sign_out",
           "set_tier_access_limit", "set_tier_access", "save_parameter_set", "record_deletion", "set_alert_settings"}
+AUDITED_WITH_DATA = {"submit"}  # the handler commits the entry with the batch (AuditLog.take)
 SECRET_ARGUMENTS = {"sign_in": 1, "save_account": 1}  # the password's position: never audited
 REFUSALS = (errors.BadToken, errors.Denied)
 ANONYMOUS = "(no valid token)"
@@ -160,8 +162,9 @@ class Guard:
                 who = self._service.registry.resolve(self._tokens.verify(token))
                 refuse_unset(name, args)
                 policy.authorize(self._service.store, self._service.dictionary, name, who, args)
-                result = method(who, *args)
-                if changes(name, args):
+                with self._offer(name, who, args) as taken:
+                    result = method(who, *args)
+                if changes(name, args) and not taken():
                     self._audit(name, who, args, "ok")
                 return result
             except errors.MetadataError as error:
@@ -172,10 +175,20 @@ class Guard:
             except Exception as error:
                 raise internal_error(name, error) from None
             finally:
+                policy.end_call()
                 with self._idle:
                     self._in_flight -= 1
                     self._idle.notify_all()
         return call
+
+    def _offer(self, name: str, who, args: tuple):
+        """For a call whose handler writes its audit entry in its own transaction (AUDITED_WITH_DATA),
+        offer it the entry; yields a function saying whether the handler took (and so wrote) it."""
+        if name not in AUDITED_WITH_DATA:
+            return nullcontext(lambda: False)
+        target, detail = describe(name, args)
+        return self._service.audit_log.offered(self._service.audit_log.entry(
+            who.user, name, target, detail, getattr(_peer, "address", ""), "ok"))
 
     def _audit(self, name: str, who, args: tuple, outcome: str, reason: str = "") -> None:
         """Record one call; a failure here is logged, never turned into the call's error."""

@@ -115,8 +115,8 @@ class MetadataService:
                            who.can_read).plan(entities)
             if request.dry_run or not plan.writes:
                 break
-            try:
-                self.store.apply(plan.writes, plan.parent_ids)
+            try:  # the batch and its audit entry commit together
+                self.store.apply(plan.writes + self.audit_log.take(), plan.parent_ids)
                 break
             except Clash as clash:
                 # another batch wrote the same nodes between our plan and our write: plan again
@@ -256,6 +256,9 @@ class MetadataService:
     def claim_runs(self, who: Identity, worker: str, limit: int) -> list:
         return [self._run(r) for r in self.runs.claim(who, worker, limit)]
 
+    def claim_runs_waiting(self, who: Identity, worker: str, limit: int, wait_ms: int) -> list:
+        return [self._run(r) for r in self.runs.claim_waiting(who, worker, limit, wait_ms)]
+
     def update_run(self, who: Identity, update: T.RunUpdate) -> T.Run:
         run = self.runs.update(who, update)
         if update.outputs:
@@ -327,8 +330,12 @@ class MetadataService:
         return run
 
     def _graph_node(self, node_id: str) -> StoredNode:
-        """A node of the dictionary's graph; internal nodes (cohorts) are not found through here."""
-        return policy.lookup(self.store, self.dictionary, policy.NODE, node_id)
+        """A node of the dictionary's graph; internal nodes (cohorts) are not found through here.
+        Read-only callers (get_node, get_edges): the policy has just read it for this call."""
+        node = policy.read_for_call(self.store, node_id) if node_id else None
+        if node is None or not policy.NODE.accepts(self.dictionary, node.type):
+            raise policy.missing(policy.NODE, node_id)
+        return node
 
 
 def to_thrift(node: StoredNode) -> T.Node:

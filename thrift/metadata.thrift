@@ -932,6 +932,13 @@ service Metadata {
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: ValidationError invalid, 4: InternalError internal),
 
+    /** Worker only. As claim_runs, but when no queued run can be claimed at once it waits, up to
+        wait_ms (0 to 10,000), until a run is queued, and claims then: a worker learns of a new run
+        within milliseconds instead of polling. */
+    list<Run> claim_runs_waiting(1: string token, 2: string worker, 3: i32 limit, 4: i32 wait_ms)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: InternalError internal),
+
     /** Worker only: status, steps and, with the final status, the outputs. */
     Run update_run(1: string token, 2: RunUpdate update)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,

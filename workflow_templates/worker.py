@@ -38,6 +38,7 @@ from workflow_templates.engines.spec import TemplateRefused
 
 log = logging.getLogger(__name__)
 ENGINE_DOWN_PAUSE_SECONDS = 15
+MAX_WAIT_MS = 10_000  # the longest wait the service grants a claim (metadata/runs.py)
 
 
 def default_name() -> str:
@@ -78,17 +79,21 @@ class Worker:
                                                  max_parallel=self.capacity, hidden=(self.storage_root.parent,))
 
     def serve(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
-        """Tick until `stop` is set; a tick that fails (service away) is logged and tried again."""
+        """Tick until `stop` is set; a tick that fails (service away) is logged and tried again.
+        With room for a run, the tick's claim waits in the service (up to poll_seconds) for one to
+        be queued, which stands in for the pause: a new run starts within milliseconds."""
         while not stop.is_set():
+            waited = False
             try:
-                self.tick()
+                waited = self.tick(poll_seconds)
             except ERRORS as error:
                 log.warning("the metadata service refused a worker call: %s", error.message)
             except (TTransportException, OSError) as error:
                 log.warning("cannot reach the metadata service (%s); trying again", error)
             self.sweep()
             self._beat()
-            stop.wait(poll_seconds)
+            if not waited:
+                stop.wait(poll_seconds)
 
     def sweep(self) -> None:
         """Apply the storage lifecycle rules when sweep_seconds have passed since the last time;
@@ -108,9 +113,13 @@ class Worker:
         if self.heartbeat is not None:
             self.heartbeat.touch()
 
-    def tick(self) -> None:
+    def tick(self, wait_seconds: float = 0) -> bool:
+        """Claim, start what was claimed, follow every run; True when the claim waited in the service."""
         room = max(0, self.capacity - len(self.followed)) if time.monotonic() >= self.paused_until else 0
-        claimed = {run.id: run for run in self.client.claim_runs(self.name, room)}
+        wait_ms = min(int(wait_seconds * 1000), MAX_WAIT_MS) if room else 0
+        runs = self.client.claim_runs_waiting(self.name, room, wait_ms) if wait_ms else \
+            self.client.claim_runs(self.name, room)
+        claimed = {run.id: run for run in runs}
         for run in claimed.values():
             if run.id not in self.followed:
                 self._begin(run)
@@ -119,6 +128,7 @@ class Worker:
                 self._follow(followed, claimed.get(followed.run.id))
             except ArgoEngineError as error:   # the Argo Server is away: follow again later
                 log.warning("run %s: cannot follow it on the engine now: %s", followed.run.id, error)
+        return bool(wait_ms)
 
     # -- starting -------------------------------------------------------------------------
 

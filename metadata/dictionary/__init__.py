@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
+from metadata.dictionary.compiled import compile_check
 from metadata.errors import Invalid
 
 DEFAULT_DIRECTORY = Path(__file__).with_name("default")
@@ -64,6 +65,7 @@ class NodeType:
     groups: tuple[LinkGroup, ...] = ()
     managed: bool = False   # written only by the service itself (runs), never by a submission
     _validator: Draft202012Validator | None = field(default=None, repr=False)
+    _valid: object = field(default=None, repr=False)  # the compiled check (compiled.py), made on first use
 
     @property
     def is_global(self) -> bool:
@@ -79,6 +81,10 @@ class NodeType:
 
     def check_properties(self, props: dict) -> list[tuple[str, str]]:
         """(field, sentence) for every property problem; empty when the properties are valid."""
+        if self._valid is None:
+            self._valid = compile_check(self.properties, self.required)
+        if self._valid(props):  # the common case, in microseconds; any doubt gets the full validation
+            return []
         problems = [(name, f"{name} is required for a {self.id}{_hint(self.properties.get(name, {}))}")
                     for name in self.required if props.get(name) is None]
         # JSON Schema takes NaN for a number and Infinity where no maximum is set: refuse both first

@@ -260,6 +260,7 @@ class EmbeddedStore(Store):
             _insert_rows(cur, "nodes", NODE_COLUMNS, [_row(n) for n in creates])
             _replace_edges(cur, [w.node for w in writes])
             _index_records(cur, writes)
+            reader.wrote(w.node for w in writes)
             return self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
 
     def delete(self, ids: list[str]) -> None:
@@ -279,6 +280,7 @@ class EmbeddedStore(Store):
                 cur.execute(f"DELETE FROM edges WHERE child_id IN (SELECT v FROM {values})")
                 _unindex_records(cur, values)
                 cur.execute(f"DELETE FROM nodes WHERE id IN (SELECT v FROM {values})")
+                reader.removed(ids)
             return self._refresh(cur, reader, before, {})
 
     def _committed(self, rewritten: dict) -> None:
@@ -323,12 +325,12 @@ class EmbeddedStore(Store):
 
     def _rebuild(self, cur) -> dict[str, int]:
         counts = {}
-        reader = _Reader(cur)
         for spec in self.flattening.specs.values():
             cur.execute(f"DELETE FROM {D.table(spec.kind)}")
             ids = [r[0] for r in cur.execute("SELECT id FROM nodes WHERE type = ? ORDER BY id", [spec.root]).fetchall()]
-            for start in range(0, len(ids), REINDEX_CHUNK):
-                self._write_documents(cur, spec, self.flattening.flattener.documents(reader, spec.kind, ids[start:start + REINDEX_CHUNK]))
+            for start in range(0, len(ids), REINDEX_CHUNK):  # a reader per chunk: its cache stays a chunk's size
+                chunk = ids[start:start + REINDEX_CHUNK]
+                self._write_documents(cur, spec, self.flattening.flattener.documents(_Reader(cur), spec.kind, chunk))
             counts[spec.kind] = len(ids)
         return counts
 
@@ -545,13 +547,29 @@ def _histogram(values, edges: list[float]) -> list[tuple[float, float, int]]:
 
 
 class _Reader:
-    """The graph as this transaction sees it (its own writes included), for the flattener."""
+    """The graph as this transaction sees it (its own writes included), for the flattener. A node
+    is read from DuckDB at most once per write: the write tells the reader the nodes it wrote and
+    removed, so a batch's refresh reads only the stored nodes it did not bring (its documents are
+    refreshed in one pass over what the batch touched, not a read per path)."""
 
     def __init__(self, cur):
         self.cur = cur
+        self._known: dict[str, StoredNode | None] = {}  # None: no such node
 
     def nodes(self, ids) -> dict[str, StoredNode]:
-        return _nodes(self.cur, ids)
+        wanted = list(dict.fromkeys(ids))
+        missing = [i for i in wanted if i not in self._known]
+        if missing:
+            found = _nodes(self.cur, missing)
+            self._known.update({i: found.get(i) for i in missing})
+        return {i: node for i in wanted if (node := self._known[i]) is not None}
+
+    def wrote(self, nodes) -> None:
+        """These nodes are now stored as given (created or updated by this transaction)."""
+        self._known.update({n.id: n for n in nodes})
+
+    def removed(self, ids) -> None:
+        self._known.update({i: None for i in ids})
 
     def children(self, parent_ids, child_type: str, link_name: str) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}

@@ -190,3 +190,22 @@ def test_a_submitter_id_resolves_only_among_projects_the_caller_can_read(cli, se
     assert got.exit_code == 0 and json.loads(got.output)["id"] == admin.find(project, "c-1")["id"]
     refused = cli("--token", token, "get", "c-1", "-p", other)
     assert refused.exit_code == 1 and admin.find(other, "c-1")["id"] not in refused.output
+
+
+def test_a_refused_batch_of_a_large_file_is_located_in_the_file_and_a_rerun_continues(cli, project, tmp_path):
+    file = tmp_path / "cases.tsv"
+    rows = "".join(f"case\tc-{i}\t{'unicorn' if i == 4 else 'mouse'}\n" for i in range(6))
+    file.write_text("type\tsubmitter_id\tspecies\n" + rows)
+    refused = cli("submit", str(file), "-p", project, "--batch-size", "2", "--no-progress")
+    assert refused.exit_code == 1 and "the 4 entities before it were written" in refused.output
+    assert "row 6" in refused.output  # c-4: the file's row (the header is row 1), not the batch's
+    file.write_text(file.read_text().replace("unicorn", "mouse"))
+    rerun = cli("submit", str(file), "-p", project, "--batch-size", "2", "--no-progress")
+    assert "continued after the 4 entities" in rerun.output and "2 were created" in rerun.output
+
+
+def test_a_json_file_larger_than_a_batch_is_sent_in_batches(cli, project, tmp_path):
+    file = tmp_path / "cases.json"
+    file.write_text(json.dumps([{"type": "case", "submitter_id": f"c-{i}", "species": "mouse"} for i in range(5)]))
+    result = cli("submit", str(file), "-p", project, "--batch-size", "2", "--no-progress")
+    assert "5 entities: 5 were created" in result.output and not (tmp_path / ".cases.json.labcommons-submit").exists()

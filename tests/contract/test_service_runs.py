@@ -4,6 +4,7 @@ and triggers."""
 import dataclasses
 import json
 import threading
+import time
 import uuid
 
 import pytest
@@ -209,6 +210,24 @@ def test_a_worker_claims_reports_and_registers_outputs(tom, worker, project, fol
     with pytest.raises(T.Conflict, match="is succeeded"):
         worker.update_run(T.RunUpdate(run_id=run.id, status="running"))
     assert tom.launch("tiny-qc", [measurement["id"]]).existing  # succeeded: the same launch is that run
+
+
+def test_a_waiting_claim_is_woken_by_a_launch_and_otherwise_waits_its_time(tom, worker, client_for, measurement):
+    started = time.monotonic()
+    assert worker.claim_runs_waiting("w-a", 1, 150) == []         # nothing queued: it waits, then returns
+    assert time.monotonic() - started >= 0.14
+    launched = []
+    timer = threading.Timer(0.3, lambda: launched.append(tom.launch("tiny-qc", [measurement["id"]]).run))
+    timer.start()
+    started = time.monotonic()
+    claimed = client_for("worker-2", roles=("worker",)).claim_runs_waiting("w-a", 1, 10_000)
+    waited = time.monotonic() - started
+    timer.join()
+    assert [r.id for r in claimed] == [launched[0].id] and claimed[0].status == "running"
+    assert 0.25 <= waited < 5  # woken by the launch, not at the end of its 10 s
+    assert worker.claim_runs_waiting("w-b", 1, 50) == []           # claimed once: nobody else gets it
+    with pytest.raises(T.ValidationError, match="wait_ms"):
+        worker.claim_runs_waiting("w-a", 1, 60_000)
 
 
 def test_only_workers_claim_and_report(tom, measurement):

@@ -42,6 +42,16 @@ def test_an_expired_token_is_refused_and_says_what_to_do():
     assert caught.value.code == "token_expired"
 
 
+def test_a_token_verified_before_is_still_refused_once_it_expires(monkeypatch):
+    tokens = Tokens(KEY)
+    token, identity = tokens.mint("ana", ["analyst"], {}, 60)
+    assert tokens.verify(token) == identity == tokens.verify(token)  # the second from the kept claims
+    monkeypatch.setattr(time, "time", lambda: identity.expires_at + 1)
+    with pytest.raises(BadToken) as caught:
+        tokens.verify(token)
+    assert caught.value.code == "token_expired"
+
+
 @pytest.mark.parametrize("user, roles, grants, ttl, field", [
     ("bad user!", [], {}, 60, "user"),
     ("audit", [], {}, 60, "user"),  # its private scope would be the audit log's
