@@ -307,8 +307,11 @@ def results_table(columns: Sequence[str], docs: Sequence[dict], total: int, stat
 
 
 def total_line(total: int, kind_title: str, page: int) -> str:
+    """"120 cases · page 3 of 3"; one document is named in the singular ("1 file")."""
     pages = max(1, math.ceil(total / st.PAGE_SIZE))
-    return f"{total:,} {kind_title.lower()} · page {page + 1} of {pages}"
+    noun = kind_title.lower()
+    noun = noun[:-1] if total == 1 and noun.endswith("s") else noun
+    return f"{total:,} {noun} · page {page + 1} of {pages}"
 
 
 # -- chips, messages, links --------------------------------------------------------------------

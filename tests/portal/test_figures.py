@@ -130,6 +130,7 @@ def test_the_results_table_is_paged_and_sorted_by_the_service():
     assert (table.page_current, table.page_count) == (2, 3)
     assert table.sort_by == [{"column_id": "age_years", "direction": "desc"}]
     assert figures.total_line(120, "Cases", 2) == "120 cases · page 3 of 3"
+    assert figures.total_line(1, "Files", 0) == "1 file · page 1 of 1"
 
 
 def test_a_message_lists_issues_and_ways_back():
