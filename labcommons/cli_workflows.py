@@ -108,13 +108,17 @@ def progress_line(run: T.Run) -> str:
 @click.option("--template", default="", help="Only runs of this template.")
 @click.option("--user", "-u", "who", default="", help="Only runs this user launched.")
 @click.option("--project", "-p", default="", help="Only runs in this project.")
+@click.option("--since", default="", help="Only runs created at or after this date or instant (ISO 8601).")
+@click.option("--before", default="", help="Only runs created before this date or instant (ISO 8601).")
 @click.option("--limit", default=50, show_default=True, help="At most this many runs.")
 @output_option
 @click.pass_obj
 @reports_errors
-def runs(obj: Context, status: str, template: str, who: str, project: str, limit: int, output: str):
+def runs(obj: Context, status: str, template: str, who: str, project: str, since: str, before: str, limit: int,
+         output: str):
     """Runs you may read, newest first."""
-    page = obj.client.runs(status=status, template=template, user=who, project_id=project, limit=limit)
+    page = obj.client.runs(status=status, template=template, user=who, project_id=project, limit=limit,
+                           since=since, before=before)
     emit(out, page.runs, RUN_COLUMNS, output)
     if output in ("table", "wide"):
         out.print(f"{len(page.runs)} of {page.total} run(s)")

@@ -258,9 +258,9 @@ class MetadataClient:
         return self._call("get_run", run_id)
 
     def runs(self, status: str = "", template: str = "", user: str = "", project_id: str = "",
-             limit: int = 50, offset: int = 0, cursor: str = "") -> T.RunPage:
+             limit: int = 50, offset: int = 0, cursor: str = "", since: str = "", before: str = "") -> T.RunPage:
         query = T.RunQuery(status=status, template=template, user=user, project_id=project_id,
-                           limit=limit, offset=offset, cursor=cursor)
+                           limit=limit, offset=offset, cursor=cursor, since=since, before=before)
         return self._call("list_runs", query)
 
     def cancel_run(self, run_id: str) -> T.Run:

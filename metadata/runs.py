@@ -20,6 +20,7 @@ import json
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from ground.storage import Layout
@@ -199,10 +200,11 @@ class RunRegistry:
                           "(page deeper with the cursor)")
         where = {key: value for key, value in (("status", query.status), ("template", query.template),
                                                ("created_by", query.user)) if value}
-        wanted = RecordQuery(RUN_TYPE, where, auth.listing_projects(who, query.project_id), total=True)
+        wanted = RecordQuery(RUN_TYPE, where, auth.listing_projects(who, query.project_id), query.since or "",
+                             query.before or "", total=True)
         wanted.cursor = query.cursor or self._skip(wanted, query.offset)
         if wanted.cursor is None:  # the offset is past the last run
-            return Page([], self._query(RecordQuery(RUN_TYPE, where, wanted.projects, limit=1, total=True)).total)
+            return Page([], self._query(replace(wanted, limit=1, cursor="")).total)
         wanted.limit = query.limit
         return self._query(wanted)
 
@@ -210,8 +212,7 @@ class RunRegistry:
         """The cursor `offset` runs into the query's order ("" for none; None past the end)."""
         cursor = ""
         while offset > 0:
-            page = self._query(RecordQuery(query.type, query.where, query.projects, limit=min(offset, MAX_LIMIT),
-                                           cursor=cursor))
+            page = self._query(replace(query, limit=min(offset, MAX_LIMIT), cursor=cursor, total=False))
             offset -= len(page.nodes)
             if not page.next_cursor:
                 return None

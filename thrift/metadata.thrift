@@ -534,6 +534,10 @@ struct RunQuery {
     6: i32 offset = 0,
     /** A RunPage's next_cursor: the page after it, in the same order and filters. */
     7: string cursor = "",
+    /** Only runs created at or after this instant (ISO 8601, e.g. 2026-12-07 or 2026-12-07T05:00:00Z). */
+    8: string since = "",
+    /** Only runs created before this instant (ISO 8601). */
+    9: string before = "",
 }
 
 struct RunPage {

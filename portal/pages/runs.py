@@ -1,10 +1,10 @@
-"""The runs list (/runs?status=&template=&user=&project=&offset=): the runs the user may read,
+"""The runs list (/runs?status=&template=&user=&project=&since=&before=&offset=): the runs the user may read,
 newest first, filtered and paged by the service. The filters live in the address, so a view is
 shared by its link; the list refreshes itself while any run shown is queued or running."""
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html
 
 from portal.client import get_client
 from portal.workflows import service, widgets as w
@@ -17,8 +17,10 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 dash.register_page(__name__, path="/runs", title="Runs · labcommons", name="Runs")
 
 
-def layout(status: str = "", template: str = "", user: str = "", project: str = "", offset: str = "0", **_query):
-    query = {"status": status, "template": template, "user": user, "project": project, "offset": _offset(offset)}
+def layout(status: str = "", template: str = "", user: str = "", project: str = "", since: str = "", before: str = "",
+           offset: str = "0", **_query):
+    query = {"status": status, "template": template, "user": user, "project": project, "since": since,
+             "before": before, "offset": _offset(offset)}
     try:
         templates, projects = sorted(service.templates()), sorted(n["submitter_id"] for n in get_client().nodes("project"))
     except service.FAILURES as error:
@@ -33,6 +35,7 @@ def layout(status: str = "", template: str = "", user: str = "", project: str = 
                             dcc.Input(id="runs-user", value=user, debounce=True, placeholder="any user",
                                       className="wf-input")], className="wf-filter"),
                   _picker("project", projects, project)], className="wf-filters"),
+        w.created_window(since, before, w.runs_query({**query, "since": "", "before": "", "offset": 0})),
         html.Div(id="runs-problem-area"),
         html.Div(id="runs-list"),
     ], className="browse workflows", id="runs-page")
@@ -53,11 +56,12 @@ def _picker(name: str, choices, value: str) -> html.Div:
 
 
 @callback(Output(STORE, "data"), Input("runs-status", "value"), Input("runs-template", "value"),
-          Input("runs-user", "value"), Input("runs-project", "value"), prevent_initial_call=True)
-def on_filters(status, template, user, project):
-    """A changed filter: the first page of the new view."""
+          Input("runs-user", "value"), Input("runs-project", "value"), State(STORE, "data"), prevent_initial_call=True)
+def on_filters(status, template, user, project, shown):
+    """A changed filter: the first page of the new view (the creation window, from a link, kept)."""
+    shown = shown or {}
     return {"status": status or "", "template": template or "", "user": (user or "").strip(),
-            "project": project or "", "offset": 0}
+            "project": project or "", "since": shown.get("since", ""), "before": shown.get("before", ""), "offset": 0}
 
 
 @callback(Output("runs-url", "search"), Input(STORE, "data"), prevent_initial_call=True)
@@ -74,6 +78,7 @@ def render(query, _tick):
     try:
         page = get_client().runs(status=query.get("status", ""), template=query.get("template", ""),
                                  user=query.get("user", ""), project_id=query.get("project", ""),
+                                 since=query.get("since", ""), before=query.get("before", ""),
                                  limit=PAGE_SIZE, offset=offset)
     except service.FAILURES as error:
         return w.message(service.explain(error), "runs-problem"), True

@@ -3,6 +3,7 @@ point carries (customdata) the address of the runs list filtered to the runs beh
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date, timedelta
 
 import plotly.graph_objects as go
 from dash import html
@@ -15,9 +16,18 @@ OUTCOME_NAMES = {"succeeded": "succeeded", "qc_failed": "QC failed", "failed": "
 GIB = 1024 ** 3
 
 
-def runs_href(template: str = "", status: str = "", project: str = "") -> str:
-    """The runs list showing the runs behind a point."""
-    return "/runs" + runs_query({"template": template, "status": status, "project": project})
+def runs_href(template: str = "", status: str = "", project: str = "", bucket: str = "", width: str = "day") -> str:
+    """The runs list showing the runs behind a point: a bucket (its first day) limits it to the runs
+    created that day or week."""
+    since, before = window(bucket, width) if bucket else ("", "")
+    return "/runs" + runs_query({"template": template, "status": status, "project": project,
+                                 "since": since, "before": before})
+
+
+def window(bucket: str, width: str) -> tuple[str, str]:
+    """The [first day, day after the last) of a day or week bucket, as ISO dates."""
+    first = date.fromisoformat(bucket)
+    return first.isoformat(), (first + timedelta(days=7 if width == "week" else 1)).isoformat()
 
 
 def _layout(figure: go.Figure, title: str, x: str, y: str, **more) -> go.Figure:
@@ -35,7 +45,7 @@ def outcomes(stats, template: str = "", project: str = "", bucket: str = "day") 
             totals[row.bucket] += getattr(row, field)
         buckets = sorted(totals)
         figure.add_bar(x=buckets, y=[totals[b] for b in buckets], name=OUTCOME_NAMES[field], marker_color=colour,
-                       customdata=[runs_href(template, status, project)] * len(buckets),
+                       customdata=[runs_href(template, status, project, b, bucket) for b in buckets],
                        hovertemplate="%{x}: %{y} runs " + OUTCOME_NAMES[field] + "<extra></extra>")
     return _layout(figure, f"Runs by outcome per {bucket}", f"{bucket} (UTC)", "runs", barmode="stack")
 
@@ -46,7 +56,8 @@ def per_template(stats, value, title: str, y: str, project: str = "", bucket: st
     for template in sorted({r.template for r in stats.rows}):
         rows = [r for r in stats.rows if r.template == template and value(r) >= 0]
         figure.add_scatter(x=[r.bucket for r in rows], y=[value(r) * (100 if percent else 1) for r in rows],
-                           mode="lines+markers", name=template, customdata=[runs_href(template, "", project)] * len(rows))
+                           mode="lines+markers", name=template,
+                           customdata=[runs_href(template, "", project, r.bucket, bucket) for r in rows])
     return _layout(figure, title, f"{bucket} (UTC)", y, yaxis_range=[0, 105] if percent else None)
 
 

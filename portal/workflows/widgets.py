@@ -18,7 +18,7 @@ PARAM = "launch-param"              # the pattern-matching id type of a paramete
 PARAM_CHECK = "launch-param-check"  # ...of its inline check's message
 PARAM_SERVICE = "launch-param-service"  # ...of the service's message about it
 SERVICE_FIELD = re.compile(r"(?:^|;\s*)parameters\.([A-Za-z0-9_-]+):\s*")
-RUN_FILTERS = ("status", "template", "user", "project")
+RUN_FILTERS = ("status", "template", "user", "project", "since", "before")
 OUTCOME_TEXT = {"passed": "QC passed", "failed": "QC failed"}
 STATUS_TEXT = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
                "cancelled": "Cancelled"}
@@ -47,6 +47,15 @@ def runs_query(query: dict) -> str:
     if query.get("offset"):
         params["offset"] = str(query["offset"])
     return "?" + urlencode(params) if params else ""
+
+
+def created_window(since: str, before: str, clear_href: str) -> html.Div:
+    """The creation window a link chose (the dashboard's points give one), with the way to drop it."""
+    if not since and not before:
+        return html.Div(id="runs-window")
+    parts = [f"from {since}" if since else "", f"before {before}" if before else ""]
+    return html.Div([f"Runs created {' '.join(p for p in parts if p)} · ",
+                     dcc.Link("any date", href="/runs" + clear_href)], className="hint", id="runs-window")
 
 
 def crate_href(run_id: str) -> str:

@@ -293,6 +293,19 @@ def test_runs_page_by_cursor_and_by_offset_alike(tom, measurement):
         tom.runs(offset=10_001)
 
 
+def test_runs_are_chosen_by_when_they_were_created(tom, measurement):
+    runs = [tom.launch("tiny-qc", [measurement["id"]], {"window": str(w)}).run for w in range(3, 6)]
+    middle = runs[1].created_at
+    assert {r.id for r in tom.runs(since=middle).runs} == {r.id for r in runs if r.created_at >= middle}
+    assert {r.id for r in tom.runs(before=middle).runs} == {r.id for r in runs if r.created_at < middle}
+    day = middle[:10]
+    assert tom.runs(since=day).total == 3 and tom.runs(before=day).total == 0  # a date is that day's start
+    later = tom.runs(since=day, limit=1)
+    assert [r.id for r in tom.runs(since=day, limit=2, cursor=later.next_cursor).runs] == [r.id for r in runs[::-1][1:]]
+    with pytest.raises(T.ValidationError, match="since"):
+        tom.runs(since="last tuesday")
+
+
 def test_a_trigger_launches_once_when_both_files_are_registered(admin, tom, project, folder):
     assert [(t.name, t.enabled) for t in admin.triggers()] == [("qc-new-measurement", False)]
     with pytest.raises(T.Forbidden, match="admin role"):

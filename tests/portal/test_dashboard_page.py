@@ -21,7 +21,10 @@ def test_every_figure_has_a_title_axes_with_units_and_points_that_open_their_run
     outcomes = d.outcomes(STATS, "ims-qc", "p1")
     assert outcomes.layout.title.text == "Runs by outcome per day" and outcomes.layout.yaxis.title.text == "runs"
     assert [t.name for t in outcomes.data] == ["succeeded", "QC failed", "failed", "cancelled"]
-    assert outcomes.data[2].customdata[0] == "/runs?status=failed&template=ims-qc&project=p1"
+    assert outcomes.data[2].customdata[0] == \
+        "/runs?status=failed&template=ims-qc&project=p1&since=2026-03-02&before=2026-03-03"  # that day's runs
+    weekly = d.per_template(STATS, lambda r: r.runs, "Runs", "runs", bucket="week")
+    assert weekly.data[0].customdata[0] == "/runs?template=ims-qc&since=2026-03-02&before=2026-03-09"
     success = d.per_template(STATS, lambda r: r.success_rate, "Success", "success (%)", percent=True)
     assert success.data[0].y[0] == 66.67 and success.layout.yaxis.title.text == "success (%)"
     storage = d.storage(STATS)

@@ -242,8 +242,13 @@ def test_the_runs_list_filters_pages_and_refreshes_only_while_a_run_is_live(tom,
     assert "runs-problem" in refused and "secret" in refused
     filters = post(tom, "runs-query.data", {"id": "runs-query", "property": "data"},
                    [{"id": f"runs-{k}", "property": "value", "value": v}
-                    for k, v in (("status", "failed"), ("template", None), ("user", " tom "), ("project", None))])
-    assert filters["runs-query"]["data"] == {"status": "failed", "template": "", "user": "tom", "project": "", "offset": 0}
+                    for k, v in (("status", "failed"), ("template", None), ("user", " tom "), ("project", None))],
+                   [{"id": "runs-query", "property": "data", "value": {"since": "2026-12-01", "before": ""}}])
+    assert filters["runs-query"]["data"] == {"status": "failed", "template": "", "user": "tom", "project": "",
+                                             "since": "2026-12-01", "before": "", "offset": 0}  # a link's window kept
+    day = done.created_at[:10]
+    assert done.submitter_id in json.dumps(render_runs(ana, {"since": day, "offset": 0})["runs-list"])
+    assert "No runs match" in json.dumps(render_runs(ana, {"before": day, "offset": 0})["runs-list"])
 
 
 def test_the_run_page_shows_what_ran_its_steps_logs_outputs_and_provenance(tom, admin, measurement, sets, worker, files):
