@@ -153,6 +153,7 @@ def test_export_to_workspace_saves_a_cohort_and_lands_on_its_notebook(commons, t
     try:
         sign_in(driver, portal, service.data_dir, "ana")
         driver.get(f"{portal.url}/explore?" + urlencode({"tab": "file", "filter": json.dumps(imaged)}))
+        until(driver, lambda d: d.find_elements(By.ID, "explore-cohorts-toggle"))[0].click()  # unfold the cohorts bar
         until(driver, lambda d: d.find_elements(By.ID, "explore-cohort-name"))[0].send_keys("e2e imaged")
         driver.find_element(By.ID, "explore-cohort-save").click()
         link = until(driver, lambda d: [a for a in d.find_elements(By.ID, "explore-cohort-jupyter")
