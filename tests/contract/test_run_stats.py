@@ -94,10 +94,9 @@ def test_a_run_written_after_a_query_counts_in_the_next(runs):
     assert (last["open"], last["failed"]) == (0, 1) and store.run_stats(window())["queue"][0] == 0
 
 
+@pytest.mark.parametrize("stores", ["embedded"], indirect=True)  # Elasticsearch gives no step or instrument aggregates
 def test_the_embedded_store_groups_steps_retries_and_qc_per_instrument(runs):
     kind, store = runs
-    if kind != "embedded":
-        pytest.skip("the Elasticsearch store gives no step or instrument aggregates (elastic_stats.py)")
     found = store.run_stats(window())
     assert sum(r["steps_retried"] for r in found["buckets"]) == 1
     [convert] = found["steps"]
