@@ -68,6 +68,11 @@ def triggers_dir(root: Path) -> Path:
     return root
 
 
+def empty_dir(root: Path) -> Path:
+    root.mkdir()
+    return root
+
+
 def start_worker(svc: Service, log: Path) -> subprocess.Popen:
     env = dict(svc.env, LABCOMMONS_TOKEN=svc.token)
     with log.open("wb") as sink:
@@ -135,7 +140,8 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="labcommons-bench-wf-") as tmp:
         tmp = Path(tmp)
         settings = {"templates_dir": str(templates_dir(tmp / "templates", args.items)),
-                    "triggers_dir": str(triggers_dir(tmp / "triggers"))}
+                    "triggers_dir": str(triggers_dir(tmp / "triggers")),
+                    "lifecycle_dir": str(empty_dir(tmp / "lifecycle"))}  # the shipped rules name ims-qc
         with Service(tmp / "data", **settings) as svc, svc.client() as client:
             worker = start_worker(svc, tmp / "worker.log")
             try:
