@@ -46,8 +46,11 @@ from harness import HOST, Service, free_port  # noqa: E402
 
 USER = TECHNICIAN  # handoff.signed_in signs in as its USER, the demo technician
 KIND = "case"
-FAN_OUT = ("explore-url.search", "explore-facets.children", "explore-results.children",
-           "explore-charts.children", "explore-chips.children")  # the callbacks reading the view's state
+FAN_OUT = ("explore-facets.children", "explore-results.children", "explore-charts.children",
+           "explore-chips.children")  # the panels drawn from the view's state
+# a click as the page's script posts it: the ticks write the address, the address the state
+# (portal/pages/explore.py: the URL is the view's one source), then the panels at once
+TICKS, FOLLOW = "ticks", "follow"
 CLICK_TIMEOUT_SECONDS = 60
 BIG_FILE_BYTES = 48 * 1024 * 1024
 
@@ -101,11 +104,16 @@ class Explorer:
         ticked = [rng.choice(self.facets[field])] if rng.random() < 0.7 else []
         term = {"type": "explore-term", "kind": KIND, "field": field}
         began = time.perf_counter()
-        answer = self.post(self.sessions[0], "explore-state.data", [[{"id": term, "property": "value", "value": ticked}]],
-                           [[{"id": term, "property": "id", "value": term}],
-                            {"id": "explore-state", "property": "data", "value": self.state}])
+        store = {"id": "explore-state", "property": "data", "value": self.state}
+        answer = self.post(self.sessions[0], TICKS, [[{"id": term, "property": "value", "value": ticked}]],
+                           [[{"id": term, "property": "id", "value": term}], store])
+        address = (answer or {}).get("response", {}).get("explore-url")
+        if address is None:  # the view already was so (a tick that was there): the page sends nothing more
+            return None
+        answer = self.post(self.sessions[0], FOLLOW, [{"id": "explore-url", "property": "search",
+                                                       "value": address["search"]}], [store])
         changed = (answer or {}).get("response", {}).get("explore-state")
-        if changed is None:  # the view already was so (a tick that was there): the page sends nothing more
+        if changed is None:
             return None
         self.state = changed["data"]
         store = [{"id": "explore-state", "property": "data", "value": self.state}]
@@ -143,13 +151,11 @@ def _changed(first) -> str:
 def callback_specs(session: requests.Session, portal: str) -> dict[str, dict]:
     """The explorer's callbacks by the output they are found by (the first of theirs named here)."""
     deps = session.get(f"{portal}/_dash-dependencies", timeout=30).json()
-    wanted = ("explore-state.data",) + FAN_OUT
-    found = {}
-    for name in wanted:
-        candidates = [d for d in deps if name in d["output"]]
-        if name == "explore-state.data":  # the checklist's own: the one whose input is the terms
-            candidates = [d for d in candidates if "explore-term" in json.dumps(d["inputs"])]
-        found[name] = candidates[0]
+    found = {name: next(d for d in deps if name in d["output"]) for name in FAN_OUT}
+    found[TICKS] = next(d for d in deps if "explore-url.search" in d["output"]
+                        and "explore-term" in json.dumps(d["inputs"]))  # the term checklists' own
+    found[FOLLOW] = next(d for d in deps if "explore-state.data" in d["output"]
+                         and "explore-url" in json.dumps(d["inputs"]))
     return found
 
 
