@@ -96,13 +96,20 @@ def _where(window: StatsWindow) -> tuple[str, list]:
     where = ["day BETWEEN CAST(CAST(? AS TIMESTAMP) AS DATE) AND CAST(CAST(? AS TIMESTAMP) AS DATE)",
              "created_at >= ?", "created_at < ?"]
     params = [window.since, window.before, window.since, window.before]
+    scope, scoped = _scope(window)
+    return " AND ".join(where + scope), params + scoped
+
+
+def _scope(window: StatsWindow) -> tuple[list[str], list]:
+    """The window's projects and template as conditions and their parameters."""
+    where, params = [], []
     if window.projects is not None:
         where.append("list_contains(?, project_id)")
         params.append(list(window.projects))
     if window.template:
         where.append("template = ?")
         params.append(window.template)
-    return " AND ".join(where), params
+    return where, params
 
 
 def buckets_sql(window: StatsWindow) -> tuple[str, list]:
@@ -138,14 +145,9 @@ FROM step_facts WHERE {where} GROUP BY ALL ORDER BY 1, 2"""
 def queue_sql(window: StatsWindow) -> tuple[str, list]:
     """One row: the runs of the window's projects (and template) queued now, whenever launched,
     and the oldest one's launch instant."""
-    where, params = ["status = 'queued'"], []
-    if window.projects is not None:
-        where.append("list_contains(?, project_id)")
-        params.append(list(window.projects))
-    if window.template:
-        where.append("template = ?")
-        params.append(window.template)
-    return f"SELECT count(*), min(created_at) FROM run_facts WHERE {' AND '.join(where)}", params
+    scope, params = _scope(window)
+    where = " AND ".join(["status = 'queued'"] + scope)
+    return f"SELECT count(*), min(created_at) FROM run_facts WHERE {where}", params
 
 
 def recent_sql(last: int) -> tuple[str, list]:

@@ -9,6 +9,7 @@ and reads `_state`, `_globals`, `_lock`, `_limits`, `_stop` and `_stop_reason`.
 from __future__ import annotations
 
 import calendar
+import functools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -67,8 +68,12 @@ class Walker:
 
     def _duration(self) -> str:
         """workflow.duration: seconds since the run started, as Go's %f prints them."""
-        started = calendar.timegm(time.strptime(self._state["started_at"], "%Y-%m-%dT%H:%M:%SZ"))
-        return "%f" % max(0.0, time.time() - started)
+        return "%f" % max(0.0, time.time() - self._started_epoch)
+
+    @functools.cached_property
+    def _started_epoch(self) -> int:
+        """The run's start (it never changes), read once rather than at every node."""
+        return calendar.timegm(time.strptime(self._state["started_at"], "%Y-%m-%dT%H:%M:%SZ"))
 
     def _execute(self, template: dict, node_id: str, display: str, parent: str | None,
                  arguments: dict, artifacts: dict) -> dict:
