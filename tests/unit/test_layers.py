@@ -17,8 +17,8 @@ CLIENT_SIDE = WEB | {"plotly", "waitress", "jupyterhub", "kubespawner", "oauthen
 # hub/sso.py and hub/kubespawner.py also run in the chart's hub image, which has no labcommons
 # package, so they read their environment themselves (docs/jupyterhub.md)
 SELF_CONTAINED = {"hub/sso.py", "hub/kubespawner.py"}
-# LABCOMMONS_PORTAL_* (serving limits and address) are read by the portal's server module until
-# its serving is rewritten (issue 15, item 6)
+# the serving limits are settings now; portal/server.py still reads LABCOMMONS_PORTAL_SECURE_COOKIES
+# and LABCOMMONS_PORTAL_URL itself (secure_cookies) when the app is made: to move into settings
 ENV_READERS = SELF_CONTAINED | {"portal/server.py"}
 
 
