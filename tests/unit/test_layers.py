@@ -1,6 +1,6 @@
 """The layers (docs/architecture.md, "Layers"): every import of the project's packages, read from
 the source (imports inside functions too), points down the order
-ground <- metadata <- {portal, workflow_templates, hub} <- labcommons, never up or sideways; the
+ground <- {metadata, ims} <- {portal, workflow_templates, hub} <- labcommons, never up or sideways; the
 worker, the engines and the notebook helper reach neither Flask nor Dash through anything they
 import; the service imports no client-side package; configuration is read by ground.settings."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYER = {"ground": 0, "metadata": 1, "portal": 2, "workflow_templates": 2, "hub": 2, "labcommons": 3}
+LAYER = {"ground": 0, "metadata": 1, "ims": 1, "portal": 2, "workflow_templates": 2, "hub": 2, "labcommons": 3}
 WEB = {"flask", "flask_login", "flask_wtf", "dash"}
 # what only clients of the service use: the web portal's stack, the hub's, the engines' SDK
 CLIENT_SIDE = WEB | {"plotly", "waitress", "jupyterhub", "kubespawner", "oauthenticator", "argo_workflows"}
