@@ -21,6 +21,7 @@ import requests
 import labcommons
 from labcommons.demo.accounts import PASSWORDS_FILE, ensure_demo_accounts, read_passwords
 from labcommons.demo.imzml import write_imzml_pair
+from metadata.idl import metadata_thrift as T
 from portal import create_app, intake
 from portal.server import Limits, make_server
 from portal.registration.resumable import MAX_CHUNK_BYTES
@@ -149,7 +150,7 @@ def test_a_cli_upload_killed_midway_resumes_sending_only_the_rest(tmp_path, serv
     reached = int(requests.head(f"{portal_url}/api/uploads/{checkpoint['upload_id']}", headers=bearer)
                   .headers["Upload-Offset"])
     assert reached == MIB  # the chunk cut off midway is not counted
-    with pytest.raises(Exception):
+    with pytest.raises(T.NotFound):  # nothing registered while a file is incomplete
         server_measurement(server, place, "up-1")
 
     second = run_cli(server, token, *args)
