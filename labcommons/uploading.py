@@ -136,9 +136,10 @@ def send(portal: Portal, project: str, file: Path, chunk_bytes: int, progress: b
     upload_id, at = start(portal, project, file)
     started, md5 = at, _md5_of(file, at)
     with ProgressBar(file.name, file.stat().st_size, show=progress, in_bytes=True, done=at) as advance:
+        shown = _Shown(advance, at)
         for attempt in range(retries + 1):
             try:
-                at = _chunks(portal, upload_id, file, at, md5, chunk_bytes, advance)
+                at = _chunks(portal, upload_id, file, at, md5, chunk_bytes, shown)
                 break
             except (requests.ConnectionError, requests.Timeout):
                 if attempt == retries:
@@ -146,6 +147,7 @@ def send(portal: Portal, project: str, file: Path, chunk_bytes: int, progress: b
                                       "command again to send the rest") from None
                 time.sleep(2 ** attempt)
                 at, md5 = _resume_point(portal, upload_id, file, at, md5)
+                shown.position = at
     staged = portal.call("POST", f"/api/uploads/{upload_id}/complete", json={"md5sum": md5.hexdigest()}).json()
     return Sent(file, upload_id, staged["md5sum"], staged["file_size"], started, at - started)
 
@@ -192,6 +194,19 @@ def _md5_of(file: Path, length: int):
             md5.update(block)
             length -= len(block)
     return md5
+
+
+class _Shown:
+    """The progress bar moved only past what it showed already (a chunk sent again after a break)."""
+
+    def __init__(self, advance, at: int):
+        self.advance, self.shown, self.position = advance, at, at
+
+    def __call__(self, n: int) -> None:
+        self.position += n
+        if self.position > self.shown:
+            self.advance(self.position - self.shown)
+            self.shown = self.position
 
 
 class _Counted:

@@ -168,6 +168,25 @@ def test_a_cli_upload_killed_midway_resumes_sending_only_the_rest(tmp_path, serv
     assert nothing_staged(server)
 
 
+def test_a_connection_broken_midway_is_resumed_in_the_same_run(tmp_path, server, client_for, place, pair,
+                                                                portal_url):
+    imzml, ibd = pair
+    token = client_for("tom", ["technician"], {place["project"]: "write"}).token
+    proxy = Proxy(portal_url)
+    proxy.stall_after = imzml.stat().st_size + int(1.5 * MIB)
+    run = run_cli(server, token, "-p", place["project"], "--imzml", str(imzml), "--ibd", str(ibd), "--new",
+                  str(fields_file(tmp_path, place, "up-3")), "--portal", proxy.url, "--chunk-mib", "1",
+                  "--retries", "2")
+    while not proxy.stalled.wait(0.05):
+        assert run.poll() is None, run.communicate()
+    proxy.cut()  # the network drops every connection; the client asks the offset and goes on
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    rest = ibd.stat().st_size - MIB
+    assert rest <= proxy.sent < rest + 64 * 1024
+    assert [f["md5sum"] for f in server_files(server, place, "up-3")] == [md5(imzml), md5(ibd)]
+
+
 def server_measurement(server, place, submitter_id):
     from metadata.client import MetadataClient
     with MetadataClient("127.0.0.1", server.bound_port(), server.settings.admin_token_path.read_text()) as admin:
