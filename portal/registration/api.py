@@ -50,13 +50,17 @@ def bearer():
 
 def writer(project: str) -> str:
     """The caller's name, once the service says they may write `project`; refused otherwise."""
+    identity = get_client().whoami()
+    require_write(identity, project)
+    return identity.user
+
+
+def require_write(identity: T.Identity, project: str) -> None:
     if problem := registration.project_problem(project):
         raise UploadRefused("project", problem)
-    identity = get_client().whoami()
     if not can_write(identity, project):
         raise UploadRefused("project", f"project: {identity.user} has no write access to project {project!r}; "
                                        "ask an administrator for a write grant", 403)
-    return identity.user
 
 
 @bp.route("/uploads", methods=("POST",))
@@ -111,7 +115,7 @@ def _mine(upload_id: str) -> resumable.Upload:
     """The caller's upload in progress, on a project they may still write."""
     identity = get_client().whoami()
     upload = resumable.find(pages.store(), upload_id, identity.user)
-    writer(upload.project)
+    require_write(identity, upload.project)  # a grant revoked mid-upload stops it
     return upload
 
 
