@@ -538,6 +538,7 @@ def status(obj: Context):
 
 import labcommons.cli_workflows  # noqa: E402,F401 - registers the workflow commands on `main`
 import labcommons.cli_stats  # noqa: E402,F401 - registers `stats` on `main`
+import labcommons.cli_upload  # noqa: E402,F401 - registers `upload` on `main`
 
 if __name__ == "__main__":
     from labcommons.cli import main as registered  # under `python -m`, the module that has them all

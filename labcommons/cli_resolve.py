@@ -35,6 +35,17 @@ def node(client, ref: str, project: str = "") -> dict:
                      "give the project with -p/--project")]
 
 
+def node_in(client, ref: str, project: str) -> dict:
+    """The node REF names in `project`: its id, or its submitter id there."""
+    try:
+        found = client.get(ref)
+        if found["project_id"] == project:
+            return found
+    except MISSING:
+        pass
+    return client.find(project, ref)
+
+
 def readable_projects(client) -> list[str]:
     """The codes of the projects the caller can read."""
     return [project["submitter_id"] for project in client.nodes("project")]

@@ -48,8 +48,9 @@ WRITE_ACCESS = ("Saving a parameter set needs write access to project {project!r
 class Commons:
     """What `labcommons.connect()` returns: the helper, delegating anything else to the client."""
 
-    def __init__(self, client: MetadataClient, storage_root: Path, source: str = ""):
+    def __init__(self, client: MetadataClient, storage_root: Path, source: str = "", portal_url: str = ""):
         self.client, self.storage_root, self.source = client, Path(storage_root), source
+        self.portal_url = portal_url
 
     def __getattr__(self, name: str):
         if name.startswith("__") or name == "client":  # not yet set (copy, pickle): no recursion
@@ -68,6 +69,20 @@ class Commons:
         if node["type"] not in ("measurement", "data_file"):
             raise DatasetError(f"{dataset_id} is a {node['type']}, not a measurement or a data file")
         return Dataset(self, node)
+
+    def upload(self, project: str, imzml, ibd, measurement: str = "", fields=None, progress: bool = True,
+               **options) -> dict:
+        """Upload an imzML + ibd pair through the portal and register it with a new measurement
+        (`fields`: a dict or a JSON file) or an existing one (`measurement`: submitter id or id), all
+        or nothing; call again to resume (labcommons/uploading.py: chunk_bytes, retries)."""
+        from labcommons.cli_resolve import node_in
+        from labcommons.uploading import Portal, load_fields, upload
+
+        existing = node_in(self.client, measurement, project)["submitter_id"] if measurement else ""
+        if fields is not None and not isinstance(fields, dict):
+            fields = load_fields(fields)
+        return upload(Portal(self.portal_url, self.client.token), project, imzml, ibd, existing, fields,
+                      progress, **options)
 
     def cohort(self, name: str) -> "Cohort":
         """A saved cohort by name (your own before one shared with a project)."""

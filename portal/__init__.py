@@ -48,7 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.admin import pages as admin
     from portal.explorer import exports
     from portal.notebooks import jupyter, oauth, progress as hub_progress, whoami
-    from portal.registration import bulk, pages as register
+    from portal.registration import api as register_api, bulk, pages as register
     from portal.workflows import crate, logs
     app.add_url_rule("/", "home", lambda: redirect(auth.HOME))  # before Dash, so it wins over Dash's "/"
     csrf.init_app(app)
@@ -62,6 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     account.init_app(app)
     register.init_app(app)
     bulk.init_app(app)
+    register_api.init_app(app)
     admin.init_app(app)
     logs.init_app(app)
     crate.init_app(app)

@@ -31,9 +31,10 @@ from portal.client import UNREACHABLE, get_client, operator_client, sentence
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
-# the hub's server-to-server calls (portal/notebooks/oauth.py, portal/notebooks/whoami.py) authenticate themselves
+# the hub's server-to-server calls (portal/notebooks/oauth.py, portal/notebooks/whoami.py) and the
+# registration API for scripts (portal/registration/api.py: bearer tokens) authenticate themselves
 PUBLIC = ("/signin", "/assets/", "/_dash-component-suites/", "/_favicon.ico", "/static/", "/oauth/token",
-          "/oauth/userinfo", "/api/whoami")
+          "/oauth/userinfo", "/api/whoami", "/api/uploads", "/api/register/")
 HOME = "/explore"
 UNSAFE_IN_NEXT = re.compile(r"[\x00-\x20\x7f\\]")  # control characters, space, backslash
 EXPIRED = "Your session has expired; please sign in again."

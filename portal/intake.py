@@ -19,6 +19,7 @@ from http.cookies import SimpleCookie
 from itsdangerous import BadSignature
 
 PUBLIC_POSTS = ("/signin", "/oauth/token")   # bodies accepted without a session: small forms
+API_PREFIXES = ("/api/uploads", "/api/register/")  # bearer-token routes (portal/registration/api.py)
 PUBLIC_BODY_BYTES = 64 * 1024
 FORM_SLACK_BYTES = 1024 * 1024               # multipart framing around a bulk TSV
 
@@ -43,12 +44,14 @@ class Request:
     query: str
     length: int | None
     session: Mapping | None   # the signed-in session the cookie holds, if it is valid
+    bearer: bool = False      # an API route's Authorization: Bearer token verified (signature, expiry)
 
 
 Precheck = Callable[[Request], "Refusal | None"]
 
 
-def precheck(request: Request, form_limit: int, upload_check: Precheck) -> Refusal | None:
+def precheck(request: Request, form_limit: int, upload_check: Precheck,
+             api_check: Precheck | None = None) -> Refusal | None:
     """A refusal for a body the portal will not read, or None to read it."""
     if request.length == 0:
         return None
@@ -57,6 +60,8 @@ def precheck(request: Request, form_limit: int, upload_check: Precheck) -> Refus
                                               "(chunked request bodies are not accepted)")
     if request.path == "/register/uploads":
         return upload_check(request)
+    if api_check is not None and request.path.startswith(API_PREFIXES):
+        return api_check(request)
     public = request.path in PUBLIC_POSTS
     limit = PUBLIC_BODY_BYTES if public else form_limit
     if request.length > limit:
@@ -89,6 +94,26 @@ class Sessions:
         return session if int(session.get("expires_at", 0)) > time.time() else None
 
 
+class Bearers:
+    """Whether an Authorization header holds a token this commons signed that has not expired
+    (the service's own check, metadata/auth.py, with the key the portal shares); revocation and
+    grants are the service's to judge once the body is in."""
+
+    def __init__(self, settings):
+        from metadata.auth import BadToken, Tokens
+        self.tokens, self.bad = Tokens(settings.signing_key()), BadToken
+
+    def __call__(self, header: str) -> bool:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return False
+        try:
+            self.tokens.verify(token.strip())
+        except self.bad:
+            return False
+        return True
+
+
 def _only_cookie(header: str, name: str) -> str:
     """The one pair of the Cookie header named `name` (SimpleCookie gives up on a whole header
     when any other cookie of the site is malformed)."""
@@ -102,15 +127,20 @@ Admit = Callable[[str, str, str, Mapping[str, str], bool], "tuple[Refusal | None
 def for_app(app) -> Admit:
     """What the server calls at headers-complete, with (method, path, query, waitress's header
     dict, chunked): (the refusal or None, whether the request carries a signed-in session)."""
+    from portal.registration import api
     from portal.registration.pages import upload_precheck
 
-    sessions = Sessions(app)
+    sessions, bearers = Sessions(app), Bearers(app.config["SETTINGS"])
     settings = app.config["SETTINGS"]
     form_limit = settings.max_batch_bytes + FORM_SLACK_BYTES
 
     def admit(method: str, path: str, query: str, headers: Mapping[str, str], chunked: bool):
         length = None if chunked else int(headers.get("CONTENT_LENGTH") or 0)
-        request = Request(method, path, query, length, sessions(headers.get("COOKIE", "")))
-        refusal = precheck(request, form_limit, lambda r: upload_precheck(r, settings.max_upload_bytes))
-        return refusal, request.session is not None
+        if path.startswith(API_PREFIXES):  # the API reads the bearer token alone, never the cookie
+            request = Request(method, path, query, length, None, bearers(headers.get("AUTHORIZATION", "")))
+        else:
+            request = Request(method, path, query, length, sessions(headers.get("COOKIE", "")))
+        refusal = precheck(request, form_limit, lambda r: upload_precheck(r, settings.max_upload_bytes),
+                           lambda r: api.precheck(r, form_limit))
+        return refusal, request.session is not None or request.bearer
     return admit

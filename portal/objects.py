@@ -64,6 +64,14 @@ class ObjectStore:
     def size(self, key: str) -> int:
         return int(self.fs.size(self._path(key)))
 
+    def listing(self, key: str) -> dict[str, int]:
+        """The names directly under a prefix and their sizes; empty when there is nothing."""
+        try:
+            entries = self.fs.ls(self._path(key), detail=True)
+        except FileNotFoundError:
+            return {}
+        return {entry["name"].rstrip("/").rpartition("/")[2]: int(entry.get("size") or 0) for entry in entries}
+
     def move(self, source: str, target: str) -> None:
         """Move one object (a rename on a directory; copy then delete on S3)."""
         target_path = self._path(target)

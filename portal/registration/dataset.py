@@ -69,25 +69,62 @@ def _merge(first: dict, second: dict) -> dict:
 
 
 def register(client: MetadataClient, store: ObjectStore, user: str, project: str, values: dict,
-             upload_ids: list[str], type_def: dict) -> T.SubmitResult:
-    """Register the measurement and its staged files in one batch, or nothing at all."""
+             upload_ids: list[str], type_def: dict, existing: str = "") -> T.SubmitResult:
+    """Register the measurement (new, from values; or the stored one `existing` names) and its
+    staged files in one batch, or nothing at all."""
     if problem := project_problem(project):
         raise Refused({"project": [problem]}, [])
     staged = _claim_all(store, upload_ids, user, project)
     try:
         _require_pair(staged)
-        fields, general = check(client, project, values, type_def)
-        if fields or general:
-            raise Refused(fields, general)
-        measurement = register_form.measurement_entity(values, type_def)
+        if existing:
+            measurement = _without_files(client, project, existing, staged)
+        else:
+            measurement = _new_measurement(client, project, values, type_def)
         keys = {s.upload_id: final_key(project, measurement["submitter_id"], s) for s in staged}
-        entities = [measurement] + [register_form.data_file_entity(measurement["submitter_id"], s, store.url(keys[s.upload_id]))
-                                    for s in staged]
+        entities = [] if existing else [measurement]
+        entities += [register_form.data_file_entity(measurement["submitter_id"], s, store.url(keys[s.upload_id]))
+                     for s in staged]
         _dry_run(client, project, entities)
         return _move_and_submit(client, store, project, entities, staged, keys)
     finally:
         for each in staged:
             uploads.discard(store, each)
+
+
+def _new_measurement(client: MetadataClient, project: str, values: dict, type_def: dict) -> dict:
+    fields, general = check(client, project, values, type_def)
+    if fields or general:
+        raise Refused(fields, general)
+    return register_form.measurement_entity(values, type_def)
+
+
+def _without_files(client: MetadataClient, project: str, submitter_id: str, staged: list[Staged]) -> dict:
+    """The stored measurement the files are for, refused if it has data files of these kinds already."""
+    try:
+        node = client.find(project, submitter_id)
+    except (T.NotFound, T.ValidationError):
+        node = {}
+    if node.get("type") != "measurement":
+        raise Refused({"measurement": [f"measurement: no measurement {submitter_id!r} in project {project!r}; "
+                                       "give the submitter id of one you can read, or register a new one"]}, [])
+    for each in staged:
+        try:
+            client.find(project, f"{submitter_id}.{each.data_format}")
+        except (T.NotFound, T.ValidationError):
+            continue
+        raise Refused({"measurement": [f"measurement: {submitter_id!r} has its {each.data_format} data file already "
+                                       f"({submitter_id}.{each.data_format}); register the files under a new "
+                                       "measurement"]}, [], 409)
+    return node
+
+
+def measurement_of(result: T.SubmitResult) -> str | None:
+    """The measurement a registration wrote or attached files to (data files are <measurement>.<format>)."""
+    named = {e.type: e.submitter_id for e in result.entities}
+    if "measurement" in named:
+        return named["measurement"]
+    return named["data_file"].rpartition(".")[0] if "data_file" in named else None
 
 
 def final_key(project: str, measurement: str, staged: Staged) -> str:

@@ -113,14 +113,19 @@ def discard(upload_id: str):
 @bp.route("/register/commit", methods=("POST",))
 def commit():
     """Register the measurement and its staged files in one step, all or nothing."""
-    body = request.get_json(silent=True) or {}
+    return commit_answer(request.get_json(silent=True) or {})
+
+
+def commit_answer(body: dict):
+    """Register what a commit body names (the form's, or the API's with "measurement" for an
+    existing one) as the signed-in caller; the answer names the measurement's page."""
     project = str(body.get("project", ""))
     result = registration.register(get_client(), store(), get_client().whoami().user, project,
                                    dict(body.get("values") or {}), list(body.get("uploads") or []),
-                                   measurement_type())
-    created = {e.type: e.submitter_id for e in result.entities}
-    return jsonify(registered=created.get("measurement"), project=project,
-                   href=f"/measurement/{project}/{created.get('measurement')}", created=result.created)
+                                   measurement_type(), existing=str(body.get("measurement") or "").strip())
+    measurement = registration.measurement_of(result)
+    return jsonify(registered=measurement, project=project, href=f"/measurement/{project}/{measurement}",
+                   created=result.created)
 
 
 def _refusal(field: str, message: str, status: int):

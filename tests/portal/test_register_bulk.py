@@ -88,3 +88,16 @@ def test_issues_without_a_column_stay_with_their_row_or_the_batch():
                     [issue(2, "experiments", "no experiment e9"), issue(2, "", "row too short"), issue(0, "", "batch")])
     assert table.rows[0].cells[2] == ("e9", ["no experiment e9"])
     assert table.rows[0].problems == ["row too short"] and table.general == ["batch"]
+
+
+def test_a_data_file_row_naming_a_file_outside_its_project_is_refused_at_its_cell(tom, admin, place):
+    """Issue 13: a storage_url elsewhere is refused at registration, not accepted to fail later."""
+    measurement = next(admin.nodes("measurement", place["project"]))["submitter_id"]
+    text = ("type\tsubmitter_id\tfile_name\tdata_format\tfile_size\tmd5sum\tstorage_url\tdata_category\t"
+            "measurements.submitter_id\n"
+            f"data_file\telsewhere.ibd\tx.ibd\tibd\t3\t{'0' * 32}\tfile:///etc/passwd\traw\t{measurement}\n")
+    response = upload(tom, place["project"], text)
+    assert response.status_code == 400
+    problem = cell_problems(response.get_data(as_text=True))[(2, "storage_url")]
+    assert f"is not in the storage of project {place['project']}; give file://" in problem
+    assert not [f for f in admin.nodes("data_file", place["project"]) if f["submitter_id"] == "elsewhere.ibd"]

@@ -110,3 +110,26 @@ def test_an_object_outside_the_projects_prefix_is_never_read(s3_portal, admin, s
     node = admin.find(place["project"], "outside.ibd")
     response = s3_portal.get(f"/files/{node['id']}/download")
     assert response.status_code == 404 and b"not yours" not in response.data
+
+
+def test_a_resumable_upload_appends_parts_and_completes_in_a_bucket(server, s3_endpoint):
+    """Objects cannot be appended to: each chunk is a part, completion joins them with their MD5."""
+    import io
+
+    from portal.objects import ObjectStore
+    from portal.registration import resumable
+
+    settings = dataclasses.replace(server.settings, storage_url=f"s3://{BUCKET}/{PREFIX}", s3_endpoint_url=s3_endpoint)
+    store = ObjectStore.from_settings(settings)
+    who = {"user": "tom", "project": "p1", "file_name": "run.ibd"}
+    upload = resumable.create(store, who, len(IBD), limit=1 << 30)
+    half = len(IBD) // 2
+    assert resumable.append(store, upload, 0, io.BytesIO(IBD[:half]), half, None) == half
+    assert resumable.offset(store, resumable.find(store, upload.upload_id, "tom")) == half
+    with pytest.raises(resumable.OffsetConflict):
+        resumable.append(store, upload, 0, io.BytesIO(IBD[:half]), half, None)
+    resumable.append(store, upload, half, io.BytesIO(IBD[half:]), len(IBD) - half, None)
+    staged = resumable.complete(store, upload, hashlib.md5(IBD).hexdigest())
+    assert (staged.md5sum, staged.file_size) == (hashlib.md5(IBD).hexdigest(), len(IBD))
+    assert objects(s3_endpoint) == [f"{BUCKET}/{PREFIX}/.staging/{upload.upload_id}/{name}"
+                                    for name in ("resumable.json", "run.ibd", "upload.json")]
