@@ -21,6 +21,7 @@ from itsdangerous import BadSignature
 PUBLIC_POSTS = ("/signin", "/oauth/token")   # bodies accepted without a session: small forms
 PUBLIC_BODY_BYTES = 64 * 1024
 FORM_SLACK_BYTES = 1024 * 1024               # multipart framing around a bulk TSV
+UPLOAD_PATHS = ("/register/uploads", "/register/header")   # a data file as the raw body: the upload check
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def precheck(request: Request, form_limit: int, upload_check: Precheck) -> Refus
     if request.length is None:
         return Refusal(411, "Content-Length", "Content-Length: send the body with its length "
                                               "(chunked request bodies are not accepted)")
-    if request.path == "/register/uploads":
+    if request.path in UPLOAD_PATHS:
         return upload_check(request)
     public = request.path in PUBLIC_POSTS
     limit = PUBLIC_BODY_BYTES if public else form_limit

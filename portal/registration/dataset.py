@@ -1,7 +1,8 @@
 """Registering one dataset: the measurement and its imzML + ibd data files in one step.
 
 `check` asks the service for a dry run of the measurement, so the form has one validator: the
-service's. `register` claims the user's staged uploads, dry-runs the whole batch, moves the
+service's. `register` claims the user's staged uploads, verifies that the ibd belongs to the imzML
+(headers.verified: UUID, stored checksum, sizes), dry-runs the whole batch, moves the
 files to `<project>/<measurement>/<file name>` and submits the batch; when anything is refused
 it removes the moved files and the staged ones, so nothing is half-registered.
 """
@@ -12,7 +13,7 @@ from thriftpy2.transport import TTransportException
 from metadata.client import ERRORS, MetadataClient
 from metadata.idl import metadata_thrift as T
 from metadata.submission import PROJECT_PATTERN
-from portal.registration import form as register_form, uploads
+from portal.registration import form as register_form, headers, uploads
 from portal.objects import ObjectStore
 from portal.registration.uploads import Staged, UploadRefused
 
@@ -76,6 +77,10 @@ def register(client: MetadataClient, store: ObjectStore, user: str, project: str
     staged = _claim_all(store, upload_ids, user, project)
     try:
         _require_pair(staged)
+        try:  # the pair is verified before anything is moved or written
+            values = headers.verified(store, staged, values, type_def)
+        except headers.PairRefused as refused:
+            raise Refused({"files": refused.problems}, []) from None
         fields, general = check(client, project, values, type_def)
         if fields or general:
             raise Refused(fields, general)
