@@ -228,8 +228,8 @@ class _Reader:
         try:
             parser.ParseFile(stream)
         except expat.ExpatError as error:
-            self.problems.append(f"the imzML is not well-formed XML at line {error.lineno}, column {error.offset + 1}: "
-                       f"{expat.ErrorString(error.code)}")
+            self.problems.append(f"the imzML is not well-formed XML at line {error.lineno}, "
+                                 f"column {error.offset + 1}: {expat.ErrorString(error.code)}")
         except _Enough:
             pass
         if not self.problems:

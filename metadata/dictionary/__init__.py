@@ -99,9 +99,10 @@ class NodeType:
 
     def order_problems(self, props: dict) -> list[tuple[str, str]]:
         """(the upper field, sentence) for each ordered pair whose upper value is below the lower one."""
-        return [(high, f"{high} ({props[high]}) is below {low} ({props[low]}); it must be at least {low}")
-                for low, high in self.ordered if _comparable(props.get(low), props.get(high))
-                and props[high] < props[low]]
+        return [(high, f"{high} ({_shown(props[high])}) is below {low} ({_shown(props[low])}); "
+                       f"it must be at least {low}")
+                for low, high in self.ordered
+                if _comparable(props.get(low), props.get(high)) and props[high] < props[low]]
 
     def as_json(self) -> dict:
         links = [vars(link) | {"to_many": link.to_many} for link in self.links.values()]
@@ -202,6 +203,11 @@ def _order_kind(schema: dict) -> str | None:
     if schema.get("type") in ("number", "integer"):
         return "number"
     return "date" if schema.get("type") == "string" and schema.get("format") == "date" else None
+
+
+def _shown(value):
+    """A number as a technician wrote it: 400.0 as 400."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _comparable(low, high) -> bool:

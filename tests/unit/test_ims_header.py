@@ -36,7 +36,7 @@ def test_64_bit_intensities_are_accepted_and_said(tmp_path):
     assert any("64-bit float" in note and "legal" in note for note in header.notes)
 
 
-def test_an_instruments_header_fills_the_measurement(tmp_path):
+def test_an_instruments_header_fills_the_measurement():
     xml, _ = instrument_pair()
     header = read_header(io.BytesIO(xml))
     assert header.uuid == INSTRUMENT_UUID.replace("-", "") and header.checksum[1] == header.checksum[1].lower()

@@ -22,7 +22,7 @@ def test_a_true_pair_passes_every_check_as_paths_and_as_streams(pair):
 
 
 def test_an_ibd_of_another_imzml_is_refused_with_each_difference(tmp_path, pair):
-    other_imzml, other_ibd = write_pair(tmp_path / "other", name="slide", mode="processed")
+    _, other_ibd = write_pair(tmp_path / "other", name="slide", mode="processed")
     problems = check_pair(pair[0], other_ibd).problems
     assert [p.split(":")[0] for p in problems] == ["UUID", "SHA-1"]
     assert "this ibd was written with another imzML" in problems[0]
@@ -56,7 +56,7 @@ def test_an_ibd_shorter_than_its_uuid(pair):
     assert "5 bytes long, too short" in problem
 
 
-def test_a_refused_imzml_is_reported_not_raised(tmp_path, pair):
+def test_a_refused_imzml_is_reported_not_raised(pair):
     broken = pair[0].read_bytes()[:300]
     report = check_pair(io.BytesIO(broken), pair[1])
     assert report.header is None and report.problems[0].startswith("imzML: the imzML is not well-formed XML")
