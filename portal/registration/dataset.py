@@ -75,12 +75,9 @@ def register(client: MetadataClient, store: ObjectStore, user: str, project: str
     if problem := project_problem(project):
         raise Refused({"project": [problem]}, [])
     staged = _claim_all(store, upload_ids, user, project)
+    values = _verified(store, staged, values, type_def)  # before anything is moved or written
     try:
         _require_pair(staged)
-        try:  # the pair is verified before anything is moved or written
-            values = headers.verified(store, staged, values, type_def)
-        except headers.PairRefused as refused:
-            raise Refused({"files": refused.problems}, []) from None
         fields, general = check(client, project, values, type_def)
         if fields or general:
             raise Refused(fields, general)
@@ -93,6 +90,20 @@ def register(client: MetadataClient, store: ObjectStore, user: str, project: str
     finally:
         for each in staged:
             uploads.discard(store, each)
+
+
+def _verified(store: ObjectStore, staged: list[Staged], values: dict, type_def: dict) -> dict:
+    """The values, with what the imzML's header adds, once the staged files are one imzML and the
+    ibd that belongs to it (headers.verified); on any refusal the staged files are discarded."""
+    try:
+        _require_pair(staged)
+        return headers.verified(store, staged, values, type_def)
+    except BaseException as error:
+        for each in staged:
+            uploads.discard(store, each)
+        if isinstance(error, headers.PairRefused):
+            raise Refused({"files": error.problems}, []) from None
+        raise
 
 
 def final_key(project: str, measurement: str, staged: Staged) -> str:
