@@ -92,20 +92,6 @@ def register(client: MetadataClient, store: ObjectStore, user: str, project: str
             uploads.discard(store, each)
 
 
-def _verified(store: ObjectStore, staged: list[Staged], values: dict, type_def: dict) -> dict:
-    """The values, with what the imzML's header adds, once the staged files are one imzML and the
-    ibd that belongs to it (headers.verified); on any refusal the staged files are discarded."""
-    try:
-        _require_pair(staged)
-        return headers.verified(store, staged, values, type_def)
-    except BaseException as error:
-        for each in staged:
-            uploads.discard(store, each)
-        if isinstance(error, headers.PairRefused):
-            raise Refused({"files": error.problems}, []) from None
-        raise
-
-
 def final_key(project: str, measurement: str, staged: Staged) -> str:
     return f"{project}/{measurement}/{staged.file_name}"
 
@@ -128,6 +114,20 @@ def _require_pair(staged: list[Staged]) -> None:
     if formats != ["ibd", "imzML"]:
         got = ", ".join(s.file_name for s in staged) or "no files"
         raise Refused({"files": [f"files: give one .imzML file and one .ibd file (got {got})"]}, [])
+
+
+def _verified(store: ObjectStore, staged: list[Staged], values: dict, type_def: dict) -> dict:
+    """The values, with what the imzML's header adds, once the staged files are one imzML and the
+    ibd that belongs to it (headers.verified); on any refusal the staged files are discarded."""
+    try:
+        _require_pair(staged)
+        return headers.verified(store, staged, values, type_def)
+    except BaseException as error:
+        for each in staged:
+            uploads.discard(store, each)
+        if isinstance(error, headers.PairRefused):
+            raise Refused({"files": error.problems}, []) from None
+        raise
 
 
 def _dry_run(client: MetadataClient, project: str, entities: list[dict]) -> None:
