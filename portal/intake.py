@@ -22,6 +22,7 @@ PUBLIC_POSTS = ("/signin", "/oauth/token")   # bodies accepted without a session
 API_PREFIXES = ("/api/uploads", "/api/register/")  # bearer-token routes (portal/registration/api.py)
 PUBLIC_BODY_BYTES = 64 * 1024
 FORM_SLACK_BYTES = 1024 * 1024               # multipart framing around a bulk TSV
+UPLOAD_PATHS = ("/register/uploads", "/register/header")   # a data file as the raw body: the upload check
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def precheck(request: Request, form_limit: int, upload_check: Precheck,
     if request.length is None:
         return Refusal(411, "Content-Length", "Content-Length: send the body with its length "
                                               "(chunked request bodies are not accepted)")
-    if request.path == "/register/uploads":
+    if request.path in UPLOAD_PATHS:
         return upload_check(request)
     if api_check is not None and request.path.startswith(API_PREFIXES):
         return api_check(request)

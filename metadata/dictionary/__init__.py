@@ -1,8 +1,9 @@
 """The data dictionary: one YAML file per node type, Gen3-style, loaded and checked once.
 
-A type has JSON-Schema properties, `required` properties, and `links` to parent types (single
-links, or Gen3 link groups with `subgroup`, `required` and `exclusive`). docs/dictionary.md
-describes the format.
+A type has JSON-Schema properties, `required` properties, `ordered` pairs of properties (the
+one cross-field rule: the second may not be below the first), and `links` to parent types
+(single links, or Gen3 link groups with `subgroup`, `required` and `exclusive`).
+docs/dictionary.md describes the format.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
-from metadata.dictionary.compiled import compile_check
+from metadata.dictionary.compiled import DATE, compile_check
 from metadata.errors import Invalid
 
 DEFAULT_DIRECTORY = Path(__file__).with_name("default")
@@ -63,6 +64,7 @@ class NodeType:
     required: tuple[str, ...]
     links: dict[str, LinkDef]
     groups: tuple[LinkGroup, ...] = ()
+    ordered: tuple[tuple[str, str], ...] = ()   # (low, high): when both are given, high >= low
     managed: bool = False   # written only by the service itself (runs), never by a submission
     _validator: Draft202012Validator | None = field(default=None, repr=False)
     _valid: object = field(default=None, repr=False)  # the compiled check (compiled.py), made on first use
@@ -83,8 +85,9 @@ class NodeType:
         """(field, sentence) for every property problem; empty when the properties are valid."""
         if self._valid is None:
             self._valid = compile_check(self.properties, self.required)
+        order = self.order_problems(props)
         if self._valid(props):  # the common case, in microseconds; any doubt gets the full validation
-            return []
+            return order
         problems = [(name, f"{name} is required for a {self.id}{_hint(self.properties.get(name, {}))}")
                     for name in self.required if props.get(name) is None]
         # JSON Schema takes NaN for a number and Infinity where no maximum is set: refuse both first
@@ -92,14 +95,22 @@ class NodeType:
         problems += [(name, non_finite_message(name, why)) for name, why in bad.items()]
         problems += [_explain(self, error) for error in self.validator().iter_errors(props)
                      if not error.absolute_path or error.absolute_path[0] not in bad]
-        return sorted(problems)
+        return sorted(problems + order)
+
+    def order_problems(self, props: dict) -> list[tuple[str, str]]:
+        """(the upper field, sentence) for each ordered pair whose upper value is below the lower one."""
+        return [(high, f"{high} ({_shown(props[high])}) is below {low} ({_shown(props[low])}); "
+                       f"it must be at least {low}")
+                for low, high in self.ordered
+                if _comparable(props.get(low), props.get(high)) and props[high] < props[low]]
 
     def as_json(self) -> dict:
         links = [vars(link) | {"to_many": link.to_many} for link in self.links.values()]
         groups = [vars(group) | {"members": list(group.members)} for group in self.groups]
         return {"id": self.id, "title": self.title, "description": self.description,
                 "category": self.category, "properties": self.properties,
-                "required": list(self.required), "links": links, "link_groups": groups, "managed": self.managed}
+                "required": list(self.required), "ordered": [list(pair) for pair in self.ordered],
+                "links": links, "link_groups": groups, "managed": self.managed}
 
 
 class Dictionary:
@@ -169,8 +180,40 @@ def _load_type(path: Path) -> NodeType:
         if name not in properties:
             raise Invalid(f"{where}: required property {name!r} is not defined under properties")
     links, groups = _load_links(where, doc.get("links") or [])
+    ordered = _load_ordered(where, doc.get("ordered") or [], properties)
     return NodeType(doc["id"], doc.get("title", doc["id"]), doc.get("description", ""),
-                    doc["category"], properties, required, links, tuple(groups), bool(doc.get("managed")))
+                    doc["category"], properties, required, links, tuple(groups), ordered, bool(doc.get("managed")))
+
+
+def _load_ordered(where: str, entries: list, properties: dict) -> tuple[tuple[str, str], ...]:
+    """The `ordered` pairs: two defined properties of one kind that can be compared (numbers, dates)."""
+    pairs = []
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 2 and all(name in properties for name in entry)):
+            raise Invalid(f"{where}: ordered entry {entry!r} must name two properties defined under properties, "
+                          "[lower, upper]")
+        kinds = {_order_kind(properties[name]) for name in entry}
+        if len(kinds) != 1 or None in kinds:
+            raise Invalid(f"{where}: ordered entry {entry!r} must name two numbers or two dates")
+        pairs.append((entry[0], entry[1]))
+    return tuple(pairs)
+
+
+def _order_kind(schema: dict) -> str | None:
+    if schema.get("type") in ("number", "integer"):
+        return "number"
+    return "date" if schema.get("type") == "string" and schema.get("format") == "date" else None
+
+
+def _shown(value):
+    """A number as a technician wrote it: 400.0 as 400."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _comparable(low, high) -> bool:
+    """Both numbers (not booleans) or both dates; anything else is the type check's to refuse."""
+    numbers = all(type(v) in (int, float) for v in (low, high))
+    return numbers or all(type(v) is str and DATE.fullmatch(v) for v in (low, high))
 
 
 def _check_properties(where: str, properties: dict) -> None:

@@ -1,7 +1,8 @@
 """Registering one dataset: the measurement and its imzML + ibd data files in one step.
 
 `check` asks the service for a dry run of the measurement, so the form has one validator: the
-service's. `register` claims the user's staged uploads, dry-runs the whole batch, moves the
+service's. `register` claims the user's staged uploads, verifies that the ibd belongs to the imzML
+(headers.verified: UUID, stored checksum, sizes), dry-runs the whole batch, moves the
 files to `<project>/<measurement>/<file name>` and submits the batch; when anything is refused
 it removes the moved files and the staged ones, so nothing is half-registered.
 """
@@ -12,7 +13,7 @@ from thriftpy2.transport import TTransportException
 from metadata.client import ERRORS, MetadataClient
 from metadata.idl import metadata_thrift as T
 from metadata.submission import PROJECT_PATTERN
-from portal.registration import form as register_form, uploads
+from portal.registration import form as register_form, headers, uploads
 from portal.objects import ObjectStore
 from portal.registration.uploads import Staged, UploadRefused
 
@@ -75,6 +76,7 @@ def register(client: MetadataClient, store: ObjectStore, user: str, project: str
     if problem := project_problem(project):
         raise Refused({"project": [problem]}, [])
     staged = _claim_all(store, upload_ids, user, project)
+    values = _verified(store, staged, values, type_def)  # before anything is moved or written
     try:
         _require_pair(staged)
         if existing:
@@ -149,6 +151,20 @@ def _require_pair(staged: list[Staged]) -> None:
     if formats != ["ibd", "imzML"]:
         got = ", ".join(s.file_name for s in staged) or "no files"
         raise Refused({"files": [f"files: give one .imzML file and one .ibd file (got {got})"]}, [])
+
+
+def _verified(store: ObjectStore, staged: list[Staged], values: dict, type_def: dict) -> dict:
+    """The values, with what the imzML's header adds, once the staged files are one imzML and the
+    ibd that belongs to it (headers.verified); on any refusal the staged files are discarded."""
+    try:
+        _require_pair(staged)
+        return headers.verified(store, staged, values, type_def)
+    except BaseException as error:
+        for each in staged:
+            uploads.discard(store, each)
+        if isinstance(error, headers.PairRefused):
+            raise Refused({"files": error.problems}, []) from None
+        raise
 
 
 def _dry_run(client: MetadataClient, project: str, entities: list[dict]) -> None:

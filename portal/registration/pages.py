@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError
 from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
-from portal.registration import dataset as registration, form as register_form, uploads
+from portal.registration import dataset as registration, form as register_form, headers, uploads
 from portal.client import UNREACHABLE, get_client
 from portal.intake import Refusal, Request
 from portal.objects import ObjectStore
@@ -97,6 +97,17 @@ def upload():
                            {"user": identity.user, "project": project, "file_name": name})
     return jsonify(upload_id=staged.upload_id, file_name=staged.file_name, data_format=staged.data_format,
                    md5sum=staged.md5sum, file_size=staged.file_size), 201
+
+
+@bp.route("/register/header", methods=("POST",))
+def imzml_header():
+    """The measurement values an imzML's header gives: the file is the raw body, read as it streams
+    and kept nowhere (the page sends it when the technician chooses it, to fill the form)."""
+    project, identity = request.args.get("project", ""), get_client().whoami()
+    if registration.project_problem(project) or not can_write(identity, project):
+        return _refusal("project", f"project: {identity.user} has no write access to project {project!r}", 403)
+    header = headers.read(request.stream, request.args.get("file_name", "the imzML"))
+    return jsonify(headers.for_form(header, measurement_type()))
 
 
 @bp.route("/register/uploads/<upload_id>/discard", methods=("POST",))

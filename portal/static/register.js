@@ -94,6 +94,33 @@
     });
   }
 
+  // Choosing the imzML sends it to /register/header (read as it streams, kept nowhere): the
+  // measurement's empty fields take the values its header gives, marked for the technician to
+  // check; a field already filled keeps its value, with the file's value said beside it.
+  async function readHeader(input) {
+    const file = input.files[0], error = byId("register-error-file-imzML"), box = byId("register-header-imzML");
+    if (!file) return;
+    box.textContent = "reading the imzML's header…";
+    const query = new URLSearchParams({project: project(), file_name: file.name});
+    const response = await fetch("/register/header?" + query, {method: "POST", credentials: "same-origin",
+      headers: {"X-CSRFToken": csrf, "Content-Type": "application/octet-stream"}, body: file});
+    let answer = {};
+    try { answer = await response.json(); } catch (e) { answer = {general: ["The portal answered " + response.status]}; }
+    box.textContent = response.ok ? answer.summary.concat(answer.notes).join(". ") : "";
+    error.textContent = response.ok ? "" : Object.values(answer.fields || {}).flat().concat(answer.general || []).join(" ");
+    if (response.ok) fill(answer.values);
+  }
+
+  function fill(fromFile) {
+    Object.entries(fromFile).forEach(([name, value]) => {
+      const field = form.elements[name], note = byId("register-from-file-" + name);
+      if (!field || !note) return;
+      if (!field.value) { field.value = value; touched.add(name); note.textContent = "From the imzML: check it."; }
+      else note.textContent = field.value === value ? "" : "The imzML says " + value + ".";
+    });
+    check(false);
+  }
+
   async function discard(ids) {
     for (const id of ids) {
       await fetch("/register/uploads/" + id + "/discard?" + new URLSearchParams({project: project()}),
@@ -131,5 +158,6 @@
   form.addEventListener("change", (event) => { if (event.target.type !== "file") scheduleCheck(event); });
   byId("register-project").addEventListener("change", filterChoices);
   form.addEventListener("submit", submit);
+  byId("register-file-imzML").addEventListener("change", (event) => readHeader(event.target));
   filterChoices();
 })();

@@ -93,6 +93,10 @@ def test_tom_registers_a_measurement_and_finds_it_everywhere(commons, browser, p
     service, portal, admin = commons
     _fill(browser, portal, place, MEASUREMENT, pixel_size_um="25", raster_width="12", raster_height="9")
     browser.find_element(By.ID, "register-file-imzML").send_keys(str(pair["imzML"]))
+    # the header fills what was left empty, and says so
+    until(browser, lambda d: d.find_element(By.ID, "register-mass_range_high").get_attribute("value") == "1000")
+    assert browser.find_element(By.ID, "register-from-file-mass_range_high").text == "From the imzML: check it."
+    assert "108 spectra on a 12 x 9 pixel grid" in browser.find_element(By.ID, "register-header-imzML").text
     browser.find_element(By.ID, "register-file-ibd").send_keys(str(pair["ibd"]))
     browser.find_element(By.ID, "register-submit").click()
     link = until(browser, lambda d: d.find_elements(By.ID, "register-done-link"), timeout=60)[0]

@@ -3,8 +3,14 @@ script makes them (CSRF header), and what the staging area holds."""
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 
-IMZML, IBD = b"<?xml version='1.0'?><mzML>not parsed at registration</mzML>\n", bytes(range(256)) * 4096
+from tests.imzml_files import pair_bytes
+
+# a real pair: registration checks that the ibd belongs to the imzML before it writes anything
+with tempfile.TemporaryDirectory() as _directory:
+    IMZML, IBD = pair_bytes(Path(_directory), width=4, height=3, points=400)
 
 
 def values(place: dict, **changes) -> dict:

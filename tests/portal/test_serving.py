@@ -65,6 +65,8 @@ def check(path: str, length: int | None, session=None, query: str = "", limit: i
     ("/register/uploads", 10, SESSION, "project=p1", None),
     ("/register/uploads", 5000, SESSION, "project=p1", (413, "file")),
     ("/register/uploads", None, SESSION, "project=p1", (411, "Content-Length")),
+    ("/register/header", 10, SESSION, "project=p2", (403, "project")),  # an imzML, as an upload
+    ("/register/header", 5000, SESSION, "project=p1", (413, "file")),
     ("/register/commit", 10, None, "", (401, "session")),
     ("/register/commit", 5000, SESSION, "", (413, "Content-Length")),
     ("/register/commit", 10, SESSION, "", None),

@@ -88,3 +88,25 @@ def test_dates_must_be_real_dates(default):
 
 def test_each_missing_required_property_is_named(default):
     assert {"instrument", "ionisation", "polarity"} <= set(problems(default, "measurement", {}))
+
+
+@pytest.mark.parametrize("low, high, refused", [(900, 500, True), (500, 900, False), (700, 700, False),
+                                                (900, "x", False)])
+def test_an_upper_mass_range_below_the_lower_is_refused_at_the_upper_field(default, low, high, refused):
+    props = {"instrument": "timsTOF fleX", "ionisation": "nano-DESI", "polarity": "negative",
+             "mass_range_low": low, "mass_range_high": high}
+    found = problems(default, "measurement", props)
+    assert ("is below mass_range_low (900)" in found.get("mass_range_high", "")) == refused
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ("[[a, nope]]", "must name two properties defined"),
+    ("[[a, name]]", "two numbers or two dates"),
+    ("[a]", "must name two properties"),
+])
+def test_malformed_ordered_pairs_are_refused(tmp_path, entry, expected):
+    write(tmp_path, "thing", "id: thing\ncategory: clinical\nproperties:\n  a: {type: number}\n"
+                             f"  name: {{type: string}}\nordered: {entry}\n")
+    with pytest.raises(Invalid, match="thing.yaml") as caught:
+        Dictionary.load(tmp_path)
+    assert expected in caught.value.message

@@ -1,0 +1,650 @@
+"""What an imzML file says about itself, read in one streamed pass without keeping its spectra.
+
+    header = read_header(path_or_binary_stream)     # HeaderError when the commons cannot trust it
+    measurement_values(header)                      # the dictionary's measurement fields it fills
+
+The XML goes through expat, so memory stays flat however many spectra the file holds and every
+problem is placed at its line: broken XML (line and column), no UUID, no continuous/processed
+term, an unknown accession where a binary data type or array kind is required, a binary type or
+compression the commons' readers (pyimzML) cannot read, a spectrum without data or without a
+position, a pixel outside the declared grid, an array inside the ibd's 16-byte UUID. Up to
+MAX_PROBLEMS are collected before reading stops. What is legal but worth a look (64-bit
+intensities, no checksum, mixed polarity, no declared grid) goes to `Header.notes`.
+
+Accessions are those of the imzML 1.1 specification (imagingMS.obo, IMS:) and PSI-MS (MS:).
+Two known writer bugs are read as pyimzML reads them (ACCESSION_FIX_MAPPING: a float type's name
+wins over its accession), and so are offsets that wrapped as signed 32-bit numbers.
+"""
+from __future__ import annotations
+
+import re
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+from xml.parsers import expat
+
+from pyimzml.ontology.ontology import ACCESSION_FIX_MAPPING, all_terms
+
+MAX_PROBLEMS = 10
+UUID_TERM = "IMS:1000080"
+# IMS:1000092 is not in imagingMS.obo 0.9.1, but Cardinal writes it for SHA-256
+CHECKSUMS = {"IMS:1000091": "sha1", "IMS:1000090": "md5", "IMS:1000092": "sha256"}
+CHECKSUM_NAMES = {"sha1": "SHA-1", "md5": "MD5", "sha256": "SHA-256"}
+STORAGE = {"IMS:1000030": "continuous", "IMS:1000031": "processed"}
+SPECTRUM_TYPES = {"MS:1000128": "profile", "MS:1000127": "centroid"}
+POLARITIES = {"MS:1000130": "positive", "MS:1000129": "negative"}
+ARRAY_KINDS = {"MS:1000514": "m/z", "MS:1000515": "intensity"}
+# the binary types pyimzML (every reader of the commons) reads: accession -> (name, bytes per value)
+BINARY_TYPES = {"MS:1000521": ("32-bit float", 4), "MS:1000523": ("64-bit float", 8),
+                "MS:1000519": ("32-bit integer", 4), "MS:1000522": ("64-bit integer", 8),
+                "IMS:1000141": ("32-bit integer", 4), "IMS:1000142": ("64-bit integer", 8)}
+UNREADABLE_TYPES = {"MS:1000520": "16-bit float", "IMS:1100000": "8-bit integer", "IMS:1100001": "16-bit integer"}
+NO_COMPRESSION = "MS:1000576"
+OFFSET, LENGTH, ENCODED = "IMS:1000102", "IMS:1000103", "IMS:1000104"
+EXTENT_TERMS = frozenset((OFFSET, LENGTH, ENCODED))
+LEAVES = frozenset(("cvParam", "userParam", "referenceableParamGroupRef"))
+POSITIONS = {"IMS:1000050": 0, "IMS:1000051": 1, "IMS:1000052": 2}
+WINDOW = {"MS:1000501": 0, "MS:1000500": 1}          # scan window lower / upper limit
+OBSERVED = {"MS:1000528": 0, "MS:1000527": 1}        # lowest / highest observed m/z
+SCAN_ASPECTS = (("IMS:100040", "linescan sequence"), ("IMS:100041", "scan pattern"),
+                ("IMS:100048", "scan type"), ("IMS:100049", "line scan direction"),
+                ("IMS:100011", "laser shot mode"))
+# the dictionary's ionisation terms, by the ion source's accession (else by words in its name)
+IONISATION = {"MS:1000075": "MALDI", "MS:1000239": "MALDI", "MS:1002011": "DESI", "MS:1000398": "nano-DESI",
+              "MS:1000073": "ESI", "MS:1000402": "SIMS", "MS:1000059": "LA-ICP"}
+IONISATION_WORDS = (("nanospray desorption", "nano-DESI"), ("nano-desi", "nano-DESI"),
+                    ("desorption electrospray", "DESI"), ("matrix-assisted laser", "MALDI"),
+                    ("secondary ion", "SIMS"), ("electrospray", "ESI"))
+INSTRUMENT_MODEL = "MS:1000031"
+NOT_A_MODEL = {"MS:1000529", "MS:1000032", "MS:1000030"}  # serial number, customization, vendor
+LENGTH_UNITS_UM = {"UO:0000017": 1.0, "UO:0000018": 1e-3, "UO:0000016": 1e3}  # µm, nm, mm
+HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class HeaderError(ValueError):
+    """An imzML the commons will not take: one sentence per problem, each naming where it is."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class Param(NamedTuple):
+    """One cvParam (or userParam, with an empty accession) as written, with its line."""
+    accession: str
+    name: str
+    value: str
+    unit: str
+    line: int
+
+
+@dataclass
+class Instrument:
+    """The instrumentConfiguration's model and its components' type terms."""
+    model: str | None = None
+    sources: list[str] = field(default_factory=list)
+    analyzers: list[str] = field(default_factory=list)
+    detectors: list[str] = field(default_factory=list)
+    ionisation: str | None = None     # the dictionary's term for the first source it knows
+
+
+@dataclass
+class Extents:
+    """Where each spectrum's arrays lie in the ibd (bytes), and its pixel; one entry per spectrum."""
+    mz_offset: array = field(default_factory=lambda: array("q"))
+    mz_bytes: array = field(default_factory=lambda: array("q"))
+    intensity_offset: array = field(default_factory=lambda: array("q"))
+    intensity_bytes: array = field(default_factory=lambda: array("q"))
+    x: array = field(default_factory=lambda: array("q"))
+    y: array = field(default_factory=lambda: array("q"))
+
+    def ends(self) -> list[int]:
+        """Per spectrum, the byte just after its last array."""
+        return [max(a + b, c + d) for a, b, c, d in
+                zip(self.mz_offset, self.mz_bytes, self.intensity_offset, self.intensity_bytes)]
+
+
+@dataclass
+class Header:
+    """The typed header of one imzML file."""
+    uuid: str = ""                                  # 32 lower-case hex digits
+    checksum: tuple[str, str] | None = None         # (sha1 | md5 | sha256, lower-case hex)
+    storage: str = ""                               # continuous | processed
+    spectrum_type: str | None = None                # profile | centroid
+    polarity: str | None = None                     # positive | negative
+    pixels: tuple[int, int] | None = None           # declared max count of pixels x, y
+    pixel_size_um: tuple[float, float] | None = None
+    max_dimension: tuple[float, float] | None = None  # declared max dimension x, y (µm)
+    scan: dict[str, str] = field(default_factory=dict)  # scan pattern, linescan sequence, ...
+    mz_range: tuple[float, float] | None = None
+    mz_range_from: str | None = None                # "scan window" | "observed m/z"
+    instrument: Instrument = field(default_factory=Instrument)
+    started: str | None = None                      # the run's startTimeStamp
+    spectra: int = 0
+    mz_type: str = ""                               # e.g. 64-bit float
+    intensity_type: str = ""
+    extents: Extents = field(default_factory=Extents)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The pixel grid: as declared, else as far as the spectra reach."""
+        if self.pixels:
+            return self.pixels
+        return (max(self.extents.x, default=0), max(self.extents.y, default=0))
+
+    def expected_ibd_bytes(self) -> int:
+        """The smallest ibd that holds the UUID and every spectrum's arrays."""
+        return max([16, *self.extents.ends()])
+
+
+def read_header(source) -> Header:
+    """The header of an imzML given as a path or a binary stream; HeaderError when refused."""
+    if hasattr(source, "read"):
+        return _Reader().read(source)
+    with open(Path(source), "rb") as stream:
+        return _Reader().read(stream)
+
+
+def measurement_values(header: Header) -> dict:
+    """The measurement fields of the default dictionary that the header fills (only those it knows)."""
+    low_high = header.mz_range or (None, None)
+    width_height = header.grid if header.spectra else (None, None)
+    values = {"instrument": header.instrument.model, "ionisation": header.instrument.ionisation,
+              "polarity": header.polarity, "mass_range_low": _rounded(low_high[0]),
+              "mass_range_high": _rounded(low_high[1]),
+              "pixel_size_um": header.pixel_size_um[0] if header.pixel_size_um else None,
+              "raster_width": width_height[0] or None, "raster_height": width_height[1] or None,
+              "acquisition_date": header.started[:10] if header.started else None,
+              "spectrum_type": header.spectrum_type, "imzml_mode": header.storage or None}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def checksum_name(algorithm: str) -> str:
+    """SHA-1, MD5 or SHA-256, as a technician reads it."""
+    return CHECKSUM_NAMES[algorithm]
+
+
+class _Frame:
+    __slots__ = ("tag", "attrs", "line", "params")
+
+    def __init__(self, tag: str, attrs: dict, line: int):
+        self.tag, self.attrs, self.line, self.params = tag, attrs, line, []
+
+
+@dataclass
+class _Array:
+    kind: str | None
+    binary: tuple[str, int] | None
+    offset: int | None
+    length: int | None
+    encoded: int | None
+    unknown: str = ""      # the accessions the vocabularies do not know, when the kind is not known
+
+
+@dataclass
+class _Spectrum:
+    number: int
+    line: int
+    position: list = field(default_factory=lambda: [None, None, None])
+    arrays: list = field(default_factory=list)
+
+
+class _Reader:
+    """One pass of expat over the file: start and end handlers keyed by element name."""
+
+    def __init__(self):
+        self.header, self.problems = Header(), []
+        self.repeats: dict[tuple, list[int]] = {}   # a problem's kind -> [its place in problems, repeats]
+        self.stack: list[_Frame] = []
+        self.leaf = False                            # inside a param element (which has no frame)
+        self.described: dict[tuple, tuple] = {}     # an array's params -> _describe's answer
+        self.groups: dict[str, list[Param]] = {}
+        self.configs: dict[str, Instrument] = {}
+        self.default_config: str | None = None
+        self.spectrum: _Spectrum | None = None
+        self.declared_spectra: int | None = None
+        self.seen = {"polarity": set(), "spectrum_type": set()}
+        self.ranges = {"scan window": [None, None], "observed m/z": [None, None]}
+        self.unwrap = {"m/z": _Unwrap(), "intensity": _Unwrap()}
+        self.starts = {"run": self._run, "spectrumList": self._spectrum_list, "spectrum": self._spectrum_start,
+                       "instrumentConfiguration": self._config_start}
+        self.ends = {"referenceableParamGroup": self._group, "fileContent": self._file_content,
+                     "scanSettings": self._scan_settings, "instrumentConfiguration": self._config_end,
+                     "source": self._component, "analyzer": self._component, "detector": self._component,
+                     "scan": self._scan, "scanWindow": self._scan_window, "binaryDataArray": self._array,
+                     "spectrum": self._spectrum_end}
+
+    def read(self, stream) -> Header:
+        parser = expat.ParserCreate()
+        parser.StartElementHandler, parser.EndElementHandler = self._start, self._end
+        parser.StartDoctypeDeclHandler = self._doctype
+        self.parser = parser
+        try:
+            parser.ParseFile(stream)
+        except expat.ExpatError as error:
+            self.problems.append(f"the imzML is not well-formed XML at line {error.lineno}, "
+                                 f"column {error.offset + 1}: {expat.ErrorString(error.code)}")
+        except _Enough:
+            pass
+        if not self.problems:
+            self._finish()
+        for place, count in self.repeats.values():
+            if count:
+                self.problems[place] += f" (and {count} more spectra like it)"
+        if self.problems:
+            raise HeaderError(self.problems)
+        return self.header
+
+    # -- the stream of elements ------------------------------------------------------
+
+    def _start(self, name: str, attrs: dict) -> None:
+        tag = name.rpartition(":")[2]
+        line = self.parser.CurrentLineNumber
+        if tag in LEAVES and self.stack:
+            # params hold no elements: no frame of their own, only their parent's params grow
+            self.leaf = True
+            if tag == "referenceableParamGroupRef":
+                self.stack[-1].params.extend(self._referenced(attrs.get("ref", ""), line))
+            else:
+                self.stack[-1].params.append(Param(attrs.get("accession", ""), attrs.get("name", ""),
+                                                   attrs.get("value", ""), attrs.get("unitAccession", ""), line))
+            return
+        if not self.stack and tag not in ("mzML", "indexedmzML"):
+            self._stop(f"this is not an imzML file: its root element is <{tag}>, not <mzML> (line {line})")
+        self.stack.append(_Frame(tag, attrs, line))
+        if handler := self.starts.get(tag):
+            handler(self.stack[-1])
+
+    def _end(self, _name: str) -> None:
+        if self.leaf:
+            self.leaf = False
+            return
+        frame = self.stack.pop()
+        if handler := self.ends.get(frame.tag):
+            handler(frame)
+
+    def _doctype(self, *_args) -> None:
+        self._stop(f"the imzML declares a DOCTYPE (line {self.parser.CurrentLineNumber}); imzML files have none")
+
+    def _referenced(self, ref: str, line: int) -> list[Param]:
+        if ref not in self.groups:
+            self._problem(f"line {line} refers to the referenceableParamGroup {ref!r}, which is not defined before it")
+            return []
+        return self.groups[ref]
+
+    def _problem(self, message: str, kind: tuple | None = None) -> None:
+        """Record a problem; one of a kind already said (a group's flaw, in every spectrum) is only counted."""
+        if kind in self.repeats:
+            self.repeats[kind][1] += 1
+            return
+        if kind is not None:
+            self.repeats[kind] = [len(self.problems), 0]
+        self.problems.append(message)
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.problems.append(f"reading stopped after {MAX_PROBLEMS} problems")
+            raise _Enough
+
+    def _stop(self, message: str) -> None:
+        self.problems.append(message)
+        raise _Enough
+
+    # -- the header's sections ---------------------------------------------------------
+
+    def _group(self, frame: _Frame) -> None:
+        self.groups[frame.attrs.get("id", "")] = frame.params
+
+    def _file_content(self, frame: _Frame) -> None:
+        params, where = {p.accession: p for p in frame.params}, f"the fileContent (line {frame.line})"
+        self.header.uuid = self._uuid(params.get(UUID_TERM), where)
+        self.header.checksum = self._checksum(params, where)
+        modes = [STORAGE[a] for a in params if a in STORAGE]
+        if len(modes) != 1:
+            found = "both" if modes else "neither"
+            self._problem(f"{where} declares {found} of continuous (IMS:1000030) and processed (IMS:1000031); "
+                          f"it must declare exactly one{_unknown(frame.params, 'IMS:')}")
+        else:
+            self.header.storage = modes[0]
+        self._kinds(frame.params)
+
+    def _uuid(self, param: Param | None, where: str) -> str:
+        if param is None:
+            self._problem(f"{where} has no universally unique identifier (IMS:1000080): without it nothing "
+                          "tells which ibd belongs to this imzML")
+            return ""
+        digits = re.sub(r"[{}\-\s]", "", param.value).lower()
+        if not HEX_ID.match(digits):
+            self._problem(f"the universally unique identifier {param.value!r} (line {param.line}) is not "
+                          "a UUID of 32 hexadecimal digits")
+        return digits
+
+    def _checksum(self, params: dict[str, Param], where: str) -> tuple[str, str] | None:
+        for accession, algorithm in CHECKSUMS.items():
+            if param := params.get(accession):
+                digits = param.value.strip().lower()
+                size = {"sha1": 40, "md5": 32, "sha256": 64}[algorithm]
+                if not re.fullmatch(f"[0-9a-f]{{{size}}}", digits):
+                    self._problem(f"the ibd {checksum_name(algorithm)} {param.value!r} (line {param.line}) is not "
+                                  f"{size} hexadecimal digits")
+                return algorithm, digits
+        self.header.notes.append(f"{where} records no checksum of the ibd (IMS:1000091 SHA-1 or IMS:1000090 "
+                                 "MD5): only the UUID and the sizes can show that the ibd belongs to it")
+        return None
+
+    def _kinds(self, params: list[Param]) -> None:
+        """Profile/centroid and polarity, wherever they are declared (fileContent, groups, spectra)."""
+        for accession in map(_fixed, params):
+            if kind := SPECTRUM_TYPES.get(accession):
+                self.seen["spectrum_type"].add(kind)
+            elif polarity := POLARITIES.get(accession):
+                self.seen["polarity"].add(polarity)
+
+    def _scan_settings(self, frame: _Frame) -> None:
+        params = {p.accession: p for p in frame.params}
+        counts = [self._number(params.get(a), int) for a in ("IMS:1000042", "IMS:1000043")]
+        if all(counts):
+            self.header.pixels = (counts[0], counts[1])
+        sizes = [self._length_um(params.get(a)) for a in ("IMS:1000046", "IMS:1000047")]
+        if sizes[0]:
+            self.header.pixel_size_um = (sizes[0], sizes[1] or sizes[0])
+        dimensions = [self._length_um(params.get(a)) for a in ("IMS:1000044", "IMS:1000045")]
+        if all(dimensions):
+            self.header.max_dimension = (dimensions[0], dimensions[1])
+        for param in frame.params:
+            for prefix, aspect in SCAN_ASPECTS:
+                if param.accession.startswith(prefix):
+                    self.header.scan[aspect] = param.name or all_terms.get(param.accession, ("",))[0]
+
+    def _number(self, param: Param | None, kind):
+        if param is None:
+            return None
+        try:
+            value = kind(param.value)
+        except ValueError:
+            value = None
+        if value is None or value <= 0:
+            self._problem(f"{param.name or param.accession} is {param.value!r} (line {param.line}); "
+                          f"it must be a positive {'whole ' if kind is int else ''}number")
+            return None
+        return value
+
+    def _length_um(self, param: Param | None) -> float | None:
+        value = self._number(param, float)
+        if value is None:
+            return None
+        return value * LENGTH_UNITS_UM.get(param.unit, 1.0)
+
+    def _config_start(self, frame: _Frame) -> None:
+        self.configs[frame.attrs.get("id", "")] = Instrument()
+
+    def _config_end(self, frame: _Frame) -> None:
+        instrument = self.configs[frame.attrs.get("id", "")]
+        named = [p for p in frame.params if p.accession == INSTRUMENT_MODEL and p.value]
+        models = [p for p in frame.params
+                  if p.accession and p.accession not in NOT_A_MODEL | {INSTRUMENT_MODEL} and not p.value]
+        instrument.model = (named[0].value if named else models[0].name if models else None)
+
+    def _component(self, frame: _Frame) -> None:
+        config = next((f for f in reversed(self.stack) if f.tag == "instrumentConfiguration"), None)
+        if config is None:
+            return
+        instrument = self.configs[config.attrs.get("id", "")]
+        names = [p.name for p in frame.params if p.accession and not p.value and p.name]
+        getattr(instrument, frame.tag + "s").extend(names)
+        if frame.tag == "source" and instrument.ionisation is None:
+            instrument.ionisation = next(filter(None, map(_ionisation, frame.params)), None)
+
+    def _run(self, frame: _Frame) -> None:
+        self.header.started = frame.attrs.get("startTimeStamp") or None
+        self.default_config = frame.attrs.get("defaultInstrumentConfigurationRef")
+
+    def _spectrum_list(self, frame: _Frame) -> None:
+        try:
+            self.declared_spectra = int(frame.attrs.get("count", ""))
+        except ValueError:
+            self.declared_spectra = None
+
+    # -- spectra -------------------------------------------------------------------------
+
+    def _spectrum_start(self, frame: _Frame) -> None:
+        self.header.spectra += 1
+        self.spectrum = _Spectrum(self.header.spectra, frame.line)
+
+    def _scan(self, frame: _Frame) -> None:
+        if self.spectrum is None:
+            return
+        for param in frame.params:
+            if (axis := POSITIONS.get(param.accession)) is not None:
+                self.spectrum.position[axis] = _integer(param.value)
+        self._limits(frame.params, OBSERVED, "observed m/z")
+
+    def _scan_window(self, frame: _Frame) -> None:
+        self._limits(frame.params, WINDOW, "scan window")
+
+    def _limits(self, params: list[Param], terms: dict, kind: str) -> None:
+        limits = self.ranges[kind]
+        for param in params:
+            if (end := terms.get(param.accession)) is not None and (value := _float(param.value)) is not None:
+                pick = min if end == 0 else max
+                limits[end] = value if limits[end] is None else pick(limits[end], value)
+
+    def _array(self, frame: _Frame) -> None:
+        if self.spectrum is None:
+            return  # a chromatogram's array: not part of the image
+        described = [p for p in frame.params if p.accession not in EXTENT_TERMS]
+        key = tuple((p.accession, p.name) for p in described)
+        if (description := self.described.get(key)) is None:
+            description = self.described[key] = _describe(described)
+        kind, binary, issues = description
+        where = f"the {kind or 'data'} array of spectrum {self.spectrum.number} (line {frame.line})"
+        for issue, message in issues:
+            self._problem(f"{where} {message}", (issue, kind))
+        values = {p.accession: _integer(p.value) for p in frame.params if p.accession in EXTENT_TERMS}
+        self.spectrum.arrays.append(_Array(kind, binary, values.get(OFFSET), values.get(LENGTH), values.get(ENCODED),
+                                           "" if kind else _unknown(described, "")))
+
+    def _spectrum_end(self, frame: _Frame) -> None:
+        spectrum, where = self.spectrum, f"spectrum {self.spectrum.number} (line {frame.line})"
+        self._kinds(frame.params)
+        self._limits(frame.params, OBSERVED, "observed m/z")
+        arrays = {a.kind: a for a in spectrum.arrays if a.kind}
+        missing = [kind for kind in ARRAY_KINDS.values() if kind not in arrays]
+        if missing:
+            self._problem(f"{where} has no {' and no '.join(missing)} array (MS:1000514 m/z array, MS:1000515 "
+                          f"intensity array){''.join(a.unknown for a in spectrum.arrays)}", ("missing", *missing))
+            return
+        if self._arrays_fit(where, arrays["m/z"], arrays["intensity"]) and self._placed(where, spectrum):
+            self._record(arrays["m/z"], arrays["intensity"], spectrum)
+        self.spectrum = None
+
+    def _arrays_fit(self, where: str, mz: _Array, intensity: _Array) -> bool:
+        for kind, each in (("m/z", mz), ("intensity", intensity)):
+            if each.binary is None:
+                return False
+            if each.offset is None or each.length is None:
+                self._problem(f"{where}: its {kind} array lacks the external offset (IMS:1000102) or the external "
+                              "array length (IMS:1000103)", ("extent", kind))
+                return False
+            each.offset = self.unwrap[kind](each.offset)
+            if not self._one_array_fits(where, kind, each):
+                return False
+        if mz.length != intensity.length:
+            self._problem(f"{where} has {mz.length} m/z values but {intensity.length} intensities", ("lengths",))
+            return False
+        return self._one_type(where, mz, intensity)
+
+    def _one_array_fits(self, where: str, kind: str, each: _Array) -> bool:
+        name, size = each.binary
+        if each.length == 0:
+            self._problem(f"{where} is empty: its {kind} array has 0 values (external array length); "
+                          "every spectrum needs data", ("empty",))
+            return False
+        encoded = each.length * size
+        if each.encoded is not None and each.encoded != encoded:
+            self._problem(f"{where}: its {kind} array is {each.encoded} bytes (external encoded length) for "
+                          f"{each.length} {name} values, which take {encoded}", ("encoded", kind))
+            return False
+        if each.offset < 16:
+            self._problem(f"{where}: its {kind} array starts at byte {each.offset}, inside the ibd's 16-byte UUID",
+                          ("in uuid", kind))
+            return False
+        each.encoded = encoded
+        return True
+
+    def _one_type(self, where: str, mz: _Array, intensity: _Array) -> bool:
+        for kind, each, attribute in (("m/z", mz, "mz_type"), ("intensity", intensity, "intensity_type")):
+            first = getattr(self.header, attribute)
+            if first and first != each.binary[0]:
+                self._problem(f"{where}: its {kind} array is {each.binary[0]} where earlier spectra's are {first}; "
+                              "the commons reads one binary type per array", ("types", kind))
+                return False
+            setattr(self.header, attribute, each.binary[0])
+        return True
+
+    def _placed(self, where: str, spectrum: _Spectrum) -> bool:
+        x, y, _z = spectrum.position
+        if x is None or y is None:
+            self._problem(f"{where} has no position x (IMS:1000050) and y (IMS:1000051) as whole numbers",
+                          ("no position",))
+            return False
+        width, height = self.header.pixels or (None, None)
+        if x < 1 or y < 1 or (width and (x > width or y > height)):
+            grid = f"the declared grid of {width} x {height} pixels" if width else "the grid, which starts at 1"
+            self._problem(f"{where} lies at x={x}, y={y}, outside {grid} (max count of pixels x/y)", ("outside",))
+            return False
+        return True
+
+    def _record(self, mz: _Array, intensity: _Array, spectrum: _Spectrum) -> None:
+        extents = self.header.extents
+        extents.mz_offset.append(mz.offset)
+        extents.mz_bytes.append(mz.encoded)
+        extents.intensity_offset.append(intensity.offset)
+        extents.intensity_bytes.append(intensity.encoded)
+        extents.x.append(spectrum.position[0])
+        extents.y.append(spectrum.position[1])
+
+    # -- after the last element ----------------------------------------------------------
+
+    def _finish(self) -> None:
+        header = self.header
+        if not header.uuid:
+            self._soft("the imzML has no fileContent with a universally unique identifier (IMS:1000080)")
+        if header.spectra == 0:
+            self._soft("the imzML holds no spectra")
+        configs = self.configs
+        header.instrument = configs.get(self.default_config or "") or next(iter(configs.values()), Instrument())
+        header.polarity = self._single("polarity", "positive and negative scans")
+        header.spectrum_type = self._single("spectrum_type", "profile and centroid spectra")
+        self._mz_range()
+        self._notes()
+
+    def _soft(self, message: str) -> None:
+        try:
+            self._problem(message)
+        except _Enough:
+            pass
+
+    def _single(self, aspect: str, mixed: str) -> str | None:
+        seen = self.seen[aspect]
+        if len(seen) > 1:
+            self.header.notes.append(f"the imzML holds {mixed}; {aspect.replace('_', ' ')} is left for you to choose")
+        return next(iter(seen)) if len(seen) == 1 else None
+
+    def _mz_range(self) -> None:
+        for source in ("scan window", "observed m/z"):
+            low, high = self.ranges[source]
+            if low is not None and high is not None:
+                self.header.mz_range, self.header.mz_range_from = (low, high), source
+                return
+
+    def _notes(self) -> None:
+        header = self.header
+        if header.intensity_type.startswith("64-bit"):
+            header.notes.append(f"intensities are {header.intensity_type} values: legal imzML, twice the usual "
+                                "32-bit size")
+        if header.pixels is None and header.spectra:
+            header.notes.append("the imzML declares no pixel grid (max count of pixels x/y, IMS:1000042/43); "
+                                "the grid is taken from the spectra's positions")
+        if self.declared_spectra is not None and self.declared_spectra != header.spectra:
+            header.notes.append(f"the spectrumList declares {self.declared_spectra} spectra but holds {header.spectra}")
+
+
+class _Enough(Exception):
+    """Stops the parse: a problem that makes the rest meaningless, or MAX_PROBLEMS of them."""
+
+
+class _Unwrap:
+    """Offsets some writers store as signed 32-bit numbers, unwrapped as pyimzML does."""
+
+    def __init__(self):
+        self.delta, self.previous = 0, 0
+
+    def __call__(self, value: int) -> int:
+        if value < 0 <= self.previous:
+            self.delta += 2 ** 32
+        self.previous = value
+        return value + self.delta
+
+
+def _describe(params: list[Param]) -> tuple[str | None, tuple[str, int] | None, list[tuple[str, str]]]:
+    """(kind, (binary type, bytes per value), [(issue, words)]) of one binaryDataArray's params."""
+    accessions = [_fixed(p) for p in params]
+    kinds = [ARRAY_KINDS[a] for a in accessions if a in ARRAY_KINDS]
+    found = [BINARY_TYPES[a] for a in accessions if a in BINARY_TYPES]
+    issues = [("type", f"holds {UNREADABLE_TYPES[a]} values ({a}), which the commons cannot read; "
+                       f"allowed: {_allowed_types()}") for a in accessions if a in UNREADABLE_TYPES]
+    issues += [("compressed", f"is compressed ({_term_name(p)}, {p.accession}); the commons reads only "
+                              "uncompressed ibd arrays (no compression, MS:1000576)")
+               for p in params if p.accession != NO_COMPRESSION and "compression" in _term_name(p)]
+    if not found and not issues:
+        issues.append(("no type", f"declares no binary data type it knows{_unknown(params, '')}; "
+                                  f"allowed: {_allowed_types()}"))
+    return (kinds[0] if kinds else None), (found[0] if found else None), issues
+
+
+def _fixed(param: Param) -> str:
+    """The accession as pyimzML reads it: two known writer bugs name the right type with the wrong accession."""
+    return ACCESSION_FIX_MAPPING.get((param.accession, param.name), param.accession)
+
+
+def _term_name(param: Param) -> str:
+    return all_terms.get(param.accession, (param.name,))[0] or param.name
+
+
+def _unknown(params: list[Param], prefix: str) -> str:
+    """A clause naming the accessions the vocabularies do not know, if any."""
+    unknown = [f"{p.accession} ({p.name!r}, line {p.line})" for p in params
+               if p.accession.startswith(prefix) and p.accession and p.accession not in all_terms]
+    return f"; unknown accessions: {', '.join(unknown)}" if unknown else ""
+
+
+def _allowed_types() -> str:
+    names = dict.fromkeys(f"{name} ({accession})" for accession, (name, _) in BINARY_TYPES.items()
+                          if accession.startswith("MS:"))
+    return ", ".join(names)
+
+
+def _ionisation(param: Param) -> str | None:
+    if term := IONISATION.get(param.accession):
+        return term
+    name = param.name.lower()
+    return next((term for words, term in IONISATION_WORDS if words in name), None)
+
+
+def _integer(text: str) -> int | None:
+    try:
+        return int(text.strip())
+    except (ValueError, AttributeError):
+        return None
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except (ValueError, TypeError):
+        return None
