@@ -65,6 +65,8 @@ class Run(Record):
     outcome: str | None = None
     failed_checks_json: str | None = None
     deletions_json: str | None = None  # what the storage lifecycle deleted (metadata/lifecycle.py)
+    reuse: bool | None = None  # False: launched without step reuse (None: before reuse existed, on)
+    reuse_projects_json: str | None = None  # the projects whose steps it may reuse (null: any)
 
     @property
     def parameters(self) -> dict:
@@ -108,6 +110,20 @@ class LaunchKey(Record):
     """The holder of a launch key (`_launch`, scope ~launch): the run that took it."""
     TYPE: ClassVar[str] = "_launch"
     run_id: str = ""
+
+
+@dataclass
+class StepRecord(Record):
+    """A succeeded step's outputs kept for reuse (`_step_record`, in its run's project; named by
+    key and run): the files it wrote, with checksums, and its output parameters."""
+    TYPE: ClassVar[str] = "_step_record"
+    key: str = ""
+    run_id: str = ""
+    step: str = ""
+    node_id: str = ""
+    folder: str = ""
+    files_json: str = "[]"
+    outputs_json: str = "{}"
 
 
 @dataclass
