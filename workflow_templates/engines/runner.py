@@ -59,7 +59,7 @@ class Attempt:
         tmp.mkdir(parents=True, exist_ok=True)
         work.mkdir(exist_ok=True)
         isolated = bool(isolate and bwrap_path(sight.user))
-        scope = _leaf_scope(template, globals_, inputs, retries)
+        scope = leaf_scope(template, globals_, inputs, retries)
         body = template.get("script") or template["container"]
         argv = _argv(body, "script" in template, scope, step_dir)
         env = _environment(body, scope, tmp, isolated)
@@ -256,7 +256,7 @@ def _copy(origin: Path, target: Path) -> None:
         shutil.copyfile(origin, target)
 
 
-def _leaf_scope(template: dict, globals_: dict, inputs: dict, retries: int) -> dict:
+def leaf_scope(template: dict, globals_: dict, inputs: dict, retries: int) -> dict:
     scope = dict(globals_)
     scope.update(input_scope(inputs))
     for artifact in (template.get("inputs") or {}).get("artifacts") or []:
