@@ -292,13 +292,18 @@ def verified(record: dict, storage_root: Path) -> list[tuple[Path, str]] | None:
 
 def materialise(sources: list[tuple[Path, str]], old: Path, folder: Path, owner) -> list[Path]:
     """Copy the files into this run's folder (never over one already there), the earlier folder's
-    path rewritten in small text files; returns the files placed."""
-    placed_files = []
+    path rewritten in small text files; returns the files placed. OSError when a directory on the
+    way leads out of the folder (a link a running step made)."""
+    placed_files, root = [], folder.resolve()
     for source, relative in sources:
         target = folder / relative
         if os.path.lexists(target):
             continue
         _make_dirs(target.parent, folder, owner)
+        parent = target.parent.resolve()  # a step may have made a directory a link: never write through it
+        if not parent.is_relative_to(root):
+            raise OSError(f"{target.parent} leads out of the run's folder")
+        target = parent / target.name
         part = target.with_name(f".{target.name}.reused")
         _copy(source, part, old, folder)
         try:

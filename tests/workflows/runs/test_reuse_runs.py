@@ -7,22 +7,11 @@ import hashlib
 import pytest
 
 from ground.storage import run_dir
-from metadata import templates
 from metadata.idl import metadata_thrift as T
 from tests.workflows.runs.conftest import submit_measurement
-from tests.workflows.runs.test_worker import describe, run_until
-from workflow_templates.worker import Worker
+from tests.workflows.runs.test_worker import describe, run_until, worker  # noqa: F401 - a fixture
 
 KEY = "a" * 64
-
-
-@pytest.fixture
-def worker(client_for, settings):
-    client = client_for("worker", roles=["worker"])
-    worker = Worker(client, templates.load(settings.templates_dir), settings.storage_root, name="w-reuse", capacity=2)
-    yield worker
-    for followed in worker.followed.values():
-        followed.handle.stop("test over")
 
 
 @pytest.fixture
