@@ -1,8 +1,8 @@
 """Typed records of the service's own node types: one class per type, read from a node
 (`from_node`) and written back as its properties (`to_props`).
 
-Runs, audit entries, notifications, parameter set revisions, cohorts, accounts, personal tokens
-and launch keys are graph nodes whose properties the service alone writes; these classes name
+Runs, audit entries, notifications, parameter set revisions, cohorts, accounts, personal tokens,
+launch keys and step records are graph nodes whose properties the service alone writes; these classes name
 their fields and types once, so callers read `run.status`, not `node.props["status"]`. A field
 left None is absent from the properties (optional properties stay unset, as the dictionary
 wants). The node a record came from stays at hand (`node`: id, project, creator, versions).
