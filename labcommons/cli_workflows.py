@@ -177,8 +177,11 @@ def run_show(obj: Context, run_ref: str):
     table = Table("step", "phase", "exit", "started", "finished", "message", show_edge=False)
     for s in r.steps:
         table.add_row(s.name, s.phase, "" if s.exit_code < 0 else str(s.exit_code), s.started_at, s.finished_at,
-                      "; ".join(filter(None, [s.message, reused_text(s)])))
+                      s.message or ("reused" if s.reused_from_run else ""))
     out.print(table)
+    for s in r.steps:   # below the table, whole: a run id does not fit a cell
+        if s.reused_from_run:
+            out.print(f"{s.name}: {reused_text(s)}", highlight=False, soft_wrap=True)
     if r.output_ids:
         out.print(f"outputs: {', '.join(r.output_ids)}")
 

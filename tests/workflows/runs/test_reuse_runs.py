@@ -31,7 +31,7 @@ def twin(admin, project, settings) -> str:
 
 
 def test_an_identical_step_of_a_later_run_reuses_the_outputs_which_are_registered_as_its_own(
-        worker, admin, measurement, settings):
+        worker, admin, measurement, settings, workflow_cli):
     first = run_until(worker, admin, admin.launch("size-report", [measurement]).run.id)
     assert first.status == "succeeded", describe(first)
     again = run_until(worker, admin, admin.launch("size-report", [measurement], force=True).run.id)
@@ -42,7 +42,9 @@ def test_an_identical_step_of_a_later_run_reuses_the_outputs_which_are_registere
     copied = run_dir(settings.storage_root, again.project_id, again.id) / "outputs" / "report.json"
     assert output["properties"]["storage_url"] == copied.as_uri()
     assert output["properties"]["md5sum"] == admin.get(first.output_ids[0])["properties"]["md5sum"]
-    off = run_until(worker, admin, admin.launch("size-report", [measurement], force=True, reuse=False).run.id)
+    assert "reused from run" in " ".join(workflow_cli("run", "show", again.id).output.split())
+    assert workflow_cli("launch", "size-report", measurement, "--force", "--no-reuse").exit_code == 0
+    off = run_until(worker, admin, admin.runs().runs[0].id)
     assert not off.reuse and all(not s.reused_from_run for s in off.steps) and off.status == "succeeded"
 
 
