@@ -195,7 +195,9 @@ class RunHandle(Walker, Reusing):
         self._limits: dict[str | None, threading.BoundedSemaphore] = {}  # parallelism by node
         project = state.get("project")  # the run's folder: its steps' paths in it are the same in every run
         self._folder = storage.run_dir(engine.storage_root, project, self.run_id) if project else run_dir
-        self._claimed: dict[Path, tuple] = {}  # files recorded as written by a step (reuse.written)
+        self._claimed: dict[Path, tuple] = {}  # files reuse placed in the run's folder
+        self._ends: list[tuple[int, str]] = []  # (when a step's process ended, its node), for reuse.mine
+        self._watching: dict[str, list[Path]] = {}  # where each keyed step may write (reuse.watched)
         self._claims = threading.Lock()
         if spec.parallelism:
             self._limits[None] = threading.BoundedSemaphore(spec.parallelism)
@@ -441,6 +443,7 @@ class RunHandle(Walker, Reusing):
             finally:
                 with self._lock:
                     self._procs.pop(node["id"], None)
+            self._ended(node, attempt.ended_ns)
         if result.phase == FAILED and self._stop.is_set():
             result.message = self._stop_reason
         if result.phase == SUCCEEDED:

@@ -17,9 +17,10 @@ With `memoize` the key is Argo's: `memoize.key` resolved, in the cache `memoize.
 an entry older than `maxAge` is ignored (controller/operator.go, cache/cache.go).
 
 What a step wrote, since the engine cannot see inside it: the files under the paths in the run's
-folder that its resolved values name (its out-dir), changed while it ran and not claimed by a step
-that finished before it (steps write `<name>.part` and rename it at the end, so a file appears
-just before its writer ends). After a succeeded step they are recorded with their checksums.
+folder that its resolved values name (its out-dir), changed while it ran, before its process
+ended, and after no other process that may write there ended (steps write `<name>.part` and
+rename it at the end, so a file's writer is the first of them to end after it changed). After a
+succeeded step they are recorded with their checksums.
 
 Reusing a record: every recorded file must still be in the earlier run's folder, a regular file
 with its size and sha256 (deleted or changed: the record is passed over); then each is copied into
@@ -33,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -70,13 +72,16 @@ def memo_key(template: dict, scope: dict) -> tuple[str, float | None] | None:
     memoize = template.get("memoize")
     if not memoize:
         return None
-    key = render(str(memoize.get("key", "")), scope)
+    try:
+        key = render(str(memoize.get("key", "")), scope)
+    except ExpressionError as error:
+        raise MemoizeError(f"memoize.key: {error}") from None
     if not CACHE_KEY.match(key):
         raise MemoizeError(f"invalid cache key: {key}")
     max_age = str(memoize.get("maxAge") or "")
     try:
         seconds = duration(render(max_age, scope)) if max_age else None
-    except ValueError as error:
+    except (ValueError, ExpressionError) as error:
         raise MemoizeError(f"invalid maxAge: {error}") from None
     return f"memoize:{memoize['cache']['configMap']['name']}:{key}", seconds
 
@@ -248,19 +253,32 @@ def snapshot(paths: list[Path]) -> dict[Path, tuple]:
     """Every regular file under the paths (a file, or a directory's files): (inode, size, mtime)."""
     found = {}
     for path in paths:
-        for each in ([path] if not path.is_dir() else [f for f in path.rglob("*")]):
+        try:
+            files = list(path.rglob("*")) if path.is_dir() else [path]
+        except OSError:  # not the engine's to read: no step's files
+            continue
+        for each in files:
             try:
                 st = each.lstat()
-            except FileNotFoundError:
+            except OSError:  # gone meanwhile (a `.part` renamed)
                 continue
-            if each.is_file() and not each.is_symlink():
+            if stat.S_ISREG(st.st_mode):
                 found[each] = (st.st_ino, st.st_size, st.st_mtime_ns)
     return found
 
 
-def written(before: dict, after: dict, claimed: dict) -> list[Path]:
-    """Files new or changed since `before` that no step that finished earlier has claimed as is."""
-    return sorted(p for p, st in after.items() if before.get(p) != st and claimed.get(p) != st)
+def written(before: dict, after: dict, claimed: dict) -> dict[Path, int]:
+    """Files new or changed since `before` and not placed by reuse as they are: their mtimes (ns)."""
+    return {p: st[2] for p, st in after.items() if before.get(p) != st and claimed.get(p) != st}
+
+
+def mine(changed: dict[Path, int], ended: int, others: list[tuple[int, list[Path]]]) -> list[Path]:
+    """The changed files a step whose process ended at `ended` wrote: each changed before then and
+    after no other step that may write there ended (a file is its writer's, and a writer ends soon
+    after writing: the first process to end after a file changed, of those given its directory)."""
+    def stolen(path: Path, mtime: int) -> bool:
+        return any(mtime <= end < ended and any(path.is_relative_to(w) for w in watch) for end, watch in others)
+    return sorted(p for p, mtime in changed.items() if mtime <= ended and not stolen(p, mtime))
 
 
 def file_entries(paths: list[Path], folder: Path) -> list[dict]:

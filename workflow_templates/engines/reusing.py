@@ -3,8 +3,9 @@ script step gets its key; with the cache holding an identical succeeded step who
 step takes its outputs instead of running; after a succeeded run of it, what it wrote is recorded.
 
 Reusing is a mixin: RunHandle (local.py) has `engine` (its `cache`, `storage_root`), `run_id`,
-`run_dir`, `spec`, `_state`, `_lock`, `_globals`, `_sight`, `_folder` (the run's folder), `_claimed`
-and `_claims`, `_set` and `_export_all`.
+`run_dir`, `spec`, `_state`, `_lock`, `_globals`, `_sight`, `_folder` (the run's folder), `_claimed`,
+`_ends`, `_watching` and `_claims` (their lock), `_set` and `_export_all`; it calls `_ended` when a
+step's process ends.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class Reusing:
         return any(self._take(template, node, record) for record in records)
 
     def _key(self, template: dict, node: dict, inputs: dict) -> tuple[str | None, float | None]:
+        """The step's key and, with memoize, its maxAge in seconds; (None, None) when it has no key."""
         if self.engine.cache is None:
             return None, None
         scope = leaf_scope(template, self._globals, inputs, 0)
@@ -59,8 +61,12 @@ class Reusing:
             before = reuse.upstream(self._state["nodes"], node["id"], self.spec.templates)
         if before is None:
             return None, None
-        inputs_ = self._state.get("reuse", {}).get("inputs", [])
-        return reuse.step_key(template, scope, self._folder, self.engine.storage_root, inputs_, before), None
+        given = self._state.get("reuse", {}).get("inputs", [])
+        try:
+            return reuse.step_key(template, scope, self._folder, self.engine.storage_root, given, before), None
+        except OSError as error:  # an input it cannot read (the step will say so): no key, it runs
+            log.warning("run %s: step %s has no reuse key: %s", self.run_id, node["id"], error)
+            return None, None
 
     def _take(self, template: dict, node: dict, record: dict) -> bool:
         """Reuse one record when its files hold (copied into this run's folder); False otherwise."""
@@ -85,15 +91,23 @@ class Reusing:
         if not node.get("reuse_key"):
             return [], {}
         watch = reuse.watched(template, leaf_scope(template, self._globals, inputs, 0), self._folder, self._hidden)
+        with self._claims:
+            self._watching[node["id"]] = watch
         return watch, reuse.snapshot(watch)
+
+    def _ended(self, node: dict, ended_ns: int) -> None:
+        """A step's process ended (whatever its outcome): files changed before then may be its."""
+        with self._claims:
+            self._ends.append((ended_ns, node["id"]))
 
     def _record(self, node: dict, watch: list[Path], before: dict) -> None:
         """Record what a succeeded step wrote, for later runs (a failure to record is logged)."""
         if not node.get("reuse_key") or self.engine.cache is None:
             return
         with self._claims:
-            files = reuse.written(before, reuse.snapshot(watch), self._claimed)
-            self._claimed.update(reuse.snapshot(files))
+            ended = max((e for e, n in self._ends if n == node["id"]), default=0)
+            others = [(e, self._watching.get(n, [])) for e, n in self._ends if n != node["id"]]
+            files = reuse.mine(reuse.written(before, reuse.snapshot(watch), self._claimed), ended, others)
         try:
             record = {"key": node["reuse_key"], "step": reuse.short_name(node["name"]), "node_id": node["id"],
                       "folder": str(self._folder), "files": reuse.file_entries(files, self._folder),

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class Attempt:
     storage_root: Path
     sight: Sight
     process: subprocess.Popen | None = None
+    ended_ns: int = 0
     _reader: threading.Thread | None = None
 
     @classmethod
@@ -142,6 +144,7 @@ class Attempt:
         except subprocess.TimeoutExpired:
             self.kill()
             code, timed_out = self.process.wait(), True
+        self.ended_ns = time.time_ns()  # when its files were last written, at the latest (engines/reuse.py)
         self._reader.join()
         self.process.stdout.close()
         code = 128 - code if code < 0 else code
