@@ -196,8 +196,7 @@ class RunHandle(Walker, Reusing):
         project = state.get("project")  # the run's folder: its steps' paths in it are the same in every run
         self._folder = storage.run_dir(engine.storage_root, project, self.run_id) if project else run_dir
         self._claimed: dict[Path, tuple] = {}  # files reuse placed in the run's folder
-        self._ends: list[tuple[int, str]] = []  # (when a step's process ended, its node), for reuse.mine
-        self._watching: dict[str, list[Path]] = {}  # where each keyed step may write (reuse.watched)
+        self._ends: dict[str, int] = {}  # when each step's last process ended (ns), for reuse.mine
         self._claims = threading.Lock()
         if spec.parallelism:
             self._limits[None] = threading.BoundedSemaphore(spec.parallelism)

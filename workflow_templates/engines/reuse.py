@@ -17,10 +17,10 @@ With `memoize` the key is Argo's: `memoize.key` resolved, in the cache `memoize.
 an entry older than `maxAge` is ignored (controller/operator.go, cache/cache.go).
 
 What a step wrote, since the engine cannot see inside it: the files under the paths in the run's
-folder that its resolved values name (its out-dir), changed while it ran, before its process
-ended, and after no other process that may write there ended (steps write `<name>.part` and
-rename it at the end, so a file's writer is the first of them to end after it changed). After a
-succeeded step they are recorded with their checksums.
+folder that its resolved values name (its out-dir), changed between its start and its process's
+end. A sibling writing the same directory at the same time may add its file to the record too
+(nothing tells their writes apart): a file is never left out of its writer's record, and reuse
+never writes over a file already there. After a succeeded step they are recorded with checksums.
 
 Reusing a record: every recorded file must still be in the earlier run's folder, a regular file
 with its size and sha256 (deleted or changed: the record is passed over); then each is copied into
@@ -272,13 +272,11 @@ def written(before: dict, after: dict, claimed: dict) -> dict[Path, int]:
     return {p: st[2] for p, st in after.items() if before.get(p) != st and claimed.get(p) != st}
 
 
-def mine(changed: dict[Path, int], ended: int, others: list[tuple[int, list[Path]]]) -> list[Path]:
-    """The changed files a step whose process ended at `ended` wrote: each changed before then and
-    after no other step that may write there ended (a file is its writer's, and a writer ends soon
-    after writing: the first process to end after a file changed, of those given its directory)."""
-    def stolen(path: Path, mtime: int) -> bool:
-        return any(mtime <= end < ended and any(path.is_relative_to(w) for w in watch) for end, watch in others)
-    return sorted(p for p, mtime in changed.items() if mtime <= ended and not stolen(p, mtime))
+def mine(changed: dict[Path, int], ended: int) -> list[Path]:
+    """The changed files a step whose process ended at `ended` may have written: each changed before
+    then. A sibling writing the same directory at the same time adds its file too (the engine cannot
+    tell their writes apart): better in two records than in none."""
+    return sorted(p for p, mtime in changed.items() if mtime <= ended)
 
 
 def file_entries(paths: list[Path], folder: Path) -> list[dict]:

@@ -4,7 +4,7 @@ step takes its outputs instead of running; after a succeeded run of it, what it 
 
 Reusing is a mixin: RunHandle (local.py) has `engine` (its `cache`, `storage_root`), `run_id`,
 `run_dir`, `spec`, `_state`, `_lock`, `_globals`, `_sight`, `_folder` (the run's folder), `_claimed`,
-`_ends`, `_watching` and `_claims` (their lock), `_set` and `_export_all`; it calls `_ended` when a
+`_ends` and `_claims` (their lock), `_set` and `_export_all`; it calls `_ended` when a
 step's process ends.
 """
 from __future__ import annotations
@@ -91,23 +91,20 @@ class Reusing:
         if not node.get("reuse_key"):
             return [], {}
         watch = reuse.watched(template, leaf_scope(template, self._globals, inputs, 0), self._folder, self._hidden)
-        with self._claims:
-            self._watching[node["id"]] = watch
         return watch, reuse.snapshot(watch)
 
     def _ended(self, node: dict, ended_ns: int) -> None:
-        """A step's process ended (whatever its outcome): files changed before then may be its."""
+        """A step's process ended: files changed after then are not its."""
         with self._claims:
-            self._ends.append((ended_ns, node["id"]))
+            self._ends[node["id"]] = ended_ns
 
     def _record(self, node: dict, watch: list[Path], before: dict) -> None:
         """Record what a succeeded step wrote, for later runs (a failure to record is logged)."""
         if not node.get("reuse_key") or self.engine.cache is None:
             return
         with self._claims:
-            ended = max((e for e, n in self._ends if n == node["id"]), default=0)
-            others = [(e, self._watching.get(n, [])) for e, n in self._ends if n != node["id"]]
-            files = reuse.mine(reuse.written(before, reuse.snapshot(watch), self._claimed), ended, others)
+            ended = self._ends.get(node["id"], 0)
+            files = reuse.mine(reuse.written(before, reuse.snapshot(watch), self._claimed), ended)
         try:
             record = {"key": node["reuse_key"], "step": reuse.short_name(node["name"]), "node_id": node["id"],
                       "folder": str(self._folder), "files": reuse.file_entries(files, self._folder),
