@@ -567,7 +567,7 @@ struct OutputFile {
 }
 
 /** A succeeded step's outputs, kept so a later step with the same key reuses them
-    (docs/workflows.md, "Step reuse"). */
+    (docs/workflows.md, "Step reuse across runs"). */
 struct StepRecord {
     /** sha256 of the step's template, resolved parameters, input checksums and the keys of the
         steps before it; or, with Argo's memoize, its cache name and key. */
@@ -990,8 +990,8 @@ service Metadata {
                 3: ValidationError invalid, 4: NotFound not_found, 5: InternalError internal),
 
     /** Worker only: the records of succeeded runs' steps with this key that the run may reuse
-        (none when it was launched without reuse), newest first; only projects its launcher may
-        read; max_age_seconds >= 0 leaves out older records. */
+        (none when it was launched without reuse), newest first, only in the projects its launcher
+        could read at the launch; max_age_seconds >= 0 leaves out older records. */
     list<StepRecord> find_step_records(1: string token, 2: string run_id, 3: string key,
                                        4: i64 max_age_seconds)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
