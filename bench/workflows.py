@@ -7,10 +7,14 @@ processes on a fresh data dir, with two small templates and one trigger rule:
   the worker having started it on the engine (status running);
 - fan-out: one run of a template with a 200-item `withItems` loop of trivial steps, timed from
   its start to its end, as steps per second.
+- re-run: ims-qc (the shipped template) on one measurement (a simulated imzML of --qc-size pixels
+  square), then again with only a merge threshold (min-spectra) changed: convert and the shard
+  steps are reused, qc-merge runs; `rerun_ratio` is the second run's seconds over the first's
+  (bar: under 0.3), each timed from the launch to the run's success.
 `queued_to_launch_*` is the part after the write returned: the worker's wake-up and claim.
 Prints `name: value` lines, the headline (trigger_to_launch_p95_ms, bar: under 150) last.
 
-    .venv/bin/python bench/workflows.py [--measurements 40] [--items 200]
+    .venv/bin/python bench/workflows.py [--measurements 40] [--items 200] [--qc-size 64]
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # 
 import yaml  # noqa: E402
 
 import metadata.client  # noqa: E402,F401 - the package, before bench/ (with its metadata.py) is on the path
+from ground.settings import SHIPPED_TEMPLATES  # noqa: E402
+from labcommons.demo.imzml import write_imzml_pair  # noqa: E402
 sys.path.append(str(BENCH_DIR))
 from harness import Service, create_project, data_file, measurement_batch  # noqa: E402
 
@@ -57,6 +63,7 @@ def templates_dir(root: Path, items: int) -> Path:
          "container": {"image": "x", "command": ["true"]}}])
     for doc in (quick, fan):
         (root / f"{doc['metadata']['name']}.yaml").write_text(yaml.safe_dump(doc))
+    (root / "ims-qc.yaml").write_text((Path(SHIPPED_TEMPLATES) / "ims-qc.yaml").read_text())
     return root
 
 
@@ -128,6 +135,22 @@ def fan_out(client, project: str, storage: Path, items: int) -> float:
     return items / (t_end - t_start)
 
 
+def rerun(client, project: str, storage: Path, size: int) -> tuple[float, float, int]:
+    """ims-qc, then ims-qc with only min-spectra changed: (first seconds, rerun seconds, steps reused)."""
+    write_imzml_pair(storage, "m-qc", size, size, seed=3)
+    client.submit(project, measurement_batch("m-qc", storage))
+    measurement = client.find(project, "m-qc")["id"]
+    times = []
+    for threshold in ("1", "2"):
+        t0 = time.perf_counter()
+        run = client.launch("ims-qc", [measurement], {"min-spectra": threshold}).run
+        t1, done = wait_for(client, run.id, ("succeeded", "failed"), timeout=600)
+        if done.status != "succeeded":
+            sys.exit(f"the ims-qc run {done.status}: {done.message}")
+        times.append(t1 - t0)
+    return times[0], times[1], sum(1 for s in done.steps if s.reused_from_run)
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -136,6 +159,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measurements", type=int, default=40)
     parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--qc-size", type=int, default=64, help="the re-run's imzML: pixels on a side")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="labcommons-bench-wf-") as tmp:
         tmp = Path(tmp)
@@ -149,6 +173,7 @@ def main(argv=None) -> None:
                 storage = svc.data_dir / "storage" / project
                 queued, started = trigger_latencies(client, project, storage, args.measurements)
                 steps_per_s = fan_out(client, project, storage, args.items)
+                first_s, rerun_s, reused = rerun(client, project, storage, args.qc_size)
             finally:
                 worker.terminate()
                 worker.wait(timeout=60)
@@ -157,6 +182,10 @@ def main(argv=None) -> None:
     print(f"trigger_to_queued_p50_ms: {statistics.median(queued):.1f}")
     print(f"fan_out_items: {args.items}")
     print(f"steps_per_s: {steps_per_s:.1f}")
+    print(f"qc_first_run_s: {first_s:.2f}")
+    print(f"qc_rerun_s: {rerun_s:.2f}")
+    print(f"qc_rerun_steps_reused: {reused}")
+    print(f"rerun_ratio: {rerun_s / first_s:.3f}")
     waits = [s - q for q, s in zip(queued, started)]  # the submit returned (run queued) -> the worker claimed it
     print(f"queued_to_launch_p50_ms: {statistics.median(waits):.1f}")
     print(f"queued_to_launch_p95_ms: {percentile(waits, 95):.1f}")

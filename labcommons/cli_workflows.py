@@ -44,14 +44,16 @@ def templates(obj: Context, output: str):
               "readable project that has each).")
 @click.option("--parameter-set", default="", help="Id of a parameter set to start from.")
 @click.option("--force", is_flag=True, help="Launch even when an identical run exists.")
+@click.option("--no-reuse", is_flag=True, help="Run every step, even one whose identical earlier run's "
+              "outputs could be reused.")
 @click.option("--wait", is_flag=True, help="Follow the run until it ends; exit 1 unless it succeeds.")
 @click.pass_obj
 @reports_errors
 def launch(obj: Context, template: str, inputs: tuple[str, ...], params: tuple[str, ...], project: str,
-           parameter_set: str, force: bool, wait: bool):
+           parameter_set: str, force: bool, no_reuse: bool, wait: bool):
     """Launch TEMPLATE on INPUTS: data files or measurements, by id or submitter id (e.g. ak-meas-0025)."""
     ids = [node_id(obj.client, ref, project) for ref in inputs]
-    result = obj.client.launch(template, ids, parse_params(params), parameter_set, force)
+    result = obj.client.launch(template, ids, parse_params(params), parameter_set, force, reuse=not no_reuse)
     run = result.run
     if result.existing:
         out.print(f"an identical launch is already {run.status}: run {run.id} (use --force to run again)")
@@ -62,6 +64,11 @@ def launch(obj: Context, template: str, inputs: tuple[str, ...], params: tuple[s
         run = follow(obj.client, run.id)
         out.print(outcome_line(run), highlight=False, soft_wrap=True)
         raise SystemExit(0 if run.status == "succeeded" else 1)
+
+
+def reused_text(step: T.RunStep) -> str:
+    """A reused step's note: "reused from run X (step Y)"; "" for a step that ran."""
+    return f"reused from run {step.reused_from_run} (step {step.reused_from_step})" if step.reused_from_run else ""
 
 
 def outcome_line(run: T.Run) -> str:
@@ -170,8 +177,11 @@ def run_show(obj: Context, run_ref: str):
     table = Table("step", "phase", "exit", "started", "finished", "message", show_edge=False)
     for s in r.steps:
         table.add_row(s.name, s.phase, "" if s.exit_code < 0 else str(s.exit_code), s.started_at, s.finished_at,
-                      s.message)
+                      s.message or ("reused" if s.reused_from_run else ""))
     out.print(table)
+    for s in r.steps:   # below the table, whole: a run id does not fit a cell
+        if s.reused_from_run:
+            out.print(f"{s.name}: {reused_text(s)}", highlight=False, soft_wrap=True)
     if r.output_ids:
         out.print(f"outputs: {', '.join(r.output_ids)}")
 

@@ -248,10 +248,10 @@ class MetadataClient:
         return self._call("list_templates")
 
     def launch(self, template: str, input_ids: list[str], parameters: dict[str, str] | None = None,
-               parameter_set_id: str = "", force: bool = False) -> T.LaunchResult:
+               parameter_set_id: str = "", force: bool = False, reuse: bool = True) -> T.LaunchResult:
         request = T.LaunchRequest(template=template, input_ids=list(input_ids),
                                   parameters={k: str(v) for k, v in (parameters or {}).items()},
-                                  parameter_set_id=parameter_set_id, force=force)
+                                  parameter_set_id=parameter_set_id, force=force, reuse=reuse)
         return self._call("launch", request)
 
     def run(self, run_id: str) -> T.Run:
@@ -281,6 +281,14 @@ class MetadataClient:
 
     def record_deletion(self, deletion: T.RunDeletion) -> T.Run:
         return self._call("record_deletion", deletion)
+
+    def record_step(self, run_id: str, record: T.StepRecord) -> None:
+        """Keep a succeeded step's outputs for reuse (worker only)."""
+        return self._call("record_step", run_id, record)
+
+    def find_step_records(self, run_id: str, key: str, max_age_seconds: int = -1) -> list[T.StepRecord]:
+        """The step records with this key the run may reuse, newest first (worker only)."""
+        return self._call("find_step_records", run_id, key, max_age_seconds)
 
     def run_stats(self, project_id: str = "", template: str = "", bucket: str = "day", since: str = "",
                   before: str = "") -> T.RunStats:

@@ -235,6 +235,9 @@ TABLE: dict[str, Policy] = {
     "claim_runs_waiting": Policy((WORKER,)),
     "update_run": Policy((WORKER,), _read(Stored(0, RUN, "run_id"))),
     "record_deletion": Policy((WORKER,), _read(Stored(0, RUN, "run_id"))),
+    "record_step": Policy((WORKER,), _read(Stored(0, RUN))),
+    "find_step_records": Policy((WORKER,), _read(Stored(0, RUN)),
+                                handler="records of succeeded runs in projects the run's launcher could read"),
     "run_stats": Policy((ANALYST,), _read(Named(0, "project_id")), handler="no project named: every readable project"),
     "report_storage": Policy((WORKER,)),
     # parameter sets

@@ -1,8 +1,8 @@
 """Typed records of the service's own node types: one class per type, read from a node
 (`from_node`) and written back as its properties (`to_props`).
 
-Runs, audit entries, notifications, parameter set revisions, cohorts, accounts, personal tokens
-and launch keys are graph nodes whose properties the service alone writes; these classes name
+Runs, audit entries, notifications, parameter set revisions, cohorts, accounts, personal tokens,
+launch keys and step records are graph nodes whose properties the service alone writes; these classes name
 their fields and types once, so callers read `run.status`, not `node.props["status"]`. A field
 left None is absent from the properties (optional properties stay unset, as the dictionary
 wants). The node a record came from stays at hand (`node`: id, project, creator, versions).
@@ -65,6 +65,8 @@ class Run(Record):
     outcome: str | None = None
     failed_checks_json: str | None = None
     deletions_json: str | None = None  # what the storage lifecycle deleted (metadata/lifecycle.py)
+    reuse: bool | None = None  # False: launched without step reuse (None: before reuse existed, on)
+    reuse_projects_json: str | None = None  # the projects whose steps it may reuse (null: any)
 
     @property
     def parameters(self) -> dict:
@@ -108,6 +110,20 @@ class LaunchKey(Record):
     """The holder of a launch key (`_launch`, scope ~launch): the run that took it."""
     TYPE: ClassVar[str] = "_launch"
     run_id: str = ""
+
+
+@dataclass
+class StepRecord(Record):
+    """A succeeded step's outputs kept for reuse (`_step_record`, in its run's project; named by
+    key and run): the files it wrote, with checksums, and its output parameters."""
+    TYPE: ClassVar[str] = "_step_record"
+    key: str = ""
+    run_id: str = ""
+    step: str = ""
+    node_id: str = ""
+    folder: str = ""
+    files_json: str = "[]"
+    outputs_json: str = "{}"
 
 
 @dataclass

@@ -221,6 +221,9 @@ def _step_actions(crate: ROCrate, step: T.RunStep, how_to):
     properties.update(_times(step.started_at, step.finished_at))
     if step.message and step.phase in ("Failed", "Error"):
         properties["error"] = step.message
+    if step.reused_from_run:
+        properties["description"] = (f"not run: reused the outputs of run {step.reused_from_run} "
+                                     f"(step {step.reused_from_step})")
     execution = crate.add_action(how_to["workExample"], f"#step-run-{step.id}", properties=properties)
     return crate.add(ContextEntity(crate, f"#control-{step.id}", properties={
         "@type": "ControlAction", "name": f"orchestrate {step.name}", "instrument": how_to, "object": execution}))

@@ -108,7 +108,7 @@ class RunRegistry:
             current = self.store.get(LaunchKey.from_node(holder).run_id) if holder else None
             if current is not None and Run.from_node(current).status in LIVE and not request.force:
                 return current, True
-            run = self._new_run(who, project, template, parameters, files, pset, key)
+            run = self._new_run(who, project, template, parameters, files, pset, key, request.reuse)
             claim = reserved_node(KEY_TYPE, KEY_SCOPE, key, {"run_id": run.id}, holder, who.user)
             parents = {f.id for f in files} | ({pset.id} if pset else set())
             try:
@@ -174,10 +174,11 @@ class RunRegistry:
         return list(self.store.get_many(child_ids).values())
 
     def _new_run(self, who: Identity, project: str, template, parameters: dict, files: list[StoredNode],
-                 pset: StoredNode | None, key: str) -> StoredNode:
+                 pset: StoredNode | None, key: str, reuse: bool = True) -> StoredNode:
         run = Run(template=template.name, template_digest=template.digest, status="queued",
                   parameters_json=json.dumps(parameters, sort_keys=True), launch_key=key,
-                  message="waiting for a worker", attempt=1,
+                  message="waiting for a worker", attempt=1, reuse=reuse is not False,
+                  reuse_projects_json=json.dumps(reuse_projects(who, project)),
                   parameter_set_revision=int(pset.props.get("revision") or 1) if pset is not None else None)
         sid = f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         node = reserved_node(RUN_TYPE, project, sid, run.to_props(), None, who.user)
@@ -384,6 +385,14 @@ class RunRegistry:
             raise Invalid("; ".join(f"{field}: {message}" for field, message in problems))
 
 
+def reuse_projects(who: Identity, project: str) -> list[str] | None:
+    """The projects whose steps a run may reuse: those its launcher may read (None: any), fixed at
+    the launch; a trigger's launch (no person) reuses only within the run's own project."""
+    if who.user.startswith("trigger:"):
+        return [project]
+    return who.readable_projects
+
+
 def _check_formats(files: list[StoredNode], formats: list[str]) -> None:
     if not formats:
         return
@@ -459,4 +468,5 @@ def run_thrift(node: StoredNode, output_ids: list[str]) -> T.Run:
                  worker=run.worker or "", engine_ref=run.engine_ref or "", steps=[T.RunStep(**s) for s in run.steps],
                  output_ids=output_ids, cancel_requested=bool(run.cancel_requested),
                  retry_requested=bool(run.retry_requested), attempt=int(run.attempt),
-                 submitter_id=node.submitter_id, outcome=run.outcome or "", failed_checks=run.failed_checks)
+                 submitter_id=node.submitter_id, outcome=run.outcome or "", failed_checks=run.failed_checks,
+                 reuse=run.reuse is not False)

@@ -23,6 +23,7 @@ from metadata.parameter_sets import ParameterSets, revision_thrift, set_thrift
 from metadata.store.base import Store, StoredNode
 from metadata.run_stats import RunStats
 from metadata.runs import FINAL, RunRegistry, run_thrift
+from metadata.step_records import StepRecords
 from metadata.submission import Planner
 from metadata.triggers import Triggers
 from metadata.tiering import TierSetting
@@ -40,6 +41,7 @@ class MetadataService:
         self.store, self.dictionary, self.tokens, self.catalog = store, dictionary, tokens, catalog
         self.layout = layout  # where each project's files may lie (storage_url checks)
         self.runs = RunRegistry(store, dictionary, catalog, layout)
+        self.step_records = StepRecords(store, dictionary, layout)
         self.triggers = Triggers(store, self.runs, list(rules))
         self.stats = RunStats(store, self.runs)
         self.parameter_sets = ParameterSets(store, dictionary, catalog)
@@ -269,6 +271,12 @@ class MetadataService:
 
     def record_deletion(self, who: Identity, deletion: T.RunDeletion) -> T.Run:
         return self._run(lifecycle.record(self.runs, who, deletion))
+
+    def record_step(self, who: Identity, run_id: str, record: T.StepRecord) -> None:
+        self.step_records.record(who, run_id, record)
+
+    def find_step_records(self, who: Identity, run_id: str, key: str, max_age_seconds: int) -> list:
+        return self.step_records.find(who, run_id, key, max_age_seconds)
 
     def run_stats(self, who: Identity, query: T.RunStatsQuery) -> T.RunStats:
         return self.stats.compute(who, query)

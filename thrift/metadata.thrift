@@ -444,6 +444,8 @@ struct LaunchRequest {
     4: string parameter_set_id = "",
     /** Launch again even when an identical run is queued, running or succeeded. */
     5: bool force = false,
+    /** Let the run's steps reuse the outputs of earlier identical steps (docs/workflows.md). */
+    6: bool reuse = true,
 }
 
 /** One node of a run's step graph, as the engine reports it. */
@@ -464,6 +466,10 @@ struct RunStep {
     /** The image the template names, when the local engine ran the step with the host's
         tools instead (it runs no images); empty on Argo, which pulls it. */
     12: string replaced_image = "",
+    /** When the step did not run but reused an earlier identical step's outputs: that step's
+        run id and name. */
+    13: string reused_from_run = "",
+    14: string reused_from_step = "",
 }
 
 /** Files a storage lifecycle rule deleted from a run's folder (docs/operations.md). */
@@ -516,6 +522,8 @@ struct Run {
     25: list<string> failed_checks,
     /** The files storage lifecycle rules deleted from the run's folder, oldest first. */
     26: list<RunDeletion> deletions,
+    /** Whether its steps may reuse earlier identical steps' outputs (the launch's `reuse`). */
+    27: bool reuse = true,
 }
 
 struct LaunchResult {
@@ -556,6 +564,26 @@ struct OutputFile {
     5: string storage_url,
     6: string data_category = "",
     7: string sha256 = "",
+}
+
+/** A succeeded step's outputs, kept so a later step with the same key reuses them
+    (docs/workflows.md, "Step reuse across runs"). */
+struct StepRecord {
+    /** sha256 of the step's template, resolved parameters, input checksums and the keys of the
+        steps before it; or, with Argo's memoize, its cache name and key. */
+    1: string key,
+    /** The run and step that wrote the outputs (the run: set by the service). */
+    2: string run_id = "",
+    3: string step = "",
+    4: string node_id = "",
+    /** The run's folder when the step ran (absolute, in the run's project). */
+    5: string folder,
+    /** The files the step wrote: JSON [{path (relative to folder), sha256, size}]. */
+    6: string files_json = "[]",
+    /** The step's outputs (parameters, result) as JSON, the run's folder as a placeholder. */
+    7: string outputs_json = "{}",
+    /** When it was recorded (ISO 8601; the service sets it). */
+    8: string recorded_at = "",
 }
 
 /** Which runs the workflows dashboard summarizes (docs/operations.md). */
@@ -955,6 +983,19 @@ service Metadata {
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: ValidationError invalid, 4: NotFound not_found, 5: Conflict conflict,
                 6: InternalError internal),
+
+    /** Worker only: records a succeeded step's outputs for reuse, in the run's project. */
+    void record_step(1: string token, 2: string run_id, 3: StepRecord record)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: NotFound not_found, 5: InternalError internal),
+
+    /** Worker only: the records of succeeded runs' steps with this key that the run may reuse
+        (none when it was launched without reuse), newest first, only in the projects its launcher
+        could read at the launch; max_age_seconds >= 0 leaves out older records. */
+    list<StepRecord> find_step_records(1: string token, 2: string run_id, 3: string key,
+                                       4: i64 max_age_seconds)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: NotFound not_found, 5: InternalError internal),
 
     /** Admins and analysts: the workflows dashboard over the projects the caller may read. */
     RunStats run_stats(1: string token, 2: RunStatsQuery query)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from thriftpy2.transport import TTransportException
 
-from metadata.client import ERRORS
+from metadata.client import ERRORS, MetadataClient
 from metadata.idl import metadata_thrift as T
 from ground.storage import NotReadable, open_checked, project_dir, resolve, run_dir
 from workflow_templates.engines.argo import ArgoEngineError
@@ -76,7 +76,8 @@ class Worker:
         # id can have) is only where a run of no project would go. Steps never see the data dir
         # (settings keep the storage root in it): keys, notebooks, database.
         self.engine = self.engine or LocalEngine(self.storage_root, self.storage_root / ".engine",
-                                                 max_parallel=self.capacity, hidden=(self.storage_root.parent,))
+                                                 max_parallel=self.capacity, hidden=(self.storage_root.parent,),
+                                                 cache=ServiceCache.beside(self.client))
 
     def serve(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
         """Tick until `stop` is set; a tick that fails (service away) is logged and tried again.
@@ -167,7 +168,8 @@ class Worker:
         # its steps see the run's project (its inputs, its own run folder), and write its outputs
         sees = {"read": [project_dir(self.storage_root, run.project_id)], "write": [self.output_dir(run)]}
         return self.engine.start(template.document, {**run.parameters, **filled}, run_id=run.id,
-                                 project=run.project_id, sees=sees)
+                                 project=run.project_id, sees=sees, reuse=run.reuse,
+                                 inputs=sorted(self._staged(run).iterdir()))
 
     def _filled_parameters(self, run: T.Run, template) -> dict[str, str]:
         """The parameters the worker fills: the input (an imzML, its ibd staged beside it under
@@ -176,9 +178,13 @@ class Worker:
         self.output_dir(run).mkdir(parents=True, exist_ok=True)
         return {p.name: values[p.filled_by] for p in template.entry.parameters if p.filled_by}
 
+    def _staged(self, run: T.Run) -> Path:
+        """Where the run's inputs are linked (their checksums are in every step's reuse key)."""
+        return run_dir(self.storage_root, run.project_id, run.id) / "inputs"
+
     def _stage_inputs(self, run: T.Run) -> Path:
         """Links to the inputs in the run's folder, each resolved and checked in the run's project."""
-        staged = run_dir(self.storage_root, run.project_id, run.id) / "inputs"
+        staged = self._staged(run)
         staged.mkdir(parents=True, exist_ok=True)
         imzml = None
         for node in (self.client.get(i) for i in run.input_ids):
@@ -259,6 +265,31 @@ class Worker:
             return "", []
 
 
+class ServiceCache:
+    """The local engine's step cache (engines/reuse.py): the metadata service's step records, which
+    offer a run only what it may reuse (succeeded runs, projects its launcher could read)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    @classmethod
+    def beside(cls, client) -> "ServiceCache | None":
+        """A cache on a connection of its own: steps look up while the worker's claim waits."""
+        if not isinstance(client, MetadataClient):
+            return None
+        return cls(MetadataClient(client.host, client.port, client.token, renew_token=client.renew_token))
+
+    def find(self, run_id: str, key: str, max_age: float | None) -> list[dict]:
+        records = self.client.find_step_records(run_id, key, -1 if max_age is None else int(max_age))
+        return [{"key": r.key, "run_id": r.run_id, "step": r.step, "node_id": r.node_id, "folder": r.folder,
+                 "files": json.loads(r.files_json), "outputs": json.loads(r.outputs_json)} for r in records]
+
+    def record(self, run_id: str, record: dict) -> None:
+        self.client.record_step(run_id, T.StepRecord(
+            key=record["key"], step=record["step"], node_id=record["node_id"], folder=record["folder"],
+            files_json=json.dumps(record["files"]), outputs_json=json.dumps(record["outputs"])))
+
+
 def report_verdict(report: dict) -> tuple[str, list[str]]:
     """(passed or failed, each failing check as a sentence) from a report's passed and checks."""
     if not isinstance(report, dict) or not isinstance(report.get("passed"), bool):
@@ -307,7 +338,9 @@ def steps_of(status: dict) -> list[T.RunStep]:
                       exit_code=-1 if n.get("exit_code") is None else int(n["exit_code"]),
                       message=n.get("message") or "", log_url=Path(n["log"]).resolve().as_uri() if n.get("log") else "",
                       children=list(n.get("children") or []), attempts=int(n.get("attempts") or 0),
-                      replaced_image=n.get("replaced_image") or "")
+                      replaced_image=n.get("replaced_image") or "",
+                      reused_from_run=(n.get("reused_from") or {}).get("run", ""),
+                      reused_from_step=(n.get("reused_from") or {}).get("step", ""))
             for n in status["nodes"].values()]
 
 

@@ -53,6 +53,7 @@ INDEXES: dict[str, RecordIndex] = {
     "_account": RecordIndex(("disabled",)),
     "_token": RecordIndex(("user", "revoked")),
     "_launch": RecordIndex(("run_id",)),
+    "_step_record": RecordIndex(("key",)),
 }
 LAYOUT = 2  # bump when the stores' index tables or mappings change shape, so they are rebuilt
 SIGNATURE = hashlib.sha256(json.dumps(

@@ -134,8 +134,8 @@ def fill_from_set(set_id, values, ids):
           Output("launch-go", "href"), Output("launch-force", "style"),
           Input("launch-submit", "n_clicks"), Input("launch-force", "n_clicks"),
           State(PARAMS, "value"), State(PARAMS, "id"), State("launch-set", "value"), State(REQUEST, "data"),
-          prevent_initial_call=True)
-def launch(_submit, _force, values, ids, set_id, request):
+          State("launch-reuse", "value"), prevent_initial_call=True)
+def launch(_submit, _force, values, ids, set_id, request, reuse=("reuse",)):
     """Launch once per group; the service checks everything and says what it refuses."""
     force = ctx.triggered_id == "launch-force"
     slots = {i["name"]: None for i in ids}
@@ -145,16 +145,17 @@ def launch(_submit, _force, values, ids, set_id, request):
         problem = w.message("The form was tampered with; open it again.", "launch-problem")
         return problem, list(slots.values()), no_update, HIDDEN
     params = {i["name"]: str(v).strip() for v, i in zip(values, ids) if v is not None and str(v).strip() != ""}
-    results = [_launch_one(template, g, params, set_id or "", force) for g in groups]
+    results = [_launch_one(template, g, params, set_id or "", force, "reuse" in (reuse or ())) for g in groups]
     if len(results) == 1:
         return _single(results[0], slots)
     existing = any(r.get("existing") for r in results)
     return _many(groups, results), list(slots.values()), no_update, SHOWN if existing else HIDDEN
 
 
-def _launch_one(template: str, group: service.Group, params: dict, set_id: str, force: bool) -> dict:
+def _launch_one(template: str, group: service.Group, params: dict, set_id: str, force: bool,
+                reuse: bool = True) -> dict:
     try:
-        result = get_client().launch(template, group.input_ids, params, set_id, force)
+        result = get_client().launch(template, group.input_ids, params, set_id, force, reuse)
     except service.FAILURES as error:
         return {"error": service.explain(error)}
     return {"run": result.run.id, "name": result.run.submitter_id, "existing": result.existing}

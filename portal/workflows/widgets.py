@@ -359,10 +359,17 @@ def action_styles(run) -> tuple[dict, dict]:
             shown if run.status in ("failed", "cancelled") else hidden)
 
 
-def _message(step) -> str:
+def _message(step):
+    """The step's message, the image the host's tools stood in for, and the run it reused."""
     replaced = getattr(step, "replaced_image", "")
     note = f"ran with the host's tools, not image {replaced}" if replaced else ""
-    return "; ".join(filter(None, [step.message, note]))
+    text = "; ".join(filter(None, [step.message, note]))
+    source = getattr(step, "reused_from_run", "")
+    if not source:
+        return text
+    reused = html.Span(["reused from ", dcc.Link(f"run {source}", href=run_href(source)),
+                        f" (step {step.reused_from_step})"], className="wf-reused")
+    return [f"{text}; ", reused] if text else reused
 
 
 _STEP_GROUP = re.compile(r"\[\d+\]")

@@ -11,7 +11,8 @@ from metadata.idl import metadata_thrift as T
 ADMIN_ONLY = {"create_token", "reindex", "save_account", "set_grant", "list_accounts", "sign_in", "audit",
               "set_trigger_enabled", "fire_triggers", "set_tier_access_limit",
               "set_tier_access", "get_alert_settings", "set_alert_settings", "check_alerts"}
-WORKER_ONLY = {"claim_runs", "claim_runs_waiting", "update_run", "record_deletion", "report_storage"}
+WORKER_ONLY = {"claim_runs", "claim_runs_waiting", "update_run", "record_deletion", "report_storage",
+               "record_step", "find_step_records"}
 
 
 def placeholder(ttype, spec):

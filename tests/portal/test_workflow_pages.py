@@ -119,7 +119,8 @@ def by_name(response: dict, kind: str, prop: str) -> dict:
     return found
 
 
-def launch(client, values=("ok", "3"), set_id=None, force=False, request=None, changed="launch-submit.n_clicks"):
+def launch(client, values=("ok", "3"), set_id=None, force=False, request=None, changed="launch-submit.n_clicks",
+           reuse=("reuse",)):
     state = wildcard("launch-param", "value", list(values)) + wildcard("launch-param", "id", list(PARAM_IDS))
     state = [s if s["property"] == "value" else {**s, "value": s["id"]} for s in state]
     outputs = [{"id": "launch-result", "property": "children"}, wildcard("launch-param-service", "children"),
@@ -128,7 +129,8 @@ def launch(client, values=("ok", "3"), set_id=None, force=False, request=None, c
                 [{"id": "launch-submit", "property": "n_clicks", "value": 1},
                  {"id": "launch-force", "property": "n_clicks", "value": 1 if force else None}],
                 [state[:2], state[2:], {"id": "launch-set", "property": "value", "value": set_id},
-                 {"id": "launch-request", "property": "data", "value": request}],
+                 {"id": "launch-request", "property": "data", "value": request},
+                 {"id": "launch-reuse", "property": "value", "value": list(reuse)}],
                 changed="launch-force.n_clicks" if force else changed)
 
 
@@ -181,14 +183,15 @@ def test_a_launch_goes_to_its_run_and_the_same_launch_shows_the_existing_run(tom
     first = launch(tom, set_id=sets["fast-r1"], request=request_for([measurement]))
     run_id = first["launch-go"]["href"].removeprefix("/runs/")
     run = admin.run(run_id)
-    assert run.parameter_set_revision == 1 and run.parameters == {"mode": "ok", "window": "3"}
+    assert run.parameter_set_revision == 1 and run.parameters == {"mode": "ok", "window": "3"} and run.reuse
     again = launch(tom, set_id=sets["fast-r1"], request=request_for([measurement]))
     notice = json.dumps(again["launch-result"])
     assert "An identical run already exists" in notice and f"/runs/{run_id}" in notice
     assert "launch-go" not in again and again["launch-force"]["style"] == {}
     assert admin.runs().total == 1
-    forced = launch(tom, set_id=sets["fast-r1"], request=request_for([measurement]), force=True)
+    forced = launch(tom, set_id=sets["fast-r1"], request=request_for([measurement]), force=True, reuse=())
     assert forced["launch-go"]["href"] != first["launch-go"]["href"] and admin.runs().total == 2
+    assert not admin.run(forced["launch-go"]["href"].removeprefix("/runs/")).reuse   # the box unticked
 
 
 def test_the_services_refusal_appears_next_to_the_parameter_it_names(tom, measurement, admin):

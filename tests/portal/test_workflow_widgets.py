@@ -129,6 +129,13 @@ def test_the_steps_table_says_which_image_the_host_s_tools_stood_in_for():
     assert "ran with the host's tools, not image labcommons/steps:1" in table
 
 
+def test_the_steps_table_marks_a_reused_step_with_a_link_to_the_run_it_came_from():
+    step = T.RunStep(id="s", name="convert", template="t", phase="Succeeded", children=[], exit_code=-1,
+                     reused_from_run="r0", reused_from_step="convert")
+    table = str(w.steps_table(SimpleNamespace(id="r1", steps=[step])))
+    assert "reused from " in table and "run r0" in table and "'/runs/r0'" in table and " (step convert)" in table
+
+
 def test_a_qc_report_shows_each_check_with_its_threshold_and_the_tic_image():
     report = {"passed": False, "checks": [{"metric": "peaks_mean", "value": 0.2222222, "minimum": 1, "passed": False},
                                           {"metric": "spectra", "value": 9, "minimum": 1, "passed": True}]}

@@ -32,8 +32,10 @@ class ArgoRuns:
         return bool(self.argo.find_by_label(run_id))
 
     def start(self, document: dict, parameters: dict[str, str], run_id: str, project: str,
-              sees: dict | None = None) -> "ArgoHandle":
-        """Submit the run; `sees` (the local engine's sandbox) is the cluster's volumes' business here."""
+              sees: dict | None = None, reuse: bool = True, inputs: list | None = None) -> "ArgoHandle":
+        """Submit the run; `sees` (the local engine's sandbox) is the cluster's volumes' business here,
+        and reuse is Argo's own: the templates' `memoize`, passed through untouched (`reuse`, `inputs`:
+        the local engine's step reuse, which Argo has not)."""
         name = document["metadata"]["name"]
         if self._installed.get(name) != digest(document):
             self.argo.install_templates([document])

@@ -34,9 +34,11 @@ class Engine(Protocol):
         """Whether it has (had) a run by that id."""
 
     def start(self, document: dict, parameters: dict[str, str], run_id: str, project: str,
-              sees: dict | None = None) -> EngineRun:
+              sees: dict | None = None, reuse: bool = True, inputs: list | None = None) -> EngineRun:
         """Start the template `document` with `parameters`; `sees` says which folders of the
-        storage its steps may read and write (the local engine's sandbox)."""
+        storage its steps may read and write (the local engine's sandbox); `reuse` whether its
+        steps may take earlier identical steps' outputs, `inputs` the files it reads that no
+        parameter names (the local engine's step reuse; Argo has only the templates' memoize)."""
 
     def resume(self, run_id: str, project: str) -> EngineRun:
         """The run again after a restart, going on where it stopped."""

@@ -37,6 +37,8 @@ from ground import storage
 from workflow_templates.engines import graph, journal, retries
 from workflow_templates.engines.phases import ERROR, FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED
 from workflow_templates.engines.walk import Walker
+from workflow_templates.engines.reuse import StepCache
+from workflow_templates.engines.reusing import Reusing
 from workflow_templates.engines.expressions import ExpressionError
 from ground import bwrap
 from workflow_templates.engines.runner import Attempt, StepError
@@ -63,6 +65,7 @@ class LocalEngine:
     hidden: tuple = ()  # host directories steps must not see, besides storage_root and runs_dir (the data dir)
     user: tuple[int, int] | None = field(default_factory=default_user)  # who steps run as (None: the engine's)
     on_progress: Callable[[str, dict], None] | None = None
+    cache: StepCache | None = None  # where succeeded steps are recorded and found (None: no reuse)
     _pool: threading.BoundedSemaphore = field(init=False, repr=False)
     _runs: dict = field(init=False, default_factory=dict, repr=False)
 
@@ -73,9 +76,11 @@ class LocalEngine:
 
     def start(self, template: dict | str, parameters: dict | None = None,
               run_id: str | None = None, entrypoint: str | None = None, project: str = "",
-              sees: dict | None = None) -> "RunHandle":
+              sees: dict | None = None, reuse: bool = True, inputs: list | None = None) -> "RunHandle":
         """Check the template (refusing what the engine does not run), then start the run.
-        sees: {"read": [dirs], "write": [dirs]} of the storage its steps may see (default: none)."""
+        sees: {"read": [dirs], "write": [dirs]} of the storage its steps may see (default: none);
+        reuse: whether its steps may take earlier identical steps' outputs from the cache (they are
+        recorded either way); inputs: files it reads that no parameter names (in every step's key)."""
         spec = load(template, entrypoint)
         run_id = run_id or uuid.uuid4().hex
         run_dir = self.run_folder(run_id, project)
@@ -85,7 +90,8 @@ class LocalEngine:
                  "parameters": {k: stringify(v) for k, v in (parameters or {}).items()},
                  "phase": PENDING, "message": "", "started_at": _now(), "finished_at": None,
                  "outputs": {}, "nodes": {}, "root": None,
-                 "sees": {k: [str(Path(d).resolve()) for d in (sees or {}).get(k, [])] for k in ("read", "write")}}
+                 "sees": {k: [str(Path(d).resolve()) for d in (sees or {}).get(k, [])] for k in ("read", "write")},
+                 "reuse": {"lookup": reuse, "inputs": [str(Path(i).absolute()) for i in inputs or []]}}
         handle = RunHandle(self, spec, run_dir, state)
         self._runs[run_id] = handle
         handle._launch(previous={}, mode="start")
@@ -173,7 +179,7 @@ def _interrupt(nodes: dict) -> dict:
     return nodes
 
 
-class RunHandle(Walker):
+class RunHandle(Walker, Reusing):
     """One run: its status, its journal, and the controls the worker needs."""
 
     def __init__(self, engine: LocalEngine, spec: WorkflowSpec, run_dir: Path, state: dict):
@@ -187,6 +193,11 @@ class RunHandle(Walker):
         self._sight = engine.sight(state.get("sees") or {})
         self._journal: journal.Journal | None = None
         self._limits: dict[str | None, threading.BoundedSemaphore] = {}  # parallelism by node
+        project = state.get("project")  # the run's folder: its steps' paths in it are the same in every run
+        self._folder = storage.run_dir(engine.storage_root, project, self.run_id) if project else run_dir
+        self._claimed: dict[Path, tuple] = {}  # files reuse placed in the run's folder
+        self._ends: dict[str, int] = {}  # when each step's last process ended (ns), for reuse.mine
+        self._claims = threading.Lock()
         if spec.parallelism:
             self._limits[None] = threading.BoundedSemaphore(spec.parallelism)
         if state["phase"] in FINISHED:
@@ -355,6 +366,16 @@ class RunHandle(Walker):
                 node.update({k: v for k, v in previous.items() if k != "children"})
             self._export_all(template, node)
             return self._set(node)
+        if self._reused(template, node, inputs):
+            return node
+        watch, before = self._before_step(template, node, inputs)
+        self._attempts(template, node, inputs, artifacts, previous)
+        if node["phase"] == SUCCEEDED:
+            self._record(node, watch, before)
+        return node
+
+    def _attempts(self, template: dict, node: dict, inputs: dict, artifacts: dict, previous: dict | None) -> dict:
+        """Run the step: attempts as its retryStrategy allows."""
         retry = template.get("retryStrategy") or {}
         limit = int(retry.get("limit", 0)) if retry else 0
         retried_on = retries.POLICIES[retry.get("retryPolicy", "OnFailure")]
@@ -421,6 +442,7 @@ class RunHandle(Walker):
             finally:
                 with self._lock:
                     self._procs.pop(node["id"], None)
+            self._ended(node, attempt.ended_ns)
         if result.phase == FAILED and self._stop.is_set():
             result.message = self._stop_reason
         if result.phase == SUCCEEDED:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class Attempt:
     storage_root: Path
     sight: Sight
     process: subprocess.Popen | None = None
+    ended_ns: int = 0
     _reader: threading.Thread | None = None
 
     @classmethod
@@ -59,7 +61,7 @@ class Attempt:
         tmp.mkdir(parents=True, exist_ok=True)
         work.mkdir(exist_ok=True)
         isolated = bool(isolate and bwrap_path(sight.user))
-        scope = _leaf_scope(template, globals_, inputs, retries)
+        scope = leaf_scope(template, globals_, inputs, retries)
         body = template.get("script") or template["container"]
         argv = _argv(body, "script" in template, scope, step_dir)
         env = _environment(body, scope, tmp, isolated)
@@ -142,6 +144,7 @@ class Attempt:
         except subprocess.TimeoutExpired:
             self.kill()
             code, timed_out = self.process.wait(), True
+        self.ended_ns = time.time_ns()  # when its files were last written, at the latest (engines/reuse.py)
         self._reader.join()
         self.process.stdout.close()
         code = 128 - code if code < 0 else code
@@ -256,7 +259,7 @@ def _copy(origin: Path, target: Path) -> None:
         shutil.copyfile(origin, target)
 
 
-def _leaf_scope(template: dict, globals_: dict, inputs: dict, retries: int) -> dict:
+def leaf_scope(template: dict, globals_: dict, inputs: dict, retries: int) -> dict:
     scope = dict(globals_)
     scope.update(input_scope(inputs))
     for artifact in (template.get("inputs") or {}).get("artifacts") or []:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import regex
 import yaml
 
-from workflow_templates.engines import expr, golang
+from workflow_templates.engines import expr, golang, reuse
 from workflow_templates.engines.expressions import ExpressionError, depends_tasks, tags
 
 
@@ -36,7 +36,7 @@ _SHAPES = {
     "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds", "parallelism", "onExit"},
              _PLACEMENT),
     "template": ({"name", "inputs", "outputs", "steps", "dag", "container", "script",
-                  "retryStrategy", "activeDeadlineSeconds", "parallelism"}, _PLACEMENT),
+                  "retryStrategy", "activeDeadlineSeconds", "parallelism", "memoize"}, _PLACEMENT),
     "container": ({"command", "args", "env"}, _CONTAINER_PLACEMENT),
     "script": ({"command", "args", "env", "source"}, _CONTAINER_PLACEMENT),
     "env": ({"name", "value"}, set()),
@@ -61,6 +61,9 @@ _SHAPES = {
     "continue_on": ({"failed", "error"}, set()),
     "template_ref": ({"name", "template"}, set()),
     "sequence": ({"count", "start", "end", "format"}, set()),
+    "memoize": ({"key", "maxAge", "cache"}, set()),
+    "cache": ({"configMap"}, set()),
+    "config_map": ({"name"}, set()),
 }
 _RETRY_POLICIES = {"Always", "OnFailure", "OnError"}
 _WORKFLOW_IDENTITY = re.compile(r"workflow\.(name|uid|namespace)")
@@ -169,7 +172,7 @@ def _check_template(template, where, templates, wf_name, arguments, problems, ex
                         f"(has {kinds or 'none'})")
     _check_io(template, where, arguments, problems)
     _check_retry(template.get("retryStrategy"), where, problems)
-    for key in ("retryStrategy", "activeDeadlineSeconds"):
+    for key in ("retryStrategy", "activeDeadlineSeconds", "memoize"):
         if key in template and ("steps" in template or "dag" in template):
             problems.append(f"{where}.{key}: the local engine applies it to container and "
                             f"script templates only")
@@ -235,6 +238,29 @@ def _check_leaf(template, where, scope, problems):
     inputs = template.get("inputs") or {}
     _check_tags([body, template.get("outputs"), inputs.get("artifacts")], scope.leaf(), where,
                 problems)
+    if "memoize" in template:
+        _check_memoize(template["memoize"], f"{where}.memoize", scope, problems)
+
+
+def _check_memoize(memoize, where, scope, problems):
+    """Argo's memoize: a key and a ConfigMap cache's name (maxAge optional, Go's durations)."""
+    _keys(memoize, "memoize", where, problems)
+    if not isinstance(memoize, dict):
+        return
+    _keys(memoize.get("cache") or {}, "cache", f"{where}.cache", problems)
+    config_map = (memoize.get("cache") or {}).get("configMap")
+    _keys(config_map or {}, "config_map", f"{where}.cache.configMap", problems)
+    if not isinstance(memoize.get("key"), str) or not memoize["key"]:
+        problems.append(f"{where}.key: give the cache key (Argo resolves its tags)")
+    if not (config_map or {}).get("name"):
+        problems.append(f"{where}.cache.configMap.name: name the cache")
+    age = memoize.get("maxAge")
+    if age is not None and "{{" not in str(age):
+        try:
+            reuse.duration(str(age))
+        except ValueError as error:
+            problems.append(f"{where}.maxAge: {error}")
+    _check_tags([memoize.get("key"), age], scope.leaf(), where, problems)
 
 
 def _seconds_value(value) -> bool:

@@ -65,6 +65,13 @@ def test_template_body_drops_what_the_server_keeps():
     assert doc["metadata"]["uid"] == "u"  # the caller's document is left as it was
 
 
+def test_memoize_goes_to_argo_untouched():
+    """On a cluster, Argo's controller memoizes in its own ConfigMaps; the engine adds nothing."""
+    memoize = {"key": "{{inputs.parameters.m}}", "maxAge": "1h", "cache": {"configMap": {"name": "c"}}}
+    doc = {"metadata": {"name": "t"}, "spec": {"templates": [{"name": "a", "memoize": memoize}]}}
+    assert bodies.template_create_request("argo", doc)["template"]["spec"]["templates"][0]["memoize"] == memoize
+
+
 def test_fnv32a_and_node_ids_match_argo():
     assert bodies.fnv32a("") == 0x811C9DC5 and bodies.fnv32a("a") == 0xE40C292C
     assert bodies.node_id("wf", "wf") == "wf"

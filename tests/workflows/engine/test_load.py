@@ -43,7 +43,6 @@ def test_unsupported_features_are_refused_with_their_names_and_places():
         resource: {action: create, manifest: "{}"}
       - name: wait
         suspend: {}
-        memoize: {key: k, maxAge: 1h}
     """)
     text = "\n".join(problems)
     for expected in ["spec.hooks", "spec.volumes", "spec.templates[0](main).sidecars",
@@ -51,8 +50,7 @@ def test_unsupported_features_are_refused_with_their_names_and_places():
                      "spec.templates[0](main).container.volumeMounts",
                      "spec.templates[0](main).outputs.artifacts[0].s3.bucket",
                      "spec.templates[0](main).outputs.artifacts[1].gcs",
-                     "spec.templates[1](cleanup).resource", "spec.templates[2](wait).suspend",
-                     "spec.templates[2](wait).memoize"]:
+                     "spec.templates[1](cleanup).resource", "spec.templates[2](wait).suspend"]:
         assert expected in text, (expected, problems)
 
 
