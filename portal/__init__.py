@@ -92,7 +92,7 @@ def mount_dash(app: Flask) -> Dash:
     dash_app = Dash(__name__, server=app, use_pages=True, pages_folder=str(HERE / "pages"),
                     assets_folder=str(HERE / "assets"), url_base_pathname="/", title="labcommons",
                     update_title=None, suppress_callback_exceptions=True)
-    dash_app.layout = shell.layout
+    shell.init_app(dash_app)
     # the page's language, as base.html declares it (screen readers pick their voice by it)
     dash_app.index_string = dash_app.index_string.replace("<html>", '<html lang="en">', 1)
     return dash_app

@@ -146,3 +146,23 @@ def test_a_new_token_wraps_in_its_card_and_its_copy_button_copies(commons, tmp_p
     finally:
         driver.quit()
 
+
+def test_moving_between_dash_pages_redraws_the_header(commons, tmp_path):
+    """A header link to another Dash page swaps the page without a load, and the header is asked
+    for again (its unread count as it is now: tests/portal/test_notifications.py)."""
+    from selenium.webdriver.common.by import By
+
+    service, portal, _, _ = commons
+    driver = chromium(tmp_path / "profile")
+    try:
+        sign_in(driver, portal, service.data_dir, "tom")
+        settled(driver)
+        driver.execute_script("""window.asked = []; const fetch_ = window.fetch;
+            window.fetch = (url, init) => { window.asked.push(String(init && init.body)); return fetch_(url, init); };""")
+        driver.find_element(By.ID, "shell-runs").click()
+        until(driver, lambda d: d.execute_script("return location.pathname;") == "/runs" and d.execute_script(
+            "return window.asked.some(body => body.includes('site-header.children'));"))
+        assert driver.execute_script("return window.asked !== undefined;")  # no page load on the way
+        until(driver, lambda d: d.find_elements(By.ID, "shell-signout"))
+    finally:
+        driver.quit()
