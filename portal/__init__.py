@@ -44,7 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.from_mapping(test_config or {})
 
-    from portal import account, auth, client, csrf, downloads, errors, header, notifications
+    from portal import account, auth, client, csp, csrf, downloads, errors, header, notifications
     from portal.admin import pages as admin
     from portal.explorer import exports
     from portal.notebooks import jupyter, oauth, progress as hub_progress, whoami
@@ -53,7 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.add_url_rule("/", "home", lambda: redirect(auth.HOME))  # before Dash, so it wins over Dash's "/"
     csrf.init_app(app)
     client.init_app(app)
-    mount_dash(app)
+    dash_app = mount_dash(app)
     auth.init_app(app)
     header.init_app(app)
     errors.init_app(app)
@@ -71,6 +71,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     hub_progress.init_app(app)
     whoami.init_app(app)
     app.after_request(security_headers)
+    csp.init_app(app, dash_app.csp_hashes)
     claim_dash_callbacks(app)  # last: Flask takes no more set-up after its first request
     return app
 
