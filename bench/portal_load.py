@@ -5,8 +5,8 @@ Both start the metadata service (a demo commons at scale 0.1) and the portal (`l
 serve`, default settings: one process per core, 8 threads each) as separate processes on loopback.
 
 Explorer (default): `--users` signed-in users (each its own session) click facets for `--seconds`
-with no pause between clicks, each click the way the browser makes it: the checklist's callback
-(the filter change), whose new state fans out to the five callbacks that read it (facets, results,
+with no pause between clicks, each click the way the browser makes it: the facet's callback (the
+filter change), whose new state fans out to the five callbacks that read it (facets, results,
 charts, chips, address bar), sent at once as Dash's renderer does. A click's time runs from the
 first request to the last answer. Prints `name: value` lines, `explorer_clicks_per_s` last.
 

@@ -1,7 +1,7 @@
 """Turn what a user types (a submitter id, a run's name, an id prefix) into the id the service wants.
 
-Only the service's existing calls are used (get, find, list_runs), so a reference resolves to
-exactly what the caller may read; an ambiguous one is refused with every candidate listed.
+Only the service's calls are used (get, find, find_nodes_by_id_prefix, list_runs), so a reference
+resolves to exactly what the caller may read; an ambiguous one is refused with every candidate listed.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from metadata.idl import metadata_thrift as T
 
 MISSING = (T.NotFound, T.ValidationError)
 RUN_PAGE = 500  # the service's largest page of runs
+MIN_PREFIX, PREFIX_MATCHES = 4, 20  # the service's shortest id prefix; candidates listed at most
 
 
 class Unresolved(RuntimeError):
@@ -23,27 +24,31 @@ def node_id(client, ref: str, project: str = "") -> str:
 
 
 def node(client, ref: str, project: str = "") -> dict:
-    """The node REF names: its id, or its submitter id in `project` (else in the one readable project that has it)."""
-    if project:
-        return client.find(project, ref)
+    """The node REF names: its id; its submitter id in `project` (else in the one readable project
+    that has it); else the one node whose id starts with REF (in `project`, when given)."""
     try:
-        return client.get(ref)
-    except MISSING:
-        pass
-    found = {n["id"]: n for p in readable_projects(client) if (n := _find(client, p, ref))}
-    return found[one(ref, "node", [(id_, n["project_id"]) for id_, n in found.items()],
-                     "give the project with -p/--project")]
+        return client.find(project, ref) if project else client.get(ref)
+    except MISSING as error:
+        missing = error
+    named = {} if project else {n["id"]: n for p in readable_projects(client) if (n := _find(client, p, ref))}
+    if named:
+        return named[one(ref, "node", _labelled(named), "give the project with -p/--project")]
+    prefixed = {n["id"]: n for n in _prefixed(client, ref) if not project or n["project_id"] == project}
+    if project and not prefixed:
+        raise missing
+    return prefixed[one(ref, "node", _labelled(prefixed), "give more of the id")]
 
 
-def node_in(client, ref: str, project: str) -> dict:
-    """The node REF names in `project`: its id, or its submitter id there."""
+def _labelled(nodes: dict[str, dict]) -> list[tuple[str, str]]:
+    return [(id_, f"{n['project_id']}  {n['type']}  {n['submitter_id']}") for id_, n in nodes.items()]
+
+
+def _prefixed(client, ref: str) -> list[dict]:
+    """The readable nodes whose id starts with REF (none for a reference too short to be a short id)."""
     try:
-        found = client.get(ref)
-        if found["project_id"] == project:
-            return found
-    except MISSING:
-        pass
-    return client.find(project, ref)
+        return client.by_id_prefix(ref, PREFIX_MATCHES) if len(ref) >= MIN_PREFIX else []
+    except T.ValidationError:
+        return []
 
 
 def readable_projects(client) -> list[str]:

@@ -9,7 +9,7 @@ import click
 import requests
 
 from labcommons.cli import Context, err, main, out, reports_errors
-from labcommons.cli_resolve import Unresolved, node_in
+from labcommons.cli_resolve import Unresolved, node
 from labcommons.uploading import CHUNK_BYTES, RETRIES, Portal, UploadError, load_fields, upload
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -42,7 +42,7 @@ def upload_command(obj: Context, project: str, imzml: Path, ibd: Path, measureme
         raise click.UsageError("give either --measurement ID (an existing measurement) or --new FIELDS.json")
     url = (portal_url or obj.settings.portal_public_url).rstrip("/")
     try:
-        existing = node_in(obj.client, measurement, project)["submitter_id"] if measurement else ""
+        existing = node(obj.client, measurement, project)["submitter_id"] if measurement else ""
         fields = load_fields(new_fields) if new_fields else None
         answer = upload(Portal(url, obj.client.token), project, imzml, ibd, existing, fields,
                         sys.stderr.isatty() if progress is None else progress, chunk_mib * MIB, retries)

@@ -75,10 +75,10 @@ class Commons:
         """Upload an imzML + ibd pair through the portal and register it with a new measurement
         (`fields`: a dict or a JSON file) or an existing one (`measurement`: submitter id or id), all
         or nothing; call again to resume (labcommons/uploading.py: chunk_bytes, retries)."""
-        from labcommons.cli_resolve import node_in
+        from labcommons.cli_resolve import node
         from labcommons.uploading import Portal, load_fields, upload
 
-        existing = node_in(self.client, measurement, project)["submitter_id"] if measurement else ""
+        existing = node(self.client, measurement, project)["submitter_id"] if measurement else ""
         if fields is not None and not isinstance(fields, dict):
             fields = load_fields(fields)
         return upload(Portal(self.portal_url, self.client.token), project, imzml, ibd, existing, fields,

@@ -98,8 +98,7 @@ def preview(mz, intensity, params: dict) -> Preview:
 
 def figure(mz, intensity, result: Preview, params: dict, title: str = "") -> go.Figure:
     """The spectrum before (grey) and after processing, the picked peaks marked on it."""
-    picked = f"{len(result.peaks_mz)} peaks picked at S/N ≥ {float(params['snr']):g}" if _true(params["peak-picking"]) \
-        else "peak picking off"
+    picked = _picked(result, float(params["snr"])) if _true(params["peak-picking"]) else "peak picking off"
     fig = go.Figure([
         go.Scatter(x=mz, y=intensity, name="before", mode="lines", line={"color": "#bbbbbb", "width": 1}),
         go.Scatter(x=mz, y=result.intensity, name="after smoothing and baseline removal", mode="lines",
@@ -111,6 +110,21 @@ def figure(mz, intensity, result: Preview, params: dict, title: str = "") -> go.
                       yaxis_title=Y_TITLE, legend={"orientation": "h", "y": -0.2}, margin={"t": 60},
                       hovermode="x")
     return fig
+
+
+def _picked(result: Preview, snr: float) -> str:
+    """How many peaks reach the S/N; when none does, what to try."""
+    text = f"{len(result.peaks_mz)} peaks picked at S/N ≥ {snr:g}"
+    if len(result.peaks_mz) or not len(result.intensity):
+        return text
+    return f"{text}: nothing stands out of this spectrum's noise (off the tissue?): try another spectrum or a lower S/N"
+
+
+def strongest(spectra) -> int:
+    """The spectrum with the most total intensity: where there is tissue, rather than bare slide
+    (an image's first pixels in scan order are usually its slide's corner)."""
+    totals = [float(np.sum(intensity)) for intensity in spectra.intensity]
+    return int(np.argmax(totals)) if totals else 0
 
 
 def _true(value) -> bool:
@@ -127,7 +141,7 @@ class Tuner:
         self._commons, self.template, self.dataset, self.spectra = commons, template, dataset, spectra
         self.controls = controls(template, values)
         self.params = {c.name: c.value for c in self.controls}
-        self.spectrum = 0
+        self.spectrum = strongest(spectra)
         self.name = name
         self._widget = None
 

@@ -19,8 +19,8 @@ from metadata.idl import metadata_thrift as T
 # The server drops connections idle for 600 s (10 s before their first call; a call is sent
 # right after connecting); reconnect well before that rather than retry a write whose fate is unknown.
 RECONNECT_AFTER_IDLE_SECONDS = 300
-READS = {"health", "whoami", "get_dictionary", "get_node", "find_node", "list_nodes", "get_edges",
-         "get_documents", "facets", "histogram", "hits", "manifest", "list_cohorts", "get_cohort",
+READS = {"health", "whoami", "get_dictionary", "get_node", "find_node", "find_nodes_by_id_prefix", "list_nodes",
+         "get_edges", "get_documents", "facets", "histogram", "hits", "manifest", "list_cohorts", "get_cohort",
          "list_accounts", "list_personal_tokens", "audit", "list_templates", "get_run", "list_runs",
          "list_triggers", "list_notifications", "list_parameter_sets", "get_parameter_set"}
 ERRORS = (T.ValidationError, T.NotFound, T.Conflict, T.Forbidden, T.Unauthenticated, T.InternalError)
@@ -107,6 +107,10 @@ class MetadataClient:
 
     def find(self, project_id: str, submitter_id: str) -> dict:
         return node_dict(self._call("find_node", project_id, submitter_id))
+
+    def by_id_prefix(self, prefix: str, limit: int = 20) -> list[dict]:
+        """The readable nodes whose id starts with prefix (4 characters at least), in id order."""
+        return [node_dict(n) for n in self._call("find_nodes_by_id_prefix", prefix, limit)]
 
     def page(self, type_name: str, project_id: str = "", limit: int = 100, cursor: str = "") -> T.NodePage:
         return self._call("list_nodes", T.ListRequest(type=type_name, project_id=project_id or "",

@@ -194,6 +194,7 @@ TABLE: dict[str, Policy] = {
     "get_node": Policy(checks=_read(Stored(0, NODE))),
     "get_edges": Policy(checks=_read(Stored(0, NODE))),
     "find_node": Policy(checks=_read(Found())),
+    "find_nodes_by_id_prefix": Policy(handler="only nodes in readable projects"),
     "list_nodes": Policy(checks=_read(Named(0, "project_id", unless_global="type")),
                          handler="no project named: every readable project"),
     "submit": Policy(checks=_write(Named(0, "project_id", optional=False)), handler="programs and projects: admin"),

@@ -30,6 +30,7 @@ from metadata.tiering import TierSetting
 
 VERSION = "0.1.0"
 MAX_PAGE = 1000
+MIN_ID_PREFIX, MAX_PREFIX_MATCHES = 4, 100  # a short id: git's shortest abbreviation; a list to choose from
 RETRIES_ON_RACE = 3
 
 
@@ -81,6 +82,18 @@ class MetadataService:
         if node is None or self.dictionary.get(node.type) is None:
             raise Missing(f"no node {submitter_id!r} in project {project_id!r}")
         return to_thrift(node)
+
+    def find_nodes_by_id_prefix(self, who: Identity, prefix: str, limit: int) -> list[T.Node]:
+        if len(prefix) < MIN_ID_PREFIX:
+            raise Invalid(f"prefix: {prefix!r} is too short; give at least {MIN_ID_PREFIX} characters of the id")
+        if not 1 <= limit <= MAX_PREFIX_MATCHES:
+            raise Invalid(f"limit: {limit} is out of range; give 1 to {MAX_PREFIX_MATCHES}")
+        graph = [self.dictionary.get(name) for name in self.dictionary.names()]
+        everywhere = [t.id for t in graph if t.is_global]  # programs and projects: listed to every caller
+        scoped = [t.id for t in graph if not t.is_global]
+        nodes = self.store.with_id_prefix(prefix, everywhere, None, limit) + \
+            self.store.with_id_prefix(prefix, scoped, who.readable_projects, limit)
+        return [to_thrift(n) for n in sorted(nodes, key=lambda n: n.id)[:limit]]
 
     def list_nodes(self, who: Identity, request: T.ListRequest) -> T.NodePage:
         node_type = self.dictionary.get(request.type)

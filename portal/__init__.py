@@ -44,7 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.from_mapping(test_config or {})
 
-    from portal import account, auth, client, csrf, downloads, errors, header, notifications
+    from portal import account, auth, client, csp, csrf, downloads, errors, header, notifications
     from portal.admin import pages as admin
     from portal.explorer import exports
     from portal.notebooks import jupyter, oauth, progress as hub_progress, whoami
@@ -53,7 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.add_url_rule("/", "home", lambda: redirect(auth.HOME))  # before Dash, so it wins over Dash's "/"
     csrf.init_app(app)
     client.init_app(app)
-    mount_dash(app)
+    dash_app = mount_dash(app)
     auth.init_app(app)
     header.init_app(app)
     errors.init_app(app)
@@ -72,6 +72,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     hub_progress.init_app(app)
     whoami.init_app(app)
     app.after_request(security_headers)
+    csp.init_app(app, dash_app.csp_hashes)
     claim_dash_callbacks(app)  # last: Flask takes no more set-up after its first request
     return app
 
@@ -93,7 +94,7 @@ def mount_dash(app: Flask) -> Dash:
     dash_app = Dash(__name__, server=app, use_pages=True, pages_folder=str(HERE / "pages"),
                     assets_folder=str(HERE / "assets"), url_base_pathname="/", title="labcommons",
                     update_title=None, suppress_callback_exceptions=True)
-    dash_app.layout = shell.layout
+    shell.init_app(dash_app)
     # the page's language, as base.html declares it (screen readers pick their voice by it)
     dash_app.index_string = dash_app.index_string.replace("<html>", '<html lang="en">', 1)
     return dash_app

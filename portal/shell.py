@@ -1,8 +1,12 @@
-"""The frame around every Dash page: the shared header (portal/header.py) and the page."""
+"""The frame around every Dash page: the shared header (portal/header.py) and the page.
+
+The frame is drawn once per page load; moving between Dash pages only swaps the page, so
+`refresh` redraws the header's inside at each such move (the unread count, the links).
+"""
 from __future__ import annotations
 
 import dash
-from dash import dcc, html
+from dash import Input, Output, dcc, html
 from flask_wtf.csrf import generate_csrf
 
 from portal import header as site
@@ -13,11 +17,24 @@ def layout() -> html.Div:
     return html.Div([header(site.current()), html.Main(dash.page_container, className="page", id="main")])
 
 
+def init_app(dash_app: dash.Dash) -> None:
+    """The frame on this Dash app (on the app, not Dash's process-wide list of callbacks, which
+    only the first app made in a process would take)."""
+    dash_app.layout = layout
+    dash_app.callback(Output("site-header", "children"), Input("_pages_location", "pathname"),
+                      prevent_initial_call=True)(refresh)
+
+
+def refresh(_path):
+    """Another Dash page, reached without a page load: the header as it is now."""
+    return header(site.current()).children
+
+
 def header(shown: site.Header | None) -> html.Header:
     """The same header as templates/base.html renders, as Dash components."""
     brand = html.A("labcommons", href="/explore", className="brand")
     if shown is None:
-        return html.Header([brand], className="site-header")
+        return html.Header([brand], className="site-header", id="site-header")
     nav = html.Nav([_link(link) for link in shown.links], className="site-nav", **{"aria-label": "Main"})
     signout = html.Form([dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
                          html.Button("Sign out", type="submit", className="link-button", id="shell-signout")],
@@ -26,7 +43,8 @@ def header(shown: site.Header | None) -> html.Header:
                   className="nav-link unread" if shown.unread else "nav-link")
     who = html.Span([html.A(html.Strong(shown.user), href="/account", title="Your account and API tokens"),
                      f" · {shown.role}"], className="who", id="shell-user")
-    return html.Header([brand, nav, html.Div([bell, who, signout], className="user")], className="site-header")
+    return html.Header([brand, nav, html.Div([bell, who, signout], className="user")], className="site-header",
+                       id="site-header")
 
 
 def _link(link: site.Link):

@@ -811,6 +811,11 @@ service Metadata {
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: ValidationError invalid, 4: InternalError internal),
 
+    /** The graph's nodes whose id starts with `prefix` (4 characters at least), in projects the
+        caller may read, in id order, at most `limit` (1 to 100): how a short id is read. */
+    list<Node> find_nodes_by_id_prefix(1: string token, 2: string prefix, 3: i32 limit)
+        throws (1: Unauthenticated unauthenticated, 2: ValidationError invalid, 3: InternalError internal),
+
     /** Edges into (children) and out of (parents) one node. */
     list<Edge> get_edges(1: string token, 2: string id)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,

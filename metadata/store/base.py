@@ -190,6 +190,12 @@ class Store(ABC):
         """One page of a type's nodes in (project_id, submitter_id) order; None = every project."""
 
     @abstractmethod
+    def with_id_prefix(self, prefix: str, types: list[str], project_ids: list[str] | None,
+                       limit: int) -> list[StoredNode]:
+        """Nodes of these types whose id starts with prefix, in id order, at most limit; None =
+        every project."""
+
+    @abstractmethod
     def query(self, query: "RecordQuery") -> Page:
         """One page of a reserved type's records matching every indexed key given (any of its
         values), in the projects given and the time range, ordered by (date, id), newest first unless

@@ -112,8 +112,8 @@ from metadata.store.elastic_queries import (Indices, SCAN_PAGE, TERMS_IDS, cells
                                             check_window, children_by_parent, children_query, count_query,
                                             counts_query, documents_mappings, documents_meta, documents_settings,
                                             edges_into, facet_counts_from, facets_query, graph_settings,
-                                            histogram_bins, histogram_query, hits_query, ids_query, indices,
-                                            join_query, journal_mappings, key_id, keys_mappings, list_query,
+                                            histogram_bins, histogram_query, hits_query, id_prefix_query, ids_query,
+                                            indices, join_query, journal_mappings, key_id, keys_mappings, list_query,
                                             manifest_query, manifest_row, node_from_doc, node_key, nodes_mappings,
                                             numeric_field, numeric_summary, stats_query, typed_children_query,
                                             unstamped_query)
@@ -196,6 +196,11 @@ class ElasticStore(Store):
         more = len(nodes) > limit
         nodes = nodes[:limit]
         return Page(nodes, hits["total"]["value"], encode_cursor(nodes[-1]) if more else "")
+
+    def with_id_prefix(self, prefix: str, types: list[str], project_ids: list[str] | None,
+                       limit: int) -> list[StoredNode]:
+        hits = self._es.search(index=self._names.nodes, **id_prefix_query(prefix, types, project_ids, limit))
+        return [node_from_doc(hit["_source"]) for hit in hits["hits"]["hits"]]
 
     def _children(self, parent_ids: list[str], exclude_ids: list[str]) -> list[dict]:
         """Every node linking to one of parent_ids, paged with search_after."""

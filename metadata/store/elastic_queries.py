@@ -116,6 +116,16 @@ def list_query(type_name: str, project_ids: list[str] | None, limit: int,
     return body
 
 
+def id_prefix_query(prefix: str, types: list[str], project_ids: list[str] | None, limit: int) -> dict:
+    """Nodes of these types whose id starts with prefix, in id order (None: every project)."""
+    if not types or project_ids == []:
+        return {"query": {"match_none": {}}, "size": 0}
+    where = [{"prefix": {"id": prefix}}, {"terms": {"type": list(types)}}]
+    if project_ids is not None:
+        where.append({"terms": {"project_id": list(project_ids)}})
+    return {"query": {"bool": {"filter": where}}, "sort": [{"id": "asc"}], "size": limit}
+
+
 def children_query(parent_ids: list[str], exclude_ids: list[str], after: list | None = None,
                    size: int = SCAN_PAGE) -> dict:
     """Nodes linking to any of parent_ids, other than exclude_ids, in (type, id) order."""

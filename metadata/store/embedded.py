@@ -209,6 +209,15 @@ class EmbeddedStore(Store):
         nodes = nodes[:limit]
         return Page(nodes, total, encode_cursor(nodes[-1]) if more else "")
 
+    def with_id_prefix(self, prefix: str, types: list[str], project_ids: list[str] | None,
+                       limit: int) -> list[StoredNode]:
+        if not types or project_ids == []:
+            return []
+        where, params = "starts_with(id, ?) AND list_contains(?, type)", [prefix, list(types)]
+        if project_ids is not None:
+            where, params = where + " AND list_contains(?, project_id)", params + [list(project_ids)]
+        return self._select(where + " ORDER BY id LIMIT ?", params + [limit])
+
     def query(self, query: RecordQuery) -> Page:
         checked = check(query)
         if empty(checked):

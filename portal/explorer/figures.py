@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from dash import dash_table, dcc, html
 
+from portal.controls import Choices, Select
 from portal.explorer import state as st
 
 MISSING_LABEL = "no value"
@@ -78,22 +79,20 @@ def describe(clause: dict, labels: Mapping[str, str] | None = None) -> str:
 
 def term_options(buckets: Sequence[tuple[str, int]], selected: Sequence[str],
                  withheld: dict[str, int] | None = None) -> list[dict]:
-    """Checklist options, value and count; the no-value bucket last, and selected values the
-    buckets lack (now counting 0) kept so they can be unticked. `withheld`: value -> N for
-    values that also occur, fewer than N times, in projects the user cannot read."""
+    """Checkbox options (label, value, count, and the count's hint under tiered access); the
+    no-value bucket last, and selected values the buckets lack (now counting 0) kept so they can
+    be unticked. `withheld`: value -> N for values that also occur, fewer than N times, in
+    projects the user cannot read."""
     counts, withheld = dict(buckets), withheld or {}
     values = [v for v, _ in buckets if v != st.MISSING] + [v for v in selected if v not in counts]
     if st.MISSING in counts:
         values.append(st.MISSING)
-    return [{"label": _option_label(v, counts.get(v, 0), withheld.get(v, 0)), "value": v}
-            for v in dict.fromkeys(values)]
+    return [_option(v, counts.get(v, 0), withheld.get(v, 0)) for v in dict.fromkeys(values)]
 
 
-def _option_label(value: str, count: int, withheld: int = 0) -> html.Span:
-    return html.Span([html.Span(value_label(value), className="facet-value"),
-                      html.Span(count_label(count, withheld), className="facet-count",
-                                title=f"plus fewer than {withheld} in projects you cannot read" if withheld else None)],
-                     className="facet-option")
+def _option(value: str, count: int, withheld: int = 0) -> dict:
+    hint = {"title": f"plus fewer than {withheld} in projects you cannot read"} if withheld else {}
+    return {"label": value_label(value), "value": value, "count": count_label(count, withheld), **hint}
 
 
 def count_label(count: int, withheld: int = 0) -> str:
@@ -105,13 +104,12 @@ def count_label(count: int, withheld: int = 0) -> str:
 
 def term_facet(kind: str, name: str, buckets: Sequence[tuple[str, int]], selected: Sequence[str],
                other: int = 0, withheld: dict[str, int] | None = None, label: str = "") -> html.Div:
-    """A term facet: a checklist of values with their counts."""
-    body = [dcc.Checklist(id={"type": "explore-term", "kind": kind, "field": name},
-                          options=term_options(buckets, selected, withheld), value=list(selected),
-                          className="facet-checklist")]
+    """A term facet: a fieldset of checkboxes, one per value with its count, under the field's name."""
+    body = [Choices(id={"type": "explore-term", "kind": kind, "field": name}, legend=label or title(name),
+                    options=term_options(buckets, selected, withheld), value=list(selected), className="facet-choices")]
     if other:
         body.append(html.Div(f"{other:,} more in other values", className="facet-note"))
-    return html.Div([html.H4(label or title(name))] + body, className="facet", id=f"explore-facet-{name}")
+    return html.Div(body, className="facet", id=f"explore-facet-{name}")
 
 
 def tier_note(limit: int, total: int, readable_total: int, granularity: int = 1, withheld: str = "") -> html.Div:
@@ -358,16 +356,21 @@ def chart_panel(terms: Sequence[str], numeric: Sequence[str], state: st.State, b
     """The two summary charts, each under its picker: counts by a field (bar or pie), and a
     numeric field's histogram. `counts`/`histogram` are figures, or a component saying why not."""
     count_picker = html.Div([
-        dcc.Dropdown(id="explore-by", options=[{"label": (labels or {}).get(n) or title(n), "value": n} for n in terms], value=by or None,
-                     clearable=False, className="picker"),
-        dcc.RadioItems(id="explore-chart", options=[{"label": " bar", "value": "bar"}, {"label": " pie", "value": "pie"}],
-                       value=state.chart, inline=True, className="chart-type")], className="chart-controls")
+        Select(id="explore-by", label="Count by", options=_field_options(terms, labels), value=by or None, clearable=False,
+               className="picker"),
+        Choices(id="explore-chart", legend="Chart", multiple=False, value=state.chart, className="chart-type",
+                options=[{"label": "bar", "value": "bar"}, {"label": "pie", "value": "pie"}]),
+    ], className="chart-controls")
     hist_picker = html.Div([
-        dcc.Dropdown(id="explore-hist-field", options=[{"label": (labels or {}).get(n) or title(n), "value": n} for n in numeric],
-                     value=hist or None, clearable=False, className="picker")], className="chart-controls")
+        Select(id="explore-hist-field", label="Histogram of", options=_field_options(numeric, labels), value=hist or None,
+               clearable=False, className="picker")], className="chart-controls")
     return html.Div([html.Div([count_picker, _graph("explore-counts", counts)], className="chart"),
                      html.Div([hist_picker, _graph("explore-histogram", histogram)], className="chart")],
                     className="chart-row")
+
+
+def _field_options(fields: Sequence[str], labels: Mapping[str, str] | None) -> list[dict]:
+    return [{"label": (labels or {}).get(n) or title(n), "value": n} for n in fields]
 
 
 def _graph(id_: str, figure):

@@ -21,6 +21,7 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from portal.client import get_client
+from portal.controls import Choices, Select
 from portal.explorer import figures, queries, state as st
 from portal.workflows.widgets import launch_href
 
@@ -77,11 +78,13 @@ def _main() -> html.Div:
 
 def _cohort_panel() -> html.Div:
     save = [dcc.Input(id="explore-cohort-name", placeholder="cohort name", className="cohort-name"),
-            dcc.Dropdown(id="explore-cohort-project", placeholder="project (optional)", className="picker"),
-            dcc.Checklist(id="explore-cohort-shared", options=[{"label": " shared in the project", "value": "shared"}],
-                          value=[], inline=True),
+            Select(id="explore-cohort-project", label="Project to share in", placeholder="project (optional)",
+                   className="picker"),
+            Choices(id="explore-cohort-shared", legend="Sharing", value=[], className="inline",
+                    options=[{"label": "shared in the project", "value": "shared"}]),
             html.Button("Save as cohort", id="explore-cohort-save", n_clicks=0, className="button")]
-    reopen = [dcc.Dropdown(id="explore-cohort-list", placeholder="saved cohorts", className="picker wide"),
+    reopen = [Select(id="explore-cohort-list", label="Saved cohort", placeholder="saved cohorts",
+                     className="picker wide"),
               html.Button("Open", id="explore-cohort-open", n_clicks=0, className="button"),
               html.A("Open cohort in Jupyter", id="explore-cohort-jupyter", className="button disabled",
                      title="Pick a saved cohort first")]

@@ -17,6 +17,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from portal.explorer.widgets import section
 from portal.client import get_client
+from portal.controls import Select
 from portal.workflows import service, widgets as w
 
 REQUEST = "launch-request"
@@ -82,9 +83,9 @@ def _form(template, groups: list[service.Group]) -> list:
         dcc.Store(id=REQUEST, data=request),
         dcc.Location(id="launch-go", refresh="callback-nav"),
         html.Div([html.Label("Parameter set", className="wf-label"),
-                  dcc.Dropdown(id="launch-set", options=w.set_options(sets), value=None,
-                               placeholder="none: fill the form by hand" if sets else "no saved sets for this template",
-                               className="wf-input"),
+                  Select(id="launch-set", label="Parameter set", options=w.set_options(sets), value=None,
+                         placeholder="none: fill the form by hand" if sets else "no saved sets for this template",
+                         className="wf-input"),
                   html.Div("Picking a set fills the form with its values; the run records the set and its revision.",
                            className="hint")], className="wf-field"),
         html.Div([w.parameter_field(p) for p in template.parameters] or

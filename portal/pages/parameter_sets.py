@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from portal.explorer.widgets import section
 from portal.client import get_client
+from portal.controls import Select
 from portal.workflows import service, set_widgets as sw, widgets as w
 
 dash.register_page(__name__, path="/parameter-sets", title="Parameter sets · labcommons", name="Parameter sets")
@@ -51,11 +52,11 @@ def _set_section(pset, runs: dict[str, list[str]]) -> html.Section:
         params = {str(r.revision): r.params for r in pset.revisions}
         parts.append(html.Div([
             html.Label("Compare", className="wf-label"),
-            dcc.Dropdown(id={"type": "psets-diff-from", "set": key}, options=options, value=numbers[1],
-                         clearable=False, className="wf-input"),
+            Select(id={"type": "psets-diff-from", "set": key}, label="Compare revision", options=options,
+                   value=numbers[1], clearable=False, className="wf-input"),
             html.Span("with", className="hint"),
-            dcc.Dropdown(id={"type": "psets-diff-to", "set": key}, options=options, value=numbers[0],
-                         clearable=False, className="wf-input"),
+            Select(id={"type": "psets-diff-to", "set": key}, label="with revision", options=options,
+                   value=numbers[0], clearable=False, className="wf-input"),
             dcc.Store(id={"type": "psets-params", "set": key}, data=params),
             html.Div(_diff(params, numbers[1], numbers[0], key), id={"type": "psets-diff", "set": key}),
         ], className="wf-diff"))
@@ -87,10 +88,10 @@ def _admin_form(templates: list[str], template: str, project: str) -> html.Secti
     return section("Save a revision", html.Div([
         html.Div("Saves a new revision when the parameters differ from the set's newest one. "
                  "Parameters: `name = value` lines or a JSON object.", className="hint"),
-        dcc.Dropdown(id="psets-form-template", options=templates, value=template or None, placeholder="template",
-                     className="wf-input"),
-        dcc.Dropdown(id="psets-form-project", options=projects, value=project or None, placeholder="project",
-                     className="wf-input"),
+        Select(id="psets-form-template", label="Template", options=templates, value=template or None,
+               placeholder="template", className="wf-input"),
+        Select(id="psets-form-project", label="Project", options=projects, value=project or None,
+               placeholder="project", className="wf-input"),
         dcc.Input(id="psets-form-name", placeholder="set name, e.g. liver-smooth", className="wf-input"),
         dcc.Textarea(id="psets-form-params", placeholder="snr = 2\nsmoothing = gaussian", className="wf-input"),
         dcc.Textarea(id="psets-form-notes", placeholder="notes: why these values", className="wf-input"),

@@ -135,6 +135,9 @@ def refresh(_tick, _refresh, run_id):
           Input("run-force", "n_clicks"), State(KEY, "data"), prevent_initial_call=True)
 def act(_rerun, _cancel, _retry, _force, run_id):
     """A button: the service does it, or says why not (its message, as it gave it)."""
+    if not any(trigger["value"] for trigger in ctx.triggered):
+        # Cancel and Retry redrawn by the live refresh: Dash calls this for the new buttons, unclicked
+        return no_update, no_update, no_update, no_update
     action, client = ctx.triggered_id, get_client()
     try:
         if action == "run-cancel":

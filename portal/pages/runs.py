@@ -7,6 +7,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from portal.client import get_client
+from portal.controls import Select
 from portal.workflows import service, widgets as w
 
 STORE = "runs-query"
@@ -50,8 +51,8 @@ def _offset(raw) -> int:
 
 def _picker(name: str, choices, value: str) -> html.Div:
     return html.Div([html.Label(name, className="wf-label"),
-                     dcc.Dropdown(id=f"runs-{name}", options=[{"label": c, "value": c} for c in choices],
-                                  value=value or None, placeholder=f"any {name}", className="wf-input")],
+                     Select(id=f"runs-{name}", label=name, options=[{"label": c, "value": c} for c in choices],
+                            value=value or None, placeholder=f"any {name}", className="wf-input")],
                     className="wf-filter")
 
 

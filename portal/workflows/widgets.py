@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 from dash import dcc, html
 
+from portal.controls import Select
 from portal.explorer.widgets import download_href, measurement_href
 
 PARAM = "launch-param"              # the pattern-matching id type of a parameter's input
@@ -139,8 +140,8 @@ def parameter_field(param, value: str = "") -> html.Div:
     value = value or param.default_value or ""
     if param.enum_values or param.type == "boolean":
         choices = list(param.enum_values) or ["true", "false"]
-        control = dcc.Dropdown(id=id_, options=[{"label": c, "value": c} for c in choices], value=value or None,
-                               clearable=not param.is_required, className="wf-input")
+        control = Select(id=id_, label=param.name, options=[{"label": c, "value": c} for c in choices],
+                         value=value or None, clearable=not param.is_required, className="wf-input")
     elif param.type in ("integer", "number"):
         # text, not type=number: the browser would drop a wrong value before the inline check saw it
         control = dcc.Input(id=id_, type="text", inputMode="decimal", value=value, className="wf-input")

@@ -140,6 +140,25 @@ def test_at_80_columns_every_node_id_printed_is_whole_and_usable(cli, two_projec
     assert sorted(printed) == sorted(n["id"] for n in admin.nodes("case"))
     for node_id in printed:
         assert json.loads(cli("get", node_id).output)["id"] == node_id
+        assert json.loads(cli("get", node_id[:13]).output)["id"] == node_id  # a short id, as git's
+
+
+def test_a_node_id_prefix_resolves_when_one_node_has_it_and_lists_the_candidates_otherwise(cli, server, two_projects,
+                                                                                          admin):
+    project, other = two_projects
+    twins = ["abcd1234-0000-4000-8000-00000000000" + str(i) for i in (1, 2)]
+    for id_, code in zip(twins, two_projects):
+        admin.submit(code, [{"type": "case", "submitter_id": "twin", "id": id_, "species": "human"}])
+    assert json.loads(cli("get", "abcd1234-0000-4000-8000-000000000002").output)["project_id"] == other
+    assert json.loads(cli("get", "abcd1234-0000-4000-8000-0000000000", "-p", project).output)["id"] == twins[0]
+    ambiguous = cli("get", "abcd")
+    assert ambiguous.exit_code == 1 and "'abcd' names 2 nodes; give more of the id" in ambiguous.output
+    assert all(f"{id_}  {code}  case  twin" in ambiguous.output for id_, code in zip(twins, two_projects))
+    reader, _ = server.tokens.mint("olga", ["analyst"], {project: "read"})  # the other twin is no candidate
+    assert json.loads(cli("--token", reader, "get", "abcd").output)["id"] == twins[0]
+    deleted = cli("delete", "abcd1234-0000-4000-8000-0000000000", "-p", other)
+    assert deleted.exit_code == 0 and [n["submitter_id"] for n in admin.nodes("case", other)] == ["c-1"]
+    assert cli("get", "abc").exit_code == 1  # too short to be a short id: a submitter id, which no node has
 
 
 def test_a_submitter_id_resolves_in_the_one_project_that_has_it_or_lists_the_candidates(cli, two_projects, admin):

@@ -60,6 +60,16 @@ def test_find_looks_up_submitter_ids_within_one_project(store):
     assert store.find("p1", []) == {}
 
 
+def test_nodes_by_id_prefix_in_id_order_within_types_and_projects(store):
+    create(store, node("a2", "p1"), node("a1", "p1"), node("a1", "p2"), node("b1", "p1"), node("a3", "p1", "sample"))
+    ids = lambda nodes: [n.id for n in nodes]  # noqa: E731
+    assert ids(store.with_id_prefix("id-p1-a", ["case"], None, 10)) == ["id-p1-a1", "id-p1-a2"]
+    assert ids(store.with_id_prefix("id-p", ["case", "sample"], ["p1"], 3)) == ["id-p1-a1", "id-p1-a2", "id-p1-a3"]
+    assert ids(store.with_id_prefix("id-p", ["case"], ["p2"], 10)) == ["id-p2-a1"]
+    assert store.with_id_prefix("id-p", ["case"], [], 10) == [] == store.with_id_prefix("id-p", [], None, 10)
+    assert store.with_id_prefix("id-x", ["case"], None, 10) == []
+
+
 def test_list_orders_by_project_then_submitter_id(store):
     create(store, *[node(s, p) for p, s in [("p2", "b"), ("p1", "c"), ("p2", "a"), ("p1", "a"), ("p1", "B")]],
            node("other", "p1", type_="sample"))

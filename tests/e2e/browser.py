@@ -133,9 +133,11 @@ def click(driver, by, value):
     return element
 
 
-def pick(driver, dropdown_id: str, text: str) -> None:
-    """Choose an option of a dcc.Dropdown by its label, as a person does: open it, click the option."""
+def pick(driver, select_id: str, text: str) -> None:
+    """Choose an option of a portal Select (a native select) by its label, or the start of it."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
-    click(driver, By.CSS_SELECTOR, f"#{dropdown_id}")
-    click(driver, By.XPATH, f"//*[@role='option'][contains(normalize-space(.), '{text}')]")
+    element = until(driver, lambda d: [e for e in d.find_elements(By.ID, select_id) if e.is_enabled()])[0]
+    option = until(driver, lambda d: [o for o in element.find_elements(By.TAG_NAME, "option") if text in o.text])[0]
+    Select(element).select_by_visible_text(option.text)

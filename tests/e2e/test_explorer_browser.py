@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from metadata.client import MetadataClient
-from tests.e2e.browser import Portal, demo_commons, signed_in_chromium, until
+from tests.e2e.browser import Portal, demo_commons, pick, signed_in_chromium, until
 
 pytestmark = pytest.mark.e2e
 
@@ -42,9 +42,9 @@ def _facet_counts(driver, field: str) -> dict[str, int]:
     from selenium.webdriver.common.by import By
 
     facet = driver.find_element(By.ID, f"explore-facet-{field}")
-    return {option.find_element(By.CLASS_NAME, "facet-value").text:
-            int(option.find_element(By.CLASS_NAME, "facet-count").text.replace(",", ""))
-            for option in facet.find_elements(By.CLASS_NAME, "facet-option")}
+    return {option.find_element(By.CLASS_NAME, "choice-label").text:
+            int(option.find_element(By.CLASS_NAME, "choice-count").text.replace(",", ""))
+            for option in facet.find_elements(By.CLASS_NAME, "choice")}
 
 
 def _ticked(driver, field: str) -> set[str]:
@@ -180,7 +180,7 @@ def test_a_saved_cohort_reopens_its_view(commons, browser):
 
     _open(browser, portal, {"tab": "case"})
     browser.find_element(By.ID, "explore-cohorts-toggle").click()
-    _choose(browser, "explore-cohort-list", "e2e cohort")
+    pick(browser, "explore-cohort-list", "e2e cohort")
     browser.find_element(By.ID, "explore-cohort-open").click()
     until(browser, lambda d: "tab=file" in d.current_url and _url_filter(d) == {"IN": {"data_format": [chosen]}})
     _settled(browser, selected)
@@ -191,17 +191,6 @@ def _as_ana(admin) -> MetadataClient:
     """A client for ana straight to the service (a private cohort is seen by its owner only)."""
     issued = admin.create_token("ana", ["analyst"], {}, 600)
     return MetadataClient(admin.host, admin.port, issued.token)
-
-
-def _choose(driver, dropdown_id: str, label: str) -> None:
-    """Pick an option of a Dash dropdown by the start of its label."""
-    from selenium.webdriver.common.by import By
-
-    until(driver, lambda d: d.find_element(By.ID, dropdown_id).is_enabled())
-    driver.find_element(By.ID, dropdown_id).click()
-    option = until(driver, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")
-                                       if o.text.startswith(label)])
-    option[0].click()
 
 
 def test_the_exported_manifest_holds_the_files_the_service_names(commons, browser):

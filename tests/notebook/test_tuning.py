@@ -3,12 +3,14 @@ controls bound to the shipped ims-preprocess template's ranges, the workflow's o
 previewed on a spectrum, and saving checked against the user's grant before it is tried."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 import labcommons
 from labcommons.notebook import WriteAccessError
-from labcommons.tuning import Tuner, controls, figure, preview
+from labcommons.tuning import Tuner, controls, figure, preview, strongest
 from tests.notebook.test_helper import imaged_measurement
 
 MZ = np.linspace(400.0, 600.0, 4000)
@@ -61,6 +63,15 @@ def test_the_preview_is_the_workflows_processing_with_its_peaks_marked():
     assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("m/z", "intensity (a.u.)")
     assert [t.name for t in fig.data] == ["before", "after smoothing and baseline removal", "picked peaks"]
     assert list(fig.data[2].x) == list(picked.peaks_mz)
+
+
+def test_the_tuner_opens_on_the_strongest_spectrum_and_says_why_a_spectrum_has_no_peaks():
+    params = {"smoothing": "none", "smoothing-window": 1, "baseline": "none", "baseline-window": 10,
+              "peak-picking": True, "snr": 3}
+    slide = 5 + np.random.default_rng(2).normal(0, 2, MZ.size)  # a pixel off the tissue: noise only
+    assert strongest(SimpleNamespace(intensity=[slide, SPECTRUM, slide])) == 1
+    title = figure(MZ, slide, preview(MZ, slide, params), params).layout.title.text
+    assert title.startswith("0 peaks picked at S/N ≥ 3: nothing stands out of this spectrum's noise")
 
 
 def tuner_for(commons, measurement: str, name: str = "m1-tuned") -> Tuner:

@@ -1,6 +1,8 @@
 """One layout for every page, in-process: the header of a Flask page and of the Dash shell come from
 one definition (portal/header.py), breadcrumbs on pages under another, and 404/403 pages that say
 where you are and offer the way back. The browser test (tests/e2e/test_every_page.py) visits them all."""
+import base64
+import hashlib
 import json
 import re
 
@@ -72,3 +74,23 @@ def test_the_page_above_an_address_is_its_section(path, above):
     assert errors.ways_back(path)[0] == errors.HOME and len(errors.ways_back(path)) == (2 if above and
                                                                                          above[1] != "/explore" else 1)
 
+
+
+def test_every_page_carries_a_content_security_policy_that_allows_dashs_inline_scripts_only(app, sign_in):
+    client = app.test_client()
+    sign_in(client, "ana")
+    dash_page, flask_page = client.get("/explore"), client.get("/account")
+    policy = dash_page.headers["Content-Security-Policy"]
+    assert policy == flask_page.headers["Content-Security-Policy"]
+    script_src = next(d for d in policy.split("; ") if d.startswith("script-src ")).split()[1:]
+    hashes = ["'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+              for s in inline_scripts(text(dash_page))]
+    assert len(hashes) == 2 and script_src == ["'self'", *hashes]  # Dash's renderer start and title callback
+    assert "default-src 'self'" in policy and "object-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert inline_scripts(text(flask_page)) == []
+
+
+def inline_scripts(page: str) -> list[str]:
+    """The scripts a browser runs from the page itself (not comments' nor JSON data blocks)."""
+    page = re.sub(r"<!--.*?-->", "", page, flags=re.S)
+    return re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>(.*?)</script>", page, re.S)

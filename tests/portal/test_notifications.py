@@ -40,6 +40,15 @@ def test_an_ended_run_is_listed_linked_and_counted_until_read(tom, ended_run):
     assert "Notifications (1)" not in json.dumps(tom.get("/_dash-layout").get_json())
 
 
+def test_moving_to_another_dash_page_redraws_the_headers_count(tom, demo, server, admin, dash_call):
+    layout = json.dumps(tom.get("/_dash-layout").get_json())  # the page was loaded before the run ended
+    assert "Notifications (1)" not in layout
+    end_ims_qc(server, admin, status="failed", message="step convert failed")
+    moved = dash_call(tom, "site-header.children",
+                      [{"id": "_pages_location", "property": "pathname", "value": "/runs"}])
+    assert "Notifications (1)" in json.dumps(moved) and '"shell-signout"' in json.dumps(moved)
+
+
 def test_marking_read_needs_the_forms_csrf_token(tom, ended_run):
     assert tom.post("/notifications/read", data={"id": ["x"]}).status_code == 400
 

@@ -300,14 +300,20 @@ def test_a_run_that_failed_qc_is_never_plain_green_and_its_report_is_shown_inlin
     assert "run-qc-report" not in page and "QC failed" not in page and "QC passed" not in page
 
 
-def act(client, run_id: str, button: str):
+def act(client, run_id: str, button: str, clicks: int | None = 1):
     return post(client, "run-action.children", [{"id": "run-action", "property": "children"},
                                                 {"id": "run-force", "property": "style"},
                                                 {"id": "run-refresh", "property": "data"},
                                                 {"id": "run-go", "property": "href"}],
-                [{"id": f"run-{b}", "property": "n_clicks", "value": 1 if b == button else None}
+                [{"id": f"run-{b}", "property": "n_clicks", "value": clicks if b == button else None}
                  for b in ("rerun", "cancel", "retry", "force")],
                 [{"id": "run-id", "property": "data", "value": run_id}], changed=f"run-{button}.n_clicks")
+
+
+def test_cancel_and_retry_redrawn_by_the_live_refresh_do_nothing_until_clicked(tom, admin, measurement):
+    run = admin.launch(TEMPLATE, [measurement]).run  # queued: no worker here
+    assert not act(tom, run.id, "cancel", clicks=None)  # Dash calls for the new, unclicked button: no update
+    assert admin.run(run.id).status == "queued"
 
 
 def test_rerun_shows_the_existing_run_unless_forced_and_refusals_are_the_services(tom, ana, admin, measurement, worker):
