@@ -17,7 +17,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from portal.explorer.widgets import section
 from portal.client import get_client
-from portal.controls import Select
+from portal.controls import Choices, Select
 from portal.workflows import service, widgets as w
 
 REQUEST = "launch-request"
@@ -90,6 +90,8 @@ def _form(template, groups: list[service.Group]) -> list:
                            className="hint")], className="wf-field"),
         html.Div([w.parameter_field(p) for p in template.parameters] or
                  [html.Div("This template takes no parameters.", className="hint")], id="launch-form"),
+        Choices(id="launch-reuse", legend="Earlier results", multiple=True, value=["reuse"], className="wf-field",
+                options=[{"label": "Reuse the outputs of identical steps of earlier runs", "value": "reuse"}]),
         html.Div([html.Button(launch_text, id="launch-submit", className="button"),
                   html.Button("Run again anyway", id="launch-force", className="button wf-secondary", style=HIDDEN)],
                  className="wf-actions"),

@@ -148,6 +148,7 @@ def test_the_launch_form_offers_the_catalog_the_parameters_and_the_sets_newest_f
     assert '"m"' in page and "window (px)" in page and "whole number from 1 to 9" in page and "Smoothing window." in page
     assert '"ok"' in page and '"fail"' in page                                   # the enum as a dropdown
     assert page.index("fast · revision 2") < page.index("fast · revision 1") and "other · revision" not in page
+    assert '"launch-reuse"' in page and '"value":["reuse"]' in page.replace(" ", "")  # reuse offered, on
 
 
 def test_an_unknown_template_and_an_unreadable_input_are_explained(tom, measurement, admin):
