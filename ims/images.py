@@ -1,0 +1,158 @@
+"""Ion images: per pixel, the summed intensity of the points of its spectrum inside an m/z window.
+
+Read straight from the ibd (memory-mapped) at the offsets of the pair's Layout, never spectrum by
+spectrum through pyimzML: in continuous mode the window is one set of columns of the shared m/z
+axis; in processed mode each spectrum's window is found by a binary search in its m/z array
+(imzML spectra list m/z in increasing order), all spectra searched at once, reading only the
+probed values. Intensities are summed in float64, spectrum by spectrum, exactly as
+`intensity[(mz >= low) & (mz <= high)].astype(float64).sum()` would.
+"""
+from __future__ import annotations
+
+import math
+import mmap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ground.storage import NotReadable, open_checked
+from ims.layout import Layout, check_spans
+
+MZ_MAX = 100_000.0
+LIMITS = {"ppm": 1000.0, "Da": 10.0}   # the widest half-window each unit allows
+PEAKS = 10                              # top peaks listed for a mean spectrum
+
+
+class WindowError(ValueError):
+    """An m/z or tolerance outside what is allowed; `field` names it, the message says the range."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Window:
+    """m/z ± tolerance, the tolerance in ppm of the m/z or in Da."""
+    mz: float
+    tolerance: float
+    unit: str   # "ppm" or "Da"
+
+    @property
+    def half_width(self) -> float:
+        return self.mz * self.tolerance * 1e-6 if self.unit == "ppm" else self.tolerance
+
+    @property
+    def low(self) -> float:
+        return self.mz - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.mz + self.half_width
+
+    def label(self) -> str:
+        """`m/z 760.5850 ± 5 ppm (760.5812–760.5888)`."""
+        return f"m/z {self.mz:.4f} ± {self.tolerance:g} {self.unit} ({self.low:.4f}–{self.high:.4f})"
+
+    def key(self) -> str:
+        """The query as cache-key text: exact (repr of floats), so equal windows share an entry."""
+        return f"{self.mz!r} {self.tolerance!r} {self.unit}"
+
+
+def window(mz, ppm=None, da=None) -> Window:
+    """The window m/z ± ppm or m/z ± Da (exactly one of them); WindowError names a field out of range."""
+    centre = _number("m/z", mz, MZ_MAX, f"a number above 0 and at most {MZ_MAX:,.0f}")
+    if (ppm is None) == (da is None):
+        raise WindowError("tolerance", "give the tolerance either in ppm or in Da (one of them)")
+    unit, value = ("ppm", ppm) if ppm is not None else ("Da", da)
+    limit = LIMITS[unit]
+    return Window(centre, _number(f"tolerance ({unit})", value, limit, f"a number above 0 and at most {limit:g} {unit}"),
+                  unit)
+
+
+def _number(field: str, value, limit: float, allowed: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise WindowError(field, f"{field} must be {allowed}, not {value!r}") from None
+    if not (math.isfinite(number) and 0 < number <= limit):
+        raise WindowError(field, f"{field} must be {allowed}, not {value!r}")
+    return number
+
+
+def ion_image(layout: Layout, ibd: Path, query: Window) -> np.ndarray:
+    """The ion image of a checked ibd over its Layout's raster: NaN where a pixel has no spectrum,
+    0 where its spectrum has no point in the window."""
+    with open_checked(ibd) as binary:
+        check_spans(layout.spans, layout.dtypes, binary)
+        if binary.seek(0, 2) == 0:
+            return layout.on_grid(np.zeros(len(layout.spans)))
+        # Not closed by hand: numpy's views of it would make close() fail; it goes with them.
+        mapped = mmap.mmap(binary.fileno(), 0, access=mmap.ACCESS_READ)
+    return layout.on_grid(window_sums(np.frombuffer(mapped, dtype=np.uint8), layout, query))
+
+
+def window_sums(buffer: np.ndarray, layout: Layout, query: Window) -> np.ndarray:
+    """Per spectrum, the float64 sum of its intensities whose m/z lies in [low, high]."""
+    spans, (mz_type, intensity_type) = layout.spans, layout.dtypes
+    if layout.continuous:
+        axis = values(buffer, spans[:1, 0], int(spans[0, 1]), mz_type)[0]
+        columns = np.flatnonzero((axis >= query.low) & (axis <= query.high))
+        block = values(buffer, spans[:, 2], columns, intensity_type)
+        return block.astype(np.float64).sum(axis=1)
+    first = search(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, right=False)
+    last = search(buffer, spans[:, 0], spans[:, 1], mz_type, query.high, right=True)
+    return _ragged_sums(buffer, spans[:, 2], first, last - first, intensity_type)
+
+
+def _ragged_sums(buffer: np.ndarray, offsets: np.ndarray, first: np.ndarray, counts: np.ndarray,
+                 dtype: str) -> np.ndarray:
+    """Per spectrum, the sum of counts[i] intensities from index first[i]; spectra grouped by
+    count, so each sum is numpy's sum of one row (the same result as summing that slice alone)."""
+    sums = np.zeros(len(offsets))
+    for count in np.unique(counts[counts > 0]):
+        rows = np.flatnonzero(counts == count)
+        starts = offsets[rows] + first[rows] * np.dtype(dtype).itemsize
+        sums[rows] = values(buffer, starts, int(count), dtype).astype(np.float64).sum(axis=1)
+    return sums
+
+
+def search(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str, value: float,
+           right: bool) -> np.ndarray:
+    """Per sorted array (at offsets, of lengths), numpy.searchsorted(array, value, side): every
+    array searched at once, reading only the values each step probes."""
+    low, high = np.zeros(len(offsets), dtype=np.int64), lengths.astype(np.int64)
+    size = np.dtype(dtype).itemsize
+    while (open_ := np.flatnonzero(low < high)).size:
+        middle = (low[open_] + high[open_]) // 2
+        probed = values(buffer, offsets[open_] + middle * size, 1, dtype)[:, 0]
+        after = probed <= value if right else probed < value
+        low[open_] = np.where(after, middle + 1, low[open_])
+        high[open_] = np.where(after, high[open_], middle)
+    return low
+
+
+def values(buffer: np.ndarray, starts: np.ndarray, columns, dtype: str) -> np.ndarray:
+    """(len(starts), columns) values of dtype: row i from byte offset starts[i], at the given
+    column indices (or the first `columns` when an int), gathered from the mapped file."""
+    columns = np.arange(columns) if isinstance(columns, int) else np.asarray(columns, dtype=np.int64)
+    size = np.dtype(dtype).itemsize
+    starts = np.asarray(starts, dtype=np.int64)
+    shift = int(starts[0] % size) if len(starts) else 0
+    if np.all(starts % size == shift):  # the usual case: every array aligned alike, so one typed view
+        typed = np.frombuffer(buffer, dtype=dtype, offset=shift, count=(len(buffer) - shift) // size)
+        return typed[((starts - shift) // size)[:, None] + columns]
+    positions = starts[:, None, None] + columns[:, None] * size + np.arange(size)
+    return buffer[positions].view(dtype)[..., 0]
+
+
+def top_peaks(mz: np.ndarray, intensity: np.ndarray, count: int = PEAKS) -> list[tuple[float, float]]:
+    """The `count` highest local maxima of a spectrum as (m/z, intensity), highest first."""
+    intensity = np.asarray(intensity, dtype=np.float64)
+    if len(intensity) < 3:
+        return []
+    middle = intensity[1:-1]
+    maxima = np.flatnonzero((middle > intensity[:-2]) & (middle >= intensity[2:]) & (middle > 0)) + 1
+    best = maxima[np.argsort(-intensity[maxima], kind="stable")][:count]
+    return [(float(mz[i]), float(intensity[i])) for i in best]
