@@ -39,7 +39,7 @@ class Layout:
     @property
     def continuous(self) -> bool:
         """Continuous mode: every spectrum points at one m/z array."""
-        return len(np.unique(self.spans[:, 0])) == 1
+        return bool(len(self.spans)) and bool((self.spans[:, 0] == self.spans[0, 0]).all())
 
     def on_grid(self, values: np.ndarray) -> np.ndarray:
         """Per-spectrum values placed on the raster, NaN where a pixel has no spectrum."""

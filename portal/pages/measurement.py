@@ -95,8 +95,8 @@ def previews(preview, x: int, y: int, mz, intensity) -> html.Div:
         html.Div([_graph("measurement-tic", figures.tic_figure(preview, (x, y))),
                   html.Div("Click a pixel of the image to see its spectrum.", className="hint")],
                  className="preview-image"),
-        html.Div([ion_controls(), html.Div(id="measurement-ion-problem", className="field-problem", role="alert"),
-                  _graph("measurement-ion", figures.empty_figure(ION_HINT))],
+        html.Div([_graph("measurement-ion", figures.empty_figure(ION_HINT, height=420)), ion_controls(),
+                  html.Div(id="measurement-ion-problem", className="field-problem", role="alert")],
                  className="preview-image", id="measurement-ion-panel"),
         html.Div([_graph("measurement-pixel", figures.pixel_figure(mz, intensity, x, y, preview.binned)),
                   html.Div(id="measurement-pixel-note", className="hint"),
@@ -187,6 +187,8 @@ def show_ion_image(mz, tolerance, unit, _show, data):
     key = _key(data)
     if key is None:
         return no_update, no_update
+    if not str(mz or "").strip() and ctx.triggered_id in ("measurement-ion-tolerance", "measurement-ion-unit"):
+        return no_update, ""   # a tolerance set before any m/z: nothing to draw yet, nothing wrong
     try:
         query = ion_window(mz, tolerance, unit)
         preview, image = browse.ion_image(*key, query)

@@ -107,8 +107,8 @@ def _sticks(mz: np.ndarray, intensity: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return xs, ys
 
 
-def empty_figure(note: str) -> go.Figure:
+def empty_figure(note: str, height: int = 300) -> go.Figure:
     figure = go.Figure()
-    figure.update_layout(height=300, margin=MARGIN, xaxis=dict(visible=False), yaxis=dict(visible=False),
+    figure.update_layout(height=height, margin=MARGIN, xaxis=dict(visible=False), yaxis=dict(visible=False),
                          annotations=[dict(text=note, showarrow=False, font=dict(color="#777"))])
     return figure
