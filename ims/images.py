@@ -2,19 +2,21 @@
 
 Read straight from the ibd (memory-mapped) at the offsets of the pair's Layout, never spectrum by
 spectrum through pyimzML: in continuous mode the window is one set of columns of the shared m/z
-axis; in processed mode each spectrum's window is found by a binary search in its m/z array
-(imzML spectra list m/z in increasing order), all spectra searched at once, reading only the
-probed values. Intensities are summed in float64, spectrum by spectrum, exactly as
+axis; in processed mode each spectrum's window is found in its m/z array (imzML spectra list m/z
+in increasing order), all spectra at once: through a sparse index of every STRIDE-th m/z, made on
+a file's first ion image and kept with its mapping, else by binary search reading only the probed
+values. Intensities are summed in float64, spectrum by spectrum, exactly as
 `intensity[(mz >= low) & (mz <= high)].astype(float64).sum()` would.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import mmap
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,9 @@ LIMITS = {"ppm": 1000.0, "Da": 10.0}   # the widest half-window each unit allows
 PEAKS = 10                              # top peaks listed for a mean spectrum
 SCAN = 16                               # m/z values read past a window's start before searching
 KEPT_MAPPINGS = 4                       # ibd files kept memory-mapped (the latest used)
-_MAPPINGS: OrderedDict[tuple, np.ndarray] = OrderedDict()
+STRIDE = 16                             # a processed spectrum's sparse index: every STRIDE-th m/z
+MAX_SAMPLES = 20_000_000                # values in a sparse index (160 MB); larger ones: binary search
+_MAPPINGS: OrderedDict[tuple, "Mapped"] = OrderedDict()
 _LOCK = threading.Lock()
 
 
@@ -96,36 +100,88 @@ def ion_image(layout: Layout, ibd: Path, query: Window) -> np.ndarray:
         if binary.seek(0, 2) == 0:
             return layout.on_grid(np.zeros(len(layout.spans)))
         mapped = _mapping(binary)
-    return layout.on_grid(window_sums(mapped, layout, query))
+    return layout.on_grid(window_sums(mapped.bytes, layout, query, mapped.samples_of(layout)))
 
 
-def _mapping(binary) -> np.ndarray:
-    """The open ibd memory-mapped, as bytes. The mapping of this very file (device, inode, size,
-    modification time), made for an earlier image, is used again: its pages are mapped already,
-    which halves the next image's time. The caller opened the file through the path checks."""
+@dataclass
+class Mapped:
+    """An ibd memory-mapped as bytes, with the sparse m/z indexes (`sample`) of the layouts read over it."""
+    bytes: np.ndarray
+    samples: dict = field(default_factory=dict)
+
+    def samples_of(self, layout: Layout) -> np.ndarray | None:
+        """The layout's sparse m/z index over this file, made on its first ion image; None in
+        continuous mode or when it would be too large."""
+        if layout.continuous:
+            return None
+        key = hashlib.sha1(layout.spans.tobytes() + layout.dtypes[0].encode()).digest()
+        with _LOCK:
+            found = self.samples.get(key)
+        if found is None:
+            found = sample(self.bytes, layout.spans[:, 0], layout.spans[:, 1], layout.dtypes[0])
+            with _LOCK:
+                self.samples[key] = found
+        return found
+
+
+def _mapping(binary) -> Mapped:
+    """The open ibd memory-mapped. The mapping of this very file (device, inode, size, modification
+    time) made for an earlier image is used again, with its sparse indexes: its pages are mapped
+    already. The caller opened the file through the path checks."""
     info = os.fstat(binary.fileno())
     key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
     with _LOCK:
         if key not in _MAPPINGS:
             # Never closed by hand: numpy's views of it would make close() fail; it goes with them.
-            _MAPPINGS[key] = np.frombuffer(mmap.mmap(binary.fileno(), 0, access=mmap.ACCESS_READ), dtype=np.uint8)
+            _MAPPINGS[key] = Mapped(np.frombuffer(mmap.mmap(binary.fileno(), 0, access=mmap.ACCESS_READ),
+                                                  dtype=np.uint8))
             while len(_MAPPINGS) > KEPT_MAPPINGS:
                 _MAPPINGS.popitem(last=False)
         _MAPPINGS.move_to_end(key)
         return _MAPPINGS[key]
 
 
-def window_sums(buffer: np.ndarray, layout: Layout, query: Window) -> np.ndarray:
-    """Per spectrum, the float64 sum of its intensities whose m/z lies in [low, high]."""
+def window_sums(buffer: np.ndarray, layout: Layout, query: Window, samples: np.ndarray | None = None) -> np.ndarray:
+    """Per spectrum, the float64 sum of its intensities whose m/z lies in [low, high]; in processed
+    mode each window's start found through `samples` (see `sample`) when given, else by search."""
     spans, (mz_type, intensity_type) = layout.spans, layout.dtypes
     if layout.continuous:
         axis = values(buffer, spans[:1, 0], int(spans[0, 1]), mz_type)[0]
         columns = np.flatnonzero((axis >= query.low) & (axis <= query.high))
         block = values(buffer, spans[:, 2], columns, intensity_type)
         return block.astype(np.float64).sum(axis=1)
-    first = search(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, right=False)
+    if samples is None:
+        first = search(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, right=False)
+    else:
+        first = sampled_search(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, samples)
     last = _window_ends(buffer, spans[:, 0], spans[:, 1], first, mz_type, query.high)
     return _ragged_sums(buffer, spans[:, 2], first, last - first, intensity_type)
+
+
+def sample(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str) -> np.ndarray | None:
+    """A sparse index of sorted arrays: every STRIDE-th value of each (rows: arrays), +inf past
+    an array's end; None when it would hold more than MAX_SAMPLES values."""
+    columns = np.arange(0, max(int(lengths.max(initial=0)), 1), STRIDE)
+    if len(offsets) * len(columns) > MAX_SAMPLES:
+        return None
+    found = np.full((len(offsets), len(columns)), np.inf)
+    rows = np.flatnonzero(lengths > 0)
+    positions = np.minimum(columns, lengths[rows, None] - 1)
+    found[rows] = np.where(columns < lengths[rows, None], values(buffer, offsets[rows], positions, dtype), np.inf)
+    return found
+
+
+def sampled_search(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str, value: float,
+                   samples: np.ndarray) -> np.ndarray:
+    """searchsorted(array, value, "left") per array, through its samples: k samples below value put
+    the answer among the STRIDE values after sample k - 1, read in one pass."""
+    below = (samples < value).sum(axis=1)
+    first, rows = np.zeros(len(offsets), dtype=np.int64), np.flatnonzero(below > 0)
+    base = (below[rows] - 1) * STRIDE + 1
+    steps = np.arange(STRIDE)
+    block = values(buffer, offsets[rows], np.minimum(base[:, None] + steps, lengths[rows, None] - 1), dtype)
+    first[rows] = base + ((block < value) & (base[:, None] + steps < lengths[rows, None])).sum(axis=1)
+    return first
 
 
 def _window_ends(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, first: np.ndarray, dtype: str,
@@ -173,16 +229,17 @@ def search(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: 
 def values(buffer: np.ndarray, starts: np.ndarray, columns, dtype: str) -> np.ndarray:
     """(len(starts), columns) values of dtype: row i from byte offset starts[i], at the given
     column indices (one list for every row, or a row of them per start; the first `columns` when
-    an int), gathered from the mapped file."""
+    an int), gathered from the mapped file through typed views (one per offset alignment)."""
     columns = np.arange(columns) if isinstance(columns, int) else np.asarray(columns, dtype=np.int64)
-    size = np.dtype(dtype).itemsize
     starts = np.asarray(starts, dtype=np.int64)
-    shift = int(starts[0] % size) if len(starts) else 0
-    if np.all(starts % size == shift):  # the usual case: every array aligned alike, so one typed view
+    size = np.dtype(dtype).itemsize
+    shifts = starts % size
+    found = np.empty(np.broadcast_shapes((len(starts), 1), columns.shape), dtype=dtype)
+    for shift in np.unique(shifts).tolist():  # one in the usual file, whose arrays all align alike
+        rows = slice(None) if shift == shifts[0] and (shifts == shift).all() else shifts == shift
         typed = np.frombuffer(buffer, dtype=dtype, offset=shift, count=(len(buffer) - shift) // size)
-        return typed[((starts - shift) // size)[:, None] + columns]
-    positions = starts[:, None, None] + columns[..., None] * size + np.arange(size)
-    return buffer[positions].view(dtype)[..., 0]
+        found[rows] = typed[((starts[rows] - shift) // size)[:, None] + (columns if columns.ndim < 2 else columns[rows])]
+    return found
 
 
 def top_peaks(mz: np.ndarray, intensity: np.ndarray, count: int = PEAKS) -> list[tuple[float, float]]:

@@ -56,23 +56,33 @@ def test_an_ion_image_equals_the_pyimzml_loop_exactly(pair, query):
     assert np.count_nonzero(np.isnan(found)) == len(MISSING)
 
 
+def test_without_a_sparse_index_the_binary_search_gives_the_same_image(pair):
+    layout, query = read_pair(*pair), images.window(612.3, da=2)
+    buffer = np.fromfile(pair[1], dtype=np.uint8)
+    assert np.array_equal(layout.on_grid(images.window_sums(buffer, layout, query)), naive(pair[0], query),
+                          equal_nan=True)
+
+
 def test_a_window_holding_no_point_gives_zeros_where_there_are_spectra(pair):
     found = images.ion_image(read_pair(*pair), pair[1], images.window(5000.0, da=1))
     assert np.array_equal(found, np.where(np.isnan(naive(pair[0], images.window(700, ppm=1))), np.nan, 0.0),
                           equal_nan=True)
 
 
-def test_the_binary_search_is_searchsorted_for_every_array():
+def test_both_searches_are_searchsorted_for_every_array():
     rng = np.random.default_rng(1)
-    arrays = [np.sort(rng.uniform(0, 10, n)).astype("<f4") for n in (0, 1, 2, 7, 100, 1000)]
+    arrays = [np.sort(rng.uniform(0, 10, n)).astype("<f4") for n in (0, 1, 2, 7, 63, 64, 65, 100, 1000)]
     arrays.append(np.array([1, 2, 2, 2, 3], dtype="<f4"))   # ties: left and right sides differ
     buffer = np.frombuffer(b"".join(a.tobytes() for a in arrays), dtype=np.uint8)
     offsets = np.cumsum([0] + [a.nbytes for a in arrays[:-1]])
     lengths = np.array([len(a) for a in arrays])
-    for value in (-1.0, 0.5, 2.0, 5.0, 11.0):
+    samples = images.sample(buffer, offsets, lengths, "<f4")
+    for value in (-1.0, 0.5, 2.0, 5.0, 9.99, 11.0, *arrays[-3][[0, 63, 64]].astype(float)):
+        expected = {side: [int(np.searchsorted(a.astype(np.float64), value, side)) for a in arrays]
+                    for side in ("left", "right")}
         for side in ("left", "right"):
-            found = images.search(buffer, offsets, lengths, "<f4", value, right=side == "right")
-            assert found.tolist() == [int(np.searchsorted(a.astype(np.float64), value, side)) for a in arrays]
+            assert images.search(buffer, offsets, lengths, "<f4", value, right=side == "right").tolist() == expected[side]
+        assert images.sampled_search(buffer, offsets, lengths, "<f4", value, samples).tolist() == expected["left"]
 
 
 def test_values_are_read_at_unaligned_offsets_too():
