@@ -99,7 +99,7 @@ def ion_image(layout: Layout, ibd: Path, query: Window) -> np.ndarray:
         check_spans(layout.spans, layout.dtypes, binary)
         if binary.seek(0, 2) == 0:
             return layout.on_grid(np.zeros(len(layout.spans)))
-        mapped = _mapping(binary)
+        mapped = _mapping(binary, populate=not layout.continuous)
     return layout.on_grid(window_sums(mapped.bytes, layout, query, mapped.samples_of(layout)))
 
 
@@ -124,16 +124,18 @@ class Mapped:
         return found
 
 
-def _mapping(binary) -> Mapped:
+def _mapping(binary, populate: bool) -> Mapped:
     """The open ibd memory-mapped. The mapping of this very file (device, inode, size, modification
     time) made for an earlier image is used again, with its sparse indexes: its pages are mapped
-    already. The caller opened the file through the path checks."""
+    already. `populate` maps every page at once (processed mode, whose sparse index reads all of
+    them: one call, not a fault per page). The caller opened the file through the path checks."""
     info = os.fstat(binary.fileno())
     key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
     with _LOCK:
         if key not in _MAPPINGS:
             # Never closed by hand: numpy's views of it would make close() fail; it goes with them.
-            _MAPPINGS[key] = Mapped(np.frombuffer(mmap.mmap(binary.fileno(), 0, access=mmap.ACCESS_READ),
+            flags = mmap.MAP_SHARED | (getattr(mmap, "MAP_POPULATE", 0) if populate else 0)
+            _MAPPINGS[key] = Mapped(np.frombuffer(mmap.mmap(binary.fileno(), 0, flags=flags, prot=mmap.PROT_READ),
                                                   dtype=np.uint8))
             while len(_MAPPINGS) > KEPT_MAPPINGS:
                 _MAPPINGS.popitem(last=False)
