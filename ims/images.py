@@ -154,9 +154,9 @@ def window_sums(buffer: np.ndarray, layout: Layout, query: Window, samples: np.n
         return block.astype(np.float64).sum(axis=1)
     if samples is None:
         first = search(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, right=False)
+        last = _window_ends(buffer, spans[:, 0], spans[:, 1], first, mz_type, query.high)
     else:
-        first = sampled_search(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, samples)
-    last = _window_ends(buffer, spans[:, 0], spans[:, 1], first, mz_type, query.high)
+        first, last = sampled_window(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, query.high, samples)
     return _ragged_sums(buffer, spans[:, 2], first, last - first, intensity_type)
 
 
@@ -173,17 +173,24 @@ def sample(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: 
     return found
 
 
-def sampled_search(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str, value: float,
-                   samples: np.ndarray) -> np.ndarray:
-    """searchsorted(array, value, "left") per array, through its samples: k samples below value put
-    the answer among the STRIDE values after sample k - 1, read in one pass."""
-    below = (samples < value).sum(axis=1)
-    first, rows = np.zeros(len(offsets), dtype=np.int64), np.flatnonzero(below > 0)
-    base = (below[rows] - 1) * STRIDE + 1
-    steps = np.arange(STRIDE)
-    block = values(buffer, offsets[rows], np.minimum(base[:, None] + steps, lengths[rows, None] - 1), dtype)
-    first[rows] = base + ((block < value) & (base[:, None] + steps < lengths[rows, None])).sum(axis=1)
-    return first
+def sampled_window(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str, low: float,
+                   high: float, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per sorted array, (searchsorted(array, low, "left"), searchsorted(array, high, "right")) through
+    its samples: k samples below low put the window's start among the STRIDE values after sample
+    k - 1, read in one pass with the SCAN values after them, where a narrow window ends; a binary
+    search only for the arrays whose window runs on past them."""
+    below = (samples < low).sum(axis=1)
+    base = np.where(below > 0, (below - 1) * STRIDE + 1, 0)
+    first, last, rows = lengths.astype(np.int64), lengths.astype(np.int64), np.flatnonzero(base < lengths)
+    positions = base[rows, None] + np.arange(STRIDE + SCAN)
+    inside = positions < lengths[rows, None]
+    block = values(buffer, offsets[rows], np.minimum(positions, lengths[rows, None] - 1), dtype)
+    first[rows] = base[rows] + ((block < low) & inside).sum(axis=1)
+    within = (block <= high) & inside
+    last[rows] = base[rows] + within.sum(axis=1)
+    longer = rows[within.all(axis=1)]
+    last[longer] = search(buffer, offsets[longer], lengths[longer], dtype, high, right=True)
+    return first, last
 
 
 def _window_ends(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, first: np.ndarray, dtype: str,

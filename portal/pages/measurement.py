@@ -1,11 +1,13 @@
 """A measurement (/measurement/<project>/<submitter_id>): its instrument parameters, where it
-belongs, its files, and previews of its imzML image: the total-ion-current image, the mean
-spectrum, and the spectrum of the pixel clicked on the image.
+belongs, its files, and previews of its imzML image: the total-ion-current image, beside it the
+ion image of an m/z window, the mean spectrum with its top peaks, and the spectrum of the pixel
+clicked on the image.
 
 The layout asks the service for the measurement; the previews are filled in by a callback
-(computed on the first visit, then read from the cache, see portal/previews/cache.py), and a
-click on the image asks for that pixel's spectrum. Each callback asks the service for the
-measurement again, as the signed-in user, before it reads a file.
+(computed on the first visit, then read from the cache, see portal/previews/cache.py), a click on
+the image asks for that pixel's spectrum, and a typed m/z (or a clicked peak, which fills it in)
+for its ion image. Each callback asks the service for the measurement again, as the signed-in
+user, before it reads a file.
 """
 from __future__ import annotations
 
@@ -201,6 +203,6 @@ def show_ion_image(mz, tolerance, unit, _show, data):
 
 def ion_window(mz, tolerance, unit) -> images.Window:
     """The fields' window; WindowError names the field that is wrong and what it allows."""
-    if unit not in images.LIMITS:
+    if not isinstance(unit, str) or unit not in images.LIMITS:
         raise images.WindowError("unit", f"the tolerance's unit must be one of {', '.join(images.LIMITS)}, not {unit!r}")
     return images.window("" if mz is None else mz, **{unit.lower(): "" if tolerance is None else tolerance})

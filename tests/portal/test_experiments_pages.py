@@ -214,7 +214,8 @@ def test_a_typed_mz_shows_its_ion_image_on_the_tic_raster_and_caches_it(analyst,
     (("760.5", "0", "Da"), "tolerance (Da) must be a number above 0 and at most 10 Da, not '0'"),
     (("760.5", "5000", "ppm"), "tolerance (ppm) must be a number above 0 and at most 1000 ppm, not '5000'"),
     (("-3", "5", "ppm"), "m/z must be a number above 0 and at most 100,000, not '-3'"),
-    (("760.5", "5", "mDa"), "the tolerance's unit must be one of ppm, Da, not 'mDa'")])
+    (("760.5", "5", "mDa"), "the tolerance's unit must be one of ppm, Da, not 'mDa'"),
+    (("760.5", "5", ["ppm"]), "the tolerance's unit must be one of ppm, Da, not ['ppm']")])
 def test_a_bad_mz_or_tolerance_is_refused_naming_the_field(analyst, dash_call, imaged, server, fields, words):
     answer = dash_call(analyst, "measurement-ion.figure", ion_inputs(*fields),
                        state=key_input(imaged["project_id"], imaged["submitter_id"]))

@@ -82,7 +82,10 @@ def test_both_searches_are_searchsorted_for_every_array():
                     for side in ("left", "right")}
         for side in ("left", "right"):
             assert images.search(buffer, offsets, lengths, "<f4", value, right=side == "right").tolist() == expected[side]
-        assert images.sampled_search(buffer, offsets, lengths, "<f4", value, samples).tolist() == expected["left"]
+        found = images.sampled_window(buffer, offsets, lengths, "<f4", value, value, samples)
+        assert [f.tolist() for f in found] == [expected["left"], expected["right"]]
+    wide = images.sampled_window(buffer, offsets, lengths, "<f4", 1.0, 9.0, samples)   # past the scan: searched
+    assert wide[1].tolist() == [int(np.searchsorted(a.astype(np.float64), 9.0, "right")) for a in arrays]
 
 
 def test_values_are_read_at_unaligned_offsets_too():
