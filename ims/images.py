@@ -29,6 +29,7 @@ LIMITS = {"ppm": 1000.0, "Da": 10.0}   # the widest half-window each unit allows
 PEAKS = 10                              # top peaks listed for a mean spectrum
 SCAN = 16                               # m/z values read past a window's start before searching
 KEPT_MAPPINGS = 4                       # ibd files kept memory-mapped (the latest used)
+POPULATE_BYTES = 1 << 30                # a continuous-mode ibd up to this size is mapped whole at once
 STRIDE = 16                             # a processed spectrum's sparse index: every STRIDE-th m/z
 MAX_SAMPLES = 20_000_000                # values in a sparse index (160 MB); larger ones: binary search
 _MAPPINGS: OrderedDict[tuple, "Mapped"] = OrderedDict()
@@ -97,9 +98,10 @@ def ion_image(layout: Layout, ibd: Path, query: Window) -> np.ndarray:
     0 where its spectrum has no point in the window."""
     with open_checked(ibd) as binary:
         check_spans(layout.spans, layout.dtypes, binary)
-        if binary.seek(0, 2) == 0:
+        size = binary.seek(0, 2)
+        if size == 0:
             return layout.on_grid(np.zeros(len(layout.spans)))
-        mapped = _mapping(binary, populate=not layout.continuous)
+        mapped = _mapping(binary, populate=not layout.continuous or size <= POPULATE_BYTES)
     return layout.on_grid(window_sums(mapped.bytes, layout, query, mapped.samples_of(layout)))
 
 
@@ -127,8 +129,10 @@ class Mapped:
 def _mapping(binary, populate: bool) -> Mapped:
     """The open ibd memory-mapped. The mapping of this very file (device, inode, size, modification
     time) made for an earlier image is used again, with its sparse indexes: its pages are mapped
-    already. `populate` maps every page at once (processed mode, whose sparse index reads all of
-    them: one call, not a fault per page). The caller opened the file through the path checks."""
+    already. `populate` maps every page at once, one call rather than a fault per page touched
+    (processed mode, whose sparse index reads every page, and any ibd up to POPULATE_BYTES: a
+    first window elsewhere in the spectra then costs no faults). The caller opened the file
+    through the path checks."""
     info = os.fstat(binary.fileno())
     key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
     with _LOCK:
