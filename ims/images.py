@@ -14,6 +14,7 @@ import hashlib
 import math
 import mmap
 import os
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from ims.layout import Layout, check_spans
 
 MZ_MAX = 100_000.0
 LIMITS = {"ppm": 1000.0, "Da": 10.0}   # the widest half-window each unit allows
+TYPED_TOLERANCE = re.compile(r"^\s*(\S+?)\s*(ppm|da)\s*$", re.IGNORECASE)
 PEAKS = 10                              # top peaks listed for a mean spectrum
 SCAN = 16                               # m/z values read past a window's start before searching
 KEPT_MAPPINGS = 4                       # ibd files kept memory-mapped (the latest used)
@@ -81,6 +83,15 @@ def window(mz, ppm=None, da=None) -> Window:
     limit = LIMITS[unit]
     return Window(centre, _number(f"tolerance ({unit})", value, limit, f"a number above 0 and at most {limit:g} {unit}"),
                   unit)
+
+
+def typed_window(mz, tolerance) -> Window:
+    """The window of an m/z and a tolerance typed with its unit (`5 ppm`, `0.25 Da`), as in a form."""
+    found = TYPED_TOLERANCE.match(str(tolerance if tolerance is not None else ""))
+    if not found:
+        raise WindowError("tolerance", "tolerance must be a number and its unit, ppm or Da (as in 5 ppm or 0.25 Da), "
+                                       f"not {tolerance!r}")
+    return window(mz, **{found[2].lower(): found[1]})
 
 
 def _number(field: str, value, limit: float, allowed: str) -> float:

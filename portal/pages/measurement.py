@@ -25,7 +25,7 @@ from portal.workflows import widgets as wf
 KEY = "measurement-key"
 # A profile peak of a time-of-flight instrument spans tenths of a dalton; switch to ppm for
 # high-resolution data.
-DEFAULT_TOLERANCE = ("0.25", "Da")
+DEFAULT_TOLERANCE = "0.25 Da"
 ION_HINT = "Type an m/z, or click a peak of the mean spectrum, to see its ion image."
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -109,14 +109,13 @@ def previews(preview, x: int, y: int, mz, intensity) -> html.Div:
 
 
 def ion_controls() -> html.Div:
-    """m/z and tolerance (ppm or Da) of the ion image; Enter, leaving a field, or Show draws it."""
+    """m/z and tolerance (with its unit, ppm or Da) of the ion image; Enter, leaving a field, or
+    Show draws it."""
     return html.Div([
         html.Label(["m/z ", dcc.Input(id="measurement-ion-mz", type="text", inputMode="decimal", debounce=True,
                                       placeholder="e.g. 760.585", size="10")]),
-        html.Label(["± ", dcc.Input(id="measurement-ion-tolerance", type="text", inputMode="decimal", debounce=True,
-                                    value=DEFAULT_TOLERANCE[0], size="6")]),
-        dcc.RadioItems(id="measurement-ion-unit", options=list(images.LIMITS), value=DEFAULT_TOLERANCE[1],
-                       inline=True),
+        html.Label(["± ", dcc.Input(id="measurement-ion-tolerance", type="text", debounce=True,
+                                    value=DEFAULT_TOLERANCE, placeholder="5 ppm or 0.25 Da", size="10")]),
         html.Button("Show", id="measurement-ion-show", className="button")], className="ion-controls")
 
 
@@ -182,27 +181,19 @@ def pick_peak(click, _peaks):
 
 @callback(Output("measurement-ion", "figure"), Output("measurement-ion-problem", "children"),
           Input("measurement-ion-mz", "value"), Input("measurement-ion-tolerance", "value"),
-          Input("measurement-ion-unit", "value"), Input("measurement-ion-show", "n_clicks"), State(KEY, "data"),
-          prevent_initial_call=True)
-def show_ion_image(mz, tolerance, unit, _show, data):
+          Input("measurement-ion-show", "n_clicks"), State(KEY, "data"), prevent_initial_call=True)
+def show_ion_image(mz, tolerance, _show, data):
     """The ion image of m/z ± tolerance (cached per file pair and window), or what is wrong with them."""
     key = _key(data)
     if key is None:
         return no_update, no_update
-    if not str(mz or "").strip() and ctx.triggered_id in ("measurement-ion-tolerance", "measurement-ion-unit"):
+    if not str(mz or "").strip() and ctx.triggered_id == "measurement-ion-tolerance":
         return no_update, ""   # a tolerance set before any m/z: nothing to draw yet, nothing wrong
     try:
-        query = ion_window(mz, tolerance, unit)
+        query = images.typed_window("" if mz is None else mz, tolerance)
         preview, image = browse.ion_image(*key, query)
     except images.WindowError as wrong:
         return no_update, str(wrong)
     except browse.FAILURES as error:
         return no_update, browse.explain(error)
     return figures.ion_figure(preview, image, query), ""
-
-
-def ion_window(mz, tolerance, unit) -> images.Window:
-    """The fields' window; WindowError names the field that is wrong and what it allows."""
-    if not isinstance(unit, str) or unit not in images.LIMITS:
-        raise images.WindowError("unit", f"the tolerance's unit must be one of {', '.join(images.LIMITS)}, not {unit!r}")
-    return images.window("" if mz is None else mz, **{unit.lower(): "" if tolerance is None else tolerance})

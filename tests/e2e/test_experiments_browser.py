@@ -135,10 +135,11 @@ def test_a_typed_mz_shows_its_ion_image_beside_the_tic_image(commons, browser, i
 
     tolerance = browser.find_element(By.ID, "measurement-ion-tolerance")
     tolerance.clear()
-    tolerance.send_keys("50", Keys.ENTER)
+    tolerance.send_keys("50 Da", Keys.ENTER)
     problem = until(browser, lambda d: d.find_element(By.ID, "measurement-ion-problem").text)
     assert problem == "tolerance (Da) must be a number above 0 and at most 10 Da, not '50'"
-    browser.find_element(By.XPATH, "//*[@id='measurement-ion-unit']//input[@value='ppm']").click()
+    tolerance.clear()
+    tolerance.send_keys("50 ppm", Keys.ENTER)
     until(browser, lambda d: _figure_title(d, "measurement-ion").startswith("Ion image: m/z 760.5850 ± 50 ppm"))
     assert browser.find_element(By.ID, "measurement-ion-problem").text == ""
 

@@ -184,17 +184,16 @@ def test_a_click_outside_the_image_says_so(analyst, dash_call, imaged):
     assert answer["response"]["measurement-pixel-note"]["children"] == "Pixel (999, 1) has no spectrum."
 
 
-def ion_inputs(mz, tolerance="0.25", unit="Da") -> list[dict]:
+def ion_inputs(mz, tolerance="0.25 Da") -> list[dict]:
     """The ion image callback's inputs as the page posts them after the m/z was typed."""
     return [{"id": "measurement-ion-mz", "property": "value", "value": mz},
             {"id": "measurement-ion-tolerance", "property": "value", "value": tolerance},
-            {"id": "measurement-ion-unit", "property": "value", "value": unit},
             {"id": "measurement-ion-show", "property": "n_clicks", "value": None}]
 
 
 def test_a_typed_mz_shows_its_ion_image_on_the_tic_raster_and_caches_it(analyst, dash_call, imaged, server):
     project, name = imaged["project_id"], imaged["submitter_id"]
-    answer = dash_call(analyst, "measurement-ion.figure", ion_inputs("760.585", "500", "ppm"),
+    answer = dash_call(analyst, "measurement-ion.figure", ion_inputs("760.585", "500 ppm"),
                        state=key_input(project, name))
     figure = answer["response"]["measurement-ion"]["figure"]
     assert figure["layout"]["title"]["text"] == f"Ion image: {images.window(760.585, ppm=500).label()}"
@@ -211,11 +210,12 @@ def test_a_typed_mz_shows_its_ion_image_on_the_tic_raster_and_caches_it(analyst,
 
 
 @pytest.mark.parametrize("fields, words", [
-    (("760.5", "0", "Da"), "tolerance (Da) must be a number above 0 and at most 10 Da, not '0'"),
-    (("760.5", "5000", "ppm"), "tolerance (ppm) must be a number above 0 and at most 1000 ppm, not '5000'"),
-    (("-3", "5", "ppm"), "m/z must be a number above 0 and at most 100,000, not '-3'"),
-    (("760.5", "5", "mDa"), "the tolerance's unit must be one of ppm, Da, not 'mDa'"),
-    (("760.5", "5", ["ppm"]), "the tolerance's unit must be one of ppm, Da, not ['ppm']")])
+    (("760.5", "0 Da"), "tolerance (Da) must be a number above 0 and at most 10 Da, not '0'"),
+    (("760.5", "5000 ppm"), "tolerance (ppm) must be a number above 0 and at most 1000 ppm, not '5000'"),
+    (("-3", "5 ppm"), "m/z must be a number above 0 and at most 100,000, not '-3'"),
+    (("760.5", "5 mDa"), "tolerance must be a number and its unit, ppm or Da (as in 5 ppm or 0.25 Da), not '5 mDa'"),
+    (("760.5", ["5 ppm"]), "tolerance must be a number and its unit, ppm or Da (as in 5 ppm or 0.25 Da), "
+                           "not ['5 ppm']")])
 def test_a_bad_mz_or_tolerance_is_refused_naming_the_field(analyst, dash_call, imaged, server, fields, words):
     answer = dash_call(analyst, "measurement-ion.figure", ion_inputs(*fields),
                        state=key_input(imaged["project_id"], imaged["submitter_id"]))

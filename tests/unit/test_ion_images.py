@@ -114,6 +114,20 @@ def test_a_window_out_of_range_is_refused_naming_the_field_and_range(arguments, 
     assert refused.value.field == field
 
 
+@pytest.mark.parametrize("typed, expected", [("5 ppm", ("ppm", 5.0)), ("0.25Da", ("Da", 0.25)),
+                                             (" 1e1 PPM ", ("ppm", 10.0)), ("2 da", ("Da", 2.0))])
+def test_a_tolerance_typed_with_its_unit_is_read(typed, expected):
+    query = images.typed_window("760.5", typed)
+    assert (query.unit, query.tolerance, query.mz) == (*expected, 760.5)
+
+
+@pytest.mark.parametrize("typed", ["5", "ppm", "5 mDa", "", None, "5 ppm 3"])
+def test_a_tolerance_without_a_known_unit_is_refused_saying_how_to_type_it(typed):
+    with pytest.raises(images.WindowError, match=r"tolerance must be a number and its unit, ppm or Da") as refused:
+        images.typed_window("760.5", typed)
+    assert refused.value.field == "tolerance"
+
+
 def test_a_window_says_its_bounds():
     query = images.window(760.585, ppm=5)
     assert query.low == pytest.approx(760.585 - 760.585 * 5e-6) and query.high == pytest.approx(760.585 * (1 + 5e-6))
