@@ -67,7 +67,15 @@ class Window:
 
     def label(self) -> str:
         """`m/z 760.5850 ± 5 ppm (760.5812–760.5888)`."""
-        return f"m/z {self.mz:.4f} ± {self.tolerance:g} {self.unit} ({self.low:.4f}–{self.high:.4f})"
+        return f"{self.centre()} ({self.bounds()})"
+
+    def centre(self) -> str:
+        """`m/z 760.5850 ± 5 ppm`."""
+        return f"m/z {self.mz:.4f} ± {self.tolerance:g} {self.unit}"
+
+    def bounds(self) -> str:
+        """`760.5812–760.5888`."""
+        return f"{self.low:.4f}–{self.high:.4f}"
 
     def key(self) -> str:
         """The query as cache-key text: exact (repr of floats), so equal windows share an entry."""

@@ -26,7 +26,8 @@ def tic_figure(preview: Preview, selected: tuple[int, int] | None = None) -> go.
 
 def ion_figure(preview: Preview, image: np.ndarray, query: Window) -> go.Figure:
     """An ion image on the TIC image's raster, titled with its m/z window."""
-    return image_figure(preview, image, f"Ion image: {query.label()}", "Intensity")
+    title = f"Ion image: {query.centre()}<br><sup>m/z {query.bounds()}</sup>"
+    return image_figure(preview, image, title, "Intensity")
 
 
 def image_figure(layout: Layout, z: np.ndarray, title: str, what: str,

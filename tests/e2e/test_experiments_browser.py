@@ -12,6 +12,7 @@ from pyimzml.ImzMLParser import ImzMLParser
 from tests.e2e.browser import demo_commons, signed_in_chromium, until
 
 SCREENSHOT = "/tmp/measurement.png"
+ION_SCREENSHOT = "/tmp/measurement-ion.png"
 
 pytestmark = pytest.mark.e2e
 
@@ -148,3 +149,6 @@ def test_a_typed_mz_shows_its_ion_image_beside_the_tic_image(commons, browser, i
     peak.click()
     until(browser, lambda d: _figure_title(d, "measurement-ion").startswith(f"Ion image: m/z {peak.text} ± 50 ppm"))
     assert "Traceback" not in browser.page_source
+    browser.set_window_size(1400, 1900)
+    browser.execute_script("document.getElementById('measurement-previews').scrollIntoView();")
+    browser.save_screenshot(ION_SCREENSHOT)

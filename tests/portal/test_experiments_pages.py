@@ -196,7 +196,7 @@ def test_a_typed_mz_shows_its_ion_image_on_the_tic_raster_and_caches_it(analyst,
     answer = dash_call(analyst, "measurement-ion.figure", ion_inputs("760.585", "500 ppm"),
                        state=key_input(project, name))
     figure = answer["response"]["measurement-ion"]["figure"]
-    assert figure["layout"]["title"]["text"] == f"Ion image: {images.window(760.585, ppm=500).label()}"
+    assert figure["layout"]["title"]["text"].startswith(f"Ion image: {images.window(760.585, ppm=500).centre()}<br>")
     assert "a.u." in figure["data"][0]["colorbar"]["title"]["text"]
     paths = [resolve(imaged[k]["properties"]["storage_url"], server.settings.storage_root, project)
              for k in ("imzml", "ibd")]

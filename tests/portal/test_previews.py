@@ -294,7 +294,7 @@ def test_an_ion_image_is_drawn_on_the_tic_raster_with_its_window_and_missing_pix
     figure = figures.ion_figure(preview, values, query)
     tic = figures.tic_figure(preview)
     assert list(figure.data[0].x) == list(tic.data[0].x) and list(figure.data[0].y) == list(tic.data[0].y)
-    assert figure.layout.title.text == "Ion image: m/z 760.5850 ± 5 ppm (760.5812–760.5888)"
+    assert figure.layout.title.text == "Ion image: m/z 760.5850 ± 5 ppm<br><sup>m/z 760.5812–760.5888</sup>"
     assert figure.data[0].colorbar.title.text == "Intensity<br>(a.u.)"
     assert figure.layout.plot_bgcolor == figures.NO_SPECTRUM and "without a spectrum" in figure.layout.annotations[0].text
     assert not figures.ion_figure(preview, np.zeros((HEIGHT, WIDTH)), query).layout.annotations
