@@ -33,7 +33,8 @@ SCAN = 16                               # m/z values read past a window's start 
 KEPT_MAPPINGS = 4                       # ibd files kept memory-mapped (the latest used)
 POPULATE_BYTES = 1 << 30                # a continuous-mode ibd up to this size is mapped whole at once
 STRIDE = 16                             # a processed spectrum's sparse index: every STRIDE-th m/z
-MAX_SAMPLES = 20_000_000                # values in a sparse index (160 MB); larger ones: binary search
+MAX_SAMPLES = 8_000_000                 # values in a sparse index (64 MB); larger ones: binary search
+GATHER = 4_000_000                      # values read from the file in one numpy gather
 _MAPPINGS: OrderedDict[tuple, "Mapped"] = OrderedDict()
 _LOCK = threading.Lock()
 
@@ -173,8 +174,7 @@ def window_sums(buffer: np.ndarray, layout: Layout, query: Window, samples: np.n
     if layout.continuous:
         axis = values(buffer, spans[:1, 0], int(spans[0, 1]), mz_type)[0]
         columns = np.flatnonzero((axis >= query.low) & (axis <= query.high))
-        block = values(buffer, spans[:, 2], columns, intensity_type)
-        return block.astype(np.float64).sum(axis=1)
+        return _sums(buffer, spans[:, 2], columns, intensity_type)
     if samples is None:
         first = search(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, right=False)
         last = _window_ends(buffer, spans[:, 0], spans[:, 1], first, mz_type, query.high)
@@ -239,7 +239,7 @@ def _ragged_sums(buffer: np.ndarray, offsets: np.ndarray, first: np.ndarray, cou
     for count in np.unique(counts[counts > 0]):
         rows = np.flatnonzero(counts == count)
         starts = offsets[rows] + first[rows] * np.dtype(dtype).itemsize
-        sums[rows] = values(buffer, starts, int(count), dtype).astype(np.float64).sum(axis=1)
+        sums[rows] = _sums(buffer, starts, int(count), dtype)
     return sums
 
 
@@ -261,17 +261,37 @@ def search(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: 
 def values(buffer: np.ndarray, starts: np.ndarray, columns, dtype: str) -> np.ndarray:
     """(len(starts), columns) values of dtype: row i from byte offset starts[i], at the given
     column indices (one list for every row, or a row of them per start; the first `columns` when
-    an int), gathered from the mapped file through typed views (one per offset alignment)."""
+    an int), gathered from the mapped file GATHER values at a time (the index arrays stay small)."""
     columns = np.arange(columns) if isinstance(columns, int) else np.asarray(columns, dtype=np.int64)
     starts = np.asarray(starts, dtype=np.int64)
+    found = np.empty(np.broadcast_shapes((len(starts), 1), columns.shape), dtype=dtype)
+    step = max(1, GATHER // max(found.shape[1], 1))
+    for begin in range(0, len(starts), step):
+        rows = slice(begin, begin + step)
+        found[rows] = _gather(buffer, starts[rows], columns if columns.ndim < 2 else columns[rows], dtype)
+    return found
+
+
+def _gather(buffer: np.ndarray, starts: np.ndarray, columns: np.ndarray, dtype: str) -> np.ndarray:
+    """values() of some rows, through typed views of the file (one per offset alignment)."""
     size = np.dtype(dtype).itemsize
     shifts = starts % size
     found = np.empty(np.broadcast_shapes((len(starts), 1), columns.shape), dtype=dtype)
     for shift in np.unique(shifts).tolist():  # one in the usual file, whose arrays all align alike
-        rows = slice(None) if shift == shifts[0] and (shifts == shift).all() else shifts == shift
+        rows = slice(None) if (shifts == shift).all() else shifts == shift
         typed = np.frombuffer(buffer, dtype=dtype, offset=shift, count=(len(buffer) - shift) // size)
         found[rows] = typed[((starts[rows] - shift) // size)[:, None] + (columns if columns.ndim < 2 else columns[rows])]
     return found
+
+
+def _sums(buffer: np.ndarray, starts: np.ndarray, columns, dtype: str) -> np.ndarray:
+    """Per start, the float64 sum of its row of values(...), GATHER values at a time (a wide
+    window over many spectra never holds all its values at once)."""
+    width = columns if isinstance(columns, int) else len(columns)
+    step = max(1, GATHER // max(width, 1))
+    parts = [values(buffer, starts[i:i + step], columns, dtype).astype(np.float64).sum(axis=1)
+             for i in range(0, len(starts), step)]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def top_peaks(mz: np.ndarray, intensity: np.ndarray, count: int = PEAKS) -> list[tuple[float, float]]:

@@ -56,6 +56,12 @@ def test_an_ion_image_equals_the_pyimzml_loop_exactly(pair, query):
     assert np.count_nonzero(np.isnan(found)) == len(MISSING)
 
 
+def test_values_read_a_few_at_a_time_give_the_same_image(pair, monkeypatch):
+    monkeypatch.setattr(images, "GATHER", 7)   # wide windows and many spectra are read in pieces
+    query = images.window(800.0, da=10)
+    assert np.array_equal(images.ion_image(read_pair(*pair), pair[1], query), naive(pair[0], query), equal_nan=True)
+
+
 def test_without_a_sparse_index_the_binary_search_gives_the_same_image(pair):
     layout, query = read_pair(*pair), images.window(612.3, da=2)
     buffer = np.fromfile(pair[1], dtype=np.uint8)
