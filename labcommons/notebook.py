@@ -173,6 +173,7 @@ class Dataset:
 
     def __init__(self, commons: Commons, node: dict):
         self._commons, self.node = commons, node
+        self._layout = None   # (Layout, ibd path): read from the imzML once, on the first ion image
 
     @property
     def id(self) -> str:
@@ -207,6 +208,52 @@ class Dataset:
             pairs = [parser.getspectrum(i) for i in chosen]
             coordinates = [tuple(int(v) for v in parser.coordinates[i]) for i in chosen]
         return Spectra(coordinates, [p[0] for p in pairs], [p[1] for p in pairs])
+
+    def ion_image(self, mz: float, ppm: float | None = None, da: float | None = None):
+        """The ion image of m/z ± ppm (or ± da Da) as a 2-D numpy array on the imzML grid:
+        image[y - y0, x - x0] is pixel (x, y), (x0, y0) = self.origin; the summed intensity of the
+        pixel's spectrum in the window, NaN where a pixel has no spectrum. ValueError
+        (ims.images.WindowError) names an m/z or tolerance out of range and what is allowed."""
+        from ims import images
+        query = images.window(mz, ppm=ppm, da=da)
+        layout, ibd = self._read_layout()
+        return self._readable(images.ion_image, layout, ibd, query)
+
+    @property
+    def origin(self) -> tuple[int, int]:
+        """imzML (x, y) of an ion image's [0, 0]: the lowest x and y of any pixel ((1, 1) usually)."""
+        return self._read_layout()[0].origin
+
+    def plot_ion_image(self, mz: float, ppm: float | None = None, da: float | None = None):
+        """A Plotly heatmap of ion_image(mz, ppm=..., da=...) in imzML pixel coordinates (y down)."""
+        import numpy as np
+        import plotly.graph_objects as go
+
+        from ims import images
+        image, query = self.ion_image(mz, ppm=ppm, da=da), images.window(mz, ppm=ppm, da=da)
+        (x0, y0), (height, width) = self.origin, image.shape
+        figure = go.Figure(go.Heatmap(z=image, x=np.arange(width) + x0, y=np.arange(height) + y0,
+                                      colorscale="Viridis", colorbar=dict(title=dict(text="Intensity (a.u.)"))))
+        figure.update_layout(title=dict(text=f"{self.node['submitter_id']}: {query.label()}"), plot_bgcolor="#d0d0d0",
+                             yaxis=dict(autorange="reversed", scaleanchor="x"))
+        return figure
+
+    def _read_layout(self):
+        """(the pair's ims Layout, the ibd's checked path), read once per Dataset."""
+        if self._layout is None:
+            from ims.layout import read_pair
+            imzml, ibd = self._paths()
+            self._layout = (self._readable(read_pair, imzml, ibd), ibd)
+        return self._layout
+
+    @staticmethod
+    def _readable(read, *args):
+        """read(*args), the storage's refusals (ground.storage.NotReadable) as DatasetError."""
+        from ground.storage import NotReadable
+        try:
+            return read(*args)
+        except NotReadable as error:
+            raise DatasetError(str(error)) from None
 
     def _measurement_id(self) -> str | None:
         if self.node["type"] == "measurement":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 from flask import current_app, g
 from thriftpy2.transport import TTransportException
 
@@ -19,6 +20,7 @@ from portal.client import get_client
 from portal.explorer import queries
 from portal.previews import cache, imzml
 from ground.storage import NotReadable, resolve
+from ims.images import Window
 
 PROJECT_COUNTS = ("case", "sample", "experiment", "measurement", "data_file")
 
@@ -117,6 +119,23 @@ def qc_runs(files: list[dict], limit: int = MAX_QC_RUNS) -> list:
 def preview(project_id: str, submitter_id: str) -> tuple[imzml.Preview, Path]:
     """The cached previews of a measurement's imzML file and the path of its ibd, asked afresh
     from the service as the user each time (so only files the user may read are read)."""
+    found, paths, _ = _previewed(project_id, submitter_id)
+    return found, paths[1]
+
+
+def ion_image(project_id: str, submitter_id: str, query: Window) -> tuple[imzml.Preview, np.ndarray]:
+    """The measurement's Preview and its cached ion image for the query, asked afresh from the
+    service as the user (as `preview`), keyed by both files' recorded checksums."""
+    found, paths, pair = _previewed(project_id, submitter_id)
+    sums = [cache.recorded_checksum(f["properties"]) for f in pair]
+    sums[0] = sums[0] or f"sha256:{_readable(pair[0], cache.file_sha256, paths[0])}"
+    settings = current_app.config["SETTINGS"]
+    return found, _readable(pair[1], cache.ion_image, found, paths, tuple(sums), query,
+                            cache.cache_dir(settings.data_dir))
+
+
+def _previewed(project_id: str, submitter_id: str) -> tuple[imzml.Preview, list[Path], tuple[dict, dict]]:
+    """(the cached Preview, the checked paths, the data_file nodes) of a measurement's imzML/ibd pair."""
     measurement = node(project_id, submitter_id, "measurement")
     pair = imzml_pair(files_of(measurement))
     if pair is None:
@@ -124,11 +143,17 @@ def preview(project_id: str, submitter_id: str) -> tuple[imzml.Preview, Path]:
     settings = current_app.config["SETTINGS"]
     image, paths = pair[0], [resolve(f["properties"].get("storage_url", ""), settings.storage_root, f["project_id"])
                              for f in pair]
+    found = _readable(image, cache.preview, *paths, image["properties"].get("sha256", ""),
+                      cache.cache_dir(settings.data_dir))
+    return found, paths, pair
+
+
+def _readable(file: dict, read, *args):
+    """read(*args); an OSError (the storage root's files, not the service) said as NotReadable."""
     try:
-        found = cache.preview(*paths, image["properties"].get("sha256", ""), cache.cache_dir(settings.data_dir))
-    except OSError as error:  # the storage root's files, not the service: say so
-        raise NotReadable(f"{image['properties'].get('file_name')} cannot be read: {error.strerror}") from None
-    return found, paths[1]
+        return read(*args)
+    except OSError as error:
+        raise NotReadable(f"{file['properties'].get('file_name')} cannot be read: {error.strerror}") from None
 
 
 def pixel_spectrum(project_id: str, submitter_id: str, x: int | None = None, y: int | None = None):

@@ -205,3 +205,10 @@ def download_href(file_id: str) -> str:
 def parent_name(node: dict, link: str) -> str:
     """The submitter_id of the parent a node's link names ("" without one)."""
     return next((each["target_submitter_id"] for each in node.get("links", []) if each["name"] == link), "")
+
+
+def peaks_table(peaks: Sequence[tuple[float, float]], id_type: str) -> html.Div:
+    """A spectrum's top peaks, each m/z a button (id {"type": id_type, "mz": "<m/z>"}) that asks for its ion image."""
+    rows = [[html.Button(f"{mz:.4f}", id={"type": id_type, "mz": f"{mz:.4f}"}, className="link-button",
+                         title="show its ion image"), f"{height:,.4g}"] for mz, height in peaks]
+    return table(["m/z", "Mean intensity (a.u.)"], rows, "measurement-peaks", "The mean spectrum has no peaks.")

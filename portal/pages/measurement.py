@@ -1,25 +1,32 @@
 """A measurement (/measurement/<project>/<submitter_id>): its instrument parameters, where it
-belongs, its files, and previews of its imzML image: the total-ion-current image, the mean
-spectrum, and the spectrum of the pixel clicked on the image.
+belongs, its files, and previews of its imzML image: the total-ion-current image, beside it the
+ion image of an m/z window, the mean spectrum with its top peaks, and the spectrum of the pixel
+clicked on the image.
 
 The layout asks the service for the measurement; the previews are filled in by a callback
-(computed on the first visit, then read from the cache, see portal/previews/cache.py), and a
-click on the image asks for that pixel's spectrum. Each callback asks the service for the
-measurement again, as the signed-in user, before it reads a file.
+(computed on the first visit, then read from the cache, see portal/previews/cache.py), a click on
+the image asks for that pixel's spectrum, and a typed m/z (or a clicked peak, which fills it in)
+for its ion image. Each callback asks the service for the measurement again, as the signed-in
+user, before it reads a file.
 """
 from __future__ import annotations
 
 from urllib.parse import quote, unquote
 
 import dash
-from dash import Input, Output, Patch, State, callback, dcc, html, no_update
+from dash import ALL, Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
+from ims import images
 from portal.explorer import browse, widgets as w
 from portal.notebooks.jupyter import open_button
 from portal.previews import figures
 from portal.workflows import widgets as wf
 
 KEY = "measurement-key"
+# A profile peak of a time-of-flight instrument spans tenths of a dalton; switch to ppm for
+# high-resolution data.
+DEFAULT_TOLERANCE = "0.25 Da"
+ION_HINT = "Type an m/z, or click a peak of the mean spectrum, to see its ion image."
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
 
@@ -83,15 +90,33 @@ def workflow_panel(node: dict) -> html.Div:
 
 
 def previews(preview, x: int, y: int, mz, intensity) -> html.Div:
-    """The TIC image (pixel (x, y) outlined) beside that pixel's spectrum and the mean spectrum."""
+    """The TIC image (pixel (x, y) outlined) beside the ion image and its controls, then that pixel's
+    spectrum and the mean spectrum with its top peaks (a click on one shows its ion image)."""
+    peaks = images.top_peaks(preview.mz, preview.mean)
     return html.Div([
         html.Div([_graph("measurement-tic", figures.tic_figure(preview, (x, y))),
                   html.Div("Click a pixel of the image to see its spectrum.", className="hint")],
                  className="preview-image"),
+        html.Div([_graph("measurement-ion", figures.empty_figure(ION_HINT, height=420)), ion_controls(),
+                  html.Div(id="measurement-ion-problem", className="field-problem", role="alert")],
+                 className="preview-image", id="measurement-ion-panel"),
         html.Div([_graph("measurement-pixel", figures.pixel_figure(mz, intensity, x, y, preview.binned)),
                   html.Div(id="measurement-pixel-note", className="hint"),
-                  _graph("measurement-mean", figures.mean_spectrum_figure(preview))], className="preview-spectra"),
+                  _graph("measurement-mean", figures.mean_spectrum_figure(preview, peaks)),
+                  html.H4("Top peaks of the mean spectrum"), w.peaks_table(peaks, "measurement-peak")],
+                 className="preview-spectra"),
     ], className="previews")
+
+
+def ion_controls() -> html.Div:
+    """m/z and tolerance (with its unit, ppm or Da) of the ion image; Enter, leaving a field, or
+    Show draws it."""
+    return html.Div([
+        html.Label(["m/z ", dcc.Input(id="measurement-ion-mz", type="text", inputMode="decimal", debounce=True,
+                                      placeholder="e.g. 760.585", size="10")]),
+        html.Label(["± ", dcc.Input(id="measurement-ion-tolerance", type="text", debounce=True,
+                                    value=DEFAULT_TOLERANCE, placeholder="5 ppm or 0.25 Da", size="10")]),
+        html.Button("Show", id="measurement-ion-show", className="button")], className="ion-controls")
 
 
 def _graph(id_: str, figure) -> dcc.Graph:
@@ -140,3 +165,35 @@ def show_pixel(click, data):
     marker = Patch()
     marker["layout"]["shapes"] = figures.pixel_marker(x, y)
     return figures.pixel_figure(mz, intensity, x, y, preview.binned), "", marker
+
+
+@callback(Output("measurement-ion-mz", "value"), Input("measurement-mean", "clickData"),
+          Input({"type": "measurement-peak", "mz": ALL}, "n_clicks"), prevent_initial_call=True)
+def pick_peak(click, _peaks):
+    """A click on the mean spectrum, or on a peak of the table: its m/z into the ion image's field."""
+    if isinstance(ctx.triggered_id, dict):
+        return ctx.triggered_id["mz"] if ctx.triggered[0]["value"] else no_update
+    try:
+        return f"{float(click['points'][0]['x']):.4f}"
+    except (KeyError, IndexError, TypeError, ValueError):
+        return no_update
+
+
+@callback(Output("measurement-ion", "figure"), Output("measurement-ion-problem", "children"),
+          Input("measurement-ion-mz", "value"), Input("measurement-ion-tolerance", "value"),
+          Input("measurement-ion-show", "n_clicks"), State(KEY, "data"), prevent_initial_call=True)
+def show_ion_image(mz, tolerance, _show, data):
+    """The ion image of m/z ± tolerance (cached per file pair and window), or what is wrong with them."""
+    key = _key(data)
+    if key is None:
+        return no_update, no_update
+    if not str(mz or "").strip() and ctx.triggered_id == "measurement-ion-tolerance":
+        return no_update, ""   # a tolerance set before any m/z: nothing to draw yet, nothing wrong
+    try:
+        query = images.typed_window("" if mz is None else mz, tolerance)
+        preview, image = browse.ion_image(*key, query)
+    except images.WindowError as wrong:
+        return no_update, str(wrong)
+    except browse.FAILURES as error:
+        return no_update, browse.explain(error)
+    return figures.ion_figure(preview, image, query), ""

@@ -9,6 +9,10 @@ part of it because `sha256` is metadata, which technicians write: a node in one 
 the checksum of another project's file must not be shown that file's preview. Entries are written to a
 temporary file and renamed into place, so a reader never sees half an entry; an entry from an
 older layout (FORMAT) or an unreadable one is computed again.
+
+Ion images are kept as `<data dir>/cache/previews/ions/<key>.npy`, one per pair and query, keyed
+the same way and, besides, by both data_file nodes' recorded checksums (sha256, else md5sum) and
+the query (m/z, tolerance, unit), so an entry is never shared by two pairs or two windows.
 """
 from __future__ import annotations
 
@@ -21,12 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ground.storage import open_checked
+from ims import images
+from ims.images import Window
 from portal.previews import imzml
 from portal.previews.imzml import Preview
-from ground.storage import open_checked
 
 FORMAT = 1  # bump when Preview's arrays change meaning
+ION_FORMAT = 1  # bump when ion images change meaning
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MD5 = re.compile(r"^[0-9a-f]{32}$")
 CHUNK_BYTES = 1 << 20
 
 
@@ -47,10 +55,45 @@ def preview(imzml_path: Path, ibd_path: Path, sha256: str, directory: Path) -> P
 
 def entry(directory: Path, imzml_path: Path, content_sha256: str, ibd_path: Path) -> Path:
     """Where the Preview of this checked pair, with this content, is kept."""
+    return Path(directory) / f"{_key(imzml_path, content_sha256, *_stamp(ibd_path))}.npz"
+
+
+def ion_image(preview: Preview, paths: tuple[Path, Path], checksums: tuple[str, str], query: Window,
+              directory: Path) -> np.ndarray:
+    """The cached ion image of a checked pair (its Preview read first) for a query, computed and
+    stored on first use; checksums are the two data_file nodes' (see recorded_checksum)."""
+    path = ion_entry(directory, paths, checksums, query)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):  # not there yet, or not an entry we wrote
+        pass
+    image = images.ion_image(preview, paths[1], query)
+    _write(path, lambda handle: np.save(handle, image, allow_pickle=False))
+    return image
+
+
+def ion_entry(directory: Path, paths: tuple[Path, Path], checksums: tuple[str, str], query: Window) -> Path:
+    """Where the ion image of this checked pair, with these checksums, for this query is kept."""
+    key = _key(ION_FORMAT, paths[0], checksums[0], *_stamp(paths[1]), checksums[1], query.key())
+    return Path(directory) / "ions" / f"{key}.npy"
+
+
+def recorded_checksum(properties: dict) -> str:
+    """A data_file node's sha256, else its md5sum, when it looks like one; else ""."""
+    for field, pattern in (("sha256", SHA256), ("md5sum", MD5)):
+        if pattern.match(str(properties.get(field) or "")):
+            return f"{field}:{properties[field]}"
+    return ""
+
+
+def _stamp(ibd_path: Path) -> tuple:
+    """The ibd's checked path, size and modification time (hashing gigabytes per visit costs too much)."""
     ibd = os.stat(ibd_path)
-    parts = (imzml_path, content_sha256, ibd_path, ibd.st_size, ibd.st_mtime_ns)
-    key = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
-    return Path(directory) / f"{key}.npz"
+    return ibd_path, ibd.st_size, ibd.st_mtime_ns
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -75,14 +118,19 @@ def load(path: Path) -> Preview | None:
 
 
 def save(result: Preview, path: Path) -> None:
-    """Store a Preview atomically: a temporary file in the same directory, then os.replace."""
+    """Store a Preview atomically."""
+    _write(path, lambda handle: np.savez(
+        handle, format=FORMAT, tic=result.tic, index=result.index, origin=np.array(result.origin), mz=result.mz,
+        mean=result.mean, binned=result.binned, spans=result.spans, dtypes=np.array(result.dtypes)))
+
+
+def _write(path: Path, write) -> None:
+    """write(handle) to a temporary file in path's directory, then os.replace it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp", delete=False)
     try:
         with handle:
-            np.savez(handle, format=FORMAT, tic=result.tic, index=result.index, origin=np.array(result.origin),
-                     mz=result.mz, mean=result.mean, binned=result.binned, spans=result.spans,
-                     dtypes=np.array(result.dtypes))
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(handle.name, path)

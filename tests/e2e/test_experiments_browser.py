@@ -12,6 +12,7 @@ from pyimzml.ImzMLParser import ImzMLParser
 from tests.e2e.browser import demo_commons, signed_in_chromium, until
 
 SCREENSHOT = "/tmp/measurement.png"
+ION_SCREENSHOT = "/tmp/measurement-ion.png"
 
 pytestmark = pytest.mark.e2e
 
@@ -117,3 +118,37 @@ def test_from_program_to_a_pixels_spectrum(commons, browser, imaged):
     browser.execute_script("window.scrollTo(0, 0);")
     until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#measurement-tic .heatmaplayer image"))
     browser.save_screenshot(SCREENSHOT)
+
+
+def test_a_typed_mz_shows_its_ion_image_beside_the_tic_image(commons, browser, imaged):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _, portal, _ = commons
+    browser.get(f"{portal.url}/measurement/{imaged['project']}/{imaged['measurement']}")
+    until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#measurement-tic .heatmaplayer image"))
+    browser.find_element(By.ID, "measurement-ion-mz").send_keys("760.585", Keys.ENTER)
+    until(browser, lambda d: _figure_title(d, "measurement-ion").startswith("Ion image: m/z 760.5850 ± 0.25 Da"))
+    assert browser.find_elements(By.CSS_SELECTOR, "#measurement-ion .heatmaplayer image")
+    ion = browser.find_element(By.CSS_SELECTOR, "#measurement-ion .nsewdrag").rect
+    tic = browser.find_element(By.CSS_SELECTOR, "#measurement-tic .nsewdrag").rect
+    assert abs(ion["y"] - tic["y"]) < 40 and ion["x"] > tic["x"] + tic["width"]   # beside it, on the same row
+
+    tolerance = browser.find_element(By.ID, "measurement-ion-tolerance")
+    tolerance.clear()
+    tolerance.send_keys("50 Da", Keys.ENTER)
+    problem = until(browser, lambda d: d.find_element(By.ID, "measurement-ion-problem").text)
+    assert problem == "tolerance (Da) must be a number above 0 and at most 10 Da, not '50'"
+    tolerance.clear()
+    tolerance.send_keys("50 ppm", Keys.ENTER)
+    until(browser, lambda d: _figure_title(d, "measurement-ion").startswith("Ion image: m/z 760.5850 ± 50 ppm"))
+    assert browser.find_element(By.ID, "measurement-ion-problem").text == ""
+
+    peak = browser.find_element(By.CSS_SELECTOR, "#measurement-peaks button")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", peak)
+    peak.click()
+    until(browser, lambda d: _figure_title(d, "measurement-ion").startswith(f"Ion image: m/z {peak.text} ± 50 ppm"))
+    assert "Traceback" not in browser.page_source
+    browser.set_window_size(1400, 1900)
+    browser.execute_script("document.getElementById('measurement-previews').scrollIntoView();")
+    browser.save_screenshot(ION_SCREENSHOT)

@@ -86,6 +86,19 @@ def test_a_data_files_spectra(lc, admin, project, measurement):
     assert np.array_equal(first.intensity[0], lc.dataset(measurement).spectra(limit=1).intensity[0])
 
 
+def test_an_ion_image_is_the_summed_window_on_the_imzml_grid(lc, measurement, settings, project):
+    dataset = lc.dataset(measurement)
+    image = dataset.ion_image(760.585, da=0.5)
+    assert image.shape == (3, 4) and dataset.origin == (1, 1) and not np.isnan(image).any()
+    spectra = dataset.spectra(limit=12)
+    for (x, y, _), mz, intensity in zip(spectra.coordinates, spectra.mz, spectra.intensity):
+        assert image[y - 1, x - 1] == intensity[(mz >= 760.085) & (mz <= 761.085)].astype(np.float64).sum()
+    assert np.array_equal(dataset.ion_image(760.585, ppm=1000), dataset.ion_image(760.585, da=0.760585))
+    assert dataset.plot_ion_image(760.585, ppm=50).data[0].z.shape == (3, 4)
+    with pytest.raises(ValueError, match=r"tolerance \(ppm\) must be a number above 0 and at most 1000 ppm"):
+        dataset.ion_image(760.585, ppm=5000)
+
+
 def test_files_outside_the_storage_root_are_not_read(lc, admin, server, project, measurement, tmp_path):
     """Refused by the service; and a node holding such a storage_url all the same is not read."""
     outside = write_imzml_pair(tmp_path / "elsewhere", "m2", 2, 2, seed=1)

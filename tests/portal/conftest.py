@@ -81,14 +81,16 @@ def place(admin, demo) -> dict:
 
 @pytest.fixture
 def dash_call():
-    def call(client, output: str, inputs: list[dict], state: list[dict] = (), origin: str = ORIGIN):
-        """Find the callback whose output names `output`, post to it, return its response JSON."""
+    def call(client, output: str, inputs: list[dict], state: list[dict] = (), origin: str = ORIGIN,
+             changed: int = 0):
+        """Find the callback whose output names `output`, post to it as if inputs[changed] changed,
+        return its response JSON."""
         deps = client.get("/_dash-dependencies").get_json()
         spec = next(d for d in deps if output in d["output"])
         outputs = [_prop(o) for o in spec["output"].strip(".").split("...")]
         body = {"output": spec["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
                 "inputs": inputs, "state": list(state),
-                "changedPropIds": [_changed(inputs[0])] if inputs else []}
+                "changedPropIds": [_changed(inputs[changed])] if inputs else []}
         response = client.post("/_dash-update-component", json=body, headers={"Origin": origin})
         assert response.status_code in (200, 204), response.get_data(as_text=True)[:2000]
         answer = response.get_json() if response.status_code == 200 else None

@@ -15,6 +15,8 @@ from labcommons.demo import create_demo, data_file_entity
 from labcommons.demo.accounts import PASSWORDS_FILE
 from labcommons.demo.imzml import write_imzml_pair
 from portal.explorer.widgets import counted, experiment_href, measurement_href, project_href
+from ims import images
+from ims.layout import read_pair
 from portal.previews import cache
 from tests.portal.layout import graphs
 from tests.stored import plant
@@ -145,7 +147,7 @@ def test_the_previews_show_the_tic_image_and_are_cached(analyst, dash_call, imag
     key = key_input(imaged["project_id"], imaged["submitter_id"])
     answer = dash_call(analyst, "measurement-previews.children", key)
     figures = graphs(answer["response"]["measurement-previews"]["children"])
-    assert set(figures) == {"measurement-tic", "measurement-pixel", "measurement-mean"}
+    assert set(figures) == {"measurement-tic", "measurement-ion", "measurement-pixel", "measurement-mean"}
     tic = figure_array(figures["measurement-tic"]["data"][0]["z"])
     props = imaged["properties"]
     assert tic.shape == (props["raster_height"], props["raster_width"])
@@ -180,6 +182,60 @@ def test_a_click_outside_the_image_says_so(analyst, dash_call, imaged):
     click = [{"id": "measurement-tic", "property": "clickData", "value": {"points": [{"x": 999, "y": 1}]}}]
     answer = dash_call(analyst, "measurement-pixel.figure", click, state=key_input(project, name))
     assert answer["response"]["measurement-pixel-note"]["children"] == "Pixel (999, 1) has no spectrum."
+
+
+def ion_inputs(mz, tolerance="0.25 Da") -> list[dict]:
+    """The ion image callback's inputs as the page posts them after the m/z was typed."""
+    return [{"id": "measurement-ion-mz", "property": "value", "value": mz},
+            {"id": "measurement-ion-tolerance", "property": "value", "value": tolerance},
+            {"id": "measurement-ion-show", "property": "n_clicks", "value": None}]
+
+
+def test_a_typed_mz_shows_its_ion_image_on_the_tic_raster_and_caches_it(analyst, dash_call, imaged, server):
+    project, name = imaged["project_id"], imaged["submitter_id"]
+    answer = dash_call(analyst, "measurement-ion.figure", ion_inputs("760.585", "500 ppm"),
+                       state=key_input(project, name))
+    figure = answer["response"]["measurement-ion"]["figure"]
+    assert figure["layout"]["title"]["text"].startswith(f"Ion image: {images.window(760.585, ppm=500).centre()}<br>")
+    assert "a.u." in figure["data"][0]["colorbar"]["title"]["text"]
+    paths = [resolve(imaged[k]["properties"]["storage_url"], server.settings.storage_root, project)
+             for k in ("imzml", "ibd")]
+    expected = images.ion_image(read_pair(*paths), paths[1], images.window(760.585, ppm=500))
+    assert np.array_equal(figure_array(figure["data"][0]["z"]), expected, equal_nan=True) and np.nansum(expected) > 0
+    assert answer["response"]["measurement-ion-problem"]["children"] == ""
+    checksums = tuple(cache.recorded_checksum(imaged[k]["properties"]) for k in ("imzml", "ibd"))
+    assert all(checksums)
+    assert cache.ion_entry(cache.cache_dir(server.settings.data_dir), tuple(paths), checksums,
+                           images.window(760.585, ppm=500)).exists()
+
+
+@pytest.mark.parametrize("fields, words", [
+    (("760.5", "0 Da"), "tolerance (Da) must be a number above 0 and at most 10 Da, not '0'"),
+    (("760.5", "5000 ppm"), "tolerance (ppm) must be a number above 0 and at most 1000 ppm, not '5000'"),
+    (("-3", "5 ppm"), "m/z must be a number above 0 and at most 100,000, not '-3'"),
+    (("760.5", "5 mDa"), "tolerance must be a number and its unit, ppm or Da (as in 5 ppm or 0.25 Da), not '5 mDa'"),
+    (("760.5", ["5 ppm"]), "tolerance must be a number and its unit, ppm or Da (as in 5 ppm or 0.25 Da), "
+                           "not ['5 ppm']")])
+def test_a_bad_mz_or_tolerance_is_refused_naming_the_field(analyst, dash_call, imaged, server, fields, words):
+    answer = dash_call(analyst, "measurement-ion.figure", ion_inputs(*fields),
+                       state=key_input(imaged["project_id"], imaged["submitter_id"]))
+    assert answer["response"]["measurement-ion-problem"]["children"] == words
+    assert "measurement-ion" not in answer["response"] or "figure" not in answer["response"]["measurement-ion"]
+    assert not (cache.cache_dir(server.settings.data_dir) / "ions").exists()
+
+
+def test_a_peak_of_the_table_or_the_spectrum_fills_the_mz(analyst, dash_call, imaged):
+    previews = dash_call(analyst, "measurement-previews.children", key_input(imaged["project_id"],
+                                                                             imaged["submitter_id"]))
+    table = component(previews["response"]["measurement-previews"]["children"], "measurement-peaks")
+    first = table_rows(table)[0][0]
+    unclicked = {"id": "measurement-mean", "property": "clickData", "value": None}
+    button = [{"id": {"type": "measurement-peak", "mz": first}, "property": "n_clicks", "value": 1}]
+    answer = dash_call(analyst, "measurement-ion-mz.value", [unclicked, button], changed=1)
+    assert answer["response"]["measurement-ion-mz"]["value"] == first
+    clicked = {**unclicked, "value": {"points": [{"x": 760.58512, "y": 3.0}]}}
+    answer = dash_call(analyst, "measurement-ion-mz.value", [clicked, button])
+    assert answer["response"]["measurement-ion-mz"]["value"] == "760.5851"
 
 
 def test_a_measurement_without_an_image_says_there_is_nothing_to_preview(analyst, dash_call, admin, imaged):
@@ -240,6 +296,9 @@ def test_a_user_without_a_grant_gets_no_previews(analyst, dash_call, secret, ser
     answer = json.dumps(dash_call(analyst, "measurement-pixel.figure", click, state=key_input(SECRET, "m-1")))
     assert f"no node 'm-1' in project '{SECRET}'" in answer and '"figure"' not in answer
     assert not (server.settings.data_dir / "cache" / "previews" / f"{secret['sha256']}.npz").exists()
+    answer = json.dumps(dash_call(analyst, "measurement-ion.figure", ion_inputs("700"), state=key_input(SECRET, "m-1")))
+    assert f"no node 'm-1' in project '{SECRET}'" in answer and '"figure"' not in answer
+    assert not (cache.cache_dir(server.settings.data_dir) / "ions").exists()
 
 
 def test_the_programs_page_marks_projects_without_a_grant(analyst, dash_call, secret):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from labcommons.demo.imzml import mz_axis, write_imzml_pair
+from ims import images
 from portal.previews import cache, figures, imzml
 from ground.storage import NotReadable, open_checked, resolve
 
@@ -208,6 +209,26 @@ def test_a_wrong_pair_viewed_first_never_shows_in_the_correct_pair_sharing_its_i
     assert not np.array_equal(right.tic, wrong.tic, equal_nan=True) and len(list(directory.iterdir())) == 2
 
 
+def test_ion_images_are_cached_per_pair_checksums_and_query(image, tmp_path):
+    _, imzml_path, ibd_path, sha256 = image
+    directory = cache.cache_dir(tmp_path / "data")
+    preview, paths = cache.preview(imzml_path, ibd_path, sha256, directory), (imzml_path, ibd_path)
+    query, sums = images.window(700, da=1), (f"sha256:{sha256}", "md5sum:" + "0" * 32)
+    first = cache.ion_image(preview, paths, sums, query, directory)
+    entry = cache.ion_entry(directory, paths, sums, query)
+    assert entry.exists() and np.array_equal(first, images.ion_image(preview, ibd_path, query), equal_nan=True)
+    written = entry.stat().st_mtime_ns
+    assert np.array_equal(cache.ion_image(preview, paths, sums, query, directory), first, equal_nan=True)
+    assert entry.stat().st_mtime_ns == written  # read, not computed again
+    others = {cache.ion_entry(directory, paths, (sums[0], "md5sum:" + "1" * 32), query),
+              cache.ion_entry(directory, paths, sums, images.window(700, da=0.5)),
+              cache.ion_entry(directory, paths, sums, images.window(700, ppm=1))}
+    assert len(others | {entry}) == 4
+    assert cache.recorded_checksum({"sha256": sha256, "md5sum": "0" * 32}) == f"sha256:{sha256}"
+    assert cache.recorded_checksum({"sha256": "../x", "md5sum": "0" * 32}) == "md5sum:" + "0" * 32
+    assert cache.recorded_checksum({}) == ""
+
+
 @pytest.mark.parametrize("write", [lambda path: path.write_bytes(b"half an entry"),
                                    lambda path: np.savez(path.open("wb"), format=cache.FORMAT - 1)])
 def test_a_damaged_or_outdated_entry_is_computed_again(image, tmp_path, write):
@@ -262,3 +283,26 @@ def test_a_file_of_a_run_made_before_files_followed_projects_is_refused_saying_w
     (root / "runs" / "r-1" / "outputs" / "qc.json").write_text("{}")
     with pytest.raises(NotReadable, match="a run made before runs were kept in their project's folder"):
         resolve((root / "runs" / "r-1" / "outputs" / "qc.json").as_uri(), root, "proj")
+
+
+def test_an_ion_image_is_drawn_on_the_tic_raster_with_its_window_and_missing_pixels_in_grey(image):
+    _, imzml_path, ibd_path, _ = image
+    preview = imzml.compute(imzml_path, ibd_path)
+    values = np.arange(WIDTH * HEIGHT, dtype=float).reshape(HEIGHT, WIDTH)
+    values[0, 0] = np.nan
+    query = images.window(760.585, ppm=5)
+    figure = figures.ion_figure(preview, values, query)
+    tic = figures.tic_figure(preview)
+    assert list(figure.data[0].x) == list(tic.data[0].x) and list(figure.data[0].y) == list(tic.data[0].y)
+    assert figure.layout.title.text == "Ion image: m/z 760.5850 ± 5 ppm<br><sup>m/z 760.5812–760.5888</sup>"
+    assert figure.data[0].colorbar.title.text == "Intensity<br>(a.u.)"
+    assert figure.layout.plot_bgcolor == figures.NO_SPECTRUM and "without a spectrum" in figure.layout.annotations[0].text
+    assert not figures.ion_figure(preview, np.zeros((HEIGHT, WIDTH)), query).layout.annotations
+
+
+def test_the_mean_spectrum_marks_its_top_peaks(image):
+    _, imzml_path, ibd_path, _ = image
+    preview = imzml.compute(imzml_path, ibd_path)
+    peaks = images.top_peaks(preview.mz, preview.mean)
+    figure = figures.mean_spectrum_figure(preview, peaks)
+    assert len(peaks) == images.PEAKS and list(figure.data[1].x) == [p[0] for p in peaks]

@@ -1,0 +1,106 @@
+"""Where each spectrum of an imzML/ibd pair lies: its pixel and its arrays' offsets in the ibd.
+
+pyimzML parses the imzML once (`read`); after that a spectrum, or a slice of every spectrum, is
+read straight from the ibd at its offsets, without parsing the XML again. The raster is the
+smallest one holding every pixel, so images of the pair (TIC, ion images) share one geometry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pyimzml.ImzMLParser import ImzMLParser
+
+from ground.storage import NotReadable, open_checked
+
+# A raster this large would not fit a browser's heatmap anyway; refuse it rather than allocate it.
+MAX_PIXELS = 16_000_000
+# imzML binary data is little-endian whatever the host (pyimzml's precision letters).
+DTYPES = {"f": "<f4", "d": "<f8", "i": "<i4", "l": "<i8"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The pair's raster and, per spectrum, where its m/z and intensity arrays are in the ibd."""
+    index: np.ndarray      # (height, width) spectrum number per pixel; -1 where none
+    origin: tuple[int, int]  # imzML (x, y) of index[0, 0]; imzML coordinates start at 1
+    spans: np.ndarray      # (spectra, 4): m/z offset, m/z count, intensity offset, intensity count
+    dtypes: tuple[str, str]  # numpy dtypes of the m/z and intensity arrays
+
+    def spectrum_at(self, x: int, y: int) -> int | None:
+        """The spectrum number of the pixel at imzML (x, y), or None outside the image."""
+        row, column = y - self.origin[1], x - self.origin[0]
+        if not (0 <= row < self.index.shape[0] and 0 <= column < self.index.shape[1]):
+            return None
+        number = int(self.index[row, column])
+        return number if number >= 0 else None
+
+    @property
+    def continuous(self) -> bool:
+        """Continuous mode: every spectrum points at one m/z array."""
+        return bool(len(self.spans)) and bool((self.spans[:, 0] == self.spans[0, 0]).all())
+
+    def on_grid(self, values: np.ndarray) -> np.ndarray:
+        """Per-spectrum values placed on the raster, NaN where a pixel has no spectrum."""
+        return np.where(self.index >= 0, np.asarray(values, dtype=np.float64)[self.index], np.nan)
+
+
+def read(xml, binary, name: str = "the imzML file") -> Layout:
+    """The Layout of an imzML (an open stream) and its ibd (an open stream); NotReadable if the
+    XML cannot be parsed or an array lies past the end of the ibd."""
+    try:
+        parser = ImzMLParser(xml, ibd_file=binary)
+    except Exception as error:  # pyimzml raises whatever its XML parser or numpy raise
+        raise NotReadable(f"{name} cannot be read as imzML ({error})") from None
+    spans = np.column_stack([parser.mzOffsets, parser.mzLengths, parser.intensityOffsets,
+                             parser.intensityLengths]).astype(np.int64)
+    dtypes = (DTYPES[parser.mzPrecision], DTYPES[parser.intensityPrecision])
+    check_spans(spans, dtypes, binary)
+    index, origin = grid(np.asarray(parser.coordinates)[:, :2])
+    return Layout(index, origin, spans, dtypes)
+
+
+def read_pair(imzml: Path, ibd: Path) -> Layout:
+    """The Layout of a checked imzML/ibd pair, opened without following links."""
+    with open_checked(imzml) as xml, open_checked(ibd) as binary:
+        return read(xml, binary, Path(imzml).name)
+
+
+def grid(coords: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The pixel -> spectrum index over the smallest raster holding every pixel, and its origin."""
+    if not len(coords):
+        raise NotReadable("the imzML file holds no spectra")
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    width, height = (high - low + 1).tolist()
+    if width * height > MAX_PIXELS:
+        raise NotReadable(f"the image is {width} x {height} pixels; previews stop at {MAX_PIXELS:,} pixels")
+    index = np.full((height, width), -1, dtype=np.int64)
+    index[coords[:, 1] - low[1], coords[:, 0] - low[0]] = np.arange(len(coords))
+    return index, (int(low[0]), int(low[1]))
+
+
+def spectrum(layout: Layout, ibd: Path, number: int) -> tuple[np.ndarray, np.ndarray]:
+    """(m/z, intensity) of one spectrum, read on demand from the ibd file."""
+    with open_checked(ibd) as binary:
+        check_spans(layout.spans[number:number + 1], layout.dtypes, binary)
+        return read_spectrum(binary, layout.spans[number], layout.dtypes)
+
+
+def read_spectrum(binary, span: np.ndarray, dtypes: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    return read_array(binary, span[0], span[1], dtypes[0]), read_array(binary, span[2], span[3], dtypes[1])
+
+
+def read_array(binary, offset: int, count: int, dtype: str) -> np.ndarray:
+    """count values of dtype at offset of an open ibd, as float64."""
+    binary.seek(int(offset))
+    return np.frombuffer(binary.read(int(count) * np.dtype(dtype).itemsize), dtype=dtype).astype(np.float64)
+
+
+def check_spans(spans: np.ndarray, dtypes: tuple[str, str], binary) -> None:
+    """Every array the imzML names lies inside the ibd file (a truncated upload does not)."""
+    size = binary.seek(0, 2)
+    ends = np.concatenate([spans[:, 0] + spans[:, 1] * np.dtype(dtypes[0]).itemsize,
+                           spans[:, 2] + spans[:, 3] * np.dtype(dtypes[1]).itemsize])
+    if len(spans) and (ends.max() > size or spans.min() < 0):
+        raise NotReadable("the ibd file is shorter than its imzML says; it may be incomplete")
