@@ -111,11 +111,18 @@ def _verdict(run, outputs: list[dict]) -> list:
         except (NotReadable, OSError, ValueError):
             continue
         if isinstance(report, dict) and isinstance(report.get("checks"), list):
-            image = Path(str((report.get("tic_image") or {}).get("path", ""))).name
-            href = next((download_href(n["id"]) for n in outputs if image and n["properties"].get("file_name") == image), "")
-            return [section("QC report", w.qc_report(report, href))]
+            return [section("QC report", w.qc_report(report, _image_hrefs(report, outputs)))]
     return [section("QC report", html.Div("The report cannot be read here; download it below.", className="empty",
                                           id="run-qc-report"))]
+
+
+def _image_hrefs(report: dict, outputs: list[dict]) -> dict[str, str]:
+    """The report's images (name -> its file) that the run registered, as download addresses."""
+    described = report.get("images") if isinstance(report.get("images"), dict) else {"tic": report.get("tic_image")}
+    by_name = {n["properties"].get("file_name"): download_href(n["id"]) for n in outputs}
+    files = {name: Path(str((image or {}).get("path", ""))).name for name, image in described.items()
+             if isinstance(image, dict)}
+    return {name: by_name[file] for name, file in files.items() if file in by_name}
 
 
 @callback(Output("run-live", "children"), Output("run-tick", "disabled"), Input("run-tick", "n_intervals"),
