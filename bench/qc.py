@@ -18,6 +18,7 @@ import platform
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -56,6 +57,19 @@ def timed_run(client, measurement: str, per_shard: int) -> tuple[float, object]:
     if done.status != "succeeded":
         sys.exit(f"the ims-qc run {done.status}: {done.message}")
     return t1 - t0, done
+
+
+def phases(run) -> dict[str, float]:
+    """Seconds from the first start to the last finish of each template's steps (index, shards, merge)."""
+    spans: dict[str, list] = {}
+    for step in run.steps:
+        if step.template in ("qc-index", "qc-shard", "qc-merge") and step.started_at and step.finished_at:
+            spans.setdefault(step.template, []).append((_stamp(step.started_at), _stamp(step.finished_at)))
+    return {name: max(end for _, end in span) - min(start for start, _ in span) for name, span in spans.items()}
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def naive(imzml: Path, snr: float = 3.0, window_ppm: float = 30.0) -> float:
@@ -106,6 +120,8 @@ def main(argv=None) -> None:
     print(f"points_per_spectrum: {args.points}")
     print(f"spectra_per_shard: {args.spectra_per_shard}")
     print(f"report_passed: {passed}")
+    for name, span in phases(done).items():
+        print(f"{name.replace('-', '_')}_seconds: {span:.1f}")
     print(f"naive_seconds: {naive_seconds:.1f}")
     print(f"qc_spectra_per_s: {spectra / seconds:.0f}")
     print(f"speedup_vs_naive: {naive_seconds / seconds:.2f}")
