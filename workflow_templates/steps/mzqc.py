@@ -82,4 +82,4 @@ def _tic_table(report: dict) -> dict:
 
 def write(path: Path, report: dict, imzml: str, version: str) -> None:
     """Write the mzQC file (JSON), atomically."""
-    write_text(path, qc.JsonSerialisable.to_json(build(report, imzml, version), readability=1))
+    write_text(path, qc.JsonSerialisable.to_json(build(report, imzml, version), readability=0))
