@@ -28,9 +28,13 @@ def run_qc(imzml: Path, out: Path, **changes: str) -> dict:
     for shard in shards:
         qc_shard.main(["--index-dir", str(out / "index"), "--shard", shard, "--out-dir", str(out / "shards"),
                        "--snr", params["snr"], "--mass-window-ppm", params["mass-window-ppm"]])
-    qc_merge.main(["--index-dir", str(out / "index"), "--metrics-dir", str(out / "shards"), "--out-dir", str(out / "qc")]
-                  + [arg for name in THRESHOLDS for arg in (f"--{name}", params[name])])
+    qc_merge.main(merge_args(out, out / "qc", params))
     return json.loads((out / "qc" / "report.json").read_text())
+
+
+def merge_args(out: Path, report_dir: Path, params: dict) -> list[str]:
+    return ["--index-dir", str(out / "index"), "--metrics-dir", str(out / "shards"), "--out-dir", str(report_dir)] \
+        + [arg for name in THRESHOLDS for arg in (f"--{name}", params[name])]
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +138,11 @@ def test_noise_of_sparse_spectra_comes_from_their_non_zero_points():
     assert (baseline[0], baseline[1], noise[1]) == (6.0, 0.0, 0.0) and noise[0] == pytest.approx(4 * 1.4826)
     assert qc_metrics.peak_counts(block, np.zeros(2), centroided=False).tolist() == [1, 0]
     assert qc_metrics.peak_counts(block, np.zeros(2), centroided=True).tolist() == [5, 0]
+
+
+def test_the_merge_names_a_shard_without_metrics(dataset, tmp_path, capsys):
+    run_qc(dataset(), tmp_path)
+    (tmp_path / "shards" / "4-8.npz").unlink()
+    with pytest.raises(SystemExit) as exit:
+        qc_merge.main(merge_args(tmp_path, tmp_path / "again", DEFAULTS))
+    assert exit.value.code == 1 and "--metrics-dir: no metrics for 1 shard(s): 4-8.npz" in capsys.readouterr().err

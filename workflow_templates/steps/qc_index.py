@@ -61,6 +61,8 @@ def qc_index(imzml: Path, out_dir: Path, per_shard: int, ions_text: str) -> list
         raise cli.StepError(f"--imzml: no .ibd file beside {imzml} (looked for {ibd_path.name})")
     with open_imzml(imzml) as source:
         kind = spectrum_kind(source)
+        if source.spectrum_mode == "centroid":   # said in a param group or the first spectrum, not the file description
+            kind["centroided"] = "true"
         index = ibd.from_parser(source, ibd_path.stat().st_size, kind["mode"] == "continuous")
         header = _header(source)
     if len(index) == 0:

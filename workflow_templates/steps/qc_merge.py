@@ -249,9 +249,9 @@ def _write_images(out_dir: Path, status: np.ndarray, tic: np.ndarray, ppm: np.nd
 
 
 def _dataset(dataset: dict) -> dict:
-    keys = ("source", "mode", "centroided", "spectrum_type", "polarity", "grid", "pixel_size_um",
+    keys = ("source", "mode", "spectrum_type", "polarity", "grid", "pixel_size_um",
             "mz_range", "reference_ions")
-    return {key: dataset.get(key) for key in keys}
+    return {**{key: dataset.get(key) for key in keys}, "centroided": dataset["centroided"] == "true"}
 
 
 def _mean_spectrum(values: dict, spectra: int) -> dict:
