@@ -27,7 +27,9 @@ from portal.workflows import figures, service, widgets as w
 KEY = "run-id"
 REFRESH_MS = 1500
 HIDDEN, SHOWN = {"display": "none"}, {}
-MAX_REPORT_BYTES = 4 * 1024 * 1024   # a verdict report bigger than this is only downloaded
+# A verdict report bigger than this is only downloaded: ims-qc reports carry per-pixel values, about
+# 70 bytes a pixel (2.7 MB at 200 x 200), so this reads images of up to about 450,000 pixels inline.
+MAX_REPORT_BYTES = 32 * 1024 * 1024
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
 
