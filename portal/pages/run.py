@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 import dash
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from ground.storage import NotReadable
 from portal.explorer.widgets import breadcrumbs, download_href, section
@@ -144,6 +145,10 @@ def refresh(_tick, _refresh, run_id):
           Input("run-force", "n_clicks"), State(KEY, "data"), prevent_initial_call=True)
 def act(_rerun, _cancel, _retry, _force, run_id):
     """A button: the service does it, or says why not (its message, as it gave it)."""
+    if not (ctx.triggered and ctx.triggered[0].get("value")):
+        # The live part re-rendered a button (n_clicks None) while the run ran: Dash calls this
+        # for it although nothing was clicked, which cancelled ims-qc runs 2 s after their launch.
+        raise PreventUpdate
     action, client = ctx.triggered_id, get_client()
     try:
         if action == "run-cancel":

@@ -307,6 +307,18 @@ def act(client, run_id: str, button: str):
                 [{"id": "run-id", "property": "data", "value": run_id}], changed=f"run-{button}.n_clicks")
 
 
+def test_a_cancel_button_redrawn_without_a_click_cancels_nothing(tom, admin, measurement):
+    run = admin.launch(TEMPLATE, [measurement], force=True).run   # queued: no worker in this test
+    unclicked = post(tom, "run-action.children", [{"id": "run-action", "property": "children"},
+                                                  {"id": "run-force", "property": "style"},
+                                                  {"id": "run-refresh", "property": "data"},
+                                                  {"id": "run-go", "property": "href"}],
+                     [{"id": f"run-{b}", "property": "n_clicks", "value": None}
+                      for b in ("rerun", "cancel", "retry", "force")],
+                     [{"id": "run-id", "property": "data", "value": run.id}], changed="run-cancel.n_clicks")
+    assert unclicked is None and not admin.run(run.id).cancel_requested
+
+
 def test_rerun_shows_the_existing_run_unless_forced_and_refusals_are_the_services(tom, ana, admin, measurement, worker):
     run = admin.launch(TEMPLATE, [measurement]).run
     run_until(worker, admin, run.id)
