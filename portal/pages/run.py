@@ -27,7 +27,9 @@ from portal.workflows import figures, service, widgets as w
 KEY = "run-id"
 REFRESH_MS = 1500
 HIDDEN, SHOWN = {"display": "none"}, {}
-MAX_REPORT_BYTES = 4 * 1024 * 1024   # a verdict report bigger than this is only downloaded
+# A verdict report bigger than this is only downloaded: ims-qc reports carry per-pixel values, about
+# 70 bytes a pixel (2.7 MB at 200 x 200), so this reads images of up to about 450,000 pixels inline.
+MAX_REPORT_BYTES = 32 * 1024 * 1024
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
 
@@ -111,11 +113,18 @@ def _verdict(run, outputs: list[dict]) -> list:
         except (NotReadable, OSError, ValueError):
             continue
         if isinstance(report, dict) and isinstance(report.get("checks"), list):
-            image = Path(str((report.get("tic_image") or {}).get("path", ""))).name
-            href = next((download_href(n["id"]) for n in outputs if image and n["properties"].get("file_name") == image), "")
-            return [section("QC report", w.qc_report(report, href))]
+            return [section("QC report", w.qc_report(report, _image_hrefs(report, outputs)))]
     return [section("QC report", html.Div("The report cannot be read here; download it below.", className="empty",
                                           id="run-qc-report"))]
+
+
+def _image_hrefs(report: dict, outputs: list[dict]) -> dict[str, str]:
+    """The report's images (name -> its file) that the run registered, as download addresses."""
+    described = report.get("images") if isinstance(report.get("images"), dict) else {"tic": report.get("tic_image")}
+    by_name = {n["properties"].get("file_name"): download_href(n["id"]) for n in outputs}
+    files = {name: Path(str((image or {}).get("path", ""))).name for name, image in described.items()
+             if isinstance(image, dict)}
+    return {name: by_name[file] for name, file in files.items() if file in by_name}
 
 
 @callback(Output("run-live", "children"), Output("run-tick", "disabled"), Input("run-tick", "n_intervals"),

@@ -264,22 +264,73 @@ def qc_history(runs: Sequence, id_: str = "measurement-qc") -> html.Div:
                     id=id_)
 
 
-def qc_report(report: dict, image_href: str = "") -> html.Div:
-    """A verdict report inline: each check with its value, threshold and result; the TIC image
-    when the run registered one."""
-    rows = [[c.get("metric", ""), _shown(c.get("value")), _threshold(c),
-             html.Span("passed" if c.get("passed") else "failed",
-                       className=f"wf-badge wf-qc-{'passed' if c.get('passed') else 'failed'}")]
+QC_IMAGES = (("tic", "run-qc-image", "Total ion current per pixel"),
+             ("missing", "run-qc-missing", "Pixels: grey acquired, red without a spectrum, orange not in the .ibd"),
+             ("ppm", "run-qc-ppm", "Mass error per pixel, ppm: blue below 0, red above, black not measured"))
+
+
+def qc_report(report: dict, images: dict[str, str] | None = None) -> html.Div:
+    """A verdict report inline: each check with its value, threshold and result; what the report
+    says of the dataset (grid, mode, polarity, m/z range, mass accuracy, lines, top peaks); and its
+    images (TIC, missing pixels, ppm map) that the run registered, by name -> download address."""
+    rows = [[c.get("metric", ""), _shown(c.get("value")), _threshold(c), _result(c)]
             for c in report.get("checks") or [] if isinstance(c, dict)]
     parts = [_simple_table(["Check", "Value", "Threshold", "Result"], rows, "run-qc-checks", "The report names no checks.")]
-    if image_href:
-        parts.append(html.Img(src=image_href, alt="TIC image", className="wf-qc-image", id="run-qc-image"))
+    facts = qc_facts(report)
+    if facts:
+        parts.append(_simple_table(["", ""], facts, "run-qc-facts", ""))
+    figures = [html.Figure([html.Img(src=href, alt=caption, className="wf-qc-image", id=id_), html.Figcaption(caption)])
+               for name, id_, caption in QC_IMAGES if (href := (images or {}).get(name))]
+    if figures:
+        parts.append(html.Div(figures, className="wf-qc-images"))
     return html.Div(parts, className="wf-qc-report", id="run-qc-report")
 
 
+def _result(check: dict) -> html.Span:
+    status = check.get("status") or ("passed" if check.get("passed") else "failed")
+    tone = {"passed": "passed", "failed": "failed"}.get(status, "none")
+    return html.Span(status, className=f"wf-badge wf-qc-{tone}")
+
+
+def qc_facts(report: dict) -> list[list]:
+    """(label, text) rows of what an ims-qc report says of its dataset; none for other reports."""
+    m, d = report.get("metrics") or {}, report.get("dataset") or {}
+    if not d:
+        return []
+    rows = [("Spectra", f"{m.get('spectra_readable')} of {m.get('spectra')} readable"),
+            ("Pixel grid", _grid_text(d.get("grid") or {}, m)),
+            ("Spectra kind", f"{d.get('mode')}, {d.get('spectrum_type') or 'spectrum type not stated'}"),
+            ("Polarity", d.get("polarity") or "not stated"),
+            ("m/z range", " – ".join(f"{v:.4f}" for v in d.get("mz_range") or []) or "none"),
+            ("Mass accuracy", _accuracy_text(report.get("mass_accuracy") or {})),
+            ("Lines", _lines_text(report.get("profiles") or {})),
+            ("Top peaks (m/z)", ", ".join(f"{p['mz']:.4f}" for p in (report.get("mean_spectrum") or {}).get("top_peaks", [])))]
+    return [[label, text] for label, text in rows]
+
+
+def _grid_text(grid: dict, m: dict) -> str:
+    (x0, x1), (y0, y1) = grid.get("x") or (0, -1), grid.get("y") or (0, -1)
+    return (f"{x1 - x0 + 1} × {y1 - y0 + 1} pixels, {m.get('pixels_missing', 0)} missing, "
+            f"{m.get('pixels_unreadable', 0)} not in the .ibd")
+
+
+def _accuracy_text(accuracy: dict) -> str:
+    if not accuracy.get("assessed"):
+        return "not assessed: no reference ion found"
+    found = [i["name"] for i in accuracy.get("ions", []) if i.get("found")]
+    return (f"median {_shown(accuracy['median_ppm'])} ppm, spread {_shown(accuracy['spread_ppm'])} ppm over "
+            f"{accuracy.get('pixels_measured')} pixels; ions found: {', '.join(found)}")
+
+
+def _lines_text(lines: dict) -> str:
+    dropped = [f"{len(lines.get(f'dropped_{n}', []))} {n} dropped" for n in ("rows", "columns")]
+    return ", ".join(dropped) + ("; TIC gradient flagged" if lines.get("gradient_flagged") else "")
+
+
 def _threshold(check: dict) -> str:
-    return ", ".join(f"{'≥' if k == 'minimum' else '≤'} {_shown(check[k])}" for k in ("minimum", "maximum")
-                     if check.get(k) is not None)
+    bounds = [(check["direction"], check.get("threshold"))] if check.get("direction") in ("minimum", "maximum") \
+        else [(k, check[k]) for k in ("minimum", "maximum") if check.get(k) is not None]
+    return ", ".join(f"{'≥' if k == 'minimum' else '≤'} {_shown(v)}" for k, v in bounds)
 
 
 def _shown(value) -> str:

@@ -139,7 +139,7 @@ def test_the_steps_table_marks_a_reused_step_with_a_link_to_the_run_it_came_from
 def test_a_qc_report_shows_each_check_with_its_threshold_and_the_tic_image():
     report = {"passed": False, "checks": [{"metric": "peaks_mean", "value": 0.2222222, "minimum": 1, "passed": False},
                                           {"metric": "spectra", "value": 9, "minimum": 1, "passed": True}]}
-    text = str(w.qc_report(report, "/files/f-tic/download"))
+    text = str(w.qc_report(report, {"tic": "/files/f-tic/download"}))
     assert "peaks_mean" in text and "0.2222" in text and "≥ 1" in text and "wf-qc-failed" in text
     assert "/files/f-tic/download" in text and "run-qc-image" in text
     assert "run-qc-image" not in str(w.qc_report(report))
@@ -147,6 +147,27 @@ def test_a_qc_report_shows_each_check_with_its_threshold_and_the_tic_image():
     status, verdict = w.run_badges(run, "run-status")
     assert "wf-qc-warned" in status.className and verdict.children == "QC failed" and verdict.id == "run-status-qc"
     assert w.outcome_badge(T.Run(status="succeeded", outcome="")) == ""
+
+
+def test_an_ims_qc_report_shows_thresholds_by_direction_the_dataset_and_its_three_images():
+    report = {"passed": True, "checks": [
+        {"metric": "dropped_lines", "value": 0, "threshold": 0, "direction": "maximum", "maximum": 0, "passed": True,
+         "status": "passed"},
+        {"metric": "mass_error_ppm", "value": None, "threshold": 5.0, "direction": "maximum", "maximum": 5.0,
+         "passed": True, "status": "not assessed"}],
+        "metrics": {"spectra": 9, "spectra_readable": 9, "pixels_missing": 0, "pixels_unreadable": 0},
+        "dataset": {"mode": "continuous", "spectrum_type": "profile", "polarity": "positive",
+                    "grid": {"x": [1, 3], "y": [1, 3]}, "mz_range": [100.0, 800.0]},
+        "mass_accuracy": {"assessed": False}, "profiles": {"dropped_rows": [], "dropped_columns": [1]},
+        "mean_spectrum": {"top_peaks": [{"mz": 760.5851, "intensity": 10.0}]}}
+    images = {name: f"/files/f-{name}/download" for name in ("tic", "missing", "ppm")}
+    text = str(w.qc_report(report, images))
+    assert "≤ 5" in text and "not assessed" in text and "wf-qc-none" in text
+    assert all(f"/files/f-{name}/download" in text for name in images) and "run-qc-ppm" in text
+    facts = dict((label, value) for label, value in w.qc_facts(report))
+    assert facts["Pixel grid"] == "3 × 3 pixels, 0 missing, 0 not in the .ibd"
+    assert facts["Mass accuracy"] == "not assessed: no reference ion found" and facts["Top peaks (m/z)"] == "760.5851"
+    assert facts["Lines"] == "0 rows dropped, 1 columns dropped" and w.qc_facts({"checks": []}) == []
 
 
 @pytest.mark.parametrize("status, cancel_requested, shown", [

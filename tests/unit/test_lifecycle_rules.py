@@ -20,7 +20,7 @@ def rules_from(tmp_path, text: str):
 
 def test_the_shipped_rules_load_against_the_shipped_templates():
     rules = {r.name: r for r in load_rules(None, CATALOG)}
-    assert rules["ims-qc-intermediates"].matches("outputs/convert/shard-00000.parquet")
+    assert rules["ims-qc-intermediates"].matches("outputs/qc/index/index.npz")
     assert not rules["ims-qc-intermediates"].matches("outputs/qc/report.json")
     assert rules["project-quota"].is_quota and rules["project-quota"].quota_gigabytes == 500
 

@@ -152,8 +152,10 @@ def test_the_digest_is_sha256_of_the_canonical_document(entries, tmp_path):
 def test_parameters_are_returned_canonical_with_defaults(entries):
     values = validate_parameters(entries["ims-qc"], {"imzml": "/s/a.imzML", "output-dir": "/s/runs/1",
                                                       "snr": 3.0, "min-spectra": "10"})
-    assert values == {"imzml": "/s/a.imzML", "output-dir": "/s/runs/1", "spectra-per-shard": "500",
-                      "snr": "3", "min-spectra": "10", "min-median-tic": "0", "min-mean-peaks": "1"}
+    assert values == {"imzml": "/s/a.imzML", "output-dir": "/s/runs/1", "spectra-per-shard": "5000",
+                      "reference-ions": "default", "mass-window-ppm": "30", "snr": "3", "min-spectra": "10",
+                      "min-median-tic": "0", "min-mean-peaks": "0", "min-pixel-completeness": "0.8",
+                      "max-dropped-lines": "0", "max-mass-error-ppm": "5"}
     again = validate_parameters(entries["ims-qc"], {"imzml": "/s/a.imzML", "output-dir": "/s/runs/1",
                                                      "snr": "3", "min-spectra": 10.0})
     assert again == values  # the same launch, however it is spelt

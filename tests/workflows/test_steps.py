@@ -9,7 +9,7 @@ import pytest
 from pyimzml.ImzMLParser import ImzMLParser
 
 from labcommons.demo.imzml import LIPID_MZ
-from workflow_templates.steps import convert, preprocess, preprocess_merge, qc_merge, qc_shard
+from workflow_templates.steps import convert, preprocess, preprocess_merge, qc_index, qc_shard
 from workflow_templates.steps.shards import read_shard
 
 PREPROCESS_DEFAULTS = ["--smoothing", "none", "--smoothing-window", "1", "--baseline", "none",
@@ -76,111 +76,6 @@ def test_convert_refuses_bad_arguments_naming_them(imzml, tmp_path, capsys):
     not_xml.with_suffix(".ibd").write_bytes(b"")
     status, error = _run(convert.main, _args(args, imzml=str(not_xml), spectra_per_shard="5"), capsys)
     assert status == 1 and "cannot be read as imzML" in error
-
-
-# Processed-mode spectra keep only points above the noise floor, so the picker's noise estimate
-# sees mostly signal and a lower ratio finds the same peaks.
-@pytest.mark.parametrize("mode, snr", [("continuous", 3.0), ("processed", 1.0)])
-def test_qc_shard_metrics_agree_with_the_spectra(mode, snr, converted, imzml, spectra_of, tmp_path):
-    _, shards = converted(mode)
-    path = qc_shard.qc_shard(shards[1], tmp_path / "qc", snr=snr)
-    metrics = json.loads(path.read_text())
-    _, spectra = spectra_of(imzml(mode))
-    mine = spectra[50:100]
-    assert path.name == "shard-00001.json" and metrics["spectra"] == 50
-    assert metrics["tic_sum"] == pytest.approx(sum(float(i.sum(dtype=np.float64)) for _, i in mine))
-    assert metrics["tic_sum"] == pytest.approx(sum(metrics["pixels"]["tic"]))
-    assert metrics["mz_min"] == min(m.min() for m, _ in mine)
-    assert metrics["mz_max"] == max(m.max() for m, _ in mine)
-    assert metrics["pixels"]["index"] == list(range(50, 100))
-    assert metrics["pixels"]["median_intensity"][0] == pytest.approx(float(np.median(mine[0][1])))
-    assert metrics["peaks_sum"] == sum(metrics["pixels"]["peaks"])
-    # On tissue the simulated lipids and matrix ions stand well above the noise.
-    assert max(metrics["pixels"]["peaks"]) >= len(LIPID_MZ) // 2
-    assert all(noise >= 0 for noise in metrics["pixels"]["noise"])
-
-
-def test_qc_shard_names_a_shard_that_is_not_one(tmp_path, capsys):
-    junk = tmp_path / "shard-00000.parquet"
-    junk.write_text("not parquet")
-    status, error = _run(qc_shard.main, ["--shard", str(junk), "--out-dir", str(tmp_path), "--snr", "3"], capsys)
-    assert status == 1 and error.startswith("qc_shard: error: --shard: ") and "not a readable Parquet shard" in error
-    status, error = _run(qc_shard.main, ["--shard", str(junk), "--out-dir", str(tmp_path), "--snr", "-1"], capsys)
-    assert status == 2 and "argument --snr: must be a finite number >= 0, not '-1'" in error
-
-
-def test_a_higher_snr_counts_fewer_peaks(converted, tmp_path):
-    _, shards = converted()
-    low = json.loads(qc_shard.qc_shard(shards[1], tmp_path / "low", snr=1.0).read_text())
-    high = json.loads(qc_shard.qc_shard(shards[1], tmp_path / "high", snr=20.0).read_text())
-    assert high["peaks_sum"] < low["peaks_sum"]
-
-
-@pytest.fixture
-def qc_inputs(converted, tmp_path):
-    """(manifest, metrics dir) after qc_shard ran on every shard of the continuous image."""
-    out_dir, shards = converted()
-    for shard in shards:
-        qc_shard.qc_shard(shard, tmp_path / "qc" / "shards", snr=3.0)
-    return out_dir / "shards.json", tmp_path / "qc" / "shards"
-
-
-def _merge_args(manifest, metrics_dir, out_dir, **thresholds) -> list[str]:
-    args = ["--manifest", str(manifest), "--metrics-dir", str(metrics_dir), "--out-dir", str(out_dir),
-            "--min-spectra", "1", "--min-median-tic", "0", "--min-mean-peaks", "1"]
-    return _args(args, **thresholds)
-
-
-def test_qc_merge_reports_the_dataset_and_draws_its_tic(qc_inputs, imzml, spectra_of, tmp_path, capsys):
-    manifest, metrics_dir = qc_inputs
-    status, error = _run(qc_merge.main, _merge_args(manifest, metrics_dir, tmp_path / "qc"), capsys)
-    assert status == 0, error
-    report = json.loads((tmp_path / "qc" / "report.json").read_text())
-    _, spectra = spectra_of(imzml())
-    tics = [float(i.sum(dtype=np.float64)) for _, i in spectra]
-    metrics = report["metrics"]
-    assert metrics["spectra"] == 120 and metrics["shards"] == 3
-    assert metrics["tic_total"] == pytest.approx(sum(tics))
-    assert metrics["tic_median"] == pytest.approx(float(np.median(tics)))
-    assert (metrics["mz_min"], metrics["mz_max"]) == (400.0, 1000.0)
-    assert 0 < metrics["noise_level"] < metrics["median_intensity"] * 10
-    assert metrics["peaks_mean"] == pytest.approx(metrics["peaks_total"] / 120)
-    assert report["passed"] is True and (tmp_path / "qc" / "passed").read_text() == "true"
-    png = (tmp_path / "qc" / "tic.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
-    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    scale = report["tic_image"]["scale"]
-    assert (width, height) == (12 * scale, 10 * scale) and scale == 21
-
-
-def test_qc_passes_or_fails_with_its_thresholds(qc_inputs, tmp_path, capsys):
-    manifest, metrics_dir = qc_inputs
-    _run(qc_merge.main, _merge_args(manifest, metrics_dir, tmp_path / "a"), capsys)
-    median_tic = json.loads((tmp_path / "a" / "report.json").read_text())["metrics"]["tic_median"]
-    for name, value, failing in [("min_median_tic", median_tic * 0.99, None),
-                                 ("min_median_tic", median_tic * 1.01, "tic_median"),
-                                 ("min_spectra", "121", "spectra"), ("min_spectra", "120", None),
-                                 ("min_mean_peaks", "1000", "peaks_mean")]:
-        out = tmp_path / f"{name}-{value}"
-        status, _ = _run(qc_merge.main, _merge_args(manifest, metrics_dir, out, **{name: str(value)}), capsys)
-        assert status == 0  # a failed check is a result, not an error
-        report = json.loads((out / "report.json").read_text())
-        assert (out / "passed").read_text() == ("false" if failing else "true"), (name, value)
-        assert [c["metric"] for c in report["checks"] if not c["passed"]] == ([failing] if failing else [])
-
-
-def test_qc_merge_names_a_shard_without_metrics(qc_inputs, tmp_path, capsys):
-    manifest, metrics_dir = qc_inputs
-    (metrics_dir / "shard-00002.json").write_text("{}")
-    status, error = _run(qc_merge.main, _merge_args(manifest, metrics_dir, tmp_path / "qc"), capsys)
-    assert status == 1 and "--metrics-dir: shard-00002.json is not a qc_shard metrics file" in error
-    (metrics_dir / "shard-00001.json").unlink()
-    status, error = _run(qc_merge.main, _merge_args(manifest, metrics_dir, tmp_path / "qc"), capsys)
-    assert status == 1
-    assert "--metrics-dir: no metrics for 1 shard(s)" in error and "shard-00001.parquet" in error
-    manifest.write_text('{"not": "a list"}')
-    status, error = _run(qc_merge.main, _merge_args(manifest, metrics_dir, tmp_path / "qc"), capsys)
-    assert status == 1 and "--manifest: the shard manifest" in error
 
 
 def _preprocessed(shard, tmp_path, **changes) -> object:
@@ -291,8 +186,11 @@ def test_centroided_imzml_counts_its_points_as_peaks_and_is_not_processed_again(
     shards = convert.convert(tmp_path / "pre" / "processed.imzML", tmp_path / "again", 50)
     again = read_shard(shards[0])
     assert again.metadata["centroided"] == "true" and again.metadata["mode"] == "processed"
-    metrics = json.loads(qc_shard.qc_shard(shards[0], tmp_path / "qc", snr=3.0).read_text())
-    assert metrics["pixels"]["peaks"] == [len(mz) for mz in again.mz]
+    [shard] = qc_index.qc_index(tmp_path / "pre" / "processed.imzML", tmp_path / "index", 1000, "default")
+    count = int(shard.split(":")[1])
+    with np.load(qc_shard.qc_shard(tmp_path / "index", (0, count), tmp_path / "qc", 3.0, 30.0)) as metrics, \
+            ImzMLParser(str(tmp_path / "pre" / "processed.imzML")) as parser:
+        assert metrics["peaks"].tolist() == [np.count_nonzero(parser.getspectrum(i)[1] > 0) for i in range(count)]
     args = ["--shard", str(shards[0]), "--out-dir", str(tmp_path / "x")] + PREPROCESS_DEFAULTS
     status, error = _run(preprocess.main, _args(args, smoothing="gaussian"), capsys)
     assert status == 1 and "--shard: shard-00000.parquet holds centroided spectra" in error

@@ -100,7 +100,7 @@ def test_a_template_shared_by_several_files_is_the_same_in_each():
     for document in DOCUMENTS.values():
         for template in _containers(document):
             by_name.setdefault(template["name"], []).append(template)
-    assert len(by_name["convert"]) == 3
+    assert len(by_name["convert"]) == 2
     for name, copies in by_name.items():
         assert all(copy == copies[0] for copy in copies), name
 
@@ -135,19 +135,20 @@ def test_ims_qc_runs_end_to_end(imzml, tmp_path):
     document = DOCUMENTS["ims-qc"]
     values = _workflow("ims-qc", imzml(), tmp_path / "run")
     tasks = {t["name"]: t for t in _templates(document)["main"]["dag"]["tasks"]}
-    assert [tasks["qc-shard"]["dependencies"], tasks["qc-merge"]["dependencies"]] == [["convert"], ["qc-shard"]]
+    assert [tasks["qc-shard"]["dependencies"], tasks["qc-merge"]["dependencies"]] == [["qc-index"], ["qc-shard"]]
 
-    shards = _run_step(document, tasks["convert"], values)["shards"]
-    values["tasks.convert.outputs.parameters.shards"] = shards
+    shards = _run_step(document, tasks["qc-index"], values)["shards"]
+    values["tasks.qc-index.outputs.parameters.shards"] = shards
     items = json.loads(_resolve(tasks["qc-shard"]["withParam"], values))
-    assert len(items) == 3
+    assert items == ["0:50", "50:100", "100:120"]
     for item in items:
         _run_step(document, tasks["qc-shard"], {**values, "item": item})
     outputs = _run_step(document, tasks["qc-merge"], values)
 
     report = json.loads((tmp_path / "run" / "qc" / "report.json").read_text())
     assert outputs["passed"] == "true" and report["passed"] is True
-    assert report["metrics"]["spectra"] == 120 and report["metrics"]["shards"] == 3
+    assert report["metrics"]["spectra"] == 120 and report["metrics"]["shards"] == 3, report["checks"]
+    assert report["mass_accuracy"]["assessed"] and abs(report["metrics"]["mass_error_ppm"]) < 5
     for output in load_catalog()["ims-qc"].outputs:
         assert list((tmp_path / "run").glob(output.path)), output.path
     assert (tmp_path / "run" / "qc" / "tic.png").read_bytes()[:4] == b"\x89PNG"

@@ -22,6 +22,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number from 0 to 1."""
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text!r}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     """A finite number >= 0."""
     try:
@@ -71,6 +90,16 @@ def existing_dir(text: str) -> Path:
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"no such directory: {text}")
     return path.resolve()
+
+
+def imzml_arguments(parser: argparse.ArgumentParser, out_dir: str) -> argparse.ArgumentParser:
+    """The --imzml, --out-dir and --spectra-per-shard options of the steps that read an imzML."""
+    parser.add_argument("--imzml", type=staged_file, required=True,
+                        help="the .imzML file (or the worker's link to it); its .ibd must lie beside it")
+    parser.add_argument("--out-dir", type=Path, required=True, help=out_dir)
+    parser.add_argument("--spectra-per-shard", type=positive_int, required=True,
+                        help="spectra in each shard (the last one may hold fewer)")
+    return parser
 
 
 def run(parser: argparse.ArgumentParser, work: Callable[[argparse.Namespace], None],

@@ -20,13 +20,8 @@ from workflow_templates.steps.shards import Spectra, write_json, write_shard
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convert", description=__doc__.split("\n")[0])
-    parser.add_argument("--imzml", type=cli.staged_file, required=True,
-                        help="the .imzML file (or the worker's link to it); its .ibd must lie beside it")
-    parser.add_argument("--out-dir", type=Path, required=True, help="directory for shards and manifest")
-    parser.add_argument("--spectra-per-shard", type=cli.positive_int, required=True,
-                        help="spectra in each shard (the last one may hold fewer)")
-    return parser
+    return cli.imzml_arguments(argparse.ArgumentParser(prog="convert", description=__doc__.split("\n")[0]),
+                               "directory for shards and manifest")
 
 
 def convert(imzml: Path, out_dir: Path, per_shard: int) -> list[Path]:
@@ -37,7 +32,7 @@ def convert(imzml: Path, out_dir: Path, per_shard: int) -> list[Path]:
     out_dir = out_dir.resolve()
     for stale in out_dir.glob("shard-*.parquet"):  # left by an attempt with another shard size
         stale.unlink()
-    with _open(imzml) as source:
+    with open_imzml(imzml) as source:
         kind = spectrum_kind(source)
         coords = np.asarray(source.coordinates, np.int32).reshape(-1, 3)
         paths = []
@@ -52,7 +47,8 @@ def convert(imzml: Path, out_dir: Path, per_shard: int) -> list[Path]:
     return paths
 
 
-def _open(imzml: Path) -> ImzMLParser:
+def open_imzml(imzml: Path) -> ImzMLParser:
+    """pyimzML's parser of an imzML; a file it cannot read raises StepError."""
     try:
         return ImzMLParser(str(imzml))
     except Exception as error:  # pyimzML raises whatever its XML parser or numpy raise

@@ -23,7 +23,25 @@ def colorize(image: np.ndarray, scale: int = 1) -> np.ndarray:
     fraction = (position - lower)[..., None]
     rgb = VIRIDIS[lower] * (1 - fraction) + VIRIDIS[lower + 1] * fraction
     rgb[~finite] = 0
-    rgb = rgb.round().astype(np.uint8)
+    return _scaled(rgb.round().astype(np.uint8), scale)
+
+
+def diverging(image: np.ndarray, limit: float, scale: int = 1) -> np.ndarray:
+    """An RGB picture of signed values: blue (-limit or below), white (0), red (+limit or above); NaN black."""
+    finite = np.isfinite(image)
+    level = np.clip(np.where(finite, image, 0.0) / (limit or 1.0), -1.0, 1.0)[..., None]
+    white, blue, red = np.array([247, 247, 247.0]), np.array([33, 102, 172.0]), np.array([178, 24, 43.0])
+    rgb = np.where(level < 0, white + (blue - white) * -level, white + (red - white) * level)
+    rgb[~finite] = 0
+    return _scaled(rgb.round().astype(np.uint8), scale)
+
+
+def categorical(codes: np.ndarray, palette: np.ndarray, scale: int = 1) -> np.ndarray:
+    """An RGB picture of small integer codes, each drawn in its palette colour."""
+    return _scaled(np.asarray(palette, np.uint8)[codes], scale)
+
+
+def _scaled(rgb: np.ndarray, scale: int) -> np.ndarray:
     return rgb.repeat(scale, axis=0).repeat(scale, axis=1)
 
 

@@ -50,24 +50,24 @@ def janitor(admin, settings, when=LATER) -> Janitor:
 def test_a_succeeded_runs_shards_go_after_the_age_and_its_outputs_stay(admin, settings, qc_run):
     worker, measurement, run = qc_run
     folder = run_dir(settings.storage_root, run.project_id, run.id)
-    shards = sorted(folder.glob("outputs/convert/shard-*.parquet"))
+    shards = sorted(folder.glob("outputs/qc/shards/*.npz"))
     assert len(shards) == 3
     assert janitor(admin, settings, datetime.datetime.now(datetime.timezone.utc)).plan() == []  # too young
     [planned] = janitor(admin, settings).plan()   # a dry run deletes nothing
     assert (planned.rule, planned.action, planned.run_id) == ("ims-qc-intermediates", "delete", run.id)
-    assert {"outputs/convert/shards.json", "outputs/qc/shards/shard-00000.json"} <= {p for p, _ in planned.files}
+    assert {"outputs/qc/index/index.npz", "outputs/qc/shards/0-10.npz"} <= {p for p, _ in planned.files}
     assert all(s.exists() for s in shards)
 
     worker.janitor = janitor(admin, settings)   # the worker sweeps between ticks, once per sweep_seconds
     worker.sweep()
     worker.sweep()
-    assert not (folder / "outputs" / "convert").exists() and not (folder / "outputs" / "qc" / "shards").exists()
+    assert not (folder / "outputs" / "qc" / "index").exists() and not (folder / "outputs" / "qc" / "shards").exists()
     assert (folder / "outputs" / "qc" / "report.json").exists() and (folder / "inputs" / "input.imzML").exists()
     assert all(admin.get(i) for i in run.output_ids)
     recorded = admin.run(run.id).deletions
     assert [(d.rule, d.files, d.bytes_freed, d.complete) for d in recorded] == [
         ("ims-qc-intermediates", len(planned.files), planned.bytes, True)]
-    assert recorded[0].at and "outputs/convert/shard-00000.parquet" in recorded[0].paths
+    assert recorded[0].at and "outputs/qc/shards/0-10.npz" in recorded[0].paths
     [entry] = admin.audit(action="record_deletion").entries
     assert entry.target == run.id and json.loads(entry.detail_json)["bytes_freed"] == planned.bytes
     assert janitor(admin, settings).plan() == []   # nothing is left to delete
@@ -89,11 +89,11 @@ def test_a_run_whose_output_is_gone_is_kept_and_a_deletion_cut_short_is_recorded
     (tmp_path / "tic.png").rename(tic)
 
     [planned] = janitor(admin, settings).plan()
-    blocked = folder / "outputs" / "convert" / "shard-00001.parquet"
+    blocked = folder / "outputs" / "qc" / "shards" / "10-20.npz"
     blocked.unlink()
     blocked.symlink_to(folder / "outputs" / "qc" / "report.json")   # a file swapped for a link since the plan
     [deletion] = janitor(admin, settings).apply([planned])
-    assert not deletion.complete and "shard-00001.parquet" in deletion.message
+    assert not deletion.complete and "10-20.npz" in deletion.message
     gone = [p for p, _ in planned.files][:deletion.files]
     assert gone and all(not (folder / p).exists() for p in gone) and blocked.is_symlink()
     [recorded] = admin.run(run.id).deletions
@@ -106,7 +106,7 @@ def test_a_run_whose_output_is_gone_is_kept_and_a_deletion_cut_short_is_recorded
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "now.yaml").write_text("name: now\nwhen: {template: ims-qc, status: [succeeded], age_days: 0}\n"
-                                    "delete: [outputs/convert/*.parquet]\n")
+                                    "delete: [outputs/qc/shards/*.npz]\n")
     monkeypatch.setenv("LABCOMMONS_LIFECYCLE_DIR", str(rules))
     shown = cli("lifecycle", "--dry-run", "-o", "json")
     assert shown.exit_code == 0, shown.output

@@ -39,7 +39,7 @@ def test_the_shipped_trigger_runs_ims_qc_to_a_registered_report(admin, project, 
     done = run_until(worker, admin, run.id, seconds=240)
     assert done.status == "succeeded", describe(done)
     outputs = {admin.get(i)["properties"]["file_name"]: admin.get(i) for i in done.output_ids}
-    assert set(outputs) == {"report.json", "tic.png"}
+    assert set(outputs) == {"report.json", "report.mzQC", "tic.png", "missing.png", "ppm.png"}
     report_path = run_dir(settings.storage_root, project, run.id) / "outputs" / "qc" / "report.json"
     report = json.loads(report_path.read_text())
     assert report["metrics"]["spectra"] == 12 * 10 and report["passed"] is True
