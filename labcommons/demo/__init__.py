@@ -105,6 +105,8 @@ def _start_qc(client: MetadataClient, chosen: list[ImagingSpec]) -> str:
     """Replay the triggers on the chosen measurements' imzML files: their QC starts now."""
     ids = [client.find(spec.project_id, f"{spec.measurement}.imzML")["id"] for spec in chosen]
     launched = client.fire_triggers(ids) if ids else []
+    if not launched:
+        return "QC not started: no enabled trigger launches a run on the demo's files (`labcommons triggers`)"
     flawed = [f"{s.measurement} ({s.image.flaw.replace('_', ' ')})" for s in chosen if s.image.flaw]
     return (f"QC started for {len(launched)} of the demo's measurements (each kind of image, and the flawed "
             f"{', '.join(flawed) or 'none'}); the others wait for `labcommons launch ims-qc <measurement>`")

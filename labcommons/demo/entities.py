@@ -26,7 +26,7 @@ TARGETS = {"case": 200, "sample": 400, "experiment": 30, "measurement": 600}
 LASER_IONISATION = ("MALDI", "MALDI-2", "LA-ICP")
 MATRIX_IONISATION = ("MALDI", "MALDI-2")
 # Rasters (width, height) and how often each occurs: small, so 600 pairs stay quick to write.
-RASTERS = (((6, 5), 0.3), ((8, 6), 0.3), ((10, 8), 0.2), ((12, 9), 0.15), ((16, 12), 0.05))
+RASTERS = (((5, 4), 0.25), ((6, 5), 0.3), ((8, 6), 0.25), ((10, 8), 0.15), ((16, 12), 0.05))
 MISSING_PIXELS_RASTER = (12, 9)  # the lines of its middle third are gone
 # (imzML mode, spectrum type) and how often each occurs
 KINDS = ((("continuous", "profile"), 0.4), (("processed", "profile"), 0.2),
