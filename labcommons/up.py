@@ -1,10 +1,10 @@
 """`labcommons up`: run the whole commons on this machine as supervised child processes.
 
-Starts each service, waits until it answers, seeds the demo commons into an empty store,
-prints what runs where, and on Ctrl-C or SIGTERM stops every child gracefully. A child that dies
-is started again after a pause that doubles with each quick death (up to RESTART_MAX_WAIT); after
-RESTART_GIVE_UP quick deaths in a row, up stops everything and exits 1. Each restart is said on
-the console and in the child's log.
+Starts each service, waits until it answers, seeds the demo commons into an empty store (while
+the worker, portal and hub start), prints what runs where, and on Ctrl-C or SIGTERM stops every
+child gracefully. A child that dies is started again after a pause that doubles with each quick
+death (up to RESTART_MAX_WAIT); after RESTART_GIVE_UP quick deaths in a row, up stops everything
+and exits 1. Each restart is said on the console and in the child's log.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,15 +55,13 @@ def run_commons(settings: Settings, seed_demo: bool = True) -> int:
         children.append(_start("metadata", [sys.executable, "-m", "labcommons.cli", "metadata", "serve"],
                                f"thrift://{settings.host}:{settings.port}", logs))
         client = _wait_for_metadata(settings, children[0])
-        if seed_demo and not client.health().counts:
-            from labcommons.demo import create_demo
-            print("seeding the demo commons (first start) ...", flush=True)
-            print(create_demo(client, settings.storage_root, passwords_path=settings.data_dir / PASSWORDS_FILE),
-                  flush=True)
-        client.close()
+        seeding = _seed_demo(client, settings) if seed_demo and not client.health().counts else None
         children.append(_start_worker(logs))
         children.append(_start_portal(settings, logs))
         children.append(_start_hub(settings, logs))
+        if seeding is not None:
+            print(seeding.result(), flush=True)
+        client.close()
         _print_banner(settings, children, _trigger_lines(settings, children))
         return _watch(children, stop)
     except ServiceFailed as failure:
@@ -120,6 +119,20 @@ def _wait_ready(child: Child, probe) -> None:
             return
         time.sleep(0.2)
     raise ServiceFailed(f"the {child.name} service did not answer within {READY_TIMEOUT_SECONDS}s:\n{_tail(child.log)}")
+
+
+def _seed_demo(client: MetadataClient, settings: Settings) -> Future:
+    """Seed the demo commons on a thread (its summary is the future's result), so writing its
+    files overlaps the other services' start; the banner waits for it."""
+    from labcommons.demo import create_demo
+
+    print("seeding the demo commons (first start) ...", flush=True)
+    seeder = ThreadPoolExecutor(1, thread_name_prefix="demo")
+    try:
+        return seeder.submit(create_demo, client, settings.storage_root,
+                             passwords_path=settings.data_dir / PASSWORDS_FILE)
+    finally:
+        seeder.shutdown(wait=False)
 
 
 def _start_worker(logs: Path) -> Child:
@@ -185,7 +198,8 @@ def _trigger_lines(settings: Settings, children: list[Child]) -> list[str]:
 
 def trigger_lines(triggers, runs: dict[str, int], runs_url: str) -> list[str]:
     """For each enabled trigger: what it does, and how many runs of its template exist so far
-    (the demo's files fire the shipped QC trigger: the worker runs those in the background)."""
+    (the demo replays the shipped QC trigger on a few of its measurements: the worker runs those
+    in the background)."""
     lines = []
     for trigger in triggers:
         count = runs.get(trigger.template, 0)
