@@ -5,8 +5,8 @@ unchanged and restores any demo node a user edited (nodes users added are left a
 
 Every measurement gets its imzML/ibd pair, written by a few processes at once. The nodes are
 submitted while the service's triggers are paused, so registering 600 pairs does not start 600 QC
-runs on a small machine; the triggers are then restored and replayed for `qc_at_start` only (a
-handful of good images of each kind and each flawed one), whose verdicts the worker has ready
+runs on a small machine; the triggers are then restored and replayed for `qc_at_start` only (the
+first good image of each kind and the first of each flaw), whose verdicts the worker has ready
 within minutes. Any other measurement's QC starts with `labcommons launch ims-qc <measurement>`.
 The broken pair goes through the portal's registration, as a technician's upload would, and
 its refusal is reported.
@@ -108,7 +108,7 @@ def _start_qc(client: MetadataClient, chosen: list[ImagingSpec]) -> str:
     if not launched:
         return "QC not started: no enabled trigger launches a run on the demo's files (`labcommons triggers`)"
     flawed = [f"{s.measurement} ({s.image.flaw.replace('_', ' ')})" for s in chosen if s.image.flaw]
-    return (f"QC started for {len(launched)} of the demo's measurements (each kind of image, and the flawed "
+    return (f"QC started for {len(launched)} of the demo's measurements (a good image of each kind, and the flawed "
             f"{', '.join(flawed) or 'none'}); the others wait for `labcommons launch ims-qc <measurement>`")
 
 

@@ -336,20 +336,19 @@ def _imaging_spec(project_id: str, measurement: dict, matrix: str, flaw: str, rn
 
 
 def _qc_at_start(imaging: list[ImagingSpec]) -> list[ImagingSpec]:
-    """One good image of each kind and polarity (molecular, not LA-ICP), and the first project's flawed ones."""
-    chosen: dict[tuple, ImagingSpec] = {}
+    """The measurements whose QC the demo starts: the first image of each flaw, the first good
+    molecular (not LA-ICP) image of each kind, and a negative-mode one if those have none."""
+    good = [s for s in imaging if not s.image.flaw and not s.image.elements]
+    first: dict[tuple[str, ...], ImagingSpec] = {}
     for spec in imaging:
-        image = spec.image
-        if image.flaw:
-            key = ("flaw", image.flaw, spec.project_id == imaging[0].project_id)
-        elif not image.elements:
-            key = ("kind", image.mode, image.spectrum_type, image.polarity == "negative")
-        else:
-            continue
-        chosen.setdefault(key, spec)
-    wanted = [k for k in chosen if k[0] == "flaw" and k[2]] + [k for k in chosen if k[0] == "kind"
-                                                              and (k[3] is False or k[1:3] == ("continuous", "profile"))]
-    return [chosen[k] for k in wanted]
+        if spec.image.flaw:
+            first.setdefault((spec.image.flaw,), spec)
+    for spec in good:
+        first.setdefault((spec.image.mode, spec.image.spectrum_type), spec)
+    chosen = list(first.values())
+    if not any(s.image.polarity == "negative" for s in chosen):
+        chosen += [s for s in good if s.image.polarity == "negative"][:1]
+    return chosen
 
 
 def _broken_pair(first: ImagingSpec, projects: dict[str, list[dict]], rng: np.random.Generator) -> BrokenPair:
