@@ -69,6 +69,7 @@ def test_a_shared_cohort_lists_only_the_files_the_user_may_read(hub_commons, sig
     admin.submit(shared_in, [{"type": "project", "submitter_id": shared_in,
                               "programs": {"submitter_id": "HUMAN-ATLAS"}}])
     assert shared_in not in {row["project_id"] for row in admin.manifest("file", IMAGED)}
+    admin.set_grant("ana", shared_in, "read")
     with client_as(admin, "ana", {p: "read" for p in [*projects, shared_in]}) as ana:
         cohort = ana.save_cohort("every image", "file", IMAGED, project_id=shared_in, shared=True)
     admin.save_account("una", "una-password-123", ["analyst"], {shared_in: "read"})
