@@ -136,7 +136,8 @@ def _seeded(process: subprocess.Popen, log: Path, start: int) -> str:
         text.seek(start)
         output = text.read().strip()
     if process.returncode:
-        raise ServiceFailed(f"seeding the demo commons failed (exit code {process.returncode}; {log}):\n{output[-3000:]}")
+        raise ServiceFailed(f"seeding the demo commons failed (exit code {process.returncode}; its log, "
+                            f"{log}):\n{output[-3000:]}")
     return output
 
 

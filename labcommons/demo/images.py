@@ -37,11 +37,11 @@ NOISE_PEAKS = 5          # mean number of noise centroids per processed spectrum
 TRUNCATE_KEEP = 0.6      # a truncated ibd keeps this share of its bytes
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
-# Tissue ions other than the reference ions, by polarity: abundant membrane lipids.
-TISSUE_IONS = {
-    "positive": (703.5748, 788.6164, 810.6007, 826.5723, 848.5566),  # SM 34:1, PC 36:1, PC 38:4 [M+H]+; PC 36:1, 38:4 [M+K]+
-    "negative": (303.2330, 327.2330, 747.5182, 788.5447, 790.5392, 888.6240),  # FA 20:4, 22:6; PG 34:1; PS 36:1; PE 40:6; ST 24:1
-}
+# Tissue ions other than the reference ions, by polarity: abundant membrane lipids. Positive: SM 34:1,
+# PC 36:1, PC 38:4 [M+H]+, PC 36:1, PC 38:4 [M+K]+; negative: FA 20:4, FA 22:6, PG 34:1, PS 36:1,
+# PE 40:6, ST 24:1 [M-H]-.
+TISSUE_IONS = {"positive": (703.5748, 788.6164, 810.6007, 826.5723, 848.5566),
+               "negative": (303.2330, 327.2330, 747.5182, 788.5447, 790.5392, 888.6240)}
 # Cluster ions of each matrix, beside its reference ion.
 MATRIX_IONS = {"DHB": (273.0394, 409.0554, 545.0715), "CHCA": (379.0925,), "9-AA": (387.1615,)}
 # LA-ICP: singly charged isotopes (atomic mass less an electron); True where tissue holds them.

@@ -285,7 +285,8 @@ def test_open_in_jupyter_is_offered_only_where_a_notebook_has_spectra_to_read(an
     assert "This measurement has no imzML file with its ibd, so a notebook would have no spectra to read" in page
     opened = analyst.get(f"/jupyter/open/measurement/{project}/{bare['submitter_id']}")
     assert opened.status_code == 400
-    assert f"Measurement &#39;{bare['submitter_id']}&#39; has no imzML file with its ibd" in opened.get_data(as_text=True)
+    page = opened.get_data(as_text=True)
+    assert f"Measurement &#39;{bare['submitter_id']}&#39; has no imzML file with its ibd" in page
     status = analyst.get("/jupyter/status", query_string={"kind": "measurement", "project": project,
                                                           "submitter_id": bare["submitter_id"]})
     assert status.status_code == 400 and "no spectra to read" in status.get_json()["error"]
