@@ -5,10 +5,11 @@ An ImageSpec says how the measurement was acquired (raster, pixel size, polarity
 resolving power, continuous or processed, profile or centroid, matrix) and which flaw, if any, the
 pair has. The spectra carry the reference ions of ims.reference_ions at their m/z, off only by a
 small calibration error (a file offset within OFFSET_PPM and PIXEL_PPM per pixel), so mass
-accuracy QC has something to measure: lipid ions follow the tissue, matrix ions the slide. LA-ICP
-images carry element ions instead. Profile peaks are Gaussian with the width the resolving power
-gives; the axis samples each peak's window finely and the rest of the range coarsely, which keeps
-files in kilobytes (an instrument's axis is uniform and thousands of points longer).
+accuracy QC has something to measure: lipid ions follow the tissue, matrix (or background) ions
+the whole slide. LA-ICP images carry element ions instead. Profile peaks are Gaussian with the
+width the resolving power gives; the axis samples each peak's window finely and the rest of the
+range coarsely, which keeps files in kilobytes (an instrument's axis is uniform and thousands of
+points longer).
 """
 from __future__ import annotations
 
@@ -42,8 +43,15 @@ FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 # PE 40:6, ST 24:1 [M-H]-.
 TISSUE_IONS = {"positive": (703.5748, 788.6164, 810.6007, 826.5723, 848.5566),
                "negative": (303.2330, 327.2330, 747.5182, 788.5447, 790.5392, 888.6240)}
-# Cluster ions of each matrix, beside its reference ion.
-MATRIX_IONS = {"DHB": (273.0394, 409.0554, 545.0715), "CHCA": (379.0925,), "9-AA": (387.1615,)}
+# Ions of each matrix in each polarity, beside its reference ion: DHB and CHCA clusters, 9-AA's
+# dimer, DAN's molecular ions.
+MATRIX_IONS = {("DHB", "positive"): (273.0394, 409.0554, 545.0715), ("CHCA", "positive"): (379.0925,),
+               ("9-AA", "negative"): (387.1615,), ("DAN", "positive"): (159.0917,), ("DAN", "negative"): (157.0771,)}
+MATRICES = {matrix for matrix, _ in MATRIX_IONS}
+# Where no matrix ion shows, the slide still gives background: PDMS contaminant ions (positive) and
+# sodium formate clusters from the solvent (negative). Without it a bare-slide line would look dropped.
+BACKGROUND_IONS = {"positive": (73.0468, 147.0660, 207.0327, 221.0849, 281.0515, 355.0703, 429.0891),
+                   "negative": (112.9856, 180.9730, 248.9604, 316.9478, 384.9352, 452.9226)}
 # LA-ICP: singly charged isotopes (atomic mass less an electron); True where tissue holds them.
 ELEMENT_IONS = ((22.98922, False), (23.98449, True), (30.97321, True), (38.96316, True),
                 (43.95493, False), (55.93439, True), (62.92905, True), (65.92548, True),
@@ -140,14 +148,18 @@ def _pixels(spec: ImageSpec) -> tuple[np.ndarray, np.ndarray]:
 
 def peak_table(spec: ImageSpec, rng: np.random.Generator) -> Peaks:
     """The ions within the spec's m/z range, with a height each."""
+    def in_range(mzs) -> list[float]:
+        return [mz for mz in mzs if spec.mz_low < mz < spec.mz_high]
+
     if spec.elements:
-        ions = list(ELEMENT_IONS)
+        ions = [(mz, on_tissue) for mz, on_tissue in ELEMENT_IONS if in_range([mz])]
     else:
         references = [ion for ion in defaults(spec.polarity) if _matrix_of(ion.name) in (None, spec.matrix)]
-        ions = [(ion.mz, _matrix_of(ion.name) is None) for ion in references]
-        ions += [(mz, True) for mz in TISSUE_IONS[spec.polarity]]
-        ions += [(mz, False) for mz in MATRIX_IONS.get(spec.matrix, ())]
-    ions = sorted(ion for ion in ions if spec.mz_low < ion[0] < spec.mz_high)
+        ions = [(ion.mz, _matrix_of(ion.name) is None) for ion in references if in_range([ion.mz])]
+        ions += [(mz, True) for mz in in_range(TISSUE_IONS[spec.polarity])]
+        slide = in_range(MATRIX_IONS.get((spec.matrix, spec.polarity), ())) or in_range(BACKGROUND_IONS[spec.polarity])
+        ions += [(mz, False) for mz in slide]
+    ions = sorted(ions)
     mz = np.array([m for m, _ in ions])
     on_tissue = np.array([t for _, t in ions], dtype=bool)
     height = np.where(on_tissue, rng.uniform(800, 3000, len(ions)), rng.uniform(300, 1000, len(ions)))
@@ -157,7 +169,7 @@ def peak_table(spec: ImageSpec, rng: np.random.Generator) -> Peaks:
 def _matrix_of(ion_name: str) -> str | None:
     """The matrix a reference ion comes from ('DHB [M+H-H2O]+' -> 'DHB'), None for a tissue ion."""
     first = ion_name.split()[0]
-    return first if first in MATRIX_IONS else None
+    return first if first in MATRICES else None
 
 
 def _abundances(xs, ys, spec: ImageSpec, tissue, peaks: Peaks, rng) -> np.ndarray:
