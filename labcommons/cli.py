@@ -285,7 +285,7 @@ def demo(obj: Context, scale: float):
     from labcommons.demo.accounts import PASSWORDS_FILE
     summary = create_demo(obj.client, obj.settings.storage_root, scale=scale,
                           passwords_path=obj.settings.data_dir / PASSWORDS_FILE)
-    out.print(summary)
+    out.print(summary, soft_wrap=True, markup=False, highlight=False)  # as it is: `up` shows it from a log
 
 
 @main.command()

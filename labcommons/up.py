@@ -1,10 +1,10 @@
 """`labcommons up`: run the whole commons on this machine as supervised child processes.
 
-Starts each service, waits until it answers, seeds the demo commons into an empty store,
-prints what runs where, and on Ctrl-C or SIGTERM stops every child gracefully. A child that dies
-is started again after a pause that doubles with each quick death (up to RESTART_MAX_WAIT); after
-RESTART_GIVE_UP quick deaths in a row, up stops everything and exits 1. Each restart is said on
-the console and in the child's log.
+Starts each service, waits until it answers, seeds the demo commons into an empty store (a
+`labcommons demo` child, while the worker, portal and hub start), prints what runs where, and on
+Ctrl-C or SIGTERM stops every child gracefully. A child that dies is started again after a pause
+that doubles with each quick death (up to RESTART_MAX_WAIT); after RESTART_GIVE_UP quick deaths in
+a row, up stops everything and exits 1. Each restart is said on the console and in the child's log.
 """
 from __future__ import annotations
 
@@ -54,15 +54,13 @@ def run_commons(settings: Settings, seed_demo: bool = True) -> int:
         children.append(_start("metadata", [sys.executable, "-m", "labcommons.cli", "metadata", "serve"],
                                f"thrift://{settings.host}:{settings.port}", logs))
         client = _wait_for_metadata(settings, children[0])
-        if seed_demo and not client.health().counts:
-            from labcommons.demo import create_demo
-            print("seeding the demo commons (first start) ...", flush=True)
-            print(create_demo(client, settings.storage_root, passwords_path=settings.data_dir / PASSWORDS_FILE),
-                  flush=True)
+        seeding = _seed_demo(logs) if seed_demo and not client.health().counts else None
         client.close()
         children.append(_start_worker(logs))
         children.append(_start_portal(settings, logs))
         children.append(_start_hub(settings, logs))
+        if seeding is not None:
+            print(_seeded(*seeding), flush=True)
         _print_banner(settings, children, _trigger_lines(settings, children))
         return _watch(children, stop)
     except ServiceFailed as failure:
@@ -120,6 +118,27 @@ def _wait_ready(child: Child, probe) -> None:
             return
         time.sleep(0.2)
     raise ServiceFailed(f"the {child.name} service did not answer within {READY_TIMEOUT_SECONDS}s:\n{_tail(child.log)}")
+
+
+def _seed_demo(logs: Path) -> tuple[subprocess.Popen, Path, int]:
+    """Start `labcommons demo` as a child process, so writing the demo's files overlaps the other
+    services' start; (the process, its log, where its output starts in the log)."""
+    print("seeding the demo commons (first start) ...", flush=True)
+    log = logs / "demo.log"
+    start = log.stat().st_size if log.exists() else 0
+    return _spawn([sys.executable, "-m", "labcommons.cli", "demo"], log), log, start
+
+
+def _seeded(process: subprocess.Popen, log: Path, start: int) -> str:
+    """The demo's summary once it has seeded; ServiceFailed with its output when it failed."""
+    process.wait()
+    with log.open(errors="replace") as text:
+        text.seek(start)
+        output = text.read().strip()
+    if process.returncode:
+        raise ServiceFailed(f"seeding the demo commons failed (exit code {process.returncode}; its log, "
+                            f"{log}):\n{output[-3000:]}")
+    return output
 
 
 def _start_worker(logs: Path) -> Child:
@@ -185,7 +204,8 @@ def _trigger_lines(settings: Settings, children: list[Child]) -> list[str]:
 
 def trigger_lines(triggers, runs: dict[str, int], runs_url: str) -> list[str]:
     """For each enabled trigger: what it does, and how many runs of its template exist so far
-    (the demo's files fire the shipped QC trigger: the worker runs those in the background)."""
+    (the demo replays the shipped QC trigger on a few of its measurements: the worker runs those
+    in the background)."""
     lines = []
     for trigger in triggers:
         count = runs.get(trigger.template, 0)

@@ -2,35 +2,53 @@
 
 Entities follow the default dictionary (metadata/dictionary/default). Links name parents by
 submitter_id within the same project; each project's list is in submission order (parents
-first). Data files are not made here: the orchestration writes the images named in `imaging`
-and builds their data_file entities from the written files.
+first). Data files are not made here: the orchestration writes the image `imaging` names for
+every measurement and builds their data_file entities from the written files.
+
+Every measurement gets an image shaped by its acquisition (raster, pixel size, polarity, m/z
+range, resolving power, matrix); continuous and processed, profile and centroid are mixed. In
+each project one measurement of each flaw (missing pixels, +10 ppm drift, truncated ibd) is
+deliberately broken. `qc_at_start` names the few measurements whose QC the demo launches at
+once (one of each kind of image and each flaw); `broken_pair` is a registration the portal must
+refuse (an imzML with another image's ibd).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
 
-from labcommons.demo.imzml import MZ_HIGH, MZ_LOW
+from labcommons.demo.images import FLAWS, ImageSpec
 
 # Counts at scale 1.0, over all projects.
 TARGETS = {"case": 200, "sample": 400, "experiment": 30, "measurement": 600}
-IMAGING_TARGET = 8
-PROCESSED_EVERY = 4  # every 4th imaging spec is written in processed mode, to exercise both
 LASER_IONISATION = ("MALDI", "MALDI-2", "LA-ICP")
 MATRIX_IONISATION = ("MALDI", "MALDI-2")
+# Rasters (width, height) and how often each occurs: small, so 600 pairs stay quick to write.
+RASTERS = (((5, 4), 0.25), ((6, 5), 0.3), ((8, 6), 0.25), ((10, 8), 0.15), ((16, 12), 0.05))
+MISSING_PIXELS_RASTER = (12, 9)  # the lines of its middle third are gone
+# (imzML mode, spectrum type) and how often each occurs
+KINDS = ((("continuous", "profile"), 0.4), (("processed", "profile"), 0.2),
+         (("processed", "centroid"), 0.3), (("continuous", "centroid"), 0.1))
+BROKEN_PAIR = "broken-pair-demo"  # the measurement whose registration the portal must refuse
 
 
 @dataclass(frozen=True)
 class ImagingSpec:
-    """A measurement that gets a real imzML/ibd pair, and how to simulate it."""
+    """A measurement's imzML/ibd pair: where it goes and how to simulate it."""
     project_id: str
     measurement: str  # the measurement's submitter_id
-    width: int
-    height: int
-    mode: str
-    seed: int
+    image: ImageSpec
+
+
+@dataclass(frozen=True)
+class BrokenPair:
+    """A registration that must be refused: the imzML of `image`, the ibd of `other` (another UUID)."""
+    project_id: str
+    values: dict      # the registration form's values
+    image: ImageSpec
+    other: ImageSpec
 
 
 @dataclass
@@ -40,6 +58,8 @@ class DemoCommons:
     project_nodes: list[dict]
     projects: dict[str, list[dict]]
     imaging: list[ImagingSpec] = field(default_factory=list)
+    qc_at_start: list[ImagingSpec] = field(default_factory=list)
+    broken_pair: BrokenPair | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +157,7 @@ PIXEL_SIZES_UM = {"MALDI": (10, 20, 30, 50, 100), "MALDI-2": (5, 10, 20), "DESI"
 MASS_RANGES = {"MALDI": ((100, 150, 300, 400), (1000, 1200, 1500, 2000)),
                "MALDI-2": ((150, 300, 400), (1000, 1200)),
                "DESI": ((50, 100, 150, 200), (1000, 1200, 1500)),
-               "SIMS": ((1, 5), (500, 800, 1000)),
+               "SIMS": ((1, 5), (1000, 1200, 1500)),
                "LA-ICP": ((6, 7), (208, 238))}
 
 OPERATORS = ("A. Novak", "J. Chen", "P. Moreau", "S. Okafor", "L. Fischer", "R. Iyer", "M. Santos")
@@ -151,10 +171,11 @@ def demo_commons(seed: int = 7, scale: float = 1.0) -> DemoCommons:
     shares = {kind: _split(round(total * scale), len(PROFILES)) for kind, total in TARGETS.items()}
     projects = {profile.project_id: _project_entities(profile, {k: v[i] for k, v in shares.items()}, rng)
                 for i, profile in enumerate(PROFILES)}
-    imaging = _imaging_specs(projects, max(1, round(IMAGING_TARGET * scale)), rng)
+    imaging = [spec for pid, entities in projects.items() for spec in _imaging_specs(pid, entities, rng)]
     return DemoCommons(programs=[dict(p) for p in PROGRAMS],
                        project_nodes=[_project_node(p) for p in PROFILES],
-                       projects=projects, imaging=imaging)
+                       projects=projects, imaging=imaging, qc_at_start=_qc_at_start(imaging),
+                       broken_pair=_broken_pair(imaging[0], projects, rng))
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -285,34 +306,60 @@ def _laser(ionisation: str, rng: np.random.Generator) -> dict:
             "shots_per_pixel": int(_pick(rng, (50, 100, 200, 300, 500)))}
 
 
-def _imaging_specs(projects: dict[str, list[dict]], count: int,
-                   rng: np.random.Generator) -> list[ImagingSpec]:
-    """Pick measurements for real images, round-robin over projects, positive MALDI first."""
-    queues = {pid: _imaging_candidates(entities, rng) for pid, entities in projects.items()}
-    specs = []
-    while len(specs) < count and any(queues.values()):
-        for project_id, queue in queues.items():
-            if queue and len(specs) < count:
-                specs.append(_imaging_spec(project_id, queue.pop(0), len(specs), rng))
-    return specs
-
-
-def _imaging_candidates(entities: list[dict], rng: np.random.Generator) -> list[dict]:
-    """Measurements in random order, those the simulated lipid spectra fit (positive MALDI) first."""
+def _imaging_specs(project_id: str, entities: list[dict], rng: np.random.Generator) -> list[ImagingSpec]:
+    """An image for every measurement of the project; one of each flaw on matrix (MALDI) measurements."""
     measurements = [e for e in entities if e["type"] == "measurement"]
-    shuffled = [measurements[i] for i in rng.permutation(len(measurements))]
-    return sorted(shuffled, key=lambda m: (m["ionisation"] not in MATRIX_IONISATION,
-                                           m["polarity"] != "positive"))
+    matrices = {e["submitter_id"]: e["matrix"] for e in entities if e["type"] == "sample"}
+    # The first measurement stays a good continuous profile image: the one a reader opens first.
+    maldi = [i for i in rng.permutation(len(measurements)) if i and measurements[i]["ionisation"] in MATRIX_IONISATION]
+    flaws = dict(zip(maldi, FLAWS[1:]))
+    return [_imaging_spec(project_id, m, matrices[m["samples"]["submitter_id"]], flaws.get(i, ""), rng, i == 0)
+            for i, m in enumerate(measurements)]
 
 
-def _imaging_spec(project_id: str, measurement: dict, index: int, rng: np.random.Generator) -> ImagingSpec:
-    """The spec for one image; the measurement's metadata is aligned with the file it will get."""
-    width, height = int(rng.integers(20, 31)), int(rng.integers(15, 26))
-    measurement.update(raster_width=width, raster_height=height, polarity="positive",
-                       mass_range_low=MZ_LOW, mass_range_high=MZ_HIGH)
-    mode = "processed" if index % PROCESSED_EVERY == PROCESSED_EVERY - 1 else "continuous"
-    return ImagingSpec(project_id, measurement["submitter_id"], width, height, mode,
-                       int(rng.integers(0, 2**31 - 1)))
+def _imaging_spec(project_id: str, measurement: dict, matrix: str, flaw: str, rng: np.random.Generator,
+                  first: bool = False) -> ImagingSpec:
+    """The image of one measurement; the measurement's fields are aligned with what the file declares."""
+    width, height = MISSING_PIXELS_RASTER if flaw == "missing_pixels" else _weighted(rng, RASTERS)
+    mode, spectrum_type = _weighted(rng, KINDS)
+    if flaw or first:  # the commonest kind: flaws in the data QC most often gets, and the showcase
+        mode, spectrum_type = KINDS[0][0]
+    ionisation = measurement["ionisation"]
+    image = ImageSpec(name=measurement["submitter_id"], width=width, height=height,
+                      seed=int(rng.integers(0, 2**31 - 1)), mode=mode, spectrum_type=spectrum_type,
+                      polarity=measurement["polarity"], mz_low=measurement["mass_range_low"],
+                      mz_high=measurement["mass_range_high"], resolving_power=measurement["mass_resolution"],
+                      pixel_size_um=measurement["pixel_size_um"], flaw=flaw, elements=ionisation == "LA-ICP",
+                      matrix=matrix if ionisation in MATRIX_IONISATION else "none")
+    measurement.update(raster_width=width, raster_height=height, spectrum_type=spectrum_type, imzml_mode=mode)
+    return ImagingSpec(project_id, measurement["submitter_id"], image)
+
+
+def _qc_at_start(imaging: list[ImagingSpec]) -> list[ImagingSpec]:
+    """The measurements whose QC the demo starts: the first image of each flaw, the first good
+    molecular (not LA-ICP) image of each kind, and a negative-mode one if those have none."""
+    good = [s for s in imaging if not s.image.flaw and not s.image.elements]
+    first: dict[tuple[str, ...], ImagingSpec] = {}
+    for spec in imaging:
+        if spec.image.flaw:
+            first.setdefault((spec.image.flaw,), spec)
+    for spec in good:
+        first.setdefault((spec.image.mode, spec.image.spectrum_type), spec)
+    chosen = list(first.values())
+    if not any(s.image.polarity == "negative" for s in chosen):
+        chosen += [s for s in good if s.image.polarity == "negative"][:1]
+    return chosen
+
+
+def _broken_pair(first: ImagingSpec, projects: dict[str, list[dict]], rng: np.random.Generator) -> BrokenPair:
+    """A new measurement like the first one, whose ibd comes from another image."""
+    measurement = next(e for e in projects[first.project_id] if e["submitter_id"] == first.measurement)
+    values = {name: str(value) for name, value in measurement.items()
+              if name not in ("type", "samples", "experiments")}
+    values.update(submitter_id=BROKEN_PAIR, sample=measurement["samples"]["submitter_id"],
+                  experiment=measurement["experiments"]["submitter_id"])
+    image = replace(first.image, name=BROKEN_PAIR, flaw="")
+    return BrokenPair(first.project_id, values, image, replace(image, seed=int(rng.integers(0, 2**31 - 1))))
 
 
 def _pick(rng: np.random.Generator, options, weights=None):

@@ -5,12 +5,15 @@ abundance varies across the tissue; outside it, baseline and noise only.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from pathlib import Path
 
 import numpy as np
-from pyimzml.ImzMLWriter import ImzMLWriter
+from pyimzml.ImzMLWriter import IMZML_TEMPLATE, ImzMLWriter
+from pyimzml.compression import NoCompression
+from wheezy.template import CoreExtension, DictLoader, Engine
 
 MODES = ("continuous", "processed")
 MZ_LOW, MZ_HIGH = 400.0, 1000.0
@@ -37,14 +40,23 @@ def write_imzml_pair(directory: Path, name: str, width: int, height: int, seed: 
     mzs = mz_axis()
     coords, intensities = simulate_image(mzs, width, height, rng)
     file_uuid = uuid.uuid5(_UUID_NAMESPACE, f"{name}/{width}x{height}/{seed}/{mode}")
-    with _ReproducibleWriter(directory / name, file_uuid, mode=mode) as writer:
-        for xy, spectrum in zip(coords, intensities):
-            if mode == "processed":
-                writer.addSpectrum(*_processed(mzs, spectrum, rng), xy)
-            else:
-                writer.addSpectrum(mzs, spectrum, xy)
-    return [_file_record(directory / f"{name}.imzML", "imzML"),
-            _file_record(directory / f"{name}.ibd", "ibd")]
+    spectra = ((xy, *(_processed(mzs, spectrum, rng) if mode == "processed" else (mzs, spectrum)))
+               for xy, spectrum in zip(coords, intensities))
+    write_spectra(directory / name, file_uuid, spectra, mode=mode)
+    return file_records(directory, name)
+
+
+def write_spectra(base: Path, file_uuid: uuid.UUID, spectra, mode: str, spec_type: str = "profile",
+                  polarity: str = "positive", pixel_size_um: float | None = None) -> None:
+    """Write base.imzML and base.ibd from ((x, y), m/z array, intensity array) in scan order."""
+    with _ReproducibleWriter(base, file_uuid, mode, spec_type, polarity, pixel_size_um) as writer:
+        for xy, mzs, intensities in spectra:
+            writer.addSpectrum(mzs, intensities, xy)
+
+
+def file_records(directory: Path, name: str) -> list[dict]:
+    """The records of <name>.imzML and <name>.ibd in directory, imzML first."""
+    return [_file_record(directory / f"{name}.imzML", "imzML"), _file_record(directory / f"{name}.ibd", "ibd")]
 
 
 def mz_axis() -> np.ndarray:
@@ -88,12 +100,17 @@ def peak_abundances(xs: np.ndarray, ys: np.ndarray, width: int, height: int, tis
     """Peak heights per pixel (pixels x peaks): each ion has its own gradient across the tissue."""
     n_peaks = len(LIPID_MZ) + len(MATRIX_MZ)
     heights = np.concatenate([rng.uniform(150, 1500, len(LIPID_MZ)), rng.uniform(80, 300, len(MATRIX_MZ))])
-    xn, yn = 2 * (xs - 1) / max(width - 1, 1) - 1, 2 * (ys - 1) / max(height - 1, 1) - 1
-    angles = rng.uniform(0, 2 * np.pi, n_peaks)
-    # Gradients stay between 0.3 and 1 so no ion vanishes from part of the tissue.
-    gradient = 0.65 + 0.35 * (np.cos(angles)[None, :] * xn[:, None] + np.sin(angles)[None, :] * yn[:, None])
+    gradient = gradients(xs, ys, width, height, rng.uniform(0, 2 * np.pi, n_peaks))
     jitter = rng.lognormal(0.0, 0.15, (len(xs), n_peaks))
-    return heights[None, :] * gradient.clip(0.3, 1.0) * jitter * tissue[:, None]
+    return heights[None, :] * gradient * jitter * tissue[:, None]
+
+
+def gradients(xs: np.ndarray, ys: np.ndarray, width: int, height: int, angles: np.ndarray) -> np.ndarray:
+    """Per pixel and ion (pixels x angles), a linear gradient across the image in the ion's direction."""
+    xn, yn = 2 * (xs - 1) / max(width - 1, 1) - 1, 2 * (ys - 1) / max(height - 1, 1) - 1
+    gradient = 0.65 + 0.35 * (np.cos(angles)[None, :] * xn[:, None] + np.sin(angles)[None, :] * yn[:, None])
+    # Gradients stay between 0.3 and 1 so no ion vanishes from part of the tissue.
+    return gradient.clip(0.3, 1.0)
 
 
 def _processed(mzs: np.ndarray, spectrum: np.ndarray,
@@ -123,15 +140,48 @@ def _file_record(path: Path, data_format: str) -> dict:
 
 
 class _ReproducibleWriter(ImzMLWriter):
-    """ImzMLWriter whose UUID and run id come from its inputs, so equal inputs give equal bytes."""
+    """ImzMLWriter whose UUID and run id come from its inputs, so equal inputs give equal bytes;
+    it also declares the pixel size, which pyimzML's writer leaves out."""
 
-    def __init__(self, base: Path, file_uuid: uuid.UUID, **kwargs):
-        super().__init__(str(base), spec_type="profile", polarity="positive", **kwargs)
-        # pyimzML starts the ibd with a random uuid4; overwrite it before any spectrum is added
-        # so re-running the demo yields the same checksums.
-        self.uuid = file_uuid
-        self.ibd.seek(0)
-        self.ibd.write(file_uuid.bytes)
-        self.sha1 = hashlib.sha1(file_uuid.bytes)
+    def __init__(self, base: Path, file_uuid: uuid.UUID, mode: str, spec_type: str, polarity: str,
+                 pixel_size_um: float | None = None):
+        # Not ImzMLWriter.__init__: it compiles its XML template again for every file, most of a
+        # small file's writing time. These are the attributes it sets (pyimzML 1.5), with a
+        # template compiled once per process, and a UUID that depends on the inputs only.
+        self.mz_dtype, self.intensity_dtype, self.mode, self.spec_type = np.float64, np.float32, mode, spec_type
+        self.mz_compression = self.intensity_compression = NoCompression()
+        self.scan_direction, self.scan_pattern = "top_down", "one_way"
+        self.scan_type, self.line_scan_direction = "horizontal_line", "line_left_right"
         # The default run id is the full output path, which would make the XML depend on it.
-        self.run_id = base.name
+        self.run_id, self.filename, self.ibd_filename = base.name, f"{base}.imzML", f"{base}.ibd"
+        self.xml, self.ibd = open(self.filename, "w"), open(self.ibd_filename, "wb+")
+        self.sha1, self.uuid = hashlib.sha1(), file_uuid
+        self._write_ibd(file_uuid.bytes)
+        self.imzml_template = _template(None if pixel_size_um is None else float(pixel_size_um))
+        self.spectra, self.first_mz, self.hashes, self.lru_cache = [], None, {}, {}  # the last two: mode "auto" only
+        self._setPolarity(polarity)
+
+
+_MAX_Y_LINE = ('<cvParam cvRef="IMS" accession="IMS:1000043" name="max count of pixels y" '
+               'value="@{(max(s.coords[1] for s in spectra))!!s}"/>')
+_IMS_CV = ('<cv uri="https://raw.githubusercontent.com/imzML/imzML/master/imagingMS.obo" '
+           'fullName="Imaging MS Ontology" id="IMS" version="1.1.0"/>')
+
+
+@functools.lru_cache(maxsize=64)
+def _template(size: float | None):
+    """pyimzML's imzML template, compiled; with a size, the pixel size declared too (and the IMS
+    vocabulary the template uses listed)."""
+    if size is None:
+        return Engine(loader=DictLoader({"imzml": IMZML_TEMPLATE}), extensions=[CoreExtension()]).get_template("imzml")
+    def param(accession: str, name: str, value: str) -> str:
+        return (f'<cvParam cvRef="IMS" accession="IMS:{accession}" name="{name}" value="{value}" '
+                'unitCvRef="UO" unitAccession="UO:0000017" unitName="micrometer"/>')
+    # wheezy reads '@' as markup: the values are plain numbers, the dimensions computed at render time
+    extra = [param("1000046", "pixel size (x)", f"{size:g}"), param("1000047", "pixel size y", f"{size:g}"),
+             param("1000044", "max dimension x", f"@{{int(round(max(s.coords[0] for s in spectra) * {size!r}))!!s}}"),
+             param("1000045", "max dimension y", f"@{{int(round(max(s.coords[1] for s in spectra) * {size!r}))!!s}}")]
+    text = IMZML_TEMPLATE.replace(_MAX_Y_LINE, "\n      ".join([_MAX_Y_LINE, *extra]))
+    text = text.replace('<cvList count="2">', '<cvList count="3">\n    ' + _IMS_CV)
+    assert text != IMZML_TEMPLATE, "pyimzML's template changed: update _MAX_Y_LINE"
+    return Engine(loader=DictLoader({"imzml": text}), extensions=[CoreExtension()]).get_template("imzml")

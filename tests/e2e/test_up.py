@@ -11,6 +11,7 @@ import urllib.request
 
 from thriftpy2.transport import TTransportException
 
+from labcommons.demo.entities import demo_commons
 from metadata.client import MetadataClient
 from tests.e2e.conftest import free_port
 
@@ -32,8 +33,10 @@ def test_up_serves_the_demo_commons_and_stops_cleanly(tmp_path):
         assert "labcommons is running" in banner and f"thrift://127.0.0.1:{port}" in banner, banner
         assert f"http://127.0.0.1:{portal_port}/" in banner and "demo-passwords" in banner, banner
         assert "starting the metadata service" in banner and "starting the portal service" in banner, banner
-        # the QC runs the shipped trigger started on the demo's files, and where to follow them
+        # the QC runs the demo started with the shipped trigger, and where to follow them
         assert re.search(r"ims-qc-on-new-measurement: .*\n +\d+ ims-qc runs? so far", banner), banner
+        started = len(demo_commons().qc_at_start)
+        assert f"QC started for {started} of the demo's measurements" in banner and "the broken pair" in banner, banner
         with urllib.request.urlopen(f"http://127.0.0.1:{portal_port}/signin", timeout=10) as page:
             assert page.status == 200 and b"Sign in" in page.read()
         # JupyterHub behind its proxy, signing users in through the portal
@@ -43,8 +46,11 @@ def test_up_serves_the_demo_commons_and_stops_cleanly(tmp_path):
         token = (data_dir / "admin.token").read_text()
         with MetadataClient("127.0.0.1", port, token) as client:
             counts = client.health().counts
-        # 16 seeded files, plus the outputs of any QC run the shipped trigger launched meanwhile
-        assert counts["case"] == 200 and counts["measurement"] == 600 and counts["data_file"] >= 16
+        # a pair per measurement, plus the outputs of any QC run finished meanwhile; the broken pair
+        # is one more measurement only where the portal's registration does not check pairs
+        broken = "registration accepted the broken pair" in banner
+        assert counts["case"] == 200 and counts["measurement"] == 600 + broken
+        assert counts["data_file"] >= 2 * counts["measurement"]
         up.send_signal(signal.SIGTERM)
         assert up.wait(60) == 0
     finally:

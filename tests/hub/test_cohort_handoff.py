@@ -65,9 +65,12 @@ def test_a_saved_cohort_opens_on_its_notebook_which_runs_on_the_services_manifes
 def test_a_shared_cohort_lists_only_the_files_the_user_may_read(hub_commons, signed_in, projects):
     """una reads the project the cohort is shared in, not the project holding its files."""
     service, portal, _, admin = hub_commons
-    holding = {row["project_id"] for row in admin.manifest("file", IMAGED)}
-    shared_in = next(p for p in projects if p not in holding)
-    with client_as(admin, "ana", {p: "read" for p in projects}) as ana:
+    shared_in = "no-images"  # every demo project holds images: share the cohort in a project without any
+    admin.submit(shared_in, [{"type": "project", "submitter_id": shared_in,
+                              "programs": {"submitter_id": "HUMAN-ATLAS"}}])
+    assert shared_in not in {row["project_id"] for row in admin.manifest("file", IMAGED)}
+    admin.set_grant("ana", shared_in, "read")
+    with client_as(admin, "ana", {p: "read" for p in [*projects, shared_in]}) as ana:
         cohort = ana.save_cohort("every image", "file", IMAGED, project_id=shared_in, shared=True)
     admin.save_account("una", "una-password-123", ["analyst"], {shared_in: "read"})
     answer = follow_progress_page(portal, signed_in("una", "una-password-123"), f"/jupyter/open/cohort/{cohort.id}")

@@ -26,7 +26,7 @@ SECRET = "secret-proj"
 
 @pytest.fixture
 def small_demo(server, admin):
-    """The demo commons at scale 0.05 (one measurement with an imzML image), the demo accounts
+    """The demo commons at scale 0.05 (every measurement with its imzML image), the demo accounts
     granted its projects."""
     create_demo(admin, server.settings.storage_root, scale=0.05,
                 passwords_path=server.settings.data_dir / PASSWORDS_FILE)
@@ -40,11 +40,22 @@ def analyst(small_demo, portal, sign_in):
 
 @pytest.fixture
 def imaged(admin, small_demo) -> dict:
-    """The demo measurement that has an imzML file (its node), with its files' nodes."""
+    """The first demo measurement with an imzML file (its node), with its files' nodes."""
     image = next(f for f in admin.nodes("data_file") if f["properties"]["data_format"] == "imzML")
     measurement = admin.get(image["links"][0]["target_id"])
     ibd = admin.find(image["project_id"], image["submitter_id"].replace(".imzML", ".ibd"))
     return {**measurement, "imzml": image, "ibd": ibd}
+
+
+@pytest.fixture
+def bare(admin, imaged) -> dict:
+    """A measurement without files beside the imaged one (every demo measurement has its pair),
+    registered as a technician may before the files come."""
+    links = {link["name"]: {"id": link["target_id"]} for link in imaged["links"]}
+    node = {"type": "measurement", "submitter_id": "no-files-yet", **links,
+            **{k: imaged["properties"][k] for k in ("instrument", "ionisation", "polarity")}}
+    admin.submit(imaged["project_id"], [node])
+    return node
 
 
 def open_page(client, dash_call, path: str) -> str:
@@ -238,10 +249,9 @@ def test_a_peak_of_the_table_or_the_spectrum_fills_the_mz(analyst, dash_call, im
     assert answer["response"]["measurement-ion-mz"]["value"] == "760.5851"
 
 
-def test_a_measurement_without_an_image_says_there_is_nothing_to_preview(analyst, dash_call, admin, imaged):
-    plain = next(m for m in admin.nodes("measurement", imaged["project_id"]) if m["id"] != imaged["id"])
+def test_a_measurement_without_an_image_says_there_is_nothing_to_preview(analyst, dash_call, imaged, bare):
     answer = json.dumps(dash_call(analyst, "measurement-previews.children",
-                                  key_input(plain["project_id"], plain["submitter_id"])))
+                                  key_input(imaged["project_id"], bare["submitter_id"])))
     assert "no imzML file" in answer and "Traceback" not in answer
 
 
@@ -323,12 +333,10 @@ def test_pages_need_a_signed_in_session(portal):
     assert response.status_code == 302 and "/signin?next=/browse/atlas-kidney" in response.headers["Location"]
 
 
-def test_open_in_jupyter_is_offered_only_where_a_notebook_has_spectra_to_read(analyst, dash_call, admin, imaged):
+def test_open_in_jupyter_is_offered_only_where_a_notebook_has_spectra_to_read(analyst, dash_call, admin, imaged, bare):
     """A measurement without an imzML file and its ibd gets no button, and the hand-off refuses
     it with the reason, before any hub is asked."""
     project = imaged["project_id"]
-    with_files = {link["target_id"] for f in admin.nodes("data_file", project) for link in f["links"]}
-    bare = next(m for m in admin.nodes("measurement", project) if m["id"] not in with_files)
     page = open_page(analyst, dash_call, f"/measurement/{project}/{imaged['submitter_id']}")
     assert '"id": "measurement-jupyter"' in page
     page = open_page(analyst, dash_call, f"/measurement/{project}/{bare['submitter_id']}")
@@ -336,7 +344,8 @@ def test_open_in_jupyter_is_offered_only_where_a_notebook_has_spectra_to_read(an
     assert "This measurement has no imzML file with its ibd, so a notebook would have no spectra to read" in page
     opened = analyst.get(f"/jupyter/open/measurement/{project}/{bare['submitter_id']}")
     assert opened.status_code == 400
-    assert f"Measurement &#39;{bare['submitter_id']}&#39; has no imzML file with its ibd" in opened.get_data(as_text=True)
+    page = opened.get_data(as_text=True)
+    assert f"Measurement &#39;{bare['submitter_id']}&#39; has no imzML file with its ibd" in page
     status = analyst.get("/jupyter/status", query_string={"kind": "measurement", "project": project,
                                                           "submitter_id": bare["submitter_id"]})
     assert status.status_code == 400 and "no spectra to read" in status.get_json()["error"]

@@ -1,14 +1,18 @@
 """The demo commons' entities, checked against the default dictionary's YAML files as written."""
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
+from pyimzml.ImzMLParser import ImzMLParser
 
+from labcommons.demo import write_files
 from labcommons.demo.entities import demo_commons
-from labcommons.demo.imzml import write_imzml_pair
+from labcommons.demo.images import FLAWS, MODES, SPECTRUM_TYPES
 
 DICTIONARY_DIR = Path(__file__).resolve().parents[2] / "metadata" / "dictionary" / "default"
 NODE_TYPES = {"program", "project", "case", "sample", "experiment", "measurement",
@@ -81,15 +85,33 @@ def test_counts_at_scale_one_are_near_the_targets(commons):
     assert "data_file" not in counts
 
 
-def test_imaging_covers_a_few_thousand_spectra(commons):
-    assert 6 <= len(commons.imaging) <= 10
-    assert all(20 <= spec.width <= 30 and 15 <= spec.height <= 25 for spec in commons.imaging)
-    assert 2000 <= sum(spec.width * spec.height for spec in commons.imaging) <= 8000
-    assert {spec.mode for spec in commons.imaging} == {"continuous", "processed"}
+def test_every_measurement_gets_an_image_and_the_images_vary(commons):
+    measurements = {(pid, e["submitter_id"]): e for pid, entities in commons.projects.items()
+                    for e in entities if e["type"] == "measurement"}
+    assert sorted((s.project_id, s.measurement) for s in commons.imaging) == sorted(measurements)
+    images = [spec.image for spec in commons.imaging]
+    assert {(i.mode, i.spectrum_type) for i in images} == {(m, t) for m in MODES for t in SPECTRUM_TYPES}
+    assert {i.polarity for i in images} == {"positive", "negative"} and any(i.elements for i in images)
+    assert len({(i.width, i.height) for i in images}) >= 4
+    assert sum(i.width * i.height for i in images) <= 50_000  # kilobyte files: `make run` stays quick
     for spec in commons.imaging:
-        measurement = next(e for e in commons.projects[spec.project_id]
-                           if e["submitter_id"] == spec.measurement)
-        assert (measurement["type"], measurement["raster_width"]) == ("measurement", spec.width)
+        measurement, image = measurements[spec.project_id, spec.measurement], spec.image
+        assert (measurement["raster_width"], measurement["raster_height"]) == (image.width, image.height)
+        assert (measurement["polarity"], measurement["pixel_size_um"]) == (image.polarity, image.pixel_size_um)
+        assert (measurement["spectrum_type"], measurement["imzml_mode"]) == (image.spectrum_type, image.mode)
+
+
+def test_each_project_has_one_image_of_each_flaw_and_qc_starts_on_each_kind(commons):
+    for project_id in commons.projects:
+        flaws = sorted(s.image.flaw for s in commons.imaging if s.project_id == project_id and s.image.flaw)
+        assert flaws == sorted(FLAWS[1:])
+    started = commons.qc_at_start
+    assert 6 <= len(started) <= 10  # a few QC runs at start, not 600
+    assert {s.image.flaw for s in started} == set(FLAWS)
+    assert {(s.image.mode, s.image.spectrum_type) for s in started} == {(m, t) for m in MODES for t in SPECTRUM_TYPES}
+    assert {s.image.polarity for s in started} == {"positive", "negative"}
+    broken = commons.broken_pair
+    assert broken.image.name == broken.values["submitter_id"] and broken.image.seed != broken.other.seed
 
 
 def test_same_seed_gives_the_same_commons():
@@ -101,7 +123,7 @@ def test_small_scale_keeps_every_type_in_every_project():
     small = demo_commons(scale=0.05)
     for entities in small.projects.values():
         assert set(Counter(e["type"] for e in entities)) == set(TARGETS)
-    assert len(small.imaging) >= 1
+    assert len(small.imaging) == sum(e["type"] == "measurement" for es in small.projects.values() for e in es)
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.05])
@@ -172,10 +194,26 @@ def test_entities_are_plain_json(commons):
         assert json.loads(json.dumps(entity)) == entity
 
 
-def test_the_imaging_set_writes_one_pair_per_spec(tmp_path, commons):
-    for spec in commons.imaging:
-        records = write_imzml_pair(tmp_path / spec.project_id, spec.measurement, spec.width,
-                                   spec.height, spec.seed, spec.mode)
-        assert [r["file_name"] for r in records] == [f"{spec.measurement}.imzML",
-                                                     f"{spec.measurement}.ibd"]
-    assert len(list(tmp_path.rglob("*.ibd"))) == len(commons.imaging)
+def test_written_pairs_match_their_nodes_and_the_dictionary(tmp_path, dictionary):
+    """At a small scale, every pair written as the demo writes it: its data_file nodes' checksums
+    are its bytes, its measurement's header fields what pyimzML reads, all valid entities."""
+    small = demo_commons(scale=0.05)
+    files = write_files(small, tmp_path, lambda: None)
+    measurements = {e["submitter_id"]: e for es in small.projects.values() for e in es if e["type"] == "measurement"}
+    for spec in small.imaging:
+        nodes = [f for f in files[spec.project_id] if f["measurements"]["submitter_id"] == spec.measurement]
+        assert sorted(f["data_format"] for f in nodes) == ["ibd", "imzML"]
+        for node in nodes:
+            path = Path(urlparse(node["storage_url"]).path)
+            assert path.parent == tmp_path / spec.project_id / spec.measurement
+            data = path.read_bytes()
+            assert (node["file_size"], node["md5sum"], node["sha256"]) == (
+                len(data), hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
+        measurement = measurements[spec.measurement]
+        with ImzMLParser(str(tmp_path / spec.project_id / spec.measurement / f"{spec.measurement}.imzML")) as parser:
+            assert (parser.polarity, parser.spectrum_mode) == (measurement["polarity"], measurement["spectrum_type"])
+            assert parser.imzmldict["pixel size x"] == measurement["pixel_size_um"]
+            grid = parser.imzmldict["max count of pixels x"], parser.imzmldict["max count of pixels y"]
+            assert grid == (measurement["raster_width"], measurement["raster_height"])
+    small.projects = {pid: es + files[pid] for pid, es in small.projects.items()}
+    test_properties_validate_against_the_dictionary_schema(dictionary, small)

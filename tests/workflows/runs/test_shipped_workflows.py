@@ -7,7 +7,8 @@ import json
 import pytest
 
 from ground.storage import run_dir
-from labcommons.demo import data_file_entity
+from labcommons.demo import create_demo, data_file_entity
+from labcommons.demo.entities import demo_commons
 from labcommons.demo.imzml import write_imzml_pair
 from metadata import templates
 from workflow_templates.engines.spec import load
@@ -62,3 +63,16 @@ def test_a_pair_whose_files_have_different_names_runs_ims_qc(admin, project, set
     assert done.status == "succeeded", describe(done)
     report = json.loads((run_dir(settings.storage_root, project, run.id) / "outputs" / "qc" / "report.json").read_text())
     assert report["metrics"]["spectra"] == 6 * 5
+
+
+def test_the_demo_starts_qc_on_a_few_measurements_and_leaves_the_trigger_on(admin, settings):
+    """600 pairs must not queue 600 runs: the demo registers with the trigger paused, then replays
+    it on each kind of image and each flawed one."""
+    summary = create_demo(admin, settings.storage_root, scale=0.05)
+    chosen = {(s.project_id, s.measurement) for s in demo_commons(scale=0.05).qc_at_start}
+    broken = "registration accepted the broken pair" in summary  # where registration does not check pairs
+    runs = admin.runs(template="ims-qc").runs
+    assert len(runs) == len(chosen) + broken and f"QC started for {len(chosen)} " in summary
+    inputs = [admin.get(i) for r in runs for i in r.input_ids]  # each run's imzML and ibd
+    assert chosen <= {(f["project_id"], f["submitter_id"].rpartition(".")[0]) for f in inputs}
+    assert [t.enabled for t in admin.triggers()] == [True]
