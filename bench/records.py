@@ -47,10 +47,11 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-def times(count: int, rng) -> list[str]:
-    """`count` creation times over a year, ascending (records arrive in time order)."""
+def times(count: int, rng):
+    """`count` creation times over a year, ascending (records arrive in time order), batch by batch."""
     seconds = np.sort(rng.uniform(0, 365 * 86400, count))
-    return [iso(START + timedelta(seconds=float(s))) for s in seconds]
+    for start in range(0, count, BATCH):
+        yield [iso(START + timedelta(seconds=float(s))) for s in seconds[start:start + BATCH]]
 
 
 def run_nodes(count: int, rng):
@@ -59,8 +60,7 @@ def run_nodes(count: int, rng):
     statuses = rng.choice(names, count, p=weights)
     projects = rng.choice(PROJECTS, count)
     users = rng.integers(0, 40, count)
-    for start in range(0, count, BATCH):
-        stamps = times(min(BATCH, count - start), rng)
+    for start, stamps in zip(range(0, count, BATCH), times(count, rng)):
         yield [Write(StoredNode(str(uuid.uuid4()), "workflow_run", str(projects[i]), f"run-{i:08d}", 1,
                                 {"template": "qc-spectra", "status": str(statuses[i]), "attempt": 1,
                                  "parameters_json": "{}", "message": "done"}, [], at, at, f"user{users[i]}",
@@ -72,8 +72,7 @@ def audit_nodes(count: int, rng):
     """Synthetic audit entries: 50 users, RARE_ENTRIES of them the rare user's, spread through the log."""
     rare = set(rng.choice(count, RARE_ENTRIES, replace=False).tolist())
     users, actions = rng.integers(0, 50, count), rng.integers(0, len(ACTIONS), count)
-    for start in range(0, count, BATCH):
-        stamps = times(min(BATCH, count - start), rng)
+    for start, stamps in zip(range(0, count, BATCH), times(count, rng)):
         batch = []
         for i, at in zip(range(start, start + len(stamps)), stamps):
             props = {"at": at, "user": RARE_USER if i in rare else f"user{users[i]}@lab.org",

@@ -216,14 +216,15 @@ class EmbeddedStore(Store):
         if empty(checked):
             return Page([], 0 if checked.total else -1)
         cur = self._cursor()
-        keys = cur.execute(*R.page_sql(checked)).fetchall()
-        more, keys = len(keys) > checked.limit, keys[:checked.limit]
-        total = cur.execute(*R.count_sql(checked)).fetchone()[0] if checked.total else -1
-        seqs = [seq for seq, _ in keys]
-        found = {row[0]: _node(row[1:]) for row in cur.execute(R.rows_sql(checked.type, COLUMNS, len(seqs)),
-                                                               seqs).fetchall()} if seqs else {}
-        cursors = [encode_record_cursor(from_millis(ms), seq, checked.newest_first) for seq, ms in keys]
-        return Page([found[seq] for seq in seqs], total, cursors[-1] if more else "", cursors)
+        matches, earliest, latest = cur.execute(*R.tally_sql(checked)).fetchone()
+        if not matches:
+            return Page([], 0 if checked.total else -1)
+        rows = _page_rows(cur, checked, matches, earliest, latest)
+        more, rows = len(rows) > checked.limit, rows[:checked.limit]
+        total = -1 if not checked.total else matches if not (checked.since or checked.before) else \
+            cur.execute(*R.count_sql(checked)).fetchone()[0]
+        cursors = [encode_record_cursor(from_millis(row[1]), row[0], checked.newest_first) for row in rows]
+        return Page([_node(row[2:]) for row in rows], total, cursors[-1] if more else "", cursors)
 
     def edges(self, node_id: str) -> list[EdgeRow]:
         # two equality lookups, each answered by its index; `child_id = ? OR parent_id = ?` scans the table
@@ -641,14 +642,28 @@ def _check_free(cur, creates: list[StoredNode]) -> None:
         raise Clash(f"node id(s) already in use: {', '.join(used[:10]) or 'named twice in the batch'}", "stale")
 
 
+def _page_rows(cur, checked, matches: int, earliest: int, latest: int) -> list[tuple]:
+    """A page's rows and one more, read within a window of dates widened until it holds them
+    (metadata/store/records_sql.py says why)."""
+    widen = 1
+    while True:
+        bound = R.window(checked, matches, earliest, latest, widen)
+        rows = cur.execute(*R.page_sql(checked, COLUMNS, bound)).fetchall()
+        if len(rows) > checked.limit or bound is None:
+            return rows
+        widen *= 4
+
+
 def _use_records(db) -> None:
     """Make each declared type's side table, filling it from the nodes, when it is missing or was
     made for another declaration (a database file from before, or a changed record_index)."""
     db.execute(R.META)
     stored = dict(db.execute("SELECT type, signature FROM records_meta").fetchall())
     stale = [t for t in INDEXES if stored.get(t) != SIGNATURE]
+    tallied = {r[0] for r in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     for type_name in set(INDEXES) - set(stale):
-        for statement in R.seq_index(type_name):
+        for statement in R.unused_indexes(type_name) + (
+                [] if R.tally(type_name).strip('"') in tallied else R.tally_statements(type_name, INDEXES[type_name])):
             db.execute(statement)
     if not stale:
         return
@@ -658,6 +673,8 @@ def _use_records(db) -> None:
             for statement in R.create_statements(type_name, INDEXES[type_name], RECORD_COLUMNS):
                 cur.execute(statement)
             _backfill(cur, type_name)
+            for statement in R.tally_statements(type_name, INDEXES[type_name]):
+                cur.execute(statement)
             cur.execute("INSERT OR REPLACE INTO records_meta VALUES (?, ?)", [type_name, SIGNATURE])
 
 
@@ -666,14 +683,25 @@ def _backfill(cur, type_name: str) -> None:
     after = ("", "")  # in creation order, as live writes lay them down: a page's rows then lie together
     while nodes := _select(cur, "type = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
                            [type_name, *after, BACKFILL_CHUNK]):
-        _insert_records(cur, type_name, nodes)
+        _insert_records(cur, type_name, nodes, tally=False)
         after = (nodes[-1].created_at, nodes[-1].id)
 
 
-def _insert_records(cur, type_name: str, nodes: list[StoredNode]) -> None:
+def _insert_records(cur, type_name: str, nodes: list[StoredNode], tally: bool = True) -> None:
+    """Add the nodes' records to the type's side table (and to its tally, unless it is made after)."""
     index = INDEXES[type_name]
     with _registered(cur, R.rows(index, nodes, NODE_COLUMNS, _row)) as view:
         cur.execute(R.insert_sql(type_name, index, view, NODE_COLUMNS))
+        if tally:
+            cur.execute(R.count_in_sql(type_name, index, view, 1))
+
+
+def _remove_records(cur, type_name: str, ids: list[str]) -> None:
+    """Take these nodes' records out of the type's side table and its tally."""
+    index = INDEXES[type_name]
+    cur.execute(R.count_in_sql(type_name, index, f"(SELECT * FROM {R.table(type_name)} WHERE id IN {IDS})", -1),
+                [ids])
+    cur.execute(f"DELETE FROM {R.table(type_name)} WHERE id IN {IDS}", [ids])
 
 
 def _index_records(cur, writes: list[Write]) -> None:
@@ -685,15 +713,15 @@ def _index_records(cur, writes: list[Write]) -> None:
     for type_name, typed in by_type.items():
         updated = [w.node.id for w in typed if w.expected_version is not None]
         if updated:
-            cur.execute(f"DELETE FROM {R.table(type_name)} WHERE id IN {IDS}", [updated])
+            _remove_records(cur, type_name, updated)
         _insert_records(cur, type_name, [w.node for w in typed])
 
 
 def _unindex_records(cur, values: str) -> None:
     """Remove the side-table rows of the nodes a delete removes (before the nodes go)."""
-    types = [r[0] for r in cur.execute(f"SELECT DISTINCT type FROM nodes WHERE id IN (SELECT v FROM {values})").fetchall()]
-    for type_name in set(types) & set(INDEXES):
-        cur.execute(f"DELETE FROM {R.table(type_name)} WHERE id IN (SELECT v FROM {values})")
+    rows = cur.execute(f"SELECT type, id FROM nodes WHERE id IN (SELECT v FROM {values})").fetchall()
+    for type_name in {t for t, _ in rows} & set(INDEXES):
+        _remove_records(cur, type_name, [i for t, i in rows if t == type_name])
 
 
 def _update(cur, writes: list[Write]) -> None:
