@@ -53,9 +53,10 @@ class Planner:
         """The batch's writes; raises Invalid with every problem located if any entity is bad."""
         typed = [(e, t) for e in entities if (t := self._envelope(e))]
         self._no_duplicates(entities)
-        existing = self.store.find(self.project_id, [e.doc["submitter_id"] for e, _ in typed])
+        # the project's own node is found by the same read (its project_id is its name)
+        existing = self.store.find(self.project_id, [e.doc["submitter_id"] for e, _ in typed] + [self.project_id])
         items = [self._item(e, t, existing.get(e.doc["submitter_id"])) for e, t in typed]
-        self._check_project_exists(items)
+        self._check_project_exists(items, existing.get(self.project_id))
         self._check_new_ids(items)
         in_batch = {item.node.submitter_id: item.node for item in items}
         in_batch.update({("id", item.node.id): item.node for item in items})
@@ -140,13 +141,12 @@ class Planner:
         if isinstance(url, str) and (problem := self.layout.problem(url, self.project_id)):
             add("storage_url", problem)
 
-    def _check_project_exists(self, items: list[_Item]) -> None:
+    def _check_project_exists(self, items: list[_Item], project: StoredNode | None) -> None:
         """Non-administrative nodes need their project node to exist (in the store or the batch)."""
         if all(item.node_type.is_global for item in items):
             return
         if any(item.node_type.id == "project" for item in items):
             return
-        project = self.store.find(self.project_id, [self.project_id]).get(self.project_id)
         if project is None or project.type != "project":
             self.problems.add("project_id", f"there is no project {self.project_id!r}; "
                                             "an administrator must create it first", index=0)

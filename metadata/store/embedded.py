@@ -77,6 +77,7 @@ RECORD_COLUMNS = ("id VARCHAR NOT NULL, type VARCHAR NOT NULL, project_id VARCHA
 IDS = "(SELECT unnest(?::VARCHAR[]) AS v)"
 EDGE_COLUMNS = ("child_id", "child_type", "link_name", "parent_id", "parent_type")
 REINDEX_CHUNK = 2000
+TALLY_PARAMETERS = 20  # tally changes bound as parameters; more travel as an Arrow view
 BACKFILL_CHUNK = 50_000  # nodes per read when indexing a type's records on open
 CUMULATIVE_BINS = 32  # histograms of up to this many bins count by compares, more by binning each value
 COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
@@ -254,10 +255,10 @@ class EmbeddedStore(Store):
 
     def _apply(self, writes: list[Write], parent_ids: set[str]) -> dict:
         with _transaction(self._cursor()) as cur:
-            _check_parents(cur, parent_ids)
+            reader = _Reader(cur)
+            _check_parents(parent_ids, reader)
             creates = [w.node for w in writes if w.expected_version is None]
             _check_free(cur, creates)
-            reader = _Reader(cur)
             before = self._affected(reader, _nodes(cur, [w.node.id for w in writes if w.expected_version is not None]).values())
             _update(cur, [w for w in writes if w.expected_version is not None])
             _insert_rows(cur, "nodes", NODE_COLUMNS, [_row(n) for n in creates])
@@ -614,11 +615,13 @@ class _transaction:
         return False
 
 
-def _check_parents(cur, parent_ids: set[str]) -> None:
+def _check_parents(parent_ids: set[str], reader: "_Reader") -> None:
+    """Refuse a batch linking to a node deleted since it was planned. The parents are read whole:
+    the documents' refresh reads most of them next (a sample's case), from the reader."""
     if not parent_ids:
         return
-    found = {r[0] for r in cur.execute(f"SELECT id FROM nodes WHERE id IN {IDS}", [list(parent_ids)]).fetchall()}
-    gone = sorted(parent_ids - found)
+    found = reader.nodes(parent_ids)
+    gone = sorted(set(parent_ids) - set(found))
     if gone:
         raise Clash(f"the batch links to {len(gone)} node(s) deleted meanwhile: {', '.join(gone[:10])}",
                     "parent_gone")
@@ -683,45 +686,56 @@ def _backfill(cur, type_name: str) -> None:
     after = ("", "")  # in creation order, as live writes lay them down: a page's rows then lie together
     while nodes := _select(cur, "type = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
                            [type_name, *after, BACKFILL_CHUNK]):
-        _insert_records(cur, type_name, nodes, tally=False)
+        _insert_records(cur, type_name, nodes)  # the tally is made from the side table after
         after = (nodes[-1].created_at, nodes[-1].id)
 
 
-def _insert_records(cur, type_name: str, nodes: list[StoredNode], tally: bool = True) -> None:
-    """Add the nodes' records to the type's side table (and to its tally, unless it is made after)."""
+def _insert_records(cur, type_name: str, nodes: list[StoredNode]) -> pa.Table:
+    """Add the nodes' records to the type's side table; the rows added."""
     index = INDEXES[type_name]
-    with _registered(cur, R.rows(index, nodes, NODE_COLUMNS, _row)) as view:
+    added = R.rows(index, nodes, NODE_COLUMNS, _row)
+    with _registered(cur, added) as view:
         cur.execute(R.insert_sql(type_name, index, view, NODE_COLUMNS))
-        if tally:
-            cur.execute(R.count_in_sql(type_name, index, view, 1))
+    return added
 
 
-def _remove_records(cur, type_name: str, ids: list[str]) -> None:
-    """Take these nodes' records out of the type's side table and its tally."""
+def _remove_records(cur, type_name: str, ids: list[str]) -> list[tuple]:
+    """Take these nodes' records out of the type's side table; their tally keys and dates."""
+    return cur.execute(R.delete_sql(type_name, INDEXES[type_name], IDS), [ids]).fetchall() if ids else []
+
+
+def _count(cur, type_name: str, added: pa.Table | None, removed: list[tuple]) -> None:
+    """Bring the type's tally up to date with a write's records: a few combinations as parameters
+    (a batch's audit entry), many (a bulk load) as an Arrow view."""
     index = INDEXES[type_name]
-    cur.execute(R.count_in_sql(type_name, index, f"(SELECT * FROM {R.table(type_name)} WHERE id IN {IDS})", -1),
-                [ids])
-    cur.execute(f"DELETE FROM {R.table(type_name)} WHERE id IN {IDS}", [ids])
+    changes = R.tally_changes(index, added, removed)
+    if not changes:
+        return
+    if len(changes) <= TALLY_PARAMETERS:
+        cur.execute(R.count_in_sql(type_name, R.values(len(changes), len(changes[0]))),
+                    [v for change in changes for v in change])
+        return
+    with _registered(cur, _table(R.tally_keys(index) + ("n", "lo", "hi"), changes)) as view:
+        cur.execute(R.count_in_sql(type_name, view))
 
 
 def _index_records(cur, writes: list[Write]) -> None:
-    """Keep the side tables current with the batch: updated records replaced, created ones added."""
+    """Keep the side tables and their tallies current with the batch: updated records replaced,
+    created ones added."""
     by_type: dict[str, list[Write]] = {}
     for write in writes:
         if write.node.type in INDEXES:
             by_type.setdefault(write.node.type, []).append(write)
     for type_name, typed in by_type.items():
-        updated = [w.node.id for w in typed if w.expected_version is not None]
-        if updated:
-            _remove_records(cur, type_name, updated)
-        _insert_records(cur, type_name, [w.node for w in typed])
+        removed = _remove_records(cur, type_name, [w.node.id for w in typed if w.expected_version is not None])
+        _count(cur, type_name, _insert_records(cur, type_name, [w.node for w in typed]), removed)
 
 
 def _unindex_records(cur, values: str) -> None:
     """Remove the side-table rows of the nodes a delete removes (before the nodes go)."""
     rows = cur.execute(f"SELECT type, id FROM nodes WHERE id IN (SELECT v FROM {values})").fetchall()
     for type_name in {t for t, _ in rows} & set(INDEXES):
-        _remove_records(cur, type_name, [i for t, i in rows if t == type_name])
+        _count(cur, type_name, None, _remove_records(cur, type_name, [i for t, i in rows if t == type_name]))
 
 
 def _update(cur, writes: list[Write]) -> None:

@@ -138,20 +138,47 @@ def tally(type_name: str) -> str:
     return quote_ident("tally_" + table(type_name).strip('"'))
 
 
+def tally_keys(index: RecordIndex) -> tuple[str, ...]:
+    return ("project_id",) + key_columns(index)[1:]
+
+
 def tally_statements(type_name: str, index: RecordIndex) -> list[str]:
     """Drop and make the type's tally (per project and combination of key values: how many records,
     their earliest and latest dates), filled from its side table."""
-    keys = ", ".join(quote_ident(c) for c in ("project_id",) + key_columns(index)[1:])
+    keys = ", ".join(quote_ident(c) for c in tally_keys(index))
     return [f"DROP TABLE IF EXISTS {tally(type_name)}",
             f"CREATE TABLE {tally(type_name)} AS SELECT {keys}, count(*) AS n, min(sort_ms) AS lo, "
             f"max(sort_ms) AS hi FROM {table(type_name)} GROUP BY ALL",
             f"CREATE UNIQUE INDEX {quote_ident(tally(type_name).strip(chr(34)) + '_keys')} ON {tally(type_name)} ({keys})"]
 
 
-def count_in_sql(type_name: str, index: RecordIndex, rows: str, sign: int) -> str:
-    """Add (sign 1) or take away (-1) the records `rows` (a view or subquery with the side table's
-    columns) from the tally; a combination's date span only ever widens."""
-    keys = ", ".join(quote_ident(c) for c in ("project_id",) + key_columns(index)[1:])
-    return (f"INSERT INTO {tally(type_name)} SELECT {keys}, {sign} * count(*), min(sort_ms), max(sort_ms) "
-            f"FROM {rows} GROUP BY ALL ON CONFLICT DO UPDATE SET n = n + excluded.n, "
+def delete_sql(type_name: str, index: RecordIndex, ids: str) -> str:
+    """Delete the records of the ids (`ids`: an IN operand), returning their tally keys and date."""
+    returned = ", ".join(quote_ident(c) for c in tally_keys(index) + ("sort_ms",))
+    return f"DELETE FROM {table(type_name)} WHERE id IN {ids} RETURNING {returned}"
+
+
+def tally_changes(index: RecordIndex, added: pa.Table | None, removed: list[tuple]) -> list[tuple]:
+    """(keys..., records added less removed, earliest, latest) per combination the write touches,
+    from the rows added (as `rows` made them) and those removed (as `delete_sql` returned them)."""
+    names = tally_keys(index) + ("sort_ms",)
+    adding = zip(*(added.column(name).to_pylist() for name in names)) if added is not None else ()
+    change: dict[tuple, tuple[int, int, int]] = {}
+    for sign, rows in ((1, adding), (-1, removed)):
+        for *keys, at in rows:
+            n, lo, hi = change.get(tuple(keys), (0, at, at))
+            change[tuple(keys)] = (n + sign, min(lo, at), max(hi, at))
+    return [(*keys, n, lo, hi) for keys, (n, lo, hi) in change.items()]
+
+
+def count_in_sql(type_name: str, source: str) -> str:
+    """Add the changes `source` gives (a VALUES list or a view of tally rows) to the tally; a
+    combination's date span only ever widens."""
+    return (f"INSERT INTO {tally(type_name)} SELECT * FROM {source} ON CONFLICT DO UPDATE SET n = n + excluded.n, "
             "lo = least(lo, excluded.lo), hi = greatest(hi, excluded.hi)")
+
+
+def values(rows: int, width: int) -> str:
+    """A VALUES list of `rows` rows of `width` parameters, as a FROM operand."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"(VALUES {', '.join([row] * rows)})"

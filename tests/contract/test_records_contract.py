@@ -107,7 +107,7 @@ def test_pages_are_exact_when_records_were_written_out_of_date_order(store):
     """A page is read within a window of dates (DuckDB), widened when too few lie in it: records
     written in no order of their dates, and unevenly spread, still page exactly as sorted."""
     days = [(7 * i) % 3 + 1 if i < 45 else (7 * i) % 8 + 20 for i in range(60)]  # most early, a few late
-    made = [run(f"s{i:02d}", day, "failed" if i % 3 else "queued", ms=i) for i, day in enumerate(days)]
+    made = [run(f"s{i:02d}", day, "failed" if i % 3 else "queued", user=f"u{i}", ms=i) for i, day in enumerate(days)]
     store.apply([Write(n, None) for n in made[::-1]], set())  # the latest written first
     newest = [n.submitter_id for n in sorted(made, key=lambda n: n.created_at, reverse=True) if n.props["status"] == "failed"]
     assert everything(store, RecordQuery("workflow_run", {"status": "failed"}, limit=4)) == newest
