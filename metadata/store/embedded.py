@@ -705,18 +705,18 @@ def _remove_records(cur, type_name: str, ids: list[str]) -> list[tuple]:
 
 
 def _count(cur, type_name: str, added: pa.Table | None, removed: list[tuple]) -> None:
-    """Bring the type's tally up to date with a write's records: a few combinations as parameters
-    (a batch's audit entry), many (a bulk load) as an Arrow view."""
+    """Bring the type's tally up to date with a write's records: a few combinations (a batch's audit
+    entry, a run's new status) each by an update of its row, new ones by an insert; many (a bulk
+    load) as an Arrow view."""
     index = INDEXES[type_name]
     changes = R.tally_changes(index, added, removed)
-    if not changes:
+    if len(changes) > TALLY_PARAMETERS:
+        with _registered(cur, _table(("combination",) + R.tally_keys(index) + ("n", "lo", "hi"), changes)) as view:
+            cur.execute(R.count_in_sql(type_name, view))
         return
-    if len(changes) <= TALLY_PARAMETERS:
-        cur.execute(R.count_in_sql(type_name, R.values(len(changes), len(changes[0]))),
-                    [v for change in changes for v in change])
-        return
-    with _registered(cur, _table(R.tally_keys(index) + ("n", "lo", "hi"), changes)) as view:
-        cur.execute(R.count_in_sql(type_name, view))
+    new = [c for c in changes if not cur.execute(R.bump_sql(type_name), [*c[-3:], c[0]]).fetchone()[0]]
+    if new:
+        cur.execute(R.count_in_sql(type_name, R.values(len(new), len(new[0]))), [v for c in new for v in c])
 
 
 def _index_records(cur, writes: list[Write]) -> None:

@@ -142,14 +142,20 @@ def tally_keys(index: RecordIndex) -> tuple[str, ...]:
     return ("project_id",) + key_columns(index)[1:]
 
 
+def combination(keys) -> str:
+    """A tally row's one-column key: its key values joined (a one-column index is one DuckDB looks
+    rows up by; it does not look up by a compound one)."""
+    return "\x1f".join(keys)
+
+
 def tally_statements(type_name: str, index: RecordIndex) -> list[str]:
     """Drop and make the type's tally (per project and combination of key values: how many records,
     their earliest and latest dates), filled from its side table."""
     keys = ", ".join(quote_ident(c) for c in tally_keys(index))
     return [f"DROP TABLE IF EXISTS {tally(type_name)}",
-            f"CREATE TABLE {tally(type_name)} AS SELECT {keys}, count(*) AS n, min(sort_ms) AS lo, "
-            f"max(sort_ms) AS hi FROM {table(type_name)} GROUP BY ALL",
-            f"CREATE UNIQUE INDEX {quote_ident(tally(type_name).strip(chr(34)) + '_keys')} ON {tally(type_name)} ({keys})"]
+            f"CREATE TABLE {tally(type_name)} AS SELECT concat_ws(chr(31), {keys}) AS combination, {keys}, "
+            f"count(*) AS n, min(sort_ms) AS lo, max(sort_ms) AS hi FROM {table(type_name)} GROUP BY ALL",
+            f"CREATE UNIQUE INDEX {quote_ident(tally(type_name).strip(chr(34)) + '_keys')} ON {tally(type_name)} (combination)"]
 
 
 def delete_sql(type_name: str, index: RecordIndex, ids: str) -> str:
@@ -159,8 +165,8 @@ def delete_sql(type_name: str, index: RecordIndex, ids: str) -> str:
 
 
 def tally_changes(index: RecordIndex, added: pa.Table | None, removed: list[tuple]) -> list[tuple]:
-    """(keys..., records added less removed, earliest, latest) per combination the write touches,
-    from the rows added (as `rows` made them) and those removed (as `delete_sql` returned them)."""
+    """(combination, keys..., records added less removed, earliest, latest) per combination a write
+    touches, from the rows added (as `rows` made them) and those removed (as `delete_sql` returned them)."""
     names = tally_keys(index) + ("sort_ms",)
     adding = zip(*(added.column(name).to_pylist() for name in names)) if added is not None else ()
     change: dict[tuple, tuple[int, int, int]] = {}
@@ -168,12 +174,18 @@ def tally_changes(index: RecordIndex, added: pa.Table | None, removed: list[tupl
         for *keys, at in rows:
             n, lo, hi = change.get(tuple(keys), (0, at, at))
             change[tuple(keys)] = (n + sign, min(lo, at), max(hi, at))
-    return [(*keys, n, lo, hi) for keys, (n, lo, hi) in change.items()]
+    return [(combination(keys), *keys, n, lo, hi) for keys, (n, lo, hi) in change.items()]
+
+
+def bump_sql(type_name: str) -> str:
+    """Add to one combination's row, found by its index (params: n, earliest, latest, combination);
+    a combination's date span only ever widens. Cheaper than an insert or an upsert by a few times."""
+    return (f"UPDATE {tally(type_name)} SET n = n + ?, lo = least(lo, ?), hi = greatest(hi, ?) "
+            "WHERE combination = ?")
 
 
 def count_in_sql(type_name: str, source: str) -> str:
-    """Add the changes `source` gives (a VALUES list or a view of tally rows) to the tally; a
-    combination's date span only ever widens."""
+    """Add the changes `source` gives (a VALUES list or a view of tally rows) to the tally."""
     return (f"INSERT INTO {tally(type_name)} SELECT * FROM {source} ON CONFLICT DO UPDATE SET n = n + excluded.n, "
             "lo = least(lo, excluded.lo), hi = greatest(hi, excluded.hi)")
 
