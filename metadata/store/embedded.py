@@ -251,18 +251,24 @@ class EmbeddedStore(Store):
 
     def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
         with self._writing():
-            self._committed(self._apply(writes, parent_ids))
+            try:
+                rewritten = self._apply(writes, parent_ids)
+            except duckdb.ConstraintException:
+                # a create took a key in use: the nodes' unique indexes refused it and the batch was
+                # rolled back; which keys, and the Clash that names them, is asked only now
+                _check_free(self._cursor(), [w.node for w in writes if w.expected_version is None])
+                raise
+            self._committed(rewritten)
 
     def _apply(self, writes: list[Write], parent_ids: set[str]) -> dict:
         with _transaction(self._cursor()) as cur:
             reader = _Reader(cur)
             _check_parents(parent_ids, reader)
             creates = [w.node for w in writes if w.expected_version is None]
-            _check_free(cur, creates)
             before = self._affected(reader, _nodes(cur, [w.node.id for w in writes if w.expected_version is not None]).values())
             _update(cur, [w for w in writes if w.expected_version is not None])
             _insert_rows(cur, "nodes", NODE_COLUMNS, [_row(n) for n in creates])
-            _replace_edges(cur, [w.node for w in writes])
+            _replace_edges(cur, [w.node for w in writes], [w.node.id for w in writes if w.expected_version is not None])
             _index_records(cur, writes)
             reader.wrote(w.node for w in writes)
             return self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
@@ -628,7 +634,8 @@ def _check_parents(parent_ids: set[str], reader: "_Reader") -> None:
 
 
 def _check_free(cur, creates: list[StoredNode]) -> None:
-    """Refuse creates whose (project_id, submitter_id) is taken, in the store or twice in the batch."""
+    """Refuse creates whose (project_id, submitter_id) or id is taken, in the store or twice in the
+    batch (asked after the unique indexes refused a batch, to say which)."""
     if not creates:
         return
     keys = [(n.project_id, n.submitter_id) for n in creates]
@@ -757,8 +764,11 @@ def _update(cur, writes: list[Write]) -> None:
                     f"{expected}; fetch it again and resubmit", "stale")
 
 
-def _replace_edges(cur, nodes: list[StoredNode]) -> None:
-    cur.execute(f"DELETE FROM edges WHERE child_id IN {IDS}", [[n.id for n in nodes]])
+def _replace_edges(cur, nodes: list[StoredNode], updated: list[str]) -> None:
+    """The nodes' edges as their links say; only updated nodes had edges before (a created one's id
+    was checked free)."""
+    if updated:
+        cur.execute(f"DELETE FROM edges WHERE child_id IN {IDS}", [updated])
     _insert_rows(cur, "edges", EDGE_COLUMNS, [(e.child_id, e.child_type, e.link_name, e.parent_id, e.parent_type)
                                    for n in nodes for e in edges_of(n)])
 
