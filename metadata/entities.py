@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from metadata.dictionary import Dictionary, NodeType, non_finite, non_finite_message
 from metadata.errors import Invalid, ProblemList
-from metadata.nesting import check_depth
+from metadata.nesting import loads
 
 FORMATS = ("json", "tsv")
 TRUE_WORDS = {"true", "yes", "1"}
@@ -93,9 +93,8 @@ def _may_exceed(value, cap: int) -> bool:
 
 
 def _parse_json(body: str) -> list[Entity]:
-    check_depth(body, "body")
     try:
-        data = json.loads(body)
+        data = loads(body, "body")
     except json.JSONDecodeError as exc:
         raise Invalid(f"the JSON is malformed at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                       code="malformed") from None

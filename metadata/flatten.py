@@ -299,10 +299,13 @@ class Flattener:
         levels: dict[tuple, dict[str, set[str]]] = {}
         for aggregation in spec.aggregations:
             found = _walk_down(reader, list(docs), aggregation.steps, levels)
-            needed = {i for ids in found.values() for i in ids} if aggregation.fn != "count" else set()
-            _fetch(reader, needed, cache)
+            if aggregation.fn == "count":  # needs the ids alone: no nodes read, no lists made
+                for root_id, ids in found.items():
+                    docs[root_id][aggregation.field] = len(ids)
+                continue
+            _fetch(reader, {i for ids in found.values() for i in ids}, cache)
             for root_id, ids in found.items():
-                docs[root_id][aggregation.field] = _aggregate(aggregation, [cache[i] for i in ids if i in cache], ids)
+                docs[root_id][aggregation.field] = _aggregate(aggregation, [cache[i] for i in ids if i in cache])
         return list(docs.values())
 
 
@@ -323,9 +326,8 @@ def _pick(values: list, multi: bool):
     return values[0] if values else None
 
 
-def _aggregate(aggregation: Aggregation, nodes: list[StoredNode], ids: set[str]):
-    if aggregation.fn == "count":
-        return len(ids)
+def _aggregate(aggregation: Aggregation, nodes: list[StoredNode]):
+    """An aggregation other than count over the nodes reached (count needs only their ids)."""
     if aggregation.fn == "nested":
         ordered = sorted(nodes, key=lambda n: n.submitter_id)
         return [{p: n.props.get(p) for p in aggregation.properties} for n in ordered]

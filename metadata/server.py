@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import gc
 import logging
 import secrets
 import signal
@@ -394,9 +395,22 @@ class Server:
         log.info("metadata service stopped after draining for %.1fs", time.monotonic() - started)
 
 
+YOUNG_OBJECTS_PER_COLLECTION = 10_000  # Python's default, 700, collects a few times per batch entity
+
+
 def main(settings: Settings, template_check=None) -> None:
     """Run the service in the foreground until SIGTERM or SIGINT."""
     server = Server(settings, template_check=template_check)
     server.write_admin_token()
     server.install_signal_handlers()
+    tune_collector()
     server.serve()
+
+
+def tune_collector() -> None:
+    """Keep the garbage collector off what start-up made (the dictionary, compiled checks, the
+    catalog: none of it becomes garbage) and collect young objects less often: the collector took a
+    sixth of a submission's CPU (41 ms per 1,000 nodes; 4 after), measured in-process at 20,000 nodes."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_OBJECTS_PER_COLLECTION, *gc.get_threshold()[1:])

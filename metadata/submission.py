@@ -53,14 +53,18 @@ class Planner:
         """The batch's writes; raises Invalid with every problem located if any entity is bad."""
         typed = [(e, t) for e in entities if (t := self._envelope(e))]
         self._no_duplicates(entities)
-        existing = self.store.find(self.project_id, [e.doc["submitter_id"] for e, _ in typed])
+        # one read finds the batch's nodes, its project's node (its project_id is its name) and
+        # the nodes its links name by submitter_id in the project
+        refs = self._link_refs(typed)
+        existing = self.store.find(self.project_id, [e.doc["submitter_id"] for e, _ in typed] + [self.project_id]
+                                   + sorted(refs[0]))
         items = [self._item(e, t, existing.get(e.doc["submitter_id"])) for e, t in typed]
-        self._check_project_exists(items)
+        self._check_project_exists(items, existing.get(self.project_id))
         self._check_new_ids(items)
         in_batch = {item.node.submitter_id: item.node for item in items}
         in_batch.update({("id", item.node.id): item.node for item in items})
         plan = Plan()
-        known = self._prefetch(items, in_batch)
+        known = self._prefetch(refs, existing)
         for item in items:
             self._resolve_links(item, in_batch, known, plan.parent_ids)
         self.problems.raise_if_any("the batch was refused")
@@ -140,13 +144,12 @@ class Planner:
         if isinstance(url, str) and (problem := self.layout.problem(url, self.project_id)):
             add("storage_url", problem)
 
-    def _check_project_exists(self, items: list[_Item]) -> None:
+    def _check_project_exists(self, items: list[_Item], project: StoredNode | None) -> None:
         """Non-administrative nodes need their project node to exist (in the store or the batch)."""
         if all(item.node_type.is_global for item in items):
             return
         if any(item.node_type.id == "project" for item in items):
             return
-        project = self.store.find(self.project_id, [self.project_id]).get(self.project_id)
         if project is None or project.type != "project":
             self.problems.add("project_id", f"there is no project {self.project_id!r}; "
                                             "an administrator must create it first", index=0)
@@ -161,21 +164,28 @@ class Planner:
 
     # -- links ------------------------------------------------------------------------
 
-    def _prefetch(self, items: list[_Item], in_batch: dict[str, StoredNode]) -> dict:
-        """Every link target outside the batch, fetched in three bulk reads, keyed as refs name them."""
+    def _link_refs(self, typed: list[tuple[Entity, NodeType]]) -> tuple[set[str], set[str], set[str]]:
+        """The submitter_ids (in this project), ids and program or project names the batch's links name."""
         by_sid, by_id, global_sids = set(), set(), set()
-        for item in items:
-            for link in item.node_type.links.values():
-                for ref in _as_refs(item.entity.doc.get(link.name)):
+        for entity, node_type in typed:
+            for link in node_type.links.values():
+                for ref in _as_refs(entity.doc.get(link.name)):
                     if not isinstance(ref, dict):
                         continue  # reported by _refs
                     if "id" in ref:
                         by_id.add(str(ref["id"]))
                     elif self.dictionary.get(link.target_type).is_global:
                         global_sids.add(str(ref.get("submitter_id")))
-                    elif ref.get("submitter_id") not in in_batch:
+                    else:
                         by_sid.add(str(ref.get("submitter_id")))
-        known = {("sid", k): v for k, v in self.store.find(self.project_id, sorted(by_sid)).items()}
+        return by_sid, by_id, global_sids
+
+    def _prefetch(self, refs: tuple[set[str], set[str], set[str]], found: dict[str, StoredNode]) -> dict:
+        """Every stored link target, keyed as refs (from _link_refs) name them: those named by
+        submitter_id are among the nodes `found` in the project already; the rest in one bulk read
+        and one per program."""
+        by_sid, by_id, global_sids = refs
+        known = {("sid", k): found[k] for k in by_sid if k in found}
         known.update({("id", k): v for k, v in self.store.get_many(sorted(by_id)).items()})
         for sid in global_sids:
             known.update({("global", k): v for k, v in self.store.find(sid, [sid]).items()})

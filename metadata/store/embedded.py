@@ -72,8 +72,12 @@ RECORD_COLUMNS = ("id VARCHAR NOT NULL, type VARCHAR NOT NULL, project_id VARCHA
                   "submitter_id VARCHAR NOT NULL, version BIGINT NOT NULL, props JSON NOT NULL, links JSON NOT NULL, "
                   "created_at VARCHAR NOT NULL, updated_at VARCHAR NOT NULL, created_by VARCHAR NOT NULL, "
                   "updated_by VARCHAR NOT NULL")
+# a list of strings bound as one parameter, for IN: half the CPU of a join against a registered
+# Arrow view (the view's scan and its registration), measured at 50,000 nodes
+IDS = "(SELECT unnest(?::VARCHAR[]) AS v)"
 EDGE_COLUMNS = ("child_id", "child_type", "link_name", "parent_id", "parent_type")
 REINDEX_CHUNK = 2000
+TALLY_PARAMETERS = 20  # tally changes bound as parameters; more travel as an Arrow view
 BACKFILL_CHUNK = 50_000  # nodes per read when indexing a type's records on open
 CUMULATIVE_BINS = 32  # histograms of up to this many bins count by compares, more by binning each value
 COLUMNS = ("id, type, project_id, submitter_id, version, props, links, "
@@ -189,8 +193,7 @@ class EmbeddedStore(Store):
     def find(self, project_id: str, submitter_ids: list[str]) -> dict[str, StoredNode]:
         if not submitter_ids:
             return {}
-        with _values(self._cursor(), submitter_ids) as values:
-            nodes = self._select(f"project_id = ? AND submitter_id IN (SELECT v FROM {values})", [project_id])
+        nodes = self._select(f"project_id = ? AND submitter_id IN {IDS}", [project_id, list(submitter_ids)])
         return {n.submitter_id: n for n in nodes}
 
     def list(self, type_name: str, project_ids: list[str] | None, limit: int, cursor: str = "") -> Page:
@@ -223,14 +226,15 @@ class EmbeddedStore(Store):
         if empty(checked):
             return Page([], 0 if checked.total else -1)
         cur = self._cursor()
-        keys = cur.execute(*R.page_sql(checked)).fetchall()
-        more, keys = len(keys) > checked.limit, keys[:checked.limit]
-        total = cur.execute(*R.count_sql(checked)).fetchone()[0] if checked.total else -1
-        seqs = [seq for seq, _ in keys]
-        found = {row[0]: _node(row[1:]) for row in cur.execute(R.rows_sql(checked.type, COLUMNS, len(seqs)),
-                                                               seqs).fetchall()} if seqs else {}
-        cursors = [encode_record_cursor(from_millis(ms), seq, checked.newest_first) for seq, ms in keys]
-        return Page([found[seq] for seq in seqs], total, cursors[-1] if more else "", cursors)
+        matches, earliest, latest = cur.execute(*R.tally_sql(checked)).fetchone()
+        if not matches:
+            return Page([], 0 if checked.total else -1)
+        rows = _page_rows(cur, checked, matches, earliest, latest)
+        more, rows = len(rows) > checked.limit, rows[:checked.limit]
+        total = -1 if not checked.total else matches if not (checked.since or checked.before) else \
+            cur.execute(*R.count_sql(checked)).fetchone()[0]
+        cursors = [encode_record_cursor(from_millis(row[1]), row[0], checked.newest_first) for row in rows]
+        return Page([_node(row[2:]) for row in rows], total, cursors[-1] if more else "", cursors)
 
     def edges(self, node_id: str) -> list[EdgeRow]:
         # two equality lookups, each answered by its index; `child_id = ? OR parent_id = ?` scans the table
@@ -256,18 +260,24 @@ class EmbeddedStore(Store):
 
     def apply(self, writes: list[Write], parent_ids: set[str]) -> None:
         with self._writing():
-            self._committed(self._apply(writes, parent_ids))
+            try:
+                rewritten = self._apply(writes, parent_ids)
+            except duckdb.ConstraintException:
+                # a create took a key in use: the nodes' unique indexes refused it and the batch was
+                # rolled back; which keys, and the Clash that names them, is asked only now
+                _check_free(self._cursor(), [w.node for w in writes if w.expected_version is None])
+                raise
+            self._committed(rewritten)
 
     def _apply(self, writes: list[Write], parent_ids: set[str]) -> dict:
         with _transaction(self._cursor()) as cur:
-            _check_parents(cur, parent_ids)
-            creates = [w.node for w in writes if w.expected_version is None]
-            _check_free(cur, creates)
             reader = _Reader(cur)
+            _check_parents(parent_ids, reader)
+            creates = [w.node for w in writes if w.expected_version is None]
             before = self._affected(reader, _nodes(cur, [w.node.id for w in writes if w.expected_version is not None]).values())
             _update(cur, [w for w in writes if w.expected_version is not None])
             _insert_rows(cur, "nodes", NODE_COLUMNS, [_row(n) for n in creates])
-            _replace_edges(cur, [w.node for w in writes])
+            _replace_edges(cur, [w.node for w in writes], [w.node.id for w in writes if w.expected_version is not None])
             _index_records(cur, writes)
             reader.wrote(w.node for w in writes)
             return self._refresh(cur, reader, before, self._affected(reader, [w.node for w in writes]))
@@ -362,17 +372,17 @@ class EmbeddedStore(Store):
             if not roots:
                 continue
             spec = self.flattening.specs[kind]
-            with _values(cur, roots) as values:
-                cur.execute(f"DELETE FROM {D.table(kind)} WHERE id IN (SELECT v FROM {values})")
-                written = self._write_documents(cur, spec, self.flattening.flattener.documents(reader, kind, roots))
-                rewritten[kind] = self._delta(cur, kind, values, written)
+            roots = list(roots)
+            cur.execute(f"DELETE FROM {D.table(kind)} WHERE id IN {IDS}", [roots])
+            written = self._write_documents(cur, spec, self.flattening.flattener.documents(reader, kind, roots))
+            rewritten[kind] = self._delta(cur, kind, roots, written)
         return rewritten
 
-    def _delta(self, cur, kind: str, values: str, written: pa.Table | None) -> Delta | None:
+    def _delta(self, cur, kind: str, roots: list[str], written: pa.Table | None) -> Delta | None:
         """What the columnar copy needs to follow this write without reading the table again."""
         if self._columns is None or not self._columns.tracking(kind):
             return None
-        hashes = dict(cur.execute(f"SELECT v, hash(v) FROM {values}").fetchall())
+        hashes = dict(cur.execute(f"SELECT v, hash(v) FROM {IDS}", [roots]).fetchall())
         total = cur.execute(f"SELECT count(*) FROM {D.table(kind)}").fetchone()[0]
         return Delta(np.array(list(hashes.values()), np.uint64), written,
                      np.array([hashes[i] for i in written.column("id").to_pylist()] if written else [], np.uint64),
@@ -584,9 +594,8 @@ class _Reader:
         found: dict[str, list[str]] = {}
         if not parent_ids:
             return found
-        with _values(self.cur, parent_ids) as values:
-            rows = self.cur.execute(f"SELECT parent_id, child_id FROM edges WHERE parent_id IN (SELECT v FROM {values}) "
-                                    "AND child_type = ? AND link_name = ?", [child_type, link_name]).fetchall()
+        rows = self.cur.execute(f"SELECT parent_id, child_id FROM edges WHERE parent_id IN {IDS} "
+                                "AND child_type = ? AND link_name = ?", [list(parent_ids), child_type, link_name]).fetchall()
         for parent, child in rows:
             found.setdefault(parent, []).append(child)
         return found
@@ -603,8 +612,7 @@ def _nodes(cur, ids) -> dict[str, StoredNode]:
         return {}
     if len(ids) == 1:
         return {n.id: n for n in _select(cur, "id = ?", ids)}
-    with _values(cur, ids) as values:
-        return {n.id: n for n in _select(cur, f"id IN (SELECT v FROM {values})", [])}
+    return {n.id: n for n in _select(cur, f"id IN {IDS}", [ids])}
 
 
 class _transaction:
@@ -622,34 +630,47 @@ class _transaction:
         return False
 
 
-def _check_parents(cur, parent_ids: set[str]) -> None:
+def _check_parents(parent_ids: set[str], reader: "_Reader") -> None:
+    """Refuse a batch linking to a node deleted since it was planned. The parents are read whole:
+    the documents' refresh reads most of them next (a sample's case), from the reader."""
     if not parent_ids:
         return
-    with _values(cur, parent_ids) as values:
-        found = {r[0] for r in cur.execute(f"SELECT id FROM nodes WHERE id IN (SELECT v FROM {values})").fetchall()}
-    gone = sorted(parent_ids - found)
+    found = reader.nodes(parent_ids)
+    gone = sorted(set(parent_ids) - set(found))
     if gone:
         raise Clash(f"the batch links to {len(gone)} node(s) deleted meanwhile: {', '.join(gone[:10])}",
                     "parent_gone")
 
 
 def _check_free(cur, creates: list[StoredNode]) -> None:
-    """Refuse creates whose (project_id, submitter_id) is taken, in the store or twice in the batch."""
+    """Refuse creates whose (project_id, submitter_id) or id is taken, in the store or twice in the
+    batch (asked after the unique indexes refused a batch, to say which)."""
     if not creates:
         return
     keys = [(n.project_id, n.submitter_id) for n in creates]
     twice = sorted({k for k in keys if keys.count(k) > 1}) if len(set(keys)) < len(keys) else []
-    with _registered(cur, _table(("project_id", "submitter_id"), keys)) as view:
-        taken = twice + cur.execute(f"SELECT n.project_id, n.submitter_id FROM nodes n JOIN {view} k "
-                                    "USING (project_id, submitter_id)").fetchall()
+    taken = twice + cur.execute("SELECT n.project_id, n.submitter_id FROM nodes n JOIN (SELECT unnest(?::VARCHAR[]) "
+                                "AS project_id, unnest(?::VARCHAR[]) AS submitter_id) k USING (project_id, submitter_id)",
+                                [[p for p, _ in keys], [s for _, s in keys]]).fetchall()
     if taken:
         names = ", ".join(f"{sid} ({project})" for project, sid in taken[:10])
         raise Clash(f"created meanwhile by another submission: {names}; submit again to update them", "stale")
     ids = [n.id for n in creates]
-    with _values(cur, ids) as view:
-        used = [r[0] for r in cur.execute(f"SELECT id FROM nodes WHERE id IN (SELECT v FROM {view})").fetchall()]
+    used = [r[0] for r in cur.execute(f"SELECT id FROM nodes WHERE id IN {IDS}", [ids]).fetchall()]
     if used or len(set(ids)) < len(ids):
         raise Clash(f"node id(s) already in use: {', '.join(used[:10]) or 'named twice in the batch'}", "stale")
+
+
+def _page_rows(cur, checked, matches: int, earliest: int, latest: int) -> list[tuple]:
+    """A page's rows and one more, read within a window of dates widened until it holds them
+    (metadata/store/records_sql.py says why)."""
+    widen = 1
+    while True:
+        bound = R.window(checked, matches, earliest, latest, widen)
+        rows = cur.execute(*R.page_sql(checked, COLUMNS, bound)).fetchall()
+        if len(rows) > checked.limit or bound is None:
+            return rows
+        widen *= 4
 
 
 def _use_records(db) -> None:
@@ -658,8 +679,10 @@ def _use_records(db) -> None:
     db.execute(R.META)
     stored = dict(db.execute("SELECT type, signature FROM records_meta").fetchall())
     stale = [t for t in INDEXES if stored.get(t) != SIGNATURE]
+    tallied = {r[0] for r in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     for type_name in set(INDEXES) - set(stale):
-        for statement in R.seq_index(type_name):
+        for statement in R.unused_indexes(type_name) + (
+                [] if R.tally(type_name).strip('"') in tallied else R.tally_statements(type_name, INDEXES[type_name])):
             db.execute(statement)
     if not stale:
         return
@@ -669,6 +692,8 @@ def _use_records(db) -> None:
             for statement in R.create_statements(type_name, INDEXES[type_name], RECORD_COLUMNS):
                 cur.execute(statement)
             _backfill(cur, type_name)
+            for statement in R.tally_statements(type_name, INDEXES[type_name]):
+                cur.execute(statement)
             cur.execute("INSERT OR REPLACE INTO records_meta VALUES (?, ?)", [type_name, SIGNATURE])
 
 
@@ -677,35 +702,56 @@ def _backfill(cur, type_name: str) -> None:
     after = ("", "")  # in creation order, as live writes lay them down: a page's rows then lie together
     while nodes := _select(cur, "type = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
                            [type_name, *after, BACKFILL_CHUNK]):
-        _insert_records(cur, type_name, nodes)
+        _insert_records(cur, type_name, nodes)  # the tally is made from the side table after
         after = (nodes[-1].created_at, nodes[-1].id)
 
 
-def _insert_records(cur, type_name: str, nodes: list[StoredNode]) -> None:
+def _insert_records(cur, type_name: str, nodes: list[StoredNode]) -> pa.Table:
+    """Add the nodes' records to the type's side table; the rows added."""
     index = INDEXES[type_name]
-    with _registered(cur, R.rows(index, nodes, NODE_COLUMNS, _row)) as view:
+    added = R.rows(index, nodes, NODE_COLUMNS, _row)
+    with _registered(cur, added) as view:
         cur.execute(R.insert_sql(type_name, index, view, NODE_COLUMNS))
+    return added
+
+
+def _remove_records(cur, type_name: str, ids: list[str]) -> list[tuple]:
+    """Take these nodes' records out of the type's side table; their tally keys and dates."""
+    return cur.execute(R.delete_sql(type_name, INDEXES[type_name], IDS), [ids]).fetchall() if ids else []
+
+
+def _count(cur, type_name: str, added: pa.Table | None, removed: list[tuple]) -> None:
+    """Bring the type's tally up to date with a write's records: a few combinations (a batch's audit
+    entry, a run's new status) each by an update of its row, new ones by an insert; many (a bulk
+    load) as an Arrow view."""
+    index = INDEXES[type_name]
+    changes = R.tally_changes(index, added, removed)
+    if len(changes) > TALLY_PARAMETERS:
+        with _registered(cur, _table(("combination",) + R.tally_keys(index) + ("n", "lo", "hi"), changes)) as view:
+            cur.execute(R.count_in_sql(type_name, view))
+        return
+    new = [c for c in changes if not cur.execute(R.bump_sql(type_name), [*c[-3:], c[0]]).fetchone()[0]]
+    if new:
+        cur.execute(R.count_in_sql(type_name, R.values(len(new), len(new[0]))), [v for c in new for v in c])
 
 
 def _index_records(cur, writes: list[Write]) -> None:
-    """Keep the side tables current with the batch: updated records replaced, created ones added."""
+    """Keep the side tables and their tallies current with the batch: updated records replaced,
+    created ones added."""
     by_type: dict[str, list[Write]] = {}
     for write in writes:
         if write.node.type in INDEXES:
             by_type.setdefault(write.node.type, []).append(write)
     for type_name, typed in by_type.items():
-        updated = [w.node.id for w in typed if w.expected_version is not None]
-        if updated:
-            with _values(cur, updated) as values:
-                cur.execute(f"DELETE FROM {R.table(type_name)} WHERE id IN (SELECT v FROM {values})")
-        _insert_records(cur, type_name, [w.node for w in typed])
+        removed = _remove_records(cur, type_name, [w.node.id for w in typed if w.expected_version is not None])
+        _count(cur, type_name, _insert_records(cur, type_name, [w.node for w in typed]), removed)
 
 
 def _unindex_records(cur, values: str) -> None:
     """Remove the side-table rows of the nodes a delete removes (before the nodes go)."""
-    types = [r[0] for r in cur.execute(f"SELECT DISTINCT type FROM nodes WHERE id IN (SELECT v FROM {values})").fetchall()]
-    for type_name in set(types) & set(INDEXES):
-        cur.execute(f"DELETE FROM {R.table(type_name)} WHERE id IN (SELECT v FROM {values})")
+    rows = cur.execute(f"SELECT type, id FROM nodes WHERE id IN (SELECT v FROM {values})").fetchall()
+    for type_name in {t for t, _ in rows} & set(INDEXES):
+        _count(cur, type_name, None, _remove_records(cur, type_name, [i for t, i in rows if t == type_name]))
 
 
 def _update(cur, writes: list[Write]) -> None:
@@ -727,9 +773,11 @@ def _update(cur, writes: list[Write]) -> None:
                     f"{expected}; fetch it again and resubmit", "stale")
 
 
-def _replace_edges(cur, nodes: list[StoredNode]) -> None:
-    with _values(cur, [n.id for n in nodes]) as values:
-        cur.execute(f"DELETE FROM edges WHERE child_id IN (SELECT v FROM {values})")
+def _replace_edges(cur, nodes: list[StoredNode], updated: list[str]) -> None:
+    """The nodes' edges as their links say; only updated nodes had edges before (a created one's id
+    was checked free)."""
+    if updated:
+        cur.execute(f"DELETE FROM edges WHERE child_id IN {IDS}", [updated])
     _insert_rows(cur, "edges", EDGE_COLUMNS, [(e.child_id, e.child_type, e.link_name, e.parent_id, e.parent_type)
                                    for n in nodes for e in edges_of(n)])
 
@@ -747,7 +795,8 @@ def _table(names: tuple[str, ...], rows: list[tuple]) -> pa.Table:
 
 
 def _values(cur, values) -> "_registered":
-    """A one-column (v) view of a list of strings, for IN and JOIN."""
+    """A one-column (v) view of a list of strings, for a statement that names it several times
+    (one that names a list once binds it as one parameter: IDS)."""
     return _registered(cur, pa.table({"v": pa.array(list(values), pa.string())}))
 
 

@@ -88,16 +88,31 @@ def test_query_follows_updates_and_deletes(store, runs):
     done = dataclasses.replace(runs[4], version=2, props={**runs[4].props, "status": "succeeded"})
     store.apply([Write(done, 1)], set())
     assert sids(store.query(RecordQuery("workflow_run", {"status": "queued"}))) == []
-    assert "r5" in sids(store.query(RecordQuery("workflow_run", {"status": "succeeded"})))
+    succeeded = store.query(RecordQuery("workflow_run", {"status": "succeeded"}, total=True))
+    assert "r5" in sids(succeeded) and succeeded.total == 2
     store.delete([runs[7].id])
-    assert sids(store.query(RecordQuery("workflow_run", {"status": "running"}))) == []
+    assert store.query(RecordQuery("workflow_run", {"status": "running"}, total=True)).total == 0
+    assert store.query(RecordQuery("workflow_run", total=True)).total == 7
 
 
 def test_a_refused_batch_leaves_the_records_as_they_were(store, runs):
     moved = dataclasses.replace(runs[0], version=2, props={**runs[0].props, "status": "succeeded"})
     with pytest.raises(Clash):
         store.apply([Write(moved, 1), Write(run("r2", 9), None)], set())  # r2 is taken
-    assert "r1" in sids(store.query(RecordQuery("workflow_run", {"status": "failed"})))
+    failed = store.query(RecordQuery("workflow_run", {"status": "failed"}, total=True))
+    assert "r1" in sids(failed) and failed.total == 5
+
+
+def test_pages_are_exact_when_records_were_written_out_of_date_order(store):
+    """A page is read within a window of dates (DuckDB), widened when too few lie in it: records
+    written in no order of their dates, and unevenly spread, still page exactly as sorted."""
+    days = [(7 * i) % 3 + 1 if i < 45 else (7 * i) % 8 + 20 for i in range(60)]  # most early, a few late
+    made = [run(f"s{i:02d}", day, "failed" if i % 3 else "queued", user=f"u{i}", ms=i) for i, day in enumerate(days)]
+    store.apply([Write(n, None) for n in made[::-1]], set())  # the latest written first
+    newest = [n.submitter_id for n in sorted(made, key=lambda n: n.created_at, reverse=True) if n.props["status"] == "failed"]
+    assert everything(store, RecordQuery("workflow_run", {"status": "failed"}, limit=4)) == newest
+    assert everything(store, RecordQuery("workflow_run", {"status": "failed"}, limit=3, newest_first=False)) == newest[::-1]
+    assert store.query(RecordQuery("workflow_run", {"status": "failed"}, ["p1"], total=True)).total == 40
 
 
 def test_query_orders_by_a_declared_date_property_and_derived_keys(store):
@@ -153,7 +168,11 @@ def test_a_database_file_from_before_the_index_is_indexed_on_open(tmp_path):
     store.close()
     reopened = EmbeddedStore(tmp_path / "old.duckdb", columnar=False)
     assert sids(reopened.query(RecordQuery("workflow_run", {"status": "queued"}))) == ["r2"]
+    reopened._cursor().execute('DROP TABLE "tally_rec_workflow_run"')  # a file from before the tally
     reopened.close()
+    again = EmbeddedStore(tmp_path / "old.duckdb", columnar=False)
+    assert again.query(RecordQuery("workflow_run", {"status": "queued"}, total=True)).total == 1
+    again.close()
 
 
 def test_each_record_of_a_page_has_the_cursor_after_it(store, runs):
