@@ -147,8 +147,9 @@ def read_header(source) -> Header:
         return _Reader().read(stream)
 
 
-def measurement_values(header: Header) -> dict:
-    """The measurement fields of the default dictionary that the header fills (only those it knows)."""
+def measurement_values(header: Header, properties: dict | None = None) -> dict:
+    """The measurement fields of the default dictionary that the header fills (only those it knows);
+    given a dictionary type's `properties`, only the fields it has, with a value its enum allows."""
     low_high = header.mz_range or (None, None)
     width_height = header.grid if header.spectra else (None, None)
     values = {"instrument": header.instrument.model, "ionisation": header.instrument.ionisation,
@@ -158,7 +159,12 @@ def measurement_values(header: Header) -> dict:
               "raster_width": width_height[0] or None, "raster_height": width_height[1] or None,
               "acquisition_date": header.started[:10] if header.started else None,
               "spectrum_type": header.spectrum_type, "imzml_mode": header.storage or None}
-    return {name: value for name, value in values.items() if value is not None}
+    return {name: value for name, value in values.items()
+            if value is not None and (properties is None or _allowed(properties.get(name), value))}
+
+
+def _allowed(spec: dict | None, value) -> bool:
+    return spec is not None and value in spec.get("enum", (value,))
 
 
 def _rounded(value: float | None) -> float | None:

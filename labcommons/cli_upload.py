@@ -24,7 +24,8 @@ MIB = 1024 * 1024
               help="Attach the files to this existing measurement (its submitter id or id); it must have no files yet.")
 @click.option("--new", "new_fields", type=FILE,
               help="Register a new measurement with these fields: a JSON object with submitter_id, experiment, "
-                   "sample and the measurement's properties, named as on the portal's form.")
+                   "sample and the measurement's properties, named as on the portal's form; the properties "
+                   "left out are read from the imzML's header.")
 @click.option("--portal", "portal_url", help="The portal's address (default: LABCOMMONS_PORTAL_URL, else "
                                               "http://LABCOMMONS_PORTAL_HOST:LABCOMMONS_PORTAL_PORT).")
 @click.option("--chunk-mib", type=click.IntRange(1, 64), default=CHUNK_BYTES // MIB, show_default=True,
@@ -45,7 +46,8 @@ def upload_command(obj: Context, project: str, imzml: Path, ibd: Path, measureme
         existing = node(obj.client, measurement, project)["submitter_id"] if measurement else ""
         fields = load_fields(new_fields) if new_fields else None
         answer = upload(Portal(url, obj.client.token), project, imzml, ibd, existing, fields,
-                        sys.stderr.isatty() if progress is None else progress, chunk_mib * MIB, retries)
+                        sys.stderr.isatty() if progress is None else progress, chunk_mib * MIB, retries,
+                        obj.client.dictionary()["measurement"]["properties"])
     except (UploadError, Unresolved) as error:
         err.print(f"[red]error:[/] {error}", highlight=False)
         sys.exit(1)

@@ -81,8 +81,9 @@ class Commons:
         existing = node(self.client, measurement, project)["submitter_id"] if measurement else ""
         if fields is not None and not isinstance(fields, dict):
             fields = load_fields(fields)
+        properties = self.client.dictionary()["measurement"]["properties"]
         return upload(Portal(self.portal_url, self.client.token), project, imzml, ibd, existing, fields,
-                      progress, **options)
+                      progress, properties=properties, **options)
 
     def cohort(self, name: str) -> "Cohort":
         """A saved cohort by name (your own before one shared with a project)."""

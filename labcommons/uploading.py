@@ -1,6 +1,11 @@
 """`labcommons upload` and `lc.upload(...)`: an imzML + ibd pair sent through the portal's
 registration API (portal/registration/api.py), as gen3-client users know it.
 
+Checked before a byte is sent: the ibd must belong to the imzML (ims.pair: UUID, the checksum the
+imzML records, sizes; the check registration makes again at commit), and a new measurement's
+fields left out are filled from the imzML's header as the portal's form fills them (the
+technician's own values win).
+
 All or nothing: a new measurement's fields are checked first (the service's dry run), then each
 file is sent in chunks, its MD5 computed on the way (each chunk's travels as Content-MD5, the
 whole file's is checked when the upload completes), and only when both files are complete does
@@ -23,6 +28,8 @@ from pathlib import Path
 
 import requests
 
+from ims.header import Header, measurement_values
+from ims.pair import check_pair
 from labcommons.cli_output import ProgressBar
 
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -107,12 +114,16 @@ class Sent:
 
 
 def upload(portal: Portal, project: str, imzml, ibd, measurement: str = "", fields: dict | None = None,
-           progress: bool = False, chunk_bytes: int = CHUNK_BYTES, retries: int = RETRIES) -> dict:
-    """Register the pair with a new measurement (`fields`) or an existing one (`measurement`, its
+           progress: bool = False, chunk_bytes: int = CHUNK_BYTES, retries: int = RETRIES,
+           properties: dict | None = None) -> dict:
+    """Register the pair with a new measurement (`fields`, completed from the imzML's header with
+    what the measurement type's `properties` allow) or an existing one (`measurement`, its
     submitter id); the portal's answer (registered, project, href, created) and the files sent."""
     if bool(measurement) == bool(fields):
         raise UploadError("give either an existing measurement's submitter id or the fields of a new one")
+    header = belonging(Path(imzml), Path(ibd))
     if fields:
+        fields = measurement_values(header, properties) | fields
         check(portal, project, fields)
     sent = [send(portal, project, Path(f), chunk_bytes, progress, retries) for f in (imzml, ibd)]
     body = {"project": project, "uploads": [s.upload_id for s in sent]}
@@ -121,6 +132,16 @@ def upload(portal: Portal, project: str, imzml, ibd, measurement: str = "", fiel
     for each in sent:
         Checkpoint.path(each.file).unlink(missing_ok=True)
     return {**answer, "files": [asdict(s) | {"file": str(s.file)} for s in sent]}
+
+
+def belonging(imzml: Path, ibd: Path) -> Header:
+    """The imzML's header, once the ibd is shown to belong to it; UploadError naming each
+    difference otherwise (nothing sent)."""
+    report = check_pair(imzml, ibd)
+    if report.problems:
+        raise UploadError(f"{ibd.name} does not belong to {imzml.name} (nothing was sent):\n  "
+                          + "\n  ".join(report.problems))
+    return report.header
 
 
 def check(portal: Portal, project: str, fields: dict) -> None:

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ PREFIX = "labcommons.io/"
 TYPES = ("string", "integer", "number", "boolean")
 FILLED_BY = ("input", "run")  # the launcher's input file path; the run's output directory
 INPUT_TYPES = ("imzml",)  # imzml: a measurement's imzML file with its ibd beside it
-HINT_KEYS = {"type", "minimum", "maximum", "unit", "filled_by"}
+HINT_KEYS = {"type", "minimum", "maximum", "unit", "filled_by", "pattern", "pattern_text"}
 OUTPUT_KEYS = {"path", "data_format", "data_category"}
 VERDICT_KEY = "verdict"  # optional: true on the one JSON output that carries the run's verdict
 
@@ -74,6 +75,8 @@ class Parameter:
     maximum: float | None = None
     unit: str | None = None
     filled_by: str | None = None  # set by the launcher, not typed in a form
+    pattern: str | None = None    # a regular expression a string value matches whole
+    pattern_text: str | None = None  # what the pattern allows, in words (the refusal says it)
 
     @property
     def required(self) -> bool:
@@ -86,6 +89,8 @@ class Parameter:
             raise ValueError("must not be empty")
         if self.enum is not None and text not in self.enum:
             raise ValueError(f"must be one of {', '.join(self.enum)}, not {value!r}")
+        if self.pattern is not None and text != "" and not re.fullmatch(self.pattern, text):
+            raise ValueError(f"must be {self.pattern_text}, not {value!r}")
         number = float(text) if self.type in ("integer", "number") else None
         if number is not None and not _in_range(number, self.minimum, self.maximum):
             raise ValueError(f"must be {self._allowed()}, not {value!r}")
@@ -281,7 +286,7 @@ def _parameter(declared: dict, hint: dict) -> Parameter:
         name=declared["name"], type=hint["type"], description=declared.get("description", ""),
         default=declared.get("value", declared.get("default")), enum=tuple(enum) if enum else None,
         minimum=hint.get("minimum"), maximum=hint.get("maximum"), unit=hint.get("unit"),
-        filled_by=hint.get("filled_by"))
+        filled_by=hint.get("filled_by"), pattern=hint.get("pattern"), pattern_text=hint.get("pattern_text"))
 
 
 def _declared(document: dict) -> list[dict]:
@@ -322,6 +327,7 @@ def _one_hint_problems(declared: dict, hint: dict | None, where: list) -> list[t
         problems.append((where, f"{name}: filled_by must be one of {', '.join(FILLED_BY)}"))
     if not declared.get("description"):
         problems.append((where, f"parameter {name!r} has no description"))
+    problems += _pattern_problems(name, hint, where)
     if problems:
         return problems
     default = declared.get("value", declared.get("default"))
@@ -331,6 +337,20 @@ def _one_hint_problems(declared: dict, hint: dict | None, where: list) -> list[t
         except ValueError as error:
             problems.append((where + ["value"], f"default of {name!r} {error}"))
     return problems
+
+
+def _pattern_problems(name: str, hint: dict, where: list) -> list[tuple[list, str]]:
+    """A pattern is a valid regular expression, on a string, said in words by pattern_text."""
+    if "pattern" not in hint and "pattern_text" not in hint:
+        return []
+    if hint.get("type") != "string" or not isinstance(hint.get("pattern"), str) or not hint.get("pattern_text"):
+        return [(where, f"{name}: a pattern is for a string parameter and comes with pattern_text, "
+                        "what it allows in words")]
+    try:
+        re.compile(hint["pattern"])
+    except re.error as error:
+        return [(where, f"{name}: pattern is not a regular expression ({error})")]
+    return []
 
 
 def _output_problems(annotations: dict) -> list[str]:

@@ -42,12 +42,7 @@ def for_form(header: Header, type_def: dict) -> dict:
 
 def form_values(header: Header, type_def: dict) -> dict[str, str]:
     """The header's values the form has a field (and, for an enum, a choice) for, as the form's text."""
-    properties, values = type_def["properties"], {}
-    for name, value in measurement_values(header).items():
-        spec = properties.get(name)
-        if spec is not None and value in spec.get("enum", (value,)):
-            values[name] = _text(value)
-    return values
+    return {name: _text(value) for name, value in measurement_values(header, type_def["properties"]).items()}
 
 
 def summary(header: Header) -> list[str]:

@@ -302,6 +302,7 @@ def qc_facts(report: dict) -> list[list]:
             ("Spectra kind", f"{d.get('mode')}, {d.get('spectrum_type') or 'spectrum type not stated'}"),
             ("Polarity", d.get("polarity") or "not stated"),
             ("m/z range", " – ".join(f"{v:.4f}" for v in d.get("mz_range") or []) or "none"),
+            ("imzML + ibd", _pair_text(report.get("pair") or {})),
             ("Mass accuracy", _accuracy_text(report.get("mass_accuracy") or {})),
             ("Lines", _lines_text(report.get("profiles") or {})),
             ("Top peaks (m/z)", ", ".join(f"{p['mz']:.4f}" for p in (report.get("mean_spectrum") or {}).get("top_peaks", [])))]
@@ -312,6 +313,15 @@ def _grid_text(grid: dict, m: dict) -> str:
     (x0, x1), (y0, y1) = grid.get("x") or (0, -1), grid.get("y") or (0, -1)
     return (f"{x1 - x0 + 1} × {y1 - y0 + 1} pixels, {m.get('pixels_missing', 0)} missing, "
             f"{m.get('pixels_unreadable', 0)} not in the .ibd")
+
+
+def _pair_text(pair: dict) -> str:
+    if not pair:
+        return "not checked"
+    compared = ", ".join(pair.get("checked") or []) or "nothing"
+    if problems := pair.get("problems"):
+        return f"do not belong together ({compared} compared): " + "; ".join(problems)
+    return f"belong together ({compared} compared)"
 
 
 def _accuracy_text(accuracy: dict) -> str:

@@ -59,7 +59,7 @@ def project_facet(driver) -> set[str]:
     from selenium.webdriver.common.by import By
 
     facet = until(driver, lambda d: d.find_elements(By.ID, "explore-facet-project_id"))[0]
-    return {value.text for value in facet.find_elements(By.CLASS_NAME, "facet-value")}
+    return {value.text for value in facet.find_elements(By.CLASS_NAME, "choice-label")}
 
 
 def page_text(driver, portal, path: str, ready_id: str) -> str:

@@ -240,6 +240,25 @@ def test_the_python_call_attaches_files_to_an_existing_measurement(server, clien
     assert nothing_staged(server)
 
 
+def test_a_wrong_pair_is_refused_before_a_byte_is_sent_and_fields_left_out_come_from_the_header(
+        tmp_path, server, client_for, place, pair, portal_url):
+    imzml, ibd = pair
+    write_imzml_pair(tmp_path / "other", "other", 4, 4, seed=5)
+    tom = client_for("tom", ["technician"], {place["project"]: "write"})
+    lc = labcommons.connect("127.0.0.1", server.bound_port(), tom.token, portal_url=portal_url)
+    given = {"submitter_id": "up-4", "experiment": "e1", "sample": "s1", "instrument": "timsTOF fleX",
+             "ionisation": "MALDI"}
+    wrong = pytest.raises(labcommons.uploading.UploadError, lc.upload, place["project"], imzml,
+                          tmp_path / "other" / "other.ibd", fields=given, progress=False)
+    assert "other.ibd does not belong to slide.imzML (nothing was sent)" in str(wrong.value)
+    assert "UUID" in str(wrong.value) and nothing_staged(server)
+    assert not (tmp_path / "other" / ".other.ibd.labcommons-upload").exists()   # no upload was started
+    assert lc.upload(place["project"], imzml, ibd, fields=given, progress=False)["registered"] == "up-4"
+    stored = server_measurement(server, place, "up-4")["properties"]
+    assert (stored["raster_width"], stored["raster_height"], stored["polarity"]) == (20, 18, "positive")
+    assert stored["instrument"] == "timsTOF fleX"   # what the technician gave wins
+
+
 def test_a_token_without_write_access_is_refused_naming_the_project(tmp_path, server, client_for, place, pair,
                                                                    portal_url):
     imzml, ibd = pair

@@ -34,8 +34,8 @@ def follow_progress_page(portal, session, page_path: str, seconds: float = 120) 
     until the notebook is ready."""
     page = session.get(f"{portal.url}{page_path}", timeout=30)
     assert page.status_code == 200, page.text[:800]
-    token = csrf_token_from_script(page.text)
-    body = json.loads(re.search(r"const context = (\{.*?\});", page.text).group(1))
+    given = page_context(page.text)
+    token, body = given["csrf"], given["context"]
     started = session.post(f"{portal.url}/jupyter/start", json=body, timeout=60,
                            headers={"X-CSRFToken": token, "Origin": portal.url})
     assert started.status_code == 200, started.text[:800]
@@ -49,8 +49,10 @@ def follow_progress_page(portal, session, page_path: str, seconds: float = 120) 
     raise AssertionError("the notebook server did not become ready")
 
 
-def csrf_token_from_script(html: str) -> str:
-    return re.search(r'const csrf = "([^"]+)"', html).group(1)
+def page_context(html: str) -> dict:
+    """The context and CSRF token the page hands its script (a JSON block: the CSP allows no inline script)."""
+    return json.loads(re.search(r'<script id="jupyter-context" type="application/json">(.*?)</script>', html,
+                                re.S).group(1))
 
 
 def test_open_in_jupyter_writes_the_starter_notebook_and_opens_it(hub_commons, signed_in, measurement):

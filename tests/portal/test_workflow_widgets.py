@@ -159,6 +159,7 @@ def test_an_ims_qc_report_shows_thresholds_by_direction_the_dataset_and_its_thre
         "dataset": {"mode": "continuous", "spectrum_type": "profile", "polarity": "positive",
                     "grid": {"x": [1, 3], "y": [1, 3]}, "mz_range": [100.0, 800.0]},
         "mass_accuracy": {"assessed": False}, "profiles": {"dropped_rows": [], "dropped_columns": [1]},
+        "pair": {"checked": ["UUID", "SHA-1"], "problems": ["UUID: the ibd starts with 1, but the imzML names 2"]},
         "mean_spectrum": {"top_peaks": [{"mz": 760.5851, "intensity": 10.0}]}}
     images = {name: f"/files/f-{name}/download" for name in ("tic", "missing", "ppm")}
     text = str(w.qc_report(report, images))
@@ -168,6 +169,8 @@ def test_an_ims_qc_report_shows_thresholds_by_direction_the_dataset_and_its_thre
     assert facts["Pixel grid"] == "3 × 3 pixels, 0 missing, 0 not in the .ibd"
     assert facts["Mass accuracy"] == "not assessed: no reference ion found" and facts["Top peaks (m/z)"] == "760.5851"
     assert facts["Lines"] == "0 rows dropped, 1 columns dropped" and w.qc_facts({"checks": []}) == []
+    assert facts["imzML + ibd"] == ("do not belong together (UUID, SHA-1 compared): "
+                                    "UUID: the ibd starts with 1, but the imzML names 2")
 
 
 @pytest.mark.parametrize("status, cancel_requested, shown", [

@@ -106,6 +106,12 @@ def test_invalid_yaml_is_refused_with_its_line(tmp_path):
      "hint for 'shard-size', which is not a parameter"),
     ('value: "500"', 'value: "0"', "default of 'spectra-per-shard' must be an integer between 1 and 100000"),
     ("labcommons.io/inputs: imzml", "labcommons.io/inputs: imzml, mzml", "unknown input type(s) mzml"),
+    ('"output-dir": {"type": "string", "filled_by": "run"},',
+     '"output-dir": {"type": "string", "filled_by": "run", "pattern": "[a-z/"},',
+     "output-dir: a pattern is for a string parameter and comes with pattern_text"),
+    ('"output-dir": {"type": "string", "filled_by": "run"},',
+     '"output-dir": {"type": "string", "filled_by": "run", "pattern": "[a-z/", "pattern_text": "a path"},',
+     "output-dir: pattern is not a regular expression"),
 ])
 def test_catalog_rules_are_refused_with_their_location(tmp_path, old, new, expected):
     path = _broken(tmp_path, "ims-convert.yaml", old, new)
@@ -128,8 +134,8 @@ def test_an_entry_describes_parameters_with_their_hints(entries):
     described = entries["ims-preprocess"].describe()
     window = next(p for p in described["parameters"] if p["name"] == "smoothing-window")
     assert window == {"name": "smoothing-window", "type": "number", "default": "1.0", "enum": None,
-                      "minimum": 0.0001, "maximum": 100, "unit": "m/z", "filled_by": None,
-                      "required": False, "description": window["description"]}
+                      "minimum": 0.0001, "maximum": 100, "unit": "m/z", "filled_by": None, "pattern": None,
+                      "pattern_text": None, "required": False, "description": window["description"]}
     smoothing = next(p for p in described["parameters"] if p["name"] == "smoothing")
     assert smoothing["enum"] == ("none", "gaussian", "savitzky-golay")
     imzml = next(p for p in described["parameters"] if p["name"] == "imzml")
@@ -182,6 +188,21 @@ def test_each_refused_parameter_is_named_with_what_is_allowed(entries, values, n
     assert len(refused.value.problems) == 1
     assert refused.value.problems[0][0] == name
     assert refused.value.problems[0][1].startswith(message)
+
+
+@pytest.mark.parametrize("ions, refused", [("default", False), ("760.5851 PC 34:1 [M+H]+; 782.5670", False),
+                                           ("760.5851\n193.0771 9-AA", False), ("760.5; seven", True),
+                                           ("PC 34:1", True), ("7a", True)])
+def test_a_reference_ion_list_with_non_numbers_is_refused_at_launch_in_words(entries, ions, refused):
+    values = {"reference-ions": ions}
+    if not refused:
+        assert validate_parameters(entries["ims-qc"], values, require_filled=False)["reference-ions"] == ions
+        return
+    with pytest.raises(ParameterError) as error:
+        validate_parameters(entries["ims-qc"], values, require_filled=False)
+    assert error.value.problems == [("reference-ions", "must be default, or m/z values each optionally followed by "
+                                     "a name, separated by ';' (e.g. 760.5851 PC 34:1 [M+H]+; 782.5670), "
+                                     f"not {ions!r}")]
 
 
 def test_missing_parameters_are_refused_all_at_once(entries):

@@ -14,7 +14,7 @@ from pyimzml.ImzMLParser import ImzMLParser
 
 from metadata.workflow_catalog import load_catalog
 from tests.workflows.qc_data import REFERENCE_PEAKS, example_like
-from workflow_templates.steps import qc_index, qc_merge, qc_metrics, qc_shard
+from workflow_templates.steps import qc_index, qc_merge, qc_metrics, qc_pair, qc_shard
 
 DEFAULTS = {p.name: p.default for p in load_catalog()["ims-qc"].parameters if p.default is not None}
 THRESHOLDS = ("min-spectra", "min-median-tic", "min-mean-peaks", "min-pixel-completeness", "max-dropped-lines",
@@ -25,6 +25,7 @@ def run_qc(imzml: Path, out: Path, **changes: str) -> dict:
     """The three steps as the template runs them, with its defaults; the report."""
     params = {**DEFAULTS, "spectra-per-shard": "4", **changes}
     shards = qc_index.qc_index(imzml, out / "index", int(params["spectra-per-shard"]), params["reference-ions"])
+    qc_pair.main(["--imzml", str(imzml), "--out-dir", str(out / "pair")])
     for shard in shards:
         qc_shard.main(["--index-dir", str(out / "index"), "--shard", shard, "--out-dir", str(out / "shards"),
                        "--snr", params["snr"], "--mass-window-ppm", params["mass-window-ppm"]])
@@ -33,7 +34,7 @@ def run_qc(imzml: Path, out: Path, **changes: str) -> dict:
 
 
 def merge_args(out: Path, report_dir: Path, params: dict) -> list[str]:
-    return ["--index-dir", str(out / "index"), "--metrics-dir", str(out / "shards"), "--out-dir", str(report_dir)] \
+    return ["--index-dir", str(out / "index"), "--pair-dir", str(out / "pair"), "--metrics-dir", str(out / "shards"), "--out-dir", str(report_dir)] \
         + [arg for name in THRESHOLDS for arg in (f"--{name}", params[name])]
 
 
@@ -76,7 +77,8 @@ def test_data_like_the_public_examples_passes_with_the_defaults(mode, dataset, t
     assert (mass["direction"], mass["threshold"], mass["maximum"]) == ("maximum", 5.0, 5.0)
 
 
-@pytest.mark.parametrize("flaw, fails", [("truncated", {"spectra_readable_fraction", "pixel_completeness"}),
+@pytest.mark.parametrize("flaw, fails", [("truncated", {"pair_integrity", "spectra_readable_fraction",
+                                                        "pixel_completeness"}),
                                          ("shifted", {"mass_error_ppm"}), ("missing", {"pixel_completeness"})])
 def test_flawed_data_fails_the_check_its_flaw_breaks(flaw, fails, dataset, tmp_path):
     report = run_qc(dataset("continuous", flaw), tmp_path)
@@ -88,6 +90,18 @@ def test_flawed_data_fails_the_check_its_flaw_breaks(flaw, fails, dataset, tmp_p
         assert (status == qc_merge.MISSING).sum() == 3
     if flaw == "truncated":
         assert (status == qc_merge.UNREADABLE).sum() == report["metrics"]["spectra"] - report["metrics"]["spectra_readable"] > 0
+
+
+def test_an_ibd_of_another_imzml_fails_pair_integrity_naming_each_difference(dataset, tmp_path):
+    """A pair registered before registration checked pairs (or an ibd swapped since) fails QC."""
+    imzml = tmp_path / "pair" / "example.imzML"
+    imzml.parent.mkdir()
+    imzml.write_bytes(dataset().read_bytes())
+    (tmp_path / "pair" / "example.ibd").write_bytes(dataset("continuous", "shifted").with_suffix(".ibd").read_bytes())
+    report = run_qc(imzml, tmp_path / "out")
+    assert failing(report)[0] == "pair_integrity" and report["metrics"]["pair_problems"] == len(report["pair"]["problems"])
+    assert "UUID" in report["pair"]["checked"] and any("UUID" in p for p in report["pair"]["problems"])
+    assert run_qc(dataset(), tmp_path / "good")["pair"]["problems"] == []
 
 
 def test_reference_ions_not_in_the_data_leave_mass_accuracy_not_assessed(dataset, tmp_path):

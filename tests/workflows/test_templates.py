@@ -135,7 +135,8 @@ def test_ims_qc_runs_end_to_end(imzml, tmp_path):
     document = DOCUMENTS["ims-qc"]
     values = _workflow("ims-qc", imzml(), tmp_path / "run")
     tasks = {t["name"]: t for t in _templates(document)["main"]["dag"]["tasks"]}
-    assert [tasks["qc-shard"]["dependencies"], tasks["qc-merge"]["dependencies"]] == [["qc-index"], ["qc-shard"]]
+    assert [tasks["qc-shard"]["dependencies"], tasks["qc-merge"]["dependencies"]] == [["qc-index"], ["qc-shard", "qc-pair"]]
+    assert "dependencies" not in tasks["qc-pair"]   # beside the index and the shards
 
     shards = _run_step(document, tasks["qc-index"], values)["shards"]
     values["tasks.qc-index.outputs.parameters.shards"] = shards
@@ -143,10 +144,12 @@ def test_ims_qc_runs_end_to_end(imzml, tmp_path):
     assert items == ["0:50", "50:100", "100:120"]
     for item in items:
         _run_step(document, tasks["qc-shard"], {**values, "item": item})
+    _run_step(document, tasks["qc-pair"], values)
     outputs = _run_step(document, tasks["qc-merge"], values)
 
     report = json.loads((tmp_path / "run" / "qc" / "report.json").read_text())
     assert outputs["passed"] == "true" and report["passed"] is True
+    assert report["pair"]["problems"] == [] and "UUID" in report["pair"]["checked"]
     assert report["metrics"]["spectra"] == 120 and report["metrics"]["shards"] == 3, report["checks"]
     assert report["mass_accuracy"]["assessed"] and abs(report["metrics"]["mass_error_ppm"]) < 5
     for output in load_catalog()["ims-qc"].outputs:

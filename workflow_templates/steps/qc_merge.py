@@ -1,7 +1,7 @@
 """Merge the shards' QC metrics into one report: JSON and mzQC, images, pass or fail.
 
-    python -m workflow_templates.steps.qc_merge --index-dir QC/index --metrics-dir QC/shards \
-        --out-dir QC --min-spectra 1 --min-median-tic 0 --min-mean-peaks 0 \
+    python -m workflow_templates.steps.qc_merge --index-dir QC/index --pair-dir QC/pair \
+        --metrics-dir QC/shards --out-dir QC --min-spectra 1 --min-median-tic 0 --min-mean-peaks 0 \
         --min-pixel-completeness 0.8 --max-dropped-lines 0 --max-mass-error-ppm 5
 
 Writes QC/report.json, QC/report.mzQC (HUPO-PSI mzQC 1.0), QC/tic.png, QC/missing.png (pixels
@@ -9,7 +9,8 @@ without a spectrum red, spectra the .ibd does not hold orange), QC/ppm.png (each
 reference-ion error, blue below zero, red above) and QC/passed ("true" or "false", the
 template's `passed` output parameter). A failed check is a result, not an error: the program
 still exits 0. Each check carries its value, threshold and direction (minimum or maximum); a
-check that cannot be made (no reference ion found) is "not assessed" and does not fail.
+check that cannot be made (no reference ion found) is "not assessed" and does not fail. The
+pair's integrity (qc_pair: UUID, recorded checksum, sizes) is a check like the others.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ THRESHOLDS = (   # (option, type, what passes)
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qc_merge", description=__doc__.split("\n")[0])
     parser.add_argument("--index-dir", type=cli.existing_dir, required=True, help="the qc_index output directory")
+    parser.add_argument("--pair-dir", type=cli.existing_dir, required=True, help="the qc_pair output directory")
     parser.add_argument("--metrics-dir", type=cli.existing_dir, required=True, help="directory of the qc_shard outputs")
     parser.add_argument("--out-dir", type=Path, required=True, help="directory for the report")
     for name, kind, meaning in THRESHOLDS:
@@ -161,7 +163,7 @@ def mass_accuracy(dataset: dict, ppm: np.ndarray, acquired: int) -> dict:
             "pixels_measured": int(len(values)), "ions": ions, "per_spectrum": per_pixel}
 
 
-def summary(dataset: dict, values: dict, status: np.ndarray, accuracy: dict, lines: dict) -> dict:
+def summary(dataset: dict, values: dict, status: np.ndarray, accuracy: dict, lines: dict, pair: dict) -> dict:
     """The dataset's metrics (see docs/workflows.md)."""
     read = np.isfinite(values["tic"])
     tic, peaks = values["tic"][read], values["peaks"][read]
@@ -181,6 +183,7 @@ def summary(dataset: dict, values: dict, status: np.ndarray, accuracy: dict, lin
         "peaks_mean": float(peaks.mean()) if len(peaks) else 0.0,
         "dropped_lines": len(lines["dropped_rows"]) + len(lines["dropped_columns"]),
         "mass_error_ppm": accuracy["median_ppm"], "mass_error_spread_ppm": accuracy["spread_ppm"],
+        "pair_problems": len(pair["problems"]),
     }
 
 
@@ -197,6 +200,7 @@ def checks(metrics: dict, args: argparse.Namespace) -> list[dict]:
     """Every check of the report, in the order the run page lists them."""
     error = metrics["mass_error_ppm"]
     return [
+        check("pair_integrity", metrics["pair_problems"], 0, "maximum"),
         check("spectra", metrics["spectra"], args.min_spectra, "minimum"),
         check("spectra_readable_fraction", metrics["spectra_readable_fraction"], 1.0, "minimum"),
         check("pixel_completeness", metrics["pixel_completeness"], args.min_pixel_completeness, "minimum"),
@@ -215,7 +219,8 @@ def qc_merge(args: argparse.Namespace) -> dict:
     acquired = int((status == ACQUIRED).sum())
     accuracy = mass_accuracy(dataset, values["ppm"], acquired)
     lines = profiles(tic)
-    metrics = summary(dataset, values, status, accuracy, lines)
+    pair = read_pair(args.pair_dir)
+    metrics = summary(dataset, values, status, accuracy, lines, pair)
     results = checks(metrics, args)
     out_dir = args.out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -224,12 +229,23 @@ def qc_merge(args: argparse.Namespace) -> dict:
                            args.max_mass_error_ppm)
     report = {"passed": all(c["passed"] for c in results), "checks": results, "metrics": metrics,
               "dataset": _dataset(dataset), "tic_image": images["tic"], "images": images, "profiles": lines,
-              "mass_accuracy": accuracy, "mean_spectrum": _mean_spectrum(values, metrics["spectra_readable"]),
+              "mass_accuracy": accuracy, "pair": pair, "mean_spectrum": _mean_spectrum(values, metrics["spectra_readable"]),
               "pixels": _pixels(index, values)}
     write_json(out_dir / "report.json", report, indent=None)
     mzqc.write(out_dir / "report.mzQC", report, dataset["source"], _version())
     write_text(out_dir / "passed", "true" if report["passed"] else "false")
     return report
+
+
+def read_pair(pair_dir: Path) -> dict:
+    """qc_pair's findings: what was compared and each difference."""
+    try:
+        pair = json.loads((pair_dir / "pair.json").read_text())
+        if isinstance(pair.get("problems"), list) and isinstance(pair.get("checked"), list):
+            return pair
+    except (OSError, ValueError, AttributeError):
+        pass
+    raise cli.StepError(f"--pair-dir: {pair_dir} holds no qc_pair findings (pair.json)")
 
 
 def _write_images(out_dir: Path, status: np.ndarray, tic: np.ndarray, ppm: np.ndarray, limit: float) -> dict:
