@@ -1,12 +1,14 @@
 """The frame around every Dash page: the shared header (portal/header.py) and the page.
 
 The frame is drawn once per page load; moving between Dash pages only swaps the page, so
-`refresh` redraws the header's inside at each such move (the unread count, the links).
+`refresh` redraws the header's inside at each such move (the unread count, the links). Not at the
+load itself: the page's Location reports its path once as it mounts, and the header drawn with the
+page is current then; redrawing it would swap the buttons under a user's click.
 """
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 from flask_wtf.csrf import generate_csrf
 
 from portal import header as site
@@ -14,20 +16,25 @@ from portal import header as site
 
 def layout() -> html.Div:
     """Called for every page load (Dash's /_dash-layout), so it shows the current user."""
-    return html.Div([header(site.current()), html.Main(dash.page_container, className="page", id="main")])
+    return html.Div([header(site.current()), dcc.Store(id="header-path"),
+                     html.Main(dash.page_container, className="page", id="main")])
 
 
 def init_app(dash_app: dash.Dash) -> None:
     """The frame on this Dash app (on the app, not Dash's process-wide list of callbacks, which
     only the first app made in a process would take)."""
     dash_app.layout = layout
-    dash_app.callback(Output("site-header", "children"), Input("_pages_location", "pathname"),
+    dash_app.callback(Output("site-header", "children"), Output("header-path", "data"),
+                      Input("_pages_location", "pathname"), State("header-path", "data"),
                       prevent_initial_call=True)(refresh)
 
 
-def refresh(_path):
-    """Another Dash page, reached without a page load: the header as it is now."""
-    return header(site.current()).children
+def refresh(path, shown_at):
+    """Another Dash page, reached without a page load: the header as it is now; the first path
+    a page load reports is where its header was drawn, so that is only remembered."""
+    if shown_at is None:
+        return no_update, path
+    return header(site.current()).children, path
 
 
 def header(shown: site.Header | None) -> html.Header:

@@ -58,8 +58,10 @@ def project_facet(driver) -> set[str]:
     """The project_id facet's values (of a view with no filter: a ticked value is always listed)."""
     from selenium.webdriver.common.by import By
 
-    facet = until(driver, lambda d: d.find_elements(By.ID, "explore-facet-project_id"))[0]
-    return {value.text for value in facet.find_elements(By.CLASS_NAME, "choice-label")}
+    def listed(d) -> list[str]:  # read whole each time: the facets are drawn again as the view's callbacks answer
+        facets = d.find_elements(By.ID, "explore-facet-project_id")
+        return facets and [value.text for value in facets[0].find_elements(By.CLASS_NAME, "choice-label")]
+    return set(until(driver, listed))
 
 
 def page_text(driver, portal, path: str, ready_id: str) -> str:

@@ -44,8 +44,12 @@ def test_moving_to_another_dash_page_redraws_the_headers_count(tom, demo, server
     layout = json.dumps(tom.get("/_dash-layout").get_json())  # the page was loaded before the run ended
     assert "Notifications (1)" not in layout
     end_ims_qc(server, admin, status="failed", message="step convert failed")
-    moved = dash_call(tom, "site-header.children",
-                      [{"id": "_pages_location", "property": "pathname", "value": "/runs"}])
+    where = [{"id": "_pages_location", "property": "pathname", "value": "/runs"}]
+    loaded = dash_call(tom, "site-header.children", where,
+                       state=[{"id": "header-path", "property": "data", "value": None}])
+    assert "site-header" not in loaded["response"] and loaded["response"]["header-path"]["data"] == "/runs"
+    moved = dash_call(tom, "site-header.children", where,
+                      state=[{"id": "header-path", "property": "data", "value": "/explore"}])
     assert "Notifications (1)" in json.dumps(moved) and '"shell-signout"' in json.dumps(moved)
 
 
