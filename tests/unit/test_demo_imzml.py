@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pyimzml.ImzMLParser import ImzMLParser
 
+from ims import header as header_reader, pair as pair_check
 from ims.reference_ions import defaults
 from labcommons.demo.images import ImageSpec, write_image
 from labcommons.demo.imzml import AXIS_POINTS, MZ_HIGH, MZ_LOW, write_imzml_pair
@@ -216,12 +217,10 @@ def test_a_spec_outside_what_is_allowed_is_refused_naming_the_field():
 def test_registration_would_read_from_the_file_what_the_demo_sets(tmp_path, mode, spectrum_type, polarity):
     """ims.header (registration's reader) gives the header fields the demo sets on the measurement,
     and ims.pair takes the pair, but not the truncated one."""
-    header_reader = pytest.importorskip("ims.header", reason="ims.header comes with branch header (merged on main)")
-    pair = pytest.importorskip("ims.pair")
     records, header, parser = _image(tmp_path, mode=mode, spectrum_type=spectrum_type, polarity=polarity,
                                      matrix="9-AA" if polarity == "negative" else "DHB")
     with parser:  # pyimzML's reading aside, what registration reads:
         assert header_reader.measurement_values(header_reader.read_header(records[0]["path"])) == header
-        assert pair.check_pair(records[0]["path"], records[1]["path"]).problems == []
+        assert pair_check.check_pair(records[0]["path"], records[1]["path"]).problems == []
     truncated, _, _ = _image(tmp_path / "t", mode=mode, spectrum_type=spectrum_type, flaw="truncated")
-    assert pair.check_pair(truncated[0]["path"], truncated[1]["path"]).problems
+    assert pair_check.check_pair(truncated[0]["path"], truncated[1]["path"]).problems
