@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 from portal.objects import ObjectStore
 from portal.registration import uploads
-from portal.registration.uploads import STAGING, UPLOAD_ID, Staged, UploadRefused
+from portal.registration.uploads import STAGING, Staged, UploadRefused
 
 MAX_CHUNK_BYTES = 64 * 1024 * 1024
 EXPIRY_SECONDS = 24 * 3600
@@ -80,12 +80,7 @@ def find(store: ObjectStore, upload_id: str, user: str) -> Upload:
     """The caller's upload; the same refusal for an unknown, expired or someone else's id."""
     missing = UploadRefused("upload_id", f"upload_id: {upload_id!r} is not an upload of yours in progress "
                                          "(it finished, expired or never existed); start the upload again", 404)
-    if not UPLOAD_ID.match(upload_id or ""):
-        raise missing
-    try:
-        upload = Upload(**json.loads(store.read_text(f"{STAGING}/{upload_id}/{RECORD}")))
-    except (OSError, ValueError, TypeError):
-        raise missing from None
+    upload = uploads.read_record(store, upload_id, RECORD, Upload, missing)
     if upload.user != user or upload.expires_at <= time.time():
         raise missing
     return upload

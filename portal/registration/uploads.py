@@ -123,16 +123,22 @@ def stage(store: ObjectStore, stream, length: int, expected: str | None, who: di
         raise
 
 
+def read_record(store: ObjectStore, upload_id: str, name: str, kind: type, missing: Exception):
+    """The record `name` beside an upload's bytes, as `kind`; `missing` raised for a malformed id or
+    an absent or unreadable record (the same refusal whatever the reason)."""
+    if not UPLOAD_ID.match(upload_id or ""):
+        raise missing
+    try:
+        return kind(**json.loads(store.read_text(f"{STAGING}/{upload_id}/{name}")))
+    except (OSError, ValueError, TypeError):
+        raise missing from None
+
+
 def claim(store: ObjectStore, upload_id: str, user: str, project: str) -> Staged:
     """A staged upload of this user for this project; UploadRefused for any other id."""
     missing = UploadRefused("uploads", f"uploads: {upload_id!r} is not a file you uploaded to project "
                                        f"{project!r}; upload the file again")
-    if not UPLOAD_ID.match(upload_id or ""):
-        raise missing
-    try:
-        staged = Staged(**json.loads(store.read_text(f"{STAGING}/{upload_id}/upload.json")))
-    except (OSError, ValueError, TypeError):
-        raise missing from None
+    staged = read_record(store, upload_id, "upload.json", Staged, missing)
     if staged.user != user or staged.project != project:
         raise missing
     return staged
