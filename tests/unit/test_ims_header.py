@@ -20,7 +20,7 @@ def test_a_written_pair_reads_as_written(tmp_path, mode):
     assert header.mz_range == (400.0, 900.0) and header.mz_range_from == "observed m/z"
     assert (header.mz_type, header.intensity_type) == ("64-bit float", "32-bit float")
     assert header.expected_ibd_bytes() == ibd.stat().st_size
-    assert list(header.extents.x) == [1, 2, 3, 1, 2, 3] and list(header.extents.y) == [1, 1, 1, 2, 2, 2]
+    assert list(header.extents["x"]) == [1, 2, 3, 1, 2, 3] and list(header.extents["y"]) == [1, 1, 1, 2, 2, 2]
     assert header.scan["linescan sequence"] == "top down" and not header.notes
 
 
