@@ -93,3 +93,14 @@ def test_offsets_written_as_signed_32_bit_numbers_are_unwrapped_as_pyimzml_does(
     # a negative offset after a positive one is read 2**32 further on: the offset it stood for
     assert read.extents["intensity_offset"].tolist() == header.extents["intensity_offset"].tolist()
     assert read.expected_ibd_bytes() == ibd.stat().st_size
+
+
+def test_qc_reads_a_processed_spectrum_with_unsorted_mz_sorted(tmp_path):
+    base = tmp_path / "unsorted"
+    with ImzMLWriter(str(base), mode="processed") as writer:
+        writer.addSpectrum(np.array([500.0, 400.0, 600.0]), np.array([5, 4, 6], dtype=np.float32), (1, 1))
+        writer.addSpectrum(np.array([410.0, 510.0]), np.array([1, 2], dtype=np.float32), (2, 1))
+    index = qc_ibd.from_header(read_header(base.with_suffix(".imzML")), base.with_suffix(".ibd").stat().st_size)
+    read = list(qc_ibd.spectra(index, qc_ibd.open_ibd(base.with_suffix(".ibd")), np.arange(2)))
+    assert [(a.tolist(), v.tolist()) for _, a, v in read] == [([400.0, 500.0, 600.0], [[4, 5, 6]]),
+                                                              ([410.0, 510.0], [[1, 2]])]

@@ -89,7 +89,8 @@ def open_ibd(path: Path) -> np.ndarray:
 def spectra(index: Index, ibd: np.ndarray, rows: np.ndarray, block: int = 512
             ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(positions, m/z axis, intensities n x points) for the readable spectra among rows, in blocks
-    that share one m/z axis: a continuous file's rows many at a time, a processed file's one by one."""
+    that share one m/z axis: a continuous file's rows many at a time, a processed file's one by one
+    (sorted by m/z when the file has them in another order)."""
     rows = rows[index["readable"][rows]]
     if index.continuous and _regular(index, rows):
         axis = _array(ibd, index["mz_offset"][rows[0]], index["mz_length"][rows[0]], index.mz_dtype, np.float64)
@@ -100,6 +101,9 @@ def spectra(index: Index, ibd: np.ndarray, rows: np.ndarray, block: int = 512
     for row in rows:
         axis = _array(ibd, index["mz_offset"][row], index["mz_length"][row], index.mz_dtype, np.float64)
         values = _array(ibd, index["int_offset"][row], index["int_length"][row], index.int_dtype, np.float32)
+        if (axis[1:] < axis[:-1]).any():   # imzML does not promise sorted m/z; QC's searches need it
+            order = np.argsort(axis, kind="stable")
+            axis, values = axis[order], values[order]
         yield np.array([row]), axis, values[None, :]
 
 
