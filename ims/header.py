@@ -322,9 +322,9 @@ class _Reader:
 
     def _group(self, frame: _Frame) -> None:
         self.groups[frame.attrs.get("id", "")] = frame.params
-        # as a spectrum's own params come: attribute dicts (with their line)
+        # as a spectrum's own params come: attribute dicts
         self.group_attrs[frame.attrs.get("id", "")] = [
-            {"accession": p.accession, "name": p.name, "value": p.value, "unitAccession": p.unit, "line": p.line}
+            {"accession": p.accession, "name": p.name, "value": p.value, "unitAccession": p.unit}
             for p in frame.params]
 
     def _file_content(self, frame: _Frame) -> None:
@@ -504,8 +504,7 @@ class _SpectrumList:
 
     def __init__(self, reader: _Reader):
         self.reader, self.parser, self.header = reader, reader.parser, reader.header
-        self.sinks: list = []                     # per open container: where its cvParams go
-        self.refs: list = []                      # per open container: where its group references go
+        self.open: list[tuple] = []               # per open container: (where its cvParams go, its group refs)
         self.param_names: list[str] = []          # the cvParam element's names (with any prefix) met so far
         # element name (any prefix) -> handler; a name not met before is learned, the spectrumList's end leaves
         self.starts, self.ends = _Handlers(self._learn), _Handlers(lambda _name: self._leave)
@@ -542,7 +541,7 @@ class _SpectrumList:
         tag = name.rpartition(":")[2]
         if tag == "cvParam":
             self.param_names.append(name)
-            self.starts[name], self.ends[name] = self.sinks[-1], None
+            self.starts[name], self.ends[name] = self.open[-1][0], None
         else:
             self.starts[name], self.ends[name] = self.tags.get(tag, (self._open, self._close))
         return self.starts[name]
@@ -556,25 +555,21 @@ class _SpectrumList:
     # -- containers ----------------------------------------------------------------------
 
     def _push(self, sink, ref) -> None:
-        self.sinks.append(sink)
-        self.refs.append(ref)
-        self._sink(sink)
+        self.open.append((sink, ref))
+        for name in self.param_names:     # cvParams go to sink from now on
+            self.starts[name] = sink
 
     def _open(self, _attrs) -> None:
         self._push(_nothing, self._defined)
 
     def _close(self) -> None:
-        self.sinks.pop()
-        self.refs.pop()
-        self._sink(self.sinks[-1] if self.sinks else _nothing)
-
-    def _sink(self, sink) -> None:
-        """cvParams go to sink from now on."""
+        self.open.pop()
+        sink = self.open[-1][0]           # the spectrumList's context stays open to its end
         for name in self.param_names:
             self.starts[name] = sink
 
     def _ref(self, attrs: dict) -> None:
-        self.refs[-1](attrs.get("ref", ""))
+        self.open[-1][1](attrs.get("ref", ""))
 
     def _defined(self, ref: str) -> bool:
         if ref in self.reader.group_attrs:
@@ -587,7 +582,7 @@ class _SpectrumList:
         """A group's params, as if written where it is referenced."""
         if self._defined(ref):
             for attrs in self.reader.group_attrs[ref]:
-                self.sinks[-1](attrs)
+                self.open[-1][0](attrs)
 
     # -- a spectrum and its scan --------------------------------------------------------------
 
@@ -638,7 +633,7 @@ class _SpectrumList:
         else:
             self.array.params.append(Param(accession, attrs.get("name", ""), attrs.get("value", ""),
                                            attrs.get("unitAccession", ""),
-                                           attrs.get("line") or self.parser.CurrentLineNumber))
+                                           self.parser.CurrentLineNumber))
 
     def _array_ref(self, ref: str) -> None:
         if self._defined(ref):
@@ -838,8 +833,8 @@ def _ionisation(param: Param) -> str | None:
 
 def _integer(text: str) -> int | None:
     try:
-        return int(text.strip())
-    except (ValueError, AttributeError):
+        return int(text)   # int() allows the white space around it
+    except (ValueError, TypeError):
         return None
 
 
