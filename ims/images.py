@@ -213,24 +213,31 @@ def _masked_sum(buffer: np.ndarray, span: np.ndarray, dtypes: tuple[str, str], q
 
 def unsorted(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str) -> np.ndarray:
     """The numbers of the arrays (at offsets, of lengths) whose values decrease somewhere, every value
-    read once, about RUN values at a time."""
+    read once, about RUN values at a time (arrays of one byte alignment together: one typed view)."""
     rows = np.flatnonzero(lengths > 1)
-    if not len(rows):
-        return rows
-    totals = np.cumsum(lengths[rows])
-    parts = np.split(rows, np.searchsorted(totals, np.arange(RUN, int(totals[-1]), RUN)))
-    return np.concatenate([part[_decreasing(buffer, offsets[part], lengths[part], dtype)] for part in parts])
+    shifts = offsets[rows] % np.dtype(dtype).itemsize
+    found = []
+    for shift in np.unique(shifts).tolist():   # one in the usual file
+        aligned = rows[shifts == shift]
+        totals = np.cumsum(lengths[aligned])
+        for part in np.split(aligned, np.searchsorted(totals, np.arange(RUN, int(totals[-1]), RUN))):
+            found.append(part[_decreasing(buffer, offsets[part], lengths[part], dtype, shift)])
+    return np.sort(np.concatenate(found)) if found else rows
 
 
-def _decreasing(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str) -> np.ndarray:
-    """Per array, whether some value is below the one before it (the arrays read as one flat run)."""
+def _decreasing(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str, shift: int) -> np.ndarray:
+    """Per array (all at offsets of one alignment), whether some value is below the one before it:
+    the arrays gathered into one run and compared with their neighbours at once."""
+    size = np.dtype(dtype).itemsize
+    typed = np.frombuffer(buffer, dtype=dtype, offset=shift, count=(len(buffer) - shift) // size)
     firsts = np.cumsum(lengths) - lengths                  # each array's first place in the run
-    places = np.arange(int(lengths.sum())) - np.repeat(firsts, lengths)
-    run = values(buffer, np.repeat(offsets, lengths) + places * np.dtype(dtype).itemsize, 1, dtype)[:, 0]
+    places = np.repeat((offsets - shift) // size - firsts, lengths)
+    places += np.arange(len(places))
+    run = typed[places]
     drops = np.flatnonzero(run[1:] < run[:-1]) + 1         # places whose value is below the one before
-    drops = drops[places[drops] > 0]                        # not an array's first value
+    rows = np.searchsorted(firsts, drops, side="right") - 1
     found = np.zeros(len(offsets), dtype=bool)
-    found[np.searchsorted(firsts, drops, side="right") - 1] = True
+    found[rows[drops != firsts[rows]]] = True              # not where one array ends and the next starts
     return found
 
 

@@ -175,3 +175,14 @@ def test_spectra_whose_mz_are_not_sorted_are_found_and_summed_exactly(tmp_path, 
 def test_sorted_arrays_are_not_taken_for_unsorted(pair):
     layout, buffer = read_pair(*pair), np.fromfile(pair[1], dtype=np.uint8)
     assert images.unsorted(buffer, layout.spans[:, 0], layout.spans[:, 1], layout.dtypes[0]).size == 0
+
+
+def test_unsorted_arrays_are_found_at_any_alignment():
+    arrays = [np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0]), np.array([5.0]), np.array([1.0, 1.0, 0.5])]
+    data, offsets = b"", []
+    for pad, array in zip((0, 3, 1, 0), arrays):   # offsets of three alignments
+        data += b"\0" * pad
+        offsets.append(len(data))
+        data += array.astype("<f8").tobytes()
+    buffer, lengths = np.frombuffer(data, dtype=np.uint8), np.array([len(a) for a in arrays])
+    assert images.unsorted(buffer, np.array(offsets), lengths, "<f8").tolist() == [1, 3]
