@@ -1,19 +1,23 @@
-"""What an imzML file says about itself, read in one streamed pass without keeping its spectra.
+"""What an imzML file says about itself, and its spectrum index, read in one streamed pass.
 
     header = read_header(path_or_binary_stream)     # HeaderError when the commons cannot trust it
     measurement_values(header)                      # the dictionary's measurement fields it fills
+    header.extents["mz_offset"], header.dtypes      # the spectrum index (Extents), numpy dtypes
 
-The XML goes through expat, so memory stays flat however many spectra the file holds and every
+The one reader of an imzML's index in the commons: registration and uploads read the header,
+previews and ion images (ims.layout) and QC's index (workflow_templates/steps/ibd.py) the index;
+pyimzML's parse is only the tests' oracle for it. The XML goes through expat, the spectra on a lean
+path of their own (_SpectrumList), so memory grows only by the index's row per spectrum and every
 problem is placed at its line: broken XML (line and column), no UUID, no continuous/processed
 term, an unknown accession where a binary data type or array kind is required, a binary type or
-compression the commons' readers (pyimzML) cannot read, a spectrum without data or without a
+compression the commons does not read (nor pyimzML), a spectrum without data or without a
 position, a pixel outside the declared grid, an array inside the ibd's 16-byte UUID. Up to
 MAX_PROBLEMS are collected before reading stops. What is legal but worth a look (64-bit
 intensities, no checksum, mixed polarity, no declared grid) goes to `Header.notes`.
 
 Accessions are those of the imzML 1.1 specification (imagingMS.obo, IMS:) and PSI-MS (MS:).
-Two known writer bugs are read as pyimzML reads them (ACCESSION_FIX_MAPPING: a float type's name
-wins over its accession), and so are offsets that wrapped as signed 32-bit numbers.
+Known writer bugs are read as pyimzML reads them (its ACCESSION_FIX_MAPPING: a float type's or a
+polarity's name wins over its accession), and so are offsets that wrapped as signed 32-bit numbers.
 """
 from __future__ import annotations
 

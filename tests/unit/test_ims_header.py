@@ -83,6 +83,9 @@ BAD = {
                          r"spectrum 3 \(line \d+\) lies at x=9, y=1, outside the declared grid of 3 x 2 pixels"),
     "no position": (('accession="IMS:1000051"', 'accession="IMS:1000052"'), r"spectrum 1 \(line \d+\) has no position"),
     "not imzML": (('<mzML ', '<html '), r"root element is <html>"),
+    "undefined group": (('<referenceableParamGroupRef ref="mzArray"/>\n            <cvParam accession="IMS:1000103"',
+                         '<referenceableParamGroupRef ref="nope"/>\n            <cvParam accession="IMS:1000103"'),
+                        r"line \d+ refers to the referenceableParamGroup 'nope', which is not defined before it"),
     "wrong encoded length": (('name="external encoded length" value="80"', 'name="external encoded length" value="81"'),
                              r"intensity array is 81 bytes \(external encoded length\) for 20 32-bit float values, which take 80"),
 }
