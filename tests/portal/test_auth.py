@@ -1,6 +1,8 @@
 """Sign-in, sessions and request-forgery defences, against a real metadata service."""
 import dataclasses
 
+import pytest
+
 from metadata.client import MetadataClient
 from portal import create_app, session_key
 from tests.portal.conftest import ORIGIN
@@ -126,20 +128,16 @@ def test_the_session_holds_a_flask_login_user(app, portal, sign_in):
         assert current_user.name == "ada" and current_user.is_admin and current_user.role == "admin"
 
 
-def test_session_cookies_are_secure_behind_https(server, monkeypatch):
-    from portal.server import AddressError, secure_cookies
+def test_session_cookies_are_secure_behind_https(server):
+    from ground.settings import SettingsError, load
 
-    assert secure_cookies({}) is False
-    assert secure_cookies({"LABCOMMONS_PORTAL_URL": "https://commons.example.org/"}) is True
-    assert secure_cookies({"LABCOMMONS_PORTAL_URL": "https://x", "LABCOMMONS_PORTAL_SECURE_COOKIES": "false"}) is False
-    try:
-        secure_cookies({"LABCOMMONS_PORTAL_SECURE_COOKIES": "maybe"})
-    except AddressError as error:
-        assert "LABCOMMONS_PORTAL_SECURE_COOKIES: 'maybe' is not true or false" in str(error)
-    else:
-        raise AssertionError("a bad value was accepted")
-    monkeypatch.setenv("LABCOMMONS_PORTAL_URL", "https://commons.example.org")
-    settings = dataclasses.replace(server.settings, port=server.bound_port())
+    assert load({}).secure_cookies is False
+    assert load({"LABCOMMONS_PORTAL_URL": "https://commons.example.org/"}).secure_cookies is True
+    assert load({"LABCOMMONS_PORTAL_URL": "https://x", "LABCOMMONS_PORTAL_SECURE_COOKIES": "false"}).secure_cookies is False
+    assert load({"LABCOMMONS_PORTAL_SECURE_COOKIES": "true"}).secure_cookies is True
+    with pytest.raises(SettingsError, match="LABCOMMONS_PORTAL_SECURE_COOKIES: 'maybe' is not true or false"):
+        load({"LABCOMMONS_PORTAL_SECURE_COOKIES": "maybe"})
+    settings = dataclasses.replace(server.settings, port=server.bound_port(), portal_url="https://commons.example.org")
     assert create_app({"SETTINGS": settings}).config["SESSION_COOKIE_SECURE"] is True
 
 
