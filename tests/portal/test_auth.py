@@ -116,6 +116,25 @@ def test_a_token_the_service_refuses_ends_the_session_with_its_reason(portal, si
     assert portal.get("/account").status_code == 302
 
 
+def test_a_callback_refused_mid_flight_reports_it_and_leaves_the_cookie(portal, sign_in, admin):
+    """A callback still running when its page signed out answers 401 with the reason, and writes no
+    cookie: it could arrive after the sign-in form's, whose CSRF token it would wipe."""
+    sign_in(portal)
+    admin.sign_out_everywhere("ana")
+    deps = portal.get("/_dash-dependencies").get_json()
+    header = next(d for d in deps if "site-header.children" in d["output"])
+    body = {"output": header["output"], "outputs": [{"id": "site-header", "property": "children"},
+                                                    {"id": "header-path", "property": "data"}],
+            "inputs": [{"id": "_pages_location", "property": "pathname", "value": "/runs"}],
+            "state": [{"id": "header-path", "property": "data", "value": "/explore"}],
+            "changedPropIds": ["_pages_location.pathname"]}
+    response = portal.post("/_dash-update-component", json=body, headers={"Origin": ORIGIN})
+    assert response.status_code == 401 and "sign in again" in response.get_json()["error"]
+    assert "Set-Cookie" not in response.headers
+    ended = portal.get("/account", follow_redirects=True)  # the next page load ends it
+    assert "/signin" in ended.request.path and "sign in again" in ended.get_data(as_text=True)
+
+
 def test_the_session_holds_a_flask_login_user(app, portal, sign_in):
     from flask_login import current_user
 
