@@ -57,9 +57,9 @@ class Layout:
 
 
 def spread(layout: Layout, values: np.ndarray, count: int, share: float = TISSUE_SHARE) -> list[int]:
-    """The numbers of `count` spectra among the `share` with the highest values (the TIC: tissue
-    rather than bare slide or matrix), spread over the image: the highest first, then each the
-    pixel farthest from those already chosen (ties: the higher value)."""
+    """The numbers of `count` spectra among the `share` with the highest values (the TIC: signal,
+    usually tissue, rather than bare slide), spread over the image: the highest first, then each
+    the pixel farthest from those already chosen (ties: the higher value)."""
     values = np.asarray(values, dtype=np.float64)
     ranked = np.argsort(-values, kind="stable")
     candidates = ranked[:max(count, math.ceil(share * len(ranked)))]

@@ -212,8 +212,8 @@ class Dataset:
         return Spectra(coordinates, [p[0] for p in pairs], [p[1] for p in pairs])
 
     def tissue_spectra(self, limit: int = 5) -> Spectra:
-        """`limit` spectra where the image shows tissue rather than bare slide or matrix: pixels
-        among the quarter with the highest TIC, spread over the image, the highest first
+        """`limit` spectra where the image has signal (usually tissue) rather than bare slide:
+        pixels among the quarter with the highest TIC, spread over the image, the highest first
         (ims.layout.spread); read from the ibd at the offsets of the pair's layout. z is 1 (an
         image is 2-D)."""
         if limit < 1:
