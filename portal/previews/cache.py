@@ -15,14 +15,14 @@ the same way and, besides, by both data_file nodes' recorded checksums (sha256, 
 the query (m/z, tolerance, unit), so an entry is never shared by two pairs or two windows.
 
 Both kinds share one bound in bytes (the setting preview_cache_bytes): past it, the least recently
-used entries go, by modification time, which a read sets to now (at most once a minute). Several portal processes read
-and write one directory without a lock, so removal must not break a reader: an entry is removed
-by unlink, and a reader that has opened it reads it whole all the same (POSIX keeps an unlinked
-file while it is open; np.load reads an .npz's arrays through the one open file); a reader that
-comes after finds nothing and computes the entry again. A writer's temporary file is never
-removed while young, and the entry just written never. A process looks over the directory (one
-listing) only after it has written a PRUNE_SHARE-th of the bound since it last looked, so the
-directory may pass the bound by that much per portal process.
+used entries go, by modification time, which a read sets to now (at most once a minute). Several
+portal processes read and write one directory without a lock, so removal must not break a reader:
+an entry is removed by unlink, and a reader that has opened it reads it whole all the same (POSIX
+keeps an unlinked file while it is open; np.load reads an .npz's arrays through the one open
+file); a reader that comes after finds nothing and computes the entry again. A writer's temporary
+file is never removed while young, and the entry just written never. A process looks over the
+directory (one listing) only after it has written a PRUNE_SHARE-th of the bound since it last
+looked, so the directory may pass the bound by that much per portal process.
 """
 from __future__ import annotations
 
@@ -173,10 +173,12 @@ def written(directory: Path, path: Path, bound: int) -> None:
     except OSError:  # pruned already by another process
         return
     directory = Path(directory)
-    due = _WRITTEN.get(directory, bound) + size
-    _WRITTEN[directory] = 0 if due >= bound // PRUNE_SHARE else due
-    if due >= bound // PRUNE_SHARE:
-        prune(directory, bound, keep=path)
+    due = _WRITTEN.get(directory, bound) + size   # threads race here harmlessly: a look more or less
+    if due < bound // PRUNE_SHARE:
+        _WRITTEN[directory] = due
+        return
+    _WRITTEN[directory] = 0
+    prune(directory, bound, keep=path)
 
 
 def prune(directory: Path, bound: int, keep: Path | None = None) -> list[Path]:
