@@ -78,6 +78,9 @@ class Settings:
     s3_endpoint_url: str = ""
     max_upload_bytes: int = 64 * 1024 ** 3
     columnar_facets: int = 1  # 0: the embedded store asks DuckDB for every facet count (metadata/store/columnar.py)
+    # the portal's cache of previews and ion images (<data dir>/cache/previews): least recently used
+    # entries are removed past this many bytes (portal/previews/cache.py); 0: no bound
+    preview_cache_bytes: int = 2 * 1024 ** 3
     # JupyterHub (hub/jupyterhub_config.py; docs/jupyterhub.md). The proxy serves hub_port; the
     # hub itself and the proxy's API listen on the two ports after it, on loopback.
     hub_host: str = "127.0.0.1"
@@ -262,6 +265,9 @@ def _build(values: dict) -> Settings:
     if settings.portal_secure_cookies not in ("", *TRUE, *FALSE):
         raise SettingsError(f"LABCOMMONS_PORTAL_SECURE_COOKIES: {settings.portal_secure_cookies!r} is not true or "
                             "false; leave it empty to follow whether LABCOMMONS_PORTAL_URL is https")
+    if settings.preview_cache_bytes < 0:
+        raise SettingsError(f"LABCOMMONS_PREVIEW_CACHE_BYTES: {settings.preview_cache_bytes} is not allowed; give a "
+                            "size in bytes (such as 2147483648 for 2 GiB), or 0 for no bound")
     if settings.es_shards < 1:
         raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
     if settings.storage_url and not settings.storage_url.startswith("s3://"):
