@@ -67,7 +67,7 @@ _SHAPES = {
 }
 _RETRY_POLICIES = {"Always", "OnFailure", "OnError"}
 _WORKFLOW_IDENTITY = re.compile(r"workflow\.(name|uid|namespace)")
-_NODE_FIELDS = r"(?:outputs\.result|outputs\.parameters(?:\.[\w\-]+)?|outputs\.artifacts\.[\w\-]+" \
+_NODE_FIELDS = r"(?:outputs\.result|outputs\.exitCode|outputs\.parameters(?:\.[\w\-]+)?|outputs\.artifacts\.[\w\-]+" \
                r"|exitCode|status|startedAt|finishedAt|id)"
 
 
@@ -101,6 +101,12 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     problems: list[str] = []
     if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict):
         raise TemplateRefused(["document: not a WorkflowTemplate (no spec)"])
+    if doc.get("kind", "WorkflowTemplate") not in _KINDS:
+        raise TemplateRefused([f"kind: {doc['kind']!r} is not run by the local engine "
+                               f"(it runs {', '.join(sorted(_KINDS))})"])
+    _shape(doc["spec"], "spec", "spec", problems)
+    if problems:  # the checks below read the structure, so it must have its shape first
+        raise TemplateRefused(problems)
     _keys(doc, "document", "", problems)
     spec = doc["spec"]
     _keys(spec, "spec", "spec", problems)
@@ -126,6 +132,52 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
         raise TemplateRefused(problems)
     return WorkflowSpec(name, entry, arguments, templates, spec.get("activeDeadlineSeconds"), doc,
                         spec.get("parallelism"), on_exit)
+
+
+# A CronWorkflow's schedule is not the engine's to keep (the commons' triggers start runs).
+_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate"}
+# What each structural field must hold; fields not named here hold free-form values.
+_MAPPING, _MAPPINGS, _STRINGS, _GROUPS = "a mapping", "a list of mappings", "a list of strings", \
+    "a list of step groups (lists of steps)"
+_STRUCTURE = {
+    "spec": _MAPPING, "templates": _MAPPINGS, "arguments": _MAPPING, "inputs": _MAPPING,
+    "outputs": _MAPPING, "parameters": _MAPPINGS, "artifacts": _MAPPINGS, "container": _MAPPING,
+    "script": _MAPPING, "env": _MAPPINGS, "command": _STRINGS, "args": _STRINGS, "dag": _MAPPING,
+    "tasks": _MAPPINGS, "steps": _GROUPS, "inline": _MAPPING, "valueFrom": _MAPPING,
+    "s3": _MAPPING, "raw": _MAPPING, "retryStrategy": _MAPPING, "backoff": _MAPPING,
+    "continueOn": _MAPPING, "templateRef": _MAPPING, "withSequence": _MAPPING,
+    "memoize": _MAPPING, "cache": _MAPPING, "configMap": _MAPPING, "dependencies": _STRINGS,
+}
+
+
+def _shape(value, key: str, where: str, problems: list[str]) -> None:
+    """Refuse, by place, a structural field of the wrong type (e.g. steps written as a mapping,
+    Argo's pre-v2 form), so that no later check trips over it."""
+    expected = _STRUCTURE.get(key)
+    if expected is None or value is None:
+        return
+    if expected == _MAPPING:
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected {expected}")
+            return
+        for k, v in value.items():
+            _shape(v, k, f"{where}.{k}", problems)
+        return
+    if not isinstance(value, list):
+        problems.append(f"{where}: expected {expected}")
+        return
+    for i, item in enumerate(value):
+        here = f"{where}[{i}]"
+        if expected == _STRINGS:
+            if isinstance(item, (dict, list)):
+                problems.append(f"{here}: expected a string")
+        elif expected == _GROUPS:
+            _shape(item, "tasks", here, problems)  # a group: a list of steps (mappings)
+        elif not isinstance(item, dict):
+            problems.append(f"{here}: expected a mapping")
+        else:
+            for k, v in item.items():
+                _shape(v, k, f"{here}.{k}", problems)
 
 
 def _reachable(name: str, templates: dict) -> set[str]:

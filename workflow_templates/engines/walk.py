@@ -146,12 +146,12 @@ class Walker:
         return SUCCEEDED, "", scope
 
     def _run_dag(self, template: dict, node: dict, scope: dict):
-        """Start each task once its dependencies are done, at most DAG_THREADS at once; with
-        failFast (Argo's default), an unhandled failure stops new tasks from starting."""
+        """Start each task once its dependencies are done, at most DAG_THREADS at once. As in
+        dag.go executeDAGTask, a failure elsewhere stops no task whose dependencies hold (dag
+        failFast only orders assessDAGPhase); the DAG's phase is assessed once all are done."""
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
         targets = phases.targets(template["dag"], tasks, scope)
         tasks = {name: tasks[name] for name in phases.needed(targets, tasks)}
-        fail_fast = template["dag"].get("failFast", True)
         done: dict[str, dict] = {}
         started: set[str] = set()
         changed = threading.Condition()
@@ -164,7 +164,7 @@ class Walker:
 
         with changed:
             while True:
-                halted = self._stop.is_set() or (fail_fast and phases.unhandled(done, tasks))
+                halted = self._stop.is_set()
                 for name, task in tasks.items():
                     if len(started) - len(done) >= DAG_THREADS:
                         break  # the rest start as running tasks end
@@ -187,7 +187,7 @@ class Walker:
             scope.update(node_scope("tasks", name, result))
         if self._stop.is_set():
             return FAILED, self._stop_reason, scope
-        failed = phases.unhandled(done, tasks) if len(done) < len(tasks) else phases.dag_phase(done, tasks, targets)
+        failed = phases.dag_phase(done, tasks, targets)
         if failed:
             return FAILED, f"child '{failed['id']}' {failed['phase'].lower()}", scope
         return SUCCEEDED, "", scope
