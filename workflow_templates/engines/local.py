@@ -377,7 +377,7 @@ class RunHandle(Walker, Reusing):
     def _attempts(self, template: dict, node: dict, inputs: dict, artifacts: dict, previous: dict | None) -> dict:
         """Run the step: attempts as its retryStrategy allows."""
         retry = template.get("retryStrategy") or {}
-        limit = int(retry.get("limit", 0)) if retry else 0
+        limit = retries.limit(template.get("retryStrategy"))
         retried_on = retries.POLICIES[retry.get("retryPolicy", "OnFailure")]
         attempts = previous.get("attempts", 0) if previous and previous.get("interrupted") else 0
         if attempts and attempts > limit:

@@ -348,6 +348,13 @@ def _check_retry(retry, where, problems):
                 golang.seconds(backoff[key])
             except ValueError as error:
                 problems.append(f"{where}.retryStrategy.backoff.{key}: {error}")
+    factor = backoff.get("factor") if isinstance(backoff, dict) else None
+    if factor is not None and not re.fullmatch(r"\d+(\.\d+)?", str(factor)):
+        problems.append(f"{where}.retryStrategy.backoff.factor: {factor!r} is not a number")
+    limit = retry.get("limit")
+    if limit is not None and not (_seconds_value(limit) and "." not in str(limit)):
+        problems.append(f"{where}.retryStrategy.limit: {limit!r} is not a whole number (a limit "
+                        f"taken from a parameter is not supported locally)")
     policy = retry.get("retryPolicy")
     if policy is not None and policy not in _RETRY_POLICIES:
         problems.append(f"{where}.retryStrategy.retryPolicy: {policy!r} is not supported "
