@@ -110,7 +110,9 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     _keys(doc, "document", "", problems)
     spec = doc["spec"]
     _keys(spec, "spec", "spec", problems)
-    name = (doc.get("metadata") or {}).get("name") or "workflow"
+    metadata = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
+    # a Workflow named by generateName (most published examples) is called generateName + suffix
+    name = metadata.get("name") or str(metadata.get("generateName") or "").rstrip("-") or "workflow"
     templates = {t.get("name"): t for t in spec.get("templates") or [] if isinstance(t, dict)}
     arguments = {p["name"]: p for p in (spec.get("arguments") or {}).get("parameters") or []}
     _check_arguments(spec, problems)

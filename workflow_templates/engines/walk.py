@@ -9,6 +9,7 @@ and reads `_state`, `_globals`, `_lock`, `_limits`, `_stop` and `_stop_reason`.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import functools
 import threading
 import time
@@ -94,6 +95,10 @@ class Walker:
             return self._run_leaf(template, node, inputs, artifacts)
         if template.get("parallelism"):
             self._limits[node_id] = threading.BoundedSemaphore(template["parallelism"])
+        with self._boundary_limit(node) or contextlib.nullcontext():  # a child of its boundary
+            return self._run_children(template, node, kind, inputs)
+
+    def _run_children(self, template: dict, node: dict, kind: str, inputs: dict) -> dict:
         self._set(node, phase=RUNNING)
         scope = dict(self._globals)
         scope.update(input_scope(inputs))
