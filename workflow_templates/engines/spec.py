@@ -25,7 +25,7 @@ _PLACEMENT = {"metadata", "nodeSelector", "affinity", "tolerations", "serviceAcc
               "securityContext", "priorityClassName", "priority", "schedulerName", "executor",
               "automountServiceAccountToken", "podGC", "ttlStrategy", "workflowMetadata",
               "podMetadata", "imagePullSecrets", "archiveLogs", "podPriorityClassName",
-              "dnsPolicy", "dnsConfig", "archiveLocation"}
+              "dnsPolicy", "dnsConfig"}
 _CONTAINER_PLACEMENT = {"image", "imagePullPolicy", "resources", "securityContext", "name",
                         "livenessProbe", "readinessProbe", "startupProbe",
                         "terminationMessagePath", "terminationMessagePolicy"}
@@ -36,7 +36,11 @@ _SHAPES = {
     "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds", "parallelism", "onExit"},
              _PLACEMENT),
     "template": ({"name", "inputs", "outputs", "steps", "dag", "container", "script",
-                  "retryStrategy", "activeDeadlineSeconds", "parallelism", "memoize"}, _PLACEMENT),
+                  "retryStrategy", "activeDeadlineSeconds", "parallelism", "memoize",
+                  "archiveLocation"}, _PLACEMENT),
+    # where a template's artifacts and logs go on a cluster: only archiveLogs changes nothing here
+    # (the engine keeps every step's log); an artifact location (s3, ...) would move outputs
+    "archive_location": (set(), {"archiveLogs"}),
     "container": ({"command", "args", "env"}, _CONTAINER_PLACEMENT),
     "script": ({"command", "args", "env", "source"}, _CONTAINER_PLACEMENT),
     "env": ({"name", "value"}, set()),
@@ -128,7 +132,10 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
         problems.append("spec.activeDeadlineSeconds: not a number of seconds")
     _check_parallelism(spec, "spec", problems)
     entry = entrypoint or spec.get("entrypoint")
-    if entry not in templates:
+    if entry is None and "workflowTemplateRef" not in spec:
+        problems.append("spec.entrypoint: missing (a WorkflowTemplate without one holds templates "
+                        "for others to call; the local engine runs one with an entrypoint)")
+    elif entry is not None and entry not in templates:
         problems.append(f"spec.entrypoint: no template named {entry!r}")
     if problems:
         raise TemplateRefused(problems)
@@ -149,6 +156,7 @@ _STRUCTURE = {
     "s3": _MAPPING, "raw": _MAPPING, "retryStrategy": _MAPPING, "backoff": _MAPPING,
     "continueOn": _MAPPING, "templateRef": _MAPPING, "withSequence": _MAPPING,
     "memoize": _MAPPING, "cache": _MAPPING, "configMap": _MAPPING, "dependencies": _STRINGS,
+    "archiveLocation": _MAPPING,
 }
 
 
@@ -225,6 +233,7 @@ def _check_template(template, where, templates, wf_name, arguments, problems, ex
         problems.append(f"{where}: needs exactly one of container, script, steps, dag "
                         f"(has {kinds or 'none'})")
     _check_io(template, where, arguments, problems)
+    _keys(template.get("archiveLocation") or {}, "archive_location", f"{where}.archiveLocation", problems)
     _check_retry(template.get("retryStrategy"), where, problems)
     for key in ("retryStrategy", "activeDeadlineSeconds", "memoize"):
         if key in template and ("steps" in template or "dag" in template):
