@@ -181,6 +181,8 @@ def _shape(value, key: str, where: str, problems: list[str]) -> None:
         if expected == _STRINGS:
             if isinstance(item, (dict, list)):
                 problems.append(f"{here}: expected a string")
+        elif expected == _GROUPS and not isinstance(item, list):
+            problems.append(f"{here}: expected a step group (a list of steps)")
         elif expected == _GROUPS:
             _shape(item, "tasks", here, problems)  # a group: a list of steps (mappings)
         elif not isinstance(item, dict):
