@@ -304,14 +304,9 @@ def test_parallelism_counts_a_templates_children_not_what_they_run(run, shared):
               - {{name: two, template: stamp, arguments: {{parameters: [{{name: label, value: "{{{{inputs.parameters.group}}}}2"}}]}}}}
           - name: stamp
             inputs: {{parameters: [{{name: label}}]}}
-            script:
-              image: python:3.12
-              command: [python]
-              source: |
-                import time
-                start = time.time()
-                time.sleep(0.5)
-                open("{shared}/{{{{inputs.parameters.label}}}}", "w").write(f"{{start}} {{time.time()}}")
+            container:
+              image: alpine
+              command: [sh, -c, 'from=$(date +%s.%N); sleep 0.5; echo "$from $(date +%s.%N)" > {shared}/{{{{inputs.parameters.label}}}}']
         """)
     assert handle.phase == "Succeeded", handle.status()["message"]
     spans = {p.name: tuple(map(float, p.read_text().split())) for p in shared.iterdir()}
