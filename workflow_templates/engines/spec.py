@@ -103,11 +103,11 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     """Check and load a WorkflowTemplate (a dict or YAML text); TemplateRefused lists problems."""
     doc = yaml.safe_load(document) if isinstance(document, str) else document
     problems: list[str] = []
-    if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict):
-        raise TemplateRefused(["document: not a WorkflowTemplate (no spec)"])
-    if doc.get("kind", "WorkflowTemplate") not in _KINDS:
+    if isinstance(doc, dict) and doc.get("kind", "WorkflowTemplate") not in _KINDS:
         raise TemplateRefused([f"kind: {doc['kind']!r} is not run by the local engine "
                                f"(it runs {', '.join(sorted(_KINDS))})"])
+    if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict):
+        raise TemplateRefused(["document: not a WorkflowTemplate (no spec)"])
     _shape(doc["spec"], "spec", "spec", problems)
     if problems:  # the checks below read the structure, so it must have its shape first
         raise TemplateRefused(problems)
