@@ -54,7 +54,7 @@ _SHAPES = {
     "outputs": ({"parameters", "artifacts"}, set()),
     "parameter": ({"name", "value", "default", "enum"}, {"description"}),
     "output_parameter": ({"name", "valueFrom", "globalName"}, {"description"}),
-    "value_from": ({"path", "default", "parameter"}, set()),
+    "value_from": ({"path", "default", "parameter", "expression"}, set()),
     "input_artifact": ({"name", "path", "from", "raw", "s3", "optional"}, {"archive"}),
     "argument_artifact": ({"name", "from", "raw", "s3"}, set()),
     "output_artifact": ({"name", "path", "s3", "optional"}, {"archive"}),
@@ -271,9 +271,14 @@ def _check_io(template, where, arguments, problems):
               f"{where}.outputs.parameters[{i}].valueFrom", problems)
         if "path" in (p.get("valueFrom") or {}):
             _check_path(p["valueFrom"], f"{where}.outputs.parameters[{i}].valueFrom", problems)
-        needed = "parameter" if "steps" in template or "dag" in template else "path"
-        if needed not in (p.get("valueFrom") or {}) and "default" not in (p.get("valueFrom") or {}):
-            problems.append(f"{where}.outputs.parameters[{i}].valueFrom: needs {needed} here")
+        parent = "steps" in template or "dag" in template
+        sources = {"parameter", "expression", "default"} if parent else {"path", "default"}
+        if not sources & set(p.get("valueFrom") or {}):
+            problems.append(f"{where}.outputs.parameters[{i}].valueFrom: needs "
+                            f"{'parameter or expression' if parent else 'path'} here")
+        if not parent and "expression" in (p.get("valueFrom") or {}):
+            problems.append(f"{where}.outputs.parameters[{i}].valueFrom.expression: only the "
+                            f"outputs of steps and dag templates are expressions")
     if ("steps" in template or "dag" in template) and outputs.get("artifacts"):
         problems.append(f"{where}.outputs.artifacts: output artifacts of steps/dag templates "
                         f"are not supported")
@@ -431,7 +436,7 @@ def _check_steps(template, where, templates, wf_name, scope, problems):
             fields = [step.get(k) for k in ("arguments", "when", "withItems", "withParam")]
             _check_tags(fields, scope.caller("steps", earlier, _loops(step)), here, problems)
         earlier += [step.get("name") for step in group if isinstance(step, dict)]
-    _check_tags(template.get("outputs"), scope.caller("steps", earlier, False), where, problems)
+    _check_tags(_checked_outputs(template), scope.caller("steps", earlier, False), where, problems)
 
 
 def _check_dag(template, where, templates, wf_name, scope, problems):
@@ -462,8 +467,17 @@ def _check_dag(template, where, templates, wf_name, scope, problems):
         # Argo resolves tasks.X only for X this task (transitively) depends on.
         visible = sorted(ancestors.get(task.get("name"), set()))
         _check_tags(fields, scope.caller("tasks", visible, _loops(task)), here, problems)
-    _check_tags(template.get("outputs"), scope.caller("tasks", names, False), where, problems)
+    _check_tags(_checked_outputs(template), scope.caller("tasks", names, False), where, problems)
     _check_target(template["dag"].get("target"), names, f"{where}.dag.target", scope, problems)
+
+
+def _checked_outputs(template: dict) -> list:
+    """A steps/dag template's outputs as their tags are checked: a valueFrom.expression (Argo
+    v3.1+, evaluated after the children) is read as the expression tag it amounts to."""
+    outputs = template.get("outputs") or {}
+    expressions = [f"{{{{={p['valueFrom']['expression']}}}}}" for p in outputs.get("parameters") or []
+                   if isinstance(p.get("valueFrom"), dict) and "expression" in p["valueFrom"]]
+    return [outputs, expressions]
 
 
 def _check_target(target, names: list[str], where: str, scope: "_Scope", problems: list[str]) -> None:

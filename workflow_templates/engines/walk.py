@@ -113,13 +113,18 @@ class Walker:
         return self._set(node, phase=phase, message=message, outputs=outputs)
 
     def _container_outputs(self, template: dict, scope: dict) -> dict:
-        """Outputs of a steps/dag template: each parameter's valueFrom.parameter, rendered."""
+        """Outputs of a steps/dag template: each parameter's valueFrom.parameter, rendered, or
+        its valueFrom.expression, evaluated as an expression tag is."""
         parameters = {}
         for param in (template.get("outputs") or {}).get("parameters") or []:
-            source = (param.get("valueFrom") or {}).get("parameter")
-            if source is None:
+            value_from = param.get("valueFrom") or {}
+            if "expression" in value_from:
+                source = "{{=" + value_from["expression"] + "}}"
+            elif "parameter" in value_from:
+                source = value_from["parameter"]
+            else:
                 raise ExpressionError(f"output parameter {param['name']!r} of a steps/dag "
-                                      f"template needs valueFrom.parameter")
+                                      f"template needs valueFrom.parameter or expression")
             parameters[param["name"]] = render(source, scope)
             self._export(param, parameters[param["name"]])
         return {"parameters": parameters} if parameters else {}

@@ -313,3 +313,34 @@ def test_parallelism_counts_a_templates_children_not_what_they_run(run, shared):
     overlap = lambda x, y: x[0] < y[1] and y[0] < x[1]  # noqa: E731
     assert overlap(spans["a1"], spans["a2"]) and overlap(spans["b1"], spans["b2"])
     assert not any(overlap(spans[f"a{i}"], spans[f"b{j}"]) for i in (1, 2) for j in (1, 2))
+
+
+def test_a_steps_output_can_be_an_expression_over_the_steps_that_ran(run):
+    # valueFrom.expression (Argo v3.1+, examples/conditional-parameters.yaml): evaluated after the
+    # children, so a ternary picks the output of whichever conditional step ran.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: conditional-output}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: flip, template: say, arguments: {parameters: [{name: word, value: tails}]}}
+            - - {name: heads, template: say, when: "{{steps.flip.outputs.result}} == heads",
+                 arguments: {parameters: [{name: word, value: H}]}}
+              - {name: tails, template: say, when: "{{steps.flip.outputs.result}} == tails",
+                 arguments: {parameters: [{name: word, value: T}]}}
+            outputs:
+              parameters:
+              - name: picked
+                valueFrom:
+                  expression: "steps.flip.outputs.result == 'heads' ? steps.heads.outputs.result : steps.tails.outputs.result"
+          - name: say
+            inputs: {parameters: [{name: word}]}
+            container: {image: alpine, command: [echo, "{{inputs.parameters.word}}"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    (root,) = [n for n in handle.status()["nodes"].values() if n["type"] == "Steps"]
+    assert root["outputs"]["parameters"] == {"picked": "T"}

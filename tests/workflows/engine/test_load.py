@@ -171,7 +171,7 @@ def test_outputs_need_a_source_the_template_kind_can_give():
         outputs: {parameters: [{name: q, valueFrom: {parameter: "x"}}]}
     """)
     text = "\n".join(problems)
-    assert "spec.templates[0](main).outputs.parameters[0].valueFrom: needs parameter here" in text
+    assert "spec.templates[0](main).outputs.parameters[0].valueFrom: needs parameter or expression here" in text
     assert "spec.templates[0](main).outputs.artifacts: output artifacts of steps/dag" in text
     assert "spec.templates[1](leaf).outputs.parameters[0].valueFrom: needs path here" in text
 
