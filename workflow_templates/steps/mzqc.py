@@ -6,12 +6,32 @@ accepts only with an identification input file; reference ions are not one).
 """
 from __future__ import annotations
 
+import importlib.util
+import sys
+import types
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mzqc import MZQCFile as qc
 
-from workflow_templates.steps.shards import write_text
+class _Deferred(types.ModuleType):
+    """A module imported at its first use: pymzqc imports pandas (half a second, most of
+    qc_merge's run on a small image) only to read dates, which writing never does."""
+
+    def __getattr__(self, attr: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def _defer(name: str) -> None:
+    if name not in sys.modules and importlib.util.find_spec(name) is not None:
+        sys.modules[name] = _Deferred(name)
+
+
+_defer("pandas")
+from mzqc import MZQCFile as qc  # noqa: E402 - after pandas is made lazy
+
+from workflow_templates.steps.atomic import write_text
 
 PSI_MS = qc.ControlledVocabulary(name="Proteomics Standards Initiative Mass Spectrometry Ontology",
                                  uri="https://github.com/HUPO-PSI/psi-ms-CV/releases/download/v4.1.206/psi-ms.obo",
