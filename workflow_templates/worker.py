@@ -98,11 +98,9 @@ class Worker:
                 log.warning("cannot reach the metadata service (%s); trying again", error)
             self.sweep()
             self._beat()
-            if waited:
-                continue
             if self.followed:
                 self._ended.wait(poll_seconds)
-            else:
+            elif not waited:
                 stop.wait(poll_seconds)
 
     def _progress(self, run_id: str, node: dict) -> None:
@@ -135,10 +133,12 @@ class Worker:
         runs = self.client.claim_runs_waiting(self.name, room, wait_ms) if wait_ms else \
             self.client.claim_runs(self.name, room)
         claimed = {run.id: run for run in runs}
-        for run in claimed.values():
-            if run.id not in self.followed:
-                self._begin(run)
+        begun = [run_id for run_id in claimed if run_id not in self.followed]
+        for run_id in begun:
+            self._begin(claimed[run_id])
         for followed in list(self.followed.values()):
+            if followed.run.id in begun and followed.handle.phase not in FINISHED:
+                continue  # the claim said running: its steps at the next tick (or its end, if sooner)
             try:
                 self._follow(followed, claimed.get(followed.run.id))
             except ArgoEngineError as error:   # the Argo Server is away: follow again later
