@@ -88,10 +88,10 @@ class Worker:
         runs, the worker pauses here instead, until one of them ends on the local engine (its end
         is reported within milliseconds, not after a claim's wait) or poll_seconds pass."""
         while not stop.is_set():
-            waited = False
+            waited, following = False, bool(self.followed)
             self._ended.clear()  # before the tick: a run ending during it ends the pause at once
             try:
-                waited = self.tick(0 if self.followed else poll_seconds)
+                waited = self.tick(0 if following else poll_seconds)
             except ERRORS as error:
                 log.warning("the metadata service refused a worker call: %s", error.message)
             except (TTransportException, OSError) as error:
@@ -100,7 +100,7 @@ class Worker:
             self._beat()
             if self.followed:
                 self._ended.wait(poll_seconds)
-            elif not waited:
+            elif not (waited or following):  # the claim could not wait (paused, service away): pause here
                 stop.wait(poll_seconds)
 
     def _progress(self, run_id: str, node: dict) -> None:
