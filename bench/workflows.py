@@ -8,14 +8,14 @@ processes on a fresh data dir, with two small templates and one trigger rule:
 - fan-out: one run of a template with a 200-item `withItems` loop of trivial steps, timed from
   its start to its end, as steps per second.
 - re-run: ims-qc (the shipped template) on one measurement (a simulated imzML of --qc-size pixels
-  square, 200 by default: bench/qc.py's raster), then again with only a merge threshold
+  square, 128 by default: a small image, where a re-run's fixed part weighs most), then again with only a merge threshold
   (min-spectra) changed: qc-index, qc-pair and the shard steps are reused, qc-merge runs; `rerun_ratio` is the second run's seconds over the first's
   (bar: under 0.3), each timed from the launch to the run's success. With --qc-repeat N, N such
   pairs, each on a measurement of its own: the medians (of the seconds, and of the ratios).
 `queued_to_launch_*` is the part after the write returned: the worker's wake-up and claim.
 Prints `name: value` lines, the headline (trigger_to_launch_p95_ms, bar: under 150) last.
 
-    .venv/bin/python bench/workflows.py [--measurements 40] [--items 200] [--qc-size 200] [--qc-repeat 1]
+    .venv/bin/python bench/workflows.py [--measurements 40] [--items 200] [--qc-size 128] [--qc-repeat 1]
 """
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measurements", type=int, default=40)
     parser.add_argument("--items", type=int, default=200)
-    parser.add_argument("--qc-size", type=int, default=200, help="the re-run's imzML: pixels on a side")
+    parser.add_argument("--qc-size", type=int, default=128, help="the re-run's imzML: pixels on a side")
     parser.add_argument("--qc-repeat", type=int, default=1, help="first run and re-run pairs (medians printed)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="labcommons-bench-wf-") as tmp:
