@@ -5,8 +5,10 @@ Per mode: the first read (the measurement page's previews: every spectrum once; 
 helper's layout: the imzML read by ims.header), the first ion image (the ibd mapped, in processed
 mode its MzIndex made: the sparse index and the unsorted spectra), then ion images of --queries different windows (each one new,
 as a user's next m/z is, so nothing comes from the ion image cache), and one straightforward
-pyimzML loop computing the same image. Prints `<mode>_*` lines and, last, `ion_image_ms`: the
-slower mode's median ion image after the first read.
+pyimzML loop computing the same image; the notebook helper's tissue spectra (every spectrum's TIC
+from the mapped ibd, five pixels picked, read); and what looking over a preview cache of 10,000
+ion images costs a portal process. Prints `<mode>_*` lines and, last, `ion_image_ms`: the slower
+mode's median ion image after the first read.
 
     .venv/bin/python bench/previews.py                  # 200 x 200, 5,000 points (an 800 MB ibd)
     .venv/bin/python bench/previews.py --size 50        # a quick run
@@ -28,10 +30,11 @@ from pyimzml.ImzMLParser import ImzMLParser  # noqa: E402
 from pyimzml.ImzMLWriter import ImzMLWriter  # noqa: E402
 
 from ims import images  # noqa: E402
-from ims.layout import read_pair  # noqa: E402
-from portal.previews import imzml  # noqa: E402
+from ims.layout import read_pair, spectra, spread  # noqa: E402
+from portal.previews import cache, imzml  # noqa: E402
 
 MZ_LOW, MZ_HIGH = 400.0, 1000.0
+PRUNED_ENTRIES = 10_000   # entries in the cache looked over (a listing's cost is per entry, not per byte)
 
 
 def write(base: Path, size: int, points: int, peaks: int, mode: str) -> tuple[Path, Path]:
@@ -76,6 +79,10 @@ def measure(mode: str, paths: tuple[Path, Path], queries: int) -> float:
     wide = time.perf_counter()
     images.ion_image(layout, paths[1], images.window(700.0, da=5))
     print(f"{mode}_ion_image_wide_5da_ms: {(time.perf_counter() - wide) * 1000:.1f}")
+    started = time.perf_counter()
+    chosen = spread(layout, images.tic(layout, paths[1]), 5)   # the notebook helper's tissue_spectra
+    spectra(layout, paths[1], chosen)
+    print(f"{mode}_tissue_spectra_ms: {(time.perf_counter() - started) * 1000:.1f}")
     naive = naive_ms(paths[0], windows[0])
     median = statistics.median(times)
     print(f"{mode}_ion_image_max_ms: {max(times):.1f}")
@@ -102,7 +109,20 @@ def main() -> None:
             paths = write(Path(folder) / mode, options.size, options.points, options.peaks, mode)
             print(f"{mode}_ibd_mb: {paths[1].stat().st_size / 1e6:.0f}")
             medians.append(measure(mode, paths, options.queries))
+        print(f"cache_prune_look_ms_{PRUNED_ENTRIES}_entries: {prune_look_ms(Path(folder) / 'cache'):.1f}")
     print(f"ion_image_ms: {max(medians):.1f}")
+
+
+def prune_look_ms(directory: Path) -> float:
+    """What a portal process pays when it looks over a preview cache of PRUNED_ENTRIES ion images
+    and finds it within its bound: one listing, nothing removed (small images: only their number counts)."""
+    (directory / "ions").mkdir(parents=True)
+    image = np.zeros((10, 10))
+    for number in range(PRUNED_ENTRIES):
+        np.save(directory / "ions" / f"{number:064x}.npy", image)
+    started = time.perf_counter()
+    cache.prune(directory, 1 << 62)
+    return (time.perf_counter() - started) * 1000
 
 
 if __name__ == "__main__":

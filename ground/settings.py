@@ -15,6 +15,7 @@ from pathlib import Path
 STORES = ("embedded", "elasticsearch")
 HUB_SPAWNERS = ("local", "kubernetes")
 HUB_SANDBOXES = ("auto", "on", "off")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 ENGINES = ("local", "argo")
 # the settings with a fixed set of values: (field, the values, what a wrong one is not)
 CHOICES = (("store", STORES, "a store"), ("engine", ENGINES, "an engine"),
@@ -77,6 +78,9 @@ class Settings:
     s3_endpoint_url: str = ""
     max_upload_bytes: int = 64 * 1024 ** 3
     columnar_facets: int = 1  # 0: the embedded store asks DuckDB for every facet count (metadata/store/columnar.py)
+    # the portal's cache of previews and ion images (<data dir>/cache/previews): least recently used
+    # entries are removed past this many bytes (portal/previews/cache.py); 0: no bound
+    preview_cache_bytes: int = 2 * 1024 ** 3
     # JupyterHub (hub/jupyterhub_config.py; docs/jupyterhub.md). The proxy serves hub_port; the
     # hub itself and the proxy's API listen on the two ports after it, on loopback.
     hub_host: str = "127.0.0.1"
@@ -94,6 +98,7 @@ class Settings:
     sandbox_uid: int = 65534
     sandbox_gid: int = 65534
     portal_url: str = ""                  # the portal's public address; "" : http://<portal_host>:<portal_port>
+    portal_secure_cookies: str = ""       # true/false: Secure session cookies; "" : whether portal_url is https
     # How the portal is served (portal/server.py; docs/portal.md, "Serving limits"): where it
     # listens, how many processes serve it (0: one per core), and each process's own limits.
     portal_host: str = "127.0.0.1"
@@ -150,6 +155,14 @@ class Settings:
     @property
     def portal_public_url(self) -> str:
         return (self.portal_url or f"http://{self.portal_host}:{self.portal_port}").rstrip("/")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether the portal's session cookies travel over HTTPS only: portal_secure_cookies if
+        set, else whether the public address portal_url is https."""
+        if self.portal_secure_cookies:
+            return self.portal_secure_cookies in TRUE
+        return self.portal_url.lower().startswith("https://")
 
     @property
     def portal_processes(self) -> int:
@@ -249,6 +262,12 @@ def _build(values: dict) -> Settings:
     if settings.portal_workers < 0:
         raise SettingsError(f"LABCOMMONS_PORTAL_WORKERS: {settings.portal_workers} is not allowed; use 1 or more "
                             "processes, or 0 for one per core")
+    if settings.portal_secure_cookies not in ("", *TRUE, *FALSE):
+        raise SettingsError(f"LABCOMMONS_PORTAL_SECURE_COOKIES: {settings.portal_secure_cookies!r} is not true or "
+                            "false; leave it empty to follow whether LABCOMMONS_PORTAL_URL is https")
+    if settings.preview_cache_bytes < 0:
+        raise SettingsError(f"LABCOMMONS_PREVIEW_CACHE_BYTES: {settings.preview_cache_bytes} is not allowed; give a "
+                            "size in bytes (such as 2147483648 for 2 GiB), or 0 for no bound")
     if settings.es_shards < 1:
         raise SettingsError(f"LABCOMMONS_ES_SHARDS: {settings.es_shards} is not a number of shards; use 1 or more")
     if settings.storage_url and not settings.storage_url.startswith("s3://"):

@@ -119,13 +119,32 @@ def _number(field: str, value, limit: float, allowed: str) -> float:
 def ion_image(layout: Layout, ibd: Path, query: Window) -> np.ndarray:
     """The ion image of a checked ibd over its Layout's raster: NaN where a pixel has no spectrum,
     0 where its spectrum has no point in the window."""
+    mapped = _mapped(layout, ibd)
+    if mapped is None:
+        return layout.on_grid(np.zeros(len(layout.spans)))
+    return layout.on_grid(window_sums(mapped.bytes, layout, query, mapped.mz_index_of(layout)))
+
+
+def tic(layout: Layout, ibd: Path) -> np.ndarray:
+    """Per spectrum of a checked ibd, its total ion current: the float64 sum of its intensities
+    (what the previews' TIC image shows and the notebook helper picks tissue pixels by)."""
+    mapped = _mapped(layout, ibd)
+    if mapped is None:
+        return np.zeros(len(layout.spans))
+    dtype = np.dtype(layout.dtypes[1])
+    # a view of each spectrum in place: every value is read, and a gather would first build an index per value
+    return np.array([np.frombuffer(mapped.bytes, dtype, count, offset).astype(np.float64).sum()
+                     for offset, count in layout.spans[:, 2:4].tolist()], dtype=np.float64)
+
+
+def _mapped(layout: Layout, ibd: Path) -> "Mapped | None":
+    """The checked ibd memory-mapped once its Layout's arrays are shown to lie inside it; None when empty."""
     with open_checked(ibd) as binary:
         check_spans(layout.spans, layout.dtypes, binary)
         size = binary.seek(0, 2)
         if size == 0:
-            return layout.on_grid(np.zeros(len(layout.spans)))
-        mapped = _mapping(binary, populate=not layout.continuous or size <= POPULATE_BYTES)
-    return layout.on_grid(window_sums(mapped.bytes, layout, query, mapped.mz_index_of(layout)))
+            return None
+        return _mapping(binary, populate=not layout.continuous or size <= POPULATE_BYTES)
 
 
 @dataclass(frozen=True)

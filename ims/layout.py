@@ -7,6 +7,7 @@ images of the pair (TIC, ion images) share one geometry.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from ims.header import Header, HeaderError, read_header
 
 # A raster this large would not fit a browser's heatmap anyway; refuse it rather than allocate it.
 MAX_PIXELS = 16_000_000
+# the share of pixels with the highest TIC counted as tissue when spectra are picked to show (spread)
+TISSUE_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,30 @@ class Layout:
     def on_grid(self, values: np.ndarray) -> np.ndarray:
         """Per-spectrum values placed on the raster, NaN where a pixel has no spectrum."""
         return np.where(self.index >= 0, np.asarray(values, dtype=np.float64)[self.index], np.nan)
+
+    def positions(self) -> np.ndarray:
+        """(spectra, 2): the imzML (x, y) of each spectrum's pixel."""
+        rows, columns = np.nonzero(self.index >= 0)
+        found = np.zeros((len(self.spans), 2), dtype=np.int64)
+        found[self.index[rows, columns]] = np.column_stack([columns + self.origin[0], rows + self.origin[1]])
+        return found
+
+
+def spread(layout: Layout, values: np.ndarray, count: int, share: float = TISSUE_SHARE) -> list[int]:
+    """The numbers of `count` spectra among the `share` with the highest values (the TIC: signal,
+    usually tissue, rather than bare slide), spread over the image: the highest first, then each
+    the pixel farthest from those already chosen (ties: the higher value)."""
+    values = np.asarray(values, dtype=np.float64)
+    ranked = np.argsort(-values, kind="stable")
+    candidates = ranked[:max(count, math.ceil(share * len(ranked)))]
+    if not len(candidates) or count < 1:
+        return []
+    where = layout.positions()[candidates].astype(np.float64)
+    chosen, nearest = [0], np.full(len(candidates), np.inf)
+    while len(chosen) < min(count, len(candidates)):
+        nearest = np.minimum(nearest, ((where - where[chosen[-1]]) ** 2).sum(axis=1))
+        chosen.append(int(np.argmax(nearest)))   # the first of equals: candidates run highest first
+    return [int(candidates[i]) for i in chosen]
 
 
 def read(xml, binary, name: str = "the imzML file") -> Layout:
@@ -87,9 +114,15 @@ def grid(coords: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
 
 def spectrum(layout: Layout, ibd: Path, number: int) -> tuple[np.ndarray, np.ndarray]:
     """(m/z, intensity) of one spectrum, read on demand from the ibd file."""
+    return spectra(layout, ibd, [number])[0]
+
+
+def spectra(layout: Layout, ibd: Path, numbers) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(m/z, intensity) of each numbered spectrum, read from the ibd file opened once."""
+    spans = layout.spans[list(numbers)]
     with open_checked(ibd) as binary:
-        check_spans(layout.spans[number:number + 1], layout.dtypes, binary)
-        return read_spectrum(binary, layout.spans[number], layout.dtypes)
+        check_spans(spans, layout.dtypes, binary)
+        return [read_spectrum(binary, span, layout.dtypes) for span in spans]
 
 
 def read_spectrum(binary, span: np.ndarray, dtypes: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:

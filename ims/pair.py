@@ -5,6 +5,8 @@
     report.header                        # the imzML's ims.header.Header (None when it was refused)
     require_pair(imzml, ibd)             # the same report, or PairMismatch(problems) when any
     check_ibd(header, ibd, size=None, digests=None) -> list[str]   # when the header is already read
+    needed(header)                       # the digests of the ibd a check compares ("sha1",) or ()
+    Digests(("md5", *needed(header)))    # them and others, computed where the ibd is read anyway
 
 What is compared (file names never are: a pair may be named anything):
 - the ibd's first 16 bytes against the imzML's UUID (IMS:1000080);
@@ -13,8 +15,10 @@ What is compared (file names never are: a pair may be named anything):
   the spectra use at all (an ibd much larger than its imzML addresses is another file).
 
 The ibd is read once, in chunks, from its start; nothing seeks, so a stream from an object store
-does. Given its `size` and a digest already computed (the upload's MD5) for the checksum the
-imzML records, only its first 16 bytes are read.
+does. Given its `size` and the digest of the checksum the imzML records, computed where the bytes
+were read anyway (an upload's receiving or sending, with Digests), only its first 16 bytes are
+read. A caller about to read the whole ibd for another reason may check everything else first
+(`checksum=False`: 16 bytes) and then call again with the digests it computed on the way.
 """
 from __future__ import annotations
 
@@ -28,6 +32,9 @@ import numpy as np
 from ims.header import Header, HeaderError, checksum_name, read_header
 
 CHUNK_BYTES = 1 << 20
+# the ibd checksums the imzML 1.1 specification defines (IMS:1000090, IMS:1000091), worth computing
+# wherever an ibd is read anyway; SHA-256 (Cardinal's own term) is computed when a check needs it
+STANDARD_DIGESTS = ("md5", "sha1")
 # an ibd may carry some bytes no spectrum uses; more than this share (and this many bytes) is another file
 SPARE_SHARE, SPARE_BYTES = 0.01, 4096
 
@@ -53,7 +60,27 @@ class PairReport:
         return not self.problems
 
 
-def check_pair(imzml, ibd, size: int | None = None, digests: Mapping[str, str] | None = None) -> PairReport:
+class Digests:
+    """Several digests (hashlib names: md5, sha1, sha256) of one stream, fed as it is read once."""
+
+    def __init__(self, algorithms):
+        self._hashers = {name: hashlib.new(name) for name in dict.fromkeys(algorithms)}
+
+    def update(self, chunk: bytes) -> None:
+        for hasher in self._hashers.values():
+            hasher.update(chunk)
+
+    def hexdigests(self) -> dict[str, str]:
+        return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
+
+
+def needed(header: Header) -> tuple[str, ...]:
+    """The digests of the ibd a check of this imzML compares: the checksum it records, if any."""
+    return (header.checksum[0],) if header.checksum else ()
+
+
+def check_pair(imzml, ibd, size: int | None = None, digests: Mapping[str, str] | None = None,
+               checksum: bool = True) -> PairReport:
     """Read the imzML's header and compare the ibd with it; a refused imzML is reported as problems."""
     with ExitStack() as stack:
         try:
@@ -61,7 +88,7 @@ def check_pair(imzml, ibd, size: int | None = None, digests: Mapping[str, str] |
         except HeaderError as refused:
             return PairReport(None, problems=[f"imzML: {p}" for p in refused.problems])
         report = PairReport(header)
-        report.problems = check_ibd(header, _opened(ibd, stack), size, digests, report)
+        report.problems = check_ibd(header, _opened(ibd, stack), size, digests, report, checksum)
         return report
 
 
@@ -74,10 +101,11 @@ def require_pair(imzml, ibd, size: int | None = None, digests: Mapping[str, str]
 
 
 def check_ibd(header: Header, ibd, size: int | None = None, digests: Mapping[str, str] | None = None,
-              report: PairReport | None = None) -> list[str]:
-    """Every difference between an ibd (a binary stream) and what the imzML's header says of it."""
+              report: PairReport | None = None, checksum: bool = True) -> list[str]:
+    """Every difference between an ibd (a binary stream) and what the imzML's header says of it;
+    with checksum=False, all but the checksum (left for a later call given the digests)."""
     report = report or PairReport(header)
-    algorithm = header.checksum[0] if header.checksum else None
+    algorithm = header.checksum[0] if header.checksum and checksum else None
     known = (digests or {}).get(algorithm) if algorithm else None
     hashed = algorithm if known is None else None
     whole = size is None or hashed is not None

@@ -5,7 +5,7 @@ In scripts and notebooks:
     import labcommons
     lc = labcommons.connect()          # address and token from LABCOMMONS_* settings
     lc.find("atlas-kidney", "case-0001")               # any MetadataClient call
-    lc.dataset(measurement_id).spectra(limit=5)        # the notebook helper (labcommons/notebook.py)
+    lc.dataset(measurement_id).tissue_spectra(limit=5) # the notebook helper (labcommons/notebook.py)
     lc.cohort("my cohort").manifest()                  # a pandas DataFrame
     lc.upload("atlas-kidney", "s1.imzML", "s1.ibd", fields={"submitter_id": "s1", ...})  # via the portal
     lc.save_parameter_set(template="ims-preprocess", name="liver-smooth", params={"snr": 2})

@@ -196,7 +196,8 @@ class Dataset:
         return sorted((client.get(i) for i in ids), key=lambda f: f["properties"].get("file_name", ""))
 
     def spectra(self, limit: int = 10, start: int = 0) -> Spectra:
-        """Spectra start .. start+limit-1 (in the imzML's order) as m/z and intensity arrays."""
+        """Spectra start .. start+limit-1 (in the imzML's order) as m/z and intensity arrays; an
+        image's first pixels in scan order are often bare slide: tissue_spectra picks by TIC."""
         if limit < 1 or start < 0:
             raise ValueError(f"give a limit of 1 or more and a start of 0 or more, not limit={limit}, start={start}")
         from pyimzml.ImzMLParser import ImzMLParser
@@ -208,6 +209,20 @@ class Dataset:
             chosen = range(start, min(start + limit, len(parser.coordinates)))
             pairs = [parser.getspectrum(i) for i in chosen]
             coordinates = [tuple(int(v) for v in parser.coordinates[i]) for i in chosen]
+        return Spectra(coordinates, [p[0] for p in pairs], [p[1] for p in pairs])
+
+    def tissue_spectra(self, limit: int = 5) -> Spectra:
+        """`limit` spectra where the image has signal (usually tissue) rather than bare slide:
+        pixels among the quarter with the highest TIC, spread over the image, the highest first
+        (ims.layout.spread); read from the ibd at the offsets of the pair's layout. z is 1 (an
+        image is 2-D)."""
+        if limit < 1:
+            raise ValueError(f"give a limit of 1 or more, not limit={limit}")
+        from ims import images, layout as ims_layout
+        layout, ibd = self._read_layout()
+        chosen = ims_layout.spread(layout, self._readable(images.tic, layout, ibd), limit)
+        pairs = self._readable(ims_layout.spectra, layout, ibd, chosen)
+        coordinates = [(int(x), int(y), 1) for x, y in layout.positions()[chosen]]
         return Spectra(coordinates, [p[0] for p in pairs], [p[1] for p in pairs])
 
     def ion_image(self, mz: float, ppm: float | None = None, da: float | None = None):

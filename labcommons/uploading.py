@@ -1,10 +1,13 @@
 """`labcommons upload` and `lc.upload(...)`: an imzML + ibd pair sent through the portal's
 registration API (portal/registration/api.py), as gen3-client users know it.
 
-Checked before a byte is sent: the ibd must belong to the imzML (ims.pair: UUID, the checksum the
-imzML records, sizes; the check registration makes again at commit), and a new measurement's
-fields left out are filled from the imzML's header as the portal's form fills them (the
-technician's own values win).
+Checked before a byte is sent: the ibd must belong to the imzML (ims.pair: the UUID and sizes,
+from the ibd's first 16 bytes), and a new measurement's fields left out are filled from the
+imzML's header as the portal's form fills them (the technician's own values win). The checksum
+the imzML records for its ibd (SHA-1, MD5) is computed while the ibd is sent, with the MD5 the
+upload carries, so the ibd is read once: before the commit, ims.pair decides again with that
+digest, and a pair that differs is discarded from the portal and never registered (registration
+makes the same check again at commit).
 
 All or nothing: a new measurement's fields are checked first (the service's dry run), then each
 file is sent in chunks, its MD5 computed on the way (each chunk's travels as Content-MD5, the
@@ -14,7 +17,7 @@ one commit register the measurement (or attach to an existing one) and its data 
 Resumable: each file's upload id is kept beside it (`.<file>.labcommons-upload`, with the
 portal, project, size and modification time it belongs to). A rerun of the same command asks
 the portal how far that upload got and sends only the rest; the bytes before are read again
-locally, not sent, to carry the MD5. A broken connection is retried (`retries` times, after a
+locally, not sent, to carry the digests. A broken connection is retried (`retries` times, after a
 doubling pause) from the portal's offset in the same way. The checkpoints go after the commit.
 """
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 import requests
 
 from ims.header import Header, measurement_values
-from ims.pair import check_pair
+from ims.pair import Digests, check_ibd, check_pair, needed
 from labcommons.cli_output import ProgressBar
 
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -104,13 +107,15 @@ def refusal(answer: requests.Response) -> str:
 
 @dataclass
 class Sent:
-    """One file's upload: its id, MD5 and size, where this run started and how much it sent."""
+    """One file's upload: its id, MD5 and size, where this run started and how much it sent, and
+    the digests of its bytes computed on the way (md5 and those the pair check needs)."""
     file: Path
     upload_id: str
     md5sum: str
     size: int
     resumed_at: int
     bytes_sent: int
+    digests: dict
 
 
 def upload(portal: Portal, project: str, imzml, ibd, measurement: str = "", fields: dict | None = None,
@@ -125,7 +130,9 @@ def upload(portal: Portal, project: str, imzml, ibd, measurement: str = "", fiel
     if fields:
         fields = measurement_values(header, properties) | fields
         check(portal, project, fields)
-    sent = [send(portal, project, Path(f), chunk_bytes, progress, retries) for f in (imzml, ibd)]
+    sent = [send(portal, project, Path(imzml), chunk_bytes, progress, retries),
+            send(portal, project, Path(ibd), chunk_bytes, progress, retries, needed(header))]
+    whole(portal, header, sent)
     body = {"project": project, "uploads": [s.upload_id for s in sent]}
     body.update({"measurement": measurement} if measurement else {"values": fields})
     answer = portal.call("POST", "/api/register/commit", json=body).json()
@@ -135,13 +142,32 @@ def upload(portal: Portal, project: str, imzml, ibd, measurement: str = "", fiel
 
 
 def belonging(imzml: Path, ibd: Path) -> Header:
-    """The imzML's header, once the ibd is shown to belong to it; UploadError naming each
-    difference otherwise (nothing sent)."""
-    report = check_pair(imzml, ibd)
+    """The imzML's header, once the ibd is shown to belong to it but for the checksum (UUID and
+    sizes: its first 16 bytes; the checksum is computed while it is sent, see `whole`);
+    UploadError naming each difference otherwise (nothing sent)."""
+    report = check_pair(imzml, ibd, size=ibd.stat().st_size, checksum=False)
     if report.problems:
-        raise UploadError(f"{ibd.name} does not belong to {imzml.name} (nothing was sent):\n  "
-                          + "\n  ".join(report.problems))
+        raise UploadError(_differ(imzml, ibd, "nothing was sent", report.problems))
     return report.header
+
+
+def whole(portal: Portal, header: Header, sent: list[Sent]) -> None:
+    """The pair checked in full (ims.pair), with the digests computed while the ibd (sent last)
+    was read for sending: only its first 16 bytes are read again. On a difference the uploads are
+    discarded from the portal and UploadError names it (nothing registered)."""
+    ibd = sent[-1]
+    with ibd.file.open("rb") as stream:
+        problems = check_ibd(header, stream, size=ibd.file.stat().st_size, digests=ibd.digests)
+    if problems:
+        for each in sent:
+            portal.call("DELETE", f"/api/uploads/{each.upload_id}", ok=(204, 404))
+            Checkpoint.path(each.file).unlink(missing_ok=True)
+        raise UploadError(_differ(sent[0].file, ibd.file, "the files sent were discarded, nothing was registered",
+                                  problems))
+
+
+def _differ(imzml: Path, ibd: Path, outcome: str, problems: list[str]) -> str:
+    return f"{ibd.name} does not belong to {imzml.name} ({outcome}):\n  " + "\n  ".join(problems)
 
 
 def check(portal: Portal, project: str, fields: dict) -> None:
@@ -152,25 +178,29 @@ def check(portal: Portal, project: str, fields: dict) -> None:
         raise UploadError("the measurement's fields are refused (nothing was sent):\n  " + "\n  ".join(problems))
 
 
-def send(portal: Portal, project: str, file: Path, chunk_bytes: int, progress: bool, retries: int) -> Sent:
-    """Send one file from the portal's offset on (a new upload, or the checkpoint's), and complete it."""
+def send(portal: Portal, project: str, file: Path, chunk_bytes: int, progress: bool, retries: int,
+         algorithms: tuple[str, ...] = ()) -> Sent:
+    """Send one file from the portal's offset on (a new upload, or the checkpoint's), and complete
+    it; its MD5 and the other `algorithms`' digests computed from the same reads."""
     upload_id, at = start(portal, project, file)
-    started, md5 = at, _md5_of(file, at)
+    algorithms = ("md5", *algorithms)
+    started, digests = at, _digests_of(file, at, algorithms)
     with ProgressBar(file.name, file.stat().st_size, show=progress, in_bytes=True, done=at) as advance:
         shown = _Shown(advance, at)
         for attempt in range(retries + 1):
             try:
-                at = _chunks(portal, upload_id, file, at, md5, chunk_bytes, shown)
+                at = _chunks(portal, upload_id, file, at, digests, chunk_bytes, shown)
                 break
             except (requests.ConnectionError, requests.Timeout):
                 if attempt == retries:
                     raise UploadError(f"{file.name}: the connection to the portal broke at byte {at}; run the same "
                                       "command again to send the rest") from None
                 time.sleep(2 ** attempt)
-                at, md5 = _resume_point(portal, upload_id, file, at, md5)
+                at, digests = _resume_point(portal, upload_id, file, at, digests, algorithms)
                 shown.position = at
-    staged = portal.call("POST", f"/api/uploads/{upload_id}/complete", json={"md5sum": md5.hexdigest()}).json()
-    return Sent(file, upload_id, staged["md5sum"], staged["file_size"], started, at - started)
+    found = digests.hexdigests()
+    staged = portal.call("POST", f"/api/uploads/{upload_id}/complete", json={"md5sum": found["md5"]}).json()
+    return Sent(file, upload_id, staged["md5sum"], staged["file_size"], started, at - started, found)
 
 
 def start(portal: Portal, project: str, file: Path) -> tuple[str, int]:
@@ -187,8 +217,9 @@ def start(portal: Portal, project: str, file: Path) -> tuple[str, int]:
     return upload_id, 0
 
 
-def _chunks(portal: Portal, upload_id: str, file: Path, at: int, md5, chunk_bytes: int, advance) -> int:
-    """Send the file from `at` to its end, chunk by chunk; the offset reached."""
+def _chunks(portal: Portal, upload_id: str, file: Path, at: int, digests: Digests, chunk_bytes: int,
+            advance) -> int:
+    """Send the file from `at` to its end, chunk by chunk, feeding the digests; the offset reached."""
     with file.open("rb") as source:
         source.seek(at)
         while chunk := source.read(chunk_bytes):
@@ -196,25 +227,25 @@ def _chunks(portal: Portal, upload_id: str, file: Path, at: int, md5, chunk_byte
             answer = portal.call("PATCH", f"/api/uploads/{upload_id}", data=_Counted(chunk, advance),
                                  headers={"Upload-Offset": str(at), "Content-MD5": digest,
                                           "Content-Type": "application/offset+octet-stream"})
-            md5.update(chunk)
+            digests.update(chunk)
             at = int(answer.headers["Upload-Offset"])
     return at
 
 
-def _resume_point(portal: Portal, upload_id: str, file: Path, at: int, md5):
-    """After a broken connection: the portal's offset, and the MD5 of the bytes before it."""
+def _resume_point(portal: Portal, upload_id: str, file: Path, at: int, digests: Digests, algorithms):
+    """After a broken connection: the portal's offset, and the digests of the bytes before it."""
     reached = int(portal.call("GET", f"/api/uploads/{upload_id}").headers["Upload-Offset"])
-    return (at, md5) if reached == at else (reached, _md5_of(file, reached))
+    return (at, digests) if reached == at else (reached, _digests_of(file, reached, algorithms))
 
 
-def _md5_of(file: Path, length: int):
-    """An MD5 object fed the file's first `length` bytes (read locally, never sent)."""
-    md5 = hashlib.md5()
+def _digests_of(file: Path, length: int, algorithms) -> Digests:
+    """The digests fed the file's first `length` bytes (read locally, never sent)."""
+    digests = Digests(algorithms)
     with file.open("rb") as source:
         while length > 0 and (block := source.read(min(READ_BYTES, length))):
-            md5.update(block)
+            digests.update(block)
             length -= len(block)
-    return md5
+    return digests
 
 
 class _Shown:

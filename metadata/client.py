@@ -294,6 +294,11 @@ class MetadataClient:
         """The step records with this key the run may reuse, newest first (worker only)."""
         return self._call("find_step_records", run_id, key, max_age_seconds)
 
+    def find_step_records_batch(self, run_id: str, keys: list[str],
+                                max_age_seconds: int = -1) -> dict[str, list[T.StepRecord]]:
+        """find_step_records for several keys in one call: per key, its records (worker only)."""
+        return self._call("find_step_records_batch", run_id, keys, max_age_seconds)
+
     def run_stats(self, project_id: str = "", template: str = "", bucket: str = "day", since: str = "",
                   before: str = "") -> T.RunStats:
         query = T.RunStatsQuery(project_id=project_id, template=template, bucket=bucket, since=since, before=before)

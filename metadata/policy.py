@@ -239,6 +239,8 @@ TABLE: dict[str, Policy] = {
     "record_step": Policy((WORKER,), _read(Stored(0, RUN))),
     "find_step_records": Policy((WORKER,), _read(Stored(0, RUN)),
                                 handler="records of succeeded runs in projects the run's launcher could read"),
+    "find_step_records_batch": Policy((WORKER,), _read(Stored(0, RUN)),
+                                      handler="records of succeeded runs in projects the run's launcher could read"),
     "run_stats": Policy((ANALYST,), _read(Named(0, "project_id")), handler="no project named: every readable project"),
     "report_storage": Policy((WORKER,)),
     # parameter sets

@@ -291,6 +291,9 @@ class MetadataService:
     def find_step_records(self, who: Identity, run_id: str, key: str, max_age_seconds: int) -> list:
         return self.step_records.find(who, run_id, key, max_age_seconds)
 
+    def find_step_records_batch(self, who: Identity, run_id: str, keys: list, max_age_seconds: int) -> dict:
+        return self.step_records.find_batch(who, run_id, keys, max_age_seconds)
+
     def run_stats(self, who: Identity, query: T.RunStatsQuery) -> T.RunStats:
         return self.stats.compute(who, query)
 

@@ -28,6 +28,7 @@ KEY = re.compile(r"^[A-Za-z0-9:._-]{1,300}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILES = 100_000
 MAX_OFFERED = 20  # records offered per lookup: the worker verifies each until one holds
+MAX_KEYS = 1000   # keys per batched lookup
 
 
 class StepRecords:
@@ -50,21 +51,32 @@ class StepRecords:
 
     def find(self, who, run_id: str, key: str, max_age_seconds: int) -> list[T.StepRecord]:
         """The records `run_id` may reuse for `key`, newest first (see the module's doc)."""
+        return self.find_batch(who, run_id, [key], max_age_seconds)[key]
+
+    def find_batch(self, who, run_id: str, keys: list[str], max_age_seconds: int) -> dict[str, list[T.StepRecord]]:
+        """find for several keys in one call (the steps of a run ready together): per key, its records."""
         run = policy.lookup(self.store, self.dictionary, policy.RUN, run_id, "run_id")
-        if not KEY.match(key or ""):
+        if not 1 <= len(keys or []) <= MAX_KEYS:
+            raise Invalid(f"keys: give 1 to {MAX_KEYS} step keys")
+        if not all(KEY.match(key or "") for key in keys):
             raise Invalid("key: give a step key (1 to 300 letters, digits, ':', '.', '_', '-')")
         wanted = Run.from_node(run)
         if wanted.reuse is False:
-            return []
+            return {key: [] for key in keys}
         since = ""
         if max_age_seconds >= 0:
             since = (datetime.now(timezone.utc) - timedelta(seconds=max_age_seconds)).isoformat(timespec="milliseconds")
         projects = json.loads(wanted.reuse_projects_json or json.dumps([run.project_id]))
-        page = self.store.query(RecordQuery(TYPE, {"key": key}, projects, since, limit=MAX_OFFERED))
-        records = [StepRecord.from_node(n) for n in page.nodes]
-        runs = self.store.get_many(list({r.run_id for r in records}))
-        return [record_thrift(r) for r in records if r.run_id != run.id and r.run_id in runs
-                and Run.from_node(runs[r.run_id]).status == "succeeded"]
+        found = {key: [StepRecord.from_node(n) for n in
+                       self.store.query(RecordQuery(TYPE, {"key": key}, projects, since, limit=MAX_OFFERED)).nodes]
+                 for key in dict.fromkeys(keys)}
+        succeeded = self._succeeded({r.run_id for records in found.values() for r in records} - {run.id})
+        return {key: [record_thrift(r) for r in records if r.run_id in succeeded] for key, records in found.items()}
+
+    def _succeeded(self, run_ids: set[str]) -> set[str]:
+        """Those of the runs that succeeded (their records may be offered)."""
+        runs = self.store.get_many(list(run_ids))
+        return {i for i, node in runs.items() if Run.from_node(node).status == "succeeded"}
 
     def _check(self, run, record: T.StepRecord) -> None:
         if not KEY.match(record.key or ""):

@@ -13,7 +13,6 @@ from dash import Dash
 from flask import Flask, redirect
 
 from ground import settings as settings_module
-from portal.server import secure_cookies
 
 HERE = Path(__file__).resolve().parent
 SESSION_KEY_LABEL = b"labcommons portal session key v1"
@@ -33,8 +32,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_NAME="labcommons_portal",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=secure_cookies(),  # HTTPS only, when the portal is served over https
-        REMEMBER_COOKIE_SECURE=secure_cookies(),  # flask-login's "remember me" is not offered; were it,
+        SESSION_COOKIE_SECURE=settings.secure_cookies,  # HTTPS only, when the portal is served over https
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,  # flask-login's "remember me" is not offered; were it,
         REMEMBER_COOKIE_SAMESITE="Lax",           # its cookie would be as guarded as the session's
         PERMANENT_SESSION_LIFETIME=settings.token_ttl_seconds,
         # the cookie is set when the session changes (sign-in, sign-out), not on every response:

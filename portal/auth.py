@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Flask, flash, g, get_flashed_messages, jsonify, redirect, render_template,
-                   request, session, url_for)
+from flask import (Blueprint, Flask, flash, g, get_flashed_messages, jsonify, make_response, redirect,
+                   render_template, request, session, url_for)
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, generate_csrf
@@ -141,10 +141,14 @@ def load_user(user_id: str) -> User | None:
 
 
 def end_session(message: str) -> None:
-    """Forget the session, keeping only a message for the sign-in page."""
-    session.clear()
+    """Forget the session, keeping only a message for the sign-in page. A script's request (a Dash
+    callback, a JSON POST) only reports it: one still in flight when its page signed out would
+    otherwise write its cookie over the session that follows (the sign-in form's CSRF token, or
+    a new sign-in). The next page load ends the session in the browser."""
     g.session_ended = message
-    flash(message)
+    if request.method == "GET":
+        session.clear()
+        flash(message)
 
 
 def safe_next(target: str | None) -> str:
@@ -202,9 +206,10 @@ def end_refused_session(response):
     message = g.pop("token_refused", None)
     if message is None or not current_user.is_authenticated:
         return response
-    logout_user()
+    if request.method == "GET":
+        logout_user()
     end_session(sentence(message))
-    return refuse()
+    return make_response(refuse())
 
 
 def csrf_failed(error: CSRFError):

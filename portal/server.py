@@ -21,7 +21,6 @@ silent one for 120 s, and it reads a whole request body before the app may refus
 from __future__ import annotations
 
 import heapq
-import os
 import resource
 import signal
 import sys
@@ -38,27 +37,9 @@ from waitress.utilities import Error
 DEFAULT_HOST = "127.0.0.1"
 
 
-class AddressError(ValueError):
-    """A LABCOMMONS_PORTAL_* variable has a value that is not allowed; the message names it."""
-
-
 def address(settings) -> tuple[str, int]:
     """(host, port) the portal listens on: the settings' portal_host and portal_port."""
     return settings.portal_host or DEFAULT_HOST, settings.portal_port
-
-
-def secure_cookies(environ: dict[str, str] | None = None) -> bool:
-    """Whether session cookies travel over HTTPS only: LABCOMMONS_PORTAL_SECURE_COOKIES (true or
-    false) if set, else whether the public address LABCOMMONS_PORTAL_URL is https."""
-    environ = os.environ if environ is None else environ
-    raw = environ.get("LABCOMMONS_PORTAL_SECURE_COOKIES", "").strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    if raw:
-        raise AddressError(f"LABCOMMONS_PORTAL_SECURE_COOKIES: {raw!r} is not true or false")
-    return environ.get("LABCOMMONS_PORTAL_URL", "").lower().startswith("https://")
 
 
 @dataclass(frozen=True)

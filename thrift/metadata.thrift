@@ -1002,6 +1002,13 @@ service Metadata {
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
                 3: ValidationError invalid, 4: NotFound not_found, 5: InternalError internal),
 
+    /** Worker only: find_step_records for several keys at once (the steps of a run that are
+        ready together): per key asked, its records, newest first (an empty list for none). */
+    map<string, list<StepRecord>> find_step_records_batch(1: string token, 2: string run_id,
+                                                          3: list<string> keys, 4: i64 max_age_seconds)
+        throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,
+                3: ValidationError invalid, 4: NotFound not_found, 5: InternalError internal),
+
     /** Admins and analysts: the workflows dashboard over the projects the caller may read. */
     RunStats run_stats(1: string token, 2: RunStatsQuery query)
         throws (1: Unauthenticated unauthenticated, 2: Forbidden forbidden,

@@ -39,6 +39,7 @@ from workflow_templates.engines.spec import TemplateRefused
 log = logging.getLogger(__name__)
 ENGINE_DOWN_PAUSE_SECONDS = 15
 MAX_WAIT_MS = 10_000  # the longest wait the service grants a claim (metadata/runs.py)
+BATCH_KEYS = 1000  # keys per batched step-record lookup (metadata/step_records.py MAX_KEYS)
 
 
 def default_name() -> str:
@@ -68,6 +69,7 @@ class Worker:
     janitor: object = None              # janitor.Janitor: the storage lifecycle rules, applied every sweep_seconds
     sweep_seconds: float = 3600.0
     swept_at: float = float("-inf")
+    _ended: threading.Event = field(default_factory=threading.Event, repr=False)  # a local run ended
 
     def __post_init__(self):
         self.storage_root = Path(self.storage_root).resolve()  # steps run in other directories
@@ -77,24 +79,34 @@ class Worker:
         # (settings keep the storage root in it): keys, notebooks, database.
         self.engine = self.engine or LocalEngine(self.storage_root, self.storage_root / ".engine",
                                                  max_parallel=self.capacity, hidden=(self.storage_root.parent,),
-                                                 cache=ServiceCache.beside(self.client))
+                                                 cache=ServiceCache.beside(self.client), on_progress=self._progress)
 
     def serve(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
         """Tick until `stop` is set; a tick that fails (service away) is logged and tried again.
-        With room for a run, the tick's claim waits in the service (up to poll_seconds) for one to
-        be queued, which stands in for the pause: a new run starts within milliseconds."""
+        Following no run, the tick's claim waits in the service (up to poll_seconds) for one to be
+        queued, which stands in for the pause: a new run starts within milliseconds. Following
+        runs, the worker pauses here instead, until one of them ends on the local engine (its end
+        is reported within milliseconds, not after a claim's wait) or poll_seconds pass."""
         while not stop.is_set():
-            waited = False
+            waited, following = False, bool(self.followed)
+            self._ended.clear()  # before the tick: a run ending during it ends the pause at once
             try:
-                waited = self.tick(poll_seconds)
+                waited = self.tick(0 if following else poll_seconds)
             except ERRORS as error:
                 log.warning("the metadata service refused a worker call: %s", error.message)
             except (TTransportException, OSError) as error:
                 log.warning("cannot reach the metadata service (%s); trying again", error)
             self.sweep()
             self._beat()
-            if not waited:
+            if self.followed:
+                self._ended.wait(poll_seconds)
+            elif not (waited or following):  # the claim could not wait (paused, service away): pause here
                 stop.wait(poll_seconds)
+
+    def _progress(self, run_id: str, node: dict) -> None:
+        """The local engine's report of a change: a run's end (node id None) ends serve's pause."""
+        if node.get("id") is None:
+            self._ended.set()
 
     def sweep(self) -> None:
         """Apply the storage lifecycle rules when sweep_seconds have passed since the last time;
@@ -121,10 +133,12 @@ class Worker:
         runs = self.client.claim_runs_waiting(self.name, room, wait_ms) if wait_ms else \
             self.client.claim_runs(self.name, room)
         claimed = {run.id: run for run in runs}
-        for run in claimed.values():
-            if run.id not in self.followed:
-                self._begin(run)
+        begun = [run_id for run_id in claimed if run_id not in self.followed]
+        for run_id in begun:
+            self._begin(claimed[run_id])
         for followed in list(self.followed.values()):
+            if followed.run.id in begun and followed.handle.phase not in FINISHED:
+                continue  # the claim said running: its steps at the next tick (or its end, if sooner)
             try:
                 self._follow(followed, claimed.get(followed.run.id))
             except ArgoEngineError as error:   # the Argo Server is away: follow again later
@@ -267,10 +281,16 @@ class Worker:
 
 class ServiceCache:
     """The local engine's step cache (engines/reuse.py): the metadata service's step records, which
-    offer a run only what it may reuse (succeeded runs, projects its launcher could read)."""
+    offer a run only what it may reuse (succeeded runs, projects its launcher could read).
+
+    Lookups are batched: steps ready together (a fan-out, a DAG's roots) look up while one call is
+    in flight, and the next call asks for all their keys at once (find_step_records_batch)."""
 
     def __init__(self, client):
         self.client = client
+        self._pending: dict[tuple[str, int], list[_Lookup]] = {}
+        self._pending_lock = threading.Lock()
+        self._sending = threading.Lock()
 
     @classmethod
     def beside(cls, client) -> "ServiceCache | None":
@@ -280,14 +300,53 @@ class ServiceCache:
         return cls(MetadataClient(client.host, client.port, client.token, renew_token=client.renew_token))
 
     def find(self, run_id: str, key: str, max_age: float | None) -> list[dict]:
-        records = self.client.find_step_records(run_id, key, -1 if max_age is None else int(max_age))
-        return [{"key": r.key, "run_id": r.run_id, "step": r.step, "node_id": r.node_id, "folder": r.folder,
-                 "files": json.loads(r.files_json), "outputs": json.loads(r.outputs_json)} for r in records]
+        asked = (run_id, -1 if max_age is None else int(max_age))
+        lookup = _Lookup(key)
+        with self._pending_lock:
+            self._pending.setdefault(asked, []).append(lookup)
+        with self._sending:
+            if not lookup.done:  # no call in flight took it along: send it with whatever waits beside it
+                with self._pending_lock:
+                    batch = self._pending.pop(asked, [])
+                self._send(asked, batch)
+        if lookup.error is not None:
+            raise lookup.error
+        return lookup.records
+
+    def _send(self, asked: tuple[str, int], batch: list["_Lookup"]) -> None:
+        """One call for the batch's keys; each lookup gets its records, or the call's error."""
+        try:
+            keys, found = sorted({b.key for b in batch}), {}
+            for start in range(0, len(keys), BATCH_KEYS):
+                found.update(self.client.find_step_records_batch(asked[0], keys[start:start + BATCH_KEYS], asked[1]))
+            for lookup in batch:
+                lookup.records = [_record_dict(r) for r in found.get(lookup.key, [])]
+        except Exception as error:  # each step asking logs it and runs
+            for lookup in batch:
+                lookup.error = error
+        finally:
+            for lookup in batch:
+                lookup.done = True
 
     def record(self, run_id: str, record: dict) -> None:
         self.client.record_step(run_id, T.StepRecord(
             key=record["key"], step=record["step"], node_id=record["node_id"], folder=record["folder"],
             files_json=json.dumps(record["files"]), outputs_json=json.dumps(record["outputs"])))
+
+
+@dataclass
+class _Lookup:
+    """One step's lookup in a batch."""
+
+    key: str
+    records: list[dict] = field(default_factory=list)
+    error: Exception | None = None
+    done: bool = False
+
+
+def _record_dict(r: T.StepRecord) -> dict:
+    return {"key": r.key, "run_id": r.run_id, "step": r.step, "node_id": r.node_id, "folder": r.folder,
+            "files": json.loads(r.files_json), "outputs": json.loads(r.outputs_json)}
 
 
 def report_verdict(report: dict) -> tuple[str, list[str]]:

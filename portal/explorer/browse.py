@@ -131,7 +131,7 @@ def ion_image(project_id: str, submitter_id: str, query: Window) -> tuple[imzml.
     sums[0] = sums[0] or f"sha256:{_readable(pair[0], cache.file_sha256, paths[0])}"
     settings = current_app.config["SETTINGS"]
     return found, _readable(pair[1], cache.ion_image, found, paths, tuple(sums), query,
-                            cache.cache_dir(settings.data_dir))
+                            cache.cache_dir(settings.data_dir), settings.preview_cache_bytes)
 
 
 def _previewed(project_id: str, submitter_id: str) -> tuple[imzml.Preview, list[Path], tuple[dict, dict]]:
@@ -144,7 +144,7 @@ def _previewed(project_id: str, submitter_id: str) -> tuple[imzml.Preview, list[
     image, paths = pair[0], [resolve(f["properties"].get("storage_url", ""), settings.storage_root, f["project_id"])
                              for f in pair]
     found = _readable(image, cache.preview, *paths, image["properties"].get("sha256", ""),
-                      cache.cache_dir(settings.data_dir))
+                      cache.cache_dir(settings.data_dir), settings.preview_cache_bytes)
     return found, paths, pair
 
 

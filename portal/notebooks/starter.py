@@ -3,7 +3,8 @@ in, an nbformat notebook out), so they are tested without a hub. Names others ch
 ids, cohort names) enter code cells only as Python literals (repr), so a name holding a line
 break cannot add a line of code to a notebook someone else runs.
 
-Every notebook loads a few spectra of one dataset into `spectra` (with `DATASET` its id) and
+Every notebook loads a few spectra of one dataset into `spectra` (with `DATASET` its id: pixels
+on the tissue, by TIC, spread over the image, not the scan's first pixels) and
 then ends with the same cells, built once in `spectrum_cells`: the `ims-preprocess` parameters
 tuned with controls over the spectrum before and after processing (labcommons/tuning.py), and
 saving them as a set when the user may write to the project (else why not, and whom to ask).
@@ -28,7 +29,8 @@ from metadata.idl import metadata_thrift as T
 FOLDER = "labcommons-notebooks"
 md, code = v4.new_markdown_cell, v4.new_code_cell
 CONNECT = "import labcommons\n\nlc = labcommons.connect()\n"
-LOAD_SPECTRA = "dataset = lc.dataset(DATASET)\nspectra = dataset.spectra(limit=5)\nlen(spectra)"
+# spectra on the tissue, spread over the image (an image's first pixels in scan order are often bare slide)
+LOAD_SPECTRA = "dataset = lc.dataset(DATASET)\nspectra = dataset.tissue_spectra(limit=5)\nlen(spectra)"
 HELPER = ("The helper reads the metadata service's address and your token from this server's environment "
           "(docs/notebooks.md).")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ground.storage import open_checked
-from ims import layout as ibd
+from ims import images, layout as ibd
 from ims.layout import Layout
 
 # Processed-mode spectra have an m/z axis each; their mean is summed into this many bins.
@@ -38,8 +38,8 @@ def compute(imzml: Path, ibd_path: Path) -> Preview:
     """Read a checked imzML/ibd pair into a Preview (called once per file; see cache.py)."""
     with open_checked(imzml) as xml, open_checked(ibd_path) as binary:
         found = ibd.read(xml, binary, Path(imzml).name)
-        tic = found.on_grid([ibd.read_array(binary, s[2], s[3], found.dtypes[1]).sum() for s in found.spans])
         mz, mean, binned = _mean_spectrum(found.spans, found.dtypes, binary)
+    tic = found.on_grid(images.tic(found, ibd_path))   # the notebook helper's tissue pixels use the same sums
     return Preview(found.index, found.origin, found.spans, found.dtypes, tic=tic, mz=mz, mean=mean, binned=binned)
 
 

@@ -65,7 +65,9 @@ def verified(store: ObjectStore, staged: list[Staged], values: dict, type_def: d
     except HeaderError as refused:
         raise PairRefused([f"files: {imzml.file_name}: {p}" for p in refused.problems]) from None
     with store.open_read(uploads.staged_key(ibd)) as source:
-        problems = check_ibd(header, source, size=ibd.file_size, digests={"md5": ibd.md5sum})
+        # the digests computed on receipt: only the first 16 bytes are read, unless the imzML
+        # records a checksum not among them (SHA-256)
+        problems = check_ibd(header, source, size=ibd.file_size, digests={**ibd.digests, "md5": ibd.md5sum})
     if problems:
         raise PairRefused([f"files: {ibd.file_name} does not belong to {imzml.file_name}: {p}" for p in problems])
     return form_values(header, type_def) | values

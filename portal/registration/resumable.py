@@ -13,7 +13,8 @@ under a temporary name and moved into place is never half there, so the offset (
 chain of parts from 0) only ever counts whole chunks whose MD5 was checked. The portal serves
 a request only once its body is in (waitress buffers it), so a transfer cut off midway loses at
 most the chunk in flight; the client asks the offset and sends the rest. Completion reads the
-parts once, in order, into the staged file, computing the MD5 on the way, and removes them.
+parts once, in order, into the staged file, computing the MD5 on the way (an ibd's SHA-1 too,
+for registration's pair check), and removes them.
 
 An upload unfinished (or finished and never committed) for EXPIRY_SECONDS since its last chunk
 is removed by the sweep that every new upload runs first.
@@ -142,13 +143,13 @@ def complete(store: ObjectStore, upload: Upload, md5sum: str) -> Staged:
     parts = PartsReader(store, upload)
     try:
         with store.open_write(upload.key(upload.file_name)) as sink:
-            received, size = uploads.receive(parts, sink, upload.length, None)
+            received, size = uploads.receive(parts, sink, upload.length, None, uploads.digested(upload.data_format))
     finally:
         parts.close()
-    _same(store, upload, received, md5sum)
+    _same(store, upload, received["md5"], md5sum)
     store.remove(upload.key(PARTS))
-    staged = Staged(upload.upload_id, upload.user, upload.project, upload.file_name, upload.data_format,
-                    received, size)
+    staged = uploads.staged_record(upload.upload_id, {"user": upload.user, "project": upload.project,
+                                                      "file_name": upload.file_name}, upload.data_format, received, size)
     store.write_text(upload.key("upload.json"), json.dumps(asdict(staged)))
     return staged
 

@@ -1,5 +1,7 @@
 """Uploaded data files: checked names, bodies streamed into a staging area with their MD5 and
-size computed on the way, and the staged record that registration later claims.
+size computed on the way (an ibd's SHA-1 too: the checksum an imzML records for it, which
+registration then compares without reading the ibd again), and the staged record that
+registration later claims.
 
 A staged upload lives under `.staging/<upload id>/` in the object store: the bytes, and
 `upload.json` naming who uploaded it, for which project, with its checksum and size. Nothing
@@ -9,14 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from werkzeug.exceptions import ClientDisconnected
 
+from ims.pair import Digests, STANDARD_DIGESTS
 from portal.objects import ObjectStore
 
 CHUNK_BYTES = 1024 * 1024
@@ -46,6 +48,7 @@ class Staged:
     data_format: str
     md5sum: str
     file_size: int
+    digests: dict = field(default_factory=dict)   # hashlib name -> hex, computed on receipt (an ibd's)
 
 
 def data_format(file_name: str) -> str:
@@ -85,27 +88,40 @@ def expected_md5(headers) -> str | None:
     return None
 
 
-def receive(stream, sink, length: int, expected: str | None) -> tuple[str, int]:
-    """Copy exactly `length` bytes from stream to sink in chunks; (md5 hex, size).
-    Refused when the body ends early or its MD5 is not the expected one."""
-    md5, size = hashlib.md5(), 0
+def receive(stream, sink, length: int, expected: str | None, algorithms: tuple[str, ...] = ()) -> tuple[dict, int]:
+    """Copy exactly `length` bytes from stream to sink in chunks; (digests: md5 and `algorithms`,
+    hashlib name -> hex; size). Refused when the body ends early or its MD5 is not the expected one."""
+    digests, size = Digests(("md5", *algorithms)), 0
     try:
         while size < length:
             chunk = stream.read(min(CHUNK_BYTES, length - size))
             if not chunk:
                 break
             sink.write(chunk)
-            md5.update(chunk)
+            digests.update(chunk)
             size += len(chunk)
     except ClientDisconnected:
         pass  # counted as cut off below
     if size < length:
         raise UploadRefused("file", f"the upload was cut off: {size} of {length} bytes arrived (Content-Length); "
                                     "nothing was kept, send the file again")
-    if expected and md5.hexdigest() != expected:
-        raise UploadRefused("md5sum", f"md5sum: the file's MD5 is {md5.hexdigest()}, not the expected {expected}; "
+    found = digests.hexdigests()
+    if expected and found["md5"] != expected:
+        raise UploadRefused("md5sum", f"md5sum: the file's MD5 is {found['md5']}, not the expected {expected}; "
                                       "nothing was kept, check the file and send it again")
-    return md5.hexdigest(), size
+    return found, size
+
+
+def digested(data_format: str) -> tuple[str, ...]:
+    """The digests computed on receipt besides the MD5: an ibd's checksums an imzML may record."""
+    return tuple(a for a in STANDARD_DIGESTS if a != "md5") if data_format == "ibd" else ()
+
+
+def staged_record(upload_id: str, who: dict, data_format: str, digests: dict, size: int) -> Staged:
+    """The record of a staged upload: the MD5 as md5sum, the other digests beside it."""
+    others = {name: hexdigest for name, hexdigest in digests.items() if name != "md5"}
+    return Staged(upload_id, who["user"], who["project"], who["file_name"], data_format, digests["md5"], size,
+                  others)
 
 
 def stage(store: ObjectStore, stream, length: int, expected: str | None, who: dict) -> Staged:
@@ -114,8 +130,8 @@ def stage(store: ObjectStore, stream, length: int, expected: str | None, who: di
     fmt = data_format(who["file_name"])
     try:
         with store.open_write(f"{STAGING}/{upload_id}/{who['file_name']}") as sink:
-            md5, size = receive(stream, sink, length, expected)
-        staged = Staged(upload_id, who["user"], who["project"], who["file_name"], fmt, md5, size)
+            digests, size = receive(stream, sink, length, expected, digested(fmt))
+        staged = staged_record(upload_id, who, fmt, digests, size)
         store.write_text(f"{STAGING}/{upload_id}/upload.json", json.dumps(asdict(staged)))
         return staged
     except BaseException:

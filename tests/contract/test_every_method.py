@@ -12,7 +12,7 @@ ADMIN_ONLY = {"create_token", "reindex", "save_account", "set_grant", "list_acco
               "set_trigger_enabled", "fire_triggers", "set_tier_access_limit",
               "set_tier_access", "get_alert_settings", "set_alert_settings", "check_alerts"}
 WORKER_ONLY = {"claim_runs", "claim_runs_waiting", "update_run", "record_deletion", "report_storage",
-               "record_step", "find_step_records"}
+               "record_step", "find_step_records", "find_step_records_batch"}
 
 
 def placeholder(ttype, spec):

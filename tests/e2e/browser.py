@@ -59,6 +59,7 @@ class Portal:
 
 
 def sign_in(driver, portal: Portal, data_dir: Path, user: str) -> None:
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
 
     passwords = read_passwords(data_dir / PASSWORDS_FILE)
@@ -67,7 +68,12 @@ def sign_in(driver, portal: Portal, data_dir: Path, user: str) -> None:
     driver.find_element(By.ID, "signin-username").send_keys(user)
     driver.find_element(By.ID, "signin-password").send_keys(passwords[user])
     driver.find_element(By.ID, "signin-submit").click()
-    until(driver, lambda d: "/explore" in d.current_url and d.find_elements(By.CSS_SELECTOR, "#explore-table"))
+    try:
+        until(driver, lambda d: "/explore" in d.current_url and d.find_elements(By.CSS_SELECTOR, "#explore-table"))
+    except TimeoutException:
+        body = driver.find_element(By.TAG_NAME, "body").text
+        raise AssertionError(f"{user} not signed in to the explorer: at {driver.current_url}, showing:\n{body}\n"
+                             f"console: {driver.get_log('browser')}") from None
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import pytest
 
 from metadata.client import MetadataClient
 
-READY_SECONDS = 30
+READY_SECONDS = 90  # a bound for failures only (it polls): a loaded machine starts the service slowly
 
 
 def free_port() -> int:

@@ -35,14 +35,20 @@ def driver(tmp_path_factory):
 
 def as_user(driver, commons, user: str) -> None:
     """A fresh session for this user, after signing out with the header's button."""
-    from selenium.webdriver.common.by import By
-
     service, portal, _, _ = commons
     driver.get(portal.url + "/explore")
     if "/signin" not in driver.current_url:
-        until(driver, lambda d: d.find_elements(By.ID, "shell-signout"))[0].click()
-        until(driver, lambda d: "/signin" in d.current_url)
+        sign_out(driver)
     sign_in(driver, portal, service.data_dir, user)
+
+
+def sign_out(driver) -> None:
+    """Click the header's Sign out (found again if the header is redrawn under the click: `until`
+    retries on a stale element), then wait for the sign-in form."""
+    from selenium.webdriver.common.by import By
+
+    until(driver, lambda d: (found := d.find_elements(By.ID, "shell-signout")) and found[0].click() is None)
+    until(driver, lambda d: "/signin" in d.current_url and d.find_elements(By.ID, "signin-submit"))
 
 
 def explorer_total(driver, portal, filter_: dict | None = None) -> int:

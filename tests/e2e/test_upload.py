@@ -3,8 +3,10 @@ on loopback over a real metadata service: a CLI upload killed midway and resumed
 mismatch, the Python call, a token without write access, and CSRF with bearer tokens."""
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -238,6 +240,83 @@ def test_the_python_call_attaches_files_to_an_existing_measurement(server, clien
                           measurement="bulk-7", progress=False)
     assert "'bulk-7' has its imzML data file already" in str(again.value)
     assert nothing_staged(server)
+
+
+class Counted:
+    """A binary file object that counts the bytes read through it into `tally`."""
+
+    def __init__(self, raw, tally: list):
+        self._raw, self._tally = raw, tally
+
+    def read(self, *args) -> bytes:
+        data = self._raw.read(*args)
+        self._tally.append(len(data))
+        return data
+
+    def readinto(self, buffer) -> int:
+        count = self._raw.readinto(buffer)
+        self._tally.append(count or 0)
+        return count
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._raw.close()
+
+
+def count_reads(monkeypatch, name: str) -> dict[str, list[int]]:
+    """Every file named `name` opened for binary reading in this process (the client's, and the
+    in-process portal's through fsspec) wrapped in Counted: its real path -> the sizes read."""
+    real, tallies = builtins.open, {}
+
+    def opening(file, mode="r", *args, **kwargs):
+        opened = real(file, mode, *args, **kwargs)
+        if isinstance(file, (str, os.PathLike)) and Path(file).name == name and "r" in mode and "b" in mode:
+            return Counted(opened, tallies.setdefault(os.path.realpath(file), []))
+        return opened
+    monkeypatch.setattr(builtins, "open", opening)
+    monkeypatch.setattr(io, "open", opening)   # pathlib's Path.open
+    return tallies
+
+
+def test_the_ibd_is_read_once_for_its_checksum_and_its_upload(server, client_for, place, pair, portal_url,
+                                                               monkeypatch):
+    imzml, ibd = pair
+    tallies = count_reads(monkeypatch, ibd.name)
+    tom = client_for("tom", ["technician"], {place["project"]: "write"})
+    lc = labcommons.connect("127.0.0.1", server.bound_port(), tom.token, portal_url=portal_url)
+    given = {"submitter_id": "up-9", "experiment": "e1", "sample": "s1", "instrument": "x", "ionisation": "MALDI"}
+    answer = lc.upload(place["project"], imzml, ibd, fields=given, progress=False, chunk_bytes=512 * 1024)
+    read = {path: sum(sizes) for path, sizes in tallies.items()}   # before this test reads the file itself
+    staged = [path for path in read if "/.staging/" in path]
+    # the client: every byte once (sending, with its MD5 and the SHA-1 the imzML records), and the
+    # 16-byte UUID before sending and again at the final check; the portal's commit: the UUID only
+    assert read[os.path.realpath(ibd)] == ibd.stat().st_size + 2 * 16
+    assert len(staged) == 1 and read[staged[0]] == 16
+    sha1 = hashlib.sha1(ibd.read_bytes()).hexdigest()
+    assert answer["registered"] == "up-9" and answer["files"][1]["digests"] == {"md5": md5(ibd), "sha1": sha1}
+
+
+def test_a_changed_ibd_is_caught_by_its_checksum_sent_and_discarded_never_registered(
+        tmp_path, server, client_for, place, pair, portal_url):
+    imzml, ibd = pair
+    changed = bytearray(ibd.read_bytes())
+    changed[len(changed) // 2] ^= 0xFF   # the same UUID and size: only the SHA-1 tells
+    ibd.write_bytes(bytes(changed))
+    tom = client_for("tom", ["technician"], {place["project"]: "write"})
+    lc = labcommons.connect("127.0.0.1", server.bound_port(), tom.token, portal_url=portal_url)
+    given = {"submitter_id": "up-8", "experiment": "e1", "sample": "s1", "instrument": "x", "ionisation": "MALDI"}
+    refused = pytest.raises(labcommons.uploading.UploadError, lc.upload, place["project"], imzml, ibd, fields=given,
+                            progress=False)
+    assert "slide-raw.ibd does not belong to slide.imzML (the files sent were discarded, nothing was " \
+           "registered)" in str(refused.value) and "SHA-1: the imzML records" in str(refused.value)
+    assert nothing_staged(server) and not (ibd.parent / f".{ibd.name}.labcommons-upload").exists()
+    with pytest.raises(T.NotFound):
+        server_measurement(server, place, "up-8")
 
 
 def test_a_wrong_pair_is_refused_before_a_byte_is_sent_and_fields_left_out_come_from_the_header(

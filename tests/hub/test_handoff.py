@@ -62,7 +62,7 @@ def test_open_in_jupyter_writes_the_starter_notebook_and_opens_it(hub_commons, s
     path = service.data_dir / "notebooks" / "tom" / answer["path"]
     notebook = nbformat.read(path, as_version=4)
     assert notebook.metadata["labcommons"]["id"] == measurement["id"]
-    assert any("dataset.spectra(limit=5)" in c.source for c in notebook.cells)
+    assert any("dataset.tissue_spectra(limit=5)" in c.source for c in notebook.cells)
     assert answer["url"] == f"{hub.url}/user/tom/lab/tree/{answer['path']}"
     # the browser goes there next: the hub signs it in through the portal, no second sign-in
     opened = session.get(answer["url"], timeout=60)

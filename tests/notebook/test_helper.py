@@ -2,13 +2,15 @@
 imzML files (labcommons/demo/imzml.py) in the storage root, a cohort, and parameter sets."""
 import dataclasses
 import time
+import uuid
 
 import numpy as np
 import pytest
 import yaml
 
 import labcommons
-from labcommons.demo.imzml import write_imzml_pair
+from labcommons.demo.images import ImageSpec, simulate
+from labcommons.demo.imzml import file_records, write_imzml_pair, write_spectra
 from labcommons.notebook import Commons, DatasetError, ParameterError, hub_token_renewer, notebook_source
 from metadata.client import MetadataClient
 from metadata.idl import metadata_thrift as T
@@ -32,10 +34,12 @@ def measurement(admin, project, settings) -> str:
     return imaged_measurement(admin, project, settings.storage_root)
 
 
-def imaged_measurement(admin, project: str, storage_root) -> str:
-    """Submit measurement m1 (with its case, sample and experiment) and its 4x3-pixel imzML and
-    ibd, written under the storage root; its id."""
-    records = write_imzml_pair(storage_root / project, "m1", 4, 3, seed=7)
+def imaged_measurement(admin, project: str, storage_root, write=None) -> str:
+    """Submit measurement m1 (with its case, sample and experiment) and its imzML and ibd, written
+    under the storage root by write(folder, "m1") (their file records; by default a 4x3-pixel
+    pair); its id."""
+    write = write or (lambda folder, name: write_imzml_pair(folder, name, 4, 3, seed=7))
+    records = write(storage_root / project, "m1")
     files = [{"type": "data_file", "submitter_id": r["file_name"], "file_name": r["file_name"],
               "data_format": r["data_format"], "file_size": r["file_size"], "md5sum": r["md5sum"],
               "sha256": r["sha256"], "storage_url": r["path"].as_uri(), "measurements": {"submitter_id": "m1"}}
@@ -97,6 +101,50 @@ def test_an_ion_image_is_the_summed_window_on_the_imzml_grid(lc, measurement, se
     assert dataset.plot_ion_image(760.585, ppm=50).data[0].z.shape == (3, 4)
     with pytest.raises(ValueError, match=r"tolerance \(ppm\) must be a number above 0 and at most 1000 ppm"):
         dataset.ion_image(760.585, ppm=5000)
+
+
+BARE_ROWS = 3
+
+
+def bare_top_pair(folder, name: str) -> list[dict]:
+    """A demo image (labcommons/demo/images.py, 12x10 pixels) whose first BARE_ROWS rows in scan
+    order are empty, as bare glass or matrix often is; its file records."""
+    spec = ImageSpec(name, 12, 10, seed=3)
+    spectra = [(xy, mz, intensity * (xy[1] > BARE_ROWS))
+               for xy, mz, intensity in simulate(spec, np.random.default_rng(spec.seed))]
+    folder.mkdir(parents=True, exist_ok=True)
+    write_spectra(folder / name, uuid.uuid5(uuid.NAMESPACE_URL, name), spectra, mode="continuous")
+    return file_records(folder, name)
+
+
+def tic_by_pixel(imzml, ibd) -> dict[tuple[int, int], float]:
+    """Each pixel's TIC, as a pyimzML loop reads it."""
+    from pyimzml.ImzMLParser import ImzMLParser
+    parser = ImzMLParser(str(imzml), ibd_file=open(ibd, "rb"))
+    return {(x, y): float(parser.getspectrum(i)[1].astype(np.float64).sum())
+            for i, (x, y, _) in enumerate(parser.coordinates)}
+
+
+def closest(pixels) -> float:
+    """The least distance between two of the pixels."""
+    return min(np.hypot(a[0] - b[0], a[1] - b[1]) for i, a in enumerate(pixels) for b in pixels[i + 1:])
+
+
+def test_tissue_spectra_skip_bare_first_rows_and_spread_over_the_image(lc, admin, project, settings):
+    dataset = lc.dataset(imaged_measurement(admin, project, settings.storage_root, bare_top_pair))
+    assert all(not i.any() for i in dataset.spectra(limit=5).intensity)   # scan order: bare glass
+    tissue = dataset.tissue_spectra(limit=5)
+    folder = settings.storage_root / project
+    tics = tic_by_pixel(folder / "m1.imzML", folder / "m1.ibd")
+    pixels = [(x, y) for x, y, _ in tissue.coordinates]
+    ranked = sorted(tics, key=tics.get, reverse=True)
+    assert pixels[0] == ranked[0] and set(pixels) <= set(ranked[:len(ranked) // 4])   # the brightest quarter
+    assert all(y > BARE_ROWS for _, y in pixels) and len(set(pixels)) == 5
+    assert closest(pixels) >= 2 > closest(ranked[:5])   # spread, where the five brightest lie side by side
+    for (x, y), intensity in zip(pixels, tissue.intensity):
+        assert float(intensity.sum()) == pytest.approx(tics[x, y], rel=1e-12)
+    with pytest.raises(ValueError, match="limit of 1 or more"):
+        dataset.tissue_spectra(limit=0)
 
 
 def test_files_outside_the_storage_root_are_not_read(lc, admin, server, project, measurement, tmp_path):

@@ -1,6 +1,8 @@
 """Sign-in, sessions and request-forgery defences, against a real metadata service."""
 import dataclasses
 
+import pytest
+
 from metadata.client import MetadataClient
 from portal import create_app, session_key
 from tests.portal.conftest import ORIGIN
@@ -114,6 +116,25 @@ def test_a_token_the_service_refuses_ends_the_session_with_its_reason(portal, si
     assert portal.get("/account").status_code == 302
 
 
+def test_a_callback_refused_mid_flight_reports_it_and_leaves_the_cookie(portal, sign_in, admin):
+    """A callback still running when its page signed out answers 401 with the reason, and writes no
+    cookie: it could arrive after the sign-in form's, whose CSRF token it would wipe."""
+    sign_in(portal)
+    admin.sign_out_everywhere("ana")
+    deps = portal.get("/_dash-dependencies").get_json()
+    header = next(d for d in deps if "site-header.children" in d["output"])
+    body = {"output": header["output"], "outputs": [{"id": "site-header", "property": "children"},
+                                                    {"id": "header-path", "property": "data"}],
+            "inputs": [{"id": "_pages_location", "property": "pathname", "value": "/runs"}],
+            "state": [{"id": "header-path", "property": "data", "value": "/explore"}],
+            "changedPropIds": ["_pages_location.pathname"]}
+    response = portal.post("/_dash-update-component", json=body, headers={"Origin": ORIGIN})
+    assert response.status_code == 401 and "sign in again" in response.get_json()["error"]
+    assert "Set-Cookie" not in response.headers
+    ended = portal.get("/account", follow_redirects=True)  # the next page load ends it
+    assert "/signin" in ended.request.path and "sign in again" in ended.get_data(as_text=True)
+
+
 def test_the_session_holds_a_flask_login_user(app, portal, sign_in):
     from flask_login import current_user
 
@@ -126,20 +147,16 @@ def test_the_session_holds_a_flask_login_user(app, portal, sign_in):
         assert current_user.name == "ada" and current_user.is_admin and current_user.role == "admin"
 
 
-def test_session_cookies_are_secure_behind_https(server, monkeypatch):
-    from portal.server import AddressError, secure_cookies
+def test_session_cookies_are_secure_behind_https(server):
+    from ground.settings import SettingsError, load
 
-    assert secure_cookies({}) is False
-    assert secure_cookies({"LABCOMMONS_PORTAL_URL": "https://commons.example.org/"}) is True
-    assert secure_cookies({"LABCOMMONS_PORTAL_URL": "https://x", "LABCOMMONS_PORTAL_SECURE_COOKIES": "false"}) is False
-    try:
-        secure_cookies({"LABCOMMONS_PORTAL_SECURE_COOKIES": "maybe"})
-    except AddressError as error:
-        assert "LABCOMMONS_PORTAL_SECURE_COOKIES: 'maybe' is not true or false" in str(error)
-    else:
-        raise AssertionError("a bad value was accepted")
-    monkeypatch.setenv("LABCOMMONS_PORTAL_URL", "https://commons.example.org")
-    settings = dataclasses.replace(server.settings, port=server.bound_port())
+    assert load({}).secure_cookies is False
+    assert load({"LABCOMMONS_PORTAL_URL": "https://commons.example.org/"}).secure_cookies is True
+    assert load({"LABCOMMONS_PORTAL_URL": "https://x", "LABCOMMONS_PORTAL_SECURE_COOKIES": "false"}).secure_cookies is False
+    assert load({"LABCOMMONS_PORTAL_SECURE_COOKIES": "true"}).secure_cookies is True
+    with pytest.raises(SettingsError, match="LABCOMMONS_PORTAL_SECURE_COOKIES: 'maybe' is not true or false"):
+        load({"LABCOMMONS_PORTAL_SECURE_COOKIES": "maybe"})
+    settings = dataclasses.replace(server.settings, port=server.bound_port(), portal_url="https://commons.example.org")
     assert create_app({"SETTINGS": settings}).config["SESSION_COOKIE_SECURE"] is True
 
 

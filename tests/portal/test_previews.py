@@ -3,6 +3,9 @@ small images the demo writer makes (both modes), the cache, and the figures."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -239,6 +242,74 @@ def test_a_damaged_or_outdated_entry_is_computed_again(image, tmp_path, write):
     assert cache.load(cache.entry(directory, imzml_path, sha256, ibd_path)) is None
     assert cache.preview(imzml_path, ibd_path, sha256, directory).tic.shape == (HEIGHT, WIDTH)
     assert cache.load(cache.entry(directory, imzml_path, sha256, ibd_path)) is not None
+
+
+# -- the cache's bound -------------------------------------------------------------------------
+
+def _cached(image, tmp_path):
+    """(directory, preview, paths, checksums) of the image's pair with its preview cached."""
+    _, imzml_path, ibd_path, sha256 = image
+    directory = cache.cache_dir(tmp_path / "data")
+    return (directory, cache.preview(imzml_path, ibd_path, sha256, directory), (imzml_path, ibd_path),
+            (f"sha256:{sha256}", ""))
+
+
+def test_past_its_bound_the_least_recently_used_entries_go_and_the_newest_stays(image, tmp_path):
+    directory, preview, paths, sums = _cached(image, tmp_path)
+    windows = [images.window(700 + k, da=1) for k in range(6)]
+    ions = [cache.ion_entry(directory, paths, sums, w) for w in windows]
+    for k, window in enumerate(windows[:5]):   # written a minute apart, the preview before them
+        cache.ion_image(preview, paths, sums, window, directory)
+        os.utime(ions[k], ns=(time.time_ns() - (60 - k) * 60 * 10 ** 9,) * 2)
+    entry = cache.entry(directory, paths[0], sums[0][7:], paths[1])
+    os.utime(entry, ns=(time.time_ns() - 7200 * 10 ** 9,) * 2)
+    cache.ion_image(preview, paths, sums, windows[0], directory)   # a read: the oldest ion image is used again
+    bound = int(3.5 * ions[0].stat().st_size)
+    cache.ion_image(preview, paths, sums, windows[5], directory, bound)
+    assert sorted(directory.rglob("*.np*")) == sorted([ions[0], ions[4], ions[5]])   # the preview went first
+    assert sum(f.stat().st_size for f in directory.rglob("*.np*")) <= bound
+    again = cache.preview(*paths, sums[0][7:], directory, bound)   # computed again, and kept (the newest)
+    assert np.array_equal(again.tic, preview.tic, equal_nan=True) and entry.exists()
+
+
+def test_an_entry_pruned_while_read_is_read_whole(image, tmp_path):
+    directory, preview, _, _ = _cached(image, tmp_path)
+    (entry,) = directory.glob("*.npz")
+    with np.load(entry, allow_pickle=False) as opened:   # open, nothing read yet (np.load reads lazily)
+        assert cache.prune(directory, 1) == [entry] and not entry.exists()
+        assert np.array_equal(opened["tic"], preview.tic, equal_nan=True)
+
+
+READER = """
+import sys
+from pathlib import Path
+import numpy as np
+from ims import images
+from portal.previews import cache
+imzml, ibd, sha256, directory, expected, bound = sys.argv[1:]
+paths, query, bound = (Path(imzml), Path(ibd)), images.window(700, da=1), int(bound)
+wanted = np.load(expected)
+for _ in range(60):
+    preview = cache.preview(*paths, sha256, Path(directory), bound)
+    assert np.array_equal(cache.ion_image(preview, paths, (f"sha256:{sha256}", ""), query, Path(directory), bound),
+                          wanted, equal_nan=True)
+"""
+
+
+def test_a_reader_in_another_process_is_not_broken_by_pruning(image, tmp_path):
+    directory, preview, paths, sums = _cached(image, tmp_path)
+    expected = tmp_path / "expected.npy"
+    np.save(expected, images.ion_image(preview, paths[1], images.window(700, da=1)))
+    bound = 3 * expected.stat().st_size   # a few ion images: the reader's entries go again and again
+    reader = subprocess.Popen([sys.executable, "-c", READER, *map(str, paths), sums[0][7:], str(directory),
+                               str(expected), str(bound)], stderr=subprocess.PIPE, text=True)
+    k = 0
+    while reader.poll() is None:
+        cache.ion_image(preview, paths, sums, images.window(710 + k % 50, da=1 + k // 50 % 2), directory, bound)
+        k += 1
+    assert reader.returncode == 0, reader.stderr.read()
+    cache.ion_image(preview, paths, sums, images.window(800, da=1), directory, bound)
+    assert k > 20 and sum(f.stat().st_size for f in directory.rglob("*.np*")) <= bound
 
 
 # -- the figures -----------------------------------------------------------------------------

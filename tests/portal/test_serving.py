@@ -10,7 +10,7 @@ import pytest
 from portal.intake import Request, precheck
 from portal.registration.pages import upload_precheck
 from ground.settings import SettingsError, load
-from portal.server import AddressError, Limits, connection_limit, limits
+from portal.server import Limits, connection_limit, limits
 from tests.stored import with_spectra
 
 

@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from ims.pair import PairMismatch, check_pair, require_pair
+from ims.pair import Digests, PairMismatch, check_ibd, check_pair, needed, require_pair
 from tests.imzml_files import instrument_pair, write_pair
 
 
@@ -91,6 +91,23 @@ def test_a_known_digest_and_size_spare_reading_the_whole_ibd(tmp_path):
     report = check_pair(io.BytesIO(md5_header.encode("iso-8859-1")), stream, size=len(data),
                         digests={"md5": hashlib.md5(data).hexdigest()})
     assert report.ok and report.checked == ["UUID", "MD5", "size"] and stream.read_bytes == 16
+
+
+def test_the_checksum_may_wait_for_digests_computed_where_the_ibd_is_read_anyway(pair):
+    imzml, ibd = pair
+    data = bytearray(ibd.read_bytes())
+    data[100] ^= 0xFF   # the same UUID and size: only the checksum tells
+    first = Counting(bytes(data))
+    report = check_pair(imzml, first, size=len(data), checksum=False)
+    assert report.ok and report.checked == ["UUID", "size"] and first.read_bytes == 16
+    assert needed(report.header) == ("sha1",)
+    digests = Digests(("md5", *needed(report.header)))
+    for start in range(0, len(data), 1000):   # as a sender reads it
+        digests.update(bytes(data[start:start + 1000]))
+    assert digests.hexdigests() == {"md5": hashlib.md5(data).hexdigest(), "sha1": hashlib.sha1(data).hexdigest()}
+    again = Counting(bytes(data))
+    (problem,) = check_ibd(report.header, again, size=len(data), digests=digests.hexdigests())
+    assert problem.startswith("SHA-1: the imzML records") and again.read_bytes == 16
 
 
 def test_an_instruments_header_with_a_synthesized_ibd():

@@ -17,9 +17,7 @@ CLIENT_SIDE = WEB | {"plotly", "waitress", "jupyterhub", "kubespawner", "oauthen
 # hub/sso.py and hub/kubespawner.py also run in the chart's hub image, which has no labcommons
 # package, so they read their environment themselves (docs/jupyterhub.md)
 SELF_CONTAINED = {"hub/sso.py", "hub/kubespawner.py"}
-# the serving limits are settings now; portal/server.py still reads LABCOMMONS_PORTAL_SECURE_COOKIES
-# and LABCOMMONS_PORTAL_URL itself (secure_cookies) when the app is made: to move into settings
-ENV_READERS = SELF_CONTAINED | {"portal/server.py"}
+ENV_READERS = SELF_CONTAINED
 
 
 def sources() -> list[Path]:

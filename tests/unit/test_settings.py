@@ -24,6 +24,7 @@ def test_environment_overrides_the_toml_file(tmp_path):
     ({"LABCOMMONS_STORE": "mongo"}, "LABCOMMONS_STORE: 'mongo' is not a store"),
     ({"LABCOMMONS_CONFIG": "/nonexistent.toml"}, "LABCOMMONS_CONFIG: cannot read"),
     ({"LABCOMMONS_ES_SHARDS": "0"}, "LABCOMMONS_ES_SHARDS: 0 is not a number of shards"),
+    ({"LABCOMMONS_PREVIEW_CACHE_BYTES": "-1"}, "LABCOMMONS_PREVIEW_CACHE_BYTES: -1 is not allowed; give a size"),
 ])
 def test_bad_values_name_the_variable(environ, words):
     with pytest.raises(SettingsError, match=words):

@@ -43,7 +43,7 @@ _TOKEN = re.compile(r"""
     \s*(?:
       (?P<num>-?\d+(?:\.\d+)?(?![\w.]))
     | (?P<str>'[^']*'|"[^"]*")
-    | (?P<op>==|!=|<=|>=|&&|\|\||<|>|!|\(|\))
+    | (?P<op>==|!=|=~|!~|<=|>=|&&|\|\||<|>|!|\(|\))
     | (?P<word>[A-Za-z0-9_][\w.\-]*)
     )""", re.VERBOSE)
 
@@ -144,9 +144,20 @@ def _ordered(op):
     return compare
 
 
+def _matches(a, b) -> bool:
+    """govaluate's `=~`: the right side is a regular expression searched for in the left."""
+    if not isinstance(a, str) or not isinstance(b, str):
+        raise ExpressionError(f"cannot match {a!r} against {b!r}: =~ and !~ take strings")
+    try:
+        return re.search(b, a) is not None
+    except re.error as error:
+        raise ExpressionError(f"=~ {b!r} is not a regular expression: {error}") from None
+
+
 _COMPARE = {
     "==": lambda a, b: a == b and type(a) is type(b),
     "!=": lambda a, b: not (a == b and type(a) is type(b)),
+    "=~": _matches, "!~": lambda a, b: not _matches(a, b),
     "<": _ordered("<"), ">": _ordered(">"), "<=": _ordered("<="), ">=": _ordered(">="),
 }
 

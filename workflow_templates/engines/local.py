@@ -377,7 +377,7 @@ class RunHandle(Walker, Reusing):
     def _attempts(self, template: dict, node: dict, inputs: dict, artifacts: dict, previous: dict | None) -> dict:
         """Run the step: attempts as its retryStrategy allows."""
         retry = template.get("retryStrategy") or {}
-        limit = int(retry.get("limit", 0)) if retry else 0
+        limit = retries.limit(template.get("retryStrategy"))
         retried_on = retries.POLICIES[retry.get("retryPolicy", "OnFailure")]
         attempts = previous.get("attempts", 0) if previous and previous.get("interrupted") else 0
         if attempts and attempts > limit:
@@ -461,14 +461,19 @@ class RunHandle(Walker, Reusing):
         return storage.project_dir(self.engine.storage_root, project) if project else self.engine.storage_root
 
     def _limits_above(self, node: dict) -> list[threading.BoundedSemaphore]:
-        """The `parallelism` limits a step is under: the workflow's, then each template's."""
-        chain, parent = [], node["parent"]
+        """The `parallelism` limits a step's process is under: the workflow's (it counts pods),
+        then its boundary's, the steps or dag template it runs directly in."""
+        boundary = self._boundary_limit(node)
+        return ([self._limits[None]] if None in self._limits else []) + ([boundary] if boundary else [])
+
+    def _boundary_limit(self, node: dict) -> threading.BoundedSemaphore | None:
+        """operator.go checkParallelism: a template's parallelism counts its active children
+        (pods, and steps or dag templates it calls), not what runs further down."""
         with self._lock:
-            while parent is not None:
-                if parent in self._limits:
-                    chain.append(self._limits[parent])
+            parent = node["parent"]
+            while parent is not None and self._state["nodes"][parent]["type"] not in ("Steps", "DAG"):
                 parent = self._state["nodes"][parent].get("parent")
-        return ([self._limits[None]] if None in self._limits else []) + chain[::-1]
+            return self._limits.get(parent) if parent is not None else None
 
 
 def _safe(node_id: str) -> str:

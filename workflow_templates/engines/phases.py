@@ -1,5 +1,5 @@
 """Argo's semantics that the local engine follows, as pure functions: node phases; a DAG's
-dependencies, `depends`, failFast and its phase (dag.go assessDAGPhase), dag.target; continueOn;
+dependencies, `depends` and its phase (dag.go assessDAGPhase), dag.target; continueOn;
 what a loop's outputs aggregate to; a skipped step's outputs; a failed node as workflow.failures
 lists it."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from workflow_templates.engines.expressions import (
-    ExpressionError, depends_operands, depends_tasks, evaluate_depends, render)
+    ExpressionError, depends_tasks, evaluate_depends, render)
 from workflow_templates.engines.scope import compact_json, stringify
 
 PENDING, RUNNING, SUCCEEDED = "Pending", "Running", "Succeeded"
@@ -110,23 +110,6 @@ def _any_child(node: dict, phase: str) -> bool:
 
 def _all_children_failed(node: dict) -> bool:
     return node["phase"] == FAILED if node["type"] != "TaskGroup" else node.get("all_failed", False)
-
-
-def unhandled(done: dict, tasks: dict) -> dict | None:
-    """The first finished task by name (as Argo orders targets, not by which finished first)
-    whose failure nothing handles (continueOn or a depends)."""
-    for name, result in sorted(done.items()):
-        if result["phase"] in (FAILED, ERROR) and not continues(tasks[name], result["phase"]) \
-                and not _handled(name, tasks):
-            return result
-    return None
-
-
-def _handled(name: str, tasks: dict) -> bool:
-    """A failure another task's `depends` reacts to (`name.Failed`, `.Errored`, `.AllFailed`,
-    the parsed operand, never a substring of another task's name) does not halt the DAG."""
-    return any((name, result) in depends_operands(t.get("depends") or "")
-               for t in tasks.values() for result in ("Failed", "Errored", "AllFailed"))
 
 
 def targets(dag: dict, tasks: dict, scope: dict) -> list[str]:

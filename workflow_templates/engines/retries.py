@@ -11,6 +11,15 @@ from workflow_templates.engines.phases import ERROR, FAILED
 POLICIES = {"Always": {FAILED, ERROR}, "OnFailure": {FAILED}, "OnError": {ERROR}}
 
 
+def limit(retry: dict | None) -> float:
+    """How many retries: none without a retryStrategy; without a `limit`, as many as it takes
+    (processNodeRetries checks the count only when Limit is set: `retryStrategy: {}` retries
+    until the step succeeds, as retry-container-to-completion.yaml documents)."""
+    if retry is None:
+        return 0
+    return float("inf") if retry.get("limit") is None else int(retry["limit"])
+
+
 def backoff(backoff: dict | None, attempt: int) -> float:
     if not backoff:
         return 0

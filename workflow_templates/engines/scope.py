@@ -114,7 +114,9 @@ def node_scope(kind: str, name: str, node: dict) -> dict[str, str]:
         if node.get(field):
             scope[f"{prefix}.{key}"] = node[field]
     if node.get("exit_code") is not None:
-        scope[f"{prefix}.exitCode"] = str(node["exit_code"])
+        # Argo records it in the node's outputs too (Outputs.exitCode, the example
+        # exit-code-output-variable.yaml reads steps.X.outputs.exitCode)
+        scope[f"{prefix}.exitCode"] = scope[f"{prefix}.outputs.exitCode"] = str(node["exit_code"])
     outputs = node.get("outputs") or {}
     if "result" in outputs:
         scope[f"{prefix}.outputs.result"] = outputs["result"]

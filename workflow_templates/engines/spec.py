@@ -25,7 +25,7 @@ _PLACEMENT = {"metadata", "nodeSelector", "affinity", "tolerations", "serviceAcc
               "securityContext", "priorityClassName", "priority", "schedulerName", "executor",
               "automountServiceAccountToken", "podGC", "ttlStrategy", "workflowMetadata",
               "podMetadata", "imagePullSecrets", "archiveLogs", "podPriorityClassName",
-              "dnsPolicy", "dnsConfig", "archiveLocation"}
+              "dnsPolicy", "dnsConfig"}
 _CONTAINER_PLACEMENT = {"image", "imagePullPolicy", "resources", "securityContext", "name",
                         "livenessProbe", "readinessProbe", "startupProbe",
                         "terminationMessagePath", "terminationMessagePolicy"}
@@ -36,7 +36,11 @@ _SHAPES = {
     "spec": ({"entrypoint", "arguments", "templates", "activeDeadlineSeconds", "parallelism", "onExit"},
              _PLACEMENT),
     "template": ({"name", "inputs", "outputs", "steps", "dag", "container", "script",
-                  "retryStrategy", "activeDeadlineSeconds", "parallelism", "memoize"}, _PLACEMENT),
+                  "retryStrategy", "activeDeadlineSeconds", "parallelism", "memoize",
+                  "archiveLocation"}, _PLACEMENT),
+    # where a template's artifacts and logs go on a cluster: only archiveLogs changes nothing here
+    # (the engine keeps every step's log); an artifact location (s3, ...) would move outputs
+    "archive_location": (set(), {"archiveLogs"}),
     "container": ({"command", "args", "env"}, _CONTAINER_PLACEMENT),
     "script": ({"command", "args", "env", "source"}, _CONTAINER_PLACEMENT),
     "env": ({"name", "value"}, set()),
@@ -50,7 +54,7 @@ _SHAPES = {
     "outputs": ({"parameters", "artifacts"}, set()),
     "parameter": ({"name", "value", "default", "enum"}, {"description"}),
     "output_parameter": ({"name", "valueFrom", "globalName"}, {"description"}),
-    "value_from": ({"path", "default", "parameter"}, set()),
+    "value_from": ({"path", "default", "parameter", "expression"}, set()),
     "input_artifact": ({"name", "path", "from", "raw", "s3", "optional"}, {"archive"}),
     "argument_artifact": ({"name", "from", "raw", "s3"}, set()),
     "output_artifact": ({"name", "path", "s3", "optional"}, {"archive"}),
@@ -67,7 +71,7 @@ _SHAPES = {
 }
 _RETRY_POLICIES = {"Always", "OnFailure", "OnError"}
 _WORKFLOW_IDENTITY = re.compile(r"workflow\.(name|uid|namespace)")
-_NODE_FIELDS = r"(?:outputs\.result|outputs\.parameters(?:\.[\w\-]+)?|outputs\.artifacts\.[\w\-]+" \
+_NODE_FIELDS = r"(?:outputs\.result|outputs\.exitCode|outputs\.parameters(?:\.[\w\-]+)?|outputs\.artifacts\.[\w\-]+" \
                r"|exitCode|status|startedAt|finishedAt|id)"
 
 
@@ -99,12 +103,20 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
     """Check and load a WorkflowTemplate (a dict or YAML text); TemplateRefused lists problems."""
     doc = yaml.safe_load(document) if isinstance(document, str) else document
     problems: list[str] = []
+    if isinstance(doc, dict) and doc.get("kind", "WorkflowTemplate") not in _KINDS:
+        raise TemplateRefused([f"kind: {doc['kind']!r} is not run by the local engine "
+                               f"(it runs {', '.join(sorted(_KINDS))})"])
     if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict):
         raise TemplateRefused(["document: not a WorkflowTemplate (no spec)"])
+    _shape(doc["spec"], "spec", "spec", problems)
+    if problems:  # the checks below read the structure, so it must have its shape first
+        raise TemplateRefused(problems)
     _keys(doc, "document", "", problems)
     spec = doc["spec"]
     _keys(spec, "spec", "spec", problems)
-    name = (doc.get("metadata") or {}).get("name") or "workflow"
+    metadata = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
+    # a Workflow named by generateName (most published examples) is called generateName + suffix
+    name = metadata.get("name") or str(metadata.get("generateName") or "").rstrip("-") or "workflow"
     templates = {t.get("name"): t for t in spec.get("templates") or [] if isinstance(t, dict)}
     arguments = {p["name"]: p for p in (spec.get("arguments") or {}).get("parameters") or []}
     _check_arguments(spec, problems)
@@ -120,12 +132,64 @@ def load(document: dict | str, entrypoint: str | None = None) -> WorkflowSpec:
         problems.append("spec.activeDeadlineSeconds: not a number of seconds")
     _check_parallelism(spec, "spec", problems)
     entry = entrypoint or spec.get("entrypoint")
-    if entry not in templates:
+    if entry is None and "workflowTemplateRef" not in spec:
+        problems.append("spec.entrypoint: missing (a WorkflowTemplate without one holds templates "
+                        "for others to call; the local engine runs one with an entrypoint)")
+    elif entry is not None and entry not in templates:
         problems.append(f"spec.entrypoint: no template named {entry!r}")
     if problems:
         raise TemplateRefused(problems)
     return WorkflowSpec(name, entry, arguments, templates, spec.get("activeDeadlineSeconds"), doc,
                         spec.get("parallelism"), on_exit)
+
+
+# A CronWorkflow's schedule is not the engine's to keep (the commons' triggers start runs).
+_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate"}
+# What each structural field must hold; fields not named here hold free-form values.
+_MAPPING, _MAPPINGS, _STRINGS, _GROUPS = "a mapping", "a list of mappings", "a list of strings", \
+    "a list of step groups (lists of steps)"
+_STRUCTURE = {
+    "spec": _MAPPING, "templates": _MAPPINGS, "arguments": _MAPPING, "inputs": _MAPPING,
+    "outputs": _MAPPING, "parameters": _MAPPINGS, "artifacts": _MAPPINGS, "container": _MAPPING,
+    "script": _MAPPING, "env": _MAPPINGS, "command": _STRINGS, "args": _STRINGS, "dag": _MAPPING,
+    "tasks": _MAPPINGS, "steps": _GROUPS, "inline": _MAPPING, "valueFrom": _MAPPING,
+    "s3": _MAPPING, "raw": _MAPPING, "retryStrategy": _MAPPING, "backoff": _MAPPING,
+    "continueOn": _MAPPING, "templateRef": _MAPPING, "withSequence": _MAPPING,
+    "memoize": _MAPPING, "cache": _MAPPING, "configMap": _MAPPING, "dependencies": _STRINGS,
+    "archiveLocation": _MAPPING,
+}
+
+
+def _shape(value, key: str, where: str, problems: list[str]) -> None:
+    """Refuse, by place, a structural field of the wrong type (e.g. steps written as a mapping,
+    Argo's pre-v2 form), so that no later check trips over it."""
+    expected = _STRUCTURE.get(key)
+    if expected is None or value is None:
+        return
+    if expected == _MAPPING:
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected {expected}")
+            return
+        for k, v in value.items():
+            _shape(v, k, f"{where}.{k}", problems)
+        return
+    if not isinstance(value, list):
+        problems.append(f"{where}: expected {expected}")
+        return
+    for i, item in enumerate(value):
+        here = f"{where}[{i}]"
+        if expected == _STRINGS:
+            if isinstance(item, (dict, list)):
+                problems.append(f"{here}: expected a string")
+        elif expected == _GROUPS and not isinstance(item, list):
+            problems.append(f"{here}: expected a step group (a list of steps)")
+        elif expected == _GROUPS:
+            _shape(item, "tasks", here, problems)  # a group: a list of steps (mappings)
+        elif not isinstance(item, dict):
+            problems.append(f"{here}: expected a mapping")
+        else:
+            for k, v in item.items():
+                _shape(v, k, f"{here}.{k}", problems)
 
 
 def _reachable(name: str, templates: dict) -> set[str]:
@@ -171,6 +235,7 @@ def _check_template(template, where, templates, wf_name, arguments, problems, ex
         problems.append(f"{where}: needs exactly one of container, script, steps, dag "
                         f"(has {kinds or 'none'})")
     _check_io(template, where, arguments, problems)
+    _keys(template.get("archiveLocation") or {}, "archive_location", f"{where}.archiveLocation", problems)
     _check_retry(template.get("retryStrategy"), where, problems)
     for key in ("retryStrategy", "activeDeadlineSeconds", "memoize"):
         if key in template and ("steps" in template or "dag" in template):
@@ -206,9 +271,14 @@ def _check_io(template, where, arguments, problems):
               f"{where}.outputs.parameters[{i}].valueFrom", problems)
         if "path" in (p.get("valueFrom") or {}):
             _check_path(p["valueFrom"], f"{where}.outputs.parameters[{i}].valueFrom", problems)
-        needed = "parameter" if "steps" in template or "dag" in template else "path"
-        if needed not in (p.get("valueFrom") or {}) and "default" not in (p.get("valueFrom") or {}):
-            problems.append(f"{where}.outputs.parameters[{i}].valueFrom: needs {needed} here")
+        parent = "steps" in template or "dag" in template
+        sources = {"parameter", "expression", "default"} if parent else {"path", "default"}
+        if not sources & set(p.get("valueFrom") or {}):
+            problems.append(f"{where}.outputs.parameters[{i}].valueFrom: needs "
+                            f"{'parameter or expression' if parent else 'path'} here")
+        if not parent and "expression" in (p.get("valueFrom") or {}):
+            problems.append(f"{where}.outputs.parameters[{i}].valueFrom.expression: only the "
+                            f"outputs of steps and dag templates are expressions")
     if ("steps" in template or "dag" in template) and outputs.get("artifacts"):
         problems.append(f"{where}.outputs.artifacts: output artifacts of steps/dag templates "
                         f"are not supported")
@@ -296,6 +366,13 @@ def _check_retry(retry, where, problems):
                 golang.seconds(backoff[key])
             except ValueError as error:
                 problems.append(f"{where}.retryStrategy.backoff.{key}: {error}")
+    factor = backoff.get("factor") if isinstance(backoff, dict) else None
+    if factor is not None and not re.fullmatch(r"\d+(\.\d+)?", str(factor)):
+        problems.append(f"{where}.retryStrategy.backoff.factor: {factor!r} is not a number")
+    limit = retry.get("limit")
+    if limit is not None and not (_seconds_value(limit) and "." not in str(limit)):
+        problems.append(f"{where}.retryStrategy.limit: {limit!r} is not a whole number (a limit "
+                        f"taken from a parameter is not supported locally)")
     policy = retry.get("retryPolicy")
     if policy is not None and policy not in _RETRY_POLICIES:
         problems.append(f"{where}.retryStrategy.retryPolicy: {policy!r} is not supported "
@@ -359,7 +436,7 @@ def _check_steps(template, where, templates, wf_name, scope, problems):
             fields = [step.get(k) for k in ("arguments", "when", "withItems", "withParam")]
             _check_tags(fields, scope.caller("steps", earlier, _loops(step)), here, problems)
         earlier += [step.get("name") for step in group if isinstance(step, dict)]
-    _check_tags(template.get("outputs"), scope.caller("steps", earlier, False), where, problems)
+    _check_tags(_checked_outputs(template), scope.caller("steps", earlier, False), where, problems)
 
 
 def _check_dag(template, where, templates, wf_name, scope, problems):
@@ -390,8 +467,17 @@ def _check_dag(template, where, templates, wf_name, scope, problems):
         # Argo resolves tasks.X only for X this task (transitively) depends on.
         visible = sorted(ancestors.get(task.get("name"), set()))
         _check_tags(fields, scope.caller("tasks", visible, _loops(task)), here, problems)
-    _check_tags(template.get("outputs"), scope.caller("tasks", names, False), where, problems)
+    _check_tags(_checked_outputs(template), scope.caller("tasks", names, False), where, problems)
     _check_target(template["dag"].get("target"), names, f"{where}.dag.target", scope, problems)
+
+
+def _checked_outputs(template: dict) -> list:
+    """A steps/dag template's outputs as their tags are checked: a valueFrom.expression (Argo
+    v3.1+, evaluated after the children) is read as the expression tag it amounts to."""
+    outputs = template.get("outputs") or {}
+    expressions = [f"{{{{={p['valueFrom']['expression']}}}}}" for p in outputs.get("parameters") or []
+                   if isinstance(p.get("valueFrom"), dict) and "expression" in p["valueFrom"]]
+    return [outputs, expressions]
 
 
 def _check_target(target, names: list[str], where: str, scope: "_Scope", problems: list[str]) -> None:

@@ -9,6 +9,7 @@ and reads `_state`, `_globals`, `_lock`, `_limits`, `_stop` and `_stop_reason`.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import functools
 import threading
 import time
@@ -94,6 +95,10 @@ class Walker:
             return self._run_leaf(template, node, inputs, artifacts)
         if template.get("parallelism"):
             self._limits[node_id] = threading.BoundedSemaphore(template["parallelism"])
+        with self._boundary_limit(node) or contextlib.nullcontext():  # a child of its boundary
+            return self._run_children(template, node, kind, inputs)
+
+    def _run_children(self, template: dict, node: dict, kind: str, inputs: dict) -> dict:
         self._set(node, phase=RUNNING)
         scope = dict(self._globals)
         scope.update(input_scope(inputs))
@@ -108,13 +113,18 @@ class Walker:
         return self._set(node, phase=phase, message=message, outputs=outputs)
 
     def _container_outputs(self, template: dict, scope: dict) -> dict:
-        """Outputs of a steps/dag template: each parameter's valueFrom.parameter, rendered."""
+        """Outputs of a steps/dag template: each parameter's valueFrom.parameter, rendered, or
+        its valueFrom.expression, evaluated as an expression tag is."""
         parameters = {}
         for param in (template.get("outputs") or {}).get("parameters") or []:
-            source = (param.get("valueFrom") or {}).get("parameter")
-            if source is None:
+            value_from = param.get("valueFrom") or {}
+            if "expression" in value_from:
+                source = "{{=" + value_from["expression"] + "}}"
+            elif "parameter" in value_from:
+                source = value_from["parameter"]
+            else:
                 raise ExpressionError(f"output parameter {param['name']!r} of a steps/dag "
-                                      f"template needs valueFrom.parameter")
+                                      f"template needs valueFrom.parameter or expression")
             parameters[param["name"]] = render(source, scope)
             self._export(param, parameters[param["name"]])
         return {"parameters": parameters} if parameters else {}
@@ -146,12 +156,12 @@ class Walker:
         return SUCCEEDED, "", scope
 
     def _run_dag(self, template: dict, node: dict, scope: dict):
-        """Start each task once its dependencies are done, at most DAG_THREADS at once; with
-        failFast (Argo's default), an unhandled failure stops new tasks from starting."""
+        """Start each task once its dependencies are done, at most DAG_THREADS at once. As in
+        dag.go executeDAGTask, a failure elsewhere stops no task whose dependencies hold (dag
+        failFast only orders assessDAGPhase); the DAG's phase is assessed once all are done."""
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
         targets = phases.targets(template["dag"], tasks, scope)
         tasks = {name: tasks[name] for name in phases.needed(targets, tasks)}
-        fail_fast = template["dag"].get("failFast", True)
         done: dict[str, dict] = {}
         started: set[str] = set()
         changed = threading.Condition()
@@ -164,7 +174,7 @@ class Walker:
 
         with changed:
             while True:
-                halted = self._stop.is_set() or (fail_fast and phases.unhandled(done, tasks))
+                halted = self._stop.is_set()
                 for name, task in tasks.items():
                     if len(started) - len(done) >= DAG_THREADS:
                         break  # the rest start as running tasks end
@@ -187,7 +197,7 @@ class Walker:
             scope.update(node_scope("tasks", name, result))
         if self._stop.is_set():
             return FAILED, self._stop_reason, scope
-        failed = phases.unhandled(done, tasks) if len(done) < len(tasks) else phases.dag_phase(done, tasks, targets)
+        failed = phases.dag_phase(done, tasks, targets)
         if failed:
             return FAILED, f"child '{failed['id']}' {failed['phase'].lower()}", scope
         return SUCCEEDED, "", scope

@@ -6,18 +6,40 @@ accepts only with an identification input file; reference ions are not one).
 """
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
+import types
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mzqc import MZQCFile as qc
 
-from workflow_templates.steps.shards import write_text
+class _Deferred(types.ModuleType):
+    """A module imported at its first use: pymzqc imports pandas (half a second, most of
+    qc_merge's run on a small image) only to read dates, which writing never does."""
+
+    def __getattr__(self, attr: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def _defer(name: str) -> None:
+    if name not in sys.modules and importlib.util.find_spec(name) is not None:
+        sys.modules[name] = _Deferred(name)
+
+
+_defer("pandas")
+from mzqc import MZQCFile as qc  # noqa: E402 - after pandas is made lazy
+
+from workflow_templates.steps.atomic import write_text
 
 PSI_MS = qc.ControlledVocabulary(name="Proteomics Standards Initiative Mass Spectrometry Ontology",
                                  uri="https://github.com/HUPO-PSI/psi-ms-CV/releases/download/v4.1.206/psi-ms.obo",
                                  version="4.1.206")
 IMZML_FORMAT = qc.CvParameter(accession="MS:1002838", name="mzML format")  # imzML is mzML with an ibd
 SOFTWARE_URI = "https://github.com/labcommons/labcommons"
+TIC_TABLE = "MS:4000104"
 
 
 def build(report: dict, imzml: str, version: str) -> qc.MzQcFile:
@@ -59,7 +81,7 @@ def metrics(report: dict) -> list[qc.QualityMetric]:
         _metric("MS:4000059", "number of MS1 spectra", m["spectra_readable"], COUNT),   # spectra read
         _metric("MS:4000099", "number of empty MS1 scans", m["spectra_empty"], COUNT),
         _metric("MS:4000155", "area under TIC", m["tic_total"]),     # the sum of every intensity
-        _metric("MS:4000104", "total ion currents", _tic_table(report)),   # per pixel: TIC and peaks
+        _metric(TIC_TABLE, "total ion currents", _tic_table(report)),   # per pixel: TIC and peaks
     ]
     if m["mz_min"] is not None:
         found.append(_metric("MS:4000222", "MS1 observed m/z bounds", [m["mz_min"], m["mz_max"]], MZ))
@@ -81,5 +103,14 @@ def _tic_table(report: dict) -> dict:
 
 
 def write(path: Path, report: dict, imzml: str, version: str) -> None:
-    """Write the mzQC file (JSON), atomically."""
-    write_text(path, qc.JsonSerialisable.to_json(build(report, imzml, version), readability=0))
+    """Write the mzQC file (JSON), atomically. pymzqc serialises the document without its TIC table
+    (its clean-up runs regular expressions over the whole text, most of qc_merge's time on a large
+    image), then the table goes back in as it is: plain lists, nothing to clean."""
+    document = build(report, imzml, version)
+    [table] = [m for m in document.runQualities[0].qualityMetrics if m.accession == TIC_TABLE]
+    rows, table.value = table.value, {}
+    text = json.loads(qc.JsonSerialisable.to_json(document, readability=0))
+    for metric in text["mzQC"]["runQualities"][0]["qualityMetrics"]:
+        if metric["accession"] == TIC_TABLE:
+            metric["value"] = rows
+    write_text(path, json.dumps(text))

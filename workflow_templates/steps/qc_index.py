@@ -19,7 +19,7 @@ from pathlib import Path
 from ims.header import Header, HeaderError, read_header
 from ims.reference_ions import defaults
 from workflow_templates.steps import cli, ibd
-from workflow_templates.steps.shards import write_json
+from workflow_templates.steps.atomic import write_json
 
 DEFAULT_IONS = "default"
 MEAN_SPECTRUM_BINS = 20000   # processed data: the mean spectrum is binned on this many m/z bins

@@ -24,7 +24,7 @@ import numpy as np
 
 from workflow_templates.steps import cli, ibd, mzqc, png, qc_metrics
 from workflow_templates.steps.qc_shard import grid, rebin
-from workflow_templates.steps.shards import write_json, write_text
+from workflow_templates.steps.atomic import write_json, write_text
 
 IMAGE_MIN_SIDE = 256   # pixels; small images are scaled up by an integer factor to about this
 DROPPED_FRACTION = 0.05   # a line whose mean TIC is below this share of the median line's is dropped

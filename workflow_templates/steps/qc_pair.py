@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ims.pair import check_pair
 from workflow_templates.steps import cli
-from workflow_templates.steps.shards import write_json
+from workflow_templates.steps.atomic import write_json
 
 
 def parser() -> argparse.ArgumentParser:

@@ -8,7 +8,6 @@ centroided, and the processing applied.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from workflow_templates.steps.atomic import atomic as _atomic, write_json, write_text  # noqa: F401 - theirs to import here too
 from workflow_templates.steps.cli import StepError
 
 SCHEMA = pa.schema([
@@ -88,18 +88,6 @@ def _split(column: pa.ChunkedArray, dtype) -> list[np.ndarray]:
     return [values[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
 
 
-def write_json(path: Path, value, indent: int | None = 2) -> None:
-    """Write value as JSON (indented unless indent=None), atomically."""
-    with _atomic(path) as part:
-        part.write_text(json.dumps(value, indent=indent) + "\n")
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a text file (an output parameter's value), atomically."""
-    with _atomic(path) as part:
-        part.write_text(text)
-
-
 def read_manifest(path: Path, argument: str = "--manifest") -> list[Path]:
     """The shard paths listed in a manifest (a JSON list of paths)."""
     try:
@@ -125,21 +113,3 @@ def per_shard(manifest: Path, directory: Path, name, argument: str, what: str) -
 # Parquet goes through pyarrow's own file handles, never a path: once pyopenms (which bundles a
 # second Arrow) is loaded after pyarrow.fs, resolving a path to a filesystem raises
 # "Attempted to register factory for scheme 'file'", and the steps' processes load both.
-
-
-class _atomic:
-    """Context manager yielding a `.part` path that is renamed onto path on success."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.part = self.path.with_name(self.path.name + ".part")
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return self.part
-
-    def __exit__(self, kind, error, trace) -> None:
-        if kind is None:
-            os.replace(self.part, self.path)
-        else:
-            self.part.unlink(missing_ok=True)

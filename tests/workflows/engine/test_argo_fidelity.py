@@ -87,15 +87,16 @@ def test_a_failure_handled_by_the_only_leaf_lets_the_dag_succeed(run):
 
 
 def test_depends_names_a_task_whole_never_by_substring(run):
-    # BC.Failed handles BC's failure, not C's: C's failure is unhandled, so under failFast
-    # nothing new starts after it (E, waiting for the slow S, never runs).
+    # BC.Failed is BC's result, not C's: C failing leaves D Omitted (BC succeeded); the DAG fails
+    # on its leaf C, and E, whose dependency S holds, still runs (dag.go executeDAGTask).
     handle = run(dag("{name: C, template: fail}",
                      "{name: BC, template: ok}",
                      "{name: D, template: ok, depends: BC.Failed}",
                      "{name: S, template: slow}",
                      "{name: E, template: ok, depends: S}", fail_fast=True))
+    nodes = nodes_named(handle)
     assert handle.phase == "Failed"
-    assert "E" not in nodes_named(handle)
+    assert (nodes["D"]["phase"], nodes["E"]["phase"]) == ("Omitted", "Succeeded")
 
 
 def test_backoff_max_duration_bounds_all_attempts_not_each_delay(run):
@@ -231,3 +232,115 @@ def test_a_retry_is_cut_at_the_max_duration_deadline(run, shared):
     assert handle.phase == "Failed" and node["attempts"] == 2
     assert time.monotonic() - started < 10
     assert node["message"] == "Max duration limit exceeded"
+
+
+def test_a_retry_strategy_without_a_limit_retries_until_the_step_succeeds(run, shared):
+    # operator.go processNodeRetries counts attempts only when Limit is set (`retryStrategy: {}`
+    # is Argo's "retry to completion"); here the step fails twice, then succeeds.
+    handle = run(f"""
+        apiVersion: argoproj.io/v1alpha1
+        kind: Workflow
+        metadata: {{generateName: to-completion-}}
+        spec:
+          entrypoint: flaky
+          templates:
+          - name: flaky
+            retryStrategy: {{}}
+            container:
+              image: alpine
+              command: [sh, -c, "echo x >> {shared}/tries; [ $(wc -l < {shared}/tries) -ge 3 ]"]
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    (node,) = handle.status()["nodes"].values()
+    assert node["attempts"] == 3
+
+
+def test_exit_code_and_workflow_name_read_as_argo_sets_them(run):
+    # Outputs.exitCode is the step's exit code (steps.X.outputs.exitCode, as steps.X.exitCode);
+    # a Workflow named by generateName is called generateName + a suffix.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: Workflow
+        metadata: {generateName: exit-codes-}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: fails, template: fails, continueOn: {failed: true}}
+            - - name: report
+                template: report
+                arguments: {parameters: [{name: code, value: "{{steps.fails.outputs.exitCode}}"}]}
+          - name: fails
+            container: {image: alpine, command: [sh, -c, "exit 3"]}
+          - name: report
+            inputs: {parameters: [{name: code}]}
+            container: {image: alpine, command: [sh, -c, "echo {{inputs.parameters.code}} {{workflow.name}}"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    code, name = nodes_named(handle)["report"]["outputs"]["result"].split()
+    assert code == "3" and name.startswith("exit-codes-")
+
+
+def test_parallelism_counts_a_templates_children_not_what_they_run(run, shared):
+    # operator.go checkParallelism: an outer steps template with parallelism 1 runs one inner
+    # template at a time, while each inner one runs its two steps together.
+    handle = run(f"""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {{name: nested-parallelism}}
+        spec:
+          entrypoint: outer
+          templates:
+          - name: outer
+            parallelism: 1
+            steps:
+            - - {{name: inner, template: inner, withItems: [a, b],
+                 arguments: {{parameters: [{{name: group, value: "{{{{item}}}}"}}]}}}}
+          - name: inner
+            inputs: {{parameters: [{{name: group}}]}}
+            steps:
+            - - {{name: one, template: stamp, arguments: {{parameters: [{{name: label, value: "{{{{inputs.parameters.group}}}}1"}}]}}}}
+              - {{name: two, template: stamp, arguments: {{parameters: [{{name: label, value: "{{{{inputs.parameters.group}}}}2"}}]}}}}
+          - name: stamp
+            inputs: {{parameters: [{{name: label}}]}}
+            container:
+              image: alpine
+              command: [sh, -c, 'from=$(date +%s.%N); sleep 0.5; echo "$from $(date +%s.%N)" > {shared}/{{{{inputs.parameters.label}}}}']
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    spans = {p.name: tuple(map(float, p.read_text().split())) for p in shared.iterdir()}
+    overlap = lambda x, y: x[0] < y[1] and y[0] < x[1]  # noqa: E731
+    assert overlap(spans["a1"], spans["a2"]) and overlap(spans["b1"], spans["b2"])
+    assert not any(overlap(spans[f"a{i}"], spans[f"b{j}"]) for i in (1, 2) for j in (1, 2))
+
+
+def test_a_steps_output_can_be_an_expression_over_the_steps_that_ran(run):
+    # valueFrom.expression (Argo v3.1+, examples/conditional-parameters.yaml): evaluated after the
+    # children, so a ternary picks the output of whichever conditional step ran.
+    handle = run("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: WorkflowTemplate
+        metadata: {name: conditional-output}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: flip, template: say, arguments: {parameters: [{name: word, value: tails}]}}
+            - - {name: heads, template: say, when: "{{steps.flip.outputs.result}} == heads",
+                 arguments: {parameters: [{name: word, value: H}]}}
+              - {name: tails, template: say, when: "{{steps.flip.outputs.result}} == tails",
+                 arguments: {parameters: [{name: word, value: T}]}}
+            outputs:
+              parameters:
+              - name: picked
+                valueFrom:
+                  expression: "steps.flip.outputs.result == 'heads' ? steps.heads.outputs.result : steps.tails.outputs.result"
+          - name: say
+            inputs: {parameters: [{name: word}]}
+            container: {image: alpine, command: [echo, "{{inputs.parameters.word}}"]}
+        """)
+    assert handle.phase == "Succeeded", handle.status()["message"]
+    (root,) = [n for n in handle.status()["nodes"].values() if n["type"] == "Steps"]
+    assert root["outputs"]["parameters"] == {"picked": "T"}

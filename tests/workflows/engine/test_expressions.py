@@ -21,12 +21,17 @@ def test_render_substitutes_and_refuses_unknown_names_by_name():
     ("1.5 < 2", True),
     ("-1 < 0 && 3 == 3.0", True),
     ("v1.2 == 'v1.2'", True),
+    # govaluate's regex operators: the right side is searched for in the left
+    ("tails =~ tai", True),
+    ("heads =~ '^tai'", False),
+    ("heads !~ tai", True),
 ])
 def test_when_evaluates_the_govaluate_subset(expression, expected):
     assert evaluate_when(expression) is expected
 
 
-@pytest.mark.parametrize("expression", ["1 +", "a < 'b' <", "__import__('os')", "'a' < 1", "5"])
+@pytest.mark.parametrize("expression", ["1 +", "a < 'b' <", "__import__('os')", "'a' < 1", "5",
+                                        "a =~ '('", "1 =~ 1"])
 def test_when_refuses_what_it_cannot_evaluate(expression):
     with pytest.raises(ExpressionError):
         evaluate_when(expression)

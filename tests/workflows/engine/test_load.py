@@ -171,7 +171,7 @@ def test_outputs_need_a_source_the_template_kind_can_give():
         outputs: {parameters: [{name: q, valueFrom: {parameter: "x"}}]}
     """)
     text = "\n".join(problems)
-    assert "spec.templates[0](main).outputs.parameters[0].valueFrom: needs parameter here" in text
+    assert "spec.templates[0](main).outputs.parameters[0].valueFrom: needs parameter or expression here" in text
     assert "spec.templates[0](main).outputs.artifacts: output artifacts of steps/dag" in text
     assert "spec.templates[1](leaf).outputs.parameters[0].valueFrom: needs path here" in text
 
@@ -191,3 +191,49 @@ def test_an_image_chosen_per_item_or_parameter_is_refused():
     assert problems == ["spec.templates[1](tool).container.image: '{{inputs.parameters.image}}' is "
                         "chosen per item or parameter; the local engine runs every step with the "
                         "host's tools, so it cannot honour a choice of image"]
+
+
+def test_documents_of_other_kinds_or_shapes_are_refused_by_place_never_with_a_traceback():
+    # Argo's pre-v2 form wrote steps as a mapping and parameters as a mapping of names
+    problems = refused("""
+        templates:
+        - name: main
+          inputs: {parameters: {DO-PRINT: null}}
+          steps:
+          - PRINT: {template: main}
+        """)
+    assert problems == ["spec.templates[0].inputs.parameters: expected a list of mappings",
+                        "spec.templates[0].steps[0]: expected a step group (a list of steps)"]
+    for kind in ("CronWorkflow", "ConfigMap"):
+        with pytest.raises(TemplateRefused, match=f"kind: '{kind}' is not run by the local engine"):
+            load(HEADER.replace("WorkflowTemplate", kind) + "  templates: []\n")
+
+
+def test_retry_limits_and_archive_stores_the_engine_cannot_honour_are_refused():
+    problems = refused("""
+        templates:
+        - name: main
+          retryStrategy: {limit: "{{workflow.parameters.n}}", backoff: {factor: twice}}
+          archiveLocation: {archiveLogs: true, s3: {key: logs}}
+          container: {image: alpine, command: [echo]}
+        """)
+    assert problems == [
+        "spec.templates[0](main).archiveLocation.s3: not supported by the local engine",
+        "spec.templates[0](main).retryStrategy.backoff.factor: 'twice' is not a number",
+        "spec.templates[0](main).retryStrategy.limit: '{{workflow.parameters.n}}' is not a whole "
+        "number (a limit taken from a parameter is not supported locally)"]
+    assert not refused_or_none("archiveLocation: {archiveLogs: true}")
+
+
+def refused_or_none(template_field: str) -> list[str]:
+    """The problems of a one-container template with `template_field` added (none: it loads)."""
+    try:
+        load(spec_of(f"""
+            templates:
+            - name: main
+              {template_field}
+              container: {{image: alpine, command: [echo]}}
+            """))
+    except TemplateRefused as caught:
+        return caught.problems
+    return []

@@ -3,6 +3,8 @@ step of a later run reuses a succeeded run's outputs and they are registered as 
 service offers records only of succeeded runs, in projects the launcher could read, and none to a
 run launched without reuse."""
 import hashlib
+import threading
+import time
 
 import pytest
 
@@ -10,6 +12,7 @@ from ground.storage import run_dir
 from metadata.idl import metadata_thrift as T
 from tests.workflows.runs.conftest import submit_measurement
 from tests.workflows.runs.test_worker import describe, run_until, worker  # noqa: F401 - a fixture
+from workflow_templates.worker import ServiceCache
 
 KEY = "a" * 64
 
@@ -75,7 +78,48 @@ def test_the_service_offers_only_succeeded_runs_records_and_none_without_reuse(c
     asking = admin.launch("size-report", [measurement], {"mode": "slow"}).run
     assert [r.run_id for r in worker.find_step_records(asking.id, KEY, -1)] == [done.id]
     assert worker.find_step_records(asking.id, KEY, 0) == []   # max age: recorded earlier than 0 s ago
+    other = "b" * 64
+    batch = worker.find_step_records_batch(asking.id, [KEY, other], -1)
+    assert {k: [r.run_id for r in v] for k, v in batch.items()} == {KEY: [done.id], other: []}
     without = admin.launch("size-report", [measurement], {"mode": "qc-pass"}, reuse=False).run
     assert worker.find_step_records(without.id, KEY, -1) == []
+    assert worker.find_step_records_batch(without.id, [KEY], -1) == {KEY: []}
+    with pytest.raises(T.ValidationError, match="keys: give 1 to 1000 step keys"):
+        worker.find_step_records_batch(asking.id, [], -1)
     with pytest.raises(T.ValidationError, match="folder: give the run's own folder"):
         worker.record_step(done.id, T.StepRecord(key=KEY, folder=str(settings.storage_root / "elsewhere")))
+
+
+class Counted(ServiceCache):
+    """The worker's cache, counting its calls to the service."""
+
+    def __init__(self, client):
+        super().__init__(client)
+        self.calls = []
+
+    def _send(self, asked, batch):
+        self.calls.append(sorted(b.key for b in batch))
+        super()._send(asked, batch)
+
+
+def test_lookups_made_while_one_is_in_flight_go_to_the_service_in_one_call(client_for, admin, measurement,
+                                                                          settings, project):
+    worker = client_for("worker", roles=["worker"])
+    done = admin.launch("size-report", [measurement]).run
+    worker.claim_runs("w", 1)
+    record(worker, done.id, settings, project)
+    worker.update_run(T.RunUpdate(run_id=done.id, status="succeeded"))
+    asking = admin.launch("size-report", [measurement], {"mode": "slow"}).run
+    cache, found = Counted(worker), {}
+    keys = [KEY, "b" * 64, "c" * 64]
+    with cache._sending:   # a call in flight: the three steps' lookups wait beside it
+        threads = [threading.Thread(target=lambda k=k: found.update({k: cache.find(asking.id, k, None)}))
+                   for k in keys]
+        for thread in threads:
+            thread.start()
+        while len(cache._pending.get((asking.id, -1), [])) < len(keys):
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join(10)
+    assert cache.calls == [sorted(keys)]
+    assert [r["run_id"] for r in found[KEY]] == [done.id] and found["b" * 64] == found["c" * 64] == []

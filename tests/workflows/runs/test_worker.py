@@ -120,6 +120,24 @@ def test_a_template_changed_since_the_launch_fails_the_run_clearly(worker, admin
     assert done.status == "failed" and "changed since the launch" in done.message
 
 
+def test_a_serving_worker_reports_a_run_s_end_at_once_not_after_a_claim_s_wait(worker, admin, measurement):
+    """Following a run, the worker pauses until the local engine says it ended (a long poll is no
+    longer how long a finished run waits to be reported)."""
+    stop = threading.Event()
+    serving = threading.Thread(target=worker.serve, args=(stop, 8.0), daemon=True)
+    serving.start()
+    try:
+        run = admin.launch("size-report", [measurement]).run
+        started = time.monotonic()
+        while admin.run(run.id).status not in ("succeeded", "failed") and time.monotonic() - started < 30:
+            time.sleep(0.02)
+        assert admin.run(run.id).status == "succeeded" and time.monotonic() - started < 6
+    finally:
+        stop.set()
+        admin.launch("size-report", [measurement], {"mode": "fail"})   # ends the idle claim's wait
+        serving.join(15)
+
+
 def test_the_worker_keeps_going_when_the_service_is_away_and_its_heartbeat_says_so(admin, settings, caplog,
                                                                                      tmp_path):
     stop = threading.Event()
