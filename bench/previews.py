@@ -2,8 +2,8 @@
 --points m/z points per spectrum, and processed mode with about --peaks points per spectrum.
 
 Per mode: the first read (the measurement page's previews: every spectrum once; the notebook
-helper's layout: the imzML parsed), the first ion image (the ibd mapped, in processed mode its
-sparse index made), then ion images of --queries different windows (each one new,
+helper's layout: the imzML read by ims.header), the first ion image (the ibd mapped, in processed
+mode its MzIndex made: the sparse index and the unsorted spectra), then ion images of --queries different windows (each one new,
 as a user's next m/z is, so nothing comes from the ion image cache), and one straightforward
 pyimzML loop computing the same image; the notebook helper's tissue spectra (every spectrum's TIC
 from the mapped ibd, five pixels picked, read); and what looking over a preview cache of 10,000
@@ -69,7 +69,7 @@ def measure(mode: str, paths: tuple[Path, Path], queries: int) -> float:
     print(f"{mode}_layout_read_s: {time.perf_counter() - started:.2f}")
     windows = [images.window(m, ppm=10) for m in np.linspace(450.0, 950.0, queries)]
     started = time.perf_counter()
-    images.ion_image(layout, paths[1], images.window(425.0, ppm=10))   # maps the ibd, makes the sparse index
+    images.ion_image(layout, paths[1], images.window(425.0, ppm=10))   # maps the ibd, makes the MzIndex
     print(f"{mode}_first_ion_image_ms: {(time.perf_counter() - started) * 1000:.1f}")
     times = []
     for query in windows:

@@ -1,19 +1,23 @@
-"""What an imzML file says about itself, read in one streamed pass without keeping its spectra.
+"""What an imzML file says about itself, and its spectrum index, read in one streamed pass.
 
     header = read_header(path_or_binary_stream)     # HeaderError when the commons cannot trust it
     measurement_values(header)                      # the dictionary's measurement fields it fills
+    header.extents["mz_offset"], header.dtypes      # the spectrum index (Extents), numpy dtypes
 
-The XML goes through expat, so memory stays flat however many spectra the file holds and every
+The one reader of an imzML's index in the commons: registration and uploads read the header,
+previews and ion images (ims.layout) and QC's index (workflow_templates/steps/ibd.py) the index;
+pyimzML's parse is only the tests' oracle for it. The XML goes through expat, the spectra on a lean
+path of their own (_SpectrumList), so memory grows only by the index's row per spectrum and every
 problem is placed at its line: broken XML (line and column), no UUID, no continuous/processed
 term, an unknown accession where a binary data type or array kind is required, a binary type or
-compression the commons' readers (pyimzML) cannot read, a spectrum without data or without a
+compression the commons does not read (nor pyimzML), a spectrum without data or without a
 position, a pixel outside the declared grid, an array inside the ibd's 16-byte UUID. Up to
 MAX_PROBLEMS are collected before reading stops. What is legal but worth a look (64-bit
 intensities, no checksum, mixed polarity, no declared grid) goes to `Header.notes`.
 
 Accessions are those of the imzML 1.1 specification (imagingMS.obo, IMS:) and PSI-MS (MS:).
-Two known writer bugs are read as pyimzML reads them (ACCESSION_FIX_MAPPING: a float type's name
-wins over its accession), and so are offsets that wrapped as signed 32-bit numbers.
+Known writer bugs are read as pyimzML reads them (its ACCESSION_FIX_MAPPING: a float type's or a
+polarity's name wins over its accession), and so are offsets that wrapped as signed 32-bit numbers.
 """
 from __future__ import annotations
 
@@ -24,9 +28,11 @@ from pathlib import Path
 from typing import NamedTuple
 from xml.parsers import expat
 
+import numpy as np
 from pyimzml.ontology.ontology import ACCESSION_FIX_MAPPING, all_terms
 
 MAX_PROBLEMS = 10
+CHUNK = 1 << 20          # bytes of XML handed to expat at once
 UUID_TERM = "IMS:1000080"
 # IMS:1000092 is not in imagingMS.obo 0.9.1, but Cardinal writes it for SHA-256
 CHECKSUMS = {"IMS:1000091": "sha1", "IMS:1000090": "md5", "IMS:1000092": "sha256"}
@@ -39,6 +45,7 @@ ARRAY_KINDS = {"MS:1000514": "m/z", "MS:1000515": "intensity"}
 BINARY_TYPES = {"MS:1000521": ("32-bit float", 4), "MS:1000523": ("64-bit float", 8),
                 "MS:1000519": ("32-bit integer", 4), "MS:1000522": ("64-bit integer", 8),
                 "IMS:1000141": ("32-bit integer", 4), "IMS:1000142": ("64-bit integer", 8)}
+NUMPY_TYPES = {"32-bit float": "<f4", "64-bit float": "<f8", "32-bit integer": "<i4", "64-bit integer": "<i8"}
 UNREADABLE_TYPES = {"MS:1000520": "16-bit float", "IMS:1100000": "8-bit integer", "IMS:1100001": "16-bit integer"}
 NO_COMPRESSION = "MS:1000576"
 OFFSET, LENGTH, ENCODED = "IMS:1000102", "IMS:1000103", "IMS:1000104"
@@ -47,6 +54,8 @@ LEAVES = frozenset(("cvParam", "userParam", "referenceableParamGroupRef"))
 POSITIONS = {"IMS:1000050": 0, "IMS:1000051": 1, "IMS:1000052": 2}
 WINDOW = {"MS:1000501": 0, "MS:1000500": 1}          # scan window lower / upper limit
 OBSERVED = {"MS:1000528": 0, "MS:1000527": 1}        # lowest / highest observed m/z
+# the accessions a spectrum's profile/centroid or polarity may be given by (with pyimzML's fixes)
+KIND_TERMS = frozenset((*SPECTRUM_TYPES, *POLARITIES, *(bad for bad, _name in ACCESSION_FIX_MAPPING)))
 SCAN_ASPECTS = (("IMS:100040", "linescan sequence"), ("IMS:100041", "scan pattern"),
                 ("IMS:100048", "scan type"), ("IMS:100049", "line scan direction"),
                 ("IMS:100011", "laser shot mode"))
@@ -89,20 +98,31 @@ class Instrument:
     ionisation: str | None = None     # the dictionary's term for the first source it knows
 
 
+FIELDS = ("x", "y", "z", "mz_offset", "mz_length", "mz_bytes", "intensity_offset", "intensity_length",
+          "intensity_bytes")
+
+
 @dataclass
 class Extents:
-    """Where each spectrum's arrays lie in the ibd (bytes), and its pixel; one entry per spectrum."""
-    mz_offset: array = field(default_factory=lambda: array("q"))
-    mz_bytes: array = field(default_factory=lambda: array("q"))
-    intensity_offset: array = field(default_factory=lambda: array("q"))
-    intensity_bytes: array = field(default_factory=lambda: array("q"))
-    x: array = field(default_factory=lambda: array("q"))
-    y: array = field(default_factory=lambda: array("q"))
+    """The spectrum index: per spectrum, in the imzML's order, its pixel (x, y, z: 1 when not given, as
+    pyimzML reads it) and, per array, its offset in the ibd (bytes, unwrapped), its number of values
+    (external array length) and its bytes (external encoded length): one row of FIELDS each."""
+    flat: array = field(default_factory=lambda: array("q"))
 
-    def ends(self) -> list[int]:
+    def __len__(self) -> int:
+        return len(self.flat) // len(FIELDS)
+
+    def table(self) -> np.ndarray:
+        """(spectra, len(FIELDS)) int64, a read-only view of the rows (no copy)."""
+        return np.frombuffer(self.flat, dtype=np.int64).reshape(-1, len(FIELDS))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """One field of every spectrum, e.g. extents["x"]."""
+        return self.table()[:, FIELDS.index(name)]
+
+    def ends(self) -> np.ndarray:
         """Per spectrum, the byte just after its last array."""
-        return [max(a + b, c + d) for a, b, c, d in
-                zip(self.mz_offset, self.mz_bytes, self.intensity_offset, self.intensity_bytes)]
+        return np.maximum(self["mz_offset"] + self["mz_bytes"], self["intensity_offset"] + self["intensity_bytes"])
 
 
 @dataclass
@@ -132,11 +152,18 @@ class Header:
         """The pixel grid: as declared, else as far as the spectra reach."""
         if self.pixels:
             return self.pixels
-        return (max(self.extents.x, default=0), max(self.extents.y, default=0))
+        if not len(self.extents):
+            return (0, 0)
+        return (int(self.extents["x"].max()), int(self.extents["y"].max()))
+
+    @property
+    def dtypes(self) -> tuple[str, str]:
+        """numpy dtypes of the m/z and intensity arrays (imzML binary data is little-endian)."""
+        return NUMPY_TYPES[self.mz_type], NUMPY_TYPES[self.intensity_type]
 
     def expected_ibd_bytes(self) -> int:
         """The smallest ibd that holds the UUID and every spectrum's arrays."""
-        return max([16, *self.extents.ends()])
+        return int(max(16, self.extents.ends().max(initial=0)))
 
 
 def read_header(source) -> Header:
@@ -183,22 +210,19 @@ class _Frame:
         self.tag, self.attrs, self.line, self.params = tag, attrs, line, []
 
 
-@dataclass
 class _Array:
-    kind: str | None
-    binary: tuple[str, int] | None
-    offset: int | None
-    length: int | None
-    encoded: int | None
-    unknown: str = ""      # the accessions the vocabularies do not know, when the kind is not known
+    """One binaryDataArray of a spectrum: its group references and own params as read, then what they say."""
+    __slots__ = ("line", "refs", "params", "extent", "kind", "binary", "offset", "length", "encoded", "unknown")
+
+    def __init__(self, line: int):
+        self.line, self.refs, self.params, self.extent = line, [], [], {}
 
 
-@dataclass
 class _Spectrum:
-    number: int
-    line: int
-    position: list = field(default_factory=lambda: [None, None, None])
-    arrays: list = field(default_factory=list)
+    __slots__ = ("number", "line", "position", "arrays")
+
+    def __init__(self, number: int, line: int):
+        self.number, self.line, self.position, self.arrays = number, line, [None, None, None], []
 
 
 class _Reader:
@@ -209,22 +233,18 @@ class _Reader:
         self.repeats: dict[tuple, list[int]] = {}   # a problem's kind -> [its place in problems, repeats]
         self.stack: list[_Frame] = []
         self.leaf = False                            # inside a param element (which has no frame)
-        self.described: dict[tuple, tuple] = {}     # an array's params -> _describe's answer
         self.groups: dict[str, list[Param]] = {}
+        self.group_attrs: dict[str, list[dict]] = {}
         self.configs: dict[str, Instrument] = {}
         self.default_config: str | None = None
-        self.spectrum: _Spectrum | None = None
         self.declared_spectra: int | None = None
         self.seen = {"polarity": set(), "spectrum_type": set()}
         self.ranges = {"scan window": [None, None], "observed m/z": [None, None]}
-        self.unwrap = {"m/z": _Unwrap(), "intensity": _Unwrap()}
-        self.starts = {"run": self._run, "spectrumList": self._spectrum_list, "spectrum": self._spectrum_start,
+        self.starts = {"run": self._run, "spectrumList": self._spectrum_list,
                        "instrumentConfiguration": self._config_start}
         self.ends = {"referenceableParamGroup": self._group, "fileContent": self._file_content,
                      "scanSettings": self._scan_settings, "instrumentConfiguration": self._config_end,
-                     "source": self._component, "analyzer": self._component, "detector": self._component,
-                     "scan": self._scan, "scanWindow": self._scan_window, "binaryDataArray": self._array,
-                     "spectrum": self._spectrum_end}
+                     "source": self._component, "analyzer": self._component, "detector": self._component}
 
     def read(self, stream) -> Header:
         parser = expat.ParserCreate()
@@ -232,7 +252,9 @@ class _Reader:
         parser.StartDoctypeDeclHandler = self._doctype
         self.parser = parser
         try:
-            parser.ParseFile(stream)
+            while chunk := stream.read(CHUNK):   # larger reads than ParseFile's: fewer calls into Python
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
         except expat.ExpatError as error:
             self.problems.append(f"the imzML is not well-formed XML at line {error.lineno}, "
                                  f"column {error.offset + 1}: {expat.ErrorString(error.code)}")
@@ -280,11 +302,11 @@ class _Reader:
 
     def _referenced(self, ref: str, line: int) -> list[Param]:
         if ref not in self.groups:
-            self._problem(f"line {line} refers to the referenceableParamGroup {ref!r}, which is not defined before it")
+            self.problem(f"line {line} refers to the referenceableParamGroup {ref!r}, which is not defined before it")
             return []
         return self.groups[ref]
 
-    def _problem(self, message: str, kind: tuple | None = None) -> None:
+    def problem(self, message: str, kind: tuple | None = None) -> None:
         """Record a problem; one of a kind already said (a group's flaw, in every spectrum) is only counted."""
         if kind in self.repeats:
             self.repeats[kind][1] += 1
@@ -304,6 +326,10 @@ class _Reader:
 
     def _group(self, frame: _Frame) -> None:
         self.groups[frame.attrs.get("id", "")] = frame.params
+        # as a spectrum's own params come: attribute dicts
+        self.group_attrs[frame.attrs.get("id", "")] = [
+            {"accession": p.accession, "name": p.name, "value": p.value, "unitAccession": p.unit}
+            for p in frame.params]
 
     def _file_content(self, frame: _Frame) -> None:
         params, where = {p.accession: p for p in frame.params}, f"the fileContent (line {frame.line})"
@@ -312,7 +338,7 @@ class _Reader:
         modes = [STORAGE[a] for a in params if a in STORAGE]
         if len(modes) != 1:
             found = "both" if modes else "neither"
-            self._problem(f"{where} declares {found} of continuous (IMS:1000030) and processed (IMS:1000031); "
+            self.problem(f"{where} declares {found} of continuous (IMS:1000030) and processed (IMS:1000031); "
                           f"it must declare exactly one{_unknown(frame.params, 'IMS:')}")
         else:
             self.header.storage = modes[0]
@@ -320,12 +346,12 @@ class _Reader:
 
     def _uuid(self, param: Param | None, where: str) -> str:
         if param is None:
-            self._problem(f"{where} has no universally unique identifier (IMS:1000080): without it nothing "
+            self.problem(f"{where} has no universally unique identifier (IMS:1000080): without it nothing "
                           "tells which ibd belongs to this imzML")
             return ""
         digits = re.sub(r"[{}\-\s]", "", param.value).lower()
         if not HEX_ID.match(digits):
-            self._problem(f"the universally unique identifier {param.value!r} (line {param.line}) is not "
+            self.problem(f"the universally unique identifier {param.value!r} (line {param.line}) is not "
                           "a UUID of 32 hexadecimal digits")
         return digits
 
@@ -335,7 +361,7 @@ class _Reader:
                 digits = param.value.strip().lower()
                 size = {"sha1": 40, "md5": 32, "sha256": 64}[algorithm]
                 if not re.fullmatch(f"[0-9a-f]{{{size}}}", digits):
-                    self._problem(f"the ibd {checksum_name(algorithm)} {param.value!r} (line {param.line}) is not "
+                    self.problem(f"the ibd {checksum_name(algorithm)} {param.value!r} (line {param.line}) is not "
                                   f"{size} hexadecimal digits")
                 return algorithm, digits
         self.header.notes.append(f"{where} records no checksum of the ibd (IMS:1000091 SHA-1 or IMS:1000090 "
@@ -344,11 +370,8 @@ class _Reader:
 
     def _kinds(self, params: list[Param]) -> None:
         """Profile/centroid and polarity, wherever they are declared (fileContent, groups, spectra)."""
-        for accession in map(_fixed, params):
-            if kind := SPECTRUM_TYPES.get(accession):
-                self.seen["spectrum_type"].add(kind)
-            elif polarity := POLARITIES.get(accession):
-                self.seen["polarity"].add(polarity)
+        for param in params:
+            self.kind(param.accession, param.name)
 
     def _scan_settings(self, frame: _Frame) -> None:
         params = {p.accession: p for p in frame.params}
@@ -374,7 +397,7 @@ class _Reader:
         except ValueError:
             value = None
         if value is None or value <= 0:
-            self._problem(f"{param.name or param.accession} is {param.value!r} (line {param.line}); "
+            self.problem(f"{param.name or param.accession} is {param.value!r} (line {param.line}); "
                           f"it must be a positive {'whole ' if kind is int else ''}number")
             return None
         return value
@@ -414,125 +437,21 @@ class _Reader:
             self.declared_spectra = int(frame.attrs.get("count", ""))
         except ValueError:
             self.declared_spectra = None
+        _SpectrumList(self).enter()
 
-    # -- spectra -------------------------------------------------------------------------
+    def limit(self, kind: str, end: int, text: str) -> None:
+        """Widen the m/z range of a kind ("scan window", "observed m/z") by one of its limits."""
+        if (value := _float(text)) is not None:
+            limits = self.ranges[kind]
+            limits[end] = value if limits[end] is None else (min if end == 0 else max)(limits[end], value)
 
-    def _spectrum_start(self, frame: _Frame) -> None:
-        self.header.spectra += 1
-        self.spectrum = _Spectrum(self.header.spectra, frame.line)
-
-    def _scan(self, frame: _Frame) -> None:
-        if self.spectrum is None:
-            return
-        for param in frame.params:
-            if (axis := POSITIONS.get(param.accession)) is not None:
-                self.spectrum.position[axis] = _integer(param.value)
-        self._limits(frame.params, OBSERVED, "observed m/z")
-
-    def _scan_window(self, frame: _Frame) -> None:
-        self._limits(frame.params, WINDOW, "scan window")
-
-    def _limits(self, params: list[Param], terms: dict, kind: str) -> None:
-        limits = self.ranges[kind]
-        for param in params:
-            if (end := terms.get(param.accession)) is not None and (value := _float(param.value)) is not None:
-                pick = min if end == 0 else max
-                limits[end] = value if limits[end] is None else pick(limits[end], value)
-
-    def _array(self, frame: _Frame) -> None:
-        if self.spectrum is None:
-            return  # a chromatogram's array: not part of the image
-        described = [p for p in frame.params if p.accession not in EXTENT_TERMS]
-        key = tuple((p.accession, p.name) for p in described)
-        if (description := self.described.get(key)) is None:
-            description = self.described[key] = _describe(described)
-        kind, binary, issues = description
-        where = f"the {kind or 'data'} array of spectrum {self.spectrum.number} (line {frame.line})"
-        for issue, message in issues:
-            self._problem(f"{where} {message}", (issue, kind))
-        values = {p.accession: _integer(p.value) for p in frame.params if p.accession in EXTENT_TERMS}
-        self.spectrum.arrays.append(_Array(kind, binary, values.get(OFFSET), values.get(LENGTH), values.get(ENCODED),
-                                           "" if kind else _unknown(described, "")))
-
-    def _spectrum_end(self, frame: _Frame) -> None:
-        spectrum, where = self.spectrum, f"spectrum {self.spectrum.number} (line {frame.line})"
-        self._kinds(frame.params)
-        self._limits(frame.params, OBSERVED, "observed m/z")
-        arrays = {a.kind: a for a in spectrum.arrays if a.kind}
-        missing = [kind for kind in ARRAY_KINDS.values() if kind not in arrays]
-        if missing:
-            self._problem(f"{where} has no {' and no '.join(missing)} array (MS:1000514 m/z array, MS:1000515 "
-                          f"intensity array){''.join(a.unknown for a in spectrum.arrays)}", ("missing", *missing))
-            return
-        if self._arrays_fit(where, arrays["m/z"], arrays["intensity"]) and self._placed(where, spectrum):
-            self._record(arrays["m/z"], arrays["intensity"], spectrum)
-        self.spectrum = None
-
-    def _arrays_fit(self, where: str, mz: _Array, intensity: _Array) -> bool:
-        for kind, each in (("m/z", mz), ("intensity", intensity)):
-            if each.binary is None:
-                return False
-            if each.offset is None or each.length is None:
-                self._problem(f"{where}: its {kind} array lacks the external offset (IMS:1000102) or the external "
-                              "array length (IMS:1000103)", ("extent", kind))
-                return False
-            each.offset = self.unwrap[kind](each.offset)
-            if not self._one_array_fits(where, kind, each):
-                return False
-        if mz.length != intensity.length:
-            self._problem(f"{where} has {mz.length} m/z values but {intensity.length} intensities", ("lengths",))
-            return False
-        return self._one_type(where, mz, intensity)
-
-    def _one_array_fits(self, where: str, kind: str, each: _Array) -> bool:
-        name, size = each.binary
-        if each.length == 0:
-            self._problem(f"{where} is empty: its {kind} array has 0 values (external array length); "
-                          "every spectrum needs data", ("empty",))
-            return False
-        encoded = each.length * size
-        if each.encoded is not None and each.encoded != encoded:
-            self._problem(f"{where}: its {kind} array is {each.encoded} bytes (external encoded length) for "
-                          f"{each.length} {name} values, which take {encoded}", ("encoded", kind))
-            return False
-        if each.offset < 16:
-            self._problem(f"{where}: its {kind} array starts at byte {each.offset}, inside the ibd's 16-byte UUID",
-                          ("in uuid", kind))
-            return False
-        each.encoded = encoded
-        return True
-
-    def _one_type(self, where: str, mz: _Array, intensity: _Array) -> bool:
-        for kind, each, attribute in (("m/z", mz, "mz_type"), ("intensity", intensity, "intensity_type")):
-            first = getattr(self.header, attribute)
-            if first and first != each.binary[0]:
-                self._problem(f"{where}: its {kind} array is {each.binary[0]} where earlier spectra's are {first}; "
-                              "the commons reads one binary type per array", ("types", kind))
-                return False
-            setattr(self.header, attribute, each.binary[0])
-        return True
-
-    def _placed(self, where: str, spectrum: _Spectrum) -> bool:
-        x, y, _z = spectrum.position
-        if x is None or y is None:
-            self._problem(f"{where} has no position x (IMS:1000050) and y (IMS:1000051) as whole numbers",
-                          ("no position",))
-            return False
-        width, height = self.header.pixels or (None, None)
-        if x < 1 or y < 1 or (width and (x > width or y > height)):
-            grid = f"the declared grid of {width} x {height} pixels" if width else "the grid, which starts at 1"
-            self._problem(f"{where} lies at x={x}, y={y}, outside {grid} (max count of pixels x/y)", ("outside",))
-            return False
-        return True
-
-    def _record(self, mz: _Array, intensity: _Array, spectrum: _Spectrum) -> None:
-        extents = self.header.extents
-        extents.mz_offset.append(mz.offset)
-        extents.mz_bytes.append(mz.encoded)
-        extents.intensity_offset.append(intensity.offset)
-        extents.intensity_bytes.append(intensity.encoded)
-        extents.x.append(spectrum.position[0])
-        extents.y.append(spectrum.position[1])
+    def kind(self, accession: str, name: str) -> None:
+        """Note a spectrum type or polarity term, read as pyimzML reads it."""
+        accession = ACCESSION_FIX_MAPPING.get((accession, name), accession)
+        if kind := SPECTRUM_TYPES.get(accession):
+            self.seen["spectrum_type"].add(kind)
+        elif polarity := POLARITIES.get(accession):
+            self.seen["polarity"].add(polarity)
 
     # -- after the last element ----------------------------------------------------------
 
@@ -551,7 +470,7 @@ class _Reader:
 
     def _soft(self, message: str) -> None:
         try:
-            self._problem(message)
+            self.problem(message)
         except _Enough:
             pass
 
@@ -578,6 +497,280 @@ class _Reader:
                                 "the grid is taken from the spectra's positions")
         if self.declared_spectra is not None and self.declared_spectra != header.spectra:
             header.notes.append(f"the spectrumList declares {self.declared_spectra} spectra but holds {header.spectra}")
+
+
+class _SpectrumList:
+    """The spectra, the bulk of the file, on a lean path of their own: while inside the spectrumList,
+    expat calls these handlers instead of the reader's. No frame per element; each container the
+    index needs (spectrum, scan, scanWindow, binaryDataArray) pushes the function its cvParams go
+    to, and the rest are skipped; the spectrum index grows by one row per spectrum. Lines are read
+    only where a problem needs them (a spectrum's and an array's, which name a refusal's place)."""
+
+    def __init__(self, reader: _Reader):
+        self.reader, self.parser, self.header = reader, reader.parser, reader.header
+        self.open: list[tuple] = []               # per open container: (where its cvParams go, its group refs)
+        self.param_names: list[str] = []          # the cvParam element's names (with any prefix) met so far
+        # element name (any prefix) -> handler; a name not met before is learned, the spectrumList's end leaves
+        self.starts, self.ends = _Handlers(self._learn), _Handlers(lambda _name: self._leave)
+        self.described: dict[tuple, tuple] = {}   # an array's group references and params -> what they say
+        self.applied: set[str] = set()            # groups whose spectrum-level terms are already noted
+        self.types: tuple[str, str] | None = None
+        self.unwrap = {"m/z": _Unwrap(), "intensity": _Unwrap()}
+        self.spectrum: _Spectrum | None = None
+        self.array: _Array | None = None
+        self.tags = {"spectrum": (self._spectrum_open, self._spectrum_close),
+                     "scan": (self._scan_open, self._close), "scanWindow": (self._window_open, self._close),
+                     "binaryDataArray": (self._array_open, self._array_close),
+                     "referenceableParamGroupRef": (self._ref, None),
+                     "userParam": (_nothing, None), "binary": (_nothing, None)}
+
+    def enter(self) -> None:
+        """From here to the spectrumList's end, expat calls this path's handlers: closures over the
+        tables (no attribute look-up per element); a param's end (None) costs no call."""
+        starts, ends = self.starts, self.ends
+
+        def start(name: str, attrs: dict) -> None:
+            starts[name](attrs)
+
+        def end(name: str) -> None:
+            if (handler := ends[name]) is not None:
+                handler()
+
+        self._open(None)   # the spectrumList's own params
+        self.parser.StartElementHandler, self.parser.EndElementHandler = start, end
+
+    def _learn(self, name: str):
+        """The start handler of an element name not met before (its namespace prefix dropped); a
+        cvParam's is the open container's sink itself (one call per param, the commonest element)."""
+        tag = name.rpartition(":")[2]
+        if tag == "cvParam":
+            self.param_names.append(name)
+            self.starts[name], self.ends[name] = self.open[-1][0], None
+        else:
+            self.starts[name], self.ends[name] = self.tags.get(tag, (self._open, self._close))
+        return self.starts[name]
+
+    def _leave(self) -> None:
+        """The spectrumList's end: the reader's handlers again."""
+        reader = self.reader
+        self.parser.StartElementHandler, self.parser.EndElementHandler = reader._start, reader._end
+        reader._end("spectrumList")
+
+    # -- containers ----------------------------------------------------------------------
+
+    def _push(self, sink, ref) -> None:
+        self.open.append((sink, ref))
+        for name in self.param_names:     # cvParams go to sink from now on
+            self.starts[name] = sink
+
+    def _open(self, _attrs) -> None:
+        self._push(_nothing, self._defined)
+
+    def _close(self) -> None:
+        self.open.pop()
+        sink = self.open[-1][0]           # the spectrumList's context stays open to its end
+        for name in self.param_names:
+            self.starts[name] = sink
+
+    def _ref(self, attrs: dict) -> None:
+        self.open[-1][1](attrs.get("ref", ""))
+
+    def _defined(self, ref: str) -> bool:
+        if ref in self.reader.group_attrs:
+            return True
+        self.reader.problem(f"line {self.parser.CurrentLineNumber} refers to the referenceableParamGroup {ref!r}, "
+                             "which is not defined before it", ("undefined group", ref))
+        return False
+
+    def _expand(self, ref: str) -> None:
+        """A group's params, as if written where it is referenced."""
+        if self._defined(ref):
+            for attrs in self.reader.group_attrs[ref]:
+                self.open[-1][0](attrs)
+
+    # -- a spectrum and its scan --------------------------------------------------------------
+
+    def _spectrum_open(self, _attrs) -> None:
+        self.header.spectra += 1
+        self.spectrum = _Spectrum(self.header.spectra, self.parser.CurrentLineNumber)
+        self._push(self._spectrum_param, self._spectrum_ref)
+
+    def _spectrum_param(self, attrs: dict) -> None:
+        accession = attrs.get("accession", "")
+        if accession in KIND_TERMS:
+            self.reader.kind(accession, attrs.get("name", ""))
+        elif (end := OBSERVED.get(accession)) is not None:
+            self.reader.limit("observed m/z", end, attrs.get("value", ""))
+
+    def _spectrum_ref(self, ref: str) -> None:
+        if ref not in self.applied:    # what a group says is the same in every spectrum referring to it
+            self._expand(ref)
+            self.applied.add(ref)
+
+    def _scan_open(self, _attrs) -> None:
+        self._push(self._scan_param, self._expand)
+
+    def _scan_param(self, attrs: dict) -> None:
+        accession = attrs.get("accession", "")
+        if (axis := POSITIONS.get(accession)) is not None:
+            self.spectrum.position[axis] = _integer(attrs.get("value", ""))
+        elif (end := OBSERVED.get(accession)) is not None:
+            self.reader.limit("observed m/z", end, attrs.get("value", ""))
+
+    def _window_open(self, _attrs) -> None:
+        self._push(self._window_param, self._expand)
+
+    def _window_param(self, attrs: dict) -> None:
+        if (end := WINDOW.get(attrs.get("accession", ""))) is not None:
+            self.reader.limit("scan window", end, attrs.get("value", ""))
+
+    # -- a binary data array ----------------------------------------------------------------
+
+    def _array_open(self, _attrs) -> None:
+        self.array = _Array(self.parser.CurrentLineNumber)
+        self._push(self._array_param, self._array_ref)
+
+    def _array_param(self, attrs: dict) -> None:
+        accession = attrs.get("accession", "")
+        if accession in EXTENT_TERMS:
+            self.array.extent[accession] = attrs.get("value", "")
+        else:
+            self.array.params.append(Param(accession, attrs.get("name", ""), attrs.get("value", ""),
+                                           attrs.get("unitAccession", ""),
+                                           self.parser.CurrentLineNumber))
+
+    def _array_ref(self, ref: str) -> None:
+        if self._defined(ref):
+            self.array.refs.append(ref)
+
+    def _array_close(self) -> None:
+        self._close()
+        array, self.array = self.array, None
+        if self.spectrum is None:
+            return   # not a spectrum's: nothing of the image
+        key = (*array.refs, *[(p.accession, p.name) for p in array.params]) if array.params else tuple(array.refs)
+        if (description := self.described.get(key)) is None:
+            description = self.described[key] = self._description(array)
+        array.kind, array.binary, issues, array.unknown = description
+        for issue, message in issues:
+            self.reader.problem(f"{self._array_place(array)} {message}", (issue, array.kind))
+        extent = array.extent
+        array.offset, array.length = _integer(extent.get(OFFSET, "")), _integer(extent.get(LENGTH, ""))
+        array.encoded = _integer(extent[ENCODED]) if ENCODED in extent else None
+        self.spectrum.arrays.append(array)
+
+    def _description(self, array: _Array) -> tuple:
+        """(kind, (binary type, bytes per value), issues, unknown accessions) of an array's params."""
+        described = [p for ref in array.refs for p in self.reader.groups[ref]] + array.params
+        described = [p for p in described if p.accession not in EXTENT_TERMS]
+        kind, binary, issues = _describe(described)
+        return kind, binary, issues, "" if kind else _unknown(described, "")
+
+    def _array_place(self, array: _Array) -> str:
+        return f"the {array.kind or 'data'} array of spectrum {self.spectrum.number} (line {array.line})"
+
+    # -- the spectrum's end: checked, then one row of the index --------------------------------
+
+    def _spectrum_close(self) -> None:
+        self._close()
+        spectrum, self.spectrum = self.spectrum, None
+        mz = intensity = None
+        for array in spectrum.arrays:     # the last of each kind, as pyimzML takes it
+            if array.kind == "m/z":
+                mz = array
+            elif array.kind == "intensity":
+                intensity = array
+        if mz is None or intensity is None:
+            missing = [kind for kind, found in (("m/z", mz), ("intensity", intensity)) if found is None]
+            self.reader.problem(f"{_place(spectrum)} has no {' and no '.join(missing)} array (MS:1000514 m/z "
+                                 f"array, MS:1000515 intensity array){''.join(a.unknown for a in spectrum.arrays)}",
+                                 ("missing", *missing))
+        elif self._arrays_fit(spectrum, mz, intensity) and self._placed(spectrum):
+            x, y, z = spectrum.position
+            self.header.extents.flat.extend((x, y, 1 if z is None else z, mz.offset, mz.length, mz.encoded,
+                                             intensity.offset, intensity.length, intensity.encoded))
+
+    def _arrays_fit(self, spectrum: _Spectrum, mz: _Array, intensity: _Array) -> bool:
+        for kind, each in (("m/z", mz), ("intensity", intensity)):
+            if each.binary is None:
+                return False
+            if each.offset is None or each.length is None:
+                self.reader.problem(f"{_place(spectrum)}: its {kind} array lacks the external offset (IMS:1000102) "
+                                     "or the external array length (IMS:1000103)", ("extent", kind))
+                return False
+            each.offset = self.unwrap[kind](each.offset)
+            if not self._one_array_fits(spectrum, kind, each):
+                return False
+        if mz.length != intensity.length:
+            self.reader.problem(f"{_place(spectrum)} has {mz.length} m/z values but {intensity.length} intensities",
+                                 ("lengths",))
+            return False
+        return self._one_type(spectrum, mz, intensity)
+
+    def _one_array_fits(self, spectrum: _Spectrum, kind: str, each: _Array) -> bool:
+        name, size = each.binary
+        encoded = each.length * size
+        problem = None
+        if each.length == 0:
+            problem = (f"{_place(spectrum)} is empty: its {kind} array has 0 values (external array length); "
+                       "every spectrum needs data", ("empty",))
+        elif each.encoded is not None and each.encoded != encoded:
+            problem = (f"{_place(spectrum)}: its {kind} array is {each.encoded} bytes (external encoded length) "
+                       f"for {each.length} {name} values, which take {encoded}", ("encoded", kind))
+        elif each.offset < 16:
+            problem = (f"{_place(spectrum)}: its {kind} array starts at byte {each.offset}, inside the ibd's "
+                       "16-byte UUID", ("in uuid", kind))
+        if problem:
+            self.reader.problem(*problem)
+            return False
+        each.encoded = encoded
+        return True
+
+    def _one_type(self, spectrum: _Spectrum, mz: _Array, intensity: _Array) -> bool:
+        """One binary type per array in the whole file (the index keeps one dtype per array)."""
+        types = (mz.binary[0], intensity.binary[0])
+        if self.types is None:
+            self.types = types
+            self.header.mz_type, self.header.intensity_type = types
+        elif types != self.types:
+            kind, now, first = next((k, n, f) for k, n, f in zip(("m/z", "intensity"), types, self.types) if n != f)
+            self.reader.problem(f"{_place(spectrum)}: its {kind} array is {now} where earlier spectra's are {first}; "
+                                 "the commons reads one binary type per array", ("types", kind))
+            return False
+        return True
+
+    def _placed(self, spectrum: _Spectrum) -> bool:
+        x, y, _z = spectrum.position
+        if x is None or y is None:
+            self.reader.problem(f"{_place(spectrum)} has no position x (IMS:1000050) and y (IMS:1000051) as "
+                                 "whole numbers", ("no position",))
+            return False
+        width, height = self.header.pixels or (None, None)
+        if x < 1 or y < 1 or (width and (x > width or y > height)):
+            grid = f"the declared grid of {width} x {height} pixels" if width else "the grid, which starts at 1"
+            self.reader.problem(f"{_place(spectrum)} lies at x={x}, y={y}, outside {grid} (max count of pixels "
+                                 "x/y)", ("outside",))
+            return False
+        return True
+
+
+class _Handlers(dict):
+    """Handlers by element name; a name without one gets missing(name)'s."""
+
+    def __init__(self, missing):
+        super().__init__()
+        self.missing = missing
+
+    def __missing__(self, name: str):
+        return self.missing(name)
+
+
+def _place(spectrum: _Spectrum) -> str:
+    return f"spectrum {spectrum.number} (line {spectrum.line})"
+
+
+def _nothing(*_args) -> None:
+    """What an element the index does not need gets."""
 
 
 class _Enough(Exception):
@@ -644,8 +837,8 @@ def _ionisation(param: Param) -> str | None:
 
 def _integer(text: str) -> int | None:
     try:
-        return int(text.strip())
-    except (ValueError, AttributeError):
+        return int(text)   # int() allows the white space around it
+    except (ValueError, TypeError):
         return None
 
 

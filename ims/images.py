@@ -2,10 +2,12 @@
 
 Read straight from the ibd (memory-mapped) at the offsets of the pair's Layout, never spectrum by
 spectrum through pyimzML: in continuous mode the window is one set of columns of the shared m/z
-axis; in processed mode each spectrum's window is found in its m/z array (imzML spectra list m/z
-in increasing order), all spectra at once: through a sparse index of every STRIDE-th m/z, made on
-a file's first ion image and kept with its mapping, else by binary search reading only the probed
-values. Intensities are summed in float64, spectrum by spectrum, exactly as
+axis; in processed mode each spectrum's window is found in its m/z array (imzML writers list m/z
+in increasing order), all spectra at once: through a sparse index of every STRIDE-th m/z, else by
+binary search reading only the probed values. Both need sorted arrays, which the spec does not
+promise: a file's first ion image reads every m/z array once to find those that are not sorted
+(kept with the sparse index and the file's mapping, an MzIndex), and those spectra are summed
+through a mask instead. Intensities are summed in float64, spectrum by spectrum, exactly as
 `intensity[(mz >= low) & (mz <= high)].astype(float64).sum()` would.
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ POPULATE_BYTES = 1 << 30                # a continuous-mode ibd up to this size 
 STRIDE = 16                             # a processed spectrum's sparse index: every STRIDE-th m/z
 MAX_SAMPLES = 8_000_000                 # values in a sparse index (64 MB); larger ones: binary search
 GATHER = 4_000_000                      # values read from the file in one numpy gather
+RUN = 1_000_000                         # m/z values checked for order at once (a few arrays of this size)
 _MAPPINGS: OrderedDict[tuple, "Mapped"] = OrderedDict()
 _LOCK = threading.Lock()
 
@@ -119,7 +122,7 @@ def ion_image(layout: Layout, ibd: Path, query: Window) -> np.ndarray:
     mapped = _mapped(layout, ibd)
     if mapped is None:
         return layout.on_grid(np.zeros(len(layout.spans)))
-    return layout.on_grid(window_sums(mapped.bytes, layout, query, mapped.samples_of(layout)))
+    return layout.on_grid(window_sums(mapped.bytes, layout, query, mapped.mz_index_of(layout)))
 
 
 def tic(layout: Layout, ibd: Path) -> np.ndarray:
@@ -144,24 +147,36 @@ def _mapped(layout: Layout, ibd: Path) -> "Mapped | None":
         return _mapping(binary, populate=not layout.continuous or size <= POPULATE_BYTES)
 
 
+@dataclass(frozen=True)
+class MzIndex:
+    """What processed-mode windows need of a layout's m/z arrays, read once per file."""
+    samples: np.ndarray | None   # the sparse index (see `sample`); None when too large
+    unsorted: np.ndarray         # the spectra whose m/z do not increase: summed through a mask
+
+    @classmethod
+    def of(cls, buffer: np.ndarray, layout: Layout, sparse: bool = True) -> "MzIndex":
+        offsets, lengths, dtype = layout.spans[:, 0], layout.spans[:, 1], layout.dtypes[0]
+        return cls(sample(buffer, offsets, lengths, dtype) if sparse else None,
+                   unsorted(buffer, offsets, lengths, dtype))
+
+
 @dataclass
 class Mapped:
-    """An ibd memory-mapped as bytes, with the sparse m/z indexes (`sample`) of the layouts read over it."""
+    """An ibd memory-mapped as bytes, with the MzIndex of each processed layout read over it."""
     bytes: np.ndarray
-    samples: dict = field(default_factory=dict)
+    indexes: dict = field(default_factory=dict)
 
-    def samples_of(self, layout: Layout) -> np.ndarray | None:
-        """The layout's sparse m/z index over this file, made on its first ion image; None in
-        continuous mode or when it would be too large."""
+    def mz_index_of(self, layout: Layout) -> MzIndex | None:
+        """The layout's MzIndex over this file, made on its first ion image; None in continuous mode."""
         if layout.continuous:
             return None
         key = hashlib.sha1(layout.spans.tobytes() + layout.dtypes[0].encode()).digest()
         with _LOCK:
-            found = self.samples.get(key)
+            found = self.indexes.get(key)
         if found is None:
-            found = sample(self.bytes, layout.spans[:, 0], layout.spans[:, 1], layout.dtypes[0])
+            found = MzIndex.of(self.bytes, layout)
             with _LOCK:
-                self.samples[key] = found
+                self.indexes[key] = found
         return found
 
 
@@ -186,20 +201,63 @@ def _mapping(binary, populate: bool) -> Mapped:
         return _MAPPINGS[key]
 
 
-def window_sums(buffer: np.ndarray, layout: Layout, query: Window, samples: np.ndarray | None = None) -> np.ndarray:
+def window_sums(buffer: np.ndarray, layout: Layout, query: Window, mz_index: MzIndex | None = None) -> np.ndarray:
     """Per spectrum, the float64 sum of its intensities whose m/z lies in [low, high]; in processed
-    mode each window's start found through `samples` (see `sample`) when given, else by search."""
+    mode each window's start found through the MzIndex's samples when it has them, else by search
+    (the MzIndex made here, without samples, when none is given)."""
     spans, (mz_type, intensity_type) = layout.spans, layout.dtypes
     if layout.continuous:
         axis = values(buffer, spans[:1, 0], int(spans[0, 1]), mz_type)[0]
         columns = np.flatnonzero((axis >= query.low) & (axis <= query.high))
         return _sums(buffer, spans[:, 2], columns, intensity_type)
-    if samples is None:
+    mz_index = mz_index or MzIndex.of(buffer, layout, sparse=False)
+    if mz_index.samples is None:
         first = search(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, right=False)
         last = _window_ends(buffer, spans[:, 0], spans[:, 1], first, mz_type, query.high)
     else:
-        first, last = sampled_window(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, query.high, samples)
-    return _ragged_sums(buffer, spans[:, 2], first, last - first, intensity_type)
+        first, last = sampled_window(buffer, spans[:, 0], spans[:, 1], mz_type, query.low, query.high,
+                                     mz_index.samples)
+    sums = _ragged_sums(buffer, spans[:, 2], first, last - first, intensity_type)
+    for number in mz_index.unsorted.tolist():
+        sums[number] = _masked_sum(buffer, spans[number], layout.dtypes, query)
+    return sums
+
+
+def _masked_sum(buffer: np.ndarray, span: np.ndarray, dtypes: tuple[str, str], query: Window) -> float:
+    """The window's sum of one spectrum whose m/z are not sorted, as the plain mask-and-sum gives it."""
+    mz = np.frombuffer(buffer, dtypes[0], int(span[1]), int(span[0]))
+    intensity = np.frombuffer(buffer, dtypes[1], int(span[3]), int(span[2]))
+    return float(intensity[(mz >= query.low) & (mz <= query.high)].astype(np.float64).sum())
+
+
+def unsorted(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str) -> np.ndarray:
+    """The numbers of the arrays (at offsets, of lengths) whose values decrease somewhere, every value
+    read once, about RUN values at a time (arrays of one byte alignment together: one typed view)."""
+    rows = np.flatnonzero(lengths > 1)
+    shifts = offsets[rows] % np.dtype(dtype).itemsize
+    found = []
+    for shift in np.unique(shifts).tolist():   # one in the usual file
+        aligned = rows[shifts == shift]
+        totals = np.cumsum(lengths[aligned])
+        for part in np.split(aligned, np.searchsorted(totals, np.arange(RUN, int(totals[-1]), RUN))):
+            found.append(part[_decreasing(buffer, offsets[part], lengths[part], dtype, shift)])
+    return np.sort(np.concatenate(found)) if found else rows
+
+
+def _decreasing(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str, shift: int) -> np.ndarray:
+    """Per array (all at offsets of one alignment), whether some value is below the one before it:
+    the arrays gathered into one run and compared with their neighbours at once."""
+    size = np.dtype(dtype).itemsize
+    typed = np.frombuffer(buffer, dtype=dtype, offset=shift, count=(len(buffer) - shift) // size)
+    firsts = np.cumsum(lengths) - lengths                  # each array's first place in the run
+    places = np.repeat((offsets - shift) // size - firsts, lengths)
+    places += np.arange(len(places))
+    run = typed[places]
+    drops = np.flatnonzero(run[1:] < run[:-1]) + 1         # places whose value is below the one before
+    rows = np.searchsorted(firsts, drops, side="right") - 1
+    found = np.zeros(len(offsets), dtype=bool)
+    found[rows[drops != firsts[rows]]] = True              # not where one array ends and the next starts
+    return found
 
 
 def sample(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: str) -> np.ndarray | None:

@@ -1,8 +1,9 @@
 """Where each spectrum of an imzML/ibd pair lies: its pixel and its arrays' offsets in the ibd.
 
-pyimzML parses the imzML once (`read`); after that a spectrum, or a slice of every spectrum, is
-read straight from the ibd at its offsets, without parsing the XML again. The raster is the
-smallest one holding every pixel, so images of the pair (TIC, ion images) share one geometry.
+The imzML is read once (`read`), by ims.header's streamed pass, the one reader of its spectrum
+index; after that a spectrum, or a slice of every spectrum, is read straight from the ibd at its
+offsets, without parsing the XML again. The raster is the smallest one holding every pixel, so
+images of the pair (TIC, ion images) share one geometry.
 """
 from __future__ import annotations
 
@@ -11,14 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pyimzml.ImzMLParser import ImzMLParser
 
 from ground.storage import NotReadable, open_checked
+from ims.header import Header, HeaderError, read_header
 
 # A raster this large would not fit a browser's heatmap anyway; refuse it rather than allocate it.
 MAX_PIXELS = 16_000_000
-# imzML binary data is little-endian whatever the host (pyimzml's precision letters).
-DTYPES = {"f": "<f4", "d": "<f8", "i": "<i4", "l": "<i8"}
 # the share of pixels with the highest TIC counted as tissue when spectra are picked to show (spread)
 TISSUE_SHARE = 0.25
 
@@ -75,17 +74,23 @@ def spread(layout: Layout, values: np.ndarray, count: int, share: float = TISSUE
 
 def read(xml, binary, name: str = "the imzML file") -> Layout:
     """The Layout of an imzML (an open stream) and its ibd (an open stream); NotReadable if the
-    XML cannot be parsed or an array lies past the end of the ibd."""
+    header is refused (ims.header's sentences, each at its line) or an array lies past the end of
+    the ibd."""
     try:
-        parser = ImzMLParser(xml, ibd_file=binary)
-    except Exception as error:  # pyimzml raises whatever its XML parser or numpy raise
-        raise NotReadable(f"{name} cannot be read as imzML ({error})") from None
-    spans = np.column_stack([parser.mzOffsets, parser.mzLengths, parser.intensityOffsets,
-                             parser.intensityLengths]).astype(np.int64)
-    dtypes = (DTYPES[parser.mzPrecision], DTYPES[parser.intensityPrecision])
-    check_spans(spans, dtypes, binary)
-    index, origin = grid(np.asarray(parser.coordinates)[:, :2])
-    return Layout(index, origin, spans, dtypes)
+        header = read_header(xml)
+    except HeaderError as error:
+        raise NotReadable(f"{name} cannot be read as imzML: {error}") from None
+    return from_header(header, binary)
+
+
+def from_header(header: Header, binary) -> Layout:
+    """The Layout of a read header over its ibd (an open stream)."""
+    extents = header.extents
+    spans = np.column_stack([extents["mz_offset"], extents["mz_length"], extents["intensity_offset"],
+                             extents["intensity_length"]])
+    check_spans(spans, header.dtypes, binary)
+    index, origin = grid(np.column_stack([extents["x"], extents["y"]]))
+    return Layout(index, origin, spans, header.dtypes)
 
 
 def read_pair(imzml: Path, ibd: Path) -> Layout:

@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ims.header import Header, HeaderError, checksum_name, read_header
 
 CHUNK_BYTES = 1 << 20
@@ -150,11 +152,11 @@ def _checksum(header: Header, digest: str | None, report: PairReport) -> list[st
 def _size(header: Header, report: PairReport) -> list[str]:
     report.checked.append("size")
     size, ends = report.ibd_bytes, header.extents.ends()
-    needed = max([16, *ends])
+    needed = header.expected_ibd_bytes()
     if size < needed:
-        beyond = [i for i, end in enumerate(ends) if end > size]
-        first = beyond[0]
-        pixel = (header.extents.x[first], header.extents.y[first])
+        beyond = np.flatnonzero(ends > size)
+        first = int(beyond[0])
+        pixel = (int(header.extents["x"][first]), int(header.extents["y"][first]))
         return [f"size: the ibd is {size} bytes, but the imzML's spectra need {needed}: spectrum {first + 1} "
                 f"(x={pixel[0]}, y={pixel[1]}) ends at byte {ends[first]} and {len(beyond)} of {len(ends)} spectra "
                 "lie past the ibd's end; the ibd is truncated"]

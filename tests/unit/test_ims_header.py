@@ -20,7 +20,7 @@ def test_a_written_pair_reads_as_written(tmp_path, mode):
     assert header.mz_range == (400.0, 900.0) and header.mz_range_from == "observed m/z"
     assert (header.mz_type, header.intensity_type) == ("64-bit float", "32-bit float")
     assert header.expected_ibd_bytes() == ibd.stat().st_size
-    assert list(header.extents.x) == [1, 2, 3, 1, 2, 3] and list(header.extents.y) == [1, 1, 1, 2, 2, 2]
+    assert list(header.extents["x"]) == [1, 2, 3, 1, 2, 3] and list(header.extents["y"]) == [1, 1, 1, 2, 2, 2]
     assert header.scan["linescan sequence"] == "top down" and not header.notes
 
 
@@ -83,6 +83,9 @@ BAD = {
                          r"spectrum 3 \(line \d+\) lies at x=9, y=1, outside the declared grid of 3 x 2 pixels"),
     "no position": (('accession="IMS:1000051"', 'accession="IMS:1000052"'), r"spectrum 1 \(line \d+\) has no position"),
     "not imzML": (('<mzML ', '<html '), r"root element is <html>"),
+    "undefined group": (('<referenceableParamGroupRef ref="mzArray"/>\n            <cvParam accession="IMS:1000103"',
+                         '<referenceableParamGroupRef ref="nope"/>\n            <cvParam accession="IMS:1000103"'),
+                        r"line \d+ refers to the referenceableParamGroup 'nope', which is not defined before it"),
     "wrong encoded length": (('name="external encoded length" value="80"', 'name="external encoded length" value="81"'),
                              r"intensity array is 81 bytes \(external encoded length\) for 20 32-bit float values, which take 80"),
 }

@@ -147,3 +147,42 @@ def test_the_top_peaks_are_the_highest_local_maxima():
     assert images.top_peaks(mz, intensity) == [(4.0, 9.0), (1.0, 5.0), (7.0, 3.0)]
     assert images.top_peaks(mz, intensity, count=1) == [(4.0, 9.0)]
     assert images.top_peaks(mz[:2], intensity[:2]) == []
+
+
+def test_spectra_whose_mz_are_not_sorted_are_found_and_summed_exactly(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "RUN", 50)   # the order is checked a few arrays at a time
+    rng = np.random.default_rng(3)
+    base = tmp_path / "unsorted"
+    with ImzMLWriter(str(base), mode="processed") as writer:
+        for x in range(1, 9):
+            mz = np.linspace(400.0, 1000.0, 40 + x)
+            if x == 3:
+                mz = mz[::-1]                       # a writer that lists m/z downwards
+            if x == 8:
+                mz[[2, -1]] = mz[[-1, 2]]           # ... or keeps one peak out of order
+            writer.addSpectrum(mz, rng.gamma(2.0, 50.0, len(mz)), (x, 1))
+    imzml, ibd = base.with_suffix(".imzML"), base.with_suffix(".ibd")
+    layout, buffer = read_pair(imzml, ibd), np.fromfile(ibd, dtype=np.uint8)
+    assert images.unsorted(buffer, layout.spans[:, 0], layout.spans[:, 1], layout.dtypes[0]).tolist() == [2, 7]
+    parser = ImzMLParser(str(imzml))
+    for query in (images.window(700.0, da=10), images.window(995.0, da=10), images.window(450.0, da=10)):
+        expected = [float(i[(m >= query.low) & (m <= query.high)].astype(np.float64).sum())
+                    for m, i in map(parser.getspectrum, range(8))]
+        assert images.ion_image(layout, ibd, query)[0].tolist() == expected
+        assert images.window_sums(buffer, layout, query).tolist() == expected
+
+
+def test_sorted_arrays_are_not_taken_for_unsorted(pair):
+    layout, buffer = read_pair(*pair), np.fromfile(pair[1], dtype=np.uint8)
+    assert images.unsorted(buffer, layout.spans[:, 0], layout.spans[:, 1], layout.dtypes[0]).size == 0
+
+
+def test_unsorted_arrays_are_found_at_any_alignment():
+    arrays = [np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0]), np.array([5.0]), np.array([1.0, 1.0, 0.5])]
+    data, offsets = b"", []
+    for pad, array in zip((0, 3, 1, 0), arrays):   # offsets of three alignments
+        data += b"\0" * pad
+        offsets.append(len(data))
+        data += array.astype("<f8").tobytes()
+    buffer, lengths = np.frombuffer(data, dtype=np.uint8), np.array([len(a) for a in arrays])
+    assert images.unsorted(buffer, np.array(offsets), lengths, "<f8").tolist() == [1, 3]

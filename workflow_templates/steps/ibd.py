@@ -1,10 +1,10 @@
 """An imzML's spectrum index, and its spectra read straight from the .ibd with numpy.
 
 pyimzML reads one spectrum per call (a seek and two reads); QC reads thousands of spectra, so
-the index (each spectrum's offsets, lengths, coordinates) is parsed once, saved beside the run's
-outputs, and each QC shard reads its spectra from the .ibd in blocks: continuous files, whose
-intensity arrays lie at a regular stride, as one strided 2-D view of the memory-mapped file;
-processed files spectrum by spectrum at their offsets. A spectrum whose bytes lie beyond the end
+the index (each spectrum's offsets, lengths, coordinates: ims.header's spectrum index, the one
+reading of it) is read once, saved beside the run's outputs, and each QC shard reads its spectra
+from the .ibd in blocks: continuous files, whose intensity arrays lie at a regular stride, as one
+strided 2-D view of the memory-mapped file; processed files spectrum by spectrum at their offsets. A spectrum whose bytes lie beyond the end
 of the .ibd (a truncated file) is marked unreadable, never read.
 """
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from ims.header import Header
 
 FIELDS = ("x", "y", "mz_offset", "mz_length", "int_offset", "int_length", "readable")
 
@@ -48,18 +50,15 @@ class Index:
             return cls({name: saved[name] for name in FIELDS}, **header)
 
 
-def from_parser(parser, ibd_size: int, continuous: bool) -> Index:
-    """The index of a parsed imzML (pyimzML's ImzMLParser), checked against the .ibd's size."""
-    coords = np.asarray(parser.coordinates, np.int64).reshape(-1, 3)
-    mz_dtype, int_dtype = np.dtype("<" + parser.mzPrecision), np.dtype("<" + parser.intensityPrecision)
-    arrays = {"x": coords[:, 0].astype(np.int32), "y": coords[:, 1].astype(np.int32),
-              "mz_offset": np.asarray(parser.mzOffsets, np.int64), "mz_length": np.asarray(parser.mzLengths, np.int64),
-              "int_offset": np.asarray(parser.intensityOffsets, np.int64),
-              "int_length": np.asarray(parser.intensityLengths, np.int64)}
-    ends = np.maximum(arrays["mz_offset"] + arrays["mz_length"] * mz_dtype.itemsize,
-                      arrays["int_offset"] + arrays["int_length"] * int_dtype.itemsize)
-    arrays["readable"] = ends <= ibd_size
-    return Index(arrays, mz_dtype.str, int_dtype.str, continuous)
+def from_header(header: Header, ibd_size: int) -> Index:
+    """The index of an imzML read by ims.header (its spectrum index), checked against the .ibd's size."""
+    extents = header.extents
+    arrays = {"x": extents["x"].astype(np.int32), "y": extents["y"].astype(np.int32),
+              "mz_offset": extents["mz_offset"].copy(), "mz_length": extents["mz_length"].copy(),
+              "int_offset": extents["intensity_offset"].copy(), "int_length": extents["intensity_length"].copy(),
+              "readable": extents.ends() <= ibd_size}
+    mz_dtype, int_dtype = header.dtypes
+    return Index(arrays, mz_dtype, int_dtype, header.storage == "continuous")
 
 
 def mz_bounds(index: Index, ibd: np.ndarray) -> tuple[float, float] | None:
@@ -90,7 +89,8 @@ def open_ibd(path: Path) -> np.ndarray:
 def spectra(index: Index, ibd: np.ndarray, rows: np.ndarray, block: int = 512
             ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(positions, m/z axis, intensities n x points) for the readable spectra among rows, in blocks
-    that share one m/z axis: a continuous file's rows many at a time, a processed file's one by one."""
+    that share one m/z axis: a continuous file's rows many at a time, a processed file's one by one
+    (sorted by m/z when the file has them in another order)."""
     rows = rows[index["readable"][rows]]
     if index.continuous and _regular(index, rows):
         axis = _array(ibd, index["mz_offset"][rows[0]], index["mz_length"][rows[0]], index.mz_dtype, np.float64)
@@ -101,6 +101,9 @@ def spectra(index: Index, ibd: np.ndarray, rows: np.ndarray, block: int = 512
     for row in rows:
         axis = _array(ibd, index["mz_offset"][row], index["mz_length"][row], index.mz_dtype, np.float64)
         values = _array(ibd, index["int_offset"][row], index["int_length"][row], index.int_dtype, np.float32)
+        if (axis[1:] < axis[:-1]).any():   # imzML does not promise sorted m/z; QC's searches need it
+            order = np.argsort(axis, kind="stable")
+            axis, values = axis[order], values[order]
         yield np.array([row]), axis, values[None, :]
 
 

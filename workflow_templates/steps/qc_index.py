@@ -16,9 +16,9 @@ import argparse
 from pathlib import Path
 
 
+from ims.header import Header, HeaderError, read_header
 from ims.reference_ions import defaults
 from workflow_templates.steps import cli, ibd
-from workflow_templates.steps.convert import open_imzml, spectrum_kind
 from workflow_templates.steps.atomic import write_json
 
 DEFAULT_IONS = "default"
@@ -59,14 +59,9 @@ def qc_index(imzml: Path, out_dir: Path, per_shard: int, ions_text: str) -> list
     ibd_path = imzml.with_suffix(".ibd")
     if not ibd_path.is_file():
         raise cli.StepError(f"--imzml: no .ibd file beside {imzml} (looked for {ibd_path.name})")
-    with open_imzml(imzml) as source:
-        kind = spectrum_kind(source)
-        if source.spectrum_mode == "centroid":   # said in a param group or the first spectrum, not the file description
-            kind["centroided"] = "true"
-        index = ibd.from_parser(source, ibd_path.stat().st_size, kind["mode"] == "continuous")
-        header = _header(source)
-    if len(index) == 0:
-        raise cli.StepError(f"--imzml: {imzml} holds no spectra")
+    read = _read(imzml)
+    kind = {"mode": read.storage, "centroided": "true" if read.spectrum_type == "centroid" else "false"}
+    index, header = ibd.from_header(read, ibd_path.stat().st_size), _header(read)
     ions = reference_ions(ions_text, header["polarity"])
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,12 +77,19 @@ def qc_index(imzml: Path, out_dir: Path, per_shard: int, ions_text: str) -> list
     return shards
 
 
-def _header(source) -> dict:
-    """What the imzML header says that QC reports: polarity, declared grid, pixel size."""
-    meta = source.imzmldict
-    return {"polarity": source.polarity, "spectrum_type": source.spectrum_mode,
-            "declared_pixels": [meta.get("max count of pixels x"), meta.get("max count of pixels y")],
-            "pixel_size_um": [meta.get("pixel size x"), meta.get("pixel size y")]}
+def _read(imzml: Path) -> Header:
+    """The imzML's header and spectrum index (ims.header, as registration reads it); StepError when refused."""
+    try:
+        return read_header(imzml)
+    except (HeaderError, OSError) as error:
+        raise cli.StepError(f"--imzml: {imzml} cannot be read as imzML: {error}") from None
+
+
+def _header(header: Header) -> dict:
+    """What the imzML header says that QC reports: polarity, profile/centroid, declared grid, pixel size (µm)."""
+    return {"polarity": header.polarity, "spectrum_type": header.spectrum_type,
+            "declared_pixels": list(header.pixels or (None, None)),
+            "pixel_size_um": list(header.pixel_size_um or (None, None))}
 
 
 def _grid(index: ibd.Index, header: dict) -> dict:
