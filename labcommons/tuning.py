@@ -97,15 +97,19 @@ def _width_control(width: processing.Width, about: dict) -> Control:
 @dataclass(frozen=True)
 class Preview:
     """A spectrum after smoothing and baseline removal, and the peaks picked on it (none when
-    peak picking is off)."""
+    peak picking is off); a centroided one as it is, its sticks the peaks."""
     intensity: np.ndarray
     peaks_mz: np.ndarray
     peaks_intensity: np.ndarray
+    centroided: bool = False
 
 
-def preview(mz, intensity, params: dict) -> Preview:
-    """What the workflow does to one spectrum with these parameters (its own functions)."""
+def preview(mz, intensity, params: dict, centroided: bool = False) -> Preview:
+    """What the workflow does to one spectrum with these parameters (its own functions); a
+    centroided spectrum it copies as it is."""
     mz = np.asarray(mz, np.float64)
+    if centroided:
+        return Preview(np.asarray(intensity), mz, np.asarray(intensity), centroided=True)
     processed = processing.smooth(mz, np.asarray(intensity, np.float32), params["smoothing"],
                                   params["smoothing-window"])
     processed = processing.remove_baseline(mz, processed, params["baseline"], float(params["baseline-window"]))
@@ -118,6 +122,8 @@ def preview(mz, intensity, params: dict) -> Preview:
 def figure(mz, intensity, result: Preview, params: dict, title: str = "") -> go.Figure:
     """The spectrum before (grey) and after processing, the picked peaks marked on it."""
     picked = _picked(result, float(params["snr"])) if _true(params["peak-picking"]) else "peak picking off"
+    if result.centroided:
+        picked = f"{len(result.peaks_mz)} centroids, copied as they are (processing applies to profile spectra)"
     fig = go.Figure([
         go.Scatter(x=mz, y=intensity, name="before", mode="lines", line={"color": "#bbbbbb", "width": 1}),
         go.Scatter(x=mz, y=result.intensity, name="after smoothing and baseline removal", mode="lines",
@@ -173,7 +179,8 @@ class Tuner:
         """The chosen spectrum before and after processing with the current parameters."""
         mz, intensity = self.spectra.mz[self.spectrum], self.spectra.intensity[self.spectrum]
         x, y, _ = self.spectra.coordinates[self.spectrum]
-        return figure(mz, intensity, preview(mz, intensity, self.params), self.params,
+        centroided = self.dataset.node.get("spectrum_type") == "centroid"
+        return figure(mz, intensity, preview(mz, intensity, self.params, centroided), self.params,
                       f"{self.dataset.node['submitter_id']}, pixel ({x}, {y})")
 
     def save(self, name: str = "", notes: str = "tuned in a notebook") -> T.ParameterSetRevision:

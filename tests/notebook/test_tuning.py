@@ -67,6 +67,15 @@ def test_the_preview_is_the_workflows_processing_with_its_peaks_marked():
     assert list(fig.data[2].x) == list(picked.peaks_mz)
 
 
+def test_a_centroided_spectrum_is_previewed_as_the_workflow_copies_it():
+    params = {"smoothing": "gaussian", "smoothing-window": "10 ppm", "baseline": "tophat", "baseline-window": 10,
+              "peak-picking": True, "snr": 3}
+    sticks_mz, sticks = np.array([450.0, 500.0, 550.0]), np.array([1000.0, 400.0, 60.0])
+    result = preview(sticks_mz, sticks, params, centroided=True)
+    assert list(result.peaks_mz) == list(sticks_mz) and list(result.intensity) == list(sticks)
+    assert figure(sticks_mz, sticks, result, params).layout.title.text.startswith("3 centroids, copied as they are")
+
+
 def test_the_tuner_opens_on_the_strongest_spectrum_and_says_why_a_spectrum_has_no_peaks():
     params = {"smoothing": "none", "smoothing-window": "1", "baseline": "none", "baseline-window": 10,
               "peak-picking": True, "snr": 3}
