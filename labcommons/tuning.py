@@ -12,7 +12,7 @@ so they are tested without a browser.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import plotly.graph_objects as go
@@ -26,11 +26,15 @@ SLIDER_STEPS = 200  # positions of a linear slider between its bounds
 LOG_DECADES = 3  # a range spanning this many decades gets a logarithmic slider
 ZERO_FLOOR = 1e-5  # a logarithmic slider from 0 starts at this fraction of its maximum
 X_TITLE, Y_TITLE = "m/z", "intensity (a.u.)"
+# A width parameter (a string whose unit the template declares as processing.WIDTH_UNIT: a number
+# with its unit) slides over the number in its unit; its pattern caps it, these are sensible spans.
+WIDTH_SLIDERS = {"ppm": (1.0, 10000.0), "m/z": (0.0001, 100.0)}
 
 
 @dataclass(frozen=True)
 class Control:
-    """What one parameter's widget shows: kind is choice, toggle, slider or log-slider."""
+    """What one parameter's widget shows: kind is choice, toggle, slider or log-slider; a width
+    slides over its number, the unit fixed (the parameter's value is both: `param`)."""
     name: str
     kind: str
     value: object
@@ -40,6 +44,11 @@ class Control:
     maximum: float = 1.0
     step: float = 0.01
     unit: str = ""
+    width: bool = False
+
+    def param(self, value) -> object:
+        """The parameter's value for a widget value: a width's number with its unit."""
+        return str(processing.Width(float(value), self.unit)) if self.width else value
 
 
 def controls(template: T.WorkflowTemplate, values: dict | None = None,
@@ -63,6 +72,8 @@ def control(parameter: T.TemplateParameter, value=None) -> Control:
         return Control(kind="toggle", value=str(text).lower() == "true", **about)
     if parameter.enum_values:
         return Control(kind="choice", value=str(text), options=tuple(parameter.enum_values), **about)
+    if parameter.type == "string" and parameter.unit == processing.WIDTH_UNIT:
+        return _width_control(processing.width(text), about)
     if parameter.type not in ("number", "integer") or parameter.minimum is None or parameter.maximum is None:
         raise ValueError(f"parameter {parameter.name!r} has no range to slide over (type {parameter.type})")
     low, high, number = float(parameter.minimum), float(parameter.maximum), float(text)
@@ -75,20 +86,32 @@ def control(parameter: T.TemplateParameter, value=None) -> Control:
     return Control(kind="slider", value=number, minimum=low, maximum=high, step=step, **about)
 
 
+def _width_control(width: processing.Width, about: dict) -> Control:
+    """A logarithmic slider over the width's number, in its unit."""
+    low, high = WIDTH_SLIDERS[width.unit]
+    return Control(kind="log-slider", value=min(max(width.value, low), high), minimum=low, maximum=high,
+                   step=(math.log10(high) - math.log10(low)) / SLIDER_STEPS, width=True,
+                   **{**about, "unit": width.unit})
+
+
 @dataclass(frozen=True)
 class Preview:
     """A spectrum after smoothing and baseline removal, and the peaks picked on it (none when
-    peak picking is off)."""
+    peak picking is off); a centroided one as it is, its sticks the peaks."""
     intensity: np.ndarray
     peaks_mz: np.ndarray
     peaks_intensity: np.ndarray
+    centroided: bool = False
 
 
-def preview(mz, intensity, params: dict) -> Preview:
-    """What the workflow does to one spectrum with these parameters (its own functions)."""
+def preview(mz, intensity, params: dict, centroided: bool = False) -> Preview:
+    """What the workflow does to one spectrum with these parameters (its own functions); a
+    centroided spectrum it copies as it is."""
     mz = np.asarray(mz, np.float64)
+    if centroided:
+        return Preview(np.asarray(intensity), mz, np.asarray(intensity), centroided=True)
     processed = processing.smooth(mz, np.asarray(intensity, np.float32), params["smoothing"],
-                                  float(params["smoothing-window"]))
+                                  params["smoothing-window"])
     processed = processing.remove_baseline(mz, processed, params["baseline"], float(params["baseline-window"]))
     if not _true(params["peak-picking"]):
         return Preview(np.asarray(processed), np.zeros(0), np.zeros(0))
@@ -99,6 +122,8 @@ def preview(mz, intensity, params: dict) -> Preview:
 def figure(mz, intensity, result: Preview, params: dict, title: str = "") -> go.Figure:
     """The spectrum before (grey) and after processing, the picked peaks marked on it."""
     picked = _picked(result, float(params["snr"])) if _true(params["peak-picking"]) else "peak picking off"
+    if result.centroided:
+        picked = f"{len(result.peaks_mz)} centroids, copied as they are (processing applies to profile spectra)"
     fig = go.Figure([
         go.Scatter(x=mz, y=intensity, name="before", mode="lines", line={"color": "#bbbbbb", "width": 1}),
         go.Scatter(x=mz, y=result.intensity, name="after smoothing and baseline removal", mode="lines",
@@ -140,7 +165,7 @@ class Tuner:
                  values: dict | None = None):
         self._commons, self.template, self.dataset, self.spectra = commons, template, dataset, spectra
         self.controls = controls(template, values)
-        self.params = {c.name: c.value for c in self.controls}
+        self.params = {c.name: c.param(c.value) for c in self.controls}
         self.spectrum = strongest(spectra)
         self.name = name
         self._widget = None
@@ -154,7 +179,8 @@ class Tuner:
         """The chosen spectrum before and after processing with the current parameters."""
         mz, intensity = self.spectra.mz[self.spectrum], self.spectra.intensity[self.spectrum]
         x, y, _ = self.spectra.coordinates[self.spectrum]
-        return figure(mz, intensity, preview(mz, intensity, self.params), self.params,
+        centroided = self.dataset.node.get("spectrum_type") == "centroid"
+        return figure(mz, intensity, preview(mz, intensity, self.params, centroided), self.params,
                       f"{self.dataset.node['submitter_id']}, pixel ({x}, {y})")
 
     def save(self, name: str = "", notes: str = "tuned in a notebook") -> T.ParameterSetRevision:
@@ -165,18 +191,34 @@ class Tuner:
                                                 project=self.project)
 
     def set(self, **values) -> None:
-        """Change parameters as the widgets do (`set(snr=5)`; names with - as _)."""
+        """Change parameters as the widgets do (`set(snr=5)`, `set(smoothing_window="20 ppm")`;
+        names with - as _)."""
         for key, value in values.items():
             name = key.replace("_", "-")
             if name not in self.params:
                 raise KeyError(f"{name!r} is not tuned here; tuned: {', '.join(self.params)}")
-            self._widgets_or_params(name, value)
+            self._widgets_or_params(name, self._slid(name, value))
+
+    def control(self, name: str) -> Control:
+        return next(c for c in self.controls if c.name == name)
+
+    def _slid(self, name: str, value):
+        """The widget value for a parameter value: a width's number (its control in that unit)."""
+        control = self.control(name)
+        if not control.width:
+            return value
+        width = processing.width(value)
+        if width.unit != control.unit:
+            changed = _width_control(width, {"name": name, "description": control.description, "unit": width.unit})
+            self.controls[self.controls.index(control)] = changed
+            if self._widget is not None:
+                self._widget.replace(changed)
+        return width.value
 
     def _widgets_or_params(self, name: str, value) -> None:
         if self._widget is not None:
             self._widget.controls[name].value = value  # the widget's observer updates params and the figure
-        else:
-            self.params[name] = value
+        self.params[name] = self.control(name).param(value)
 
     @property
     def widget(self):

@@ -59,8 +59,15 @@ class TunerWidget:
             clear_output(wait=True)
             display(self.tuner.figure())
 
+    def replace(self, control) -> None:
+        """Show a new widget for a control whose kind or unit changed (a width set in another unit)."""
+        old, new = self.controls[control.name], control_widget(control)
+        new.observe(functools.partial(self._changed, control.name), "value")
+        self.controls[control.name] = new
+        self.box.children = tuple(new if child is old else child for child in self.box.children)
+
     def _changed(self, name: str, change) -> None:
-        self.tuner.params[name] = change["new"]
+        self.tuner.params[name] = self.tuner.control(name).param(change["new"])
         self.render()
 
     def _spectrum_changed(self, change) -> None:

@@ -39,9 +39,11 @@ def test_controls_follow_the_templates_enums_ranges_and_units(admin):
     found = {c.name: c for c in controls(template)}
     assert list(found) == ["smoothing", "smoothing-window", "baseline", "baseline-window", "peak-picking", "snr"]
     assert found["smoothing"].kind == "choice" and found["smoothing"].options == ("none", "gaussian", "savitzky-golay")
-    window = found["smoothing-window"]
-    assert (window.kind, window.minimum, window.maximum, window.unit, window.value) == \
-        ("log-slider", 0.0001, 100, "m/z", 1.0)
+    window = found["smoothing-window"]  # a width: its number slides in its unit, the value keeps both
+    assert (window.kind, window.minimum, window.maximum, window.unit, window.value, window.param(20)) == \
+        ("log-slider", 1.0, 10000.0, "ppm", 10.0, "20 ppm")
+    in_mz = controls(template, {"smoothing-window": "0.02 m/z"})[1]
+    assert (in_mz.unit, in_mz.minimum, in_mz.maximum, in_mz.value) == ("m/z", 0.0001, 100.0, 0.02)
     assert found["peak-picking"].kind == "toggle" and found["peak-picking"].value is True
     # 0 to 1000: logarithmic from a hundred-thousandth of the maximum
     assert (found["snr"].kind, found["snr"].minimum, found["snr"].maximum, found["snr"].value) == \
@@ -52,7 +54,7 @@ def test_controls_follow_the_templates_enums_ranges_and_units(admin):
 
 
 def test_the_preview_is_the_workflows_processing_with_its_peaks_marked():
-    params = {"smoothing": "gaussian", "smoothing-window": 0.2, "baseline": "tophat", "baseline-window": 10,
+    params = {"smoothing": "gaussian", "smoothing-window": "0.2 m/z", "baseline": "tophat", "baseline-window": 10,
               "peak-picking": True, "snr": 3}
     picked = preview(MZ, SPECTRUM, params)
     assert sorted({round(m) for m in picked.peaks_mz}) == [450, 500, 550]  # and no noise
@@ -65,8 +67,17 @@ def test_the_preview_is_the_workflows_processing_with_its_peaks_marked():
     assert list(fig.data[2].x) == list(picked.peaks_mz)
 
 
+def test_a_centroided_spectrum_is_previewed_as_the_workflow_copies_it():
+    params = {"smoothing": "gaussian", "smoothing-window": "10 ppm", "baseline": "tophat", "baseline-window": 10,
+              "peak-picking": True, "snr": 3}
+    sticks_mz, sticks = np.array([450.0, 500.0, 550.0]), np.array([1000.0, 400.0, 60.0])
+    result = preview(sticks_mz, sticks, params, centroided=True)
+    assert list(result.peaks_mz) == list(sticks_mz) and list(result.intensity) == list(sticks)
+    assert figure(sticks_mz, sticks, result, params).layout.title.text.startswith("3 centroids, copied as they are")
+
+
 def test_the_tuner_opens_on_the_strongest_spectrum_and_says_why_a_spectrum_has_no_peaks():
-    params = {"smoothing": "none", "smoothing-window": 1, "baseline": "none", "baseline-window": 10,
+    params = {"smoothing": "none", "smoothing-window": "1", "baseline": "none", "baseline-window": 10,
               "peak-picking": True, "snr": 3}
     slide = 5 + np.random.default_rng(2).normal(0, 2, MZ.size)  # a pixel off the tissue: noise only
     assert strongest(SimpleNamespace(intensity=[slide, SPECTRUM, slide])) == 1
@@ -109,6 +120,10 @@ def test_a_writer_tunes_with_the_controls_and_saves_the_set(commons_for, admin, 
     assert saved.revisions[0].created_by == "tom"
 
 
+def _ppm_to_nearest(peaks, mz: float) -> float:
+    return float(np.min(np.abs(np.asarray(peaks) - mz)) / mz * 1e6) if len(peaks) else float("inf")
+
+
 def test_on_an_image_with_bare_first_rows_the_tuner_opens_on_tissue_with_peaks(commons_for, admin, project, settings):
     measurement = imaged_measurement(admin, project, settings.storage_root, bare_top_pair)
     tom = commons_for("tom", ["technician"], {project: "write"})
@@ -118,8 +133,14 @@ def test_on_an_image_with_bare_first_rows_the_tuner_opens_on_tissue_with_peaks(c
     assert tuner.spectrum == 0 and tuner._widget.spectrum.value == 0   # the strongest pixel comes first
     x, y, _ = dataset.tissue_spectra(limit=1).coordinates[0]
     assert f"pixel ({x}, {y}): " in tuner.figure().layout.title.text and tuner.figure().data[0].y.max() > 0
-    # this demo's narrow profile peaks vanish under the template's default 1 m/z smoothing; less shows them
-    tuner.set(smoothing_window=0.01)
-    assert len(tuner.figure().data[2].x) > 0
+    # the template's default (10 ppm) keeps this demo's narrow profile peaks where they are (PC 34:1
+    # [M+H]+ within a few ppm); 1 m/z smears them tens of ppm away
+    assert _ppm_to_nearest(tuner.figure().data[2].x, 760.5851) < 5
+    tuner.set(smoothing_window="1 m/z")  # another unit: the slider is remade in m/z
+    assert tuner.params["smoothing-window"] == "1 m/z" and tuner._widget.controls["smoothing-window"].value == 1.0
+    assert "(m/z)" in tuner._widget.controls["smoothing-window"].description
+    assert _ppm_to_nearest(tuner.figure().data[2].x, 760.5851) > 10
+    tuner.set(smoothing_window=15)  # a bare number is m/z, as in the template
+    assert tuner.params["smoothing-window"] == "15 m/z"
     bare = tom.tuner("ims-preprocess", dataset, dataset.spectra(limit=5))   # the scan's first pixels
     assert not bare.figure().data[0].y.any()

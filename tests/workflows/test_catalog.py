@@ -13,6 +13,7 @@ from ground.settings import SHIPPED_TEMPLATES
 from metadata import workflow_catalog as catalog
 from metadata.workflow_catalog import (ParameterError, TemplateError, UnknownTemplate, load_catalog,
                                         load_template, validate_parameters)
+from workflow_templates.steps import processing
 
 TEMPLATES = sorted(SHIPPED_TEMPLATES.glob("*.yaml"))
 VENDORED_SCHEMA_SHA256 = "3f84c5722c48a5aa815fe69119a9375fc3635114f8046da20ede55a8596529f5"
@@ -133,9 +134,10 @@ def test_a_default_outside_its_enum_is_refused_at_its_line(tmp_path):
 def test_an_entry_describes_parameters_with_their_hints(entries):
     described = entries["ims-preprocess"].describe()
     window = next(p for p in described["parameters"] if p["name"] == "smoothing-window")
-    assert window == {"name": "smoothing-window", "type": "number", "default": "1.0", "enum": None,
-                      "minimum": 0.0001, "maximum": 100, "unit": "m/z", "filled_by": None, "pattern": None,
-                      "pattern_text": None, "required": False, "description": window["description"]}
+    assert window == {"name": "smoothing-window", "type": "string", "default": "10 ppm", "enum": None,
+                      "minimum": None, "maximum": None, "unit": "ppm or m/z", "filled_by": None,
+                      "pattern": processing.WIDTH_PATTERN, "pattern_text": processing.WIDTH_TEXT,
+                      "required": False, "description": window["description"]}
     smoothing = next(p for p in described["parameters"] if p["name"] == "smoothing")
     assert smoothing["enum"] == ("none", "gaussian", "savitzky-golay")
     imzml = next(p for p in described["parameters"] if p["name"] == "imzml")
@@ -165,9 +167,9 @@ def test_parameters_are_returned_canonical_with_defaults(entries):
     again = validate_parameters(entries["ims-qc"], {"imzml": "/s/a.imzML", "output-dir": "/s/runs/1",
                                                      "snr": "3", "min-spectra": 10.0})
     assert again == values  # the same launch, however it is spelt
-    preprocess = validate_parameters(entries["ims-preprocess"], {"peak-picking": False, "smoothing-window": 1},
+    preprocess = validate_parameters(entries["ims-preprocess"], {"peak-picking": False, "smoothing-window": "1"},
                                      require_filled=False)
-    assert preprocess["peak-picking"] == "false" and preprocess["smoothing-window"] == "1"
+    assert preprocess["peak-picking"] == "false" and preprocess["smoothing-window"] == "1"  # a bare number: m/z
 
 
 @pytest.mark.parametrize("values, name, message", [
@@ -176,7 +178,9 @@ def test_parameters_are_returned_canonical_with_defaults(entries):
     ({"smoothing": "median"}, "smoothing", "must be one of none, gaussian, savitzky-golay, not 'median'"),
     ({"spectra-per-shard": "0"}, "spectra-per-shard", "must be an integer between 1 and 100000 (spectra), not '0'"),
     ({"spectra-per-shard": 2.5}, "spectra-per-shard", "must be an integer between 1 and 100000 (spectra), not 2.5"),
-    ({"smoothing-window": "wide"}, "smoothing-window", "must be a number between 0.0001 and 100 (m/z), not 'wide'"),
+    ({"smoothing-window": "wide"}, "smoothing-window", f"must be {processing.WIDTH_TEXT}, not 'wide'"),
+    ({"smoothing-window": "0 ppm"}, "smoothing-window", f"must be {processing.WIDTH_TEXT}, not '0 ppm'"),
+    ({"smoothing-window": "5 Da"}, "smoothing-window", f"must be {processing.WIDTH_TEXT}, not '5 Da'"),
     ({"snr": float("nan")}, "snr", "must be a number between 0 and 1000, not nan"),
     ({"baseline-window": 5000}, "baseline-window", "must be a number between 0.01 and 1000 (m/z), not 5000"),
     ({"peak-picking": "yes"}, "peak-picking", "must be true or false, not 'yes'"),

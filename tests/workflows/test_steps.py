@@ -102,7 +102,7 @@ def test_smoothing_makes_spectra_smoother(method, converted, tmp_path):
     _, shards = converted()
     before = read_shard(shards[0])
     after = _preprocessed(shards[0], tmp_path, smoothing=method, smoothing_window="3")
-    assert after.metadata["processing"].startswith(f"smoothing={method}:3.0")
+    assert after.metadata["processing"].startswith(f"smoothing={method}:3 m/z")
     for raw, smooth in zip(before.intensity, after.intensity):
         assert _roughness(smooth) < 0.5 * _roughness(raw)
         assert smooth.sum() == pytest.approx(raw.sum(), rel=0.05)  # smoothing keeps the signal
@@ -138,6 +138,8 @@ def test_preprocess_refuses_a_bad_method_naming_the_argument(converted, tmp_path
     assert status == 2 and "argument --smoothing: invalid choice: 'median'" in error
     status, error = _run(preprocess.main, _args(args, smoothing="none", peak_picking="maybe"), capsys)
     assert status == 2 and "argument --peak-picking: must be true or false, not 'maybe'" in error
+    status, error = _run(preprocess.main, _args(args, smoothing="gaussian", smoothing_window="0 ppm"), capsys)
+    assert status == 2 and "argument --smoothing-window: must be a positive width with its unit" in error
 
 
 @pytest.fixture
@@ -192,9 +194,12 @@ def test_centroided_imzml_counts_its_points_as_peaks_and_is_not_processed_again(
             ImzMLParser(str(tmp_path / "pre" / "processed.imzML")) as parser:
         assert metrics["peaks"].tolist() == [np.count_nonzero(parser.getspectrum(i)[1] > 0) for i in range(count)]
     args = ["--shard", str(shards[0]), "--out-dir", str(tmp_path / "x")] + PREPROCESS_DEFAULTS
-    status, error = _run(preprocess.main, _args(args, smoothing="gaussian"), capsys)
-    assert status == 1 and "--shard: shard-00000.parquet holds centroided spectra" in error
-    assert _run(preprocess.main, args, capsys)[0] == 0  # none/none/false copies them
+    changes = {"smoothing": "gaussian", "baseline": "tophat", "peak_picking": "true"}
+    assert _run(preprocess.main, _args(args, **changes), capsys)[0] == 0
+    copied = read_shard(tmp_path / "x" / "shard-00000.parquet")  # centroids are copied, not picked again
+    assert copied.metadata["processing"] == preprocess.CENTROIDED and copied.metadata["centroided"] == "true"
+    for mz_before, mz_after in zip(again.mz, copied.mz):
+        np.testing.assert_array_equal(mz_before, mz_after)
 
 
 def test_preprocess_merge_names_a_missing_shard(processed, tmp_path, capsys):

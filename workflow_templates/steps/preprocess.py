@@ -1,12 +1,14 @@
 """Preprocess one shard with pyOpenMS: smoothing, baseline removal, peak picking.
 
     python -m workflow_templates.steps.preprocess --shard CONVERT/shard-00000.parquet \
-        --out-dir PRE/shards --smoothing gaussian --smoothing-window 1.0 \
+        --out-dir PRE/shards --smoothing gaussian --smoothing-window "10 ppm" \
         --baseline tophat --baseline-window 10 --peak-picking true --snr 3
 
 Writes PRE/shards/<shard name> (same name as the input): the same pixels with processed spectra,
 in that order: smoothed, baseline removed, then centroided if peak picking is on. The shard's
-metadata records the processing.
+metadata records the processing. Centroided spectra are copied as they are: smoothing, baseline
+removal and peak picking apply to profile spectra (PeakPickerHiRes expects profile data), and the
+metadata says they were skipped.
 """
 from __future__ import annotations
 
@@ -16,14 +18,16 @@ from pathlib import Path
 from workflow_templates.steps import cli, processing
 from workflow_templates.steps.shards import Spectra, read_shard, write_shard
 
+CENTROIDED = "none: centroided input (smoothing, baseline removal and peak picking apply to profile spectra)"
+
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="preprocess", description=__doc__.split("\n")[0])
     parser.add_argument("--shard", type=cli.existing_file, required=True, help="a Parquet shard")
     parser.add_argument("--out-dir", type=Path, required=True, help="directory for the processed shard")
     parser.add_argument("--smoothing", choices=processing.SMOOTHING, required=True)
-    parser.add_argument("--smoothing-window", type=cli.positive_float, required=True,
-                        help="Gaussian width or Savitzky-Golay frame, in m/z")
+    parser.add_argument("--smoothing-window", type=_width, required=True,
+                        help="Gaussian width or Savitzky-Golay frame, e.g. '10 ppm' or '0.02 m/z'")
     parser.add_argument("--baseline", choices=processing.BASELINE, required=True)
     parser.add_argument("--baseline-window", type=cli.positive_float, required=True,
                         help="structuring element of the top-hat filter, in m/z")
@@ -33,8 +37,17 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _width(text: str) -> processing.Width:
+    try:
+        return processing.width(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def preprocess(spectra: Spectra, args: argparse.Namespace) -> Spectra:
-    """The processed spectra of one batch, as the arguments say."""
+    """The processed spectra of one batch, as the arguments say; centroided ones as they are."""
+    if spectra.metadata.get("centroided") == "true":
+        return spectra.with_peaks(spectra.mz, spectra.intensity, centroided="true", processing=CENTROIDED)
     mzs, intensities = [], []
     for mz, intensity in zip(spectra.mz, spectra.intensity):
         intensity = processing.smooth(mz, intensity, args.smoothing, args.smoothing_window)
@@ -43,8 +56,7 @@ def preprocess(spectra: Spectra, args: argparse.Namespace) -> Spectra:
             mz, intensity = processing.pick_peaks(mz, intensity, args.snr)
         mzs.append(mz)
         intensities.append(intensity)
-    centroided = args.peak_picking or spectra.metadata.get("centroided") == "true"
-    return spectra.with_peaks(mzs, intensities, centroided=str(centroided).lower(),
+    return spectra.with_peaks(mzs, intensities, centroided=str(args.peak_picking).lower(),
                               processing=_processing(args))
 
 
@@ -59,11 +71,6 @@ def _processing(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> Path:
     """Process args.shard into args.out_dir under the same file name; return its path."""
     spectra = read_shard(args.shard)
-    wanted = args.smoothing != "none" or args.baseline != "none" or args.peak_picking
-    if spectra.metadata.get("centroided") == "true" and wanted:
-        raise cli.StepError(f"--shard: {args.shard.name} holds centroided spectra; smoothing, baseline "
-                            "removal and peak picking apply to profile spectra only (set them to "
-                            "none/none/false to copy centroided data)")
     path = args.out_dir.resolve() / args.shard.name
     write_shard(path, preprocess(spectra, args))
     return path
