@@ -369,12 +369,17 @@ def _output_problems(annotations: dict) -> list[str]:
 
 
 def _typed(value, kind: str, allowed: str) -> str:
-    """value as Argo's string for a parameter of this type; ValueError names what is allowed."""
+    """value as Argo's string for a parameter of this type; ValueError names what is allowed.
+    A string parameter takes a number or a boolean as its text, as Argo's AnyString does."""
     refused = ValueError(f"must be {allowed}, not {value!r}")
     if kind == "string":
-        if not isinstance(value, str):
-            raise refused
-        return value
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return _number_text(value)
+        raise refused
     if kind == "boolean":
         if isinstance(value, bool):
             return "true" if value else "false"
@@ -389,7 +394,12 @@ def _typed(value, kind: str, allowed: str) -> str:
         raise refused from None
     if not math.isfinite(number) or (kind == "integer" and not number.is_integer()):
         raise refused
-    return str(int(number)) if number.is_integer() and abs(number) < 2 ** 53 else repr(number)
+    return _number_text(number)
+
+
+def _number_text(number: float) -> str:
+    """A number as Argo's parameter text: whole numbers without a point, others exactly."""
+    return str(int(number)) if float(number).is_integer() and abs(number) < 2 ** 53 else repr(float(number))
 
 
 def _in_range(number: float, minimum: float | None, maximum: float | None) -> bool:

@@ -170,6 +170,8 @@ def test_parameters_are_returned_canonical_with_defaults(entries):
     preprocess = validate_parameters(entries["ims-preprocess"], {"peak-picking": False, "smoothing-window": "1"},
                                      require_filled=False)
     assert preprocess["peak-picking"] == "false" and preprocess["smoothing-window"] == "1"  # a bare number: m/z
+    as_number = validate_parameters(entries["ims-preprocess"], {"smoothing-window": 0.4}, require_filled=False)
+    assert as_number["smoothing-window"] == "0.4"  # a string parameter takes a number's text, as Argo's AnyString
 
 
 @pytest.mark.parametrize("values, name, message", [
@@ -184,7 +186,8 @@ def test_parameters_are_returned_canonical_with_defaults(entries):
     ({"snr": float("nan")}, "snr", "must be a number between 0 and 1000, not nan"),
     ({"baseline-window": 5000}, "baseline-window", "must be a number between 0.01 and 1000 (m/z), not 5000"),
     ({"peak-picking": "yes"}, "peak-picking", "must be true or false, not 'yes'"),
-    ({"output-format": 1}, "output-format", "must be a string, not 1"),
+    ({"output-format": 1}, "output-format", "must be one of parquet, imzml, not 1"),
+    ({"smoothing-window": [1]}, "smoothing-window", "must be a string (ppm or m/z), not [1]"),
 ])
 def test_each_refused_parameter_is_named_with_what_is_allowed(entries, values, name, message):
     with pytest.raises(ParameterError) as refused:
