@@ -33,6 +33,14 @@ from pyimzml.ontology.ontology import ACCESSION_FIX_MAPPING, all_terms
 
 MAX_PROBLEMS = 10
 CHUNK = 1 << 20          # bytes of XML handed to expat at once
+# Bounds no imzML comes near, so that a hostile file costs the reader little (a registration
+# form reads the header of whatever a user sends): how deep elements nest (an imzML's: under 12),
+# how many params one element holds with the groups it refers to (tens; a group may refer to
+# groups, so without a bound params multiply), and how long one tag, comment or processing
+# instruction may be (expat keeps an unfinished one and scans it again with each block fed).
+MAX_DEPTH = 64
+MAX_PARAMS = 1_000
+MAX_TOKEN_BYTES = 1 << 20
 UUID_TERM = "IMS:1000080"
 # IMS:1000092 is not in imagingMS.obo 0.9.1, but Cardinal writes it for SHA-256
 CHECKSUMS = {"IMS:1000091": "sha1", "IMS:1000090": "md5", "IMS:1000092": "sha256"}
@@ -252,14 +260,17 @@ class _Reader:
         parser.StartDoctypeDeclHandler = self._doctype
         self.parser = parser
         try:
-            while chunk := stream.read(CHUNK):   # larger reads than ParseFile's: fewer calls into Python
-                parser.Parse(chunk, False)
-            parser.Parse(b"", True)
+            self._feed(stream)
         except expat.ExpatError as error:
             self.problems.append(f"the imzML is not well-formed XML at line {error.lineno}, "
                                  f"column {error.offset + 1}: {expat.ErrorString(error.code)}")
         except _Enough:
             pass
+        except (LookupError, ValueError) as error:  # the declared encoding: unknown, or multi-byte
+            if isinstance(error, HeaderError):
+                raise
+            self.problems.append(f"the imzML declares an encoding the commons cannot read ({error}); "
+                                 "write it as UTF-8")
         if not self.problems:
             self._finish()
         for place, count in self.repeats.values():
@@ -268,6 +279,19 @@ class _Reader:
         if self.problems:
             raise HeaderError(self.problems)
         return self.header
+
+    def _feed(self, stream) -> None:
+        """The stream to expat in large blocks (fewer calls into Python than ParseFile's), stopping
+        at a tag, comment or processing instruction longer than MAX_TOKEN_BYTES (what expat holds
+        unparsed after a block)."""
+        fed = 0
+        while block := stream.read(CHUNK):
+            self.parser.Parse(block, False)
+            fed += len(block)
+            if fed - self.parser.CurrentByteIndex > MAX_TOKEN_BYTES:
+                self._stop(f"line {self.parser.CurrentLineNumber} holds a tag, comment or processing instruction "
+                           f"longer than {MAX_TOKEN_BYTES:,} bytes; an imzML's are far shorter")
+        self.parser.Parse(b"", True)
 
     # -- the stream of elements ------------------------------------------------------
 
@@ -282,9 +306,14 @@ class _Reader:
             else:
                 self.stack[-1].params.append(Param(attrs.get("accession", ""), attrs.get("name", ""),
                                                    attrs.get("value", ""), attrs.get("unitAccession", ""), line))
+            if len(self.stack[-1].params) > MAX_PARAMS:
+                self._stop(f"the <{self.stack[-1].tag}> at line {self.stack[-1].line} holds more than {MAX_PARAMS:,} "
+                           "params (with the groups it refers to); an imzML's elements hold tens")
             return
         if not self.stack and tag not in ("mzML", "indexedmzML"):
             self._stop(f"this is not an imzML file: its root element is <{tag}>, not <mzML> (line {line})")
+        if len(self.stack) >= MAX_DEPTH:
+            self._deep(line)
         self.stack.append(_Frame(tag, attrs, line))
         if handler := self.starts.get(tag):
             handler(self.stack[-1])
@@ -321,6 +350,9 @@ class _Reader:
     def _stop(self, message: str) -> None:
         self.problems.append(message)
         raise _Enough
+
+    def _deep(self, line: int) -> None:
+        self._stop(f"elements are nested more than {MAX_DEPTH} deep at line {line}; an imzML's nest under 12")
 
     # -- the header's sections ---------------------------------------------------------
 
@@ -559,6 +591,8 @@ class _SpectrumList:
     # -- containers ----------------------------------------------------------------------
 
     def _push(self, sink, ref) -> None:
+        if len(self.open) + len(self.reader.stack) >= MAX_DEPTH:
+            self.reader._deep(self.parser.CurrentLineNumber)
         self.open.append((sink, ref))
         for name in self.param_names:     # cvParams go to sink from now on
             self.starts[name] = sink
@@ -638,6 +672,9 @@ class _SpectrumList:
             self.array.params.append(Param(accession, attrs.get("name", ""), attrs.get("value", ""),
                                            attrs.get("unitAccession", ""),
                                            self.parser.CurrentLineNumber))
+            if len(self.array.params) > MAX_PARAMS:
+                self.reader._stop(f"the binaryDataArray at line {self.array.line} holds more than {MAX_PARAMS:,} "
+                                  "params; an imzML's hold tens")
 
     def _array_ref(self, ref: str) -> None:
         if self._defined(ref):

@@ -17,8 +17,9 @@ one commit register the measurement (or attach to an existing one) and its data 
 Resumable: each file's upload id is kept beside it (`.<file>.labcommons-upload`, with the
 portal, project, size and modification time it belongs to). A rerun of the same command asks
 the portal how far that upload got and sends only the rest; the bytes before are read again
-locally, not sent, to carry the digests. A broken connection is retried (`retries` times, after a
-doubling pause) from the portal's offset in the same way. The checkpoints go after the commit.
+locally, not sent, to carry the digests. A broken connection, or a 423 while the portal still
+receives a chunk sent before a timeout, is retried (`retries` times, after a doubling pause) from
+the portal's offset in the same way. The checkpoints go after the commit.
 """
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ CHECKPOINT = ".{name}.labcommons-upload"
 
 class UploadError(RuntimeError):
     """An upload or registration the portal refused or could not finish; the message says why."""
+
+
+class Busy(UploadError):
+    """423: the portal is still receiving an earlier chunk of this upload (one sent before a timeout)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class Portal:
         """One request; UploadError with the portal's message unless the status is in `ok`."""
         answer = self.http.request(method, self.url + path, timeout=self.timeout, **kwargs)
         if answer.status_code not in ok:
-            raise UploadError(refusal(answer))
+            raise (Busy if answer.status_code == 423 else UploadError)(refusal(answer))
         return answer
 
 
@@ -191,7 +196,7 @@ def send(portal: Portal, project: str, file: Path, chunk_bytes: int, progress: b
             try:
                 at = _chunks(portal, upload_id, file, at, digests, chunk_bytes, shown)
                 break
-            except (requests.ConnectionError, requests.Timeout):
+            except (requests.ConnectionError, requests.Timeout, Busy):
                 if attempt == retries:
                     raise UploadError(f"{file.name}: the connection to the portal broke at byte {at}; run the same "
                                       "command again to send the rest") from None

@@ -83,8 +83,10 @@ def _send_object(props: dict, project_id: str):
 def file_response(handle, size: int, name: str, etag: str, modified: float | None, on_loop: bool):
     """The file, or the range asked for, as an attachment; answers Range, If-None-Match and
     If-Modified-Since. on_loop: the server's event loop sends it (a local file, never waiting)."""
-    response = send_file(handle, as_attachment=True, download_name=name, conditional=False,
-                         last_modified=modified, max_age=0)
+    # always octet-stream: a file named x.js served as JavaScript could be loaded by a <script>
+    # from this origin, which the CSP's script-src 'self' would allow (nosniff then refuses it)
+    response = send_file(handle, mimetype="application/octet-stream", as_attachment=True, download_name=name,
+                         conditional=False, last_modified=modified, max_age=0)
     response.response = FileWrapper(handle, CHUNK_BYTES)  # werkzeug's, seekable: a range reads only its bytes
     response.content_length = size
     response.set_etag(etag)

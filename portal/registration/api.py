@@ -20,6 +20,8 @@ Protocol (portal/registration/resumable.py; docs/registration.md, "Uploading fro
 """
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from thriftpy2.transport import TTransportException
 
@@ -34,6 +36,7 @@ from portal.registration.uploads import UploadRefused
 
 bp = Blueprint("register_api", __name__, url_prefix="/api")
 NO_STORE = {"Cache-Control": "no-store"}
+BYTE_COUNT = re.compile(r"^[0-9]{1,20}$")
 WITHOUT_TOKEN = ("Authorization: give your token as 'Authorization: Bearer <token>' (labcommons upload sends "
                  "LABCOMMONS_TOKEN); this API does not use the portal's sign-in session")
 
@@ -99,7 +102,7 @@ def append(upload_id: str):
 def complete(upload_id: str):
     """Check the whole file's MD5 and stage it for /api/register/commit."""
     upload = _mine(upload_id)
-    body = request.get_json(silent=True) or {}
+    body = pages.json_object()
     staged = resumable.complete(pages.store(), upload, str(body.get("md5sum", "")).strip().lower())
     return jsonify(upload_id=staged.upload_id, file_name=staged.file_name, data_format=staged.data_format,
                    md5sum=staged.md5sum, file_size=staged.file_size)
@@ -120,27 +123,27 @@ def _mine(upload_id: str) -> resumable.Upload:
 
 
 def _integer(header: str) -> int:
+    """A byte count header as plain ASCII digits (str.isdigit takes '²', and int() refuses 5,000 digits)."""
     raw = request.headers.get(header, "").strip()
-    if not raw.isdigit():
-        raise UploadRefused(header, f"{header}: give a whole number of bytes (got {raw!r})")
+    if not BYTE_COUNT.match(raw):
+        raise UploadRefused(header, f"{header}: give a whole number of bytes, at most 20 digits 0-9 (got {raw[:40]!r})")
     return int(raw)
 
 
 @bp.route("/register/check", methods=("POST",))
 def check():
     """The service's dry run of a new measurement's fields, messages by field."""
-    body = request.get_json(silent=True) or {}
+    body = pages.json_object()
     project = str(body.get("project", ""))
     writer(project)
-    fields, general = registration.check(get_client(), project, dict(body.get("values") or {}),
-                                         pages.measurement_type())
+    fields, general = registration.check(get_client(), project, pages.values_of(body), pages.measurement_type())
     return jsonify(fields=fields, general=general)
 
 
 @bp.route("/register/commit", methods=("POST",))
 def commit():
     """Register the completed uploads with a new measurement (values) or an existing one (measurement)."""
-    return pages.commit_answer(request.get_json(silent=True) or {})
+    return pages.commit_answer(pages.json_object())
 
 
 def _refusal(field: str, message: str, status: int):
@@ -162,7 +165,9 @@ def registration_refused(refused: Refused):
 
 
 def service_refused(error):
-    """The service's refusal, or its absence, as JSON; a refused token is 401."""
+    """The service's refusal, or its absence, as JSON; a refused token is 401; a full storage 507."""
+    if full := uploads.storage_full(error):
+        return upload_refused(full)
     if isinstance(error, (TTransportException, OSError)):
         return _refusal("service", UNREACHABLE, 503)
     status = 401 if isinstance(error, T.Unauthenticated) else 403 if isinstance(error, T.Forbidden) else 400

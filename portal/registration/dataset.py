@@ -110,6 +110,10 @@ def _without_files(client: MetadataClient, project: str, submitter_id: str, stag
     if node.get("type") != "measurement":
         raise Refused({"measurement": [f"measurement: no measurement {submitter_id!r} in project {project!r}; "
                                        "give the submitter id of one you can read, or register a new one"]}, [])
+    if register_form.identifier_problem(submitter_id):  # submitted elsewhere as, say, '../theirs/x'
+        raise Refused({"measurement": [f"measurement: {submitter_id!r} cannot name a storage folder (letters, "
+                                       "digits, '-', '_' and single dots); register the files under a new "
+                                       "measurement"]}, [])
     for each in staged:
         try:
             client.find(project, f"{submitter_id}.{each.data_format}")

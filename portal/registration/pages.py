@@ -70,9 +70,9 @@ def upload_precheck(upload: Request, limit: int) -> Refusal | None:
 @bp.route("/register/check", methods=("POST",))
 def check():
     """Inline validation: the service's dry run of the measurement, messages by field."""
-    body = request.get_json(silent=True) or {}
-    fields, general = registration.check(get_client(), str(body.get("project", "")),
-                                         dict(body.get("values") or {}), measurement_type())
+    body = json_object()
+    fields, general = registration.check(get_client(), str(body.get("project", "")), values_of(body),
+                                         measurement_type())
     return jsonify(fields=fields, general=general)
 
 
@@ -124,7 +124,35 @@ def discard(upload_id: str):
 @bp.route("/register/commit", methods=("POST",))
 def commit():
     """Register the measurement and its staged files in one step, all or nothing."""
-    return commit_answer(request.get_json(silent=True) or {})
+    return commit_answer(json_object())
+
+
+def json_object() -> dict:
+    """The request's JSON body as an object ({} when it has none); UploadRefused naming `body` when
+    it is something else (a list, a string, not JSON), so a script's mistake is said, not a 500."""
+    body = request.get_json(silent=True, force=True)
+    if body is None and not request.content_length:
+        return {}
+    if not isinstance(body, dict):
+        got = "text that is not JSON" if body is None else f"a JSON {type(body).__name__}"
+        raise UploadRefused("body", f'body: give a JSON object such as {{"project": ..., "values": {{...}}}}, not {got}')
+    return body
+
+
+def values_of(body: dict) -> dict:
+    """The body's `values`: field name -> value."""
+    values = body.get("values") or {}
+    if not isinstance(values, dict):
+        raise UploadRefused("values", "values: give the measurement's fields as a JSON object of field name to value")
+    return values
+
+
+def uploads_of(body: dict) -> list[str]:
+    """The body's `uploads`: the upload ids to register."""
+    ids = body.get("uploads") or []
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise UploadRefused("uploads", "uploads: give the upload ids as a JSON list of strings")
+    return ids
 
 
 def commit_answer(body: dict):
@@ -132,7 +160,7 @@ def commit_answer(body: dict):
     existing one) as the signed-in caller; the answer names the measurement's page."""
     project = str(body.get("project", ""))
     result = registration.register(get_client(), store(), get_client().whoami().user, project,
-                                   dict(body.get("values") or {}), list(body.get("uploads") or []),
+                                   values_of(body), uploads_of(body),
                                    measurement_type(), existing=str(body.get("measurement") or "").strip())
     measurement = registration.measurement_of(result)
     return jsonify(registered=measurement, project=project, href=f"/measurement/{project}/{measurement}",
@@ -160,7 +188,9 @@ def csrf_refused(_error):
 
 def service_refused(error):
     """The service's own refusal (ValidationError, Forbidden, ...) or its absence: a page for
-    the form's GET, JSON for the script's POSTs."""
+    the form's GET, JSON for the script's POSTs; a full storage is said as such."""
+    if request.method != "GET" and (full := uploads.storage_full(error)):
+        return upload_refused(full)
     unreachable = isinstance(error, (TTransportException, OSError))
     message = UNREACHABLE if unreachable else error.message
     status = 503 if unreachable else 403 if type(error).__name__ == "Forbidden" else 400

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import re
+import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 
@@ -60,8 +62,8 @@ def data_format(file_name: str) -> str:
         raise UploadRefused("file_name", f"file_name: {shown} contains a path separator; give the name only")
     if ".." in file_name or file_name.startswith("."):
         raise UploadRefused("file_name", f"file_name: {shown} may not contain '..' or start with '.'")
-    if any(ord(c) < 32 or ord(c) == 127 for c in file_name):
-        raise UploadRefused("file_name", f"file_name: {shown} contains control characters")
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in file_name):  # Cf: right-to-left overrides, zero widths
+        raise UploadRefused("file_name", f"file_name: {shown} contains control or invisible formatting characters")
     if len(file_name.encode()) > MAX_NAME_BYTES:
         raise UploadRefused("file_name", f"file_name: longer than {MAX_NAME_BYTES} bytes")
     extension = "." + file_name.rpartition(".")[2].lower() if "." in file_name else ""
@@ -69,6 +71,14 @@ def data_format(file_name: str) -> str:
         allowed = ", ".join(f".{f}" for f in FORMATS.values())
         raise UploadRefused("file_name", f"file_name: {shown} is not an allowed kind of file; allowed: {allowed}")
     return FORMATS[extension]
+
+
+def storage_full(error: BaseException) -> UploadRefused | None:
+    """The refusal for a write the storage had no room for (the API and the form say it alike)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UploadRefused("storage", "storage: the portal's storage is full; nothing of this request was kept. "
+                                        "Try again later, or ask an administrator to free space", 507)
+    return None
 
 
 def expected_md5(headers) -> str | None:
