@@ -210,6 +210,10 @@ BOMBS = {
     "500,000 attributes": HEAD + b"<mzML " + b" ".join(b'a%d="x"' % i for i in range(500_000)) + b"/>",
     "a million params in one element": HEAD + b"<mzML><run>" + b'<cvParam accession="MS:1"/>' * 1_000_000,
     "param groups multiplying to 10**9": _groups(8),
+    # the spectra have a lean path of their own in the reader, with the same bounds
+    "nesting 1,000,000 deep in a spectrum": HEAD + b"<mzML><run><spectrumList><spectrum>" + b"<a>" * 1_000_000,
+    "a million params in one array": HEAD + b"<mzML><run><spectrumList><spectrum><binaryDataArray>"
+                                     + b'<cvParam accession="MS:1"/>' * 1_000_000,
     "an unknown encoding": b'<?xml version="1.0" encoding="x-unknown"?><mzML/>',
     "a multi-byte encoding expat cannot take": b'<?xml version="1.0" encoding="utf-7"?><mzML/>',
 }
