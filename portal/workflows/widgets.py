@@ -21,6 +21,14 @@ PARAM_SERVICE = "launch-param-service"  # ...of the service's message about it
 SERVICE_FIELD = re.compile(r"(?:^|;\s*)parameters\.([A-Za-z0-9_-]+):\s*")
 RUN_FILTERS = ("status", "template", "user", "project", "since", "before")
 OUTCOME_TEXT = {"passed": "QC passed", "failed": "QC failed"}
+# ims-qc's checks (workflow_templates/steps/qc_merge.py) for people: label, and how a value reads
+QC_CHECKS = {"pair_integrity": ("imzML/ibd pair problems", "count"), "spectra": ("Spectra", "count"),
+             "spectra_readable_fraction": ("Readable spectra", "share"),
+             "pixel_completeness": ("Pixels with a spectrum", "share"), "dropped_lines": ("Dropped lines", "count"),
+             "tic_median": ("Median total ion current", "count"), "peaks_mean": ("Mean peaks per spectrum", "number"),
+             "mass_error_ppm": ("Median mass error (absolute)", "ppm")}
+# a failing check as the worker words it (workflow_templates/worker.py check_text): "peaks_mean 0.22 (minimum 1)"
+CHECK_TEXT = re.compile(r"(?P<metric>[a-z_]+) (?P<value>\S+)(?: \((?P<bounds>[^)]*)\))?")
 STATUS_TEXT = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
                "cancelled": "Cancelled"}
 
@@ -210,7 +218,7 @@ def outcome_badge(run, id_: str | None = None) -> html.Span | str:
         return ""
     extra = {"id": id_} if id_ else {}
     return html.Span(OUTCOME_TEXT[run.outcome], className=f"wf-badge wf-qc-{run.outcome}",
-                     title="; ".join(run.failed_checks or []), **extra)
+                     title="; ".join(failing_text(c) for c in run.failed_checks or []), **extra)
 
 
 def run_badges(run, id_: str | None = None) -> list:
@@ -229,11 +237,11 @@ def runs_table(runs: Sequence, titles: dict[str, str] | None = None, inputs: dic
     head = html.Thead(html.Tr([html.Th(h) for h in ("Run", "Template", "Input", "Status", "QC", "Project", "By",
                                                       "Created", "Finished", "Message")]))
     rows = [html.Tr([html.Td(dcc.Link(r.submitter_id or r.id, href=run_href(r.id))),
-                     html.Td(titles.get(r.template) or r.template, title=r.template), html.Td(inputs.get(r.id, "")),
+                     html.Td(titles.get(r.template) or r.template, title=r.template), html.Td(inputs.get(r.id, ""), className="nowrap"),
                      html.Td(status_badge(r.status, qc_failed=r.outcome == "failed")), html.Td(outcome_badge(r)),
                      html.Td(r.project_id), html.Td(r.created_by),
                      html.Td(_when(r.created_at)), html.Td(_when(r.finished_at)),
-                     html.Td(r.message or "", className="hint")], className="wf-run-row") for r in runs]
+                     html.Td(run_message(r.message), className="hint")], className="wf-run-row") for r in runs]
     return html.Table([head, html.Tbody(rows)], className="children", id=id_)
 
 
@@ -258,7 +266,7 @@ def qc_history(runs: Sequence, id_: str = "measurement-qc") -> html.Div:
     if not runs:
         return html.Div("No QC verdict yet: no run with a verdict has used these files.", className="empty", id=id_)
     rows = [[dcc.Link(r.submitter_id or r.id, href=run_href(r.id)), r.template, _when(r.finished_at),
-             outcome_badge(r), "; ".join(r.failed_checks or [])] for r in runs]
+             outcome_badge(r), "; ".join(failing_text(c) for c in r.failed_checks or [])] for r in runs]
     return html.Div([html.Div(["Latest QC: ", outcome_badge(runs[0], f"{id_}-latest")], className="wf-status"),
                      _simple_table(["Run", "Template", "Finished", "QC", "Failing checks"], rows, f"{id_}-history", "")],
                     id=id_)
@@ -273,7 +281,8 @@ def qc_report(report: dict, images: dict[str, str] | None = None) -> html.Div:
     """A verdict report inline: each check with its value, threshold and result; what the report
     says of the dataset (grid, mode, polarity, m/z range, mass accuracy, lines, top peaks); and its
     images (TIC, missing pixels, ppm map) that the run registered, by name -> download address."""
-    rows = [[c.get("metric", ""), _shown(c.get("value")), _threshold(c), _result(c)]
+    rows = [[html.Span(check_label(c.get("metric", "")), title=c.get("metric", "")),
+             check_amount(c.get("metric", ""), c.get("value")), _threshold(c), _result(c)]
             for c in report.get("checks") or [] if isinstance(c, dict)]
     parts = [_simple_table(["Check", "Value", "Threshold", "Result"], rows, "run-qc-checks", "The report names no checks.")]
     facts = qc_facts(report)
@@ -333,14 +342,59 @@ def _accuracy_text(accuracy: dict) -> str:
 
 
 def _lines_text(lines: dict) -> str:
-    dropped = [f"{len(lines.get(f'dropped_{n}', []))} {n} dropped" for n in ("rows", "columns")]
+    counts = [(len(lines.get(f"dropped_{n}s", [])), n) for n in ("row", "column")]
+    dropped = [f"{count} {noun if count == 1 else noun + 's'} dropped" for count, noun in counts]
     return ", ".join(dropped) + ("; TIC gradient flagged" if lines.get("gradient_flagged") else "")
 
 
 def _threshold(check: dict) -> str:
     bounds = [(check["direction"], check.get("threshold"))] if check.get("direction") in ("minimum", "maximum") \
         else [(k, check[k]) for k in ("minimum", "maximum") if check.get(k) is not None]
-    return ", ".join(f"{'≥' if k == 'minimum' else '≤'} {_shown(v)}" for k, v in bounds)
+    metric = check.get("metric", "")
+    return ", ".join(f"{'≥' if k == 'minimum' else '≤'} {check_amount(metric, v)}" for k, v in bounds)
+
+
+def check_label(metric: str) -> str:
+    """A QC check's name for people ("Pixels with a spectrum"); an unknown one as it is."""
+    return QC_CHECKS.get(metric, (metric.replace("_", " ").capitalize() if metric else "", ""))[0]
+
+
+def check_amount(metric: str, value) -> str:
+    """A check's value or threshold with its unit: shares as percent, ppm, counts grouped."""
+    kind = QC_CHECKS.get(metric, ("", ""))[1]
+    if value is None:
+        return "–"  # not assessed
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return _shown(value)
+    if kind == "share":
+        return f"{number * 100:.4g} %"
+    if kind == "ppm":
+        return f"{number:.2f} ppm"
+    if kind == "count":
+        return f"{number:,.0f}"
+    return f"{number:,.3g}" if kind == "number" else _shown(value)
+
+
+def failing_text(text: str) -> str:
+    """A failing check as the worker words it ("pixel_completeness 0.6667 (minimum 0.8)") for
+    people ("Pixels with a spectrum 66.7 % (minimum 80 %)"); other text as it is."""
+    found = CHECK_TEXT.fullmatch(text or "")
+    if not found or found["metric"] not in QC_CHECKS:
+        return text
+    metric = found["metric"]
+    bounds = [part.split(" ", 1) for part in (found["bounds"] or "").split(", ") if " " in part]
+    limits = ", ".join(f"{word} {check_amount(metric, bound)}" for word, bound in bounds)
+    return f"{check_label(metric)} {check_amount(metric, found['value'])}" + (f" ({limits})" if limits else "")
+
+
+def run_message(message: str) -> str:
+    """A run's message with its failing checks for people ("succeeded; QC failed: <check>; ...")."""
+    head, marker, checks = (message or "").partition("QC failed: ")
+    if not marker:
+        return message or ""
+    return head + marker + "; ".join(failing_text(c) for c in checks.split("; "))
 
 
 def _shown(value) -> str:
