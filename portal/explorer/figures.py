@@ -30,8 +30,14 @@ OPS_TEXT = {"=": "is", "!=": "is not", ">": ">", ">=": "≥", "<": "<", "<=": "�
 
 def title(name: str) -> str:
     """A field name as a heading: `age_years` -> `Age years`, `samples.organ` -> `Samples › organ`."""
-    words = name.replace("_", " ").replace(".", " › ")
-    return words[:1].upper() + words[1:]
+    return capitalized(name.replace("_", " ").replace(".", " › "))
+
+
+def capitalized(text: str) -> str:
+    """Text with a capital first letter, unless its first word is written with capitals of its
+    own (`imzML mode` stays, never `ImzML mode`)."""
+    first = text.split(" ", 1)[0]
+    return text if any(c.isupper() for c in first[1:]) else text[:1].upper() + text[1:]
 
 
 def value_label(value) -> str:
