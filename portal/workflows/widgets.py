@@ -369,9 +369,9 @@ def check_amount(metric: str, value) -> str:
     except (TypeError, ValueError):
         return _shown(value)
     if kind == "share":
-        return f"{number * 100:.4g} %"
+        return f"{number * 100:.4g}\u00a0%"  # a unit never wraps apart from its number
     if kind == "ppm":
-        return f"{number:.2f} ppm"
+        return f"{number:.2f}\u00a0ppm"
     if kind == "count":
         return f"{number:,.0f}"
     return f"{number:,.3g}" if kind == "number" else _shown(value)

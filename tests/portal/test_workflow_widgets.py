@@ -179,13 +179,13 @@ def test_qc_checks_read_as_words_with_units_not_field_names():
     report = {"checks": [{"metric": "pixel_completeness", "value": 0.6667, "minimum": 0.8, "passed": False},
                          {"metric": "mass_error_ppm", "value": 0.5086, "maximum": 5.0, "passed": True},
                          {"metric": "tic_median", "value": 17730.4, "minimum": 0.0, "passed": True}]}
-    text = str(w.qc_report(report))
-    assert "Pixels with a spectrum" in text and "66.67 %" in text and "≥ 80 %" in text
-    assert "0.51 ppm" in text and "≤ 5.00 ppm" in text and "17,730" in text and "1.773e+04" not in text
-    assert w.failing_text("pixel_completeness 0.6667 (minimum 0.8)") == "Pixels with a spectrum 66.67 % (minimum 80 %)"
+    text = str(w.qc_report(report)).replace("\\xa0", "\u00a0")  # the components' repr escapes it
+    assert "Pixels with a spectrum" in text and "66.67\u00a0%" in text and "≥ 80\u00a0%" in text
+    assert "0.51\u00a0ppm" in text and "≤ 5.00\u00a0ppm" in text and "17,730" in text and "1.773e+04" not in text
+    assert w.failing_text("pixel_completeness 0.6667 (minimum 0.8)") == "Pixels with a spectrum 66.67\u00a0% (minimum 80\u00a0%)"
     assert w.failing_text("a check the portal does not know 3") == "a check the portal does not know 3"
     assert w.run_message("succeeded; QC failed: mass_error_ppm 10.69 (maximum 5); dropped_lines 3 (maximum 0)") == (
-        "succeeded; QC failed: Median mass error (absolute) 10.69 ppm (maximum 5.00 ppm); Dropped lines 3 (maximum 0)")
+        "succeeded; QC failed: Median mass error (absolute) 10.69\u00a0ppm (maximum 5.00\u00a0ppm); Dropped lines 3 (maximum 0)")
     run = T.Run(id="r", submitter_id="qc-1", template="ims-qc", status="succeeded", outcome="failed",
                 message="succeeded; QC failed: dropped_lines 3 (maximum 0)", failed_checks=["dropped_lines 3 (maximum 0)"])
     for shown in (w.runs_table([run]), w.qc_history([run]), w.outcome_badge(run)):
