@@ -50,7 +50,7 @@ def _page(found: service.Lineage, focus: str) -> list:
     head = [html.Div(f"Provenance of a {TYPE_TITLES.get(node['type'], node['type'])}", className="node-type"),
             html.H2(_name(node), className="node-name")]
     if node["type"] == "data_file":
-        head.append(html.A("download", href=download_href(node["id"]), className="button", id="lineage-download"))
+        head.append(html.A("Download", href=download_href(node["id"]), className="button", id="lineage-download"))
     figure = figures.lineage_graph(found.nodes, found.levels, found.edges, focus, w.node_href)
     parts = [breadcrumbs(trail(found, node), "lineage-breadcrumbs"), dcc.Location(id="lineage-go", refresh="callback-nav"),
              html.Div(head, className="node-heading"),
