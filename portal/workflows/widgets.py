@@ -14,6 +14,7 @@ from dash import dcc, html
 
 from portal.controls import Select
 from portal.explorer.widgets import download_href, measurement_href
+from portal.workflows.qc_text import check_amount, check_label, failing_text, run_message, shown  # noqa: F401 (pages use them from here)
 
 PARAM = "launch-param"              # the pattern-matching id type of a parameter's input
 PARAM_CHECK = "launch-param-check"  # ...of its inline check's message
@@ -21,14 +22,6 @@ PARAM_SERVICE = "launch-param-service"  # ...of the service's message about it
 SERVICE_FIELD = re.compile(r"(?:^|;\s*)parameters\.([A-Za-z0-9_-]+):\s*")
 RUN_FILTERS = ("status", "template", "user", "project", "since", "before")
 OUTCOME_TEXT = {"passed": "QC passed", "failed": "QC failed"}
-# ims-qc's checks (workflow_templates/steps/qc_merge.py) for people: label, and how a value reads
-QC_CHECKS = {"pair_integrity": ("imzML/ibd pair problems", "count"), "spectra": ("Spectra", "count"),
-             "spectra_readable_fraction": ("Readable spectra", "share"),
-             "pixel_completeness": ("Pixels with a spectrum", "share"), "dropped_lines": ("Dropped lines", "count"),
-             "tic_median": ("Median total ion current", "count"), "peaks_mean": ("Mean peaks per spectrum", "number"),
-             "mass_error_ppm": ("Median mass error (absolute)", "ppm")}
-# a failing check as the worker words it (workflow_templates/worker.py check_text): "peaks_mean 0.22 (minimum 1)"
-CHECK_TEXT = re.compile(r"(?P<metric>[a-z_]+) (?P<value>\S+)(?: \((?P<bounds>[^)]*)\))?")
 STATUS_TEXT = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
                "cancelled": "Cancelled"}
 
@@ -337,7 +330,7 @@ def _accuracy_text(accuracy: dict) -> str:
     if not accuracy.get("assessed"):
         return "not assessed: no reference ion found"
     found = [i["name"] for i in accuracy.get("ions", []) if i.get("found")]
-    return (f"median {_shown(accuracy['median_ppm'])} ppm, spread {_shown(accuracy['spread_ppm'])} ppm over "
+    return (f"median {shown(accuracy['median_ppm'])} ppm, spread {shown(accuracy['spread_ppm'])} ppm over "
             f"{accuracy.get('pixels_measured')} pixels; ions found: {', '.join(found)}")
 
 
@@ -352,53 +345,6 @@ def _threshold(check: dict) -> str:
         else [(k, check[k]) for k in ("minimum", "maximum") if check.get(k) is not None]
     metric = check.get("metric", "")
     return ", ".join(f"{'≥' if k == 'minimum' else '≤'} {check_amount(metric, v)}" for k, v in bounds)
-
-
-def check_label(metric: str) -> str:
-    """A QC check's name for people ("Pixels with a spectrum"); an unknown one as it is."""
-    return QC_CHECKS.get(metric, (metric.replace("_", " ").capitalize() if metric else "", ""))[0]
-
-
-def check_amount(metric: str, value) -> str:
-    """A check's value or threshold with its unit: shares as percent, ppm, counts grouped."""
-    kind = QC_CHECKS.get(metric, ("", ""))[1]
-    if value is None:
-        return "–"  # not assessed
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return _shown(value)
-    if kind == "share":
-        return f"{number * 100:.4g}\u00a0%"  # a unit never wraps apart from its number
-    if kind == "ppm":
-        return f"{number:.2f}\u00a0ppm"
-    if kind == "count":
-        return f"{number:,.0f}"
-    return f"{number:,.3g}" if kind == "number" else _shown(value)
-
-
-def failing_text(text: str) -> str:
-    """A failing check as the worker words it ("pixel_completeness 0.6667 (minimum 0.8)") for
-    people ("Pixels with a spectrum 66.7 % (minimum 80 %)"); other text as it is."""
-    found = CHECK_TEXT.fullmatch(text or "")
-    if not found or found["metric"] not in QC_CHECKS:
-        return text
-    metric = found["metric"]
-    bounds = [part.split(" ", 1) for part in (found["bounds"] or "").split(", ") if " " in part]
-    limits = ", ".join(f"{word} {check_amount(metric, bound)}" for word, bound in bounds)
-    return f"{check_label(metric)} {check_amount(metric, found['value'])}" + (f" ({limits})" if limits else "")
-
-
-def run_message(message: str) -> str:
-    """A run's message with its failing checks for people ("succeeded; QC failed: <check>; ...")."""
-    head, marker, checks = (message or "").partition("QC failed: ")
-    if not marker:
-        return message or ""
-    return head + marker + "; ".join(failing_text(c) for c in checks.split("; "))
-
-
-def _shown(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def run_facts(run, pset: dict | None, template_title: str) -> html.Table:
