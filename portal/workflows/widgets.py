@@ -281,11 +281,25 @@ def qc_report(report: dict, images: dict[str, str] | None = None) -> html.Div:
     facts = qc_facts(report)
     if facts:
         parts.append(_simple_table(["", ""], facts, "run-qc-facts", ""))
-    figures = [html.Figure([html.Img(src=href, alt=caption, className="wf-qc-image", id=id_), html.Figcaption(caption)])
+    scales = image_scales(report)
+    figures = [html.Figure([html.Img(src=href, alt=caption, className="wf-qc-image", id=id_),
+                            html.Figcaption(caption + scales.get(name, ""))])
                for name, id_, caption in QC_IMAGES if (href := (images or {}).get(name))]
     if figures:
         parts.append(html.Div(figures, className="wf-qc-images"))
     return html.Div(parts, className="wf-qc-report", id="run-qc-report")
+
+
+def image_scales(report: dict) -> dict[str, str]:
+    """What the QC images' colours stand for, in numbers: the TIC image runs its viridis from the
+    lowest pixel to the highest, the ppm map saturates at twice the mass-error threshold (qc_merge)."""
+    tic = [v for v in (report.get("pixels") or {}).get("tic") or [] if isinstance(v, (int, float))]
+    limit = next((c.get("maximum") for c in report.get("checks") or []
+                  if isinstance(c, dict) and c.get("metric") == "mass_error_ppm"), None)
+    scales = {"tic": f" (dark {min(tic):,.0f}, yellow {max(tic):,.0f})"} if tic else {}
+    if isinstance(limit, (int, float)):
+        scales["ppm"] = f"; full colour at ±{2 * limit:g} ppm"
+    return scales
 
 
 def _result(check: dict) -> html.Span:

@@ -165,6 +165,9 @@ def test_an_ims_qc_report_shows_thresholds_by_direction_the_dataset_and_its_thre
     text = str(w.qc_report(report, images))
     assert "≤ 5" in text and "not assessed" in text and "wf-qc-none" in text
     assert all(f"/files/f-{name}/download" in text for name in images) and "run-qc-ppm" in text
+    scaled = {**report, "pixels": {"tic": [1200.4, None, 98765.0]}}  # the colours in numbers
+    assert w.image_scales(scaled) == {"tic": " (dark 1,200, yellow 98,765)", "ppm": "; full colour at ±10 ppm"}
+    assert "dark 1,200, yellow 98,765" in str(w.qc_report(scaled, images)) and w.image_scales({}) == {}
     facts = dict((label, value) for label, value in w.qc_facts(report))
     assert facts["Pixel grid"] == "3 × 3 pixels, 0 missing, 0 not in the .ibd"
     assert facts["Mass accuracy"] == "not assessed: no reference ion found" and facts["Top peaks (m/z)"] == "760.5851"
