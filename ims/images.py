@@ -371,12 +371,17 @@ def _sums(buffer: np.ndarray, starts: np.ndarray, columns, dtype: str) -> np.nda
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def top_peaks(mz: np.ndarray, intensity: np.ndarray, count: int = PEAKS) -> list[tuple[float, float]]:
-    """The `count` highest local maxima of a spectrum as (m/z, intensity), highest first."""
+def top_peaks(mz: np.ndarray, intensity: np.ndarray, count: int = PEAKS,
+              centroid: bool = False) -> list[tuple[float, float]]:
+    """The `count` highest local maxima of a spectrum as (m/z, intensity), highest first; in
+    centroid data every point is a peak (a neighbour's height says nothing of it)."""
     intensity = np.asarray(intensity, dtype=np.float64)
-    if len(intensity) < 3:
+    if centroid:
+        maxima = np.flatnonzero(intensity > 0)
+    elif len(intensity) < 3:
         return []
-    middle = intensity[1:-1]
-    maxima = np.flatnonzero((middle > intensity[:-2]) & (middle >= intensity[2:]) & (middle > 0)) + 1
+    else:
+        middle = intensity[1:-1]
+        maxima = np.flatnonzero((middle > intensity[:-2]) & (middle >= intensity[2:]) & (middle > 0)) + 1
     best = maxima[np.argsort(-intensity[maxima], kind="stable")][:count]
     return [(float(mz[i]), float(intensity[i])) for i in best]

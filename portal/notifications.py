@@ -7,8 +7,11 @@ from thriftpy2.transport import TTransportException
 
 from metadata.client import ERRORS
 from portal.client import get_client
+from portal.workflows.qc_text import run_message
 
 bp = Blueprint("notifications", __name__)
+# a subject's failing QC checks in people's words ("Pixels with a spectrum 66.67 % (minimum 80 %)")
+bp.app_template_filter("qc_words")(run_message)
 
 
 @bp.route("/notifications")

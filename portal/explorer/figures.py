@@ -30,8 +30,14 @@ OPS_TEXT = {"=": "is", "!=": "is not", ">": ">", ">=": "≥", "<": "<", "<=": "�
 
 def title(name: str) -> str:
     """A field name as a heading: `age_years` -> `Age years`, `samples.organ` -> `Samples › organ`."""
-    words = name.replace("_", " ").replace(".", " › ")
-    return words[:1].upper() + words[1:]
+    return capitalized(name.replace("_", " ").replace(".", " › "))
+
+
+def capitalized(text: str) -> str:
+    """Text with a capital first letter, unless its first word is written with capitals of its
+    own (`imzML mode` stays, never `ImzML mode`)."""
+    first = text.split(" ", 1)[0]
+    return text if any(c.isupper() for c in first[1:]) else text[:1].upper() + text[1:]
 
 
 def value_label(value) -> str:
@@ -200,11 +206,32 @@ def count_axis(counts: Sequence[int], counted: str) -> dict:
     return {**axis, "dtick": 1} if max(counts, default=0) <= 10 else axis
 
 
-def value_axis(label: str, unit: str) -> dict:
-    """A numeric field's axis: its label, and sizes in bytes ticked as kB/MB/GB."""
+SIZE_UNITS = ("B", "KB", "MB", "GB", "TB")
+NICE_STEPS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+
+
+def value_axis(label: str, unit: str, span: tuple[float, float] = (0.0, 0.0)) -> dict:
+    """A numeric field's axis: its label; sizes in bytes ticked in the KB/MB/GB of 1,024 that the
+    table, the facet and the mean say (plotly's own "100kB" counts in 1,000s)."""
     if unit == "bytes":
-        return dict(title=dict(text=f"{label} (bytes)"), tickformat=".2~s", ticksuffix="B")  # 1.4MB
+        values = size_ticks(*span)
+        return dict(title=dict(text=label), tickmode="array", tickvals=values, ticktext=[size_text(v) for v in values])
     return dict(title=dict(text=label))
+
+
+def size_ticks(low: float, high: float, most: int = 6) -> list[float]:
+    """Round sizes in one binary unit across [low, high], at most `most` of them."""
+    if high <= low:
+        return []
+    scale = 1024 ** min(int(math.log(max(high, 1), 1024)), len(SIZE_UNITS) - 1)
+    step = next((s for s in NICE_STEPS if (high - low) / (s * scale) <= most), NICE_STEPS[-1]) * scale
+    return [i * step for i in range(math.ceil(low / step), math.floor(high / step) + 1)]
+
+
+def size_text(value: float) -> str:
+    """A tick's size: `100 KB`, `1.5 MB` (no `.0`)."""
+    power = min(int(math.log(value, 1024)), len(SIZE_UNITS) - 1) if value >= 1 else 0
+    return f"{value / 1024 ** power:,.3g} {SIZE_UNITS[power]}"
 
 
 def histogram_figure(name: str, stats, label: str = "", counted: str = "documents", unit: str = "") -> go.Figure:
@@ -219,7 +246,8 @@ def histogram_figure(name: str, stats, label: str = "", counted: str = "document
     label = label or title(name)
     return _figure(trace, title=dict(text=f"{label} ({stats.count:,} values{mean})", x=0.02), height=300,
                    margin=dict(l=60, r=10, t=40, b=50), bargap=0, showlegend=False,
-                   xaxis=value_axis(label, unit), yaxis=count_axis([b.count for b in bins], counted))
+                   xaxis=value_axis(label, unit, (bins[0].low, bins[-1].high) if bins else (0.0, 0.0)),
+                   yaxis=count_axis([b.count for b in bins], counted))
 
 
 def empty_figure(note: str) -> go.Figure:

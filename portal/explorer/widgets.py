@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 
 from dash import dcc, html
 
-from portal.explorer.figures import number, readable_date
+from portal.explorer.figures import capitalized, number, readable_date
 
 # A property name's last word that only repeats its unit (pixel_size_um with unit µm).
 UNIT_WORDS = {"um", "hz", "percent", "mg", "years", "bytes", "mm", "ms"}
@@ -52,7 +52,7 @@ def label(name: str, spec: dict) -> str:
     if unit and len(words) > 1 and words[-1].lower() in UNIT_WORDS:
         words = words[:-1]
     text = spec.get("title") or " ".join(words)
-    text = text[:1].upper() + text[1:]
+    text = capitalized(text)
     return f"{text} ({unit})" if unit and unit != "bytes" else text
 
 

@@ -28,7 +28,7 @@ def layout(project: str = "", template: str = "", bucket: str = "day", **_query)
                    _select("template", sorted({r.template for r in stats.rows} | ({template} - {""})), template),
                    _select("bucket", BUCKETS, bucket, any_label=None),
                    html.Button("Show", type="submit", className="button")], method="GET", className="wf-filters"),
-        html.P(f"Runs created {stats.since[:16]} to {stats.before[:16]} UTC; click a point for the runs behind it.",
+        html.P(f"Runs created {_when(stats.since)} to {_when(stats.before)} UTC; click a point for the runs behind it.",
                className="hint"),
         d.now_panel(stats),
         html.Div([dcc.Graph(id=f"dashboard-{name}", figure=figure) for name, figure in _figures(stats, project, template, bucket)],
@@ -46,14 +46,19 @@ def _figures(stats, project: str, template: str, bucket: str) -> list[tuple[str,
         d.per_template(stats, lambda r: r.queued_p50_s, "Time queued before a worker started it, median", "seconds", **per),
         d.qc_rates(stats),
         d.steps(stats.slowest_steps, lambda s: s.duration_p50_s, "Slowest steps (median duration)", "seconds"),
-        d.steps(stats.failing_steps, lambda s: s.failed, "Most failing steps", "failed runs of the step"),
+        d.steps(stats.failing_steps, lambda s: s.failed, "Most failing steps", "failed runs of the step",
+                "No step failed in this window."),
         d.storage(stats))))
+
+
+def _when(stamp: str) -> str:
+    return stamp[:16].replace("T", " ")
 
 
 def _select(name: str, choices, value: str, any_label: str | None = "any") -> html.Div:
     options = ([html.Option(f"{any_label} {name}", value="")] if any_label else []) + [
         html.Option(c, value=c, selected=c == value) for c in choices]
-    return html.Div([html.Label(name, className="wf-label", htmlFor=f"dashboard-{name}-choice"),
+    return html.Div([html.Label(name.capitalize(), className="wf-label", htmlFor=f"dashboard-{name}-choice"),
                      html.Select(options, name=name, id=f"dashboard-{name}-choice", className="wf-input")],
                     className="wf-filter")
 

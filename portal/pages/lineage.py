@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import dash
 from dash import Input, Output, callback, dcc, html, no_update
 
-from portal.explorer.widgets import download_href, section
+from portal.explorer.widgets import breadcrumbs, download_href, project_href, section
 from portal.workflows import figures, service, widgets as w
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
@@ -26,6 +26,7 @@ UPSTREAM = {"input_files": "input of", "parameter_sets": "configured", "workflow
             "measurements": "source of"}
 TYPE_TITLES = {"data_file": "data file", "workflow_run": "run", "measurement": "measurement",
                "parameter_set": "parameter set"}
+HERE = ("Provenance", None)
 
 
 def title(node_id: str = "", **_path) -> str:
@@ -49,9 +50,9 @@ def _page(found: service.Lineage, focus: str) -> list:
     head = [html.Div(f"Provenance of a {TYPE_TITLES.get(node['type'], node['type'])}", className="node-type"),
             html.H2(_name(node), className="node-name")]
     if node["type"] == "data_file":
-        head.append(html.A("download", href=download_href(node["id"]), className="button", id="lineage-download"))
+        head.append(html.A("Download", href=download_href(node["id"]), className="button", id="lineage-download"))
     figure = figures.lineage_graph(found.nodes, found.levels, found.edges, focus, w.node_href)
-    parts = [dcc.Location(id="lineage-go", refresh="callback-nav"),
+    parts = [breadcrumbs(trail(found, node), "lineage-breadcrumbs"), dcc.Location(id="lineage-go", refresh="callback-nav"),
              html.Div(head, className="node-heading"),
              dcc.Graph(id="lineage-graph", figure=figure, config=GRAPH_CONFIG)]
     if found.truncated:
@@ -59,6 +60,24 @@ def _page(found: service.Lineage, focus: str) -> list:
     made_from = [n for n in found.nodes if found.levels[n] < 0]
     parts.append(section("Made from", _listing(found, made_from, "lineage-ancestors", "Nothing: this is raw data.")))
     return parts + _downstream(found, node["type"])
+
+
+def trail(found: service.Lineage, node: dict) -> list[tuple[str, str | None]]:
+    """Where the node sits: a run under Runs, a run's output under its run, a parameter set under
+    Parameter sets, the rest under its project (and a raw file under its measurement)."""
+    parents = {link: found.nodes[p] for p, c, link in found.edges if c == node["id"] and p in found.nodes}
+    if node["type"] == "workflow_run":
+        return [("Runs", "/runs"), (_name(node), w.node_href(node)), HERE]
+    if node["type"] == "parameter_set":
+        return [("Parameter sets", "/parameter-sets"), (_name(node), None), HERE]
+    if run := parents.get("workflow_runs"):
+        return [("Runs", "/runs"), (_name(run), w.node_href(run)), (_name(node), None)]
+    crumbs = [("Experiments", "/browse"), (node["project_id"], project_href(node["project_id"]))]
+    if node["type"] == "measurement":
+        return crumbs + [(_name(node), w.node_href(node)), HERE]
+    if measurement := parents.get("measurements"):
+        crumbs.append((_name(measurement), w.node_href(measurement)))
+    return crumbs + [(_name(node), None)]
 
 
 def _downstream(found: service.Lineage, focus_type: str) -> list:

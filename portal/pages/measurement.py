@@ -67,7 +67,8 @@ def _measurement(project_id: str, submitter_id: str) -> list:
             w.section("Files", w.files_table(files, dictionary["data_file"])),
             w.section("Workflows", workflow_panel(node)),
             w.section("Quality control", wf.qc_history(browse.qc_runs(files))),
-            w.section("Previews", dcc.Store(id=KEY, data={"project": project_id, "submitter_id": submitter_id}),
+            w.section("Previews", dcc.Store(id=KEY, data={"project": project_id, "submitter_id": submitter_id,
+                                                          "centroid": props.get("spectrum_type") == "centroid"}),
                       dcc.Loading(html.Div(id="measurement-previews"), delay_show=200))]
 
 
@@ -89,10 +90,11 @@ def workflow_panel(node: dict) -> html.Div:
                               id="measurement-runs")], id="measurement-workflows")
 
 
-def previews(preview, x: int, y: int, mz, intensity) -> html.Div:
+def previews(preview, x: int, y: int, mz, intensity, centroid: bool = False) -> html.Div:
     """The TIC image (pixel (x, y) outlined) beside the ion image and its controls, then that pixel's
-    spectrum and the mean spectrum with its top peaks (a click on one shows its ion image)."""
-    peaks = images.top_peaks(preview.mz, preview.mean)
+    spectrum and the mean spectrum with its top peaks (a click on one shows its ion image);
+    centroid spectra as sticks."""
+    peaks = images.top_peaks(preview.mz, preview.mean, centroid=centroid)
     return html.Div([
         html.Div([_graph("measurement-tic", figures.tic_figure(preview, (x, y))),
                   html.Div("Click a pixel of the image to see its spectrum.", className="hint")],
@@ -100,9 +102,9 @@ def previews(preview, x: int, y: int, mz, intensity) -> html.Div:
         html.Div([_graph("measurement-ion", figures.empty_figure(ION_HINT, height=420)), ion_controls(),
                   html.Div(id="measurement-ion-problem", className="field-problem", role="alert")],
                  className="preview-image", id="measurement-ion-panel"),
-        html.Div([_graph("measurement-pixel", figures.pixel_figure(mz, intensity, x, y, preview.binned)),
+        html.Div([_graph("measurement-pixel", figures.pixel_figure(mz, intensity, x, y, preview.binned or centroid)),
                   html.Div(id="measurement-pixel-note", className="hint"),
-                  _graph("measurement-mean", figures.mean_spectrum_figure(preview, peaks)),
+                  _graph("measurement-mean", figures.mean_spectrum_figure(preview, peaks, sticks=centroid)),
                   html.H4("Top peaks of the mean spectrum"), w.peaks_table(peaks, "measurement-peak")],
                  className="preview-spectra"),
     ], className="previews")
@@ -131,6 +133,11 @@ def _key(data) -> tuple[str, str] | None:
         return None
 
 
+def _centroid(data) -> bool:
+    """Whether the measurement's spectra are centroids (drawn as sticks); only how they are drawn."""
+    return isinstance(data, dict) and data.get("centroid") is True
+
+
 @callback(Output("measurement-previews", "children"), Input(KEY, "data"))
 def render_previews(data):
     """The previews, starting at the brightest pixel; or why there are none."""
@@ -141,7 +148,7 @@ def render_previews(data):
         preview, x, y, mz, intensity = browse.pixel_spectrum(*key)
     except browse.FAILURES as error:
         return w.message(browse.explain(error), id_="measurement-previews-problem")
-    return previews(preview, x, y, mz, intensity)
+    return previews(preview, x, y, mz, intensity, _centroid(data))
 
 
 @callback(Output("measurement-pixel", "figure"), Output("measurement-pixel-note", "children"),
@@ -164,7 +171,7 @@ def show_pixel(click, data):
         return no_update, browse.explain(error), no_update
     marker = Patch()
     marker["layout"]["shapes"] = figures.pixel_marker(x, y)
-    return figures.pixel_figure(mz, intensity, x, y, preview.binned), "", marker
+    return figures.pixel_figure(mz, intensity, x, y, preview.binned or _centroid(data)), "", marker
 
 
 @callback(Output("measurement-ion-mz", "value"), Input("measurement-mean", "clickData"),

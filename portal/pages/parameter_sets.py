@@ -80,6 +80,16 @@ def on_compare(older, newer, params):
     return _diff(params or {}, older, newer, key)
 
 
+def _choices(names: list[str]) -> list[dict]:
+    """A picker's options: each name as its own label (a bare string would show an empty option)."""
+    return [{"label": name, "value": name} for name in names]
+
+
+def _field(text: str, control) -> html.Div:
+    """A control under its visible label (a placeholder vanishes as one types)."""
+    return html.Div([html.Label(text, htmlFor=control.id, className="wf-label"), control], className="wf-field")
+
+
 def _admin_form(templates: list[str], template: str, project: str) -> html.Section:
     try:
         projects = sorted(n["submitter_id"] for n in get_client().nodes("project"))
@@ -88,13 +98,14 @@ def _admin_form(templates: list[str], template: str, project: str) -> html.Secti
     return section("Save a revision", html.Div([
         html.Div("Saves a new revision when the parameters differ from the set's newest one. "
                  "Parameters: `name = value` lines or a JSON object.", className="hint"),
-        Select(id="psets-form-template", label="Template", options=templates, value=template or None,
-               placeholder="template", className="wf-input"),
-        Select(id="psets-form-project", label="Project", options=projects, value=project or None,
-               placeholder="project", className="wf-input"),
-        dcc.Input(id="psets-form-name", placeholder="set name, e.g. liver-smooth", className="wf-input"),
-        dcc.Textarea(id="psets-form-params", placeholder="snr = 2\nsmoothing = gaussian", className="wf-input"),
-        dcc.Textarea(id="psets-form-notes", placeholder="notes: why these values", className="wf-input"),
+        _field("Template", Select(id="psets-form-template", label="Template", options=_choices(templates),
+                                  value=template or None, placeholder="choose a template", className="wf-input")),
+        _field("Project", Select(id="psets-form-project", label="Project", options=_choices(projects),
+                                 value=project or None, placeholder="choose a project", className="wf-input")),
+        _field("Set name", dcc.Input(id="psets-form-name", placeholder="e.g. liver-smooth", className="wf-input")),
+        _field("Parameters", dcc.Textarea(id="psets-form-params", placeholder="snr = 2\nsmoothing = gaussian",
+                                          className="wf-input")),
+        _field("Notes", dcc.Textarea(id="psets-form-notes", placeholder="why these values", className="wf-input")),
         html.Button("Save revision", id="psets-form-save", className="button"),
         html.Div(id="psets-form-result"),
     ], className="wf-form"), id_="psets-admin")

@@ -90,7 +90,7 @@ def live(run) -> list:
     none = "This run registered no outputs." if run.status in service.FINAL else "No outputs yet."
     cancel, retry = w.action_styles(run)
     return [
-        html.Div(w.run_badges(run, "run-status") + [html.Span(run.message or "", className="hint", id="run-message"),
+        html.Div(w.run_badges(run, "run-status") + [html.Span(w.run_message(run.message), className="hint", id="run-message"),
                                                     w.run_times(run)], className="wf-status"),
         html.Div([html.Button("Cancel", id="run-cancel", className="button wf-secondary", style=cancel),
                   html.Button("Retry failed steps", id="run-retry", className="button wf-secondary", style=retry)],

@@ -32,7 +32,7 @@ def layout(status: str = "", template: str = "", user: str = "", project: str = 
         dcc.Store(id=STORE, data=query),
         dcc.Interval(id="runs-tick", interval=REFRESH_MS, disabled=True),
         html.Div([_picker("status", STATUSES, status), _picker("template", templates, template),
-                  html.Div([html.Label("user", className="wf-label"),
+                  html.Div([html.Label("User", className="wf-label", htmlFor="runs-user"),
                             dcc.Input(id="runs-user", value=user, debounce=True, placeholder="any user",
                                       className="wf-input")], className="wf-filter"),
                   _picker("project", projects, project)], className="wf-filters"),
@@ -50,7 +50,7 @@ def _offset(raw) -> int:
 
 
 def _picker(name: str, choices, value: str) -> html.Div:
-    return html.Div([html.Label(name, className="wf-label"),
+    return html.Div([html.Label(name.capitalize(), className="wf-label"),
                      Select(id=f"runs-{name}", label=name, options=[{"label": c, "value": c} for c in choices],
                             value=value or None, placeholder=f"any {name}", className="wf-input")],
                     className="wf-filter")

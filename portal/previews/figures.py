@@ -59,11 +59,12 @@ def pixel_marker(x: int, y: int) -> list[dict]:
     return [dict(type="rect", x0=x - 0.5, x1=x + 0.5, y0=y - 0.5, y1=y + 0.5, line=dict(color="#e4572e", width=2))]
 
 
-def mean_spectrum_figure(preview: Preview, peaks: list[tuple[float, float]] = ()) -> go.Figure:
-    """The mean spectrum, its top peaks marked (a click on one, or on the line, asks for an ion image)."""
+def mean_spectrum_figure(preview: Preview, peaks: list[tuple[float, float]] = (), sticks: bool = False) -> go.Figure:
+    """The mean spectrum, its top peaks marked (a click on one, or on the line, asks for an ion
+    image); centroid data (sticks) as sticks, never a line joining peaks across empty m/z."""
     pixels = int((preview.index >= 0).sum())
     how = f"summed into {len(preview.mz):,} m/z bins, " if preview.binned else ""
-    figure = spectrum_figure(preview.mz, preview.mean, f"Mean spectrum ({how}{pixels:,} pixels)")
+    figure = spectrum_figure(preview.mz, preview.mean, f"Mean spectrum ({how}{pixels:,} pixels)", sticks=sticks)
     if peaks:
         figure.add_trace(go.Scatter(x=[p[0] for p in peaks], y=[p[1] for p in peaks], mode="markers",
                                     marker=dict(color=PEAK, size=7), name="top peaks",
@@ -73,7 +74,7 @@ def mean_spectrum_figure(preview: Preview, peaks: list[tuple[float, float]] = ()
 
 
 def pixel_figure(mz: np.ndarray, intensity: np.ndarray, x: int, y: int, sticks: bool) -> go.Figure:
-    """One pixel's spectrum; a processed-mode spectrum (its own sparse m/z points) as sticks."""
+    """One pixel's spectrum; a processed-mode or centroid spectrum (sparse m/z points) as sticks."""
     return spectrum_figure(mz, intensity, f"Spectrum at pixel ({x}, {y})", sticks=sticks)
 
 

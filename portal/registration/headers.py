@@ -49,9 +49,9 @@ def summary(header: Header) -> list[str]:
     """A few lines about the file that no field holds."""
     width, height = header.grid
     checksum = checksum_name(header.checksum[0]) if header.checksum else "no checksum"
-    return [f"{header.spectra} spectra on a {width} x {height} pixel grid, {header.storage}",
+    return [f"{header.spectra:,} spectra on a grid of {width} × {height} pixels, {header.storage}",
             f"m/z {header.mz_type}, intensities {header.intensity_type}",
-            f"ibd UUID {header.uuid}, {checksum}, at least {header.expected_ibd_bytes()} bytes"]
+            f"ibd UUID {header.uuid}, {checksum}, at least {header.expected_ibd_bytes():,} bytes"]
 
 
 def verified(store: ObjectStore, staged: list[Staged], values: dict, type_def: dict) -> dict:

@@ -14,6 +14,7 @@ OUTCOMES = (("succeeded", "succeeded", "#2d8a4e"), ("qc_failed", "succeeded", "#
             ("failed", "failed", "#b23a3a"), ("cancelled", "cancelled", "#9aa5ad"))
 OUTCOME_NAMES = {"succeeded": "succeeded", "qc_failed": "QC failed", "failed": "failed", "cancelled": "cancelled"}
 GIB = 1024 ** 3
+FEW_BUCKETS = 12  # up to this many, each bucket is ticked by its date (plotly would tick hours, even ms)
 
 
 def runs_href(template: str = "", status: str = "", project: str = "", bucket: str = "", width: str = "day") -> str:
@@ -36,6 +37,16 @@ def _layout(figure: go.Figure, title: str, x: str, y: str, **more) -> go.Figure:
     return figure
 
 
+def bucket_axis(buckets, bucket: str) -> dict:
+    """A day or week axis ticked by dates ("Dec 7, 2026"), never by times of day."""
+    shown = sorted(set(buckets))
+    axis = {"title": {"text": f"{bucket} (UTC)"}, "type": "date", "tickformat": "%b %-d, %Y"}
+    if 0 < len(shown) <= FEW_BUCKETS:
+        days = [date.fromisoformat(b[:10]) for b in shown]
+        return {**axis, "tickmode": "array", "tickvals": shown, "ticktext": [f"{d:%b} {d.day}, {d.year}" for d in days]}
+    return axis
+
+
 def outcomes(stats, template: str = "", project: str = "", bucket: str = "day") -> go.Figure:
     """Runs by outcome per day or week, stacked (the templates shown summed per bucket)."""
     figure = go.Figure()
@@ -47,7 +58,8 @@ def outcomes(stats, template: str = "", project: str = "", bucket: str = "day") 
         figure.add_bar(x=buckets, y=[totals[b] for b in buckets], name=OUTCOME_NAMES[field], marker_color=colour,
                        customdata=[runs_href(template, status, project, b, bucket) for b in buckets],
                        hovertemplate="%{x}: %{y} runs " + OUTCOME_NAMES[field] + "<extra></extra>")
-    return _layout(figure, f"Runs by outcome per {bucket}", f"{bucket} (UTC)", "runs", barmode="stack")
+    figure = _layout(figure, f"Runs by outcome per {bucket}", f"{bucket} (UTC)", "runs", barmode="stack")
+    return figure.update_layout(xaxis=bucket_axis([r.bucket for r in stats.rows], bucket))
 
 
 def per_template(stats, value, title: str, y: str, project: str = "", bucket: str = "day", percent: bool = False) -> go.Figure:
@@ -58,22 +70,27 @@ def per_template(stats, value, title: str, y: str, project: str = "", bucket: st
         figure.add_scatter(x=[r.bucket for r in rows], y=[value(r) * (100 if percent else 1) for r in rows],
                            mode="lines+markers", name=template,
                            customdata=[runs_href(template, "", project, r.bucket, bucket) for r in rows])
-    return _layout(figure, title, f"{bucket} (UTC)", y, yaxis_range=[0, 105] if percent else None)
+    figure = _layout(figure, title, f"{bucket} (UTC)", y, yaxis_range=[0, 105] if percent else None)
+    return figure.update_layout(xaxis=bucket_axis([r.bucket for r in stats.rows if value(r) >= 0], bucket))
 
 
 def qc_rates(stats) -> go.Figure:
     """QC pass rate per project and instrument."""
     labels = [f"{q.project_id} · {q.instrument or 'unknown'}" for q in stats.qc]
     figure = go.Figure(go.Bar(x=labels, y=[q.pass_rate * 100 for q in stats.qc], marker_color="#2d8a4e",
-                              text=[f"{q.passed}/{q.runs}" for q in stats.qc],
+                              text=[f"{q.passed}/{q.runs}" for q in stats.qc], textposition="outside",
+                              cliponaxis=False,  # "0/1" above a bar of 0 % too
                               customdata=[runs_href("", "succeeded", q.project_id) for q in stats.qc],
                               hovertemplate="%{x}: %{y:.0f}% passed (%{text})<extra></extra>"))
     return _layout(figure, "QC pass rate per project and instrument", "project · instrument", "passed (%)",
                    yaxis_range=[0, 105])
 
 
-def steps(rows, value, title: str, x: str) -> go.Figure:
-    """Steps as horizontal bars, the largest on top."""
+def steps(rows, value, title: str, x: str, empty: str = "No steps in this window.") -> go.Figure:
+    """Steps as horizontal bars, the largest on top; none: a sentence saying so, not empty axes."""
+    if not rows:
+        figure = _layout(go.Figure(), title, "", "", xaxis_visible=False, yaxis_visible=False, height=220)
+        return figure.add_annotation(text=empty, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     shown = list(reversed(rows))
     figure = go.Figure(go.Bar(y=[f"{s.template} · {s.step}" for s in shown], x=[value(s) for s in shown],
                               orientation="h", marker_color="#2a6f97",

@@ -13,6 +13,8 @@ PHASE_COLOURS = {"Succeeded": "#2d8a4e", "Running": "#2a6f97", "Pending": "#9aa5
 _GROUP = re.compile(r"\[\d+\]")
 TYPE_COLOURS = {"measurement": "#7b5ea7", "data_file": "#2a6f97", "workflow_run": "#d08c27",
                 "parameter_set": "#5b8c5a"}
+TYPE_NAMES = {"measurement": "Measurement", "data_file": "Data file", "workflow_run": "Workflow run",
+              "parameter_set": "Parameter set"}
 TYPE_SYMBOLS = {"measurement": "diamond", "data_file": "circle", "workflow_run": "square",
                 "parameter_set": "triangle-up"}
 
@@ -139,7 +141,7 @@ def lineage_graph(nodes: dict[str, dict], levels: dict[str, int], edges, focus: 
     for kind in dict.fromkeys(nodes[n]["type"] for n in order):
         chosen = [n for n in order if nodes[n]["type"] == kind]
         figure.add_trace(go.Scatter(
-            x=[at[n][0] for n in chosen], y=[at[n][1] for n in chosen], mode="markers+text", name=kind,
+            x=[at[n][0] for n in chosen], y=[at[n][1] for n in chosen], mode="markers+text", name=TYPE_NAMES.get(kind, kind),
             text=[_short(nodes[n]) for n in chosen], textposition="bottom center",
             customdata=[href(nodes[n]) for n in chosen], hovertext=[_hover(nodes[n]) for n in chosen],
             hoverinfo="text",
@@ -157,7 +159,7 @@ def _short(node: dict) -> str:
 def _hover(node: dict) -> str:
     props = node["properties"]
     extra = props.get("status") or props.get("data_format") or props.get("template") or ""
-    return f"{node['type']}: {node['submitter_id']}" + (f" ({extra})" if extra else "")
+    return f"{TYPE_NAMES.get(node['type'], node['type'])}: {node['submitter_id']}" + (f" ({extra})" if extra else "")
 
 
 def _lines(edges, at) -> go.Scatter:

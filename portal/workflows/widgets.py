@@ -14,6 +14,7 @@ from dash import dcc, html
 
 from portal.controls import Select
 from portal.explorer.widgets import download_href, measurement_href
+from portal.workflows.qc_text import check_amount, check_label, failing_text, run_message, shown  # noqa: F401 (pages use them from here)
 
 PARAM = "launch-param"              # the pattern-matching id type of a parameter's input
 PARAM_CHECK = "launch-param-check"  # ...of its inline check's message
@@ -210,7 +211,7 @@ def outcome_badge(run, id_: str | None = None) -> html.Span | str:
         return ""
     extra = {"id": id_} if id_ else {}
     return html.Span(OUTCOME_TEXT[run.outcome], className=f"wf-badge wf-qc-{run.outcome}",
-                     title="; ".join(run.failed_checks or []), **extra)
+                     title="; ".join(failing_text(c) for c in run.failed_checks or []), **extra)
 
 
 def run_badges(run, id_: str | None = None) -> list:
@@ -229,11 +230,11 @@ def runs_table(runs: Sequence, titles: dict[str, str] | None = None, inputs: dic
     head = html.Thead(html.Tr([html.Th(h) for h in ("Run", "Template", "Input", "Status", "QC", "Project", "By",
                                                       "Created", "Finished", "Message")]))
     rows = [html.Tr([html.Td(dcc.Link(r.submitter_id or r.id, href=run_href(r.id))),
-                     html.Td(titles.get(r.template) or r.template, title=r.template), html.Td(inputs.get(r.id, "")),
+                     html.Td(titles.get(r.template) or r.template, title=r.template), html.Td(inputs.get(r.id, ""), className="nowrap"),
                      html.Td(status_badge(r.status, qc_failed=r.outcome == "failed")), html.Td(outcome_badge(r)),
                      html.Td(r.project_id), html.Td(r.created_by),
                      html.Td(_when(r.created_at)), html.Td(_when(r.finished_at)),
-                     html.Td(r.message or "", className="hint")], className="wf-run-row") for r in runs]
+                     html.Td(run_message(r.message), className="hint")], className="wf-run-row") for r in runs]
     return html.Table([head, html.Tbody(rows)], className="children", id=id_)
 
 
@@ -258,7 +259,7 @@ def qc_history(runs: Sequence, id_: str = "measurement-qc") -> html.Div:
     if not runs:
         return html.Div("No QC verdict yet: no run with a verdict has used these files.", className="empty", id=id_)
     rows = [[dcc.Link(r.submitter_id or r.id, href=run_href(r.id)), r.template, _when(r.finished_at),
-             outcome_badge(r), "; ".join(r.failed_checks or [])] for r in runs]
+             outcome_badge(r), "; ".join(failing_text(c) for c in r.failed_checks or [])] for r in runs]
     return html.Div([html.Div(["Latest QC: ", outcome_badge(runs[0], f"{id_}-latest")], className="wf-status"),
                      _simple_table(["Run", "Template", "Finished", "QC", "Failing checks"], rows, f"{id_}-history", "")],
                     id=id_)
@@ -273,17 +274,32 @@ def qc_report(report: dict, images: dict[str, str] | None = None) -> html.Div:
     """A verdict report inline: each check with its value, threshold and result; what the report
     says of the dataset (grid, mode, polarity, m/z range, mass accuracy, lines, top peaks); and its
     images (TIC, missing pixels, ppm map) that the run registered, by name -> download address."""
-    rows = [[c.get("metric", ""), _shown(c.get("value")), _threshold(c), _result(c)]
+    rows = [[html.Span(check_label(c.get("metric", "")), title=c.get("metric", "")),
+             check_amount(c.get("metric", ""), c.get("value")), _threshold(c), _result(c)]
             for c in report.get("checks") or [] if isinstance(c, dict)]
     parts = [_simple_table(["Check", "Value", "Threshold", "Result"], rows, "run-qc-checks", "The report names no checks.")]
     facts = qc_facts(report)
     if facts:
         parts.append(_simple_table(["", ""], facts, "run-qc-facts", ""))
-    figures = [html.Figure([html.Img(src=href, alt=caption, className="wf-qc-image", id=id_), html.Figcaption(caption)])
+    scales = image_scales(report)
+    figures = [html.Figure([html.Img(src=href, alt=caption, className="wf-qc-image", id=id_),
+                            html.Figcaption(caption + scales.get(name, ""))])
                for name, id_, caption in QC_IMAGES if (href := (images or {}).get(name))]
     if figures:
         parts.append(html.Div(figures, className="wf-qc-images"))
     return html.Div(parts, className="wf-qc-report", id="run-qc-report")
+
+
+def image_scales(report: dict) -> dict[str, str]:
+    """What the QC images' colours stand for, in numbers: the TIC image runs its viridis from the
+    lowest pixel to the highest, the ppm map saturates at twice the mass-error threshold (qc_merge)."""
+    tic = [v for v in (report.get("pixels") or {}).get("tic") or [] if isinstance(v, (int, float))]
+    limit = next((c.get("maximum") for c in report.get("checks") or []
+                  if isinstance(c, dict) and c.get("metric") == "mass_error_ppm"), None)
+    scales = {"tic": f" (dark {min(tic):,.0f}, yellow {max(tic):,.0f})"} if tic else {}
+    if isinstance(limit, (int, float)):
+        scales["ppm"] = f"; full colour at ±{2 * limit:g} ppm"
+    return scales
 
 
 def _result(check: dict) -> html.Span:
@@ -328,23 +344,21 @@ def _accuracy_text(accuracy: dict) -> str:
     if not accuracy.get("assessed"):
         return "not assessed: no reference ion found"
     found = [i["name"] for i in accuracy.get("ions", []) if i.get("found")]
-    return (f"median {_shown(accuracy['median_ppm'])} ppm, spread {_shown(accuracy['spread_ppm'])} ppm over "
+    return (f"median {shown(accuracy['median_ppm'])} ppm, spread {shown(accuracy['spread_ppm'])} ppm over "
             f"{accuracy.get('pixels_measured')} pixels; ions found: {', '.join(found)}")
 
 
 def _lines_text(lines: dict) -> str:
-    dropped = [f"{len(lines.get(f'dropped_{n}', []))} {n} dropped" for n in ("rows", "columns")]
+    counts = [(len(lines.get(f"dropped_{n}s", [])), n) for n in ("row", "column")]
+    dropped = [f"{count} {noun if count == 1 else noun + 's'} dropped" for count, noun in counts]
     return ", ".join(dropped) + ("; TIC gradient flagged" if lines.get("gradient_flagged") else "")
 
 
 def _threshold(check: dict) -> str:
     bounds = [(check["direction"], check.get("threshold"))] if check.get("direction") in ("minimum", "maximum") \
         else [(k, check[k]) for k in ("minimum", "maximum") if check.get(k) is not None]
-    return ", ".join(f"{'≥' if k == 'minimum' else '≤'} {_shown(v)}" for k, v in bounds)
-
-
-def _shown(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    metric = check.get("metric", "")
+    return ", ".join(f"{'≥' if k == 'minimum' else '≤'} {check_amount(metric, v)}" for k, v in bounds)
 
 
 def run_facts(run, pset: dict | None, template_title: str) -> html.Table:

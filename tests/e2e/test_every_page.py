@@ -166,3 +166,34 @@ def test_moving_between_dash_pages_redraws_the_header(commons, tmp_path):
         until(driver, lambda d: d.find_elements(By.ID, "shell-signout"))
     finally:
         driver.quit()
+
+
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+# what stands out of a 390 px page: the page wider than the screen, or a header link off it
+OFF_SCREEN = """
+const width = document.documentElement.clientWidth, out = [];
+if (document.documentElement.scrollWidth > width) out.push("the page is " + document.documentElement.scrollWidth + " px wide");
+document.querySelectorAll("header [id^=shell-]").forEach(e => {
+  const box = e.getBoundingClientRect();
+  if (box.left < 0 || box.right > width) out.push(e.id + " ends at " + Math.round(box.right) + " px");
+});
+return out;
+"""
+
+
+def test_on_a_phone_every_page_fits_the_screen(commons, tmp_path):
+    """At 390 px (a phone, as Chromium emulates one) the header wraps onto lines, panels stack and
+    wide tables scroll inside their card: no page is wider than the screen, no header link off it."""
+    service, portal, _, deep = commons
+    driver = chromium(tmp_path / "profile")
+    try:
+        sign_in(driver, portal, service.data_dir, "ada")
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+        problems = []
+        for path in ["/explore", "/runs", "/register", "/admin/users"] + deep:
+            driver.get(portal.url + path)
+            settled(driver)
+            problems += [f"{path}: {problem}" for problem in driver.execute_script(OFF_SCREEN)]
+    finally:
+        driver.quit()
+    assert not problems, "\n".join(problems)

@@ -96,7 +96,7 @@ def test_tom_registers_a_measurement_and_finds_it_everywhere(commons, browser, p
     # the header fills what was left empty, and says so
     until(browser, lambda d: d.find_element(By.ID, "register-mass_range_high").get_attribute("value") == "1000")
     assert browser.find_element(By.ID, "register-from-file-mass_range_high").text == "From the imzML: check it."
-    assert "108 spectra on a 12 x 9 pixel grid" in browser.find_element(By.ID, "register-header-imzML").text
+    assert "108 spectra on a grid of 12 × 9 pixels" in browser.find_element(By.ID, "register-header-imzML").text
     browser.find_element(By.ID, "register-file-ibd").send_keys(str(pair["ibd"]))
     browser.find_element(By.ID, "register-submit").click()
     link = until(browser, lambda d: d.find_elements(By.ID, "register-done-link"), timeout=60)[0]

@@ -151,7 +151,7 @@ def test_a_technician_launches_watches_follows_provenance_and_reruns(commons, me
     ancestors = driver.find_element(By.ID, "lineage-ancestors")
     assert ancestors.find_elements(By.CSS_SELECTOR, f"a[href='/runs/{run_id}']")
     output_page = driver.current_url
-    _click_graph_node(driver, "lineage-graph", "workflow_run")   # the graph's run node opens the run
+    _click_graph_node(driver, "lineage-graph", "Workflow run")   # the graph's run node (its legend name) opens the run
     until(driver, lambda d: d.current_url.endswith(f"/runs/{run_id}") and d.find_elements(By.ID, "run-status"))
     driver.get(output_page)
     ancestors = until(driver, lambda d: d.find_elements(By.ID, "lineage-ancestors"))[0]

@@ -166,6 +166,7 @@ def test_the_audit_log_filters_pages_and_exports(ada, admin, demo):
     page = text(ada.get(f"/admin/audit?action=set_grant&project={project}&user=local-admin&outcome=ok"))
     assert page.count("<td>set_grant</td>") == 50 and "<td>submit</td>" not in page
     assert f"<dt>arguments</dt> <dd>{project}, " in page and "{&#34;arguments" not in page  # fields, not JSON
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</td>", page)  # a time as people write it, no ISO "T"
     assert "No matching entries." in text(ada.get("/admin/audit?before=2000-01-01"))
     first = text(ada.get("/admin/audit"))
     older = re.search(r'href="([^"]+)" id="admin-audit-next"', first).group(1).replace("&amp;", "&")

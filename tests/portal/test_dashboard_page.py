@@ -33,6 +33,18 @@ def test_every_figure_has_a_title_axes_with_units_and_points_that_open_their_run
     assert d.steps(STATS.slowest_steps, lambda s: s.duration_p50_s, "Slowest", "seconds").data[0].customdata[0] == \
         "/runs?template=ims-qc"
     assert d.href_of({"points": [{"customdata": "/runs?status=failed"}]}) == "/runs?status=failed"
+
+
+def test_a_few_buckets_are_ticked_by_date_and_an_empty_chart_says_so():
+    """One day of runs: its date under the bar, not plotly's 23:59:59.999 and 00:00:00.0005; a
+    pass rate of 0 % still shows its "0/1"; no failing step: a sentence, not empty axes."""
+    for figure in (d.outcomes(STATS), d.per_template(STATS, lambda r: r.runs, "Runs", "runs")):
+        assert list(figure.layout.xaxis.ticktext) == ["Mar 2, 2026"] and figure.layout.xaxis.title.text == "day (UTC)"
+    rates = d.qc_rates(STATS)
+    assert rates.data[0].textposition == "outside" and rates.data[0].cliponaxis is False
+    empty = d.steps([], lambda s: s.failed, "Most failing steps", "failed runs", "No step failed in this window.")
+    assert empty.layout.title.text == "Most failing steps" and empty.layout.annotations[0].text == "No step failed in this window."
+    assert empty.layout.xaxis.visible is False and not empty.data
     assert d.href_of({"points": [{"customdata": "javascript:alert(1)"}]}) is None
 
 

@@ -173,6 +173,20 @@ def test_the_previews_show_the_tic_image_and_are_cached(analyst, dash_call, imag
                                        ["measurement-tic"]["data"][0]["z"]), tic)
 
 
+def test_centroid_spectra_are_drawn_as_sticks(analyst, dash_call, imaged):
+    """The page tells its previews whether the measurement's spectra are centroids; those are drawn
+    as sticks from 0 (NaN between them), the pixel's and the mean spectrum alike."""
+    project, name = imaged["project_id"], imaged["submitter_id"]
+    centroid = imaged["properties"].get("spectrum_type") == "centroid"
+    assert f'"centroid": {json.dumps(centroid)}' in open_page(analyst, dash_call, f"/measurement/{project}/{name}")
+    key = [{"id": "measurement-key", "property": "data", "value": {"project": project, "submitter_id": name,
+                                                                    "centroid": True}}]
+    shown = graphs(dash_call(analyst, "measurement-previews.children", key)["response"]["measurement-previews"]["children"])
+    for graph in ("measurement-pixel", "measurement-mean"):
+        heights = figure_array(shown[graph]["data"][0]["y"]).astype(float)
+        assert np.isnan(heights[2::3]).all() and (heights[0::3] == 0).all()
+
+
 def test_a_click_on_the_image_shows_that_pixels_spectrum(analyst, dash_call, imaged, server):
     project, name = imaged["project_id"], imaged["submitter_id"]
     dash_call(analyst, "measurement-previews.children", key_input(project, name))

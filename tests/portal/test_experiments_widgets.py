@@ -60,6 +60,7 @@ def test_addresses_quote_names_so_they_route_back_to_the_same_level():
     ("measurement", "mass_resolution", "Mass resolution"),
     ("case", "age_years", "Age (years)"),
     ("data_file", "file_size", "File size"),
+    ("measurement", "imzml_mode", "imzML mode"),  # a name with capitals of its own keeps them
 ])
 def test_labels_come_from_the_name_and_the_dictionarys_unit(type_name, name, expected):
     assert w.label(name, DICTIONARY[type_name]["properties"][name]) == expected

@@ -84,8 +84,12 @@ def test_charts_have_axis_titles_with_units_and_whole_number_counts():
     assert many.layout.yaxis.dtick is None and many.layout.yaxis.tickformat == ",d"
     ages = figures.histogram_figure("age_years", stats(), "Age (years)", "cases", "years")
     assert ages.layout.xaxis.title.text == "Age (years)" and ages.layout.yaxis.title.text == "Number of cases"
-    sizes = figures.histogram_figure("file_size", stats(), "File size", "files", "bytes")
-    assert sizes.layout.xaxis.title.text == "File size (bytes)" and sizes.layout.xaxis.ticksuffix == "B"
+    sizes = figures.histogram_figure("file_size", stats(bins=((0, 250_000, 9), (250_000, 466_000, 1))),
+                                     "File size", "files", "bytes")
+    assert sizes.layout.xaxis.title.text == "File size"  # the ticks carry the unit, in the KB of 1,024 the table shows
+    assert list(sizes.layout.xaxis.ticktext) == ["0 B", "100 KB", "200 KB", "300 KB", "400 KB"]
+    assert list(sizes.layout.xaxis.tickvals) == [0, 102_400, 204_800, 307_200, 409_600]
+    assert figures.size_ticks(0, 3.5 * 1024 ** 2) == [0, 1024 ** 2, 2 * 1024 ** 2, 3 * 1024 ** 2]
 
 
 def test_histogram_figure_has_a_bar_per_bin_and_the_mean():

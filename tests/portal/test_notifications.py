@@ -77,7 +77,7 @@ def test_a_run_that_failed_qc_says_so_in_its_notification_and_mail(server, admin
     end_ims_qc(server, admin, status="succeeded", outcome="failed",
                failed_checks=["peaks_mean 0.2222 (minimum 1)", "spectra 0 (minimum 1)"])
     page = tom.get("/notifications").get_data(as_text=True)
-    assert "succeeded, QC failed: peaks_mean 0.2222 (minimum 1); spectra 0 (minimum 1)" in page
+    assert "succeeded, QC failed: Mean peaks per spectrum 0.222 (minimum 1); Spectra 0 (minimum 1)" in page
     [mail] = (server.settings.data_dir / "outbox").glob("*.eml")
     body = mail.read_text()
     assert "\nQC failed: peaks_mean 0.2222 (minimum 1)\nQC failed: spectra 0 (minimum 1)\n" in body

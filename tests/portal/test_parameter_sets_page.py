@@ -76,6 +76,8 @@ def test_params_diff_is_by_name():
 def test_an_admin_saves_a_revision_from_the_portal(ada, tom, admin, sets):
     page = open_page(ada, "/parameter-sets")
     assert "psets-admin" in page and "Save revision" in page
+    assert f'{{"label": "{TEMPLATE}", "value": "{TEMPLATE}"}}' in page and '{"label": "test-proj", "value": "test-proj"}' in page
+    assert all(f'"htmlFor": "psets-form-{name}"' in page for name in ("template", "project", "name", "params", "notes"))
     assert "Saved fast · revision 3" in save_form(ada, TEMPLATE, "fast", "window = 8", notes="wider")
     assert "already holds these parameters as revision 3" in save_form(ada, TEMPLATE, "fast", '{"window": 8}')
     refused = save_form(ada, TEMPLATE, "fast", "window = 12")

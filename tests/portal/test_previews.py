@@ -371,6 +371,17 @@ def test_an_ion_image_is_drawn_on_the_tic_raster_with_its_window_and_missing_pix
     assert not figures.ion_figure(preview, np.zeros((HEIGHT, WIDTH)), query).layout.annotations
 
 
+def test_a_centroid_mean_spectrum_is_drawn_as_sticks(image):
+    """Centroids joined by a line would draw signal across empty m/z (a continuous-mode centroid
+    image shares one axis of centroids): sticks from 0 instead."""
+    _, imzml_path, ibd_path, _ = image
+    preview = imzml.compute(imzml_path, ibd_path)
+    line = figures.mean_spectrum_figure(preview).data[0]
+    sticks = figures.mean_spectrum_figure(preview, sticks=True).data[0]
+    assert not np.isnan(np.asarray(line.y, dtype=float)).any()
+    assert len(sticks.x) == 3 * len(line.x) and np.asarray(sticks.y, dtype=float)[::3].tolist() == [0] * len(line.x)
+
+
 def test_the_mean_spectrum_marks_its_top_peaks(image):
     _, imzml_path, ibd_path, _ = image
     preview = imzml.compute(imzml_path, ibd_path)

@@ -28,9 +28,12 @@ def test_choosing_an_imzml_fills_the_fields_from_its_header_and_keeps_nothing(to
     assert answer["values"] == {"polarity": "positive", "mass_range_low": "400", "mass_range_high": "900",
                                 "raster_width": "4", "raster_height": "3", "spectrum_type": "profile",
                                 "imzml_mode": "continuous"}
-    assert answer["summary"][0] == "12 spectra on a 4 x 3 pixel grid, continuous"
+    assert answer["summary"][0] == "12 spectra on a grid of 4 × 3 pixels, continuous"
     assert staging(server) == []
-    assert 'id="register-from-file-polarity"' in tom.get("/register").get_data(as_text=True)
+    form = tom.get("/register").get_data(as_text=True)
+    assert 'id="register-from-file-polarity"' in form
+    # the file is chosen before the fields it fills, so the form reads top down
+    assert form.index('id="register-file-imzML"') < form.index('id="register-instrument"')
 
 
 def test_a_broken_imzml_is_refused_at_its_field_naming_the_line(tom, place):

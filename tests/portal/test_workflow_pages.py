@@ -349,12 +349,16 @@ def test_provenance_goes_from_an_output_back_to_the_raw_measurement_and_forward_
     run = admin.launch(TEMPLATE, [measurement], parameter_set_id=sets["fast-r1"]).run
     [output] = run_until(worker, admin, run.id).output_ids
     page = open_page(ana, f"/lineage/{output}")
+    trail = page[:page.index("\"lineage-breadcrumbs\"")]  # the trail comes first: an output sits under its run
+    assert '"/runs"' in trail and f"/runs/{run.id}" in trail and "/browse" not in trail
     ancestors = page[page.index("Made from"):page.index("Used by")]
     assert f"/runs/{run.id}" in ancestors and "/measurement/test-proj/m" in ancestors
     assert all(f"/lineage/{f}" in ancestors for f in files) and f"/lineage/{sets['fast-r1']}" in ancestors
     assert all(words in ancestors for words in ("produced", "input of run", "configured run", "source of"))
     assert "Nothing has used it yet." in page and "/files/" in page and "Produced" not in page
     raw = open_page(ana, f"/lineage/{files[0]}")
+    trail = raw[:raw.index("\"lineage-breadcrumbs\"")]  # a raw file sits under its project and measurement
+    assert '"/browse/test-proj"' in trail and "/measurement/test-proj/m" in trail
     used_by, produced = raw.index("Used by"), raw.index("Produced")  # the run first, then its outputs
     assert used_by < produced and f"/runs/{run.id}" in raw[used_by:produced] and f"/lineage/{output}" in raw[produced:]
     of_run = open_page(ana, f"/lineage/{run.id}")  # a run's outputs are what it produced, not what used it

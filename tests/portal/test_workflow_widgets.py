@@ -96,7 +96,7 @@ def test_the_provenance_figure_carries_each_nodes_address_and_rings_the_focus():
     figure = figures.lineage_graph(nodes, levels, edges, "o", w.node_href)
     hrefs = {h for trace in figure.data[1:] for h in trace.customdata}
     assert hrefs == {"/measurement/p/m", "/lineage/f", "/runs/r", "/lineage/o"}
-    files = next(trace for trace in figure.data if trace.name == "data_file")
+    files = next(trace for trace in figure.data if trace.name == "Data file")  # the legend names kinds as people do
     assert list(files.marker.line.width) == [3 if h == "/lineage/o" else 0 for h in files.customdata]
     assert list(figure.layout.xaxis.range) == [-3.6, 0.6]
     arrows = {(a.ax, a.x) for a in figure.layout.annotations if a.showarrow}  # parent -> child, left to right
@@ -140,7 +140,7 @@ def test_a_qc_report_shows_each_check_with_its_threshold_and_the_tic_image():
     report = {"passed": False, "checks": [{"metric": "peaks_mean", "value": 0.2222222, "minimum": 1, "passed": False},
                                           {"metric": "spectra", "value": 9, "minimum": 1, "passed": True}]}
     text = str(w.qc_report(report, {"tic": "/files/f-tic/download"}))
-    assert "peaks_mean" in text and "0.2222" in text and "≥ 1" in text and "wf-qc-failed" in text
+    assert "Mean peaks per spectrum" in text and "0.222" in text and "≥ 1" in text and "wf-qc-failed" in text
     assert "/files/f-tic/download" in text and "run-qc-image" in text
     assert "run-qc-image" not in str(w.qc_report(report))
     run = T.Run(status="succeeded", outcome="failed", failed_checks=["peaks_mean 0.2222 (minimum 1)"])
@@ -165,12 +165,34 @@ def test_an_ims_qc_report_shows_thresholds_by_direction_the_dataset_and_its_thre
     text = str(w.qc_report(report, images))
     assert "≤ 5" in text and "not assessed" in text and "wf-qc-none" in text
     assert all(f"/files/f-{name}/download" in text for name in images) and "run-qc-ppm" in text
+    scaled = {**report, "pixels": {"tic": [1200.4, None, 98765.0]}}  # the colours in numbers
+    assert w.image_scales(scaled) == {"tic": " (dark 1,200, yellow 98,765)", "ppm": "; full colour at ±10 ppm"}
+    assert "dark 1,200, yellow 98,765" in str(w.qc_report(scaled, images)) and w.image_scales({}) == {}
     facts = dict((label, value) for label, value in w.qc_facts(report))
     assert facts["Pixel grid"] == "3 × 3 pixels, 0 missing, 0 not in the .ibd"
     assert facts["Mass accuracy"] == "not assessed: no reference ion found" and facts["Top peaks (m/z)"] == "760.5851"
-    assert facts["Lines"] == "0 rows dropped, 1 columns dropped" and w.qc_facts({"checks": []}) == []
+    assert facts["Lines"] == "0 rows dropped, 1 column dropped" and w.qc_facts({"checks": []}) == []
     assert facts["imzML + ibd"] == ("do not belong together (UUID, SHA-1 compared): "
                                     "UUID: the ibd starts with 1, but the imzML names 2")
+
+
+def test_qc_checks_read_as_words_with_units_not_field_names():
+    """The run page, the runs list, the badge's tooltip and the measurement's QC history name a
+    check as people do, shares in percent and mass errors in ppm (the worker's text is the source)."""
+    report = {"checks": [{"metric": "pixel_completeness", "value": 0.6667, "minimum": 0.8, "passed": False},
+                         {"metric": "mass_error_ppm", "value": 0.5086, "maximum": 5.0, "passed": True},
+                         {"metric": "tic_median", "value": 17730.4, "minimum": 0.0, "passed": True}]}
+    text = str(w.qc_report(report)).replace("\\xa0", "\u00a0")  # the components' repr escapes it
+    assert "Pixels with a spectrum" in text and "66.67\u00a0%" in text and "≥ 80\u00a0%" in text
+    assert "0.51\u00a0ppm" in text and "≤ 5.00\u00a0ppm" in text and "17,730" in text and "1.773e+04" not in text
+    assert w.failing_text("pixel_completeness 0.6667 (minimum 0.8)") == "Pixels with a spectrum 66.67\u00a0% (minimum 80\u00a0%)"
+    assert w.failing_text("a check the portal does not know 3") == "a check the portal does not know 3"
+    assert w.run_message("succeeded; QC failed: mass_error_ppm 10.69 (maximum 5); dropped_lines 3 (maximum 0)") == (
+        "succeeded; QC failed: Median mass error (absolute) 10.69\u00a0ppm (maximum 5.00\u00a0ppm); Dropped lines 3 (maximum 0)")
+    run = T.Run(id="r", submitter_id="qc-1", template="ims-qc", status="succeeded", outcome="failed",
+                message="succeeded; QC failed: dropped_lines 3 (maximum 0)", failed_checks=["dropped_lines 3 (maximum 0)"])
+    for shown in (w.runs_table([run]), w.qc_history([run]), w.outcome_badge(run)):
+        assert "dropped_lines" not in str(shown) and "Dropped lines 3" in str(shown)
 
 
 @pytest.mark.parametrize("status, cancel_requested, shown", [

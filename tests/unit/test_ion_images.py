@@ -147,6 +147,9 @@ def test_the_top_peaks_are_the_highest_local_maxima():
     assert images.top_peaks(mz, intensity) == [(4.0, 9.0), (1.0, 5.0), (7.0, 3.0)]
     assert images.top_peaks(mz, intensity, count=1) == [(4.0, 9.0)]
     assert images.top_peaks(mz[:2], intensity[:2]) == []
+    # centroids: each point is a peak, its neighbours' heights notwithstanding (9 beside 9, 7 at the end)
+    assert images.top_peaks(mz, intensity, count=4, centroid=True) == [(4.0, 9.0), (5.0, 9.0), (9.0, 7.0), (1.0, 5.0)]
+    assert images.top_peaks(mz[:2], intensity[:2], centroid=True) == [(1.0, 5.0)]
 
 
 def test_spectra_whose_mz_are_not_sorted_are_found_and_summed_exactly(tmp_path, monkeypatch):
