@@ -15,8 +15,11 @@ AXE_VERSION := 4.11.0
 run: $(STAMP)
 	$(BIN)/labcommons up
 
+# one test process per core (pytest-xdist), each taking whole files, so that a module's shared
+# fixtures (a demo commons, a browser) are made once; TEST_WORKERS=0 runs them in this process
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/metadata.py

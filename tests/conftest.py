@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -19,6 +20,11 @@ from click.testing import CliRunner
 from ground.settings import Settings
 from metadata.client import MetadataClient
 from metadata.server import Server
+
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24, which the CLI's consoles would take
+# as the terminal's size for good when labcommons.cli is imported; a test sets COLUMNS itself
+for _fixed in ("COLUMNS", "LINES"):
+    os.environ.pop(_fixed, None)
 
 PROJECT = "test-proj"
 PROGRAM = "TEST"
