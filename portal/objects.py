@@ -7,10 +7,17 @@ any other shape, so no key can leave the root. A stored file's key starts with i
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import threading
+import uuid
 from pathlib import Path
 
 import fsspec
+
+_held: set[str] = set()   # keys locked in this process, on a store without file locks (S3)
+_held_lock = threading.Lock()
 
 
 class ObjectStore:
@@ -51,8 +58,52 @@ class ObjectStore:
         return self.fs.open(self._path(key), "rb")
 
     def write_text(self, key: str, text: str) -> None:
-        with self.open_write(key) as sink:
-            sink.write(text.encode())
+        """Write a small object whole: a reader meanwhile sees the old text or the new, never a part
+        (a temporary file renamed over it in a directory; an S3 PUT is atomic as it is)."""
+        if self.scheme != "file":
+            with self.open_write(key) as sink:
+                sink.write(text.encode())
+            return
+        path = self._path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+        try:
+            with open(temporary, "wb") as sink:
+                sink.write(text.encode())
+            os.replace(temporary, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temporary)
+
+    @contextlib.contextmanager
+    def exclusive(self, key: str):
+        """Yields whether the caller alone holds `key`'s lock until the block ends, without waiting.
+        In a directory, a file lock: it holds across the portal's processes and threads and goes with
+        a process that dies. On S3, only within this process (several processes over one bucket
+        would need a lock service)."""
+        if self.scheme != "file":
+            with _held_lock:
+                taken = key not in _held
+                _held.add(key)
+            try:
+                yield taken
+            finally:
+                if taken:
+                    with _held_lock:
+                        _held.discard(key)
+            return
+        path = self._path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def read_text(self, key: str) -> str:
         with self.open_read(key) as source:

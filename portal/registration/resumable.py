@@ -38,9 +38,9 @@ MAX_CHUNK_BYTES = 64 * 1024 * 1024
 EXPIRY_SECONDS = 24 * 3600
 SWEEP_SECONDS = 300
 RECORD = "resumable.json"
+LOCK = "receiving.lock"  # held while a chunk or the completion is received
+_sweep_lock = threading.Lock()
 PARTS = "parts"
-_busy: set[str] = set()         # uploads receiving a chunk or completing in this process
-_busy_lock = threading.Lock()
 _last_sweep = [0.0]             # time.monotonic() of this process's last sweep
 
 
@@ -86,7 +86,7 @@ def create(store: ObjectStore, who: dict, length: int, limit: int) -> Upload:
 
 
 def _sweep_when_due(store: ObjectStore) -> None:
-    with _busy_lock:
+    with _sweep_lock:
         due = time.monotonic() - _last_sweep[0] >= SWEEP_SECONDS
         if due:
             _last_sweep[0] = time.monotonic()
@@ -128,26 +128,22 @@ def offset(store: ObjectStore, upload: Upload) -> int:
 
 
 @contextlib.contextmanager
-def _alone(upload: Upload):
-    """One chunk or completion of an upload at a time: two PATCHes sent for the same offset would
-    each find it free and both be told their chunk was kept (423, as tus servers lock)."""
-    with _busy_lock:
-        if upload.upload_id in _busy:
+def _alone(store: ObjectStore, upload: Upload):
+    """One chunk or completion of an upload at a time, across the portal's processes: two PATCHes
+    sent for the same offset would each find it free and both be told their chunk was kept (423,
+    as tus servers lock)."""
+    with store.exclusive(upload.key(LOCK)) as alone:
+        if not alone:
             raise UploadRefused("Upload-Offset", "Upload-Offset: another request of this upload is being received; "
                                                  "when it ends, ask the offset (HEAD) and send from there", 423)
-        _busy.add(upload.upload_id)
-    try:
         yield
-    finally:
-        with _busy_lock:
-            _busy.discard(upload.upload_id)
 
 
 def append(store: ObjectStore, upload: Upload, at: int, stream, length: int, expected: str | None) -> int:
     """Receive one chunk sent for offset `at`; the new offset. Refused (409) when `at` is not the
     offset, when it would pass the declared length, or when its MD5 is not the expected one; 423
     while another chunk of the upload is being received."""
-    with _alone(upload):
+    with _alone(store, upload):
         return _append(store, upload, at, stream, length, expected)
 
 
@@ -177,7 +173,7 @@ def complete(store: ObjectStore, upload: Upload, md5sum: str) -> Staged:
     upload. The result is claimed by /register/commit like any staged upload."""
     if not uploads.HEX_MD5.match(md5sum or ""):
         raise UploadRefused("md5sum", "md5sum: give the whole file's MD5 as 32 lower-case hex digits")
-    with _alone(upload):
+    with _alone(store, upload):
         return _complete(store, upload, md5sum)
 
 

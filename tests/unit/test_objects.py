@@ -1,5 +1,5 @@
-"""The object store's keys and URLs, and where a project's files may lie (pure: no bytes are
-written), and the store's setting."""
+"""The object store's keys and URLs, where a project's files may lie, and the store's setting
+(pure: no bytes are written); its lock and its whole-object writes, in a directory."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,3 +60,21 @@ def test_a_storage_url_other_than_s3_is_refused_by_name():
     with pytest.raises(SettingsError, match="LABCOMMONS_STORAGE_URL"):
         load({"LABCOMMONS_STORAGE_URL": "https://example.org/bucket"})
     assert load({"LABCOMMONS_STORAGE_URL": "s3://b/p", "LABCOMMONS_S3_ENDPOINT_URL": "http://127.0.0.1:9000"}).storage_url == "s3://b/p"
+
+
+def test_a_lock_is_held_by_one_holder_at_a_time_and_released(local):
+    # a file lock: two holders in one process conflict as two processes do (each opens the file)
+    with local.exclusive("staging/u1/receiving.lock") as first:
+        with local.exclusive("staging/u1/receiving.lock") as second:
+            assert first and not second
+        with local.exclusive("staging/u2/receiving.lock") as other:
+            assert other
+    with local.exclusive("staging/u1/receiving.lock") as again:
+        assert again
+
+
+def test_a_record_is_replaced_whole_and_leaves_no_temporary_file(local, tmp_path):
+    local.write_text("staging/u1/resumable.json", "old")
+    local.write_text("staging/u1/resumable.json", "new")
+    assert local.read_text("staging/u1/resumable.json") == "new"
+    assert sorted(p.name for p in (tmp_path / "storage" / "staging" / "u1").iterdir()) == ["resumable.json"]
